@@ -1,0 +1,293 @@
+//! clap definitions. Runtime configuration lives in [`crate::config`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  clean
+  1  findings (mismatch, drift, not pinned)
+  2  trouble (bad input, unreachable service, internal error)";
+
+/// Lock container images: base digests, conda and pip packages, with hashes.
+#[derive(Debug, Parser)]
+#[command(
+    name = "imagelock",
+    version,
+    about,
+    long_about = "Lock container images: base image digests for every platform, every conda \
+and pip package with its hash, one lockfile per image. Then pin the definitions, verify built \
+images against their locks, and report what moved upstream.",
+    after_long_help = "Examples:
+  imagelock plan fixtures/examples/driver/Dockerfile
+  imagelock --config imagelock.toml freeze
+  imagelock rewrite --check
+  imagelock verify --image docker://registry.example.org/lab/driver:1.4
+
+Exit codes:
+  0  clean
+  1  findings (mismatch, drift, not pinned)
+  2  trouble (bad input, unreachable service, internal error)",
+    propagate_version = true
+)]
+pub struct Opts {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalOpts {
+    /// The configuration file [default: imagelock.toml in the current directory or above, if any]
+    #[arg(long, global = true, value_name = "FILE", env = "IMAGELOCK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Use only what is cached; fail clearly when something is missing
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// Output format (each command accepts the formats its help lists)
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+    /// More output on stderr (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Less output on stderr
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// When to use colours (`NO_COLOR` is honoured with `auto`)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Text for people
+    Human,
+    /// JSON for programs
+    Json,
+    /// Markdown, for an issue or pull-request comment (drift)
+    Markdown,
+    /// JUnit XML, for CI test views (verify)
+    Junit,
+    /// Graphviz dot (graph)
+    Dot,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse only: images, stages, bases and install steps, without network
+    #[command(after_long_help = format!("Examples:
+  imagelock plan fixtures/examples/driver/Dockerfile
+  imagelock plan --build-arg PYTHON_VERSION=3.12 base-notebook/Dockerfile
+  imagelock --config fixtures/examples/imagelock.toml plan --format json
+
+Exit codes:
+  0  parsed
+  2  a file could not be read or parsed"))]
+    Plan(PlanArgs),
+    /// Resolve everything floating and write the lockfile(s)
+    #[command(after_long_help = format!("Examples:
+  imagelock freeze                          every image of imagelock.toml
+  imagelock freeze driver/Dockerfile        one file, zero-config
+  imagelock freeze --update numpy pandas    move only these packages
+  imagelock freeze --update-base            move only base image digests
+  imagelock freeze --dry-run                print the change to the lock
+
+{EXIT_CODES}"))]
+    Freeze(FreezeArgs),
+    /// Rewrite definitions into pinned form from their locks
+    #[command(after_long_help = format!("Examples:
+  imagelock rewrite                   pin every image of imagelock.toml in place
+  imagelock rewrite --diff            print the change, write nothing
+  imagelock rewrite --check           exit 1 with a diff when not pinned (CI, pre-commit)
+  imagelock rewrite --hashes          add --hash lines to requirements files
+
+{EXIT_CODES}"))]
+    Rewrite(RewriteArgs),
+    /// Check that a lock is current, and that a built image matches it
+    #[command(after_long_help = format!("Examples:
+  imagelock verify                                     locks current for their inputs (offline)
+  imagelock verify --image docker://localhost:5000/lab/driver:1
+  imagelock verify --image docker-archive:driver.tar driver/Dockerfile
+  imagelock verify --image oci:build/driver:latest --platform linux/arm64
+  imagelock verify --image docker-daemon:lab/driver:1 --format junit
+
+{EXIT_CODES}"))]
+    Verify(VerifyArgs),
+    /// Report what moved upstream since the locks were made
+    #[command(after_long_help = format!("Examples:
+  imagelock drift
+  imagelock drift --format markdown > drift.md
+  imagelock drift --fail-on base,yanked,broken
+  imagelock drift --as-of 2026-01-01
+
+{EXIT_CODES}"))]
+    Drift(DriftArgs),
+    /// Images of this repository that build FROM each other, in build order
+    #[command(after_long_help = format!("Examples:
+  imagelock graph
+  imagelock graph --format json
+  imagelock graph --format dot | dot -Tsvg > images.svg
+
+Exit codes:
+  0  printed
+  2  bad input or a cycle between images"))]
+    Graph(PathsArgs),
+    /// Write a locked image in another format
+    #[command(after_long_help = format!("Examples:
+  imagelock export --to requirements driver > requirements.lock.txt
+  imagelock export --to pylock driver > pylock.toml
+  imagelock export --to conda-explicit longqc --platform linux/amd64 > explicit.txt
+
+Exit codes:
+  0  written
+  2  bad input, or the image has nothing of that kind"))]
+    Export(ExportArgs),
+    /// Print shell completions for imagelock
+    #[command(after_long_help = "Examples:
+  imagelock completions bash > /etc/bash_completion.d/imagelock
+  imagelock completions zsh > \"${fpath[1]}/_imagelock\"")]
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man pages (imagelock and each command) in roff
+    #[command(after_long_help = "Examples:
+  imagelock man > imagelock.1 && man ./imagelock.1")]
+    Man,
+}
+
+impl Command {
+    /// The command's name as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Plan(_) => "plan",
+            Command::Freeze(_) => "freeze",
+            Command::Rewrite(_) => "rewrite",
+            Command::Verify(_) => "verify",
+            Command::Drift(_) => "drift",
+            Command::Graph(_) => "graph",
+            Command::Export(_) => "export",
+            Command::Completions { .. } => "completions",
+            Command::Man => "man",
+        }
+    }
+}
+
+/// Definition files or directories; with none, the images of the configuration.
+#[derive(Debug, Args)]
+pub struct PathsArgs {
+    /// Dockerfiles, Apptainer definition files, or directories holding them
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub paths: PathsArgs,
+    /// Set a build argument (repeatable), as `docker build --build-arg`
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    pub build_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FreezeArgs {
+    #[command(flatten)]
+    pub paths: PathsArgs,
+    /// Move only these packages; keep everything else as locked
+    #[arg(long, value_name = "PKG", num_args = 1..)]
+    pub update: Vec<String>,
+    /// Move only base image digests
+    #[arg(long)]
+    pub update_base: bool,
+    /// Lock only this platform (repeatable) instead of the configured ones
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Vec<String>,
+    /// Print the change to the lock; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Exit 1 if the lock would change (CI)
+    #[arg(long, conflicts_with = "dry_run")]
+    pub check: bool,
+    /// Resolve as of this date (upload times, record timestamps)
+    #[arg(long, value_name = "DATE")]
+    pub exclude_newer: Option<String>,
+    /// Set a build argument (repeatable)
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    pub build_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RewriteArgs {
+    #[command(flatten)]
+    pub paths: PathsArgs,
+    /// Exit 1 and print a diff when a file is not in pinned form; write nothing
+    #[arg(long)]
+    pub check: bool,
+    /// Print the diff; write nothing
+    #[arg(long, conflicts_with = "check")]
+    pub diff: bool,
+    /// Add `--hash=sha256:` lines to requirements files and `--require-hashes`
+    #[arg(long)]
+    pub hashes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub paths: PathsArgs,
+    /// A built image: docker://, docker-archive:, oci:, oci-archive:, docker-daemon:
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+    /// Which platform of an index to check [default: each locked platform present]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub paths: PathsArgs,
+    /// Finding kinds that make the exit code 1: base, yanked, broken, stale, outdated, any
+    #[arg(long, value_delimiter = ',', value_name = "KIND")]
+    pub fail_on: Vec<String>,
+    /// Show what freeze would have chosen at this date
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The image (its name in the configuration, or a lockfile path)
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// What to write
+    #[arg(long = "to", value_enum)]
+    pub to: ExportKind,
+    /// Which platform
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportKind {
+    /// requirements.txt with `--hash` lines, for `pip install --require-hashes`
+    Requirements,
+    /// PEP 751 pylock.toml
+    Pylock,
+    /// conda `@EXPLICIT` file with hashes
+    CondaExplicit,
+    /// CycloneDX SBOM (JSON)
+    Sbom,
+}

@@ -1,0 +1,78 @@
+//! The command line: clap definitions, dispatch, printing.
+//!
+//! Only this module prints. Errors from the library are rendered here once,
+//! with their location and hint.
+
+mod args;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+pub use args::{ColorChoice, Command, GlobalOpts, Opts, OutputFormat};
+pub use output::Printer;
+
+/// How a command ended, mapped to the exit code like `diff`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0: clean.
+    Clean,
+    /// Exit 1: findings (mismatch, drift, not pinned).
+    Findings,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let opts = match Opts::try_parse() {
+        Ok(opts) => opts,
+        Err(err) => {
+            // Help and version go to stdout with exit 0; usage errors exit 2.
+            let code = if err.use_stderr() { 2 } else { 0 };
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    let printer = Printer::new(&opts.global);
+    match run(&opts, &printer) {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Findings) => ExitCode::from(1),
+        Err(err) => {
+            printer.error(&err);
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs one parsed command line.
+pub fn run(opts: &Opts, printer: &Printer) -> anyhow::Result<Outcome> {
+    match &opts.command {
+        Command::Completions { shell } => {
+            let mut cmd = Opts::command();
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "imagelock", &mut out);
+            printer.data_bytes(&out)?;
+            Ok(Outcome::Clean)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Opts::command()).render(&mut out)?;
+            for sub in Opts::command().get_subcommands() {
+                if sub.is_hide_set() {
+                    continue;
+                }
+                let name = format!("imagelock-{}", sub.get_name());
+                clap_mangen::Man::new(sub.clone().name(name)).render(&mut out)?;
+            }
+            printer.data_bytes(&out)?;
+            Ok(Outcome::Clean)
+        }
+        other => not_built(other.name()),
+    }
+}
+
+fn not_built(command: &str) -> anyhow::Result<Outcome> {
+    anyhow::bail!(
+        "`imagelock {command}` is not built yet\nhint: see the README for the commands that work today"
+    )
+}

@@ -1,0 +1,96 @@
+//! Printing: data to stdout, messages to stderr, colour when wanted.
+
+use std::io::{self, IsTerminal, Write};
+
+use crate::cli::args::{ColorChoice, GlobalOpts};
+
+/// Where everything a command prints goes.
+#[derive(Debug)]
+pub struct Printer {
+    color: bool,
+    quiet: bool,
+    verbose: u8,
+}
+
+impl Printer {
+    pub fn new(opts: &GlobalOpts) -> Self {
+        let color = match opts.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && io::stderr().is_terminal()
+            }
+        };
+        Self {
+            color,
+            quiet: opts.quiet,
+            verbose: opts.verbose,
+        }
+    }
+
+    /// Whether stderr messages use colour.
+    pub fn color(&self) -> bool {
+        self.color
+    }
+
+    pub fn verbose(&self) -> u8 {
+        self.verbose
+    }
+
+    /// Writes data to stdout.
+    pub fn data(&self, text: &str) -> io::Result<()> {
+        self.data_bytes(text.as_bytes())
+    }
+
+    pub fn data_bytes(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        match out.write_all(bytes).and_then(|()| out.flush()) {
+            // A closed pipe (`| head`) is not an error of ours.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
+    }
+
+    /// A status line on stderr, unless `--quiet`.
+    pub fn status(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{text}");
+        }
+    }
+
+    /// A warning on stderr (shown even with `--quiet`).
+    pub fn warn(&self, text: &str) {
+        let label = self.paint("warning", "33");
+        eprintln!("{label}: {text}");
+    }
+
+    /// Renders an error and its causes; a line starting `hint:` is shown as a hint.
+    pub fn error(&self, err: &anyhow::Error) {
+        let label = self.paint("error", "31");
+        let mut text = err.to_string();
+        for cause in err.chain().skip(1) {
+            text.push_str("\n  caused by: ");
+            text.push_str(&cause.to_string());
+        }
+        let mut lines = text.lines();
+        if let Some(first) = lines.next() {
+            eprintln!("{label}: {first}");
+        }
+        for line in lines {
+            if let Some(hint) = line.strip_prefix("hint: ") {
+                eprintln!("{}: {hint}", self.paint("hint", "36"));
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    }
+
+    fn paint(&self, text: &str, code: &str) -> String {
+        if self.color {
+            format!("\x1b[1;{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! Runtime configuration: `imagelock.toml`, and zero-config use on bare paths.
+//!
+//! Paths in the file are relative to the file's directory. Unknown keys and
+//! wrong types are errors that name the file, line and column.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::diagnostic::{Diagnostic, Location, Span};
+
+/// The file name looked for in the current directory and its parents.
+pub const CONFIG_FILE: &str = "imagelock.toml";
+
+/// Platforms locked when nothing else is configured.
+pub const DEFAULT_PLATFORM: &str = "linux/amd64";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(Box<Diagnostic>),
+}
+
+impl ConfigError {
+    fn at(path: &Path, text: &str, span: Span, message: String, hint: Option<String>) -> Self {
+        ConfigError::Invalid(Box::new(Diagnostic {
+            message,
+            location: Location::of(path, text, span.start),
+            span,
+            hint,
+        }))
+    }
+
+    /// The diagnostic, when the error points into the file.
+    pub fn diagnostic(&self) -> Option<&Diagnostic> {
+        match self {
+            ConfigError::Invalid(d) => Some(d),
+            ConfigError::Read { .. } => None,
+        }
+    }
+}
+
+/// `imagelock.toml` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    lock_dir: Option<Spanned<String>>,
+    cache_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    platforms: Vec<Spanned<String>>,
+    #[serde(default)]
+    images: BTreeMap<String, Spanned<RawImage>>,
+    #[serde(default)]
+    conda: CondaConfig,
+    #[serde(default)]
+    pypi: PypiConfig,
+    #[serde(default)]
+    registries: BTreeMap<String, RegistryConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawImage {
+    file: Spanned<String>,
+    context: Option<String>,
+    #[serde(default)]
+    build_args: BTreeMap<String, String>,
+    #[serde(default)]
+    platforms: Vec<Spanned<String>>,
+    target: Option<String>,
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+    #[serde(default)]
+    overrides: TargetOverrides,
+}
+
+/// Facts about the target environment that override what is read from the
+/// base image.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TargetOverrides {
+    /// Python version, e.g. `3.11.9`.
+    pub python: Option<String>,
+    /// glibc version, e.g. `2.36` (manylinux tags, `__glibc`).
+    pub glibc: Option<String>,
+    /// CUDA driver version for `__cuda`, e.g. `12.4`.
+    pub cuda: Option<String>,
+    /// Conda prefix to install into when a command names none.
+    pub conda_prefix: Option<String>,
+}
+
+/// Conda channel settings (as in `.condarc`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CondaConfig {
+    /// Base URL for channel names [default: https://conda.anaconda.org].
+    pub channel_alias: Option<String>,
+    /// Channels used when a command names none.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// `strict` (default) or `flexible`.
+    pub channel_priority: Option<ChannelPriority>,
+    /// Where a channel name points instead of `channel_alias/name`
+    /// (`file://` paths are relative to the configuration file).
+    #[serde(default)]
+    pub custom_channels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelPriority {
+    #[default]
+    Strict,
+    Flexible,
+}
+
+/// Python package index settings.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PypiConfig {
+    /// [default: https://pypi.org/simple]
+    pub index_url: Option<String>,
+    #[serde(default)]
+    pub extra_index_urls: Vec<String>,
+}
+
+/// Settings for one registry host (as in containers' `registries.conf`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RegistryConfig {
+    /// Use this location instead of the registry: a host or `oci:DIR`
+    /// (a directory of OCI layouts, one per repository).
+    pub location: Option<String>,
+    /// Mirrors tried before the registry.
+    #[serde(default)]
+    pub mirrors: Vec<MirrorConfig>,
+    /// Allow plain HTTP (loopback hosts always may).
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MirrorConfig {
+    pub location: String,
+    /// `digest-only` (default): tags are resolved at the source.
+    #[serde(default)]
+    pub pull_from_mirror: PullFromMirror,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullFromMirror {
+    #[default]
+    DigestOnly,
+    TagOnly,
+    All,
+}
+
+/// One image to lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageConfig {
+    pub name: String,
+    /// The definition file.
+    pub file: PathBuf,
+    /// The build context [default: the definition file's directory].
+    pub context: PathBuf,
+    pub build_args: BTreeMap<String, String>,
+    pub platforms: Vec<String>,
+    /// The stage to build (`docker build --target`).
+    pub target: Option<String>,
+    /// The name this image is published as, so that other images of the
+    /// repository that build `FROM` it are recognised.
+    pub reference: Option<String>,
+    pub overrides: TargetOverrides,
+}
+
+/// The whole runtime configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The configuration file, if one was used.
+    pub path: Option<PathBuf>,
+    /// Directory relative paths are resolved against.
+    pub root: PathBuf,
+    pub lock_dir: PathBuf,
+    pub cache_dir: PathBuf,
+    pub images: Vec<ImageConfig>,
+    pub conda: CondaConfig,
+    pub pypi: PypiConfig,
+    pub registries: BTreeMap<String, RegistryConfig>,
+}
+
+impl Config {
+    /// Reads a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = fs_err::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses the text of a configuration file read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e
+                .span()
+                .map_or(Span::default(), |r| Span::new(r.start, r.end));
+            ConfigError::at(
+                path,
+                text,
+                span,
+                e.message().to_string(),
+                Some("see the README's configuration section for every key".into()),
+            )
+        })?;
+        let root = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let span_of = |r: std::ops::Range<usize>| Span::new(r.start, r.end);
+
+        let check_platform = |p: &Spanned<String>| -> Result<String, ConfigError> {
+            validate_platform(p.get_ref()).map_err(|hint| {
+                ConfigError::at(
+                    path,
+                    text,
+                    span_of(p.span()),
+                    format!("`{}` is not a platform", p.get_ref()),
+                    Some(hint),
+                )
+            })
+        };
+        let mut default_platforms = raw
+            .platforms
+            .iter()
+            .map(check_platform)
+            .collect::<Result<Vec<_>, _>>()?;
+        if default_platforms.is_empty() {
+            default_platforms.push(DEFAULT_PLATFORM.to_string());
+        }
+
+        let mut images = Vec::new();
+        for (name, image) in raw.images {
+            let span = span_of(image.span());
+            let image = image.into_inner();
+            if !is_image_name(&name) {
+                return Err(ConfigError::at(
+                    path,
+                    text,
+                    span,
+                    format!("`{name}` is not a usable image name"),
+                    Some("use letters, digits, `-`, `_` and `.`; it names the lockfile".into()),
+                ));
+            }
+            let file = root.join(image.file.get_ref());
+            let context = image.context.as_ref().map_or_else(
+                || {
+                    file.parent()
+                        .map_or_else(|| root.clone(), Path::to_path_buf)
+                },
+                |c| root.join(c),
+            );
+            let platforms = if image.platforms.is_empty() {
+                default_platforms.clone()
+            } else {
+                image
+                    .platforms
+                    .iter()
+                    .map(check_platform)
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            images.push(ImageConfig {
+                name,
+                file,
+                context,
+                build_args: image.build_args,
+                platforms,
+                target: image.target,
+                reference: image.reference,
+                overrides: image.overrides,
+            });
+        }
+
+        let lock_dir = raw
+            .lock_dir
+            .map_or_else(|| root.join("lockfiles"), |d| root.join(d.get_ref()));
+        let cache_dir = raw
+            .cache_dir
+            .map_or_else(default_cache_dir, |d| root.join(d.get_ref()));
+        Ok(Config {
+            path: Some(path.to_path_buf()),
+            root,
+            lock_dir,
+            cache_dir,
+            images,
+            conda: raw.conda,
+            pypi: raw.pypi,
+            registries: raw.registries,
+        })
+    }
+
+    /// Configuration for bare paths with no `imagelock.toml`: each file is an
+    /// image named after its directory, locked beside it in `lockfiles/`.
+    pub fn zero(paths: &[PathBuf]) -> Config {
+        let root = PathBuf::from(".");
+        let images = paths
+            .iter()
+            .map(|file| ImageConfig {
+                name: image_name_for(file),
+                file: file.clone(),
+                context: file
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+                build_args: BTreeMap::new(),
+                platforms: vec![DEFAULT_PLATFORM.to_string()],
+                target: None,
+                reference: None,
+                overrides: TargetOverrides::default(),
+            })
+            .collect();
+        Config {
+            path: None,
+            lock_dir: root.join("lockfiles"),
+            root,
+            cache_dir: default_cache_dir(),
+            images,
+            conda: CondaConfig::default(),
+            pypi: PypiConfig::default(),
+            registries: BTreeMap::new(),
+        }
+    }
+
+    /// `imagelock.toml` in `dir` or the nearest parent that has one.
+    pub fn discover(dir: &Path) -> Option<PathBuf> {
+        dir.ancestors()
+            .map(|d| d.join(CONFIG_FILE))
+            .find(|p| p.is_file())
+    }
+}
+
+/// An image name derived from a definition file: its directory's name, or
+/// the file stem for definition files named after their image.
+pub fn image_name_for(file: &Path) -> String {
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+    let generic = matches!(
+        stem.to_ascii_lowercase().as_str(),
+        "dockerfile" | "containerfile" | "singularity" | "apptainer"
+    );
+    let name = if generic {
+        file.canonicalize()
+            .ok()
+            .and_then(|p| {
+                p.parent()
+                    .and_then(|d| d.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| stem.to_string())
+    } else {
+        stem.to_string()
+    };
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn is_image_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// Checks `os/arch[/variant]`; the error is a hint.
+pub fn validate_platform(p: &str) -> Result<String, String> {
+    let parts: Vec<&str> = p.split('/').collect();
+    let ok = (2..=3).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    if ok {
+        Ok(p.to_string())
+    } else {
+        Err("write `os/arch` or `os/arch/variant`, e.g. `linux/amd64` or `linux/arm64/v8`".into())
+    }
+}
+
+fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("IMAGELOCK_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("imagelock");
+    }
+    std::env::var_os("HOME").map_or_else(
+        || std::env::temp_dir().join("imagelock-cache"),
+        |h| PathBuf::from(h).join(".cache").join("imagelock"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("repo/imagelock.toml"), text)
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_file() {
+        let c = parse("[images.driver]\nfile = \"driver/Dockerfile\"\n").unwrap();
+        assert_eq!(c.images[0].file, Path::new("repo/driver/Dockerfile"));
+        assert_eq!(c.images[0].context, Path::new("repo/driver"));
+        assert_eq!(c.images[0].platforms, vec!["linux/amd64"]);
+        assert_eq!(c.lock_dir, Path::new("repo/lockfiles"));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let err = parse("[images.driver]\nfile = \"Dockerfile\"\nplatfroms = []\n").unwrap_err();
+        let d = err.diagnostic().unwrap();
+        assert_eq!((d.location.line, d.location.column), (3, 1));
+        assert!(d.message.contains("platfroms"), "{}", d.message);
+    }
+
+    #[test]
+    fn bad_platform_points_at_the_value() {
+        let err = parse("platforms = [\"linux\"]\n").unwrap_err();
+        let d = err.diagnostic().unwrap();
+        assert_eq!((d.location.line, d.location.column), (1, 14));
+    }
+}

@@ -1,0 +1,1 @@
+//! Image sources and the streaming layer reader shared by freeze and verify.

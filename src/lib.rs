@@ -1,0 +1,19 @@
+//! imagelock makes container images reproducible.
+//!
+//! Data flows one way through the modules:
+//! [`source`] reads definitions, [`resolve`] and [`solve`] pin what they leave
+//! floating, [`lock`] models the result, and [`rewrite`], [`verify`] and
+//! [`drift`] consume it. [`cli`] sits on top; nothing imports it.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod diagnostic;
+pub mod drift;
+pub mod image;
+pub mod lock;
+pub mod resolve;
+pub mod rewrite;
+pub mod solve;
+pub mod source;
+pub mod verify;

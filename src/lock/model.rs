@@ -1,0 +1,234 @@
+//! The lockfile model, version 1.
+
+use serde::{Deserialize, Serialize};
+
+/// A locked image: what one definition file builds, pinned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedImage {
+    /// Lockfile format version.
+    pub version: u32,
+    pub image: ImageMeta,
+    /// Stages in file order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<LockedStage>,
+    /// Every image the definition pulls (bases and `COPY --from` images), by
+    /// canonical name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bases: Vec<LockedBase>,
+    /// Install steps in build order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<LockedStep>,
+}
+
+/// What the lock is of and what it was made from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImageMeta {
+    /// The image's name (configuration key or derived from the path).
+    pub name: String,
+    /// The definition file, relative to the configuration's directory, with
+    /// `/` separators.
+    pub definition: String,
+    /// `sha256:` over the normalized inputs (definition, referenced files,
+    /// build args, configuration); see [`crate::lock::InputHasher`].
+    pub input_hash: String,
+    /// Platforms locked, `os/arch[/variant]`.
+    pub platforms: Vec<String>,
+}
+
+/// One stage of the definition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedStage {
+    pub index: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The base as written after expansion (`python:3.11-slim`), `scratch`,
+    /// or `stage:N` for an earlier stage.
+    pub base: String,
+    /// The canonical name of the base when it is an image (a key of `bases`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_name: Option<String>,
+}
+
+/// A pinned image reference.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedBase {
+    /// Canonical name: `docker.io/library/python:3.11-slim`.
+    pub name: String,
+    /// References as written in the definition that resolve to this name.
+    pub references: Vec<String>,
+    /// The digest `docker pull` shows: the index digest for a multi-platform
+    /// image, else the manifest digest.
+    pub digest: String,
+    /// Media type of what `digest` names.
+    pub media_type: String,
+    /// When the base is another image of the same repository: its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_from: Option<String>,
+    /// Per platform: the manifest builders use, and its layers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<LockedPlatformImage>,
+}
+
+/// The image one platform gets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedPlatformImage {
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    /// The platform's manifest digest.
+    pub digest: String,
+    /// The config blob digest (the image ID).
+    pub config: String,
+    /// Uncompressed layer digests, bottom first (`rootfs.diff_ids`).
+    pub diff_ids: Vec<String>,
+}
+
+/// One install command of a `RUN` instruction or `%post` section.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedStep {
+    /// Index of the stage the step runs in.
+    pub stage: u32,
+    /// The definition file (or a file it includes), like `ImageMeta::definition`.
+    pub file: String,
+    /// 1-based line of the command.
+    pub line: u32,
+    /// The command as written.
+    pub command: String,
+    /// `pip`, `uv-pip`, `conda`, `mamba`, `micromamba`, `apt-get`, `dnf`…
+    pub manager: String,
+    /// `install`, `create`, `env-create`, `env-update`.
+    pub action: String,
+    /// Where it installs: a conda prefix or environment, or a Python.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The specs the command asks for, as written after expansion
+    /// (including those read from requirements or environment files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requested: Vec<String>,
+    /// Conda channels in priority order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
+    /// Python package indexes in order (the first is the main index).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<String>,
+    /// False for steps recorded but not locked (OS package managers).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub locked: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conda: Vec<CondaPackage>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pypi: Vec<PypiPackage>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// A conda package a step installs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CondaPackage {
+    pub name: String,
+    pub version: String,
+    pub build: String,
+    pub build_number: u64,
+    /// Channel URL (`https://conda.anaconda.org/conda-forge`).
+    pub channel: String,
+    /// `linux-64`, `noarch`…
+    pub subdir: String,
+    pub url: String,
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The spec that asked for it, when it was asked for by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested: Option<String>,
+    /// Platforms that get this exact package.
+    pub platforms: Vec<String>,
+}
+
+/// A Python distribution a step installs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PypiPackage {
+    /// Normalized name (PEP 503).
+    pub name: String,
+    pub version: String,
+    /// The requirement that asked for it, when it was asked for directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested: Option<String>,
+    /// The chosen file's name (wheel or sdist).
+    pub file: String,
+    pub url: String,
+    pub sha256: String,
+    /// PEP 508 markers under which it is installed, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub markers: Option<String>,
+    /// Platforms that get this exact file.
+    pub platforms: Vec<String>,
+}
+
+impl LockedImage {
+    /// Puts everything in canonical order so equal locks write equal bytes.
+    ///
+    /// Stages and steps keep build order (it has meaning); everything that is
+    /// a set is sorted.
+    pub fn normalize(&mut self) {
+        self.image.platforms.sort();
+        self.image.platforms.dedup();
+        self.stages.sort_by_key(|s| s.index);
+        self.bases.sort_by(|a, b| a.name.cmp(&b.name));
+        for base in &mut self.bases {
+            base.references.sort();
+            base.references.dedup();
+            base.platforms.sort_by(|a, b| a.platform.cmp(&b.platform));
+        }
+        self.steps.sort_by_key(|s| (s.stage, s.line));
+        for step in &mut self.steps {
+            for p in &mut step.conda {
+                p.platforms.sort();
+                p.platforms.dedup();
+            }
+            for p in &mut step.pypi {
+                p.platforms.sort();
+                p.platforms.dedup();
+            }
+            step.conda.sort_by(|a, b| {
+                (&a.name, &a.subdir, &a.url, &a.platforms).cmp(&(
+                    &b.name,
+                    &b.subdir,
+                    &b.url,
+                    &b.platforms,
+                ))
+            });
+            step.pypi.sort_by(|a, b| {
+                (&a.name, &a.version, &a.file, &a.platforms).cmp(&(
+                    &b.name,
+                    &b.version,
+                    &b.file,
+                    &b.platforms,
+                ))
+            });
+        }
+    }
+}

@@ -1,0 +1,168 @@
+use std::path::Path;
+
+use super::*;
+
+/// A lock with every kind of entry, built in a scrambled order.
+pub(crate) fn sample() -> LockedImage {
+    let pypi = |name: &str, platforms: &[&str]| PypiPackage {
+        name: name.into(),
+        version: "1.0".into(),
+        requested: (name == "pandas").then(|| "pandas>=2.0".into()),
+        file: format!("{name}-1.0-py3-none-any.whl"),
+        url: format!("https://files.example.org/{name}-1.0-py3-none-any.whl"),
+        sha256: "ab".repeat(32),
+        markers: None,
+        platforms: platforms.iter().map(|p| (*p).to_string()).collect(),
+    };
+    LockedImage {
+        version: LOCK_VERSION,
+        image: ImageMeta {
+            name: "driver".into(),
+            definition: "driver/Dockerfile".into(),
+            input_hash: format!("sha256:{}", "0".repeat(64)),
+            platforms: vec!["linux/arm64".into(), "linux/amd64".into()],
+        },
+        stages: vec![LockedStage {
+            index: 0,
+            name: None,
+            base: "python:3.11-slim".into(),
+            base_name: Some("docker.io/library/python:3.11-slim".into()),
+        }],
+        bases: vec![LockedBase {
+            name: "docker.io/library/python:3.11-slim".into(),
+            references: vec!["python:3.11-slim".into()],
+            digest: format!("sha256:{}", "1".repeat(64)),
+            media_type: "application/vnd.oci.image.index.v1+json".into(),
+            built_from: None,
+            platforms: vec![
+                LockedPlatformImage {
+                    platform: "linux/arm64/v8".into(),
+                    digest: format!("sha256:{}", "3".repeat(64)),
+                    config: format!("sha256:{}", "5".repeat(64)),
+                    diff_ids: vec![format!("sha256:{}", "6".repeat(64))],
+                },
+                LockedPlatformImage {
+                    platform: "linux/amd64".into(),
+                    digest: format!("sha256:{}", "2".repeat(64)),
+                    config: format!("sha256:{}", "4".repeat(64)),
+                    diff_ids: vec![
+                        format!("sha256:{}", "7".repeat(64)),
+                        format!("sha256:{}", "8".repeat(64)),
+                    ],
+                },
+            ],
+        }],
+        steps: vec![
+            LockedStep {
+                stage: 0,
+                file: "driver/Dockerfile".into(),
+                line: 9,
+                command: "pip install pandas".into(),
+                manager: "pip".into(),
+                action: "install".into(),
+                target: Some("/usr/local/bin/python3".into()),
+                requested: vec!["pandas>=2.0".into()],
+                channels: vec![],
+                indexes: vec!["https://pypi.org/simple".into()],
+                locked: true,
+                conda: vec![],
+                pypi: vec![
+                    pypi("six", &["linux/arm64", "linux/amd64"]),
+                    pypi("pandas", &["linux/amd64"]),
+                ],
+            },
+            LockedStep {
+                stage: 0,
+                file: "driver/Dockerfile".into(),
+                line: 3,
+                command: "apt-get install -y git".into(),
+                manager: "apt-get".into(),
+                action: "install".into(),
+                target: None,
+                requested: vec!["git".into()],
+                channels: vec![],
+                indexes: vec![],
+                locked: false,
+                conda: vec![],
+                pypi: vec![],
+            },
+        ],
+    }
+}
+
+#[test]
+fn writes_readable_sorted_toml() {
+    insta::assert_snapshot!(sample().to_toml());
+}
+
+#[test]
+fn round_trips_byte_for_byte() {
+    let text = sample().to_toml();
+    let read = LockedImage::from_toml(Path::new("x.lock"), &text).unwrap();
+    assert_eq!(read.to_toml(), text);
+}
+
+#[test]
+fn shuffled_input_gives_identical_output() {
+    let a = sample();
+    let mut b = sample();
+    b.image.platforms.reverse();
+    b.bases[0].platforms.reverse();
+    b.steps.reverse();
+    for s in &mut b.steps {
+        s.pypi.reverse();
+        for p in &mut s.pypi {
+            p.platforms.reverse();
+        }
+    }
+    assert_ne!(a, b);
+    assert_eq!(a.to_toml(), b.to_toml());
+}
+
+#[test]
+fn future_version_is_refused_clearly() {
+    let text = sample().to_toml().replace("version = 1", "version = 7");
+    let err = LockedImage::from_toml(Path::new("lockfiles/driver.lock"), &text).unwrap_err();
+    insta::assert_snapshot!(err.to_string(), @r"
+    `lockfiles/driver.lock` is lockfile format version 7, newer than this imagelock reads (1)
+    hint: upgrade imagelock, or re-create the lock with `imagelock freeze`
+    ");
+}
+
+#[test]
+fn corrupt_file_names_line_and_column() {
+    let text = sample()
+        .to_toml()
+        .replace("build-number", "bild")
+        .replace("line = 9", "line = \"nine\"");
+    let err = LockedImage::from_toml(Path::new("driver.lock"), &text).unwrap_err();
+    let d = err.diagnostic().expect("a located error");
+    let line_text = text.lines().nth(d.location.line - 1).unwrap();
+    assert!(line_text.starts_with("line = \"nine\""), "{d}: {line_text}");
+}
+
+#[test]
+fn missing_version_is_not_a_lockfile() {
+    let err = LockedImage::from_toml(Path::new("x.lock"), "[image]\nname = \"x\"\n").unwrap_err();
+    assert!(
+        err.to_string().contains("not an imagelock lockfile"),
+        "{err}"
+    );
+}
+
+/// The committed JSON Schema is the one the model derives.
+#[test]
+fn schema_file_is_current() {
+    let schema = schemars::schema_for!(LockedImage);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap();
+    text.push('\n');
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("lockfiles/imagelock.schema.json");
+    if std::env::var_os("IMAGELOCK_BLESS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == text,
+        "lockfiles/imagelock.schema.json is out of date; run `IMAGELOCK_BLESS=1 cargo test --lib schema_file_is_current`"
+    );
+}

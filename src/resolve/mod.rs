@@ -1,0 +1,1 @@
+//! The only network code: registries, conda channels, Python indexes, caches.

@@ -1,0 +1,1 @@
+//! Span-based edits of definition files and atomic writes.

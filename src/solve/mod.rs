@@ -1,0 +1,1 @@
+//! Pure solving: conda (rattler) and Python (PubGrub). No I/O here.

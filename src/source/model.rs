@@ -1,0 +1,149 @@
+//! What a definition file says, as the builders read it.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::diagnostic::Span;
+use crate::source::steps::InstallCommand;
+
+/// The kind of definition file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefinitionKind {
+    Dockerfile,
+    Apptainer,
+}
+
+/// One parsed definition file: the stages it builds, in order.
+#[derive(Clone, Debug, Serialize)]
+pub struct Definition {
+    pub kind: DefinitionKind,
+    /// The file as given by the user (relative paths stay relative).
+    pub path: PathBuf,
+    /// ARGs declared before the first `FROM` (Dockerfile only).
+    pub global_args: Vec<ArgDecl>,
+    pub stages: Vec<Stage>,
+}
+
+/// A text from the file together with its value after variable expansion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Expanded {
+    /// The bytes as written.
+    pub written: String,
+    /// The value after expansion; `None` when a variable had no value.
+    pub value: Option<String>,
+    /// Variables that had no value (so the text could not be expanded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unresolved: Vec<String>,
+    pub span: Span,
+}
+
+/// `ARG NAME[=default]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ArgDecl {
+    pub name: String,
+    /// The default as written and expanded, with the span of its value.
+    pub default: Option<Expanded>,
+    pub span: Span,
+}
+
+/// What a stage starts from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum BaseTarget {
+    /// An image from a registry (or another image transport, see `agent`).
+    Image {
+        /// For Apptainer: the bootstrap agent (`docker`, `oras`, `library`…);
+        /// `docker` for Dockerfiles.
+        agent: String,
+    },
+    /// An earlier stage of the same file, by index.
+    Stage { index: usize },
+    /// `FROM scratch` / `Bootstrap: scratch`.
+    Scratch,
+    /// An Apptainer agent that builds from a distribution mirror or a local
+    /// file (`debootstrap`, `yum`, `localimage`…): nothing to pin by digest.
+    Other { agent: String },
+}
+
+/// The base of a stage: where in the file it is written and what it means.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Base {
+    /// The reference text (for `FROM`, the image token only).
+    pub reference: Expanded,
+    pub target: BaseTarget,
+    /// When the whole reference is one variable whose value is an ARG
+    /// default (`ARG BASE=python:3.11` … `FROM ${BASE}`), that ARG: rewrite
+    /// pins the image there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_arg: Option<String>,
+}
+
+/// An image used by a stage other than as its base.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImageUse {
+    /// `copy-from`, `mount-from` or `files-from`.
+    pub kind: ImageUseKind,
+    pub reference: Expanded,
+    pub target: BaseTarget,
+    /// The whole instruction.
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageUseKind {
+    CopyFrom,
+    MountFrom,
+    FilesFrom,
+}
+
+/// A file of the build context copied into the image (`COPY`/`ADD`,
+/// Apptainer `%files`), so that install steps that read it can be followed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CopiedFile {
+    /// Sources as written, relative to the build context.
+    pub sources: Vec<String>,
+    /// Destination inside the image, as written (after expansion).
+    pub destination: String,
+    /// `COPY --from=…`: copied from a stage or image, not the context.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub span: Span,
+}
+
+/// One stage: `FROM … [AS name]` and what follows up to the next `FROM`,
+/// or one Apptainer header block and its sections.
+#[derive(Clone, Debug, Serialize)]
+pub struct Stage {
+    pub index: usize,
+    /// `AS name` / `Stage: name`, as written.
+    pub name: Option<String>,
+    /// `--platform=…` as written and expanded.
+    pub platform: Option<Expanded>,
+    pub base: Base,
+    pub image_uses: Vec<ImageUse>,
+    pub copies: Vec<CopiedFile>,
+    pub steps: Vec<InstallStep>,
+    /// The `FROM` instruction, or the header block.
+    pub span: Span,
+}
+
+/// An install command found in a `RUN` instruction or `%post` section.
+#[derive(Clone, Debug, Serialize)]
+pub struct InstallStep {
+    /// The command, with its specs and options.
+    pub command: InstallCommand,
+    /// The `RUN` instruction (or `%post` section) the command is in.
+    pub instruction: Span,
+    /// 1-based line of the command's first byte.
+    pub line: usize,
+    /// Environment variables set by `ENV` (or `%environment`) in scope, that
+    /// the command may read (`PIP_INDEX_URL`, `CONDA_PREFIX`, `PATH`…).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<(String, String)>,
+    /// Shell user (`USER`) the command runs as, if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}

@@ -1,0 +1,1 @@
+//! Compare an image's catalogue with its lock.
