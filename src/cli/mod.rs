@@ -62,7 +62,8 @@ pub fn run(opts: &Opts, printer: &Printer) -> anyhow::Result<Outcome> {
                     continue;
                 }
                 let name = format!("imagelock-{}", sub.get_name());
-                clap_mangen::Man::new(sub.clone().name(name)).render(&mut out)?;
+                clap_mangen::Man::new(sub.clone().name(name).version(env!("CARGO_PKG_VERSION")))
+                    .render(&mut out)?;
             }
             printer.data_bytes(&out)?;
             Ok(Outcome::Clean)
