@@ -6,6 +6,7 @@
 //! `rewrite` can change exactly those bytes and nothing else.
 
 pub mod model;
+pub mod requirements;
 pub mod shell;
 pub mod steps;
 
