@@ -4,6 +4,7 @@
 //! with their location and hint.
 
 mod args;
+mod export;
 mod output;
 
 use std::process::ExitCode;
@@ -72,6 +73,7 @@ pub fn run(opts: &Opts, printer: &Printer) -> anyhow::Result<Outcome> {
             printer.data_bytes(&out)?;
             Ok(Outcome::Clean)
         }
+        Command::Export(args) => export::run(opts, args, printer),
         other => {
             // Configuration errors come first, whatever the command.
             let _config = load_config(&opts.global, other.paths())?;
