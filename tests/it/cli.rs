@@ -114,11 +114,19 @@ fn export_writes_each_format_from_a_lockfile() {
     let (code, out, _) = run(imagelock().arg("export").arg(&lock).args(["--to", "sbom"]));
     assert_eq!(code, 0);
     assert!(out.contains("CycloneDX"));
-    // The sample has no conda packages: trouble, said plainly.
-    let (code, _, err) = run(imagelock()
+    let (code, out, _) = run(imagelock()
         .arg("export")
         .arg(&lock)
         .args(["--to", "conda-explicit"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("@EXPLICIT\nhttps://"), "{out}");
+    // No conda packages for that platform: trouble, said plainly.
+    let (code, _, err) = run(imagelock().arg("export").arg(&lock).args([
+        "--to",
+        "conda-explicit",
+        "--platform",
+        "linux/arm64",
+    ]));
     assert_eq!(code, 2);
     assert!(err.contains("has no conda packages"), "{err}");
     let (code, _, err) = run(imagelock().arg("export").arg(&lock).args([

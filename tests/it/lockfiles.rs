@@ -62,7 +62,7 @@ fn committed_lockfiles_are_canonical() {
 fn schema_rejects_broken_locks() {
     let validator = schema();
     let mut json = as_json(&fixture("lock/sample.lock"));
-    json["steps"][1]["pypi"][0]["sha256"] = serde_json::Value::from(7);
+    json["steps"][2]["pypi"][0]["sha256"] = serde_json::Value::from(7);
     assert!(!validator.is_valid(&json));
     let mut json = as_json(&fixture("lock/sample.lock"));
     json["image"]["surprise"] = serde_json::Value::from("x");
