@@ -11,8 +11,23 @@ use crate::diagnostic::Span;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Script {
     text: String,
-    /// Pieces in text order: (start in `text`, start in the file, length).
-    pieces: Vec<(usize, usize, usize)>,
+    /// Pieces in text order.
+    pieces: Vec<Piece>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Piece {
+    /// Start in `text`.
+    text: usize,
+    /// Length in `text`.
+    len: usize,
+    /// Start in the file.
+    file: usize,
+    /// Length in the file; differs from `len` only for replacements.
+    file_len: usize,
+    /// Text that stands for a span of the file (a substituted template
+    /// variable): all of it maps to that whole span.
+    replacement: bool,
 }
 
 impl Script {
@@ -32,8 +47,35 @@ impl Script {
         if text.is_empty() {
             return;
         }
-        self.pieces.push((self.text.len(), file_offset, text.len()));
+        self.pieces.push(Piece {
+            text: self.text.len(),
+            len: text.len(),
+            file: file_offset,
+            file_len: text.len(),
+            replacement: false,
+        });
         self.text.push_str(text);
+    }
+
+    /// Appends `text`, which replaces `file_span` of the file (a template
+    /// variable's value): spans inside it map to the whole of `file_span`.
+    pub fn push_replacement(&mut self, text: &str, file_span: Span) {
+        if text.is_empty() {
+            return;
+        }
+        self.pieces.push(Piece {
+            text: self.text.len(),
+            len: text.len(),
+            file: file_span.start,
+            file_len: file_span.len(),
+            replacement: true,
+        });
+        self.text.push_str(text);
+    }
+
+    fn piece(&self, text_offset: usize) -> Option<&Piece> {
+        let i = self.pieces.partition_point(|p| p.text <= text_offset);
+        self.pieces.get(i.checked_sub(1)?)
     }
 
     /// The text the shell sees.
@@ -44,15 +86,10 @@ impl Script {
     /// The file offset of a byte of the text. An offset at the end of a piece
     /// maps to the end of that piece in the file.
     pub fn file_offset(&self, text_offset: usize) -> usize {
-        let i = self
-            .pieces
-            .partition_point(|&(start, _, _)| start <= text_offset);
-        match i.checked_sub(1) {
-            Some(i) => {
-                let (start, file, len) = self.pieces[i];
-                file + (text_offset - start).min(len)
-            }
-            None => self.pieces.first().map_or(text_offset, |p| p.1),
+        match self.piece(text_offset) {
+            Some(p) if p.replacement => p.file,
+            Some(p) => p.file + (text_offset - p.text).min(p.len),
+            None => self.pieces.first().map_or(text_offset, |p| p.file),
         }
     }
 
@@ -63,9 +100,12 @@ impl Script {
         let end = if span.is_empty() {
             start
         } else {
-            self.file_offset(span.end - 1) + 1
+            match self.piece(span.end - 1) {
+                Some(p) if p.replacement => p.file + p.file_len,
+                _ => self.file_offset(span.end - 1) + 1,
+            }
         };
-        Span::new(start, end)
+        Span::new(start, end.max(start))
     }
 }
 
