@@ -8,6 +8,7 @@
 pub mod dockerfile;
 pub mod load;
 pub mod model;
+pub mod requirements;
 pub mod shell;
 pub mod steps;
 
