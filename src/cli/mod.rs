@@ -4,8 +4,10 @@
 //! with their location and hint.
 
 mod args;
+mod diagnostic;
 mod export;
 mod output;
+mod plan;
 
 use std::process::ExitCode;
 
@@ -74,6 +76,7 @@ pub fn run(opts: &Opts, printer: &Printer) -> anyhow::Result<Outcome> {
             Ok(Outcome::Clean)
         }
         Command::Export(args) => export::run(opts, args, printer),
+        Command::Plan(args) => plan::run(&opts.global, args, printer),
         other => {
             // Configuration errors come first, whatever the command.
             let _config = load_config(&opts.global, other.paths())?;

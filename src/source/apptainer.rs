@@ -613,6 +613,8 @@ pub fn parse(
             None => None,
         };
         let mut stage = Stage {
+            args: Vec::new(),
+            onbuild: Vec::new(),
             index: stages.len(),
             name,
             platform: None,
@@ -637,6 +639,7 @@ pub fn parse(
                     for command in cmds {
                         let line = index.line_col(text, command.span.start).line;
                         stage.steps.push(InstallStep {
+                            workdir: None,
                             command,
                             instruction: s.span,
                             line,
@@ -658,6 +661,7 @@ pub fn parse(
         ));
     }
     Ok(Definition {
+        syntax: None,
         kind: DefinitionKind::Apptainer,
         path: path.to_path_buf(),
         global_args,
@@ -726,6 +730,7 @@ fn files_section(
         let Some(src) = words.first() else { continue };
         let destination = words.get(1).cloned().unwrap_or_else(|| src.clone());
         stage.copies.push(CopiedFile {
+            workdir: None,
             sources: vec![src.clone()],
             destination,
             from: from.clone(),
