@@ -20,6 +20,7 @@ pub use export::ExportError;
 pub use input_hash::InputHasher;
 pub use model::*;
 pub use read::LockError;
+pub use write::write_atomic;
 
 /// The lockfile format version this build reads and writes.
 pub const LOCK_VERSION: u32 = 1;

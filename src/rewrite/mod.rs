@@ -1,1 +1,735 @@
-//! Span-based edits of definition files and atomic writes.
+//! Rewriting definitions into pinned form from their locks.
+//!
+//! Everything here is an edit on text: a byte [`Span`] found by the
+//! parsers in `source` and what replaces it ([`edit::Edit`]). Files are
+//! never printed again from a model, so every byte outside the edited spans
+//! (comments, blank lines, CRLF line ends, heredoc bodies, the escape
+//! character) stays as it was.
+//!
+//! What is pinned:
+//! - image references (`FROM`, `COPY --from`, `RUN --mount=…,from=`,
+//!   `# syntax=`, Apptainer `From:`) get `@sha256:…`, or the `ARG` default
+//!   they come from when that is sound (see [`bases`]); internal stages,
+//!   `scratch` and images built by this repository are left alone;
+//! - pip steps: the requirement arguments become every package the step
+//!   installs, `name==version`, sorted, with `platform_machine` markers
+//!   where platforms differ; a requirements file the step reads is edited
+//!   in place instead (dependencies appended under
+//!   `# pinned by imagelock: dependencies`), with `--hash` lines and
+//!   `--require-hashes` when asked;
+//! - conda steps: every package as `[channel::]name==version=build`.
+//!
+//! Rewriting is idempotent: a reference or step already in the locked form
+//! gives no edit. A lock whose input hash does not match the inputs is
+//! refused. Because rewriting changes the inputs, the lock returned in
+//! [`Rewrite::lock`] has its input hash recomputed over the rewritten
+//! files, and the line and command of every step updated, so `verify`
+//! stays green after a rewrite; the caller writes it with the files.
+
+mod bases;
+pub mod edit;
+mod pins;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::{Diagnostic, Location, Span};
+use crate::lock::LockedImage;
+use crate::source::apptainer;
+use crate::source::dockerfile::{self, syntax::ItemKind};
+use crate::source::inputs::{Inputs, load_inputs_with};
+use crate::source::model::{Definition, DefinitionKind, InstallStep};
+use crate::source::requirements::{RequirementsEntry, RequirementsFile};
+use crate::source::steps::{Ecosystem, FileRole};
+
+pub use edit::{Edit, EditError};
+
+/// The comment above dependency pins appended to a requirements file.
+pub const DEPENDENCIES_COMMENT: &str = "# pinned by imagelock: dependencies";
+
+/// Lists of more than this many characters are wrapped one per line.
+const WRAP_WIDTH: usize = 60;
+
+/// Why a rewrite cannot be done.
+#[derive(Debug, thiserror::Error)]
+pub enum RewriteError {
+    #[error("the lock of `{image}` is stale: `{}` or a file it reads changed since it was made\nhint: run `imagelock freeze` first", definition.display())]
+    Stale { image: String, definition: PathBuf },
+    #[error("cannot rewrite `{}`: {source}", path.display())]
+    Edit {
+        path: PathBuf,
+        #[source]
+        source: EditError,
+    },
+    #[error("`{}` cannot be read after rewriting: {message}\nhint: this is a bug in imagelock; please report it", path.display())]
+    Reparse { path: PathBuf, message: String },
+}
+
+/// What to do besides pinning.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RewriteOptions {
+    /// Add `--hash=sha256:` lines and `--require-hashes` to requirements files.
+    pub hashes: bool,
+}
+
+/// One file and its pinned text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileChange {
+    pub path: PathBuf,
+    pub before: String,
+    pub after: String,
+}
+
+/// The result of rewriting one image.
+#[derive(Clone, Debug)]
+pub struct Rewrite {
+    /// Files whose text changes (none when everything is pinned).
+    pub files: Vec<FileChange>,
+    /// What could not be pinned, located.
+    pub warnings: Vec<Diagnostic>,
+    /// The lock for the rewritten files.
+    pub lock: LockedImage,
+}
+
+/// Edits collected for the definition (`None`) and the input files.
+#[derive(Default)]
+struct Plan {
+    edits: BTreeMap<Option<usize>, Vec<Edit>>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Plan {
+    fn warn(&mut self, path: &Path, text: &str, span: Span, message: String, hint: Option<String>) {
+        self.warnings.push(Diagnostic {
+            location: Location::of(path, text, span.start),
+            message,
+            span,
+            hint,
+        });
+    }
+}
+
+/// Rewrites `definition` (read from its path, with `inputs`) into pinned
+/// form from `lock`. Pure: the caller writes [`Rewrite::files`] and
+/// [`Rewrite::lock`].
+pub fn rewrite_image(
+    definition: &Definition,
+    inputs: &Inputs,
+    lock: &LockedImage,
+    context: &Path,
+    opts: RewriteOptions,
+) -> Result<Rewrite, RewriteError> {
+    rewrite_image_with(definition, inputs, lock, context, opts, &parse_definition)
+}
+
+/// Parses a definition text of `kind`.
+type ParseFn =
+    dyn Fn(DefinitionKind, &Path, &str, &BTreeMap<String, String>) -> Result<Definition, String>;
+
+fn parse_definition(
+    kind: DefinitionKind,
+    path: &Path,
+    text: &str,
+    build_args: &BTreeMap<String, String>,
+) -> Result<Definition, String> {
+    match kind {
+        DefinitionKind::Dockerfile => {
+            dockerfile::parse(path, text, build_args).map_err(|e| e.to_string())
+        }
+        DefinitionKind::Apptainer => {
+            apptainer::parse(path, text, build_args).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// [`rewrite_image`] reading the rewritten definition with `parse`.
+pub(crate) fn rewrite_image_with(
+    definition: &Definition,
+    inputs: &Inputs,
+    lock: &LockedImage,
+    context: &Path,
+    opts: RewriteOptions,
+    parse: &ParseFn,
+) -> Result<Rewrite, RewriteError> {
+    let path = &definition.path;
+    let text = inputs.definition.as_str();
+    if inputs.hash() != lock.image.input_hash {
+        return Err(RewriteError::Stale {
+            image: lock.image.name.clone(),
+            definition: path.clone(),
+        });
+    }
+    let mut plan = Plan::default();
+
+    let b = bases::base_edits(definition, text, lock, &inputs.build_args);
+    plan.edits.entry(None).or_default().extend(b.edits);
+    for (span, message, hint) in b.skipped {
+        plan.warn(path, text, span, message, hint);
+    }
+
+    let layout = Layout::new(definition, text);
+    // (lock step index, stage, step position) for every matched step.
+    let mut matched = Vec::new();
+    for stage in &definition.stages {
+        for (si, step) in stage.steps.iter().enumerate() {
+            let eco = step.command.manager.ecosystem();
+            if eco == Ecosystem::Os {
+                continue;
+            }
+            let Some(li) = match_step(lock, stage.index, step) else {
+                plan.warn(
+                    path,
+                    text,
+                    step.command.span,
+                    format!("`{}` has no entry in the lock", step.command.text),
+                    Some("run `imagelock freeze` to lock it".into()),
+                );
+                continue;
+            };
+            matched.push((li, stage.index, si));
+            if layout.exec_form(step) {
+                plan.warn(
+                    path,
+                    text,
+                    step.command.span,
+                    "install steps in exec form (`RUN [\"pip\", …]`) are not rewritten".into(),
+                    Some("write the RUN in shell form to have it pinned".into()),
+                );
+                continue;
+            }
+            match eco {
+                Ecosystem::Python => {
+                    pip_step(
+                        &mut plan,
+                        definition,
+                        inputs,
+                        lock,
+                        &layout,
+                        stage.index,
+                        si,
+                        step,
+                        li,
+                        opts,
+                    );
+                }
+                Ecosystem::Conda => {
+                    conda_step(&mut plan, definition, text, lock, &layout, step, li)
+                }
+                Ecosystem::Os => {}
+            }
+        }
+    }
+
+    // Apply.
+    let mut files = Vec::new();
+    let mut new_definition = text.to_string();
+    for (target, edits) in &plan.edits {
+        let (fpath, before) = match target {
+            None => (path.clone(), text),
+            Some(i) => (
+                inputs.files[*i].path.clone(),
+                inputs.files[*i].text.as_str(),
+            ),
+        };
+        let after = edit::apply(before, edits).map_err(|source| RewriteError::Edit {
+            path: fpath.clone(),
+            source,
+        })?;
+        debug_assert!(edit::only_spans_changed(before, &after, edits));
+        if after != before {
+            if target.is_none() {
+                new_definition.clone_from(&after);
+            }
+            files.push(FileChange {
+                path: fpath,
+                before: before.to_string(),
+                after,
+            });
+        }
+    }
+
+    let new_lock = if files.is_empty() {
+        lock.clone()
+    } else {
+        let new_def = parse(definition.kind, path, &new_definition, &inputs.build_args).map_err(
+            |message| RewriteError::Reparse {
+                path: path.clone(),
+                message,
+            },
+        )?;
+        relock(
+            &new_def,
+            inputs,
+            lock,
+            context,
+            &files,
+            &new_definition,
+            &matched,
+            &b.pinned_stages,
+        )?
+    };
+    plan.warnings
+        .sort_by(|a, b| (&a.location.path, a.span).cmp(&(&b.location.path, b.span)));
+    plan.warnings.dedup();
+    Ok(Rewrite {
+        files,
+        warnings: plan.warnings,
+        lock: new_lock,
+    })
+}
+
+/// The lock step of a parsed step: same stage, line and command; else the
+/// only step of that stage on that line.
+fn match_step(lock: &LockedImage, stage: usize, step: &InstallStep) -> Option<usize> {
+    let candidates: Vec<usize> = lock
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.locked && s.stage as usize == stage && s.line as usize == step.line)
+        .map(|(i, _)| i)
+        .collect();
+    candidates
+        .iter()
+        .copied()
+        .find(|&i| lock.steps[i].command == step.command.text)
+        .or_else(|| (candidates.len() == 1).then(|| candidates[0]))
+}
+
+/// The lock after rewriting: input hash over the new texts, steps' lines
+/// and commands from the rewritten definition, stage bases with digests.
+#[allow(clippy::too_many_arguments)]
+fn relock(
+    new_def: &Definition,
+    inputs: &Inputs,
+    lock: &LockedImage,
+    context: &Path,
+    files: &[FileChange],
+    new_text: &str,
+    matched: &[(usize, usize, usize)],
+    pinned_stages: &[(usize, String)],
+) -> Result<LockedImage, RewriteError> {
+    let reparse = |message: String| RewriteError::Reparse {
+        path: new_def.path.clone(),
+        message,
+    };
+    let overlay: BTreeMap<&Path, &str> = files
+        .iter()
+        .map(|f| (f.path.as_path(), f.after.as_str()))
+        .collect();
+    let read = |p: &Path| match overlay.get(p) {
+        Some(t) => Ok((*t).to_string()),
+        None => fs_err::read_to_string(p),
+    };
+    let new_inputs = load_inputs_with(new_def, new_text, context, &inputs.build_args, &read)
+        .map_err(|e| reparse(e.to_string()))?;
+    let mut out = lock.clone();
+    out.image.input_hash = new_inputs.hash();
+    for &(li, stage, si) in matched {
+        let Some(step) = new_def.stages.get(stage).and_then(|s| s.steps.get(si)) else {
+            return Err(reparse(format!("step {si} of stage {stage} is gone")));
+        };
+        let ls = &mut out.steps[li];
+        ls.line = u32::try_from(step.line).unwrap_or(u32::MAX);
+        ls.command.clone_from(&step.command.text);
+    }
+    for (index, reference) in pinned_stages {
+        if let Some(s) = out.stages.iter_mut().find(|s| s.index as usize == *index) {
+            s.base.clone_from(reference);
+            if let Some(b) = s
+                .base_name
+                .as_ref()
+                .and_then(|n| out.bases.iter_mut().find(|b| &b.name == n))
+                && !b.references.contains(reference)
+            {
+                b.references.push(reference.clone());
+            }
+        }
+    }
+    out.normalize();
+    Ok(out)
+}
+
+/// How lists are laid out in the definition file.
+struct Layout<'a> {
+    text: &'a str,
+    kind: DefinitionKind,
+    escape: char,
+    /// Dockerfile heredoc bodies (shell text, escaped with `\`).
+    heredocs: Vec<Span>,
+    /// Dockerfile `RUN` instructions in exec form.
+    exec_runs: Vec<Span>,
+    eol: &'static str,
+}
+
+impl<'a> Layout<'a> {
+    fn new(def: &Definition, text: &'a str) -> Self {
+        let mut layout = Layout {
+            text,
+            kind: def.kind,
+            escape: '\\',
+            heredocs: Vec::new(),
+            exec_runs: Vec::new(),
+            eol: if text.contains("\r\n") { "\r\n" } else { "\n" },
+        };
+        if def.kind == DefinitionKind::Dockerfile
+            && let Ok(syntax) = dockerfile::parse_syntax(text)
+        {
+            layout.escape = syntax.escape;
+            for item in &syntax.items {
+                if let ItemKind::Instruction(ins) = &item.kind {
+                    layout
+                        .heredocs
+                        .extend(ins.heredocs.iter().map(|h| h.body_span));
+                    if ins.keyword == "run" && ins.json.is_some() {
+                        layout.exec_runs.push(ins.span);
+                    }
+                }
+            }
+        }
+        layout
+    }
+
+    fn exec_form(&self, step: &InstallStep) -> bool {
+        self.exec_runs.contains(&step.instruction)
+    }
+
+    /// The escape character at `at`: the file's outside heredocs and
+    /// Apptainer sections, `\` in shell text.
+    fn escape_at(&self, at: usize) -> char {
+        let in_heredoc = self.heredocs.iter().any(|h| h.start <= at && at < h.end);
+        if self.kind == DefinitionKind::Dockerfile && !in_heredoc {
+            self.escape
+        } else {
+            '\\'
+        }
+    }
+
+    fn line_start(&self, at: usize) -> usize {
+        self.text[..at].rfind('\n').map_or(0, |i| i + 1)
+    }
+
+    /// `items` as the text replacing `first..last` of the command's specs:
+    /// one line when short, else one item per line, indented four spaces
+    /// more than the line the command starts on.
+    fn list(&self, command_start: usize, first: usize, items: &[String]) -> String {
+        let joined = items.join(" ");
+        if items.len() <= 1 || joined.len() <= WRAP_WIDTH {
+            return joined;
+        }
+        let esc = self.escape_at(first);
+        let cmd_line = self.line_start(command_start);
+        let lead: String = self.text[cmd_line..]
+            .chars()
+            .take_while(|c| *c == ' ' || *c == '\t')
+            .collect();
+        let indent = format!("{lead}    ");
+        let sep = format!(" {esc}{}{indent}", self.eol);
+        let mut out = String::new();
+        // Start the list on its own line unless it already does.
+        if !self.text[self.line_start(first)..first].trim().is_empty() {
+            out.push(esc);
+            out.push_str(self.eol);
+            out.push_str(&indent);
+        }
+        out.push_str(&items.join(&sep));
+        out
+    }
+
+    /// Whether only blanks and line continuations lie between two specs.
+    fn contiguous(&self, from: usize, to: usize) -> bool {
+        let esc = self.escape_at(from);
+        let between = &self.text[from..to];
+        let mut chars = between.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                ' ' | '\t' => {}
+                c if c == esc => {
+                    while chars
+                        .peek()
+                        .is_some_and(|c| *c == ' ' || *c == '\t' || *c == '\r')
+                    {
+                        chars.next();
+                    }
+                    if chars.next() != Some('\n') {
+                        return false;
+                    }
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+/// Replaces a command's spec arguments with `items`.
+fn replace_specs(plan: &mut Plan, layout: &Layout<'_>, step: &InstallStep, items: &[String]) {
+    let specs = &step.command.specs;
+    let (Some(first), Some(last)) = (specs.first(), specs.last()) else {
+        return;
+    };
+    if items.is_empty() {
+        return;
+    }
+    let list = layout.list(step.command.span.start, first.span.start, items);
+    let edits = plan.edits.entry(None).or_default();
+    let contiguous = specs
+        .windows(2)
+        .all(|w| layout.contiguous(w[0].span.end, w[1].span.start));
+    if contiguous {
+        edits.push(Edit::new(Span::new(first.span.start, last.span.end), list));
+        return;
+    }
+    edits.push(Edit::new(first.span, list));
+    for s in &specs[1..] {
+        // The spec and the blanks before it on its line.
+        let before = layout.text[..s.span.start]
+            .trim_end_matches([' ', '\t'])
+            .len();
+        edits.push(Edit::new(Span::new(before, s.span.end), ""));
+    }
+}
+
+fn conda_step(
+    plan: &mut Plan,
+    def: &Definition,
+    text: &str,
+    lock: &LockedImage,
+    layout: &Layout<'_>,
+    step: &InstallStep,
+    li: usize,
+) {
+    let locked = &lock.steps[li];
+    if step
+        .command
+        .files
+        .iter()
+        .any(|f| matches!(f.role, FileRole::Environment | FileRole::CondaSpecs))
+    {
+        plan.warn(
+            &def.path,
+            text,
+            step.command.span,
+            "environment and spec files of conda steps are not rewritten yet".into(),
+            None,
+        );
+        return;
+    }
+    let (specs, unpinned) = pins::conda_specs(locked);
+    if !unpinned.is_empty() {
+        plan.warn(
+            &def.path,
+            text,
+            step.command.span,
+            format!(
+                "{} differ in version between platforms and are left unpinned",
+                unpinned
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Some("lock one platform per image, or pin them yourself".into()),
+        );
+    }
+    replace_specs(plan, layout, step, &specs);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pip_step(
+    plan: &mut Plan,
+    def: &Definition,
+    inputs: &Inputs,
+    lock: &LockedImage,
+    layout: &Layout<'_>,
+    stage: usize,
+    si: usize,
+    step: &InstallStep,
+    li: usize,
+    opts: RewriteOptions,
+) {
+    let text = inputs.definition.as_str();
+    let locked = &lock.steps[li];
+    let all_pins = pins::pip_pins(locked, &lock.image.platforms);
+    let shell: Vec<String> = all_pins.iter().map(|p| pins::shell_word(&p.text)).collect();
+    let req_args: Vec<_> = step
+        .command
+        .files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.role == FileRole::Requirements)
+        .collect();
+    if req_args.is_empty() {
+        replace_specs(plan, layout, step, &shell);
+        return;
+    }
+    let linked = inputs.step_files(stage, si);
+    for (ai, arg) in &req_args {
+        if !linked.iter().any(|(a, _)| a == ai) {
+            plan.warn(
+                &def.path,
+                text,
+                arg.path.span,
+                format!(
+                    "`{}` is not copied from the build context; its requirements are not pinned",
+                    arg.path.written
+                ),
+                Some("COPY the file into the image before the step".into()),
+            );
+        }
+    }
+    // Command-line specs get their own pins.
+    let mut named: BTreeSet<String> = BTreeSet::new();
+    for spec in &step.command.specs {
+        let Some(name) = spec.value.as_deref().and_then(pins::requirement_name) else {
+            continue;
+        };
+        let mine: Vec<String> = all_pins
+            .iter()
+            .filter(|p| p.name == name)
+            .map(|p| pins::shell_word(&p.text))
+            .collect();
+        if !mine.is_empty() {
+            plan.edits
+                .entry(None)
+                .or_default()
+                .push(Edit::new(spec.span, mine.join(" ")));
+        }
+        named.insert(name);
+    }
+    // Requirements files: entries pinned in place.
+    let env = |name: &str| {
+        step.env
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut first_file = None;
+    for &(ai, fi) in &linked {
+        if step.command.files[ai].role != FileRole::Requirements {
+            continue;
+        }
+        let file = &inputs.files[fi];
+        let Ok(parsed) = RequirementsFile::parse(&file.path, &file.text, &env) else {
+            continue;
+        };
+        let hashes = opts.hashes
+            || parsed.requirements().any(|e| {
+                matches!(e, RequirementsEntry::Requirement { hashes, .. } if !hashes.is_empty())
+            });
+        let fl = FileLayout::new(&file.text);
+        if first_file.is_none() && file.included_from.is_none() {
+            first_file = Some((fi, hashes));
+        }
+        let edits = plan.edits.entry(Some(fi)).or_default();
+        for entry in &parsed.entries {
+            let RequirementsEntry::Requirement {
+                spec,
+                editable: false,
+                span,
+                line_span,
+                ..
+            } = entry
+            else {
+                continue;
+            };
+            let Some(name) = pins::requirement_name(spec) else {
+                continue;
+            };
+            let mine: Vec<&pins::PipPin> = all_pins.iter().filter(|p| p.name == name).collect();
+            named.insert(name);
+            if mine.is_empty() {
+                continue;
+            }
+            if hashes {
+                let lines: Vec<String> = mine.iter().map(|p| fl.hashed(p)).collect();
+                edits.push(Edit::new(*line_span, lines.join(fl.eol)));
+            } else {
+                let lines: Vec<&str> = mine.iter().map(|p| p.text.as_str()).collect();
+                edits.push(Edit::new(*span, lines.join(fl.eol)));
+            }
+        }
+        if hashes
+            && file.included_from.is_none()
+            && !parsed.entries.iter().any(
+                |e| matches!(e, RequirementsEntry::Option { name, .. } if name == "--require-hashes"),
+            )
+        {
+            let at = parsed
+                .entries
+                .iter()
+                .find_map(|e| match e {
+                    RequirementsEntry::Requirement { line_span, .. } => Some(line_span.start),
+                    _ => None,
+                })
+                .map_or(file.text.len(), |s| file.text[..s].rfind('\n').map_or(0, |i| i + 1));
+            edits.push(Edit::insert(at, format!("--require-hashes{}", fl.eol)));
+        }
+    }
+    // Dependencies: appended to the step's first requirements file.
+    let deps: Vec<&pins::PipPin> = all_pins
+        .iter()
+        .filter(|p| !named.contains(&p.name))
+        .collect();
+    if deps.is_empty() {
+        return;
+    }
+    let Some((fi, hashes)) = first_file else {
+        replace_specs(plan, layout, step, &shell);
+        return;
+    };
+    let file = &inputs.files[fi];
+    let fl = FileLayout::new(&file.text);
+    let mut add = String::new();
+    if !file.text.is_empty() && !file.text.ends_with('\n') {
+        add.push_str(fl.eol);
+    }
+    if !file
+        .text
+        .lines()
+        .any(|l| l.trim_end() == DEPENDENCIES_COMMENT)
+    {
+        add.push_str(DEPENDENCIES_COMMENT);
+        add.push_str(fl.eol);
+    }
+    for p in deps {
+        if hashes {
+            add.push_str(&fl.hashed(p));
+        } else {
+            add.push_str(&p.text);
+        }
+        add.push_str(fl.eol);
+    }
+    plan.edits
+        .entry(Some(fi))
+        .or_default()
+        .push(Edit::insert(file.text.len(), add));
+}
+
+/// Line ends of a requirements file.
+struct FileLayout {
+    eol: &'static str,
+}
+
+impl FileLayout {
+    fn new(text: &str) -> Self {
+        Self {
+            eol: if text.contains("\r\n") { "\r\n" } else { "\n" },
+        }
+    }
+
+    /// `pin \` + one `--hash=` continuation line per hash.
+    fn hashed(&self, pin: &pins::PipPin) -> String {
+        let mut s = pin.text.clone();
+        for h in &pin.hashes {
+            s.push_str(" \\");
+            s.push_str(self.eol);
+            s.push_str("    --hash=");
+            s.push_str(h);
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -8,6 +8,7 @@
 pub mod apptainer;
 pub mod dockerfile;
 pub mod graph;
+pub mod inputs;
 pub mod load;
 pub mod model;
 pub mod requirements;

@@ -1,0 +1,269 @@
+//! Pinning image references: `FROM`, `COPY --from`, `RUN --mount=from=`,
+//! `# syntax=`, Apptainer `From:`, and the `ARG` defaults they come from.
+
+use crate::diagnostic::Span;
+use crate::lock::{LockedBase, LockedImage};
+use crate::rewrite::edit::Edit;
+use crate::source::model::{BaseTarget, Definition, Expanded};
+
+/// Edits and the references that could not be pinned (span and why).
+#[derive(Debug, Default)]
+pub(crate) struct BaseEdits {
+    pub edits: Vec<Edit>,
+    pub skipped: Vec<(Span, String, Option<String>)>,
+    /// (stage index, the reference after rewriting), to update the lock.
+    pub pinned_stages: Vec<(usize, String)>,
+}
+
+/// The reference without a digest: `python:3.11@sha256:…` → `python:3.11`.
+fn without_digest(r: &str) -> &str {
+    r.split_once('@').map_or(r, |(n, _)| n)
+}
+
+/// The locked base for a reference (as written or expanded).
+fn find_base<'l>(
+    lock: &'l LockedImage,
+    stage: Option<usize>,
+    e: &Expanded,
+) -> Option<&'l LockedBase> {
+    if let Some(name) = stage
+        .and_then(|i| lock.stages.iter().find(|s| s.index as usize == i))
+        .and_then(|s| s.base_name.as_deref())
+        && let Some(b) = lock.bases.iter().find(|b| b.name == name)
+    {
+        return Some(b);
+    }
+    let wanted: Vec<&str> = [e.value.as_deref(), Some(e.written.as_str())]
+        .into_iter()
+        .flatten()
+        .map(without_digest)
+        .collect();
+    lock.bases.iter().find(|b| {
+        b.references
+            .iter()
+            .any(|r| wanted.contains(&without_digest(r)))
+    })
+}
+
+/// The edit that puts `digest` on a literal reference written at `span`
+/// (`text[span]` is the reference, possibly quoted), or `None` when it
+/// already has it.
+fn digest_edit(text: &str, span: Span, digest: &str) -> Option<Edit> {
+    let written = text.get(span.start..span.end)?;
+    let quote = written
+        .chars()
+        .next()
+        .filter(|q| (*q == '"' || *q == '\'') && written.len() >= 2 && written.ends_with(*q));
+    let inner_end = if quote.is_some() {
+        span.end - 1
+    } else {
+        span.end
+    };
+    let inner_start = if quote.is_some() {
+        span.start + 1
+    } else {
+        span.start
+    };
+    let inner = &text[inner_start..inner_end];
+    match inner.find('@') {
+        Some(at) => {
+            let old = &inner[at + 1..];
+            (old != digest).then(|| Edit::new(Span::new(inner_start + at + 1, inner_end), digest))
+        }
+        None => Some(Edit::insert(inner_end, format!("@{digest}"))),
+    }
+}
+
+fn is_literal(written: &str) -> bool {
+    !written.contains('$') && !written.contains("{{")
+}
+
+/// Edits pinning every image reference of `def` to its locked digest.
+pub(crate) fn base_edits(
+    def: &Definition,
+    text: &str,
+    lock: &LockedImage,
+    build_args: &std::collections::BTreeMap<String, String>,
+) -> BaseEdits {
+    let mut out = BaseEdits::default();
+    if let Some(syntax) = &def.syntax
+        && let Some(base) = find_base(lock, None, syntax)
+        && let Some(e) = digest_edit(text, syntax.span, &base.digest)
+    {
+        out.edits.push(e);
+    }
+    for stage in &def.stages {
+        let mut refs: Vec<(Option<usize>, &Expanded)> = Vec::new();
+        if matches!(stage.base.target, BaseTarget::Image { .. }) {
+            refs.push((Some(stage.index), &stage.base.reference));
+        }
+        for u in &stage.image_uses {
+            if matches!(u.target, BaseTarget::Image { .. }) {
+                refs.push((None, &u.reference));
+            }
+        }
+        for (stage_index, reference) in refs {
+            let Some(base) = find_base(lock, stage_index, reference) else {
+                out.skipped.push((
+                    reference.span,
+                    format!("`{}` has no digest in the lock", reference.written),
+                    Some("run `imagelock freeze` to lock it".into()),
+                ));
+                continue;
+            };
+            if let Some(image) = &base.built_from {
+                out.skipped.push((
+                    reference.span,
+                    format!(
+                        "`{}` is built from image `{image}` of this repository; it is not pinned",
+                        reference.written
+                    ),
+                    Some("its digest changes with every build of that image".into()),
+                ));
+                continue;
+            }
+            let edit = if is_literal(&reference.written) {
+                digest_edit(text, reference.span, &base.digest).map(Ok)
+            } else {
+                let from_arg = stage_index.and(stage.base.from_arg.as_deref());
+                arg_edit(def, text, from_arg, reference, &base.digest, build_args).transpose()
+            };
+            match edit {
+                Some(Ok(e)) => out.edits.push(e),
+                Some(Err(why)) => out.skipped.push((
+                    reference.span,
+                    format!("`{}` cannot be pinned: {why}", reference.written),
+                    Some(format!(
+                        "write the digest yourself (`…@{}`) or make the reference a literal",
+                        base.digest
+                    )),
+                )),
+                None => {}
+            }
+            if let (Some(i), Some(v)) = (stage_index, reference.value.as_deref()) {
+                out.pinned_stages
+                    .push((i, format!("{}@{}", without_digest(v), base.digest)));
+            }
+        }
+    }
+    // One ARG giving two images different digests cannot be pinned.
+    let clashing: Vec<Span> = out
+        .edits
+        .iter()
+        .filter(|e| {
+            out.edits
+                .iter()
+                .any(|o| o.span == e.span && o.replacement != e.replacement)
+        })
+        .map(|e| e.span)
+        .collect();
+    for span in clashing {
+        out.edits.retain(|e| e.span != span);
+        out.skipped.push((
+            span,
+            "this ARG gives several images with different digests; it is not pinned".into(),
+            None,
+        ));
+    }
+    out
+}
+
+/// Pins a reference built from a variable at the global `ARG` default that
+/// gives it, when that is sound: the reference is the variable alone
+/// (`FROM ${BASE}`), or literal text ending in the variable
+/// (`FROM repo:${TAG}`); the ARG's default is literal and not overridden by
+/// a build arg; and the variable is used nowhere else in the file.
+fn arg_edit(
+    def: &Definition,
+    text: &str,
+    from_arg: Option<&str>,
+    reference: &Expanded,
+    digest: &str,
+    build_args: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<Edit>, String> {
+    let written = &reference.written;
+    let var = match from_arg {
+        Some(v) => v.to_string(),
+        None => trailing_variable(written)
+            .ok_or_else(|| "a variable is not at the end of the reference".to_string())?,
+    };
+    if build_args.contains_key(&var) {
+        return Err(format!("`{var}` is set by a build arg"));
+    }
+    let Some(decl) = def.global_args.iter().rev().find(|a| a.name == var) else {
+        return Err(format!("`{var}` is not a global ARG"));
+    };
+    let Some(default) = &decl.default else {
+        return Err(format!("`ARG {var}` has no default"));
+    };
+    if !is_literal(&default.written) {
+        return Err(format!("the default of `{var}` uses another variable"));
+    }
+    let uses = variable_uses(text, &var);
+    let from_uses = def
+        .stages
+        .iter()
+        .filter(|s| variable_uses(&s.base.reference.written, &var) > 0)
+        .count();
+    if uses != from_uses {
+        return Err(format!("`{var}` is used elsewhere in the file"));
+    }
+    Ok(digest_edit(text, default.span, digest))
+}
+
+/// `prefix${VAR}` or `prefix$VAR` with a literal prefix: `VAR`.
+fn trailing_variable(written: &str) -> Option<String> {
+    let dollar = written.find('$')?;
+    let rest = &written[dollar + 1..];
+    let name = rest
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .unwrap_or(rest);
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then(|| name.to_string())
+}
+
+/// How often `$VAR` or `${VAR…}` occurs in `text`.
+fn variable_uses(text: &str, var: &str) -> usize {
+    let mut n = 0;
+    for (i, _) in text.match_indices('$') {
+        let rest = &text[i + 1..];
+        let name = rest.strip_prefix('{').unwrap_or(rest);
+        if let Some(after) = name.strip_prefix(var)
+            && !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_goes_after_the_reference_or_replaces_the_old_one() {
+        let t = "FROM python:3.11 AS b";
+        let e = digest_edit(t, Span::new(5, 16), "sha256:ab").expect("edit");
+        assert_eq!(e, Edit::insert(16, "@sha256:ab"));
+        let t = "FROM python:3.11@sha256:00 AS b";
+        let e = digest_edit(t, Span::new(5, 26), "sha256:ab").expect("edit");
+        assert_eq!(e, Edit::new(Span::new(17, 26), "sha256:ab"));
+        assert!(digest_edit(t, Span::new(5, 26), "sha256:00").is_none());
+        let t = "ARG B=\"python:3\"";
+        let e = digest_edit(t, Span::new(6, 16), "sha256:ab").expect("edit");
+        assert_eq!(e, Edit::insert(15, "@sha256:ab"));
+    }
+
+    #[test]
+    fn variables_are_found_at_the_end_and_counted() {
+        assert_eq!(trailing_variable("repo:${TAG}").as_deref(), Some("TAG"));
+        assert_eq!(trailing_variable("repo:$TAG").as_deref(), Some("TAG"));
+        assert_eq!(trailing_variable("python:${V}-slim"), None);
+        assert_eq!(
+            variable_uses("FROM a:${V}\nRUN echo $V $VV ${V:-x}", "V"),
+            3
+        );
+    }
+}

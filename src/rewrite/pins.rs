@@ -1,0 +1,279 @@
+//! What a locked step becomes when written out: exact pins, one per
+//! package (per platform when platforms differ), in a stable order.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::lock::LockedStep;
+
+/// One pinned requirement: `name==version[; markers]` with its file hashes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct PipPin {
+    /// Normalized name (PEP 503).
+    pub name: String,
+    /// The requirement text, markers included.
+    pub text: String,
+    /// `sha256:<hex>` of every file the pin may install.
+    pub hashes: Vec<String>,
+}
+
+/// PEP 503 normalization: lowercase, runs of `-`, `_`, `.` become `-`.
+pub(crate) fn normalize_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut sep = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            sep = true;
+        } else {
+            if sep && !out.is_empty() {
+                out.push('-');
+            }
+            sep = false;
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+/// The project name a PEP 508 requirement asks for (`None` for URLs and
+/// paths, which are not pinned by version).
+pub(crate) fn requirement_name(spec: &str) -> Option<String> {
+    let spec = spec.trim();
+    if spec.contains("://")
+        || spec.starts_with(['.', '/', '~'])
+        || spec.contains(" @ ")
+        || spec.ends_with(".whl")
+        || spec.ends_with(".tar.gz")
+        || spec.ends_with(".zip")
+    {
+        return None;
+    }
+    let end = spec
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .unwrap_or(spec.len());
+    let name = &spec[..end];
+    (!name.is_empty()).then(|| normalize_name(name))
+}
+
+/// `platform_machine` for a platform `os/arch[/variant]`.
+fn machine(platform: &str) -> String {
+    let arch = platform.split('/').nth(1).unwrap_or(platform);
+    match arch {
+        "amd64" => "x86_64",
+        "arm64" => "aarch64",
+        "386" => "i686",
+        "arm" => "armv7l",
+        other => other,
+    }
+    .to_string()
+}
+
+/// A marker selecting `platforms`.
+fn platform_marker(platforms: &BTreeSet<String>) -> String {
+    let machines: BTreeSet<String> = platforms.iter().map(|p| machine(p)).collect();
+    machines
+        .iter()
+        .map(|m| format!("platform_machine == \"{m}\""))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// (version, markers) of a distribution.
+type VersionKey = (String, Option<String>);
+/// The platforms that get a version, and the hashes of its files.
+type PlatformsAndHashes = (BTreeSet<String>, BTreeSet<String>);
+
+/// The pins of a pip step: every package it installs. A package whose
+/// version is the same on every platform of `all_platforms` is pinned
+/// plainly; otherwise each version gets a `platform_machine` marker.
+pub(crate) fn pip_pins(step: &LockedStep, all_platforms: &[String]) -> Vec<PipPin> {
+    let all: BTreeSet<String> = all_platforms.iter().cloned().collect();
+    // name → (version, markers) → (platforms, hashes)
+    let mut groups: BTreeMap<String, BTreeMap<VersionKey, PlatformsAndHashes>> = BTreeMap::new();
+    for p in &step.pypi {
+        let g = groups
+            .entry(normalize_name(&p.name))
+            .or_default()
+            .entry((p.version.clone(), p.markers.clone()))
+            .or_default();
+        g.0.extend(p.platforms.iter().cloned());
+        g.1.insert(format!("sha256:{}", p.sha256));
+    }
+    let mut out = Vec::new();
+    for (name, versions) in groups {
+        for ((version, markers), (platforms, hashes)) in versions {
+            let everywhere = all.is_empty() || all.is_subset(&platforms);
+            let platform = (!everywhere).then(|| platform_marker(&platforms));
+            let marker = match (markers, platform) {
+                (None, None) => None,
+                (Some(m), None) => Some(m),
+                (None, Some(p)) => Some(p),
+                (Some(m), Some(p)) => Some(format!("({m}) and ({p})")),
+            };
+            let text = match marker {
+                Some(m) => format!("{name}=={version}; {m}"),
+                None => format!("{name}=={version}"),
+            };
+            out.push(PipPin {
+                name: name.clone(),
+                text,
+                hashes: hashes.into_iter().collect(),
+            });
+        }
+    }
+    out
+}
+
+/// The specs of a conda step: `[channel::]name==version=build` for every
+/// package, the channel named when it is not the step's first. A package
+/// whose build differs between platforms is pinned by version only; one
+/// whose version differs is left unpinned and reported.
+pub(crate) fn conda_specs(step: &LockedStep) -> (Vec<String>, Vec<String>) {
+    let first = step.channels.first().map(|c| c.trim_end_matches('/'));
+    let mut groups: BTreeMap<&str, BTreeSet<(&str, &str, &str)>> = BTreeMap::new();
+    for p in &step.conda {
+        groups.entry(&p.name).or_default().insert((
+            p.channel.trim_end_matches('/'),
+            &p.version,
+            &p.build,
+        ));
+    }
+    let mut specs = Vec::new();
+    let mut unpinned = Vec::new();
+    for (name, variants) in groups {
+        let channels: BTreeSet<&str> = variants.iter().map(|v| v.0).collect();
+        let versions: BTreeSet<&str> = variants.iter().map(|v| v.1).collect();
+        let prefix = match channels.iter().next() {
+            Some(c) if channels.len() == 1 && Some(*c) != first => {
+                format!("{}::", c.rsplit('/').next().unwrap_or(c))
+            }
+            _ => String::new(),
+        };
+        let spec = match (variants.len(), versions.len()) {
+            (1, _) => {
+                let (_, v, b) = variants.iter().next().copied().unwrap_or_default();
+                format!("{prefix}{name}=={v}={b}")
+            }
+            (_, 1) => {
+                let v = versions.iter().next().copied().unwrap_or_default();
+                format!("{prefix}{name}=={v}")
+            }
+            _ => {
+                unpinned.push(name.to_string());
+                format!("{prefix}{name}")
+            }
+        };
+        specs.push(spec);
+    }
+    (specs, unpinned)
+}
+
+/// Quotes a spec for a POSIX shell when it holds anything but plain
+/// characters.
+pub(crate) fn shell_word(spec: &str) -> String {
+    if spec
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.=:+,/@[]".contains(c))
+    {
+        spec.to_string()
+    } else {
+        format!("'{}'", spec.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::{CondaPackage, PypiPackage};
+
+    fn pypi(name: &str, version: &str, platforms: &[&str]) -> PypiPackage {
+        PypiPackage {
+            name: name.into(),
+            version: version.into(),
+            requested: None,
+            file: format!("{name}-{version}.whl"),
+            url: String::new(),
+            sha256: format!("{name}{version}"),
+            markers: None,
+            platforms: platforms.iter().map(|p| (*p).to_string()).collect(),
+        }
+    }
+
+    fn step() -> LockedStep {
+        LockedStep {
+            stage: 0,
+            file: "Dockerfile".into(),
+            line: 2,
+            command: "pip install x".into(),
+            manager: "pip".into(),
+            action: "install".into(),
+            target: None,
+            requested: vec![],
+            channels: vec![],
+            indexes: vec![],
+            locked: true,
+            conda: vec![],
+            pypi: vec![],
+        }
+    }
+
+    #[test]
+    fn names_are_normalized_and_urls_have_none() {
+        assert_eq!(requirement_name("Py_YAML>=6").as_deref(), Some("py-yaml"));
+        assert_eq!(
+            requirement_name("pandas[excel]~=2.0").as_deref(),
+            Some("pandas")
+        );
+        assert_eq!(requirement_name("git+https://x/y.git"), None);
+        assert_eq!(requirement_name("./local"), None);
+    }
+
+    #[test]
+    fn platform_differences_become_markers() {
+        let mut s = step();
+        let both = ["linux/amd64", "linux/arm64"];
+        s.pypi = vec![
+            pypi("numpy", "2.0.0", &both),
+            pypi("Zed", "1", &both),
+            pypi("cuda-x", "12", &["linux/amd64"]),
+        ];
+        let pins: Vec<String> = pip_pins(&s, &both.map(String::from))
+            .into_iter()
+            .map(|p| p.text)
+            .collect();
+        assert_eq!(
+            pins,
+            [
+                "cuda-x==12; platform_machine == \"x86_64\"",
+                "numpy==2.0.0",
+                "zed==1"
+            ]
+        );
+    }
+
+    #[test]
+    fn conda_specs_name_the_channel_when_not_first() {
+        let mut s = step();
+        s.channels = vec!["https://c/conda-forge".into(), "https://c/bioconda".into()];
+        let pkg = |name: &str, channel: &str| CondaPackage {
+            name: name.into(),
+            version: "1.0".into(),
+            build: "h0_1".into(),
+            build_number: 1,
+            channel: channel.into(),
+            subdir: "linux-64".into(),
+            url: String::new(),
+            sha256: String::new(),
+            md5: None,
+            size: None,
+            requested: None,
+            platforms: vec!["linux/amd64".into()],
+        };
+        s.conda = vec![
+            pkg("pysam", "https://c/bioconda"),
+            pkg("numpy", "https://c/conda-forge"),
+        ];
+        let (specs, unpinned) = conda_specs(&s);
+        assert_eq!(specs, ["numpy==1.0=h0_1", "bioconda::pysam==1.0=h0_1"]);
+        assert!(unpinned.is_empty());
+    }
+}
