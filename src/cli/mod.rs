@@ -10,6 +10,7 @@ mod graph;
 mod images;
 mod output;
 mod plan;
+mod rewrite;
 
 use std::process::ExitCode;
 
@@ -80,6 +81,7 @@ pub fn run(opts: &Opts, printer: &Printer) -> anyhow::Result<Outcome> {
         Command::Export(args) => export::run(opts, args, printer),
         Command::Graph(args) => graph::run(&opts.global, args, printer),
         Command::Plan(args) => plan::run(&opts.global, args, printer),
+        Command::Rewrite(args) => rewrite::run(opts, args, printer),
         other => {
             // Configuration errors come first, whatever the command.
             let _config = load_config(&opts.global, other.paths())?;

@@ -173,7 +173,7 @@ fn parse_build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, String>>
 }
 
 /// The configured image whose definition file is `file`.
-fn find_image(config: &Config, file: &Path) -> Option<ImageConfig> {
+pub(super) fn find_image(config: &Config, file: &Path) -> Option<ImageConfig> {
     let want = file.canonicalize().ok()?;
     config
         .images
@@ -184,7 +184,7 @@ fn find_image(config: &Config, file: &Path) -> Option<ImageConfig> {
 
 /// Files given, and definition files found in directories given (hidden
 /// directories are skipped), in a stable order.
-fn definition_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+pub(super) fn definition_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for path in paths {
         if path.is_dir() {

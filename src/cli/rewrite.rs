@@ -1,0 +1,168 @@
+//! `imagelock rewrite`: the definitions in pinned form, from their locks.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::cli::args::RewriteArgs;
+use crate::cli::diagnostic::render_source_error;
+use crate::cli::plan::{definition_files, find_image};
+use crate::cli::{Opts, Outcome, Printer, load_config};
+use crate::config::{Config, ImageConfig};
+use crate::lock::{LockedImage, write_atomic};
+use crate::rewrite::{FileChange, Rewrite, RewriteOptions, rewrite_image};
+use crate::source::inputs::load_inputs;
+use crate::source::load::load_definition;
+
+struct Planned {
+    image: ImageConfig,
+    lock_path: PathBuf,
+    lock: LockedImage,
+    rewrite: Rewrite,
+}
+
+pub fn run(opts: &Opts, args: &RewriteArgs, printer: &Printer) -> anyhow::Result<Outcome> {
+    let (config, images) = images(opts, &args.paths.paths)?;
+    let options = RewriteOptions {
+        hashes: args.hashes,
+    };
+    // Everything is computed before anything is written.
+    let mut planned = Vec::new();
+    for image in images {
+        let lock_path = config.lock_dir.join(format!("{}.lock", image.name));
+        if !lock_path.is_file() {
+            anyhow::bail!(
+                "`{}` has no lock at `{}`\nhint: run `imagelock freeze {}` first",
+                image.name,
+                lock_path.display(),
+                image.file.display()
+            );
+        }
+        let lock = LockedImage::read(&lock_path)?;
+        let definition = match load_definition(&image.file, &image.build_args) {
+            Ok(d) => d,
+            Err(e) => {
+                eprint!("{}", render_source_error(&e, printer.color()));
+                anyhow::bail!("`{}` could not be read", image.file.display());
+            }
+        };
+        let text = fs_err::read_to_string(&image.file)?;
+        let inputs = load_inputs(&definition, &text, &image.context, &image.build_args)?;
+        let rewrite = rewrite_image(&definition, &inputs, &lock, &image.context, options)?;
+        for w in &rewrite.warnings {
+            let mut line = format!("{}: {}", w.location, w.message);
+            if let Some(h) = &w.hint {
+                line.push_str("\n  hint: ");
+                line.push_str(h);
+            }
+            printer.warn(&line);
+        }
+        planned.push(Planned {
+            image,
+            lock_path,
+            lock,
+            rewrite,
+        });
+    }
+
+    let changed: usize = planned.iter().map(|p| p.rewrite.files.len()).sum();
+    if args.check || args.diff {
+        let mut out = String::new();
+        for p in &planned {
+            for f in &p.rewrite.files {
+                out.push_str(&unified_diff(f));
+            }
+        }
+        printer.data(&out)?;
+        if args.check && changed > 0 {
+            printer.status(&format!(
+                "{changed} file{} not in pinned form; run `imagelock rewrite`",
+                plural(changed)
+            ));
+            return Ok(Outcome::Findings);
+        }
+        return Ok(Outcome::Clean);
+    }
+    for p in &planned {
+        for f in &p.rewrite.files {
+            write_atomic(&f.path, f.after.as_bytes())
+                .with_context(|| format!("cannot write `{}`", f.path.display()))?;
+        }
+        if p.rewrite.lock != p.lock {
+            p.rewrite.lock.write(&p.lock_path)?;
+        }
+        let n = p.rewrite.files.len();
+        if n == 0 {
+            printer.status(&format!("{}: already pinned", p.image.name));
+        } else {
+            printer.status(&format!("{}: pinned {n} file{}", p.image.name, plural(n)));
+        }
+    }
+    Ok(Outcome::Clean)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The images to rewrite: the configuration's, or those of the paths given
+/// (found in the configuration when there is one, else zero-config).
+fn images(opts: &Opts, paths: &[PathBuf]) -> anyhow::Result<(Config, Vec<ImageConfig>)> {
+    if paths.is_empty() || opts.global.config.is_some() {
+        let config = load_config(&opts.global, paths)?;
+        if paths.is_empty() {
+            let images = config.images.clone();
+            return Ok((config, images));
+        }
+        let images = files_as_images(Some(&config), paths)?;
+        return Ok((config, images));
+    }
+    let discovered = std::env::current_dir()
+        .ok()
+        .and_then(|d| Config::discover(&d))
+        .map(|p| Config::load(&p))
+        .transpose()?;
+    let images = files_as_images(discovered.as_ref(), paths)?;
+    let config = discovered.unwrap_or_else(|| Config::zero(&[]));
+    Ok((config, images))
+}
+
+fn files_as_images(config: Option<&Config>, paths: &[PathBuf]) -> anyhow::Result<Vec<ImageConfig>> {
+    let mut images = Vec::new();
+    for file in definition_files(paths)? {
+        let configured = config.and_then(|c| find_image(c, &file));
+        images.push(match configured {
+            Some(i) => i,
+            None => {
+                let mut zero = Config::zero(std::slice::from_ref(&file)).images;
+                zero.remove(0)
+            }
+        });
+    }
+    if images.is_empty() {
+        anyhow::bail!(
+            "no definition files found\nhint: name a Dockerfile or a directory holding one"
+        );
+    }
+    Ok(images)
+}
+
+/// A unified diff of one file, `a/` and `b/` headers with the path.
+fn unified_diff(f: &FileChange) -> String {
+    let name = display(&f.path);
+    similar::TextDiff::from_lines(&f.before, &f.after)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .to_string()
+}
+
+fn display(path: &Path) -> String {
+    let rel = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf());
+    rel.to_string_lossy()
+        .trim_start_matches("./")
+        .replace('\\', "/")
+}
