@@ -1,5 +1,4 @@
-//! The integration test binary: runs the real `imagelock` executable and the
-//! library against servers the tests start on 127.0.0.1.
+//! The integration test binary.
 
-mod cli;
 mod common;
+mod registry;
