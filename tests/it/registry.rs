@@ -640,3 +640,120 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Benchmark (run by `benches/registry.sh`, not by `cargo test`): 50 distinct
+/// references on the token-auth registry, resolved by imagelock, then
+/// inspected by 50 sequential `skopeo inspect` calls, in one run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run benches/registry.sh"]
+async fn bench_registry_50_references() {
+    let Some(server) = server(AuthKind::Token) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("bench");
+    let mut b = LayoutBuilder::new(&layout);
+    // 5 repositories x 10 tags; every third tag is a 3-platform index.
+    let mut refs = Vec::new();
+    for i in 0..50 {
+        let tag = format!("t{i}");
+        let multi = i % 3 == 0;
+        if multi {
+            let children = vec![
+                b.manifest("amd64", None, &format!("bench-{i}-amd64")),
+                b.manifest("arm64", Some("v8"), &format!("bench-{i}-arm64")),
+                b.manifest("arm", Some("v7"), &format!("bench-{i}-armv7")),
+            ];
+            b.tag_index(&children, &tag);
+        } else {
+            let m = b.manifest("amd64", None, &format!("bench-{i}"));
+            b.tag_manifest(&m, &tag);
+        }
+        refs.push((format!("bench/r{}:{tag}", i % 5), tag, multi));
+    }
+    let push_started = Instant::now();
+    std::thread::scope(|s| {
+        for chunk in refs.chunks(13) {
+            let layout = &layout;
+            s.spawn(move || {
+                for (repo_tag, tag, _) in chunk {
+                    server.push(layout, tag, repo_tag, false);
+                }
+            });
+        }
+    });
+    eprintln!("pushed 50 references in {:.1?}", push_started.elapsed());
+
+    let all = platforms(&["linux/amd64", "linux/arm64", "linux/arm/v7"]);
+    let amd64 = platforms(&["linux/amd64"]);
+    let multi: Vec<ImageRef> = refs
+        .iter()
+        .filter(|r| r.2)
+        .map(|r| image(&server.addr, &r.0))
+        .collect();
+    let single: Vec<ImageRef> = refs
+        .iter()
+        .filter(|r| !r.2)
+        .map(|r| image(&server.addr, &r.0))
+        .collect();
+    let platform_images = (multi.len() * all.len() + single.len()) as u64;
+
+    let mut rows = Vec::new();
+    for concurrency in [16, 1] {
+        let registry = Registry::new(RegistryOptions {
+            concurrency,
+            ..with_login(&server.addr)
+        })
+        .unwrap();
+        let started = Instant::now();
+        let (a, b) = tokio::join!(
+            registry.resolve_all(&multi, &all),
+            registry.resolve_all(&single, &amd64)
+        );
+        let elapsed = started.elapsed();
+        assert!(a.iter().chain(&b).all(Result::is_ok));
+        let c = registry.request_counts();
+        // Each distinct manifest once: 50 tags plus the indexes' children.
+        assert_eq!(c.manifests, (50 + multi.len() * all.len()) as u64, "{c:?}");
+        assert_eq!(c.blobs, platform_images, "{c:?}");
+        assert_eq!(c.tokens, 5, "one token per repository scope: {c:?}");
+        assert!(c.token_scopes.values().all(|n| *n == 1), "{c:?}");
+        rows.push((
+            format!("imagelock (concurrency {concurrency})"),
+            elapsed,
+            Some(c),
+        ));
+    }
+    let started = Instant::now();
+    for (repo_tag, _, _) in &refs {
+        server.skopeo_inspect(repo_tag, &[]);
+    }
+    rows.push((
+        "skopeo inspect x50, sequential".into(),
+        started.elapsed(),
+        None,
+    ));
+
+    println!(
+        "\n50 references (17 three-platform indexes, 33 single manifests) = {platform_images} platform images, token auth, 5 repositories"
+    );
+    let manifests = (50 + multi.len() * all.len()) as f64;
+    println!(
+        "| tool | wall time | manifest requests | per manifest needed | config requests | token requests | tokens per scope |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (name, elapsed, counts) in rows {
+        match counts {
+            Some(c) => println!(
+                "| {name} | {:.2} s | {} | {:.2} | {} | {} | {} |",
+                elapsed.as_secs_f64(),
+                c.manifests,
+                c.manifests as f64 / manifests,
+                c.blobs,
+                c.tokens,
+                c.token_scopes.values().max().unwrap_or(&0)
+            ),
+            None => println!("| {name} | {:.2} s | | | | | |", elapsed.as_secs_f64()),
+        }
+    }
+}
