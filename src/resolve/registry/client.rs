@@ -133,6 +133,7 @@ struct Endpoint {
 
 struct Token {
     value: String,
+    obtained: Instant,
     expires: Instant,
 }
 
@@ -897,9 +898,10 @@ impl Registry {
         let started = Instant::now();
         let mut slot = slot.lock().await;
         if let Some(t) = slot.as_ref() {
-            // A token got while we waited is fresh even when forced.
+            // When the registry refused our token (`force`), only one
+            // obtained while we waited for the slot is worth trying.
             let fresh = t.expires > Instant::now() + Duration::from_secs(10);
-            if fresh && (!force || t.expires > started + Duration::from_secs(50)) {
+            if fresh && (!force || t.obtained > started) {
                 return Ok(t.value.clone());
             }
         }
@@ -986,6 +988,7 @@ impl Registry {
         let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).max(60));
         *slot = Some(Token {
             value: value.clone(),
+            obtained: Instant::now(),
             expires: started + lifetime,
         });
         Ok(value)
