@@ -8,3 +8,4 @@ mod cli;
 mod config;
 mod graph;
 mod lockfiles;
+mod registry;
