@@ -6,6 +6,7 @@
 //! [`drift`] consume it. [`cli`] sits on top; nothing imports it.
 #![forbid(unsafe_code)]
 
+#[allow(clippy::print_stdout, clippy::print_stderr)]
 pub mod cli;
 pub mod config;
 pub mod diagnostic;

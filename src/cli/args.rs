@@ -168,6 +168,19 @@ Exit codes:
 }
 
 impl Command {
+    /// The definition files named on the command line.
+    pub fn paths(&self) -> &[PathBuf] {
+        match self {
+            Command::Plan(a) => &a.paths.paths,
+            Command::Freeze(a) => &a.paths.paths,
+            Command::Rewrite(a) => &a.paths.paths,
+            Command::Verify(a) => &a.paths.paths,
+            Command::Drift(a) => &a.paths.paths,
+            Command::Graph(a) => &a.paths,
+            Command::Export(_) | Command::Completions { .. } | Command::Man => &[],
+        }
+    }
+
     /// The command's name as typed.
     pub fn name(&self) -> &'static str {
         match self {

@@ -4,11 +4,16 @@
 //! with their location and hint.
 
 mod args;
+mod export;
 mod output;
 
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
 use clap::{CommandFactory, Parser};
+
+use crate::config::Config;
 
 pub use args::{ColorChoice, Command, GlobalOpts, Opts, OutputFormat};
 pub use output::Printer;
@@ -68,8 +73,32 @@ pub fn run(opts: &Opts, printer: &Printer) -> anyhow::Result<Outcome> {
             printer.data_bytes(&out)?;
             Ok(Outcome::Clean)
         }
-        other => not_built(other.name()),
+        Command::Export(args) => export::run(opts, args, printer),
+        other => {
+            // Configuration errors come first, whatever the command.
+            let _config = load_config(&opts.global, other.paths())?;
+            not_built(other.name())
+        }
     }
+}
+
+/// The configuration for a command: `--config`, else `imagelock.toml` found
+/// from the current directory upward when no paths are given, else
+/// zero-config over the given paths.
+pub fn load_config(global: &GlobalOpts, paths: &[PathBuf]) -> anyhow::Result<Config> {
+    if let Some(path) = &global.config {
+        return Ok(Config::load(path)?);
+    }
+    if paths.is_empty() {
+        let cwd = std::env::current_dir()?;
+        return match Config::discover(&cwd) {
+            Some(path) => Ok(Config::load(&path)?),
+            None => anyhow::bail!(
+                "no `imagelock.toml` here or in a parent directory, and no paths given\nhint: name definition files (`imagelock plan Dockerfile`) or pass `--config FILE`"
+            ),
+        };
+    }
+    Ok(Config::zero(paths))
 }
 
 fn not_built(command: &str) -> anyhow::Result<Outcome> {

@@ -69,6 +69,10 @@ impl Printer {
     pub fn error(&self, err: &anyhow::Error) {
         let label = self.paint("error", "31");
         let mut text = err.to_string();
+        if let Some(hint) = located_hint(err) {
+            text.push_str("\nhint: ");
+            text.push_str(&hint);
+        }
         for cause in err.chain().skip(1) {
             text.push_str("\n  caused by: ");
             text.push_str(&cause.to_string());
@@ -93,4 +97,18 @@ impl Printer {
             text.to_string()
         }
     }
+}
+
+/// The hint of a located error from the library, which its `Display` leaves out.
+fn located_hint(err: &anyhow::Error) -> Option<String> {
+    use crate::config::ConfigError;
+    use crate::lock::LockError;
+    let diagnostic = err
+        .downcast_ref::<ConfigError>()
+        .and_then(ConfigError::diagnostic)
+        .or_else(|| {
+            err.downcast_ref::<LockError>()
+                .and_then(LockError::diagnostic)
+        })?;
+    diagnostic.hint.clone()
 }

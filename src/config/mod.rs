@@ -214,13 +214,11 @@ impl Config {
             let span = e
                 .span()
                 .map_or(Span::default(), |r| Span::new(r.start, r.end));
-            ConfigError::at(
-                path,
-                text,
-                span,
-                e.message().to_string(),
-                Some("see the README's configuration section for every key".into()),
-            )
+            let hint = did_you_mean(e.message()).map_or_else(
+                || "see the README's configuration section for every key".to_string(),
+                |key| format!("did you mean `{key}`?"),
+            );
+            ConfigError::at(path, text, span, e.message().to_string(), Some(hint))
         })?;
         let root = path
             .parent()
@@ -377,6 +375,36 @@ pub fn image_name_for(file: &Path) -> String {
             }
         })
         .collect()
+}
+
+/// For serde's ``unknown field `x`, expected one of `a`, `b` `` message: the
+/// expected key closest to the unknown one, if it is close.
+fn did_you_mean(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, expected) = rest.split_once('`')?;
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|k| (edit_distance(unknown, k), k))
+        .filter(|&(d, k)| d <= 2.max(k.len() / 3))
+        .min()
+        .map(|(_, k)| k.to_string())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 fn is_image_name(name: &str) -> bool {

@@ -10,11 +10,13 @@
 //! - **versioned**: `version = 1`; a newer version is refused with a clear
 //!   message instead of being half-read.
 
+mod export;
 mod input_hash;
 mod model;
 mod read;
 mod write;
 
+pub use export::ExportError;
 pub use input_hash::InputHasher;
 pub use model::*;
 pub use read::LockError;

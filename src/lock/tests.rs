@@ -56,6 +56,34 @@ pub(crate) fn sample() -> LockedImage {
             LockedStep {
                 stage: 0,
                 file: "driver/Dockerfile".into(),
+                line: 5,
+                command: "mamba install -y numpy".into(),
+                manager: "mamba".into(),
+                action: "install".into(),
+                target: Some("/opt/conda".into()),
+                requested: vec!["numpy".into()],
+                channels: vec!["https://conda.anaconda.org/conda-forge".into()],
+                indexes: vec![],
+                locked: true,
+                conda: vec![CondaPackage {
+                    name: "numpy".into(),
+                    version: "1.26.4".into(),
+                    build: "py311h64a7726_0".into(),
+                    build_number: 0,
+                    channel: "https://conda.anaconda.org/conda-forge".into(),
+                    subdir: "linux-64".into(),
+                    url: "https://conda.anaconda.org/conda-forge/linux-64/numpy-1.26.4-py311h64a7726_0.conda".into(),
+                    sha256: "3f4365e11b28e244c95ba8579942b0802761ba7bb31c026f50d1a9ea9c728149".into(),
+                    md5: Some("a502d7aad449a1206efb366d6a12c52d".into()),
+                    size: Some(8_065_890),
+                    requested: Some("numpy".into()),
+                    platforms: vec!["linux/amd64".into()],
+                }],
+                pypi: vec![],
+            },
+            LockedStep {
+                stage: 0,
+                file: "driver/Dockerfile".into(),
                 line: 9,
                 command: "pip install pandas".into(),
                 manager: "pip".into(),
@@ -131,14 +159,13 @@ fn future_version_is_refused_clearly() {
 
 #[test]
 fn corrupt_file_names_line_and_column() {
-    let text = sample()
-        .to_toml()
-        .replace("build-number", "bild")
-        .replace("line = 9", "line = \"nine\"");
-    let err = LockedImage::from_toml(Path::new("driver.lock"), &text).unwrap_err();
-    let d = err.diagnostic().expect("a located error");
-    let line_text = text.lines().nth(d.location.line - 1).unwrap();
-    assert!(line_text.starts_with("line = \"nine\""), "{d}: {line_text}");
+    for (from, to) in [("line = 9", "line = \"nine\""), ("build-number", "bild")] {
+        let text = sample().to_toml().replace(from, to);
+        let err = LockedImage::from_toml(Path::new("driver.lock"), &text).unwrap_err();
+        let d = err.diagnostic().expect("a located error");
+        let line_text = text.lines().nth(d.location.line - 1).unwrap();
+        assert!(line_text.starts_with(to), "{d}: {line_text}");
+    }
 }
 
 #[test]

@@ -6,7 +6,9 @@
 //! `rewrite` can change exactly those bytes and nothing else.
 
 pub mod apptainer;
+pub mod graph;
 pub mod model;
+pub mod requirements;
 pub mod shell;
 pub mod steps;
 

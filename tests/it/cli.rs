@@ -95,3 +95,46 @@ fn static_server_serves_etags_and_ranges() {
     assert_eq!(server.seen().len(), 4);
     assert_eq!(server.seen().iter().filter(|s| s.conditional).count(), 1);
 }
+
+#[test]
+fn export_writes_each_format_from_a_lockfile() {
+    let lock = crate::common::fixture("lock/sample.lock");
+    let (code, out, err) = run(imagelock()
+        .arg("export")
+        .arg(&lock)
+        .args(["--to", "requirements"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("pandas==1.0 \\\n    --hash=sha256:"), "{out}");
+    let (code, out, _) = run(imagelock()
+        .arg("export")
+        .arg(&lock)
+        .args(["--to", "pylock"]));
+    assert_eq!(code, 0);
+    assert!(out.starts_with("lock-version = \"1.0\""));
+    let (code, out, _) = run(imagelock().arg("export").arg(&lock).args(["--to", "sbom"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("CycloneDX"));
+    let (code, out, _) = run(imagelock()
+        .arg("export")
+        .arg(&lock)
+        .args(["--to", "conda-explicit"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("@EXPLICIT\nhttps://"), "{out}");
+    // No conda packages for that platform: trouble, said plainly.
+    let (code, _, err) = run(imagelock().arg("export").arg(&lock).args([
+        "--to",
+        "conda-explicit",
+        "--platform",
+        "linux/arm64",
+    ]));
+    assert_eq!(code, 2);
+    assert!(err.contains("has no conda packages"), "{err}");
+    let (code, _, err) = run(imagelock().arg("export").arg(&lock).args([
+        "--to",
+        "requirements",
+        "--platform",
+        "linux/s390x",
+    ]));
+    assert_eq!(code, 2);
+    assert!(err.contains("not locked for `linux/s390x`"), "{err}");
+}

@@ -1,5 +1,9 @@
 //! The integration test binary: runs the real `imagelock` executable and the
 //! library against servers the tests start on 127.0.0.1.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod common;
 
 mod cli;
-mod common;
+mod config;
+mod lockfiles;

@@ -1,0 +1,43 @@
+//! `imagelock export`: a locked image in another format.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::cli::args::{ExportArgs, ExportKind};
+use crate::cli::{Opts, Outcome, Printer, load_config};
+use crate::lock::LockedImage;
+
+pub fn run(opts: &Opts, args: &ExportArgs, printer: &Printer) -> anyhow::Result<Outcome> {
+    let lock_path = lock_path(opts, &args.image)?;
+    let lock = LockedImage::read(&lock_path)?;
+    let platform = lock.export_platform(args.platform.as_deref())?;
+    let text = match args.to {
+        ExportKind::Requirements => lock.to_requirements(&platform)?,
+        ExportKind::Pylock => lock.to_pylock()?,
+        ExportKind::CondaExplicit => lock.to_conda_explicit(&platform)?,
+        ExportKind::Sbom => lock.to_sbom(),
+    };
+    printer.data(&text)?;
+    Ok(Outcome::Clean)
+}
+
+/// A lockfile path as given, or the lock of a configured image.
+fn lock_path(opts: &Opts, image: &str) -> anyhow::Result<PathBuf> {
+    let as_path = Path::new(image);
+    if image.ends_with(".lock") || as_path.is_file() {
+        return Ok(as_path.to_path_buf());
+    }
+    let config = load_config(&opts.global, &[])
+        .context("to export an image by name, imagelock needs its configuration")?;
+    match config.images.iter().find(|i| i.name == image) {
+        Some(_) => Ok(config.lock_dir.join(format!("{image}.lock"))),
+        None => {
+            let names: Vec<&str> = config.images.iter().map(|i| i.name.as_str()).collect();
+            anyhow::bail!(
+                "no image `{image}` in the configuration\nhint: configured images: {}",
+                names.join(", ")
+            )
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! A locked image in other formats: pip requirements with hashes, PEP 751
+//! `pylock.toml`, a CycloneDX SBOM. Pure functions of the lock.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::lock::{LockedImage, PypiPackage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(
+        "image `{image}` has no Python packages for `{platform}`\nhint: locked platforms: {locked}"
+    )]
+    NoPython {
+        image: String,
+        platform: String,
+        locked: String,
+    },
+    #[error(
+        "image `{image}` has no conda packages for `{platform}`\nhint: locked platforms: {locked}"
+    )]
+    NoConda {
+        image: String,
+        platform: String,
+        locked: String,
+    },
+    #[error("image `{image}` is not locked for `{platform}`\nhint: locked platforms: {locked}")]
+    UnknownPlatform {
+        image: String,
+        platform: String,
+        locked: String,
+    },
+}
+
+impl LockedImage {
+    /// The platform to export: the one asked for, or the first locked.
+    pub fn export_platform(&self, asked: Option<&str>) -> Result<String, ExportError> {
+        let locked = self.image.platforms.join(", ");
+        match asked {
+            Some(p) if self.image.platforms.iter().any(|l| platform_matches(l, p)) => {
+                Ok(p.to_string())
+            }
+            Some(p) => Err(ExportError::UnknownPlatform {
+                image: self.image.name.clone(),
+                platform: p.to_string(),
+                locked,
+            }),
+            None => Ok(self.image.platforms.first().cloned().unwrap_or_default()),
+        }
+    }
+
+    /// The Python distributions the finished image has on `platform`: a
+    /// later step's choice of a name replaces an earlier one, as a later
+    /// `pip install` does.
+    pub fn final_pypi(&self, platform: &str) -> Vec<&PypiPackage> {
+        let mut by_name: BTreeMap<&str, &PypiPackage> = BTreeMap::new();
+        for step in &self.steps {
+            for p in &step.pypi {
+                if p.platforms.iter().any(|l| platform_matches(l, platform)) {
+                    by_name.insert(&p.name, p);
+                }
+            }
+        }
+        by_name.into_values().collect()
+    }
+
+    /// A requirements file for `pip install --require-hashes --no-deps -r`.
+    pub fn to_requirements(&self, platform: &str) -> Result<String, ExportError> {
+        let packages = self.final_pypi(platform);
+        if packages.is_empty() {
+            return Err(self.no_python(platform));
+        }
+        let mut out = format!(
+            "# Python packages of image `{}` for {platform}, from its imagelock lockfile.\n\
+             # Install with: pip install --require-hashes --no-deps -r <this file>\n",
+            self.image.name
+        );
+        for p in packages {
+            let _ = writeln!(
+                out,
+                "{}=={} \\\n    --hash=sha256:{}",
+                p.name, p.version, p.sha256
+            );
+        }
+        Ok(out)
+    }
+
+    /// A PEP 751 lock file (`pylock.toml`) covering every locked platform:
+    /// one `[[packages]]` per name and version, with the wheel or sdist of
+    /// each platform.
+    pub fn to_pylock(&self) -> Result<String, ExportError> {
+        let mut doc = toml_edit::DocumentMut::new();
+        doc["lock-version"] = toml_edit::value("1.0");
+        doc["created-by"] = toml_edit::value("imagelock");
+        let mut grouped: BTreeMap<(&str, &str), Vec<&PypiPackage>> = BTreeMap::new();
+        for platform in &self.image.platforms {
+            for p in self.final_pypi(platform) {
+                let files = grouped.entry((&p.name, &p.version)).or_default();
+                if !files.iter().any(|f| f.file == p.file) {
+                    files.push(p);
+                }
+            }
+        }
+        if grouped.is_empty() {
+            let platform = self.image.platforms.join(", ");
+            return Err(self.no_python(&platform));
+        }
+        let all: std::collections::BTreeSet<&str> =
+            self.image.platforms.iter().map(|p| machine_of(p)).collect();
+        let mut packages = toml_edit::ArrayOfTables::new();
+        for ((name, version), files) in grouped {
+            let mut t = toml_edit::Table::new();
+            t["name"] = toml_edit::value(name);
+            t["version"] = toml_edit::value(version);
+            // A package not every platform gets is limited to those that do.
+            let machines: std::collections::BTreeSet<&str> = files
+                .iter()
+                .flat_map(|f| f.platforms.iter())
+                .map(|p| machine_of(p))
+                .collect();
+            if machines != all {
+                let marker: Vec<String> = machines
+                    .iter()
+                    .map(|m| format!("platform_machine == '{m}'"))
+                    .collect();
+                t["marker"] = toml_edit::value(marker.join(" or "));
+            }
+            let mut wheels = toml_edit::Array::new();
+            for f in &files {
+                let mut hashes = toml_edit::InlineTable::new();
+                hashes.insert("sha256", f.sha256.as_str().into());
+                let mut file = toml_edit::InlineTable::new();
+                file.insert("name", f.file.as_str().into());
+                file.insert("url", f.url.as_str().into());
+                file.insert("hashes", toml_edit::Value::InlineTable(hashes));
+                if f.file.ends_with(".whl") {
+                    wheels.push(toml_edit::Value::InlineTable(file));
+                } else {
+                    t["sdist"] = toml_edit::value(toml_edit::Value::InlineTable(file));
+                }
+            }
+            if !wheels.is_empty() {
+                wheels.set_trailing_comma(true);
+                for w in wheels.iter_mut() {
+                    w.decor_mut().set_prefix("\n    ");
+                }
+                wheels.set_trailing("\n");
+                t["wheels"] = toml_edit::value(wheels);
+            }
+            packages.push(t);
+        }
+        doc["packages"] = toml_edit::Item::ArrayOfTables(packages);
+        Ok(doc.to_string())
+    }
+
+    /// A conda explicit file (`@EXPLICIT`, CEP 23) for one platform: each
+    /// package URL with its hash, in step order, a later step's choice of a
+    /// name replacing an earlier one. md5 is the anchor every conda client
+    /// reads; the sha256 is given where no md5 is locked.
+    pub fn to_conda_explicit(&self, platform: &str) -> Result<String, ExportError> {
+        let mut by_name: BTreeMap<&str, &crate::lock::CondaPackage> = BTreeMap::new();
+        for step in &self.steps {
+            for p in &step.conda {
+                if p.platforms.iter().any(|l| platform_matches(l, platform)) {
+                    by_name.insert(&p.name, p);
+                }
+            }
+        }
+        if by_name.is_empty() {
+            return Err(ExportError::NoConda {
+                image: self.image.name.clone(),
+                platform: platform.to_string(),
+                locked: self.image.platforms.join(", "),
+            });
+        }
+        let subdir = by_name
+            .values()
+            .map(|p| p.subdir.as_str())
+            .find(|s| *s != "noarch")
+            .unwrap_or("noarch");
+        let mut out = format!(
+            "# Conda packages of image `{}` for {platform}, from its imagelock lockfile.\n\
+             # platform: {subdir}\n@EXPLICIT\n",
+            self.image.name
+        );
+        for p in by_name.values() {
+            match &p.md5 {
+                Some(md5) => {
+                    let _ = writeln!(out, "{}#{md5}", p.url);
+                }
+                None => {
+                    let _ = writeln!(out, "{}#sha256:{}", p.url, p.sha256);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A CycloneDX 1.5 SBOM (JSON) of the image's base images and packages.
+    pub fn to_sbom(&self) -> String {
+        let mut components = Vec::new();
+        for base in &self.bases {
+            let (repo, _) = split_tag(&base.name);
+            components.push(serde_json::json!({
+                "type": "container",
+                "bom-ref": format!("{}@{}", repo, base.digest),
+                "name": repo,
+                "version": base.digest,
+                "purl": format!("pkg:oci/{}@{}?repository_url={}", repo.rsplit('/').next().unwrap_or(repo), base.digest.replace(':', "%3A"), repo),
+                "hashes": [{"alg": "SHA-256", "content": base.digest.trim_start_matches("sha256:")}],
+            }));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for step in &self.steps {
+            for p in &step.conda {
+                if seen.insert(p.url.clone()) {
+                    components.push(serde_json::json!({
+                        "type": "library",
+                        "bom-ref": p.url,
+                        "name": p.name,
+                        "version": format!("{}-{}", p.version, p.build),
+                        "purl": format!("pkg:conda/{}@{}?build={}&channel={}&subdir={}", p.name, p.version, p.build, p.channel, p.subdir),
+                        "hashes": [{"alg": "SHA-256", "content": p.sha256}],
+                        "properties": [{"name": "imagelock:platforms", "value": p.platforms.join(",")}],
+                    }));
+                }
+            }
+            for p in &step.pypi {
+                if seen.insert(p.url.clone()) {
+                    components.push(serde_json::json!({
+                        "type": "library",
+                        "bom-ref": p.url,
+                        "name": p.name,
+                        "version": p.version,
+                        "purl": format!("pkg:pypi/{}@{}?file_name={}", p.name, p.version, p.file),
+                        "hashes": [{"alg": "SHA-256", "content": p.sha256}],
+                        "properties": [{"name": "imagelock:platforms", "value": p.platforms.join(",")}],
+                    }));
+                }
+            }
+        }
+        let bom = serde_json::json!({
+            "bomFormat": "CycloneDX",
+            "specVersion": "1.5",
+            "version": 1,
+            "metadata": {
+                "tools": {"components": [{"type": "application", "name": "imagelock", "version": env!("CARGO_PKG_VERSION")}]},
+                "component": {"type": "container", "name": self.image.name, "bom-ref": self.image.name},
+                "properties": [{"name": "imagelock:input-hash", "value": self.image.input_hash}],
+            },
+            "components": components,
+        });
+        let mut text = serde_json::to_string_pretty(&bom).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    fn no_python(&self, platform: &str) -> ExportError {
+        ExportError::NoPython {
+            image: self.image.name.clone(),
+            platform: platform.to_string(),
+            locked: self.image.platforms.join(", "),
+        }
+    }
+}
+
+/// `linux/arm64` and `linux/arm64/v8` name the same platform.
+fn platform_matches(locked: &str, asked: &str) -> bool {
+    let norm = |p: &str| p.strip_suffix("/v8").unwrap_or(p).to_string();
+    norm(locked) == norm(asked)
+}
+
+fn machine_of(platform: &str) -> &'static str {
+    match platform.split('/').nth(1) {
+        Some("arm64") => "aarch64",
+        Some("ppc64le") => "ppc64le",
+        Some("s390x") => "s390x",
+        Some("arm") => "armv7l",
+        _ => "x86_64",
+    }
+}
+
+fn split_tag(name: &str) -> (&str, Option<&str>) {
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    match name[slash..].rfind(':') {
+        Some(i) => (&name[..slash + i], Some(&name[slash + i + 1..])),
+        None => (name, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lock::tests::sample;
+
+    #[test]
+    fn requirements_have_hashes_for_the_platform() {
+        let lock = sample();
+        insta::assert_snapshot!(lock.to_requirements("linux/arm64/v8").unwrap(), @r"
+        # Python packages of image `driver` for linux/arm64/v8, from its imagelock lockfile.
+        # Install with: pip install --require-hashes --no-deps -r <this file>
+        six==1.0 \
+            --hash=sha256:abababababababababababababababababababababababababababababababab
+        ");
+        assert!(lock.export_platform(Some("linux/s390x")).is_err());
+    }
+
+    #[test]
+    fn conda_explicit_has_urls_with_hashes() {
+        insta::assert_snapshot!(sample().to_conda_explicit("linux/amd64").unwrap(), @r"
+        # Conda packages of image `driver` for linux/amd64, from its imagelock lockfile.
+        # platform: linux-64
+        @EXPLICIT
+        https://conda.anaconda.org/conda-forge/linux-64/numpy-1.26.4-py311h64a7726_0.conda#a502d7aad449a1206efb366d6a12c52d
+        ");
+    }
+
+    #[test]
+    fn pylock_is_valid_toml_with_files() {
+        let text = sample().to_pylock().unwrap();
+        let doc: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(doc["lock-version"].as_str(), Some("1.0"));
+        let packages = doc["packages"].as_array().unwrap();
+        assert_eq!(packages.len(), 2);
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn sbom_lists_bases_and_packages() {
+        let bom: serde_json::Value = serde_json::from_str(&sample().to_sbom()).unwrap();
+        let comps = bom["components"].as_array().unwrap();
+        assert_eq!(comps.len(), 4);
+        assert_eq!(comps[0]["type"], "container");
+    }
+}

@@ -1,0 +1,66 @@
+//! `imagelock.toml`: every key accepted, every mistake located.
+
+use std::path::Path;
+
+use imagelock::config::{ChannelPriority, Config, PullFromMirror};
+
+use crate::common::{fixture, imagelock, repo_root, run};
+
+#[test]
+fn every_key_is_read() {
+    let c = Config::load(&fixture("config/full.toml")).unwrap();
+    let root = fixture("config");
+    assert_eq!(c.lock_dir, root.join("locks"));
+    assert_eq!(c.cache_dir, root.join(".cache/imagelock"));
+    let driver = &c.images[0];
+    assert_eq!(driver.name, "driver");
+    assert_eq!(driver.file, root.join("driver/Dockerfile"));
+    assert_eq!(driver.platforms, ["linux/amd64"]);
+    assert_eq!(driver.build_args["PYTHON_VERSION"], "3.11");
+    assert_eq!(driver.overrides.glibc.as_deref(), Some("2.36"));
+    assert_eq!(
+        driver.reference.as_deref(),
+        Some("ghcr.io/example-lab/driver")
+    );
+    assert_eq!(c.conda.channel_priority, Some(ChannelPriority::Flexible));
+    assert_eq!(c.pypi.extra_index_urls.len(), 1);
+    assert_eq!(
+        c.registries["docker.io"].mirrors[0].pull_from_mirror,
+        PullFromMirror::DigestOnly
+    );
+    assert!(c.registries["localhost:5000"].insecure);
+}
+
+/// Each file in `fixtures/bad/config/` fails with a located message.
+#[test]
+fn bad_configs_fail_with_located_messages() {
+    let dir = fixture("bad/config");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8);
+    for file in files {
+        let rel = file.strip_prefix(repo_root()).unwrap();
+        let (code, out, err) = run(imagelock()
+            .current_dir(repo_root())
+            .arg("--config")
+            .arg(rel)
+            .arg("graph"));
+        assert_eq!(code, 2, "{}: {err}", rel.display());
+        assert!(out.is_empty());
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        insta::assert_snapshot!(format!("bad_config_{name}"), err);
+    }
+}
+
+#[test]
+fn no_config_and_no_paths_says_what_to_do() {
+    let dir = crate::common::tempdir();
+    let (code, _, err) = run(imagelock().current_dir(dir.path()).arg("freeze"));
+    assert_eq!(code, 2);
+    assert!(err.contains("no `imagelock.toml`"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    let _ = Path::new("");
+}
