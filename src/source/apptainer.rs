@@ -510,13 +510,17 @@ pub fn parse(
                     } else {
                         format!("unknown header keyword `{}`", h.key)
                     };
-                    return Err(err(
-                        h.key_span,
-                        message,
-                        Some(
-                            "header lines are `Keyword: value`, with keywords such as Bootstrap, From, Stage, Registry, Namespace, Include, MirrorURL, OSVersion",
-                        ),
-                    ));
+                    let hint = if SECTIONS.contains(&h.key.as_str())
+                        || APP_SECTIONS.contains(&h.key.as_str())
+                    {
+                        format!(
+                            "`{0}` is a section: write `%{0}` on a line of its own, its content on the lines below",
+                            h.key
+                        )
+                    } else {
+                        "header lines are `Keyword: value`, with keywords such as Bootstrap, From, Stage, Registry, Namespace, Include, MirrorURL, OSVersion".to_string()
+                    };
+                    return Err(err(h.key_span, message, Some(&hint)));
                 }
             }
             Part::Other { .. } => {}
@@ -528,13 +532,31 @@ pub fn parse(
 
     let mut stages: Vec<Stage> = Vec::new();
     let index = LineIndex::new(text);
-    for parts in &file.stages {
+    // Header lines written before the first `Bootstrap:` (Singularity 2
+    // read headers in any order) join the first stage.
+    let mut carried: Vec<&HeaderLine> = Vec::new();
+    for (n, parts) in file.stages.iter().enumerate() {
         let header = |key: &str| {
-            parts.iter().find_map(|p| match p {
-                Part::Header(h) if h.key == key => Some(h),
-                _ => None,
-            })
+            parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Header(h) => Some(h),
+                    _ => None,
+                })
+                .chain(carried.iter().copied())
+                .find(|h| h.key == key)
         };
+        let headers_only = parts.iter().all(|p| !matches!(p, Part::Section(_)));
+        if n == 0 && headers_only && header("bootstrap").is_none() && file.stages.len() > 1 {
+            carried = parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Header(h) => Some(h),
+                    _ => None,
+                })
+                .collect();
+            continue;
+        }
         let Some(bootstrap) = header("bootstrap") else {
             // Only comments and blank lines before the first stage are fine.
             let first = parts.iter().find(|p| !matches!(p, Part::Other { .. }));
@@ -649,6 +671,7 @@ pub fn parse(
             }
         }
         stages.push(stage);
+        carried.clear();
     }
     if stages.is_empty() {
         return Err(err(
