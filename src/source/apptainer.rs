@@ -648,24 +648,27 @@ pub fn parse(
             steps: Vec::new(),
             span: stage_span,
         };
+        // apptainer runs all `%post` sections of a stage as one script, before
+        // the `%appinstall` sections.
+        let posts: Vec<&Section> = parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Section(s) if s.name == "post" => Some(s),
+                _ => None,
+            })
+            .collect();
+        let mut script = Script::new();
+        for s in &posts {
+            script.append(&tpl.apply(s.body_span)?);
+        }
+        scan_section(&tpl, &index, &script, &posts, &mut stage)?;
         for part in parts {
             let Part::Section(s) = part else { continue };
             match s.name.as_str() {
                 "files" | "appfiles" => files_section(&tpl, s, &stages, &mut stage)?,
-                "post" | "appinstall" => {
+                "appinstall" => {
                     let script = tpl.apply(s.body_span)?;
-                    let cmds = find_install_commands(&script, &|_| None)
-                        .map_err(|e| error(path, text, e.span, e.message, e.hint.as_deref()))?;
-                    for command in cmds {
-                        let line = index.line_col(text, command.span.start).line;
-                        stage.steps.push(InstallStep {
-                            command,
-                            instruction: s.span,
-                            line,
-                            env: Vec::new(),
-                            user: None,
-                        });
-                    }
+                    scan_section(&tpl, &index, &script, &[s], &mut stage)?;
                 }
                 _ => {}
             }
@@ -686,6 +689,36 @@ pub fn parse(
         global_args,
         stages,
     })
+}
+
+/// Records the install commands of `script`, made of the bodies of
+/// `sections`, each with the section it is written in.
+fn scan_section(
+    tpl: &Templater<'_>,
+    index: &LineIndex,
+    script: &Script,
+    sections: &[&Section],
+    stage: &mut Stage,
+) -> Result<(), ApptainerError> {
+    let text = tpl.text;
+    let cmds = find_install_commands(script, &|_| None)
+        .map_err(|e| error(tpl.path, text, e.span, e.message, e.hint.as_deref()))?;
+    for command in cmds {
+        let at = command.span.start;
+        let instruction = sections
+            .iter()
+            .find(|s| s.span.start <= at && at < s.span.end.max(s.span.start + 1))
+            .or(sections.last())
+            .map_or(command.span, |s| s.span);
+        stage.steps.push(InstallStep {
+            line: index.line_col(text, at).line,
+            command,
+            instruction,
+            env: Vec::new(),
+            user: None,
+        });
+    }
+    Ok(())
 }
 
 /// `%files [from STAGE]`: one `src [dst]` per line.
