@@ -4,8 +4,12 @@
 //! with their location and hint.
 
 mod args;
+mod diagnostic;
 mod export;
+mod graph;
+mod images;
 mod output;
+mod plan;
 
 use std::process::ExitCode;
 
@@ -74,6 +78,8 @@ pub fn run(opts: &Opts, printer: &Printer) -> anyhow::Result<Outcome> {
             Ok(Outcome::Clean)
         }
         Command::Export(args) => export::run(opts, args, printer),
+        Command::Graph(args) => graph::run(&opts.global, args, printer),
+        Command::Plan(args) => plan::run(&opts.global, args, printer),
         other => {
             // Configuration errors come first, whatever the command.
             let _config = load_config(&opts.global, other.paths())?;

@@ -635,6 +635,8 @@ pub fn parse(
             None => None,
         };
         let mut stage = Stage {
+            args: Vec::new(),
+            onbuild: Vec::new(),
             index: stages.len(),
             name,
             platform: None,
@@ -684,6 +686,7 @@ pub fn parse(
         ));
     }
     Ok(Definition {
+        syntax: None,
         kind: DefinitionKind::Apptainer,
         path: path.to_path_buf(),
         global_args,
@@ -711,6 +714,7 @@ fn scan_section(
             .or(sections.last())
             .map_or(command.span, |s| s.span);
         stage.steps.push(InstallStep {
+            workdir: None,
             line: index.line_col(text, at).line,
             command,
             instruction,
@@ -782,6 +786,7 @@ fn files_section(
         let Some(src) = words.first() else { continue };
         let destination = words.get(1).cloned().unwrap_or_else(|| src.clone());
         stage.copies.push(CopiedFile {
+            workdir: None,
             sources: vec![src.clone()],
             destination,
             from: from.clone(),

@@ -6,7 +6,9 @@
 //! `rewrite` can change exactly those bytes and nothing else.
 
 pub mod apptainer;
+pub mod dockerfile;
 pub mod graph;
+pub mod load;
 pub mod model;
 pub mod requirements;
 pub mod shell;

@@ -24,6 +24,10 @@ pub struct Definition {
     /// ARGs declared before the first `FROM` (Dockerfile only).
     pub global_args: Vec<ArgDecl>,
     pub stages: Vec<Stage>,
+    /// `# syntax=IMAGE`: the BuildKit frontend image the file asks for
+    /// (Dockerfile only). It is an image too, so it can be pinned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syntax: Option<Expanded>,
 }
 
 /// A text from the file together with its value after variable expansion.
@@ -111,6 +115,9 @@ pub struct CopiedFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     pub span: Span,
+    /// `WORKDIR` in effect, against which a relative destination resolves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
 }
 
 /// One stage: `FROM … [AS name]` and what follows up to the next `FROM`,
@@ -127,6 +134,22 @@ pub struct Stage {
     pub copies: Vec<CopiedFile>,
     pub steps: Vec<InstallStep>,
     /// The `FROM` instruction, or the header block.
+    pub span: Span,
+    /// `ARG`s declared inside the stage (Dockerfile), with their defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<ArgDecl>,
+    /// `ONBUILD` triggers: recorded, not run in this stage (they run in
+    /// images built `FROM` this one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub onbuild: Vec<OnBuild>,
+}
+
+/// `ONBUILD INSTRUCTION …`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OnBuild {
+    /// The registered instruction's keyword, uppercase (`RUN`, `COPY`…).
+    pub instruction: String,
+    /// The whole `ONBUILD` instruction.
     pub span: Span,
 }
 
@@ -146,4 +169,7 @@ pub struct InstallStep {
     /// Shell user (`USER`) the command runs as, if set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// `WORKDIR` in effect, against which relative file arguments resolve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
 }

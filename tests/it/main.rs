@@ -7,4 +7,5 @@ mod common;
 mod apptainer;
 mod cli;
 mod config;
+mod graph;
 mod lockfiles;

@@ -1,0 +1,87 @@
+//! Rendering diagnostics that point into a file: the location, the message,
+//! the line with a caret under the span, and the hint.
+
+use std::fmt::Write as _;
+
+use crate::diagnostic::{Diagnostic, LineIndex};
+use crate::source::load::{MAX_DEFINITION_SIZE, SourceError};
+
+/// `error: path:line:col: message`, a source snippet and `hint: …`.
+pub fn render_source_error(err: &SourceError, color: bool) -> String {
+    match err.diagnostic() {
+        Some(d) => {
+            // Re-read the file for context; too large or unreadable files
+            // get no snippet.
+            let text = fs_err::metadata(&d.location.path)
+                .ok()
+                .filter(|m| m.len() <= MAX_DEFINITION_SIZE)
+                .and_then(|_| fs_err::read(&d.location.path).ok())
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
+            render(d, text.as_deref(), color)
+        }
+        None => {
+            let text = err.to_string();
+            let mut out = String::new();
+            let mut lines = text.lines();
+            if let Some(first) = lines.next() {
+                let _ = writeln!(out, "{}: {first}", paint("error", "31", color));
+            }
+            for line in lines {
+                match line.strip_prefix("hint: ") {
+                    Some(h) => _ = writeln!(out, "{}: {h}", paint("hint", "36", color)),
+                    None => _ = writeln!(out, "{line}"),
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Renders one diagnostic; `text` is the file's content when available.
+pub fn render(d: &Diagnostic, text: Option<&str>, color: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {}: {}",
+        paint("error", "31", color),
+        d.location,
+        d.message
+    );
+    if let Some(text) = text.filter(|t| d.span.start <= t.len() && !t.contains('\0')) {
+        let index = LineIndex::new(text);
+        let line_no = d.location.line;
+        let start = index.line_start(line_no).unwrap_or(0).min(text.len());
+        let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        let line = text[start..end].trim_end_matches('\r');
+        let gutter = line_no.to_string();
+        let pad = " ".repeat(gutter.len());
+        let col = d.location.column.saturating_sub(1);
+        let width = text
+            .get(d.span.start..d.span.end.min(end).max(d.span.start))
+            .map_or(1, |s| s.chars().count().max(1));
+        let shown: String = line
+            .chars()
+            .map(|c| if c == '\t' { ' ' } else { c })
+            .collect();
+        let _ = writeln!(out, "{pad} |");
+        let _ = writeln!(out, "{gutter} | {shown}");
+        let _ = writeln!(
+            out,
+            "{pad} | {}{}",
+            " ".repeat(col),
+            paint(&"^".repeat(width), "31", color)
+        );
+    }
+    if let Some(h) = &d.hint {
+        let _ = writeln!(out, "{}: {h}", paint("hint", "36", color));
+    }
+    out
+}
+
+fn paint(text: &str, code: &str, color: bool) -> String {
+    if color {
+        format!("\x1b[1;{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}

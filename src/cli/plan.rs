@@ -1,0 +1,399 @@
+//! `imagelock plan`: what each image is built from, without the network.
+//!
+//! The JSON form (`--format json`) is stable:
+//!
+//! ```text
+//! {
+//!   "version": 1,
+//!   "images": [
+//!     {
+//!       "name": "driver",                  // image name (config key or directory)
+//!       "file": "driver/Dockerfile",       // the definition file as given
+//!       "build_args": {"K": "V"},          // config build-args, then --build-arg
+//!       "definition": {…},                 // source::Definition, or null on error
+//!       "repository_bases": [              // stages FROM another configured image
+//!         {"stage": 0, "image": "base"}
+//!       ],
+//!       "error": null                      // or {"message", "line", "column", "hint"}
+//!     }
+//!   ]
+//! }
+//! ```
+//!
+//! `definition` serializes [`crate::source::Definition`] field by field;
+//! spans are byte offsets into the file.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::cli::args::{GlobalOpts, OutputFormat, PlanArgs};
+use crate::cli::diagnostic::render_source_error;
+use crate::cli::{Outcome, Printer, load_config};
+use crate::config::{Config, ImageConfig};
+use crate::diagnostic::LineIndex;
+use crate::source::load::{SourceError, kind_from_name, load_definition};
+use crate::source::model::{BaseTarget, Definition, Expanded, Stage};
+
+/// Version of the JSON output.
+const JSON_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    version: u32,
+    images: Vec<ImageJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct ImageJson<'a> {
+    name: &'a str,
+    file: &'a Path,
+    build_args: &'a BTreeMap<String, String>,
+    definition: Option<&'a Definition>,
+    repository_bases: Vec<RepositoryBase>,
+    error: Option<ErrorJson>,
+}
+
+#[derive(Serialize)]
+struct RepositoryBase {
+    stage: usize,
+    image: String,
+}
+
+#[derive(Serialize)]
+struct ErrorJson {
+    message: String,
+    line: Option<usize>,
+    column: Option<usize>,
+    hint: Option<String>,
+}
+
+struct Planned {
+    image: ImageConfig,
+    result: Result<Definition, SourceError>,
+}
+
+/// Runs `imagelock plan`.
+pub fn run(global: &GlobalOpts, args: &PlanArgs, printer: &Printer) -> anyhow::Result<Outcome> {
+    let overrides = parse_build_args(&args.build_args)?;
+    let paths = &args.paths.paths;
+    let config = if global.config.is_some() || paths.is_empty() {
+        Some(load_config(global, paths)?)
+    } else {
+        None
+    };
+    let images = if paths.is_empty() {
+        config
+            .as_ref()
+            .map(|c| c.images.clone())
+            .unwrap_or_default()
+    } else {
+        let mut images = Vec::new();
+        for file in definition_files(paths)? {
+            let configured = config.as_ref().and_then(|c| find_image(c, &file));
+            images.push(configured.unwrap_or_else(|| {
+                let mut zero = Config::zero(std::slice::from_ref(&file)).images;
+                zero.remove(0)
+            }));
+        }
+        images
+    };
+    if images.is_empty() {
+        anyhow::bail!(
+            "no definition files found\nhint: name a Dockerfile or a directory holding one"
+        );
+    }
+    // Names published by the images of this repository.
+    let refs: Vec<(String, String)> = config
+        .iter()
+        .flat_map(|c| &c.images)
+        .filter_map(|i| i.reference.clone().map(|r| (r, i.name.clone())))
+        .collect();
+
+    let planned: Vec<Planned> = images
+        .into_iter()
+        .map(|mut image| {
+            image.build_args.extend(overrides.clone());
+            let result = load_definition(&image.file, &image.build_args);
+            Planned { image, result }
+        })
+        .collect();
+
+    let failed = planned.iter().filter(|p| p.result.is_err()).count();
+    for p in &planned {
+        if let Err(e) = &p.result {
+            eprint!("{}", render_source_error(e, printer.color()));
+        }
+    }
+    match global.format {
+        OutputFormat::Json => {
+            let json = PlanJson {
+                version: JSON_VERSION,
+                images: planned.iter().map(|p| image_json(p, &refs)).collect(),
+            };
+            let mut text = serde_json::to_string_pretty(&json)?;
+            text.push('\n');
+            printer.data(&text)?;
+        }
+        OutputFormat::Human => {
+            let mut out = String::new();
+            for p in &planned {
+                if let Ok(def) = &p.result {
+                    human(&mut out, &p.image, def, &refs);
+                }
+            }
+            printer.data(&out)?;
+        }
+        other => anyhow::bail!(
+            "`plan` cannot print `{}`\nhint: use `--format human` or `--format json`",
+            format!("{other:?}").to_ascii_lowercase()
+        ),
+    }
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} definition file{} could not be read",
+            planned.len(),
+            if planned.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
+fn parse_build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        let Some((k, v)) = a.split_once('=') else {
+            anyhow::bail!("`--build-arg {a}` has no value\nhint: write `--build-arg NAME=VALUE`");
+        };
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+/// The configured image whose definition file is `file`.
+fn find_image(config: &Config, file: &Path) -> Option<ImageConfig> {
+    let want = file.canonicalize().ok()?;
+    config
+        .images
+        .iter()
+        .find(|i| i.file.canonicalize().ok().as_ref() == Some(&want))
+        .cloned()
+}
+
+/// Files given, and definition files found in directories given (hidden
+/// directories are skipped), in a stable order.
+fn definition_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found = Vec::new();
+            walk(path, &mut found)?;
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for entry in fs_err::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_ascii_lowercase();
+        if name.starts_with('.') {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            walk(&path, out)?;
+        } else if kind_from_name(&name).is_some() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn image_json<'a>(p: &'a Planned, refs: &[(String, String)]) -> ImageJson<'a> {
+    let (definition, error) = match &p.result {
+        Ok(def) => (Some(def), None),
+        Err(e) => {
+            let d = e.diagnostic();
+            (
+                None,
+                Some(ErrorJson {
+                    message: d.map_or_else(|| e.to_string(), |d| d.message.clone()),
+                    line: d.map(|d| d.location.line),
+                    column: d.map(|d| d.location.column),
+                    hint: d.and_then(|d| d.hint.clone()),
+                }),
+            )
+        }
+    };
+    let repository_bases = definition
+        .map(|def| {
+            def.stages
+                .iter()
+                .filter_map(|s| {
+                    repository_image(&s.base.reference, refs).map(|image| RepositoryBase {
+                        stage: s.index,
+                        image,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ImageJson {
+        name: &p.image.name,
+        file: &p.image.file,
+        build_args: &p.image.build_args,
+        definition,
+        repository_bases,
+        error,
+    }
+}
+
+/// The configured image published as this reference, if any.
+fn repository_image(reference: &Expanded, refs: &[(String, String)]) -> Option<String> {
+    let value = reference.value.as_deref()?;
+    refs.iter()
+        .find(|(r, _)| r == value || format!("{r}:latest") == value)
+        .map(|(_, name)| name.clone())
+}
+
+fn show(e: &Expanded) -> String {
+    match &e.value {
+        Some(v) if *v == e.written => v.clone(),
+        Some(v) => format!("{} → {v}", e.written),
+        None => format!("{} (unresolved: {})", e.written, e.unresolved.join(", ")),
+    }
+}
+
+fn human(out: &mut String, image: &ImageConfig, def: &Definition, refs: &[(String, String)]) {
+    let text = fs_err::read_to_string(&def.path).unwrap_or_default();
+    let lines = LineIndex::new(&text);
+    let line = |offset: usize| lines.line_col(&text, offset).line;
+    let file = def.path.display();
+    let _ = writeln!(out, "image {} ({file})", image.name);
+    if let Some(s) = &def.syntax {
+        let _ = writeln!(out, "  syntax {}", show(s));
+    }
+    for a in &def.global_args {
+        match &a.default {
+            Some(d) => _ = writeln!(out, "  ARG {}={}", a.name, show(d)),
+            None => _ = writeln!(out, "  ARG {}", a.name),
+        }
+    }
+    for stage in &def.stages {
+        stage_human(out, stage, def, refs, &line);
+    }
+    out.push('\n');
+}
+
+fn stage_human(
+    out: &mut String,
+    stage: &Stage,
+    def: &Definition,
+    refs: &[(String, String)],
+    line: &dyn Fn(usize) -> usize,
+) {
+    let file = def.path.display();
+    let name = stage
+        .name
+        .as_ref()
+        .map_or_else(String::new, |n| format!(" {n}"));
+    let _ = writeln!(
+        out,
+        "  stage {}{name} ({file}:{})",
+        stage.index,
+        line(stage.span.start)
+    );
+    let base = &stage.base;
+    let meaning = match (&base.target, repository_image(&base.reference, refs)) {
+        (BaseTarget::Stage { index }, _) => format!("internal stage {index}"),
+        (BaseTarget::Scratch, _) => "scratch".to_string(),
+        (_, Some(image)) => format!("image of this repository: {image}"),
+        (BaseTarget::Image { agent } | BaseTarget::Other { agent }, None) => {
+            format!("{agent} image")
+        }
+    };
+    let via = base
+        .from_arg
+        .as_ref()
+        .map_or_else(String::new, |a| format!(", from ARG {a}"));
+    let _ = writeln!(out, "    base {} ({meaning}{via})", show(&base.reference));
+    if let Some(p) = &stage.platform {
+        let _ = writeln!(out, "    platform {}", show(p));
+    }
+    for u in &stage.image_uses {
+        let what = match &u.target {
+            BaseTarget::Stage { index } => format!("internal stage {index}"),
+            BaseTarget::Scratch => "scratch".into(),
+            _ => match repository_image(&u.reference, refs) {
+                Some(image) => format!("image of this repository: {image}"),
+                None => "image".into(),
+            },
+        };
+        let kind = serde_json::to_value(u.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    uses {kind} {} ({what}, line {})",
+            show(&u.reference),
+            line(u.span.start)
+        );
+    }
+    for c in &stage.copies {
+        let from = c
+            .from
+            .as_ref()
+            .map_or_else(String::new, |f| format!(" from {f}"));
+        let _ = writeln!(
+            out,
+            "    copy {} → {}{from} (line {})",
+            c.sources.join(" "),
+            c.destination,
+            line(c.span.start)
+        );
+    }
+    for o in &stage.onbuild {
+        let _ = writeln!(
+            out,
+            "    onbuild {} (line {}, not run here)",
+            o.instruction,
+            line(o.span.start)
+        );
+    }
+    for s in &stage.steps {
+        let c = &s.command;
+        let action = serde_json::to_value(c.action)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let _ = write!(out, "    {} {action}", c.manager.as_str());
+        if let Some(t) = &c.target {
+            let t = match t {
+                crate::source::steps::Target::CondaName(e) => format!("-n {}", show(e)),
+                crate::source::steps::Target::CondaPrefix(e) => format!("-p {}", show(e)),
+                crate::source::steps::Target::Python(e) => show(e),
+            };
+            let _ = write!(out, " into {t}");
+        }
+        let _ = writeln!(out, " ({file}:{})", s.line);
+        if !c.specs.is_empty() {
+            let specs: Vec<String> = c.specs.iter().map(show).collect();
+            let _ = writeln!(out, "      specs {}", specs.join(", "));
+        }
+        for f in &c.files {
+            let role = serde_json::to_value(f.role)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let _ = writeln!(out, "      {role} {}", show(&f.path));
+        }
+    }
+}

@@ -1,0 +1,160 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::*;
+
+fn parse_ok(text: &str) -> Definition {
+    parse(Path::new("Dockerfile"), text, &BTreeMap::new()).unwrap()
+}
+
+fn parse_with(text: &str, args: &[(&str, &str)]) -> Definition {
+    let args = args
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+    parse(Path::new("Dockerfile"), text, &args).unwrap()
+}
+
+fn parse_err(text: &str) -> Diagnostic {
+    *parse(Path::new("Dockerfile"), text, &BTreeMap::new())
+        .unwrap_err()
+        .0
+}
+
+fn base(d: &Definition, i: usize) -> (Option<String>, BaseTarget) {
+    let b = &d.stages[i].base;
+    (b.reference.value.clone(), b.target.clone())
+}
+
+#[test]
+fn global_args_expand_in_from_and_mark_from_arg() {
+    let d = parse_ok("ARG BASE=python:3.11\nARG V\nFROM ${BASE} AS Build\nFROM $BASE-$V\n");
+    assert_eq!(base(&d, 0).0.as_deref(), Some("python:3.11"));
+    assert_eq!(d.stages[0].base.from_arg.as_deref(), Some("BASE"));
+    assert_eq!(d.stages[0].name.as_deref(), Some("Build"));
+    assert_eq!(d.stages[1].base.reference.value, None);
+    assert_eq!(d.stages[1].base.reference.unresolved, ["V"]);
+    assert_eq!(d.stages[1].base.from_arg, None);
+    // A build arg overrides the default; the image no longer comes from it.
+    let d = parse_with(
+        "ARG BASE=python:3.11\nFROM ${BASE}\n",
+        &[("BASE", "python:3.12")],
+    );
+    assert_eq!(base(&d, 0).0.as_deref(), Some("python:3.12"));
+    assert_eq!(d.stages[0].base.from_arg, None);
+}
+
+#[test]
+fn stage_args_need_redeclaring() {
+    let d = parse_ok(
+        "ARG TAG=3\nFROM alpine\nCOPY --from=img:${TAG} /a /b\nARG TAG\nCOPY --from=img:${TAG} /a /b\n",
+    );
+    let uses = &d.stages[0].image_uses;
+    assert_eq!(uses[0].reference.value, None);
+    assert_eq!(uses[1].reference.value.as_deref(), Some("img:3"));
+}
+
+#[test]
+fn stage_references() {
+    let d = parse_ok(
+        "FROM golang AS build\nFROM scratch\nCOPY --from=BUILD /a /a\nCOPY --from=0 /b /b\nCOPY --from=nginx:1 /c /c\nFROM build\nRUN --mount=type=bind,from=build,target=/x true\n",
+    );
+    assert_eq!(base(&d, 1).1, BaseTarget::Scratch);
+    assert_eq!(base(&d, 2).1, BaseTarget::Stage { index: 0 });
+    let t: Vec<_> = d.stages[1]
+        .image_uses
+        .iter()
+        .map(|u| u.target.clone())
+        .collect();
+    assert_eq!(
+        t,
+        [
+            BaseTarget::Stage { index: 0 },
+            BaseTarget::Stage { index: 0 },
+            BaseTarget::Image {
+                agent: "docker".into()
+            }
+        ]
+    );
+    assert_eq!(d.stages[2].image_uses[0].kind, ImageUseKind::MountFrom);
+    assert_eq!(d.stages[1].copies[0].from.as_deref(), Some("BUILD"));
+}
+
+#[test]
+fn env_forms_and_scoping() {
+    let d = parse_ok(
+        "FROM a AS one\nENV A=1 B=\"x y\"\nENV C ${A} and $B\nFROM one\nARG P=/opt\nWORKDIR $P\nWORKDIR sub\nUSER ${C}\nCOPY req.txt .\n",
+    );
+    let copy = &d.stages[1].copies[0];
+    assert_eq!(copy.workdir.as_deref(), Some("/opt/sub"));
+    assert_eq!(copy.sources, ["req.txt"]);
+    assert_eq!(copy.destination, ".");
+}
+
+#[test]
+fn errors_are_located() {
+    let e = parse_err("FROM\n");
+    assert_eq!((e.location.line, e.location.column), (1, 1));
+    assert!(e.message.contains("needs an image"), "{}", e.message);
+    let e = parse_err("FROM a\nFROOM b\n");
+    assert_eq!(e.location.line, 2);
+    let e = parse_err("RUN x\nFROM a\n");
+    assert!(e.message.contains("before the first"), "{}", e.message);
+    let e = parse_err("FROM a AS x\nFROM b AS X\n");
+    assert!(e.message.contains("duplicate"), "{}", e.message);
+    let e = parse_err("");
+    assert!(e.message.contains("no `FROM`"), "{}", e.message);
+    let e = parse_err("FROM a\nCOPY --from=3 /a /b\n");
+    assert!(e.message.contains("no earlier stage"), "{}", e.message);
+    let e = parse_err("FROM --plat=x a\n");
+    assert!(e.message.contains("--plat"), "{}", e.message);
+}
+
+#[test]
+fn run_scripts_cover_forms() {
+    let text = "FROM a\nRUN pip install \\\n  x\nRUN <<EOF\npip install y\nEOF\nRUN python3 <<EOF\nprint(1)\nEOF\nRUN [\"/bin/sh\", \"-c\", \"pip install z\"]\nRUN [\"pip\", \"install\", \"a b\"]\n";
+    let s = parse_syntax(text).unwrap();
+    let texts: Vec<Vec<String>> = s
+        .instructions()
+        .skip(1)
+        .map(|i| {
+            run_scripts(i)
+                .iter()
+                .map(|s| s.text().to_string())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            vec!["pip install   x".to_string()],
+            vec!["pip install y\n".into()],
+            vec!["python3 <<EOF".into()],
+            vec!["pip install z".into()],
+            vec!["pip install 'a b'".into()],
+        ]
+    );
+    // The joined script maps back across the continuation.
+    let ins = s.instructions().nth(1).unwrap();
+    let script = &run_scripts(ins)[0];
+    let x = script.text().find('x').unwrap();
+    let span = script.file_span(Span::new(x, x + 1));
+    assert_eq!(&text[span.start..span.end], "x");
+}
+
+#[test]
+fn onbuild_is_recorded_not_run() {
+    let d = parse_ok("FROM a\nONBUILD COPY req.txt /r\nonbuild RUN pip install x\n");
+    assert_eq!(d.stages[0].onbuild.len(), 2);
+    assert!(d.stages[0].copies.is_empty());
+    assert_eq!(d.stages[0].onbuild[1].instruction, "RUN");
+}
+
+#[test]
+fn syntax_directive_is_an_image() {
+    let d = parse_ok("# syntax=docker/dockerfile:1.7\nFROM a\n");
+    assert_eq!(
+        d.syntax.unwrap().value.as_deref(),
+        Some("docker/dockerfile:1.7")
+    );
+}
