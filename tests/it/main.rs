@@ -4,6 +4,7 @@
 
 mod common;
 
+mod apptainer;
 mod cli;
 mod config;
 mod graph;
