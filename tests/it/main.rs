@@ -7,3 +7,4 @@ mod common;
 mod cli;
 mod config;
 mod lockfiles;
+mod plan;

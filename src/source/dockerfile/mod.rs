@@ -420,7 +420,9 @@ impl<'a> Builder<'a> {
             _ => self.meta_lookup(name),
         };
         let e = expand::expand(&written, self.escape, &lookup).map_err(|e| {
-            SyntaxError::new(span, format!("cannot expand `{written}`: {}", e.message))
+            SyntaxError::new(span, format!("cannot expand `{written}`: {}", e.message)).hint(
+                "write variables as `$NAME`, `${NAME}` or `${NAME:-default}`, and close quotes",
+            )
         })?;
         Ok(Expanded {
             value: e.unresolved.is_empty().then_some(e.text),
