@@ -6,6 +6,8 @@
 mod args;
 mod diagnostic;
 mod export;
+mod graph;
+mod images;
 mod output;
 mod plan;
 
@@ -76,6 +78,7 @@ pub fn run(opts: &Opts, printer: &Printer) -> anyhow::Result<Outcome> {
             Ok(Outcome::Clean)
         }
         Command::Export(args) => export::run(opts, args, printer),
+        Command::Graph(args) => graph::run(&opts.global, args, printer),
         Command::Plan(args) => plan::run(&opts.global, args, printer),
         other => {
             // Configuration errors come first, whatever the command.

@@ -125,10 +125,8 @@ pub fn load_definition(
     let text = decode(path, bytes)?;
     match detect_kind(path, &text) {
         DefinitionKind::Dockerfile => Ok(dockerfile::parse(path, &text, build_args)?),
-        DefinitionKind::Apptainer => Err(SourceError::Unsupported {
-            path: path.to_path_buf(),
-            what: "Apptainer/Singularity definition",
-        }),
+        DefinitionKind::Apptainer => crate::source::apptainer::parse(path, &text, build_args)
+            .map_err(|e| SourceError::Invalid(e.diagnostic)),
     }
 }
 

@@ -5,7 +5,9 @@
 //! it is given. Every value keeps the byte [`Span`] it came from so that
 //! `rewrite` can change exactly those bytes and nothing else.
 
+pub mod apptainer;
 pub mod dockerfile;
+pub mod graph;
 pub mod load;
 pub mod model;
 pub mod requirements;

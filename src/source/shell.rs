@@ -11,8 +11,23 @@ use crate::diagnostic::Span;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Script {
     text: String,
-    /// Pieces in text order: (start in `text`, start in the file, length).
-    pieces: Vec<(usize, usize, usize)>,
+    /// Pieces in text order.
+    pieces: Vec<Piece>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Piece {
+    /// Start in `text`.
+    text: usize,
+    /// Length in `text`.
+    len: usize,
+    /// Start in the file.
+    file: usize,
+    /// Length in the file; differs from `len` only for replacements.
+    file_len: usize,
+    /// Text that stands for a span of the file (a substituted template
+    /// variable): all of it maps to that whole span.
+    replacement: bool,
 }
 
 impl Script {
@@ -32,8 +47,35 @@ impl Script {
         if text.is_empty() {
             return;
         }
-        self.pieces.push((self.text.len(), file_offset, text.len()));
+        self.pieces.push(Piece {
+            text: self.text.len(),
+            len: text.len(),
+            file: file_offset,
+            file_len: text.len(),
+            replacement: false,
+        });
         self.text.push_str(text);
+    }
+
+    /// Appends `text`, which replaces `file_span` of the file (a template
+    /// variable's value): spans inside it map to the whole of `file_span`.
+    pub fn push_replacement(&mut self, text: &str, file_span: Span) {
+        if text.is_empty() {
+            return;
+        }
+        self.pieces.push(Piece {
+            text: self.text.len(),
+            len: text.len(),
+            file: file_span.start,
+            file_len: file_span.len(),
+            replacement: true,
+        });
+        self.text.push_str(text);
+    }
+
+    fn piece(&self, text_offset: usize) -> Option<&Piece> {
+        let i = self.pieces.partition_point(|p| p.text <= text_offset);
+        self.pieces.get(i.checked_sub(1)?)
     }
 
     /// The text the shell sees.
@@ -44,15 +86,10 @@ impl Script {
     /// The file offset of a byte of the text. An offset at the end of a piece
     /// maps to the end of that piece in the file.
     pub fn file_offset(&self, text_offset: usize) -> usize {
-        let i = self
-            .pieces
-            .partition_point(|&(start, _, _)| start <= text_offset);
-        match i.checked_sub(1) {
-            Some(i) => {
-                let (start, file, len) = self.pieces[i];
-                file + (text_offset - start).min(len)
-            }
-            None => self.pieces.first().map_or(text_offset, |p| p.1),
+        match self.piece(text_offset) {
+            Some(p) if p.replacement => p.file,
+            Some(p) => p.file + (text_offset - p.text).min(p.len),
+            None => self.pieces.first().map_or(text_offset, |p| p.file),
         }
     }
 
@@ -63,9 +100,900 @@ impl Script {
         let end = if span.is_empty() {
             start
         } else {
-            self.file_offset(span.end - 1) + 1
+            match self.piece(span.end - 1) {
+                Some(p) if p.replacement => p.file + p.file_len,
+                _ => self.file_offset(span.end - 1) + 1,
+            }
         };
-        Span::new(start, end)
+        Span::new(start, end.max(start))
+    }
+}
+
+/// The deepest nesting of `${…}`, `$(…)` and `sh -c` the splitter follows;
+/// deeper input is rejected rather than risking the stack.
+pub(crate) const MAX_DEPTH: usize = 32;
+
+/// An error found while splitting shell text, with a span of the text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LexError {
+    pub span: Span,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// One piece of a word, before expansion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Seg {
+    /// A literal character at a text offset.
+    Lit { ch: char, at: usize, quoted: bool },
+    /// `$NAME` or `${NAME…}`.
+    Param {
+        name: String,
+        op: ParamOp,
+        arg: Vec<Seg>,
+        span: Span,
+        quoted: bool,
+    },
+    /// Something whose value only the running shell knows: command
+    /// substitution, arithmetic, positional and special parameters.
+    Opaque { span: Span },
+    /// `""` or `''` with nothing inside: keeps an otherwise empty word.
+    EmptyQuotes,
+}
+
+/// The operator of `${NAME<op>word}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ParamOp {
+    Plain,
+    /// `:-` (colon) or `-`
+    Default {
+        colon: bool,
+    },
+    /// `:+` or `+`
+    Alt {
+        colon: bool,
+    },
+    /// `:=` or `=`
+    Assign {
+        colon: bool,
+    },
+    /// `:?` or `?`
+    Error {
+        colon: bool,
+    },
+}
+
+/// A shell word: its span in the text and its pieces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Word {
+    pub span: Span,
+    pub segs: Vec<Seg>,
+}
+
+impl Word {
+    /// The word's text when it is plain unquoted literal text.
+    pub fn literal(&self) -> Option<String> {
+        self.segs
+            .iter()
+            .map(|s| match s {
+                Seg::Lit {
+                    ch, quoted: false, ..
+                } => Some(*ch),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A simple command: its words (redirections removed) and its span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SimpleCommand {
+    pub words: Vec<Word>,
+    pub span: Span,
+}
+
+/// What the shell knows about a variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum VarState {
+    Set(String),
+    Unset,
+    /// Set by the script to something only the running shell knows.
+    Unknown,
+}
+
+/// A word after expansion: one field of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Field {
+    /// `None` when a variable had no known value.
+    pub value: Option<String>,
+    pub unresolved: Vec<String>,
+    /// Text offset of each character of `value`.
+    pub offsets: Vec<usize>,
+}
+
+/// Expands `word` the way the shell does (parameter expansion, quote
+/// removal, field splitting of unquoted expansions). `var` answers what a
+/// variable holds; `None` means unknown.
+pub(crate) fn expand_word(
+    text: &str,
+    word: &Word,
+    var: &dyn Fn(&str) -> Option<VarState>,
+) -> Vec<Field> {
+    let mut out = Vec::new();
+    let mut unresolved = Vec::new();
+    let mut any_quoted = false;
+    expand_segs(
+        text,
+        &word.segs,
+        var,
+        false,
+        &mut out,
+        &mut unresolved,
+        &mut any_quoted,
+    );
+    if !unresolved.is_empty() {
+        unresolved.dedup();
+        return vec![Field {
+            value: None,
+            unresolved,
+            offsets: Vec::new(),
+        }];
+    }
+    let mut fields = Vec::new();
+    let mut cur: Option<(String, Vec<usize>)> = None;
+    for (ch, at, split) in out {
+        if split && matches!(ch, ' ' | '\t' | '\n') {
+            if let Some((v, o)) = cur.take() {
+                fields.push(Field {
+                    value: Some(v),
+                    unresolved: Vec::new(),
+                    offsets: o,
+                });
+            }
+            continue;
+        }
+        let c = cur.get_or_insert_with(Default::default);
+        c.0.push(ch);
+        c.1.push(at);
+    }
+    if let Some((v, o)) = cur {
+        fields.push(Field {
+            value: Some(v),
+            unresolved: Vec::new(),
+            offsets: o,
+        });
+    }
+    if fields.is_empty() && any_quoted {
+        fields.push(Field {
+            value: Some(String::new()),
+            unresolved: Vec::new(),
+            offsets: Vec::new(),
+        });
+    }
+    fields
+}
+
+fn expand_segs(
+    text: &str,
+    segs: &[Seg],
+    var: &dyn Fn(&str) -> Option<VarState>,
+    in_unquoted_param: bool,
+    out: &mut Vec<(char, usize, bool)>,
+    unresolved: &mut Vec<String>,
+    any_quoted: &mut bool,
+) {
+    for seg in segs {
+        match seg {
+            Seg::Lit { ch, at, quoted } => {
+                *any_quoted |= *quoted;
+                out.push((*ch, *at, in_unquoted_param && !*quoted));
+            }
+            Seg::EmptyQuotes => *any_quoted = true,
+            Seg::Opaque { span } => {
+                unresolved.push(text.get(span.start..span.end).unwrap_or("").to_string());
+            }
+            Seg::Param {
+                name,
+                op,
+                arg,
+                span,
+                quoted,
+            } => {
+                *any_quoted |= *quoted;
+                let state = var(name);
+                let Some(state) = state else {
+                    unresolved.push(name.clone());
+                    continue;
+                };
+                let (set, non_empty) = match &state {
+                    VarState::Set(v) => (true, !v.is_empty()),
+                    VarState::Unset => (false, false),
+                    VarState::Unknown => {
+                        unresolved.push(name.clone());
+                        continue;
+                    }
+                };
+                let use_value = |out: &mut Vec<(char, usize, bool)>| {
+                    if let VarState::Set(v) = &state {
+                        out.extend(v.chars().map(|c| (c, span.start, !*quoted)));
+                    }
+                };
+                let word_applies = |colon: bool| if colon { !non_empty } else { !set };
+                match *op {
+                    ParamOp::Plain | ParamOp::Error { .. } => use_value(out),
+                    ParamOp::Default { colon } | ParamOp::Assign { colon } => {
+                        if word_applies(colon) {
+                            expand_segs(text, arg, var, !*quoted, out, unresolved, any_quoted);
+                        } else {
+                            use_value(out);
+                        }
+                    }
+                    ParamOp::Alt { colon } => {
+                        if !word_applies(colon) {
+                            expand_segs(text, arg, var, !*quoted, out, unresolved, any_quoted);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Splits shell text into simple commands.
+///
+/// Control structures are flattened: the commands inside `if`, loops,
+/// groups and subshells come out in text order, with their keywords left
+/// as leading words for the caller to skip.
+pub(crate) fn split_commands(text: &str) -> Result<Vec<SimpleCommand>, LexError> {
+    let toks = Lexer::new(text).tokens()?;
+    let mut cmds = Vec::new();
+    let mut words: Vec<Word> = Vec::new();
+    let mut skip_next_word = false;
+    let finish = |words: &mut Vec<Word>, cmds: &mut Vec<SimpleCommand>| {
+        if let (Some(first), Some(last)) = (words.first(), words.last()) {
+            let span = Span::new(first.span.start, last.span.end);
+            cmds.push(SimpleCommand {
+                words: std::mem::take(words),
+                span,
+            });
+        }
+    };
+    for tok in toks {
+        match tok {
+            Tok::Word(w) => {
+                if skip_next_word {
+                    skip_next_word = false;
+                } else {
+                    words.push(w);
+                }
+            }
+            Tok::Redirect => skip_next_word = true,
+            Tok::Separator => {
+                skip_next_word = false;
+                finish(&mut words, &mut cmds);
+            }
+        }
+    }
+    finish(&mut words, &mut cmds);
+    Ok(cmds)
+}
+
+#[derive(Debug)]
+enum Tok {
+    Word(Word),
+    /// A redirection operator; the next word is its target.
+    Redirect,
+    /// `;`, `&&`, `||`, `|`, `&`, `(`, `)`, newline…
+    Separator,
+}
+
+struct Lexer<'a> {
+    s: &'a str,
+    pos: usize,
+    /// Heredocs whose bodies start after the next newline: (delimiter, strip tabs).
+    pending: Vec<(String, bool)>,
+}
+
+fn err(at: usize, len: usize, message: &str, hint: Option<&str>) -> LexError {
+    LexError {
+        span: Span::new(at, at + len),
+        message: message.to_string(),
+        hint: hint.map(str::to_string),
+    }
+}
+
+impl<'a> Lexer<'a> {
+    fn new(s: &'a str) -> Self {
+        Self {
+            s,
+            pos: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.s[self.pos..].chars().next()
+    }
+
+    fn peek_at(&self, n: usize) -> Option<char> {
+        self.s[self.pos..].chars().nth(n)
+    }
+
+    fn rest(&self) -> &'a str {
+        &self.s[self.pos..]
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.pos += c.len_utf8();
+        Some(c)
+    }
+
+    fn tokens(mut self) -> Result<Vec<Tok>, LexError> {
+        let mut toks = Vec::new();
+        loop {
+            // Blanks and line continuations between words.
+            while let Some(c) = self.peek() {
+                if c == ' ' || c == '\t' || c == '\r' {
+                    self.pos += 1;
+                } else if self.rest().starts_with("\\\n") {
+                    self.pos += 2;
+                } else if self.rest().starts_with("\\\r\n") {
+                    self.pos += 3;
+                } else {
+                    break;
+                }
+            }
+            let Some(c) = self.peek() else { break };
+            match c {
+                '#' => {
+                    let end = self
+                        .rest()
+                        .find('\n')
+                        .map_or(self.s.len(), |i| self.pos + i);
+                    self.pos = end;
+                }
+                '\n' => {
+                    self.pos += 1;
+                    toks.push(Tok::Separator);
+                    self.heredoc_bodies();
+                }
+                ';' | '&' | '|' | '(' | ')' => {
+                    let r = self.rest();
+                    if r.starts_with("&>>") {
+                        self.pos += 3;
+                        toks.push(Tok::Redirect);
+                    } else if r.starts_with("&>") {
+                        self.pos += 2;
+                        toks.push(Tok::Redirect);
+                    } else {
+                        let two = ["&&", "||", ";;", "|&", ";&"];
+                        self.pos += if two.iter().any(|t| r.starts_with(t)) {
+                            2
+                        } else {
+                            1
+                        };
+                        toks.push(Tok::Separator);
+                    }
+                }
+                '<' | '>' => {
+                    let r = self.rest();
+                    if r.starts_with("<<<") {
+                        self.pos += 3;
+                        toks.push(Tok::Redirect);
+                    } else if r.starts_with("<<") {
+                        let strip = r.starts_with("<<-");
+                        self.pos += if strip { 3 } else { 2 };
+                        self.heredoc_delimiter(strip)?;
+                    } else {
+                        let two = [">>", ">&", "<&", ">|", "<>"];
+                        self.pos += if two.iter().any(|t| r.starts_with(t)) {
+                            2
+                        } else {
+                            1
+                        };
+                        toks.push(Tok::Redirect);
+                    }
+                }
+                _ => {
+                    let w = self.word(0)?;
+                    // `2>file`: the digits are the redirected descriptor.
+                    let digits = self.s[w.span.start..w.span.end]
+                        .bytes()
+                        .all(|b| b.is_ascii_digit());
+                    if digits && matches!(self.peek(), Some('<' | '>')) {
+                        continue;
+                    }
+                    toks.push(Tok::Word(w));
+                }
+            }
+        }
+        Ok(toks)
+    }
+
+    fn heredoc_delimiter(&mut self, strip: bool) -> Result<(), LexError> {
+        while matches!(self.peek(), Some(' ' | '\t')) {
+            self.pos += 1;
+        }
+        match self.peek() {
+            None | Some('\n' | ';' | '&' | '|' | '(' | ')' | '<' | '>') => Ok(()),
+            Some(_) => {
+                let w = self.word(0)?;
+                let delim: String = w
+                    .segs
+                    .iter()
+                    .filter_map(|s| match s {
+                        Seg::Lit { ch, .. } => Some(*ch),
+                        _ => None,
+                    })
+                    .collect();
+                self.pending.push((delim, strip));
+                Ok(())
+            }
+        }
+    }
+
+    /// Skips the bodies of pending heredocs; the shell reads them, not us.
+    fn heredoc_bodies(&mut self) {
+        for (delim, strip) in std::mem::take(&mut self.pending) {
+            while self.pos < self.s.len() {
+                let end = self
+                    .rest()
+                    .find('\n')
+                    .map_or(self.s.len(), |i| self.pos + i);
+                let mut line = &self.s[self.pos..end];
+                line = line.strip_suffix('\r').unwrap_or(line);
+                if strip {
+                    line = line.trim_start_matches('\t');
+                }
+                self.pos = (end + 1).min(self.s.len());
+                if line == delim {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn is_meta(c: char) -> bool {
+        matches!(
+            c,
+            ' ' | '\t' | '\r' | '\n' | ';' | '&' | '|' | '(' | ')' | '<' | '>'
+        )
+    }
+
+    fn word(&mut self, depth: usize) -> Result<Word, LexError> {
+        let start = self.pos;
+        let mut segs = Vec::new();
+        while let Some(c) = self.peek() {
+            if Self::is_meta(c) {
+                break;
+            }
+            self.unit(&mut segs, depth)?;
+        }
+        Ok(Word {
+            span: Span::new(start, self.pos),
+            segs,
+        })
+    }
+
+    /// Lexes one unit of a word at `pos` (a character, a quoted string, an
+    /// expansion) and appends its pieces.
+    fn unit(&mut self, segs: &mut Vec<Seg>, depth: usize) -> Result<(), LexError> {
+        let at = self.pos;
+        let Some(c) = self.bump() else { return Ok(()) };
+        match c {
+            '\\' => match self.peek() {
+                Some('\n') => self.pos += 1,
+                Some(n) => {
+                    let at = self.pos;
+                    self.bump();
+                    segs.push(Seg::Lit {
+                        ch: n,
+                        at,
+                        quoted: true,
+                    });
+                }
+                None => segs.push(Seg::Lit {
+                    ch: '\\',
+                    at,
+                    quoted: false,
+                }),
+            },
+            '\'' => {
+                let Some(end) = self.rest().find('\'') else {
+                    return Err(err(
+                        at,
+                        1,
+                        "unterminated single quote",
+                        Some("close the quote with a matching `'`"),
+                    ));
+                };
+                for (i, ch) in self.rest()[..end].char_indices() {
+                    segs.push(Seg::Lit {
+                        ch,
+                        at: self.pos + i,
+                        quoted: true,
+                    });
+                }
+                self.pos += end + 1;
+            }
+            '"' => self.double_quoted(at, segs, depth)?,
+            '$' => self.dollar(at, segs, false, depth)?,
+            '`' => self.backquote(at, segs)?,
+            _ => {
+                segs.push(Seg::Lit {
+                    ch: c,
+                    at,
+                    quoted: false,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn double_quoted(
+        &mut self,
+        open: usize,
+        segs: &mut Vec<Seg>,
+        depth: usize,
+    ) -> Result<(), LexError> {
+        // Any quoted word counts as present even when empty.
+        let mut any = false;
+        loop {
+            let at = self.pos;
+            let Some(c) = self.bump() else {
+                return Err(err(
+                    open,
+                    1,
+                    "unterminated double quote",
+                    Some("close the quote with a matching `\"`"),
+                ));
+            };
+            match c {
+                '"' => break,
+                '\\' => match self.peek() {
+                    Some('\n') => self.pos += 1,
+                    Some(n @ ('$' | '`' | '"' | '\\')) => {
+                        let at = self.pos;
+                        self.bump();
+                        segs.push(Seg::Lit {
+                            ch: n,
+                            at,
+                            quoted: true,
+                        });
+                        any = true;
+                    }
+                    _ => {
+                        segs.push(Seg::Lit {
+                            ch: '\\',
+                            at,
+                            quoted: true,
+                        });
+                        any = true;
+                    }
+                },
+                '$' => {
+                    self.dollar(at, segs, true, depth)?;
+                    any = true;
+                }
+                '`' => {
+                    self.backquote(at, segs)?;
+                    any = true;
+                }
+                _ => {
+                    segs.push(Seg::Lit {
+                        ch: c,
+                        at,
+                        quoted: true,
+                    });
+                    any = true;
+                }
+            }
+        }
+        if !any {
+            // `""`: an empty quoted string; a zero-width marker keeps the word.
+            segs.push(Seg::EmptyQuotes);
+        }
+        Ok(())
+    }
+
+    fn backquote(&mut self, open: usize, segs: &mut Vec<Seg>) -> Result<(), LexError> {
+        loop {
+            match self.bump() {
+                None => {
+                    return Err(err(
+                        open,
+                        1,
+                        "unterminated command substitution",
+                        Some("close it with a matching backquote"),
+                    ));
+                }
+                Some('\\') => {
+                    self.bump();
+                }
+                Some('`') => break,
+                Some(_) => {}
+            }
+        }
+        segs.push(Seg::Opaque {
+            span: Span::new(open, self.pos),
+        });
+        Ok(())
+    }
+
+    /// `$` has been consumed (at `at`).
+    fn dollar(
+        &mut self,
+        at: usize,
+        segs: &mut Vec<Seg>,
+        quoted: bool,
+        depth: usize,
+    ) -> Result<(), LexError> {
+        if depth >= MAX_DEPTH {
+            return Err(err(at, 1, "expansions nested too deeply", None));
+        }
+        match self.peek() {
+            Some('{') => {
+                self.pos += 1;
+                self.braced(at, segs, quoted, depth)
+            }
+            Some('(') => {
+                self.pos += 1;
+                self.balanced_parens(at)?;
+                segs.push(Seg::Opaque {
+                    span: Span::new(at, self.pos),
+                });
+                Ok(())
+            }
+            Some(c) if c == '_' || c.is_ascii_alphabetic() => {
+                let start = self.pos;
+                while matches!(self.peek(), Some(c) if c == '_' || c.is_ascii_alphanumeric()) {
+                    self.pos += 1;
+                }
+                segs.push(Seg::Param {
+                    name: self.s[start..self.pos].to_string(),
+                    op: ParamOp::Plain,
+                    arg: Vec::new(),
+                    span: Span::new(at, self.pos),
+                    quoted,
+                });
+                Ok(())
+            }
+            Some(c) if c.is_ascii_digit() || "@*#?$!-".contains(c) => {
+                self.pos += 1;
+                segs.push(Seg::Opaque {
+                    span: Span::new(at, self.pos),
+                });
+                Ok(())
+            }
+            Some('\'') if !quoted => {
+                self.pos += 1;
+                self.ansi_c(at, segs)
+            }
+            Some('"') if !quoted => {
+                self.pos += 1;
+                self.double_quoted(at + 1, segs, depth)
+            }
+            _ => {
+                segs.push(Seg::Lit {
+                    ch: '$',
+                    at,
+                    quoted,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// `$'…'` with the common backslash escapes.
+    fn ansi_c(&mut self, open: usize, segs: &mut Vec<Seg>) -> Result<(), LexError> {
+        loop {
+            let at = self.pos;
+            let Some(c) = self.bump() else {
+                return Err(err(
+                    open,
+                    2,
+                    "unterminated `$'` quote",
+                    Some("close the quote with a matching `'`"),
+                ));
+            };
+            let ch = match c {
+                '\'' => break,
+                '\\' => match self.bump() {
+                    Some('n') => '\n',
+                    Some('t') => '\t',
+                    Some('r') => '\r',
+                    Some(o) => o,
+                    None => '\\',
+                },
+                o => o,
+            };
+            segs.push(Seg::Lit {
+                ch,
+                at,
+                quoted: true,
+            });
+        }
+        Ok(())
+    }
+
+    /// Skips to the `)` matching an already consumed `(`, minding quotes.
+    fn balanced_parens(&mut self, at: usize) -> Result<(), LexError> {
+        let mut depth = 1usize;
+        loop {
+            let Some(c) = self.bump() else {
+                return Err(err(
+                    at,
+                    2,
+                    "unterminated command substitution",
+                    Some("close it with a matching `)`"),
+                ));
+            };
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(());
+                    }
+                }
+                '\\' => {
+                    self.bump();
+                }
+                '\'' => match self.rest().find('\'') {
+                    Some(i) => self.pos += i + 1,
+                    None => {
+                        return Err(err(
+                            self.pos - 1,
+                            1,
+                            "unterminated single quote",
+                            Some("close the quote with a matching `'`"),
+                        ));
+                    }
+                },
+                '"' => {
+                    let open = self.pos - 1;
+                    loop {
+                        match self.bump() {
+                            None => {
+                                return Err(err(
+                                    open,
+                                    1,
+                                    "unterminated double quote",
+                                    Some("close the quote with a matching `\"`"),
+                                ));
+                            }
+                            Some('\\') => {
+                                self.bump();
+                            }
+                            Some('"') => break,
+                            Some(_) => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// `${` has been consumed (`$` at `at`).
+    fn braced(
+        &mut self,
+        at: usize,
+        segs: &mut Vec<Seg>,
+        quoted: bool,
+        depth: usize,
+    ) -> Result<(), LexError> {
+        let unterminated = || {
+            err(
+                at,
+                2,
+                "unterminated parameter expansion",
+                Some("close it with a matching `}`"),
+            )
+        };
+        let name_start = self.pos;
+        match self.peek() {
+            Some(c) if c == '_' || c.is_ascii_alphabetic() => {
+                while matches!(self.peek(), Some(c) if c == '_' || c.is_ascii_alphanumeric()) {
+                    self.pos += 1;
+                }
+            }
+            _ => {
+                // `${#V}`, `${1}`, `${@}`, `${!V}`…: only the shell knows.
+                self.skip_to_brace(depth).ok_or_else(unterminated)?;
+                segs.push(Seg::Opaque {
+                    span: Span::new(at, self.pos),
+                });
+                return Ok(());
+            }
+        }
+        let name = self.s[name_start..self.pos].to_string();
+        let colon =
+            self.rest().starts_with(':') && matches!(self.peek_at(1), Some('-' | '+' | '=' | '?'));
+        if colon {
+            self.pos += 1;
+        }
+        let op = match self.peek() {
+            Some('}') => {
+                self.pos += 1;
+                segs.push(Seg::Param {
+                    name,
+                    op: ParamOp::Plain,
+                    arg: Vec::new(),
+                    span: Span::new(at, self.pos),
+                    quoted,
+                });
+                return Ok(());
+            }
+            Some('-') => ParamOp::Default { colon },
+            Some('+') => ParamOp::Alt { colon },
+            Some('=') => ParamOp::Assign { colon },
+            Some('?') => ParamOp::Error { colon },
+            _ => {
+                // `${V%x}`, `${V/a/b}`, `${V:1:2}`…
+                self.skip_to_brace(depth).ok_or_else(unterminated)?;
+                segs.push(Seg::Opaque {
+                    span: Span::new(at, self.pos),
+                });
+                return Ok(());
+            }
+        };
+        self.pos += 1;
+        let mut arg = Vec::new();
+        loop {
+            match self.peek() {
+                None => return Err(unterminated()),
+                Some('}') => {
+                    self.pos += 1;
+                    break;
+                }
+                Some('\'') if quoted => {
+                    let at = self.pos;
+                    self.pos += 1;
+                    arg.push(Seg::Lit {
+                        ch: '\'',
+                        at,
+                        quoted: true,
+                    });
+                }
+                Some(_) => {
+                    let before = arg.len();
+                    self.unit(&mut arg, depth + 1)?;
+                    if quoted {
+                        for s in &mut arg[before..] {
+                            if let Seg::Lit { quoted, .. } = s {
+                                *quoted = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        segs.push(Seg::Param {
+            name,
+            op,
+            arg,
+            span: Span::new(at, self.pos),
+            quoted,
+        });
+        Ok(())
+    }
+
+    /// Skips to just after the `}` closing the current `${`.
+    fn skip_to_brace(&mut self, depth: usize) -> Option<()> {
+        let mut scratch = Vec::new();
+        loop {
+            match self.peek()? {
+                '}' => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                _ => {
+                    self.unit(&mut scratch, depth + 1).ok()?;
+                }
+            }
+        }
     }
 }
 

@@ -6,5 +6,6 @@ mod common;
 
 mod cli;
 mod config;
+mod graph;
 mod lockfiles;
 mod plan;

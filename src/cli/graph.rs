@@ -1,0 +1,87 @@
+//! `imagelock graph`: images that build FROM each other, in build order.
+
+use std::fmt::Write as _;
+
+use crate::cli::args::{OutputFormat, PathsArgs};
+use crate::cli::images::{same_image, select};
+use crate::cli::{GlobalOpts, Outcome, Printer};
+use crate::source::graph::{GraphInput, build_order};
+use crate::source::load::load_definition;
+use crate::source::{BaseTarget, Definition};
+
+pub fn run(global: &GlobalOpts, args: &PathsArgs, printer: &Printer) -> anyhow::Result<Outcome> {
+    let (_, images) = select(global, &args.paths, &Default::default())?;
+    let mut definitions = Vec::new();
+    for image in &images {
+        definitions.push(load_definition(&image.file, &image.build_args)?);
+    }
+    let inputs: Vec<GraphInput<'_>> = images
+        .iter()
+        .zip(&definitions)
+        .map(|(image, def)| GraphInput {
+            name: &image.name,
+            reference: image.reference.as_deref(),
+            pulls: pulled_images(def),
+        })
+        .collect();
+    let graph = build_order(&inputs, &same_image)?;
+    let text = match global.format {
+        OutputFormat::Human => {
+            let mut out = String::new();
+            for (i, name) in graph.order.iter().enumerate() {
+                let from: Vec<&str> = graph
+                    .edges
+                    .iter()
+                    .filter(|(a, _)| a == name)
+                    .map(|(_, b)| b.as_str())
+                    .collect();
+                let _ = write!(out, "{}. {name}", i + 1);
+                if !from.is_empty() {
+                    let _ = write!(out, "  (builds from {})", from.join(", "));
+                }
+                out.push('\n');
+            }
+            out
+        }
+        OutputFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&graph)?;
+            text.push('\n');
+            text
+        }
+        OutputFormat::Dot => {
+            let mut out = String::from("digraph images {\n    rankdir=BT;\n");
+            for name in &graph.order {
+                let _ = writeln!(out, "    \"{name}\";");
+            }
+            for (a, b) in &graph.edges {
+                let _ = writeln!(out, "    \"{a}\" -> \"{b}\";");
+            }
+            out.push_str("}\n");
+            out
+        }
+        other => anyhow::bail!(
+            "`graph` cannot print `{}`\nhint: use `--format human`, `json` or `dot`",
+            format!("{other:?}").to_ascii_lowercase()
+        ),
+    };
+    printer.data(&text)?;
+    Ok(Outcome::Clean)
+}
+
+/// References a definition pulls from registries (bases and other images).
+fn pulled_images(def: &Definition) -> Vec<&str> {
+    def.stages
+        .iter()
+        .flat_map(|s| {
+            let base =
+                matches!(s.base.target, BaseTarget::Image { .. }).then_some(&s.base.reference);
+            let uses = s
+                .image_uses
+                .iter()
+                .filter(|u| matches!(u.target, BaseTarget::Image { .. }))
+                .map(|u| &u.reference);
+            base.into_iter().chain(uses)
+        })
+        .filter_map(|e| e.value.as_deref())
+        .collect()
+}

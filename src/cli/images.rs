@@ -1,0 +1,104 @@
+//! Which images a command works on: the configuration's, or the definition
+//! files named on the command line (directories are searched).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{GlobalOpts, load_config};
+use crate::config::{Config, ImageConfig};
+use crate::resolve::ImageRef;
+use crate::source::load::kind_from_name;
+
+/// The configuration (if any) and the images to work on, with `overrides`
+/// applied to their build args.
+pub fn select(
+    global: &GlobalOpts,
+    paths: &[PathBuf],
+    overrides: &BTreeMap<String, String>,
+) -> anyhow::Result<(Option<Config>, Vec<ImageConfig>)> {
+    let config = if global.config.is_some() || paths.is_empty() {
+        Some(load_config(global, paths)?)
+    } else {
+        None
+    };
+    let mut images = if paths.is_empty() {
+        config
+            .as_ref()
+            .map(|c| c.images.clone())
+            .unwrap_or_default()
+    } else {
+        let mut images = Vec::new();
+        for file in definition_files(paths)? {
+            let configured = config.as_ref().and_then(|c| find_image(c, &file));
+            images.push(configured.unwrap_or_else(|| {
+                let mut zero = Config::zero(std::slice::from_ref(&file)).images;
+                zero.remove(0)
+            }));
+        }
+        images
+    };
+    if images.is_empty() {
+        anyhow::bail!(
+            "no definition files found\nhint: name a Dockerfile or a directory holding one"
+        );
+    }
+    for image in &mut images {
+        image.build_args.extend(overrides.clone());
+    }
+    Ok((config, images))
+}
+
+/// Whether a pulled reference names the image published as `published`:
+/// same registry and repository after Docker's normalization, and the same
+/// tag (a digest-pinned pull of a repository image is not the repository's
+/// build).
+pub fn same_image(pulled: &str, published: &str) -> bool {
+    match (ImageRef::parse(pulled), ImageRef::parse(published)) {
+        (Ok(a), Ok(b)) => a.name() == b.name() && a.tag() == b.tag() && a.digest().is_none(),
+        _ => false,
+    }
+}
+
+/// The configured image whose definition file is `file`.
+fn find_image(config: &Config, file: &Path) -> Option<ImageConfig> {
+    let want = file.canonicalize().ok()?;
+    config
+        .images
+        .iter()
+        .find(|i| i.file.canonicalize().ok().as_ref() == Some(&want))
+        .cloned()
+}
+
+/// Files given, and definition files found in directories given (hidden
+/// directories are skipped), in a stable order.
+fn definition_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found = Vec::new();
+            walk(path, &mut found)?;
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for entry in fs_err::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_ascii_lowercase();
+        if name.starts_with('.') {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            walk(&path, out)?;
+        } else if kind_from_name(&name).is_some() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

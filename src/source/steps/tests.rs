@@ -1,0 +1,399 @@
+use std::fmt::Write as _;
+
+use proptest::prelude::*;
+use rstest::rstest;
+
+use super::*;
+
+fn lookup(name: &str) -> Option<String> {
+    match name {
+        "PY" => Some("3.11".into()),
+        "NUMPY_VERSION" => Some("1.26.4".into()),
+        "CONDA_DIR" => Some("/opt/conda".into()),
+        "EMPTY" => Some(String::new()),
+        "PKGS" => Some("a b".into()),
+        _ => None,
+    }
+}
+
+fn show(e: &Expanded) -> String {
+    match &e.value {
+        Some(v) => v.clone(),
+        None => format!("?{}{:?}", e.written, e.unresolved),
+    }
+}
+
+/// A one-line summary of each install command, for table tests.
+fn summarize(text: &str) -> String {
+    let script = Script::from_file_piece(text, 0);
+    let events = match scan_script(&script, &lookup) {
+        Ok(e) => e,
+        Err(e) => return format!("error {}..{}: {}", e.span.start, e.span.end, e.message),
+    };
+    let mut out = Vec::new();
+    for e in events {
+        let mut s = String::new();
+        match e {
+            ShellEvent::Install(c) => {
+                write!(s, "{} {:?}", c.manager.as_str(), c.action).unwrap();
+                if let Some(t) = &c.target {
+                    let (k, v) = match t {
+                        Target::CondaName(v) => ("name", v),
+                        Target::CondaPrefix(v) => ("prefix", v),
+                        Target::Python(v) => ("python", v),
+                    };
+                    write!(s, " {k}={}", show(v)).unwrap();
+                }
+                let specs: Vec<_> = c.specs.iter().map(show).collect();
+                write!(s, " [{}]", specs.join(", ")).unwrap();
+                for ch in &c.channels {
+                    write!(s, " -c {}", show(ch)).unwrap();
+                }
+                if c.override_channels {
+                    s.push_str(" override");
+                }
+                if let Some(i) = &c.index_url {
+                    write!(s, " index={}", show(i)).unwrap();
+                }
+                for i in &c.extra_index_urls {
+                    write!(s, " extra={}", show(i)).unwrap();
+                }
+                for f in &c.files {
+                    write!(s, " {:?}={}", f.role, show(&f.path)).unwrap();
+                }
+                if !c.options.is_empty() {
+                    write!(s, " opts={}", c.options.join("|")).unwrap();
+                }
+                // Spans point at the written text.
+                assert_eq!(&text[c.span.start..c.span.end], c.text);
+                for sp in &c.specs {
+                    assert_eq!(&text[sp.span.start..sp.span.end], sp.written);
+                }
+            }
+            ShellEvent::ChannelConfig(c) => {
+                write!(s, "config {:?} {}", c.action, show(&c.channel)).unwrap();
+            }
+        }
+        out.push(s);
+    }
+    out.join("\n")
+}
+
+#[rstest]
+// pip spellings
+#[case("pip install numpy", "pip Install [numpy]")]
+#[case("pip3 install numpy", "pip Install [numpy]")]
+#[case("pip3.11 install numpy", "pip Install python=pip3.11 [numpy]")]
+#[case("python -m pip install numpy", "pip Install python=python [numpy]")]
+#[case(
+    "python3 -m pip install -U pip",
+    "pip Install python=python3 [pip] opts=-U"
+)]
+#[case("python3.11 -m pip install x", "pip Install python=python3.11 [x]")]
+#[case(
+    "/opt/conda/bin/pip install x",
+    "pip Install python=/opt/conda/bin/pip [x]"
+)]
+#[case(
+    "/usr/local/bin/python3 -m pip install x",
+    "pip Install python=/usr/local/bin/python3 [x]"
+)]
+#[case("python -u -m pip install x", "pip Install python=python [x]")]
+#[case("uv pip install --system x", "uv-pip Install [x] opts=--system")]
+#[case(
+    "uv pip install -p /usr/bin/python3 x",
+    "uv-pip Install python=/usr/bin/python3 [x]"
+)]
+#[case("pip --no-cache-dir install x", "pip Install [x] opts=--no-cache-dir")]
+#[case("pip download x", "")]
+#[case("pip uninstall -y x", "")]
+#[case("pip freeze > r.txt", "")]
+// pip specs and options
+#[case(
+    "pip install 'pandas>=0.24.0' \"x[extra]>=1; python_version<'3.12'\"",
+    "pip Install [pandas>=0.24.0, x[extra]>=1; python_version<'3.12']"
+)]
+#[case(
+    "pip install -r requirements.txt -c constraints.txt",
+    "pip Install [] Requirements=requirements.txt Constraints=constraints.txt"
+)]
+#[case(
+    "pip install --requirement=req.txt --constraint c.txt",
+    "pip Install [] Requirements=req.txt Constraints=c.txt"
+)]
+#[case("pip install -rreq.txt", "pip Install [] Requirements=req.txt")]
+#[case(
+    "pip install -e . -e ./pkg",
+    "pip Install [] Editable=. Editable=./pkg"
+)]
+#[case(
+    "pip install -i https://x/simple --extra-index-url https://y/simple a",
+    "pip Install [a] index=https://x/simple extra=https://y/simple"
+)]
+#[case(
+    "pip install --index-url=https://x/simple a",
+    "pip Install [a] index=https://x/simple"
+)]
+#[case(
+    "pip install -f https://x/links --pre --no-deps a",
+    "pip Install [a] opts=-f https://x/links|--pre|--no-deps"
+)]
+#[case(
+    "pip install --upgrade --user --no-cache-dir --break-system-packages --require-hashes a",
+    "pip Install [a] opts=--upgrade|--user|--no-cache-dir|--break-system-packages|--require-hashes"
+)]
+#[case(
+    "pip install --prefix /opt/x --target=/t --only-binary :all: --no-binary=x a",
+    "pip Install [a] opts=--prefix /opt/x|--target=/t|--only-binary :all:|--no-binary=x"
+)]
+#[case(
+    "pip install https://x.org/a-1.0-py3-none-any.whl git+https://github.com/o/r@v1.0#egg=r .",
+    "pip Install [https://x.org/a-1.0-py3-none-any.whl, git+https://github.com/o/r@v1.0#egg=r, .]"
+)]
+#[case("pip install -- -weird", "pip Install [-weird]")]
+// conda family
+#[case("conda install -y numpy", "conda Install [numpy] opts=-y")]
+#[case(
+    "mamba install -n base -c conda-forge --override-channels 'pandas>=0.24.0'",
+    "mamba Install name=base [pandas>=0.24.0] -c conda-forge override"
+)]
+#[case(
+    "micromamba install -y -p /opt/env -c bioconda -c conda-forge samtools=1.19",
+    "micromamba Install prefix=/opt/env [samtools=1.19] -c bioconda -c conda-forge opts=-y"
+)]
+#[case(
+    "conda install --channel=conda-forge --name=x a",
+    "conda Install name=x [a] -c conda-forge"
+)]
+#[case(
+    "conda create -n py python=3.11 conda-forge::numpy",
+    "conda Create name=py [python=3.11, conda-forge::numpy]"
+)]
+#[case(
+    "conda install numpy=1.26=*openblas* \"numpy==1.26=*_0\" 'blas[build=mkl]'",
+    "conda Install [numpy=1.26=*openblas*, numpy==1.26=*_0, blas[build=mkl]]"
+)]
+#[case(
+    "conda install --file specs.txt -q --freeze-installed --no-update-deps --strict-channel-priority",
+    "conda Install [] CondaSpecs=specs.txt opts=-q|--freeze-installed|--no-update-deps|--strict-channel-priority"
+)]
+#[case("conda update -y conda", "conda Install [conda] opts=-y")]
+#[case("mamba upgrade --all", "mamba Install [] opts=--all")]
+#[case(
+    "conda env create -f environment.yml -n env",
+    "conda EnvCreate name=env [] Environment=environment.yml"
+)]
+#[case(
+    "conda env update --file env.yml --prune",
+    "conda EnvUpdate [] Environment=env.yml opts=--prune"
+)]
+#[case(
+    "mamba env update -n base -f /tmp/env.yaml",
+    "mamba EnvUpdate name=base [] Environment=/tmp/env.yaml"
+)]
+#[case(
+    "micromamba create -y -f env.yml",
+    "micromamba Create [] Environment=env.yml opts=-y"
+)]
+#[case(
+    "micromamba install -y -n base -f /tmp/env.yaml",
+    "micromamba Install name=base [] Environment=/tmp/env.yaml opts=-y"
+)]
+#[case("/opt/conda/bin/conda install x", "conda Install [x]")]
+#[case("$CONDA_DIR/bin/mamba install x", "mamba Install [x]")]
+#[case("$UNKNOWN_DIR/bin/mamba install x", "mamba Install [x]")]
+#[case("micromamba -r /opt/mm install x", "micromamba Install [x] opts=-r")]
+#[case("conda clean -afy", "")]
+#[case("conda activate base", "")]
+#[case(
+    "conda config --add channels conda-forge && conda config --append channels bioconda",
+    "config Add conda-forge\nconfig Append bioconda"
+)]
+#[case("conda config --set channel_priority strict", "")]
+#[case("conda run -n env pip install x", "pip Install name=env [x]")]
+#[case(
+    "micromamba run -p /opt/env python -m pip install x",
+    "pip Install prefix=/opt/env [x]"
+)]
+// OS package managers
+#[case(
+    "apt-get update && apt-get install -y --no-install-recommends curl ca-certificates",
+    "apt-get Install [curl, ca-certificates] opts=-y|--no-install-recommends"
+)]
+#[case(
+    "apt-get -y -o Dpkg::Options::=--force-confdef install git",
+    "apt-get Install [git] opts=-y|-o Dpkg::Options::=--force-confdef"
+)]
+#[case("apt install -y vim", "apt Install [vim] opts=-y")]
+#[case(
+    "dnf install -y --setopt=tsflags=nodocs gcc",
+    "dnf Install [gcc] opts=-y|--setopt=tsflags=nodocs"
+)]
+#[case("microdnf install -y tar", "microdnf Install [tar] opts=-y")]
+#[case("yum -y install epel-release", "yum Install [epel-release] opts=-y")]
+#[case(
+    "apk add --no-cache --virtual .build gcc musl-dev",
+    "apk Install [gcc, musl-dev] opts=--no-cache|--virtual .build"
+)]
+#[case("apt-get remove -y x", "")]
+// shell structure
+#[case(
+    "set -eux; pip install a || true; pip install b | tee log & pip install c",
+    "pip Install [a]\npip Install [b]\npip Install [c]"
+)]
+#[case("sudo -E -u root pip install a", "pip Install [a]")]
+#[case("env PIP_NO_CACHE_DIR=1 pip install a", "pip Install [a]")]
+#[case("PIP_NO_CACHE_DIR=1 pip install a", "pip Install [a]")]
+#[case("exec pip install a", "pip Install [a]")]
+#[case("time nice -n 10 pip install a", "pip Install [a]")]
+#[case("find . -name x | xargs pip install", "")]
+#[case("(cd /x && pip install .)", "pip Install [.]")]
+#[case("{ pip install a; }", "pip Install [a]")]
+#[case(
+    "if [ -f r.txt ]; then pip install -r r.txt; else pip install b; fi",
+    "pip Install [] Requirements=r.txt\npip Install [b]"
+)]
+#[case("for p in a b; do pip install $p; done", "pip Install [?$p[\"p\"]]")]
+#[case(
+    "bash -c 'pip install a && conda install -y b'",
+    "pip Install [a]\nconda Install [b] opts=-y"
+)]
+#[case("sh -ec \"pip install 'x>=1'\"", "pip Install [x>=1]")]
+#[case(
+    "pip install a # pip install b\npip install \\\n  c",
+    "pip Install [a]\npip Install [c]"
+)]
+#[case(
+    "cat > f <<EOF\npip install notme\nEOF\npip install a",
+    "pip Install [a]"
+)]
+#[case(
+    "cat > f <<-'EOF'\n\tpip install notme\n\tEOF\npip install a",
+    "pip Install [a]"
+)]
+#[case("echo 'pip install notme' >> log 2>&1", "")]
+#[case("case $x in a) pip install a ;; esac", "pip Install [a]")]
+// expansion
+#[case("pip install numpy==$NUMPY_VERSION", "pip Install [numpy==1.26.4]")]
+#[case(
+    "pip install \"numpy==${NUMPY_VERSION}\"",
+    "pip Install [numpy==1.26.4]"
+)]
+#[case(
+    "pip install x==${NOPE:-1.0} y==${EMPTY:-2} z${PY:+-py}",
+    "pip Install [?x==${NOPE:-1.0}[\"NOPE\"], y==2, z-py]"
+)]
+#[case(
+    "pip install y==${EMPTY-2} w${NOPE+x}",
+    "pip Install [y==, ?w${NOPE+x}[\"NOPE\"]]"
+)]
+#[case("pip install $PKGS \"$PKGS\"", "pip Install [a, b, a b]")]
+#[case("pip install $EMPTY a", "pip Install [a]")]
+#[case(
+    "pip install $(cat reqs) a",
+    "pip Install [?$(cat reqs)[\"$(cat reqs)\"], a]"
+)]
+#[case("V=2.0; pip install x==$V", "pip Install [x==2.0]")]
+#[case("export V=3.0 && pip install x==$V", "pip Install [x==3.0]")]
+#[case("PY=$(python -V); pip install x$PY", "pip Install [?x$PY[\"PY\"]]")]
+#[case("unset PY; pip install x${PY:-9}", "pip Install [x9]")]
+#[case("conda install python=$PY", "conda Install [python=3.11]")]
+#[case("pip install a\\ b 'c'\"d\"", "pip Install [a b, cd]")]
+#[case("pip install $'a\\tb'", "pip Install [a\tb]")]
+// errors
+#[case("pip install 'pandas>=1", "error 12..13: unterminated single quote")]
+#[case("pip install \"x", "error 12..13: unterminated double quote")]
+#[case("echo ${X", "error 5..7: unterminated parameter expansion")]
+#[case("echo $(ls", "error 5..7: unterminated command substitution")]
+#[case("bash -c \"echo 'x\"", "error 14..15: unterminated single quote")]
+fn recognises(#[case] text: &str, #[case] expected: &str) {
+    assert_eq!(summarize(text), expected, "for {text:?}");
+}
+
+#[test]
+fn spans_map_through_a_continuation_to_the_file() {
+    let file = "RUN pip install a \\\n    b==${V}\n";
+    let mut s = Script::new();
+    s.push("pip install a ", 4);
+    s.push("    b==${V}", 20);
+    let cmds = find_install_commands(&s, &|_| None).unwrap();
+    let c = &cmds[0];
+    assert_eq!(
+        &file[c.span.start..c.span.end],
+        "pip install a \\\n    b==${V}"
+    );
+    let b = &c.specs[1];
+    assert_eq!(&file[b.span.start..b.span.end], "b==${V}");
+    assert_eq!(b.unresolved, vec!["V".to_string()]);
+    assert_eq!(b.value, None);
+}
+
+#[test]
+fn sh_c_spans_point_into_the_quoted_string() {
+    let file = "bash -c 'pip install \"x>=1\" y'";
+    let s = Script::from_file_piece(file, 0);
+    let cmds = find_install_commands(&s, &|_| None).unwrap();
+    let c = &cmds[0];
+    assert_eq!(c.text, "pip install \"x>=1\" y");
+    assert_eq!(&file[c.span.start..c.span.end], "pip install \"x>=1\" y");
+    assert_eq!(
+        &file[c.specs[0].span.start..c.specs[0].span.end],
+        "\"x>=1\""
+    );
+    assert_eq!(c.specs[0].value.as_deref(), Some("x>=1"));
+}
+
+#[test]
+fn option_value_span_covers_only_the_value() {
+    let file = "pip install --index-url=https://x/simple a";
+    let s = Script::from_file_piece(file, 0);
+    let c = &find_install_commands(&s, &|_| None).unwrap()[0];
+    let i = c.index_url.as_ref().unwrap();
+    assert_eq!(&file[i.span.start..i.span.end], "https://x/simple");
+    assert_eq!(i.written, "https://x/simple");
+}
+
+#[test]
+fn error_span_is_a_file_span() {
+    let s = Script::from_file_piece("pip install 'x", 100);
+    let e = find_install_commands(&s, &|_| None).unwrap_err();
+    assert_eq!(e.span, Span::new(112, 113));
+    assert_eq!(e.to_string(), "unterminated single quote");
+    assert!(e.hint.is_some());
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let text = format!("echo {}x{}", "${A:-".repeat(5000), "}".repeat(5000));
+    let s = Script::from_file_piece(&text, 0);
+    assert!(find_install_commands(&s, &|_| None).is_err());
+    let text = format!("{}pip install x{}", "bash -c '".repeat(3), "'".repeat(3));
+    let s = Script::from_file_piece(&text, 0);
+    let _ = find_install_commands(&s, &|_| None);
+}
+
+proptest! {
+    #[test]
+    fn splitter_never_panics(text in r#"[a-z \t\n'"\\$`{}()|&;<>#=:+\-_./é]{0,80}"#) {
+        let s = Script::from_file_piece(&text, 3);
+        let _ = scan_script(&s, &lookup);
+    }
+
+    #[test]
+    fn install_spans_stay_in_the_text(
+        words in proptest::collection::vec(r#"[a-z0-9=<>.'"$\\{}:-]{1,8}"#, 0..6),
+        prefix in prop::sample::select(vec!["pip install", "conda install -c x", "sudo pip3 install", "bash -c 'pip install"]),
+    ) {
+        let text = format!("{prefix} {}", words.join(" "));
+        let s = Script::from_file_piece(&text, 0);
+        if let Ok(cmds) = find_install_commands(&s, &lookup) {
+            for c in cmds {
+                prop_assert!(c.span.end <= text.len());
+                for sp in &c.specs {
+                    prop_assert!(sp.span.start <= sp.span.end && sp.span.end <= text.len());
+                    prop_assert!(text.is_char_boundary(sp.span.start) && text.is_char_boundary(sp.span.end));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! `imagelock graph`: build order of the repository's images.
+
+use crate::common::{imagelock, repo_root, run};
+
+fn graph(format: &str) -> (i32, String, String) {
+    run(imagelock().current_dir(repo_root()).args([
+        "--config",
+        "fixtures/examples/imagelock.toml",
+        "graph",
+        "--format",
+        format,
+    ]))
+}
+
+#[test]
+fn examples_in_build_order() {
+    let (code, out, err) = graph("human");
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!(out, @r"
+    1. base-notebook
+    2. driver
+    3. longqc
+    4. scipy-ml-notebook  (builds from base-notebook)
+    5. summation
+    6. workbench
+    ");
+    let (code, out, _) = graph("json");
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        json["edges"][0],
+        serde_json::json!(["scipy-ml-notebook", "base-notebook"])
+    );
+    let (code, out, _) = graph("dot");
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("\"scipy-ml-notebook\" -> \"base-notebook\";"),
+        "{out}"
+    );
+    let (code, _, err) = graph("junit");
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot print"), "{err}");
+}
+
+#[test]
+fn a_cycle_is_an_error() {
+    let (code, out, err) = run(imagelock().current_dir(repo_root()).args([
+        "--config",
+        "fixtures/bad/graph/imagelock.toml",
+        "graph",
+    ]));
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    insta::assert_snapshot!(err, @r"
+    error: images build FROM each other in a cycle: a → b → a
+    hint: one of them must start from a registry image
+    ");
+}
