@@ -81,8 +81,6 @@ fn diagnostic(path: &Path, text: &str, e: SyntaxError) -> ParseDockerfileError {
     }))
 }
 
-
-
 /// Where an ARG's value came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ArgSource {
