@@ -9,4 +9,5 @@ mod cli;
 mod config;
 mod graph;
 mod lockfiles;
+mod plan;
 mod registry;
