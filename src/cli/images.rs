@@ -48,6 +48,18 @@ pub fn select(
     Ok((config, images))
 }
 
+/// `--build-arg NAME=VALUE` options as a map.
+pub fn parse_build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        let Some((k, v)) = a.split_once('=') else {
+            anyhow::bail!("`--build-arg {a}` has no value\nhint: write `--build-arg NAME=VALUE`");
+        };
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
 /// Whether a pulled reference names the image published as `published`:
 /// same registry and repository after Docker's normalization, and the same
 /// tag (a digest-pinned pull of a repository image is not the repository's

@@ -25,16 +25,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
 use crate::cli::args::{GlobalOpts, OutputFormat, PlanArgs};
 use crate::cli::diagnostic::render_source_error;
-use crate::cli::{Outcome, Printer, load_config};
-use crate::config::{Config, ImageConfig};
+use crate::cli::images::{parse_build_args, same_image, select};
+use crate::cli::{Outcome, Printer};
+use crate::config::ImageConfig;
 use crate::diagnostic::LineIndex;
-use crate::source::load::{SourceError, kind_from_name, load_definition};
+use crate::source::load::{SourceError, load_definition};
 use crate::source::model::{BaseTarget, Definition, Expanded, Stage};
 
 /// Version of the JSON output.
@@ -78,33 +79,7 @@ struct Planned {
 /// Runs `imagelock plan`.
 pub fn run(global: &GlobalOpts, args: &PlanArgs, printer: &Printer) -> anyhow::Result<Outcome> {
     let overrides = parse_build_args(&args.build_args)?;
-    let paths = &args.paths.paths;
-    let config = if global.config.is_some() || paths.is_empty() {
-        Some(load_config(global, paths)?)
-    } else {
-        None
-    };
-    let images = if paths.is_empty() {
-        config
-            .as_ref()
-            .map(|c| c.images.clone())
-            .unwrap_or_default()
-    } else {
-        let mut images = Vec::new();
-        for file in definition_files(paths)? {
-            let configured = config.as_ref().and_then(|c| find_image(c, &file));
-            images.push(configured.unwrap_or_else(|| {
-                let mut zero = Config::zero(std::slice::from_ref(&file)).images;
-                zero.remove(0)
-            }));
-        }
-        images
-    };
-    if images.is_empty() {
-        anyhow::bail!(
-            "no definition files found\nhint: name a Dockerfile or a directory holding one"
-        );
-    }
+    let (config, images) = select(global, &args.paths.paths, &overrides)?;
     // Names published by the images of this repository.
     let refs: Vec<(String, String)> = config
         .iter()
@@ -114,8 +89,7 @@ pub fn run(global: &GlobalOpts, args: &PlanArgs, printer: &Printer) -> anyhow::R
 
     let planned: Vec<Planned> = images
         .into_iter()
-        .map(|mut image| {
-            image.build_args.extend(overrides.clone());
+        .map(|image| {
             let result = load_definition(&image.file, &image.build_args);
             Planned { image, result }
         })
@@ -161,61 +135,6 @@ pub fn run(global: &GlobalOpts, args: &PlanArgs, printer: &Printer) -> anyhow::R
     Ok(Outcome::Clean)
 }
 
-fn parse_build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for a in args {
-        let Some((k, v)) = a.split_once('=') else {
-            anyhow::bail!("`--build-arg {a}` has no value\nhint: write `--build-arg NAME=VALUE`");
-        };
-        out.insert(k.to_string(), v.to_string());
-    }
-    Ok(out)
-}
-
-/// The configured image whose definition file is `file`.
-pub(super) fn find_image(config: &Config, file: &Path) -> Option<ImageConfig> {
-    let want = file.canonicalize().ok()?;
-    config
-        .images
-        .iter()
-        .find(|i| i.file.canonicalize().ok().as_ref() == Some(&want))
-        .cloned()
-}
-
-/// Files given, and definition files found in directories given (hidden
-/// directories are skipped), in a stable order.
-pub(super) fn definition_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut found = Vec::new();
-            walk(path, &mut found)?;
-            found.sort();
-            out.extend(found);
-        } else {
-            out.push(path.clone());
-        }
-    }
-    Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    for entry in fs_err::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().to_ascii_lowercase();
-        if name.starts_with('.') {
-            continue;
-        }
-        if entry.file_type()?.is_dir() {
-            walk(&path, out)?;
-        } else if kind_from_name(&name).is_some() {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
 fn image_json<'a>(p: &'a Planned, refs: &[(String, String)]) -> ImageJson<'a> {
     let (definition, error) = match &p.result {
         Ok(def) => (Some(def), None),
@@ -259,7 +178,7 @@ fn image_json<'a>(p: &'a Planned, refs: &[(String, String)]) -> ImageJson<'a> {
 fn repository_image(reference: &Expanded, refs: &[(String, String)]) -> Option<String> {
     let value = reference.value.as_deref()?;
     refs.iter()
-        .find(|(r, _)| r == value || format!("{r}:latest") == value)
+        .find(|(r, _)| same_image(value, r))
         .map(|(_, name)| name.clone())
 }
 

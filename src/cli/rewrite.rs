@@ -1,13 +1,14 @@
 //! `imagelock rewrite`: the definitions in pinned form, from their locks.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
 use crate::cli::args::RewriteArgs;
 use crate::cli::diagnostic::render_source_error;
-use crate::cli::plan::{definition_files, find_image};
-use crate::cli::{Opts, Outcome, Printer, load_config};
+use crate::cli::images::select;
+use crate::cli::{Opts, Outcome, Printer};
 use crate::config::{Config, ImageConfig};
 use crate::lock::{LockedImage, write_atomic};
 use crate::rewrite::{FileChange, Rewrite, RewriteOptions, rewrite_image};
@@ -22,14 +23,15 @@ struct Planned {
 }
 
 pub fn run(opts: &Opts, args: &RewriteArgs, printer: &Printer) -> anyhow::Result<Outcome> {
-    let (config, images) = images(opts, &args.paths.paths)?;
+    let (config, images) = select(&opts.global, &args.paths.paths, &BTreeMap::new())?;
+    let lock_dir = lock_dir(config)?;
     let options = RewriteOptions {
         hashes: args.hashes,
     };
     // Everything is computed before anything is written.
     let mut planned = Vec::new();
     for image in images {
-        let lock_path = config.lock_dir.join(format!("{}.lock", image.name));
+        let lock_path = lock_dir.join(format!("{}.lock", image.name));
         if !lock_path.is_file() {
             anyhow::bail!(
                 "`{}` has no lock at `{}`\nhint: run `imagelock freeze {}` first",
@@ -105,46 +107,18 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// The images to rewrite: the configuration's, or those of the paths given
-/// (found in the configuration when there is one, else zero-config).
-fn images(opts: &Opts, paths: &[PathBuf]) -> anyhow::Result<(Config, Vec<ImageConfig>)> {
-    if paths.is_empty() || opts.global.config.is_some() {
-        let config = load_config(&opts.global, paths)?;
-        if paths.is_empty() {
-            let images = config.images.clone();
-            return Ok((config, images));
-        }
-        let images = files_as_images(Some(&config), paths)?;
-        return Ok((config, images));
+/// The directory of the locks: the configuration's, else that of an
+/// `imagelock.toml` found from the current directory, else `lockfiles`.
+fn lock_dir(config: Option<Config>) -> anyhow::Result<PathBuf> {
+    if let Some(c) = config {
+        return Ok(c.lock_dir);
     }
     let discovered = std::env::current_dir()
         .ok()
         .and_then(|d| Config::discover(&d))
         .map(|p| Config::load(&p))
         .transpose()?;
-    let images = files_as_images(discovered.as_ref(), paths)?;
-    let config = discovered.unwrap_or_else(|| Config::zero(&[]));
-    Ok((config, images))
-}
-
-fn files_as_images(config: Option<&Config>, paths: &[PathBuf]) -> anyhow::Result<Vec<ImageConfig>> {
-    let mut images = Vec::new();
-    for file in definition_files(paths)? {
-        let configured = config.and_then(|c| find_image(c, &file));
-        images.push(match configured {
-            Some(i) => i,
-            None => {
-                let mut zero = Config::zero(std::slice::from_ref(&file)).images;
-                zero.remove(0)
-            }
-        });
-    }
-    if images.is_empty() {
-        anyhow::bail!(
-            "no definition files found\nhint: name a Dockerfile or a directory holding one"
-        );
-    }
-    Ok(images)
+    Ok(discovered.map_or_else(|| Config::zero(&[]).lock_dir, |c| c.lock_dir))
 }
 
 /// A unified diff of one file, `a/` and `b/` headers with the path.

@@ -5,3 +5,10 @@ pub mod reference;
 pub use reference::{
     Digest, ImageRef, ParseDigestError, ParseImageRefError, ParsePlatformError, Platform,
 };
+pub mod auth;
+pub mod http;
+pub mod registry;
+
+pub use registry::{
+    ImageSource, Registry, RegistryOptions, ResolveError, ResolvedImage, ResolvedPlatform,
+};

@@ -510,13 +510,17 @@ pub fn parse(
                     } else {
                         format!("unknown header keyword `{}`", h.key)
                     };
-                    return Err(err(
-                        h.key_span,
-                        message,
-                        Some(
-                            "header lines are `Keyword: value`, with keywords such as Bootstrap, From, Stage, Registry, Namespace, Include, MirrorURL, OSVersion",
-                        ),
-                    ));
+                    let hint = if SECTIONS.contains(&h.key.as_str())
+                        || APP_SECTIONS.contains(&h.key.as_str())
+                    {
+                        format!(
+                            "`{0}` is a section: write `%{0}` on a line of its own, its content on the lines below",
+                            h.key
+                        )
+                    } else {
+                        "header lines are `Keyword: value`, with keywords such as Bootstrap, From, Stage, Registry, Namespace, Include, MirrorURL, OSVersion".to_string()
+                    };
+                    return Err(err(h.key_span, message, Some(&hint)));
                 }
             }
             Part::Other { .. } => {}
@@ -528,13 +532,31 @@ pub fn parse(
 
     let mut stages: Vec<Stage> = Vec::new();
     let index = LineIndex::new(text);
-    for parts in &file.stages {
+    // Header lines written before the first `Bootstrap:` (Singularity 2
+    // read headers in any order) join the first stage.
+    let mut carried: Vec<&HeaderLine> = Vec::new();
+    for (n, parts) in file.stages.iter().enumerate() {
         let header = |key: &str| {
-            parts.iter().find_map(|p| match p {
-                Part::Header(h) if h.key == key => Some(h),
-                _ => None,
-            })
+            parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Header(h) => Some(h),
+                    _ => None,
+                })
+                .chain(carried.iter().copied())
+                .find(|h| h.key == key)
         };
+        let headers_only = parts.iter().all(|p| !matches!(p, Part::Section(_)));
+        if n == 0 && headers_only && header("bootstrap").is_none() && file.stages.len() > 1 {
+            carried = parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Header(h) => Some(h),
+                    _ => None,
+                })
+                .collect();
+            continue;
+        }
         let Some(bootstrap) = header("bootstrap") else {
             // Only comments and blank lines before the first stage are fine.
             let first = parts.iter().find(|p| !matches!(p, Part::Other { .. }));
@@ -628,30 +650,33 @@ pub fn parse(
             steps: Vec::new(),
             span: stage_span,
         };
+        // apptainer runs all `%post` sections of a stage as one script, before
+        // the `%appinstall` sections.
+        let posts: Vec<&Section> = parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Section(s) if s.name == "post" => Some(s),
+                _ => None,
+            })
+            .collect();
+        let mut script = Script::new();
+        for s in &posts {
+            script.append(&tpl.apply(s.body_span)?);
+        }
+        scan_section(&tpl, &index, &script, &posts, &mut stage)?;
         for part in parts {
             let Part::Section(s) = part else { continue };
             match s.name.as_str() {
                 "files" | "appfiles" => files_section(&tpl, s, &stages, &mut stage)?,
-                "post" | "appinstall" => {
+                "appinstall" => {
                     let script = tpl.apply(s.body_span)?;
-                    let cmds = find_install_commands(&script, &|_| None)
-                        .map_err(|e| error(path, text, e.span, e.message, e.hint.as_deref()))?;
-                    for command in cmds {
-                        let line = index.line_col(text, command.span.start).line;
-                        stage.steps.push(InstallStep {
-                            workdir: None,
-                            command,
-                            instruction: s.span,
-                            line,
-                            env: Vec::new(),
-                            user: None,
-                        });
-                    }
+                    scan_section(&tpl, &index, &script, &[s], &mut stage)?;
                 }
                 _ => {}
             }
         }
         stages.push(stage);
+        carried.clear();
     }
     if stages.is_empty() {
         return Err(err(
@@ -667,6 +692,37 @@ pub fn parse(
         global_args,
         stages,
     })
+}
+
+/// Records the install commands of `script`, made of the bodies of
+/// `sections`, each with the section it is written in.
+fn scan_section(
+    tpl: &Templater<'_>,
+    index: &LineIndex,
+    script: &Script,
+    sections: &[&Section],
+    stage: &mut Stage,
+) -> Result<(), ApptainerError> {
+    let text = tpl.text;
+    let cmds = find_install_commands(script, &|_| None)
+        .map_err(|e| error(tpl.path, text, e.span, e.message, e.hint.as_deref()))?;
+    for command in cmds {
+        let at = command.span.start;
+        let instruction = sections
+            .iter()
+            .find(|s| s.span.start <= at && at < s.span.end.max(s.span.start + 1))
+            .or(sections.last())
+            .map_or(command.span, |s| s.span);
+        stage.steps.push(InstallStep {
+            workdir: None,
+            line: index.line_col(text, at).line,
+            command,
+            instruction,
+            env: Vec::new(),
+            user: None,
+        });
+    }
+    Ok(())
 }
 
 /// `%files [from STAGE]`: one `src [dst]` per line.

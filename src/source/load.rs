@@ -24,8 +24,6 @@ pub enum SourceError {
     /// Too large, not text, or not valid: located in the file.
     #[error("{0}")]
     Invalid(Box<Diagnostic>),
-    #[error("`{}`: {what} files cannot be read yet\nhint: only Dockerfiles are supported for now", path.display())]
-    Unsupported { path: PathBuf, what: &'static str },
 }
 
 impl SourceError {

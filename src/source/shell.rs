@@ -73,6 +73,16 @@ impl Script {
         self.text.push_str(text);
     }
 
+    /// Appends another script, keeping its mapping to the file.
+    pub fn append(&mut self, other: &Script) {
+        let base = self.text.len();
+        self.pieces.extend(other.pieces.iter().map(|p| Piece {
+            text: p.text + base,
+            ..*p
+        }));
+        self.text.push_str(&other.text);
+    }
+
     fn piece(&self, text_offset: usize) -> Option<&Piece> {
         let i = self.pieces.partition_point(|p| p.text <= text_offset);
         self.pieces.get(i.checked_sub(1)?)

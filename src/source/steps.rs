@@ -269,7 +269,22 @@ impl Cmd<'_> {
         if let Some(v) = &mut e.value {
             *v = v.chars().skip(skip_chars).collect();
         }
-        if let Some(&first) = a.offsets.get(skip_chars) {
+        // The written value starts right after the source byte of the last
+        // skipped character (the `=` or the short option letter), so quotes
+        // that open the value stay part of it: `--prefix="${DIR}"`.
+        let start = skip_chars
+            .checked_sub(1)
+            .and_then(|i| a.offsets.get(i))
+            .map(|&last| last + 1)
+            .or_else(|| {
+                // No map (an unresolved value): the option name is plain
+                // text, so it has as many characters written as expanded.
+                let text = self.script.text().get(a.span.start..a.span.end)?;
+                text.char_indices()
+                    .nth(skip_chars)
+                    .map(|(i, _)| a.span.start + i)
+            });
+        if let Some(first) = start {
             let start = first.max(a.span.start);
             e.span = self.script.file_span(Span::new(start, a.span.end));
             e.written = self

@@ -4,8 +4,11 @@
 
 mod common;
 
+mod apptainer;
 mod cli;
 mod config;
 mod graph;
 mod lockfiles;
+mod plan;
+mod registry;
 mod rewrite;

@@ -250,3 +250,17 @@ proptest! {
         let _ = parse(Path::new("x.def"), &text, &BTreeMap::new());
     }
 }
+
+#[test]
+fn post_sections_run_as_one_script_before_appinstall() {
+    let text = "Bootstrap: docker\nFrom: x\n%appinstall a\n  pip install late\n%post\n  V=1.0\n%post\n  pip install x==$V\n";
+    let d = def(text);
+    let steps = &d.stages[0].steps;
+    assert_eq!(steps[0].command.specs[0].value.as_deref(), Some("x==1.0"));
+    assert_eq!(
+        &text[steps[0].instruction.start..steps[0].instruction.end],
+        "%post\n  pip install x==$V\n"
+    );
+    assert_eq!(steps[0].line, 8);
+    assert_eq!(steps[1].command.specs[0].value.as_deref(), Some("late"));
+}

@@ -18,7 +18,7 @@ use crate::source::model::{
     ImageUseKind, InstallStep, OnBuild, Stage,
 };
 use crate::source::shell::Script;
-use crate::source::steps::InstallCommand;
+use crate::source::steps::{InstallCommand, find_install_commands};
 
 use self::syntax::{Instruction, ItemKind, Syntax, SyntaxError};
 
@@ -80,28 +80,6 @@ fn diagnostic(path: &Path, text: &str, e: SyntaxError) -> ParseDockerfileError {
         hint: e.hint,
     }))
 }
-
-// replaced by steps::find_install_commands when the shell branch lands
-mod steps_stand_in {
-    use crate::diagnostic::Span;
-    use crate::source::shell::Script;
-    use crate::source::steps::InstallCommand;
-
-    /// A shell text that cannot be split into commands.
-    pub struct ShellError {
-        pub span: Span,
-        pub message: String,
-    }
-
-    #[allow(clippy::unnecessary_wraps)]
-    pub fn find_install_commands(
-        _script: &Script,
-        _lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Vec<InstallCommand>, ShellError> {
-        Ok(vec![])
-    }
-}
-use steps_stand_in::find_install_commands;
 
 /// Where an ARG's value came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -420,7 +398,9 @@ impl<'a> Builder<'a> {
             _ => self.meta_lookup(name),
         };
         let e = expand::expand(&written, self.escape, &lookup).map_err(|e| {
-            SyntaxError::new(span, format!("cannot expand `{written}`: {}", e.message))
+            SyntaxError::new(span, format!("cannot expand `{written}`: {}", e.message)).hint(
+                "write variables as `$NAME`, `${NAME}` or `${NAME:-default}`, and close quotes",
+            )
         })?;
         Ok(Expanded {
             value: e.unresolved.is_empty().then_some(e.text),
@@ -819,8 +799,10 @@ impl<'a> Builder<'a> {
         let mut commands: Vec<InstallCommand> = Vec::new();
         for script in &scripts {
             let found = find_install_commands(script, &lookup).map_err(|e| {
-                SyntaxError::new(e.span, e.message)
-                    .hint("imagelock reads RUN bodies as POSIX shell text")
+                let hint = e
+                    .hint
+                    .unwrap_or_else(|| "imagelock reads RUN bodies as POSIX shell text".into());
+                SyntaxError::new(e.span, e.message).hint(hint)
             })?;
             commands.extend(found);
         }

@@ -158,3 +158,78 @@ fn syntax_directive_is_an_image() {
         Some("docker/dockerfile:1.7")
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::super::syntax::{ItemKind, parse as parse_syntax_only};
+    use super::*;
+
+    /// Lines that look like Dockerfile text, with the characters the
+    /// parser treats specially and some multi-byte ones.
+    fn dockerfile_text() -> impl Strategy<Value = String> {
+        let fragment = prop_oneof![
+            Just("FROM ".to_string()),
+            Just("RUN ".to_string()),
+            Just("COPY ".to_string()),
+            Just("ARG ".to_string()),
+            Just("ENV ".to_string()),
+            Just("ONBUILD ".to_string()),
+            Just("# escape=`\n".to_string()),
+            Just("# syntax=x\n".to_string()),
+            Just("<<EOF".to_string()),
+            Just("<<-'E'".to_string()),
+            Just("\nEOF\n".to_string()),
+            Just("\n\tE\n".to_string()),
+            Just("--from=a ".to_string()),
+            Just("--mount=type=bind,from=x ".to_string()),
+            Just(" AS b".to_string()),
+            Just("${A:-x}".to_string()),
+            Just("[\"a\", \"b\\\"c\"]".to_string()),
+            "[a-z0-9 \\t\\n\\\\`#=<>'\"${}:,\\[\\]\\-é😀\\r]{0,12}",
+        ];
+        prop::collection::vec(fragment, 0..24).prop_map(|v| v.concat())
+    }
+
+    fn on_boundary(text: &str, span: Span) -> bool {
+        span.start <= span.end
+            && span.end <= text.len()
+            && text.is_char_boundary(span.start)
+            && text.is_char_boundary(span.end)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn parsing_never_panics_and_prints_back(text in dockerfile_text()) {
+            let _ = parse(Path::new("Dockerfile"), &text, &BTreeMap::new());
+            if let Ok(syntax) = parse_syntax_only(&text) {
+                prop_assert_eq!(syntax.print(&text), text.clone());
+                let mut at = 0;
+                for item in &syntax.items {
+                    prop_assert_eq!(item.span.start, at);
+                    at = item.span.end;
+                    prop_assert!(on_boundary(&text, item.span));
+                    if let ItemKind::Instruction(ins) = &item.kind {
+                        prop_assert!(on_boundary(&text, ins.span));
+                        prop_assert!(on_boundary(&text, ins.keyword_span));
+                        for f in &ins.flags {
+                            prop_assert!(on_boundary(&text, f.span));
+                        }
+                        for h in &ins.heredocs {
+                            prop_assert!(on_boundary(&text, h.word_span));
+                            prop_assert!(on_boundary(&text, h.body_span));
+                        }
+                    }
+                }
+                prop_assert_eq!(at, text.len());
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            let _ = parse(Path::new("Dockerfile"), &text, &BTreeMap::new());
+        }
+    }
+}

@@ -397,3 +397,21 @@ proptest! {
         }
     }
 }
+
+/// Regression: a quoted `--opt="…"` value kept its closing quote but lost
+/// the opening one.
+#[test]
+fn quoted_option_value_is_written_whole() {
+    let file =
+        r#"mamba install --yes --prefix="${CONDA_DIR}" 'numpy' && pip install -i"https://x/s" a"#;
+    let s = Script::from_file_piece(file, 0);
+    let cmds = find_install_commands(&s, &|_| None).unwrap();
+    let Some(Target::CondaPrefix(p)) = &cmds[0].target else {
+        panic!("{:?}", cmds[0].target);
+    };
+    assert_eq!(p.written, "\"${CONDA_DIR}\"");
+    assert_eq!(&file[p.span.start..p.span.end], "\"${CONDA_DIR}\"");
+    let i = cmds[1].index_url.as_ref().unwrap();
+    assert_eq!(i.written, "\"https://x/s\"");
+    assert_eq!(i.value.as_deref(), Some("https://x/s"));
+}

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test module uses a different part
 
 pub mod http;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

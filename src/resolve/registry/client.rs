@@ -1,0 +1,1133 @@
+//! The registry client proper: endpoints, authentication, fetching and
+//! verifying content, and walking an index to each platform's config.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::future::try_join_all;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+
+use super::manifest::{self, MediaTypes, Parsed};
+use super::{
+    CONFIG_LIMIT, ImageSource, MANIFEST_LIMIT, RegistryConfigs, ResolveError, ResolvedImage,
+    ResolvedPlatform, canonical_name, oci_layout,
+};
+use crate::config::PullFromMirror;
+use crate::resolve::auth::{Challenge, CredentialStore, Credentials};
+use crate::resolve::http::{
+    HttpClient, HttpError, HttpOptions, HttpRequest, HttpResponse, is_loopback,
+};
+use crate::resolve::{Digest, ImageRef, Platform};
+
+/// How the client is set up.
+#[derive(Clone, Debug)]
+pub struct RegistryOptions {
+    pub http: HttpOptions,
+    pub credentials: CredentialStore,
+    /// Per-registry locations, mirrors and `insecure` flags.
+    pub registries: RegistryConfigs,
+    /// Directory relative `oci:` locations are resolved against.
+    pub root: PathBuf,
+    /// Images resolved at once by [`Registry::resolve_all`].
+    pub concurrency: usize,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            http: HttpOptions::default(),
+            credentials: CredentialStore::from_env(),
+            registries: RegistryConfigs::new(),
+            root: PathBuf::from("."),
+            concurrency: 16,
+        }
+    }
+}
+
+/// Requests made so far, by kind (each logical request once, retries not
+/// counted again).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub manifests: u64,
+    pub blobs: u64,
+    pub tokens: u64,
+    /// `GET /v2/` probes, one per host.
+    pub pings: u64,
+    /// Token requests per `realm service scope`.
+    pub token_scopes: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    manifests: AtomicU64,
+    blobs: AtomicU64,
+    tokens: AtomicU64,
+    pings: AtomicU64,
+    token_scopes: Mutex<BTreeMap<String, u64>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Manifest,
+    Blob,
+}
+
+/// A registry endpoint (or a namespace in one).
+#[derive(Clone, Debug)]
+struct Remote {
+    /// `host[:port]` the API answers on.
+    host: String,
+    /// Namespace prepended to repositories (`""` or `"mirror/"`).
+    prefix: String,
+    /// The name credentials are stored under.
+    registry: String,
+    insecure: bool,
+}
+
+#[derive(Clone, Debug)]
+enum Location {
+    Remote(Remote),
+    /// A directory holding one OCI layout per repository.
+    Layouts(PathBuf),
+    /// One OCI layout.
+    Layout(PathBuf),
+}
+
+impl Location {
+    fn describe(&self) -> String {
+        match self {
+            Location::Remote(r) => r.host.clone(),
+            Location::Layouts(d) | Location::Layout(d) => format!("oci:{}", d.display()),
+        }
+    }
+}
+
+/// A location and what it may be asked for.
+#[derive(Clone, Debug)]
+struct Source {
+    location: Location,
+    tags: bool,
+    digests: bool,
+}
+
+#[derive(Clone, Debug)]
+enum HostAuth {
+    Anonymous,
+    Basic,
+    Bearer { realm: Url, service: Option<String> },
+}
+
+#[derive(Debug)]
+struct Endpoint {
+    base: Url,
+    auth: HostAuth,
+}
+
+struct Token {
+    value: String,
+    obtained: Instant,
+    expires: Instant,
+}
+
+type TokenKey = (String, String, String);
+
+/// An OCI distribution client. Cheap to share; make one per run.
+pub struct Registry {
+    http: HttpClient,
+    options: RegistryOptions,
+    endpoints: Mutex<HashMap<String, Arc<OnceCell<Arc<Endpoint>>>>>,
+    tokens: Mutex<HashMap<TokenKey, Arc<tokio::sync::Mutex<Option<Token>>>>>,
+    credentials: Mutex<HashMap<(String, String), Option<Credentials>>>,
+    /// Verified manifests and configs by digest, so shared content is
+    /// fetched once per run.
+    content: Mutex<HashMap<Digest, Bytes>>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+struct Fetched {
+    digest: Digest,
+    content_type: Option<String>,
+    body: Bytes,
+}
+
+impl Registry {
+    pub fn new(options: RegistryOptions) -> Result<Registry, HttpError> {
+        Ok(Registry {
+            http: HttpClient::new(options.http.clone())?,
+            options,
+            endpoints: Mutex::default(),
+            tokens: Mutex::default(),
+            credentials: Mutex::default(),
+            content: Mutex::default(),
+            counters: Counters::default(),
+        })
+    }
+
+    /// Requests made so far.
+    pub fn request_counts(&self) -> RequestCounts {
+        RequestCounts {
+            manifests: self.counters.manifests.load(Ordering::Relaxed),
+            blobs: self.counters.blobs.load(Ordering::Relaxed),
+            tokens: self.counters.tokens.load(Ordering::Relaxed),
+            pings: self.counters.pings.load(Ordering::Relaxed),
+            token_scopes: lock(&self.counters.token_scopes).clone(),
+        }
+    }
+
+    /// Resolves an image for each platform (`linux/amd64` when none is
+    /// given): one manifest request for the reference, then per platform
+    /// its manifest and config, each verified against its digest.
+    pub async fn resolve(
+        &self,
+        image: &ImageRef,
+        platforms: &[Platform],
+    ) -> Result<ResolvedImage, ResolveError> {
+        let sources = self.sources(image)?;
+        let label = image.to_string();
+        let top = match image.digest() {
+            Some(d) => {
+                self.fetch_by_digest(
+                    &label,
+                    Some(image),
+                    &sources,
+                    Kind::Manifest,
+                    d,
+                    MANIFEST_LIMIT,
+                )
+                .await?
+            }
+            None => self.fetch_tag(&label, image, &sources).await?,
+        };
+        self.walk(
+            &label,
+            canonical_name(image),
+            Some(image),
+            &sources,
+            top,
+            platforms,
+        )
+        .await
+    }
+
+    /// Resolves many images, several at a time, in order.
+    pub async fn resolve_all(
+        &self,
+        images: &[ImageRef],
+        platforms: &[Platform],
+    ) -> Vec<Result<ResolvedImage, ResolveError>> {
+        futures_util::stream::iter(images)
+            .map(|i| self.resolve(i, platforms))
+            .buffered(self.options.concurrency.max(1))
+            .collect()
+            .await
+    }
+
+    /// Resolves a registry reference or an OCI layout (`oci:DIR[:TAG]`).
+    pub async fn resolve_source(
+        &self,
+        source: &ImageSource,
+        platforms: &[Platform],
+    ) -> Result<ResolvedImage, ResolveError> {
+        match source {
+            ImageSource::Registry(image) => self.resolve(image, platforms).await,
+            ImageSource::OciLayout { dir, reference } => {
+                let dir = self.options.root.join(dir);
+                let name = match reference {
+                    Some(r) => format!("oci:{}:{r}", dir.display()),
+                    None => format!("oci:{}", dir.display()),
+                };
+                let sources = [Source {
+                    location: Location::Layout(dir.clone()),
+                    tags: true,
+                    digests: true,
+                }];
+                let top = self.layout_top(&name, &dir, reference.as_deref())?;
+                self.walk(&name, name.clone(), None, &sources, top, platforms)
+                    .await
+            }
+        }
+    }
+
+    /// The digest a tag points to, with a `HEAD` request (which does not
+    /// count against Docker Hub's pull limit); a registry that sends no
+    /// `Docker-Content-Digest` is asked with `GET` and the body hashed.
+    pub async fn head_digest(&self, image: &ImageRef) -> Result<(Digest, String), ResolveError> {
+        let label = image.to_string();
+        let sources = self.sources(image)?;
+        let mut last = None;
+        for source in sources.iter().filter(|s| {
+            if image.digest().is_some() {
+                s.digests
+            } else {
+                s.tags
+            }
+        }) {
+            let Location::Remote(remote) = &source.location else {
+                match self
+                    .fetch_tag(&label, image, std::slice::from_ref(source))
+                    .await
+                {
+                    Ok(f) => return Ok((f.digest, f.content_type.unwrap_or_default())),
+                    Err(e) => {
+                        last = Some(e);
+                        continue;
+                    }
+                }
+            };
+            let path = format!("manifests/{}", image.reference());
+            let head = self
+                .request(
+                    &label,
+                    image,
+                    remote,
+                    Method::HEAD,
+                    &path,
+                    Kind::Manifest,
+                    MANIFEST_LIMIT,
+                )
+                .await;
+            let outcome = match head {
+                Ok(resp) => match (stated_digest(&resp), resp.header(CONTENT_TYPE.as_str())) {
+                    (Some(Ok(d)), Some(ct)) => Ok((d, media_type_only(ct))),
+                    _ => self
+                        .fetch_tag(&label, image, std::slice::from_ref(source))
+                        .await
+                        .and_then(|f| {
+                            let (mt, _) = manifest::parse(&f.body, f.content_type.as_deref())
+                                .map_err(|reason| invalid(&label, &remote.host, reason))?;
+                            Ok((f.digest, mt))
+                        }),
+                },
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(v) => return Ok(v),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| not_found(&label, image.registry())))
+    }
+
+    /// From a fetched top-level manifest or index to each platform's image.
+    async fn walk(
+        &self,
+        label: &str,
+        name: String,
+        image: Option<&ImageRef>,
+        sources: &[Source],
+        top: Fetched,
+        platforms: &[Platform],
+    ) -> Result<ResolvedImage, ResolveError> {
+        let default = [Platform::linux_amd64()];
+        let platforms = if platforms.is_empty() {
+            &default[..]
+        } else {
+            platforms
+        };
+        let origin = sources
+            .last()
+            .map(|s| s.location.describe())
+            .unwrap_or_default();
+        let (media_type, parsed) = manifest::parse(&top.body, top.content_type.as_deref())
+            .map_err(|r| invalid(label, &origin, r))?;
+        let resolved = match parsed {
+            Parsed::Index(index) => {
+                let jobs = platforms.iter().map(|platform| {
+                    let index = &index;
+                    let origin = &origin;
+                    async move {
+                        let Some(entry) = manifest::select(index, platform) else {
+                            let mut available: Vec<String> = manifest::image_entries(index)
+                                .iter()
+                                .map(|(p, _)| format!("`{p}`"))
+                                .collect();
+                            available.sort();
+                            available.dedup();
+                            return Err(ResolveError::PlatformNotFound {
+                                image: label.to_string(),
+                                platform: platform.to_string(),
+                                available: if available.is_empty() {
+                                    "none".into()
+                                } else {
+                                    available.join(", ")
+                                },
+                            });
+                        };
+                        let digest = manifest::descriptor_digest(entry)
+                            .map_err(|r| invalid(label, origin, r))?;
+                        let child = self
+                            .fetch_by_digest(
+                                label,
+                                image,
+                                sources,
+                                Kind::Manifest,
+                                &digest,
+                                MANIFEST_LIMIT,
+                            )
+                            .await?;
+                        let entry_type = entry.media_type().to_string();
+                        let (mt, parsed) = manifest::parse(&child.body, Some(&entry_type))
+                            .map_err(|r| invalid(label, origin, r))?;
+                        let Parsed::Manifest(m) = parsed else {
+                            return Err(invalid(
+                                label,
+                                origin,
+                                format!("`{digest}` is a nested index"),
+                            ));
+                        };
+                        self.platform_image(label, image, sources, platform, digest, mt, &m)
+                            .await
+                    }
+                });
+                try_join_all(jobs).await?
+            }
+            Parsed::Manifest(m) => {
+                let mut out = Vec::new();
+                for platform in platforms {
+                    out.push(
+                        self.platform_image(
+                            label,
+                            image,
+                            sources,
+                            platform,
+                            top.digest.clone(),
+                            media_type.clone(),
+                            &m,
+                        )
+                        .await?,
+                    );
+                }
+                out
+            }
+        };
+        Ok(ResolvedImage {
+            name,
+            digest: top.digest,
+            media_type,
+            platforms: resolved,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn platform_image(
+        &self,
+        label: &str,
+        image: Option<&ImageRef>,
+        sources: &[Source],
+        platform: &Platform,
+        digest: Digest,
+        media_type: String,
+        m: &oci_spec::image::ImageManifest,
+    ) -> Result<ResolvedPlatform, ResolveError> {
+        let origin = sources
+            .last()
+            .map(|s| s.location.describe())
+            .unwrap_or_default();
+        let config = manifest::config_digest(m).map_err(|r| invalid(label, &origin, r))?;
+        let body = self
+            .fetch_by_digest(label, image, sources, Kind::Blob, &config, CONFIG_LIMIT)
+            .await?;
+        let info = manifest::parse_config(&body.body).map_err(|r| invalid(label, &origin, r))?;
+        if info.platform != *platform {
+            return Err(ResolveError::PlatformNotFound {
+                image: label.to_string(),
+                platform: platform.to_string(),
+                available: format!("only `{}` (a single-platform image)", info.platform),
+            });
+        }
+        if info.diff_ids.len() != m.layers().len() {
+            return Err(invalid(
+                label,
+                &origin,
+                format!(
+                    "the config lists {} diff_ids for {} layers",
+                    info.diff_ids.len(),
+                    m.layers().len()
+                ),
+            ));
+        }
+        Ok(ResolvedPlatform {
+            platform: platform.clone(),
+            digest,
+            media_type,
+            config,
+            diff_ids: info.diff_ids,
+        })
+    }
+
+    /// Where an image may be read from, in the order to try.
+    fn sources(&self, image: &ImageRef) -> Result<Vec<Source>, ResolveError> {
+        let config = self.options.registries.get(image.registry());
+        let mut out = Vec::new();
+        if let Some(config) = config {
+            for mirror in &config.mirrors {
+                out.push(Source {
+                    location: self.location(image.registry(), &mirror.location, false)?,
+                    tags: matches!(
+                        mirror.pull_from_mirror,
+                        PullFromMirror::TagOnly | PullFromMirror::All
+                    ),
+                    digests: matches!(
+                        mirror.pull_from_mirror,
+                        PullFromMirror::DigestOnly | PullFromMirror::All
+                    ),
+                });
+            }
+        }
+        let insecure = config.is_some_and(|c| c.insecure);
+        let location = match config.and_then(|c| c.location.as_deref()) {
+            Some(l) => self.location(image.registry(), l, insecure)?,
+            None => Location::Remote(Remote {
+                host: image.api_host().to_string(),
+                prefix: String::new(),
+                registry: image.registry().to_string(),
+                insecure,
+            }),
+        };
+        out.push(Source {
+            location,
+            tags: true,
+            digests: true,
+        });
+        Ok(out)
+    }
+
+    fn location(
+        &self,
+        registry: &str,
+        location: &str,
+        insecure: bool,
+    ) -> Result<Location, ResolveError> {
+        if let Some(dir) = location.strip_prefix("oci:") {
+            return Ok(Location::Layouts(self.options.root.join(dir)));
+        }
+        let bad = || ResolveError::Location {
+            registry: registry.to_string(),
+            location: location.to_string(),
+        };
+        let (host, prefix) = location.split_once('/').unwrap_or((location, ""));
+        let url = Url::parse(&format!("https://{host}/")).map_err(|_| bad())?;
+        if host.is_empty() || url.path() != "/" || location.contains("://") {
+            return Err(bad());
+        }
+        let own = self
+            .options
+            .registries
+            .get(host)
+            .is_some_and(|c| c.insecure);
+        let prefix = prefix.trim_matches('/');
+        Ok(Location::Remote(Remote {
+            host: host.to_string(),
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+            registry: host.to_string(),
+            insecure: insecure || own,
+        }))
+    }
+
+    fn cached(&self, digest: &Digest) -> Option<Bytes> {
+        lock(&self.content).get(digest).cloned()
+    }
+
+    /// Content by digest from the first source that has it, verified.
+    async fn fetch_by_digest(
+        &self,
+        label: &str,
+        image: Option<&ImageRef>,
+        sources: &[Source],
+        kind: Kind,
+        digest: &Digest,
+        limit: u64,
+    ) -> Result<Fetched, ResolveError> {
+        if let Some(body) = self.cached(digest) {
+            return Ok(Fetched {
+                digest: digest.clone(),
+                content_type: None,
+                body,
+            });
+        }
+        let mut last = None;
+        for source in sources.iter().filter(|s| s.digests) {
+            let outcome = match (&source.location, image) {
+                (Location::Remote(remote), Some(image)) => {
+                    let path = match kind {
+                        Kind::Manifest => format!("manifests/{digest}"),
+                        Kind::Blob => format!("blobs/{digest}"),
+                    };
+                    self.request(label, image, remote, Method::GET, &path, kind, limit)
+                        .await
+                        .and_then(|resp| {
+                            check_digest(label, &remote.host, digest, &resp.body)?;
+                            Ok(Fetched {
+                                digest: digest.clone(),
+                                content_type: resp
+                                    .header(CONTENT_TYPE.as_str())
+                                    .map(str::to_string),
+                                body: resp.body,
+                            })
+                        })
+                }
+                (Location::Remote(_), None) => continue,
+                (Location::Layouts(root), _) => {
+                    let dir = image.map_or_else(|| root.clone(), |i| root.join(i.repository()));
+                    layout_blob(label, &dir, digest, limit)
+                }
+                (Location::Layout(dir), _) => layout_blob(label, dir, digest, limit),
+            };
+            match outcome {
+                Ok(f) => {
+                    lock(&self.content).insert(digest.clone(), f.body.clone());
+                    return Ok(f);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| not_found(label, image.map_or("", ImageRef::registry))))
+    }
+
+    /// A tag's manifest from the first source that resolves tags.
+    async fn fetch_tag(
+        &self,
+        label: &str,
+        image: &ImageRef,
+        sources: &[Source],
+    ) -> Result<Fetched, ResolveError> {
+        let reference = image.reference();
+        let mut last = None;
+        for source in sources.iter().filter(|s| s.tags) {
+            let outcome = match &source.location {
+                Location::Remote(remote) => {
+                    let path = format!("manifests/{reference}");
+                    match self
+                        .request(
+                            label,
+                            image,
+                            remote,
+                            Method::GET,
+                            &path,
+                            Kind::Manifest,
+                            MANIFEST_LIMIT,
+                        )
+                        .await
+                    {
+                        Ok(resp) => {
+                            let digest = match stated_digest(&resp) {
+                                Some(Ok(stated)) => {
+                                    check_digest(label, &remote.host, &stated, &resp.body)?;
+                                    stated
+                                }
+                                // Absent or unreadable: what we got is what we hash.
+                                _ => Digest::sha256_of(&resp.body),
+                            };
+                            Ok(Fetched {
+                                digest,
+                                content_type: resp
+                                    .header(CONTENT_TYPE.as_str())
+                                    .map(str::to_string),
+                                body: resp.body,
+                            })
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                Location::Layouts(root) => {
+                    self.layout_top(label, &root.join(image.repository()), Some(&reference))
+                }
+                Location::Layout(dir) => self.layout_top(label, dir, Some(&reference)),
+            };
+            match outcome {
+                Ok(f) => {
+                    lock(&self.content).insert(f.digest.clone(), f.body.clone());
+                    return Ok(f);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| not_found(label, image.registry())))
+    }
+
+    fn layout_top(
+        &self,
+        label: &str,
+        dir: &Path,
+        reference: Option<&str>,
+    ) -> Result<Fetched, ResolveError> {
+        let layout_err = |reason: String| ResolveError::Layout {
+            image: label.to_string(),
+            dir: dir.to_path_buf(),
+            reason,
+        };
+        let index = oci_layout::read_index(dir).map_err(layout_err)?;
+        let entry = oci_layout::find(&index, reference).map_err(layout_err)?;
+        let digest = manifest::descriptor_digest(&entry).map_err(layout_err)?;
+        let fetched = layout_blob(label, dir, &digest, MANIFEST_LIMIT)?;
+        Ok(Fetched {
+            content_type: Some(entry.media_type().to_string()),
+            ..fetched
+        })
+    }
+
+    /// One registry request with authentication: proactive when the host's
+    /// scheme is known, and once more after a fresh challenge.
+    #[allow(clippy::too_many_arguments)]
+    async fn request(
+        &self,
+        label: &str,
+        image: &ImageRef,
+        remote: &Remote,
+        method: Method,
+        path: &str,
+        kind: Kind,
+        limit: u64,
+    ) -> Result<HttpResponse, ResolveError> {
+        let endpoint = self.endpoint(label, remote).await?;
+        let repository = format!("{}{}", remote.prefix, image.repository());
+        let url = endpoint
+            .base
+            .join(&format!("v2/{repository}/{path}"))
+            .map_err(|e| invalid(label, &remote.host, format!("bad URL: {e}")))?;
+        let scope = format!("repository:{repository}:pull");
+        let mut authorization = self
+            .authorization(label, remote, &endpoint, &repository, &scope, false)
+            .await?;
+        for attempt in 0..2 {
+            match kind {
+                Kind::Manifest => &self.counters.manifests,
+                Kind::Blob => &self.counters.blobs,
+            }
+            .fetch_add(1, Ordering::Relaxed);
+            let mut request = HttpRequest::get(url.clone(), limit);
+            request.method = method.clone();
+            if kind == Kind::Manifest {
+                request
+                    .headers
+                    .insert(ACCEPT, HeaderValue::from_static(MediaTypes::ACCEPT));
+            }
+            if let Some(a) = &authorization {
+                let mut value = HeaderValue::from_str(a).map_err(|_| {
+                    invalid(
+                        label,
+                        &remote.host,
+                        "credentials contain invalid characters".into(),
+                    )
+                })?;
+                value.set_sensitive(true);
+                request.headers.insert(AUTHORIZATION, value);
+            }
+            let response = self.http.send(request).await.map_err(|e| match e {
+                HttpError::TooLarge { limit, .. } => ResolveError::TooLarge {
+                    image: label.to_string(),
+                    limit,
+                },
+                source => ResolveError::Http {
+                    image: label.to_string(),
+                    registry: remote.host.clone(),
+                    source,
+                },
+            })?;
+            if response.status == StatusCode::UNAUTHORIZED && attempt == 0 {
+                let challenge = response
+                    .header(WWW_AUTHENTICATE.as_str())
+                    .and_then(Challenge::parse);
+                match challenge {
+                    Some(Challenge::Bearer {
+                        realm,
+                        service,
+                        scope: asked,
+                    }) => {
+                        let realm = self.realm_url(label, remote, &realm)?;
+                        let scope = asked.unwrap_or(scope.clone());
+                        let token = self
+                            .token(
+                                label,
+                                remote,
+                                &repository,
+                                &realm,
+                                service.as_deref(),
+                                &scope,
+                                true,
+                            )
+                            .await?;
+                        authorization = Some(format!("Bearer {token}"));
+                        continue;
+                    }
+                    Some(Challenge::Basic { .. }) if authorization.is_none() => {
+                        authorization = self
+                            .credentials(remote, &repository)?
+                            .and_then(|c| c.basic_header());
+                        if authorization.is_some() {
+                            continue;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            return match response.status {
+                s if s.is_success() => Ok(response),
+                StatusCode::UNAUTHORIZED => Err(ResolveError::Unauthorized {
+                    image: label.to_string(),
+                    registry: remote.registry.clone(),
+                }),
+                StatusCode::FORBIDDEN => Err(ResolveError::Denied {
+                    image: label.to_string(),
+                    registry: remote.registry.clone(),
+                }),
+                StatusCode::NOT_FOUND => Err(not_found(label, &remote.registry)),
+                s => Err(ResolveError::Status {
+                    image: label.to_string(),
+                    registry: remote.registry.clone(),
+                    status: s.as_u16(),
+                    url: response.url.to_string(),
+                }),
+            };
+        }
+        Err(ResolveError::Unauthorized {
+            image: label.to_string(),
+            registry: remote.registry.clone(),
+        })
+    }
+
+    /// The `Authorization` value to send before any challenge.
+    async fn authorization(
+        &self,
+        label: &str,
+        remote: &Remote,
+        endpoint: &Endpoint,
+        repository: &str,
+        scope: &str,
+        force: bool,
+    ) -> Result<Option<String>, ResolveError> {
+        match &endpoint.auth {
+            HostAuth::Anonymous => Ok(None),
+            HostAuth::Basic => Ok(self
+                .credentials(remote, repository)?
+                .and_then(|c| c.basic_header())),
+            HostAuth::Bearer { realm, service } => self
+                .token(
+                    label,
+                    remote,
+                    repository,
+                    realm,
+                    service.as_deref(),
+                    scope,
+                    force,
+                )
+                .await
+                .map(|t| Some(format!("Bearer {t}"))),
+        }
+    }
+
+    fn credentials(
+        &self,
+        remote: &Remote,
+        repository: &str,
+    ) -> Result<Option<Credentials>, ResolveError> {
+        let key = (remote.registry.clone(), repository.to_string());
+        if let Some(c) = lock(&self.credentials).get(&key) {
+            return Ok(c.clone());
+        }
+        let found = self
+            .options
+            .credentials
+            .lookup(&remote.registry, repository)?;
+        lock(&self.credentials).insert(key, found.clone());
+        Ok(found)
+    }
+
+    fn realm_url(&self, label: &str, remote: &Remote, realm: &str) -> Result<Url, ResolveError> {
+        let url = Url::parse(realm).map_err(|e| ResolveError::Token {
+            image: label.to_string(),
+            realm: realm.to_string(),
+            reason: format!("the realm is not a URL: {e}"),
+        })?;
+        let host = url.host_str().unwrap_or_default();
+        let plain_ok = remote.insecure || is_loopback(host);
+        if url.scheme() != "https" && !(url.scheme() == "http" && plain_ok) {
+            // Credentials would cross the network in the clear.
+            return Err(ResolveError::Token {
+                image: label.to_string(),
+                realm: realm.to_string(),
+                reason: "the realm is not HTTPS".into(),
+            });
+        }
+        Ok(url)
+    }
+
+    /// A bearer token for a scope: reused until shortly before it expires;
+    /// concurrent callers for one scope wait for a single request.
+    #[allow(clippy::too_many_arguments)]
+    async fn token(
+        &self,
+        label: &str,
+        remote: &Remote,
+        repository: &str,
+        realm: &Url,
+        service: Option<&str>,
+        scope: &str,
+        force: bool,
+    ) -> Result<String, ResolveError> {
+        let key = (
+            realm.to_string(),
+            service.unwrap_or_default().to_string(),
+            scope.to_string(),
+        );
+        let slot = lock(&self.tokens).entry(key.clone()).or_default().clone();
+        let started = Instant::now();
+        let mut slot = slot.lock().await;
+        if let Some(t) = slot.as_ref() {
+            // When the registry refused our token (`force`), only one
+            // obtained while we waited for the slot is worth trying.
+            let fresh = t.expires > Instant::now() + Duration::from_secs(10);
+            if fresh && (!force || t.obtained > started) {
+                return Ok(t.value.clone());
+            }
+        }
+        let token_err = |reason: String| ResolveError::Token {
+            image: label.to_string(),
+            realm: realm.to_string(),
+            reason,
+        };
+        let credentials = self.credentials(remote, repository)?;
+        let mut url = realm.clone();
+        let mut request;
+        match &credentials {
+            Some(Credentials::IdentityToken(refresh)) => {
+                let mut form =
+                    Url::parse("http://form.invalid/").map_err(|e| token_err(e.to_string()))?;
+                {
+                    let mut q = form.query_pairs_mut();
+                    q.append_pair("grant_type", "refresh_token");
+                    if let Some(s) = service {
+                        q.append_pair("service", s);
+                    }
+                    q.append_pair("scope", scope);
+                    q.append_pair("client_id", "imagelock");
+                    q.append_pair("refresh_token", refresh.expose());
+                }
+                request = HttpRequest::get(url, 1024 * 1024);
+                request.method = Method::POST;
+                request.body = Some(Bytes::from(form.query().unwrap_or_default().to_string()));
+                request.headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-www-form-urlencoded"),
+                );
+            }
+            other => {
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(s) = service {
+                        q.append_pair("service", s);
+                    }
+                    q.append_pair("scope", scope);
+                }
+                request = HttpRequest::get(url, 1024 * 1024);
+                if let Some(basic) = other.as_ref().and_then(Credentials::basic_header) {
+                    let mut value = HeaderValue::from_str(&basic)
+                        .map_err(|_| token_err("credentials contain invalid characters".into()))?;
+                    value.set_sensitive(true);
+                    request.headers.insert(AUTHORIZATION, value);
+                }
+            }
+        }
+        self.counters.tokens.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.counters.token_scopes)
+            .entry(format!("{} {} {scope}", realm, service.unwrap_or_default()))
+            .or_default() += 1;
+        let response = self
+            .http
+            .send(request)
+            .await
+            .map_err(|e| token_err(e.to_string()))?;
+        match response.status {
+            s if s.is_success() => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(ResolveError::Unauthorized {
+                    image: label.to_string(),
+                    registry: remote.registry.clone(),
+                });
+            }
+            s => return Err(token_err(format!("it answered {s}"))),
+        }
+        #[derive(Deserialize)]
+        struct TokenResponse {
+            token: Option<String>,
+            access_token: Option<String>,
+            expires_in: Option<u64>,
+        }
+        let parsed: TokenResponse = serde_json::from_slice(&response.body)
+            .map_err(|_| token_err("the answer is not a token".into()))?;
+        let value = parsed
+            .token
+            .or(parsed.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| token_err("the answer holds no token".into()))?;
+        // The distribution spec's default lifetime is 60 seconds.
+        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).max(60));
+        *slot = Some(Token {
+            value: value.clone(),
+            obtained: Instant::now(),
+            expires: started + lifetime,
+        });
+        Ok(value)
+    }
+
+    /// The host's scheme and authentication, learned once per host from
+    /// `GET /v2/`.
+    async fn endpoint(&self, label: &str, remote: &Remote) -> Result<Arc<Endpoint>, ResolveError> {
+        let cell = lock(&self.endpoints)
+            .entry(remote.host.clone())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.ping(label, remote))
+            .await
+            .cloned()
+    }
+
+    async fn ping(&self, label: &str, remote: &Remote) -> Result<Arc<Endpoint>, ResolveError> {
+        let plain_ok = remote.insecure || is_loopback(&remote.host);
+        let mut last = None;
+        for scheme in ["https", "http"] {
+            if scheme == "http" && !plain_ok {
+                break;
+            }
+            let base = Url::parse(&format!("{scheme}://{}/", remote.host))
+                .map_err(|e| invalid(label, &remote.host, format!("bad host: {e}")))?;
+            let mut request = HttpRequest::get(
+                base.join("v2/")
+                    .map_err(|e| invalid(label, &remote.host, e.to_string()))?,
+                64 * 1024,
+            );
+            // HTTPS to a plain-HTTP loopback registry fails at once; no retries.
+            request.retry = !(plain_ok && scheme == "https");
+            self.counters.pings.fetch_add(1, Ordering::Relaxed);
+            match self.http.send(request).await {
+                Ok(response) => {
+                    let auth = match response
+                        .header(WWW_AUTHENTICATE.as_str())
+                        .and_then(Challenge::parse)
+                    {
+                        Some(Challenge::Bearer { realm, service, .. })
+                            if response.status == StatusCode::UNAUTHORIZED =>
+                        {
+                            HostAuth::Bearer {
+                                realm: self.realm_url(label, remote, &realm)?,
+                                service,
+                            }
+                        }
+                        Some(Challenge::Basic { .. })
+                            if response.status == StatusCode::UNAUTHORIZED =>
+                        {
+                            HostAuth::Basic
+                        }
+                        _ => HostAuth::Anonymous,
+                    };
+                    return Ok(Arc::new(Endpoint { base, auth }));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let source = last.ok_or_else(|| ResolveError::Insecure {
+            registry: remote.host.clone(),
+        })?;
+        Err(ResolveError::Http {
+            image: label.to_string(),
+            registry: remote.host.clone(),
+            source,
+        })
+    }
+}
+
+fn media_type_only(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// `Docker-Content-Digest`, if sent.
+fn stated_digest(
+    response: &HttpResponse,
+) -> Option<Result<Digest, crate::resolve::ParseDigestError>> {
+    response
+        .header("docker-content-digest")
+        .map(|d| d.trim().parse())
+}
+
+fn check_digest(
+    label: &str,
+    registry: &str,
+    expected: &Digest,
+    body: &[u8],
+) -> Result<(), ResolveError> {
+    let actual = expected.compute_like(body);
+    if actual == *expected {
+        Ok(())
+    } else {
+        Err(ResolveError::DigestMismatch {
+            image: label.to_string(),
+            registry: registry.to_string(),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        })
+    }
+}
+
+fn layout_blob(
+    label: &str,
+    dir: &Path,
+    digest: &Digest,
+    limit: u64,
+) -> Result<Fetched, ResolveError> {
+    let body =
+        oci_layout::read_blob(dir, digest, limit).map_err(|reason| ResolveError::Layout {
+            image: label.to_string(),
+            dir: dir.to_path_buf(),
+            reason,
+        })?;
+    check_digest(label, &format!("oci:{}", dir.display()), digest, &body)?;
+    Ok(Fetched {
+        digest: digest.clone(),
+        content_type: None,
+        body,
+    })
+}
+
+fn invalid(label: &str, registry: &str, reason: String) -> ResolveError {
+    ResolveError::InvalidManifest {
+        image: label.to_string(),
+        registry: registry.to_string(),
+        reason,
+    }
+}
+
+fn not_found(label: &str, registry: &str) -> ResolveError {
+    ResolveError::NotFound {
+        image: label.to_string(),
+        registry: registry.to_string(),
+    }
+}

@@ -1,0 +1,84 @@
+use std::path::PathBuf;
+
+use crate::resolve::auth::AuthError;
+use crate::resolve::http::HttpError;
+
+/// Why an image could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(
+        "`{image}`: `{registry}` refused anonymous or given credentials (401)\nhint: log in with `docker login {registry}` (or `podman login`), or check the credentials in your auth file"
+    )]
+    Unauthorized { image: String, registry: String },
+    #[error(
+        "`{image}`: `{registry}` denied access (403)\nhint: the image may be private or your account lacks pull access to it"
+    )]
+    Denied { image: String, registry: String },
+    #[error(
+        "`{image}` was not found on `{registry}` (404)\nhint: check the name and tag for a typo; a private image also answers 404 without credentials"
+    )]
+    NotFound { image: String, registry: String },
+    #[error("`{image}`: `{registry}` answered {status} for `{url}`")]
+    Status {
+        image: String,
+        registry: String,
+        status: u16,
+        url: String,
+    },
+    #[error(
+        "`{image}`: the manifest is larger than {limit} bytes\nhint: registries refuse manifests this large; the source is likely not a registry"
+    )]
+    TooLarge { image: String, limit: u64 },
+    #[error(
+        "`{image}`: content from `{registry}` does not match its digest: expected `{expected}`, got `{actual}`\nhint: a proxy or mirror may be altering responses; try again or bypass it"
+    )]
+    DigestMismatch {
+        image: String,
+        registry: String,
+        expected: String,
+        actual: String,
+    },
+    #[error(
+        "`{image}` has no image for `{platform}`; it has {available}\nhint: choose one of its platforms in `platforms` or use another image"
+    )]
+    PlatformNotFound {
+        image: String,
+        platform: String,
+        available: String,
+    },
+    #[error("`{image}`: unsupported or invalid manifest from `{registry}`: {reason}")]
+    InvalidManifest {
+        image: String,
+        registry: String,
+        reason: String,
+    },
+    #[error("`{image}`: cannot reach `{registry}`: {source}")]
+    Http {
+        image: String,
+        registry: String,
+        #[source]
+        source: HttpError,
+    },
+    #[error(
+        "`{registry}` is not reachable over HTTPS and plain HTTP is not allowed for it\nhint: set `insecure = true` under `[registries.\"{registry}\"]` in imagelock.toml if you trust the network"
+    )]
+    Insecure { registry: String },
+    #[error("`{image}`: cannot get a token from `{realm}`: {reason}")]
+    Token {
+        image: String,
+        realm: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("`{image}`: OCI layout `{}`: {reason}", dir.display())]
+    Layout {
+        image: String,
+        dir: PathBuf,
+        reason: String,
+    },
+    #[error(
+        "`{location}` is not a usable registry location for `{registry}`\nhint: write a host[:port][/namespace] or `oci:DIR`"
+    )]
+    Location { registry: String, location: String },
+}
