@@ -119,38 +119,6 @@ pub fn rewrite_image(
     context: &Path,
     opts: RewriteOptions,
 ) -> Result<Rewrite, RewriteError> {
-    rewrite_image_with(definition, inputs, lock, context, opts, &parse_definition)
-}
-
-/// Parses a definition text of `kind`.
-type ParseFn =
-    dyn Fn(DefinitionKind, &Path, &str, &BTreeMap<String, String>) -> Result<Definition, String>;
-
-fn parse_definition(
-    kind: DefinitionKind,
-    path: &Path,
-    text: &str,
-    build_args: &BTreeMap<String, String>,
-) -> Result<Definition, String> {
-    match kind {
-        DefinitionKind::Dockerfile => {
-            dockerfile::parse(path, text, build_args).map_err(|e| e.to_string())
-        }
-        DefinitionKind::Apptainer => {
-            apptainer::parse(path, text, build_args).map_err(|e| e.to_string())
-        }
-    }
-}
-
-/// [`rewrite_image`] reading the rewritten definition with `parse`.
-pub(crate) fn rewrite_image_with(
-    definition: &Definition,
-    inputs: &Inputs,
-    lock: &LockedImage,
-    context: &Path,
-    opts: RewriteOptions,
-    parse: &ParseFn,
-) -> Result<Rewrite, RewriteError> {
     let path = &definition.path;
     let text = inputs.definition.as_str();
     if inputs.hash() != lock.image.input_hash {
@@ -251,12 +219,11 @@ pub(crate) fn rewrite_image_with(
     let new_lock = if files.is_empty() {
         lock.clone()
     } else {
-        let new_def = parse(definition.kind, path, &new_definition, &inputs.build_args).map_err(
-            |message| RewriteError::Reparse {
+        let new_def = parse_definition(definition.kind, path, &new_definition, &inputs.build_args)
+            .map_err(|message| RewriteError::Reparse {
                 path: path.clone(),
                 message,
-            },
-        )?;
+            })?;
         relock(
             &new_def,
             inputs,
@@ -347,6 +314,23 @@ fn relock(
     }
     out.normalize();
     Ok(out)
+}
+
+/// Parses a definition text of `kind`.
+fn parse_definition(
+    kind: DefinitionKind,
+    path: &Path,
+    text: &str,
+    build_args: &BTreeMap<String, String>,
+) -> Result<Definition, String> {
+    match kind {
+        DefinitionKind::Dockerfile => {
+            dockerfile::parse(path, text, build_args).map_err(|e| e.to_string())
+        }
+        DefinitionKind::Apptainer => {
+            apptainer::parse(path, text, build_args).map_err(|e| e.to_string())
+        }
+    }
 }
 
 /// How lists are laid out in the definition file.

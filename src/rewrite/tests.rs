@@ -5,54 +5,9 @@ use super::*;
 use crate::config::Config;
 use crate::source::inputs::load_inputs;
 use crate::source::load::load_definition;
-use crate::source::shell::Script;
-use crate::source::steps::find_install_commands;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Until the Dockerfile parser reports install steps itself, find them in
-/// `RUN` lines the same way (shell form, no heredocs).
-pub(crate) fn fill_steps(def: &mut Definition, text: &str) {
-    if def.kind != DefinitionKind::Dockerfile || def.stages.iter().any(|s| !s.steps.is_empty()) {
-        return;
-    }
-    let Ok(syntax) = dockerfile::parse_syntax(text) else {
-        return;
-    };
-    let lines = crate::diagnostic::LineIndex::new(text);
-    let mut stage: Option<usize> = None;
-    for ins in syntax.instructions() {
-        if ins.keyword == "from" {
-            stage = Some(stage.map_or(0, |s| s + 1));
-            continue;
-        }
-        let Some(si) = stage else { continue };
-        if ins.keyword != "run" || ins.json.is_some() {
-            continue;
-        }
-        let mut script = Script::new();
-        for (i, c) in ins.args_text().char_indices() {
-            let at = ins.args.start + i;
-            script.push(&c.to_string(), ins.line.file_offset(at));
-        }
-        let Ok(cmds) = find_install_commands(&script, &|_| None) else {
-            continue;
-        };
-        let st = &mut def.stages[si];
-        for command in cmds {
-            let line = lines.line_col(text, command.span.start).line;
-            st.steps.push(InstallStep {
-                command,
-                instruction: ins.span,
-                line,
-                env: Vec::new(),
-                user: None,
-                workdir: None,
-            });
-        }
-    }
 }
 
 /// Parses `path` (with steps), loads its inputs from `context`.
@@ -61,33 +16,10 @@ fn load(
     context: &Path,
     build_args: &BTreeMap<String, String>,
 ) -> (Definition, Inputs) {
-    let mut def = load_definition(path, build_args).expect("definition parses");
+    let def = load_definition(path, build_args).expect("definition parses");
     let text = fs_err::read_to_string(path).expect("reads");
-    fill_steps(&mut def, &text);
     let inputs = load_inputs(&def, &text, context, build_args).expect("inputs load");
     (def, inputs)
-}
-
-/// [`rewrite_image`] with [`fill_steps`] on the rewritten definition too.
-pub(crate) fn rewrite(
-    def: &Definition,
-    inputs: &Inputs,
-    lock: &LockedImage,
-    context: &Path,
-    opts: RewriteOptions,
-) -> Result<Rewrite, RewriteError> {
-    rewrite_image_with(
-        def,
-        inputs,
-        lock,
-        context,
-        opts,
-        &|kind, path, text, args| {
-            let mut d = parse_definition(kind, path, text, args)?;
-            fill_steps(&mut d, text);
-            Ok(d)
-        },
-    )
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -141,7 +73,8 @@ fn golden(image: &str) -> Vec<String> {
         inputs.hash(),
         "{image}: fixture lock's input hash is out of date (IMAGELOCK_UPDATE_FIXTURES=1)"
     );
-    let out = rewrite(&def, &inputs, &lock, &context, RewriteOptions::default()).expect("rewrites");
+    let out =
+        rewrite_image(&def, &inputs, &lock, &context, RewriteOptions::default()).expect("rewrites");
     assert!(!out.files.is_empty(), "{image}: something to pin");
     let expected_dir = repo().join("fixtures/rewrite/expected").join(image);
     for f in &out.files {
@@ -172,7 +105,7 @@ fn golden(image: &str) -> Vec<String> {
         out.lock.image.input_hash,
         "{image}: relocked hash"
     );
-    let again = rewrite(
+    let again = rewrite_image(
         &def2,
         &inputs2,
         &out.lock,
@@ -238,4 +171,374 @@ fn golden_workbench() {
 #[test]
 fn golden_summation() {
     insta::assert_snapshot!(golden("summation").join("\n"), @"");
+}
+
+// ---- synthetic locks ----------------------------------------------------
+
+use crate::lock::{ImageMeta, LockedBase, LockedStep, PypiPackage};
+use crate::source::model::BaseTarget;
+use sha2::Digest as _;
+
+fn fake_digest(s: &str) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(s.as_bytes())))
+}
+
+/// A lock pinning every image `def` pulls (fake digests) and every pip
+/// step to its specs' names plus one dependency.
+fn synthetic_lock(def: &Definition, inputs: &Inputs, platforms: &[&str]) -> LockedImage {
+    let mut bases: Vec<LockedBase> = Vec::new();
+    let mut add = |r: &crate::source::model::Expanded| {
+        let name = r.value.clone().unwrap_or_else(|| r.written.clone());
+        let plain = name
+            .split_once('@')
+            .map_or(name.as_str(), |(n, _)| n)
+            .to_string();
+        if !bases.iter().any(|b| b.name == plain) {
+            bases.push(LockedBase {
+                digest: fake_digest(&plain),
+                name: plain.clone(),
+                references: vec![plain],
+                media_type: "application/vnd.oci.image.index.v1+json".into(),
+                built_from: None,
+                platforms: vec![],
+            });
+        }
+    };
+    if let Some(s) = &def.syntax {
+        add(s);
+    }
+    let mut steps = Vec::new();
+    for stage in &def.stages {
+        if matches!(stage.base.target, BaseTarget::Image { .. }) {
+            add(&stage.base.reference);
+        }
+        for u in &stage.image_uses {
+            if matches!(u.target, BaseTarget::Image { .. }) {
+                add(&u.reference);
+            }
+        }
+        for step in &stage.steps {
+            if step.command.manager.ecosystem() != Ecosystem::Python {
+                continue;
+            }
+            let mut names: Vec<String> = step
+                .command
+                .specs
+                .iter()
+                .filter_map(|s| s.value.as_deref().and_then(pins::requirement_name))
+                .collect();
+            names.push("dep-of-all".into());
+            let pypi = names
+                .iter()
+                .map(|n| PypiPackage {
+                    name: n.clone(),
+                    version: "1.0".into(),
+                    requested: None,
+                    file: format!("{n}-1.0-py3-none-any.whl"),
+                    url: String::new(),
+                    sha256: fake_digest(n)[7..].to_string(),
+                    markers: None,
+                    platforms: platforms.iter().map(|p| (*p).to_string()).collect(),
+                })
+                .collect();
+            steps.push(LockedStep {
+                stage: u32::try_from(stage.index).expect("small"),
+                file: "Dockerfile".into(),
+                line: u32::try_from(step.line).expect("small"),
+                command: step.command.text.clone(),
+                manager: step.command.manager.as_str().into(),
+                action: "install".into(),
+                target: None,
+                requested: vec![],
+                channels: vec![],
+                indexes: vec![],
+                locked: true,
+                conda: vec![],
+                pypi,
+            });
+        }
+    }
+    LockedImage {
+        version: crate::lock::LOCK_VERSION,
+        image: ImageMeta {
+            name: "x".into(),
+            definition: "Dockerfile".into(),
+            input_hash: inputs.hash(),
+            platforms: platforms.iter().map(|p| (*p).to_string()).collect(),
+        },
+        stages: vec![],
+        bases,
+        steps,
+    }
+}
+
+fn parse_text(path: &Path, text: &str) -> (Definition, Inputs) {
+    let args = BTreeMap::new();
+    let def = parse_definition(
+        crate::source::load::detect_kind(path, text),
+        path,
+        text,
+        &args,
+    )
+    .expect("parses");
+    let inputs = load_inputs(&def, text, Path::new("/nonexistent-context"), &args).expect("inputs");
+    (def, inputs)
+}
+
+fn plain(r: &crate::source::model::Expanded) -> String {
+    let v = r.value.clone().unwrap_or_else(|| r.written.clone());
+    v.split_once('@').map_or(v.clone(), |(n, _)| n.to_string())
+}
+
+/// Rewrites `text` against a synthetic lock, checks that stages, names,
+/// bases (modulo digest) and steps are the same after, and that a second
+/// rewrite changes nothing. Returns the rewritten text.
+fn round_trip(path: &Path, text: &str) -> String {
+    let (def, inputs) = parse_text(path, text);
+    let lock = synthetic_lock(&def, &inputs, &["linux/amd64"]);
+    let out = rewrite_image(
+        &def,
+        &inputs,
+        &lock,
+        Path::new("/nonexistent-context"),
+        RewriteOptions::default(),
+    )
+    .expect("rewrites");
+    let Some(f) = out.files.first() else {
+        return text.to_string();
+    };
+    let (def2, inputs2) = parse_text(path, &f.after);
+    assert_eq!(def.stages.len(), def2.stages.len());
+    for (a, b) in def.stages.iter().zip(&def2.stages) {
+        assert_eq!(a.name, b.name);
+        assert_eq!(a.base.target, b.base.target);
+        assert_eq!(plain(&a.base.reference), plain(&b.base.reference));
+        assert_eq!(a.steps.len(), b.steps.len());
+        assert_eq!(a.image_uses.len(), b.image_uses.len());
+    }
+    let again = rewrite_image(
+        &def2,
+        &inputs2,
+        &out.lock,
+        Path::new("/nonexistent-context"),
+        RewriteOptions::default(),
+    )
+    .expect("rewrites again");
+    assert!(
+        again.files.is_empty(),
+        "second rewrite changed:\n{}",
+        again.files[0].after
+    );
+    f.after.clone()
+}
+
+#[test]
+fn corpus_bases_all_get_digests() {
+    let dir = repo().join("fixtures/corpus/dockerfile");
+    let mut files: Vec<_> = fs_err::read_dir(&dir)
+        .expect("corpus")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "Dockerfile"))
+        .collect();
+    files.sort();
+    assert!(files.len() > 40);
+    let mut pinned = 0;
+    let mut via_arg = 0;
+    for path in files {
+        let text = fs_err::read_to_string(&path).expect("reads");
+        let args = BTreeMap::new();
+        let Ok(def) = dockerfile::parse(&path, &text, &args) else {
+            continue;
+        };
+        let after = round_trip(&path, &text);
+        let (def2, _) = parse_text(&path, &after);
+        for (a, b) in def.stages.iter().zip(&def2.stages) {
+            if !matches!(a.base.target, BaseTarget::Image { .. }) {
+                continue;
+            }
+            if a.base.reference.written.contains('$') {
+                if b.base
+                    .reference
+                    .value
+                    .as_deref()
+                    .is_some_and(|v| v.contains("@sha256:"))
+                {
+                    via_arg += 1;
+                }
+            } else {
+                assert!(
+                    b.base.reference.written.contains("@sha256:"),
+                    "{}: stage {} `{}` not pinned",
+                    path.display(),
+                    a.index,
+                    b.base.reference.written
+                );
+                pinned += 1;
+            }
+        }
+    }
+    // 36 literal bases and 13 given by ARGs in the corpus as committed.
+    assert!(pinned >= 36, "only {pinned} literal bases pinned");
+    assert!(via_arg >= 1, "no base pinned through its ARG");
+}
+
+#[test]
+fn crlf_and_backtick_escape_are_kept() {
+    let text = "# escape=`\r\nFROM python:3.11 AS build\r\n# a comment\r\nRUN pip install --no-cache-dir requests rich httpx pydantic typer fastapi uvicorn `\r\n && echo done\r\n";
+    let after = round_trip(Path::new("Dockerfile"), text);
+    assert!(after.contains("FROM python:3.11@sha256:"));
+    assert!(after.contains(" `\r\n    fastapi==1.0 `\r\n"), "{after}");
+    assert!(
+        !after.replace("\r\n", "").contains('\n'),
+        "a bare LF slipped in: {after:?}"
+    );
+    assert!(after.contains("\r\n# a comment\r\n"));
+    assert!(after.ends_with(" `\r\n && echo done\r\n"));
+}
+
+#[test]
+fn heredoc_bodies_and_arg_bases() {
+    let text = "ARG BASE=python:3.12\nFROM ${BASE}\nRUN <<EOF\npip install numpy\necho $HOME\nEOF\nCOPY --from=busybox:1.36 /bin/sh /sh\n";
+    let after = round_trip(Path::new("Dockerfile"), text);
+    let digest = fake_digest("python:3.12");
+    assert!(
+        after.starts_with(&format!("ARG BASE=python:3.12@{digest}\nFROM ${{BASE}}\n")),
+        "{after}"
+    );
+    assert!(
+        after.contains("\npip install dep-of-all==1.0 numpy==1.0\necho $HOME\nEOF\n"),
+        "{after}"
+    );
+    assert!(after.contains(&format!(
+        "COPY --from=busybox:1.36@{} ",
+        fake_digest("busybox:1.36")
+    )));
+}
+
+#[test]
+fn an_empty_lock_changes_nothing() {
+    let text = "FROM python:3.11\nRUN pip install numpy\n";
+    let (def, inputs) = parse_text(Path::new("Dockerfile"), text);
+    let mut lock = synthetic_lock(&def, &inputs, &["linux/amd64"]);
+    lock.bases.clear();
+    lock.steps.clear();
+    let out = rewrite_image(
+        &def,
+        &inputs,
+        &lock,
+        Path::new("/x"),
+        RewriteOptions::default(),
+    )
+    .expect("rewrites");
+    assert!(out.files.is_empty());
+    assert_eq!(out.lock, lock);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn generated_dockerfiles_round_trip(
+        lines in proptest::collection::vec(0usize..9, 1..12),
+        crlf in proptest::bool::ANY,
+        backtick in proptest::bool::ANY,
+    ) {
+        let esc = if backtick { '`' } else { '\\' };
+        let eol = if crlf { "\r\n" } else { "\n" };
+        let mut text = String::new();
+        if backtick {
+            text.push_str("# escape=`");
+            text.push_str(eol);
+        }
+        text.push_str("FROM python:3.11-slim AS s0");
+        text.push_str(eol);
+        for (i, l) in lines.iter().enumerate() {
+            let line = match l {
+                0 => "# comment".to_string(),
+                1 => String::new(),
+                2 => format!("FROM debian:12 AS s{}", i + 1),
+                3 => "RUN pip install numpy pandas".to_string(),
+                4 => format!("RUN pip install --no-cache-dir a-package-with-a-long-name {esc}{eol}    another-long-name third-package-name {esc}{eol} && echo ok"),
+                5 => "RUN apt-get install -y curl".to_string(),
+                6 => "COPY --from=alpine:3.20 /etc/os-release /x".to_string(),
+                7 => "ENV A=1".to_string(),
+                _ => format!("RUN echo hi {esc}{eol}  there"),
+            };
+            text.push_str(&line);
+            text.push_str(eol);
+        }
+        let after = round_trip(Path::new("Dockerfile"), &text);
+        if crlf {
+            proptest::prop_assert!(!after.replace("\r\n", "").contains('\n'));
+        }
+    }
+}
+
+#[test]
+fn requirements_file_pinned_in_place_with_hashes_and_markers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dockerfile = dir.path().join("Dockerfile");
+    let text = "FROM python:3.11\nCOPY requirements.txt /r.txt\nRUN pip install --no-cache-dir -r /r.txt Rich\n";
+    fs_err::write(&dockerfile, text).expect("write");
+    fs_err::write(
+        dir.path().join("requirements.txt"),
+        "# tools\npandas>=2  # core\ngit+https://example.org/x.git\n\nPyYAML",
+    )
+    .expect("write");
+    let (def, inputs) = load(&dockerfile, dir.path(), &BTreeMap::new());
+    let both = ["linux/amd64", "linux/arm64"];
+    let mut lock = synthetic_lock(&def, &inputs, &both);
+    let step = &mut lock.steps[0];
+    let pkg = |name: &str, version: &str, platforms: &[&str]| PypiPackage {
+        name: name.into(),
+        version: version.into(),
+        requested: None,
+        file: format!("{name}-{version}.whl"),
+        url: String::new(),
+        sha256: fake_digest(&format!("{name}{version}{platforms:?}"))[7..15].to_string(),
+        markers: None,
+        platforms: platforms.iter().map(|p| (*p).to_string()).collect(),
+    };
+    step.pypi = vec![
+        pkg("pandas", "2.2.3", &both[..1]),
+        pkg("pandas", "2.2.3", &both[1..]),
+        pkg("numpy", "2.1.3", &both),
+        pkg("rich", "13.9.4", &both),
+        pkg("pyyaml", "6.0.2", &both),
+        pkg("nvidia-cuda", "12.4", &both[..1]),
+    ];
+    let out = rewrite_image(
+        &def,
+        &inputs,
+        &lock,
+        dir.path(),
+        RewriteOptions { hashes: true },
+    )
+    .expect("rewrites");
+    let shown: Vec<String> = out
+        .files
+        .iter()
+        .map(|f| {
+            format!(
+                "== {}\n{}",
+                f.path.file_name().expect("name").to_string_lossy(),
+                f.after
+            )
+        })
+        .collect();
+    insta::assert_snapshot!("requirements_hashes", shown.join("\n"));
+    // Twice is once.
+    for f in &out.files {
+        fs_err::write(&f.path, &f.after).expect("write");
+    }
+    let (def2, inputs2) = load(&dockerfile, dir.path(), &BTreeMap::new());
+    let again = rewrite_image(
+        &def2,
+        &inputs2,
+        &out.lock,
+        dir.path(),
+        RewriteOptions { hashes: true },
+    )
+    .expect("rewrites again");
+    assert!(again.files.is_empty(), "{:?}", again.files);
 }
