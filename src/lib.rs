@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod diagnostic;
 pub mod drift;
+pub mod freeze;
 pub mod image;
 pub mod lock;
 pub mod resolve;

@@ -5,9 +5,8 @@ use std::fmt::Write as _;
 use crate::cli::args::{OutputFormat, PathsArgs};
 use crate::cli::images::{same_image, select};
 use crate::cli::{GlobalOpts, Outcome, Printer};
-use crate::source::graph::{GraphInput, build_order};
+use crate::source::graph::{GraphInput, build_order, pulled_references};
 use crate::source::load::load_definition;
-use crate::source::{BaseTarget, Definition};
 
 pub fn run(global: &GlobalOpts, args: &PathsArgs, printer: &Printer) -> anyhow::Result<Outcome> {
     let (_, images) = select(global, &args.paths, &Default::default())?;
@@ -21,7 +20,7 @@ pub fn run(global: &GlobalOpts, args: &PathsArgs, printer: &Printer) -> anyhow::
         .map(|(image, def)| GraphInput {
             name: &image.name,
             reference: image.reference.as_deref(),
-            pulls: pulled_images(def),
+            pulls: pulled_references(def),
         })
         .collect();
     let graph = build_order(&inputs, &same_image)?;
@@ -66,22 +65,4 @@ pub fn run(global: &GlobalOpts, args: &PathsArgs, printer: &Printer) -> anyhow::
     };
     printer.data(&text)?;
     Ok(Outcome::Clean)
-}
-
-/// References a definition pulls from registries (bases and other images).
-fn pulled_images(def: &Definition) -> Vec<&str> {
-    def.stages
-        .iter()
-        .flat_map(|s| {
-            let base =
-                matches!(s.base.target, BaseTarget::Image { .. }).then_some(&s.base.reference);
-            let uses = s
-                .image_uses
-                .iter()
-                .filter(|u| matches!(u.target, BaseTarget::Image { .. }))
-                .map(|u| &u.reference);
-            base.into_iter().chain(uses)
-        })
-        .filter_map(|e| e.value.as_deref())
-        .collect()
 }

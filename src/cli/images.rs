@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{GlobalOpts, load_config};
 use crate::config::{Config, ImageConfig};
-use crate::resolve::ImageRef;
+pub use crate::resolve::reference::same_image;
 use crate::source::load::kind_from_name;
 
 /// The configuration (if any) and the images to work on, with `overrides`
@@ -58,17 +58,6 @@ pub fn parse_build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, Stri
         out.insert(k.to_string(), v.to_string());
     }
     Ok(out)
-}
-
-/// Whether a pulled reference names the image published as `published`:
-/// same registry and repository after Docker's normalization, and the same
-/// tag (a digest-pinned pull of a repository image is not the repository's
-/// build).
-pub fn same_image(pulled: &str, published: &str) -> bool {
-    match (ImageRef::parse(pulled), ImageRef::parse(published)) {
-        (Ok(a), Ok(b)) => a.name() == b.name() && a.tag() == b.tag() && a.digest().is_none(),
-        _ => false,
-    }
 }
 
 /// The configured image whose definition file is `file`.

@@ -497,6 +497,17 @@ impl fmt::Display for Platform {
     }
 }
 
+/// Whether a pulled reference names the image published as `published`:
+/// same registry and repository after Docker's normalization, and the same
+/// tag (a digest-pinned pull of a repository image is not the repository's
+/// build).
+pub fn same_image(pulled: &str, published: &str) -> bool {
+    match (ImageRef::parse(pulled), ImageRef::parse(published)) {
+        (Ok(a), Ok(b)) => a.name() == b.name() && a.tag() == b.tag() && a.digest().is_none(),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::source::{BaseTarget, Definition};
+
 /// An image and the references it pulls (bases and `COPY --from` images),
 /// after expansion.
 #[derive(Clone, Debug)]
@@ -86,6 +88,24 @@ fn visit<'a>(
     done.insert(name);
     order.push(name.to_string());
     Ok(())
+}
+
+/// References a definition pulls from registries (bases and other images).
+pub fn pulled_references(def: &Definition) -> Vec<&str> {
+    def.stages
+        .iter()
+        .flat_map(|s| {
+            let base =
+                matches!(s.base.target, BaseTarget::Image { .. }).then_some(&s.base.reference);
+            let uses = s
+                .image_uses
+                .iter()
+                .filter(|u| matches!(u.target, BaseTarget::Image { .. }))
+                .map(|u| &u.reference);
+            base.into_iter().chain(uses)
+        })
+        .filter_map(|e| e.value.as_deref())
+        .collect()
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod common;
 mod apptainer;
 mod cli;
 mod config;
+mod freeze;
 mod graph;
 mod lockfiles;
 mod plan;

@@ -1,0 +1,136 @@
+//! Pinning the images an image pulls: bases and `COPY --from` images.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::freeze::{FreezeError, FreezeOptions, ImageJob};
+use crate::lock::{LockedBase, LockedImage};
+use crate::resolve::registry::canonical_name;
+use crate::resolve::{ImageRef, Platform, Registry};
+
+pub use crate::resolve::reference::same_image;
+pub use crate::source::graph::pulled_references;
+
+/// The media type recorded for a base that is another image of this
+/// repository: its digest is the sha256 of that image's lockfile, since the
+/// image itself is built from it and has no digest before the build.
+pub const LOCK_MEDIA_TYPE: &str = "application/vnd.imagelock.lock.v1+toml";
+
+/// How each pulled image was pinned.
+#[derive(Clone, Debug, Default)]
+pub struct BaseResolution {
+    pub bases: Vec<LockedBase>,
+    /// Reference as written (after expansion) → canonical name.
+    pub names: BTreeMap<String, String>,
+}
+
+/// Pins every image `job` pulls for `platforms`.
+///
+/// - An image of this repository (matched by its configured `ref`) is pinned
+///   to the lock made for it earlier in this run (`repository`).
+/// - An image the previous lock already pinned, under the same references
+///   and for every platform asked, keeps that pin unless
+///   `options.update_base`.
+/// - Anything else is resolved at its registry (or `oci:` location).
+pub async fn resolve_bases(
+    registry: &Registry,
+    job: &ImageJob,
+    platforms: &[String],
+    options: &FreezeOptions,
+    repository: &[(&str, Option<&str>, &LockedImage)],
+) -> Result<BaseResolution, FreezeError> {
+    let image_err = |message: String| FreezeError::Image {
+        image: job.config.name.clone(),
+        message,
+    };
+    // Group the references by canonical name, keeping their spellings.
+    let mut by_name: BTreeMap<String, (ImageRef, Vec<String>)> = BTreeMap::new();
+    let mut names = BTreeMap::new();
+    for written in pulled_references(&job.definition) {
+        let image = ImageRef::parse(written)
+            .map_err(|e| image_err(format!("`{written}` is not an image reference: {e}")))?;
+        let name = canonical_name(&image);
+        names.insert(written.to_string(), name.clone());
+        by_name
+            .entry(name)
+            .or_insert_with(|| (image, Vec::new()))
+            .1
+            .push(written.to_string());
+    }
+    let wanted: Vec<Platform> = platforms
+        .iter()
+        .map(|p| {
+            p.parse::<Platform>()
+                .map_err(|e| image_err(format!("`{p}` is not a platform: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+
+    let mut bases = Vec::new();
+    for (name, (image, mut references)) in by_name {
+        references.sort();
+        references.dedup();
+        if let Some((parent, lock)) = repository
+            .iter()
+            .find(|(_, published, _)| published.is_some_and(|p| same_image(&name, p)))
+            .map(|(n, _, l)| (*n, *l))
+        {
+            let text = lock.to_toml();
+            bases.push(LockedBase {
+                name,
+                references,
+                digest: format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes()))),
+                media_type: LOCK_MEDIA_TYPE.to_string(),
+                built_from: Some(parent.to_string()),
+                platforms: Vec::new(),
+            });
+            continue;
+        }
+        let kept = (!options.update_base)
+            .then(|| previous_pin(job.previous.as_ref(), &name, &references, platforms))
+            .flatten();
+        match kept {
+            Some(base) => bases.push(base),
+            None => {
+                let resolved = registry
+                    .resolve(&image, &wanted)
+                    .await
+                    .map_err(|e| image_err(e.to_string()))?;
+                bases.push(resolved.to_locked_base(references));
+            }
+        }
+    }
+    Ok(BaseResolution { bases, names })
+}
+
+/// The previous lock's pin of `name`, if it covers the same references and
+/// every platform asked for.
+fn previous_pin(
+    previous: Option<&LockedImage>,
+    name: &str,
+    references: &[String],
+    platforms: &[String],
+) -> Option<LockedBase> {
+    let base = previous?.bases.iter().find(|b| b.name == name)?;
+    let same_refs = base.references == references;
+    let covers = platforms.iter().all(|p| {
+        base.platforms
+            .iter()
+            .any(|bp| platform_key(&bp.platform) == platform_key(p))
+    });
+    (same_refs && covers && base.built_from.is_none()).then(|| {
+        let mut kept = base.clone();
+        kept.platforms.retain(|bp| {
+            platforms
+                .iter()
+                .any(|p| platform_key(p) == platform_key(&bp.platform))
+        });
+        kept
+    })
+}
+
+/// `linux/arm64` and `linux/arm64/v8` are one platform.
+pub fn platform_key(p: &str) -> String {
+    p.parse::<Platform>()
+        .map_or_else(|_| p.to_string(), |p| p.to_string())
+}
