@@ -460,19 +460,13 @@ fn contents(c: &Catalogue) -> serde_json::Value {
     })
 }
 
-/// An image made with umoci (a deletion makes a whiteout, a removed and
-/// recreated directory an opaque one), converted with skopeo; every local
-/// source reads the same catalogue.
-#[test]
-fn sources_agree_on_an_image_made_with_umoci_and_skopeo() {
-    if !common::require_tool("umoci", "apt-get install -y umoci")
-        || !common::require_tool("skopeo", "apt-get install -y skopeo")
-    {
-        return;
-    }
-    let tmp = common::tempdir();
-    let layout = tmp.path().join("layout");
-    let bundle = tmp.path().join("bundle");
+/// Makes an image with umoci (a deletion makes a whiteout, a removed and
+/// recreated directory an opaque one) and converts it with skopeo. Returns
+/// the `oci:` reference, the oci-archive and the docker-archive (tagged
+/// `test/image:t`).
+fn umoci_image(dir: &Path) -> (String, PathBuf, PathBuf) {
+    let layout = dir.join("layout");
+    let bundle = dir.join("bundle");
     let l = |s: &str| format!("{}:{s}", layout.display());
     run_tool(
         Command::new("umoci")
@@ -528,8 +522,8 @@ fn sources_agree_on_an_image_made_with_umoci_and_skopeo() {
     );
 
     let oci = format!("oci:{}", l("t"));
-    let archive = tmp.path().join("image.tar");
-    let docker = tmp.path().join("docker.tar");
+    let archive = dir.join("image.tar");
+    let docker = dir.join("docker.tar");
     run_tool(Command::new("skopeo").args([
         "copy",
         &oci,
@@ -541,6 +535,21 @@ fn sources_agree_on_an_image_made_with_umoci_and_skopeo() {
         &format!("docker-archive:{}:test/image:t", docker.display()),
     ]));
 
+    (oci, archive, docker)
+}
+
+/// An image made with umoci (a deletion makes a whiteout, a removed and
+/// recreated directory an opaque one), converted with skopeo; every local
+/// source reads the same catalogue.
+#[test]
+fn sources_agree_on_an_image_made_with_umoci_and_skopeo() {
+    if !common::require_tool("umoci", "apt-get install -y umoci")
+        || !common::require_tool("skopeo", "apt-get install -y skopeo")
+    {
+        return;
+    }
+    let tmp = common::tempdir();
+    let (oci, archive, docker) = umoci_image(tmp.path());
     let opts = ReadOptions::default();
     let from_oci = read(&oci, &opts).unwrap();
     let names: Vec<&str> = from_oci
@@ -605,4 +614,49 @@ fn world_images(#[case] name: &str, #[case] tag: Option<&str>) {
     insta::with_settings!({snapshot_suffix => name.replace('/', "_")}, {
         insta::assert_json_snapshot!(c);
     });
+}
+
+/// `docker-daemon:` against a real Docker Engine: the image is loaded with
+/// `docker load` and read back through the engine API. Skips (also under CI,
+/// for now) when no engine answers.
+#[test]
+fn docker_daemon_reads_a_loaded_image() {
+    if !common::require_tool("umoci", "apt-get install -y umoci")
+        || !common::require_tool("skopeo", "apt-get install -y skopeo")
+    {
+        return;
+    }
+    let engine_answers = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !engine_answers {
+        eprintln!("skipping: no Docker Engine answers (install docker.io and start dockerd)");
+        return;
+    }
+    let tmp = common::tempdir();
+    let (oci, _, docker) = umoci_image(tmp.path());
+    run_tool(Command::new("docker").arg("load").arg("-i").arg(&docker));
+    let cache = common::tempdir();
+    let opts = ReadOptions {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..ReadOptions::default()
+    };
+    let from_daemon = read("docker-daemon:test/image:t", &opts);
+    let again = read("docker-daemon:docker.io/test/image:t", &opts);
+    let missing = read("docker-daemon:test/image:missing", &opts).map(|_| ());
+    let _ = Command::new("docker")
+        .args(["rmi", "test/image:t"])
+        .output();
+    let from_daemon = from_daemon.unwrap();
+    assert_eq!(
+        contents(&from_daemon),
+        contents(&read(&oci, &ReadOptions::default()).unwrap())
+    );
+    assert_eq!(contents(&again.unwrap()), contents(&from_daemon));
+    let e = missing.unwrap_err().to_string();
+    assert!(
+        e.contains("cannot give `docker-daemon:test/image:missing`: no such image"),
+        "{e}"
+    );
 }
