@@ -70,6 +70,9 @@ pub struct PythonInstall {
     pub version: String,
     /// `PREFIX/bin/python3.X` when present.
     pub executable: Option<String>,
+    /// Symlinks in `PREFIX/bin` that lead to it (`python3 -> python3.11`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
     /// Its `site-packages` (and Debian `dist-packages`) directories.
     pub site_packages: Vec<String>,
 }
@@ -417,13 +420,45 @@ fn pythons(tree: &Tree, in_cache: &dyn Fn(&str) -> bool) -> Vec<PythonInstall> {
             .map(|d| abs(&d))
             .collect();
             site_packages.sort();
+            let links = executable
+                .as_deref()
+                .map(|exe| {
+                    links_to(
+                        tree,
+                        parent(exe.trim_start_matches('/')),
+                        exe.trim_start_matches('/'),
+                    )
+                })
+                .unwrap_or_default();
             PythonInstall {
                 prefix: abs(&prefix),
                 version,
                 executable,
+                links,
                 site_packages,
             }
         })
+        .collect()
+}
+
+/// Symlinks named `python*` in `dir` whose chain ends at `target`.
+fn links_to(tree: &Tree, dir: &str, target: &str) -> Vec<String> {
+    let start = format!("{dir}/python");
+    tree.nodes
+        .range(start.clone()..)
+        .take_while(|(k, _)| k.starts_with(&start))
+        .filter(|(k, n)| !k[dir.len() + 1..].contains('/') && matches!(n, Node::Symlink(_)))
+        .filter(|(k, _)| {
+            let mut path = (*k).clone();
+            for _ in 0..8 {
+                match tree.nodes.get(&path) {
+                    Some(Node::Symlink(t)) => path = resolve_link(&path, t),
+                    _ => break,
+                }
+            }
+            path == target
+        })
+        .map(|(k, _)| abs(k))
         .collect()
 }
 
