@@ -1,1 +1,249 @@
 //! Image sources and the streaming layer reader shared by freeze and verify.
+//!
+//! [`read_catalogue`] resolves an image for a platform, reads its layers in
+//! parallel as streams (never extracting them), checks every blob's digest
+//! and each layer's diff_id on the way, keeps only the files that matter, and
+//! merges the layers in order into a [`Catalogue`].
+
+mod cache;
+mod catalogue;
+mod daemon;
+mod digest;
+mod formats;
+mod layer;
+mod source;
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub use catalogue::{
+    Catalogue, CondaMetaRecord, CondaPrefix, Libc, LibcKind, OsPackage, OsPackageSource, OsRelease,
+    Owner, PythonDist, PythonInstall,
+};
+pub use daemon::DockerDaemon;
+pub use digest::{Digest, ParseDigestError, ParsePlatformError, Platform};
+pub use layer::{Compression, LayerStats};
+pub use source::{
+    BlobSource, DockerArchive, Fetched, ImageConfig, ImageRef, ImageSource, LayerRef, OciLayout,
+    ResolvedImage, open_local, resolve_blobs,
+};
+
+/// Everything that can go wrong reading an image. Each names the image and,
+/// where it applies, the layer or blob.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("`{reference}` is not an image reference\nhint: {hint}")]
+    InvalidReference { reference: String, hint: String },
+    #[error("cannot read {what} of `{reference}`: {source}")]
+    Io {
+        reference: String,
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{what} of `{reference}` is malformed: {message}")]
+    Malformed {
+        reference: String,
+        what: String,
+        message: String,
+    },
+    #[error("`{reference}` has no blob `{digest}`")]
+    BlobMissing { reference: String, digest: Digest },
+    #[error(
+        "{what} of `{reference}` does not match its digest: expected `{expected}`, got `{actual}`\nhint: the image is corrupt or was changed after it was written"
+    )]
+    BlobDigestMismatch {
+        reference: String,
+        what: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("{what} of `{reference}` has {actual} bytes, but its descriptor says {expected}")]
+    BlobSizeMismatch {
+        reference: String,
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error(
+        "layer {layer} of `{reference}` does not match its diff_id: the config says `{expected}`, the uncompressed layer is `{actual}`\nhint: the image is corrupt or its config was edited"
+    )]
+    DiffIdMismatch {
+        reference: String,
+        layer: usize,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("cannot read layer {layer} of `{reference}`: {source}")]
+    Layer {
+        reference: String,
+        layer: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "layer {layer} of `{reference}` is compressed in a way imagelock cannot read (`{media_type}`)\nhint: gzip, zstd and plain tar layers are supported"
+    )]
+    UnsupportedCompression {
+        reference: String,
+        layer: String,
+        media_type: String,
+    },
+    #[error(
+        "layer {layer} of `{reference}` is larger than {limit} bytes uncompressed\nhint: a decompression bomb, or a real layer bigger than the limit; raise the layer size limit if it is real"
+    )]
+    LayerTooLarge {
+        reference: String,
+        layer: String,
+        limit: u64,
+    },
+    #[error(
+        "`{path}` in layer {layer} of `{reference}` has {size} bytes, more than the {limit} allowed for a metadata file\nhint: raise the file size limit if the file is real"
+    )]
+    FileTooLarge {
+        reference: String,
+        layer: String,
+        path: String,
+        size: u64,
+        limit: u64,
+    },
+    #[error(
+        "`{reference}` has no image for `{platform}`; it has {available}\nhint: pick one with `--platform`"
+    )]
+    PlatformMissing {
+        reference: String,
+        platform: Platform,
+        available: String,
+    },
+    #[error("`{reference}` has no image `{tag}`; it has {available}")]
+    TagMissing {
+        reference: String,
+        tag: String,
+        available: String,
+    },
+    #[error(
+        "`{reference}` holds several images: {available}\nhint: name one by adding `:TAG` to the reference"
+    )]
+    TagNeeded {
+        reference: String,
+        available: String,
+    },
+    #[error("the Docker Engine at `{host}` cannot give `{reference}`: {message}\nhint: {hint}")]
+    Daemon {
+        reference: String,
+        host: String,
+        message: String,
+        hint: String,
+    },
+}
+
+/// Limits and places for reading images.
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    /// Largest uncompressed layer accepted, against decompression bombs.
+    pub max_layer_size: u64,
+    /// Largest metadata file collected (conda records, RECORD, dpkg status).
+    pub max_file_size: u64,
+    /// How much of `libc.so.6` is scanned for its version banner.
+    pub libc_scan_bytes: u64,
+    /// Where per-layer results are cached by diff_id; `None` disables it.
+    pub cache_dir: Option<PathBuf>,
+    /// Layers read at once; 0 means one per available core.
+    pub threads: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self {
+            max_layer_size: 64 << 30,
+            max_file_size: 64 << 20,
+            libc_scan_bytes: 8 << 20,
+            cache_dir: None,
+            threads: 0,
+        }
+    }
+}
+
+/// Reads an image's catalogue for one platform. Blocking; call it from a
+/// blocking thread in async code.
+pub fn read_catalogue(
+    source: &dyn ImageSource,
+    platform: &Platform,
+    opts: &ReadOptions,
+) -> Result<Catalogue, ImageError> {
+    let image = source.resolve(platform)?;
+    let reference = source.reference();
+    let n = image.layers.len();
+    let results: Mutex<Vec<Option<Result<layer::LayerCollection, ImageError>>>> =
+        Mutex::new((0..n).map(|_| None).collect());
+    let mut todo = Vec::new();
+    for (i, l) in image.layers.iter().enumerate() {
+        match opts
+            .cache_dir
+            .as_deref()
+            .and_then(|d| cache::load(d, &l.diff_id))
+        {
+            Some(hit) => lock(&results)[i] = Some(Ok(hit)),
+            None => todo.push(i),
+        }
+    }
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.threads
+    }
+    .min(todo.len())
+    .max(1);
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = todo.get(k) else { break };
+                    let l = &image.layers[i];
+                    let ctx = layer::LayerCtx {
+                        reference,
+                        index: i,
+                        layer: l,
+                        opts,
+                    };
+                    let result = layer::read_layer(&ctx, &|| source.open_layer(l));
+                    if let (Ok(c), Some(dir)) = (&result, opts.cache_dir.as_deref()) {
+                        cache::store(dir, &l.diff_id, c);
+                    }
+                    let failed = result.is_err();
+                    lock(&results)[i] = Some(result);
+                    if failed {
+                        // Stop the others early: the image is unreadable.
+                        next.store(todo.len(), Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let results = results
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut layers = Vec::with_capacity(n);
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Some(Ok(c)) => layers.push(c),
+            Some(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            None => {}
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    Ok(catalogue::merge(image, platform.clone(), layers))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod freeze;
 mod graph;
+mod image;
 mod lockfiles;
 mod plan;
 mod registry;

@@ -1,0 +1,319 @@
+//! Reading an image's catalogue against the single-core floor: an OCI
+//! layout with more than 1 GB of gzip layers (binary-like files, many small
+//! text files, site-packages dist-infos) is read by imagelock (layers in
+//! parallel, digests checked) and decompressed by `gzip -dc` (one core, no
+//! checks) in the same run; peak memory (VmHWM) of a fresh process each.
+//!
+//! `cargo bench --bench catalogue`. The layout is generated once under
+//! `target/bench-image/` and reused.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use imagelock::image::{ImageRef, Platform, ReadOptions, open_local, read_catalogue};
+use sha2::{Digest as _, Sha256};
+
+const LAYERS: usize = 5;
+/// Uncompressed bytes of binary-like content per layer.
+const BINARY_PER_LAYER: usize = 380 << 20;
+const TEXT_FILES_PER_LAYER: usize = 20_000;
+const DISTS_PER_LAYER: usize = 60;
+
+/// xorshift: fast, deterministic bytes.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// A writer that hashes what goes through it.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn hex_digest(h: Sha256) -> String {
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+const WORDS: &[&str] = &[
+    "import", "def", "return", "self", "value", "numpy", "array", "for", "in", "range", "if",
+    "else", "class", "data", "result", "print", "None", "True", "config", "path", "os", "lambda",
+];
+
+/// Writes one gzip layer; returns (blob digest, size, diff_id).
+fn write_layer(dir: &Path, seed: u64) -> (String, u64, String) {
+    let tmp = dir.join(format!("layer-{seed}.tmp"));
+    let file = std::fs::File::create(&tmp).unwrap();
+    let blob = Hashing {
+        inner: std::io::BufWriter::new(file),
+        hasher: Sha256::new(),
+        len: 0,
+    };
+    let gz = flate2::write::GzEncoder::new(blob, flate2::Compression::new(6));
+    let tar_out = Hashing {
+        inner: gz,
+        hasher: Sha256::new(),
+        len: 0,
+    };
+    let mut tar = tar::Builder::new(tar_out);
+    let mut rng = Rng(seed * 7919 + 1);
+    let add = |tar: &mut tar::Builder<_>, path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut h, path, data).unwrap();
+    };
+    // Binary-like files: 4 KiB blocks, half random, half repeated, so they
+    // compress about as well as shared libraries do.
+    let mut written = 0;
+    let mut n = 0;
+    while written < BINARY_PER_LAYER {
+        let size = (8 << 20) + (rng.next() % (24 << 20)) as usize;
+        let mut data = vec![0u8; size];
+        for block in data.chunks_mut(4096) {
+            let half = block.len() / 2;
+            rng.fill(&mut block[..half]);
+            let pattern = rng.next().to_le_bytes();
+            for (i, b) in block[half..].iter_mut().enumerate() {
+                *b = pattern[i % 8];
+            }
+        }
+        add(&mut tar, &format!("usr/lib/layer{seed}/lib{n}.so"), &data);
+        written += size;
+        n += 1;
+    }
+    // Many small text files.
+    for i in 0..TEXT_FILES_PER_LAYER {
+        let len = 200 + (rng.next() % 4000) as usize;
+        let mut text = String::with_capacity(len + 16);
+        while text.len() < len {
+            text.push_str(WORDS[(rng.next() % WORDS.len() as u64) as usize]);
+            text.push(if rng.next().is_multiple_of(9) {
+                '\n'
+            } else {
+                ' '
+            });
+        }
+        add(
+            &mut tar,
+            &format!("usr/share/layer{seed}/pkg{}/mod{i}.py", i % 300),
+            text.as_bytes(),
+        );
+    }
+    // dist-infos.
+    for d in 0..DISTS_PER_LAYER {
+        let base = format!("usr/local/lib/python3.11/site-packages/pkg{seed}x{d}-1.{d}.dist-info");
+        add(
+            &mut tar,
+            &format!("{base}/METADATA"),
+            format!("Metadata-Version: 2.1\nName: pkg{seed}x{d}\nVersion: 1.{d}\n").as_bytes(),
+        );
+        add(&mut tar, &format!("{base}/INSTALLER"), b"pip\n");
+        add(
+            &mut tar,
+            &format!("{base}/WHEEL"),
+            b"Wheel-Version: 1.0\nTag: py3-none-any\n",
+        );
+        let record: String = (0..200)
+            .map(|f| format!("pkg{seed}x{d}/f{f}.py,sha256=abc,10\n"))
+            .collect();
+        add(&mut tar, &format!("{base}/RECORD"), record.as_bytes());
+    }
+    let tar_out = tar.into_inner().unwrap();
+    let diff_id = hex_digest(tar_out.hasher);
+    let mut blob = tar_out.inner.finish().unwrap();
+    blob.flush().unwrap();
+    let digest = hex_digest(blob.hasher);
+    let size = blob.len;
+    std::fs::rename(&tmp, dir.join("blobs/sha256").join(&digest[7..])).unwrap();
+    (digest, size, diff_id)
+}
+
+fn write_json_blob(dir: &Path, bytes: &[u8]) -> (String, usize) {
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+    std::fs::write(dir.join("blobs/sha256").join(&digest[7..]), bytes).unwrap();
+    (digest, bytes.len())
+}
+
+fn generate(dir: &Path) {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    eprintln!("generating {LAYERS} gzip layers under {} …", dir.display());
+    let started = Instant::now();
+    let layers: Vec<(String, u64, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..LAYERS)
+            .map(|i| s.spawn(move || write_layer(dir, i as u64 + 1)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| &l.2).collect::<Vec<_>>()},
+    });
+    let (config_digest, config_size) = write_json_blob(dir, &serde_json::to_vec(&config).unwrap());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": layers.iter().map(|l| serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": l.0, "size": l.1,
+        })).collect::<Vec<_>>(),
+    });
+    let (m_digest, m_size) = write_json_blob(dir, &serde_json::to_vec(&manifest).unwrap());
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m_digest, "size": m_size}
+        ]}))
+        .unwrap(),
+    )
+    .unwrap();
+    eprintln!("generated in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// In a fresh process: read the catalogue, print seconds and VmHWM.
+fn child(dir: &str, threads: usize) {
+    let image: ImageRef = format!("oci:{dir}").parse().unwrap();
+    let source = open_local(&image).unwrap();
+    let opts = ReadOptions {
+        threads,
+        ..ReadOptions::default()
+    };
+    let started = Instant::now();
+    let c = read_catalogue(source.as_ref(), &Platform::linux_amd64(), &opts).unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(c.python_dists.len(), LAYERS * DISTS_PER_LAYER);
+    println!("{secs} {}", vm_hwm_kib());
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child-read") {
+        child(&args[i + 1], args[i + 2].parse().unwrap());
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-image");
+    if !dir.join("index.json").is_file() {
+        let _ = std::fs::remove_dir_all(&dir);
+        generate(&dir);
+    }
+    let manifest: serde_json::Value = {
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+        let d = index["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        serde_json::from_slice(&std::fs::read(dir.join("blobs/sha256").join(&d[7..])).unwrap())
+            .unwrap()
+    };
+    let blobs: Vec<PathBuf> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            dir.join("blobs/sha256")
+                .join(&l["digest"].as_str().unwrap()[7..])
+        })
+        .collect();
+    let compressed: u64 = blobs
+        .iter()
+        .map(|b| std::fs::metadata(b).unwrap().len())
+        .sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "image: {} gzip layers, {:.2} GB compressed; {cores} cores",
+        blobs.len(),
+        compressed as f64 / 1e9
+    );
+
+    let run_child = |threads: usize| -> (f64, u64) {
+        let out = Command::new(&args[0])
+            .args(["--child-read", dir.to_str().unwrap(), &threads.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut parts = text.split_whitespace();
+        (
+            parts.next().unwrap().parse().unwrap(),
+            parts.next().unwrap().parse().unwrap(),
+        )
+    };
+    let gzip = || -> f64 {
+        let started = Instant::now();
+        for b in &blobs {
+            let ok = Command::new("sh")
+                .arg("-c")
+                .arg(format!("gzip -dc '{}' > /dev/null", b.display()))
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok);
+        }
+        started.elapsed().as_secs_f64()
+    };
+    // Warm the page cache so both sides read from memory.
+    let _ = gzip();
+    let floor = gzip();
+    let (parallel, parallel_kib) = run_child(0);
+    let (single, single_kib) = run_child(1);
+    let floor2 = gzip();
+    let floor = floor.min(floor2);
+    println!("gzip -dc, sequential (single-core floor): {floor:.2} s");
+    println!(
+        "imagelock catalogue, {cores} layers at once:    {parallel:.2} s ({:.2}x the floor), VmHWM {} MiB",
+        parallel / floor,
+        parallel_kib / 1024
+    );
+    println!(
+        "imagelock catalogue, one layer at a time: {single:.2} s ({:.2}x the floor), VmHWM {} MiB",
+        single / floor,
+        single_kib / 1024
+    );
+}

@@ -1,0 +1,701 @@
+//! Reads one layer as a stream: decompresses, checks both digests, walks the
+//! tar and keeps only the entries that matter, never extracting to disk.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, BufRead, BufReader, Read};
+
+use flate2::bufread::MultiGzDecoder;
+use serde::{Deserialize, Serialize};
+
+use super::digest::{Digest, HashingReader};
+use super::source::LayerRef;
+use super::{ImageError, ReadOptions};
+
+/// How a layer blob is compressed, as read from its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// What the media type claims.
+    pub fn from_media_type(media_type: &str) -> Option<Self> {
+        if media_type.ends_with("+zstd") || media_type.ends_with(".zstd") {
+            Some(Self::Zstd)
+        } else if media_type.ends_with("+gzip")
+            || media_type.ends_with(".gzip")
+            || media_type == "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        {
+            Some(Self::Gzip)
+        } else if media_type.ends_with(".tar") || media_type.ends_with("diff.tar") {
+            Some(Self::None)
+        } else {
+            None
+        }
+    }
+
+    /// What the first bytes say; they win over the media type, because some
+    /// registries label zstd layers as gzip and the other way round.
+    fn sniff(head: &[u8]) -> Option<Self> {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Some(Self::Gzip)
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Some(Self::Zstd)
+        } else if head.starts_with(b"BZh") || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+            None
+        } else {
+            Some(Self::None)
+        }
+    }
+}
+
+/// Counts for one layer; what is not collected is only counted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerStats {
+    /// Uncompressed digest, from the image config.
+    pub diff_id: Digest,
+    pub compression: Compression,
+    /// Blob size as stored.
+    pub compressed_size: u64,
+    /// Size of the tar stream.
+    pub uncompressed_size: u64,
+    /// Tar entries of any kind.
+    pub entries: u64,
+    /// Regular files and their total size.
+    pub files: u64,
+    pub file_bytes: u64,
+    pub whiteouts: u64,
+}
+
+/// What one layer contributes, before layers are merged. Cached by diff_id.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct LayerCollection {
+    /// Paths this layer deletes from lower layers (`.wh.NAME`).
+    pub whiteouts: Vec<String>,
+    /// Directories whose lower-layer contents this layer hides
+    /// (`.wh..wh..opq`).
+    pub opaque_dirs: Vec<String>,
+    pub files: BTreeMap<String, CollectedFile>,
+    pub symlinks: BTreeMap<String, String>,
+    /// Directories that matter (Python library dirs, `site-packages`,
+    /// `conda-meta`), seen as entries or as parents of entries.
+    pub dirs: BTreeSet<String>,
+    pub stats: LayerStats,
+}
+
+/// A collected file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct CollectedFile {
+    pub mode: u32,
+    pub size: u64,
+    pub content: FileContent,
+}
+
+/// What is kept of a collected file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum FileContent {
+    /// Small text files (metadata, records, status databases).
+    Text(String),
+    /// `libc.so.6`: the version from its banner, when found in the scanned
+    /// prefix.
+    Glibc(Option<String>),
+    /// Files whose name is all that matters (`bin/python3.11`, `libc-2.31.so`).
+    Present,
+}
+
+/// Why an entry is interesting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Want {
+    Text,
+    Libc,
+    Name,
+}
+
+/// Normalizes a tar path: no leading `./` or `/`, no trailing `/`.
+pub(crate) fn normalize(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    out.join("/")
+}
+
+fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn parent(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..i])
+}
+
+/// `python3.11` → true.
+fn is_python_version_name(name: &str) -> bool {
+    name.strip_prefix("python3.")
+        .is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn want(path: &str) -> Option<Want> {
+    let name = basename(path);
+    let dir = parent(path);
+    let dir_name = basename(dir);
+    if dir_name == "conda-meta" && (name.ends_with(".json") || name == "history") {
+        return Some(Want::Text);
+    }
+    if dir_name.ends_with(".dist-info")
+        && matches!(
+            name,
+            "METADATA" | "INSTALLER" | "WHEEL" | "RECORD" | "direct_url.json"
+        )
+    {
+        return in_packages_dir(parent(dir)).then_some(Want::Text);
+    }
+    if dir_name.ends_with(".egg-info") && name == "PKG-INFO" {
+        return in_packages_dir(parent(dir)).then_some(Want::Text);
+    }
+    if name.ends_with(".egg-info") && in_packages_dir(dir) {
+        // The file form; the directory form has no content and is not a file.
+        return Some(Want::Text);
+    }
+    match path {
+        "var/lib/dpkg/status"
+        | "lib/apk/db/installed"
+        | "etc/os-release"
+        | "usr/lib/os-release" => return Some(Want::Text),
+        _ => {}
+    }
+    if dir == "var/lib/dpkg/status.d" && !name.contains('.') {
+        return Some(Want::Text);
+    }
+    if name == "libc.so.6" {
+        return Some(Want::Libc);
+    }
+    if is_libc_name(name) || (dir_name == "bin" && is_python_version_name(name)) {
+        return Some(Want::Name);
+    }
+    None
+}
+
+/// `libc-2.31.so`, `ld-linux-x86-64.so.2`, `ld-2.31.so`, `ld-musl-x86_64.so.1`.
+pub(crate) fn is_libc_name(name: &str) -> bool {
+    (name.starts_with("libc-") && name.ends_with(".so"))
+        || (name.starts_with("ld-linux") && name.contains(".so."))
+        || (name.starts_with("ld-musl-") && name.ends_with(".so.1"))
+        || (name.starts_with("ld-2.") && name.ends_with(".so"))
+}
+
+fn in_packages_dir(dir: &str) -> bool {
+    let name = basename(dir);
+    name == "site-packages" || name == "dist-packages"
+}
+
+/// Symlinks worth recording: those named like something collected, and the
+/// top-level ones (`lib -> usr/lib`) that decide where paths really lead.
+fn want_symlink(path: &str) -> bool {
+    let name = basename(path);
+    !path.contains('/')
+        || want(path).is_some()
+        || name.starts_with("python")
+        || name.starts_with("libc")
+        || name.starts_with("ld-")
+        || name.ends_with("-packages")
+}
+
+/// Directories that matter, from any entry's path: `P/lib/python3.X`, its
+/// `site-packages`/`dist-packages`, Debian's `P/lib/python3/dist-packages`,
+/// and `conda-meta`.
+fn note_dirs(path: &str, dirs: &mut BTreeSet<String>) {
+    if path.contains("python3") {
+        let segs: Vec<&str> = path.split('/').collect();
+        for i in 0..segs.len().saturating_sub(1) {
+            if segs[i] == "lib" && (is_python_version_name(segs[i + 1]) || segs[i + 1] == "python3")
+            {
+                let lib = segs[..=i + 1].join("/");
+                if is_python_version_name(segs[i + 1]) && !dirs.contains(&lib) {
+                    dirs.insert(lib.clone());
+                }
+                if let Some(pk) = segs
+                    .get(i + 2)
+                    .filter(|s| **s == "site-packages" || **s == "dist-packages")
+                {
+                    let site = format!("{lib}/{pk}");
+                    if !dirs.contains(&site) {
+                        dirs.insert(site);
+                    }
+                }
+                break;
+            }
+        }
+    }
+    if let Some(i) = path.find("conda-meta") {
+        let end = i + "conda-meta".len();
+        let at_start = i == 0 || path.as_bytes()[i - 1] == b'/';
+        let at_end = end == path.len() || path.as_bytes()[end] == b'/';
+        if at_start && at_end && !dirs.contains(&path[..end]) {
+            dirs.insert(path[..end].to_string());
+        }
+    }
+}
+
+/// The decompressor stack over the blob; kept as an enum so the blob reader
+/// can be taken back out to hash its tail.
+enum Decoder<R: BufRead> {
+    Plain(R),
+    Gzip(Box<MultiGzDecoder<R>>),
+    Zstd(zstd::stream::read::Decoder<'static, R>),
+}
+
+impl<R: BufRead> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(r) => r.read(buf),
+            Self::Gzip(r) => r.read(buf),
+            Self::Zstd(r) => r.read(buf),
+        }
+    }
+}
+
+impl<R: BufRead> Decoder<R> {
+    fn into_inner(self) -> R {
+        match self {
+            Self::Plain(r) => r,
+            Self::Gzip(r) => (*r).into_inner(),
+            Self::Zstd(r) => r.finish(),
+        }
+    }
+}
+
+/// A reader that fails once more than `limit` bytes came through: the guard
+/// against decompression bombs.
+struct Limited<R> {
+    inner: HashingReader<R>,
+    limit: u64,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if self.inner.count() > self.limit {
+            return Err(io::Error::other("layer exceeds the size limit"));
+        }
+        Ok(n)
+    }
+}
+
+/// Where a layer's bytes come from: opened once, and again only when a hard
+/// link points at a file the first pass did not keep.
+pub(crate) type OpenBlob<'a> =
+    dyn Fn() -> Result<Box<dyn Read + Send + 'a>, ImageError> + Sync + 'a;
+
+/// Which entries a pass keeps.
+enum Pass<'s> {
+    /// Everything that matters.
+    Full,
+    /// Only these paths (hard link targets), with the given wants.
+    Targets(&'s BTreeMap<String, Want>),
+}
+
+/// Context for error messages.
+pub(crate) struct LayerCtx<'a> {
+    pub reference: &'a str,
+    pub index: usize,
+    pub layer: &'a LayerRef,
+    pub opts: &'a ReadOptions,
+}
+
+impl LayerCtx<'_> {
+    fn name(&self) -> String {
+        format!("{} ({})", self.index + 1, self.layer.diff_id)
+    }
+
+    fn tar_error(&self, source: io::Error) -> ImageError {
+        ImageError::Layer {
+            reference: self.reference.to_string(),
+            layer: self.name(),
+            source,
+        }
+    }
+}
+
+/// Reads one layer and returns what it contributes.
+pub(crate) fn read_layer(
+    ctx: &LayerCtx<'_>,
+    open: &OpenBlob<'_>,
+) -> Result<LayerCollection, ImageError> {
+    let mut pending: BTreeMap<String, (String, Want, u32)> = BTreeMap::new();
+    let mut collection = scan(ctx, open()?, &Pass::Full, &mut pending)?;
+    if !pending.is_empty() {
+        // Hard links to files the first pass did not keep: read those files
+        // in a second pass (rare: e.g. installers that hard-link from a cache
+        // that sorts earlier in the tar).
+        let targets: BTreeMap<String, Want> = pending
+            .values()
+            .map(|(target, want, _)| (target.clone(), *want))
+            .collect();
+        let mut none = BTreeMap::new();
+        let second = scan(ctx, open()?, &Pass::Targets(&targets), &mut none)?;
+        for (path, (target, _, mode)) in pending {
+            if let Some(file) = second.files.get(&target) {
+                let mut file = file.clone();
+                file.mode = mode;
+                collection.files.insert(path, file);
+            }
+        }
+    }
+    Ok(collection)
+}
+
+fn scan(
+    ctx: &LayerCtx<'_>,
+    blob: Box<dyn Read + Send + '_>,
+    pass: &Pass<'_>,
+    pending: &mut BTreeMap<String, (String, Want, u32)>,
+) -> Result<LayerCollection, ImageError> {
+    let io_err = |e| ctx.tar_error(e);
+    let mut compressed = BufReader::with_capacity(256 * 1024, HashingReader::new(blob));
+    let head = compressed.fill_buf().map_err(io_err)?;
+    let claimed = ctx
+        .layer
+        .media_type
+        .as_deref()
+        .and_then(Compression::from_media_type);
+    let compression = match (Compression::sniff(head), claimed) {
+        (Some(c), _) if !head.is_empty() => c,
+        (None, _) => {
+            return Err(ImageError::UnsupportedCompression {
+                reference: ctx.reference.to_string(),
+                layer: ctx.name(),
+                media_type: ctx.layer.media_type.clone().unwrap_or_default(),
+            });
+        }
+        (Some(_), claimed) => claimed.unwrap_or(Compression::None),
+    };
+    let decoder = match compression {
+        Compression::None => Decoder::Plain(compressed),
+        Compression::Gzip => Decoder::Gzip(Box::new(MultiGzDecoder::new(compressed))),
+        Compression::Zstd => {
+            Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(compressed).map_err(io_err)?)
+        }
+    };
+    let limit = ctx.opts.max_layer_size;
+    let too_large = || ImageError::LayerTooLarge {
+        reference: ctx.reference.to_string(),
+        layer: ctx.name(),
+        limit,
+    };
+    let mut archive = tar::Archive::new(Limited {
+        inner: HashingReader::new(decoder),
+        limit,
+    });
+    let mut out = LayerCollection {
+        whiteouts: Vec::new(),
+        opaque_dirs: Vec::new(),
+        files: BTreeMap::new(),
+        symlinks: BTreeMap::new(),
+        dirs: BTreeSet::new(),
+        stats: LayerStats {
+            diff_id: ctx.layer.diff_id.clone(),
+            compression,
+            compressed_size: 0,
+            uncompressed_size: 0,
+            entries: 0,
+            files: 0,
+            file_bytes: 0,
+            whiteouts: 0,
+        },
+    };
+    let walked = walk(ctx, &mut archive, pass, pending, &mut out);
+    let limited = archive.into_inner();
+    if limited.inner.count() > limit {
+        return Err(too_large());
+    }
+    walked?;
+    // The tar ends before the stream does (padding, end blocks): hash the
+    // rest too, with the same limit.
+    let mut limited = limited;
+    io::copy(&mut limited, &mut io::sink()).map_err(|e| {
+        if limited.inner.count() > limit {
+            too_large()
+        } else {
+            io_err(e)
+        }
+    })?;
+    let Limited { inner, .. } = limited;
+    let (uncompressed_digest, uncompressed_size, decoder) = finish_inner(inner).map_err(io_err)?;
+    let (blob_digest, blob_size) = decoder.into_inner().into_inner().finish().map_err(io_err)?;
+    if uncompressed_digest != ctx.layer.diff_id {
+        return Err(ImageError::DiffIdMismatch {
+            reference: ctx.reference.to_string(),
+            layer: ctx.index + 1,
+            expected: ctx.layer.diff_id.clone(),
+            actual: uncompressed_digest,
+        });
+    }
+    if let Some(expected) = &ctx.layer.digest
+        && *expected != blob_digest
+    {
+        return Err(ImageError::BlobDigestMismatch {
+            reference: ctx.reference.to_string(),
+            what: format!("layer {}", ctx.index + 1),
+            expected: expected.clone(),
+            actual: blob_digest,
+        });
+    }
+    if let Some(expected) = ctx.layer.size
+        && expected != blob_size
+    {
+        return Err(ImageError::BlobSizeMismatch {
+            reference: ctx.reference.to_string(),
+            what: format!("layer {} ({})", ctx.index + 1, blob_digest),
+            expected,
+            actual: blob_size,
+        });
+    }
+    out.stats.compressed_size = blob_size;
+    out.stats.uncompressed_size = uncompressed_size;
+    Ok(out)
+}
+
+/// Finishes the uncompressed hash and hands back the decoder.
+fn finish_inner<R: BufRead>(
+    mut inner: HashingReader<Decoder<R>>,
+) -> io::Result<(Digest, u64, Decoder<R>)> {
+    io::copy(&mut inner, &mut io::sink())?;
+    Ok(inner.into_parts())
+}
+
+fn walk<R: Read>(
+    ctx: &LayerCtx<'_>,
+    archive: &mut tar::Archive<R>,
+    pass: &Pass<'_>,
+    pending: &mut BTreeMap<String, (String, Want, u32)>,
+    out: &mut LayerCollection,
+) -> Result<(), ImageError> {
+    let io_err = |e| ctx.tar_error(e);
+    for entry in archive.entries().map_err(io_err)? {
+        let mut entry = entry.map_err(io_err)?;
+        let path = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
+        let kind = entry.header().entry_type();
+        let mode = entry.header().mode().unwrap_or(0o644);
+        let size = entry.size();
+        out.stats.entries += 1;
+        if let Pass::Targets(targets) = pass {
+            if let Some(want) = targets.get(&path)
+                && kind.is_file()
+            {
+                let file = read_wanted(ctx, &path, *want, mode, size, &mut entry)?;
+                out.files.insert(path, file);
+            }
+            continue;
+        }
+        let name = basename(&path);
+        if let Some(hidden) = name.strip_prefix(".wh.") {
+            out.stats.whiteouts += 1;
+            let dir = parent(&path);
+            if hidden == ".wh..opq" {
+                out.opaque_dirs.push(dir.to_string());
+            } else if !hidden.starts_with(".wh.") {
+                out.whiteouts.push(if dir.is_empty() {
+                    hidden.to_string()
+                } else {
+                    format!("{dir}/{hidden}")
+                });
+            }
+            continue;
+        }
+        note_dirs(&path, &mut out.dirs);
+        if kind.is_file() {
+            out.stats.files += 1;
+            out.stats.file_bytes += size;
+            if let Some(want) = want(&path) {
+                let file = read_wanted(ctx, &path, want, mode, size, &mut entry)?;
+                out.files.insert(path, file);
+            }
+        } else if kind.is_symlink() {
+            if want_symlink(&path)
+                && let Some(target) = entry.link_name_bytes()
+            {
+                out.symlinks
+                    .insert(path, String::from_utf8_lossy(&target).into_owned());
+            }
+        } else if kind.is_hard_link() {
+            if let Some(want) = want(&path)
+                && let Some(target) = entry.link_name_bytes()
+            {
+                let target = normalize(&String::from_utf8_lossy(&target));
+                if let Some(file) = out.files.get(&target) {
+                    let mut file = file.clone();
+                    file.mode = mode;
+                    out.files.insert(path, file);
+                } else if want == Want::Name {
+                    out.files.insert(
+                        path,
+                        CollectedFile {
+                            mode,
+                            size: 0,
+                            content: FileContent::Present,
+                        },
+                    );
+                } else {
+                    pending.insert(path, (target, want, mode));
+                }
+            }
+        } else if kind.is_dir() && basename(&path) == "conda-meta" {
+            out.dirs.insert(path);
+        }
+    }
+    Ok(())
+}
+
+/// The banner glibc carries: `GNU C Library (…) stable release version 2.36.`
+fn glibc_banner_version(bytes: &[u8]) -> Option<String> {
+    const MARK: &[u8] = b"GNU C Library";
+    const VERSION: &[u8] = b"release version ";
+    let mut from = 0;
+    while let Some(at) = find(&bytes[from..], MARK) {
+        let start = from + at;
+        let window = &bytes[start..bytes.len().min(start + 256)];
+        if let Some(v) = find(window, VERSION) {
+            let rest = &window[v + VERSION.len()..];
+            let end = rest
+                .iter()
+                .position(|b| !(b.is_ascii_digit() || *b == b'.'))
+                .unwrap_or(rest.len());
+            let version = String::from_utf8_lossy(&rest[..end])
+                .trim_end_matches('.')
+                .to_string();
+            if !version.is_empty() {
+                return Some(version);
+            }
+        }
+        from = start + MARK.len();
+    }
+    None
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn read_wanted<R: Read>(
+    ctx: &LayerCtx<'_>,
+    path: &str,
+    want: Want,
+    mode: u32,
+    size: u64,
+    entry: &mut tar::Entry<'_, R>,
+) -> Result<CollectedFile, ImageError> {
+    let io_err = |e| ctx.tar_error(e);
+    let content = match want {
+        Want::Name => FileContent::Present,
+        Want::Libc => {
+            let mut head = Vec::new();
+            entry
+                .take(ctx.opts.libc_scan_bytes)
+                .read_to_end(&mut head)
+                .map_err(io_err)?;
+            FileContent::Glibc(glibc_banner_version(&head))
+        }
+        Want::Text => {
+            let limit = ctx.opts.max_file_size;
+            if size > limit {
+                return Err(ImageError::FileTooLarge {
+                    reference: ctx.reference.to_string(),
+                    layer: ctx.name(),
+                    path: path.to_string(),
+                    size,
+                    limit,
+                });
+            }
+            let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            entry.take(limit).read_to_end(&mut bytes).map_err(io_err)?;
+            FileContent::Text(
+                String::from_utf8(bytes)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            )
+        }
+    };
+    Ok(CollectedFile {
+        mode,
+        size,
+        content,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wanted_paths() {
+        for p in [
+            "opt/conda/conda-meta/numpy-1.26.4-py311_0.json",
+            "conda-meta/history",
+            "usr/local/lib/python3.11/site-packages/pip-24.0.dist-info/METADATA",
+            "usr/lib/python3/dist-packages/six-1.16.0.dist-info/RECORD",
+            "x/site-packages/foo.egg-info/PKG-INFO",
+            "x/site-packages/foo-1.0-py3.11.egg-info",
+            "var/lib/dpkg/status",
+            "var/lib/dpkg/status.d/base",
+            "lib/apk/db/installed",
+            "etc/os-release",
+        ] {
+            assert_eq!(want(p), Some(Want::Text), "{p}");
+        }
+        assert_eq!(want("usr/lib/x86_64-linux-gnu/libc.so.6"), Some(Want::Libc));
+        assert_eq!(want("usr/local/bin/python3.11"), Some(Want::Name));
+        for p in [
+            "usr/local/lib/python3.11/site-packages/pip/__init__.py",
+            "root/.cache/uv/foo.dist-info/METADATA",
+            "var/lib/dpkg/status.d/base.md5sums",
+            "usr/local/bin/python3.11-config",
+        ] {
+            assert_eq!(want(p), None, "{p}");
+        }
+    }
+
+    #[test]
+    fn dirs_from_paths() {
+        let mut dirs = BTreeSet::new();
+        note_dirs(
+            "usr/local/lib/python3.11/site-packages/pip/__init__.py",
+            &mut dirs,
+        );
+        note_dirs("opt/conda/conda-meta/x.json", &mut dirs);
+        note_dirs("usr/lib/python3/dist-packages/six.py", &mut dirs);
+        assert_eq!(
+            dirs.into_iter().collect::<Vec<_>>(),
+            [
+                "opt/conda/conda-meta",
+                "usr/lib/python3/dist-packages",
+                "usr/local/lib/python3.11",
+                "usr/local/lib/python3.11/site-packages"
+            ]
+        );
+    }
+
+    #[test]
+    fn glibc_banner() {
+        let mut bytes = vec![0u8; 1000];
+        bytes.extend_from_slice(
+            b"GNU C Library (Debian GLIBC 2.36-9+deb12u4) stable release version 2.36.\n",
+        );
+        assert_eq!(glibc_banner_version(&bytes).as_deref(), Some("2.36"));
+        assert_eq!(glibc_banner_version(b"GNU C Library"), None);
+    }
+
+    #[test]
+    fn normalizes() {
+        assert_eq!(normalize("./usr/lib/"), "usr/lib");
+        assert_eq!(normalize("/a/./b/../c"), "a/c");
+    }
+}
