@@ -1,1 +1,2 @@
 //! The only network code: registries, conda channels, Python indexes, caches.
+pub mod pypi;

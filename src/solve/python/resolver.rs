@@ -259,6 +259,36 @@ pub fn specifiers_to_range(specs: &VersionSpecifiers) -> Ranges<Version> {
     range
 }
 
+/// Shows `>=1.0, <1.0.post0.dev0` (how `==1.0` is stored) as `==1.0`.
+fn tidy_report(report: &str) -> String {
+    report
+        .lines()
+        .map(|line| {
+            let words: Vec<&str> = line.split(' ').collect();
+            let mut out: Vec<String> = Vec::with_capacity(words.len());
+            let mut i = 0;
+            while i < words.len() {
+                let w = words[i];
+                if let (Some(v), Some(next)) = (
+                    w.strip_prefix(">=").and_then(|v| v.strip_suffix(',')),
+                    words.get(i + 1),
+                ) {
+                    let upper = format!("<{v}.post0.dev0");
+                    if let Some(rest) = next.strip_prefix(upper.as_str()) {
+                        out.push(format!("=={v}{rest}"));
+                        i += 2;
+                        continue;
+                    }
+                }
+                out.push(w.to_string());
+                i += 1;
+            }
+            out.join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn local_span(v: &Version) -> Ranges<Version> {
     // `1.0` ≤ `1.0+anything` < `1.0.post0.dev0`.
     let upper = v.clone().with_post(Some(0)).with_dev(Some(0));
@@ -592,6 +622,7 @@ pub fn resolve<S: PackageSource>(
                     "the request cannot be met",
                 )
                 .replace("the requested packages 0", "the request");
+            let report = tidy_report(&report);
             let mut hints = Vec::new();
             let mut names: Vec<&PyPkg> = tree.packages().into_iter().collect();
             names.sort();
