@@ -1,1 +1,3 @@
 //! Pure solving: conda (rattler) and Python (PubGrub). No I/O here.
+
+pub mod conda;
