@@ -1,1 +1,3 @@
 //! The only network code: registries, conda channels, Python indexes, caches.
+
+pub mod conda;

@@ -124,6 +124,15 @@ pub struct CondaRepodata {
     parts: Vec<Part>,
 }
 
+impl fmt::Debug for CondaRepodata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CondaRepodata")
+            .field("parts", &self.parts.len())
+            .field("records", &self.len())
+            .finish()
+    }
+}
+
 enum Part {
     Fetched(rattler_repodata_gateway::RepoData),
     Owned(Vec<RepoDataRecord>),
@@ -134,7 +143,6 @@ impl CondaRepodata {
         Self::default()
     }
 
-    #[allow(dead_code)] // used by resolve::conda
     pub(crate) fn push_fetched(&mut self, data: rattler_repodata_gateway::RepoData) {
         self.parts.push(Part::Fetched(data));
     }
