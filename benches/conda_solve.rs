@@ -1,3 +1,4 @@
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 //! Solve conda specs like imagelock does, for scripts and benchmarks:
 //!
 //! ```text

@@ -6,9 +6,10 @@
 mod args;
 mod diagnostic;
 mod export;
+mod freeze;
 mod graph;
 mod images;
-mod output;
+pub(crate) mod output;
 mod plan;
 mod rewrite;
 
@@ -79,6 +80,7 @@ pub fn run(opts: &Opts, printer: &Printer) -> anyhow::Result<Outcome> {
             Ok(Outcome::Clean)
         }
         Command::Export(args) => export::run(opts, args, printer),
+        Command::Freeze(args) => freeze::run(opts, args, printer),
         Command::Graph(args) => graph::run(&opts.global, args, printer),
         Command::Plan(args) => plan::run(&opts.global, args, printer),
         Command::Rewrite(args) => rewrite::run(opts, args, printer),

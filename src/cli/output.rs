@@ -34,6 +34,10 @@ impl Printer {
         self.color
     }
 
+    pub fn quiet(&self) -> bool {
+        self.quiet
+    }
+
     pub fn verbose(&self) -> u8 {
         self.verbose
     }
@@ -74,8 +78,12 @@ impl Printer {
             text.push_str(&hint);
         }
         for cause in err.chain().skip(1) {
-            text.push_str("\n  caused by: ");
-            text.push_str(&cause.to_string());
+            // Errors that already say their cause need not repeat it.
+            let cause = cause.to_string();
+            if !text.contains(&cause) {
+                text.push_str("\n  caused by: ");
+                text.push_str(&cause);
+            }
         }
         let mut lines = text.lines();
         if let Some(first) = lines.next() {
@@ -111,4 +119,29 @@ fn located_hint(err: &anyhow::Error) -> Option<String> {
                 .and_then(LockError::diagnostic)
         })?;
     diagnostic.hint.clone()
+}
+
+/// A unified diff of a file's text, with `a/` and `b/` headers.
+pub fn unified_diff(path: &std::path::Path, before: &str, after: &str) -> String {
+    let name = display_path(path);
+    similar::TextDiff::from_lines(before, after)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .to_string()
+}
+
+/// A path for messages: relative to the current directory when under it.
+pub fn display_path(path: &std::path::Path) -> String {
+    let rel = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| {
+            path.strip_prefix(cwd)
+                .ok()
+                .map(std::path::Path::to_path_buf)
+        })
+        .unwrap_or_else(|| path.to_path_buf());
+    rel.to_string_lossy()
+        .trim_start_matches("./")
+        .replace('\\', "/")
 }

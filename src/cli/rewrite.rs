@@ -1,7 +1,7 @@
 //! `imagelock rewrite`: the definitions in pinned form, from their locks.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 
@@ -123,20 +123,5 @@ fn lock_dir(config: Option<Config>) -> anyhow::Result<PathBuf> {
 
 /// A unified diff of one file, `a/` and `b/` headers with the path.
 fn unified_diff(f: &FileChange) -> String {
-    let name = display(&f.path);
-    similar::TextDiff::from_lines(&f.before, &f.after)
-        .unified_diff()
-        .context_radius(3)
-        .header(&format!("a/{name}"), &format!("b/{name}"))
-        .to_string()
-}
-
-fn display(path: &Path) -> String {
-    let rel = std::env::current_dir()
-        .ok()
-        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
-        .unwrap_or_else(|| path.to_path_buf());
-    rel.to_string_lossy()
-        .trim_start_matches("./")
-        .replace('\\', "/")
+    crate::cli::output::unified_diff(&f.path, &f.before, &f.after)
 }

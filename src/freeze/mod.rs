@@ -17,7 +17,11 @@
 //! [`crate::resolve`], solving in [`crate::solve`].
 
 mod bases;
+mod run;
 pub mod state;
+pub mod steps;
+
+pub use run::{Frozen, freeze_image};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -56,6 +60,14 @@ pub enum FreezeError {
     Cycle(#[from] CycleError),
     #[error("image `{image}`: {message}")]
     Image { image: String, message: String },
+    #[error("image `{image}`, {place}: {message}")]
+    Step {
+        image: String,
+        place: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// One image ready to resolve: its configuration, definition and inputs.

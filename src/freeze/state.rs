@@ -9,22 +9,8 @@
 use std::collections::BTreeMap;
 
 use crate::image::{Catalogue, LibcKind};
+use crate::solve::conda::CondaRecord;
 use crate::source::steps::Target;
-
-/// A conda package installed in a prefix.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InstalledConda {
-    pub name: String,
-    pub version: String,
-    pub build: String,
-    pub build_number: u64,
-    pub channel: Option<String>,
-    pub subdir: Option<String>,
-    pub url: Option<String>,
-    pub sha256: Option<String>,
-    pub md5: Option<String>,
-    pub size: Option<u64>,
-}
 
 /// A Python interpreter of the image.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,7 +33,9 @@ pub struct PlatformState {
     pub libc: Option<(LibcKind, String)>,
     pub pythons: Vec<PythonEnv>,
     /// Conda prefix → installed packages by name.
-    pub conda: BTreeMap<String, BTreeMap<String, InstalledConda>>,
+    pub conda: BTreeMap<String, BTreeMap<String, CondaRecord>>,
+    /// Records of the base image that could not be read.
+    pub warnings: Vec<String>,
     /// site-packages directory → installed distributions (normalized name →
     /// version).
     pub dists: BTreeMap<String, BTreeMap<String, String>>,
@@ -84,35 +72,28 @@ impl PlatformState {
                 }
             }
         }
-        let mut conda: BTreeMap<String, BTreeMap<String, InstalledConda>> = BTreeMap::new();
+        let mut conda: BTreeMap<String, BTreeMap<String, CondaRecord>> = BTreeMap::new();
+        let mut warnings = Vec::new();
         for prefix in &catalogue.conda_prefixes {
-            let records: BTreeMap<String, InstalledConda> = prefix
-                .records
-                .iter()
-                .map(|r| {
-                    (
-                        r.name.clone(),
-                        InstalledConda {
-                            name: r.name.clone(),
-                            version: r.version.clone(),
-                            build: r.build.clone(),
-                            build_number: r.build_number,
-                            channel: r.channel.clone(),
-                            subdir: r.subdir.clone(),
-                            url: r.url.clone(),
-                            sha256: r.sha256.clone(),
-                            md5: r.md5.clone(),
-                            size: r.size,
-                        },
-                    )
-                })
-                .collect();
+            let mut records = BTreeMap::new();
+            for r in &prefix.records {
+                let what = format!(
+                    "{}/conda-meta/{}-{}-{}.json",
+                    prefix.path, r.name, r.version, r.build
+                );
+                match CondaRecord::from_conda_meta(&what, &r.raw) {
+                    Ok(record) => {
+                        records.insert(r.name.clone(), record);
+                    }
+                    Err(e) => warnings.push(e.to_string()),
+                }
+            }
             conda.insert(prefix.path.clone(), records);
         }
         // A conda prefix's python is known exactly from its record.
         for p in &mut pythons {
             if let Some(py) = conda.get(&p.prefix).and_then(|r| r.get("python")) {
-                p.version.clone_from(&py.version);
+                p.version = py.version();
             }
         }
         let mut dists: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
@@ -130,6 +111,7 @@ impl PlatformState {
             libc,
             pythons,
             conda,
+            warnings,
             dists,
         }
     }
@@ -225,14 +207,17 @@ impl PlatformState {
     }
 
     /// Records a conda prefix's new contents, and the Python it now has.
-    pub fn set_conda(&mut self, prefix: &str, packages: Vec<InstalledConda>) {
+    pub fn set_conda(&mut self, prefix: &str, packages: Vec<CondaRecord>) {
         let python = packages
             .iter()
-            .find(|p| p.name == "python")
-            .map(|p| p.version.clone());
+            .find(|p| p.name() == "python")
+            .map(CondaRecord::version);
         self.conda.insert(
             prefix.to_string(),
-            packages.into_iter().map(|p| (p.name.clone(), p)).collect(),
+            packages
+                .into_iter()
+                .map(|p| (p.name().to_string(), p))
+                .collect(),
         );
         if let Some(version) = python {
             let minor: String = version.split('.').take(2).collect::<Vec<_>>().join(".");

@@ -112,6 +112,10 @@ pub struct CondaMetaRecord {
     /// Files the package installed, relative to the prefix.
     #[serde(default)]
     pub files: Vec<String>,
+    /// The record as written, for solvers that need every field
+    /// (`depends`, `constrains`…).
+    #[serde(skip)]
+    pub raw: String,
 }
 
 /// An installed Python distribution (`*.dist-info` or `*.egg-info`).
@@ -360,6 +364,7 @@ fn conda_prefixes(tree: &Tree, warnings: &mut Vec<String>) -> Vec<CondaPrefix> {
             match serde_json::from_str::<CondaMetaRecord>(text) {
                 Ok(mut r) => {
                     r.files.sort();
+                    r.raw = text.to_string();
                     entry.records.push(r);
                 }
                 Err(e) => warnings.push(format!("`{}` is not a conda record: {e}", abs(path))),

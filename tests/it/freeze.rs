@@ -105,5 +105,108 @@ fn base_images_tell_the_target() {
     assert!(conda.contains_key("mamba") && conda.contains_key("python"));
     let python = state.python_for(None).unwrap();
     assert_eq!(python.prefix, "/opt/conda");
-    assert_eq!(python.version, conda["python"].version);
+    assert_eq!(python.version, conda["python"].version());
+    assert!(state.warnings.is_empty(), "{:?}", state.warnings);
+}
+
+/// A copy of the examples and the world in a temporary directory, laid out
+/// as in the repository, so tests can write locks and edit definitions.
+fn world_copy() -> tempfile::TempDir {
+    let dir = crate::common::tempdir();
+    std::fs::create_dir_all(dir.path().join("fixtures")).unwrap();
+    for sub in ["examples", "world"] {
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(fixture(sub))
+            .arg(dir.path().join("fixtures").join(sub))
+            .status()
+            .unwrap();
+        assert!(status.success(), "copy {sub}");
+    }
+    std::fs::create_dir_all(dir.path().join("lockfiles")).unwrap();
+    dir
+}
+
+fn freeze_in(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    crate::common::run(
+        crate::common::imagelock()
+            .current_dir(dir)
+            .env("IMAGELOCK_CACHE_DIR", dir.join("cache"))
+            .args(["--config", "fixtures/examples/imagelock.toml", "freeze"])
+            .args(args),
+    )
+}
+
+/// The committed example locks are what freeze makes today (CI re-checks).
+#[test]
+fn committed_example_locks_are_current() {
+    let cache = crate::common::tempdir();
+    let (code, out, err) = crate::common::run(
+        crate::common::imagelock()
+            .current_dir(crate::common::repo_root())
+            .env("IMAGELOCK_CACHE_DIR", cache.path())
+            .args([
+                "--config",
+                "fixtures/examples/imagelock.toml",
+                "freeze",
+                "--check",
+            ]),
+    );
+    assert_eq!(code, 0, "lockfiles/ is out of date:\n{out}\n{err}");
+}
+
+#[test]
+fn freeze_writes_locks_then_changes_nothing() {
+    let dir = world_copy();
+    let (code, _, err) = freeze_in(dir.path(), &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("6 images locked, 6 lockfiles changed"),
+        "{err}"
+    );
+    let first = std::fs::read_to_string(dir.path().join("lockfiles/longqc.lock")).unwrap();
+    // Same bytes as the committed lock: nothing depends on the checkout.
+    let committed =
+        std::fs::read_to_string(crate::common::repo_root().join("lockfiles/longqc.lock")).unwrap();
+    assert_eq!(first, committed);
+    let (code, _, err) = freeze_in(dir.path(), &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("0 lockfiles changed"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("lockfiles/longqc.lock")).unwrap(),
+        first
+    );
+}
+
+#[test]
+fn dry_run_prints_the_change_and_writes_nothing() {
+    let dir = world_copy();
+    let (code, out, err) = freeze_in(dir.path(), &["--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("+++ b/"), "{out}");
+    assert!(out.contains("+name = \"numpy\""), "a diff of the new locks");
+    assert!(!dir.path().join("lockfiles/driver.lock").exists());
+    let (code, _, _) = freeze_in(dir.path(), &["--check"]);
+    assert_eq!(code, 1, "missing locks are not current");
+}
+
+#[test]
+fn an_impossible_request_names_image_and_line() {
+    let dir = world_copy();
+    let file = dir.path().join("fixtures/examples/summation/summation.def");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("pip install numpy", "pip install 'numpy<1'");
+    std::fs::write(&file, text).unwrap();
+    let (code, _, err) = freeze_in(dir.path(), &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("image `summation`, summation/summation.def:8"),
+        "{err}"
+    );
+    assert!(err.contains("numpy"), "{err}");
+    assert!(
+        !dir.path().join("lockfiles/driver.lock").exists(),
+        "nothing is written when one image fails"
+    );
 }

@@ -96,6 +96,10 @@ enum ArgSource {
 struct StageState {
     /// `ENV`, in order; later entries win.
     env: Vec<(String, String)>,
+    /// `ENV` values that name variables the file does not define (they may
+    /// come from the base image's config, like `${PATH}`): kept as written
+    /// for install steps, unresolved for expansion here.
+    env_unresolved: Vec<(String, String)>,
     /// `ARG`s declared in the stage.
     args: Vec<(String, Option<String>)>,
     user: Option<String>,
@@ -109,6 +113,9 @@ impl StageState {
         if let Some((_, v)) = self.env.iter().rev().find(|(n, _)| n == name) {
             return Some(v.clone());
         }
+        if self.env_unresolved.iter().any(|(n, _)| n == name) {
+            return None;
+        }
         self.args
             .iter()
             .rev()
@@ -116,9 +123,20 @@ impl StageState {
             .and_then(|(_, v)| v.clone())
     }
 
-    fn set_env(&mut self, name: String, value: String) {
+    fn set_env(&mut self, name: String, value: Result<String, String>) {
         self.env.retain(|(n, _)| *n != name);
-        self.env.push((name, value));
+        self.env_unresolved.retain(|(n, _)| *n != name);
+        match value {
+            Ok(v) => self.env.push((name, v)),
+            Err(written) => self.env_unresolved.push((name, written)),
+        }
+    }
+
+    /// The environment an install step sees, as far as the file tells.
+    fn step_env(&self) -> Vec<(String, String)> {
+        let mut env = self.env.clone();
+        env.extend(self.env_unresolved.iter().cloned());
+        env
     }
 
     /// Whether `RUN` bodies are POSIX shell text.
@@ -494,7 +512,9 @@ impl<'a> Builder<'a> {
                 };
                 let value = ins.args.start + w.start + eq + 1..ins.args.start + w.end;
                 let e = self.expand_range(ins, value, Scope::Stage)?;
-                set.push((word[..eq].to_string(), e.value.unwrap_or_default()));
+                // A variable the file does not define may come from the base
+                // image's config (`${PATH}`): keep the text for later.
+                set.push((word[..eq].to_string(), e.value.ok_or(e.written)));
             }
         } else {
             // Legacy `ENV NAME value with spaces`.
@@ -507,7 +527,7 @@ impl<'a> Builder<'a> {
             }
             let value = ins.args.start + name_end + lead..ins.args.end;
             let e = self.expand_range(ins, value, Scope::Stage)?;
-            set.push((text[first.clone()].to_string(), e.value.unwrap_or_default()));
+            set.push((text[first.clone()].to_string(), e.value.ok_or(e.written)));
         }
         for (n, v) in set {
             self.state().set_env(n, v);
@@ -806,7 +826,7 @@ impl<'a> Builder<'a> {
             })?;
             commands.extend(found);
         }
-        let env = state.env.clone();
+        let env = state.step_env();
         let user = state.user.clone();
         let workdir = state.workdir.clone();
         for command in commands {

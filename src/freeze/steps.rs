@@ -1,0 +1,632 @@
+//! Resolving one install step on one platform, against the image's state.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::config::Config;
+use crate::freeze::state::PlatformState;
+use crate::freeze::{FreezeError, FreezeOptions, ImageJob};
+use crate::image::LibcKind;
+use crate::lock::{CondaPackage, PypiPackage};
+use crate::resolve::conda::{ChannelRequest, ChannelSettings, CondaIndex};
+use crate::resolve::pypi::{self, Fetcher, IndexClient, IndexUrls, PipSettings};
+use crate::solve::conda::{CondaSolveRequest, CondaSpec, CondaTarget, SolveContext};
+use crate::solve::python::{Libc, ResolveOptions, ResolveRequest, TargetEnv, Upgrade};
+use crate::source::environment::EnvironmentFile;
+use crate::source::requirements::{RequirementsEntry, RequirementsFile};
+use crate::source::steps::{Action, Ecosystem, FileRole, InstallCommand, Manager};
+use crate::source::{Expanded, InstallStep};
+
+/// The clients a freeze run shares between images, steps and platforms.
+pub struct Resolvers {
+    pub registry: crate::resolve::Registry,
+    pub conda: CondaIndex,
+    pub channels: ChannelSettings,
+    pypi: Mutex<HashMap<Vec<String>, Arc<IndexClient>>>,
+    cache_dir: PathBuf,
+    offline: bool,
+}
+
+impl Resolvers {
+    pub fn new(config: &Config, offline: bool) -> Result<Self, FreezeError> {
+        let err = |message: String| FreezeError::Setup(message);
+        let registry = crate::resolve::Registry::new(crate::resolve::RegistryOptions {
+            registries: config.registries.clone(),
+            root: config.root.clone(),
+            ..crate::resolve::RegistryOptions::default()
+        })
+        .map_err(|e| err(e.to_string()))?;
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("imagelock/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| err(e.to_string()))?;
+        let condarc =
+            crate::resolve::conda::Condarc::load_from_env().map_err(|e| err(e.to_string()))?;
+        Ok(Self {
+            registry,
+            conda: CondaIndex::new(&config.cache_dir, client, offline),
+            channels: ChannelSettings::new(
+                &config.conda,
+                &condarc,
+                &config
+                    .root
+                    .canonicalize()
+                    .unwrap_or_else(|_| config.root.clone()),
+            ),
+            pypi: Mutex::new(HashMap::new()),
+            cache_dir: config.cache_dir.clone(),
+            offline,
+        })
+    }
+
+    /// One index client per set of index URLs, shared by every step using it.
+    fn pypi_client(&self, urls: &IndexUrls) -> Result<Arc<IndexClient>, FreezeError> {
+        let mut clients = self
+            .pypi
+            .lock()
+            .map_err(|_| FreezeError::Setup("a resolver thread failed".into()))?;
+        if let Some(c) = clients.get(&urls.urls) {
+            return Ok(c.clone());
+        }
+        let host_env = |k: &str| std::env::var(k).ok();
+        let fetch = Fetcher::new(
+            Some(self.cache_dir.join("pypi")),
+            self.offline,
+            urls.logins(&host_env),
+        )
+        .map_err(|e| FreezeError::Setup(e.to_string()))?;
+        let client = Arc::new(
+            IndexClient::new(fetch, &urls.urls, false)
+                .map_err(|e| FreezeError::Setup(e.to_string()))?,
+        );
+        clients.insert(urls.urls.clone(), client.clone());
+        Ok(client)
+    }
+}
+
+/// What one step resolved to on one platform.
+#[derive(Clone, Debug, Default)]
+pub struct StepOutcome {
+    /// The specs asked for, including those read from files.
+    pub requested: Vec<String>,
+    /// Conda channel URLs or Python index URLs used, in order.
+    pub channels: Vec<String>,
+    pub indexes: Vec<String>,
+    /// Where it installed.
+    pub target: Option<String>,
+    pub locked: bool,
+    pub conda: Vec<CondaPackage>,
+    pub pypi: Vec<PypiPackage>,
+}
+
+/// Where a step is, for messages.
+pub struct StepPlace<'a> {
+    pub image: &'a str,
+    pub file: String,
+    pub line: usize,
+    pub stage: usize,
+    pub step: usize,
+}
+
+impl StepPlace<'_> {
+    fn context(&self) -> String {
+        format!("image `{}`, {}:{}", self.image, self.file, self.line)
+    }
+
+    fn error(&self, message: impl Into<String>) -> FreezeError {
+        FreezeError::Step {
+            image: self.image.to_string(),
+            place: format!("{}:{}", self.file, self.line),
+            message: message.into(),
+        }
+    }
+}
+
+/// Resolves `step` on `state.platform` and applies it to `state`.
+pub async fn resolve_step(
+    config: &Config,
+    resolvers: &Resolvers,
+    job: &ImageJob,
+    place: &StepPlace<'_>,
+    step: &InstallStep,
+    state: &mut PlatformState,
+    options: &FreezeOptions,
+) -> Result<StepOutcome, FreezeError> {
+    let cmd = &step.command;
+    for (k, v) in &step.env {
+        let value = expand_env(v, &state.env);
+        state.env.insert(k.clone(), value);
+    }
+    match cmd.manager.ecosystem() {
+        Ecosystem::Os => Ok(StepOutcome {
+            requested: values(&cmd.specs),
+            locked: false,
+            ..StepOutcome::default()
+        }),
+        Ecosystem::Python => {
+            pip_step(
+                config,
+                resolvers,
+                job,
+                place,
+                cmd,
+                state,
+                options,
+                Vec::new(),
+                None,
+            )
+            .await
+        }
+        Ecosystem::Conda => conda_step(config, resolvers, job, place, cmd, state, options).await,
+    }
+}
+
+/// Expands `$NAME` and `${NAME}` with the image's environment: `ENV` values
+/// that name variables of the base image's config.
+fn expand_env(value: &str, env: &std::collections::BTreeMap<String, String>) -> String {
+    // The parser keeps such a value as written, quotes included.
+    let value = ["\"", "'"]
+        .iter()
+        .find_map(|q| value.strip_prefix(q).and_then(|v| v.strip_suffix(q)))
+        .unwrap_or(value);
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, len) = if let Some(inner) = after.strip_prefix('{') {
+            match inner.find('}') {
+                Some(j) => (&inner[..j], j + 2),
+                None => ("", 0),
+            }
+        } else {
+            let n = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..n], n)
+        };
+        if name.is_empty() {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        out.push_str(env.get(name).map_or("", String::as_str));
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn values(specs: &[Expanded]) -> Vec<String> {
+    specs
+        .iter()
+        .map(|s| s.value.clone().unwrap_or_else(|| s.written.clone()))
+        .collect()
+}
+
+fn value_of(place: &StepPlace<'_>, e: &Expanded) -> Result<String, FreezeError> {
+    e.value.clone().ok_or_else(|| {
+        place.error(format!(
+            "`{}` uses {} which has no value here\nhint: give it a default with ARG, or set it in `build-args`",
+            e.written,
+            e.unresolved.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ")
+        ))
+    })
+}
+
+/// The context files linked to a file argument of the step, with their text.
+fn step_files<'j>(
+    job: &'j ImageJob,
+    place: &StepPlace<'_>,
+    role: FileRole,
+) -> Vec<&'j crate::source::inputs::InputFile> {
+    job.inputs
+        .step_files(place.stage, place.step)
+        .into_iter()
+        .map(|(_, f)| &job.inputs.files[f])
+        .filter(|f| {
+            f.role == role
+                || (role == FileRole::Requirements
+                    && f.included_from.is_some()
+                    && f.role != FileRole::Constraints)
+        })
+        .collect()
+}
+
+/// Checks every file argument maps to a context file.
+fn check_files(
+    job: &ImageJob,
+    place: &StepPlace<'_>,
+    cmd: &InstallCommand,
+) -> Result<(), FreezeError> {
+    let linked: Vec<usize> = job
+        .inputs
+        .step_files(place.stage, place.step)
+        .into_iter()
+        .map(|(arg, _)| arg)
+        .collect();
+    for (i, f) in cmd.files.iter().enumerate() {
+        if f.role == FileRole::Editable {
+            return Err(place.error(format!(
+                "`-e {}` installs a local project, which cannot be locked by hash\nhint: build it into a wheel, or install it in a step imagelock does not lock",
+                f.path.written
+            )));
+        }
+        if !linked.contains(&i) {
+            return Err(place.error(format!(
+                "the step reads `{}`, but no COPY/ADD brings that file from the build context\nhint: copy it into the image before this step",
+                f.path.value.as_deref().unwrap_or(&f.path.written)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A Python index location as written in configuration or a command: a
+/// relative or absolute path becomes a `file://` URL.
+fn index_url(config: &Config, written: &str) -> String {
+    if written.contains("://") {
+        return written.to_string();
+    }
+    let path = written.strip_prefix("file:").unwrap_or(written);
+    let path = config.root.join(path);
+    let abs = path.canonicalize().unwrap_or(path);
+    format!("file://{}", abs.display())
+}
+
+/// A URL as the lock records it: `file://` URLs under the configuration's
+/// parent directories become paths relative to the configuration, so a lock
+/// does not name the machine it was made on.
+pub fn lock_url(config: &Config, url: &str) -> String {
+    let Some(path) = url.strip_prefix("file://") else {
+        return url.to_string();
+    };
+    let Ok(root) = config.root.canonicalize() else {
+        return url.to_string();
+    };
+    relative_path(&root, Path::new(path)).unwrap_or_else(|| url.to_string())
+}
+
+fn relative_path(from: &Path, to: &Path) -> Option<String> {
+    let from: Vec<_> = from.components().collect();
+    let to_c: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to_c).take_while(|(a, b)| a == b).count();
+    // Only paths that share more than the root directory.
+    if common < 2 {
+        return None;
+    }
+    let mut parts: Vec<String> =
+        std::iter::repeat_n("..".to_string(), from.len() - common).collect();
+    parts.extend(
+        to_c[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    Some(parts.join("/"))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn pip_step(
+    config: &Config,
+    resolvers: &Resolvers,
+    job: &ImageJob,
+    place: &StepPlace<'_>,
+    cmd: &InstallCommand,
+    state: &mut PlatformState,
+    options: &FreezeOptions,
+    mut requirements: Vec<String>,
+    python_prefix: Option<&str>,
+) -> Result<StepOutcome, FreezeError> {
+    check_files(job, place, cmd)?;
+    let python = match python_prefix {
+        Some(prefix) => state.pythons.iter().find(|p| p.prefix == prefix),
+        None => state.python_for(cmd.target.as_ref()),
+    }
+    .cloned()
+    .ok_or_else(|| {
+        place.error(format!(
+            "no Python for `{}` in the image on {}\nhint: install Python in an earlier step, or say which with `overrides.python` in imagelock.toml",
+            cmd.manager.as_str(),
+            state.platform
+        ))
+    })?;
+    let version = job
+        .config
+        .overrides
+        .python
+        .clone()
+        .unwrap_or_else(|| python.version.clone());
+    let libc = match (&job.config.overrides.glibc, &state.libc) {
+        (Some(g), _) => Libc::glibc(g).ok(),
+        (None, Some((LibcKind::Glibc, v))) => Libc::glibc(v).ok(),
+        (None, Some((LibcKind::Musl, v))) => Libc::musl(v).ok(),
+        (None, None) => None,
+    };
+    let target = TargetEnv::cpython(Some(&version), &state.platform, libc)
+        .map_err(|e| place.error(e.to_string()))?;
+
+    for s in &cmd.specs {
+        requirements.push(value_of(place, s)?);
+    }
+    let env = |k: &str| state.env.get(k).cloned();
+    let mut file_index: Option<String> = None;
+    let mut file_extra: Vec<String> = Vec::new();
+    let mut pre = cmd.options.iter().any(|o| o == "--pre");
+    for f in step_files(job, place, FileRole::Requirements) {
+        let parsed = RequirementsFile::parse(&f.path, &f.text, &env)
+            .map_err(|e| FreezeError::Setup(e.to_string()))?;
+        for entry in &parsed.entries {
+            match entry {
+                RequirementsEntry::Requirement {
+                    spec,
+                    editable: false,
+                    ..
+                } => requirements.push(spec.clone()),
+                RequirementsEntry::Requirement {
+                    spec,
+                    editable: true,
+                    ..
+                } => {
+                    return Err(place.error(format!(
+                        "`-e {spec}` in `{}` cannot be locked by hash",
+                        f.label
+                    )));
+                }
+                RequirementsEntry::Option { name, value, .. } => match (name.as_str(), value) {
+                    ("-i" | "--index-url", Some(v)) => file_index = Some(v.clone()),
+                    ("--extra-index-url", Some(v)) => file_extra.push(v.clone()),
+                    ("--pre", _) => pre = true,
+                    _ => {}
+                },
+                RequirementsEntry::Include { .. } => {}
+            }
+        }
+    }
+    let mut constraints = Vec::new();
+    for f in step_files(job, place, FileRole::Constraints) {
+        let parsed = RequirementsFile::parse(&f.path, &f.text, &env)
+            .map_err(|e| FreezeError::Setup(e.to_string()))?;
+        for entry in parsed.requirements() {
+            if let RequirementsEntry::Requirement { spec, .. } = entry {
+                constraints.push(spec.clone());
+            }
+        }
+    }
+
+    // The image's own pip settings count, not the host's.
+    let pip = PipSettings {
+        index_url: state.env.get("PIP_INDEX_URL").cloned(),
+        extra_index_urls: state
+            .env
+            .get("PIP_EXTRA_INDEX_URL")
+            .map(|v| v.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
+    };
+    let cmd_index = match &cmd.index_url {
+        Some(e) => Some(value_of(place, e)?),
+        None => file_index,
+    };
+    let mut cmd_extra = file_extra;
+    for e in &cmd.extra_index_urls {
+        cmd_extra.push(value_of(place, e)?);
+    }
+    let mut urls = IndexUrls::gather(cmd_index.as_deref(), &cmd_extra, &pip, &config.pypi);
+    for u in &mut urls.urls {
+        *u = index_url(config, u);
+    }
+    let client = resolvers.pypi_client(&urls)?;
+
+    let site = python.site_packages.clone();
+    let installed: Vec<(String, String)> = state
+        .dists
+        .get(&site)
+        .map(|d| d.iter().map(|(n, v)| (n.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let upgrade = if cmd.options.iter().any(|o| o == "-U" || o == "--upgrade") {
+        Upgrade::Requested
+    } else {
+        Upgrade::None
+    };
+    let request = ResolveRequest {
+        requirements: requirements.clone(),
+        constraints,
+        installed,
+        options: ResolveOptions {
+            pre,
+            no_deps: cmd.options.iter().any(|o| o == "--no-deps"),
+            upgrade,
+            exclude_newer: options.exclude_newer.clone(),
+        },
+    };
+    let pins = pypi::resolve(client, Arc::new(target), request)
+        .await
+        .map_err(|e| place.error(e.with_context(place.context()).to_string()))?;
+    let dists = state.dists.entry(site.clone()).or_default();
+    let mut locked = Vec::new();
+    for pin in &pins {
+        dists.insert(pin.name.to_string(), pin.version.to_string());
+        if let Some(mut p) = pin.to_lock(&state.platform) {
+            p.url = lock_url(config, &p.url);
+            locked.push(p);
+        }
+    }
+    Ok(StepOutcome {
+        requested: requirements,
+        channels: Vec::new(),
+        indexes: urls.urls.iter().map(|u| lock_url(config, u)).collect(),
+        target: Some(python.prefix.clone()),
+        locked: true,
+        conda: Vec::new(),
+        pypi: locked,
+    })
+}
+
+/// `linux/amd64` → `linux-64`.
+fn conda_subdir(platform: &str) -> Option<&'static str> {
+    let mut parts = platform.split('/');
+    let (os, arch) = (parts.next()?, parts.next()?);
+    Some(match (os, arch) {
+        ("linux", "amd64") => "linux-64",
+        ("linux", "arm64") => "linux-aarch64",
+        ("linux", "ppc64le") => "linux-ppc64le",
+        ("linux", "s390x") => "linux-s390x",
+        ("linux", "386") => "linux-32",
+        ("linux", "arm") => "linux-armv7l",
+        _ => return None,
+    })
+}
+
+async fn conda_step(
+    config: &Config,
+    resolvers: &Resolvers,
+    job: &ImageJob,
+    place: &StepPlace<'_>,
+    cmd: &InstallCommand,
+    state: &mut PlatformState,
+    options: &FreezeOptions,
+) -> Result<StepOutcome, FreezeError> {
+    check_files(job, place, cmd)?;
+    let mut texts: Vec<String> = Vec::new();
+    for s in &cmd.specs {
+        texts.push(value_of(place, s)?);
+    }
+    for f in step_files(job, place, FileRole::CondaSpecs) {
+        texts.extend(
+            f.text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#') && *l != "@EXPLICIT")
+                .map(str::to_string),
+        );
+    }
+    let mut env_channels = Vec::new();
+    let mut env_pip = Vec::new();
+    let mut env_name = None;
+    for f in step_files(job, place, FileRole::Environment) {
+        let env = EnvironmentFile::parse(&f.path, &f.text)
+            .map_err(|e| FreezeError::Setup(e.to_string()))?;
+        texts.extend(env.dependencies.iter().map(|d| d.value.clone()));
+        env_channels.extend(env.channels.iter().map(|c| c.value.clone()));
+        env_pip.extend(env.pip.iter().map(|p| p.value.clone()));
+        env_name = env.name.as_ref().map(|n| n.value.clone());
+    }
+    let mut specs = texts
+        .iter()
+        .map(|t| CondaSpec::parse(t).map_err(|e| place.error(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let fresh = matches!(cmd.action, Action::Create | Action::EnvCreate);
+    let prefix = match (&cmd.target, &env_name, state.conda_root()) {
+        (Some(t), _, _) => state.conda_prefix_for(Some(t)),
+        (None, Some(name), Some(root)) if fresh || matches!(cmd.action, Action::EnvUpdate) => {
+            Some(if name == "base" { root } else { format!("{root}/envs/{name}") })
+        }
+        _ => state.conda_prefix_for(None),
+    }
+    .or_else(|| job.config.overrides.conda_prefix.clone())
+    .ok_or_else(|| {
+        place.error(format!(
+            "no conda prefix for `{}` in the image on {}\nhint: set `overrides.conda-prefix`, or name one with -n/-p",
+            cmd.manager.as_str(),
+            state.platform
+        ))
+    })?;
+
+    let mut cli = Vec::new();
+    for c in &cmd.channels {
+        cli.push(value_of(place, c)?);
+    }
+    let channels = resolvers
+        .channels
+        .resolve(
+            &ChannelRequest {
+                cli,
+                override_channels: cmd.override_channels,
+                file: env_channels,
+                implicit_defaults: cmd.manager != Manager::Micromamba,
+            },
+            &mut specs,
+        )
+        .map_err(|e| place.error(e.to_string()))?;
+    let installed: Vec<_> = if fresh {
+        Vec::new()
+    } else {
+        state
+            .conda
+            .get(&prefix)
+            .map(|r| r.values().cloned().collect())
+            .unwrap_or_default()
+    };
+    let subdir = conda_subdir(&state.platform)
+        .ok_or_else(|| place.error(format!("conda has no subdir for `{}`", state.platform)))?;
+    let mut target = CondaTarget::new(subdir).map_err(|e| place.error(e.to_string()))?;
+    target.glibc = match (&job.config.overrides.glibc, &state.libc) {
+        (Some(g), _) => Some(g.clone()),
+        (None, Some((LibcKind::Glibc, v))) => Some(v.clone()),
+        _ => None,
+    };
+    target.cuda.clone_from(&job.config.overrides.cuda);
+    let available = resolvers
+        .conda
+        .fetch(&channels, subdir, &specs, &installed, None)
+        .await
+        .map_err(|e| place.error(e.to_string()))?;
+    let mut request = CondaSolveRequest::new(specs, target);
+    request.installed = installed;
+    request.channel_priority = resolvers.channels.priority;
+    request.exclude_newer = match &options.exclude_newer {
+        Some(d) => Some(
+            crate::solve::conda::parse_exclude_newer(d).map_err(|e| place.error(e.to_string()))?,
+        ),
+        None => None,
+    };
+    request.context = Some(SolveContext {
+        image: place.image.to_string(),
+        file: place.file.clone(),
+        line: u32::try_from(place.line).unwrap_or(u32::MAX),
+    });
+    let solution =
+        tokio::task::spawn_blocking(move || crate::solve::conda::solve(&request, &available))
+            .await
+            .map_err(|e| place.error(e.to_string()))?
+            .map_err(|e| place.error(e.to_string()))?;
+    let mut conda = solution.lock_packages(&state.platform);
+    for p in &mut conda {
+        p.url = lock_url(config, &p.url);
+        p.channel = lock_url(config, &p.channel);
+    }
+    state.set_conda(&prefix, solution.records());
+    let mut outcome = StepOutcome {
+        requested: texts,
+        channels: channels.iter().map(|c| lock_url(config, &c.url)).collect(),
+        indexes: Vec::new(),
+        target: Some(prefix.clone()),
+        locked: true,
+        conda,
+        pypi: Vec::new(),
+    };
+    if !env_pip.is_empty() {
+        let mut pip_cmd = cmd.clone();
+        pip_cmd.files.clear();
+        pip_cmd.specs.clear();
+        let pip = Box::pin(pip_step(
+            config,
+            resolvers,
+            job,
+            place,
+            &pip_cmd,
+            state,
+            options,
+            env_pip.clone(),
+            Some(&prefix),
+        ))
+        .await?;
+        outcome
+            .requested
+            .extend(env_pip.iter().map(|p| format!("pip: {p}")));
+        outcome.indexes = pip.indexes;
+        outcome.pypi = pip.pypi;
+    }
+    Ok(outcome)
+}
