@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use imagelock::image::{ImageRef, Platform, ReadOptions, open_local, read_catalogue};
+use imagelock::image::{ImageLocation, Platform, ReadOptions, open_local, read_catalogue};
 use sha2::{Digest as _, Sha256};
 
 const LAYERS: usize = 5;
@@ -214,7 +214,7 @@ fn vm_hwm_kib() -> u64 {
 
 /// In a fresh process: read the catalogue, print seconds and VmHWM.
 fn child(dir: &str, threads: usize) {
-    let image: ImageRef = format!("oci:{dir}").parse().unwrap();
+    let image: ImageLocation = format!("oci:{dir}").parse().unwrap();
     let source = open_local(&image).unwrap();
     let opts = ReadOptions {
         threads,

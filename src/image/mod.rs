@@ -18,16 +18,17 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub use crate::resolve::{Digest, Platform};
+
 pub use catalogue::{
     Catalogue, CondaMetaRecord, CondaPrefix, Libc, LibcKind, OsPackage, OsPackageSource, OsRelease,
     Owner, PythonDist, PythonInstall,
 };
 pub use daemon::DockerDaemon;
-pub use digest::{Digest, ParseDigestError, ParsePlatformError, Platform};
 pub use layer::{Compression, LayerStats};
 pub use source::{
-    BlobSource, DockerArchive, Fetched, ImageConfig, ImageRef, ImageSource, LayerRef, OciLayout,
-    ResolvedImage, open_local, resolve_blobs,
+    BlobSource, DockerArchive, Fetched, ImageConfig, ImageLocation, ImageSource, LayerRef,
+    OciLayout, ResolvedImage, open_local, resolve_blobs,
 };
 
 /// Everything that can go wrong reading an image. Each names the image and,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use imagelock::image::{
-    Catalogue, ImageError, ImageRef, Platform, ReadOptions, open_local, read_catalogue,
+    Catalogue, ImageError, ImageLocation, Platform, ReadOptions, open_local, read_catalogue,
 };
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -126,7 +126,7 @@ fn write_layout(dir: &Path, images: &[(&str, Vec<Layer>)]) {
     for (platform, layers) in images {
         let p: Platform = platform.parse().unwrap();
         let config = serde_json::to_vec(&json!({
-            "architecture": p.architecture, "os": p.os,
+            "architecture": p.architecture(), "os": p.os(),
             "config": {"Env": ["PATH=/usr/local/bin:/usr/bin"]},
             "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>()},
         }))
@@ -144,8 +144,8 @@ fn write_layout(dir: &Path, images: &[(&str, Vec<Layer>)]) {
         }))
         .unwrap();
         let digest = write_blob(dir, &manifest);
-        let mut platform_json = json!({"os": p.os, "architecture": p.architecture});
-        if let Some(v) = &p.variant {
+        let mut platform_json = json!({"os": p.os(), "architecture": p.architecture()});
+        if let Some(v) = p.variant() {
             platform_json["variant"] = json!(v);
         }
         entries.push(json!({
@@ -162,7 +162,7 @@ fn write_layout(dir: &Path, images: &[(&str, Vec<Layer>)]) {
 }
 
 fn read(reference: &str, opts: &ReadOptions) -> Result<Catalogue, ImageError> {
-    let image: ImageRef = reference.parse()?;
+    let image: ImageLocation = reference.parse()?;
     let source = open_local(&image)?;
     read_catalogue(source.as_ref(), &Platform::linux_amd64(), opts)
 }
@@ -394,7 +394,7 @@ fn platforms_are_picked_from_an_index() {
     .to_string()
     .replace(&reference, "[reference]");
     insta::assert_snapshot!(e, @r"
-    `[reference]` has no image for `linux/s390x`; it has `linux/amd64`, `linux/arm64/v8`
+    `[reference]` has no image for `linux/s390x`; it has `linux/amd64`, `linux/arm64`
     hint: pick one with `--platform`
     ");
 }
@@ -431,7 +431,10 @@ fn a_second_read_comes_from_the_cache() {
 
 #[test]
 fn bad_references_say_what_to_write() {
-    let e = "python:3.11".parse::<ImageRef>().unwrap_err().to_string();
+    let e = "python:3.11"
+        .parse::<ImageLocation>()
+        .unwrap_err()
+        .to_string();
     insta::assert_snapshot!(e, @r"
     `python:3.11` is not an image reference
     hint: the transports are `docker://`, `oci:`, `oci-archive:`, `docker-archive:` and `docker-daemon:`
