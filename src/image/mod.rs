@@ -11,6 +11,7 @@ mod daemon;
 mod digest;
 mod formats;
 mod layer;
+mod registry;
 mod source;
 
 use std::io;
@@ -26,6 +27,7 @@ pub use catalogue::{
 };
 pub use daemon::DockerDaemon;
 pub use layer::{Compression, LayerStats};
+pub use registry::RegistryImage;
 pub use source::{
     BlobSource, DockerArchive, Fetched, ImageConfig, ImageLocation, ImageSource, LayerRef,
     OciLayout, ResolvedImage, open_local, resolve_blobs,
@@ -130,6 +132,12 @@ pub enum ImageError {
     TagNeeded {
         reference: String,
         available: String,
+    },
+    #[error("cannot read `{reference}` from its registry: {source}")]
+    Registry {
+        reference: String,
+        #[source]
+        source: Box<crate::resolve::ResolveError>,
     },
     #[error("the Docker Engine at `{host}` cannot give `{reference}`: {message}\nhint: {hint}")]
     Daemon {

@@ -663,3 +663,79 @@ fn docker_daemon_reads_a_loaded_image() {
         "{e}"
     );
 }
+
+/// `docker://` through the registry client against the real registry (with
+/// token auth): the same catalogue as the `oci:` layout it was pushed from.
+#[test]
+fn docker_transport_reads_what_was_pushed() {
+    use imagelock::image::RegistryImage;
+    use imagelock::resolve::auth::CredentialStore;
+    use imagelock::resolve::{Registry, RegistryOptions};
+
+    if !common::require_tool("umoci", "apt-get install -y umoci") {
+        return;
+    }
+    let Some(server) = common::registry::server(common::registry::AuthKind::Htpasswd) else {
+        return;
+    };
+    let tmp = common::tempdir();
+    let (oci, _, _) = umoci_image(tmp.path());
+    server.push(&tmp.path().join("layout"), "t", "verify/pushed:t", false);
+    let config = tmp.path().join("config.json");
+    let auth = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            common::registry::USER,
+            common::registry::PASSWORD
+        ))
+    };
+    std::fs::write(
+        &config,
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, server.addr),
+    )
+    .unwrap();
+    let registry = Registry::new(RegistryOptions {
+        credentials: CredentialStore::empty().with_docker_config(&config),
+        ..RegistryOptions::default()
+    })
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let location: ImageLocation = format!("docker://{}/verify/pushed:t", server.addr)
+        .parse()
+        .unwrap();
+    let ImageLocation::Docker(image) = location else {
+        panic!("a docker:// location")
+    };
+    let source = RegistryImage::new(
+        std::sync::Arc::new(registry),
+        image,
+        runtime.handle().clone(),
+    );
+    let opts = ReadOptions::default();
+    let from_registry = read_catalogue(&source, &Platform::linux_amd64(), &opts).unwrap();
+    assert_eq!(
+        contents(&from_registry),
+        contents(&read(&oci, &opts).unwrap())
+    );
+    assert!(from_registry.image.manifest_digest.is_some());
+
+    let missing: ImageLocation = format!("docker://{}/verify/nope:t", server.addr)
+        .parse()
+        .unwrap();
+    let ImageLocation::Docker(missing) = missing else {
+        panic!("a docker:// location")
+    };
+    let e = read_catalogue(
+        &RegistryImage::new(
+            std::sync::Arc::new(Registry::new(RegistryOptions::default()).unwrap()),
+            missing,
+            runtime.handle().clone(),
+        ),
+        &Platform::linux_amd64(),
+        &opts,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("cannot read `docker://"), "{e}");
+}
