@@ -183,6 +183,39 @@ pub fn read_catalogue(
     opts: &ReadOptions,
 ) -> Result<Catalogue, ImageError> {
     let image = source.resolve(platform)?;
+    let layers = read_layers(source, &image, opts)?;
+    Ok(catalogue::merge(image, platform.clone(), layers))
+}
+
+/// Reads an image's catalogue for one platform, and, when `base_diff_ids`
+/// are the bottom layers of the image, the catalogue of those layers alone:
+/// what the base image holds, read once with the rest. `None` when the
+/// image is not built on those layers.
+pub fn read_catalogue_with_base(
+    source: &dyn ImageSource,
+    platform: &Platform,
+    opts: &ReadOptions,
+    base_diff_ids: &[Digest],
+) -> Result<(Catalogue, Option<Catalogue>), ImageError> {
+    let image = source.resolve(platform)?;
+    let layers = read_layers(source, &image, opts)?;
+    let n = base_diff_ids.len();
+    let base = image.config.diff_ids.starts_with(base_diff_ids).then(|| {
+        let mut base_image = image.clone();
+        base_image.layers.truncate(n);
+        base_image.config.diff_ids.truncate(n);
+        catalogue::merge(base_image, platform.clone(), layers[..n].to_vec())
+    });
+    Ok((catalogue::merge(image, platform.clone(), layers), base))
+}
+
+/// Every layer's collection, bottom first, in parallel (cached ones from
+/// the cache).
+fn read_layers(
+    source: &dyn ImageSource,
+    image: &ResolvedImage,
+    opts: &ReadOptions,
+) -> Result<Vec<layer::LayerCollection>, ImageError> {
     let reference = source.reference();
     let n = image.layers.len();
     let results: Mutex<Vec<Option<Result<layer::LayerCollection, ImageError>>>> =
@@ -250,7 +283,7 @@ pub fn read_catalogue(
     if let Some(e) = first_error {
         return Err(e);
     }
-    Ok(catalogue::merge(image, platform.clone(), layers))
+    Ok(layers)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
