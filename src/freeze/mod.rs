@@ -17,6 +17,7 @@
 //! [`crate::resolve`], solving in [`crate::solve`].
 
 mod bases;
+pub mod state;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@ pub use reference::{
 };
 pub mod auth;
 pub mod http;
+pub mod pypi;
 pub mod registry;
 
 pub use registry::{

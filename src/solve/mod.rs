@@ -1,1 +1,2 @@
 //! Pure solving: conda (rattler) and Python (PubGrub). No I/O here.
+pub mod python;

@@ -74,3 +74,36 @@ async fn bases_are_pinned_from_the_world_layouts() {
         ]
     );
 }
+
+#[test]
+fn base_images_tell_the_target() {
+    use imagelock::freeze::state::{PlatformState, read_base};
+    let mut config = examples();
+    let cache = crate::common::tempdir();
+    config.cache_dir = cache.path().to_path_buf();
+
+    let (cat, env) =
+        read_base(&config, "docker.io/library/python:3.11-slim", "linux/arm64").unwrap();
+    let state = PlatformState::from_catalogue("linux/arm64", &cat, &env);
+    let libc = state.libc.as_ref().unwrap();
+    assert_eq!(libc.1, "2.36");
+    let python = state.python_for(None).expect("a python on PATH");
+    assert_eq!(python.prefix, "/usr/local");
+    assert!(python.version.starts_with("3.11."), "{python:?}");
+    assert!(state.dists[&python.site_packages].contains_key("pip"));
+
+    let (cat, env) = read_base(
+        &config,
+        "docker.io/condaforge/miniforge3:24.3.0-0",
+        "linux/amd64",
+    )
+    .unwrap();
+    let state = PlatformState::from_catalogue("linux/amd64", &cat, &env);
+    assert_eq!(state.conda_root().as_deref(), Some("/opt/conda"));
+    assert_eq!(state.conda_prefix_for(None).as_deref(), Some("/opt/conda"));
+    let conda = &state.conda["/opt/conda"];
+    assert!(conda.contains_key("mamba") && conda.contains_key("python"));
+    let python = state.python_for(None).unwrap();
+    assert_eq!(python.prefix, "/opt/conda");
+    assert_eq!(python.version, conda["python"].version);
+}

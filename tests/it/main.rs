@@ -12,5 +12,6 @@ mod graph;
 mod image;
 mod lockfiles;
 mod plan;
+mod pypi;
 mod registry;
 mod rewrite;

@@ -1,0 +1,94 @@
+//! Resolves requirements like `uv pip compile` and prints `name==version`
+//! lines (sorted) to stdout, timing and request counts to stderr.
+//!
+//! cargo bench --bench pip_compile -- --python-version 3.11 --platform linux/amd64 \
+//!     --glibc 2.28 [--index-url URL] [--cache-dir DIR] [--offline] [--pre] REQUIREMENT…
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use imagelock::resolve::pypi::{self, Fetcher, IndexClient, IndexUrls, PipSettings};
+use imagelock::solve::python::{Libc, ResolveOptions, ResolveRequest, TargetEnv};
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let (mut python, mut platform, mut glibc, mut musl) =
+        (None, "linux/amd64".to_string(), None, None);
+    let (mut index, mut cache, mut offline, mut pre, mut reqs) =
+        (None, None, false, false, Vec::new());
+    let mut exclude_newer = None;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--python-version" => python = args.next(),
+            "--platform" => platform = args.next().unwrap_or_default(),
+            "--glibc" => glibc = args.next(),
+            "--musl" => musl = args.next(),
+            "--index-url" => index = args.next(),
+            "--cache-dir" => cache = args.next(),
+            "--exclude-newer" => exclude_newer = args.next(),
+            "--offline" => offline = true,
+            "--pre" => pre = true,
+            "--bench" => {}
+            _ => reqs.push(a),
+        }
+    }
+    let libc = match (glibc, musl) {
+        (Some(g), _) => Some(Libc::glibc(&g)?),
+        (None, Some(m)) => Some(Libc::musl(&m)?),
+        _ => None,
+    };
+    let target = Arc::new(TargetEnv::cpython(python.as_deref(), &platform, libc)?);
+    let env = |k: &str| std::env::var(k).ok();
+    let urls = IndexUrls::gather(
+        index.as_deref(),
+        &[],
+        &PipSettings::from_env(&env),
+        &Default::default(),
+    );
+    let cache = cache.map(Into::into).or_else(|| {
+        std::env::var_os("IMAGELOCK_CACHE_DIR").map(|d| std::path::PathBuf::from(d).join("pypi"))
+    });
+    let fetch = Fetcher::new(cache, offline, urls.logins(&env))?;
+    let client = Arc::new(IndexClient::new(fetch, &urls.urls, false)?);
+    let request = ResolveRequest {
+        requirements: reqs,
+        options: ResolveOptions {
+            pre,
+            exclude_newer,
+            ..ResolveOptions::default()
+        },
+        ..ResolveRequest::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let start = Instant::now();
+    let out = rt.block_on(pypi::resolve(client.clone(), target, request));
+    let elapsed = start.elapsed();
+    let stats = client.stats();
+    eprintln!(
+        "resolved in {:.3}s ({} requests, {} not modified, {} fresh from cache)",
+        elapsed.as_secs_f64(),
+        stats.requests,
+        stats.not_modified,
+        stats.fresh_hits
+    );
+    match out {
+        Ok(pins) => {
+            let mut lines: Vec<String> = pins
+                .iter()
+                .map(|p| format!("{}=={}", p.name, p.version))
+                .collect();
+            lines.sort();
+            for l in lines {
+                println!("{l}");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    }
+}

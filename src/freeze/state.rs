@@ -1,0 +1,295 @@
+//! What an image holds at a point of its build, for one platform: read from
+//! the base image's files, then changed by each install step.
+//!
+//! Install steps are resolved against this state the way the build runs
+//! them: `pip` is the one on `PATH` (or the one named), so it installs into
+//! that Python and keeps what is there; `conda install` changes the prefix
+//! it names (or the active one) and keeps what it can.
+
+use std::collections::BTreeMap;
+
+use crate::image::{Catalogue, LibcKind};
+use crate::source::steps::Target;
+
+/// A conda package installed in a prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstalledConda {
+    pub name: String,
+    pub version: String,
+    pub build: String,
+    pub build_number: u64,
+    pub channel: Option<String>,
+    pub subdir: Option<String>,
+    pub url: Option<String>,
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    pub size: Option<u64>,
+}
+
+/// A Python interpreter of the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PythonEnv {
+    /// Installation prefix (`/usr/local`, `/opt/conda`).
+    pub prefix: String,
+    /// `3.11` or a full `3.11.9` when known.
+    pub version: String,
+    /// Where pip installs.
+    pub site_packages: String,
+}
+
+/// The image's state for one platform.
+#[derive(Clone, Debug, Default)]
+pub struct PlatformState {
+    pub platform: String,
+    /// `Env` of the image config, updated by `ENV` of the definition.
+    pub env: BTreeMap<String, String>,
+    /// `glibc 2.36` / `musl 1.2.4`.
+    pub libc: Option<(LibcKind, String)>,
+    pub pythons: Vec<PythonEnv>,
+    /// Conda prefix → installed packages by name.
+    pub conda: BTreeMap<String, BTreeMap<String, InstalledConda>>,
+    /// site-packages directory → installed distributions (normalized name →
+    /// version).
+    pub dists: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl PlatformState {
+    /// The state of a base image, from its catalogue and config `Env`.
+    pub fn from_catalogue(platform: &str, catalogue: &Catalogue, env: &[String]) -> Self {
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let libc = catalogue
+            .libc
+            .as_ref()
+            .and_then(|l| Some((l.kind, l.version.clone()?)));
+        let mut pythons: Vec<PythonEnv> = catalogue
+            .pythons
+            .iter()
+            .filter_map(|p| {
+                Some(PythonEnv {
+                    prefix: p.prefix.clone(),
+                    version: p.version.clone(),
+                    site_packages: p.site_packages.first()?.clone(),
+                })
+            })
+            .collect();
+        // Official python images say the full version in their config.
+        if let Some(full) = env.get("PYTHON_VERSION") {
+            for p in &mut pythons {
+                if full.starts_with(&format!("{}.", p.version)) && p.prefix == "/usr/local" {
+                    p.version = full.clone();
+                }
+            }
+        }
+        let mut conda: BTreeMap<String, BTreeMap<String, InstalledConda>> = BTreeMap::new();
+        for prefix in &catalogue.conda_prefixes {
+            let records: BTreeMap<String, InstalledConda> = prefix
+                .records
+                .iter()
+                .map(|r| {
+                    (
+                        r.name.clone(),
+                        InstalledConda {
+                            name: r.name.clone(),
+                            version: r.version.clone(),
+                            build: r.build.clone(),
+                            build_number: r.build_number,
+                            channel: r.channel.clone(),
+                            subdir: r.subdir.clone(),
+                            url: r.url.clone(),
+                            sha256: r.sha256.clone(),
+                            md5: r.md5.clone(),
+                            size: r.size,
+                        },
+                    )
+                })
+                .collect();
+            conda.insert(prefix.path.clone(), records);
+        }
+        // A conda prefix's python is known exactly from its record.
+        for p in &mut pythons {
+            if let Some(py) = conda.get(&p.prefix).and_then(|r| r.get("python")) {
+                p.version.clone_from(&py.version);
+            }
+        }
+        let mut dists: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for d in &catalogue.python_dists {
+            // Conda's own dist-infos count too: pip sees them as installed
+            // and keeps them when they satisfy.
+            dists
+                .entry(d.site_packages.clone())
+                .or_default()
+                .insert(d.normalized_name.clone(), d.version.clone());
+        }
+        PlatformState {
+            platform: platform.to_string(),
+            env,
+            libc,
+            pythons,
+            conda,
+            dists,
+        }
+    }
+
+    /// `PATH` directories in order.
+    fn path_dirs(&self) -> Vec<String> {
+        self.env
+            .get("PATH")
+            .map(|p| {
+                p.split(':')
+                    .map(|d| d.trim_end_matches('/').to_string())
+                    .collect()
+            })
+            .unwrap_or_else(|| {
+                [
+                    "/usr/local/sbin",
+                    "/usr/local/bin",
+                    "/usr/sbin",
+                    "/usr/bin",
+                    "/sbin",
+                    "/bin",
+                ]
+                .map(String::from)
+                .to_vec()
+            })
+    }
+
+    /// The Python a pip command uses: the one it names (`/opt/conda/bin/pip`,
+    /// `python3.11 -m pip`), else the first on `PATH`.
+    pub fn python_for(&self, target: Option<&Target>) -> Option<&PythonEnv> {
+        if let Some(Target::Python(exe)) = target {
+            let exe = exe.value.as_deref().unwrap_or(&exe.written);
+            if let Some((dir, _)) = exe.rsplit_once('/') {
+                let prefix = dir.strip_suffix("/bin").unwrap_or(dir);
+                if let Some(p) = self.pythons.iter().find(|p| p.prefix == prefix) {
+                    return Some(p);
+                }
+            } else if let Some(minor) = exe.strip_prefix("python").filter(|v| v.contains('.')) {
+                // `python3.11 -m pip`: the installation of that version on PATH.
+                return self.path_dirs().iter().find_map(|dir| {
+                    let prefix = dir.strip_suffix("/bin")?;
+                    self.pythons
+                        .iter()
+                        .find(|p| p.prefix == prefix && p.version.starts_with(minor))
+                });
+            }
+        }
+        if let Some(Target::CondaName(_) | Target::CondaPrefix(_)) = target {
+            let prefix = self.conda_prefix_for(target)?;
+            return self.pythons.iter().find(|p| p.prefix == prefix);
+        }
+        self.path_dirs().iter().find_map(|dir| {
+            let prefix = dir.strip_suffix("/bin")?;
+            self.pythons.iter().find(|p| p.prefix == prefix)
+        })
+    }
+
+    /// The prefix a conda command changes: `-p`, `-n` (under the root
+    /// prefix's `envs/`), else the active one (`CONDA_PREFIX`, the root
+    /// prefix from `CONDA_DIR`/`MAMBA_ROOT_PREFIX`, or the one on `PATH`).
+    pub fn conda_prefix_for(&self, target: Option<&Target>) -> Option<String> {
+        let root = self.conda_root();
+        match target {
+            Some(Target::CondaPrefix(p)) => p.value.clone(),
+            Some(Target::CondaName(n)) => {
+                let name = n.value.as_deref()?;
+                let root = root?;
+                Some(if name == "base" {
+                    root
+                } else {
+                    format!("{root}/envs/{name}")
+                })
+            }
+            _ => self.env.get("CONDA_PREFIX").cloned().or(root),
+        }
+    }
+
+    /// The root conda prefix of the image.
+    pub fn conda_root(&self) -> Option<String> {
+        for var in ["CONDA_DIR", "MAMBA_ROOT_PREFIX", "CONDA_ROOT"] {
+            if let Some(v) = self.env.get(var) {
+                return Some(v.trim_end_matches('/').to_string());
+            }
+        }
+        let on_path = self.path_dirs().into_iter().find_map(|dir| {
+            let prefix = dir.strip_suffix("/bin")?.to_string();
+            self.conda.contains_key(&prefix).then_some(prefix)
+        });
+        on_path.or_else(|| {
+            // The shortest prefix is the root; the others are its envs.
+            self.conda.keys().min_by_key(|k| k.len()).cloned()
+        })
+    }
+
+    /// Records a conda prefix's new contents, and the Python it now has.
+    pub fn set_conda(&mut self, prefix: &str, packages: Vec<InstalledConda>) {
+        let python = packages
+            .iter()
+            .find(|p| p.name == "python")
+            .map(|p| p.version.clone());
+        self.conda.insert(
+            prefix.to_string(),
+            packages.into_iter().map(|p| (p.name.clone(), p)).collect(),
+        );
+        if let Some(version) = python {
+            let minor: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
+            let site_packages = format!("{prefix}/lib/python{minor}/site-packages");
+            match self.pythons.iter_mut().find(|p| p.prefix == prefix) {
+                Some(p) => {
+                    p.version = version;
+                    p.site_packages = site_packages;
+                }
+                None => self.pythons.push(PythonEnv {
+                    prefix: prefix.to_string(),
+                    version,
+                    site_packages,
+                }),
+            }
+        }
+    }
+}
+
+/// Where to read a base image's files: the configured `oci:` location of its
+/// registry, or the registry itself.
+pub fn base_location(config: &crate::config::Config, name: &str) -> Option<String> {
+    let image = crate::resolve::ImageRef::parse(name).ok()?;
+    let registry = config.registries.get(image.registry());
+    let tag = image.tag().unwrap_or("latest");
+    match registry.and_then(|r| r.location.as_deref()) {
+        Some(loc) if loc.starts_with("oci:") => {
+            let dir = config
+                .root
+                .join(&loc["oci:".len()..])
+                .join(image.repository());
+            Some(format!("oci:{}:{tag}", dir.display()))
+        }
+        _ => Some(format!("docker://{name}")),
+    }
+}
+
+/// Reads the catalogue of a base image for one platform. Blocking.
+pub fn read_base(
+    config: &crate::config::Config,
+    name: &str,
+    platform: &str,
+) -> Result<(Catalogue, Vec<String>), String> {
+    use crate::image::{ImageRef as Location, ReadOptions, open_local, read_catalogue};
+    let location =
+        base_location(config, name).ok_or_else(|| format!("`{name}` is not an image reference"))?;
+    let parsed: Location = location.parse().map_err(|e| format!("{e}"))?;
+    let source = open_local(&parsed).map_err(|e| format!("{e}"))?;
+    let platform = platform
+        .parse()
+        .map_err(|e| format!("`{platform}`: {e:?}"))?;
+    let options = ReadOptions {
+        cache_dir: Some(config.cache_dir.join("layers")),
+        ..ReadOptions::default()
+    };
+    let catalogue =
+        read_catalogue(source.as_ref(), &platform, &options).map_err(|e| format!("{e}"))?;
+    let env = catalogue.image.config.env.clone();
+    Ok((catalogue, env))
+}

@@ -1,0 +1,220 @@
+//! Reading one file out of a distribution: a wheel's `METADATA` with HTTP
+//! range requests (a small zip reader: end of central directory, central
+//! directory, then the one entry), and an sdist's `PKG-INFO`.
+
+use std::io::Read;
+
+use super::PypiError;
+use super::fetch::Fetcher;
+
+const EOCD: u32 = 0x0605_4b50;
+const CENTRAL: u32 = 0x0201_4b50;
+const LOCAL: u32 = 0x0403_4b50;
+/// The tail fetched first: it holds the central directory of most wheels.
+const TAIL: u64 = 64 * 1024;
+/// Refuse to inflate a METADATA larger than this.
+const METADATA_CAP: u64 = 16 * 1024 * 1024;
+
+fn u16_at(b: &[u8], i: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(i..i + 2)?.try_into().ok()?))
+}
+fn u32_at(b: &[u8], i: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?))
+}
+
+struct Entry {
+    method: u16,
+    compressed: u64,
+    uncompressed: u64,
+    local_offset: u64,
+}
+
+fn bad(url: &str, why: &str) -> PypiError {
+    PypiError::BadArchive {
+        url: super::fetch::redact(url),
+        message: why.to_string(),
+    }
+}
+
+/// Reads `*.dist-info/METADATA` of the wheel at `url` with range requests.
+pub async fn wheel_metadata(fetch: &Fetcher, url: &str) -> Result<String, PypiError> {
+    let (tail, total, partial) = fetch.get_range(url, &format!("-{TAIL}")).await?;
+    if !partial {
+        // The server sent everything: read it in memory.
+        return metadata_from_zip_bytes(&tail).ok_or_else(|| bad(url, "no METADATA in the wheel"));
+    }
+    let total = total.ok_or_else(|| bad(url, "the server did not give the file size"))?;
+    let tail_start = total.saturating_sub(tail.len() as u64);
+    let eocd = (0..tail.len().saturating_sub(21))
+        .rev()
+        .find(|&i| u32_at(&tail, i) == Some(EOCD))
+        .ok_or_else(|| bad(url, "no end of central directory"))?;
+    let cd_size = u64::from(u32_at(&tail, eocd + 12).ok_or_else(|| bad(url, "short EOCD"))?);
+    let cd_offset = u64::from(u32_at(&tail, eocd + 16).ok_or_else(|| bad(url, "short EOCD"))?);
+    if cd_offset == 0xFFFF_FFFF || cd_size == 0xFFFF_FFFF {
+        return Err(bad(url, "zip64 wheels are not read with ranges"));
+    }
+    let cd = if cd_offset >= tail_start {
+        let from = usize::try_from(cd_offset - tail_start).map_err(|_| bad(url, "offset"))?;
+        tail.get(from..)
+            .ok_or_else(|| bad(url, "central directory"))?
+            .to_vec()
+    } else {
+        fetch
+            .get_range(url, &format!("{cd_offset}-{}", cd_offset + cd_size - 1))
+            .await?
+            .0
+    };
+    let entry = find_metadata(&cd).ok_or_else(|| bad(url, "no `*.dist-info/METADATA` entry"))?;
+    if entry.uncompressed > METADATA_CAP {
+        return Err(bad(url, "METADATA is too large"));
+    }
+    // The local header's name and extra field may differ from the central
+    // directory's; fetch generously and parse the local header.
+    let want = 30 + 1024 + entry.compressed + 64 * 1024;
+    let end = (entry.local_offset + want).min(total) - 1;
+    let local = if entry.local_offset >= tail_start {
+        let from =
+            usize::try_from(entry.local_offset - tail_start).map_err(|_| bad(url, "offset"))?;
+        tail[from..].to_vec()
+    } else {
+        fetch
+            .get_range(url, &format!("{}-{end}", entry.local_offset))
+            .await?
+            .0
+    };
+    read_local(&local, &entry).ok_or_else(|| bad(url, "could not read the METADATA entry"))
+}
+
+fn find_metadata(cd: &[u8]) -> Option<Entry> {
+    let mut i = 0;
+    while u32_at(cd, i) == Some(CENTRAL) {
+        let method = u16_at(cd, i + 10)?;
+        let compressed = u64::from(u32_at(cd, i + 20)?);
+        let uncompressed = u64::from(u32_at(cd, i + 24)?);
+        let name_len = usize::from(u16_at(cd, i + 28)?);
+        let extra_len = usize::from(u16_at(cd, i + 30)?);
+        let comment_len = usize::from(u16_at(cd, i + 32)?);
+        let local_offset = u64::from(u32_at(cd, i + 42)?);
+        let name = cd.get(i + 46..i + 46 + name_len)?;
+        let name = String::from_utf8_lossy(name);
+        // The top-level `<name>-<version>.dist-info/METADATA` only.
+        if let Some((dir, file)) = name.split_once('/')
+            && file == "METADATA"
+            && dir.ends_with(".dist-info")
+        {
+            return Some(Entry {
+                method,
+                compressed,
+                uncompressed,
+                local_offset,
+            });
+        }
+        i += 46 + name_len + extra_len + comment_len;
+    }
+    None
+}
+
+fn read_local(local: &[u8], entry: &Entry) -> Option<String> {
+    if u32_at(local, 0)? != LOCAL {
+        return None;
+    }
+    let name_len = usize::from(u16_at(local, 26)?);
+    let extra_len = usize::from(u16_at(local, 28)?);
+    let start = 30 + name_len + extra_len;
+    let data = local.get(start..start + usize::try_from(entry.compressed).ok()?)?;
+    inflate(entry.method, data, entry.uncompressed)
+}
+
+fn inflate(method: u16, data: &[u8], size: u64) -> Option<String> {
+    let mut out = Vec::with_capacity(usize::try_from(size.min(METADATA_CAP)).ok()?);
+    match method {
+        0 => out.extend_from_slice(data),
+        8 => {
+            flate2::read::DeflateDecoder::new(data)
+                .take(METADATA_CAP)
+                .read_to_end(&mut out)
+                .ok()?;
+        }
+        _ => return None,
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Reads METADATA from a whole wheel in memory.
+pub fn metadata_from_zip_bytes(zip: &[u8]) -> Option<String> {
+    let eocd = (0..zip.len().saturating_sub(21))
+        .rev()
+        .find(|&i| u32_at(zip, i) == Some(EOCD))?;
+    let cd_offset = usize::try_from(u32_at(zip, eocd + 16)?).ok()?;
+    let entry = find_metadata(zip.get(cd_offset..)?)?;
+    read_local(
+        zip.get(usize::try_from(entry.local_offset).ok()?..)?,
+        &entry,
+    )
+}
+
+/// Reads `<top>/PKG-INFO` from a `.tar.gz` sdist in memory.
+pub fn sdist_pkg_info(targz: &[u8]) -> Option<String> {
+    let gz = flate2::read::GzDecoder::new(targz);
+    let mut archive = tar::Archive::new(gz);
+    for entry in archive.entries().ok()? {
+        let entry = entry.ok()?;
+        let path = entry.path().ok()?.to_string_lossy().into_owned();
+        let parts: Vec<&str> = path.trim_start_matches("./").split('/').collect();
+        if parts.len() == 2 && parts[1] == "PKG-INFO" {
+            let mut text = String::new();
+            entry.take(METADATA_CAP).read_to_string(&mut text).ok()?;
+            return Some(text);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stored (uncompressed) one-entry zip, built by hand.
+    fn tiny_zip(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut z = Vec::new();
+        let n = name.len() as u16;
+        let len = data.len() as u32;
+        z.extend(LOCAL.to_le_bytes());
+        z.extend([20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        z.extend(len.to_le_bytes());
+        z.extend(len.to_le_bytes());
+        z.extend(n.to_le_bytes());
+        z.extend(0u16.to_le_bytes());
+        z.extend(name.as_bytes());
+        z.extend(data);
+        let cd = z.len() as u32;
+        z.extend(CENTRAL.to_le_bytes());
+        z.extend([20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        z.extend(len.to_le_bytes());
+        z.extend(len.to_le_bytes());
+        z.extend(n.to_le_bytes());
+        z.extend([0u8; 12]);
+        z.extend(0u32.to_le_bytes());
+        z.extend(name.as_bytes());
+        let cd_size = z.len() as u32 - cd;
+        z.extend(EOCD.to_le_bytes());
+        z.extend([0, 0, 0, 0, 1, 0, 1, 0]);
+        z.extend(cd_size.to_le_bytes());
+        z.extend(cd.to_le_bytes());
+        z.extend(0u16.to_le_bytes());
+        z
+    }
+
+    #[test]
+    fn reads_metadata_from_a_zip() {
+        let z = tiny_zip("demo-1.0.dist-info/METADATA", b"Name: demo\nVersion: 1.0\n");
+        assert_eq!(
+            metadata_from_zip_bytes(&z).as_deref(),
+            Some("Name: demo\nVersion: 1.0\n")
+        );
+        let z = tiny_zip("demo/vendor/x.dist-info/METADATA", b"x");
+        assert_eq!(metadata_from_zip_bytes(&z), None);
+        assert_eq!(metadata_from_zip_bytes(b"not a zip"), None);
+    }
+}

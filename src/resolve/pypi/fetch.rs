@@ -1,0 +1,496 @@
+//! The index client's HTTP: one small struct over `reqwest` with an on-disk
+//! cache (ETag / Last-Modified / max-age), `--offline`, byte ranges,
+//! `file://` URLs and credentials that never leave their host.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{
+    ACCEPT, CACHE_CONTROL, CONTENT_RANGE, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    LAST_MODIFIED, RANGE,
+};
+use reqwest::{StatusCode, Url};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::PypiError;
+
+/// Removes `user:password@` from a URL for messages and locks.
+pub fn redact(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Login for one host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Login {
+    pub user: String,
+    pub password: Option<String>,
+}
+
+/// Reads a `.netrc` (`machine HOST login USER password PASS`, `default`).
+pub fn parse_netrc(text: &str) -> HashMap<String, Login> {
+    let mut out = HashMap::new();
+    let mut tokens = text.split_whitespace();
+    let mut host: Option<String> = None;
+    let mut login = Login {
+        user: String::new(),
+        password: None,
+    };
+    let flush = |host: &mut Option<String>, login: &mut Login, out: &mut HashMap<String, Login>| {
+        if let Some(h) = host.take()
+            && !login.user.is_empty()
+        {
+            out.insert(h, login.clone());
+        }
+        *login = Login {
+            user: String::new(),
+            password: None,
+        };
+    };
+    while let Some(t) = tokens.next() {
+        match t {
+            "machine" => {
+                flush(&mut host, &mut login, &mut out);
+                host = tokens.next().map(str::to_string);
+            }
+            "default" => {
+                flush(&mut host, &mut login, &mut out);
+                host = Some("*".into());
+            }
+            "login" => login.user = tokens.next().unwrap_or_default().to_string(),
+            "password" => login.password = tokens.next().map(str::to_string),
+            _ => {}
+        }
+    }
+    flush(&mut host, &mut login, &mut out);
+    out
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct CacheMeta {
+    etag: Option<String>,
+    last_modified: Option<String>,
+    /// Seconds the body stays fresh.
+    max_age: Option<u64>,
+    /// Unix seconds when stored or last revalidated.
+    stored: u64,
+}
+
+/// Counters for benchmarks and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FetchStats {
+    pub requests: usize,
+    pub not_modified: usize,
+    pub fresh_hits: usize,
+}
+
+/// HTTP with an on-disk cache.
+#[derive(Debug)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    cache: Option<PathBuf>,
+    offline: bool,
+    logins: HashMap<String, Login>,
+    stats: std::sync::Mutex<FetchStats>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Fetcher {
+    /// `cache`: directory for cached answers (`None` disables caching);
+    /// `logins`: credentials per host (from index URLs and `.netrc`).
+    pub fn new(
+        cache: Option<PathBuf>,
+        offline: bool,
+        logins: HashMap<String, Login>,
+    ) -> Result<Self, PypiError> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("imagelock/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(300))
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| PypiError::Client(e.to_string()))?;
+        Ok(Self {
+            client,
+            cache,
+            offline,
+            logins,
+            stats: std::sync::Mutex::default(),
+        })
+    }
+
+    /// Requests made so far.
+    pub fn stats(&self) -> FetchStats {
+        *self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn count(&self, f: impl FnOnce(&mut FetchStats)) {
+        f(&mut self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+
+    fn request(&self, url: &Url) -> reqwest::RequestBuilder {
+        let mut clean = url.clone();
+        let _ = clean.set_username("");
+        let _ = clean.set_password(None);
+        let mut req = self.client.get(clean);
+        let host = url.host_str().unwrap_or_default();
+        if !url.username().is_empty() {
+            let user = percent_decode(url.username());
+            let pass = url.password().map(percent_decode);
+            req = req.basic_auth(user, pass);
+        } else if let Some(login) = self.logins.get(host).or_else(|| self.logins.get("*")) {
+            req = req.basic_auth(&login.user, login.password.as_ref());
+        }
+        req
+    }
+
+    fn paths(&self, key: &str) -> Option<(PathBuf, PathBuf)> {
+        let dir = self.cache.as_ref()?;
+        let h = hex::encode(Sha256::digest(key.as_bytes()));
+        let dir = dir.join(&h[..2]);
+        Some((dir.join(format!("{h}.json")), dir.join(format!("{h}.body"))))
+    }
+
+    fn read_cache(&self, key: &str) -> Option<(CacheMeta, Vec<u8>)> {
+        let (meta, body) = self.paths(key)?;
+        let meta: CacheMeta = serde_json::from_slice(&fs_err::read(meta).ok()?).ok()?;
+        let body = fs_err::read(body).ok()?;
+        Some((meta, body))
+    }
+
+    fn write_cache(&self, key: &str, meta: &CacheMeta, body: Option<&[u8]>) {
+        // A cache that cannot be written only costs time later.
+        let Some((meta_path, body_path)) = self.paths(key) else {
+            return;
+        };
+        if let Some(dir) = meta_path.parent() {
+            let _ = fs_err::create_dir_all(dir);
+        }
+        if let Some(body) = body {
+            let _ = write_atomic(&body_path, body);
+        }
+        if let Ok(json) = serde_json::to_vec(meta) {
+            let _ = write_atomic(&meta_path, &json);
+        }
+    }
+
+    /// GET through the cache. `Ok(None)` when the server says 404/410.
+    /// `what` names the thing for the offline error (`numpy`).
+    pub async fn get_cached(
+        &self,
+        url: &str,
+        accept: &str,
+        what: &str,
+    ) -> Result<Option<Vec<u8>>, PypiError> {
+        let parsed = parse_url(url)?;
+        if parsed.scheme() == "file" {
+            return read_file_url(&parsed);
+        }
+        let key = format!("{accept}\n{}", redact(url));
+        let cached = self.read_cache(&key);
+        if let Some((meta, body)) = &cached {
+            let fresh = meta
+                .max_age
+                .is_some_and(|age| now().saturating_sub(meta.stored) < age);
+            if fresh || self.offline {
+                self.count(|s| s.fresh_hits += 1);
+                return Ok(Some(body.clone()));
+            }
+        }
+        if self.offline {
+            return Err(PypiError::NotCached(what.to_string()));
+        }
+        let mut req = self.request(&parsed).header(ACCEPT, accept);
+        if let Some((meta, _)) = &cached {
+            if let Some(etag) = &meta.etag {
+                req = req.header(IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = &meta.last_modified {
+                req = req.header(IF_MODIFIED_SINCE, lm);
+            }
+        }
+        self.count(|s| s.requests += 1);
+        let resp = req.send().await.map_err(|e| http_error(url, &e))?;
+        let status = resp.status();
+        if status == StatusCode::NOT_MODIFIED
+            && let Some((mut meta, body)) = cached
+        {
+            self.count(|s| s.not_modified += 1);
+            meta.stored = now();
+            meta.max_age = max_age(resp.headers()).or(meta.max_age);
+            self.write_cache(&key, &meta, None);
+            return Ok(Some(body));
+        }
+        if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(PypiError::Status {
+                url: redact(url),
+                status: status.as_u16(),
+            });
+        }
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| http_error(url, &e))?
+            .to_vec();
+        let meta = CacheMeta {
+            etag: header(&headers, &ETAG),
+            last_modified: header(&headers, &LAST_MODIFIED),
+            max_age: max_age(&headers),
+            stored: now(),
+        };
+        if !no_store(&headers) {
+            self.write_cache(&key, &meta, Some(&body));
+        }
+        Ok(Some(body))
+    }
+
+    /// A value derived from an immutable artifact (for example the METADATA
+    /// inside a wheel), kept forever under `key`.
+    pub fn derived_get(&self, key: &str) -> Option<Vec<u8>> {
+        self.read_cache(&format!("derived\n{key}")).map(|(_, b)| b)
+    }
+
+    /// Stores a derived value (see [`Self::derived_get`]).
+    pub fn derived_put(&self, key: &str, body: &[u8]) {
+        let meta = CacheMeta {
+            max_age: Some(u64::MAX / 2),
+            stored: now(),
+            ..CacheMeta::default()
+        };
+        self.write_cache(&format!("derived\n{key}"), &meta, Some(body));
+    }
+
+    /// Whether only the cache may be used.
+    pub fn offline(&self) -> bool {
+        self.offline
+    }
+
+    /// GET `Range: bytes=…`; returns (body, total length when known).
+    /// A server that ignores ranges returns the whole file (`range` = None).
+    pub async fn get_range(
+        &self,
+        url: &str,
+        range: &str,
+    ) -> Result<(Vec<u8>, Option<u64>, bool), PypiError> {
+        let parsed = parse_url(url)?;
+        if parsed.scheme() == "file" {
+            let body = read_file_url(&parsed)?.ok_or_else(|| PypiError::Status {
+                url: redact(url),
+                status: 404,
+            })?;
+            let len = body.len() as u64;
+            return Ok((body, Some(len), false));
+        }
+        if self.offline {
+            return Err(PypiError::NotCached(redact(url)));
+        }
+        self.count(|s| s.requests += 1);
+        let resp = self
+            .request(&parsed)
+            .header(RANGE, format!("bytes={range}"))
+            .send()
+            .await
+            .map_err(|e| http_error(url, &e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(PypiError::Status {
+                url: redact(url),
+                status: status.as_u16(),
+            });
+        }
+        let partial = status == StatusCode::PARTIAL_CONTENT;
+        let total = header(resp.headers(), &CONTENT_RANGE)
+            .and_then(|v| v.rsplit('/').next().and_then(|n| n.parse().ok()));
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| http_error(url, &e))?
+            .to_vec();
+        let total = if partial {
+            total
+        } else {
+            Some(body.len() as u64)
+        };
+        Ok((body, total, partial))
+    }
+
+    /// Downloads a whole file, refusing more than `cap` bytes.
+    pub async fn download(&self, url: &str, cap: u64) -> Result<Vec<u8>, PypiError> {
+        let parsed = parse_url(url)?;
+        if parsed.scheme() == "file" {
+            return read_file_url(&parsed)?.ok_or_else(|| PypiError::Status {
+                url: redact(url),
+                status: 404,
+            });
+        }
+        if self.offline {
+            return Err(PypiError::NotCached(redact(url)));
+        }
+        self.count(|s| s.requests += 1);
+        let mut resp = self
+            .request(&parsed)
+            .send()
+            .await
+            .map_err(|e| http_error(url, &e))?;
+        if !resp.status().is_success() {
+            return Err(PypiError::Status {
+                url: redact(url),
+                status: resp.status().as_u16(),
+            });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| http_error(url, &e))? {
+            body.extend_from_slice(&chunk);
+            if body.len() as u64 > cap {
+                return Err(PypiError::TooLarge {
+                    url: redact(url),
+                    cap,
+                });
+            }
+        }
+        Ok(body)
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    fs_err::write(&tmp, bytes)?;
+    fs_err::rename(&tmp, path)
+}
+
+fn parse_url(url: &str) -> Result<Url, PypiError> {
+    Url::parse(url).map_err(|e| PypiError::BadUrl {
+        url: redact(url),
+        message: e.to_string(),
+    })
+}
+
+fn read_file_url(url: &Url) -> Result<Option<Vec<u8>>, PypiError> {
+    let path = url.to_file_path().map_err(|()| PypiError::BadUrl {
+        url: url.to_string(),
+        message: "not a local path".into(),
+    })?;
+    let path = if path.is_dir() {
+        path.join("index.json")
+    } else {
+        path
+    };
+    match fs_err::read(&path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(PypiError::Io(e.to_string())),
+    }
+}
+
+fn header(h: &HeaderMap, name: &reqwest::header::HeaderName) -> Option<String> {
+    h.get(name)?.to_str().ok().map(str::to_string)
+}
+
+fn max_age(h: &HeaderMap) -> Option<u64> {
+    let cc = header(h, &CACHE_CONTROL)?;
+    if cc.contains("no-cache") {
+        return Some(0);
+    }
+    cc.split(',')
+        .find_map(|d| d.trim().strip_prefix("max-age=")?.parse().ok())
+}
+
+fn no_store(h: &HeaderMap) -> bool {
+    header(h, &CACHE_CONTROL).is_some_and(|c| c.contains("no-store"))
+}
+
+fn http_error(url: &str, e: &reqwest::Error) -> PypiError {
+    // reqwest includes the URL in its message; the redacted one replaces it.
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    let mut message = String::new();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !message.contains(&part) && !part.contains("://") {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&part);
+        }
+        source = s.source();
+    }
+    if message.is_empty() {
+        message = if e.is_timeout() {
+            "timed out".into()
+        } else if e.is_connect() {
+            "could not connect".into()
+        } else {
+            "request failed".into()
+        };
+    }
+    PypiError::Network {
+        url: redact(url),
+        message,
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(b) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_userinfo() {
+        assert_eq!(
+            redact("https://u:secret@pkgs.example/simple/"),
+            "https://pkgs.example/simple/"
+        );
+        assert_eq!(
+            redact("https://pypi.org/simple/"),
+            "https://pypi.org/simple/"
+        );
+    }
+
+    #[test]
+    fn reads_netrc() {
+        let n = parse_netrc("machine a.example login me password pw\ndefault login anon");
+        assert_eq!(n["a.example"].password.as_deref(), Some("pw"));
+        assert_eq!(n["*"].user, "anon");
+    }
+}

@@ -1,0 +1,470 @@
+//! The Python package index client: simple API pages, core metadata (PEP
+//! 658, range requests, sdist `PKG-INFO`), index URLs and credentials from
+//! pip's own settings, an HTTP cache, and the [`PackageSource`] the solver
+//! sees.
+
+pub mod archive;
+pub mod fetch;
+pub mod index_urls;
+pub mod simple;
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use pep440_rs::Version;
+use pep508_rs::PackageName;
+use pubgrub::Ranges;
+use reqwest::Url;
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+pub use fetch::{FetchStats, Fetcher, Login, redact};
+pub use index_urls::{IndexUrls, PipSettings};
+
+use crate::solve::python::dist::{DistKind, parse_filename};
+use crate::solve::python::{
+    Candidates, CoreMetadata, DirectDist, DistFile, PackageSource, ResolveOptions, SourceError,
+    TargetEnv,
+};
+
+/// The Accept header of PEP 691, preferring JSON.
+const ACCEPT_SIMPLE: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
+/// Largest sdist read for `PKG-INFO`.
+const SDIST_CAP: u64 = 64 * 1024 * 1024;
+
+/// What failed talking to an index.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum PypiError {
+    #[error("could not set up the HTTP client: {0}")]
+    Client(String),
+    #[error("`{url}` is not a valid URL: {message}")]
+    BadUrl { url: String, message: String },
+    #[error(
+        "`{url}`: {message}\nhint: check the index URL and the network (HTTPS_PROXY, SSL_CERT_FILE)"
+    )]
+    Network { url: String, message: String },
+    #[error("`{url}` answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("`{0}` is not in the cache; run once without --offline")]
+    NotCached(String),
+    #[error("`{url}` is larger than {cap} bytes")]
+    TooLarge { url: String, cap: u64 },
+    #[error("`{url}` is not a readable archive: {message}")]
+    BadArchive { url: String, message: String },
+    #[error("the page `{url}` is not a simple API page: {message}")]
+    BadPage { url: String, message: String },
+    #[error(
+        "the metadata of `{file}` does not match its sha256 (expected {expected}, got {actual})"
+    )]
+    HashMismatch {
+        file: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("the metadata of `{file}` is unreadable: {message}")]
+    BadMetadata { file: String, message: String },
+    #[error(
+        "`{file}` is only an sdist whose dependencies are dynamic, and building is refused (--no-build)\nhint: allow builds, or pin a version that has a wheel for the target"
+    )]
+    NoBuild { file: String },
+    #[error(
+        "`{file}` is only an sdist whose dependencies are dynamic; building its metadata failed: {message}\nhint: pin a version that has a wheel for the target, or check that `python3` with `venv` is on PATH"
+    )]
+    Build { file: String, message: String },
+    #[error(
+        "`{0}` cannot be locked: VCS and local path requirements need a checkout\nhint: use a wheel or sdist URL, or a version from the index"
+    )]
+    Unsupported(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Results computed once per key, awaited by everyone who asks.
+type Memo<K, T> = Mutex<HashMap<K, Arc<OnceCell<Result<T, SourceError>>>>>;
+
+/// Fetches pages and metadata from one or more indexes.
+pub struct IndexClient {
+    fetch: Fetcher,
+    indexes: Vec<Url>,
+    no_build: bool,
+    pages: Memo<PackageName, Arc<Vec<DistFile>>>,
+    metadata: Memo<String, Arc<CoreMetadata>>,
+}
+
+impl IndexClient {
+    /// A client over `indexes` (simple API roots; the first is pip's
+    /// `--index-url`, the others `--extra-index-url`s: pip merges them).
+    pub fn new(fetch: Fetcher, indexes: &[String], no_build: bool) -> Result<Self, PypiError> {
+        let indexes = indexes
+            .iter()
+            .map(|u| {
+                let with_slash = if u.ends_with('/') {
+                    u.clone()
+                } else {
+                    format!("{u}/")
+                };
+                Url::parse(&with_slash).map_err(|e| PypiError::BadUrl {
+                    url: redact(u),
+                    message: e.to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            fetch,
+            indexes,
+            no_build,
+            pages: Mutex::default(),
+            metadata: Mutex::default(),
+        })
+    }
+
+    /// Request counters.
+    pub fn stats(&self) -> FetchStats {
+        self.fetch.stats()
+    }
+
+    /// Every file of `name` on all indexes (fetched once per client).
+    pub async fn files(&self, name: &PackageName) -> Result<Arc<Vec<DistFile>>, SourceError> {
+        let cell = {
+            let mut pages = self
+                .pages
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            pages.entry(name.clone()).or_default().clone()
+        };
+        cell.get_or_init(|| self.fetch_files(name)).await.clone()
+    }
+
+    async fn fetch_files(&self, name: &PackageName) -> Result<Arc<Vec<DistFile>>, SourceError> {
+        let mut all = Vec::new();
+        let mut found = false;
+        for index in &self.indexes {
+            let page = index
+                .join(&format!("{name}/"))
+                .map_err(|e| SourceError::Failed(e.to_string()))?;
+            let body = self
+                .fetch
+                .get_cached(page.as_str(), ACCEPT_SIMPLE, name.as_ref())
+                .await
+                .map_err(|e| SourceError::Failed(e.to_string()))?;
+            let Some(body) = body else { continue };
+            found = true;
+            let trimmed = body.iter().position(|b| !b.is_ascii_whitespace());
+            let files = if trimmed.is_some_and(|i| body[i] == b'{') {
+                simple::parse_json(&body, &page).map_err(|message| {
+                    SourceError::Failed(
+                        PypiError::BadPage {
+                            url: redact(page.as_str()),
+                            message,
+                        }
+                        .to_string(),
+                    )
+                })?
+            } else {
+                simple::parse_html(&String::from_utf8_lossy(&body), &page)
+            };
+            all.extend(files);
+        }
+        if !found {
+            return Err(SourceError::NotFound(name.to_string()));
+        }
+        Ok(Arc::new(all))
+    }
+
+    /// The core metadata of `file` (cached in memory and, for immutable
+    /// files, on disk).
+    pub async fn metadata(
+        &self,
+        name: &PackageName,
+        file: &DistFile,
+    ) -> Result<Arc<CoreMetadata>, SourceError> {
+        let cell = {
+            let mut m = self
+                .metadata
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            m.entry(file.url.clone()).or_default().clone()
+        };
+        cell.get_or_init(|| async {
+            self.fetch_metadata(name, file)
+                .await
+                .map(Arc::new)
+                .map_err(|e| SourceError::Failed(e.to_string()))
+        })
+        .await
+        .clone()
+    }
+
+    async fn fetch_metadata(
+        &self,
+        name: &PackageName,
+        file: &DistFile,
+    ) -> Result<CoreMetadata, PypiError> {
+        let parse = |text: &str| {
+            CoreMetadata::parse(text).map_err(|e| PypiError::BadMetadata {
+                file: file.filename.clone(),
+                message: e.to_string(),
+            })
+        };
+        if let Some(hash) = &file.core_metadata {
+            let url = format!("{}.metadata", file.url);
+            let body = self
+                .fetch
+                .get_cached(&url, "*/*", &file.filename)
+                .await?
+                .ok_or_else(|| PypiError::Status {
+                    url: redact(&url),
+                    status: 404,
+                })?;
+            if let Some(expected) = hash {
+                let actual = hex::encode(Sha256::digest(&body));
+                if !actual.eq_ignore_ascii_case(expected) {
+                    return Err(PypiError::HashMismatch {
+                        file: file.filename.clone(),
+                        expected: expected.clone(),
+                        actual,
+                    });
+                }
+            }
+            return parse(&String::from_utf8_lossy(&body));
+        }
+        let key = format!("metadata\n{}", file.url);
+        if let Some(text) = self.fetch.derived_get(&key) {
+            return parse(&String::from_utf8_lossy(&text));
+        }
+        if self.fetch.offline() {
+            return Err(PypiError::NotCached(file.filename.clone()));
+        }
+        let kind = parse_filename(&file.filename, name).map(|f| f.kind);
+        let text = match kind {
+            Some(DistKind::Wheel { .. }) => archive::wheel_metadata(&self.fetch, &file.url).await?,
+            _ => self.sdist_metadata(file).await?,
+        };
+        let meta = parse(&text)?;
+        self.fetch.derived_put(&key, text.as_bytes());
+        Ok(meta)
+    }
+
+    async fn sdist_metadata(&self, file: &DistFile) -> Result<String, PypiError> {
+        let body = self.fetch.download(&file.url, SDIST_CAP).await?;
+        if let Some(expected) = &file.sha256 {
+            let actual = hex::encode(Sha256::digest(&body));
+            if !actual.eq_ignore_ascii_case(expected) {
+                return Err(PypiError::HashMismatch {
+                    file: file.filename.clone(),
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+        }
+        let pkg_info = if file.filename.ends_with(".tar.gz") {
+            archive::sdist_pkg_info(&body)
+        } else {
+            None
+        };
+        if let Some(text) = pkg_info
+            && CoreMetadata::parse(&text).is_ok_and(|m| m.is_static())
+        {
+            return Ok(text);
+        }
+        if self.no_build {
+            return Err(PypiError::NoBuild {
+                file: file.filename.clone(),
+            });
+        }
+        build_metadata(&file.filename, body).await
+    }
+
+    /// A direct URL requirement: downloaded, hashed, its metadata read.
+    pub async fn direct(&self, name: &PackageName, url: &str) -> Result<DirectDist, PypiError> {
+        let clean = redact(url);
+        if url.starts_with("git+")
+            || url.starts_with("hg+")
+            || url.starts_with("svn+")
+            || url.starts_with("bzr+")
+        {
+            return Err(PypiError::Unsupported(clean));
+        }
+        let parsed = Url::parse(url).map_err(|e| PypiError::BadUrl {
+            url: clean.clone(),
+            message: e.to_string(),
+        })?;
+        let filename = parsed
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .unwrap_or_default()
+            .to_string();
+        let dist = parse_filename(&filename, name).ok_or_else(|| PypiError::BadArchive {
+            url: clean.clone(),
+            message: "the file name is not a wheel or sdist of this project".into(),
+        })?;
+        let body = self.fetch.download(url, SDIST_CAP).await?;
+        let sha256 = hex::encode(Sha256::digest(&body));
+        let text = match dist.kind {
+            DistKind::Wheel { .. } => {
+                archive::metadata_from_zip_bytes(&body).ok_or_else(|| PypiError::BadArchive {
+                    url: clean.clone(),
+                    message: "no METADATA in the wheel".into(),
+                })?
+            }
+            DistKind::Sdist => match archive::sdist_pkg_info(&body) {
+                Some(t) if CoreMetadata::parse(&t).is_ok_and(|m| m.is_static()) => t,
+                _ if self.no_build => return Err(PypiError::NoBuild { file: filename }),
+                _ => build_metadata(&filename, body).await?,
+            },
+        };
+        let metadata = CoreMetadata::parse(&text).map_err(|e| PypiError::BadMetadata {
+            file: filename.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(DirectDist {
+            version: dist.version,
+            filename,
+            url: clean,
+            sha256: Some(sha256),
+            metadata: Some(metadata),
+        })
+    }
+}
+
+/// Builds an sdist's metadata with its own build backend (PEP 517
+/// `prepare_metadata_for_build_wheel`) in an isolated venv of the host's
+/// `python3`.
+async fn build_metadata(filename: &str, sdist: Vec<u8>) -> Result<String, PypiError> {
+    let filename = filename.to_string();
+    let fail = |message: String| PypiError::Build {
+        file: filename.clone(),
+        message,
+    };
+    let dir = tempfile_dir().map_err(&fail)?;
+    let archive = dir.join(&filename);
+    fs_err::write(&archive, &sdist).map_err(|e| fail(e.to_string()))?;
+    let script = dir.join("build_metadata.py");
+    fs_err::write(&script, BUILD_SCRIPT).map_err(|e| fail(e.to_string()))?;
+    let out = dir.join("out");
+    let (archive2, out2, dir2) = (archive.clone(), out.clone(), dir.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(&script)
+            .arg(&archive2)
+            .arg(&out2)
+            .current_dir(&dir2)
+            .output()
+    })
+    .await
+    .map_err(|e| fail(e.to_string()))?
+    .map_err(|e| fail(format!("could not run `python3`: {e}")))?;
+    let text = if result.status.success() {
+        fs_err::read_to_string(out.join("METADATA")).map_err(|e| fail(e.to_string()))
+    } else {
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        let last: Vec<&str> = stderr.lines().rev().take(5).collect();
+        Err(fail(last.into_iter().rev().collect::<Vec<_>>().join("\n")))
+    };
+    let _ = fs_err::remove_dir_all(&dir);
+    text
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "imagelock-build-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    fs_err::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+const BUILD_SCRIPT: &str = include_str!("build_metadata.py");
+
+/// The solver's view of the indexes: blocking calls on a runtime handle,
+/// plus prefetching so pages and metadata arrive concurrently.
+pub struct IndexSource {
+    client: Arc<IndexClient>,
+    handle: tokio::runtime::Handle,
+    target: Arc<TargetEnv>,
+    options: ResolveOptions,
+}
+
+impl IndexSource {
+    /// Wraps `client`; `handle` runs its futures (the solver itself runs on a
+    /// blocking thread).
+    pub fn new(
+        client: Arc<IndexClient>,
+        handle: tokio::runtime::Handle,
+        target: Arc<TargetEnv>,
+        options: ResolveOptions,
+    ) -> Self {
+        Self {
+            client,
+            handle,
+            target,
+            options,
+        }
+    }
+}
+
+impl PackageSource for IndexSource {
+    fn files(&self, name: &PackageName) -> Result<Arc<Vec<DistFile>>, SourceError> {
+        self.handle.block_on(self.client.files(name))
+    }
+
+    fn metadata(
+        &self,
+        name: &PackageName,
+        file: &DistFile,
+    ) -> Result<Arc<CoreMetadata>, SourceError> {
+        self.handle.block_on(self.client.metadata(name, file))
+    }
+
+    fn direct(&self, name: &PackageName, url: &str) -> Result<DirectDist, SourceError> {
+        self.handle
+            .block_on(self.client.direct(name, url))
+            .map_err(|e| SourceError::Failed(e.to_string()))
+    }
+
+    fn prefetch(&self, name: &PackageName, range: &Ranges<Version>) {
+        let (client, target, name, range) = (
+            self.client.clone(),
+            self.target.clone(),
+            name.clone(),
+            range.clone(),
+        );
+        let (pre, exclude_newer) = (self.options.pre, self.options.exclude_newer.clone());
+        self.handle.spawn(async move {
+            let Ok(files) = client.files(&name).await else {
+                return;
+            };
+            let candidates = Candidates::new(&name, &files, &target, exclude_newer.as_deref());
+            if let Some(best) = candidates.best(&range, pre, &[]) {
+                let _ = client.metadata(&name, &best.file).await;
+            }
+        });
+    }
+}
+
+/// Parses a package name for error messages and lookups.
+pub fn package_name(name: &str) -> Option<PackageName> {
+    PackageName::from_str(name).ok()
+}
+
+/// Resolves `request` for `target` against `client`'s indexes. The solver
+/// runs on a blocking thread while fetches run on the current runtime.
+pub async fn resolve(
+    client: Arc<IndexClient>,
+    target: Arc<TargetEnv>,
+    request: crate::solve::python::ResolveRequest,
+) -> Result<Vec<crate::solve::python::PinnedPackage>, crate::solve::python::SolveError> {
+    let source = IndexSource::new(
+        client,
+        tokio::runtime::Handle::current(),
+        target.clone(),
+        request.options.clone(),
+    );
+    tokio::task::spawn_blocking(move || crate::solve::python::resolve(&source, &target, &request))
+        .await
+        .map_err(|e| crate::solve::python::SolveError::Internal(e.to_string()))?
+}

@@ -1,0 +1,263 @@
+//! Resolution semantics against an in-memory source.
+
+use std::str::FromStr;
+
+use pep440_rs::{Version, VersionSpecifiers};
+
+use super::resolver::specifiers_to_range;
+use super::*;
+
+fn target(py: &str, platform: &str) -> TargetEnv {
+    TargetEnv::cpython(Some(py), platform, Some(Libc::glibc("2.28").unwrap())).unwrap()
+}
+
+fn pins(out: &[PinnedPackage]) -> Vec<String> {
+    out.iter()
+        .map(|p| {
+            let mark = if p.source == PinnedSource::Installed {
+                " (installed)"
+            } else {
+                ""
+            };
+            format!("{}=={}{mark}", p.name, p.version)
+        })
+        .collect()
+}
+
+fn run(source: &MemorySource, reqs: &[&str]) -> Result<Vec<String>, SolveError> {
+    run_with(source, reqs, ResolveOptions::default(), &[], &[])
+}
+
+fn run_with(
+    source: &MemorySource,
+    reqs: &[&str],
+    options: ResolveOptions,
+    constraints: &[&str],
+    installed: &[(&str, &str)],
+) -> Result<Vec<String>, SolveError> {
+    let req = ResolveRequest {
+        requirements: reqs.iter().map(ToString::to_string).collect(),
+        constraints: constraints.iter().map(ToString::to_string).collect(),
+        installed: installed
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+        options,
+    };
+    resolve(source, &target("3.11", "linux/amd64"), &req).map(|o| pins(&o))
+}
+
+fn world() -> MemorySource {
+    let mut s = MemorySource::default();
+    s.add("app", "1.0", &["lib>=1", "extra-only; extra == 'fast'"]);
+    s.add(
+        "app",
+        "2.0",
+        &[
+            "lib>=2",
+            "extra-only; extra == 'fast'",
+            "old-py; python_version < '3.11'",
+            "arm; platform_machine == 'aarch64'",
+        ],
+    );
+    s.add("lib", "1.0", &[]);
+    s.add("lib", "2.0", &[]);
+    s.add("lib", "3.0b1", &[]);
+    s.add("extra-only", "1.0", &[]);
+    s.add("old-py", "1.0", &[]);
+    s.add("arm", "1.0", &[]);
+    s
+}
+
+#[test]
+fn picks_newest_stable_and_evaluates_target_markers() {
+    assert_eq!(run(&world(), &["app"]).unwrap(), ["app==2.0", "lib==2.0"]);
+}
+
+#[test]
+fn extras_pull_their_requirements() {
+    assert_eq!(
+        run(&world(), &["app[fast]"]).unwrap(),
+        ["app==2.0", "extra-only==1.0", "lib==2.0"]
+    );
+}
+
+#[test]
+fn pre_releases_when_asked_or_only_match() {
+    assert_eq!(run(&world(), &["lib>=3.0b1"]).unwrap(), ["lib==3.0b1"]);
+    let pre = ResolveOptions {
+        pre: true,
+        ..ResolveOptions::default()
+    };
+    assert_eq!(
+        run_with(&world(), &["lib"], pre, &[], &[]).unwrap(),
+        ["lib==3.0b1"]
+    );
+    assert_eq!(run(&world(), &["lib>2"]).unwrap(), ["lib==3.0b1"]);
+    assert_eq!(run(&world(), &["lib"]).unwrap(), ["lib==2.0"]);
+}
+
+#[test]
+fn constraints_limit_without_adding() {
+    assert_eq!(
+        run_with(
+            &world(),
+            &["app"],
+            ResolveOptions::default(),
+            &["lib<2", "arm==1.0"],
+            &[]
+        )
+        .unwrap(),
+        ["app==1.0", "lib==1.0"]
+    );
+}
+
+#[test]
+fn no_deps_installs_only_the_request() {
+    let o = ResolveOptions {
+        no_deps: true,
+        ..ResolveOptions::default()
+    };
+    assert_eq!(
+        run_with(&world(), &["app[fast]"], o, &[], &[]).unwrap(),
+        ["app==2.0"]
+    );
+}
+
+#[test]
+fn installed_packages_are_kept_when_they_satisfy() {
+    let out = run_with(
+        &world(),
+        &["app"],
+        ResolveOptions::default(),
+        &[],
+        &[("lib", "2.0"), ("app", "1.0")],
+    )
+    .unwrap();
+    assert_eq!(out, ["app==1.0 (installed)", "lib==2.0 (installed)"]);
+    // `-U` moves the requested package, but keeps satisfied dependencies.
+    let up = ResolveOptions {
+        upgrade: Upgrade::Requested,
+        ..ResolveOptions::default()
+    };
+    let out = run_with(
+        &world(),
+        &["app"],
+        up,
+        &[],
+        &[("lib", "2.0"), ("app", "1.0")],
+    )
+    .unwrap();
+    assert_eq!(out, ["app==2.0", "lib==2.0 (installed)"]);
+    // An installed version that does not satisfy is replaced.
+    let out = run_with(
+        &world(),
+        &["lib>=2"],
+        ResolveOptions::default(),
+        &[],
+        &[("lib", "1.0")],
+    )
+    .unwrap();
+    assert_eq!(out, ["lib==2.0"]);
+}
+
+#[test]
+fn yanked_only_when_pinned() {
+    let mut s = world();
+    s.add("lib", "2.1", &[]).yanked = Some("broken".into());
+    assert_eq!(run(&s, &["lib"]).unwrap(), ["lib==2.0"]);
+    assert_eq!(run(&s, &["lib==2.1"]).unwrap(), ["lib==2.1"]);
+}
+
+#[test]
+fn requires_python_and_exclude_newer() {
+    let mut s = world();
+    s.add("lib", "2.2", &[]).requires_python = Some(">=3.12".into());
+    assert_eq!(run(&s, &["lib"]).unwrap(), ["lib==2.0"]);
+    let mut s = MemorySource::default();
+    s.add("x", "1.0", &[]).upload_time = Some("2023-01-01T00:00:00Z".into());
+    s.add("x", "2.0", &[]).upload_time = Some("2024-06-01T00:00:00Z".into());
+    let o = ResolveOptions {
+        exclude_newer: Some("2024-01-01".into()),
+        ..ResolveOptions::default()
+    };
+    assert_eq!(run_with(&s, &["x"], o, &[], &[]).unwrap(), ["x==1.0"]);
+}
+
+#[test]
+fn best_wheel_by_tag_priority() {
+    let mut s = MemorySource::default();
+    s.add_file(
+        "np",
+        "1.0",
+        &[],
+        "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64",
+    );
+    s.add_file("np", "1.0", &[], "cp311-cp311-manylinux_2_28_x86_64");
+    s.add_file("np", "1.0", &[], "cp311-cp311-manylinux_2_34_x86_64");
+    s.add_file("np", "1.0", &[], "cp311-cp311-manylinux_2_28_aarch64");
+    s.add_file("np", "1.0", &[], "py3-none-any");
+    let req = ResolveRequest {
+        requirements: vec!["np".into()],
+        ..ResolveRequest::default()
+    };
+    let out = resolve(&s, &target("3.11", "linux/amd64"), &req).unwrap();
+    let PinnedSource::Index(f) = &out[0].source else {
+        panic!()
+    };
+    assert_eq!(f.filename, "np-1.0-cp311-cp311-manylinux_2_28_x86_64.whl");
+    let out = resolve(&s, &target("3.12", "linux/amd64"), &req).unwrap();
+    let PinnedSource::Index(f) = &out[0].source else {
+        panic!()
+    };
+    assert_eq!(f.filename, "np-1.0-py3-none-any.whl");
+}
+
+#[test]
+fn conflict_is_explained() {
+    let mut s = world();
+    s.add("other", "1.0", &["lib<2"]);
+    let err = run(&s, &["app>=2", "other"])
+        .unwrap_err()
+        .with_context("image `demo`, Dockerfile:4");
+    insta::assert_snapshot!(err.to_string());
+}
+
+#[test]
+fn missing_project_and_bad_requirement() {
+    let err = run(&world(), &["nope"]).unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+    let err = run(&world(), &["app >= = 1"]).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("`app >= = 1` is not a valid requirement"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pep440_edge_cases() {
+    let contains = |spec: &str, v: &str| {
+        specifiers_to_range(&VersionSpecifiers::from_str(spec).unwrap())
+            .contains(&Version::from_str(v).unwrap())
+    };
+    assert!(contains("~=1.4.5", "1.4.9"));
+    assert!(!contains("~=1.4.5", "1.5.0"));
+    assert!(contains("~=2.2", "2.9"));
+    assert!(!contains("~=2.2", "3.0"));
+    assert!(contains("==1.4.*", "1.4.0rc1"));
+    assert!(!contains("==1.4.*", "1.5"));
+    assert!(contains("!=1.4.*", "1.5"));
+    assert!(contains("==1.0", "1.0+cpu"));
+    assert!(!contains("==1.0", "1.0.post1"));
+    assert!(!contains("==1.0+cpu", "1.0+cu121"));
+    assert!(contains("===1.0", "1.0"));
+    assert!(!contains("<2.0", "2.0rc1"));
+    assert!(contains("<2.0rc2", "2.0rc1"));
+    assert!(!contains(">1.0", "1.0.post1"));
+    assert!(contains(">1.0.post1", "1.0.post2"));
+    assert!(!contains("!=1.0", "1.0+local"));
+    assert!(contains(">=1.0", "1!0.5"));
+    assert!(Version::from_str("1.0.dev1").unwrap() < Version::from_str("1.0a1").unwrap());
+    assert!(Version::from_str("1.0").unwrap() < Version::from_str("1.0.post1").unwrap());
+}

@@ -1,0 +1,358 @@
+//! Python resolution against real PyPI pages recorded in
+//! `fixtures/pypi-cases` (see its `record.py`), served on 127.0.0.1.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use imagelock::resolve::pypi::{self, Fetcher, IndexClient};
+use imagelock::solve::python::{
+    Libc, PinnedPackage, PinnedSource, ResolveOptions, ResolveRequest, SolveError, TargetEnv,
+};
+
+use crate::common::http::StaticServer;
+use crate::common::{repo_root, tempdir};
+
+fn server() -> StaticServer {
+    StaticServer::start(repo_root().join("fixtures/pypi-cases"))
+}
+
+fn target(python: &str) -> Arc<TargetEnv> {
+    Arc::new(
+        TargetEnv::cpython(
+            Some(python),
+            "linux/amd64",
+            Some(Libc::glibc("2.28").unwrap()),
+        )
+        .unwrap(),
+    )
+}
+
+struct Run {
+    cache: Option<std::path::PathBuf>,
+    offline: bool,
+    no_build: bool,
+    options: ResolveOptions,
+    python: &'static str,
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Run {
+            cache: None,
+            offline: false,
+            no_build: false,
+            options: ResolveOptions::default(),
+            python: "3.11",
+        }
+    }
+}
+
+async fn resolve_with(
+    server: &StaticServer,
+    reqs: &[&str],
+    run: Run,
+) -> Result<Vec<PinnedPackage>, SolveError> {
+    let fetch = Fetcher::new(run.cache, run.offline, Default::default()).unwrap();
+    let client = Arc::new(
+        IndexClient::new(fetch, &[format!("{}/simple", server.url())], run.no_build).unwrap(),
+    );
+    let request = ResolveRequest {
+        requirements: reqs.iter().map(ToString::to_string).collect(),
+        options: run.options,
+        ..ResolveRequest::default()
+    };
+    pypi::resolve(client, target(run.python), request).await
+}
+
+async fn pins(server: &StaticServer, reqs: &[&str], run: Run) -> Vec<String> {
+    let out = resolve_with(server, reqs, run)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    out.iter()
+        .map(|p| format!("{}=={}", p.name, p.version))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_resolution_with_lock_entries() {
+    let s = server();
+    let out = resolve_with(&s, &["requests"], Run::default())
+        .await
+        .unwrap();
+    let names: Vec<String> = out
+        .iter()
+        .map(|p| format!("{}=={}", p.name, p.version))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "certifi==2024.8.30",
+            "charset-normalizer==3.3.2",
+            "idna==3.10",
+            "requests==2.32.3",
+            "urllib3==2.2.3"
+        ]
+    );
+    let lock = out[3].to_lock("linux/amd64").unwrap();
+    assert_eq!(lock.file, "requests-2.32.3-py3-none-any.whl");
+    assert_eq!(lock.requested.as_deref(), Some("requests"));
+    assert_eq!(
+        lock.url,
+        format!("{}/packages/requests-2.32.3-py3-none-any.whl", s.url())
+    );
+    assert_eq!(lock.sha256.len(), 64);
+    assert_eq!(out[0].to_lock("linux/amd64").unwrap().requested, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn extras() {
+    let s = server();
+    let out = pins(&s, &["requests[socks]"], Run::default()).await;
+    assert!(out.contains(&"pysocks==1.7.1".to_string()), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn markers_are_the_targets() {
+    let s = server();
+    let old = pins(
+        &s,
+        &["anyio"],
+        Run {
+            python: "3.10",
+            ..Run::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        old,
+        [
+            "anyio==4.4.0",
+            "exceptiongroup==1.2.2",
+            "idna==3.10",
+            "sniffio==1.3.1",
+            "typing-extensions==4.14.1"
+        ]
+    );
+    let new = pins(
+        &s,
+        &["anyio"],
+        Run {
+            python: "3.12",
+            ..Run::default()
+        },
+    )
+    .await;
+    assert_eq!(new, ["anyio==4.4.0", "idna==3.10", "sniffio==1.3.1"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_limited_releases() {
+    let s = server();
+    let out = pins(
+        &s,
+        &["typing-extensions"],
+        Run {
+            python: "3.8",
+            ..Run::default()
+        },
+    )
+    .await;
+    assert_eq!(out, ["typing-extensions==4.13.2"]);
+    let out = pins(&s, &["typing-extensions"], Run::default()).await;
+    assert_eq!(out, ["typing-extensions==4.14.1"]);
+    let err = resolve_with(
+        &s,
+        &["typing-extensions>=4.14"],
+        Run {
+            python: "3.8",
+            ..Run::default()
+        },
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("requires Python >=3.9"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn yanked_versions_only_when_pinned() {
+    let s = server();
+    let out = pins(&s, &["requests>=2.31,<2.32.3"], Run::default()).await;
+    assert!(out.contains(&"requests==2.31.0".to_string()), "{out:?}");
+    let out = pins(&s, &["requests==2.32.1"], Run::default()).await;
+    assert!(out.contains(&"requests==2.32.1".to_string()), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pre_releases() {
+    let s = server();
+    assert_eq!(
+        pins(&s, &["urllib3<2.1"], Run::default()).await,
+        ["urllib3==1.26.18"]
+    );
+    assert_eq!(
+        pins(&s, &["urllib3>=2.0.0a1,<2.1"], Run::default()).await,
+        ["urllib3==2.0.0a4"]
+    );
+    let pre = Run {
+        options: ResolveOptions {
+            pre: true,
+            ..ResolveOptions::default()
+        },
+        ..Run::default()
+    };
+    assert_eq!(pins(&s, &["urllib3<2.1"], pre).await, ["urllib3==2.0.0a4"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conflict_message() {
+    let s = server();
+    let err = resolve_with(&s, &["requests==2.29.0", "urllib3>=2"], Run::default())
+        .await
+        .unwrap_err()
+        .with_context("image `driver`, Dockerfile:7");
+    insta::assert_snapshot!(err.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sdist_only_with_static_metadata() {
+    let s = server();
+    let no_build = Run {
+        no_build: true,
+        ..Run::default()
+    };
+    let out = resolve_with(&s, &["iniconfig"], no_build).await.unwrap();
+    assert_eq!(out.len(), 1);
+    let PinnedSource::Index(file) = &out[0].source else {
+        panic!("{out:?}")
+    };
+    assert_eq!(file.filename, "iniconfig-2.1.0.tar.gz");
+    assert!(
+        s.seen()
+            .iter()
+            .any(|r| r.path.ends_with("iniconfig-2.1.0.tar.gz"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_by_range_requests() {
+    let s = server();
+    assert_eq!(pins(&s, &["six"], Run::default()).await, ["six==1.17.0"]);
+    let wheel: Vec<_> = s
+        .seen()
+        .into_iter()
+        .filter(|r| r.path.ends_with("six-1.17.0-py2.py3-none-any.whl"))
+        .collect();
+    assert!(!wheel.is_empty());
+    assert!(
+        wheel.iter().all(|r| r.range.is_some() && r.status == 206),
+        "{wheel:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cache_revalidates_then_serves_offline() {
+    let s = server();
+    let dir = tempdir();
+    let cache = || Some(dir.path().join("pypi"));
+    let first = pins(
+        &s,
+        &["requests[socks]", "six"],
+        Run {
+            cache: cache(),
+            ..Run::default()
+        },
+    )
+    .await;
+    s.reset();
+    let second = pins(
+        &s,
+        &["requests[socks]", "six"],
+        Run {
+            cache: cache(),
+            ..Run::default()
+        },
+    )
+    .await;
+    assert_eq!(first, second);
+    let seen = s.seen();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|r| r.conditional && r.status == 304),
+        "second resolution should only revalidate: {seen:?}"
+    );
+    s.reset();
+    let offline = Run {
+        cache: cache(),
+        offline: true,
+        ..Run::default()
+    };
+    assert_eq!(pins(&s, &["requests[socks]", "six"], offline).await, first);
+    assert!(s.seen().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fresh_cache_asks_nothing() {
+    let s = StaticServer::start_with(
+        repo_root().join("fixtures/pypi-cases"),
+        BTreeMap::from([("Cache-Control".to_string(), "max-age=600".to_string())]),
+    );
+    let dir = tempdir();
+    let run = || Run {
+        cache: Some(dir.path().join("pypi")),
+        ..Run::default()
+    };
+    let first = pins(&s, &["requests"], run()).await;
+    s.reset();
+    assert_eq!(pins(&s, &["requests"], run()).await, first);
+    assert_eq!(s.seen(), vec![]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_cache_miss_is_explained() {
+    let s = server();
+    let dir = tempdir();
+    let err = resolve_with(
+        &s,
+        &["requests"],
+        Run {
+            cache: Some(dir.path().to_path_buf()),
+            offline: true,
+            ..Run::default()
+        },
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`requests` is not in the cache; run once without --offline"),
+        "{err}"
+    );
+    assert!(s.seen().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn file_index_urls() {
+    let root = repo_root().join("fixtures/pypi-cases/simple");
+    let url = format!("file://{}", root.display());
+    let fetch = Fetcher::new(None, false, Default::default()).unwrap();
+    let client = Arc::new(IndexClient::new(fetch, &[url], false).unwrap());
+    let request = ResolveRequest {
+        requirements: vec!["anyio".into()],
+        ..ResolveRequest::default()
+    };
+    let out = pypi::resolve(client, target("3.12"), request)
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 3);
+    let PinnedSource::Index(f) = &out[0].source else {
+        panic!()
+    };
+    let metadata = format!("{}.metadata", &f.url[7..]);
+    assert!(
+        f.url.starts_with("file://") && Path::new(&metadata).is_file(),
+        "{}",
+        f.url
+    );
+}
