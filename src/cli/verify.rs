@@ -86,7 +86,9 @@ fn shown(path: &Path) -> String {
         .ok()
         .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
         .unwrap_or_else(|| path.to_path_buf());
-    rel.to_string_lossy().replace('\\', "/")
+    rel.to_string_lossy()
+        .trim_start_matches("./")
+        .replace('\\', "/")
 }
 
 fn stale_report(

@@ -282,7 +282,7 @@ fn check_base(expected: &LockedBaseLayers, image: &Catalogue, out: &mut Platform
         .position(|(a, b)| a != b)
         .unwrap_or(have.len().min(diff_ids.len()));
     let found = match have.get(k) {
-        Some(d) => format!("layer {} is {d}", k + 1),
+        Some(d) => format!("{d} as layer {}", k + 1),
         None => format!("only {} layers", have.len()),
     };
     out.findings.push(Finding {
@@ -290,9 +290,9 @@ fn check_base(expected: &LockedBaseLayers, image: &Catalogue, out: &mut Platform
         ecosystem: Ecosystem::Base,
         name: name.clone(),
         expected: Some(format!(
-            "{name}@{digest} ({} layers; layer {} is {})",
-            diff_ids.len(),
+            "{name}@{digest}, layer {} of {}: {}",
             k + 1,
+            diff_ids.len(),
             diff_ids[k]
         )),
         found: Some(found),

@@ -15,3 +15,4 @@ mod plan;
 mod pypi;
 mod registry;
 mod rewrite;
+mod verify;
