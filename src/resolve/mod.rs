@@ -13,3 +13,4 @@ pub mod registry;
 pub use registry::{
     ImageSource, Registry, RegistryOptions, ResolveError, ResolvedImage, ResolvedPlatform,
 };
+pub mod conda;

@@ -7,6 +7,7 @@
 
 pub mod apptainer;
 pub mod dockerfile;
+pub mod environment;
 pub mod graph;
 pub mod inputs;
 pub mod load;

@@ -6,6 +6,7 @@ mod common;
 
 mod apptainer;
 mod cli;
+mod conda;
 mod config;
 mod freeze;
 mod graph;

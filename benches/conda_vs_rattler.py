@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Compare imagelock's conda solve with py-rattler's on the same channels,
+specs and virtual packages, and time both in the same run.
+
+Usage: python3 benches/conda_vs_rattler.py [--bin PATH] [--world DIR]
+
+--bin is the `conda_solve` bench program (built by
+`cargo bench --bench conda_solve --no-run`); by default it is found under
+target/release/deps. Channels are the fixtures under fixtures/conda (and
+fixtures/world/conda for the LongQC case), read as file:// channels by both
+sides so that no network time is measured.
+"""
+import argparse, asyncio, glob, os, subprocess, sys, tempfile, time, resource
+from pathlib import Path
+
+import rattler
+from rattler import (BuildString, Channel, ChannelPriority, Gateway, GenericVirtualPackage,
+                     PackageName, Version)
+
+ROOT = Path(__file__).resolve().parent.parent
+FIX = ROOT / "fixtures" / "conda"
+
+
+def url(path):
+    return Path(path).resolve().as_uri()
+
+
+def virtual_packages(platform, glibc):
+    vps = [("__unix", "0", "0"), ("__linux", "5.10", "0")]
+    if glibc:
+        vps.append(("__glibc", glibc, "0"))
+    arch = {"linux-64": "x86_64", "linux-aarch64": "aarch64"}[platform]
+    vps.append(("__archspec", "1", arch))
+    return [GenericVirtualPackage(PackageName(n), Version(v), BuildString(b)) for n, v, b in vps]
+
+
+def find_bin():
+    cands = [p for p in glob.glob(str(ROOT / "target/release/deps/conda_solve-*"))
+             if os.access(p, os.X_OK) and not p.endswith(".d")]
+    if not cands:
+        sys.exit("build it first: cargo bench --bench conda_solve --no-run")
+    return max(cands, key=os.path.getmtime)
+
+
+def ours(binary, case, cache, installed_json=None):
+    cmd = [binary, "--platform", case["platform"], "--cache", cache]
+    for c in case["channels"]:
+        cmd += ["--channel", c]
+    if case.get("glibc"):
+        cmd += ["--glibc", case["glibc"]]
+    if case.get("flexible"):
+        cmd.append("--flexible")
+    if case.get("exclude_newer"):
+        cmd += ["--exclude-newer", case["exclude_newer"]]
+    if installed_json:
+        cmd += ["--installed", installed_json]
+    cmd += case["specs"]
+    t = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if p.returncode != 0:
+        return None, wall, p.stderr.strip().splitlines()[0] if p.stderr else "failed", ""
+    lines = {tuple(l.split()) for l in p.stdout.splitlines() if l.strip()}
+    return lines, wall, None, p.stderr.strip().splitlines()[-1]
+
+
+async def theirs(case, cache, locked=None):
+    gw = Gateway(cache_dir=cache)
+    specs = list(case["specs"])
+    if locked:
+        # conda install keeps installed packages: ask for them by name too,
+        # as imagelock does.
+        named = {s.split("=")[0].split("<")[0].split(">")[0].split("::")[-1] for s in specs}
+        specs += [r.name.normalized for r in locked if r.name.normalized not in named]
+    import datetime
+    kwargs = {}
+    if case.get("exclude_newer"):
+        kwargs["exclude_newer"] = datetime.datetime.fromisoformat(case["exclude_newer"]).replace(tzinfo=datetime.timezone.utc)
+        # imagelock keeps records without a timestamp (old channels lack them).
+        kwargs["timestamp_policy"] = "allow-missing"
+    t = time.perf_counter()
+    try:
+        recs = await rattler.solve(
+            sources=[Channel(c) for c in case["channels"]],
+            specs=[rattler.MatchSpec(s, strict=False) for s in specs],
+            gateway=gw,
+            platforms=[case["platform"], "noarch"],
+            locked_packages=locked or [],
+            virtual_packages=virtual_packages(case["platform"], case.get("glibc")),
+            channel_priority=ChannelPriority.Disabled if case.get("flexible") else ChannelPriority.Strict,
+            **kwargs,
+        )
+    except Exception as e:  # unsolvable or other failure
+        return None, time.perf_counter() - t, str(e).splitlines()[0], None
+    wall = time.perf_counter() - t
+    return {(r.name.normalized, str(r.version), str(r.build)) for r in recs}, wall, None, recs
+
+
+def cases(world):
+    cf, df, pt = url(FIX / "conda-forge"), url(FIX / "defaults-2018"), url(FIX / "pytorch-2023")
+    out = [
+        dict(name="cf python=3.12 numpy", channels=[cf], platform="linux-64", glibc="2.28", specs=["python=3.12", "numpy"]),
+        dict(name="cf python=3.11 pandas", channels=[cf], platform="linux-64", glibc="2.28", specs=["python=3.11", "pandas"]),
+        dict(name="cf numpy<2 matplotlib", channels=[cf], platform="linux-64", glibc="2.28", specs=["numpy<2", "matplotlib"]),
+        dict(name="cf numpy==1.26=*_0 style build", channels=[cf], platform="linux-64", glibc="2.28", specs=["numpy==2.2.2=*_0", "python"]),
+        dict(name="cf aarch64 python requests", channels=[cf], platform="linux-aarch64", glibc="2.28", specs=["python", "requests"]),
+        dict(name="cf glibc 2.17 c-ares", channels=[cf], platform="linux-64", glibc="2.17", specs=["c-ares"]),
+        dict(name="pytorch+cf strict libjpeg-turbo", channels=[pt, cf], platform="linux-64", glibc="2.28", specs=["libjpeg-turbo"]),
+        dict(name="pytorch+cf flexible libjpeg-turbo", channels=[pt, cf], platform="linux-64", glibc="2.28", specs=["libjpeg-turbo"], flexible=True),
+        dict(name="defaults python=3.6 numpy", channels=[df], platform="linux-64", glibc="2.17", specs=["python=3.6", "numpy"]),
+        dict(name="defaults pandas scikit-learn", channels=[df], platform="linux-64", glibc="2.17", specs=["pandas", "scikit-learn", "python=3.6"]),
+        dict(name="defaults python=2.7 matplotlib dask", channels=[df], platform="linux-64", glibc="2.17", specs=["python=2.7", "matplotlib", "dask"]),
+        dict(name="defaults numpy exclude-newer 2018-01-01", channels=[df], platform="linux-64", glibc="2.17", specs=["numpy", "python=3.6"], exclude_newer="2018-01-01"),
+        dict(name="pytorch+defaults pytorch", channels=[pt, df], platform="linux-64", glibc="2.17", specs=["pytorch", "python=3.6"]),
+    ]
+    if world and (Path(world) / "bioconda").is_dir():
+        wcf, wbio = url(Path(world) / "conda-forge"), url(Path(world) / "bioconda")
+        out.append(dict(name="LongQC step 1 (conda-forge)", channels=[wcf], platform="linux-64", glibc="2.28",
+                        specs=["numpy", "pandas>=0.24.0", "scipy", "jinja2", "h5py", "matplotlib>=2.1.2", "scikit-learn"], keep=True))
+        out.append(dict(name="LongQC step 2 (bioconda on top)", channels=[wbio, wcf], platform="linux-64", glibc="2.28",
+                        specs=["edlib", "pysam", "python-edlib"], installed_from_previous=True))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin")
+    ap.add_argument("--world", default=str(ROOT / "fixtures" / "world" / "conda"))
+    a = ap.parse_args()
+    binary = a.bin or find_bin()
+    same = 0
+    rows = []
+    prev_ours_json = None
+    prev_theirs = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, case in enumerate(cases(a.world)):
+            inst_json = prev_ours_json if case.get("installed_from_previous") else None
+            locked = prev_theirs if case.get("installed_from_previous") else None
+            o, ot, oerr, ostat = ours(binary, case, os.path.join(tmp, f"o{i}"), inst_json)
+            t, tt, terr, recs = asyncio.run(theirs(case, os.path.join(tmp, f"t{i}"), locked))
+            if case.get("keep") and recs:
+                prev_theirs = recs
+                # Hand imagelock the same prefix: py-rattler's records as JSON.
+                prev_ours_json = os.path.join(tmp, "installed.json")
+                with open(prev_ours_json, "w") as f:
+                    f.write("[" + ",".join(r.to_json() for r in recs) + "]")
+            if o is None and t is None:
+                verdict = "same (both unsatisfiable)"
+                same += 1
+            elif o == t:
+                verdict = "same"
+                same += 1
+            elif o is None or t is None:
+                verdict = f"DIFFERENT: imagelock={'error: ' + oerr if o is None else 'solved'} py-rattler={'error: ' + terr if t is None else 'solved'}"
+            else:
+                only_o = sorted(o - t)
+                only_t = sorted(t - o)
+                verdict = f"DIFFERENT: only imagelock {only_o[:6]} only py-rattler {only_t[:6]}"
+            rows.append((case["name"], len(o or ()), ot, tt, verdict, ostat))
+    print(f"{'case':40} {'pkgs':>4} {'imagelock s':>11} {'py-rattler s':>12}  verdict")
+    for name, n, ot, tt, verdict, ostat in rows:
+        print(f"{name:40} {n:4} {ot:11.3f} {tt:12.3f}  {verdict}")
+    print(f"\n{same}/{len(rows)} spec sets give the same solution")
+    print(f"py-rattler process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,404 @@
+//! Channels as users write them, turned into URLs the way conda does.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use reqwest::Url;
+
+use crate::config::{ChannelPriority, CondaConfig};
+use crate::solve::conda::CondaSpec;
+use crate::source::environment::{YamlNode, parse_yaml};
+
+use super::ResolveCondaError;
+
+/// conda's default channel alias.
+pub const DEFAULT_CHANNEL_ALIAS: &str = "https://conda.anaconda.org";
+
+/// What `defaults` stands for on Linux.
+pub const DEFAULT_CHANNELS: [&str; 2] = [
+    "https://repo.anaconda.com/pkgs/main",
+    "https://repo.anaconda.com/pkgs/r",
+];
+
+/// The channel settings of a `.condarc`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Condarc {
+    pub channel_alias: Option<String>,
+    pub channels: Vec<String>,
+    pub custom_channels: BTreeMap<String, String>,
+    pub channel_priority: Option<ChannelPriority>,
+}
+
+impl Condarc {
+    /// Parses `.condarc` text read from `path`. Keys other than the channel
+    /// settings are ignored.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ResolveCondaError> {
+        let root = parse_yaml(path, text).map_err(|e| ResolveCondaError::Condarc {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let mut rc = Condarc::default();
+        let Some(root) = root else { return Ok(rc) };
+        let scalar = |n: &YamlNode| n.as_scalar().map(|v| v.value.clone());
+        rc.channel_alias = root.get("channel_alias").and_then(scalar);
+        if let Some(YamlNode::Sequence(items, _)) = root.get("channels") {
+            rc.channels = items.iter().filter_map(scalar).collect();
+        }
+        if let Some(YamlNode::Mapping(entries, _)) = root.get("custom_channels") {
+            for (k, v) in entries {
+                if let (Some(k), Some(v)) = (scalar(k), scalar(v)) {
+                    rc.custom_channels.insert(k, v);
+                }
+            }
+        }
+        rc.channel_priority = match root.get("channel_priority").and_then(scalar).as_deref() {
+            None => None,
+            Some("strict") => Some(ChannelPriority::Strict),
+            // conda's `disabled` ignores priority altogether; flexible is the
+            // closest we solve with.
+            Some("flexible" | "disabled") => Some(ChannelPriority::Flexible),
+            Some(other) => {
+                return Err(ResolveCondaError::Condarc {
+                    path: path.to_path_buf(),
+                    message: format!("unknown channel_priority `{other}`"),
+                });
+            }
+        };
+        Ok(rc)
+    }
+
+    /// Reads `~/.condarc` and then `$CONDARC` (later files win), like conda.
+    /// Missing files are fine.
+    pub fn load_from_env() -> Result<Self, ResolveCondaError> {
+        let mut paths: Vec<PathBuf> = Vec::new();
+        if let Some(home) = std::env::var_os("HOME") {
+            paths.push(PathBuf::from(home).join(".condarc"));
+        }
+        if let Some(rc) = std::env::var_os("CONDARC") {
+            paths.push(PathBuf::from(rc));
+        }
+        let mut merged = Condarc::default();
+        for path in paths {
+            let Ok(text) = fs_err::read_to_string(&path) else {
+                continue;
+            };
+            merged.merge(Condarc::parse(&path, &text)?);
+        }
+        Ok(merged)
+    }
+
+    fn merge(&mut self, other: Condarc) {
+        if other.channel_alias.is_some() {
+            self.channel_alias = other.channel_alias;
+        }
+        if !other.channels.is_empty() {
+            self.channels = other.channels;
+        }
+        self.custom_channels.extend(other.custom_channels);
+        if other.channel_priority.is_some() {
+            self.channel_priority = other.channel_priority;
+        }
+    }
+}
+
+/// Effective channel settings: `imagelock.toml` first, then `.condarc`,
+/// then conda's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelSettings {
+    pub alias: String,
+    /// Channels used when a command names none (and after `-c` channels
+    /// unless `--override-channels`).
+    pub channels: Vec<String>,
+    pub custom_channels: BTreeMap<String, String>,
+    pub priority: ChannelPriority,
+    /// Directory relative `file:` channels resolve against.
+    pub root: PathBuf,
+}
+
+impl ChannelSettings {
+    pub fn new(config: &CondaConfig, condarc: &Condarc, root: &Path) -> Self {
+        let mut custom_channels = condarc.custom_channels.clone();
+        custom_channels.extend(config.custom_channels.clone());
+        Self {
+            alias: config
+                .channel_alias
+                .clone()
+                .or_else(|| condarc.channel_alias.clone())
+                .unwrap_or_else(|| DEFAULT_CHANNEL_ALIAS.to_string()),
+            channels: if config.channels.is_empty() {
+                condarc.channels.clone()
+            } else {
+                config.channels.clone()
+            },
+            custom_channels,
+            priority: config
+                .channel_priority
+                .or(condarc.channel_priority)
+                .unwrap_or_default(),
+            root: root.to_path_buf(),
+        }
+    }
+}
+
+/// The channels one install command asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChannelRequest {
+    /// `-c`/`--channel` values in order.
+    pub cli: Vec<String>,
+    /// `--override-channels`: only the `-c` channels (and the file's).
+    pub override_channels: bool,
+    /// `channels:` of an environment file.
+    pub file: Vec<String>,
+    /// Whether the tool falls back to `defaults` when nothing is configured
+    /// (conda and mamba do; micromamba does not).
+    pub implicit_defaults: bool,
+}
+
+/// A channel resolved to its URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CondaChannel {
+    /// As written (`conda-forge`).
+    pub name: String,
+    /// Without a trailing slash (`https://conda.anaconda.org/conda-forge`).
+    pub url: String,
+}
+
+impl ChannelSettings {
+    /// The channels of a command in priority order, with `defaults`
+    /// expanded, `nodefaults` applied, duplicates dropped, and channels that
+    /// only `channel::pkg` specs name appended. Binds those specs to their
+    /// channel URL.
+    pub fn resolve(
+        &self,
+        request: &ChannelRequest,
+        specs: &mut [CondaSpec],
+    ) -> Result<Vec<CondaChannel>, ResolveCondaError> {
+        let mut written: Vec<String> = request.cli.clone();
+        written.extend(request.file.iter().cloned());
+        if !request.override_channels {
+            if self.channels.is_empty() {
+                if request.implicit_defaults {
+                    written.push("defaults".into());
+                }
+            } else {
+                written.extend(self.channels.iter().cloned());
+            }
+        }
+        let no_defaults = written.iter().any(|c| c == "nodefaults");
+        let mut out: Vec<CondaChannel> = Vec::new();
+        let mut add = |name: &str, url: String| {
+            if !out.iter().any(|c| c.url == url) {
+                out.push(CondaChannel {
+                    name: name.to_string(),
+                    url,
+                });
+            }
+        };
+        for name in &written {
+            match name.as_str() {
+                "nodefaults" => {}
+                "defaults" if no_defaults => {}
+                "defaults" => {
+                    for url in DEFAULT_CHANNELS {
+                        add(name, url.to_string());
+                    }
+                }
+                _ => add(name, self.channel_url(name)?),
+            }
+        }
+        for spec in specs.iter_mut() {
+            if let Some(name) = spec.channel().map(str::to_string) {
+                let url = self.channel_url(&name)?;
+                add(&name, url.clone());
+                spec.bind_channel(&url)
+                    .map_err(|e| ResolveCondaError::Spec(e.to_string()))?;
+            }
+        }
+        if out.is_empty() {
+            return Err(ResolveCondaError::NoChannels);
+        }
+        Ok(out)
+    }
+
+    /// The URL of one channel as written.
+    pub fn channel_url(&self, written: &str) -> Result<String, ResolveCondaError> {
+        let written = written.trim().trim_end_matches('/');
+        let invalid = |reason: String| ResolveCondaError::InvalidChannel {
+            channel: written.to_string(),
+            reason,
+        };
+        if written.is_empty() {
+            return Err(invalid("empty channel".into()));
+        }
+        let url = if let Some(path) = local_path(written) {
+            let path = if path.is_absolute() {
+                path
+            } else {
+                self.root.join(path)
+            };
+            Url::from_directory_path(&path)
+                .map_err(|()| invalid(format!("`{}` is not a usable path", path.display())))?
+                .to_string()
+        } else if written.contains("://") {
+            Url::parse(written)
+                .map_err(|e| invalid(e.to_string()))?
+                .to_string()
+        } else {
+            // `name` or `name/label/dev`: the first part may be a custom
+            // channel (conda: `custom_channels: {name: base}` → `base/name`).
+            let first = written.split('/').next().unwrap_or(written);
+            let base = match self.custom_channels.get(first) {
+                Some(base) => self.channel_url(base)?,
+                None => self.alias.clone(),
+            };
+            format!("{}/{written}", base.trim_end_matches('/'))
+        };
+        Ok(url.trim_end_matches('/').to_string())
+    }
+}
+
+/// A local channel: `file:///abs`, `file:rel`, `/abs`, `./rel`, `../rel`.
+fn local_path(written: &str) -> Option<PathBuf> {
+    if let Some(rest) = written.strip_prefix("file://") {
+        return Some(PathBuf::from(rest));
+    }
+    if let Some(rest) = written.strip_prefix("file:") {
+        return Some(PathBuf::from(rest));
+    }
+    if written.starts_with('/') || written.starts_with("./") || written.starts_with("../") {
+        return Some(PathBuf::from(written));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> ChannelSettings {
+        ChannelSettings::new(
+            &CondaConfig::default(),
+            &Condarc::default(),
+            Path::new("/repo"),
+        )
+    }
+
+    fn urls(channels: &[CondaChannel]) -> Vec<&str> {
+        channels.iter().map(|c| c.url.as_str()).collect()
+    }
+
+    #[test]
+    fn names_urls_and_paths() {
+        let s = settings();
+        assert_eq!(
+            s.channel_url("conda-forge").unwrap(),
+            "https://conda.anaconda.org/conda-forge"
+        );
+        assert_eq!(
+            s.channel_url("conda-forge/label/dev").unwrap(),
+            "https://conda.anaconda.org/conda-forge/label/dev"
+        );
+        assert_eq!(
+            s.channel_url("https://my.host/chan/").unwrap(),
+            "https://my.host/chan"
+        );
+        assert_eq!(
+            s.channel_url("file:///srv/chan").unwrap(),
+            "file:///srv/chan"
+        );
+        assert_eq!(
+            s.channel_url("file:fixtures/chan").unwrap(),
+            "file:///repo/fixtures/chan"
+        );
+        assert_eq!(s.channel_url("./local").unwrap(), "file:///repo/local");
+    }
+
+    #[test]
+    fn alias_and_custom_channels_from_config_win_over_condarc() {
+        let rc = Condarc::parse(
+            Path::new(".condarc"),
+            "channel_alias: https://mirror.example/conda\nchannels: [conda-forge, defaults]\ncustom_channels:\n  internal: https://internal.example\nchannel_priority: flexible\n",
+        )
+        .expect("valid");
+        let mut config = CondaConfig::default();
+        let s = ChannelSettings::new(&config, &rc, Path::new("/repo"));
+        assert_eq!(s.priority, ChannelPriority::Flexible);
+        assert_eq!(
+            s.channel_url("bioconda").unwrap(),
+            "https://mirror.example/conda/bioconda"
+        );
+        assert_eq!(
+            s.channel_url("internal").unwrap(),
+            "https://internal.example/internal"
+        );
+        config.channel_alias = Some("http://127.0.0.1:9/".into());
+        config
+            .custom_channels
+            .insert("internal".into(), "file:chans".into());
+        config.channel_priority = Some(ChannelPriority::Strict);
+        let s = ChannelSettings::new(&config, &rc, Path::new("/repo"));
+        assert_eq!(s.priority, ChannelPriority::Strict);
+        assert_eq!(
+            s.channel_url("bioconda").unwrap(),
+            "http://127.0.0.1:9/bioconda"
+        );
+        assert_eq!(
+            s.channel_url("internal").unwrap(),
+            "file:///repo/chans/internal"
+        );
+    }
+
+    #[test]
+    fn order_override_and_nodefaults() {
+        let mut s = settings();
+        s.channels = vec!["defaults".into()];
+        let req = ChannelRequest {
+            cli: vec!["conda-forge".into(), "bioconda".into()],
+            ..ChannelRequest::default()
+        };
+        let got = s.resolve(&req, &mut []).unwrap();
+        assert_eq!(
+            urls(&got),
+            [
+                "https://conda.anaconda.org/conda-forge",
+                "https://conda.anaconda.org/bioconda",
+                DEFAULT_CHANNELS[0],
+                DEFAULT_CHANNELS[1]
+            ]
+        );
+        let req = ChannelRequest {
+            override_channels: true,
+            ..req
+        };
+        assert_eq!(s.resolve(&req, &mut []).unwrap().len(), 2);
+        let req = ChannelRequest {
+            file: vec!["conda-forge".into(), "nodefaults".into()],
+            ..ChannelRequest::default()
+        };
+        assert_eq!(
+            urls(&s.resolve(&req, &mut []).unwrap()),
+            ["https://conda.anaconda.org/conda-forge"]
+        );
+    }
+
+    #[test]
+    fn spec_channels_are_added_and_bound() {
+        let s = settings();
+        let mut specs = vec![CondaSpec::parse("bioconda::samtools").unwrap()];
+        let req = ChannelRequest {
+            cli: vec!["conda-forge".into()],
+            override_channels: true,
+            ..ChannelRequest::default()
+        };
+        let got = s.resolve(&req, &mut specs).unwrap();
+        assert_eq!(got[1].url, "https://conda.anaconda.org/bioconda");
+    }
+
+    #[test]
+    fn micromamba_without_channels_is_an_error() {
+        let err = settings()
+            .resolve(&ChannelRequest::default(), &mut [])
+            .expect_err("no channels");
+        assert!(err.to_string().contains("hint:"), "{err}");
+    }
+}

@@ -1,0 +1,201 @@
+//! Conda channels: which channels a command uses and their repodata,
+//! fetched through rattler's gateway (disk cache, conditional requests,
+//! zstd and sharded repodata where a channel offers them, `file://`
+//! channels) into a [`CondaRepodata`] for the solver.
+
+mod channels;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use rattler_conda_types::{Channel, MatchSpec, PackageName, Platform};
+use rattler_repodata_gateway::fetch::{CacheAction, FetchRepoDataError};
+use rattler_repodata_gateway::{
+    ChannelConfig, DownloadReporter, Gateway, GatewayError, Reporter, SourceConfig,
+};
+use reqwest::Url;
+
+pub use channels::{
+    ChannelRequest, ChannelSettings, CondaChannel, Condarc, DEFAULT_CHANNEL_ALIAS, DEFAULT_CHANNELS,
+};
+
+use crate::solve::conda::{CondaRecord, CondaRepodata, CondaSpec};
+
+/// Channels or their repodata could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveCondaError {
+    #[error("invalid conda channel `{channel}`: {reason}")]
+    InvalidChannel { channel: String, reason: String },
+    #[error(
+        "no conda channels to search\nhint: pass `-c conda-forge` or set `channels` in imagelock.toml or .condarc"
+    )]
+    NoChannels,
+    #[error("invalid `{}`: {message}", path.display())]
+    Condarc { path: PathBuf, message: String },
+    #[error("{0}")]
+    Spec(String),
+    #[error("unknown conda platform `{0}`")]
+    Platform(String),
+    #[error("repodata of `{channel}` is not in the cache\nhint: run once without `--offline` to fill the cache at `{}`", cache.display())]
+    NotCached { channel: String, cache: PathBuf },
+    #[error("cannot fetch conda repodata from `{channel}`: {message}")]
+    Fetch { channel: String, message: String },
+}
+
+/// Progress of repodata downloads; the CLI turns it into progress bars.
+/// Implementations must not print from `resolve`; they are called from
+/// download tasks.
+pub trait CondaProgress: Send + Sync {
+    /// A download of `url` starts; the returned index names it later.
+    fn download_started(&self, url: &str) -> usize;
+    fn download_progress(&self, index: usize, bytes: u64, total: Option<u64>);
+    fn download_finished(&self, index: usize);
+}
+
+struct ProgressAdapter(Arc<dyn CondaProgress>);
+
+impl DownloadReporter for ProgressAdapter {
+    fn on_download_start(&self, url: &Url) -> usize {
+        self.0.download_started(url.as_str())
+    }
+    fn on_download_progress(&self, _: &Url, index: usize, bytes: usize, total: Option<usize>) {
+        self.0
+            .download_progress(index, bytes as u64, total.map(|t| t as u64));
+    }
+    fn on_download_complete(&self, _: &Url, index: usize) {
+        self.0.download_finished(index);
+    }
+}
+
+impl Reporter for ProgressAdapter {
+    fn download_reporter(&self) -> Option<&dyn DownloadReporter> {
+        Some(self)
+    }
+}
+
+/// Fetches repodata for solves; one per run so the in-memory cache is
+/// shared between steps and platforms.
+pub struct CondaIndex {
+    gateway: Gateway,
+    cache_dir: PathBuf,
+    offline: bool,
+}
+
+impl CondaIndex {
+    /// An index caching under `cache_dir/conda`. `offline` reads only the
+    /// cache (and local `file://` channels).
+    pub fn new(cache_dir: &Path, client: reqwest::Client, offline: bool) -> Self {
+        let cache_dir = cache_dir.join("conda");
+        let source = SourceConfig {
+            cache_action: if offline {
+                CacheAction::ForceCacheOnly
+            } else {
+                CacheAction::CacheOrFetch
+            },
+            ..SourceConfig::default()
+        };
+        let gateway = Gateway::builder()
+            .with_client(client)
+            .with_cache_dir(cache_dir.clone())
+            .with_channel_config(ChannelConfig {
+                default: source,
+                ..ChannelConfig::default()
+            })
+            .finish();
+        Self {
+            gateway,
+            cache_dir,
+            offline,
+        }
+    }
+
+    /// The records of `channels` (in priority order) for `platform` and
+    /// noarch that the specs and installed packages can reach.
+    pub async fn fetch(
+        &self,
+        channels: &[CondaChannel],
+        platform: &str,
+        specs: &[CondaSpec],
+        installed: &[CondaRecord],
+        progress: Option<Arc<dyn CondaProgress>>,
+    ) -> Result<CondaRepodata, ResolveCondaError> {
+        let platform_value = Platform::from_str(platform)
+            .map_err(|_| ResolveCondaError::Platform(platform.to_string()))?;
+        let mut names: Vec<MatchSpec> = Vec::new();
+        for name in specs
+            .iter()
+            .map(CondaSpec::name)
+            .chain(installed.iter().map(CondaRecord::name))
+        {
+            let name =
+                PackageName::from_str(name).map_err(|e| ResolveCondaError::Spec(e.to_string()))?;
+            names.push(MatchSpec::from(name));
+        }
+        let mut data = CondaRepodata::new();
+        // One query per channel keeps the channel order explicit (strict
+        // priority depends on it) and lets errors name the channel.
+        for channel in channels {
+            let url = Url::parse(&channel.url).map_err(|e| ResolveCondaError::InvalidChannel {
+                channel: channel.url.clone(),
+                reason: e.to_string(),
+            })?;
+            let mut query = self
+                .gateway
+                .query(
+                    vec![Channel::from_url(url)],
+                    vec![platform_value, Platform::NoArch],
+                    names.clone(),
+                )
+                .recursive(true);
+            if let Some(progress) = &progress {
+                query = query.with_reporter(ProgressAdapter(progress.clone()));
+            }
+            let parts = query
+                .await
+                .map_err(|e| self.fetch_error(&channel.url, &e))?;
+            for part in parts {
+                data.push_fetched(part);
+            }
+        }
+        Ok(data)
+    }
+
+    fn fetch_error(&self, channel: &str, error: &GatewayError) -> ResolveCondaError {
+        if self.offline && is_not_cached(error) {
+            return ResolveCondaError::NotCached {
+                channel: channel.to_string(),
+                cache: self.cache_dir.clone(),
+            };
+        }
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        ResolveCondaError::Fetch {
+            channel: channel.to_string(),
+            message,
+        }
+    }
+}
+
+fn is_not_cached(error: &GatewayError) -> bool {
+    match error {
+        GatewayError::FetchRepoDataError(FetchRepoDataError::NoCacheAvailable) => true,
+        GatewayError::CacheError(_) => true,
+        other => {
+            // Sharded and subdir errors wrap the cause; look for it by text.
+            let mut source: Option<&dyn std::error::Error> = Some(other);
+            while let Some(s) = source {
+                if s.to_string().contains("no cache available") {
+                    return true;
+                }
+                source = s.source();
+            }
+            false
+        }
+    }
+}

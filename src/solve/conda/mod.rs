@@ -1,0 +1,384 @@
+//! Solving one conda install step for one platform with rattler's resolvo
+//! solver.
+//!
+//! This module and `resolve::conda` are the only places that name rattler
+//! types; everything else sees [`CondaSpec`], [`CondaRecord`],
+//! [`CondaRepodata`] and [`CondaSolution`].
+
+mod record;
+mod spec;
+mod target;
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rattler_conda_types::{Channel, MatchSpec, PackageName, RepoDataRecord};
+use rattler_solve::{ExcludeNewer, SolverImpl, SolverTask};
+use reqwest::Url;
+
+pub use record::{CondaRecord, ReadCondaRecordError};
+pub use spec::{CondaSpec, ParseCondaSpecError};
+pub use target::{CondaTarget, CondaTargetError, DEFAULT_LINUX_KERNEL, VirtualPackage};
+
+use crate::config::ChannelPriority;
+use crate::lock::CondaPackage;
+
+/// A conda solve failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SolveCondaError {
+    #[error(transparent)]
+    Unsatisfiable(Box<UnsatisfiableRequest>),
+    #[error("the conda solve for `{platform}`{context} was cancelled or took too long")]
+    Cancelled {
+        platform: String,
+        context: SolveContextDisplay,
+    },
+    #[error("conda solver failed for `{platform}`{context}: {message}")]
+    Solver {
+        platform: String,
+        context: SolveContextDisplay,
+        message: String,
+    },
+    #[error(transparent)]
+    Target(#[from] CondaTargetError),
+    #[error("invalid repodata for channel `{channel}`: {reason}")]
+    Repodata { channel: String, reason: String },
+    #[error(
+        "invalid date `{0}` for --exclude-newer\nhint: write a date like `2024-05-01` or `2024-05-01T12:00:00Z`"
+    )]
+    ExcludeNewer(String),
+}
+
+/// A request no combination of records satisfies, with the solver's own
+/// explanation.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot satisfy {specs} for `{platform}`{context}\n{explanation}\nhint: loosen or remove the conflicting specs, or add a channel that has the missing packages"
+)]
+pub struct UnsatisfiableRequest {
+    pub specs: SpecList,
+    pub platform: String,
+    pub context: SolveContextDisplay,
+    pub explanation: String,
+}
+
+/// Specs as shown in messages: `` `numpy>=3`, `python=3.11` ``.
+#[derive(Debug, Clone, Default)]
+pub struct SpecList(pub Vec<String>);
+
+impl fmt::Display for SpecList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("the installed packages");
+        }
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "`{s}`")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where the step being solved comes from; the caller fills it so an
+/// unsatisfiable request names the image, file and line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SolveContext {
+    pub image: String,
+    pub file: String,
+    pub line: u32,
+}
+
+/// The optional context as a message suffix (empty when unknown).
+#[derive(Clone, Debug, Default)]
+pub struct SolveContextDisplay(pub Option<SolveContext>);
+
+impl fmt::Display for SolveContextDisplay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(c) => write!(f, " in image `{}` ({}:{})", c.image, c.file, c.line),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Parses `--exclude-newer`: a date (midnight UTC) or an RFC 3339 time.
+pub fn parse_exclude_newer(text: &str) -> Result<DateTime<Utc>, SolveCondaError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| SolveCondaError::ExcludeNewer(text.to_string()))
+}
+
+/// The records of the channels a solve may use, in channel priority order
+/// (first channel first). Cheap to share: fetched repodata is reference
+/// counted.
+#[derive(Default)]
+pub struct CondaRepodata {
+    parts: Vec<Part>,
+}
+
+impl fmt::Debug for CondaRepodata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CondaRepodata")
+            .field("parts", &self.parts.len())
+            .field("records", &self.len())
+            .finish()
+    }
+}
+
+enum Part {
+    Fetched(rattler_repodata_gateway::RepoData),
+    Owned(Vec<RepoDataRecord>),
+}
+
+impl CondaRepodata {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn push_fetched(&mut self, data: rattler_repodata_gateway::RepoData) {
+        self.parts.push(Part::Fetched(data));
+    }
+
+    /// Adds the records of one subdir's `repodata.json` text served by the
+    /// channel at `channel_url`.
+    pub fn push_repodata_json(
+        &mut self,
+        channel_url: &str,
+        text: &str,
+    ) -> Result<(), SolveCondaError> {
+        let invalid = |reason: String| SolveCondaError::Repodata {
+            channel: channel_url.to_string(),
+            reason,
+        };
+        let url = Url::parse(channel_url).map_err(|e| invalid(e.to_string()))?;
+        let data: rattler_conda_types::RepoData =
+            serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        self.parts.push(Part::Owned(
+            data.into_repo_data_records(&Channel::from_url(url)),
+        ));
+        Ok(())
+    }
+
+    /// How many records all channels hold together.
+    pub fn len(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Fetched(d) => d.len(),
+                Part::Owned(v) => v.len(),
+            })
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn parts(&self) -> Vec<Vec<&RepoDataRecord>> {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Fetched(d) => d.iter().collect(),
+                Part::Owned(v) => v.iter().collect(),
+            })
+            .collect()
+    }
+}
+
+/// What to solve: one install step on one platform.
+#[derive(Clone, Debug)]
+pub struct CondaSolveRequest {
+    /// The specs the command asks for (channels already bound).
+    pub specs: Vec<CondaSpec>,
+    /// What the prefix holds before the step (`conda install` into an
+    /// existing prefix); empty for `conda create` and `env create`.
+    pub installed: Vec<CondaRecord>,
+    pub target: CondaTarget,
+    pub channel_priority: ChannelPriority,
+    /// Ignore records built after this time. Records without a timestamp
+    /// are kept (old channels lack them).
+    pub exclude_newer: Option<DateTime<Utc>>,
+    pub context: Option<SolveContext>,
+    pub timeout: Option<Duration>,
+}
+
+impl CondaSolveRequest {
+    pub fn new(specs: Vec<CondaSpec>, target: CondaTarget) -> Self {
+        Self {
+            specs,
+            installed: Vec::new(),
+            target,
+            channel_priority: ChannelPriority::Strict,
+            exclude_newer: None,
+            context: None,
+            timeout: None,
+        }
+    }
+}
+
+/// One package of a solution.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SolvedCondaPackage {
+    pub record: CondaRecord,
+    /// The spec that asked for it by name.
+    pub requested: Option<String>,
+    /// The prefix held this exact build before the step.
+    pub unchanged: bool,
+}
+
+/// The prefix after the step, sorted by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CondaSolution {
+    pub packages: Vec<SolvedCondaPackage>,
+}
+
+impl CondaSolution {
+    /// The version of `python` in the solution, for resolving an
+    /// environment file's `pip:` section against it.
+    pub fn python_version(&self) -> Option<String> {
+        self.packages
+            .iter()
+            .find(|p| p.record.name() == "python")
+            .map(|p| p.record.version())
+    }
+
+    /// Every record of the prefix after the step (the `installed` of the
+    /// next step).
+    pub fn records(&self) -> Vec<CondaRecord> {
+        self.packages.iter().map(|p| p.record.clone()).collect()
+    }
+
+    /// Lock entries for what the step installs (new or changed packages) on
+    /// `platform` (`linux/amd64`).
+    pub fn lock_packages(&self, platform: &str) -> Vec<CondaPackage> {
+        self.packages
+            .iter()
+            .filter(|p| !p.unchanged)
+            .map(|p| p.record.to_lock(p.requested.as_deref(), platform))
+            .collect()
+    }
+}
+
+/// Solves one step. Pure and CPU-bound: run it on a blocking thread.
+pub fn solve(
+    request: &CondaSolveRequest,
+    available: &CondaRepodata,
+) -> Result<CondaSolution, SolveCondaError> {
+    let platform = request.target.platform.clone();
+    let context = || SolveContextDisplay(request.context.clone());
+    let virtual_packages = request.target.rattler_virtual_packages()?;
+
+    let mut specs: Vec<MatchSpec> = request.specs.iter().map(|s| s.spec.clone()).collect();
+    // `conda install` keeps what the prefix holds: each installed package
+    // stays requested by name, and its installed build is preferred.
+    for installed in &request.installed {
+        if !request.specs.iter().any(|s| s.name() == installed.name()) {
+            specs.push(MatchSpec::from(PackageName::new_unchecked(
+                installed.name().to_string(),
+            )));
+        }
+    }
+
+    let parts = available.parts();
+    let task = SolverTask {
+        locked_packages: request.installed.iter().map(|r| r.inner.clone()).collect(),
+        virtual_packages,
+        specs,
+        timeout: request.timeout,
+        channel_priority: match request.channel_priority {
+            ChannelPriority::Strict => rattler_solve::ChannelPriority::Strict,
+            // rattler has no "flexible" mode; without priority every channel
+            // competes by version, which is what flexible falls back to.
+            ChannelPriority::Flexible => rattler_solve::ChannelPriority::Disabled,
+        },
+        exclude_newer: request
+            .exclude_newer
+            .map(|t| ExcludeNewer::from_datetime(t).with_include_unknown_timestamp(true)),
+        ..SolverTask::from_iter(parts)
+    };
+
+    let result = rattler_solve::resolvo::Solver
+        .solve(task)
+        .map_err(|e| match e {
+            rattler_solve::SolveError::Unsolvable(lines) => {
+                SolveCondaError::Unsatisfiable(Box::new(UnsatisfiableRequest {
+                    specs: SpecList(
+                        request
+                            .specs
+                            .iter()
+                            .map(|s| s.as_str().to_string())
+                            .collect(),
+                    ),
+                    platform: platform.clone(),
+                    context: context(),
+                    explanation: lines.join("\n").trim_end().to_string(),
+                }))
+            }
+            rattler_solve::SolveError::Cancelled => SolveCondaError::Cancelled {
+                platform: platform.clone(),
+                context: context(),
+            },
+            other => SolveCondaError::Solver {
+                platform: platform.clone(),
+                context: context(),
+                message: other.to_string(),
+            },
+        })?;
+
+    let mut packages: Vec<SolvedCondaPackage> = result
+        .records
+        .into_iter()
+        .map(|inner| {
+            let record = CondaRecord::new(inner);
+            let requested = request
+                .specs
+                .iter()
+                .find(|s| s.name() == record.name())
+                .map(|s| s.as_str().to_string());
+            let unchanged = request.installed.iter().any(|i| i.same_build(&record));
+            SolvedCondaPackage {
+                record,
+                requested,
+                unchanged,
+            }
+        })
+        .collect();
+    packages.sort_by(|a, b| a.record.name().cmp(b.record.name()));
+    Ok(CondaSolution { packages })
+}
+
+/// A conda `@EXPLICIT` file for `platform` (a conda subdir) that
+/// `conda create --file` and `micromamba create -f` install as is. Each URL
+/// carries its sha256 after `#` (conda and mamba tell it from an md5 by its
+/// length), or the md5 when the record has no sha256.
+pub fn explicit_file(platform: &str, packages: &[CondaPackage]) -> String {
+    let mut out = String::from(
+        "# Generated by imagelock\n# This file may be used to create an environment using:\n# $ conda create --name <env> --file <this file>\n",
+    );
+    out.push_str(&format!("# platform: {platform}\n@EXPLICIT\n"));
+    let mut sorted: Vec<&CondaPackage> = packages.iter().collect();
+    sorted.sort_by(|a, b| (&a.name, &a.url).cmp(&(&b.name, &b.url)));
+    for p in sorted {
+        out.push_str(&p.url);
+        if !p.sha256.is_empty() {
+            out.push('#');
+            out.push_str(&p.sha256);
+        } else if let Some(md5) = &p.md5 {
+            out.push('#');
+            out.push_str(md5);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,254 @@
+use std::path::PathBuf;
+
+use super::*;
+
+fn channel_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/conda")
+        .join(name)
+}
+
+/// Loads fixture channels (in priority order) for `platform` and noarch.
+fn repodata(channels: &[&str], platform: &str) -> CondaRepodata {
+    let mut data = CondaRepodata::new();
+    for name in channels {
+        let dir = channel_dir(name);
+        let url = format!("file://{}", dir.display());
+        for subdir in [platform, "noarch"] {
+            let path = dir.join(subdir).join("repodata.json");
+            if let Ok(text) = fs_err::read_to_string(&path) {
+                data.push_repodata_json(&url, &text)
+                    .expect("valid repodata");
+            }
+        }
+    }
+    data
+}
+
+fn specs(texts: &[&str]) -> Vec<CondaSpec> {
+    texts
+        .iter()
+        .map(|t| CondaSpec::parse(t).expect("valid spec"))
+        .collect()
+}
+
+fn linux64() -> CondaTarget {
+    CondaTarget::new("linux-64")
+        .expect("known")
+        .with_glibc("2.28")
+}
+
+fn find<'a>(solution: &'a CondaSolution, name: &str) -> &'a SolvedCondaPackage {
+    solution
+        .packages
+        .iter()
+        .find(|p| p.record.name() == name)
+        .unwrap_or_else(|| panic!("{name} in the solution"))
+}
+
+#[test]
+fn solves_python_and_numpy_from_conda_forge() {
+    let data = repodata(&["conda-forge"], "linux-64");
+    let request = CondaSolveRequest::new(specs(&["python=3.12", "numpy<2"]), linux64());
+    let solution = solve(&request, &data).expect("solvable");
+    assert!(
+        find(&solution, "python")
+            .record
+            .version()
+            .starts_with("3.12.")
+    );
+    assert_eq!(find(&solution, "numpy").record.version(), "1.26.4");
+    assert_eq!(
+        find(&solution, "numpy").requested.as_deref(),
+        Some("numpy<2")
+    );
+    assert_eq!(find(&solution, "libzlib").requested, None);
+    assert!(
+        solution
+            .python_version()
+            .is_some_and(|v| v.starts_with("3.12"))
+    );
+    let lock = solution.lock_packages("linux/amd64");
+    assert_eq!(lock.len(), solution.packages.len());
+    assert!(
+        lock.iter()
+            .all(|p| p.sha256.len() == 64 && p.url.starts_with("file://"))
+    );
+}
+
+#[test]
+fn strict_priority_takes_the_first_channel_flexible_the_best_version() {
+    let data = repodata(&["pytorch-2023", "conda-forge"], "linux-64");
+    let mut request = CondaSolveRequest::new(specs(&["libjpeg-turbo"]), linux64());
+    let strict = solve(&request, &data).expect("solvable");
+    let jpeg = &find(&strict, "libjpeg-turbo").record;
+    assert_eq!(jpeg.version(), "2.0.0");
+    assert!(
+        jpeg.channel().ends_with("pytorch-2023"),
+        "{}",
+        jpeg.channel()
+    );
+
+    request.channel_priority = ChannelPriority::Flexible;
+    let flexible = solve(&request, &data).expect("solvable");
+    let jpeg = &find(&flexible, "libjpeg-turbo").record;
+    assert!(jpeg.version().starts_with("3."), "{}", jpeg.version());
+    assert!(jpeg.channel().ends_with("conda-forge"));
+}
+
+#[test]
+fn channel_bound_spec_takes_that_channel() {
+    let data = repodata(&["pytorch-2023", "conda-forge"], "linux-64");
+    let mut spec = CondaSpec::parse("conda-forge::libjpeg-turbo").expect("valid");
+    let url = format!("file://{}", channel_dir("conda-forge").display());
+    spec.bind_channel(&url).expect("valid url");
+    let request = CondaSolveRequest {
+        channel_priority: ChannelPriority::Flexible,
+        ..CondaSolveRequest::new(vec![spec], linux64())
+    };
+    let solution = solve(&request, &data).expect("solvable");
+    assert!(
+        find(&solution, "libjpeg-turbo")
+            .record
+            .channel()
+            .ends_with("conda-forge")
+    );
+}
+
+#[test]
+fn older_glibc_excludes_records_that_need_a_newer_one() {
+    let data = repodata(&["conda-forge"], "linux-64");
+    // c-ares 1.33.1 is the one build of the subset that needs glibc 2.28.
+    let new = solve(
+        &CondaSolveRequest::new(specs(&["c-ares=1.33.1"]), linux64()),
+        &data,
+    )
+    .expect("solvable");
+    assert_eq!(find(&new, "c-ares").record.version(), "1.33.1");
+    let old_target = CondaTarget::new("linux-64")
+        .expect("known")
+        .with_glibc("2.17");
+    let err = solve(
+        &CondaSolveRequest::new(specs(&["c-ares=1.33.1"]), old_target.clone()),
+        &data,
+    )
+    .expect_err("needs a newer glibc");
+    assert!(err.to_string().contains("__glibc"), "{err}");
+    // Without a pin, the newest build that runs on glibc 2.17 is chosen.
+    let any = solve(
+        &CondaSolveRequest::new(specs(&["c-ares"]), old_target),
+        &data,
+    )
+    .expect("solvable");
+    assert!(
+        !find(&any, "c-ares")
+            .record
+            .depends()
+            .iter()
+            .any(|d| d.contains("2.28"))
+    );
+}
+
+#[test]
+fn linux_aarch64_uses_its_own_subdir() {
+    let data = repodata(&["conda-forge"], "linux-aarch64");
+    let target = CondaTarget::new("linux-aarch64")
+        .expect("known")
+        .with_glibc("2.28");
+    let solution =
+        solve(&CondaSolveRequest::new(specs(&["python"]), target), &data).expect("solvable");
+    assert_eq!(find(&solution, "python").record.subdir(), "linux-aarch64");
+    assert!(
+        solution
+            .packages
+            .iter()
+            .all(|p| ["linux-aarch64", "noarch"].contains(&p.record.subdir()))
+    );
+}
+
+#[test]
+fn install_into_a_prefix_keeps_what_it_holds() {
+    let data = repodata(&["conda-forge"], "linux-64");
+    let base = solve(
+        &CondaSolveRequest::new(specs(&["python=3.11", "numpy=1.26"]), linux64()),
+        &data,
+    )
+    .expect("solvable");
+    let mut request = CondaSolveRequest::new(specs(&["requests"]), linux64());
+    request.installed = base.records();
+    let next = solve(&request, &data).expect("solvable");
+    // The installed python and numpy stay although newer ones exist.
+    assert!(find(&next, "python").record.version().starts_with("3.11."));
+    assert!(find(&next, "python").unchanged);
+    assert_eq!(find(&next, "numpy").record.version(), "1.26.4");
+    assert!(!find(&next, "requests").unchanged);
+    let locked = next.lock_packages("linux/amd64");
+    assert!(locked.iter().any(|p| p.name == "requests"));
+    assert!(!locked.iter().any(|p| p.name == "python"));
+    // A fresh environment takes the newest python instead.
+    let fresh = solve(
+        &CondaSolveRequest::new(specs(&["requests"]), linux64()),
+        &data,
+    )
+    .expect("solvable");
+    assert!(!find(&fresh, "python").record.version().starts_with("3.11."));
+}
+
+#[test]
+fn exclude_newer_uses_timestamps_and_keeps_records_without() {
+    let data = repodata(&["defaults-2018"], "linux-64");
+    let target = CondaTarget::new("linux-64")
+        .expect("known")
+        .with_glibc("2.17");
+    let mut request = CondaSolveRequest::new(specs(&["numpy", "python=3.6"]), target);
+    let latest = solve(&request, &data).expect("solvable");
+    request.exclude_newer = Some(parse_exclude_newer("2018-01-01").expect("date"));
+    let old = solve(&request, &data).expect("solvable");
+    let (latest_np, old_np) = (
+        find(&latest, "numpy").record.clone(),
+        find(&old, "numpy").record.clone(),
+    );
+    assert_ne!(latest_np.version(), old_np.version());
+    let cutoff = parse_exclude_newer("2018-01-01")
+        .expect("date")
+        .timestamp_millis();
+    assert!(
+        old.packages
+            .iter()
+            .all(|p| p.record.timestamp_millis().is_none_or(|t| t <= cutoff))
+    );
+}
+
+#[test]
+fn exclude_newer_parses_dates_and_times() {
+    assert!(parse_exclude_newer("2024-05-01").is_ok());
+    assert!(parse_exclude_newer("2024-05-01T12:00:00Z").is_ok());
+    let err = parse_exclude_newer("last tuesday").expect_err("invalid");
+    assert!(err.to_string().contains("hint:"));
+}
+
+#[test]
+fn unsatisfiable_request_explains_itself() {
+    let data = repodata(&["conda-forge"], "linux-64");
+    let mut request = CondaSolveRequest::new(specs(&["python=3.12", "numpy=1.25"]), linux64());
+    request.context = Some(SolveContext {
+        image: "notebook".into(),
+        file: "Dockerfile".into(),
+        line: 7,
+    });
+    let err = solve(&request, &data).expect_err("unsatisfiable");
+    insta::assert_snapshot!(err.to_string());
+}
+
+#[test]
+fn explicit_file_lists_urls_with_hashes() {
+    let data = repodata(&["conda-forge"], "linux-64");
+    let solution =
+        solve(&CondaSolveRequest::new(specs(&["zlib"]), linux64()), &data).expect("solvable");
+    let text = explicit_file("linux-64", &solution.lock_packages("linux/amd64"));
+    let text = text.replace(
+        &format!("file://{}", channel_dir("conda-forge").display()),
+        "[CHANNEL]",
+    );
+    insta::assert_snapshot!(text);
+}

@@ -1,0 +1,272 @@
+//! Conda channels over HTTP and `file://`, the gateway cache, offline use,
+//! environment files and multi-channel solves against real repodata.
+
+use std::path::Path;
+
+use imagelock::config::{ChannelPriority, CondaConfig};
+use imagelock::resolve::conda::{
+    ChannelRequest, ChannelSettings, CondaChannel, CondaIndex, Condarc, ResolveCondaError,
+};
+use imagelock::solve::conda::{
+    CondaSolution, CondaSolveRequest, CondaSpec, CondaTarget, SolveCondaError, solve,
+};
+use imagelock::source::environment::EnvironmentFile;
+
+use crate::common::{fixture, http::StaticServer, tempdir};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+fn settings(alias: &str, root: &Path) -> ChannelSettings {
+    let config = CondaConfig {
+        channel_alias: Some(alias.to_string()),
+        ..CondaConfig::default()
+    };
+    ChannelSettings::new(&config, &Condarc::default(), root)
+}
+
+fn specs(texts: &[&str]) -> Vec<CondaSpec> {
+    texts
+        .iter()
+        .map(|t| CondaSpec::parse(t).expect("valid spec"))
+        .collect()
+}
+
+fn channels(s: &ChannelSettings, cli: &[&str], specs: &mut [CondaSpec]) -> Vec<CondaChannel> {
+    let request = ChannelRequest {
+        cli: cli.iter().map(|c| (*c).to_string()).collect(),
+        override_channels: true,
+        ..ChannelRequest::default()
+    };
+    s.resolve(&request, specs).expect("channels resolve")
+}
+
+fn version(solution: &CondaSolution, name: &str) -> String {
+    solution
+        .packages
+        .iter()
+        .find(|p| p.record.name() == name)
+        .map(|p| p.record.version())
+        .unwrap_or_else(|| panic!("{name} in the solution"))
+}
+
+fn target() -> CondaTarget {
+    CondaTarget::new("linux-64")
+        .expect("known")
+        .with_glibc("2.28")
+}
+
+#[test]
+fn http_channel_fills_the_cache_and_offline_reads_it() {
+    let server = StaticServer::start(fixture("conda"));
+    let cache = tempdir();
+    let s = settings(&server.url(), Path::new("/"));
+    let mut wanted = specs(&["python=3.12", "numpy"]);
+    let chans = channels(&s, &["conda-forge"], &mut wanted);
+    assert_eq!(chans[0].url, format!("{}/conda-forge", server.url()));
+
+    let rt = runtime();
+    let client = reqwest::Client::new();
+    let index = CondaIndex::new(cache.path(), client.clone(), false);
+    let data = rt
+        .block_on(index.fetch(&chans, "linux-64", &wanted, &[], None))
+        .expect("fetched");
+    let online = solve(&CondaSolveRequest::new(wanted.clone(), target()), &data).expect("solvable");
+    assert!(version(&online, "python").starts_with("3.12."));
+    let python = online
+        .packages
+        .iter()
+        .find(|p| p.record.name() == "python")
+        .expect("python");
+    assert!(python.record.url().starts_with(&server.url()));
+    let seen = server.seen();
+    assert!(
+        seen.iter()
+            .any(|r| r.path.ends_with("linux-64/repodata.json") && r.status == 200),
+        "{seen:?}"
+    );
+
+    // Offline with the same cache: nothing is asked of the server.
+    server.reset();
+    let offline = CondaIndex::new(cache.path(), client.clone(), true);
+    let data = rt
+        .block_on(offline.fetch(&chans, "linux-64", &wanted, &[], None))
+        .expect("from the cache");
+    let again = solve(&CondaSolveRequest::new(wanted.clone(), target()), &data).expect("solvable");
+    assert_eq!(again, online);
+    assert!(server.seen().is_empty(), "{:?}", server.seen());
+
+    // Offline with an empty cache: a clear error.
+    let empty = tempdir();
+    let offline = CondaIndex::new(empty.path(), client, true);
+    let err = rt
+        .block_on(offline.fetch(&chans, "linux-64", &wanted, &[], None))
+        .expect_err("nothing cached");
+    assert!(matches!(err, ResolveCondaError::NotCached { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("hint: run once without `--offline`")
+    );
+}
+
+#[test]
+fn file_channels_relative_to_the_config_dir() {
+    let mut config = CondaConfig::default();
+    config
+        .custom_channels
+        .insert("pytorch-2023".into(), "file:fixtures/conda".into());
+    let s = ChannelSettings::new(&config, &Condarc::default(), crate::common::repo_root());
+    let mut wanted = specs(&["pytorch-2023::libjpeg-turbo"]);
+    let chans = channels(&s, &["file:fixtures/conda/conda-forge"], &mut wanted);
+    assert!(chans.iter().all(|c| c.url.starts_with("file:///")));
+    assert_eq!(chans.len(), 2);
+    let cache = tempdir();
+    let index = CondaIndex::new(cache.path(), reqwest::Client::new(), true);
+    let data = runtime()
+        .block_on(index.fetch(&chans, "linux-64", &wanted, &[], None))
+        .expect("local channels work offline");
+    let mut request = CondaSolveRequest::new(wanted, target());
+    request.channel_priority = ChannelPriority::Flexible;
+    let solution = solve(&request, &data).expect("solvable");
+    // Bound to its channel although conda-forge has newer builds.
+    assert_eq!(version(&solution, "libjpeg-turbo"), "2.0.0");
+}
+
+#[test]
+fn two_http_channels_strict_and_flexible() {
+    let server = StaticServer::start(fixture("conda"));
+    let cache = tempdir();
+    let s = settings(&server.url(), Path::new("/"));
+    let mut wanted = specs(&["libjpeg-turbo"]);
+    let chans = channels(&s, &["pytorch-2023", "conda-forge"], &mut wanted);
+    let index = CondaIndex::new(cache.path(), reqwest::Client::new(), false);
+    let data = runtime()
+        .block_on(index.fetch(&chans, "linux-64", &wanted, &[], None))
+        .expect("fetched");
+    let mut request = CondaSolveRequest::new(wanted, target());
+    assert_eq!(
+        version(&solve(&request, &data).expect("strict"), "libjpeg-turbo"),
+        "2.0.0"
+    );
+    request.channel_priority = ChannelPriority::Flexible;
+    assert!(version(&solve(&request, &data).expect("flexible"), "libjpeg-turbo").starts_with("3."));
+}
+
+#[test]
+fn environment_file_with_pip_section() {
+    let dir = tempdir();
+    let path = dir.path().join("environment.yml");
+    let text = "name: analysis\nchannels:\n  - conda-forge\n  - nodefaults\ndependencies:\n  - python=3.11\n  - pandas\n  - pip\n  - pip:\n      - requests==2.32.3\n      - rich>=13\n";
+    fs_err::write(&path, text).expect("written");
+    let env = EnvironmentFile::parse(&path, text).expect("valid");
+
+    let server = StaticServer::start(fixture("conda"));
+    let s = settings(&server.url(), Path::new("/"));
+    let mut wanted: Vec<CondaSpec> = env
+        .dependencies
+        .iter()
+        .map(|d| CondaSpec::parse(&d.value).expect("spec"))
+        .collect();
+    let request = ChannelRequest {
+        file: env.channels.iter().map(|c| c.value.clone()).collect(),
+        implicit_defaults: true,
+        ..ChannelRequest::default()
+    };
+    let chans = s.resolve(&request, &mut wanted).expect("channels");
+    assert_eq!(chans.len(), 1, "nodefaults drops defaults: {chans:?}");
+    let cache = tempdir();
+    let index = CondaIndex::new(cache.path(), reqwest::Client::new(), false);
+    let data = runtime()
+        .block_on(index.fetch(&chans, "linux-64", &wanted, &[], None))
+        .expect("fetched");
+    let solution = solve(&CondaSolveRequest::new(wanted, target()), &data);
+    // The pip part goes to the Python resolver with the solved Python.
+    let pip: Vec<&str> = env.pip.iter().map(|p| p.value.as_str()).collect();
+    assert_eq!(pip, ["requests==2.32.3", "rich>=13"]);
+    match solution {
+        Ok(solution) => {
+            assert!(
+                solution
+                    .python_version()
+                    .is_some_and(|v| v.starts_with("3.11."))
+            );
+        }
+        Err(SolveCondaError::Unsatisfiable(u)) => panic!("{u}"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn installed_prefix_records_are_kept_over_http() {
+    let server = StaticServer::start(fixture("conda"));
+    let s = settings(&server.url(), Path::new("/"));
+    let cache = tempdir();
+    let index = CondaIndex::new(cache.path(), reqwest::Client::new(), false);
+    let rt = runtime();
+    let mut base_specs = specs(&["python=3.11"]);
+    let chans = channels(&s, &["conda-forge"], &mut base_specs);
+    let data = rt
+        .block_on(index.fetch(&chans, "linux-64", &base_specs, &[], None))
+        .expect("fetched");
+    let base = solve(&CondaSolveRequest::new(base_specs, target()), &data).expect("base");
+    let installed = base.records();
+
+    let step = specs(&["requests"]);
+    let data = rt
+        .block_on(index.fetch(&chans, "linux-64", &step, &installed, None))
+        .expect("fetched");
+    let mut request = CondaSolveRequest::new(step, target());
+    request.installed = installed;
+    let solution = solve(&request, &data).expect("solvable");
+    assert_eq!(version(&solution, "python"), version(&base, "python"));
+    let locked = solution.lock_packages("linux/amd64");
+    assert!(locked.iter().any(|p| p.name == "requests"));
+    assert!(locked.iter().all(|p| p.name != "python"));
+}
+
+/// The LongQC image of the examples: conda-forge stack, then bioconda tools
+/// on top (needs the test world's channels).
+#[test]
+fn longqc_stack_from_the_test_world() {
+    let world = fixture("world/conda");
+    if !world.join("bioconda/linux-64/repodata.json").is_file() {
+        eprintln!("skipping: fixtures/world/conda is not present");
+        return;
+    }
+    let server = StaticServer::start(&world);
+    let s = settings(&server.url(), Path::new("/"));
+    let cache = tempdir();
+    let index = CondaIndex::new(cache.path(), reqwest::Client::new(), false);
+    let rt = runtime();
+    let mut first = specs(&[
+        "numpy",
+        "pandas>=0.24.0",
+        "scipy",
+        "jinja2",
+        "h5py",
+        "matplotlib>=2.1.2",
+        "scikit-learn",
+    ]);
+    let chans = channels(&s, &["conda-forge"], &mut first);
+    let data = rt
+        .block_on(index.fetch(&chans, "linux-64", &first, &[], None))
+        .expect("fetched");
+    let base = solve(&CondaSolveRequest::new(first, target()), &data).expect("solvable");
+    let mut second = specs(&["edlib", "pysam", "python-edlib"]);
+    let chans = channels(&s, &["bioconda", "conda-forge"], &mut second);
+    let data = rt
+        .block_on(index.fetch(&chans, "linux-64", &second, &base.records(), None))
+        .expect("fetched");
+    let mut request = CondaSolveRequest::new(second, target());
+    request.installed = base.records();
+    let solution = solve(&request, &data).expect("solvable");
+    for name in ["edlib", "pysam", "python-edlib", "h5py", "scikit-learn"] {
+        version(&solution, name);
+    }
+    assert_eq!(version(&solution, "python"), version(&base, "python"));
+}
