@@ -57,7 +57,8 @@ def pip_install(target, *wheels):
 async def conda_install(chan, prefix, *wanted):
     import rattler
     from rattler import Channel, PackageName, SparseRepoData
-    await rattler.index.index_fs(chan)
+    if not os.path.exists(os.path.join(chan, "linux-64", "repodata.json")):
+        await rattler.index.index_fs(chan)
     sparse = SparseRepoData(Channel("file://" + os.path.abspath(chan)), "linux-64",
                             os.path.join(chan, "linux-64", "repodata.json"))
     records = []
