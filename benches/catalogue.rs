@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use imagelock::image::{ImageRef, Platform, ReadOptions, open_local, read_catalogue};
+use imagelock::image::{ImageLocation, Platform, ReadOptions, open_local, read_catalogue};
 use sha2::{Digest as _, Sha256};
 
 const LAYERS: usize = 5;
@@ -214,7 +214,7 @@ fn vm_hwm_kib() -> u64 {
 
 /// In a fresh process: read the catalogue, print seconds and VmHWM.
 fn child(dir: &str, threads: usize) {
-    let image: ImageRef = format!("oci:{dir}").parse().unwrap();
+    let image: ImageLocation = format!("oci:{dir}").parse().unwrap();
     let source = open_local(&image).unwrap();
     let opts = ReadOptions {
         threads,
@@ -303,6 +303,7 @@ fn main() {
     let floor = gzip();
     let (parallel, parallel_kib) = run_child(0);
     let (single, single_kib) = run_child(1);
+    let (verify, verify_kib) = run_verify(&dir);
     let floor2 = gzip();
     let floor = floor.min(floor2);
     println!("gzip -dc, sequential (single-core floor): {floor:.2} s");
@@ -316,4 +317,54 @@ fn main() {
         single / floor,
         single_kib / 1024
     );
+    println!(
+        "imagelock verify --image oci:, end to end:  {verify:.2} s ({:.2}x the floor), max RSS {} MiB",
+        verify / floor,
+        verify_kib / 1024
+    );
+}
+
+/// `imagelock verify --image oci:DIR` against a minimal lock (a `FROM
+/// scratch` image, nothing locked): the whole command, process start to
+/// report, with its peak memory from `wait4` as `/usr/bin/time` reports it.
+fn run_verify(image: &Path) -> (f64, u64) {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("app")).unwrap();
+    std::fs::write(work.path().join("app/Dockerfile"), "FROM scratch\n").unwrap();
+    let lock = r#"version = 1
+
+[image]
+name = "app"
+definition = "app/Dockerfile"
+input-hash = "sha256:0"
+platforms = ["linux/amd64"]
+
+[[stages]]
+index = 0
+base = "scratch"
+"#;
+    std::fs::create_dir_all(work.path().join("lockfiles")).unwrap();
+    std::fs::write(work.path().join("lockfiles/app.lock"), lock).unwrap();
+    let started = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_imagelock"))
+        .args(["verify", "--format", "json", "--image"])
+        .arg(format!("oci:{}", image.display()))
+        .arg("app/Dockerfile")
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kib = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    (secs, kib)
 }

@@ -12,6 +12,7 @@ mod images;
 pub(crate) mod output;
 mod plan;
 mod rewrite;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -84,6 +85,7 @@ pub fn run(opts: &Opts, printer: &Printer) -> anyhow::Result<Outcome> {
         Command::Graph(args) => graph::run(&opts.global, args, printer),
         Command::Plan(args) => plan::run(&opts.global, args, printer),
         Command::Rewrite(args) => rewrite::run(opts, args, printer),
+        Command::Verify(args) => verify::run(opts, args, printer),
         other => {
             // Configuration errors come first, whatever the command.
             let _config = load_config(&opts.global, other.paths())?;

@@ -109,7 +109,7 @@ fn plural(n: usize) -> &'static str {
 
 /// The directory of the locks: the configuration's, else that of an
 /// `imagelock.toml` found from the current directory, else `lockfiles`.
-fn lock_dir(config: Option<Config>) -> anyhow::Result<PathBuf> {
+pub(super) fn lock_dir(config: Option<Config>) -> anyhow::Result<PathBuf> {
     if let Some(c) = config {
         return Ok(c.lock_dir);
     }

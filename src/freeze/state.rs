@@ -261,7 +261,7 @@ pub fn read_base(
     name: &str,
     platform: &str,
 ) -> Result<(Catalogue, Vec<String>), String> {
-    use crate::image::{ImageRef as Location, ReadOptions, open_local, read_catalogue};
+    use crate::image::{ImageLocation as Location, ReadOptions, open_local, read_catalogue};
     let location =
         base_location(config, name).ok_or_else(|| format!("`{name}` is not an image reference"))?;
     let parsed: Location = location.parse().map_err(|e| format!("{e}"))?;

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::digest::Digest;
 use super::layer::LayerCollection;
+use crate::resolve::Digest;
 
 /// Bump when what a layer collects changes, so old entries are not used.
 const VERSION: &str = "v1";

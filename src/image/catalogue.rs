@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::digest::Platform;
 use super::formats::{
     header, normalize_name, parse_apk, parse_conda_history, parse_headers, parse_os_release,
     parse_paragraphs, parse_record,
 };
 use super::layer::{CollectedFile, FileContent, LayerCollection, LayerStats, is_libc_name};
 use super::source::ResolvedImage;
+use crate::resolve::Platform;
 
 /// What an image contains, as far as imagelock cares. Every list is sorted,
 /// so equal images give equal catalogues.

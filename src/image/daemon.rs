@@ -10,8 +10,8 @@ use std::sync::{Mutex, OnceLock};
 use serde::Deserialize;
 
 use super::ImageError;
-use super::digest::{Digest, Platform};
 use super::source::{DockerArchive, ImageConfig, ImageSource, LayerRef, ResolvedImage};
+use crate::resolve::{Digest, Platform};
 
 /// Where the engine listens.
 #[derive(Clone, Debug)]
@@ -313,11 +313,11 @@ impl ImageSource for DockerDaemon {
 
     fn resolve(&self, platform: &Platform) -> Result<ResolvedImage, ImageError> {
         let inspect: Inspect = self.get_json(&format!("/images/{}/json", self.name))?;
-        let has = Platform {
-            os: inspect.os.clone(),
-            architecture: inspect.architecture.clone(),
-            variant: inspect.variant.clone(),
-        };
+        let has = Platform::new(
+            &inspect.os,
+            &inspect.architecture,
+            inspect.variant.as_deref(),
+        );
         if !platform.matches(&has) {
             return Err(ImageError::PlatformMissing {
                 reference: self.reference.clone(),

@@ -7,9 +7,10 @@ use std::io::{self, BufRead, BufReader, Read};
 use flate2::bufread::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
-use super::digest::{Digest, HashingReader};
+use super::digest::HashingReader;
 use super::source::LayerRef;
 use super::{ImageError, ReadOptions};
+use crate::resolve::Digest;
 
 /// How a layer blob is compressed, as read from its first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ mod daemon;
 mod digest;
 mod formats;
 mod layer;
+mod registry;
 mod source;
 
 use std::io;
@@ -18,16 +19,18 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub use crate::resolve::{Digest, Platform};
+
 pub use catalogue::{
     Catalogue, CondaMetaRecord, CondaPrefix, Libc, LibcKind, OsPackage, OsPackageSource, OsRelease,
     Owner, PythonDist, PythonInstall,
 };
 pub use daemon::DockerDaemon;
-pub use digest::{Digest, ParseDigestError, ParsePlatformError, Platform};
 pub use layer::{Compression, LayerStats};
+pub use registry::RegistryImage;
 pub use source::{
-    BlobSource, DockerArchive, Fetched, ImageConfig, ImageRef, ImageSource, LayerRef, OciLayout,
-    ResolvedImage, open_local, resolve_blobs,
+    BlobSource, DockerArchive, Fetched, ImageConfig, ImageLocation, ImageSource, LayerRef,
+    OciLayout, ResolvedImage, open_local, resolve_blobs,
 };
 
 /// Everything that can go wrong reading an image. Each names the image and,
@@ -130,6 +133,12 @@ pub enum ImageError {
         reference: String,
         available: String,
     },
+    #[error("cannot read `{reference}` from its registry: {source}")]
+    Registry {
+        reference: String,
+        #[source]
+        source: Box<crate::resolve::ResolveError>,
+    },
     #[error("the Docker Engine at `{host}` cannot give `{reference}`: {message}\nhint: {hint}")]
     Daemon {
         reference: String,
@@ -174,6 +183,39 @@ pub fn read_catalogue(
     opts: &ReadOptions,
 ) -> Result<Catalogue, ImageError> {
     let image = source.resolve(platform)?;
+    let layers = read_layers(source, &image, opts)?;
+    Ok(catalogue::merge(image, platform.clone(), layers))
+}
+
+/// Reads an image's catalogue for one platform, and, when `base_diff_ids`
+/// are the bottom layers of the image, the catalogue of those layers alone:
+/// what the base image holds, read once with the rest. `None` when the
+/// image is not built on those layers.
+pub fn read_catalogue_with_base(
+    source: &dyn ImageSource,
+    platform: &Platform,
+    opts: &ReadOptions,
+    base_diff_ids: &[Digest],
+) -> Result<(Catalogue, Option<Catalogue>), ImageError> {
+    let image = source.resolve(platform)?;
+    let layers = read_layers(source, &image, opts)?;
+    let n = base_diff_ids.len();
+    let base = image.config.diff_ids.starts_with(base_diff_ids).then(|| {
+        let mut base_image = image.clone();
+        base_image.layers.truncate(n);
+        base_image.config.diff_ids.truncate(n);
+        catalogue::merge(base_image, platform.clone(), layers[..n].to_vec())
+    });
+    Ok((catalogue::merge(image, platform.clone(), layers), base))
+}
+
+/// Every layer's collection, bottom first, in parallel (cached ones from
+/// the cache).
+fn read_layers(
+    source: &dyn ImageSource,
+    image: &ResolvedImage,
+    opts: &ReadOptions,
+) -> Result<Vec<layer::LayerCollection>, ImageError> {
     let reference = source.reference();
     let n = image.layers.len();
     let results: Mutex<Vec<Option<Result<layer::LayerCollection, ImageError>>>> =
@@ -241,7 +283,7 @@ pub fn read_catalogue(
     if let Some(e) = first_error {
         return Err(e);
     }
-    Ok(catalogue::merge(image, platform.clone(), layers))
+    Ok(layers)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -10,16 +10,16 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::ImageError;
-use super::digest::{Digest, Platform};
+use crate::resolve::{Digest, ImageRef, ParseImageRefError, Platform};
 
 /// Largest manifest, index or config accepted: they are small JSON documents.
 const MAX_JSON_SIZE: u64 = 16 << 20;
 
-/// Where an image comes from, as `--image` names it.
+/// Where an image comes from, as `--image` names it (skopeo's transports).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ImageRef {
+pub enum ImageLocation {
     /// `docker://REG/REPO:TAG` (a registry; read by the registry client).
-    Docker(String),
+    Docker(ImageRef),
     /// `oci:DIR[:TAG]`, an OCI image layout directory.
     Oci { dir: PathBuf, tag: Option<String> },
     /// `oci-archive:PATH[:TAG]`, a tar of an OCI image layout.
@@ -31,7 +31,7 @@ pub enum ImageRef {
     DockerDaemon(String),
 }
 
-impl FromStr for ImageRef {
+impl FromStr for ImageLocation {
     type Err = ImageError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -55,7 +55,11 @@ impl FromStr for ImageRef {
                     .strip_prefix("//")
                     .filter(|n| !n.is_empty())
                     .ok_or_else(|| bad("write `docker://REGISTRY/REPOSITORY:TAG`"))?;
-                Self::Docker(name.to_string())
+                let image = ImageRef::parse(name).map_err(|e| match e {
+                    ParseImageRefError::Invalid { reason, .. } => bad(&reason),
+                    other => bad(&other.to_string()),
+                })?;
+                Self::Docker(image)
             }
             "oci" => {
                 let (dir, tag) = path_and(rest);
@@ -89,7 +93,7 @@ impl FromStr for ImageRef {
     }
 }
 
-impl fmt::Display for ImageRef {
+impl fmt::Display for ImageLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let with = |f: &mut fmt::Formatter<'_>, t: &str, p: &Path, tag: &Option<String>| {
             write!(f, "{t}:{}", p.display())?;
@@ -254,7 +258,7 @@ fn check_digest(
     bytes: &[u8],
     expected: &Digest,
 ) -> Result<(), ImageError> {
-    let actual = Digest::of(bytes);
+    let actual = Digest::sha256_of(bytes);
     if &actual == expected {
         Ok(())
     } else {
@@ -389,11 +393,9 @@ fn pick_platform<'d>(
     platform: &Platform,
 ) -> Result<&'d Descriptor, ImageError> {
     let of = |d: &Descriptor| {
-        d.platform.as_ref().map(|p| Platform {
-            os: p.os.clone(),
-            architecture: p.architecture.clone(),
-            variant: p.variant.clone(),
-        })
+        d.platform
+            .as_ref()
+            .map(|p| Platform::new(&p.os, &p.architecture, p.variant.as_deref()))
     };
     if let [only] = children
         && only.platform.is_none()
@@ -412,7 +414,7 @@ fn pick_platform<'d>(
             let mut available: Vec<String> = children
                 .iter()
                 .filter_map(of)
-                .filter(|p| p.os != "unknown")
+                .filter(|p| !p.is_unknown())
                 .map(|p| format!("`{p}`"))
                 .collect();
             available.dedup();
@@ -811,7 +813,7 @@ impl ImageSource for DockerArchive {
             "config",
             self.store.open(&config_path).map_err(io(&config_path))?,
         )?;
-        let config_digest = Digest::of(&config_bytes);
+        let config_digest = Digest::sha256_of(&config_bytes);
         if let Some(expected) = digest_from_path(&config_path) {
             check_digest(&self.reference, "config", &config_bytes, &expected)?;
         }
@@ -936,26 +938,26 @@ fn digest_from_path(path: &str) -> Option<Digest> {
 /// Opens a local source (`oci:`, `oci-archive:`, `docker-archive:`,
 /// `docker-daemon:`). `docker://` is read through the registry client's
 /// [`BlobSource`].
-pub fn open_local(image: &ImageRef) -> Result<Box<dyn ImageSource + Send>, ImageError> {
+pub fn open_local(image: &ImageLocation) -> Result<Box<dyn ImageSource + Send>, ImageError> {
     let reference = image.to_string();
     match image {
-        ImageRef::Oci { dir, tag } => {
+        ImageLocation::Oci { dir, tag } => {
             Ok(Box::new(OciLayout::open_dir(&reference, dir, tag.clone())?))
         }
-        ImageRef::OciArchive { path, tag } => Ok(Box::new(OciLayout::open_archive(
+        ImageLocation::OciArchive { path, tag } => Ok(Box::new(OciLayout::open_archive(
             &reference,
             path,
             tag.clone(),
         )?)),
-        ImageRef::DockerArchive { path, name } => Ok(Box::new(DockerArchive::open(
+        ImageLocation::DockerArchive { path, name } => Ok(Box::new(DockerArchive::open(
             &reference,
             path,
             name.clone(),
         )?)),
-        ImageRef::DockerDaemon(name) => Ok(Box::new(super::daemon::DockerDaemon::new(
+        ImageLocation::DockerDaemon(name) => Ok(Box::new(super::daemon::DockerDaemon::new(
             &reference, name,
         )?)),
-        ImageRef::Docker(_) => Err(ImageError::InvalidReference {
+        ImageLocation::Docker(_) => Err(ImageError::InvalidReference {
             reference,
             hint: "registry images are read through the registry client".into(),
         }),
@@ -984,20 +986,20 @@ mod tests {
             ),
         ];
         for (input, shown) in cases {
-            let r: ImageRef = input.parse().unwrap();
+            let r: ImageLocation = input.parse().unwrap();
             assert_eq!(r.to_string(), shown);
         }
         assert_eq!(
             "docker-archive:a.tar:python:3.11"
-                .parse::<ImageRef>()
+                .parse::<ImageLocation>()
                 .unwrap(),
-            ImageRef::DockerArchive {
+            ImageLocation::DockerArchive {
                 path: "a.tar".into(),
                 name: Some("python:3.11".into())
             }
         );
         for bad in ["python:3.11", "docker:python", "oci:", "nope"] {
-            assert!(bad.parse::<ImageRef>().is_err(), "{bad}");
+            assert!(bad.parse::<ImageLocation>().is_err(), "{bad}");
         }
     }
 

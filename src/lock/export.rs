@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::lock::{LockedImage, PypiPackage};
+use crate::lock::{CondaPackage, LockedImage, LockedStep, PypiPackage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -58,6 +58,35 @@ impl LockedImage {
             for p in &step.pypi {
                 if p.platforms.iter().any(|l| platform_matches(l, platform)) {
                     by_name.insert(&p.name, p);
+                }
+            }
+        }
+        by_name.into_values().collect()
+    }
+
+    /// The conda packages the finished image has on `platform`, with the
+    /// step that decided each: a later step's choice of a name (in the same
+    /// target) replaces an earlier one, as a later `conda install` does.
+    pub fn final_conda(&self, platform: &str) -> Vec<(&LockedStep, &CondaPackage)> {
+        let mut by_name: BTreeMap<(Option<&str>, &str), (&LockedStep, &CondaPackage)> =
+            BTreeMap::new();
+        for step in &self.steps {
+            for p in &step.conda {
+                if p.platforms.iter().any(|l| platform_matches(l, platform)) {
+                    by_name.insert((step.target.as_deref(), &p.name), (step, p));
+                }
+            }
+        }
+        by_name.into_values().collect()
+    }
+
+    /// [`Self::final_pypi`] with the step that decided each package.
+    pub fn final_pypi_steps(&self, platform: &str) -> Vec<(&LockedStep, &PypiPackage)> {
+        let mut by_name: BTreeMap<&str, (&LockedStep, &PypiPackage)> = BTreeMap::new();
+        for step in &self.steps {
+            for p in &step.pypi {
+                if p.platforms.iter().any(|l| platform_matches(l, platform)) {
+                    by_name.insert(&p.name, (step, p));
                 }
             }
         }

@@ -74,6 +74,9 @@ pub struct HttpRequest {
     pub limit: u64,
     /// Retry on connection errors and 5xx (set false for probes).
     pub retry: bool,
+    /// Leave a successful response's body unread, for the caller to stream
+    /// ([`HttpResponse::stream`]); `limit` then applies to the caller.
+    pub stream: bool,
 }
 
 impl HttpRequest {
@@ -85,6 +88,7 @@ impl HttpRequest {
             body: None,
             limit,
             retry: true,
+            stream: false,
         }
     }
 }
@@ -97,6 +101,29 @@ pub struct HttpResponse {
     pub url: Url,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The unread body of a successful streamed request.
+    pub stream: Option<BodyStream>,
+}
+
+/// A response body still to be read, chunk by chunk. Cloning shares it:
+/// whoever takes it first reads it.
+#[derive(Clone)]
+pub struct BodyStream(Arc<Mutex<Option<reqwest::Response>>>);
+
+impl std::fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BodyStream")
+    }
+}
+
+impl BodyStream {
+    /// Takes the body out (once); `None` when already taken.
+    pub fn take(&self) -> Option<reqwest::Response> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
 }
 
 impl HttpResponse {
@@ -245,6 +272,15 @@ impl HttpClient {
                 limit: request.limit,
             });
         }
+        if request.stream && status.is_success() {
+            return Ok(HttpResponse {
+                status,
+                url,
+                headers,
+                body: Bytes::new(),
+                stream: Some(BodyStream(Arc::new(Mutex::new(Some(response))))),
+            });
+        }
         let mut body = Vec::new();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
@@ -262,6 +298,7 @@ impl HttpClient {
             url,
             headers,
             body: Bytes::from(body),
+            stream: None,
         })
     }
 }

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256, Sha512};
 
 /// The registry Docker Hub names are normalized to.
@@ -45,8 +46,10 @@ pub enum ParseDigestError {
 )]
 pub struct ParsePlatformError(pub String);
 
-/// A content digest: algorithm and hex encoding, validated.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A content digest: algorithm and hex encoding, validated. Serialized as
+/// its text, `sha256:…`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Digest {
     algorithm: DigestAlgorithm,
     hex: String,
@@ -82,6 +85,14 @@ impl Digest {
         Digest {
             algorithm: DigestAlgorithm::Sha256,
             hex: hex::encode(Sha256::digest(bytes)),
+        }
+    }
+
+    /// A sha256 digest from a finished hash (32 bytes).
+    pub fn from_sha256_output(hash: &[u8]) -> Digest {
+        Digest {
+            algorithm: DigestAlgorithm::Sha256,
+            hex: hex::encode(hash),
         }
     }
 
@@ -141,6 +152,19 @@ impl FromStr for Digest {
             algorithm,
             hex: hex.to_string(),
         })
+    }
+}
+
+impl TryFrom<String> for Digest {
+    type Error = ParseDigestError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Digest> for String {
+    fn from(d: Digest) -> Self {
+        d.to_string()
     }
 }
 
@@ -385,8 +409,9 @@ fn is_path_component(component: &str) -> bool {
 
 /// A target platform, `os/arch[/variant]`, normalized the way containerd
 /// does (`aarch64` is `arm64`, `arm64/v8` is `arm64`, `arm` is `arm/v7`,
-/// `x86_64` is `amd64`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// `x86_64` is `amd64`). Serialized as its text.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Platform {
     os: String,
     architecture: String,
@@ -426,6 +451,17 @@ impl Platform {
 
     pub fn variant(&self) -> Option<&str> {
         self.variant.as_deref()
+    }
+
+    /// Whether an image of platform `other` runs here. A missing variant on
+    /// either side matches (`linux/amd64` is any `linux/amd64/vN`).
+    pub fn matches(&self, other: &Platform) -> bool {
+        self.os == other.os
+            && self.architecture == other.architecture
+            && match (&self.variant, &other.variant) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
     }
 
     /// Whether this is an attestation or other non-image entry of an index
@@ -484,6 +520,19 @@ impl FromStr for Platform {
             return Err(ParsePlatformError(s.to_string()));
         }
         Ok(Platform::new(parts[0], parts[1], parts.get(2).copied()))
+    }
+}
+
+impl TryFrom<String> for Platform {
+    type Error = ParsePlatformError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Platform> for String {
+    fn from(p: Platform) -> Self {
+        p.to_string()
     }
 }
 

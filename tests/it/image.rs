@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use imagelock::image::{
-    Catalogue, ImageError, ImageRef, Platform, ReadOptions, open_local, read_catalogue,
+    Catalogue, ImageError, ImageLocation, Platform, ReadOptions, open_local, read_catalogue,
 };
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -126,7 +126,7 @@ fn write_layout(dir: &Path, images: &[(&str, Vec<Layer>)]) {
     for (platform, layers) in images {
         let p: Platform = platform.parse().unwrap();
         let config = serde_json::to_vec(&json!({
-            "architecture": p.architecture, "os": p.os,
+            "architecture": p.architecture(), "os": p.os(),
             "config": {"Env": ["PATH=/usr/local/bin:/usr/bin"]},
             "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>()},
         }))
@@ -144,8 +144,8 @@ fn write_layout(dir: &Path, images: &[(&str, Vec<Layer>)]) {
         }))
         .unwrap();
         let digest = write_blob(dir, &manifest);
-        let mut platform_json = json!({"os": p.os, "architecture": p.architecture});
-        if let Some(v) = &p.variant {
+        let mut platform_json = json!({"os": p.os(), "architecture": p.architecture()});
+        if let Some(v) = p.variant() {
             platform_json["variant"] = json!(v);
         }
         entries.push(json!({
@@ -162,7 +162,7 @@ fn write_layout(dir: &Path, images: &[(&str, Vec<Layer>)]) {
 }
 
 fn read(reference: &str, opts: &ReadOptions) -> Result<Catalogue, ImageError> {
-    let image: ImageRef = reference.parse()?;
+    let image: ImageLocation = reference.parse()?;
     let source = open_local(&image)?;
     read_catalogue(source.as_ref(), &Platform::linux_amd64(), opts)
 }
@@ -394,7 +394,7 @@ fn platforms_are_picked_from_an_index() {
     .to_string()
     .replace(&reference, "[reference]");
     insta::assert_snapshot!(e, @r"
-    `[reference]` has no image for `linux/s390x`; it has `linux/amd64`, `linux/arm64/v8`
+    `[reference]` has no image for `linux/s390x`; it has `linux/amd64`, `linux/arm64`
     hint: pick one with `--platform`
     ");
 }
@@ -431,7 +431,10 @@ fn a_second_read_comes_from_the_cache() {
 
 #[test]
 fn bad_references_say_what_to_write() {
-    let e = "python:3.11".parse::<ImageRef>().unwrap_err().to_string();
+    let e = "python:3.11"
+        .parse::<ImageLocation>()
+        .unwrap_err()
+        .to_string();
     insta::assert_snapshot!(e, @r"
     `python:3.11` is not an image reference
     hint: the transports are `docker://`, `oci:`, `oci-archive:`, `docker-archive:` and `docker-daemon:`
@@ -659,4 +662,80 @@ fn docker_daemon_reads_a_loaded_image() {
         e.contains("cannot give `docker-daemon:test/image:missing`: no such image"),
         "{e}"
     );
+}
+
+/// `docker://` through the registry client against the real registry (with
+/// token auth): the same catalogue as the `oci:` layout it was pushed from.
+#[test]
+fn docker_transport_reads_what_was_pushed() {
+    use imagelock::image::RegistryImage;
+    use imagelock::resolve::auth::CredentialStore;
+    use imagelock::resolve::{Registry, RegistryOptions};
+
+    if !common::require_tool("umoci", "apt-get install -y umoci") {
+        return;
+    }
+    let Some(server) = common::registry::server(common::registry::AuthKind::Htpasswd) else {
+        return;
+    };
+    let tmp = common::tempdir();
+    let (oci, _, _) = umoci_image(tmp.path());
+    server.push(&tmp.path().join("layout"), "t", "verify/pushed:t", false);
+    let config = tmp.path().join("config.json");
+    let auth = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            common::registry::USER,
+            common::registry::PASSWORD
+        ))
+    };
+    std::fs::write(
+        &config,
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, server.addr),
+    )
+    .unwrap();
+    let registry = Registry::new(RegistryOptions {
+        credentials: CredentialStore::empty().with_docker_config(&config),
+        ..RegistryOptions::default()
+    })
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let location: ImageLocation = format!("docker://{}/verify/pushed:t", server.addr)
+        .parse()
+        .unwrap();
+    let ImageLocation::Docker(image) = location else {
+        panic!("a docker:// location")
+    };
+    let source = RegistryImage::new(
+        std::sync::Arc::new(registry),
+        image,
+        runtime.handle().clone(),
+    );
+    let opts = ReadOptions::default();
+    let from_registry = read_catalogue(&source, &Platform::linux_amd64(), &opts).unwrap();
+    assert_eq!(
+        contents(&from_registry),
+        contents(&read(&oci, &opts).unwrap())
+    );
+    assert!(from_registry.image.manifest_digest.is_some());
+
+    let missing: ImageLocation = format!("docker://{}/verify/nope:t", server.addr)
+        .parse()
+        .unwrap();
+    let ImageLocation::Docker(missing) = missing else {
+        panic!("a docker:// location")
+    };
+    let e = read_catalogue(
+        &RegistryImage::new(
+            std::sync::Arc::new(Registry::new(RegistryOptions::default()).unwrap()),
+            missing,
+            runtime.handle().clone(),
+        ),
+        &Platform::linux_amd64(),
+        &opts,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("cannot read `docker://"), "{e}");
 }

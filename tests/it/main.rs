@@ -16,3 +16,4 @@ mod plan;
 mod pypi;
 mod registry;
 mod rewrite;
+mod verify;

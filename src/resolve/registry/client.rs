@@ -78,6 +78,9 @@ struct Counters {
 enum Kind {
     Manifest,
     Blob,
+    /// A blob whose body is streamed to the caller, unread and unchecked
+    /// here (the image reader checks layers while it decompresses them).
+    Layer,
 }
 
 /// A registry endpoint (or a namespace in one).
@@ -162,6 +165,12 @@ impl std::fmt::Debug for Registry {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A blob being read: a registry response or a file of an OCI layout.
+pub enum BlobStream {
+    Remote(reqwest::Response),
+    File(fs_err::File),
 }
 
 struct Fetched {
@@ -322,6 +331,109 @@ impl Registry {
             };
             match outcome {
                 Ok(v) => return Ok(v),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| not_found(&label, image.registry())))
+    }
+
+    /// The manifest or index `image` names (by digest when it has one, else
+    /// by tag), verified against its digest, and that digest.
+    pub async fn fetch_manifest(&self, image: &ImageRef) -> Result<(Bytes, Digest), ResolveError> {
+        let sources = self.sources(image)?;
+        let label = image.to_string();
+        let fetched = match image.digest() {
+            Some(d) => {
+                self.fetch_by_digest(
+                    &label,
+                    Some(image),
+                    &sources,
+                    Kind::Manifest,
+                    d,
+                    MANIFEST_LIMIT,
+                )
+                .await?
+            }
+            None => self.fetch_tag(&label, image, &sources).await?,
+        };
+        Ok((fetched.body, fetched.digest))
+    }
+
+    /// A manifest or a small blob (a config) of `image`'s repository by
+    /// digest, verified.
+    pub async fn fetch_by_digest_of(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        manifest: bool,
+    ) -> Result<Bytes, ResolveError> {
+        let sources = self.sources(image)?;
+        let (kind, limit) = if manifest {
+            (Kind::Manifest, MANIFEST_LIMIT)
+        } else {
+            (Kind::Blob, CONFIG_LIMIT)
+        };
+        let f = self
+            .fetch_by_digest(
+                &image.to_string(),
+                Some(image),
+                &sources,
+                kind,
+                digest,
+                limit,
+            )
+            .await?;
+        Ok(f.body)
+    }
+
+    /// A blob of `image`'s repository by digest, as a stream: layers are
+    /// too large to hold, so the reader checks the digest as it reads.
+    pub async fn open_blob(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<BlobStream, ResolveError> {
+        let label = image.to_string();
+        let mut last = None;
+        for source in self.sources(image)?.iter().filter(|s| s.digests) {
+            let outcome = match &source.location {
+                Location::Remote(remote) => self
+                    .request(
+                        &label,
+                        image,
+                        remote,
+                        Method::GET,
+                        &format!("blobs/{digest}"),
+                        Kind::Layer,
+                        u64::MAX,
+                    )
+                    .await
+                    .and_then(|resp| {
+                        resp.stream
+                            .and_then(|s| s.take())
+                            .map(BlobStream::Remote)
+                            .ok_or_else(|| not_found(&label, &remote.registry))
+                    }),
+                Location::Layouts(root) | Location::Layout(root) => {
+                    let dir = match &source.location {
+                        Location::Layouts(_) => root.join(image.repository()),
+                        _ => root.clone(),
+                    };
+                    let path = dir
+                        .join("blobs")
+                        .join(digest.algorithm().as_str())
+                        .join(digest.hex());
+                    fs_err::File::open(&path)
+                        .map(BlobStream::File)
+                        .map_err(|e| ResolveError::Layout {
+                            image: label.clone(),
+                            dir: dir.clone(),
+                            reason: e.to_string(),
+                        })
+                }
+            };
+            match outcome {
+                Ok(s) => return Ok(s),
                 Err(e) => last = Some(e),
             }
         }
@@ -575,7 +687,7 @@ impl Registry {
                 (Location::Remote(remote), Some(image)) => {
                     let path = match kind {
                         Kind::Manifest => format!("manifests/{digest}"),
-                        Kind::Blob => format!("blobs/{digest}"),
+                        Kind::Blob | Kind::Layer => format!("blobs/{digest}"),
                     };
                     self.request(label, image, remote, Method::GET, &path, kind, limit)
                         .await
@@ -716,11 +828,12 @@ impl Registry {
         for attempt in 0..2 {
             match kind {
                 Kind::Manifest => &self.counters.manifests,
-                Kind::Blob => &self.counters.blobs,
+                Kind::Blob | Kind::Layer => &self.counters.blobs,
             }
             .fetch_add(1, Ordering::Relaxed);
             let mut request = HttpRequest::get(url.clone(), limit);
             request.method = method.clone();
+            request.stream = kind == Kind::Layer;
             if kind == Kind::Manifest {
                 request
                     .headers

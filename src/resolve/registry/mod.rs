@@ -13,7 +13,7 @@ mod oci_layout;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-pub use client::{Registry, RegistryOptions, RequestCounts};
+pub use client::{BlobStream, Registry, RegistryOptions, RequestCounts};
 pub use error::ResolveError;
 pub use manifest::{MediaTypes, is_index_media_type};
 

@@ -1,0 +1,632 @@
+//! The checks of a built image against its lock, one platform at a time.
+//!
+//! What the lock says the image holds is what the last step that touches a
+//! package decided ([`LockedImage::final_conda`], [`LockedImage::final_pypi`]).
+//! What the image holds is its [`Catalogue`]. Packages the base image
+//! already had are told apart by the catalogue of the base's layers (the
+//! bottom layers of the image, when the base check passes).
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::image::{Catalogue, CondaMetaRecord, Owner, PythonDist};
+use crate::lock::{LockedImage, LockedStep};
+use crate::resolve::{Digest, Platform};
+
+/// Why a package or the base does not match. One variant per reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// The image is not built on the locked base's layers.
+    BaseMismatch,
+    /// A locked package is not in the image.
+    Missing,
+    /// A locked package is there in another version.
+    VersionDiffers,
+    /// A locked conda package is there in another build.
+    BuildDiffers,
+    /// A locked conda package's record names another artifact (sha256, md5
+    /// or URL).
+    HashDiffers,
+    /// A Python distribution was installed from a wheel whose tags do not
+    /// include any of the locked file's.
+    WheelTagIncompatible,
+    /// A package installed by conda or pip that is neither locked nor in the
+    /// base image.
+    NotLocked,
+}
+
+impl FindingKind {
+    /// The name used in reports (`version-differs`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BaseMismatch => "base-mismatch",
+            Self::Missing => "missing",
+            Self::VersionDiffers => "version-differs",
+            Self::BuildDiffers => "build-differs",
+            Self::HashDiffers => "hash-differs",
+            Self::WheelTagIncompatible => "wheel-tag-incompatible",
+            Self::NotLocked => "not-locked",
+        }
+    }
+}
+
+/// Who a finding is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ecosystem {
+    /// The base image.
+    Base,
+    /// A conda package (`conda-meta/*.json`).
+    Conda,
+    /// A Python distribution installed by pip or uv.
+    Pip,
+}
+
+impl Ecosystem {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Base => "base",
+            Self::Conda => "conda",
+            Self::Pip => "pip",
+        }
+    }
+}
+
+/// One difference between the image and its lock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub ecosystem: Ecosystem,
+    /// The package (normalized for pip) or the base's name.
+    pub name: String,
+    /// What the lock says; `None` for a package the lock does not have.
+    pub expected: Option<String>,
+    /// What the image has; `None` for a missing package.
+    pub found: Option<String>,
+    /// The lock step that decided the package, `file:line`.
+    pub step: Option<String>,
+    /// Where in the image (conda prefix, `site-packages` directory).
+    pub location: Option<String>,
+}
+
+/// How much was compared.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Checked {
+    /// Whether the base could be checked (a locked image base).
+    pub base: bool,
+    /// Locked conda packages compared.
+    pub conda: usize,
+    /// Locked Python distributions compared.
+    pub pip: usize,
+    /// Whether packages outside the lock could be told from the base's.
+    pub not_locked: bool,
+}
+
+/// The result for one platform.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlatformCheck {
+    pub platform: String,
+    /// The image's config digest (its ID).
+    pub config: String,
+    pub checked: Checked,
+    pub findings: Vec<Finding>,
+    /// What could not be checked, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// What the final stage's base is, per the lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockedBaseLayers {
+    /// `FROM scratch`: the image's own layers are all there is.
+    Scratch,
+    /// A pinned image and its layers for the platform.
+    Image {
+        name: String,
+        digest: String,
+        diff_ids: Vec<Digest>,
+    },
+    /// Nothing to check against, and why.
+    Unknown(String),
+}
+
+impl LockedBaseLayers {
+    /// The layers the image must start with (none for scratch or unknown).
+    pub fn diff_ids(&self) -> &[Digest] {
+        match self {
+            Self::Image { diff_ids, .. } => diff_ids,
+            _ => &[],
+        }
+    }
+}
+
+/// The base of the image's final stage (following `stage:N` to the stage it
+/// names) and its layers for `platform`.
+pub fn locked_base_layers(lock: &LockedImage, platform: &Platform) -> LockedBaseLayers {
+    let Some(mut stage) = lock.stages.iter().max_by_key(|s| s.index) else {
+        return LockedBaseLayers::Unknown("the lock has no stages".into());
+    };
+    for _ in 0..=lock.stages.len() {
+        if stage.base == "scratch" {
+            return LockedBaseLayers::Scratch;
+        }
+        if let Some(n) = stage.base.strip_prefix("stage:") {
+            match n
+                .parse::<u32>()
+                .ok()
+                .and_then(|n| lock.stages.iter().find(|s| s.index == n))
+            {
+                Some(s) => {
+                    stage = s;
+                    continue;
+                }
+                None => {
+                    return LockedBaseLayers::Unknown(format!(
+                        "the lock's `{}` names no stage",
+                        stage.base
+                    ));
+                }
+            }
+        }
+        let Some(base) = stage
+            .base_name
+            .as_ref()
+            .and_then(|n| lock.bases.iter().find(|b| &b.name == n))
+        else {
+            return LockedBaseLayers::Unknown(format!(
+                "the base `{}` is not a locked image",
+                stage.base
+            ));
+        };
+        let Some(p) = base.platforms.iter().find(|p| {
+            p.platform
+                .parse::<Platform>()
+                .is_ok_and(|p| p.matches(platform))
+        }) else {
+            return LockedBaseLayers::Unknown(format!(
+                "the lock has no `{platform}` image of the base `{}`",
+                base.name
+            ));
+        };
+        let diff_ids: Result<Vec<Digest>, _> = p.diff_ids.iter().map(|d| d.parse()).collect();
+        return match diff_ids {
+            Ok(diff_ids) => LockedBaseLayers::Image {
+                name: base.name.clone(),
+                digest: base.digest.clone(),
+                diff_ids,
+            },
+            Err(e) => LockedBaseLayers::Unknown(format!("the lock's base layers: {e}")),
+        };
+    }
+    LockedBaseLayers::Unknown("the lock's stages name each other in a cycle".into())
+}
+
+/// Compares one platform of an image with its lock. `base` is the catalogue
+/// of the base's layers when the image starts with them.
+pub fn check_platform(
+    lock: &LockedImage,
+    platform: &Platform,
+    expected_base: &LockedBaseLayers,
+    image: &Catalogue,
+    base: Option<&Catalogue>,
+) -> PlatformCheck {
+    let platform_str = platform.to_string();
+    let mut out = PlatformCheck {
+        platform: platform_str.clone(),
+        config: image.image.config_digest.to_string(),
+        checked: Checked::default(),
+        findings: Vec::new(),
+        notes: Vec::new(),
+    };
+    check_base(expected_base, image, &mut out);
+    let base = match expected_base {
+        LockedBaseLayers::Unknown(why) => {
+            out.notes.push(format!(
+                "packages outside the lock are not reported: {why}, so the base's packages are unknown"
+            ));
+            None
+        }
+        _ => {
+            if base.is_none() {
+                out.notes.push(
+                    "packages outside the lock are not reported: the image is not built on the locked base, so the base's packages are unknown".into(),
+                );
+            }
+            base
+        }
+    };
+    out.checked.not_locked = base.is_some();
+    check_conda(lock, &platform_str, image, base, &mut out);
+    check_pip(lock, &platform_str, image, base, &mut out);
+    out.findings.sort_by(|a, b| {
+        (
+            a.kind == FindingKind::NotLocked,
+            &a.step,
+            a.ecosystem,
+            &a.name,
+            a.kind,
+        )
+            .cmp(&(
+                b.kind == FindingKind::NotLocked,
+                &b.step,
+                b.ecosystem,
+                &b.name,
+                b.kind,
+            ))
+    });
+    out
+}
+
+fn check_base(expected: &LockedBaseLayers, image: &Catalogue, out: &mut PlatformCheck) {
+    let LockedBaseLayers::Image {
+        name,
+        digest,
+        diff_ids,
+    } = expected
+    else {
+        if let LockedBaseLayers::Unknown(why) = expected {
+            out.notes.push(format!("the base is not checked: {why}"));
+        }
+        return;
+    };
+    out.checked.base = true;
+    let have = &image.image.config.diff_ids;
+    if have.starts_with(diff_ids) {
+        return;
+    }
+    let k = diff_ids
+        .iter()
+        .zip(have)
+        .position(|(a, b)| a != b)
+        .unwrap_or(have.len().min(diff_ids.len()));
+    let found = match have.get(k) {
+        Some(d) => format!("{d} as layer {}", k + 1),
+        None => format!("only {} layers", have.len()),
+    };
+    out.findings.push(Finding {
+        kind: FindingKind::BaseMismatch,
+        ecosystem: Ecosystem::Base,
+        name: name.clone(),
+        expected: Some(format!(
+            "{name}@{digest}, layer {} of {}: {}",
+            k + 1,
+            diff_ids.len(),
+            diff_ids[k]
+        )),
+        found: Some(found),
+        step: None,
+        location: None,
+    });
+}
+
+fn step_of(step: &LockedStep) -> String {
+    format!("{}:{}", step.file, step.line)
+}
+
+/// Whether a conda prefix is the one a step installs into: an absolute
+/// path, or an environment name (`PREFIX/envs/NAME`).
+fn prefix_is(path: &str, target: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    if target.starts_with('/') {
+        path == target.trim_end_matches('/')
+    } else {
+        path.ends_with(&format!("/envs/{target}"))
+    }
+}
+
+fn check_conda(
+    lock: &LockedImage,
+    platform: &str,
+    image: &Catalogue,
+    base: Option<&Catalogue>,
+    out: &mut PlatformCheck,
+) {
+    let locked = lock.final_conda(platform);
+    let mut locked_names = BTreeSet::new();
+    for (step, pkg) in &locked {
+        out.checked.conda += 1;
+        locked_names.insert(pkg.name.as_str());
+        let prefixes: Vec<_> = match step.target.as_deref() {
+            Some(t) if image.conda_prefixes.iter().any(|p| prefix_is(&p.path, t)) => image
+                .conda_prefixes
+                .iter()
+                .filter(|p| prefix_is(&p.path, t))
+                .collect(),
+            _ => image.conda_prefixes.iter().collect(),
+        };
+        let candidates: Vec<(&str, &CondaMetaRecord)> = prefixes
+            .iter()
+            .flat_map(|p| {
+                p.records
+                    .iter()
+                    .filter(|r| r.name == pkg.name)
+                    .map(|r| (p.path.as_str(), r))
+            })
+            .collect();
+        let finding =
+            |kind, expected: String, found: Option<String>, location: Option<&str>| Finding {
+                kind,
+                ecosystem: Ecosystem::Conda,
+                name: pkg.name.clone(),
+                expected: Some(expected),
+                found,
+                step: Some(step_of(step)),
+                location: location.map(str::to_string),
+            };
+        let Some(&(path, rec)) = candidates
+            .iter()
+            .find(|(_, r)| r.version == pkg.version && r.build == pkg.build)
+            .or_else(|| candidates.first())
+        else {
+            out.findings.push(finding(
+                FindingKind::Missing,
+                format!("{} {}", pkg.version, pkg.build),
+                None,
+                None,
+            ));
+            continue;
+        };
+        if rec.version != pkg.version {
+            out.findings.push(finding(
+                FindingKind::VersionDiffers,
+                pkg.version.clone(),
+                Some(rec.version.clone()),
+                Some(path),
+            ));
+        } else if rec.build != pkg.build {
+            out.findings.push(finding(
+                FindingKind::BuildDiffers,
+                pkg.build.clone(),
+                Some(rec.build.clone()),
+                Some(path),
+            ));
+        } else if let Some(sha) = rec.sha256.as_deref().filter(|s| *s != pkg.sha256) {
+            out.findings.push(finding(
+                FindingKind::HashDiffers,
+                format!("sha256 {}", pkg.sha256),
+                Some(format!("sha256 {sha}")),
+                Some(path),
+            ));
+        } else if rec.sha256.is_none()
+            && let (Some(want), Some(have)) = (pkg.md5.as_deref(), rec.md5.as_deref())
+            && want != have
+        {
+            out.findings.push(finding(
+                FindingKind::HashDiffers,
+                format!("md5 {want}"),
+                Some(format!("md5 {have}")),
+                Some(path),
+            ));
+        } else if rec.sha256.is_none()
+            && rec.md5.is_none()
+            && let Some(url) = rec.url.as_deref().filter(|u| *u != pkg.url)
+        {
+            out.findings.push(finding(
+                FindingKind::HashDiffers,
+                pkg.url.clone(),
+                Some(url.to_string()),
+                Some(path),
+            ));
+        }
+    }
+    let Some(base) = base else { return };
+    for prefix in &image.conda_prefixes {
+        let base_prefix = base.conda_prefixes.iter().find(|p| p.path == prefix.path);
+        for rec in &prefix.records {
+            if locked_names.contains(rec.name.as_str()) {
+                continue;
+            }
+            let in_base = base_prefix.is_some_and(|p| {
+                p.records
+                    .iter()
+                    .any(|b| b.name == rec.name && b.version == rec.version && b.build == rec.build)
+            });
+            if !in_base {
+                out.findings.push(Finding {
+                    kind: FindingKind::NotLocked,
+                    ecosystem: Ecosystem::Conda,
+                    name: rec.name.clone(),
+                    expected: None,
+                    found: Some(format!("{} {}", rec.version, rec.build)),
+                    step: None,
+                    location: Some(prefix.path.clone()),
+                });
+            }
+        }
+    }
+}
+
+fn is_conda(d: &PythonDist) -> bool {
+    matches!(d.owner, Owner::Conda { .. })
+}
+
+fn check_pip(
+    lock: &LockedImage,
+    platform: &str,
+    image: &Catalogue,
+    base: Option<&Catalogue>,
+    out: &mut PlatformCheck,
+) {
+    let locked = lock.final_pypi_steps(platform);
+    let mut locked_names = BTreeSet::new();
+    for (step, pkg) in &locked {
+        out.checked.pip += 1;
+        locked_names.insert(pkg.name.as_str());
+        let candidates: Vec<&PythonDist> = image
+            .python_dists
+            .iter()
+            .filter(|d| d.normalized_name == pkg.name && !is_conda(d))
+            .collect();
+        let finding =
+            |kind, expected: String, found: Option<String>, location: Option<&str>| Finding {
+                kind,
+                ecosystem: Ecosystem::Pip,
+                name: pkg.name.clone(),
+                expected: Some(expected),
+                found,
+                step: Some(step_of(step)),
+                location: location.map(str::to_string),
+            };
+        let Some(dist) = candidates
+            .iter()
+            .find(|d| same_version(&d.version, &pkg.version))
+            .or_else(|| candidates.first())
+        else {
+            let by_conda = image
+                .python_dists
+                .iter()
+                .find(|d| d.normalized_name == pkg.name && is_conda(d))
+                .map(|d| format!("only conda's {} in {}", d.version, d.site_packages));
+            out.findings.push(finding(
+                FindingKind::Missing,
+                pkg.version.clone(),
+                by_conda,
+                None,
+            ));
+            continue;
+        };
+        if !same_version(&dist.version, &pkg.version) {
+            out.findings.push(finding(
+                FindingKind::VersionDiffers,
+                pkg.version.clone(),
+                Some(dist.version.clone()),
+                Some(&dist.site_packages),
+            ));
+            continue;
+        }
+        if let Some(file_tags) = wheel_file_tags(&pkg.file)
+            && !dist.wheel_tags.is_empty()
+        {
+            let have: BTreeSet<String> = dist.wheel_tags.iter().flat_map(|t| expand(t)).collect();
+            if file_tags.is_disjoint(&have) {
+                out.findings.push(finding(
+                    FindingKind::WheelTagIncompatible,
+                    format!(
+                        "{} ({})",
+                        file_tags.iter().cloned().collect::<Vec<_>>().join(", "),
+                        pkg.file
+                    ),
+                    Some(dist.wheel_tags.join(", ")),
+                    Some(&dist.site_packages),
+                ));
+            }
+        }
+    }
+    let Some(base) = base else { return };
+    for d in &image.python_dists {
+        if !matches!(d.owner, Owner::Pip { .. })
+            || locked_names.contains(d.normalized_name.as_str())
+        {
+            continue;
+        }
+        let in_base = base
+            .python_dists
+            .iter()
+            .any(|b| b.path == d.path && b.version == d.version);
+        if !in_base {
+            out.findings.push(Finding {
+                kind: FindingKind::NotLocked,
+                ecosystem: Ecosystem::Pip,
+                name: d.normalized_name.clone(),
+                expected: None,
+                found: Some(d.version.clone()),
+                step: None,
+                location: Some(d.site_packages.clone()),
+            });
+        }
+    }
+}
+
+/// Versions equal as PEP 440 compares the common spellings: case, a
+/// leading `v`, and trailing `.0` release segments.
+fn same_version(a: &str, b: &str) -> bool {
+    fn norm(v: &str) -> String {
+        let v = v.trim().to_ascii_lowercase();
+        let v = v.strip_prefix('v').unwrap_or(&v).to_string();
+        let (release, rest) = match v.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+            Some(i) => (v[..i].to_string(), v[i..].to_string()),
+            None => (v.clone(), String::new()),
+        };
+        let mut parts: Vec<&str> = release.split('.').collect();
+        while parts.len() > 1
+            && parts
+                .last()
+                .is_some_and(|p| p.trim_start_matches('0').is_empty())
+        {
+            parts.pop();
+        }
+        format!("{}{rest}", parts.join("."))
+    }
+    a == b || norm(a) == norm(b)
+}
+
+/// The tags of a wheel file name (`name-ver[-build]-py-abi-plat.whl`),
+/// compressed tag sets expanded; `None` for an sdist.
+fn wheel_file_tags(file: &str) -> Option<BTreeSet<String>> {
+    let stem = file.strip_suffix(".whl")?;
+    let parts: Vec<&str> = stem.split('-').collect();
+    if parts.len() < 5 {
+        return None;
+    }
+    let n = parts.len();
+    Some(expand(&format!(
+        "{}-{}-{}",
+        parts[n - 3],
+        parts[n - 2],
+        parts[n - 1]
+    )))
+}
+
+/// `py2.py3-none-any` → `py2-none-any`, `py3-none-any`.
+fn expand(tag: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let parts: Vec<&str> = tag.trim().split('-').collect();
+    if let [py, abi, plat] = parts.as_slice() {
+        for p in py.split('.') {
+            for a in abi.split('.') {
+                for l in plat.split('.') {
+                    out.insert(format!("{p}-{a}-{l}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_as_pep_440_spells_them() {
+        assert!(same_version("2.3.4", "2.3.4"));
+        assert!(same_version("1.0", "1"));
+        assert!(same_version("1.0.0rc1", "1rc1"));
+        assert!(!same_version("2.3.3", "2.3.4"));
+        assert!(!same_version("1.10", "1.1"));
+    }
+
+    #[test]
+    fn wheel_tags_expand() {
+        let t = wheel_file_tags("six-1.16.0-py2.py3-none-any.whl").unwrap();
+        assert_eq!(
+            t.into_iter().collect::<Vec<_>>(),
+            ["py2-none-any", "py3-none-any"]
+        );
+        let t = wheel_file_tags(
+            "numpy-2.3.4-1-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl",
+        )
+        .unwrap();
+        assert_eq!(t.len(), 2);
+        assert!(wheel_file_tags("numpy-2.3.4.tar.gz").is_none());
+    }
+
+    #[test]
+    fn prefixes_match_paths_and_environment_names() {
+        assert!(prefix_is("/opt/conda", "/opt/conda/"));
+        assert!(prefix_is("/opt/conda/envs/work", "work"));
+        assert!(!prefix_is("/opt/conda", "work"));
+    }
+}

@@ -1,0 +1,376 @@
+//! Rendering a [`VerifyReport`]: one trait, a printer per format. The
+//! printers return text; `cli` writes it.
+
+use std::fmt::Write as _;
+
+use super::checks::{Ecosystem, Finding, FindingKind, PlatformCheck};
+use super::{ImageReport, REPORT_VERSION, VerifyReport};
+
+/// A way to render a report.
+pub trait Report {
+    fn render(&self, report: &VerifyReport) -> String;
+}
+
+/// Text for people: one line per problem, grouped by image, platform and
+/// lock step, saying what the lock expected and what the image has; one
+/// line per clean image; a hint to re-run freeze for stale locks.
+pub struct PrintHuman;
+
+/// JSON, schema version [`REPORT_VERSION`]:
+///
+/// ```text
+/// { "version": 1, "clean": bool,
+///   "images": [ { "image", "definition", "lock", "reference"?,
+///     "stale"?: [ { "kind": "missing-lock" | "input-hash" | "steps-changed"
+///                   | "base-changed" | "stages-changed", …fields } ],
+///     "platforms"?: [ { "platform", "config",
+///        "checked": { "base", "conda", "pip", "not_locked" },
+///        "findings": [ { "kind": "base-mismatch" | "missing" | "version-differs"
+///                        | "build-differs" | "hash-differs"
+///                        | "wheel-tag-incompatible" | "not-locked",
+///                        "ecosystem": "base" | "conda" | "pip", "name",
+///                        "expected", "found", "step", "location" } ],
+///        "notes"?: [string] } ] } ] }
+/// ```
+pub struct PrintJson;
+
+/// JUnit XML for CI test views: a testsuite per image, a testcase per
+/// platform and check (base, conda, pip, not locked), or one testcase
+/// "lock is current" without an image.
+pub struct PrintJunit;
+
+impl Report for PrintHuman {
+    fn render(&self, report: &VerifyReport) -> String {
+        let mut out = String::new();
+        for image in &report.images {
+            human_image(&mut out, image);
+        }
+        let dirty = report.images.iter().filter(|i| !i.is_clean()).count();
+        let n = report.images.len();
+        if dirty > 0 {
+            let problems: usize = report.images.iter().map(ImageReport::problems).sum();
+            let _ = writeln!(
+                out,
+                "{problems} problem{} in {dirty} of {n} image{}",
+                plural(problems),
+                plural(n)
+            );
+        }
+        out
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn human_image(out: &mut String, image: &ImageReport) {
+    let name = &image.image;
+    if image.reference.is_none() {
+        if image.stale.is_empty() {
+            let _ = writeln!(out, "{name}: the lock is current");
+        } else {
+            for s in &image.stale {
+                let _ = writeln!(out, "{name}: {}", s.describe());
+            }
+            let _ = writeln!(
+                out,
+                "hint: re-run `imagelock freeze {}` to update `{}`",
+                image.definition, image.lock
+            );
+        }
+        return;
+    }
+    for p in &image.platforms {
+        for note in &p.notes {
+            let _ = writeln!(out, "{name} {}: note: {note}", p.platform);
+        }
+        if p.findings.is_empty() {
+            let _ = writeln!(
+                out,
+                "{name} {}: matches its lock ({})",
+                p.platform,
+                checked_summary(p)
+            );
+            continue;
+        }
+        for f in &p.findings {
+            let _ = writeln!(
+                out,
+                "{name} {}  {}  {}",
+                p.platform,
+                f.ecosystem.as_str(),
+                describe(f)
+            );
+        }
+    }
+}
+
+fn checked_summary(p: &PlatformCheck) -> String {
+    let c = &p.checked;
+    let mut parts = Vec::new();
+    if c.base {
+        parts.push("base".to_string());
+    }
+    parts.push(format!("{} conda", c.conda));
+    parts.push(format!("{} pip package{}", c.pip, plural(c.pip)));
+    parts.join(", ")
+}
+
+/// One finding as a sentence: what the lock has, what the image has.
+pub fn describe(f: &Finding) -> String {
+    let step = f
+        .step
+        .as_ref()
+        .map(|s| format!(" (step {s})"))
+        .unwrap_or_default();
+    let expected = f.expected.as_deref().unwrap_or("nothing");
+    let found = f.found.as_deref().unwrap_or("none");
+    let at = f
+        .location
+        .as_ref()
+        .map(|l| format!(" in {l}"))
+        .unwrap_or_default();
+    match f.kind {
+        FindingKind::BaseMismatch => format!(
+            "{}: not built on the locked base: lock has {expected}, image has {found}",
+            f.name
+        ),
+        FindingKind::Missing => format!(
+            "{}: lock has {expected}{step}, image has {}",
+            f.name,
+            f.found.as_deref().unwrap_or("none")
+        ),
+        FindingKind::VersionDiffers => {
+            format!(
+                "{}: lock has {expected}{step}, image has {found}{at}",
+                f.name
+            )
+        }
+        FindingKind::BuildDiffers => format!(
+            "{}: lock has build {expected}{step}, image has build {found}{at}",
+            f.name
+        ),
+        FindingKind::HashDiffers => format!(
+            "{}: lock has {expected}{step}, image's record has {found}{at}",
+            f.name
+        ),
+        FindingKind::WheelTagIncompatible => format!(
+            "{}: lock has a wheel for {expected}{step}, image has one for {found}{at}",
+            f.name
+        ),
+        FindingKind::NotLocked => {
+            let what = match f.ecosystem {
+                Ecosystem::Conda => "installed by conda",
+                _ => "installed by pip",
+            };
+            format!(
+                "{}: not in the lock nor in the base, image has {found}{at} ({what})",
+                f.name
+            )
+        }
+    }
+}
+
+impl Report for PrintJson {
+    fn render(&self, report: &VerifyReport) -> String {
+        let value = serde_json::json!({
+            "version": REPORT_VERSION,
+            "clean": report.is_clean(),
+            "images": report.images,
+        });
+        let mut s = serde_json::to_string_pretty(&value).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+impl Report for PrintJunit {
+    fn render(&self, report: &VerifyReport) -> String {
+        let mut suites = String::new();
+        let (mut all_tests, mut all_failures) = (0, 0);
+        for image in &report.images {
+            let mut cases = Vec::new();
+            if image.reference.is_none() {
+                let body: Vec<String> = image.stale.iter().map(|s| s.describe()).collect();
+                cases.push(Case {
+                    class: image.image.clone(),
+                    name: "lock is current".into(),
+                    failure: (!body.is_empty()).then(|| {
+                        (
+                            format!("the lock of {} is stale", image.image),
+                            body.join("\n"),
+                        )
+                    }),
+                    skipped: None,
+                });
+            }
+            for p in &image.platforms {
+                let class = format!("{}.{}", image.image, p.platform);
+                let groups: [Group<'_>; 4] = [
+                    (
+                        "base",
+                        &|f| f.kind == FindingKind::BaseMismatch,
+                        (!p.checked.base).then_some("the base could not be checked"),
+                    ),
+                    (
+                        "conda packages",
+                        &|f| f.ecosystem == Ecosystem::Conda && f.kind != FindingKind::NotLocked,
+                        None,
+                    ),
+                    (
+                        "pip packages",
+                        &|f| f.ecosystem == Ecosystem::Pip && f.kind != FindingKind::NotLocked,
+                        None,
+                    ),
+                    (
+                        "no packages outside the lock",
+                        &|f| f.kind == FindingKind::NotLocked,
+                        (!p.checked.not_locked).then_some("the base's packages are unknown"),
+                    ),
+                ];
+                for (name, pick, skipped) in groups {
+                    let lines: Vec<String> = p
+                        .findings
+                        .iter()
+                        .filter(|f| pick(f))
+                        .map(|f| format!("{}  {}", f.ecosystem.as_str(), describe(f)))
+                        .collect();
+                    cases.push(Case {
+                        class: class.clone(),
+                        name: name.into(),
+                        failure: (!lines.is_empty()).then(|| {
+                            (
+                                format!("{} problem{}", lines.len(), plural(lines.len())),
+                                lines.join("\n"),
+                            )
+                        }),
+                        skipped: if lines.is_empty() { skipped } else { None },
+                    });
+                }
+            }
+            let failures = cases.iter().filter(|c| c.failure.is_some()).count();
+            let skipped = cases.iter().filter(|c| c.skipped.is_some()).count();
+            all_tests += cases.len();
+            all_failures += failures;
+            let _ = writeln!(
+                suites,
+                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">",
+                xml(&image.image),
+                cases.len()
+            );
+            for c in cases {
+                let _ = write!(
+                    suites,
+                    "    <testcase classname=\"{}\" name=\"{}\"",
+                    xml(&c.class),
+                    xml(&c.name)
+                );
+                match (c.failure, c.skipped) {
+                    (Some((message, body)), _) => {
+                        let _ = writeln!(
+                            suites,
+                            ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                            xml(&message),
+                            xml(&body)
+                        );
+                    }
+                    (None, Some(why)) => {
+                        let _ = writeln!(
+                            suites,
+                            ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                            xml(why)
+                        );
+                    }
+                    (None, None) => suites.push_str("/>\n"),
+                }
+            }
+            suites.push_str("  </testsuite>\n");
+        }
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"imagelock verify\" tests=\"{all_tests}\" failures=\"{all_failures}\">\n{suites}</testsuites>\n"
+        )
+    }
+}
+
+/// A check's name, which findings belong to it, and why it was skipped.
+type Group<'a> = (&'a str, &'a dyn Fn(&Finding) -> bool, Option<&'a str>);
+
+struct Case<'a> {
+    class: String,
+    name: String,
+    failure: Option<(String, String)>,
+    skipped: Option<&'a str>,
+}
+
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::checks::Checked;
+
+    fn sample() -> VerifyReport {
+        VerifyReport {
+            images: vec![ImageReport {
+                image: "driver".into(),
+                definition: "driver/Dockerfile".into(),
+                lock: "lockfiles/driver.lock".into(),
+                reference: Some("oci:build/driver".into()),
+                stale: vec![],
+                platforms: vec![PlatformCheck {
+                    platform: "linux/amd64".into(),
+                    config: "sha256:00".into(),
+                    checked: Checked {
+                        base: true,
+                        conda: 0,
+                        pip: 2,
+                        not_locked: true,
+                    },
+                    findings: vec![Finding {
+                        kind: FindingKind::VersionDiffers,
+                        ecosystem: Ecosystem::Pip,
+                        name: "numpy".into(),
+                        expected: Some("2.3.4".into()),
+                        found: Some("2.3.3".into()),
+                        step: Some("driver/Dockerfile:12".into()),
+                        location: None,
+                    }],
+                    notes: vec![],
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn human_lines_say_what_the_lock_and_the_image_have() {
+        insta::assert_snapshot!(PrintHuman.render(&sample()), @r"
+        driver linux/amd64  pip  numpy: lock has 2.3.4 (step driver/Dockerfile:12), image has 2.3.3
+        1 problem in 1 of 1 image
+        ");
+    }
+
+    #[test]
+    fn junit_escapes_and_counts() {
+        let x = PrintJunit.render(&sample());
+        assert!(x.contains("tests=\"4\" failures=\"1\""), "{x}");
+        assert!(
+            x.contains("<failure message=\"1 problem\">pip  numpy"),
+            "{x}"
+        );
+    }
+}

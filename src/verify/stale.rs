@@ -1,0 +1,151 @@
+//! Is a lock current for its inputs? Offline: the input hash recomputed
+//! from the definition and the files its steps read, and the definition's
+//! install steps and bases against the locked ones (a lock whose hash was
+//! edited by hand is still caught).
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::lock::LockedImage;
+use crate::source::inputs::Inputs;
+use crate::source::model::{BaseTarget, Definition};
+
+/// Why a lock is not current. One variant per reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Staleness {
+    /// No lock where the image's lock belongs.
+    MissingLock { path: String },
+    /// The inputs hash differently from when the lock was made.
+    InputHash { locked: String, now: String },
+    /// Install steps in the definition that the lock does not have, and
+    /// locked steps the definition no longer has (`file:line command`).
+    StepsChanged {
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        added: Vec<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        removed: Vec<String>,
+    },
+    /// A stage starts from another base than the locked one.
+    BaseChanged {
+        stage: u32,
+        locked: String,
+        now: String,
+    },
+    /// The definition has another number of stages than the lock.
+    StagesChanged { locked: usize, now: usize },
+}
+
+impl Staleness {
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::MissingLock { path } => format!("there is no lock at `{path}`"),
+            Self::InputHash { locked, now } => format!(
+                "the inputs changed since the lock was made (lock has input-hash {}, the inputs now hash to {})",
+                short(locked),
+                short(now)
+            ),
+            Self::StepsChanged { added, removed } => {
+                let mut parts = Vec::new();
+                if !added.is_empty() {
+                    parts.push(format!("not in the lock: {}", added.join("; ")));
+                }
+                if !removed.is_empty() {
+                    parts.push(format!("locked but gone: {}", removed.join("; ")));
+                }
+                format!("install steps changed ({})", parts.join(", "))
+            }
+            Self::BaseChanged { stage, locked, now } => {
+                format!("stage {stage} starts from `{now}`, the lock has `{locked}`")
+            }
+            Self::StagesChanged { locked, now } => {
+                format!("the definition has {now} stages, the lock has {locked}")
+            }
+        }
+    }
+
+    /// The name used in reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::MissingLock { .. } => "missing-lock",
+            Self::InputHash { .. } => "input-hash",
+            Self::StepsChanged { .. } => "steps-changed",
+            Self::BaseChanged { .. } => "base-changed",
+            Self::StagesChanged { .. } => "stages-changed",
+        }
+    }
+}
+
+fn short(hash: &str) -> String {
+    let hex = hash.strip_prefix("sha256:").unwrap_or(hash);
+    format!("sha256:{}", &hex[..hex.len().min(12)])
+}
+
+/// Every reason `lock` is not the lock of `definition` with `inputs`.
+/// `file` is the definition as the lock names it (`ImageMeta::definition`).
+pub fn check_lock(lock: &LockedImage, definition: &Definition, inputs: &Inputs) -> Vec<Staleness> {
+    let mut out = Vec::new();
+    let now = inputs.hash();
+    if now != lock.image.input_hash {
+        out.push(Staleness::InputHash {
+            locked: lock.image.input_hash.clone(),
+            now,
+        });
+    }
+    let file = &lock.image.definition;
+    let defined: BTreeSet<(u32, u32, String)> = definition
+        .stages
+        .iter()
+        .flat_map(|s| {
+            s.steps.iter().map(move |st| {
+                (
+                    u32::try_from(s.index).unwrap_or(u32::MAX),
+                    u32::try_from(st.line).unwrap_or(u32::MAX),
+                    st.command.text.clone(),
+                )
+            })
+        })
+        .collect();
+    let locked: BTreeSet<(u32, u32, String)> = lock
+        .steps
+        .iter()
+        .map(|s| (s.stage, s.line, s.command.clone()))
+        .collect();
+    let show = |(_, line, command): &(u32, u32, String)| format!("{file}:{line} `{command}`");
+    let added: Vec<String> = defined.difference(&locked).map(show).collect();
+    let removed: Vec<String> = locked.difference(&defined).map(show).collect();
+    if !added.is_empty() || !removed.is_empty() {
+        out.push(Staleness::StepsChanged { added, removed });
+    }
+    if definition.stages.len() != lock.stages.len() {
+        out.push(Staleness::StagesChanged {
+            locked: lock.stages.len(),
+            now: definition.stages.len(),
+        });
+    }
+    for stage in &definition.stages {
+        let now = match &stage.base.target {
+            BaseTarget::Stage { index } => format!("stage:{index}"),
+            BaseTarget::Scratch => "scratch".to_string(),
+            BaseTarget::Image { .. } | BaseTarget::Other { .. } => stage
+                .base
+                .reference
+                .value
+                .clone()
+                .unwrap_or_else(|| stage.base.reference.written.clone()),
+        };
+        let index = u32::try_from(stage.index).unwrap_or(u32::MAX);
+        if let Some(l) = lock.stages.iter().find(|l| l.index == index)
+            && l.base != now
+        {
+            out.push(Staleness::BaseChanged {
+                stage: index,
+                locked: l.base.clone(),
+                now,
+            });
+        }
+    }
+    out
+}
