@@ -73,7 +73,10 @@ pub async fn freeze_image(
                             })?,
                         None => {
                             let (config, name2, platform2) = (config.clone(), name.clone(), platform.clone());
-                            let (catalogue, env) = tokio::task::spawn_blocking(move || read_base(&config, &name2, &platform2))
+                            let registry = Some((resolvers.registry.clone(), tokio::runtime::Handle::current()));
+                            let (catalogue, env) = tokio::task::spawn_blocking(move || {
+                                read_base(&config, &name2, &platform2, registry)
+                            })
                                 .await
                                 .map_err(|e| FreezeError::Setup(e.to_string()))?
                                 .map_err(|message| FreezeError::Image {

@@ -256,16 +256,32 @@ pub fn base_location(config: &crate::config::Config, name: &str) -> Option<Strin
 }
 
 /// Reads the catalogue of a base image for one platform. Blocking.
+///
+/// Registry images are read through `registry` (with the runtime it runs
+/// on, since this runs on a blocking thread); `oci:` locations directly.
 pub fn read_base(
     config: &crate::config::Config,
     name: &str,
     platform: &str,
+    registry: Option<(
+        std::sync::Arc<crate::resolve::Registry>,
+        tokio::runtime::Handle,
+    )>,
 ) -> Result<(Catalogue, Vec<String>), String> {
     use crate::image::{ImageLocation as Location, ReadOptions, open_local, read_catalogue};
     let location =
         base_location(config, name).ok_or_else(|| format!("`{name}` is not an image reference"))?;
-    let parsed: Location = location.parse().map_err(|e| format!("{e}"))?;
-    let source = open_local(&parsed).map_err(|e| format!("{e}"))?;
+    let source: Box<dyn crate::image::ImageSource + Send> =
+        match (location.strip_prefix("docker://"), registry) {
+            (Some(image), Some((registry, handle))) => {
+                let image = crate::resolve::ImageRef::parse(image).map_err(|e| e.to_string())?;
+                Box::new(crate::image::RegistryImage::new(registry, image, handle))
+            }
+            _ => {
+                let parsed: Location = location.parse().map_err(|e| format!("{e}"))?;
+                open_local(&parsed).map_err(|e| format!("{e}"))?
+            }
+        };
     let platform = platform
         .parse()
         .map_err(|e| format!("`{platform}`: {e:?}"))?;

@@ -20,7 +20,7 @@ use crate::source::{Expanded, InstallStep};
 
 /// The clients a freeze run shares between images, steps and platforms.
 pub struct Resolvers {
-    pub registry: crate::resolve::Registry,
+    pub registry: Arc<crate::resolve::Registry>,
     pub conda: CondaIndex,
     pub channels: ChannelSettings,
     pypi: Mutex<HashMap<Vec<String>, Arc<IndexClient>>>,
@@ -44,7 +44,7 @@ impl Resolvers {
         let condarc =
             crate::resolve::conda::Condarc::load_from_env().map_err(|e| err(e.to_string()))?;
         Ok(Self {
-            registry,
+            registry: Arc::new(registry),
             conda: CondaIndex::new(&config.cache_dir, client, offline),
             channels: ChannelSettings::new(
                 &config.conda,

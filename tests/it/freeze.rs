@@ -82,8 +82,13 @@ fn base_images_tell_the_target() {
     let cache = crate::common::tempdir();
     config.cache_dir = cache.path().to_path_buf();
 
-    let (cat, env) =
-        read_base(&config, "docker.io/library/python:3.11-slim", "linux/arm64").unwrap();
+    let (cat, env) = read_base(
+        &config,
+        "docker.io/library/python:3.11-slim",
+        "linux/arm64",
+        None,
+    )
+    .unwrap();
     let state = PlatformState::from_catalogue("linux/arm64", &cat, &env);
     let libc = state.libc.as_ref().unwrap();
     assert_eq!(libc.1, "2.36");
@@ -96,6 +101,7 @@ fn base_images_tell_the_target() {
         &config,
         "docker.io/condaforge/miniforge3:24.3.0-0",
         "linux/amd64",
+        None,
     )
     .unwrap();
     let state = PlatformState::from_catalogue("linux/amd64", &cat, &env);
@@ -208,5 +214,91 @@ fn an_impossible_request_names_image_and_line() {
     assert!(
         !dir.path().join("lockfiles/driver.lock").exists(),
         "nothing is written when one image fails"
+    );
+}
+
+/// The whole job against real servers: a base pushed with skopeo to the
+/// distribution registry, the recorded index served over HTTP; a second run
+/// with a warm cache asks the index only conditionally.
+#[test]
+fn freeze_against_a_registry_and_an_index_over_http() {
+    use crate::common::registry::{AuthKind, server};
+    let Some(registry) = server(AuthKind::Open) else {
+        return;
+    };
+    registry.push(
+        &fixture("world/images/docker.io/library/python"),
+        "3.11-slim",
+        "e2e/python:3.11-slim",
+        false,
+    );
+    let index = crate::common::http::StaticServer::start(fixture("world/pypi"));
+    let dir = crate::common::tempdir();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    std::fs::write(
+        dir.path().join("app/Dockerfile"),
+        format!(
+            "FROM {}/e2e/python:3.11-slim\nRUN pip install --no-cache-dir requests 'pyyaml>=6'\n",
+            registry.addr
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("imagelock.toml"),
+        format!(
+            "platforms = [\"linux/amd64\", \"linux/arm64\"]\n[images.app]\nfile = \"app/Dockerfile\"\n[pypi]\nindex-url = \"{}/simple\"\n",
+            index.url()
+        ),
+    )
+    .unwrap();
+    let freeze = || {
+        crate::common::run(
+            crate::common::imagelock()
+                .current_dir(dir.path())
+                .env("IMAGELOCK_CACHE_DIR", dir.path().join("cache"))
+                .arg("freeze"),
+        )
+    };
+    let (code, _, err) = freeze();
+    assert_eq!(code, 0, "{err}");
+    let lock = imagelock::lock::LockedImage::read(&dir.path().join("lockfiles/app.lock")).unwrap();
+    // The pushed index keeps its digest (what `docker pull` shows).
+    assert_eq!(
+        lock.bases[0].digest,
+        "sha256:b0bac9e435e7c26d0740198916fd9c8f34e946db179d7aaf1b27bffce47a6655"
+    );
+    let names: Vec<&str> = lock.steps[0].pypi.iter().map(|p| p.name.as_str()).collect();
+    for want in [
+        "requests",
+        "urllib3",
+        "idna",
+        "certifi",
+        "charset-normalizer",
+        "pyyaml",
+    ] {
+        assert!(names.contains(&want), "{want} in {names:?}");
+    }
+    assert!(
+        lock.steps[0]
+            .pypi
+            .iter()
+            .all(|p| p.url.starts_with(&index.url()))
+    );
+    // Wheels differ per platform where they must.
+    assert!(
+        lock.steps[0]
+            .pypi
+            .iter()
+            .any(|p| p.platforms == ["linux/arm64"])
+    );
+
+    index.reset();
+    let (code, _, err) = freeze();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("0 lockfiles changed"), "{err}");
+    let seen = index.seen();
+    assert!(
+        seen.iter().all(|s| s.conditional && s.status == 304),
+        "a warm run only revalidates: {seen:#?}"
     );
 }
