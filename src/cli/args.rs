@@ -218,7 +218,8 @@ pub struct PlanArgs {
 pub struct FreezeArgs {
     #[command(flatten)]
     pub paths: PathsArgs,
-    /// Move only these packages; keep everything else as locked
+    /// Move these packages to the newest that fits; everything else keeps
+    /// its locked version while it still fits (that is the default too)
     #[arg(long, value_name = "PKG", num_args = 1..)]
     pub update: Vec<String>,
     /// Move only base image digests

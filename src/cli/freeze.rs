@@ -14,11 +14,6 @@ use crate::freeze::{FreezeOptions, Frozen, freeze_image, prepare};
 use crate::lock::write_atomic;
 
 pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<Outcome> {
-    if !args.update.is_empty() {
-        anyhow::bail!(
-            "`--update PKG` is not built yet: every freeze resolves packages afresh\nhint: run `imagelock freeze` without `--update`; bases already stay pinned unless `--update-base`"
-        );
-    }
     for p in &args.platform {
         validate_platform(p)
             .map_err(|hint| anyhow::anyhow!("`{p}` is not a platform\nhint: {hint}"))?;

@@ -437,6 +437,7 @@ async fn pip_step(
             no_deps: cmd.options.iter().any(|o| o == "--no-deps"),
             upgrade,
             exclude_newer: options.exclude_newer.clone(),
+            preferences: pip_preferences(job, place, cmd, &state.platform, &options.update),
         },
     };
     let pins = pypi::resolve(client, Arc::new(target), request)
@@ -460,6 +461,76 @@ async fn pip_step(
         conda: Vec::new(),
         pypi: locked,
     })
+}
+
+/// The previous lock's entry for this step: same stage and command (or,
+/// when the command was edited, the same line).
+fn previous_step<'j>(
+    job: &'j ImageJob,
+    place: &StepPlace<'_>,
+    cmd: &InstallCommand,
+) -> Option<&'j crate::lock::LockedStep> {
+    let steps = &job.previous.as_ref()?.steps;
+    let stage = u32::try_from(place.stage).ok()?;
+    steps
+        .iter()
+        .find(|s| s.stage == stage && s.command == cmd.text)
+        .or_else(|| {
+            let line = u32::try_from(place.line).ok()?;
+            steps.iter().find(|s| s.stage == stage && s.line == line)
+        })
+}
+
+fn normalize_name(n: &str) -> String {
+    n.to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+/// What the previous lock chose for this step on `platform`, except the
+/// packages `--update` names: a re-run keeps them while they still fit.
+fn pip_preferences(
+    job: &ImageJob,
+    place: &StepPlace<'_>,
+    cmd: &InstallCommand,
+    platform: &str,
+    update: &[String],
+) -> Vec<(String, String)> {
+    let Some(step) = previous_step(job, place, cmd) else {
+        return Vec::new();
+    };
+    let update: Vec<String> = update.iter().map(|n| normalize_name(n)).collect();
+    step.pypi
+        .iter()
+        .filter(|p| {
+            p.platforms
+                .iter()
+                .any(|q| crate::freeze::platform_key(q) == crate::freeze::platform_key(platform))
+        })
+        .filter(|p| !update.contains(&normalize_name(&p.name)))
+        .map(|p| (p.name.clone(), p.version.clone()))
+        .collect()
+}
+
+/// Likewise for conda packages.
+fn conda_preferences(
+    job: &ImageJob,
+    place: &StepPlace<'_>,
+    cmd: &InstallCommand,
+    platform: &str,
+    update: &[String],
+) -> Vec<(String, String, String)> {
+    let Some(step) = previous_step(job, place, cmd) else {
+        return Vec::new();
+    };
+    step.conda
+        .iter()
+        .filter(|p| {
+            p.platforms
+                .iter()
+                .any(|q| crate::freeze::platform_key(q) == crate::freeze::platform_key(platform))
+        })
+        .filter(|p| !update.iter().any(|u| u.eq_ignore_ascii_case(&p.name)))
+        .map(|p| (p.name.clone(), p.version.clone(), p.build.clone()))
+        .collect()
 }
 
 /// `linux/amd64` → `linux-64`.
@@ -574,6 +645,7 @@ async fn conda_step(
         .map_err(|e| place.error(e.to_string()))?;
     let mut request = CondaSolveRequest::new(specs, target);
     request.installed = installed;
+    request.preferred = conda_preferences(job, place, cmd, &state.platform, &options.update);
     request.channel_priority = resolvers.channels.priority;
     request.exclude_newer = match &options.exclude_newer {
         Some(d) => Some(

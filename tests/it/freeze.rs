@@ -302,3 +302,34 @@ fn freeze_against_a_registry_and_an_index_over_http() {
         "a warm run only revalidates: {seen:#?}"
     );
 }
+
+/// A re-run keeps locked versions that still fit; `--update` moves only
+/// what it names.
+#[test]
+fn re_runs_keep_locked_versions_until_updated() {
+    let dir = world_copy();
+    let version = |dir: &std::path::Path| {
+        let lock =
+            imagelock::lock::LockedImage::read(&dir.join("lockfiles/summation.lock")).unwrap();
+        lock.steps[0]
+            .pypi
+            .iter()
+            .find(|p| p.name == "numpy")
+            .unwrap()
+            .version
+            .clone()
+    };
+    // As of October 2026 the newest numpy was 2.5.3.
+    let image = "fixtures/examples/summation/summation.def";
+    let (code, _, err) = freeze_in(dir.path(), &["--exclude-newer", "2026-10-01", image]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(version(dir.path()), "2.5.3");
+    // Without the date, 2.5.5 is newer, but the lock's 2.5.3 still fits.
+    let (code, _, err) = freeze_in(dir.path(), &[image]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(version(dir.path()), "2.5.3");
+    // Naming it moves it.
+    let (code, _, err) = freeze_in(dir.path(), &["--update", "numpy", "--", image]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(version(dir.path()), "2.5.5");
+}

@@ -208,6 +208,9 @@ pub struct CondaSolveRequest {
     pub exclude_newer: Option<DateTime<Utc>>,
     pub context: Option<SolveContext>,
     pub timeout: Option<Duration>,
+    /// Builds to choose when they still fit (name, version, build): what an
+    /// existing lock has, so a re-run does not move what it need not.
+    pub preferred: Vec<(String, String, String)>,
 }
 
 impl CondaSolveRequest {
@@ -220,6 +223,7 @@ impl CondaSolveRequest {
             exclude_newer: None,
             context: None,
             timeout: None,
+            preferred: Vec::new(),
         }
     }
 }
@@ -288,8 +292,26 @@ pub fn solve(
     }
 
     let parts = available.parts();
+    // Preferred ("locked" in rattler's terms) records: what the prefix holds,
+    // then what an earlier lock chose, when the channels still offer it.
+    let mut locked: Vec<_> = request.installed.iter().map(|r| r.inner.clone()).collect();
+    for (name, version, build) in &request.preferred {
+        if locked
+            .iter()
+            .any(|r| r.package_record.name.as_normalized() == name)
+        {
+            continue;
+        }
+        if let Some(r) = parts.iter().flatten().find(|r| {
+            r.package_record.name.as_normalized() == name
+                && r.package_record.version.to_string() == *version
+                && r.package_record.build == *build
+        }) {
+            locked.push((*r).clone());
+        }
+    }
     let task = SolverTask {
-        locked_packages: request.installed.iter().map(|r| r.inner.clone()).collect(),
+        locked_packages: locked,
         virtual_packages,
         specs,
         timeout: request.timeout,

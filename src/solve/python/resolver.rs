@@ -45,6 +45,9 @@ pub struct ResolveOptions {
     /// `--exclude-newer`: RFC 3339 date or time (UTC); files uploaded after
     /// it, or without an upload time, are ignored.
     pub exclude_newer: Option<String>,
+    /// Versions to choose when they still fit (name, version): what an
+    /// existing lock has, so a re-run does not move what it need not.
+    pub preferences: Vec<(String, String)>,
 }
 
 /// One resolution: requirements as written plus what is already there.
@@ -324,6 +327,7 @@ struct Provider<'a, S: PackageSource> {
     installed: HashMap<PackageName, Version>,
     requested: HashSet<PackageName>,
     pins: HashMap<PackageName, Vec<Version>>,
+    preferred: HashMap<PackageName, Version>,
     direct: HashMap<PackageName, DirectDist>,
     projects: RefCell<HashMap<PackageName, Rc<Candidates>>>,
     allow_pre: RefCell<HashSet<PackageName>>,
@@ -456,6 +460,13 @@ impl<S: PackageSource> DependencyProvider for Provider<'_, S> {
         };
         let allow_pre = self.options.pre || self.allow_pre.borrow().contains(name);
         let pins = self.pins.get(name).map(Vec::as_slice).unwrap_or_default();
+        // The locked version, when it still fits and still has a usable file.
+        if let Some(v) = self.preferred.get(name).filter(|v| range.contains(v)) {
+            let only = Ranges::singleton(v.clone());
+            if let Some(c) = project.best(&only, true, pins) {
+                return Ok(Some(c.version.clone()));
+            }
+        }
         Ok(project
             .best(range, allow_pre, pins)
             .map(|c| c.version.clone()))
@@ -606,6 +617,12 @@ pub fn resolve<S: PackageSource>(
         constraints,
         installed,
         pins,
+        preferred: request
+            .options
+            .preferences
+            .iter()
+            .filter_map(|(n, v)| Some((PackageName::from_str(n).ok()?, Version::from_str(v).ok()?)))
+            .collect(),
         direct,
         projects: RefCell::default(),
         allow_pre: RefCell::default(),
