@@ -35,6 +35,7 @@ use crate::cli::images::{parse_build_args, same_image, select};
 use crate::cli::{Outcome, Printer};
 use crate::config::ImageConfig;
 use crate::diagnostic::LineIndex;
+use crate::source::inputs::{Inputs, load_inputs};
 use crate::source::load::{SourceError, load_definition};
 use crate::source::model::{BaseTarget, Definition, Expanded, Stage};
 
@@ -205,8 +206,10 @@ fn human(out: &mut String, image: &ImageConfig, def: &Definition, refs: &[(Strin
             None => _ = writeln!(out, "  ARG {}", a.name),
         }
     }
+    // Which build-context file each file argument reads (via COPY/ADD).
+    let inputs = load_inputs(def, &text, &image.context, &image.build_args).ok();
     for stage in &def.stages {
-        stage_human(out, stage, def, refs, &line);
+        stage_human(out, stage, def, refs, &line, inputs.as_ref());
     }
     out.push('\n');
 }
@@ -217,6 +220,7 @@ fn stage_human(
     def: &Definition,
     refs: &[(String, String)],
     line: &dyn Fn(usize) -> usize,
+    inputs: Option<&Inputs>,
 ) {
     let file = def.path.display();
     let name = stage
@@ -287,8 +291,11 @@ fn stage_human(
             line(o.span.start)
         );
     }
-    for s in &stage.steps {
+    for (si, s) in stage.steps.iter().enumerate() {
         let c = &s.command;
+        let linked = inputs
+            .map(|i| i.step_files(stage.index, si))
+            .unwrap_or_default();
         let action = serde_json::to_value(c.action)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
@@ -307,12 +314,22 @@ fn stage_human(
             let specs: Vec<String> = c.specs.iter().map(show).collect();
             let _ = writeln!(out, "      specs {}", specs.join(", "));
         }
-        for f in &c.files {
+        for (ai, f) in c.files.iter().enumerate() {
             let role = serde_json::to_value(f.role)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
-            let _ = writeln!(out, "      {role} {}", show(&f.path));
+            let from: Vec<&str> = linked
+                .iter()
+                .filter(|(arg, _)| *arg == ai)
+                .filter_map(|(_, file)| inputs.map(|i| i.files[*file].label.as_str()))
+                .collect();
+            let from = if from.is_empty() {
+                " (no COPY brings it from the build context)".to_string()
+            } else {
+                format!(" ← {} (build context)", from.join(", "))
+            };
+            let _ = writeln!(out, "      {role} {}{from}", show(&f.path));
         }
     }
 }
