@@ -81,3 +81,8 @@ if __name__ == "__main__":
         pip_install(*args)
     elif cmd == "conda-install":
         asyncio.run(conda_install(*args))
+        # py-rattler's background threads can crash the interpreter while it
+        # finalizes (PyGILState_Release), after the work is done: skip that.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
