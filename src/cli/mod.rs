@@ -5,6 +5,7 @@
 
 mod args;
 mod diagnostic;
+mod drift;
 mod export;
 mod freeze;
 mod graph;
@@ -79,6 +80,7 @@ pub fn run(opts: &Opts, printer: &Printer) -> anyhow::Result<Outcome> {
             printer.data_bytes(&out)?;
             Ok(Outcome::Clean)
         }
+        Command::Drift(args) => drift::run(opts, args, printer),
         Command::Export(args) => export::run(opts, args, printer),
         Command::Freeze(args) => freeze::run(opts, args, printer),
         Command::Graph(args) => graph::run(&opts.global, args, printer),

@@ -61,7 +61,7 @@ impl Resolvers {
     }
 
     /// One index client per set of index URLs, shared by every step using it.
-    fn pypi_client(&self, urls: &IndexUrls) -> Result<Arc<IndexClient>, FreezeError> {
+    pub fn pypi_client(&self, urls: &IndexUrls) -> Result<Arc<IndexClient>, FreezeError> {
         let mut clients = self
             .pypi
             .lock()
@@ -265,7 +265,7 @@ fn check_files(
 
 /// A Python index location as written in configuration or a command: a
 /// relative or absolute path becomes a `file://` URL.
-fn index_url(config: &Config, written: &str) -> String {
+pub fn index_url(config: &Config, written: &str) -> String {
     if written.contains("://") {
         return written.to_string();
     }

@@ -1,0 +1,119 @@
+//! `imagelock drift`: re-resolve read-only and report what moved upstream.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use crate::cli::args::DriftArgs;
+use crate::cli::images::select;
+use crate::cli::{Opts, Outcome, OutputFormat, Printer};
+use crate::config::Config;
+use crate::drift::report::{Json, Markdown, Render, Table};
+use crate::drift::{ImageReport, Kind, Report, compare, index_findings, sort_findings};
+use crate::freeze::steps::Resolvers;
+use crate::freeze::{FreezeOptions, Frozen, freeze_image, prepare};
+
+pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<Outcome> {
+    let fail_on = fail_on(&args.fail_on)?;
+    let render: Box<dyn Render> = match opts.global.format {
+        OutputFormat::Human => Box::new(Table),
+        OutputFormat::Markdown => Box::new(Markdown),
+        OutputFormat::Json => Box::new(Json),
+        other => anyhow::bail!(
+            "`drift` cannot print `{}`\nhint: use `--format human`, `markdown` or `json`",
+            format!("{other:?}").to_ascii_lowercase()
+        ),
+    };
+    let (config, images) = select(&opts.global, &args.paths.paths, &Default::default())?;
+    let config = config.unwrap_or_else(|| {
+        let files: Vec<PathBuf> = images.iter().map(|i| i.file.clone()).collect();
+        Config::zero(&files)
+    });
+    let options = FreezeOptions {
+        update_base: true,
+        offline: opts.global.offline,
+        exclude_newer: args.as_of.clone(),
+        ..FreezeOptions::default()
+    };
+    let jobs = prepare(&config, &images)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(async {
+        let resolvers = Resolvers::new(&config, options.offline)?;
+        let mut frozen: Vec<Frozen> = Vec::new();
+        let mut reports = Vec::new();
+        let bar = progress(jobs.len(), printer);
+        for job in &jobs {
+            if let Some(bar) = &bar {
+                bar.set_message(job.config.name.clone());
+            }
+            // Nothing is written: the fresh lock is only compared.
+            let image = freeze_image(&config, &resolvers, job, &options, &frozen).await?;
+            let findings = match &job.previous {
+                Some(locked) => {
+                    let mut findings = compare(job, locked, &image.lock);
+                    findings.extend(index_findings(&config, &resolvers, locked).await?);
+                    sort_findings(&mut findings);
+                    findings
+                }
+                None => {
+                    printer.warn(&format!(
+                        "image `{}` has no lock yet; run `imagelock freeze`",
+                        job.config.name
+                    ));
+                    Vec::new()
+                }
+            };
+            reports.push(ImageReport {
+                name: job.config.name.clone(),
+                findings,
+            });
+            if let Some(bar) = &bar {
+                bar.inc(1);
+            }
+            frozen.push(image);
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        reports.sort_by(|a, b| a.name.cmp(&b.name));
+        anyhow::Ok(Report::new(reports))
+    })?;
+    printer.data(&render.render(&report))?;
+    if report.has_any(&fail_on) {
+        return Ok(Outcome::Findings);
+    }
+    Ok(Outcome::Clean)
+}
+
+/// `--fail-on` kinds; `any` is every kind but `unpinned`.
+fn fail_on(words: &[String]) -> anyhow::Result<Vec<Kind>> {
+    let mut kinds = Vec::new();
+    for w in words {
+        let w = w.trim();
+        if w == "any" {
+            kinds.extend(Kind::ALL.into_iter().filter(|k| *k != Kind::Unpinned));
+            continue;
+        }
+        match Kind::parse(w) {
+            Some(k) => kinds.push(k),
+            None => anyhow::bail!(
+                "`--fail-on {w}` is not a kind of drift\nhint: use any of base, yanked, gone, broken, stale, outdated, unpinned, any"
+            ),
+        }
+    }
+    Ok(kinds)
+}
+
+fn progress(len: usize, printer: &Printer) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() || printer.quiet() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} checking {msg} [{pos}/{len}] {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
+}
