@@ -8,9 +8,13 @@ use crate::cli::images::select;
 use crate::cli::{Opts, Outcome, OutputFormat, Printer};
 use crate::config::Config;
 use crate::drift::report::{Json, Markdown, Render, Table};
-use crate::drift::{ImageReport, Kind, Report, compare, index_findings, sort_findings};
+use crate::drift::{
+    ImageReport, Kind, Report, compare, index_findings, sort_findings, unresolvable,
+};
 use crate::freeze::steps::Resolvers;
-use crate::freeze::{FreezeOptions, Frozen, freeze_image, prepare};
+use crate::freeze::{
+    FreezeOptions, Frozen, freeze_image, lock_skeleton, platforms_of, prepare, resolve_bases,
+};
 
 pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<Outcome> {
     let fail_on = fail_on(&args.fail_on)?;
@@ -48,15 +52,44 @@ pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<O
                 bar.set_message(job.config.name.clone());
             }
             // Nothing is written: the fresh lock is only compared.
-            let image = freeze_image(&config, &resolvers, job, &options, &frozen).await?;
+            let (image, failure) =
+                match freeze_image(&config, &resolvers, job, &options, &frozen).await {
+                    Ok(image) => (Some(image), None),
+                    Err(err) => (None, Some(err.to_string())),
+                };
             let findings = match &job.previous {
                 Some(locked) => {
-                    let mut findings = compare(job, locked, &image.lock);
+                    let fresh = match &image {
+                        Some(image) => image.lock.clone(),
+                        // Bases alone still tell whether a tag moved.
+                        None => {
+                            let platforms = platforms_of(job, &options);
+                            let repo: Vec<_> = frozen
+                                .iter()
+                                .map(|f| (f.name.as_str(), f.reference.as_deref(), &f.lock))
+                                .collect();
+                            let mut lock = lock_skeleton(&config, job, &platforms);
+                            if let Ok(r) =
+                                resolve_bases(&resolvers.registry, job, &platforms, &options, &repo)
+                                    .await
+                            {
+                                lock.bases = r.bases;
+                            }
+                            lock
+                        }
+                    };
+                    let mut findings = compare(job, locked, &fresh);
+                    if let Some(message) = &failure {
+                        findings.push(unresolvable(message));
+                    }
                     findings.extend(index_findings(&config, &resolvers, locked).await?);
                     sort_findings(&mut findings);
                     findings
                 }
                 None => {
+                    if let Some(message) = failure {
+                        anyhow::bail!(message);
+                    }
                     printer.warn(&format!(
                         "image `{}` has no lock yet; run `imagelock freeze`",
                         job.config.name
@@ -71,7 +104,9 @@ pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<O
             if let Some(bar) = &bar {
                 bar.inc(1);
             }
-            frozen.push(image);
+            if let Some(image) = image {
+                frozen.push(image);
+            }
         }
         if let Some(bar) = bar {
             bar.finish_and_clear();

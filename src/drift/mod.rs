@@ -12,6 +12,7 @@
 //! | `outdated` | low      | freeze would now choose a newer version of a locked pip or conda package |
 //! | `yanked`   | high     | the locked pip file is yanked on its index (with the reason) |
 //! | `gone`     | high     | the locked pip file is no longer on its index |
+//! | `unresolvable` | high | freeze would fail now (the reason is the detail); bases, the index and the inputs are still checked, newer versions are not |
 //! | `unpinned` | info     | an install step of the definition asks for specs that are not exact pins, so the lock is the only thing keeping it reproducible |
 //!
 //! `--fail-on any` fails on every kind but `unpinned` (a property of the
@@ -55,17 +56,19 @@ pub enum Kind {
     Yanked,
     Gone,
     Broken,
+    Unresolvable,
     Unpinned,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Stale,
         Kind::Base,
         Kind::Outdated,
         Kind::Yanked,
         Kind::Gone,
         Kind::Broken,
+        Kind::Unresolvable,
         Kind::Unpinned,
     ];
 
@@ -77,6 +80,7 @@ impl Kind {
             Kind::Yanked => "yanked",
             Kind::Gone => "gone",
             Kind::Broken => "broken",
+            Kind::Unresolvable => "unresolvable",
             Kind::Unpinned => "unpinned",
         }
     }
@@ -84,7 +88,7 @@ impl Kind {
     /// How much a finding of this kind matters.
     pub const fn severity(self) -> Severity {
         match self {
-            Kind::Yanked | Kind::Gone | Kind::Broken => Severity::High,
+            Kind::Yanked | Kind::Gone | Kind::Broken | Kind::Unresolvable => Severity::High,
             Kind::Stale | Kind::Base => Severity::Medium,
             Kind::Outdated => Severity::Low,
             Kind::Unpinned => Severity::Info,
@@ -206,6 +210,13 @@ pub fn sort_findings(findings: &mut [Finding]) {
             &b.locked,
         ))
     });
+}
+
+/// A finding saying freeze would fail now, and why.
+pub fn unresolvable(message: &str) -> Finding {
+    let mut f = Finding::new(Kind::Unresolvable);
+    f.detail = Some(message.to_string());
+    f
 }
 
 /// What can be seen without the network: compares the lock on disk with

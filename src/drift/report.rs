@@ -79,7 +79,12 @@ impl Render for Table {
                     f.severity.as_str().to_string(),
                     f.subject().to_string(),
                     change(f),
-                    f.detail.clone().unwrap_or_default(),
+                    // Tables keep one line per finding.
+                    f.detail
+                        .as_deref()
+                        .and_then(|d| d.lines().next())
+                        .unwrap_or_default()
+                        .to_string(),
                 ]
             })
             .collect();
@@ -161,7 +166,11 @@ impl Render for Markdown {
                         "| {} | {} | {} |",
                         package_link(f),
                         change(f).replace('|', "\\|"),
-                        f.detail.clone().unwrap_or_default().replace('|', "\\|")
+                        f.detail
+                            .clone()
+                            .unwrap_or_default()
+                            .replace('|', "\\|")
+                            .replace('\n', "<br>")
                     );
                 }
                 out.push_str("\n</details>\n");
