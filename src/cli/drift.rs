@@ -9,7 +9,8 @@ use crate::cli::{Opts, Outcome, OutputFormat, Printer};
 use crate::config::Config;
 use crate::drift::report::{Json, Markdown, Render, Table};
 use crate::drift::{
-    ImageReport, Kind, Report, compare, index_findings, sort_findings, unresolvable,
+    ImageReport, Kind, Report, channel_findings, compare, index_findings, sort_findings,
+    unresolvable,
 };
 use crate::freeze::steps::Resolvers;
 use crate::freeze::{
@@ -83,6 +84,7 @@ pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<O
                         findings.push(unresolvable(message));
                     }
                     findings.extend(index_findings(&config, &resolvers, locked).await?);
+                    findings.extend(channel_findings(&config, &resolvers, locked).await?);
                     sort_findings(&mut findings);
                     findings
                 }

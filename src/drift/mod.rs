@@ -12,6 +12,7 @@
 //! | `outdated` | low      | freeze would now choose a newer version of a locked pip or conda package |
 //! | `yanked`   | high     | the locked pip file is yanked on its index (with the reason) |
 //! | `gone`     | high     | the locked pip file is no longer on its index |
+//! | `broken`   | high     | the locked conda file is no longer in its channel's repodata (removed or marked broken) |
 //! | `unresolvable` | high | freeze would fail now (the reason is the detail); bases, the index and the inputs are still checked, newer versions are not |
 //! | `unpinned` | info     | an install step of the definition asks for specs that are not exact pins, so the lock is the only thing keeping it reproducible |
 //!
@@ -498,6 +499,67 @@ pub async fn index_findings(
                 if !out.contains(&f) {
                     out.push(f);
                 }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What the conda channels say about the locked records: `broken` when a
+/// locked file is no longer in its channel's repodata (conda channels
+/// remove broken builds, or move them to `removed`).
+pub async fn channel_findings(
+    config: &Config,
+    resolvers: &Resolvers,
+    locked: &LockedImage,
+) -> Result<Vec<Finding>, crate::freeze::FreezeError> {
+    use crate::resolve::conda::CondaChannel;
+    use crate::solve::conda::CondaSpec;
+    let mut groups: BTreeMap<(&str, &str), Vec<&crate::lock::CondaPackage>> = BTreeMap::new();
+    for step in &locked.steps {
+        for p in &step.conda {
+            groups
+                .entry((p.channel.as_str(), p.subdir.as_str()))
+                .or_default()
+                .push(p);
+        }
+    }
+    let mut out: Vec<Finding> = Vec::new();
+    for ((channel, subdir), packages) in groups {
+        let fail = |message: String| crate::freeze::FreezeError::Image {
+            image: locked.image.name.clone(),
+            message,
+        };
+        let mut names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let specs = names
+            .iter()
+            .map(|n| CondaSpec::parse(n))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| fail(e.to_string()))?;
+        let channels = [CondaChannel {
+            name: channel.to_string(),
+            url: index_url(config, channel),
+        }];
+        let data = resolvers
+            .conda
+            .fetch(&channels, subdir, &specs, &[], None)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let files = data.file_names();
+        for p in packages {
+            let file = p.url.rsplit('/').next().unwrap_or(&p.url);
+            if files.contains(file) {
+                continue;
+            }
+            let mut f = Finding::new(Kind::Broken);
+            f.ecosystem = Some("conda".to_string());
+            f.package = Some(p.name.clone());
+            f.locked = Some(format!("{}={}", p.version, p.build));
+            f.detail = Some(format!("`{file}` is no longer in {channel}/{subdir}"));
+            if !out.contains(&f) {
+                out.push(f);
             }
         }
     }

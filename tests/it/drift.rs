@@ -267,3 +267,63 @@ fn report_formats() {
         });
     }
 }
+
+#[test]
+fn a_removed_conda_record_is_broken() {
+    let dir = world_copy();
+    let file = "jinja2-3.1.6-pyhcf101f3_1.conda";
+    let path = dir
+        .path()
+        .join("fixtures/world/conda/conda-forge/noarch/repodata.json");
+    let mut repodata: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let removed = repodata["packages.conda"]
+        .as_object_mut()
+        .unwrap()
+        .remove(file);
+    assert!(removed.is_some(), "the world has {file}");
+    repodata["removed"] = serde_json::json!([file]);
+    std::fs::write(&path, serde_json::to_string(&repodata).unwrap()).unwrap();
+    let found = drifted(dir.path(), &[]);
+    assert!(
+        found.contains(&("longqc".into(), "broken".into(), "jinja2".into())),
+        "{found:?}"
+    );
+    let (code, _, _) = drift_in(dir.path(), &["--fail-on", "broken"]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn a_deleted_release_is_gone() {
+    let dir = world_copy();
+    let (path, mut v) = page(dir.path(), "certifi");
+    v["files"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| !f["filename"].as_str().unwrap().contains("2026.10.18"));
+    std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    let found = drifted(dir.path(), &[]);
+    assert!(
+        found.contains(&("driver".into(), "gone".into(), "certifi".into())),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn a_base_finding_says_which_layers_changed() {
+    let dir = world_copy();
+    move_python_tag(dir.path());
+    let (_, out, err) = drift_in(dir.path(), &["fixtures/examples/driver/Dockerfile"]);
+    let line = out
+        .lines()
+        .find(|l| l.contains(" base "))
+        .unwrap_or_else(|| panic!("{out}\n{err}"));
+    assert!(
+        line.contains("sha256:b0bac9e435e7 → sha256:44f43d34aca5"),
+        "{line}"
+    );
+    assert!(
+        line.contains("linux/amd64: layers changed, linux/arm64: layers changed"),
+        "{line}"
+    );
+}
