@@ -9,8 +9,8 @@ use crate::cli::{Opts, Outcome, OutputFormat, Printer};
 use crate::config::Config;
 use crate::drift::report::{Json, Markdown, Render, Table};
 use crate::drift::{
-    ImageReport, Kind, Report, channel_findings, compare, index_findings, sort_findings,
-    unresolvable,
+    ImageReport, Kind, Report, annotate_newest, channel_findings, compare, index_findings,
+    sort_findings, unresolvable,
 };
 use crate::freeze::steps::Resolvers;
 use crate::freeze::{
@@ -83,7 +83,9 @@ pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<O
                     if let Some(message) = &failure {
                         findings.push(unresolvable(message));
                     }
-                    findings.extend(index_findings(&config, &resolvers, locked).await?);
+                    let index = index_findings(&config, &resolvers, locked).await?;
+                    annotate_newest(&mut findings, &index.newest);
+                    findings.extend(index.findings);
                     findings.extend(channel_findings(&config, &resolvers, locked).await?);
                     sort_findings(&mut findings);
                     findings

@@ -453,14 +453,42 @@ fn conda_pinned(spec: &str) -> bool {
     }
 }
 
-/// What the pip indexes say about the locked files: `yanked` (with the
-/// reason) and `gone`.
+/// What the pip indexes say about the locked files.
+#[derive(Debug, Default)]
+pub struct IndexCheck {
+    /// `yanked` (with the reason) and `gone`.
+    pub findings: Vec<Finding>,
+    /// The newest version not yanked on the index, per locked package.
+    pub newest: BTreeMap<String, String>,
+}
+
+/// Says in `outdated` pip findings when the index has an even newer version
+/// than the one freeze would choose (one the requests do not allow).
+pub fn annotate_newest(findings: &mut [Finding], newest: &BTreeMap<String, String>) {
+    for f in findings {
+        if f.kind != Kind::Outdated || f.ecosystem.as_deref() != Some("pip") {
+            continue;
+        }
+        let (Some(name), Some(latest)) = (&f.package, &f.latest) else {
+            continue;
+        };
+        if let Some(top) = newest.get(name)
+            && newer("pip", top, latest)
+        {
+            f.detail = Some(format!("newest on the index: {top}"));
+        }
+    }
+}
+
+/// Reads the index page of every locked pip package: `yanked`, `gone`, and
+/// the newest version there.
 pub async fn index_findings(
     config: &Config,
     resolvers: &Resolvers,
     locked: &LockedImage,
-) -> Result<Vec<Finding>, crate::freeze::FreezeError> {
+) -> Result<IndexCheck, crate::freeze::FreezeError> {
     let mut out: Vec<Finding> = Vec::new();
+    let mut newest: BTreeMap<String, String> = BTreeMap::new();
     for step in &locked.steps {
         if step.pypi.is_empty() || step.indexes.is_empty() {
             continue;
@@ -474,16 +502,29 @@ pub async fn index_findings(
                 continue;
             };
             let finding = match client.files(&name).await {
-                Ok(files) => match files.iter().find(|f| f.filename == p.file) {
-                    Some(file) => file.yanked.as_ref().map(|reason| {
-                        let mut f = Finding::new(Kind::Yanked);
-                        if !reason.is_empty() {
-                            f.detail = Some(reason.clone());
-                        }
-                        f
-                    }),
-                    None => Some(Finding::new(Kind::Gone)),
-                },
+                Ok(files) => {
+                    let versions: Vec<String> = files
+                        .iter()
+                        .filter(|f| f.yanked.is_none())
+                        .filter_map(|f| {
+                            crate::solve::python::dist::parse_filename(&f.filename, &name)
+                        })
+                        .map(|d| d.version.to_string())
+                        .collect();
+                    if let Some(top) = self::newest("pip", &versions) {
+                        newest.insert(p.name.clone(), top);
+                    }
+                    match files.iter().find(|f| f.filename == p.file) {
+                        Some(file) => file.yanked.as_ref().map(|reason| {
+                            let mut f = Finding::new(Kind::Yanked);
+                            if !reason.is_empty() {
+                                f.detail = Some(reason.clone());
+                            }
+                            f
+                        }),
+                        None => Some(Finding::new(Kind::Gone)),
+                    }
+                }
                 Err(SourceError::NotFound(_)) => Some(Finding::new(Kind::Gone)),
                 Err(SourceError::Failed(message)) => {
                     return Err(crate::freeze::FreezeError::Image {
@@ -502,7 +543,10 @@ pub async fn index_findings(
             }
         }
     }
-    Ok(out)
+    Ok(IndexCheck {
+        findings: out,
+        newest,
+    })
 }
 
 /// What the conda channels say about the locked records: `broken` when a
@@ -596,6 +640,26 @@ mod tests {
             newest("pip", &["1.0".into(), "1.10".into(), "1.9".into()]).as_deref(),
             Some("1.10")
         );
+    }
+
+    #[test]
+    fn outdated_findings_name_a_newer_version_the_requests_exclude() {
+        let mut f = Finding::new(Kind::Outdated);
+        f.ecosystem = Some("pip".into());
+        f.package = Some("pandas".into());
+        f.locked = Some("2.1.0".into());
+        f.latest = Some("2.2.3".into());
+        let mut findings = [f.clone(), f];
+        let newest = BTreeMap::from([("pandas".to_string(), "3.0.0".to_string())]);
+        annotate_newest(&mut findings[..1], &newest);
+        assert_eq!(
+            findings[0].detail.as_deref(),
+            Some("newest on the index: 3.0.0")
+        );
+        assert_eq!(findings[1].detail, None);
+        let same = BTreeMap::from([("pandas".to_string(), "2.2.3".to_string())]);
+        annotate_newest(&mut findings[1..], &same);
+        assert_eq!(findings[1].detail, None);
     }
 
     #[test]
