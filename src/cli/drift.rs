@@ -28,6 +28,14 @@ pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<O
             format!("{other:?}").to_ascii_lowercase()
         ),
     };
+    if let Some(date) = &args.as_of {
+        // Checked here so a bad date is trouble, not an unresolvable image.
+        if crate::solve::conda::parse_exclude_newer(date).is_err() {
+            anyhow::bail!(
+                "`--as-of {date}` is not a date\nhint: write a date like `2024-05-01` or `2024-05-01T12:00:00Z`"
+            );
+        }
+    }
     let (config, images) = select(&opts.global, &args.paths.paths, &Default::default())?;
     let config = config.unwrap_or_else(|| {
         let files: Vec<PathBuf> = images.iter().map(|i| i.file.clone()).collect();
