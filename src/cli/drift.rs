@@ -64,7 +64,13 @@ pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<O
             let (image, failure) =
                 match freeze_image(&config, &resolvers, job, &options, &frozen).await {
                     Ok(image) => (Some(image), None),
-                    Err(err) => (None, Some(err.to_string())),
+                    // What the upstream no longer allows is a finding;
+                    // bad input and setup failures are trouble.
+                    Err(
+                        err @ (crate::freeze::FreezeError::Image { .. }
+                        | crate::freeze::FreezeError::Step { .. }),
+                    ) => (None, Some(err.to_string())),
+                    Err(err) => return Err(err.into()),
                 };
             let findings = match &job.previous {
                 Some(locked) => {
