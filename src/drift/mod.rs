@@ -30,7 +30,8 @@
 //! ```
 //!
 //! Every finding has `kind` and `severity`; `package` (with `ecosystem`,
-//! `pip` or `conda`) or `base` names what drifted; `locked`, `latest` and
+//! `pip` or `conda`, and for conda the `channel` name) or `base` names what
+//! drifted; `locked`, `latest` and
 //! `detail` are present when they mean something for the kind.
 
 pub mod report;
@@ -133,6 +134,9 @@ pub struct Finding {
     pub ecosystem: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub package: Option<String>,
+    /// The conda channel's name (`conda-forge`), for conda packages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     /// The base image's canonical name, for `base` findings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
@@ -153,6 +157,7 @@ impl Finding {
             severity: kind.severity(),
             ecosystem: None,
             package: None,
+            channel: None,
             base: None,
             locked: None,
             latest: None,
@@ -326,6 +331,13 @@ fn outdated_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> 
                     let mut f = Finding::new(Kind::Outdated);
                     f.ecosystem = Some(eco.to_string());
                     f.package = Some(name.clone());
+                    if eco == "conda" {
+                        f.channel = step
+                            .conda
+                            .iter()
+                            .find(|p| &p.name == name)
+                            .map(|p| channel_name(&p.channel));
+                    }
                     f.locked = Some(old_max);
                     f.latest = Some(new_max);
                     if !out.contains(&f) {
@@ -336,6 +348,17 @@ fn outdated_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> 
         }
     }
     out
+}
+
+/// A channel's name: the last part of its URL or path
+/// (`https://conda.anaconda.org/conda-forge` → `conda-forge`).
+pub fn channel_name(channel: &str) -> String {
+    channel
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(channel)
+        .to_string()
 }
 
 fn newest(eco: &str, versions: &[String]) -> Option<String> {
@@ -600,6 +623,7 @@ pub async fn channel_findings(
             let mut f = Finding::new(Kind::Broken);
             f.ecosystem = Some("conda".to_string());
             f.package = Some(p.name.clone());
+            f.channel = Some(channel_name(&p.channel));
             f.locked = Some(format!("{}={}", p.version, p.build));
             f.detail = Some(format!("`{file}` is no longer in {channel}/{subdir}"));
             if !out.contains(&f) {

@@ -133,7 +133,10 @@ fn package_link(f: &Finding) -> String {
     }
     match f.ecosystem.as_deref() {
         Some("pip") => format!("[{name}](https://pypi.org/project/{name}/)"),
-        Some("conda") => format!("[{name}](https://anaconda.org/conda-forge/{name})"),
+        Some("conda") => format!(
+            "[{name}](https://anaconda.org/{}/{name})",
+            f.channel.as_deref().unwrap_or("conda-forge")
+        ),
         _ => format!("`{name}`"),
     }
 }

@@ -289,8 +289,12 @@ fn a_removed_conda_record_is_broken() {
         found.contains(&("longqc".into(), "broken".into(), "jinja2".into())),
         "{found:?}"
     );
-    let (code, _, _) = drift_in(dir.path(), &["--fail-on", "broken"]);
+    let (code, out, _) = drift_in(dir.path(), &["--fail-on", "broken", "--format", "markdown"]);
     assert_eq!(code, 1);
+    assert!(
+        out.contains("[jinja2](https://anaconda.org/conda-forge/jinja2)"),
+        "{out}"
+    );
 }
 
 #[test]
