@@ -9,8 +9,8 @@ use crate::cli::{Opts, Outcome, OutputFormat, Printer};
 use crate::config::Config;
 use crate::drift::report::{Json, Markdown, Render, Table};
 use crate::drift::{
-    ImageReport, Kind, Report, annotate_newest, channel_findings, compare, index_findings,
-    sort_findings, unresolvable,
+    ImageReport, Kind, Report, annotate_newest, channel_findings, compare, date_moved_bases,
+    index_findings, sort_findings, unresolvable,
 };
 use crate::freeze::steps::Resolvers;
 use crate::freeze::{
@@ -94,6 +94,7 @@ pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<O
                         }
                     };
                     let mut findings = compare(job, locked, &fresh);
+                    date_moved_bases(&resolvers, &locked.image.platforms, &mut findings).await;
                     if let Some(message) = &failure {
                         findings.push(unresolvable(message));
                     }

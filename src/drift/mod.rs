@@ -572,6 +572,39 @@ pub async fn index_findings(
     })
 }
 
+/// Adds to `base` findings when the image the tag names now was built
+/// (one more read of each moved tag, from the registry or its cache).
+pub async fn date_moved_bases(
+    resolvers: &Resolvers,
+    platforms: &[String],
+    findings: &mut [Finding],
+) {
+    for f in findings.iter_mut().filter(|f| f.kind == Kind::Base) {
+        let Some(Ok(image)) = f.base.as_deref().map(crate::resolve::ImageRef::parse) else {
+            continue;
+        };
+        // The platform only picks which config to read; builders stamp
+        // every platform of one release alike.
+        let Some(Ok(platform)) = platforms
+            .first()
+            .map(|p| p.parse::<crate::resolve::Platform>())
+        else {
+            continue;
+        };
+        let created = match resolvers.registry.resolve(&image, &[platform]).await {
+            Ok(r) => r.platforms.first().and_then(|p| p.created.clone()),
+            Err(_) => None,
+        };
+        if let Some(created) = created {
+            let layers = f.detail.take();
+            f.detail = Some(match layers {
+                Some(l) => format!("built {created}; {l}"),
+                None => format!("built {created}"),
+            });
+        }
+    }
+}
+
 /// What the conda channels say about the locked records: `broken` when a
 /// locked file is no longer in its channel's repodata (conda channels
 /// remove broken builds, or move them to `removed`).

@@ -330,4 +330,6 @@ fn a_base_finding_says_which_layers_changed() {
         line.contains("linux/amd64: layers changed, linux/arm64: layers changed"),
         "{line}"
     );
+    // When the image the tag names now was built, from its config.
+    assert!(line.contains("built 20"), "{line}");
 }
