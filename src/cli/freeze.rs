@@ -30,6 +30,7 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
         update_base: args.update_base,
         offline: opts.global.offline,
         exclude_newer: args.exclude_newer.clone(),
+        ignore_locked: false,
     };
     let jobs = prepare(&config, &images)?;
     let started = Instant::now();

@@ -5,6 +5,7 @@
 
 mod args;
 mod diagnostic;
+mod drift;
 mod export;
 mod freeze;
 mod graph;
@@ -80,17 +81,13 @@ pub fn run(opts: &Opts, printer: &Printer) -> anyhow::Result<Outcome> {
             printer.data_bytes(&out)?;
             Ok(Outcome::Clean)
         }
+        Command::Drift(args) => drift::run(opts, args, printer),
         Command::Export(args) => export::run(opts, args, printer),
         Command::Freeze(args) => freeze::run(opts, args, printer),
         Command::Graph(args) => graph::run(&opts.global, args, printer),
         Command::Plan(args) => plan::run(&opts.global, args, printer),
         Command::Rewrite(args) => rewrite::run(opts, args, printer),
         Command::Verify(args) => verify::run(opts, args, printer),
-        other => {
-            // Configuration errors come first, whatever the command.
-            let _config = load_config(&opts.global, other.paths())?;
-            not_built(other.name())
-        }
     }
 }
 
@@ -111,10 +108,4 @@ pub fn load_config(global: &GlobalOpts, paths: &[PathBuf]) -> anyhow::Result<Con
         };
     }
     Ok(Config::zero(paths))
-}
-
-fn not_built(command: &str) -> anyhow::Result<Outcome> {
-    anyhow::bail!(
-        "`imagelock {command}` is not built yet\nhint: see the README for the commands that work today"
-    )
 }

@@ -48,6 +48,9 @@ pub struct FreezeOptions {
     pub offline: bool,
     /// Resolve as of this date (RFC 3339 or `YYYY-MM-DD`).
     pub exclude_newer: Option<String>,
+    /// Resolve every package afresh instead of keeping what the previous
+    /// lock chose (what drift compares against).
+    pub ignore_locked: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

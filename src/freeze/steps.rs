@@ -61,7 +61,7 @@ impl Resolvers {
     }
 
     /// One index client per set of index URLs, shared by every step using it.
-    fn pypi_client(&self, urls: &IndexUrls) -> Result<Arc<IndexClient>, FreezeError> {
+    pub fn pypi_client(&self, urls: &IndexUrls) -> Result<Arc<IndexClient>, FreezeError> {
         let mut clients = self
             .pypi
             .lock()
@@ -265,7 +265,7 @@ fn check_files(
 
 /// A Python index location as written in configuration or a command: a
 /// relative or absolute path becomes a `file://` URL.
-fn index_url(config: &Config, written: &str) -> String {
+pub fn index_url(config: &Config, written: &str) -> String {
     if written.contains("://") {
         return written.to_string();
     }
@@ -437,7 +437,11 @@ async fn pip_step(
             no_deps: cmd.options.iter().any(|o| o == "--no-deps"),
             upgrade,
             exclude_newer: options.exclude_newer.clone(),
-            preferences: pip_preferences(job, place, cmd, &state.platform, &options.update),
+            preferences: if options.ignore_locked {
+                Vec::new()
+            } else {
+                pip_preferences(job, place, cmd, &state.platform, &options.update)
+            },
         },
     };
     let pins = pypi::resolve(client, Arc::new(target), request)
@@ -645,7 +649,9 @@ async fn conda_step(
         .map_err(|e| place.error(e.to_string()))?;
     let mut request = CondaSolveRequest::new(specs, target);
     request.installed = installed;
-    request.preferred = conda_preferences(job, place, cmd, &state.platform, &options.update);
+    if !options.ignore_locked {
+        request.preferred = conda_preferences(job, place, cmd, &state.platform, &options.update);
+    }
     request.channel_priority = resolvers.channels.priority;
     request.exclude_newer = match &options.exclude_newer {
         Some(d) => Some(

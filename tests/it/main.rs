@@ -8,6 +8,7 @@ mod apptainer;
 mod cli;
 mod conda;
 mod config;
+mod drift;
 mod freeze;
 mod graph;
 mod image;

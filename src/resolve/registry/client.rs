@@ -584,6 +584,7 @@ impl Registry {
             media_type,
             config,
             diff_ids: info.diff_ids,
+            created: info.created,
         })
     }
 

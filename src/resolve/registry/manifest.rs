@@ -127,6 +127,7 @@ pub(crate) fn select<'a>(index: &'a ImageIndex, platform: &Platform) -> Option<&
 pub(crate) struct ConfigInfo {
     pub platform: Platform,
     pub diff_ids: Vec<Digest>,
+    pub created: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +138,7 @@ struct RawConfig {
     os: String,
     variant: Option<String>,
     rootfs: RawRootfs,
+    created: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -156,6 +158,7 @@ pub(crate) fn parse_config(body: &[u8]) -> Result<ConfigInfo, String> {
     Ok(ConfigInfo {
         platform: Platform::new(&raw.os, &raw.architecture, raw.variant.as_deref()),
         diff_ids,
+        created: raw.created,
     })
 }
 

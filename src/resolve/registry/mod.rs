@@ -60,6 +60,8 @@ pub struct ResolvedPlatform {
     pub config: Digest,
     /// Uncompressed layer digests, bottom first.
     pub diff_ids: Vec<Digest>,
+    /// When the image was built (the config's `created`), as written.
+    pub created: Option<String>,
 }
 
 impl ResolvedImage {

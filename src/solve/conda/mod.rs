@@ -182,6 +182,15 @@ impl CondaRepodata {
         self.len() == 0
     }
 
+    /// The file name of every record (drift looks locked files up).
+    pub fn file_names(&self) -> std::collections::BTreeSet<String> {
+        self.parts()
+            .into_iter()
+            .flatten()
+            .map(|r| r.identifier.to_string())
+            .collect()
+    }
+
     fn parts(&self) -> Vec<Vec<&RepoDataRecord>> {
         self.parts
             .iter()

@@ -1,0 +1,335 @@
+//! drift: what moved in a copy of the world since the committed locks.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::common::{fixture, repo_root};
+
+/// A copy of the examples, the world and the committed locks, laid out as
+/// in the repository, so tests can move tags and edit index pages.
+fn world_copy() -> tempfile::TempDir {
+    let dir = crate::common::tempdir();
+    std::fs::create_dir_all(dir.path().join("fixtures")).unwrap();
+    for (from, to) in [
+        (fixture("examples"), dir.path().join("fixtures/examples")),
+        (fixture("world"), dir.path().join("fixtures/world")),
+        (repo_root().join("lockfiles"), dir.path().join("lockfiles")),
+    ] {
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(status.success(), "copy");
+    }
+    dir
+}
+
+fn drift_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    crate::common::run(
+        crate::common::imagelock()
+            .current_dir(dir)
+            .env("IMAGELOCK_CACHE_DIR", dir.join("cache"))
+            .args(["--config", "fixtures/examples/imagelock.toml", "drift"])
+            .args(args),
+    )
+}
+
+/// The JSON report's findings as (image, kind, subject) for kinds other
+/// than `unpinned` (which the example definitions always have).
+fn drifted(dir: &Path, args: &[&str]) -> Vec<(String, String, String)> {
+    let mut all = vec!["--format", "json"];
+    all.extend_from_slice(args);
+    let (code, out, err) = drift_in(dir, &all);
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["version"], 1);
+    let mut found = Vec::new();
+    for image in report["images"].as_array().unwrap() {
+        for f in image["findings"].as_array().unwrap() {
+            let kind = f["kind"].as_str().unwrap().to_string();
+            if kind == "unpinned" {
+                continue;
+            }
+            let subject = f["package"]
+                .as_str()
+                .or(f["base"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            found.push((image["name"].as_str().unwrap().to_string(), kind, subject));
+        }
+    }
+    found
+}
+
+fn edit(path: &Path, f: impl FnOnce(String) -> String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    std::fs::write(path, f(text)).unwrap();
+}
+
+/// Points `python:3.11-slim` at the image `python:latest` names.
+fn move_python_tag(dir: &Path) {
+    let path = dir.join("fixtures/world/images/docker.io/library/python/index.json");
+    let mut index: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let manifests = index["manifests"].as_array_mut().unwrap();
+    let name = |m: &Value| m["annotations"]["org.opencontainers.image.ref.name"].clone();
+    let latest = manifests
+        .iter()
+        .find(|m| name(m) == "latest")
+        .unwrap()
+        .clone();
+    for m in manifests.iter_mut() {
+        if name(m) == "3.11-slim" {
+            m["digest"] = latest["digest"].clone();
+            m["size"] = latest["size"].clone();
+            m["mediaType"] = latest["mediaType"].clone();
+        }
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&index).unwrap()).unwrap();
+}
+
+fn page(dir: &Path, name: &str) -> (std::path::PathBuf, Value) {
+    let path = dir.join(format!("fixtures/world/pypi/simple/{name}/index.json"));
+    let v = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    (path, v)
+}
+
+/// Publishes certifi 2099.1.1: a copy of the 2026.10.18 wheel's entry and
+/// metadata with the version bumped.
+fn publish_newer_certifi(dir: &Path) {
+    use sha2::Digest;
+    let packages = dir.join("fixtures/world/pypi/packages");
+    let old = "certifi-2026.10.18-py3-none-any.whl";
+    let new = "certifi-2099.1.1-py3-none-any.whl";
+    let metadata = std::fs::read_to_string(packages.join(format!("{old}.metadata")))
+        .unwrap()
+        .replace("Version: 2026.10.18", "Version: 2099.1.1");
+    assert!(metadata.contains("Version: 2099.1.1"));
+    std::fs::write(packages.join(format!("{new}.metadata")), &metadata).unwrap();
+    let meta_hash = hex::encode(sha2::Sha256::digest(metadata.as_bytes()));
+    let (path, mut v) = page(dir, "certifi");
+    let files = v["files"].as_array_mut().unwrap();
+    let mut entry = files.iter().find(|f| f["filename"] == old).unwrap().clone();
+    entry["filename"] = new.into();
+    entry["url"] = format!("../../packages/{new}").into();
+    entry["upload-time"] = "2099-01-01T00:00:00Z".into();
+    entry["core-metadata"] = serde_json::json!({ "sha256": meta_hash });
+    entry["data-dist-info-metadata"] = serde_json::json!({ "sha256": meta_hash });
+    files.push(entry);
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+/// Yanks the files of `package` the driver lock names, with a reason.
+fn yank(dir: &Path, package: &str) {
+    let lock = std::fs::read_to_string(dir.join("lockfiles/driver.lock")).unwrap();
+    let (path, mut v) = page(dir, package);
+    let mut yanked = 0;
+    for f in v["files"].as_array_mut().unwrap() {
+        let name = f["filename"].as_str().unwrap().to_string();
+        if lock.contains(&format!("file = \"{name}\"")) {
+            f["yanked"] = "broken on some platforms".into();
+            yanked += 1;
+        }
+    }
+    assert!(yanked > 0, "the lock names a {package} file");
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+fn touch_driver_definition(dir: &Path) {
+    edit(&dir.join("fixtures/examples/driver/Dockerfile"), |t| {
+        t + "LABEL org.example.drift=\"test\"\n"
+    });
+}
+
+#[test]
+fn nothing_changed_reports_no_drift() {
+    let dir = world_copy();
+    assert_eq!(drifted(dir.path(), &[]), []);
+    let (code, _, err) = drift_in(dir.path(), &["--fail-on", "any"]);
+    assert_eq!(code, 0, "{err}");
+    // Nothing is written.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("lockfiles/driver.lock")).unwrap(),
+        std::fs::read_to_string(repo_root().join("lockfiles/driver.lock")).unwrap()
+    );
+}
+
+#[test]
+fn a_moved_tag_is_a_base_finding() {
+    let dir = world_copy();
+    move_python_tag(dir.path());
+    let found = drifted(dir.path(), &[]);
+    assert!(
+        found.contains(&(
+            "driver".into(),
+            "base".into(),
+            "docker.io/library/python:3.11-slim".into()
+        )),
+        "{found:?}"
+    );
+    let (code, _, _) = drift_in(dir.path(), &["--fail-on", "base"]);
+    assert_eq!(code, 1);
+    let (code, _, _) = drift_in(dir.path(), &["--fail-on", "yanked,stale"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_newer_release_is_outdated() {
+    let dir = world_copy();
+    publish_newer_certifi(dir.path());
+    let found = drifted(dir.path(), &[]);
+    assert!(
+        found.contains(&("driver".into(), "outdated".into(), "certifi".into())),
+        "{found:?}"
+    );
+    assert!(found.iter().all(|f| f.1 == "outdated"), "{found:?}");
+    // As of a date before the upload, freeze would choose what is locked.
+    let found = drifted(dir.path(), &["--as-of", "2098-01-01"]);
+    assert_eq!(found, []);
+    let (code, _, _) = drift_in(dir.path(), &["--fail-on", "outdated"]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn a_yanked_release_is_reported_with_its_reason() {
+    let dir = world_copy();
+    // Every locked pyyaml file: freeze would now fail, which drift says too.
+    yank(dir.path(), "pyyaml");
+    let (code, out, err) = drift_in(dir.path(), &["--format", "json", "--fail-on", "yanked"]);
+    assert_eq!(code, 1, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let driver = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "driver")
+        .unwrap();
+    let yanked = driver["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "yanked")
+        .unwrap();
+    assert_eq!(yanked["package"], "pyyaml");
+    assert_eq!(yanked["severity"], "high");
+    assert_eq!(yanked["detail"], "broken on some platforms");
+    assert!(
+        driver["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "unresolvable"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_edited_definition_is_stale() {
+    let dir = world_copy();
+    touch_driver_definition(dir.path());
+    let found = drifted(dir.path(), &[]);
+    assert_eq!(found, [("driver".into(), "stale".into(), String::new())]);
+    let (code, _, _) = drift_in(dir.path(), &["--fail-on", "any"]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn bad_fail_on_kinds_are_trouble() {
+    let dir = world_copy();
+    let (code, _, err) = drift_in(dir.path(), &["--fail-on", "nope"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("`--fail-on nope` is not a kind of drift"),
+        "{err}"
+    );
+}
+
+#[test]
+fn report_formats() {
+    let dir = world_copy();
+    publish_newer_certifi(dir.path());
+    yank(dir.path(), "certifi");
+    touch_driver_definition(dir.path());
+    for (format, name) in [
+        ("human", "drift_table"),
+        ("markdown", "drift_markdown"),
+        ("json", "drift_json"),
+    ] {
+        let (code, out, err) = drift_in(
+            dir.path(),
+            &["--format", format, "fixtures/examples/driver/Dockerfile"],
+        );
+        assert_eq!(code, 0, "{err}");
+        insta::with_settings!({filters => vec![(r"/tmp/[^\s`]+", "[TMP]")]}, {
+            insta::assert_snapshot!(name, out);
+        });
+    }
+}
+
+#[test]
+fn a_removed_conda_record_is_broken() {
+    let dir = world_copy();
+    let file = "jinja2-3.1.6-pyhcf101f3_1.conda";
+    let path = dir
+        .path()
+        .join("fixtures/world/conda/conda-forge/noarch/repodata.json");
+    let mut repodata: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let removed = repodata["packages.conda"]
+        .as_object_mut()
+        .unwrap()
+        .remove(file);
+    assert!(removed.is_some(), "the world has {file}");
+    repodata["removed"] = serde_json::json!([file]);
+    std::fs::write(&path, serde_json::to_string(&repodata).unwrap()).unwrap();
+    let found = drifted(dir.path(), &[]);
+    assert!(
+        found.contains(&("longqc".into(), "broken".into(), "jinja2".into())),
+        "{found:?}"
+    );
+    let (code, out, _) = drift_in(dir.path(), &["--fail-on", "broken", "--format", "markdown"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("[jinja2](https://anaconda.org/conda-forge/jinja2)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_deleted_release_is_gone() {
+    let dir = world_copy();
+    let (path, mut v) = page(dir.path(), "certifi");
+    v["files"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| !f["filename"].as_str().unwrap().contains("2026.10.18"));
+    std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    let found = drifted(dir.path(), &[]);
+    assert!(
+        found.contains(&("driver".into(), "gone".into(), "certifi".into())),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn a_base_finding_says_which_layers_changed() {
+    let dir = world_copy();
+    move_python_tag(dir.path());
+    let (_, out, err) = drift_in(dir.path(), &["fixtures/examples/driver/Dockerfile"]);
+    let line = out
+        .lines()
+        .find(|l| l.contains(" base "))
+        .unwrap_or_else(|| panic!("{out}\n{err}"));
+    assert!(
+        line.contains("sha256:b0bac9e435e7 → sha256:44f43d34aca5"),
+        "{line}"
+    );
+    assert!(
+        line.contains("linux/amd64: layers changed, linux/arm64: layers changed"),
+        "{line}"
+    );
+    // When the image the tag names now was built, from its config.
+    assert!(line.contains("built 20"), "{line}");
+}
