@@ -48,6 +48,28 @@ pub fn select(
     Ok((config, images))
 }
 
+/// An image's parsed definition and the inputs its lock is made from. A
+/// parse error is rendered with its source context before it is returned.
+pub fn load_image(
+    image: &ImageConfig,
+    printer: &crate::cli::Printer,
+) -> anyhow::Result<(crate::source::Definition, crate::source::inputs::Inputs)> {
+    let definition = match crate::source::load::load_definition(&image.file, &image.build_args) {
+        Ok(d) => d,
+        Err(e) => {
+            printer.raw_error(&crate::cli::diagnostic::render_source_error(
+                &e,
+                printer.color(),
+            ));
+            anyhow::bail!("`{}` could not be read", image.file.display());
+        }
+    };
+    let text = fs_err::read_to_string(&image.file)?;
+    let inputs =
+        crate::source::inputs::load_inputs(&definition, &text, &image.context, &image.build_args)?;
+    Ok((definition, inputs))
+}
+
 /// `--build-arg NAME=VALUE` options as a map.
 pub fn parse_build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();

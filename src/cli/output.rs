@@ -63,6 +63,11 @@ impl Printer {
         }
     }
 
+    /// Text already rendered for stderr (a diagnostic with source context).
+    pub fn raw_error(&self, text: &str) {
+        eprint!("{text}");
+    }
+
     /// A warning on stderr (shown even with `--quiet`).
     pub fn warn(&self, text: &str) {
         let label = self.paint("warning", "33");

@@ -6,14 +6,11 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::cli::args::RewriteArgs;
-use crate::cli::diagnostic::render_source_error;
 use crate::cli::images::select;
 use crate::cli::{Opts, Outcome, Printer};
 use crate::config::{Config, ImageConfig};
 use crate::lock::{LockedImage, write_atomic};
 use crate::rewrite::{FileChange, Rewrite, RewriteOptions, rewrite_image};
-use crate::source::inputs::load_inputs;
-use crate::source::load::load_definition;
 
 struct Planned {
     image: ImageConfig,
@@ -41,15 +38,7 @@ pub fn run(opts: &Opts, args: &RewriteArgs, printer: &Printer) -> anyhow::Result
             );
         }
         let lock = LockedImage::read(&lock_path)?;
-        let definition = match load_definition(&image.file, &image.build_args) {
-            Ok(d) => d,
-            Err(e) => {
-                eprint!("{}", render_source_error(&e, printer.color()));
-                anyhow::bail!("`{}` could not be read", image.file.display());
-            }
-        };
-        let text = fs_err::read_to_string(&image.file)?;
-        let inputs = load_inputs(&definition, &text, &image.context, &image.build_args)?;
+        let (definition, inputs) = crate::cli::images::load_image(&image, printer)?;
         let rewrite = rewrite_image(&definition, &inputs, &lock, &image.context, options)?;
         for w in &rewrite.warnings {
             let mut line = format!("{}: {}", w.location, w.message);

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cli::args::VerifyArgs;
-use crate::cli::diagnostic::render_source_error;
 use crate::cli::images::select;
 use crate::cli::rewrite::lock_dir;
 use crate::cli::{Opts, Outcome, OutputFormat, Printer};
@@ -17,8 +16,6 @@ use crate::image::{
 };
 use crate::lock::LockedImage;
 use crate::resolve::{Platform, Registry, RegistryOptions};
-use crate::source::inputs::load_inputs;
-use crate::source::load::load_definition;
 use crate::verify::{
     ImageReport, PrintHuman, PrintJson, PrintJunit, Report, Staleness, VerifyReport, check_lock,
     check_platform, locked_base_layers,
@@ -112,15 +109,7 @@ fn stale_report(
         return Ok(report);
     }
     let lock = LockedImage::read(&path)?;
-    let definition = match load_definition(&image.file, &image.build_args) {
-        Ok(d) => d,
-        Err(e) => {
-            eprint!("{}", render_source_error(&e, printer.color()));
-            anyhow::bail!("`{}` could not be read", image.file.display());
-        }
-    };
-    let text = fs_err::read_to_string(&image.file)?;
-    let inputs = load_inputs(&definition, &text, &image.context, &image.build_args)?;
+    let (definition, inputs) = crate::cli::images::load_image(image, printer)?;
     report.stale = check_lock(&lock, &definition, &inputs);
     Ok(report)
 }
