@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::config::Config;
 use crate::freeze::bases::resolve_bases;
+use crate::freeze::platform_key;
 use crate::freeze::state::{PlatformState, read_base};
 use crate::freeze::steps::{Resolvers, StepOutcome, StepPlace, resolve_step};
 use crate::freeze::{
@@ -72,18 +73,49 @@ pub async fn freeze_image(
                                 ),
                             })?,
                         None => {
-                            let (config, name2, platform2) = (config.clone(), name.clone(), platform.clone());
-                            let registry = Some((resolvers.registry.clone(), tokio::runtime::Handle::current()));
-                            let (catalogue, env) = tokio::task::spawn_blocking(move || {
-                                read_base(&config, &name2, &platform2, registry)
-                            })
-                                .await
-                                .map_err(|e| FreezeError::Setup(e.to_string()))?
-                                .map_err(|message| FreezeError::Image {
-                                    image: job.config.name.clone(),
-                                    message: format!("reading base `{name}` for {platform}: {message}"),
-                                })?;
-                            PlatformState::from_catalogue(platform, &catalogue, &env)
+                            // The manifest the lock pins for this platform.
+                            let digest = base.and_then(|b| {
+                                b.platforms
+                                    .iter()
+                                    .find(|p| platform_key(&p.platform) == platform_key(platform))
+                                    .map(|p| p.digest.clone())
+                            });
+                            let cached = digest.as_deref().and_then(|d| {
+                                PlatformState::load_cached(&config.cache_dir, d, platform)
+                            });
+                            match cached {
+                                Some(state) => state,
+                                None => {
+                                    let cache_dir = config.cache_dir.clone();
+                                    let (config, name2, platform2) = (config.clone(), name.clone(), platform.clone());
+                                    let registry = Some((resolvers.registry.clone(), tokio::runtime::Handle::current()));
+                                    let (catalogue, env) = tokio::task::spawn_blocking(move || {
+                                        read_base(&config, &name2, &platform2, registry)
+                                    })
+                                        .await
+                                        .map_err(|e| FreezeError::Setup(e.to_string()))?
+                                        .map_err(|message| FreezeError::Image {
+                                            image: job.config.name.clone(),
+                                            message: format!("reading base `{name}` for {platform}: {message}"),
+                                        })?;
+                                    let read = catalogue.image.manifest_digest.as_ref().map(ToString::to_string);
+                                    if let (Some(locked), Some(read)) = (&digest, &read)
+                                        && locked != read
+                                    {
+                                        return Err(FreezeError::Image {
+                                            image: job.config.name.clone(),
+                                            message: format!(
+                                                "the lock pins `{name}` for {platform} at {locked}, but the tag now gives {read}\nhint: run `imagelock freeze --update-base` to move the pin"
+                                            ),
+                                        });
+                                    }
+                                    let state = PlatformState::from_catalogue(platform, &catalogue, &env);
+                                    if let Some(d) = &digest {
+                                        state.store_cached(&cache_dir, d);
+                                    }
+                                    state
+                                }
+                            }
                         }
                     }
                 }

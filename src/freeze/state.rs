@@ -13,7 +13,7 @@ use crate::solve::conda::CondaRecord;
 use crate::source::steps::Target;
 
 /// A Python interpreter of the image.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PythonEnv {
     /// Installation prefix (`/usr/local`, `/opt/conda`).
     pub prefix: String,
@@ -293,4 +293,79 @@ pub fn read_base(
         read_catalogue(source.as_ref(), &platform, &options).map_err(|e| format!("{e}"))?;
     let env = catalogue.image.config.env.clone();
     Ok((catalogue, env))
+}
+
+/// A base image's state as cached on disk, keyed by the platform manifest
+/// digest the lock pinned: a re-run that keeps the pin needs neither the
+/// registry nor the layers.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedState {
+    env: BTreeMap<String, String>,
+    libc: Option<(LibcKind, String)>,
+    pythons: Vec<PythonEnv>,
+    /// Prefix → records as `CondaRecord::many_to_json` writes them.
+    conda: BTreeMap<String, String>,
+    dists: BTreeMap<String, BTreeMap<String, String>>,
+    warnings: Vec<String>,
+}
+
+/// Where the state of the image with platform manifest `digest` is cached.
+fn cache_path(cache_dir: &std::path::Path, digest: &str) -> Option<std::path::PathBuf> {
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| cache_dir.join("base-states").join(format!("{hex}.json")))
+}
+
+impl PlatformState {
+    /// The cached state of the base whose platform manifest is `digest`.
+    pub fn load_cached(cache_dir: &std::path::Path, digest: &str, platform: &str) -> Option<Self> {
+        let text = fs_err::read_to_string(cache_path(cache_dir, digest)?).ok()?;
+        let cached: CachedState = serde_json::from_str(&text).ok()?;
+        let mut conda = BTreeMap::new();
+        for (prefix, json) in cached.conda {
+            let records = CondaRecord::many_from_json(&prefix, &json).ok()?;
+            conda.insert(
+                prefix,
+                records
+                    .into_iter()
+                    .map(|r| (r.name().to_string(), r))
+                    .collect(),
+            );
+        }
+        Some(PlatformState {
+            platform: platform.to_string(),
+            env: cached.env,
+            libc: cached.libc,
+            pythons: cached.pythons,
+            conda,
+            dists: cached.dists,
+            warnings: cached.warnings,
+        })
+    }
+
+    /// Caches this base state under its platform manifest digest. Failing
+    /// to write a cache is not an error of the freeze.
+    pub fn store_cached(&self, cache_dir: &std::path::Path, digest: &str) {
+        let Some(path) = cache_path(cache_dir, digest) else {
+            return;
+        };
+        let cached = CachedState {
+            env: self.env.clone(),
+            libc: self.libc.clone(),
+            pythons: self.pythons.clone(),
+            conda: self
+                .conda
+                .iter()
+                .map(|(p, r)| {
+                    let records: Vec<CondaRecord> = r.values().cloned().collect();
+                    (p.clone(), CondaRecord::many_to_json(&records))
+                })
+                .collect(),
+            dists: self.dists.clone(),
+            warnings: self.warnings.clone(),
+        };
+        if let Ok(text) = serde_json::to_string(&cached) {
+            let _ = crate::lock::write_atomic(&path, text.as_bytes());
+        }
+    }
 }

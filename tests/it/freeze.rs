@@ -333,3 +333,20 @@ fn re_runs_keep_locked_versions_until_updated() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(version(dir.path()), "2.5.5");
 }
+
+/// A warm re-run that keeps the pinned bases does not read them again: it
+/// works with the base images gone.
+#[test]
+fn warm_runs_do_not_read_pinned_bases_again() {
+    let dir = world_copy();
+    let (code, _, err) = freeze_in(dir.path(), &[]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::remove_dir_all(dir.path().join("fixtures/world/images")).unwrap();
+    let (code, _, err) = freeze_in(dir.path(), &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("0 lockfiles changed"), "{err}");
+    // Moving the pins needs the registry again, and says what failed.
+    let (code, _, err) = freeze_in(dir.path(), &["--update-base"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("python"), "{err}");
+}
