@@ -264,3 +264,13 @@ fn post_sections_run_as_one_script_before_appinstall() {
     assert_eq!(steps[0].line, 8);
     assert_eq!(steps[1].command.specs[0].value.as_deref(), Some("late"));
 }
+
+/// Regression (found by the property test): a continued shell line before
+/// the header keyword must neither panic nor lose bytes.
+#[test]
+fn continued_line_before_bootstrap_round_trips() {
+    let text = "  pip install 'a>=1' $X \\\nBootstrap: docker";
+    let f = DefFile::parse(text);
+    assert_eq!(f.print(text), text);
+    let _ = parse(Path::new("x.def"), text, &BTreeMap::new());
+}
