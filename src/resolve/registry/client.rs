@@ -213,20 +213,7 @@ impl Registry {
     ) -> Result<ResolvedImage, ResolveError> {
         let sources = self.sources(image)?;
         let label = image.to_string();
-        let top = match image.digest() {
-            Some(d) => {
-                self.fetch_by_digest(
-                    &label,
-                    Some(image),
-                    &sources,
-                    Kind::Manifest,
-                    d,
-                    MANIFEST_LIMIT,
-                )
-                .await?
-            }
-            None => self.fetch_tag(&label, image, &sources).await?,
-        };
+        let top = self.fetch_named(&label, image, &sources).await?;
         self.walk(
             &label,
             canonical_name(image),
@@ -342,20 +329,7 @@ impl Registry {
     pub async fn fetch_manifest(&self, image: &ImageRef) -> Result<(Bytes, Digest), ResolveError> {
         let sources = self.sources(image)?;
         let label = image.to_string();
-        let fetched = match image.digest() {
-            Some(d) => {
-                self.fetch_by_digest(
-                    &label,
-                    Some(image),
-                    &sources,
-                    Kind::Manifest,
-                    d,
-                    MANIFEST_LIMIT,
-                )
-                .await?
-            }
-            None => self.fetch_tag(&label, image, &sources).await?,
-        };
+        let fetched = self.fetch_named(&label, image, &sources).await?;
         Ok((fetched.body, fetched.digest))
     }
 
@@ -722,6 +696,30 @@ impl Registry {
     }
 
     /// A tag's manifest from the first source that resolves tags.
+    /// The manifest or index `image` names: by digest when it has one (the
+    /// tag is then only for readers), else by tag.
+    async fn fetch_named(
+        &self,
+        label: &str,
+        image: &ImageRef,
+        sources: &[Source],
+    ) -> Result<Fetched, ResolveError> {
+        match image.digest() {
+            Some(d) => {
+                self.fetch_by_digest(
+                    label,
+                    Some(image),
+                    sources,
+                    Kind::Manifest,
+                    d,
+                    MANIFEST_LIMIT,
+                )
+                .await
+            }
+            None => self.fetch_tag(label, image, sources).await,
+        }
+    }
+
     async fn fetch_tag(
         &self,
         label: &str,
