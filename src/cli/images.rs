@@ -54,17 +54,17 @@ pub fn load_image(
     image: &ImageConfig,
     printer: &crate::cli::Printer,
 ) -> anyhow::Result<(crate::source::Definition, crate::source::inputs::Inputs)> {
-    let definition = match crate::source::load::load_definition(&image.file, &image.build_args) {
-        Ok(d) => d,
-        Err(e) => {
-            printer.raw_error(&crate::cli::diagnostic::render_source_error(
-                &e,
-                printer.color(),
-            ));
-            anyhow::bail!("`{}` could not be read", image.file.display());
-        }
-    };
-    let text = fs_err::read_to_string(&image.file)?;
+    let (definition, text) =
+        match crate::source::load::read_definition(&image.file, &image.build_args) {
+            Ok(d) => d,
+            Err(e) => {
+                printer.raw_error(&crate::cli::diagnostic::render_source_error(
+                    &e,
+                    printer.color(),
+                ));
+                anyhow::bail!("`{}` could not be read", image.file.display());
+            }
+        };
     let inputs =
         crate::source::inputs::load_inputs(&definition, &text, &image.context, &image.build_args)?;
     Ok((definition, inputs))

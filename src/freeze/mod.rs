@@ -30,7 +30,7 @@ use crate::config::{Config, ImageConfig};
 use crate::lock::{ImageMeta, LOCK_VERSION, LockError, LockedImage, LockedStage};
 use crate::source::graph::{CycleError, GraphInput, build_order};
 use crate::source::inputs::{Inputs, load_inputs};
-use crate::source::load::{SourceError, load_definition};
+use crate::source::load::{SourceError, read_definition};
 use crate::source::{BaseTarget, Definition};
 
 pub use bases::{BaseResolution, platform_key, pulled_references, resolve_bases, same_image};
@@ -90,11 +90,7 @@ pub struct ImageJob {
 pub fn prepare(config: &Config, images: &[ImageConfig]) -> Result<Vec<ImageJob>, FreezeError> {
     let mut jobs = Vec::new();
     for image in images {
-        let definition = load_definition(&image.file, &image.build_args)?;
-        let text = fs_err::read_to_string(&image.file).map_err(|source| SourceError::Read {
-            path: image.file.clone(),
-            source,
-        })?;
+        let (definition, text) = read_definition(&image.file, &image.build_args)?;
         let inputs = load_inputs(&definition, &text, &image.context, &image.build_args)?;
         let lock_path = config.lock_dir.join(format!("{}.lock", image.name));
         let previous = if lock_path.is_file() {

@@ -102,6 +102,15 @@ pub fn load_definition(
     path: &Path,
     build_args: &BTreeMap<String, String>,
 ) -> Result<Definition, SourceError> {
+    read_definition(path, build_args).map(|(definition, _)| definition)
+}
+
+/// [`load_definition`], also giving the file's text (for the input hash),
+/// so callers need not read the file again.
+pub fn read_definition(
+    path: &Path,
+    build_args: &BTreeMap<String, String>,
+) -> Result<(Definition, String), SourceError> {
     let read_err = |source| SourceError::Read {
         path: path.to_path_buf(),
         source,
@@ -121,11 +130,12 @@ pub fn load_definition(
     }
     let bytes = fs_err::read(path).map_err(read_err)?;
     let text = decode(path, bytes)?;
-    match detect_kind(path, &text) {
-        DefinitionKind::Dockerfile => Ok(dockerfile::parse(path, &text, build_args)?),
+    let definition = match detect_kind(path, &text) {
+        DefinitionKind::Dockerfile => dockerfile::parse(path, &text, build_args)?,
         DefinitionKind::Apptainer => crate::source::apptainer::parse(path, &text, build_args)
-            .map_err(|e| SourceError::Invalid(e.diagnostic)),
-    }
+            .map_err(|e| SourceError::Invalid(e.diagnostic))?,
+    };
+    Ok((definition, text))
 }
 
 /// The file as text: UTF-8 without NUL bytes.
