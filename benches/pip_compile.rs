@@ -78,7 +78,15 @@ fn main() -> anyhow::Result<()> {
         Ok(pins) => {
             let mut lines: Vec<String> = pins
                 .iter()
-                .map(|p| format!("{}=={}", p.name, p.version))
+                .map(|p| {
+                    format!(
+                        "{}=={}",
+                        p.name,
+                        p.version
+                            .as_ref()
+                            .map_or("?".to_string(), ToString::to_string)
+                    )
+                })
                 .collect();
             lines.sort();
             for l in lines {

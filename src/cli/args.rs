@@ -237,6 +237,10 @@ pub struct FreezeArgs {
     /// Resolve as of this date (upload times, record timestamps)
     #[arg(long, value_name = "DATE")]
     pub exclude_newer: Option<String>,
+    /// Never run a build backend: an sdist whose metadata is dynamic is an
+    /// error instead of being built with a host `python3`
+    #[arg(long)]
+    pub no_build: bool,
     /// Set a build argument (repeatable)
     #[arg(long = "build-arg", value_name = "NAME=VALUE")]
     pub build_args: Vec<String>,

@@ -42,6 +42,7 @@ pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<O
         Config::zero(&files)
     });
     let options = FreezeOptions {
+        no_build: false,
         update_base: true,
         offline: opts.global.offline,
         exclude_newer: args.as_of.clone(),

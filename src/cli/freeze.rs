@@ -31,6 +31,7 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
         offline: opts.global.offline,
         exclude_newer: args.exclude_newer.clone(),
         ignore_locked: false,
+        no_build: args.no_build,
     };
     let jobs = prepare(&config, &images)?;
     let started = Instant::now();
@@ -38,7 +39,8 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
         .enable_all()
         .build()?;
     let frozen: Vec<Frozen> = runtime.block_on(async {
-        let resolvers = Resolvers::new(&config, options.offline)?;
+        let mut resolvers = Resolvers::new(&config, options.offline)?;
+        resolvers.no_build = options.no_build;
         let mut frozen: Vec<Frozen> = Vec::new();
         let bar = progress(jobs.len(), printer);
         for job in &jobs {
@@ -98,6 +100,11 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
             jobs.len()
         ));
         return Ok(Outcome::Clean);
+    }
+    for image in &frozen {
+        for w in &image.warnings {
+            printer.warn(w);
+        }
     }
     for (path, text) in &writes {
         write_atomic(path, text.as_bytes())

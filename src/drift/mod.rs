@@ -305,7 +305,9 @@ fn outdated_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> 
         let pip = |s: &LockedStep| -> BTreeMap<String, Vec<String>> {
             let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for p in &s.pypi {
-                m.entry(p.name.clone()).or_default().push(p.version.clone());
+                m.entry(p.name.clone())
+                    .or_default()
+                    .push(p.version_or_unknown().to_string());
             }
             m
         };
@@ -521,6 +523,10 @@ pub async fn index_findings(
         };
         let client = resolvers.pypi_client(&urls)?;
         for p in &step.pypi {
+            // Direct URL, VCS and path requirements are not on the index.
+            if p.is_direct() {
+                continue;
+            }
             let Some(name) = crate::resolve::pypi::package_name(&p.name) else {
                 continue;
             };
@@ -537,7 +543,7 @@ pub async fn index_findings(
                     if let Some(top) = self::newest("pip", &versions) {
                         newest.insert(p.name.clone(), top);
                     }
-                    match files.iter().find(|f| f.filename == p.file) {
+                    match files.iter().find(|f| Some(&f.filename) == p.file.as_ref()) {
                         Some(file) => file.yanked.as_ref().map(|reason| {
                             let mut f = Finding::new(Kind::Yanked);
                             if !reason.is_empty() {
@@ -559,7 +565,7 @@ pub async fn index_findings(
             if let Some(mut f) = finding {
                 f.ecosystem = Some("pip".to_string());
                 f.package = Some(p.name.clone());
-                f.locked = Some(p.version.clone());
+                f.locked = p.version.clone();
                 if !out.contains(&f) {
                     out.push(f);
                 }

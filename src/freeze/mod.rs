@@ -51,6 +51,8 @@ pub struct FreezeOptions {
     /// Resolve every package afresh instead of keeping what the previous
     /// lock chose (what drift compares against).
     pub ignore_locked: bool,
+    /// Refuse to build an sdist's metadata (`--no-build`).
+    pub no_build: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -20,6 +20,8 @@ pub struct Frozen {
     pub reference: Option<String>,
     pub lock: LockedImage,
     pub finals: BTreeMap<String, PlatformState>,
+    /// What the lock cannot promise (once each, in step order).
+    pub warnings: Vec<String>,
 }
 
 /// Resolves one image. `repository` holds the images of this repository
@@ -144,6 +146,7 @@ pub async fn freeze_image(
     }
 
     lock.bases = bases.bases;
+    let mut warnings: Vec<String> = Vec::new();
     for stage in &job.definition.stages {
         for (i, step) in stage.steps.iter().enumerate() {
             let Some(per_platform) = outcomes.remove(&(stage.index, i)) else {
@@ -167,6 +170,11 @@ pub async fn freeze_image(
                 pypi: Vec::new(),
             };
             for (_, outcome) in per_platform {
+                for w in outcome.warnings {
+                    if !warnings.contains(&w) {
+                        warnings.push(w);
+                    }
+                }
                 for p in outcome.conda {
                     match locked
                         .conda
@@ -183,7 +191,12 @@ pub async fn freeze_image(
                         .iter_mut()
                         .find(|q| q.url == p.url && q.sha256 == p.sha256 && q.version == p.version)
                     {
-                        Some(q) => q.platforms.extend(p.platforms),
+                        Some(q) => {
+                            // Edges may differ by platform; the entry keeps
+                            // every reason it is there.
+                            q.platforms.extend(p.platforms);
+                            q.required_by.extend(p.required_by);
+                        }
                         None => locked.pypi.push(p),
                     }
                 }
@@ -197,6 +210,7 @@ pub async fn freeze_image(
         reference: job.config.reference.clone(),
         lock,
         finals,
+        warnings,
     })
 }
 

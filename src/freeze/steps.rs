@@ -18,14 +18,19 @@ use crate::source::requirements::{RequirementsEntry, RequirementsFile};
 use crate::source::steps::{Action, Ecosystem, FileRole, InstallCommand, Manager};
 use crate::source::{Expanded, InstallStep};
 
+/// Index URLs and whether builds are refused: one client each.
+type ClientKey = (Vec<String>, bool);
+
 /// The clients a freeze run shares between images, steps and platforms.
 pub struct Resolvers {
     pub registry: Arc<crate::resolve::Registry>,
     pub conda: CondaIndex,
     pub channels: ChannelSettings,
-    pypi: Mutex<HashMap<Vec<String>, Arc<IndexClient>>>,
+    pypi: Mutex<HashMap<ClientKey, Arc<IndexClient>>>,
     cache_dir: PathBuf,
     offline: bool,
+    /// Refuse to build sdist metadata (`freeze --no-build`).
+    pub no_build: bool,
 }
 
 impl Resolvers {
@@ -57,16 +62,28 @@ impl Resolvers {
             pypi: Mutex::new(HashMap::new()),
             cache_dir: config.cache_dir.clone(),
             offline,
+            no_build: false,
         })
     }
 
     /// One index client per set of index URLs, shared by every step using it.
     pub fn pypi_client(&self, urls: &IndexUrls) -> Result<Arc<IndexClient>, FreezeError> {
+        self.pypi_client_with(urls, self.no_build)
+    }
+
+    /// [`Self::pypi_client`], refusing builds when `no_build` (a step's own
+    /// `--only-binary :all:` refuses them as pip would).
+    pub fn pypi_client_with(
+        &self,
+        urls: &IndexUrls,
+        no_build: bool,
+    ) -> Result<Arc<IndexClient>, FreezeError> {
         let mut clients = self
             .pypi
             .lock()
             .map_err(|_| FreezeError::Setup("a resolver thread failed".into()))?;
-        if let Some(c) = clients.get(&urls.urls) {
+        let key = (urls.urls.clone(), no_build);
+        if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
         let host_env = |k: &str| std::env::var(k).ok();
@@ -77,10 +94,10 @@ impl Resolvers {
         )
         .map_err(|e| FreezeError::Setup(e.to_string()))?;
         let client = Arc::new(
-            IndexClient::new(fetch, &urls.urls, false)
+            IndexClient::new(fetch, &urls.urls, no_build)
                 .map_err(|e| FreezeError::Setup(e.to_string()))?,
         );
-        clients.insert(urls.urls.clone(), client.clone());
+        clients.insert(key, client.clone());
         Ok(client)
     }
 }
@@ -98,6 +115,9 @@ pub struct StepOutcome {
     pub locked: bool,
     pub conda: Vec<CondaPackage>,
     pub pypi: Vec<PypiPackage>,
+    /// What the lock cannot promise for this step (VCS and path
+    /// requirements), with the place.
+    pub warnings: Vec<String>,
 }
 
 /// Where a step is, for messages.
@@ -415,7 +435,11 @@ async fn pip_step(
     for u in &mut urls.urls {
         *u = index_url(config, u);
     }
-    let client = resolvers.pypi_client(&urls)?;
+    let only_binary = cmd.options.iter().any(|o| {
+        let o = o.replace('=', " ");
+        o.starts_with("--only-binary") && o.contains(":all:")
+    });
+    let client = resolvers.pypi_client_with(&urls, resolvers.no_build || only_binary)?;
 
     let site = python.site_packages.clone();
     let installed: Vec<(String, String)> = state
@@ -449,8 +473,14 @@ async fn pip_step(
         .map_err(|e| place.error(e.with_context(place.context()).to_string()))?;
     let dists = state.dists.entry(site.clone()).or_default();
     let mut locked = Vec::new();
+    let mut warnings = Vec::new();
     for pin in &pins {
-        dists.insert(pin.name.to_string(), pin.version.to_string());
+        if let Some(w) = pin.unbuilt_warning() {
+            warnings.push(format!("{}: {w}", place.context()));
+        }
+        if let Some(v) = &pin.version {
+            dists.insert(pin.name.to_string(), v.to_string());
+        }
         if let Some(mut p) = pin.to_lock(&state.platform) {
             p.url = lock_url(config, &p.url);
             locked.push(p);
@@ -464,6 +494,7 @@ async fn pip_step(
         locked: true,
         conda: Vec::new(),
         pypi: locked,
+        warnings,
     })
 }
 
@@ -510,7 +541,7 @@ fn pip_preferences(
                 .any(|q| crate::freeze::platform_key(q) == crate::freeze::platform_key(platform))
         })
         .filter(|p| !update.contains(&normalize_name(&p.name)))
-        .map(|p| (p.name.clone(), p.version.clone()))
+        .filter_map(|p| Some((p.name.clone(), p.version.clone()?)))
         .collect()
 }
 
@@ -683,6 +714,7 @@ async fn conda_step(
         locked: true,
         conda,
         pypi: Vec::new(),
+        warnings: Vec::new(),
     };
     if !env_pip.is_empty() {
         let mut pip_cmd = cmd.clone();
@@ -705,6 +737,7 @@ async fn conda_step(
             .extend(env_pip.iter().map(|p| format!("pip: {p}")));
         outcome.indexes = pip.indexes;
         outcome.pypi = pip.pypi;
+        outcome.warnings = pip.warnings;
     }
     Ok(outcome)
 }

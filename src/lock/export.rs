@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::lock::{CondaPackage, LockedImage, LockedStep, PypiPackage};
+use crate::lock::{CondaPackage, LockedImage, LockedStep, PypiPackage, PypiSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -24,6 +24,14 @@ pub enum ExportError {
         platform: String,
         locked: String,
     },
+    #[error(
+        "image `{image}` installs `{requested}`, which has no hash: pip refuses VCS and path requirements with --require-hashes\nhint: export `--format pylock`, or install it from a wheel URL"
+    )]
+    NotHashable { image: String, requested: String },
+    #[error(
+        "image `{image}` installs `{requested}` at a revision that is not a commit id; pylock.toml needs the commit\nhint: pin a full commit id (`@<sha>`) and run `imagelock freeze`"
+    )]
+    NoCommit { image: String, requested: String },
     #[error("image `{image}` is not locked for `{platform}`\nhint: locked platforms: {locked}")]
     UnknownPlatform {
         image: String,
@@ -105,11 +113,18 @@ impl LockedImage {
             self.image.name
         );
         for p in packages {
-            let _ = writeln!(
-                out,
-                "{}=={} \\\n    --hash=sha256:{}",
-                p.name, p.version, p.sha256
-            );
+            let (Some(sha256), Some(version)) = (&p.sha256, &p.version) else {
+                return Err(ExportError::NotHashable {
+                    image: self.image.name.clone(),
+                    requested: p.requested.clone().unwrap_or_else(|| p.url.clone()),
+                });
+            };
+            let pin = if p.source == PypiSource::Url {
+                format!("{} @ {}", p.name, p.url)
+            } else {
+                format!("{}=={version}", p.name)
+            };
+            let _ = writeln!(out, "{pin} \\\n    --hash=sha256:{sha256}");
         }
         Ok(out)
     }
@@ -121,11 +136,11 @@ impl LockedImage {
         let mut doc = toml_edit::DocumentMut::new();
         doc["lock-version"] = toml_edit::value("1.0");
         doc["created-by"] = toml_edit::value("imagelock");
-        let mut grouped: BTreeMap<(&str, &str), Vec<&PypiPackage>> = BTreeMap::new();
+        let mut grouped: BTreeMap<(&str, Option<&str>), Vec<&PypiPackage>> = BTreeMap::new();
         for platform in &self.image.platforms {
             for p in self.final_pypi(platform) {
-                let files = grouped.entry((&p.name, &p.version)).or_default();
-                if !files.iter().any(|f| f.file == p.file) {
+                let files = grouped.entry((&p.name, p.version.as_deref())).or_default();
+                if !files.iter().any(|f| f.file == p.file && f.url == p.url) {
                     files.push(p);
                 }
             }
@@ -140,7 +155,9 @@ impl LockedImage {
         for ((name, version), files) in grouped {
             let mut t = toml_edit::Table::new();
             t["name"] = toml_edit::value(name);
-            t["version"] = toml_edit::value(version);
+            if let Some(version) = version {
+                t["version"] = toml_edit::value(version);
+            }
             // A package not every platform gets is limited to those that do.
             let machines: std::collections::BTreeSet<&str> = files
                 .iter()
@@ -156,13 +173,20 @@ impl LockedImage {
             }
             let mut wheels = toml_edit::Array::new();
             for f in &files {
+                if f.is_direct() {
+                    let (key, table) = self.pylock_direct(f)?;
+                    t[key] = toml_edit::value(toml_edit::Value::InlineTable(table));
+                    continue;
+                }
+                let sha256 = f.sha256.as_deref().unwrap_or_default();
+                let filename = f.file.as_deref().unwrap_or_default();
                 let mut hashes = toml_edit::InlineTable::new();
-                hashes.insert("sha256", f.sha256.as_str().into());
+                hashes.insert("sha256", sha256.into());
                 let mut file = toml_edit::InlineTable::new();
-                file.insert("name", f.file.as_str().into());
+                file.insert("name", filename.into());
                 file.insert("url", f.url.as_str().into());
                 file.insert("hashes", toml_edit::Value::InlineTable(hashes));
-                if f.file.ends_with(".whl") {
+                if filename.ends_with(".whl") {
                     wheels.push(toml_edit::Value::InlineTable(file));
                 } else {
                     t["sdist"] = toml_edit::value(toml_edit::Value::InlineTable(file));
@@ -261,8 +285,8 @@ impl LockedImage {
                         "bom-ref": p.url,
                         "name": p.name,
                         "version": p.version,
-                        "purl": format!("pkg:pypi/{}@{}?file_name={}", p.name, p.version, p.file),
-                        "hashes": [{"alg": "SHA-256", "content": p.sha256}],
+                        "purl": format!("pkg:pypi/{}@{}{}", p.name, p.version_or_unknown(), p.file.as_ref().map(|f| format!("?file_name={f}")).unwrap_or_default()),
+                        "hashes": p.sha256.iter().map(|h| serde_json::json!({"alg": "SHA-256", "content": h})).collect::<Vec<_>>(),
                         "properties": [{"name": "imagelock:platforms", "value": p.platforms.join(",")}],
                     }));
                 }
@@ -282,6 +306,55 @@ impl LockedImage {
         let mut text = serde_json::to_string_pretty(&bom).unwrap_or_default();
         text.push('\n');
         text
+    }
+
+    /// The PEP 751 source of a direct URL, VCS or path requirement:
+    /// `archive`, `vcs` or `directory`.
+    fn pylock_direct(
+        &self,
+        p: &PypiPackage,
+    ) -> Result<(&'static str, toml_edit::InlineTable), ExportError> {
+        let requested = || p.requested.clone().unwrap_or_else(|| p.url.clone());
+        let mut t = toml_edit::InlineTable::new();
+        match p.source {
+            PypiSource::Url => {
+                t.insert("url", p.url.as_str().into());
+                let mut hashes = toml_edit::InlineTable::new();
+                hashes.insert("sha256", p.sha256.as_deref().unwrap_or_default().into());
+                t.insert("hashes", toml_edit::Value::InlineTable(hashes));
+                Ok(("archive", t))
+            }
+            PypiSource::Vcs => {
+                let commit = p.commit.as_deref().ok_or_else(|| ExportError::NoCommit {
+                    image: self.image.name.clone(),
+                    requested: requested(),
+                })?;
+                let (kind, url) = p.url.split_once('+').unwrap_or(("git", &p.url));
+                let (url, fragment) = url.split_once('#').unwrap_or((url, ""));
+                t.insert("type", kind.into());
+                t.insert("url", url.into());
+                if let Some(r) = &p.revision {
+                    t.insert("requested-revision", r.as_str().into());
+                }
+                t.insert("commit-id", commit.into());
+                if let Some(sub) = fragment
+                    .split('&')
+                    .find_map(|f| f.strip_prefix("subdirectory="))
+                {
+                    t.insert("subdirectory", sub.into());
+                }
+                Ok(("vcs", t))
+            }
+            PypiSource::Path if p.version.is_none() => {
+                t.insert("path", p.url.trim_start_matches("file://").into());
+                Ok(("directory", t))
+            }
+            // A wheel or sdist file in the image: pylock wants its hash.
+            PypiSource::Path | PypiSource::Index => Err(ExportError::NotHashable {
+                image: self.image.name.clone(),
+                requested: requested(),
+            }),
+        }
     }
 
     fn no_python(&self, platform: &str) -> ExportError {

@@ -173,19 +173,91 @@ pub struct CondaPackage {
 pub struct PypiPackage {
     /// Normalized name (PEP 503).
     pub name: String,
-    pub version: String,
-    /// The requirement that asked for it, when it was asked for directly.
+    /// The version installed; absent only for VCS and local-directory
+    /// requirements, whose version is known only after a build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The requirement that asked for it, when it was asked for directly,
+    /// as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested: Option<String>,
-    /// The chosen file's name (wheel or sdist).
-    pub file: String,
-    pub url: String,
-    pub sha256: String,
-    /// PEP 508 markers under which it is installed, if any.
+    /// Where it comes from: an index (the default, not written), a direct
+    /// URL to a wheel or sdist, a VCS repository, or a local path.
+    #[serde(default, skip_serializing_if = "PypiSource::is_index")]
+    pub source: PypiSource,
+    /// The chosen file's name (wheel or sdist); absent for VCS and paths.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub markers: Option<String>,
+    pub file: Option<String>,
+    /// The file's URL; for `vcs` the repository URL as given (with its
+    /// `git+` scheme, without the revision); for `path` the path as given.
+    pub url: String,
+    /// sha256 of the file; absent for VCS and paths, which are not
+    /// content-hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// `vcs`: the revision as requested (`v1.0`, `main`, a commit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// `vcs`: the commit, when the requested revision is a full commit id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Why it is installed besides being requested: the packages whose
+    /// dependencies pulled it in (`anyio`, `requests[socks]`), each with the
+    /// requirement's environment marker when it had one
+    /// (`anyio; python_version < "3.11"`). The marker held for the target,
+    /// so it tells which change (a newer Python, another platform) would
+    /// drop the edge.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_by: Vec<String>,
     /// Platforms that get this exact file.
     pub platforms: Vec<String>,
+}
+
+/// Where a locked Python distribution comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum PypiSource {
+    /// A file chosen from a package index.
+    #[default]
+    Index,
+    /// A wheel or sdist named by URL (`pkg @ https://…`), fetched and hashed.
+    Url,
+    /// A VCS repository (`pkg @ git+https://…@rev`): recorded as given, not
+    /// content-hashed.
+    Vcs,
+    /// A local directory or file in the image (`./src`, `pkg @ file:///…`):
+    /// recorded as given, not content-hashed.
+    Path,
+}
+
+impl PypiSource {
+    #[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
+    fn is_index(&self) -> bool {
+        *self == PypiSource::Index
+    }
+
+    /// `url`, `vcs`, `path` (or `index`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PypiSource::Index => "index",
+            PypiSource::Url => "url",
+            PypiSource::Vcs => "vcs",
+            PypiSource::Path => "path",
+        }
+    }
+}
+
+impl PypiPackage {
+    /// Installed from what was written rather than chosen from an index.
+    pub fn is_direct(&self) -> bool {
+        self.source != PypiSource::Index
+    }
+
+    /// The version, or `?` when only a build would tell it.
+    pub fn version_or_unknown(&self) -> &str {
+        self.version.as_deref().unwrap_or("?")
+    }
 }
 
 impl LockedImage {
@@ -212,6 +284,8 @@ impl LockedImage {
             for p in &mut step.pypi {
                 p.platforms.sort();
                 p.platforms.dedup();
+                p.required_by.sort();
+                p.required_by.dedup();
             }
             step.conda.sort_by(|a, b| {
                 (&a.name, &a.subdir, &a.url, &a.platforms).cmp(&(
@@ -222,10 +296,11 @@ impl LockedImage {
                 ))
             });
             step.pypi.sort_by(|a, b| {
-                (&a.name, &a.version, &a.file, &a.platforms).cmp(&(
+                (&a.name, &a.version, &a.file, &a.url, &a.platforms).cmp(&(
                     &b.name,
                     &b.version,
                     &b.file,
+                    &b.url,
                     &b.platforms,
                 ))
             });

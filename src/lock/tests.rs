@@ -6,12 +6,15 @@ use super::*;
 pub(crate) fn sample() -> LockedImage {
     let pypi = |name: &str, platforms: &[&str]| PypiPackage {
         name: name.into(),
-        version: "1.0".into(),
+        version: Some("1.0".into()),
         requested: (name == "pandas").then(|| "pandas>=2.0".into()),
-        file: format!("{name}-1.0-py3-none-any.whl"),
+        file: Some(format!("{name}-1.0-py3-none-any.whl")),
         url: format!("https://files.example.org/{name}-1.0-py3-none-any.whl"),
-        sha256: "ab".repeat(32),
-        markers: None,
+        sha256: Some("ab".repeat(32)),
+        source: PypiSource::Index,
+        revision: None,
+        commit: None,
+        required_by: Vec::new(),
         platforms: platforms.iter().map(|p| (*p).to_string()).collect(),
     };
     LockedImage {

@@ -618,6 +618,15 @@ fn pip_step(
                 continue;
             };
             let Some(name) = pins::requirement_name(spec) else {
+                // A direct URL stays as written; with hashes it gets the
+                // hash of the file freeze fetched, as --require-hashes needs.
+                if hashes
+                    && let Some(pin) = all_pins
+                        .iter()
+                        .find(|p| p.direct && p.text == spec.trim() && !p.hashes.is_empty())
+                {
+                    edits.push(Edit::new(*line_span, fl.hashed(pin)));
+                }
                 continue;
             };
             let mine: Vec<&pins::PipPin> = all_pins.iter().filter(|p| p.name == name).collect();
@@ -653,7 +662,7 @@ fn pip_step(
     // Dependencies: appended to the step's first requirements file.
     let deps: Vec<&pins::PipPin> = all_pins
         .iter()
-        .filter(|p| !named.contains(&p.name))
+        .filter(|p| !named.contains(&p.name) && !p.direct)
         .collect();
     if deps.is_empty() {
         return;

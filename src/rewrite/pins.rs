@@ -14,6 +14,9 @@ pub(crate) struct PipPin {
     pub text: String,
     /// `sha256:<hex>` of every file the pin may install.
     pub hashes: Vec<String>,
+    /// A direct URL, VCS or path requirement: already pinned as written,
+    /// so the definition keeps it as it is.
+    pub direct: bool,
 }
 
 /// PEP 503 normalization: lowercase, runs of `-`, `_`, `.` become `-`.
@@ -77,8 +80,8 @@ fn platform_marker(platforms: &BTreeSet<String>) -> String {
         .join(" or ")
 }
 
-/// (version, markers) of a distribution.
-type VersionKey = (String, Option<String>);
+/// The version of a distribution.
+type VersionKey = String;
 /// The platforms that get a version, and the hashes of its files.
 type PlatformsAndHashes = (BTreeSet<String>, BTreeSet<String>);
 
@@ -87,39 +90,54 @@ type PlatformsAndHashes = (BTreeSet<String>, BTreeSet<String>);
 /// plainly; otherwise each version gets a `platform_machine` marker.
 pub(crate) fn pip_pins(step: &LockedStep, all_platforms: &[String]) -> Vec<PipPin> {
     let all: BTreeSet<String> = all_platforms.iter().cloned().collect();
-    // name → (version, markers) → (platforms, hashes)
+    // name → version → (platforms, hashes)
     let mut groups: BTreeMap<String, BTreeMap<VersionKey, PlatformsAndHashes>> = BTreeMap::new();
+    let mut out = Vec::new();
     for p in &step.pypi {
+        if p.is_direct() {
+            // Kept as written: a URL, repository or path is its own pin.
+            let text = p
+                .requested
+                .clone()
+                .unwrap_or_else(|| format!("{} @ {}", p.name, p.url));
+            if !out.iter().any(|q: &PipPin| q.text == text) {
+                out.push(PipPin {
+                    name: normalize_name(&p.name),
+                    text,
+                    hashes: p.sha256.iter().map(|h| format!("sha256:{h}")).collect(),
+                    direct: true,
+                });
+            }
+            continue;
+        }
+        let (Some(version), Some(sha256)) = (&p.version, &p.sha256) else {
+            continue;
+        };
         let g = groups
             .entry(normalize_name(&p.name))
             .or_default()
-            .entry((p.version.clone(), p.markers.clone()))
+            .entry(version.clone())
             .or_default();
         g.0.extend(p.platforms.iter().cloned());
-        g.1.insert(format!("sha256:{}", p.sha256));
+        g.1.insert(format!("sha256:{sha256}"));
     }
-    let mut out = Vec::new();
     for (name, versions) in groups {
-        for ((version, markers), (platforms, hashes)) in versions {
+        for (version, (platforms, hashes)) in versions {
             let everywhere = all.is_empty() || all.is_subset(&platforms);
-            let platform = (!everywhere).then(|| platform_marker(&platforms));
-            let marker = match (markers, platform) {
-                (None, None) => None,
-                (Some(m), None) => Some(m),
-                (None, Some(p)) => Some(p),
-                (Some(m), Some(p)) => Some(format!("({m}) and ({p})")),
-            };
-            let text = match marker {
-                Some(m) => format!("{name}=={version}; {m}"),
-                None => format!("{name}=={version}"),
+            let text = if everywhere {
+                format!("{name}=={version}")
+            } else {
+                format!("{name}=={version}; {}", platform_marker(&platforms))
             };
             out.push(PipPin {
                 name: name.clone(),
                 text,
                 hashes: hashes.into_iter().collect(),
+                direct: false,
             });
         }
     }
+    out.sort();
     out
 }
 
@@ -183,17 +201,20 @@ pub(crate) fn shell_word(spec: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lock::{CondaPackage, PypiPackage};
+    use crate::lock::{CondaPackage, PypiPackage, PypiSource};
 
     fn pypi(name: &str, version: &str, platforms: &[&str]) -> PypiPackage {
         PypiPackage {
             name: name.into(),
-            version: version.into(),
+            version: Some(version.into()),
             requested: None,
-            file: format!("{name}-{version}.whl"),
+            file: Some(format!("{name}-{version}.whl")),
             url: String::new(),
-            sha256: format!("{name}{version}"),
-            markers: None,
+            sha256: Some(format!("{name}{version}")),
+            source: PypiSource::Index,
+            revision: None,
+            commit: None,
+            required_by: Vec::new(),
             platforms: platforms.iter().map(|p| (*p).to_string()).collect(),
         }
     }

@@ -175,7 +175,7 @@ fn golden_summation() {
 
 // ---- synthetic locks ----------------------------------------------------
 
-use crate::lock::{ImageMeta, LockedBase, LockedStep, PypiPackage};
+use crate::lock::{ImageMeta, LockedBase, LockedStep, PypiPackage, PypiSource};
 use crate::source::model::BaseTarget;
 use sha2::Digest as _;
 
@@ -232,12 +232,15 @@ fn synthetic_lock(def: &Definition, inputs: &Inputs, platforms: &[&str]) -> Lock
                 .iter()
                 .map(|n| PypiPackage {
                     name: n.clone(),
-                    version: "1.0".into(),
+                    version: Some("1.0".into()),
                     requested: None,
-                    file: format!("{n}-1.0-py3-none-any.whl"),
+                    file: Some(format!("{n}-1.0-py3-none-any.whl")),
                     url: String::new(),
-                    sha256: fake_digest(n)[7..].to_string(),
-                    markers: None,
+                    sha256: Some(fake_digest(n)[7..].to_string()),
+                    source: PypiSource::Index,
+                    revision: None,
+                    commit: None,
+                    required_by: Vec::new(),
                     platforms: platforms.iter().map(|p| (*p).to_string()).collect(),
                 })
                 .collect();
@@ -491,12 +494,15 @@ fn requirements_file_pinned_in_place_with_hashes_and_markers() {
     let step = &mut lock.steps[0];
     let pkg = |name: &str, version: &str, platforms: &[&str]| PypiPackage {
         name: name.into(),
-        version: version.into(),
+        version: Some(version.into()),
         requested: None,
-        file: format!("{name}-{version}.whl"),
+        file: Some(format!("{name}-{version}.whl")),
         url: String::new(),
-        sha256: fake_digest(&format!("{name}{version}{platforms:?}"))[7..15].to_string(),
-        markers: None,
+        sha256: Some(fake_digest(&format!("{name}{version}{platforms:?}"))[7..15].to_string()),
+        source: PypiSource::Index,
+        revision: None,
+        commit: None,
+        required_by: Vec::new(),
         platforms: platforms.iter().map(|p| (*p).to_string()).collect(),
     };
     step.pypi = vec![

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::image::{Catalogue, CondaMetaRecord, Owner, PythonDist};
-use crate::lock::{LockedImage, LockedStep};
+use crate::lock::{LockedImage, LockedStep, PypiPackage, PypiSource};
 use crate::resolve::{Digest, Platform};
 
 /// Why a package or the base does not match. One variant per reason.
@@ -32,6 +32,9 @@ pub enum FindingKind {
     /// A Python distribution was installed from a wheel whose tags do not
     /// include any of the locked file's.
     WheelTagIncompatible,
+    /// A direct URL, VCS or path requirement was installed from somewhere
+    /// else than the lock says (its `direct_url.json`, PEP 610).
+    SourceDiffers,
     /// A package installed by conda or pip that is neither locked nor in the
     /// base image.
     NotLocked,
@@ -47,6 +50,7 @@ impl FindingKind {
             Self::BuildDiffers => "build-differs",
             Self::HashDiffers => "hash-differs",
             Self::WheelTagIncompatible => "wheel-tag-incompatible",
+            Self::SourceDiffers => "source-differs",
             Self::NotLocked => "not-locked",
         }
     }
@@ -469,9 +473,14 @@ fn check_pip(
                 step: Some(step_of(step)),
                 location: location.map(str::to_string),
             };
+        let locked_version = pkg.version_or_unknown().to_string();
         let Some(dist) = candidates
             .iter()
-            .find(|d| same_version(&d.version, &pkg.version))
+            .find(|d| {
+                pkg.version
+                    .as_deref()
+                    .is_none_or(|v| same_version(&d.version, v))
+            })
             .or_else(|| candidates.first())
         else {
             let by_conda = image
@@ -481,22 +490,36 @@ fn check_pip(
                 .map(|d| format!("only conda's {} in {}", d.version, d.site_packages));
             out.findings.push(finding(
                 FindingKind::Missing,
-                pkg.version.clone(),
+                locked_version,
                 by_conda,
                 None,
             ));
             continue;
         };
-        if !same_version(&dist.version, &pkg.version) {
+        if let Some(version) = &pkg.version
+            && !same_version(&dist.version, version)
+        {
             out.findings.push(finding(
                 FindingKind::VersionDiffers,
-                pkg.version.clone(),
+                version.clone(),
                 Some(dist.version.clone()),
                 Some(&dist.site_packages),
             ));
             continue;
         }
-        if let Some(file_tags) = wheel_file_tags(&pkg.file)
+        if pkg.is_direct() {
+            if let Err((expected, found)) = direct_url_matches(pkg, dist.direct_url.as_ref()) {
+                out.findings.push(finding(
+                    FindingKind::SourceDiffers,
+                    expected,
+                    Some(found),
+                    Some(&dist.site_packages),
+                ));
+            }
+            continue;
+        }
+        if let Some(file) = &pkg.file
+            && let Some(file_tags) = wheel_file_tags(file)
             && !dist.wheel_tags.is_empty()
         {
             let have: BTreeSet<String> = dist.wheel_tags.iter().flat_map(|t| expand(t)).collect();
@@ -506,7 +529,7 @@ fn check_pip(
                     format!(
                         "{} ({})",
                         file_tags.iter().cloned().collect::<Vec<_>>().join(", "),
-                        pkg.file
+                        file
                     ),
                     Some(dist.wheel_tags.join(", ")),
                     Some(&dist.site_packages),
@@ -536,6 +559,77 @@ fn check_pip(
                 location: Some(d.site_packages.clone()),
             });
         }
+    }
+}
+
+/// Whether an installed distribution's `direct_url.json` (PEP 610) says it
+/// came from where the lock's direct URL, VCS or path entry says; else
+/// (expected, found) for the report. A path entry accepts any
+/// `direct_url.json`: the path is inside the image.
+fn direct_url_matches(
+    pkg: &PypiPackage,
+    direct: Option<&serde_json::Value>,
+) -> Result<(), (String, String)> {
+    let Some(direct) = direct else {
+        return match pkg.source {
+            PypiSource::Path => Ok(()),
+            _ => Err((
+                pkg.requested.clone().unwrap_or_else(|| pkg.url.clone()),
+                "no direct_url.json (installed from an index?)".into(),
+            )),
+        };
+    };
+    let url = direct["url"].as_str().unwrap_or_default();
+    match pkg.source {
+        PypiSource::Url => {
+            let info = &direct["archive_info"];
+            let sha = info["hashes"]["sha256"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| {
+                    info["hash"]
+                        .as_str()
+                        .and_then(|h| h.strip_prefix("sha256="))
+                        .map(str::to_string)
+                });
+            let hash_ok = match (&sha, &pkg.sha256) {
+                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                _ => true,
+            };
+            if url == pkg.url && hash_ok {
+                Ok(())
+            } else {
+                Err((
+                    format!(
+                        "{} (sha256 {})",
+                        pkg.url,
+                        pkg.sha256.as_deref().unwrap_or("?")
+                    ),
+                    format!("{url} (sha256 {})", sha.as_deref().unwrap_or("?")),
+                ))
+            }
+        }
+        PypiSource::Vcs => {
+            let info = &direct["vcs_info"];
+            let locked = pkg.url.split('#').next().unwrap_or(&pkg.url);
+            let locked = locked.split_once('+').map_or(locked, |(_, u)| u);
+            let commit = info["commit_id"].as_str().unwrap_or_default();
+            let commit_ok = pkg
+                .commit
+                .as_deref()
+                .is_none_or(|c| c.eq_ignore_ascii_case(commit));
+            if url.trim_end_matches('/') == locked.trim_end_matches('/') && commit_ok {
+                Ok(())
+            } else {
+                let at = pkg
+                    .commit
+                    .as_deref()
+                    .or(pkg.revision.as_deref())
+                    .unwrap_or("?");
+                Err((format!("{locked}@{at}"), format!("{url}@{commit}")))
+            }
+        }
+        PypiSource::Path | PypiSource::Index => Ok(()),
     }
 }
 

@@ -147,6 +147,10 @@ pub fn describe(f: &Finding) -> String {
                 f.name
             )
         }
+        FindingKind::SourceDiffers => format!(
+            "{}: lock has {expected}{step}, image was installed from {found}{at}",
+            f.name
+        ),
         FindingKind::BuildDiffers => format!(
             "{}: lock has build {expected}{step}, image has build {found}{at}",
             f.name

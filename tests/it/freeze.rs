@@ -318,6 +318,7 @@ fn re_runs_keep_locked_versions_until_updated() {
             .unwrap()
             .version
             .clone()
+            .unwrap()
     };
     // As of October 2026 the newest numpy was 2.5.3.
     let image = "fixtures/examples/summation/summation.def";

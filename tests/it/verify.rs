@@ -205,15 +205,18 @@ fn derive_lock(w: &World, dir: &str, base_oci: &str) -> LockedImage {
             let bytes = std::fs::read(w.path(&file)).unwrap();
             pypi.push(PypiPackage {
                 name: n.to_string(),
-                version: v.to_string(),
+                version: Some(v.to_string()),
                 requested: Some(format!("{n}=={v}")),
                 url: format!("file:///wheels/{file}"),
                 sha256: {
                     use sha2::Digest as _;
-                    hex::encode(sha2::Sha256::digest(&bytes))
+                    Some(hex::encode(sha2::Sha256::digest(&bytes)))
                 },
-                file,
-                markers: None,
+                file: Some(file),
+                source: imagelock::lock::PypiSource::Index,
+                revision: None,
+                commit: None,
+                required_by: Vec::new(),
                 platforms: vec!["linux/amd64".into()],
             });
         }

@@ -1,7 +1,8 @@
 """Builds the core metadata of an sdist with its own PEP 517 backend.
 
 Usage: python3 build_metadata.py SDIST OUTDIR
-Unpacks SDIST, creates an isolated venv, installs the build requirements,
+Unpacks SDIST, creates an isolated venv, installs the build requirements
+(from PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, which the caller sets),
 calls prepare_metadata_for_build_wheel (or build_wheel when the backend has
 no such hook) and writes OUTDIR/METADATA.
 """
@@ -43,10 +44,22 @@ if os.path.exists(pyproject):
         backend_path = system.get("backend-path", [])
 
 env = os.path.join(work, ".venv")
-venv.create(env, with_pip=True)
+# pip goes into the venv only when something must be installed: an in-tree
+# backend with no requirements builds without it (and without a network).
+venv.create(env, with_pip=False)
 python = os.path.join(env, "bin", "python")
 pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-subprocess.check_call(pip + list(requires), stdout=sys.stderr)
+
+
+def install(reqs):
+    if not reqs:
+        return
+    if subprocess.call([python, "-c", "import pip"], stderr=subprocess.DEVNULL):
+        subprocess.check_call([python, "-m", "ensurepip", "-q"], stdout=sys.stderr)
+    subprocess.check_call(pip + list(reqs), stdout=sys.stderr)
+
+
+install(requires)
 
 HOOK = r"""
 import importlib, json, os, sys, zipfile
@@ -78,6 +91,5 @@ args = [backend, json.dumps(backend_path), out]
 subprocess.check_call(hook + ["requires"] + args, cwd=src, stdout=sys.stderr)
 with open(os.path.join(out, "requires.json")) as f:
     extra = json.load(f)
-if extra:
-    subprocess.check_call(pip + extra, stdout=sys.stderr)
+install(extra)
 subprocess.check_call(hook + ["prepare"] + args, cwd=src, stdout=sys.stderr)

@@ -65,17 +65,17 @@ pub enum PypiError {
     #[error("the metadata of `{file}` is unreadable: {message}")]
     BadMetadata { file: String, message: String },
     #[error(
-        "`{file}` is only an sdist whose dependencies are dynamic, and building is refused (--no-build)\nhint: allow builds, or pin a version that has a wheel for the target"
+        "`{file}` is only an sdist whose dependencies are dynamic, and building its metadata is refused (--no-build, or the step's --only-binary :all:)\nhint: allow builds, or pin a version that has a wheel for the target"
     )]
     NoBuild { file: String },
+    #[error(
+        "`{file}` is only an sdist whose dependencies are dynamic, and building its metadata needs a host Python, but `{python}` was not found\nhint: install Python 3 (with `venv`) on this machine, or pin a version that has a wheel and use --no-build"
+    )]
+    NoPython { file: String, python: String },
     #[error(
         "`{file}` is only an sdist whose dependencies are dynamic; building its metadata failed: {message}\nhint: pin a version that has a wheel for the target, or check that `python3` with `venv` is on PATH"
     )]
     Build { file: String, message: String },
-    #[error(
-        "`{0}` cannot be locked: VCS and local path requirements need a checkout\nhint: use a wheel or sdist URL, or a version from the index"
-    )]
-    Unsupported(String),
     #[error("{0}")]
     Io(String),
 }
@@ -88,6 +88,8 @@ pub struct IndexClient {
     fetch: Fetcher,
     indexes: Vec<Url>,
     no_build: bool,
+    /// The host Python that runs build backends.
+    python: std::path::PathBuf,
     pages: Memo<PackageName, Arc<Vec<DistFile>>>,
     metadata: Memo<String, Arc<CoreMetadata>>,
 }
@@ -114,9 +116,17 @@ impl IndexClient {
             fetch,
             indexes,
             no_build,
+            python: "python3".into(),
             pages: Mutex::default(),
             metadata: Mutex::default(),
         })
+    }
+
+    /// Runs build backends with `python` instead of `python3` from PATH.
+    #[must_use]
+    pub fn with_build_python(mut self, python: impl Into<std::path::PathBuf>) -> Self {
+        self.python = python.into();
+        self
     }
 
     /// Request counters.
@@ -273,19 +283,12 @@ impl IndexClient {
                 file: file.filename.clone(),
             });
         }
-        build_metadata(&file.filename, body).await
+        self.build_metadata(&file.filename, body).await
     }
 
     /// A direct URL requirement: downloaded, hashed, its metadata read.
     pub async fn direct(&self, name: &PackageName, url: &str) -> Result<DirectDist, PypiError> {
         let clean = redact(url);
-        if url.starts_with("git+")
-            || url.starts_with("hg+")
-            || url.starts_with("svn+")
-            || url.starts_with("bzr+")
-        {
-            return Err(PypiError::Unsupported(clean));
-        }
         let parsed = Url::parse(url).map_err(|e| PypiError::BadUrl {
             url: clean.clone(),
             message: e.to_string(),
@@ -311,7 +314,7 @@ impl IndexClient {
             DistKind::Sdist => match archive::sdist_pkg_info(&body) {
                 Some(t) if CoreMetadata::parse(&t).is_ok_and(|m| m.is_static()) => t,
                 _ if self.no_build => return Err(PypiError::NoBuild { file: filename }),
-                _ => build_metadata(&filename, body).await?,
+                _ => self.build_metadata(&filename, body).await?,
             },
         };
         let metadata = CoreMetadata::parse(&text).map_err(|e| PypiError::BadMetadata {
@@ -328,10 +331,41 @@ impl IndexClient {
     }
 }
 
-/// Builds an sdist's metadata with its own build backend (PEP 517
-/// `prepare_metadata_for_build_wheel`) in an isolated venv of the host's
-/// `python3`.
-async fn build_metadata(filename: &str, sdist: Vec<u8>) -> Result<String, PypiError> {
+impl IndexClient {
+    /// Builds an sdist's metadata with its own build backend (PEP 517
+    /// `prepare_metadata_for_build_wheel`) in an isolated venv of the
+    /// host's Python. Build requirements come from this client's indexes.
+    async fn build_metadata(&self, filename: &str, sdist: Vec<u8>) -> Result<String, PypiError> {
+        let python = self.python.clone();
+        let found = tokio::task::spawn_blocking({
+            let python = python.clone();
+            move || {
+                std::process::Command::new(&python)
+                    .arg("--version")
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if !found {
+            return Err(PypiError::NoPython {
+                file: filename.to_string(),
+                python: python.display().to_string(),
+            });
+        }
+        let indexes: Vec<String> = self.indexes.iter().map(ToString::to_string).collect();
+        build_metadata(&python, &indexes, filename, sdist).await
+    }
+}
+
+/// Runs the build script: unpack, isolated venv, backend hook.
+async fn build_metadata(
+    python: &std::path::Path,
+    indexes: &[String],
+    filename: &str,
+    sdist: Vec<u8>,
+) -> Result<String, PypiError> {
     let filename = filename.to_string();
     let fail = |message: String| PypiError::Build {
         file: filename.clone(),
@@ -344,17 +378,31 @@ async fn build_metadata(filename: &str, sdist: Vec<u8>) -> Result<String, PypiEr
     fs_err::write(&script, BUILD_SCRIPT).map_err(|e| fail(e.to_string()))?;
     let out = dir.join("out");
     let (archive2, out2, dir2) = (archive.clone(), out.clone(), dir.clone());
+    let python = python.to_path_buf();
+    let shown = python.display().to_string();
+    // Build requirements come from the step's indexes, not the host's pip
+    // configuration.
+    let index = indexes.first().cloned().unwrap_or_default();
+    let extra = indexes.get(1..).unwrap_or_default().join(" ");
     let result = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .arg(&script)
+        let mut cmd = std::process::Command::new(&python);
+        cmd.arg(&script)
             .arg(&archive2)
             .arg(&out2)
             .current_dir(&dir2)
-            .output()
+            .env("PIP_CONFIG_FILE", "/dev/null")
+            .env_remove("PYTHONPATH");
+        if index.is_empty() {
+            cmd.env_remove("PIP_INDEX_URL");
+        } else {
+            cmd.env("PIP_INDEX_URL", &index);
+        }
+        cmd.env("PIP_EXTRA_INDEX_URL", &extra);
+        cmd.output()
     })
     .await
     .map_err(|e| fail(e.to_string()))?
-    .map_err(|e| fail(format!("could not run `python3`: {e}")))?;
+    .map_err(|e| fail(format!("could not run `{shown}`: {e}")))?;
     let text = if result.status.success() {
         fs_err::read_to_string(out.join("METADATA")).map_err(|e| fail(e.to_string()))
     } else {

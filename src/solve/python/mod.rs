@@ -1,6 +1,7 @@
 //! Python resolution: the target environment, PubGrub over a
 //! [`PackageSource`], and the lock entries it produces. No I/O here.
 
+pub mod direct;
 pub mod dist;
 pub mod provider;
 pub mod resolver;
@@ -9,6 +10,7 @@ pub mod target;
 #[cfg(test)]
 mod tests;
 
+pub use direct::{DirectKind, UnbuiltDist};
 pub use dist::{CoreMetadata, DistFile};
 pub use provider::{DirectDist, MemorySource, PackageSource, SourceError};
 pub use resolver::{
@@ -17,34 +19,78 @@ pub use resolver::{
 };
 pub use target::{Libc, TargetEnv, TargetError};
 
-use crate::lock::PypiPackage;
+use crate::lock::{PypiPackage, PypiSource};
 
 impl PinnedPackage {
     /// The lock entry for `platform`; `None` for packages that were already
     /// installed (they are not part of the step).
     pub fn to_lock(&self, platform: &str) -> Option<PypiPackage> {
-        let (file, url, sha256) = match &self.source {
-            PinnedSource::Index(f) => (
-                f.filename.clone(),
-                f.url.clone(),
-                f.sha256.clone().unwrap_or_default(),
-            ),
-            PinnedSource::Direct(d) => (
-                d.filename.clone(),
-                d.url.clone(),
-                d.sha256.clone().unwrap_or_default(),
-            ),
-            PinnedSource::Installed => return None,
-        };
-        Some(PypiPackage {
+        let mut entry = PypiPackage {
             name: self.name.to_string(),
-            version: self.version.to_string(),
+            version: self.version.as_ref().map(ToString::to_string),
             requested: self.requested.clone(),
-            file,
-            url,
-            sha256,
-            markers: None,
+            source: PypiSource::Index,
+            file: None,
+            url: String::new(),
+            sha256: None,
+            revision: None,
+            commit: None,
+            required_by: self.required_by.clone(),
             platforms: vec![platform.to_string()],
-        })
+        };
+        match &self.source {
+            PinnedSource::Index(f) => {
+                entry.file = Some(f.filename.clone());
+                entry.url.clone_from(&f.url);
+                entry.sha256.clone_from(&f.sha256);
+            }
+            PinnedSource::Direct(d) => {
+                entry.source = PypiSource::Url;
+                entry.file = Some(d.filename.clone());
+                entry.url.clone_from(&d.url);
+                entry.sha256.clone_from(&d.sha256);
+            }
+            PinnedSource::Unbuilt(u) => {
+                entry.source = match u.kind {
+                    DirectKind::Vcs => PypiSource::Vcs,
+                    DirectKind::Archive | DirectKind::Path => PypiSource::Path,
+                };
+                entry.url.clone_from(&u.url);
+                entry.revision.clone_from(&u.revision);
+                entry.commit.clone_from(&u.commit);
+            }
+            PinnedSource::Installed => return None,
+        }
+        Some(entry)
+    }
+
+    /// Why this package's lock entry is weaker than an index file's, for a
+    /// VCS or path requirement: what it pins, and what it cannot.
+    pub fn unbuilt_warning(&self) -> Option<String> {
+        let PinnedSource::Unbuilt(u) = &self.source else {
+            return None;
+        };
+        let written = self.requested.as_deref().unwrap_or(&u.url);
+        let mut text = match u.kind {
+            DirectKind::Vcs => {
+                let pin = match (&u.commit, &u.revision) {
+                    (Some(c), _) => format!("at commit {c}"),
+                    (None, Some(r)) => format!("at `{r}`, which is not a commit id and can move"),
+                    (None, None) => "at the repository's default branch, which can move".into(),
+                };
+                format!("`{written}` is locked as given, {pin}; a checkout is not content-hashed")
+            }
+            _ => format!(
+                "`{written}` is a path in the image, locked as given; it is not content-hashed"
+            ),
+        };
+        text.push_str(
+            ", and its own dependencies are not resolved (they are known only after a build), so pip will choose them when the image is built",
+        );
+        text.push_str(match (u.kind, &u.commit) {
+            (DirectKind::Vcs, None) => "\nhint: pin a full commit id (`@<sha>`), and list its dependencies in the same step so they are locked",
+            _ => "\nhint: list its dependencies in the same step so they are locked, or install a built wheel by URL",
+        });
+        Some(text)
     }
 }

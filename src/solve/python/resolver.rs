@@ -17,7 +17,8 @@ use pubgrub::{
     PackageResolutionStatistics, PubGrubError, Ranges, Reporter,
 };
 
-use super::dist::{DistFile, file_rank, parse_filename, python_fits};
+use super::direct::{self, DirectError, DirectKind, UnbuiltDist};
+use super::dist::{CoreMetadata, DistFile, file_rank, parse_filename, python_fits};
 use super::provider::{DirectDist, PackageSource, SourceError};
 use super::target::TargetEnv;
 
@@ -67,8 +68,10 @@ pub struct ResolveRequest {
 pub enum PinnedSource {
     /// A file from the index.
     Index(DistFile),
-    /// A direct URL or VCS requirement, as given.
+    /// A wheel or sdist URL, fetched and hashed.
     Direct(DirectDist),
+    /// A VCS or path requirement, as given: not fetched, not resolved.
+    Unbuilt(UnbuiltDist),
     /// Already installed; nothing to install.
     Installed,
 }
@@ -77,10 +80,17 @@ pub enum PinnedSource {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PinnedPackage {
     pub name: PackageName,
-    pub version: Version,
+    /// `None` for a VCS or path requirement whose version only a build
+    /// would tell.
+    pub version: Option<Version>,
     pub source: PinnedSource,
-    /// The requirement that asked for it, when asked for directly.
+    /// The requirement that asked for it, when asked for directly, as
+    /// written.
     pub requested: Option<String>,
+    /// The packages of the resolution whose dependencies pulled it in
+    /// (`anyio`, `requests[socks]`), each with the requirement's marker when
+    /// it had one (`anyio; python_version < "3.11"`).
+    pub required_by: Vec<String>,
 }
 
 /// Why a resolution failed.
@@ -88,6 +98,10 @@ pub struct PinnedPackage {
 pub enum SolveError {
     #[error("`{text}` is not a valid requirement: {message}")]
     BadRequirement { text: String, message: String },
+    #[error(
+        "cannot tell which project `{text}` is without a checkout or a build\nhint: name it: `NAME @ {text}`, or add `#egg=NAME`"
+    )]
+    NoProjectName { text: String },
     #[error("`{name}`: {source}")]
     Source {
         name: String,
@@ -329,6 +343,9 @@ struct Provider<'a, S: PackageSource> {
     pins: HashMap<PackageName, Vec<Version>>,
     preferred: HashMap<PackageName, Version>,
     direct: HashMap<PackageName, DirectDist>,
+    /// VCS and path requirements: outside the resolution; requirements on
+    /// these names count as met.
+    unbuilt: HashMap<PackageName, UnbuiltDist>,
     projects: RefCell<HashMap<PackageName, Rc<Candidates>>>,
     allow_pre: RefCell<HashSet<PackageName>>,
     seen_order: RefCell<HashMap<PyPkg, usize>>,
@@ -368,6 +385,9 @@ impl<S: PackageSource> Provider<'_, S> {
         deps: &mut DependencyConstraints<PyPkg, Ranges<Version>>,
         req: &Requirement,
     ) {
+        if self.unbuilt.contains_key(&req.name) {
+            return;
+        }
         let mut range = match &req.version_or_url {
             Some(VersionOrUrl::VersionSpecifier(specs)) => {
                 if specs.iter().any(|s| s.version().any_prerelease()) {
@@ -543,6 +563,69 @@ impl<S: PackageSource> DependencyProvider for Provider<'_, S> {
     }
 }
 
+impl<S: PackageSource> Provider<'_, S> {
+    /// The metadata a chosen version was resolved with (`None` for kept
+    /// installed packages).
+    fn chosen_metadata(&self, name: &PackageName, version: &Version) -> Option<Arc<CoreMetadata>> {
+        if let Some(d) = self.direct.get(name) {
+            return d.metadata.clone().map(Arc::new);
+        }
+        if self.chosen_installed(name, version) {
+            return None;
+        }
+        let project = self.project(name).ok()?;
+        let c = project.versions.iter().find(|c| &c.version == version)?;
+        self.source.metadata(name, &c.file).ok()
+    }
+
+    /// For each package of `solution`, the edges that pulled it in.
+    fn edges(&self, solution: &[(PyPkg, Version)]) -> HashMap<PackageName, BTreeSet<String>> {
+        let chosen: HashSet<&PackageName> = solution
+            .iter()
+            .filter_map(|(p, _)| match p {
+                PyPkg::Dist(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        let mut out: HashMap<PackageName, BTreeSet<String>> = HashMap::new();
+        if self.options.no_deps {
+            return out;
+        }
+        for (pkg, version) in solution {
+            let (name, extra) = match pkg {
+                PyPkg::Root => continue,
+                PyPkg::Dist(n) => (n, None),
+                PyPkg::Extra(n, e) => (n, Some(e)),
+            };
+            let Some(meta) = self.chosen_metadata(name, version) else {
+                continue;
+            };
+            let Ok(reqs) = meta.requirements() else {
+                continue;
+            };
+            let extras: Vec<ExtraName> = extra.into_iter().cloned().collect();
+            for req in &reqs {
+                let applies = req.evaluate_markers(self.target.markers(), &extras)
+                    && !(extra.is_some() && req.evaluate_markers(self.target.markers(), &[]));
+                if !applies || !chosen.contains(&req.name) || &req.name == name {
+                    continue;
+                }
+                let from = match extra {
+                    Some(e) => format!("{name}[{e}]"),
+                    None => name.to_string(),
+                };
+                let marker = req.marker.clone().simplify_extras(&extras);
+                let edge = match marker.try_to_string() {
+                    Some(m) => format!("{from}; {m}"),
+                    None => from,
+                };
+                out.entry(req.name.clone()).or_default().insert(edge);
+            }
+        }
+        out
+    }
+}
+
 fn parse_requirement(text: &str) -> Result<Requirement, SolveError> {
     Requirement::from_str(text.trim()).map_err(|e| SolveError::BadRequirement {
         text: text.trim().to_string(),
@@ -556,11 +639,20 @@ pub fn resolve<S: PackageSource>(
     target: &TargetEnv,
     request: &ResolveRequest,
 ) -> Result<Vec<PinnedPackage>, SolveError> {
-    let root: Vec<Requirement> = request
+    let parsed: Vec<direct::ParsedRequirement> = request
         .requirements
         .iter()
-        .map(|r| parse_requirement(r))
+        .map(|r| {
+            direct::parse(r).map_err(|e| match e {
+                DirectError::Invalid(message) => SolveError::BadRequirement {
+                    text: r.trim().to_string(),
+                    message,
+                },
+                DirectError::NoName(text) => SolveError::NoProjectName { text },
+            })
+        })
         .collect::<Result<_, _>>()?;
+    let root: Vec<Requirement> = parsed.iter().map(|p| p.requirement.clone()).collect();
     let mut constraints: HashMap<PackageName, Ranges<Version>> = HashMap::new();
     for text in &request.constraints {
         let c = parse_requirement(text)?;
@@ -583,9 +675,15 @@ pub fn resolve<S: PackageSource>(
     }
     let mut pins: HashMap<PackageName, Vec<Version>> = HashMap::new();
     let mut direct = HashMap::new();
+    let mut unbuilt = HashMap::new();
     let mut requested_text = HashMap::new();
-    for (req, text) in root.iter().zip(&request.requirements) {
-        requested_text.insert(req.name.clone(), text.trim().to_string());
+    for p in &parsed {
+        let req = &p.requirement;
+        requested_text.insert(req.name.clone(), p.written.clone());
+        if let Some((kind @ (DirectKind::Vcs | DirectKind::Path), given)) = &p.direct {
+            unbuilt.insert(req.name.clone(), direct::unbuilt(*kind, given));
+            continue;
+        }
         match &req.version_or_url {
             Some(VersionOrUrl::VersionSpecifier(specs)) => {
                 for s in specs.iter() {
@@ -624,6 +722,7 @@ pub fn resolve<S: PackageSource>(
             .filter_map(|(n, v)| Some((PackageName::from_str(n).ok()?, Version::from_str(v).ok()?)))
             .collect(),
         direct,
+        unbuilt,
         projects: RefCell::default(),
         allow_pre: RefCell::default(),
         seen_order: RefCell::default(),
@@ -670,7 +769,18 @@ pub fn resolve<S: PackageSource>(
         }
         Err(e) => return Err(SolveError::Internal(e.to_string())),
     };
+    let solution: Vec<(PyPkg, Version)> = solution.into_iter().collect();
+    let mut edges = provider.edges(&solution);
     let mut out = Vec::new();
+    for (name, u) in &provider.unbuilt {
+        out.push(PinnedPackage {
+            name: name.clone(),
+            version: u.version.clone(),
+            source: PinnedSource::Unbuilt(u.clone()),
+            requested: requested_text.get(name).cloned(),
+            required_by: Vec::new(),
+        });
+    }
     for (pkg, version) in solution {
         let PyPkg::Dist(name) = pkg else { continue };
         let source = if let Some(d) = provider.direct.get(&name) {
@@ -691,8 +801,9 @@ pub fn resolve<S: PackageSource>(
         };
         out.push(PinnedPackage {
             requested: requested_text.get(&name).cloned(),
+            required_by: edges.remove(&name).into_iter().flatten().collect(),
             name,
-            version,
+            version: Some(version),
             source,
         });
     }

@@ -19,7 +19,7 @@ fn pins(out: &[PinnedPackage]) -> Vec<String> {
             } else {
                 ""
             };
-            format!("{}=={}{mark}", p.name, p.version)
+            format!("{}=={}{mark}", p.name, p.version.as_ref().unwrap())
         })
         .collect()
 }
