@@ -196,3 +196,57 @@ fn schema_file_is_current() {
         "lockfiles/imagelock.schema.json is out of date; run `IMAGELOCK_BLESS=1 cargo test --lib schema_file_is_current`"
     );
 }
+
+/// Direct URL, VCS and path entries export as PEP 751 `archive`, `vcs`
+/// and `directory` sources; requirements keep the URL with its hash.
+#[test]
+fn direct_entries_export() {
+    let mut lock = sample();
+    let base = lock.steps[1].pypi[0].clone();
+    let direct = |name: &str, source, url: &str| PypiPackage {
+        name: name.into(),
+        source,
+        url: url.into(),
+        file: None,
+        sha256: None,
+        version: None,
+        requested: None,
+        ..base.clone()
+    };
+    let mut wheel = direct(
+        "demo",
+        PypiSource::Url,
+        "https://x.org/demo-1.0-py3-none-any.whl",
+    );
+    wheel.version = Some("1.0".into());
+    wheel.file = Some("demo-1.0-py3-none-any.whl".into());
+    wheel.sha256 = Some("cd".repeat(32));
+    let mut vcs = direct(
+        "tool",
+        PypiSource::Vcs,
+        "git+https://x.org/o/tool#subdirectory=py",
+    );
+    vcs.revision = Some("v1".into());
+    vcs.commit = Some("ab".repeat(20));
+    let dir = direct("local", PypiSource::Path, "./src");
+    lock.steps[1].pypi = vec![wheel.clone()];
+    let platform = lock.image.platforms[0].clone();
+    let req = lock.to_requirements(&platform).unwrap();
+    assert!(
+        req.contains(&format!(
+            "demo @ https://x.org/demo-1.0-py3-none-any.whl \\\n    --hash=sha256:{}",
+            "cd".repeat(32)
+        )),
+        "{req}"
+    );
+    lock.steps[1].pypi = vec![wheel, vcs.clone(), dir];
+    let pylock = lock.to_pylock().unwrap();
+    insta::assert_snapshot!(pylock);
+    assert!(lock.to_requirements(&platform).is_err());
+    vcs.commit = None;
+    lock.steps[1].pypi = vec![vcs];
+    assert!(matches!(
+        lock.to_pylock(),
+        Err(ExportError::NoCommit { .. })
+    ));
+}

@@ -717,6 +717,53 @@ mod tests {
         assert!(wheel_file_tags("numpy-2.3.4.tar.gz").is_none());
     }
 
+    /// verify accepts a distribution whose `direct_url.json` (PEP 610)
+    /// names the locked URL and hash, or repository and commit.
+    #[test]
+    fn direct_url_json_is_checked() {
+        let pkg = |source, url: &str| PypiPackage {
+            name: "demo".into(),
+            version: None,
+            requested: None,
+            source,
+            file: None,
+            url: url.into(),
+            sha256: Some("ab".repeat(32)),
+            revision: Some("v1".into()),
+            commit: None,
+            required_by: Vec::new(),
+            platforms: Vec::new(),
+        };
+        let url = pkg(PypiSource::Url, "https://x.org/demo-1.0-py3-none-any.whl");
+        let json = |v: &str| serde_json::from_str::<serde_json::Value>(v).unwrap();
+        let archive = json(&format!(
+            r#"{{"url": "https://x.org/demo-1.0-py3-none-any.whl", "archive_info": {{"hashes": {{"sha256": "{}"}}}}}}"#,
+            "ab".repeat(32)
+        ));
+        assert!(direct_url_matches(&url, Some(&archive)).is_ok());
+        let other = json(
+            r#"{"url": "https://x.org/demo-1.0-py3-none-any.whl", "archive_info": {"hash": "sha256=00"}}"#,
+        );
+        assert!(direct_url_matches(&url, Some(&other)).is_err());
+        assert!(direct_url_matches(&url, None).is_err());
+
+        let mut vcs = pkg(PypiSource::Vcs, "git+https://x.org/o/r#subdirectory=py");
+        let installed = json(
+            r#"{"url": "https://x.org/o/r", "vcs_info": {"vcs": "git", "commit_id": "abc", "requested_revision": "v1"}}"#,
+        );
+        assert!(direct_url_matches(&vcs, Some(&installed)).is_ok());
+        vcs.commit = Some("def".into());
+        assert_eq!(
+            direct_url_matches(&vcs, Some(&installed)),
+            Err((
+                "https://x.org/o/r@def".into(),
+                "https://x.org/o/r@abc".into()
+            ))
+        );
+        let path = pkg(PypiSource::Path, "./src");
+        assert!(direct_url_matches(&path, None).is_ok());
+    }
+
     #[test]
     fn prefixes_match_paths_and_environment_names() {
         assert!(prefix_is("/opt/conda", "/opt/conda/"));

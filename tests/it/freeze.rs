@@ -351,3 +351,76 @@ fn warm_runs_do_not_read_pinned_bases_again() {
     assert_eq!(code, 2);
     assert!(err.contains("python"), "{err}");
 }
+
+/// Direct URL and VCS requirements in a command and in a requirements
+/// file: locked as given (URLs hashed, VCS with a warning), kept as written
+/// by rewrite, exported where the format can say them.
+#[test]
+fn direct_and_vcs_requirements_end_to_end() {
+    let files = crate::common::http::StaticServer::start(fixture("pypi-local/files"));
+    let wheel = format!("{}/demo_direct-1.0-py3-none-any.whl", files.url());
+    let sdist = format!("{}/demo_static-0.5.tar.gz", files.url());
+    let vcs = "git+https://git.example.invalid/o/tool@v1.0#egg=tool";
+    let dir = world_copy();
+    let def = dir.path().join("fixtures/examples/driver/Dockerfile");
+    let text = std::fs::read_to_string(&def).unwrap().replace(
+        "boto3 luigi pystac-client",
+        &format!("'demo-direct @ {wheel}' {vcs}"),
+    );
+    std::fs::write(&def, text).unwrap();
+    let reqs = dir.path().join("fixtures/examples/driver/requirements.txt");
+    std::fs::write(&reqs, format!("requests\n{sdist}\n")).unwrap();
+    let image = "fixtures/examples/driver/Dockerfile";
+    let (code, _, err) = freeze_in(dir.path(), &["--platform", "linux/amd64", image]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning:") && err.contains("not a commit id"),
+        "{err}"
+    );
+    let lock =
+        imagelock::lock::LockedImage::read(&dir.path().join("lockfiles/driver.lock")).unwrap();
+    let all: Vec<&imagelock::lock::PypiPackage> =
+        lock.steps.iter().flat_map(|s| s.pypi.iter()).collect();
+    let get = |n: &str| *all.iter().find(|p| p.name == n).unwrap();
+    assert_eq!(get("demo-direct").source, imagelock::lock::PypiSource::Url);
+    assert_eq!(get("demo-direct").url, wheel);
+    assert_eq!(
+        get("demo-static").requested.as_deref(),
+        Some(sdist.as_str())
+    );
+    assert!(get("demo-static").sha256.is_some());
+    assert_eq!(get("tool").source, imagelock::lock::PypiSource::Vcs);
+    assert_eq!(get("tool").revision.as_deref(), Some("v1.0"));
+    assert_eq!(get("six").required_by, ["demo-static"]);
+
+    let run = |args: &[&str]| {
+        crate::common::run(
+            crate::common::imagelock()
+                .current_dir(dir.path())
+                .env("IMAGELOCK_CACHE_DIR", dir.path().join("cache"))
+                .args(["--config", "fixtures/examples/imagelock.toml"])
+                .args(args),
+        )
+    };
+    let (code, _, err) = run(&["rewrite", image]);
+    assert_eq!(code, 0, "{err}");
+    let def_text = std::fs::read_to_string(&def).unwrap();
+    assert!(
+        def_text.contains(&format!("'demo-direct @ {wheel}'")),
+        "{def_text}"
+    );
+    assert!(def_text.contains(vcs), "{def_text}");
+    let reqs_text = std::fs::read_to_string(&reqs).unwrap();
+    assert_eq!(reqs_text.matches(&sdist).count(), 1, "{reqs_text}");
+    assert!(reqs_text.contains("six=="), "{reqs_text}");
+
+    let (code, _, err) = run(&["export", "driver", "--to", "requirements"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("pip refuses VCS and path requirements"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["export", "driver", "--to", "pylock"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("pylock.toml needs the commit"), "{err}");
+}
