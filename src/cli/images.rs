@@ -19,7 +19,13 @@ pub fn select(
     let config = if global.config.is_some() || paths.is_empty() {
         Some(load_config(global, paths)?)
     } else {
-        None
+        // Files named inside a configured repository keep their settings
+        // (build args, platforms, lock name).
+        std::env::current_dir()
+            .ok()
+            .and_then(|d| Config::discover(&d))
+            .map(|p| Config::load(&p))
+            .transpose()?
     };
     let mut images = if paths.is_empty() {
         config
@@ -28,7 +34,23 @@ pub fn select(
             .unwrap_or_default()
     } else {
         let mut images = Vec::new();
-        for file in definition_files(paths)? {
+        // A configured image may be named instead of its file.
+        let (named, paths): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| {
+            !p.exists()
+                && config
+                    .as_ref()
+                    .is_some_and(|c| c.images.iter().any(|i| p.as_os_str() == i.name.as_str()))
+        });
+        for name in named {
+            if let Some(image) = config
+                .as_ref()
+                .and_then(|c| c.images.iter().find(|i| name.as_os_str() == i.name.as_str()))
+            {
+                images.push(image.clone());
+            }
+        }
+        let paths: Vec<PathBuf> = paths.into_iter().cloned().collect();
+        for file in definition_files(&paths)? {
             let configured = config.as_ref().and_then(|c| find_image(c, &file));
             images.push(configured.unwrap_or_else(|| {
                 let mut zero = Config::zero(std::slice::from_ref(&file)).images;

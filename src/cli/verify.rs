@@ -17,8 +17,8 @@ use crate::image::{
 use crate::lock::LockedImage;
 use crate::resolve::{Platform, Registry, RegistryOptions};
 use crate::verify::{
-    ImageReport, PrintHuman, PrintJson, PrintJunit, Report, Staleness, VerifyReport, check_lock,
-    check_platform, locked_base_layers,
+    ImageReport, PrintHuman, PrintJson, PrintJunit, Report, Staleness, VerifyReport, built_from,
+    check_lock, check_platform, locked_base_layers, on_parent,
 };
 
 pub fn run(opts: &Opts, args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Outcome> {
@@ -114,6 +114,36 @@ fn stale_report(
     Ok(report)
 }
 
+/// The lock as the built image holds it: when the image builds FROM another
+/// image of this repository, on top of that image's lock (and so on down).
+fn with_parents(
+    lock: &LockedImage,
+    image: &ImageConfig,
+    lock_dir: &Path,
+) -> anyhow::Result<LockedImage> {
+    let mut merged = lock.clone();
+    let mut seen = vec![image.name.clone()];
+    while let Some(parent) = built_from(&merged).map(str::to_string) {
+        if seen.contains(&parent) {
+            anyhow::bail!(
+                "the locks of {} build FROM each other in a cycle\nhint: run `imagelock graph` to see the build order",
+                seen.join(", ")
+            );
+        }
+        let path = lock_dir.join(format!("{parent}.lock"));
+        if !path.is_file() {
+            anyhow::bail!(
+                "`{}` builds FROM image `{parent}` of this repository, which has no lock at `{}`\nhint: run `imagelock freeze` first",
+                image.name,
+                shown(&path)
+            );
+        }
+        merged = on_parent(&merged, &LockedImage::read(&path)?);
+        seen.push(parent);
+    }
+    Ok(merged)
+}
+
 fn image_report(
     image: &ImageConfig,
     lock_dir: &Path,
@@ -131,7 +161,8 @@ fn image_report(
             image.file.display()
         );
     }
-    let lock = LockedImage::read(&path)?;
+    let own = LockedImage::read(&path)?;
+    let lock = with_parents(&own, image, lock_dir)?;
     // The runtime only serves `docker://`; the reader blocks on it from
     // this thread and its own, never from inside a task.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -169,7 +200,11 @@ fn image_report(
         definition: shown(&image.file),
         lock: shown(&path),
         reference: Some(location.to_string()),
-        stale: Vec::new(),
+        // An image can only match a lock that is current for its inputs.
+        stale: {
+            let (definition, inputs) = crate::cli::images::load_image(image, printer)?;
+            check_lock(&own, &definition, &inputs)
+        },
         platforms: Vec::new(),
     };
     for p in &platforms {

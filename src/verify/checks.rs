@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::image::{Catalogue, CondaMetaRecord, Owner, PythonDist};
-use crate::lock::{LockedImage, LockedStep, PypiPackage, PypiSource};
+use crate::lock::{LockedImage, LockedStage, LockedStep, PypiPackage, PypiSource};
 use crate::resolve::{Digest, Platform};
 
 /// Why a package or the base does not match. One variant per reason.
@@ -146,65 +146,101 @@ impl LockedBaseLayers {
     }
 }
 
+/// The stage the image's final stage is built on top of: the final stage,
+/// or the stage its `stage:N` base names, followed to one whose base is an
+/// image or `scratch`.
+fn root_stage(lock: &LockedImage) -> Result<&LockedStage, String> {
+    let mut stage = lock
+        .stages
+        .iter()
+        .max_by_key(|s| s.index)
+        .ok_or("the lock has no stages")?;
+    for _ in 0..=lock.stages.len() {
+        let Some(n) = stage.base.strip_prefix("stage:") else {
+            return Ok(stage);
+        };
+        stage = n
+            .parse::<u32>()
+            .ok()
+            .and_then(|n| lock.stages.iter().find(|s| s.index == n))
+            .ok_or_else(|| format!("the lock's `{}` names no stage", stage.base))?;
+    }
+    Err("the lock's stages name each other in a cycle".into())
+}
+
+/// The image of this repository the final stage is built FROM (its lock's
+/// `built-from`), if it is one.
+pub fn built_from(lock: &LockedImage) -> Option<&str> {
+    let stage = root_stage(lock).ok()?;
+    let name = stage.base_name.as_ref()?;
+    lock.bases
+        .iter()
+        .find(|b| &b.name == name)?
+        .built_from
+        .as_deref()
+}
+
+/// `lock` seen on top of `parent`, the lock of the image of this repository
+/// it builds FROM: the parent's packages are in the built image too (its
+/// steps come first, so a later step's choice still wins), and the final
+/// stage starts from what the parent's final stage starts from.
+pub fn on_parent(lock: &LockedImage, parent: &LockedImage) -> LockedImage {
+    let mut merged = lock.clone();
+    if let (Ok(root), Ok(parent_root)) = (root_stage(lock), root_stage(parent)) {
+        let index = root.index;
+        if let Some(stage) = merged.stages.iter_mut().find(|s| s.index == index) {
+            stage.base = parent_root.base.clone();
+            stage.base_name = parent_root.base_name.clone();
+        }
+    }
+    for base in &parent.bases {
+        if !merged.bases.iter().any(|b| b.name == base.name) {
+            merged.bases.push(base.clone());
+        }
+    }
+    merged.steps = parent.steps.iter().chain(&lock.steps).cloned().collect();
+    merged
+}
+
 /// The base of the image's final stage (following `stage:N` to the stage it
 /// names) and its layers for `platform`.
 pub fn locked_base_layers(lock: &LockedImage, platform: &Platform) -> LockedBaseLayers {
-    let Some(mut stage) = lock.stages.iter().max_by_key(|s| s.index) else {
-        return LockedBaseLayers::Unknown("the lock has no stages".into());
+    let stage = match root_stage(lock) {
+        Ok(stage) => stage,
+        Err(why) => return LockedBaseLayers::Unknown(why),
     };
-    for _ in 0..=lock.stages.len() {
-        if stage.base == "scratch" {
-            return LockedBaseLayers::Scratch;
-        }
-        if let Some(n) = stage.base.strip_prefix("stage:") {
-            match n
-                .parse::<u32>()
-                .ok()
-                .and_then(|n| lock.stages.iter().find(|s| s.index == n))
-            {
-                Some(s) => {
-                    stage = s;
-                    continue;
-                }
-                None => {
-                    return LockedBaseLayers::Unknown(format!(
-                        "the lock's `{}` names no stage",
-                        stage.base
-                    ));
-                }
-            }
-        }
-        let Some(base) = stage
-            .base_name
-            .as_ref()
-            .and_then(|n| lock.bases.iter().find(|b| &b.name == n))
-        else {
-            return LockedBaseLayers::Unknown(format!(
-                "the base `{}` is not a locked image",
-                stage.base
-            ));
-        };
-        let Some(p) = base.platforms.iter().find(|p| {
-            p.platform
-                .parse::<Platform>()
-                .is_ok_and(|p| p.matches(platform))
-        }) else {
-            return LockedBaseLayers::Unknown(format!(
-                "the lock has no `{platform}` image of the base `{}`",
-                base.name
-            ));
-        };
-        let diff_ids: Result<Vec<Digest>, _> = p.diff_ids.iter().map(|d| d.parse()).collect();
-        return match diff_ids {
-            Ok(diff_ids) => LockedBaseLayers::Image {
-                name: base.name.clone(),
-                digest: base.digest.clone(),
-                diff_ids,
-            },
-            Err(e) => LockedBaseLayers::Unknown(format!("the lock's base layers: {e}")),
-        };
+    if stage.base == "scratch" {
+        return LockedBaseLayers::Scratch;
     }
-    LockedBaseLayers::Unknown("the lock's stages name each other in a cycle".into())
+    let Some(base) = stage
+        .base_name
+        .as_ref()
+        .and_then(|n| lock.bases.iter().find(|b| &b.name == n))
+    else {
+        return LockedBaseLayers::Unknown(format!(
+            "the base `{}` is not a locked image",
+            stage.base
+        ));
+    };
+    let Some(p) = base.platforms.iter().find(|p| {
+        p.platform
+            .parse::<Platform>()
+            .is_ok_and(|p| p.matches(platform))
+    }) else {
+        return LockedBaseLayers::Unknown(format!(
+            "the lock has no `{platform}` image of the base `{}`",
+            base.name
+        ));
+    };
+    let diff_ids: Result<Vec<Digest>, _> = p.diff_ids.iter().map(|d| d.parse()).collect();
+    match diff_ids {
+        Ok(diff_ids) => LockedBaseLayers::Image {
+            name: base.name.clone(),
+            digest: base.digest.clone(),
+            diff_ids,
+        },
+        Err(e) => LockedBaseLayers::Unknown(format!("the lock's base layers: {e}")),
+    }
 }
 
 /// Compares one platform of an image with its lock. `base` is the catalogue

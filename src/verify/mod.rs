@@ -11,8 +11,8 @@ pub mod stale;
 use serde::Serialize;
 
 pub use checks::{
-    Checked, Ecosystem, Finding, FindingKind, LockedBaseLayers, PlatformCheck, check_platform,
-    locked_base_layers,
+    Checked, Ecosystem, Finding, FindingKind, LockedBaseLayers, PlatformCheck, built_from,
+    check_platform, locked_base_layers, on_parent,
 };
 pub use report::{PrintHuman, PrintJson, PrintJunit, Report};
 pub use stale::{Staleness, check_lock};

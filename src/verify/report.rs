@@ -66,20 +66,19 @@ fn plural(n: usize) -> &'static str {
 
 fn human_image(out: &mut String, image: &ImageReport) {
     let name = &image.image;
-    if image.reference.is_none() {
-        if image.stale.is_empty() {
-            let _ = writeln!(out, "{name}: the lock is current");
-        } else {
-            for s in &image.stale {
-                let _ = writeln!(out, "{name}: {}", s.describe());
-            }
-            let _ = writeln!(
-                out,
-                "hint: re-run `imagelock freeze {}` to update `{}`",
-                image.definition, image.lock
-            );
-        }
+    if image.reference.is_none() && image.stale.is_empty() {
+        let _ = writeln!(out, "{name}: the lock is current");
         return;
+    }
+    for s in &image.stale {
+        let _ = writeln!(out, "{name}: {}", s.describe());
+    }
+    if !image.stale.is_empty() {
+        let _ = writeln!(
+            out,
+            "hint: re-run `imagelock freeze {}` to update `{}`",
+            image.definition, image.lock
+        );
     }
     for p in &image.platforms {
         for note in &p.notes {
@@ -195,7 +194,7 @@ impl Report for PrintJunit {
         let (mut all_tests, mut all_failures) = (0, 0);
         for image in &report.images {
             let mut cases = Vec::new();
-            if image.reference.is_none() {
+            {
                 let body: Vec<String> = image.stale.iter().map(|s| s.describe()).collect();
                 cases.push(Case {
                     class: image.image.clone(),
@@ -371,7 +370,7 @@ mod tests {
     #[test]
     fn junit_escapes_and_counts() {
         let x = PrintJunit.render(&sample());
-        assert!(x.contains("tests=\"4\" failures=\"1\""), "{x}");
+        assert!(x.contains("tests=\"5\" failures=\"1\""), "{x}");
         assert!(
             x.contains("<failure message=\"1 problem\">pip  numpy"),
             "{x}"

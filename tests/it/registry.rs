@@ -563,7 +563,7 @@ async fn oci_layouts_resolve_like_registries() {
     // A registry relocated to a directory of layouts, one per repository.
     let root = tempfile::tempdir().unwrap();
     let repo_dir = root.path().join("images/docker.io/library/python");
-    copy_dir(&p.layout, &repo_dir);
+    crate::common::copy_dir(&p.layout, &repo_dir);
     let mut options = anonymous();
     options.root = root.path().to_path_buf();
     options.registries.insert(
@@ -626,19 +626,6 @@ async fn world_layouts_resolve() {
         "application/vnd.oci.image.index.v1+json"
     );
     assert!(!resolved.platforms[0].diff_ids.is_empty());
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// Benchmark (run by `benches/registry.sh`, not by `cargo test`): 50 distinct

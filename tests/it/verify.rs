@@ -107,15 +107,29 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
-/// A context that copies `stage/` over the image in one RUN.
+/// A context whose install steps put `stage/` into the image: the packages
+/// were installed into `stage/` on the host by the real installers, and the
+/// base's `conda` and `pip` stand-ins copy what they wrote.
 fn app_dir(w: &World, dir: &str, from: &str) {
     write(
         &w.path(dir).join("Dockerfile"),
         &format!(
-            "FROM {from}\nCOPY stage/ /tmp/stage/\nRUN /bin/busybox cp -a /tmp/stage/. / && /bin/busybox rm -rf /tmp/stage\n"
+            "FROM {from}\nCOPY stage/ /tmp/stage/\nRUN conda install -p /opt/conda tinyconda && pip install tinypkg==1.0 && /bin/busybox rm -rf /tmp/stage\n"
         ),
     );
 }
+
+/// The base's stand-ins for `conda` and `pip` (see [`app_dir`]).
+const STAND_INS: [(&str, &str); 2] = [
+    (
+        "bin/conda",
+        "#!/bin/sh\n[ ! -d /tmp/stage/opt ] || /bin/busybox cp -a /tmp/stage/opt/. /opt/\n",
+    ),
+    (
+        "bin/pip",
+        "#!/bin/sh\n[ ! -d /tmp/stage/usr ] || /bin/busybox cp -a /tmp/stage/usr/. /usr/\n",
+    ),
+];
 
 /// Installs the wheel `name-version` with real pip into `dir/stage`.
 fn pip_into(w: &World, dir: &str, name: &str, version: &str) {
@@ -221,11 +235,24 @@ fn derive_lock(w: &World, dir: &str, base_oci: &str) -> LockedImage {
             });
         }
     }
-    let step = |line: u32, command: &str, manager: &str| LockedStep {
+    // The lock is current for the Dockerfile: its hash and its steps.
+    let dockerfile = w.path(dir).join("Dockerfile");
+    let definition = load_definition(&dockerfile, &BTreeMap::new()).unwrap();
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    let inputs = load_inputs(&definition, &text, &w.path(dir), &BTreeMap::new()).unwrap();
+    let written = |manager: &str| {
+        definition.stages[0]
+            .steps
+            .iter()
+            .find(|s| s.command.manager.as_str() == manager)
+            .map(|s| (u32::try_from(s.line).unwrap(), s.command.text.clone()))
+            .unwrap()
+    };
+    let step = |manager: &str| LockedStep {
         stage: 0,
-        file: "app/Dockerfile".into(),
-        line,
-        command: command.into(),
+        file: format!("{dir}/Dockerfile"),
+        line: written(manager).0,
+        command: written(manager).1,
         manager: manager.into(),
         action: "install".into(),
         target: (manager == "conda").then(|| "/opt/conda".to_string()),
@@ -236,16 +263,16 @@ fn derive_lock(w: &World, dir: &str, base_oci: &str) -> LockedImage {
         conda: vec![],
         pypi: vec![],
     };
-    let mut conda_step = step(3, "conda install -p /opt/conda tinyconda", "conda");
+    let mut conda_step = step("conda");
     conda_step.conda = conda;
-    let mut pip_step = step(3, "pip install tinypkg==1.0", "pip");
+    let mut pip_step = step("pip");
     pip_step.pypi = pypi;
     let mut lock = LockedImage {
         version: LOCK_VERSION,
         image: ImageMeta {
             name: "app".into(),
             definition: "app/Dockerfile".into(),
-            input_hash: "sha256:0".into(),
+            input_hash: inputs.hash(),
             platforms: vec!["linux/amd64".into()],
         },
         stages: vec![LockedStage {
@@ -328,6 +355,14 @@ fn verify_images_built_with_buildah() {
         std::fs::create_dir_all(root.join("bin")).unwrap();
         std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
         std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+        for (path, script) in STAND_INS {
+            write(&root.join(path), script);
+            std::fs::set_permissions(
+                root.join(path),
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .unwrap();
+        }
         write(
             &root.join("etc/os-release"),
             &format!("ID=verifytest\nBUILD={marker}\n"),
