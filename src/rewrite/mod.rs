@@ -779,6 +779,9 @@ fn pip_step(
             first_file = Some((fi, hashes));
         }
         let edits = plan.edits.entry(Some(fi)).or_default();
+        // A name pinned once per platform version has several lines: the
+        // first gets every pin, the others go (so a second run is a no-op).
+        let mut seen: BTreeMap<String, bool> = BTreeMap::new();
         for entry in &parsed.entries {
             let RequirementsEntry::Requirement {
                 spec,
@@ -794,9 +797,34 @@ fn pip_step(
                 continue;
             };
             let mine: Vec<&pins::PipPin> = all_pins.iter().filter(|p| p.name == name).collect();
-            named.insert(name);
+            named.insert(name.clone());
             if mine.is_empty() {
                 continue;
+            }
+            if mine.len() > 1 {
+                let lines: Vec<&str> = parsed
+                    .requirements()
+                    .filter_map(|e| match e {
+                        RequirementsEntry::Requirement { spec, .. }
+                            if pins::requirement_name(spec).as_deref() == Some(name.as_str()) =>
+                        {
+                            Some(spec.as_str())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let texts: Vec<&str> = mine.iter().map(|p| p.text.as_str()).collect();
+                if lines == texts && !hashes {
+                    continue;
+                }
+                if seen.insert(name.clone(), true).is_some() {
+                    // The whole line, with its line end.
+                    let end = file.text[line_span.end..]
+                        .find('\n')
+                        .map_or(file.text.len(), |i| line_span.end + i + 1);
+                    edits.push(Edit::new(Span::new(line_span.start, end), ""));
+                    continue;
+                }
             }
             if hashes {
                 let lines: Vec<String> = mine.iter().map(|p| fl.hashed(p)).collect();

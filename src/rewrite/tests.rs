@@ -992,3 +992,51 @@ proptest::proptest! {
         proptest::prop_assert!(again.files.is_empty(), "second rewrite changed {:?}", again.files);
     }
 }
+
+/// Regression: a requirement pinned to one version per platform used to
+/// get every pin on each of its lines again on the next run.
+#[test]
+fn per_platform_pins_in_a_requirements_file_are_stable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dockerfile = dir.path().join("Dockerfile");
+    fs_err::write(
+        &dockerfile,
+        "FROM python:3.11\nCOPY requirements.txt /r.txt\nRUN pip install -r /r.txt\n",
+    )
+    .expect("write");
+    fs_err::write(
+        dir.path().join("requirements.txt"),
+        "# ml\ntorch>=2\nrich\n",
+    )
+    .expect("write");
+    let both = ["linux/amd64", "linux/arm64"];
+    for hashes in [false, true] {
+        fs_err::write(
+            dir.path().join("requirements.txt"),
+            "# ml\ntorch>=2\nrich\n",
+        )
+        .expect("write");
+        let (def, inputs) = load(&dockerfile, dir.path(), &BTreeMap::new());
+        let mut lock = synthetic_lock(&def, &inputs, &both);
+        let pkg = |name: &str, version: &str, platforms: &[&str]| PypiPackage {
+            platforms: platforms.iter().map(|p| (*p).to_string()).collect(),
+            ..pypi_pkg(name, version)
+        };
+        lock.steps[0].pypi = vec![
+            pkg("torch", "2.4.0", &both[..1]),
+            pkg("torch", "2.4.1", &both[1..]),
+            pkg("rich", "13.9.4", &both),
+        ];
+        let opts = RewriteOptions { hashes };
+        let out = rewrite_image(&def, &inputs, &lock, dir.path(), opts).expect("rewrites");
+        for f in &out.files {
+            fs_err::write(&f.path, &f.after).expect("write");
+        }
+        let req = fs_err::read_to_string(dir.path().join("requirements.txt")).expect("reads");
+        assert_eq!(req.matches("torch==").count(), 2, "{req}");
+        let (def2, inputs2) = load(&dockerfile, dir.path(), &BTreeMap::new());
+        let again =
+            rewrite_image(&def2, &inputs2, &out.lock, dir.path(), opts).expect("rewrites again");
+        assert!(again.files.is_empty(), "{:?}", again.files);
+    }
+}
