@@ -92,6 +92,8 @@ pub(crate) fn base_edits(
     {
         out.edits.push(e);
     }
+    // ARG-default edits made for references ending in a variable.
+    let mut at_args: Vec<(Span, &Expanded, String)> = Vec::new();
     for stage in &def.stages {
         let mut refs: Vec<(Option<usize>, &Expanded)> = Vec::new();
         if matches!(stage.base.target, BaseTarget::Image { .. }) {
@@ -126,18 +128,19 @@ pub(crate) fn base_edits(
                 digest_edit(text, reference.span, &base.digest).map(Ok)
             } else {
                 let from_arg = stage_index.and(stage.base.from_arg.as_deref());
-                arg_edit(def, text, from_arg, reference, &base.digest, build_args).transpose()
+                let e = arg_edit(def, text, from_arg, reference, &base.digest, build_args);
+                if let Ok(Some(edit)) = &e
+                    && from_arg.is_none()
+                    && !(reference.span.start <= edit.span.start
+                        && edit.span.end <= reference.span.end)
+                {
+                    at_args.push((edit.span, reference, base.digest.clone()));
+                }
+                e.transpose()
             };
             match edit {
                 Some(Ok(e)) => out.edits.push(e),
-                Some(Err(why)) => out.skipped.push((
-                    reference.span,
-                    format!("`{}` cannot be pinned: {why}", reference.written),
-                    Some(format!(
-                        "write the digest yourself (`…@{}`) or make the reference a literal",
-                        base.digest
-                    )),
-                )),
+                Some(Err(why)) => out.skipped.push(cannot_pin(reference, &why, &base.digest)),
                 None => {}
             }
             if let (Some(i), Some(v)) = (stage_index, reference.value.as_deref()) {
@@ -146,7 +149,8 @@ pub(crate) fn base_edits(
             }
         }
     }
-    // One ARG giving two images different digests cannot be pinned.
+    // One ARG giving several images different digests cannot be pinned at
+    // the ARG: references ending in it get the digest after them instead.
     let clashing: Vec<Span> = out
         .edits
         .iter()
@@ -158,21 +162,51 @@ pub(crate) fn base_edits(
         .map(|e| e.span)
         .collect();
     for span in clashing {
+        if !out.edits.iter().any(|e| e.span == span) {
+            continue;
+        }
         out.edits.retain(|e| e.span != span);
-        out.skipped.push((
-            span,
-            "this ARG gives several images with different digests; it is not pinned".into(),
-            None,
-        ));
+        let mut handled = false;
+        for (_, reference, digest) in at_args.iter().filter(|(s, _, _)| *s == span) {
+            handled = true;
+            match after_reference(text, reference, digest) {
+                Ok(Some(e)) => out.edits.push(e),
+                Ok(None) => {}
+                Err(why) => out.skipped.push(cannot_pin(reference, &why, digest)),
+            }
+        }
+        if !handled {
+            out.skipped.push((
+                span,
+                "this ARG gives several images with different digests; it is not pinned".into(),
+                None,
+            ));
+        }
     }
     out
 }
 
-/// Pins a reference built from a variable at the global `ARG` default that
-/// gives it, when that is sound: the reference is the variable alone
-/// (`FROM ${BASE}`), or literal text ending in the variable
-/// (`FROM repo:${TAG}`); the ARG's default is literal and not overridden by
-/// a build arg; and the variable is used nowhere else in the file.
+fn cannot_pin(reference: &Expanded, why: &str, digest: &str) -> (Span, String, Option<String>) {
+    (
+        reference.span,
+        format!("`{}` cannot be pinned: {why}", reference.written),
+        Some(format!(
+            "write the digest yourself (`…@{digest}`) or make the reference a literal"
+        )),
+    )
+}
+
+/// Pins a reference built from variables.
+///
+/// A reference that is one variable (`FROM ${BASE}`) or literal text
+/// ending in one (`FROM repo:${TAG}`) is pinned at the global `ARG`
+/// default that gives it, when that is sound: the default is literal and
+/// not overridden by a build arg, and the variable is used nowhere else in
+/// the file. Any other reference with a variable in part
+/// (`FROM python:${V}-slim`), and a trailing-variable reference whose ARG
+/// cannot be pinned, gets the digest after the reference as written
+/// (`FROM python:${V}-slim@sha256:…`): the variable stays, and the digest
+/// is the one locked for the configured build args.
 fn arg_edit(
     def: &Definition,
     text: &str,
@@ -181,13 +215,57 @@ fn arg_edit(
     digest: &str,
     build_args: &std::collections::BTreeMap<String, String>,
 ) -> Result<Option<Edit>, String> {
-    let written = &reference.written;
-    let var = match from_arg {
-        Some(v) => v.to_string(),
-        None => trailing_variable(written)
-            .ok_or_else(|| "a variable is not at the end of the reference".to_string())?,
+    let at_arg = match from_arg {
+        Some(v) => Some(v.to_string()),
+        None => trailing_variable(&reference.written),
     };
-    if build_args.contains_key(&var) {
+    let Some(var) = at_arg else {
+        return after_reference(text, reference, digest);
+    };
+    // A reference that is a variable alone is the build arg's to pin.
+    let whole = from_arg.is_some()
+        || trailing_variable(&reference.written).is_some_and(|v| {
+            let w = reference.written.as_str();
+            w == format!("${v}") || w == format!("${{{v}}}")
+        });
+    match default_edit(def, text, &var, digest, build_args) {
+        Ok(edit) => Ok(edit),
+        Err(why) if whole => Err(why),
+        Err(_) => after_reference(text, reference, digest),
+    }
+}
+
+/// The digest after a reference written with variables, unless its value
+/// already carries a digest (then it must be the locked one).
+fn after_reference(text: &str, reference: &Expanded, digest: &str) -> Result<Option<Edit>, String> {
+    if reference.written.contains('@') {
+        return Ok(digest_edit(text, reference.span, digest));
+    }
+    match reference.value.as_deref().and_then(|v| v.split_once('@')) {
+        Some((_, d)) if d == digest => Ok(None),
+        Some(_) => Err("its digest comes from a variable".to_string()),
+        None if reference.value.is_none() => Err(format!(
+            "{} has no value here",
+            reference
+                .unresolved
+                .iter()
+                .map(|v| format!("`{v}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        None => Ok(digest_edit(text, reference.span, digest)),
+    }
+}
+
+/// Pins the default of the global `ARG var`.
+fn default_edit(
+    def: &Definition,
+    text: &str,
+    var: &str,
+    digest: &str,
+    build_args: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<Edit>, String> {
+    if build_args.contains_key(var) {
         return Err(format!("`{var}` is set by a build arg"));
     }
     let Some(decl) = def.global_args.iter().rev().find(|a| a.name == var) else {
@@ -199,11 +277,11 @@ fn arg_edit(
     if !is_literal(&default.written) {
         return Err(format!("the default of `{var}` uses another variable"));
     }
-    let uses = variable_uses(text, &var);
+    let uses = variable_uses(text, var);
     let from_uses = def
         .stages
         .iter()
-        .filter(|s| variable_uses(&s.base.reference.written, &var) > 0)
+        .filter(|s| variable_uses(&s.base.reference.written, var) > 0)
         .count();
     if uses != from_uses {
         return Err(format!("`{var}` is used elsewhere in the file"));

@@ -17,7 +17,11 @@
 //!   in place instead (dependencies appended under
 //!   `# pinned by imagelock: dependencies`), with `--hash` lines and
 //!   `--require-hashes` when asked;
-//! - conda steps: every package as `[channel::]name==version=build`.
+//! - conda steps: every package as `[channel::]name==version=build`; an
+//!   `environment.yml` or spec file the step reads is edited in place
+//!   instead (its entries pinned, the other packages of the solution added
+//!   under the same comment, the `pip:` list pinned the same way, see
+//!   [`conda_files`]); an `@EXPLICIT` file gets the locked hashes.
 //!
 //! Rewriting is idempotent: a reference or step already in the locked form
 //! gives no edit. A lock whose input hash does not match the inputs is
@@ -27,6 +31,7 @@
 //! stays green after a rewrite; the caller writes it with the files.
 
 mod bases;
+mod conda_files;
 pub mod edit;
 mod pins;
 
@@ -180,9 +185,17 @@ pub fn rewrite_image(
                         opts,
                     );
                 }
-                Ecosystem::Conda => {
-                    conda_step(&mut plan, definition, text, lock, &layout, step, li)
-                }
+                Ecosystem::Conda => conda_step(
+                    &mut plan,
+                    definition,
+                    inputs,
+                    lock,
+                    &layout,
+                    stage.index,
+                    si,
+                    step,
+                    li,
+                ),
                 Ecosystem::Os => {}
             }
         }
@@ -473,31 +486,20 @@ fn replace_specs(plan: &mut Plan, layout: &Layout<'_>, step: &InstallStep, items
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn conda_step(
     plan: &mut Plan,
     def: &Definition,
-    text: &str,
+    inputs: &Inputs,
     lock: &LockedImage,
     layout: &Layout<'_>,
+    stage: usize,
+    si: usize,
     step: &InstallStep,
     li: usize,
 ) {
+    let text = inputs.definition.as_str();
     let locked = &lock.steps[li];
-    if step
-        .command
-        .files
-        .iter()
-        .any(|f| matches!(f.role, FileRole::Environment | FileRole::CondaSpecs))
-    {
-        plan.warn(
-            &def.path,
-            text,
-            step.command.span,
-            "environment and spec files of conda steps are not rewritten yet".into(),
-            None,
-        );
-        return;
-    }
     let (specs, unpinned) = pins::conda_specs(locked);
     if !unpinned.is_empty() {
         plan.warn(
@@ -515,7 +517,178 @@ fn conda_step(
             Some("lock one platform per image, or pin them yourself".into()),
         );
     }
-    replace_specs(plan, layout, step, &specs);
+    if step
+        .command
+        .files
+        .iter()
+        .any(|f| matches!(f.role, FileRole::Environment | FileRole::CondaSpecs))
+    {
+        conda_files_step(plan, def, inputs, lock, stage, si, step, li, &specs);
+        return;
+    }
+    let items: Vec<String> = specs.into_iter().map(|(_, s)| s).collect();
+    replace_specs(plan, layout, step, &items);
+}
+
+/// A conda step reading environment or spec files: command-line specs get
+/// their own pins, the files' entries are pinned in place, and the packages
+/// nobody named are added to the step's first file (conda packages to its
+/// dependencies, Python packages to its `pip:` list).
+#[allow(clippy::too_many_arguments)]
+fn conda_files_step(
+    plan: &mut Plan,
+    def: &Definition,
+    inputs: &Inputs,
+    lock: &LockedImage,
+    stage: usize,
+    si: usize,
+    step: &InstallStep,
+    li: usize,
+    specs: &[(String, String)],
+) {
+    let text = inputs.definition.as_str();
+    let locked = &lock.steps[li];
+    let linked = inputs.step_files(stage, si);
+    for (ai, arg) in step.command.files.iter().enumerate() {
+        if matches!(arg.role, FileRole::Environment | FileRole::CondaSpecs)
+            && !linked.iter().any(|(a, _)| *a == ai)
+        {
+            plan.warn(
+                &def.path,
+                text,
+                arg.path.span,
+                format!(
+                    "`{}` is not copied from the build context; its packages are not pinned",
+                    arg.path.written
+                ),
+                Some("COPY the file into the image before the step".into()),
+            );
+        }
+    }
+    let conda_pins: BTreeMap<String, Vec<String>> = specs
+        .iter()
+        .map(|(n, s)| (n.clone(), vec![s.clone()]))
+        .collect();
+    let pip_all = pins::pip_pins(locked, &lock.image.platforms);
+    let mut pip_pins: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in &pip_all {
+        pip_pins
+            .entry(p.name.clone())
+            .or_default()
+            .push(p.text.clone());
+    }
+
+    let mut named: BTreeSet<String> = BTreeSet::new();
+    for spec in &step.command.specs {
+        let Some(name) = spec.value.as_deref().and_then(conda_files::conda_name) else {
+            continue;
+        };
+        if let Some(pin) = conda_pins.get(&name).and_then(|p| p.first()) {
+            plan.edits
+                .entry(None)
+                .or_default()
+                .push(Edit::new(spec.span, pins::shell_word(pin)));
+        }
+        named.insert(name);
+    }
+
+    let mut pip_named: BTreeSet<String> = BTreeSet::new();
+    let mut conda_anchor = None;
+    let mut pip_anchor = None;
+    let mut files: Vec<usize> = Vec::new();
+    for &(ai, fi) in &linked {
+        let role = step.command.files[ai].role;
+        if files.contains(&fi) || !matches!(role, FileRole::Environment | FileRole::CondaSpecs) {
+            continue;
+        }
+        files.push(fi);
+        let file = &inputs.files[fi];
+        let mut edits = Vec::new();
+        if role == FileRole::Environment {
+            let layout = match conda_files::environment_layout(&file.path, &file.text) {
+                Ok(l) => l,
+                Err(why) => {
+                    plan.warn(
+                        &file.path,
+                        &file.text,
+                        Span::new(0, 0),
+                        format!("`{}` is not pinned: {why}", file.label),
+                        None,
+                    );
+                    continue;
+                }
+            };
+            let (e, n) = conda_files::pin_entries(&file.text, &layout.conda, &conda_pins, true);
+            edits.extend(e);
+            named.extend(n);
+            if conda_anchor.is_none() {
+                conda_anchor = layout.conda.anchor.map(|a| (fi, a));
+            }
+            if let Some(pip) = &layout.pip {
+                let (e, n) = conda_files::pin_entries(&file.text, pip, &pip_pins, true);
+                edits.extend(e);
+                pip_named.extend(n);
+                if pip_anchor.is_none() {
+                    pip_anchor = pip.anchor.clone().map(|a| (fi, a));
+                }
+            }
+        } else if let Some(list) = conda_files::spec_layout(&file.text) {
+            let (e, n) = conda_files::pin_entries(&file.text, &list, &conda_pins, false);
+            edits.extend(e);
+            named.extend(n);
+            if conda_anchor.is_none() {
+                conda_anchor = list.anchor.map(|a| (fi, a));
+            }
+        } else {
+            // An explicit file names every artifact itself.
+            let hashes: BTreeMap<&str, &str> = locked
+                .conda
+                .iter()
+                .map(|p| (p.url.as_str(), p.sha256.as_str()))
+                .collect();
+            edits.extend(conda_files::explicit_edits(&file.text, &hashes));
+            named.extend(conda_pins.keys().cloned());
+        }
+        plan.edits.entry(Some(fi)).or_default().extend(edits);
+    }
+
+    let rest: Vec<String> = specs
+        .iter()
+        .filter(|(n, _)| !named.contains(n))
+        .map(|(_, s)| s.clone())
+        .collect();
+    let pip_rest: Vec<String> = pip_all
+        .iter()
+        .filter(|p| !pip_named.contains(&p.name))
+        .map(|p| p.text.clone())
+        .collect();
+    for (what, rest, anchor) in [("conda", rest, conda_anchor), ("pip", pip_rest, pip_anchor)] {
+        if rest.is_empty() {
+            continue;
+        }
+        match anchor {
+            Some((fi, a)) => {
+                let file = &inputs.files[fi];
+                if let Some(e) = conda_files::append(&file.text, &a, &rest, true) {
+                    plan.edits.entry(Some(fi)).or_default().push(e);
+                }
+            }
+            None => plan.warn(
+                &def.path,
+                text,
+                step.command.span,
+                format!(
+                    "{} {what} packages of this step are not pinned: its files have no list to add them to",
+                    rest.len()
+                ),
+                Some(if what == "pip" {
+                    "add a `pip:` list to the environment file's dependencies".into()
+                } else {
+                    "add a `dependencies:` list to the environment file".into()
+                }),
+            ),
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -606,6 +779,9 @@ fn pip_step(
             first_file = Some((fi, hashes));
         }
         let edits = plan.edits.entry(Some(fi)).or_default();
+        // A name pinned once per platform version has several lines: the
+        // first gets every pin, the others go (so a second run is a no-op).
+        let mut seen: BTreeMap<String, bool> = BTreeMap::new();
         for entry in &parsed.entries {
             let RequirementsEntry::Requirement {
                 spec,
@@ -630,9 +806,34 @@ fn pip_step(
                 continue;
             };
             let mine: Vec<&pins::PipPin> = all_pins.iter().filter(|p| p.name == name).collect();
-            named.insert(name);
+            named.insert(name.clone());
             if mine.is_empty() {
                 continue;
+            }
+            if mine.len() > 1 {
+                let lines: Vec<&str> = parsed
+                    .requirements()
+                    .filter_map(|e| match e {
+                        RequirementsEntry::Requirement { spec, .. }
+                            if pins::requirement_name(spec).as_deref() == Some(name.as_str()) =>
+                        {
+                            Some(spec.as_str())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let texts: Vec<&str> = mine.iter().map(|p| p.text.as_str()).collect();
+                if lines == texts && !hashes {
+                    continue;
+                }
+                if seen.insert(name.clone(), true).is_some() {
+                    // The whole line, with its line end.
+                    let end = file.text[line_span.end..]
+                        .find('\n')
+                        .map_or(file.text.len(), |i| line_span.end + i + 1);
+                    edits.push(Edit::new(Span::new(line_span.start, end), ""));
+                    continue;
+                }
             }
             if hashes {
                 let lines: Vec<String> = mine.iter().map(|p| fl.hashed(p)).collect();

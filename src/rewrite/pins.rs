@@ -141,11 +141,11 @@ pub(crate) fn pip_pins(step: &LockedStep, all_platforms: &[String]) -> Vec<PipPi
     out
 }
 
-/// The specs of a conda step: `[channel::]name==version=build` for every
-/// package, the channel named when it is not the step's first. A package
+/// The specs of a conda step, (name, spec) sorted by name:
+/// `[channel::]name==version=build` for every package, the channel named when it is not the step's first. A package
 /// whose build differs between platforms is pinned by version only; one
 /// whose version differs is left unpinned and reported.
-pub(crate) fn conda_specs(step: &LockedStep) -> (Vec<String>, Vec<String>) {
+pub(crate) fn conda_specs(step: &LockedStep) -> (Vec<(String, String)>, Vec<String>) {
     let first = step.channels.first().map(|c| c.trim_end_matches('/'));
     let mut groups: BTreeMap<&str, BTreeSet<(&str, &str, &str)>> = BTreeMap::new();
     for p in &step.conda {
@@ -180,7 +180,7 @@ pub(crate) fn conda_specs(step: &LockedStep) -> (Vec<String>, Vec<String>) {
                 format!("{prefix}{name}")
             }
         };
-        specs.push(spec);
+        specs.push((name.to_string(), spec));
     }
     (specs, unpinned)
 }
@@ -294,6 +294,7 @@ mod tests {
             pkg("numpy", "https://c/conda-forge"),
         ];
         let (specs, unpinned) = conda_specs(&s);
+        let specs: Vec<&str> = specs.iter().map(|(_, s)| s.as_str()).collect();
         assert_eq!(specs, ["numpy==1.0=h0_1", "bioconda::pysam==1.0=h0_1"]);
         assert!(unpinned.is_empty());
     }

@@ -108,6 +108,12 @@ pub fn parse_yaml(path: &Path, text: &str) -> Result<Option<YamlNode>, ParseEnvi
                 } else {
                     value.into_owned()
                 };
+                let end = match style {
+                    ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => {
+                        quoted_end(text, start).unwrap_or(end)
+                    }
+                    _ => end,
+                };
                 YamlNode::Scalar(SpannedValue {
                     value,
                     span: Span::new(start, end),
@@ -148,6 +154,28 @@ pub fn parse_yaml(path: &Path, text: &str) -> Result<Option<YamlNode>, ParseEnvi
         }
     }
     Ok(root)
+}
+
+/// The end of the quoted scalar starting at `start` (after its closing
+/// quote): saphyr's span of a quoted scalar can run on over the blanks and
+/// comment after it.
+fn quoted_end(text: &str, start: usize) -> Option<usize> {
+    let rest = text.get(start..)?;
+    let quote = rest.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+    let mut chars = rest.char_indices().skip(1);
+    while let Some((i, c)) = chars.next() {
+        if quote == '"' && c == '\\' {
+            chars.next();
+        } else if c == quote {
+            // `''` inside single quotes is an escaped quote.
+            if quote == '\'' && rest[i + 1..].starts_with('\'') {
+                chars.next();
+                continue;
+            }
+            return Some(start + i + 1);
+        }
+    }
+    None
 }
 
 impl EnvironmentFile {
@@ -254,9 +282,17 @@ mod tests {
         for v in env.channels.iter().chain(&env.pip) {
             assert_eq!(&ENV[v.span.start..v.span.end], v.value);
         }
-        // A quoted scalar's span covers the quotes.
+        // A quoted scalar's span covers the quotes, and no more.
         let numpy = &env.dependencies[1];
         assert_eq!(&ENV[numpy.span.start..numpy.span.end], "\"numpy>=1.26\"");
+        let text = "dependencies:\n  - \"a\\\"b\"  # c\n  - 'it''s'   # d\n";
+        let env = EnvironmentFile::parse(Path::new("e.yml"), text).expect("valid");
+        let spans: Vec<&str> = env
+            .dependencies
+            .iter()
+            .map(|d| &text[d.span.start..d.span.end])
+            .collect();
+        assert_eq!(spans, ["\"a\\\"b\"", "'it''s'"]);
     }
 
     #[test]

@@ -104,3 +104,127 @@ fn a_missing_lock_is_an_error_with_a_hint() {
     assert_eq!(code, 2);
     assert!(err.contains("has no lock"), "{err}");
 }
+
+/// An image whose conda steps read an environment file (with a `pip:`
+/// list) and a spec file, resolvable against the embedded world.
+const ANALYSIS: [(&str, &str); 3] = [
+    (
+        "Dockerfile",
+        "FROM condaforge/miniforge3:24.3.0-0\nCOPY environment.yml /tmp/environment.yml\nCOPY specs.txt /tmp/\nRUN mamba env update -n base -f /tmp/environment.yml \\\n && mamba clean -afy\nRUN conda install -y --file /tmp/specs.txt\n",
+    ),
+    (
+        "environment.yml",
+        "# The analysis environment.\nname: base\nchannels:\n  - conda-forge\n  - bioconda\ndependencies:\n  - numpy   # arrays\n  - \"bioconda::edlib\"\n  - pip\n  - pip:\n      - python-dateutil\n      - tenacity>=8\n",
+    ),
+    ("specs.txt", "# tools\nh5py\n"),
+];
+
+/// The examples, the analysis image and the world in a temporary
+/// directory, laid out as in the repository.
+fn examples_copy() -> tempfile::TempDir {
+    let dir = tempdir();
+    fs_err::create_dir_all(dir.path().join("fixtures")).unwrap();
+    for sub in ["examples", "world"] {
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(fixture(sub))
+            .arg(dir.path().join("fixtures").join(sub))
+            .status()
+            .unwrap();
+        assert!(status.success(), "copy {sub}");
+    }
+    let analysis = dir.path().join("fixtures/examples/analysis");
+    fs_err::create_dir_all(&analysis).unwrap();
+    for (name, text) in ANALYSIS {
+        fs_err::write(analysis.join(name), text).unwrap();
+    }
+    let config = dir.path().join("fixtures/examples/imagelock.toml");
+    let mut text = fs_err::read_to_string(&config).unwrap();
+    text.push_str(
+        "\n[images.analysis]\nfile = \"analysis/Dockerfile\"\nplatforms = [\"linux/amd64\"]\n",
+    );
+    fs_err::write(&config, text).unwrap();
+    fs_err::create_dir_all(dir.path().join("lockfiles")).unwrap();
+    dir
+}
+
+fn in_copy(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    run(imagelock()
+        .current_dir(dir)
+        .env("IMAGELOCK_CACHE_DIR", dir.join("cache"))
+        .args(["--config", "fixtures/examples/imagelock.toml"])
+        .args(args))
+}
+
+/// (name, version, build or file, sha256) of every package of a lock.
+fn packages(lock: &LockedImage) -> Vec<(String, String, String, String)> {
+    let mut out: Vec<_> = lock
+        .steps
+        .iter()
+        .flat_map(|s| {
+            s.conda
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.clone(),
+                        p.version.clone(),
+                        p.build.clone(),
+                        p.sha256.clone(),
+                    )
+                })
+                .chain(s.pypi.iter().map(|p| {
+                    (
+                        p.name.clone(),
+                        p.version.clone(),
+                        p.file.clone(),
+                        p.sha256.clone(),
+                    )
+                }))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// freeze → rewrite → verify: the rewritten definitions, environment and
+/// spec files are what the locks were made from, and resolving the
+/// rewritten analysis image again picks exactly the locked packages.
+#[test]
+fn freeze_rewrite_verify_on_the_examples() {
+    let dir = examples_copy();
+    let root = dir.path();
+    let (code, _, err) = in_copy(root, &["freeze"]);
+    assert_eq!(code, 0, "{err}");
+    let locked = LockedImage::read(&root.join("lockfiles/analysis.lock")).unwrap();
+
+    let (code, _, err) = in_copy(root, &["rewrite"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("analysis: pinned 3 files"), "{err}");
+    assert!(err.contains("base-notebook: pinned 1 file"), "{err}");
+    let analysis = root.join("fixtures/examples/analysis");
+    let env = fs_err::read_to_string(analysis.join("environment.yml")).unwrap();
+    insta::assert_snapshot!("analysis_environment", env);
+    let specs = fs_err::read_to_string(analysis.join("specs.txt")).unwrap();
+    insta::assert_snapshot!("analysis_specs", specs);
+    let notebook = fs_err::read_to_string(
+        root.join("fixtures/examples/notebook-stack/base-notebook/Dockerfile"),
+    )
+    .unwrap();
+    assert!(
+        notebook.contains("\nFROM python:${PYTHON_VERSION}-slim@sha256:"),
+        "{notebook}"
+    );
+
+    let (code, out, err) = in_copy(root, &["verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.matches("the lock is current").count(), 7, "{out}");
+    let (code, out, err) = in_copy(root, &["rewrite", "--check"]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+
+    // The pinned files resolve to the very packages of the lock.
+    let (code, _, err) = in_copy(root, &["freeze", "fixtures/examples/analysis/Dockerfile"]);
+    assert_eq!(code, 0, "{err}");
+    let again = LockedImage::read(&root.join("lockfiles/analysis.lock")).unwrap();
+    assert_eq!(packages(&again), packages(&locked));
+    assert!(!packages(&locked).is_empty());
+}
