@@ -663,12 +663,15 @@ fn conda_pkg(name: &str, version: &str, build: &str, channel: &str) -> CondaPack
 fn pypi_pkg(name: &str, version: &str) -> PypiPackage {
     PypiPackage {
         name: name.into(),
-        version: version.into(),
+        version: Some(version.into()),
         requested: None,
-        file: format!("{name}-{version}-py3-none-any.whl"),
+        source: PypiSource::Index,
+        file: Some(format!("{name}-{version}-py3-none-any.whl")),
         url: String::new(),
-        sha256: fake_digest(name)[7..].to_string(),
-        markers: None,
+        sha256: Some(fake_digest(name)[7..].to_string()),
+        revision: None,
+        commit: None,
+        required_by: vec![],
         platforms: vec!["linux/amd64".into()],
     }
 }

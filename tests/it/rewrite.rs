@@ -175,9 +175,9 @@ fn packages(lock: &LockedImage) -> Vec<(String, String, String, String)> {
                 .chain(s.pypi.iter().map(|p| {
                     (
                         p.name.clone(),
-                        p.version.clone(),
-                        p.file.clone(),
-                        p.sha256.clone(),
+                        p.version.clone().unwrap_or_default(),
+                        p.file.clone().unwrap_or_default(),
+                        p.sha256.clone().unwrap_or_default(),
                     )
                 }))
         })

@@ -1,0 +1,365 @@
+//! The main job on real parts: two example images (the notebook stack's
+//! `base-notebook` and `scipy-ml-notebook`, which builds FROM it) are frozen
+//! against the tests' registry holding a real Debian 12 base with a real
+//! Python, and a local index serving the recorded PyPI pages with the real
+//! wheels; their Dockerfiles are rewritten; buildah builds the rewritten
+//! files (pip inside the build installs from the local index); verify
+//! accepts both images, and the catalogue equals what `pip list` says inside
+//! the running image. A tampered image is refused.
+//!
+//! The Debian root filesystem and the wheels come from
+//! `tests/e2e/prepare.py` (network, once; `.ci/test` runs it).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::http::StaticServer;
+use crate::common::registry::{AuthKind, server};
+use crate::common::{self, copy_dir, fixture, imagelock, repo_root, run};
+
+/// What `tests/e2e/prepare.py` made, or `None` (skip) when it has not run.
+fn prepared() -> Option<PathBuf> {
+    let dir = std::env::var_os("IMAGELOCK_E2E_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/e2e"));
+    let ready = dir.join("rootfs.tar").is_file() && dir.join("wheels").is_dir();
+    if !ready {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the build end-to-end test needs `python3 tests/e2e/prepare.py` (as root) first"
+        );
+        eprintln!(
+            "skipping: run `python3 tests/e2e/prepare.py` (as root) to prepare the build test"
+        );
+    }
+    ready.then_some(dir)
+}
+
+struct Buildah {
+    root: PathBuf,
+    registries_conf: PathBuf,
+}
+
+impl Buildah {
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("buildah");
+        c.arg("--root")
+            .arg(self.root.join("storage"))
+            .arg("--runroot")
+            .arg(self.root.join("run"))
+            .args(["--storage-driver", "vfs"])
+            .env("CONTAINERS_REGISTRIES_CONF", &self.registries_conf)
+            .env("BUILDAH_ISOLATION", "chroot");
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        ok(self.cmd().args(args))
+    }
+
+    fn bud(&self, dir: &Path, tag: &str, extra: &[&str]) {
+        ok(self
+            .cmd()
+            .args(["bud", "--isolation", "chroot", "-q", "-t", tag])
+            .args(extra)
+            .arg(dir));
+    }
+
+    /// Pushes `image` to an OCI layout and returns its `oci:` reference.
+    fn to_layout(&self, image: &str, dir: &Path) -> String {
+        std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        let reference = format!("oci:{}:built", dir.display());
+        self.ok(&["push", "-q", image, &reference]);
+        reference
+    }
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{cmd:?} failed:\n{out}\n{err}");
+    out
+}
+
+fn normalized(name: &str) -> String {
+    name.to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+/// (name, version) of the pip packages of `image`'s lock on linux/amd64.
+fn locked_pip(lock: &Path) -> Vec<(String, String)> {
+    let lock = imagelock::lock::LockedImage::read(lock).unwrap();
+    let mut v: Vec<(String, String)> = lock
+        .final_pypi("linux/amd64")
+        .into_iter()
+        .map(|p| (p.name.clone(), p.version.clone().unwrap_or_default()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn examples_freeze_rewrite_build_and_verify() {
+    let Some(prepared) = prepared() else { return };
+    if !(common::require_tool("buildah", "apt-get install -y buildah")
+        && common::require_tool("skopeo", "apt-get install -y skopeo"))
+    {
+        return;
+    }
+    let Some(registry) = server(AuthKind::Open) else {
+        return;
+    };
+    let tmp = common::tempdir();
+    let path = |rel: &str| tmp.path().join(rel);
+
+    // The package index: the recorded pages, their metadata files and the
+    // real wheels side by side, as PyPI serves them.
+    let packages = path("index/packages");
+    std::fs::create_dir_all(&packages).unwrap();
+    std::os::unix::fs::symlink(fixture("world/pypi/simple"), path("index/simple")).unwrap();
+    for dir in [fixture("world/pypi/packages"), prepared.join("wheels")] {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            std::os::unix::fs::symlink(e.path(), packages.join(e.file_name())).unwrap();
+        }
+    }
+    let index = StaticServer::start(path("index"));
+    let index_url = format!("{}/simple/", index.url());
+
+    // The registries the Dockerfiles name, as one namespace of the tests'
+    // registry, for imagelock and for buildah alike.
+    let mirror = format!("{}/e2e", registry.addr);
+    std::fs::write(
+        path("registries.conf"),
+        format!(
+            "unqualified-search-registries = [\"docker.io\"]\nshort-name-mode = \"permissive\"\n\
+             [[registry]]\nprefix = \"docker.io\"\nlocation = \"{mirror}\"\ninsecure = true\n\
+             [[registry]]\nprefix = \"ghcr.io\"\nlocation = \"{mirror}\"\ninsecure = true\n"
+        ),
+    )
+    .unwrap();
+    let buildah = Buildah {
+        root: path("buildah"),
+        registries_conf: path("registries.conf"),
+    };
+
+    // python:3.11-slim: Debian 12's own Python 3.11 and pip, pointed at the
+    // index the way an image's environment points pip at a mirror; pushed
+    // as a one-platform index, as Docker Hub serves it.
+    let c = buildah.ok(&["from", "scratch"]);
+    let c = c.trim();
+    buildah.ok(&[
+        "add",
+        "-q",
+        c,
+        prepared.join("rootfs.tar").to_str().unwrap(),
+        "/",
+    ]);
+    buildah.ok(&[
+        "config",
+        "--os",
+        "linux",
+        "--arch",
+        "amd64",
+        "--env",
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "--env",
+        "LANG=C.UTF-8",
+        "--env",
+        &format!("PIP_INDEX_URL={index_url}"),
+        "--env",
+        "PIP_DISABLE_PIP_VERSION_CHECK=1",
+        c,
+    ]);
+    buildah.ok(&["commit", "-q", c, "localhost/e2e-python"]);
+    buildah.ok(&["manifest", "create", "localhost/e2e-python-list"]);
+    buildah.ok(&[
+        "manifest",
+        "add",
+        "localhost/e2e-python-list",
+        "localhost/e2e-python",
+    ]);
+    let python = format!("docker://{mirror}/library/python:3.11-slim");
+    buildah.ok(&[
+        "manifest",
+        "push",
+        "-q",
+        "--all",
+        "--tls-verify=false",
+        "localhost/e2e-python-list",
+        &python,
+    ]);
+    let raw = ok(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &python]));
+    let python_digest = common::registry::sha256(raw.as_bytes());
+
+    // The examples, frozen here.
+    let ex = path("examples");
+    copy_dir(
+        &fixture("examples/notebook-stack"),
+        &ex.join("notebook-stack"),
+    );
+    std::fs::write(
+        ex.join("imagelock.toml"),
+        format!(
+            "lock-dir = \"lockfiles\"\nplatforms = [\"linux/amd64\"]\n\n\
+             [images.base-notebook]\nfile = \"notebook-stack/base-notebook/Dockerfile\"\n\
+             build-args = {{ PYTHON_VERSION = \"3.11\" }}\nref = \"ghcr.io/example-lab/base-notebook:latest\"\n\n\
+             [images.scipy-ml-notebook]\nfile = \"notebook-stack/scipy-ml-notebook/Dockerfile\"\n\n\
+             [pypi]\nindex-url = \"{index_url}\"\n\n\
+             [registries.\"docker.io\"]\nlocation = \"{mirror}\"\n"
+        ),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        let mut cmd = imagelock();
+        cmd.current_dir(&ex)
+            .env("XDG_CACHE_HOME", path("cache"))
+            .args(args);
+        run(&mut cmd)
+    };
+
+    let (code, out, err) = cli(&["freeze"]);
+    assert_eq!(code, 0, "freeze failed:\n{out}\n{err}");
+    let base_lock = ex.join("lockfiles/base-notebook.lock");
+    let text = std::fs::read_to_string(&base_lock).unwrap();
+    assert!(
+        text.contains(&format!("digest = \"{python_digest}\"")),
+        "the lock pins the pushed base {python_digest}:\n{text}"
+    );
+    // The embedded world (a marker image of python:3.11-slim and the same
+    // recorded index) predicted this real world's resolution exactly.
+    for image in ["base-notebook", "scipy-ml-notebook"] {
+        assert_eq!(
+            locked_pip(&ex.join(format!("lockfiles/{image}.lock"))),
+            locked_pip(&repo_root().join(format!("lockfiles/{image}.lock"))),
+            "{image}: the real base resolves as the committed lock says"
+        );
+    }
+
+    // Pinned form, and the lock is still current for it.
+    let (code, out, err) = cli(&["rewrite", "--hashes"]);
+    assert_eq!(code, 0, "rewrite failed:\n{out}\n{err}");
+    let dockerfile =
+        std::fs::read_to_string(ex.join("notebook-stack/base-notebook/Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains(&format!(
+            "FROM python:${{PYTHON_VERSION}}-slim@{python_digest}"
+        )),
+        "{dockerfile}"
+    );
+    assert!(dockerfile.contains("ipykernel=="), "{dockerfile}");
+    let (code, out, err) = cli(&["verify"]);
+    assert_eq!(code, 0, "verify after rewrite:\n{out}\n{err}");
+
+    // Real builds of the rewritten files.
+    buildah.bud(
+        &ex.join("notebook-stack/base-notebook"),
+        "ghcr.io/example-lab/base-notebook:latest",
+        &["--build-arg", "PYTHON_VERSION=3.11"],
+    );
+    buildah.bud(
+        &ex.join("notebook-stack/scipy-ml-notebook"),
+        "ghcr.io/example-lab/scipy-ml-notebook:latest",
+        &[],
+    );
+    let base_oci = buildah.to_layout(
+        "ghcr.io/example-lab/base-notebook:latest",
+        &path("oci/base"),
+    );
+    let scipy = format!("{mirror}/example-lab/scipy-ml-notebook:latest");
+    buildah.ok(&[
+        "push",
+        "-q",
+        "--tls-verify=false",
+        "ghcr.io/example-lab/scipy-ml-notebook:latest",
+        &format!("docker://{scipy}"),
+    ]);
+
+    let (code, out, err) = cli(&["verify", "--image", &base_oci, "base-notebook"]);
+    assert_eq!(code, 0, "verify base-notebook:\n{out}\n{err}");
+    assert!(
+        out.contains("matches its lock (base, 0 conda, 37 pip packages)"),
+        "{out}"
+    );
+    // The image built FROM base-notebook is checked against both locks.
+    let (code, out, err) = cli(&[
+        "verify",
+        "--image",
+        &format!("docker://{scipy}"),
+        "scipy-ml-notebook",
+    ]);
+    assert_eq!(code, 0, "verify scipy-ml-notebook:\n{out}\n{err}");
+    assert!(
+        out.contains("matches its lock (base, 0 conda, 44 pip packages)"),
+        "{out}"
+    );
+
+    // Ground truth: pip inside the running image lists what the catalogue
+    // found.
+    let c = buildah.ok(&[
+        "from",
+        "--pull-never",
+        "ghcr.io/example-lab/scipy-ml-notebook:latest",
+    ]);
+    let pip_list: Value = serde_json::from_str(&buildah.ok(&[
+        "run",
+        c.trim(),
+        "--",
+        "python",
+        "-m",
+        "pip",
+        "list",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    let mut theirs: Vec<(String, String)> = pip_list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                normalized(p["name"].as_str().unwrap()),
+                p["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    theirs.sort();
+    let location: imagelock::image::ImageLocation = buildah
+        .to_layout(
+            "ghcr.io/example-lab/scipy-ml-notebook:latest",
+            &path("oci/scipy"),
+        )
+        .parse()
+        .unwrap();
+    let catalogue = imagelock::image::read_catalogue(
+        imagelock::image::open_local(&location).unwrap().as_ref(),
+        &imagelock::image::Platform::linux_amd64(),
+        &imagelock::image::ReadOptions::default(),
+    )
+    .unwrap();
+    let mut ours: Vec<(String, String)> = catalogue
+        .python_dists
+        .iter()
+        .map(|d| (normalized(&d.name), d.version.clone()))
+        .collect();
+    ours.sort();
+    ours.dedup();
+    assert_eq!(ours, theirs, "the catalogue lists what pip lists");
+
+    // Tampered: a package the lock has is gone.
+    std::fs::create_dir_all(path("tampered")).unwrap();
+    std::fs::write(
+        path("tampered/Dockerfile"),
+        "FROM ghcr.io/example-lab/scipy-ml-notebook:latest\nUSER root\nRUN python -m pip uninstall -y -q threadpoolctl\n",
+    )
+    .unwrap();
+    buildah.bud(&path("tampered"), "localhost/e2e-tampered", &[]);
+    let tampered = buildah.to_layout("localhost/e2e-tampered", &path("oci/tampered"));
+    let (code, out, _) = cli(&["verify", "--image", &tampered, "scipy-ml-notebook"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("threadpoolctl: lock has 3.8.0 (step notebook-stack/scipy-ml-notebook/Dockerfile:5), image has none"),
+        "the missing package is named:\n{out}"
+    );
+}
