@@ -350,3 +350,5 @@ fn warm_runs_do_not_read_pinned_bases_again() {
     assert_eq!(code, 2);
     assert!(err.contains("python"), "{err}");
 }
+
+mod conda_e2e;
