@@ -244,6 +244,9 @@ pub struct FreezeArgs {
     /// Set a build argument (repeatable)
     #[arg(long = "build-arg", value_name = "NAME=VALUE")]
     pub build_args: Vec<String>,
+    /// Images resolved at once (each with all its platforms) [default: 8]
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
 }
 
 #[derive(Debug, Args)]

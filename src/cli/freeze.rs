@@ -1,16 +1,20 @@
 //! `imagelock freeze`: resolve and write the lockfiles.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::cli::args::FreezeArgs;
 use crate::cli::images::{parse_build_args, select};
 use crate::cli::output::{display_path, unified_diff};
 use crate::cli::{Opts, Outcome, Printer};
 use crate::config::{Config, validate_platform};
-use crate::freeze::steps::Resolvers;
-use crate::freeze::{FreezeOptions, Frozen, freeze_image, prepare};
+use crate::freeze::steps::{Limits, Resolvers};
+use crate::freeze::{FreezeOptions, FreezeProgress, Frozen, freeze_all, prepare};
 use crate::lock::write_atomic;
 
 pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<Outcome> {
@@ -34,30 +38,27 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
         no_build: args.no_build,
     };
     let jobs = prepare(&config, &images)?;
+    let limits = Limits {
+        images: args.jobs.map_or(Limits::default().images, usize::from),
+        ..Limits::default()
+    };
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let frozen: Vec<Frozen> = runtime.block_on(async {
-        let mut resolvers = Resolvers::new(&config, options.offline)?;
+        let mut resolvers = Resolvers::with_limits(&config, options.offline, limits)?;
         resolvers.no_build = options.no_build;
-        let mut frozen: Vec<Frozen> = Vec::new();
-        let bar = progress(jobs.len(), printer);
-        for job in &jobs {
-            if let Some(bar) = &bar {
-                bar.set_message(job.config.name.clone());
-            }
-            let image = freeze_image(&config, &resolvers, job, &options, &frozen).await?;
-            if let Some(bar) = &bar {
-                bar.inc(1);
-            }
-            frozen.push(image);
-        }
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
-        anyhow::Ok(frozen)
+        let bars = Bars::new(jobs.len(), printer);
+        let frozen = freeze_all(&config, &resolvers, &jobs, &options, &bars).await;
+        bars.clear();
+        anyhow::Ok(frozen?)
     })?;
+    for image in &frozen {
+        for warning in &image.warnings {
+            printer.warn(&format!("image `{}`: {warning}", image.name));
+        }
+    }
 
     // Nothing is written unless every image resolved.
     let mut changed = 0;
@@ -118,15 +119,81 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
     Ok(Outcome::Clean)
 }
 
-fn progress(len: usize, printer: &Printer) -> Option<indicatif::ProgressBar> {
-    if !std::io::stderr().is_terminal() || printer.quiet() {
-        return None;
+/// Progress on stderr when it is a terminal: one line for the run, one
+/// per image in flight saying what it does.
+struct Bars {
+    multi: Option<MultiProgress>,
+    total: Option<ProgressBar>,
+    images: Mutex<BTreeMap<String, ProgressBar>>,
+}
+
+impl Bars {
+    fn new(len: usize, printer: &Printer) -> Bars {
+        if !std::io::stderr().is_terminal() || printer.quiet() {
+            return Bars {
+                multi: None,
+                total: None,
+                images: Mutex::default(),
+            };
+        }
+        let multi = MultiProgress::new();
+        let total = multi.add(ProgressBar::new(len as u64));
+        total.set_style(
+            ProgressStyle::with_template("{spinner} freezing [{pos}/{len}] {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        total.enable_steady_tick(Duration::from_millis(120));
+        Bars {
+            multi: Some(multi),
+            total: Some(total),
+            images: Mutex::default(),
+        }
     }
-    let bar = indicatif::ProgressBar::new(len as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} freezing {msg} [{pos}/{len}] {elapsed}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    Some(bar)
+
+    fn clear(&self) {
+        if let Some(total) = &self.total {
+            total.finish_and_clear();
+        }
+        if let Some(multi) = &self.multi {
+            let _ = multi.clear();
+        }
+    }
+
+    fn images(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ProgressBar>> {
+        self.images
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl FreezeProgress for Bars {
+    fn started(&self, image: &str) {
+        let Some(multi) = &self.multi else { return };
+        let bar = multi.add(ProgressBar::new_spinner());
+        bar.set_style(
+            ProgressStyle::with_template("  {spinner} {prefix}: {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(image.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.images().insert(image.to_string(), bar);
+    }
+
+    fn working(&self, image: &str, what: &str) {
+        if let Some(bar) = self.images().get(image) {
+            bar.set_message(what.to_string());
+        }
+    }
+
+    fn finished(&self, image: &str, _ok: bool) {
+        if let Some(bar) = self.images().remove(image) {
+            bar.finish_and_clear();
+            if let Some(multi) = &self.multi {
+                multi.remove(&bar);
+            }
+        }
+        if let Some(total) = &self.total {
+            total.inc(1);
+        }
+    }
 }

@@ -42,10 +42,11 @@ pub fn select(
                     .is_some_and(|c| c.images.iter().any(|i| p.as_os_str() == i.name.as_str()))
         });
         for name in named {
-            if let Some(image) = config
-                .as_ref()
-                .and_then(|c| c.images.iter().find(|i| name.as_os_str() == i.name.as_str()))
-            {
+            if let Some(image) = config.as_ref().and_then(|c| {
+                c.images
+                    .iter()
+                    .find(|i| name.as_os_str() == i.name.as_str())
+            }) {
                 images.push(image.clone());
             }
         }

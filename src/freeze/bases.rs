@@ -66,40 +66,47 @@ pub async fn resolve_bases(
         })
         .collect::<Result<_, _>>()?;
 
-    let mut bases = Vec::new();
-    for (name, (image, mut references)) in by_name {
+    // Every image at once (the registry client bounds the requests);
+    // results in name order, and the first error in that order.
+    let pins = by_name.into_iter().map(|(name, (image, mut references))| {
         references.sort();
         references.dedup();
-        if let Some((parent, lock)) = repository
-            .iter()
-            .find(|(_, published, _)| published.is_some_and(|p| same_image(&name, p)))
-            .map(|(n, _, l)| (*n, *l))
-        {
-            let text = lock.to_toml();
-            bases.push(LockedBase {
-                name,
-                references,
-                digest: format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes()))),
-                media_type: LOCK_MEDIA_TYPE.to_string(),
-                built_from: Some(parent.to_string()),
-                platforms: Vec::new(),
-            });
-            continue;
-        }
-        let kept = (!options.update_base)
-            .then(|| previous_pin(job.previous.as_ref(), &name, &references, platforms))
-            .flatten();
-        match kept {
-            Some(base) => bases.push(base),
-            None => {
-                let resolved = registry
-                    .resolve(&image, &wanted)
-                    .await
-                    .map_err(|e| image_err(e.to_string()))?;
-                bases.push(resolved.to_locked_base(references));
+        let wanted = &wanted;
+        async move {
+            if let Some((parent, lock)) = repository
+                .iter()
+                .find(|(_, published, _)| published.is_some_and(|p| same_image(&name, p)))
+                .map(|(n, _, l)| (*n, *l))
+            {
+                let text = lock.to_toml();
+                return Ok(LockedBase {
+                    name,
+                    references,
+                    digest: format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes()))),
+                    media_type: LOCK_MEDIA_TYPE.to_string(),
+                    built_from: Some(parent.to_string()),
+                    platforms: Vec::new(),
+                });
+            }
+            let kept = (!options.update_base)
+                .then(|| previous_pin(job.previous.as_ref(), &name, &references, platforms))
+                .flatten();
+            match kept {
+                Some(base) => Ok(base),
+                None => {
+                    let resolved = registry
+                        .resolve(&image, wanted)
+                        .await
+                        .map_err(|e| image_err(e.to_string()))?;
+                    Ok(resolved.to_locked_base(references))
+                }
             }
         }
-    }
+    });
+    let bases = futures_util::future::join_all(pins)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, FreezeError>>()?;
     Ok(BaseResolution { bases, names })
 }
 

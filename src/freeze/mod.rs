@@ -18,10 +18,12 @@
 
 mod bases;
 mod run;
+mod schedule;
 pub mod state;
 pub mod steps;
 
-pub use run::{Frozen, freeze_image};
+pub use run::{FreezeProgress, Frozen, NoProgress, freeze_image, freeze_image_reporting};
+pub use schedule::freeze_all;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -85,6 +87,8 @@ pub struct ImageJob {
     pub lock_path: PathBuf,
     /// The lock as it is on disk, if there is one.
     pub previous: Option<LockedImage>,
+    /// The images of this repository it builds `FROM` (or copies from).
+    pub builds_from: Vec<String>,
 }
 
 /// Parses every image, reads its inputs and previous lock, and orders the
@@ -106,6 +110,7 @@ pub fn prepare(config: &Config, images: &[ImageConfig]) -> Result<Vec<ImageJob>,
             inputs,
             lock_path,
             previous,
+            builds_from: Vec::new(),
         });
     }
     let inputs: Vec<GraphInput<'_>> = jobs
@@ -116,11 +121,17 @@ pub fn prepare(config: &Config, images: &[ImageConfig]) -> Result<Vec<ImageJob>,
             pulls: pulled_references(&j.definition),
         })
         .collect();
-    let order = build_order(&inputs, &same_image)?.order;
+    let graph = build_order(&inputs, &same_image)?;
     let mut by_name: BTreeMap<String, ImageJob> = jobs
         .into_iter()
         .map(|j| (j.config.name.clone(), j))
         .collect();
+    for (image, parent) in graph.edges {
+        if let Some(job) = by_name.get_mut(&image) {
+            job.builds_from.push(parent);
+        }
+    }
+    let order = graph.order;
     Ok(order
         .into_iter()
         .filter_map(|name| by_name.remove(&name))

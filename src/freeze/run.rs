@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::Config;
-use crate::freeze::bases::resolve_bases;
+use crate::freeze::bases::{BaseResolution, resolve_bases};
 use crate::freeze::platform_key;
 use crate::freeze::state::{PlatformState, read_base};
 use crate::freeze::steps::{Resolvers, StepOutcome, StepPlace, resolve_step};
@@ -15,14 +15,32 @@ use crate::source::BaseTarget;
 
 /// An image frozen in this run: its lock and the state of each platform at
 /// the end of its build (what images built `FROM` it start from).
+#[derive(Clone, Debug)]
 pub struct Frozen {
     pub name: String,
     pub reference: Option<String>,
     pub lock: LockedImage,
     pub finals: BTreeMap<String, PlatformState>,
-    /// What the lock cannot promise (once each, in step order).
+    /// What the lock cannot promise and what could not be read from its
+    /// base images, in a fixed order, without repeats.
     pub warnings: Vec<String>,
 }
+
+/// Where a freeze run is, for a progress display. Calls come from
+/// concurrent work, so they may interleave between images.
+pub trait FreezeProgress: Send + Sync {
+    /// `image` waits for nothing any more and starts.
+    fn started(&self, _image: &str) {}
+    /// `image` is doing `what` (reading a base, resolving a step).
+    fn working(&self, _image: &str, _what: &str) {}
+    /// `image` finished, well or not.
+    fn finished(&self, _image: &str, _ok: bool) {}
+}
+
+/// Progress that goes nowhere.
+pub struct NoProgress;
+
+impl FreezeProgress for NoProgress {}
 
 /// Resolves one image. `repository` holds the images of this repository
 /// frozen before it.
@@ -33,114 +51,64 @@ pub async fn freeze_image(
     options: &FreezeOptions,
     repository: &[Frozen],
 ) -> Result<Frozen, FreezeError> {
+    freeze_image_reporting(config, resolvers, job, options, repository, &NoProgress).await
+}
+
+/// [`freeze_image`], telling `progress` what it does. Its platforms are
+/// resolved concurrently; the result does not depend on which finishes
+/// first.
+pub async fn freeze_image_reporting(
+    config: &Config,
+    resolvers: &Resolvers,
+    job: &ImageJob,
+    options: &FreezeOptions,
+    repository: &[Frozen],
+    progress: &dyn FreezeProgress,
+) -> Result<Frozen, FreezeError> {
     let platforms = platforms_of(job, options);
     let mut lock = lock_skeleton(config, job, &platforms);
     let repo: Vec<(&str, Option<&str>, &LockedImage)> = repository
         .iter()
         .map(|f| (f.name.as_str(), f.reference.as_deref(), &f.lock))
         .collect();
+    progress.working(&job.config.name, "pinning bases");
     let bases = resolve_bases(&resolvers.registry, job, &platforms, options, &repo).await?;
     let file = lock_path_of(config, &job.config.file);
     let text = &job.inputs.definition;
     let lines = crate::diagnostic::LineIndex::new(text);
 
-    // outcomes[(stage, step)] = per platform outcome
+    let ctx = ImageContext {
+        config,
+        resolvers,
+        job,
+        options,
+        repository,
+        bases: &bases,
+        file: &file,
+        progress,
+    };
+    // Every platform at once; results (and the first error) in platform
+    // order.
+    let results =
+        futures_util::future::join_all(platforms.iter().map(|p| freeze_platform(&ctx, p))).await;
+    // outcomes[(stage, step)] = per platform outcome, in platform order
     let mut outcomes: BTreeMap<(usize, usize), Vec<(String, StepOutcome)>> = BTreeMap::new();
     let mut finals = BTreeMap::new();
-    for platform in &platforms {
-        let mut stage_states: Vec<PlatformState> = Vec::new();
-        for stage in &job.definition.stages {
-            let mut state = match &stage.base.target {
-                BaseTarget::Stage { index } => {
-                    stage_states.get(*index).cloned().unwrap_or_default()
-                }
-                BaseTarget::Scratch | BaseTarget::Other { .. } => PlatformState {
-                    platform: platform.clone(),
-                    ..PlatformState::default()
-                },
-                BaseTarget::Image { .. } => {
-                    let written = stage.base.reference.value.clone().unwrap_or_default();
-                    let name = bases.names.get(&written).cloned().unwrap_or(written);
-                    let base = bases.bases.iter().find(|b| b.name == name);
-                    match base.and_then(|b| b.built_from.clone()) {
-                        Some(parent) => repository
-                            .iter()
-                            .find(|f| f.name == parent)
-                            .and_then(|f| f.finals.get(platform))
-                            .cloned()
-                            .ok_or_else(|| FreezeError::Image {
-                                image: job.config.name.clone(),
-                                message: format!(
-                                    "builds FROM `{parent}` of this repository, which is not locked for {platform}\nhint: freeze `{parent}` in the same run, with the same platforms"
-                                ),
-                            })?,
-                        None => {
-                            // The manifest the lock pins for this platform.
-                            let digest = base.and_then(|b| {
-                                b.platforms
-                                    .iter()
-                                    .find(|p| platform_key(&p.platform) == platform_key(platform))
-                                    .map(|p| p.digest.clone())
-                            });
-                            let cached = digest.as_deref().and_then(|d| {
-                                PlatformState::load_cached(&config.cache_dir, d, platform)
-                            });
-                            match cached {
-                                Some(state) => state,
-                                None => {
-                                    let cache_dir = config.cache_dir.clone();
-                                    let (config, name2, platform2) = (config.clone(), name.clone(), platform.clone());
-                                    let registry = Some((resolvers.registry.clone(), tokio::runtime::Handle::current()));
-                                    let (catalogue, env) = tokio::task::spawn_blocking(move || {
-                                        read_base(&config, &name2, &platform2, registry)
-                                    })
-                                        .await
-                                        .map_err(|e| FreezeError::Setup(e.to_string()))?
-                                        .map_err(|message| FreezeError::Image {
-                                            image: job.config.name.clone(),
-                                            message: format!("reading base `{name}` for {platform}: {message}"),
-                                        })?;
-                                    let read = catalogue.image.manifest_digest.as_ref().map(ToString::to_string);
-                                    if let (Some(locked), Some(read)) = (&digest, &read)
-                                        && locked != read
-                                    {
-                                        return Err(FreezeError::Image {
-                                            image: job.config.name.clone(),
-                                            message: format!(
-                                                "the lock pins `{name}` for {platform} at {locked}, but the tag now gives {read}\nhint: run `imagelock freeze --update-base` to move the pin"
-                                            ),
-                                        });
-                                    }
-                                    let state = PlatformState::from_catalogue(platform, &catalogue, &env);
-                                    if let Some(d) = &digest {
-                                        state.store_cached(&cache_dir, d);
-                                    }
-                                    state
-                                }
-                            }
-                        }
-                    }
-                }
-            };
-            state.platform.clone_from(platform);
-            for (i, step) in stage.steps.iter().enumerate() {
-                let place = StepPlace {
-                    image: &job.config.name,
-                    file: file.clone(),
-                    line: step.line,
-                    stage: stage.index,
-                    step: i,
-                };
-                let outcome =
-                    resolve_step(config, resolvers, job, &place, step, &mut state, options).await?;
-                outcomes
-                    .entry((stage.index, i))
-                    .or_default()
-                    .push((platform.clone(), outcome));
-            }
-            stage_states.push(state);
+    let mut warnings: Vec<String> = Vec::new();
+    for (platform, result) in platforms.iter().zip(results) {
+        let done = result?;
+        for (key, outcome) in done.outcomes {
+            outcomes
+                .entry(key)
+                .or_default()
+                .push((platform.clone(), outcome));
         }
-        if let Some(last) = stage_states.pop() {
+        for w in done.warnings {
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+        if let Some(last) = done.last {
             finals.insert(platform.clone(), last);
         }
     }
@@ -212,6 +180,200 @@ pub async fn freeze_image(
         finals,
         warnings,
     })
+}
+
+/// What every platform of one image shares.
+struct ImageContext<'a> {
+    config: &'a Config,
+    resolvers: &'a Resolvers,
+    job: &'a ImageJob,
+    options: &'a FreezeOptions,
+    repository: &'a [Frozen],
+    bases: &'a BaseResolution,
+    file: &'a str,
+    progress: &'a dyn FreezeProgress,
+}
+
+/// One platform of an image, resolved.
+struct PlatformDone {
+    outcomes: BTreeMap<(usize, usize), StepOutcome>,
+    /// The state after the last stage.
+    last: Option<PlatformState>,
+    warnings: Vec<String>,
+}
+
+/// Resolves every stage of an image on one platform: the registry bases of
+/// all stages are read at once, then the steps run in build order.
+async fn freeze_platform(
+    ctx: &ImageContext<'_>,
+    platform: &str,
+) -> Result<PlatformDone, FreezeError> {
+    let job = ctx.job;
+    // The registry bases of the stages, read concurrently.
+    let mut wanted: Vec<String> = Vec::new();
+    for stage in &job.definition.stages {
+        if let BaseTarget::Image { .. } = &stage.base.target {
+            let written = stage.base.reference.value.clone().unwrap_or_default();
+            let name = ctx.bases.names.get(&written).cloned().unwrap_or(written);
+            if !wanted.contains(&name) {
+                wanted.push(name);
+            }
+        }
+    }
+    let read =
+        futures_util::future::join_all(wanted.iter().map(|name| base_state(ctx, name, platform)))
+            .await;
+    let mut base_states: BTreeMap<String, PlatformState> = BTreeMap::new();
+    for (name, state) in wanted.into_iter().zip(read) {
+        base_states.insert(name, state?);
+    }
+
+    let mut outcomes = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let mut stage_states: Vec<PlatformState> = Vec::new();
+    for stage in &job.definition.stages {
+        let mut state = match &stage.base.target {
+            BaseTarget::Stage { index } => stage_states.get(*index).cloned().unwrap_or_default(),
+            BaseTarget::Scratch | BaseTarget::Other { .. } => PlatformState {
+                platform: platform.to_string(),
+                ..PlatformState::default()
+            },
+            BaseTarget::Image { .. } => {
+                let written = stage.base.reference.value.clone().unwrap_or_default();
+                let name = ctx.bases.names.get(&written).cloned().unwrap_or(written);
+                let state = base_states.get(&name).cloned().unwrap_or_default();
+                for w in &state.warnings {
+                    if !warnings.contains(w) {
+                        warnings.push(w.clone());
+                    }
+                }
+                state
+            }
+        };
+        state.platform = platform.to_string();
+        for (i, step) in stage.steps.iter().enumerate() {
+            let place = StepPlace {
+                image: &job.config.name,
+                file: ctx.file.to_string(),
+                line: step.line,
+                stage: stage.index,
+                step: i,
+            };
+            ctx.progress.working(
+                &job.config.name,
+                &format!("{platform}: {}:{}", ctx.file, step.line),
+            );
+            let outcome = resolve_step(
+                ctx.config,
+                ctx.resolvers,
+                job,
+                &place,
+                step,
+                &mut state,
+                ctx.options,
+            )
+            .await?;
+            outcomes.insert((stage.index, i), outcome);
+        }
+        stage_states.push(state);
+    }
+    Ok(PlatformDone {
+        outcomes,
+        last: stage_states.pop(),
+        warnings,
+    })
+}
+
+/// The state a stage starts from when it builds `FROM` image `name`: the
+/// final state of a repository image frozen earlier, or what the registry
+/// image holds (cached by the platform manifest the lock pins, and read
+/// once per run however many images and platforms want it).
+async fn base_state(
+    ctx: &ImageContext<'_>,
+    name: &str,
+    platform: &str,
+) -> Result<PlatformState, FreezeError> {
+    let job = ctx.job;
+    let base = ctx.bases.bases.iter().find(|b| b.name == name);
+    if let Some(parent) = base.and_then(|b| b.built_from.clone()) {
+        return ctx
+            .repository
+            .iter()
+            .find(|f| f.name == parent)
+            .and_then(|f| f.finals.get(platform))
+            .cloned()
+            .ok_or_else(|| FreezeError::Image {
+                image: job.config.name.clone(),
+                message: format!(
+                    "builds FROM `{parent}` of this repository, which is not locked for {platform}\nhint: freeze `{parent}` in the same run, with the same platforms"
+                ),
+            });
+    }
+    // The manifest the lock pins for this platform.
+    let digest = base.and_then(|b| {
+        b.platforms
+            .iter()
+            .find(|p| platform_key(&p.platform) == platform_key(platform))
+            .map(|p| p.digest.clone())
+    });
+    let key = (
+        name.to_string(),
+        platform_key(platform),
+        digest.clone().unwrap_or_default(),
+    );
+    let cell = ctx.resolvers.base_cell(key);
+    let state = cell
+        .get_or_try_init(|| async {
+            let config = ctx.config;
+            if let Some(state) = digest
+                .as_deref()
+                .and_then(|d| PlatformState::load_cached(&config.cache_dir, d, platform))
+            {
+                return Ok(state);
+            }
+            ctx.progress
+                .working(&job.config.name, &format!("{platform}: reading {name}"));
+            let _permit = ctx.resolvers.base_read_permit().await;
+            let (config2, name2, platform2) =
+                (config.clone(), name.to_string(), platform.to_string());
+            let registry = Some((
+                ctx.resolvers.registry.clone(),
+                tokio::runtime::Handle::current(),
+            ));
+            let (catalogue, env) = tokio::task::spawn_blocking(move || {
+                read_base(&config2, &name2, &platform2, registry)
+            })
+            .await
+            .map_err(|e| FreezeError::Setup(e.to_string()))?
+            .map_err(|message| FreezeError::Image {
+                image: job.config.name.clone(),
+                message: format!("reading base `{name}` for {platform}: {message}"),
+            })?;
+            let read = catalogue
+                .image
+                .manifest_digest
+                .as_ref()
+                .map(ToString::to_string);
+            if let (Some(locked), Some(read)) = (&digest, &read)
+                && locked != read
+            {
+                return Err(FreezeError::Image {
+                    image: job.config.name.clone(),
+                    message: format!(
+                        "the lock pins `{name}` for {platform} at {locked}, but the tag now gives {read}\nhint: run `imagelock freeze --update-base` to move the pin"
+                    ),
+                });
+            }
+            let state = PlatformState::from_catalogue(platform, &catalogue, &env);
+            if let Some(d) = &digest {
+                state.store_cached(&config.cache_dir, d);
+            }
+            Ok(state)
+        })
+        .await?;
+    let mut state = state.clone();
+    state.platform = platform.to_string();
+    Ok(state)
 }
 
 fn action_name(action: crate::source::steps::Action) -> &'static str {

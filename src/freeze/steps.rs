@@ -20,6 +20,30 @@ use crate::source::{Expanded, InstallStep};
 
 /// Index URLs and whether builds are refused: one client each.
 type ClientKey = (Vec<String>, bool);
+/// How much a freeze run does at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Images resolved at once (each resolves its platforms together).
+    pub images: usize,
+    /// Requests in flight to one service (a registry host, a conda channel
+    /// host, a package index).
+    pub requests: usize,
+    /// Base images read at once: each read streams layers on its own thread.
+    pub base_reads: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            images: 8,
+            requests: 8,
+            base_reads: 4,
+        }
+    }
+}
+
+/// Key of a base image's state: canonical name, platform, pinned manifest.
+type BaseKey = (String, String, String);
 
 /// The clients a freeze run shares between images, steps and platforms.
 pub struct Resolvers {
@@ -31,14 +55,35 @@ pub struct Resolvers {
     offline: bool,
     /// Refuse to build sdist metadata (`freeze --no-build`).
     pub no_build: bool,
+    limits: Limits,
+    /// One permit per request in flight to the package indexes, shared by
+    /// every index client.
+    pypi_requests: Arc<tokio::sync::Semaphore>,
+    base_reads: tokio::sync::Semaphore,
+    /// Base states read in this run: concurrent images and platforms that
+    /// want the same base wait for one read.
+    base_states: Mutex<HashMap<BaseKey, Arc<tokio::sync::OnceCell<PlatformState>>>>,
 }
 
 impl Resolvers {
     pub fn new(config: &Config, offline: bool) -> Result<Self, FreezeError> {
+        Self::with_limits(config, offline, Limits::default())
+    }
+
+    /// Clients that keep within `limits`.
+    pub fn with_limits(
+        config: &Config,
+        offline: bool,
+        limits: Limits,
+    ) -> Result<Self, FreezeError> {
         let err = |message: String| FreezeError::Setup(message);
         let registry = crate::resolve::Registry::new(crate::resolve::RegistryOptions {
             registries: config.registries.clone(),
             root: config.root.clone(),
+            http: crate::resolve::http::HttpOptions {
+                per_host: limits.requests.max(1),
+                ..crate::resolve::http::HttpOptions::default()
+            },
             ..crate::resolve::RegistryOptions::default()
         })
         .map_err(|e| err(e.to_string()))?;
@@ -50,7 +95,7 @@ impl Resolvers {
             crate::resolve::conda::Condarc::load_from_env().map_err(|e| err(e.to_string()))?;
         Ok(Self {
             registry: Arc::new(registry),
-            conda: CondaIndex::new(&config.cache_dir, client, offline),
+            conda: CondaIndex::limited(&config.cache_dir, client, offline, limits.requests.max(1)),
             channels: ChannelSettings::new(
                 &config.conda,
                 &condarc,
@@ -63,7 +108,31 @@ impl Resolvers {
             cache_dir: config.cache_dir.clone(),
             offline,
             no_build: false,
+            limits,
+            pypi_requests: Arc::new(tokio::sync::Semaphore::new(limits.requests.max(1))),
+            base_reads: tokio::sync::Semaphore::new(limits.base_reads.max(1)),
+            base_states: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The limits these clients keep within.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// A permit to read one base image; held while it is read.
+    pub async fn base_read_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        // The semaphore is never closed, so this only fails in theory.
+        self.base_reads.acquire().await.ok()
+    }
+
+    /// The once-per-run slot for a base image's state.
+    pub fn base_cell(&self, key: BaseKey) -> Arc<tokio::sync::OnceCell<PlatformState>> {
+        let mut states = self
+            .base_states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        states.entry(key).or_default().clone()
     }
 
     /// One index client per set of index URLs, shared by every step using it.
@@ -92,7 +161,8 @@ impl Resolvers {
             self.offline,
             urls.logins(&host_env),
         )
-        .map_err(|e| FreezeError::Setup(e.to_string()))?;
+        .map_err(|e| FreezeError::Setup(e.to_string()))?
+        .with_limit(self.pypi_requests.clone());
         let client = Arc::new(
             IndexClient::new(fetch, &urls.urls, no_build)
                 .map_err(|e| FreezeError::Setup(e.to_string()))?,

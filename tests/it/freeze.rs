@@ -424,3 +424,105 @@ fn direct_and_vcs_requirements_end_to_end() {
     assert_eq!(code, 2);
     assert!(err.contains("pylock.toml needs the commit"), "{err}");
 }
+
+mod conda_e2e;
+
+/// Benchmark: freeze of all example images with every service over HTTP
+/// (the world's images pushed to the distribution registry, its channels
+/// and index served by the tests' server), cold and warm, three runs each.
+/// `IMAGELOCK_BENCH_BINS` names binaries to compare (`:`-separated; the
+/// test build by default) and `IMAGELOCK_BENCH_JOBS` the `--jobs` values.
+///
+/// `cargo test --test it -- --ignored --nocapture bench_freeze_examples_over_http`
+#[test]
+#[ignore = "benchmark"]
+fn bench_freeze_examples_over_http() {
+    use crate::common::registry::{AuthKind, server};
+    let Some(registry) = server(AuthKind::Open) else {
+        return;
+    };
+    let images = fixture("world/images");
+    for (host_repo, tags) in [
+        ("docker.io/library/python", &["3.11-slim", "latest"][..]),
+        ("docker.io/condaforge/miniforge3", &["24.3.0-0"]),
+        ("nvcr.io/nvidia/clara/clara-parabricks", &["4.6.0-1"]),
+        (
+            "quay.io/opendatahub/workbench-images",
+            &["jupyter-minimal-ubi9-python-3.11-2024a"],
+        ),
+    ] {
+        let repo = host_repo.split_once('/').unwrap().1;
+        for tag in tags {
+            registry.push(
+                &images.join(host_repo),
+                tag,
+                &format!("{repo}:{tag}"),
+                false,
+            );
+        }
+    }
+    let channels = crate::common::http::StaticServer::start(fixture("world/conda"));
+    let index = crate::common::http::StaticServer::start(fixture("world/pypi"));
+    let dir = world_copy();
+    let config = std::fs::read_to_string(dir.path().join("fixtures/examples/imagelock.toml"))
+        .unwrap()
+        .replace("\"../world/conda\"", &format!("\"{}\"", channels.url()))
+        .replace(
+            "\"../world/pypi/simple\"",
+            &format!("\"{}/simple\"", index.url()),
+        )
+        .replace("oci:../world/images/docker.io", &registry.addr)
+        .replace("oci:../world/images/nvcr.io", &registry.addr)
+        .replace("oci:../world/images/quay.io", &registry.addr);
+    std::fs::write(dir.path().join("fixtures/examples/http.toml"), config).unwrap();
+
+    let bins: Vec<String> = std::env::var("IMAGELOCK_BENCH_BINS").map_or_else(
+        |_| vec![env!("CARGO_BIN_EXE_imagelock").to_string()],
+        |v| v.split(':').map(str::to_string).collect(),
+    );
+    let jobs: Vec<String> = std::env::var("IMAGELOCK_BENCH_JOBS").map_or_else(
+        |_| vec![String::new()],
+        |v| v.split(',').map(str::to_string).collect(),
+    );
+    let cache = dir.path().join("cache");
+    println!("| binary | --jobs | run | seconds | index+channel requests (304) |");
+    println!("|---|---|---|---|---|");
+    for bin in &bins {
+        for j in &jobs {
+            for (kind, fresh) in [("cold", true), ("cold", true), ("cold", true)]
+                .into_iter()
+                .chain([("warm", false); 3])
+            {
+                if fresh {
+                    let _ = std::fs::remove_dir_all(&cache);
+                    let _ = std::fs::remove_dir_all(dir.path().join("lockfiles"));
+                    std::fs::create_dir_all(dir.path().join("lockfiles")).unwrap();
+                }
+                channels.reset();
+                index.reset();
+                let mut cmd = std::process::Command::new(bin);
+                cmd.current_dir(dir.path())
+                    .env("IMAGELOCK_CACHE_DIR", &cache)
+                    .args(["--config", "fixtures/examples/http.toml", "freeze"]);
+                if !j.is_empty() {
+                    cmd.args(["--jobs", j]);
+                }
+                let started = std::time::Instant::now();
+                let (code, _, err) = crate::common::run(&mut cmd);
+                let secs = started.elapsed().as_secs_f64();
+                assert_eq!(code, 0, "{err}");
+                let seen: Vec<_> = channels.seen().into_iter().chain(index.seen()).collect();
+                let revalidated = seen.iter().filter(|s| s.status == 304).count();
+                let name = std::path::Path::new(bin)
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy();
+                println!(
+                    "| {name} | {} | {kind} | {secs:.2} | {} ({revalidated}) |",
+                    if j.is_empty() { "default" } else { j },
+                    seen.len()
+                );
+            }
+        }
+    }
+}

@@ -86,6 +86,16 @@ impl CondaIndex {
     /// An index caching under `cache_dir/conda`. `offline` reads only the
     /// cache (and local `file://` channels).
     pub fn new(cache_dir: &Path, client: reqwest::Client, offline: bool) -> Self {
+        Self::limited(cache_dir, client, offline, 0)
+    }
+
+    /// An index with at most `max_requests` requests in flight (0: no limit).
+    pub fn limited(
+        cache_dir: &Path,
+        client: reqwest::Client,
+        offline: bool,
+        max_requests: usize,
+    ) -> Self {
         let cache_dir = cache_dir.join("conda");
         let source = SourceConfig {
             cache_action: if offline {
@@ -98,6 +108,7 @@ impl CondaIndex {
         let gateway = Gateway::builder()
             .with_client(client)
             .with_cache_dir(cache_dir.clone())
+            .with_max_concurrent_requests(max_requests)
             .with_channel_config(ChannelConfig {
                 default: source,
                 ..ChannelConfig::default()

@@ -92,6 +92,9 @@ pub struct FetchStats {
     pub fresh_hits: usize,
 }
 
+/// Requests in flight per fetcher unless [`Fetcher::with_limit`] says otherwise.
+const DEFAULT_REQUESTS: usize = 16;
+
 /// HTTP with an on-disk cache.
 #[derive(Debug)]
 pub struct Fetcher {
@@ -100,6 +103,8 @@ pub struct Fetcher {
     offline: bool,
     logins: HashMap<String, Login>,
     stats: std::sync::Mutex<FetchStats>,
+    /// One permit per request in flight; may be shared between fetchers.
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 fn now() -> u64 {
@@ -129,7 +134,21 @@ impl Fetcher {
             offline,
             logins,
             stats: std::sync::Mutex::default(),
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(DEFAULT_REQUESTS)),
         })
+    }
+
+    /// Shares `permits` for requests in flight (with other fetchers, say).
+    #[must_use]
+    pub fn with_limit(mut self, permits: std::sync::Arc<tokio::sync::Semaphore>) -> Self {
+        self.permits = permits;
+        self
+    }
+
+    /// Waits for a request slot; the request holds it until its body is read.
+    async fn permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        // Never closed: `None` cannot happen, and would only lift the limit.
+        self.permits.acquire().await.ok()
     }
 
     /// Requests made so far.
@@ -228,6 +247,7 @@ impl Fetcher {
                 req = req.header(IF_MODIFIED_SINCE, lm);
             }
         }
+        let _permit = self.permit().await;
         self.count(|s| s.requests += 1);
         let resp = req.send().await.map_err(|e| http_error(url, &e))?;
         let status = resp.status();
@@ -307,6 +327,7 @@ impl Fetcher {
         if self.offline {
             return Err(PypiError::NotCached(redact(url)));
         }
+        let _permit = self.permit().await;
         self.count(|s| s.requests += 1);
         let resp = self
             .request(&parsed)
@@ -349,6 +370,7 @@ impl Fetcher {
         if self.offline {
             return Err(PypiError::NotCached(redact(url)));
         }
+        let _permit = self.permit().await;
         self.count(|s| s.requests += 1);
         let mut resp = self
             .request(&parsed)

@@ -1,0 +1,106 @@
+//! Many images at once: each starts as soon as the images of this
+//! repository it builds `FROM` are frozen, within a limit of images in
+//! flight. The result does not depend on which image finishes first.
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use crate::config::Config;
+use crate::freeze::run::{FreezeProgress, Frozen, freeze_image_reporting};
+use crate::freeze::steps::Resolvers;
+use crate::freeze::{FreezeError, FreezeOptions, ImageJob};
+
+/// How one image ended.
+enum Slot {
+    Waiting,
+    Running,
+    Done(Box<Frozen>),
+    Failed(FreezeError),
+    /// An image it builds from failed: it was never started.
+    Skipped,
+}
+
+/// Freezes `jobs` (in build order, as [`crate::freeze::prepare`] gives
+/// them), running independent images concurrently, at most
+/// `resolvers.limits().images` at once.
+///
+/// Returns the frozen images in build order. When images fail, the others
+/// still run (except those built from a failed one) and the error returned
+/// is the one of the first failed image in build order, so it is the same
+/// whatever finished first.
+pub async fn freeze_all(
+    config: &Config,
+    resolvers: &Resolvers,
+    jobs: &[ImageJob],
+    options: &FreezeOptions,
+    progress: &dyn FreezeProgress,
+) -> Result<Vec<Frozen>, FreezeError> {
+    let limit = resolvers.limits().images.max(1);
+    let parents: Vec<Vec<usize>> = jobs
+        .iter()
+        .map(|job| {
+            job.builds_from
+                .iter()
+                .filter_map(|p| jobs.iter().position(|j| &j.config.name == p))
+                .collect()
+        })
+        .collect();
+    let mut slots: Vec<Slot> = jobs.iter().map(|_| Slot::Waiting).collect();
+    let mut running = FuturesUnordered::new();
+    loop {
+        // Start what can start, in build order.
+        for i in 0..jobs.len() {
+            if running.len() >= limit {
+                break;
+            }
+            if !matches!(slots[i], Slot::Waiting) {
+                continue;
+            }
+            if parents[i]
+                .iter()
+                .any(|&p| matches!(slots[p], Slot::Failed(_) | Slot::Skipped))
+            {
+                slots[i] = Slot::Skipped;
+                continue;
+            }
+            let repository: Option<Vec<Frozen>> = parents[i]
+                .iter()
+                .map(|&p| match &slots[p] {
+                    Slot::Done(f) => Some((**f).clone()),
+                    _ => None,
+                })
+                .collect();
+            let Some(repository) = repository else {
+                continue;
+            };
+            slots[i] = Slot::Running;
+            let job = &jobs[i];
+            progress.started(&job.config.name);
+            running.push(async move {
+                let result =
+                    freeze_image_reporting(config, resolvers, job, options, &repository, progress)
+                        .await;
+                (i, result)
+            });
+        }
+        let Some((i, result)) = running.next().await else {
+            break;
+        };
+        progress.finished(&jobs[i].config.name, result.is_ok());
+        slots[i] = match result {
+            Ok(frozen) => Slot::Done(Box::new(frozen)),
+            Err(e) => Slot::Failed(e),
+        };
+    }
+    // Skipped images have a failed parent before them in build order, so the
+    // first failure in order is what the user must fix first.
+    let mut frozen = Vec::with_capacity(jobs.len());
+    for slot in slots {
+        match slot {
+            Slot::Done(f) => frozen.push(*f),
+            Slot::Failed(e) => return Err(e),
+            Slot::Skipped | Slot::Waiting | Slot::Running => {}
+        }
+    }
+    Ok(frozen)
+}
