@@ -290,8 +290,13 @@ fn tidy_report(report: &str) -> String {
                     w.strip_prefix(">=").and_then(|v| v.strip_suffix(',')),
                     words.get(i + 1),
                 ) {
-                    let upper = format!("<{v}.post0.dev0");
-                    if let Some(rest) = next.strip_prefix(upper.as_str()) {
+                    let upper = Version::from_str(v)
+                        .map(|v| format!("<{}", after_locals(&v)))
+                        .unwrap_or_default();
+                    if let Some(rest) = next
+                        .strip_prefix(upper.as_str())
+                        .filter(|_| !upper.is_empty())
+                    {
                         out.push(format!("=={v}{rest}"));
                         i += 2;
                         continue;
@@ -307,9 +312,21 @@ fn tidy_report(report: &str) -> String {
 }
 
 fn local_span(v: &Version) -> Ranges<Version> {
-    // `1.0` ≤ `1.0+anything` < `1.0.post0.dev0`.
-    let upper = v.clone().with_post(Some(0)).with_dev(Some(0));
-    Ranges::from_range_bounds(v.clone()..upper)
+    Ranges::from_range_bounds(v.clone()..after_locals(v))
+}
+
+/// The least version above `v` and all its local versions (`v+anything`):
+/// `1.0` → `1.0.post0.dev0`, `1.0.post0` → `1.0.post1.dev0`,
+/// `1.0.dev1` → `1.0.dev2`.
+fn after_locals(v: &Version) -> Version {
+    let v = v.clone().without_local();
+    if let Some(dev) = v.dev() {
+        v.with_dev(Some(dev + 1))
+    } else if let Some(post) = v.post() {
+        v.with_post(Some(post + 1)).with_dev(Some(0))
+    } else {
+        v.with_post(Some(0)).with_dev(Some(0))
+    }
 }
 
 /// A node of the PubGrub graph.

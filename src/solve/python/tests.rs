@@ -261,3 +261,30 @@ fn pep440_edge_cases() {
     assert!(Version::from_str("1.0.dev1").unwrap() < Version::from_str("1.0a1").unwrap());
     assert!(Version::from_str("1.0").unwrap() < Version::from_str("1.0.post1").unwrap());
 }
+
+#[test]
+fn exact_pins_of_post_and_dev_releases_match_them_and_their_locals() {
+    let mut s = MemorySource::default();
+    for v in [
+        "2.8.2",
+        "2.9.0",
+        "2.9.0.post0",
+        "2.9.0.post1",
+        "3.0.dev1",
+        "3.0.dev2",
+    ] {
+        s.add("dateutil", v, &[]);
+    }
+    let one = |spec: &str| run(&s, &[spec]).unwrap();
+    assert_eq!(one("dateutil==2.9.0.post0"), ["dateutil==2.9.0.post0"]);
+    assert_eq!(one("dateutil==2.9.0"), ["dateutil==2.9.0"]);
+    assert_eq!(one("dateutil==3.0.dev1"), ["dateutil==3.0.dev1"]);
+    assert_eq!(one("dateutil!=2.9.0.post1,<3"), ["dateutil==2.9.0.post0"]);
+    let range = |spec: &str| specifiers_to_range(&VersionSpecifiers::from_str(spec).unwrap());
+    let v = |s: &str| Version::from_str(s).unwrap();
+    assert!(range("==2.9.0.post0").contains(&v("2.9.0.post0+deb12")));
+    assert!(!range("==2.9.0.post0").contains(&v("2.9.0.post1")));
+    assert!(!range("==2.9.0").contains(&v("2.9.0.post0")));
+    assert!(range("==3.0.dev1").contains(&v("3.0.dev1+x")));
+    assert!(!range("==3.0.dev1").contains(&v("3.0.dev2")));
+}
