@@ -109,7 +109,10 @@ fn run() -> Result<(), String> {
 
     let start = Instant::now();
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    let index = CondaIndex::new(&cache, reqwest::Client::new(), false);
+    let client = imagelock::resolve::http::client_builder()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let index = CondaIndex::new(&cache, client, false);
     let data = runtime
         .block_on(index.fetch(&channels, &args.platform, &specs, &installed, None))
         .map_err(|e| e.to_string())?;

@@ -87,7 +87,7 @@ impl Resolvers {
             ..crate::resolve::RegistryOptions::default()
         })
         .map_err(|e| err(e.to_string()))?;
-        let client = reqwest::Client::builder()
+        let client = crate::resolve::http::client_builder()
             .user_agent(concat!("imagelock/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| err(e.to_string()))?;

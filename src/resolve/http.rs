@@ -141,11 +141,24 @@ pub struct HttpClient {
     hosts: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
 }
 
+/// A `reqwest` client builder for every client imagelock makes: TLS with
+/// rustls on the `ring` provider, verifying against the system roots (and
+/// `SSL_CERT_FILE`/`SSL_CERT_DIR`) through the platform verifier.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    // reqwest is built without a default provider (its default, aws-lc,
+    // costs a C library build); the first client installs ring. A second
+    // install fails harmlessly, as does one racing with another thread.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    reqwest::Client::builder()
+}
+
 impl HttpClient {
     /// A client trusting the system roots (and `SSL_CERT_FILE`) and using
     /// `HTTP(S)_PROXY`/`NO_PROXY`.
     pub fn new(options: HttpOptions) -> Result<HttpClient, HttpError> {
-        let client = reqwest::Client::builder()
+        let client = client_builder()
             .user_agent(concat!("imagelock/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(options.connect_timeout)
             .timeout(options.timeout)

@@ -71,7 +71,7 @@ fn http_channel_fills_the_cache_and_offline_reads_it() {
     assert_eq!(chans[0].url, format!("{}/conda-forge", server.url()));
 
     let rt = runtime();
-    let client = reqwest::Client::new();
+    let client = client();
     let index = CondaIndex::new(cache.path(), client.clone(), false);
     let data = rt
         .block_on(index.fetch(&chans, "linux-64", &wanted, &[], None))
@@ -126,7 +126,7 @@ fn file_channels_relative_to_the_config_dir() {
     assert!(chans.iter().all(|c| c.url.starts_with("file:///")));
     assert_eq!(chans.len(), 2);
     let cache = tempdir();
-    let index = CondaIndex::new(cache.path(), reqwest::Client::new(), true);
+    let index = CondaIndex::new(cache.path(), client(), true);
     let data = runtime()
         .block_on(index.fetch(&chans, "linux-64", &wanted, &[], None))
         .expect("local channels work offline");
@@ -144,7 +144,7 @@ fn two_http_channels_strict_and_flexible() {
     let s = settings(&server.url(), Path::new("/"));
     let mut wanted = specs(&["libjpeg-turbo"]);
     let chans = channels(&s, &["pytorch-2023", "conda-forge"], &mut wanted);
-    let index = CondaIndex::new(cache.path(), reqwest::Client::new(), false);
+    let index = CondaIndex::new(cache.path(), client(), false);
     let data = runtime()
         .block_on(index.fetch(&chans, "linux-64", &wanted, &[], None))
         .expect("fetched");
@@ -180,7 +180,7 @@ fn environment_file_with_pip_section() {
     let chans = s.resolve(&request, &mut wanted).expect("channels");
     assert_eq!(chans.len(), 1, "nodefaults drops defaults: {chans:?}");
     let cache = tempdir();
-    let index = CondaIndex::new(cache.path(), reqwest::Client::new(), false);
+    let index = CondaIndex::new(cache.path(), client(), false);
     let data = runtime()
         .block_on(index.fetch(&chans, "linux-64", &wanted, &[], None))
         .expect("fetched");
@@ -206,7 +206,7 @@ fn installed_prefix_records_are_kept_over_http() {
     let server = StaticServer::start(fixture("conda"));
     let s = settings(&server.url(), Path::new("/"));
     let cache = tempdir();
-    let index = CondaIndex::new(cache.path(), reqwest::Client::new(), false);
+    let index = CondaIndex::new(cache.path(), client(), false);
     let rt = runtime();
     let mut base_specs = specs(&["python=3.11"]);
     let chans = channels(&s, &["conda-forge"], &mut base_specs);
@@ -241,7 +241,7 @@ fn longqc_stack_from_the_test_world() {
     let server = StaticServer::start(&world);
     let s = settings(&server.url(), Path::new("/"));
     let cache = tempdir();
-    let index = CondaIndex::new(cache.path(), reqwest::Client::new(), false);
+    let index = CondaIndex::new(cache.path(), client(), false);
     let rt = runtime();
     let mut first = specs(&[
         "numpy",
@@ -269,4 +269,11 @@ fn longqc_stack_from_the_test_world() {
         version(&solution, name);
     }
     assert_eq!(version(&solution, "python"), version(&base, "python"));
+}
+
+/// A client as imagelock builds them (installs the TLS provider).
+fn client() -> reqwest::Client {
+    imagelock::resolve::http::client_builder()
+        .build()
+        .expect("http client")
 }

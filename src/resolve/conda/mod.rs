@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use rattler_conda_types::{Channel, MatchSpec, PackageName, Platform};
+use rattler_conda_types::{Channel, MatchSpec, PackageName, Subdir};
 use rattler_repodata_gateway::fetch::{CacheAction, FetchRepoDataError};
 use rattler_repodata_gateway::{
     ChannelConfig, DownloadReporter, Gateway, GatewayError, Reporter, SourceConfig,
@@ -131,7 +131,7 @@ impl CondaIndex {
         installed: &[CondaRecord],
         progress: Option<Arc<dyn CondaProgress>>,
     ) -> Result<CondaRepodata, ResolveCondaError> {
-        let platform_value = Platform::from_str(platform)
+        let platform_value = Subdir::from_str(platform)
             .map_err(|_| ResolveCondaError::Platform(platform.to_string()))?;
         let mut names: Vec<MatchSpec> = Vec::new();
         for name in specs
@@ -155,7 +155,7 @@ impl CondaIndex {
                 .gateway
                 .query(
                     vec![Channel::from_url(url)],
-                    vec![platform_value, Platform::NoArch],
+                    vec![platform_value, Subdir::NoArch],
                     names.clone(),
                 )
                 .recursive(true);
@@ -195,7 +195,7 @@ impl CondaIndex {
 
 fn is_not_cached(error: &GatewayError) -> bool {
     match error {
-        GatewayError::FetchRepoDataError(FetchRepoDataError::NoCacheAvailable) => true,
+        GatewayError::FetchRepoDataError(FetchRepoDataError::NoCacheAvailable(_)) => true,
         GatewayError::CacheError(_) => true,
         other => {
             // Sharded and subdir errors wrap the cause; look for it by text.

@@ -121,7 +121,7 @@ impl Fetcher {
         offline: bool,
         logins: HashMap<String, Login>,
     ) -> Result<Self, PypiError> {
-        let client = reqwest::Client::builder()
+        let client = crate::resolve::http::client_builder()
             .user_agent(concat!("imagelock/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
             .timeout(Duration::from_secs(300))

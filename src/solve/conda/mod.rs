@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rattler_conda_types::{Channel, MatchSpec, PackageName, RepoDataRecord};
-use rattler_solve::{ExcludeNewer, SolverImpl, SolverTask};
+use rattler_solve::{ExcludeNewer, SolverImpl, SolverTask, TimestampPolicy};
 use reqwest::Url;
 
 pub use record::{CondaRecord, ReadCondaRecordError};
@@ -114,6 +114,12 @@ pub fn parse_exclude_newer(text: &str) -> Result<DateTime<Utc>, SolveCondaError>
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc())
         .ok_or_else(|| SolveCondaError::ExcludeNewer(text.to_string()))
+}
+
+/// The `--exclude-newer` time as the solver takes it.
+fn exclude_newer_cutoff(time: DateTime<Utc>) -> Result<jiff::Timestamp, SolveCondaError> {
+    jiff::Timestamp::from_millisecond(time.timestamp_millis())
+        .map_err(|_| SolveCondaError::ExcludeNewer(time.to_rfc3339()))
 }
 
 /// The records of the channels a solve may use, in channel priority order
@@ -303,7 +309,7 @@ pub fn solve(
     let parts = available.parts();
     // Preferred ("locked" in rattler's terms) records: what the prefix holds,
     // then what an earlier lock chose, when the channels still offer it.
-    let mut locked: Vec<_> = request.installed.iter().map(|r| r.inner.clone()).collect();
+    let mut locked: Vec<&RepoDataRecord> = request.installed.iter().map(|r| &r.inner).collect();
     for (name, version, build) in &request.preferred {
         if locked
             .iter()
@@ -316,7 +322,7 @@ pub fn solve(
                 && r.package_record.version.to_string() == *version
                 && r.package_record.build == *build
         }) {
-            locked.push((*r).clone());
+            locked.push(r);
         }
     }
     let task = SolverTask {
@@ -326,13 +332,19 @@ pub fn solve(
         timeout: request.timeout,
         channel_priority: match request.channel_priority {
             ChannelPriority::Strict => rattler_solve::ChannelPriority::Strict,
-            // rattler has no "flexible" mode; without priority every channel
-            // competes by version, which is what flexible falls back to.
+            // Without priority every channel competes by version, which is
+            // what flexible falls back to. (rattler's own `Flexible`, which
+            // exhausts a channel before the next, came later and would
+            // change existing solutions.)
             ChannelPriority::Flexible => rattler_solve::ChannelPriority::Disabled,
         },
         exclude_newer: request
             .exclude_newer
-            .map(|t| ExcludeNewer::from_datetime(t).with_include_unknown_timestamp(true)),
+            .map(exclude_newer_cutoff)
+            .transpose()?
+            .map(|t| {
+                ExcludeNewer::from_datetime(t).with_timestamp_policy(TimestampPolicy::AllowMissing)
+            }),
         ..SolverTask::from_iter(parts)
     };
 

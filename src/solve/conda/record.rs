@@ -67,7 +67,7 @@ impl CondaRecord {
         self.inner.package_record.version.to_string()
     }
     pub fn build(&self) -> &str {
-        &self.inner.package_record.build
+        self.inner.package_record.build.as_str()
     }
     pub fn build_number(&self) -> u64 {
         self.inner.package_record.build_number
@@ -104,7 +104,7 @@ impl CondaRecord {
             .package_record
             .timestamp
             .as_ref()
-            .map(|t| t.datetime().timestamp_millis())
+            .map(|t| t.timestamp_millis())
     }
 
     /// The lock entry for this record.

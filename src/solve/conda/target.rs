@@ -3,7 +3,8 @@
 
 use std::str::FromStr;
 
-use rattler_conda_types::{GenericVirtualPackage, PackageName, Platform, Version};
+use rattler_conda_types::package::BuildString;
+use rattler_conda_types::{GenericVirtualPackage, PackageName, Subdir, Version};
 
 /// The target could not be described to the solver.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -148,18 +149,16 @@ impl CondaTarget {
                 Ok(GenericVirtualPackage {
                     name: PackageName::new_unchecked(v.name.clone()),
                     version: Version::from_str(&v.version).map_err(|_| invalid())?,
-                    build_string: v.build.clone(),
+                    build_string: BuildString::new_unchecked(v.build.clone()),
                 })
             })
             .collect()
     }
 }
 
-fn parse_platform(text: &str) -> Result<Platform, CondaTargetError> {
-    match Platform::from_str(text) {
-        Ok(Platform::NoArch | Platform::Unknown) | Err(_) => {
-            Err(CondaTargetError::UnknownPlatform(text.to_string()))
-        }
+fn parse_platform(text: &str) -> Result<Subdir, CondaTargetError> {
+    match Subdir::from_str(text) {
+        Ok(Subdir::NoArch) | Err(_) => Err(CondaTargetError::UnknownPlatform(text.to_string())),
         Ok(p) => Ok(p),
     }
 }
