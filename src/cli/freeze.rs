@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -16,6 +16,7 @@ use crate::config::{Config, validate_platform};
 use crate::freeze::steps::{Limits, Resolvers};
 use crate::freeze::{FreezeOptions, FreezeProgress, Frozen, freeze_all, prepare};
 use crate::lock::write_atomic;
+use crate::resolve::conda::CondaProgress;
 
 pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<Outcome> {
     for p in &args.platform {
@@ -49,8 +50,11 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
     let frozen: Vec<Frozen> = runtime.block_on(async {
         let mut resolvers = Resolvers::with_limits(&config, options.offline, limits)?;
         resolvers.no_build = options.no_build;
-        let bars = Bars::new(jobs.len(), printer);
-        let frozen = freeze_all(&config, &resolvers, &jobs, &options, &bars).await;
+        let bars = Arc::new(Bars::new(jobs.len(), printer));
+        if bars.multi.is_some() {
+            resolvers.conda_progress = Some(bars.clone());
+        }
+        let frozen = freeze_all(&config, &resolvers, &jobs, &options, bars.as_ref()).await;
         bars.clear();
         anyhow::Ok(frozen?)
     })?;
@@ -125,6 +129,8 @@ struct Bars {
     multi: Option<MultiProgress>,
     total: Option<ProgressBar>,
     images: Mutex<BTreeMap<String, ProgressBar>>,
+    /// Repodata downloads in flight, by the index handed out for each.
+    downloads: Mutex<Vec<Option<ProgressBar>>>,
 }
 
 impl Bars {
@@ -134,6 +140,7 @@ impl Bars {
                 multi: None,
                 total: None,
                 images: Mutex::default(),
+                downloads: Mutex::default(),
             };
         }
         let multi = MultiProgress::new();
@@ -147,6 +154,7 @@ impl Bars {
             multi: Some(multi),
             total: Some(total),
             images: Mutex::default(),
+            downloads: Mutex::default(),
         }
     }
 
@@ -163,6 +171,63 @@ impl Bars {
         self.images
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Bars {
+    fn downloads(&self) -> std::sync::MutexGuard<'_, Vec<Option<ProgressBar>>> {
+        self.downloads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One line per repodata download: channel and subdir, bytes and rate.
+impl CondaProgress for Bars {
+    fn download_started(&self, url: &str) -> usize {
+        let mut downloads = self.downloads();
+        let index = downloads.len();
+        let bar = self.multi.as_ref().map(|multi| {
+            let bar = multi.add(ProgressBar::no_length());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "  {spinner} {prefix} {bytes}/{total_bytes} ({bytes_per_sec})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            // `…/conda-forge/linux-64/repodata.json.zst` → `conda-forge/linux-64`.
+            let parts: Vec<&str> = url
+                .trim_end_matches('/')
+                .rsplit('/')
+                .skip(1)
+                .take(2)
+                .collect();
+            bar.set_prefix(parts.into_iter().rev().collect::<Vec<_>>().join("/"));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        downloads.push(bar);
+        index
+    }
+
+    fn download_progress(&self, index: usize, bytes: u64, total: Option<u64>) {
+        if let Some(Some(bar)) = self.downloads().get(index) {
+            if let Some(total) = total {
+                bar.set_length(total);
+            }
+            bar.set_position(bytes);
+        }
+    }
+
+    fn download_finished(&self, index: usize) {
+        if let Some(slot) = self.downloads().get_mut(index)
+            && let Some(bar) = slot.take()
+        {
+            bar.finish_and_clear();
+            if let Some(multi) = &self.multi {
+                multi.remove(&bar);
+            }
+        }
     }
 }
 

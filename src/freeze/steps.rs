@@ -55,6 +55,8 @@ pub struct Resolvers {
     offline: bool,
     /// Refuse to build sdist metadata (`freeze --no-build`).
     pub no_build: bool,
+    /// Told about repodata downloads (the CLI shows them on a terminal).
+    pub conda_progress: Option<Arc<dyn crate::resolve::conda::CondaProgress>>,
     limits: Limits,
     /// One permit per request in flight to the package indexes, shared by
     /// every index client.
@@ -108,6 +110,7 @@ impl Resolvers {
             cache_dir: config.cache_dir.clone(),
             offline,
             no_build: false,
+            conda_progress: None,
             limits,
             pypi_requests: Arc::new(tokio::sync::Semaphore::new(limits.requests.max(1))),
             base_reads: tokio::sync::Semaphore::new(limits.base_reads.max(1)),
@@ -745,7 +748,13 @@ async fn conda_step(
     target.cuda.clone_from(&job.config.overrides.cuda);
     let available = resolvers
         .conda
-        .fetch(&channels, subdir, &specs, &installed, None)
+        .fetch(
+            &channels,
+            subdir,
+            &specs,
+            &installed,
+            resolvers.conda_progress.clone(),
+        )
         .await
         .map_err(|e| place.error(e.to_string()))?;
     let mut request = CondaSolveRequest::new(specs, target);

@@ -2,6 +2,7 @@
 //! environment files and multi-channel solves against real repodata.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use imagelock::config::{ChannelPriority, CondaConfig};
 use imagelock::resolve::conda::{
@@ -73,9 +74,24 @@ fn http_channel_fills_the_cache_and_offline_reads_it() {
     let rt = runtime();
     let client = client();
     let index = CondaIndex::new(cache.path(), client.clone(), false);
+    let progress = Arc::new(Recorder::default());
     let data = rt
-        .block_on(index.fetch(&chans, "linux-64", &wanted, &[], None))
+        .block_on(index.fetch(&chans, "linux-64", &wanted, &[], Some(progress.clone())))
         .expect("fetched");
+    // Each download was announced, reported in bytes and finished.
+    let log = progress.0.lock().unwrap().clone();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("start ") && l.contains("/conda-forge/linux-64/")),
+        "{log:?}"
+    );
+    let starts = log.iter().filter(|l| l.starts_with("start ")).count();
+    assert_eq!(
+        starts,
+        log.iter().filter(|l| l.starts_with("done ")).count(),
+        "{log:?}"
+    );
+    assert!(log.iter().any(|l| l.starts_with("bytes ")), "{log:?}");
     let online = solve(&CondaSolveRequest::new(wanted.clone(), target()), &data).expect("solvable");
     assert!(version(&online, "python").starts_with("3.12."));
     let python = online
@@ -276,4 +292,25 @@ fn client() -> reqwest::Client {
     imagelock::resolve::http::client_builder()
         .build()
         .expect("http client")
+}
+
+/// Records what a repodata download reports.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl imagelock::resolve::conda::CondaProgress for Recorder {
+    fn download_started(&self, url: &str) -> usize {
+        let mut log = self.0.lock().unwrap();
+        log.push(format!("start {url}"));
+        log.len()
+    }
+    fn download_progress(&self, index: usize, bytes: u64, _total: Option<u64>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("bytes {index} {bytes}"));
+    }
+    fn download_finished(&self, index: usize) {
+        self.0.lock().unwrap().push(format!("done {index}"));
+    }
 }
