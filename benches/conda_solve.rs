@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo bench --bench conda_solve -- --channel URL… --platform linux-64 \
-//!     --glibc 2.28 [--installed prefix-records.json] [--flexible] \
+//!     --glibc 2.28 [--installed prefix-records.json] [--flexible | --disabled] \
 //!     [--exclude-newer DATE] [--cache DIR] SPEC…
 //! ```
 //!
@@ -27,7 +27,7 @@ struct Args {
     glibc: Option<String>,
     cuda: Option<String>,
     installed: Option<PathBuf>,
-    flexible: bool,
+    priority: ChannelPriority,
     exclude_newer: Option<String>,
     cache: Option<PathBuf>,
     specs: Vec<String>,
@@ -40,7 +40,7 @@ fn parse_args() -> Result<Args, String> {
         glibc: None,
         cuda: None,
         installed: None,
-        flexible: false,
+        priority: ChannelPriority::Strict,
         exclude_newer: None,
         cache: None,
         specs: Vec::new(),
@@ -55,7 +55,8 @@ fn parse_args() -> Result<Args, String> {
             "--glibc" => args.glibc = Some(value()?),
             "--cuda" => args.cuda = Some(value()?),
             "--installed" => args.installed = Some(PathBuf::from(value()?)),
-            "--flexible" => args.flexible = true,
+            "--flexible" => args.priority = ChannelPriority::Flexible,
+            "--disabled" => args.priority = ChannelPriority::Disabled,
             "--exclude-newer" => args.exclude_newer = Some(value()?),
             "--cache" => args.cache = Some(PathBuf::from(value()?)),
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
@@ -120,9 +121,7 @@ fn run() -> Result<(), String> {
 
     let mut request = CondaSolveRequest::new(specs, target);
     request.installed = installed;
-    if args.flexible {
-        request.channel_priority = ChannelPriority::Flexible;
-    }
+    request.channel_priority = args.priority;
     if let Some(date) = &args.exclude_newer {
         request.exclude_newer = Some(parse_exclude_newer(date).map_err(|e| e.to_string())?);
     }

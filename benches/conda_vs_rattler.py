@@ -48,8 +48,8 @@ def ours(binary, case, cache, installed_json=None):
         cmd += ["--channel", c]
     if case.get("glibc"):
         cmd += ["--glibc", case["glibc"]]
-    if case.get("flexible"):
-        cmd.append("--flexible")
+    if case.get("priority") in ("flexible", "disabled"):
+        cmd.append("--" + case["priority"])
     if case.get("exclude_newer"):
         cmd += ["--exclude-newer", case["exclude_newer"]]
     if installed_json:
@@ -87,7 +87,8 @@ async def theirs(case, cache, locked=None):
             platforms=[case["platform"], "noarch"],
             locked_packages=locked or [],
             virtual_packages=virtual_packages(case["platform"], case.get("glibc")),
-            channel_priority=ChannelPriority.Disabled if case.get("flexible") else ChannelPriority.Strict,
+            channel_priority={"flexible": ChannelPriority.Flexible, "disabled": ChannelPriority.Disabled}.get(
+                case.get("priority"), ChannelPriority.Strict),
             **kwargs,
         )
     except Exception as e:  # unsolvable or other failure
@@ -106,7 +107,8 @@ def cases(world):
         dict(name="cf aarch64 python requests", channels=[cf], platform="linux-aarch64", glibc="2.28", specs=["python", "requests"]),
         dict(name="cf glibc 2.17 c-ares", channels=[cf], platform="linux-64", glibc="2.17", specs=["c-ares"]),
         dict(name="pytorch+cf strict libjpeg-turbo", channels=[pt, cf], platform="linux-64", glibc="2.28", specs=["libjpeg-turbo"]),
-        dict(name="pytorch+cf flexible libjpeg-turbo", channels=[pt, cf], platform="linux-64", glibc="2.28", specs=["libjpeg-turbo"], flexible=True),
+        dict(name="pytorch+cf flexible libjpeg-turbo", channels=[pt, cf], platform="linux-64", glibc="2.28", specs=["libjpeg-turbo"], priority="flexible"),
+        dict(name="pytorch+cf disabled libjpeg-turbo", channels=[pt, cf], platform="linux-64", glibc="2.28", specs=["libjpeg-turbo"], priority="disabled"),
         dict(name="defaults python=3.6 numpy", channels=[df], platform="linux-64", glibc="2.17", specs=["python=3.6", "numpy"]),
         dict(name="defaults pandas scikit-learn", channels=[df], platform="linux-64", glibc="2.17", specs=["pandas", "scikit-learn", "python=3.6"]),
         dict(name="defaults python=2.7 matplotlib dask", channels=[df], platform="linux-64", glibc="2.17", specs=["python=2.7", "matplotlib", "dask"]),

@@ -106,7 +106,7 @@ pub struct CondaConfig {
     /// Channels used when a command names none.
     #[serde(default)]
     pub channels: Vec<String>,
-    /// `strict` (default) or `flexible`.
+    /// `strict` (default), `flexible` or `disabled`, as conda means them.
     pub channel_priority: Option<ChannelPriority>,
     /// Where a channel name points instead of `channel_alias/name`
     /// (`file://` paths are relative to the configuration file).
@@ -117,9 +117,13 @@ pub struct CondaConfig {
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelPriority {
+    /// A package comes only from the first channel that has it.
     #[default]
     Strict,
+    /// Higher-priority channels are used up before a lower one is tried.
     Flexible,
+    /// Every channel competes by version.
+    Disabled,
 }
 
 /// Python package index settings.

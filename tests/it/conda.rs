@@ -169,8 +169,24 @@ fn two_http_channels_strict_and_flexible() {
         version(&solve(&request, &data).expect("strict"), "libjpeg-turbo"),
         "2.0.0"
     );
+    // Flexible, as conda means it: the first channel that has the package
+    // is used up first, and a later one is used only when that fails.
     request.channel_priority = ChannelPriority::Flexible;
-    assert!(version(&solve(&request, &data).expect("flexible"), "libjpeg-turbo").starts_with("3."));
+    assert_eq!(
+        version(&solve(&request, &data).expect("flexible"), "libjpeg-turbo"),
+        "2.0.0"
+    );
+    let mut newer = CondaSolveRequest::new(specs(&["libjpeg-turbo>=3"]), target());
+    assert!(
+        solve(&newer, &data).is_err(),
+        "strict cannot use conda-forge"
+    );
+    newer.channel_priority = ChannelPriority::Flexible;
+    let solution = solve(&newer, &data).expect("flexible falls back");
+    assert!(version(&solution, "libjpeg-turbo").starts_with("3."));
+    // Disabled: every channel competes by version.
+    request.channel_priority = ChannelPriority::Disabled;
+    assert!(version(&solve(&request, &data).expect("disabled"), "libjpeg-turbo").starts_with("3."));
 }
 
 #[test]

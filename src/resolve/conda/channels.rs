@@ -54,9 +54,8 @@ impl Condarc {
         rc.channel_priority = match root.get("channel_priority").and_then(scalar).as_deref() {
             None => None,
             Some("strict") => Some(ChannelPriority::Strict),
-            // conda's `disabled` ignores priority altogether; flexible is the
-            // closest we solve with.
-            Some("flexible" | "disabled") => Some(ChannelPriority::Flexible),
+            Some("flexible") => Some(ChannelPriority::Flexible),
+            Some("disabled") => Some(ChannelPriority::Disabled),
             Some(other) => {
                 return Err(ResolveCondaError::Condarc {
                     path: path.to_path_buf(),

@@ -55,7 +55,7 @@ def install(reqs):
     if not reqs:
         return
     if subprocess.call([python, "-c", "import pip"], stderr=subprocess.DEVNULL):
-        subprocess.check_call([python, "-m", "ensurepip", "-q"], stdout=sys.stderr)
+        subprocess.check_call([python, "-m", "ensurepip", "--default-pip"], stdout=sys.stderr)
     subprocess.check_call(pip + list(reqs), stdout=sys.stderr)
 
 

@@ -332,11 +332,8 @@ pub fn solve(
         timeout: request.timeout,
         channel_priority: match request.channel_priority {
             ChannelPriority::Strict => rattler_solve::ChannelPriority::Strict,
-            // Without priority every channel competes by version, which is
-            // what flexible falls back to. (rattler's own `Flexible`, which
-            // exhausts a channel before the next, came later and would
-            // change existing solutions.)
-            ChannelPriority::Flexible => rattler_solve::ChannelPriority::Disabled,
+            ChannelPriority::Flexible => rattler_solve::ChannelPriority::Flexible,
+            ChannelPriority::Disabled => rattler_solve::ChannelPriority::Disabled,
         },
         exclude_newer: request
             .exclude_newer

@@ -89,9 +89,17 @@ fn strict_priority_takes_the_first_channel_flexible_the_best_version() {
         jpeg.channel()
     );
 
+    // Flexible (conda's meaning): pytorch has it, so pytorch's it is.
     request.channel_priority = ChannelPriority::Flexible;
     let flexible = solve(&request, &data).expect("solvable");
     let jpeg = &find(&flexible, "libjpeg-turbo").record;
+    assert_eq!(jpeg.version(), "2.0.0");
+    assert!(jpeg.channel().ends_with("pytorch-2023"));
+
+    // Disabled: the newest version wins, from any channel.
+    request.channel_priority = ChannelPriority::Disabled;
+    let disabled = solve(&request, &data).expect("solvable");
+    let jpeg = &find(&disabled, "libjpeg-turbo").record;
     assert!(jpeg.version().starts_with("3."), "{}", jpeg.version());
     assert!(jpeg.channel().ends_with("conda-forge"));
 }
