@@ -581,6 +581,24 @@ async fn dynamic_sdist_metadata_is_built_or_refused() {
         .collect();
     assert_eq!(names, ["dynpkg==0.3.0", "six==1.17.0"]);
     assert_eq!(by_name(&pins, "six").required_by, ["dynpkg"]);
+
+    // A backend that is itself a package: pip goes into the isolated
+    // environment and installs it from the step's indexes first.
+    let pins = l
+        .resolve(&["dynbuilt".to_string()], l.client(false, None), "3.11")
+        .await
+        .unwrap();
+    let names: Vec<String> = pins
+        .iter()
+        .map(|p| format!("{}=={}", p.name, p.version.as_ref().unwrap()))
+        .collect();
+    assert_eq!(names, ["dynbuilt==0.1.0", "six==1.17.0"]);
+    let seen = l.server.seen();
+    assert!(
+        seen.iter()
+            .any(|r| r.path.ends_with("/tinybackend-1.0-py3-none-any.whl") && r.status == 200),
+        "the backend came from the index: {seen:?}"
+    );
 }
 
 /// A dependency pulled in under a marker records the edge with its marker:
