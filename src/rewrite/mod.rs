@@ -170,32 +170,19 @@ pub fn rewrite_image(
                 );
                 continue;
             }
+            let at = StepAt {
+                def: definition,
+                inputs,
+                lock,
+                layout: &layout,
+                stage: stage.index,
+                si,
+                step,
+                li,
+            };
             match eco {
-                Ecosystem::Python => {
-                    pip_step(
-                        &mut plan,
-                        definition,
-                        inputs,
-                        lock,
-                        &layout,
-                        stage.index,
-                        si,
-                        step,
-                        li,
-                        opts,
-                    );
-                }
-                Ecosystem::Conda => conda_step(
-                    &mut plan,
-                    definition,
-                    inputs,
-                    lock,
-                    &layout,
-                    stage.index,
-                    si,
-                    step,
-                    li,
-                ),
+                Ecosystem::Python => pip_step(&mut plan, at, opts),
+                Ecosystem::Conda => conda_step(&mut plan, at),
                 Ecosystem::Os => {}
             }
         }
@@ -486,18 +473,32 @@ fn replace_specs(plan: &mut Plan, layout: &Layout<'_>, step: &InstallStep, items
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn conda_step(
-    plan: &mut Plan,
-    def: &Definition,
-    inputs: &Inputs,
-    lock: &LockedImage,
-    layout: &Layout<'_>,
+/// One install step being rewritten: where it is in the definition and
+/// which lock entry it matched.
+#[derive(Clone, Copy)]
+struct StepAt<'a> {
+    def: &'a Definition,
+    inputs: &'a Inputs,
+    lock: &'a LockedImage,
+    layout: &'a Layout<'a>,
+    /// Stage index, and the step's index in that stage.
     stage: usize,
     si: usize,
-    step: &InstallStep,
+    step: &'a InstallStep,
+    /// Index of the matched entry in `lock.steps`.
     li: usize,
-) {
+}
+
+fn conda_step(plan: &mut Plan, at: StepAt<'_>) {
+    let StepAt {
+        def,
+        inputs,
+        lock,
+        layout,
+        step,
+        li,
+        ..
+    } = at;
     let text = inputs.definition.as_str();
     let locked = &lock.steps[li];
     let (specs, unpinned) = pins::conda_specs(locked);
@@ -523,7 +524,7 @@ fn conda_step(
         .iter()
         .any(|f| matches!(f.role, FileRole::Environment | FileRole::CondaSpecs))
     {
-        conda_files_step(plan, def, inputs, lock, stage, si, step, li, &specs);
+        conda_files_step(plan, at, &specs);
         return;
     }
     let items: Vec<String> = specs.into_iter().map(|(_, s)| s).collect();
@@ -534,18 +535,17 @@ fn conda_step(
 /// their own pins, the files' entries are pinned in place, and the packages
 /// nobody named are added to the step's first file (conda packages to its
 /// dependencies, Python packages to its `pip:` list).
-#[allow(clippy::too_many_arguments)]
-fn conda_files_step(
-    plan: &mut Plan,
-    def: &Definition,
-    inputs: &Inputs,
-    lock: &LockedImage,
-    stage: usize,
-    si: usize,
-    step: &InstallStep,
-    li: usize,
-    specs: &[(String, String)],
-) {
+fn conda_files_step(plan: &mut Plan, at: StepAt<'_>, specs: &[(String, String)]) {
+    let StepAt {
+        def,
+        inputs,
+        lock,
+        stage,
+        si,
+        step,
+        li,
+        ..
+    } = at;
     let text = inputs.definition.as_str();
     let locked = &lock.steps[li];
     let linked = inputs.step_files(stage, si);
@@ -691,19 +691,17 @@ fn conda_files_step(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn pip_step(
-    plan: &mut Plan,
-    def: &Definition,
-    inputs: &Inputs,
-    lock: &LockedImage,
-    layout: &Layout<'_>,
-    stage: usize,
-    si: usize,
-    step: &InstallStep,
-    li: usize,
-    opts: RewriteOptions,
-) {
+fn pip_step(plan: &mut Plan, at: StepAt<'_>, opts: RewriteOptions) {
+    let StepAt {
+        def,
+        inputs,
+        lock,
+        layout,
+        stage,
+        si,
+        step,
+        li,
+    } = at;
     let text = inputs.definition.as_str();
     let locked = &lock.steps[li];
     let all_pins = pins::pip_pins(locked, &lock.image.platforms);
