@@ -14,6 +14,7 @@ pub mod drift;
 pub mod freeze;
 pub mod image;
 pub mod lock;
+pub mod oci;
 pub mod resolve;
 pub mod rewrite;
 pub mod solve;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{GlobalOpts, load_config};
 use crate::config::{Config, ImageConfig};
-pub use crate::resolve::reference::same_image;
+pub use crate::oci::same_image;
 use crate::source::load::kind_from_name;
 
 /// The configuration (if any) and the images to work on, with `overrides`

@@ -15,7 +15,8 @@ use crate::image::{
     read_catalogue_with_base,
 };
 use crate::lock::LockedImage;
-use crate::resolve::{Platform, Registry, RegistryOptions};
+use crate::oci::Platform;
+use crate::resolve::{Registry, RegistryOptions};
 use crate::verify::{
     ImageReport, PrintHuman, PrintJson, PrintJunit, Report, Staleness, VerifyReport, built_from,
     check_lock, check_platform, locked_base_layers, on_parent,

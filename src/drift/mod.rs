@@ -586,14 +586,12 @@ pub async fn date_moved_bases(
     findings: &mut [Finding],
 ) {
     for f in findings.iter_mut().filter(|f| f.kind == Kind::Base) {
-        let Some(Ok(image)) = f.base.as_deref().map(crate::resolve::ImageRef::parse) else {
+        let Some(Ok(image)) = f.base.as_deref().map(crate::oci::ImageRef::parse) else {
             continue;
         };
         // The platform only picks which config to read; builders stamp
         // every platform of one release alike.
-        let Some(Ok(platform)) = platforms
-            .first()
-            .map(|p| p.parse::<crate::resolve::Platform>())
+        let Some(Ok(platform)) = platforms.first().map(|p| p.parse::<crate::oci::Platform>())
         else {
             continue;
         };

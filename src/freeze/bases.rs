@@ -6,10 +6,11 @@ use sha2::{Digest as _, Sha256};
 
 use crate::freeze::{FreezeError, FreezeOptions, ImageJob};
 use crate::lock::{LockedBase, LockedImage};
+use crate::oci::{ImageRef, Platform};
+use crate::resolve::Registry;
 use crate::resolve::registry::canonical_name;
-use crate::resolve::{ImageRef, Platform, Registry};
 
-pub use crate::resolve::reference::same_image;
+pub use crate::oci::same_image;
 pub use crate::source::graph::pulled_references;
 
 /// The media type recorded for a base that is another image of this

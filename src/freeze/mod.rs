@@ -185,7 +185,7 @@ pub fn locked_stages(definition: &Definition) -> Vec<LockedStage> {
                         .value
                         .clone()
                         .unwrap_or_else(|| stage.base.reference.written.clone());
-                    let name = crate::resolve::ImageRef::parse(&written)
+                    let name = crate::oci::ImageRef::parse(&written)
                         .ok()
                         .map(|r| crate::resolve::registry::canonical_name(&r));
                     (written, name)

@@ -240,7 +240,7 @@ impl PlatformState {
 /// Where to read a base image's files: the configured `oci:` location of its
 /// registry, or the registry itself.
 pub fn base_location(config: &crate::config::Config, name: &str) -> Option<String> {
-    let image = crate::resolve::ImageRef::parse(name).ok()?;
+    let image = crate::oci::ImageRef::parse(name).ok()?;
     let registry = config.registries.get(image.registry());
     let tag = image.tag().unwrap_or("latest");
     match registry.and_then(|r| r.location.as_deref()) {
@@ -274,7 +274,7 @@ pub fn read_base(
     let source: Box<dyn crate::image::ImageSource + Send> =
         match (location.strip_prefix("docker://"), registry) {
             (Some(image), Some((registry, handle))) => {
-                let image = crate::resolve::ImageRef::parse(image).map_err(|e| e.to_string())?;
+                let image = crate::oci::ImageRef::parse(image).map_err(|e| e.to_string())?;
                 Box::new(crate::image::RegistryImage::new(registry, image, handle))
             }
             _ => {

@@ -641,21 +641,6 @@ fn conda_preferences(
         .collect()
 }
 
-/// `linux/amd64` → `linux-64`.
-fn conda_subdir(platform: &str) -> Option<&'static str> {
-    let mut parts = platform.split('/');
-    let (os, arch) = (parts.next()?, parts.next()?);
-    Some(match (os, arch) {
-        ("linux", "amd64") => "linux-64",
-        ("linux", "arm64") => "linux-aarch64",
-        ("linux", "ppc64le") => "linux-ppc64le",
-        ("linux", "s390x") => "linux-s390x",
-        ("linux", "386") => "linux-32",
-        ("linux", "arm") => "linux-armv7l",
-        _ => return None,
-    })
-}
-
 async fn conda_step(
     config: &Config,
     resolvers: &Resolvers,
@@ -737,7 +722,11 @@ async fn conda_step(
             .map(|r| r.values().cloned().collect())
             .unwrap_or_default()
     };
-    let subdir = conda_subdir(&state.platform)
+    let subdir = state
+        .platform
+        .parse::<crate::oci::Platform>()
+        .ok()
+        .and_then(|p| p.conda_subdir())
         .ok_or_else(|| place.error(format!("conda has no subdir for `{}`", state.platform)))?;
     let mut target = CondaTarget::new(subdir).map_err(|e| place.error(e.to_string()))?;
     target.glibc = match (&job.config.overrides.glibc, &state.libc) {

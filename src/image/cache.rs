@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::layer::LayerCollection;
-use crate::resolve::Digest;
+use crate::oci::Digest;
 
 /// Bump when what a layer collects changes, so old entries are not used.
 const VERSION: &str = "v1";

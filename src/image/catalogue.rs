@@ -11,7 +11,7 @@ use super::formats::{
 };
 use super::layer::{CollectedFile, FileContent, LayerCollection, LayerStats, is_libc_name};
 use super::source::ResolvedImage;
-use crate::resolve::Platform;
+use crate::oci::Platform;
 
 /// What an image contains, as far as imagelock cares. Every list is sorted,
 /// so equal images give equal catalogues.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::ImageError;
 use super::source::{DockerArchive, ImageConfig, ImageSource, LayerRef, ResolvedImage};
-use crate::resolve::{Digest, Platform};
+use crate::oci::{Digest, Platform};
 
 /// Where the engine listens.
 #[derive(Clone, Debug)]

@@ -5,7 +5,7 @@ use std::io::{self, Read};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::resolve::Digest;
+use crate::oci::Digest;
 
 /// A reader that hashes and counts what passes through it.
 pub(crate) struct HashingReader<R> {

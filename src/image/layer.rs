@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::digest::HashingReader;
 use super::source::LayerRef;
 use super::{ImageError, ReadOptions};
-use crate::resolve::Digest;
+use crate::oci::Digest;
 
 /// How a layer blob is compressed, as read from its first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub use crate::resolve::{Digest, Platform};
+pub use crate::oci::{Digest, Platform};
 
 pub use catalogue::{
     Catalogue, CondaMetaRecord, CondaPrefix, Libc, LibcKind, OsPackage, OsPackageSource, OsRelease,

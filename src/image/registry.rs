@@ -12,8 +12,9 @@ use tokio::runtime::Handle;
 
 use super::ImageError;
 use super::source::{BlobSource, Fetched};
+use crate::oci::{Digest, ImageRef};
 use crate::resolve::registry::BlobStream;
-use crate::resolve::{Digest, ImageRef, Registry, ResolveError};
+use crate::resolve::{Registry, ResolveError};
 
 /// An image in a registry, read with the registry client.
 pub struct RegistryImage {

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::ImageError;
-use crate::resolve::{Digest, ImageRef, ParseImageRefError, Platform};
+use crate::oci::{Digest, ImageRef, ParseImageRefError, Platform};
 
 /// Largest manifest, index or config accepted: they are small JSON documents.
 const MAX_JSON_SIZE: u64 = 16 << 20;

@@ -149,7 +149,7 @@ impl LockedImage {
             let platform = self.image.platforms.join(", ");
             return Err(self.no_python(&platform));
         }
-        let all: std::collections::BTreeSet<&str> =
+        let all: std::collections::BTreeSet<String> =
             self.image.platforms.iter().map(|p| machine_of(p)).collect();
         let mut packages = toml_edit::ArrayOfTables::new();
         for ((name, version), files) in grouped {
@@ -159,7 +159,7 @@ impl LockedImage {
                 t["version"] = toml_edit::value(version);
             }
             // A package not every platform gets is limited to those that do.
-            let machines: std::collections::BTreeSet<&str> = files
+            let machines: std::collections::BTreeSet<String> = files
                 .iter()
                 .flat_map(|f| f.platforms.iter())
                 .map(|p| machine_of(p))
@@ -372,14 +372,14 @@ fn platform_matches(locked: &str, asked: &str) -> bool {
     norm(locked) == norm(asked)
 }
 
-fn machine_of(platform: &str) -> &'static str {
-    match platform.split('/').nth(1) {
-        Some("arm64") => "aarch64",
-        Some("ppc64le") => "ppc64le",
-        Some("s390x") => "s390x",
-        Some("arm") => "armv7l",
-        _ => "x86_64",
-    }
+/// `platform_machine` inside a container of `platform`; an unknown
+/// platform keeps its own text so that no other platform's marker matches it.
+fn machine_of(platform: &str) -> String {
+    platform
+        .parse::<crate::oci::Platform>()
+        .ok()
+        .and_then(|p| p.python_machine())
+        .map_or_else(|| platform.to_string(), str::to_string)
 }
 
 fn split_tag(name: &str) -> (&str, Option<&str>) {

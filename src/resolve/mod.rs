@@ -1,10 +1,5 @@
 //! The only network code: registries, conda channels, Python indexes, caches.
 
-pub mod reference;
-
-pub use reference::{
-    Digest, ImageRef, ParseDigestError, ParseImageRefError, ParsePlatformError, Platform,
-};
 pub mod auth;
 pub mod http;
 pub mod pypi;

@@ -59,15 +59,11 @@ pub(crate) fn requirement_name(spec: &str) -> Option<String> {
 
 /// `platform_machine` for a platform `os/arch[/variant]`.
 fn machine(platform: &str) -> String {
-    let arch = platform.split('/').nth(1).unwrap_or(platform);
-    match arch {
-        "amd64" => "x86_64",
-        "arm64" => "aarch64",
-        "386" => "i686",
-        "arm" => "armv7l",
-        other => other,
-    }
-    .to_string()
+    platform
+        .parse::<crate::oci::Platform>()
+        .ok()
+        .and_then(|p| p.python_machine())
+        .map_or_else(|| platform.to_string(), str::to_string)
 }
 
 /// A marker selecting `platforms`.

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::image::{Catalogue, CondaMetaRecord, Owner, PythonDist};
 use crate::lock::{LockedImage, LockedStage, LockedStep, PypiPackage, PypiSource};
-use crate::resolve::{Digest, Platform};
+use crate::oci::{Digest, Platform};
 
 /// Why a package or the base does not match. One variant per reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

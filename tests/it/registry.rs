@@ -5,11 +5,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use imagelock::config::{MirrorConfig, PullFromMirror, RegistryConfig};
+use imagelock::oci::{ImageRef, Platform};
 use imagelock::resolve::auth::{CredentialStore, Credentials, Secret};
 use imagelock::resolve::http::HttpOptions;
-use imagelock::resolve::{
-    ImageRef, ImageSource, Platform, Registry, RegistryOptions, ResolveError,
-};
+use imagelock::resolve::{ImageSource, Registry, RegistryOptions, ResolveError};
 
 use crate::common::registry::{
     AuthKind, BuiltManifest, Fault, FaultProxy, LayoutBuilder, PASSWORD, RegistryServer,

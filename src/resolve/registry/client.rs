@@ -21,11 +21,11 @@ use super::{
     ResolvedPlatform, canonical_name, oci_layout,
 };
 use crate::config::PullFromMirror;
+use crate::oci::{Digest, ImageRef, Platform};
 use crate::resolve::auth::{Challenge, CredentialStore, Credentials};
 use crate::resolve::http::{
     HttpClient, HttpError, HttpOptions, HttpRequest, HttpResponse, is_loopback,
 };
-use crate::resolve::{Digest, ImageRef, Platform};
 
 /// How the client is set up.
 #[derive(Clone, Debug)]
@@ -1182,9 +1182,7 @@ fn media_type_only(content_type: &str) -> String {
 }
 
 /// `Docker-Content-Digest`, if sent.
-fn stated_digest(
-    response: &HttpResponse,
-) -> Option<Result<Digest, crate::resolve::ParseDigestError>> {
+fn stated_digest(response: &HttpResponse) -> Option<Result<Digest, crate::oci::ParseDigestError>> {
     response
         .header("docker-content-digest")
         .map(|d| d.trim().parse())

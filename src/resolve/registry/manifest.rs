@@ -3,7 +3,7 @@
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use serde::Deserialize;
 
-use crate::resolve::{Digest, Platform};
+use crate::oci::{Digest, Platform};
 
 /// The manifest media types imagelock reads.
 pub struct MediaTypes;
@@ -163,7 +163,7 @@ pub(crate) fn parse_config(body: &[u8]) -> Result<ConfigInfo, String> {
 }
 
 impl RawConfig {
-    fn diff_ids_parsed(&self) -> Result<Vec<Digest>, crate::resolve::ParseDigestError> {
+    fn diff_ids_parsed(&self) -> Result<Vec<Digest>, crate::oci::ParseDigestError> {
         self.rootfs.diff_ids.iter().map(|d| d.parse()).collect()
     }
 }

@@ -18,7 +18,7 @@ pub use error::ResolveError;
 pub use manifest::{MediaTypes, is_index_media_type};
 
 use crate::lock::{LockedBase, LockedPlatformImage};
-use crate::resolve::{Digest, ImageRef, Platform};
+use crate::oci::{Digest, ImageRef, Platform};
 
 /// The name the lock keys an image by: tag kept, digest dropped unless it
 /// is all there is.
@@ -103,7 +103,7 @@ pub enum ImageSource {
 
 impl ImageSource {
     /// Parses `docker://REF`, `oci:DIR[:TAG]` or a bare reference.
-    pub fn parse(s: &str) -> Result<ImageSource, crate::resolve::ParseImageRefError> {
+    pub fn parse(s: &str) -> Result<ImageSource, crate::oci::ParseImageRefError> {
         if let Some(rest) = s.strip_prefix("oci:") {
             let (dir, reference) = match rest.rsplit_once(':') {
                 Some((d, r)) if !r.contains('/') && !d.is_empty() => (d, Some(r.to_string())),

@@ -6,7 +6,7 @@ use std::path::Path;
 use bytes::Bytes;
 use oci_spec::image::{Descriptor, ImageIndex};
 
-use crate::resolve::Digest;
+use crate::oci::Digest;
 
 /// The annotation naming a tag in `index.json`.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";

@@ -63,21 +63,13 @@ impl CondaTarget {
 
     /// The target for an image platform (`linux/amd64`, `linux/arm64/v8`).
     pub fn for_image_platform(image_platform: &str) -> Result<Self, CondaTargetError> {
-        let mut parts = image_platform.split('/');
-        let (os, arch) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        let subdir = match (os, arch) {
-            ("linux", "amd64") => "linux-64",
-            ("linux", "arm64") => "linux-aarch64",
-            ("linux", "ppc64le") => "linux-ppc64le",
-            ("linux", "s390x") => "linux-s390x",
-            ("linux", "arm") => "linux-armv7l",
-            ("linux", "386") => "linux-32",
-            _ => {
-                return Err(CondaTargetError::UnsupportedImagePlatform(
-                    image_platform.to_string(),
-                ));
-            }
-        };
+        let subdir = image_platform
+            .parse::<crate::oci::Platform>()
+            .ok()
+            .and_then(|p| p.conda_subdir())
+            .ok_or_else(|| {
+                CondaTargetError::UnsupportedImagePlatform(image_platform.to_string())
+            })?;
         Self::new(subdir)
     }
 
@@ -222,7 +214,7 @@ mod tests {
                 subdir
             );
         }
-        assert!(CondaTarget::for_image_platform("windows/amd64").is_err());
+        assert!(CondaTarget::for_image_platform("linux/sparc").is_err());
         assert!(CondaTarget::new("noarch").is_err());
     }
 

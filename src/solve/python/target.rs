@@ -206,21 +206,10 @@ impl TargetEnv {
     }
 }
 
-/// The CPU architecture of an OCI platform as Python names it.
+/// The CPU architecture of a Linux OCI platform as Python names it.
 pub fn oci_arch(platform: &str) -> Option<&'static str> {
-    let mut parts = platform.split('/');
-    if parts.next()? != "linux" {
-        return None;
-    }
-    Some(match (parts.next()?, parts.next()) {
-        ("amd64", _) => "x86_64",
-        ("arm64", _) => "aarch64",
-        ("ppc64le", _) => "ppc64le",
-        ("s390x", _) => "s390x",
-        ("386", _) => "i686",
-        ("arm", Some("v7") | None) => "armv7l",
-        _ => return None,
-    })
+    let platform: crate::oci::Platform = platform.parse().ok()?;
+    (platform.os() == "linux").then(|| platform.python_machine())?
 }
 
 /// Platform tags for a Linux architecture and libc, best first (as

@@ -39,13 +39,6 @@ pub enum ParseDigestError {
     Algorithm(String),
 }
 
-/// Why a string is not a platform.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{0}` is not a platform\nhint: write `os/arch` or `os/arch/variant`, e.g. `linux/amd64` or `linux/arm/v7`"
-)]
-pub struct ParsePlatformError(pub String);
-
 /// A content digest: algorithm and hex encoding, validated. Serialized as
 /// its text, `sha256:…`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -407,145 +400,6 @@ fn is_path_component(component: &str) -> bool {
     true
 }
 
-/// A target platform, `os/arch[/variant]`, normalized the way containerd
-/// does (`aarch64` is `arm64`, `arm64/v8` is `arm64`, `arm` is `arm/v7`,
-/// `x86_64` is `amd64`). Serialized as its text.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Platform {
-    os: String,
-    architecture: String,
-    variant: Option<String>,
-}
-
-impl Platform {
-    /// A platform from its parts, normalized.
-    pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
-        let os = match os.to_ascii_lowercase().as_str() {
-            "macos" => "darwin".to_string(),
-            other => other.to_string(),
-        };
-        let variant = variant
-            .filter(|v| !v.is_empty())
-            .map(str::to_ascii_lowercase);
-        let (architecture, variant) = normalize_arch(&architecture.to_ascii_lowercase(), variant);
-        Platform {
-            os,
-            architecture,
-            variant,
-        }
-    }
-
-    /// `linux/amd64`, the platform locked when none is configured.
-    pub fn linux_amd64() -> Platform {
-        Platform::new("linux", "amd64", None)
-    }
-
-    pub fn os(&self) -> &str {
-        &self.os
-    }
-
-    pub fn architecture(&self) -> &str {
-        &self.architecture
-    }
-
-    pub fn variant(&self) -> Option<&str> {
-        self.variant.as_deref()
-    }
-
-    /// Whether an image of platform `other` runs here. A missing variant on
-    /// either side matches (`linux/amd64` is any `linux/amd64/vN`).
-    pub fn matches(&self, other: &Platform) -> bool {
-        self.os == other.os
-            && self.architecture == other.architecture
-            && match (&self.variant, &other.variant) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            }
-    }
-
-    /// Whether this is an attestation or other non-image entry of an index
-    /// (`unknown/unknown`).
-    pub fn is_unknown(&self) -> bool {
-        self.os == "unknown" && self.architecture == "unknown"
-    }
-}
-
-fn normalize_arch(arch: &str, variant: Option<String>) -> (String, Option<String>) {
-    let v = variant.as_deref();
-    match arch {
-        "i386" | "386" => ("386".into(), None),
-        "x86_64" | "x86-64" | "amd64" => {
-            // `v1` is the baseline; later micro-architecture levels stay.
-            let variant = variant.filter(|v| v != "v1" && v != "1");
-            ("amd64".into(), variant)
-        }
-        "aarch64" | "arm64" => {
-            let variant = match v {
-                None | Some("8" | "v8") => None,
-                Some(other) => Some(if other.starts_with('v') {
-                    other.to_string()
-                } else {
-                    format!("v{other}")
-                }),
-            };
-            ("arm64".into(), variant)
-        }
-        "armhf" => ("arm".into(), Some("v7".into())),
-        "armel" => ("arm".into(), Some("v6".into())),
-        "arm" => {
-            let variant = match v {
-                None | Some("7" | "v7") => "v7".to_string(),
-                Some(other) if other.starts_with('v') => other.to_string(),
-                Some(other) => format!("v{other}"),
-            };
-            ("arm".into(), Some(variant))
-        }
-        other => (other.to_string(), variant),
-    }
-}
-
-impl FromStr for Platform {
-    type Err = ParsePlatformError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let parts: Vec<&str> = s.split('/').collect();
-        let ok = (2..=3).contains(&parts.len())
-            && parts.iter().all(|p| {
-                !p.is_empty()
-                    && p.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
-            });
-        if !ok {
-            return Err(ParsePlatformError(s.to_string()));
-        }
-        Ok(Platform::new(parts[0], parts[1], parts.get(2).copied()))
-    }
-}
-
-impl TryFrom<String> for Platform {
-    type Error = ParsePlatformError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl From<Platform> for String {
-    fn from(p: Platform) -> Self {
-        p.to_string()
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
 /// Whether a pulled reference names the image published as `published`:
 /// same registry and repository after Docker's normalization, and the same
 /// tag (a digest-pinned pull of a repository image is not the repository's
@@ -560,6 +414,7 @@ pub fn same_image(pulled: &str, published: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::Platform;
     use proptest::prelude::*;
     use rstest::rstest;
 
