@@ -10,77 +10,15 @@
 //! The Debian root filesystem and the wheels come from
 //! `tests/e2e/prepare.py` (network, once; `.ci/test` runs it).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
+use crate::common::buildah::{Buildah, ok, prepared};
 use crate::common::http::StaticServer;
 use crate::common::registry::{AuthKind, server};
 use crate::common::{self, copy_dir, fixture, imagelock, repo_root, run};
-
-/// What `tests/e2e/prepare.py` made, or `None` (skip) when it has not run.
-fn prepared() -> Option<PathBuf> {
-    let dir = std::env::var_os("IMAGELOCK_E2E_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/e2e"));
-    let ready = dir.join("rootfs.tar").is_file() && dir.join("wheels").is_dir();
-    if !ready {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the build end-to-end test needs `python3 tests/e2e/prepare.py` (as root) first"
-        );
-        eprintln!(
-            "skipping: run `python3 tests/e2e/prepare.py` (as root) to prepare the build test"
-        );
-    }
-    ready.then_some(dir)
-}
-
-struct Buildah {
-    root: PathBuf,
-    registries_conf: PathBuf,
-}
-
-impl Buildah {
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("buildah");
-        c.arg("--root")
-            .arg(self.root.join("storage"))
-            .arg("--runroot")
-            .arg(self.root.join("run"))
-            .args(["--storage-driver", "vfs"])
-            .env("CONTAINERS_REGISTRIES_CONF", &self.registries_conf)
-            .env("BUILDAH_ISOLATION", "chroot");
-        c
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        ok(self.cmd().args(args))
-    }
-
-    fn bud(&self, dir: &Path, tag: &str, extra: &[&str]) {
-        ok(self
-            .cmd()
-            .args(["bud", "--isolation", "chroot", "-q", "-t", tag])
-            .args(extra)
-            .arg(dir));
-    }
-
-    /// Pushes `image` to an OCI layout and returns its `oci:` reference.
-    fn to_layout(&self, image: &str, dir: &Path) -> String {
-        std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
-        let reference = format!("oci:{}:built", dir.display());
-        self.ok(&["push", "-q", image, &reference]);
-        reference
-    }
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let (code, out, err) = run(cmd);
-    assert_eq!(code, 0, "{cmd:?} failed:\n{out}\n{err}");
-    out
-}
 
 fn normalized(name: &str) -> String {
     name.to_ascii_lowercase().replace(['_', '.'], "-")
@@ -138,40 +76,22 @@ fn examples_freeze_rewrite_build_and_verify() {
         ),
     )
     .unwrap();
-    let buildah = Buildah {
-        root: path("buildah"),
-        registries_conf: path("registries.conf"),
-    };
+    let buildah = Buildah::new(path("buildah"), path("registries.conf"));
 
     // python:3.11-slim: Debian 12's own Python 3.11 and pip, pointed at the
     // index the way an image's environment points pip at a mirror; pushed
     // as a one-platform index, as Docker Hub serves it.
-    let c = buildah.ok(&["from", "scratch"]);
-    let c = c.trim();
-    buildah.ok(&[
-        "add",
-        "-q",
-        c,
-        prepared.join("rootfs.tar").to_str().unwrap(),
-        "/",
-    ]);
-    buildah.ok(&[
-        "config",
-        "--os",
-        "linux",
-        "--arch",
-        "amd64",
-        "--env",
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "--env",
-        "LANG=C.UTF-8",
-        "--env",
-        &format!("PIP_INDEX_URL={index_url}"),
-        "--env",
-        "PIP_DISABLE_PIP_VERSION_CHECK=1",
-        c,
-    ]);
-    buildah.ok(&["commit", "-q", c, "localhost/e2e-python"]);
+    let index_env = format!("PIP_INDEX_URL={index_url}");
+    buildah.debian_base(
+        &prepared,
+        "localhost/e2e-python",
+        &[
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG=C.UTF-8",
+            &index_env,
+            "PIP_DISABLE_PIP_VERSION_CHECK=1",
+        ],
+    );
     buildah.ok(&["manifest", "create", "localhost/e2e-python-list"]);
     buildah.ok(&[
         "manifest",

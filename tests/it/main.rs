@@ -9,6 +9,7 @@ mod build;
 mod cli;
 mod conda;
 mod config;
+mod distribution;
 mod drift;
 mod freeze;
 mod graph;

@@ -1,6 +1,7 @@
 //! Shared test context: the binary under test, servers, filters.
 #![allow(dead_code)] // each test module uses a different part
 
+pub mod buildah;
 pub mod http;
 pub mod registry;
 
