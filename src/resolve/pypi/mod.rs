@@ -40,10 +40,8 @@ pub enum PypiError {
     Client(String),
     #[error("`{url}` is not a valid URL: {message}")]
     BadUrl { url: String, message: String },
-    #[error(
-        "`{url}`: {message}\nhint: check the index URL and the network (HTTPS_PROXY, SSL_CERT_FILE)"
-    )]
-    Network { url: String, message: String },
+    #[error(transparent)]
+    Http(#[from] crate::resolve::http::HttpError),
     #[error("`{url}` answered HTTP {status}")]
     Status { url: String, status: u16 },
     #[error("`{0}` is not in the cache; run once without --offline")]
