@@ -179,6 +179,8 @@ fn image_report(
     let source: Box<dyn ImageSource + Send> = match location {
         ImageLocation::Docker(r) => {
             let mut options = RegistryOptions {
+                credentials: crate::resolve::auth::CredentialStore::from_env()
+                    .with_helper_timeout(http.timeout),
                 http,
                 ..RegistryOptions::default()
             };

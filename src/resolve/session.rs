@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::resolve::auth::CredentialStore;
 use crate::resolve::conda::{
     ChannelSettings, CondaIndex, CondaProgress, Condarc, ResolveCondaError,
 };
@@ -92,6 +93,8 @@ impl Session {
                 registries: config.registries.clone(),
                 root: config.root.clone(),
                 http: http.options().clone(),
+                credentials: CredentialStore::from_env()
+                    .with_helper_timeout(http.options().timeout),
                 ..RegistryOptions::default()
             },
             http.clone(),
