@@ -801,3 +801,39 @@ async fn layer_streams_resume_after_a_cut() {
         .unwrap_or_else(|| panic!("resumed with a range: {asked:?}"));
     assert!(resumed_at > 0 && resumed_at < bytes.len() as u64);
 }
+
+/// Guards against blaming the registry's credentials for a storage host
+/// (a redirect target) that refuses its own signed link.
+#[tokio::test]
+async fn a_refusing_redirect_target_is_not_the_registrys_credentials() {
+    let Some((server, _)) = pushed(AuthKind::Open) else {
+        return;
+    };
+    let storage = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://localhost:{}", storage.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        for stream in storage.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            if crate::common::registry::read_request(&mut stream).is_some() {
+                crate::common::registry::respond(&mut stream, "401 Unauthorized", &[], b"");
+            }
+        }
+    });
+    let proxy = FaultProxy::start(&server.addr);
+    proxy.inject("/blobs/", Fault::Redirect(base), 1);
+    let err = Registry::new(anonymous())
+        .unwrap()
+        .resolve(&image(&proxy.addr, "multi:1"), &platforms(&["linux/amd64"]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ResolveError::Redirected { status: 401, .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("redirected the request to `localhost`"),
+        "{text}"
+    );
+    assert!(!text.contains("docker login"), "{text}");
+}
