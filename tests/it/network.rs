@@ -419,3 +419,45 @@ fn a_credential_helper_that_never_answers_is_stopped() {
         "{stderr}"
     );
 }
+
+/// Conda's repodata comes through the same client and policy: a channel
+/// that answers 500 once is retried.
+#[tokio::test]
+async fn a_conda_channel_answering_500_once_is_retried() {
+    use imagelock::config::CondaConfig;
+    use imagelock::resolve::conda::{ChannelRequest, ChannelSettings, CondaIndex, Condarc};
+    use imagelock::solve::conda::CondaSpec;
+
+    let channel = StaticServer::start(repo_root().join("fixtures/conda"));
+    let proxy = FaultProxy::start(&channel.addr.to_string());
+    proxy.inject("/conda-forge/linux-64/repodata", Fault::ServerError, 1);
+    let settings = ChannelSettings::new(
+        &CondaConfig {
+            channel_alias: Some(format!("http://{}", proxy.addr)),
+            ..CondaConfig::default()
+        },
+        &Condarc::default(),
+        std::path::Path::new("/"),
+    );
+    let mut specs = vec![CondaSpec::parse("python=3.12").unwrap()];
+    let channels = settings
+        .resolve(
+            &ChannelRequest {
+                cli: vec!["conda-forge".into()],
+                override_channels: true,
+                ..ChannelRequest::default()
+            },
+            &mut specs,
+        )
+        .unwrap();
+    let http = HttpClient::new(quick(Duration::from_secs(5))).unwrap();
+    let cache = tempdir();
+    let index = CondaIndex::new(cache.path(), http.middleware_client(), false);
+    let data = index
+        .fetch(&channels, "linux-64", &specs, &[], None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!data.is_empty(), "repodata read");
+    assert!(http.stats().retries >= 1, "{:?}", http.stats());
+    assert!(proxy.count("/conda-forge/linux-64/repodata") >= 2);
+}
