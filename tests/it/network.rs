@@ -461,3 +461,56 @@ async fn a_conda_channel_answering_500_once_is_retried() {
     assert!(http.stats().retries >= 1, "{:?}", http.stats());
     assert!(proxy.count("/conda-forge/linux-64/repodata") >= 2);
 }
+
+/// Guards against a cached index page that no longer parses being
+/// revalidated (304) and reused forever: it is dropped and fetched afresh.
+#[tokio::test]
+async fn a_damaged_cached_index_page_is_fetched_afresh() {
+    let index = StaticServer::start(repo_root().join("fixtures/pypi-cases"));
+    let cache = tempdir();
+    let resolve = || async {
+        let fetch =
+            Fetcher::new(Some(cache.path().to_path_buf()), false, Default::default()).unwrap();
+        let client =
+            Arc::new(IndexClient::new(fetch, &[format!("{}/simple", index.url())], false).unwrap());
+        let target = Arc::new(
+            TargetEnv::cpython(
+                Some("3.11"),
+                "linux/amd64",
+                Some(Libc::glibc("2.28").unwrap()),
+            )
+            .unwrap(),
+        );
+        let request = ResolveRequest {
+            requirements: vec!["six".into()],
+            ..ResolveRequest::default()
+        };
+        pypi::resolve(client, target, request).await
+    };
+    resolve().await.unwrap_or_else(|e| panic!("{e}"));
+    // Damage every cached JSON page.
+    let mut damaged = 0;
+    for dir in std::fs::read_dir(cache.path()).unwrap() {
+        for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            if path.extension().is_some_and(|e| e == "body")
+                && std::fs::read(&path).unwrap().starts_with(b"{")
+            {
+                std::fs::write(&path, b"{\"files\": [").unwrap();
+                damaged += 1;
+            }
+        }
+    }
+    assert!(damaged > 0, "the page was cached");
+    index.reset();
+    let pins = resolve().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pins[0].name.to_string(), "six");
+    let page: Vec<_> = index
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/simple/six/")
+        .collect();
+    assert_eq!(page.len(), 2, "revalidated, then fetched afresh: {page:?}");
+    assert!(page[0].conditional && page[0].status == 304);
+    assert!(!page[1].conditional && page[1].status == 200);
+}

@@ -303,6 +303,15 @@ impl Fetcher {
         Ok(Some(body))
     }
 
+    /// Drops what the cache holds for `url` fetched with `accept` (an
+    /// answer that turned out unusable), so the next GET asks afresh.
+    pub fn forget(&self, url: &str, accept: &str) {
+        if let Some((meta, body)) = self.paths(&format!("{accept}\n{}", redact(url))) {
+            let _ = fs_err::remove_file(meta);
+            let _ = fs_err::remove_file(body);
+        }
+    }
+
     /// A value derived from an immutable artifact (for example the METADATA
     /// inside a wheel), kept forever under `key`.
     pub fn derived_get(&self, key: &str) -> Option<Vec<u8>> {
