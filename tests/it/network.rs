@@ -514,3 +514,36 @@ async fn a_damaged_cached_index_page_is_fetched_afresh() {
     assert!(page[0].conditional && page[0].status == 304);
     assert!(!page[1].conditional && page[1].status == 200);
 }
+
+#[tokio::test]
+async fn a_tls_handshake_left_hanging_is_a_connection_that_was_not_set_up() {
+    // The listener accepts, and never answers the TLS hello.
+    let listener_only = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener_only.local_addr().unwrap();
+    let held = std::thread::spawn(move || {
+        let conns: Vec<_> = listener_only.incoming().take(2).collect();
+        std::thread::sleep(Duration::from_secs(10));
+        drop(conns);
+    });
+    let client = HttpClient::new(HttpOptions {
+        connect_timeout: Duration::from_millis(300),
+        ..quick(Duration::from_secs(1))
+    })
+    .unwrap();
+    let started = Instant::now();
+    let err = client
+        .send(HttpRequest::get(
+            format!("https://{addr}/v2/").parse().unwrap(),
+            1024,
+        ))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        err.to_string().lines().next().unwrap(),
+        format!(
+            "cannot connect to `https://{addr}/v2/`: the connection was not set up within 1 s (2 attempts)"
+        )
+    );
+    drop(held);
+}

@@ -102,7 +102,7 @@ impl Body {
                             &self.request.url,
                             &e,
                             Some(self.read),
-                            self.client.options.timeout,
+                            &self.client.options,
                             attempts,
                         ) {
                             HttpError::Timeout { after, .. } => {
@@ -200,6 +200,6 @@ impl HttpClient {
             .headers(request.headers.clone())
             .send()
             .await
-            .map_err(|e| classify(&request.url, &e, None, self.options.timeout, 1))
+            .map_err(|e| classify(&request.url, &e, None, &self.options, 1))
     }
 }

@@ -501,6 +501,11 @@ impl HttpClient {
                 // A server that does not answer at all rarely answers the
                 // third time: timeouts get one retry, not the whole budget.
                 Err(HttpError::Timeout { .. }) if attempt >= 2 => None,
+                Err(HttpError::Connect { cause, .. })
+                    if attempt >= 2 && cause.starts_with("the connection was not set up") =>
+                {
+                    None
+                }
                 Err(
                     HttpError::Connect { .. }
                     | HttpError::Timeout { .. }
@@ -541,7 +546,7 @@ impl HttpClient {
         attempt: u32,
     ) -> Result<HttpResponse, HttpError> {
         let fail = |e: &reqwest::Error, read: Option<u64>| {
-            classify(&request.url, e, read, self.options.timeout, attempt)
+            classify(&request.url, e, read, &self.options, attempt)
         };
         let mut builder = self
             .client
@@ -602,10 +607,23 @@ fn classify(
     url: &Url,
     e: &reqwest::Error,
     read: Option<u64>,
-    timeout: Duration,
+    options: &HttpOptions,
     attempts: u32,
 ) -> HttpError {
+    let timeout = options.timeout;
     let url = redact(url);
+    if e.is_connect() && e.is_timeout() {
+        // Nothing answered the connection (a dropped SYN, a TLS handshake
+        // left hanging): not the server being slow to answer a request.
+        return HttpError::Connect {
+            url,
+            cause: format!(
+                "the connection was not set up within {} s",
+                options.connect_timeout.as_secs().max(1)
+            ),
+            attempts,
+        };
+    }
     if e.is_timeout() {
         return HttpError::Timeout {
             url,
