@@ -547,3 +547,31 @@ async fn a_tls_handshake_left_hanging_is_a_connection_that_was_not_set_up() {
     );
     drop(held);
 }
+
+/// `HTTPS_PROXY` is honoured: the registry is reached through the proxy
+/// (here one that refuses every tunnel).
+#[test]
+fn https_proxy_from_the_environment_is_used() {
+    let proxy = Server::start(|_, stream, _| {
+        respond(stream, "403 Forbidden", &[], b"no tunnels here");
+    });
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM registry.example.invalid/lab/app:1\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(imagelock()
+        .current_dir(dir.path())
+        .env("HTTPS_PROXY", format!("http://{}", proxy.addr))
+        .env_remove("https_proxy")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .args(["--timeout", "2", "freeze", "Dockerfile"]));
+    assert_eq!(code, 2, "{stderr}");
+    let seen = proxy.seen();
+    assert!(!seen.is_empty(), "the proxy was asked: {stderr}");
+    assert_eq!(seen[0].method, "CONNECT");
+    assert_eq!(seen[0].path, "registry.example.invalid:443");
+}
