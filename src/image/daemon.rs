@@ -52,9 +52,13 @@ trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
 
 /// How long the engine may stay silent (before it answers, and between
-/// pieces of an export): an engine that accepts and never answers would
+/// pieces of an answer): an engine that accepts and never answers would
 /// otherwise hang the run.
 pub const ENGINE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long an export (`docker save`) may stay silent: some engines
+/// assemble the whole archive before sending its first byte.
+pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// An image in a Docker Engine.
 pub struct DockerDaemon {
@@ -162,6 +166,11 @@ impl DockerDaemon {
     }
 
     fn get(&self, path: &str) -> Result<Response, ImageError> {
+        self.get_within(path, self.timeout)
+    }
+
+    /// A GET whose answer may stay silent for `timeout`.
+    fn get_within(&self, path: &str, timeout: Duration) -> Result<Response, ImageError> {
         let unreachable = |e: io::Error| {
             if matches!(
                 e.kind(),
@@ -170,7 +179,7 @@ impl DockerDaemon {
                 return self.error(
                     format!(
                         "it did not answer `GET {path}` within {} s",
-                        self.timeout.as_secs().max(1)
+                        timeout.as_secs().max(1)
                     ),
                     "check that the engine is healthy (`docker info`), or point `DOCKER_HOST` at one that answers",
                 );
@@ -182,7 +191,8 @@ impl DockerDaemon {
         };
         // Read and write timeouts are idle timeouts: an export that keeps
         // flowing is never cut.
-        let timeout = Some(self.timeout.max(Duration::from_millis(1)));
+        let connect = self.timeout;
+        let timeout = Some(timeout.max(Duration::from_millis(1)));
         let mut stream: Box<dyn Stream> = match &self.host {
             Host::Unix(p) => {
                 let s = std::os::unix::net::UnixStream::connect(p).map_err(unreachable)?;
@@ -200,8 +210,8 @@ impl DockerDaemon {
                             format!("`{a}` resolves to no address"),
                         ))
                     })?;
-                let s = std::net::TcpStream::connect_timeout(&addr, self.timeout)
-                    .map_err(unreachable)?;
+                let s =
+                    std::net::TcpStream::connect_timeout(&addr, connect).map_err(unreachable)?;
                 s.set_read_timeout(timeout).map_err(unreachable)?;
                 s.set_write_timeout(timeout).map_err(unreachable)?;
                 Box::new(s)
@@ -303,7 +313,10 @@ impl DockerDaemon {
         if let Some(e) = self.export.get() {
             return Ok(e);
         }
-        let mut r = self.get(&format!("/images/{}/get", self.name))?;
+        let mut r = self.get_within(
+            &format!("/images/{}/get", self.name),
+            EXPORT_TIMEOUT.max(self.timeout),
+        )?;
         if r.status != 200 {
             return Err(self.error(
                 format!("export answered HTTP {}", r.status),
