@@ -59,6 +59,18 @@ pub struct GlobalOpts {
     /// When to use colours (`NO_COLOR` is honoured with `auto`)
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Seconds a registry, index or channel may stay silent (before it
+    /// answers, and between pieces of a download) before the request is
+    /// retried or fails [default: `[network] timeout` in imagelock.toml, else 30]
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+}
+
+impl GlobalOpts {
+    /// `--timeout` as a duration.
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        self.timeout.map(std::time::Duration::from_secs)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -12,7 +12,7 @@ use crate::drift::{
     ImageReport, Kind, Report, annotate_newest, channel_findings, compare, date_moved_bases,
     index_findings, sort_findings, unresolvable,
 };
-use crate::freeze::steps::Resolvers;
+use crate::freeze::steps::{Limits, session};
 use crate::freeze::{
     FreezeOptions, Frozen, freeze_image, lock_skeleton, platforms_of, prepare, resolve_bases,
 };
@@ -54,7 +54,12 @@ pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<O
         .enable_all()
         .build()?;
     let report = runtime.block_on(async {
-        let resolvers = Resolvers::new(&config, options.offline)?;
+        let session = session(
+            &config,
+            options.offline,
+            Limits::default(),
+            opts.global.timeout(),
+        )?;
         let mut frozen: Vec<Frozen> = Vec::new();
         let mut reports = Vec::new();
         let bar = progress(jobs.len(), printer);
@@ -64,7 +69,7 @@ pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<O
             }
             // Nothing is written: the fresh lock is only compared.
             let (image, failure) =
-                match freeze_image(&config, &resolvers, job, &options, &frozen).await {
+                match freeze_image(&config, &session, job, &options, &frozen).await {
                     Ok(image) => (Some(image), None),
                     // What the upstream no longer allows is a finding;
                     // bad input and setup failures are trouble.
@@ -87,7 +92,7 @@ pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<O
                                 .collect();
                             let mut lock = lock_skeleton(&config, job, &platforms);
                             if let Ok(r) =
-                                resolve_bases(&resolvers.registry, job, &platforms, &options, &repo)
+                                resolve_bases(&session.registry, job, &platforms, &options, &repo)
                                     .await
                             {
                                 lock.bases = r.bases;
@@ -96,14 +101,14 @@ pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<O
                         }
                     };
                     let mut findings = compare(job, locked, &fresh);
-                    date_moved_bases(&resolvers, &locked.image.platforms, &mut findings).await;
+                    date_moved_bases(&session, &locked.image.platforms, &mut findings).await;
                     if let Some(message) = &failure {
                         findings.push(unresolvable(message));
                     }
-                    let index = index_findings(&config, &resolvers, locked).await?;
+                    let index = index_findings(&config, &session, locked).await?;
                     annotate_newest(&mut findings, &index.newest);
                     findings.extend(index.findings);
-                    findings.extend(channel_findings(&config, &resolvers, locked).await?);
+                    findings.extend(channel_findings(&config, &session, locked).await?);
                     sort_findings(&mut findings);
                     findings
                 }

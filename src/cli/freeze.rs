@@ -13,7 +13,7 @@ use crate::cli::images::{parse_build_args, select};
 use crate::cli::output::{display_path, unified_diff};
 use crate::cli::{Opts, Outcome, Printer};
 use crate::config::{Config, validate_platform};
-use crate::freeze::steps::{Limits, Resolvers};
+use crate::freeze::steps::{Limits, session};
 use crate::freeze::{FreezeOptions, FreezeProgress, Frozen, freeze_all, prepare};
 use crate::lock::write_atomic;
 use crate::resolve::conda::CondaProgress;
@@ -48,13 +48,13 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
         .enable_all()
         .build()?;
     let frozen: Vec<Frozen> = runtime.block_on(async {
-        let mut resolvers = Resolvers::with_limits(&config, options.offline, limits)?;
-        resolvers.no_build = options.no_build;
+        let mut session = session(&config, options.offline, limits, opts.global.timeout())?;
+        session.no_build = options.no_build;
         let bars = Arc::new(Bars::new(jobs.len(), printer));
         if bars.multi.is_some() {
-            resolvers.conda_progress = Some(bars.clone());
+            session.conda_progress = Some(bars.clone());
         }
-        let frozen = freeze_all(&config, &resolvers, &jobs, &options, bars.as_ref()).await;
+        let frozen = freeze_all(&config, &session, &jobs, &options, limits, bars.as_ref()).await;
         bars.clear();
         anyhow::Ok(frozen?)
     })?;

@@ -41,6 +41,10 @@ pub fn run(opts: &Opts, args: &VerifyArgs, printer: &Printer) -> anyhow::Result<
     let registries = config
         .as_ref()
         .map(|c| (c.registries.clone(), c.root.clone()));
+    let http = crate::resolve::session::http_options(
+        config.as_ref().unwrap_or(&crate::config::Config::zero(&[])),
+        opts.global.timeout(),
+    );
     let lock_dir = lock_dir(config)?;
     let mut report = VerifyReport::default();
     match &args.image {
@@ -63,6 +67,7 @@ pub fn run(opts: &Opts, args: &VerifyArgs, printer: &Printer) -> anyhow::Result<
                 &location,
                 platform.as_ref(),
                 registries,
+                http,
                 printer,
             )?);
         }
@@ -151,6 +156,7 @@ fn image_report(
     location: &ImageLocation,
     platform: Option<&Platform>,
     registries: Option<(crate::resolve::registry::RegistryConfigs, PathBuf)>,
+    http: crate::resolve::http::HttpOptions,
     printer: &Printer,
 ) -> anyhow::Result<ImageReport> {
     let path = lock_path(image, lock_dir);
@@ -172,7 +178,12 @@ fn image_report(
         .build()?;
     let source: Box<dyn ImageSource + Send> = match location {
         ImageLocation::Docker(r) => {
-            let mut options = RegistryOptions::default();
+            let mut options = RegistryOptions {
+                credentials: crate::resolve::auth::CredentialStore::from_env()
+                    .with_helper_timeout(http.timeout),
+                http,
+                ..RegistryOptions::default()
+            };
             if let Some((registries, root)) = registries {
                 options.registries = registries;
                 options.root = root;

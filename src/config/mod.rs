@@ -64,6 +64,7 @@ struct RawConfig {
     pypi: PypiConfig,
     #[serde(default)]
     registries: BTreeMap<String, RegistryConfig>,
+    network: Option<Spanned<NetworkConfig>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +137,16 @@ pub struct PypiConfig {
     pub extra_index_urls: Vec<String>,
 }
 
+/// How imagelock talks to every service (`[network]`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NetworkConfig {
+    /// Seconds a service may stay silent: before it answers, and between
+    /// pieces of a body (a download that keeps flowing is never cut)
+    /// [default: 30]. `--timeout` overrides it.
+    pub timeout: Option<u64>,
+}
+
 /// Settings for one registry host (as in containers' `registries.conf`).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -200,6 +211,7 @@ pub struct Config {
     pub conda: CondaConfig,
     pub pypi: PypiConfig,
     pub registries: BTreeMap<String, RegistryConfig>,
+    pub network: NetworkConfig,
 }
 
 impl Config {
@@ -292,6 +304,19 @@ impl Config {
             });
         }
 
+        let network_span = raw.network.as_ref().map(|n| span_of(n.span()));
+        let network = raw.network.map(Spanned::into_inner).unwrap_or_default();
+        if let (Some(0), Some(network_span)) = (network.timeout, network_span) {
+            return Err(ConfigError::at(
+                path,
+                text,
+                network_span,
+                "`[network] timeout` is `0`".into(),
+                Some(
+                    "give the seconds a service may stay silent, for example `timeout = 60`".into(),
+                ),
+            ));
+        }
         let lock_dir = raw
             .lock_dir
             .map_or_else(|| root.join("lockfiles"), |d| root.join(d.get_ref()));
@@ -307,6 +332,7 @@ impl Config {
             conda: raw.conda,
             pypi: raw.pypi,
             registries: raw.registries,
+            network,
         })
     }
 
@@ -339,6 +365,7 @@ impl Config {
             conda: CondaConfig::default(),
             pypi: PypiConfig::default(),
             registries: BTreeMap::new(),
+            network: NetworkConfig::default(),
         }
     }
 

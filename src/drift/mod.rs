@@ -42,8 +42,9 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::freeze::ImageJob;
-use crate::freeze::steps::{Resolvers, index_url};
+use crate::freeze::steps::index_url;
 use crate::lock::{LockedImage, LockedStep};
+use crate::resolve::Session;
 use crate::resolve::pypi::IndexUrls;
 use crate::solve::python::SourceError;
 use crate::source::steps::{Ecosystem, InstallCommand};
@@ -509,7 +510,7 @@ pub fn annotate_newest(findings: &mut [Finding], newest: &BTreeMap<String, Strin
 /// the newest version there.
 pub async fn index_findings(
     config: &Config,
-    resolvers: &Resolvers,
+    session: &Session,
     locked: &LockedImage,
 ) -> Result<IndexCheck, crate::freeze::FreezeError> {
     let mut out: Vec<Finding> = Vec::new();
@@ -521,7 +522,9 @@ pub async fn index_findings(
         let urls = IndexUrls {
             urls: step.indexes.iter().map(|u| index_url(config, u)).collect(),
         };
-        let client = resolvers.pypi_client(&urls)?;
+        let client = session
+            .pypi_client(&urls)
+            .map_err(|e| crate::freeze::FreezeError::Setup(e.to_string()))?;
         for p in &step.pypi {
             // Direct URL, VCS and path requirements are not on the index.
             if p.is_direct() {
@@ -580,11 +583,7 @@ pub async fn index_findings(
 
 /// Adds to `base` findings when the image the tag names now was built
 /// (one more read of each moved tag, from the registry or its cache).
-pub async fn date_moved_bases(
-    resolvers: &Resolvers,
-    platforms: &[String],
-    findings: &mut [Finding],
-) {
+pub async fn date_moved_bases(session: &Session, platforms: &[String], findings: &mut [Finding]) {
     for f in findings.iter_mut().filter(|f| f.kind == Kind::Base) {
         let Some(Ok(image)) = f.base.as_deref().map(crate::oci::ImageRef::parse) else {
             continue;
@@ -595,7 +594,7 @@ pub async fn date_moved_bases(
         else {
             continue;
         };
-        let created = match resolvers.registry.resolve(&image, &[platform]).await {
+        let created = match session.registry.resolve(&image, &[platform]).await {
             Ok(r) => r.platforms.first().and_then(|p| p.created.clone()),
             Err(_) => None,
         };
@@ -614,7 +613,7 @@ pub async fn date_moved_bases(
 /// remove broken builds, or move them to `removed`).
 pub async fn channel_findings(
     config: &Config,
-    resolvers: &Resolvers,
+    session: &Session,
     locked: &LockedImage,
 ) -> Result<Vec<Finding>, crate::freeze::FreezeError> {
     use crate::resolve::conda::CondaChannel;
@@ -646,7 +645,7 @@ pub async fn channel_findings(
             name: channel.to_string(),
             url: index_url(config, channel),
         }];
-        let data = resolvers
+        let data = session
             .conda
             .fetch(&channels, subdir, &specs, &[], None)
             .await

@@ -6,11 +6,12 @@ use crate::config::Config;
 use crate::freeze::bases::{BaseResolution, resolve_bases};
 use crate::freeze::platform_key;
 use crate::freeze::state::{PlatformState, read_base};
-use crate::freeze::steps::{Resolvers, StepOutcome, StepPlace, resolve_step};
+use crate::freeze::steps::{BaseStates, Limits, StepOutcome, StepPlace, resolve_step};
 use crate::freeze::{
     FreezeError, FreezeOptions, ImageJob, lock_path_of, lock_skeleton, platforms_of,
 };
 use crate::lock::{LockedImage, LockedStep};
+use crate::resolve::Session;
 use crate::source::BaseTarget;
 
 /// An image frozen in this run: its lock and the state of each platform at
@@ -46,20 +47,32 @@ impl FreezeProgress for NoProgress {}
 /// frozen before it.
 pub async fn freeze_image(
     config: &Config,
-    resolvers: &Resolvers,
+    session: &Session,
     job: &ImageJob,
     options: &FreezeOptions,
     repository: &[Frozen],
 ) -> Result<Frozen, FreezeError> {
-    freeze_image_reporting(config, resolvers, job, options, repository, &NoProgress).await
+    let bases = BaseStates::new(Limits::default().base_reads);
+    freeze_image_reporting(
+        config,
+        session,
+        &bases,
+        job,
+        options,
+        repository,
+        &NoProgress,
+    )
+    .await
 }
 
-/// [`freeze_image`], telling `progress` what it does. Its platforms are
+/// [`freeze_image`], telling `progress` what it does and sharing `bases`
+/// (the base images read in this run). Its platforms are
 /// resolved concurrently; the result does not depend on which finishes
 /// first.
 pub async fn freeze_image_reporting(
     config: &Config,
-    resolvers: &Resolvers,
+    session: &Session,
+    bases: &BaseStates,
     job: &ImageJob,
     options: &FreezeOptions,
     repository: &[Frozen],
@@ -72,14 +85,16 @@ pub async fn freeze_image_reporting(
         .map(|f| (f.name.as_str(), f.reference.as_deref(), &f.lock))
         .collect();
     progress.working(&job.config.name, "pinning bases");
-    let bases = resolve_bases(&resolvers.registry, job, &platforms, options, &repo).await?;
+    let base_states = bases;
+    let bases = resolve_bases(&session.registry, job, &platforms, options, &repo).await?;
     let file = lock_path_of(config, &job.config.file);
     let text = &job.inputs.definition;
     let lines = crate::diagnostic::LineIndex::new(text);
 
     let ctx = ImageContext {
         config,
-        resolvers,
+        session,
+        base_states,
         job,
         options,
         repository,
@@ -185,7 +200,8 @@ pub async fn freeze_image_reporting(
 /// What every platform of one image shares.
 struct ImageContext<'a> {
     config: &'a Config,
-    resolvers: &'a Resolvers,
+    session: &'a Session,
+    base_states: &'a BaseStates,
     job: &'a ImageJob,
     options: &'a FreezeOptions,
     repository: &'a [Frozen],
@@ -265,7 +281,7 @@ async fn freeze_platform(
             );
             let outcome = resolve_step(
                 ctx.config,
-                ctx.resolvers,
+                ctx.session,
                 job,
                 &place,
                 step,
@@ -321,7 +337,7 @@ async fn base_state(
         platform_key(platform),
         digest.clone().unwrap_or_default(),
     );
-    let cell = ctx.resolvers.base_cell(key);
+    let cell = ctx.base_states.cell(key);
     let state = cell
         .get_or_try_init(|| async {
             let config = ctx.config;
@@ -333,11 +349,11 @@ async fn base_state(
             }
             ctx.progress
                 .working(&job.config.name, &format!("{platform}: reading {name}"));
-            let _permit = ctx.resolvers.base_read_permit().await;
+            let _permit = ctx.base_states.read_permit().await;
             let (config2, name2, platform2) =
                 (config.clone(), name.to_string(), platform.to_string());
             let registry = Some((
-                ctx.resolvers.registry.clone(),
+                ctx.session.registry.clone(),
                 tokio::runtime::Handle::current(),
             ));
             let (catalogue, env) = tokio::task::spawn_blocking(move || {

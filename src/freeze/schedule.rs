@@ -7,8 +7,9 @@ use futures_util::stream::FuturesUnordered;
 
 use crate::config::Config;
 use crate::freeze::run::{FreezeProgress, Frozen, freeze_image_reporting};
-use crate::freeze::steps::Resolvers;
+use crate::freeze::steps::{BaseStates, Limits};
 use crate::freeze::{FreezeError, FreezeOptions, ImageJob};
+use crate::resolve::Session;
 
 /// How one image ended.
 enum Slot {
@@ -22,7 +23,8 @@ enum Slot {
 
 /// Freezes `jobs` (in build order, as [`crate::freeze::prepare`] gives
 /// them), running independent images concurrently, at most
-/// `resolvers.limits().images` at once.
+/// `limits.images` at once, reading at most `limits.base_reads` base images
+/// at once.
 ///
 /// Returns the frozen images in build order. When images fail, the others
 /// still run (except those built from a failed one) and the error returned
@@ -30,12 +32,15 @@ enum Slot {
 /// whatever finished first.
 pub async fn freeze_all(
     config: &Config,
-    resolvers: &Resolvers,
+    session: &Session,
     jobs: &[ImageJob],
     options: &FreezeOptions,
+    limits: Limits,
     progress: &dyn FreezeProgress,
 ) -> Result<Vec<Frozen>, FreezeError> {
-    let limit = resolvers.limits().images.max(1);
+    let limit = limits.images.max(1);
+    let bases = BaseStates::new(limits.base_reads);
+    let bases = &bases;
     let parents: Vec<Vec<usize>> = jobs
         .iter()
         .map(|job| {
@@ -77,9 +82,16 @@ pub async fn freeze_all(
             let job = &jobs[i];
             progress.started(&job.config.name);
             running.push(async move {
-                let result =
-                    freeze_image_reporting(config, resolvers, job, options, &repository, progress)
-                        .await;
+                let result = freeze_image_reporting(
+                    config,
+                    session,
+                    bases,
+                    job,
+                    options,
+                    &repository,
+                    progress,
+                )
+                .await;
                 (i, result)
             });
         }

@@ -1,7 +1,7 @@
 //! Resolving one install step on one platform, against the image's state.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
@@ -9,8 +9,9 @@ use crate::freeze::state::PlatformState;
 use crate::freeze::{FreezeError, FreezeOptions, ImageJob};
 use crate::image::LibcKind;
 use crate::lock::{CondaPackage, PypiPackage};
-use crate::resolve::conda::{ChannelRequest, ChannelSettings, CondaIndex};
-use crate::resolve::pypi::{self, Fetcher, IndexClient, IndexUrls, PipSettings};
+use crate::resolve::conda::ChannelRequest;
+use crate::resolve::pypi::{self, IndexUrls, PipSettings};
+use crate::resolve::{Session, SessionOptions};
 use crate::solve::conda::{CondaSolveRequest, CondaSpec, CondaTarget, SolveContext};
 use crate::solve::python::{Libc, ResolveOptions, ResolveRequest, TargetEnv, Upgrade};
 use crate::source::environment::EnvironmentFile;
@@ -18,8 +19,6 @@ use crate::source::requirements::{RequirementsEntry, RequirementsFile};
 use crate::source::steps::{Action, Ecosystem, FileRole, InstallCommand, Manager};
 use crate::source::{Expanded, InstallStep};
 
-/// Index URLs and whether builds are refused: one client each.
-type ClientKey = (Vec<String>, bool);
 /// How much a freeze run does at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -45,134 +44,55 @@ impl Default for Limits {
 /// Key of a base image's state: canonical name, platform, pinned manifest.
 type BaseKey = (String, String, String);
 
-/// The clients a freeze run shares between images, steps and platforms.
-pub struct Resolvers {
-    pub registry: Arc<crate::resolve::Registry>,
-    pub conda: CondaIndex,
-    pub channels: ChannelSettings,
-    pypi: Mutex<HashMap<ClientKey, Arc<IndexClient>>>,
-    cache_dir: PathBuf,
-    offline: bool,
-    /// Refuse to build sdist metadata (`freeze --no-build`).
-    pub no_build: bool,
-    /// Told about repodata downloads (the CLI shows them on a terminal).
-    pub conda_progress: Option<Arc<dyn crate::resolve::conda::CondaProgress>>,
-    limits: Limits,
-    /// One permit per request in flight to the package indexes, shared by
-    /// every index client.
-    pypi_requests: Arc<tokio::sync::Semaphore>,
-    base_reads: tokio::sync::Semaphore,
-    /// Base states read in this run: concurrent images and platforms that
-    /// want the same base wait for one read.
-    base_states: Mutex<HashMap<BaseKey, Arc<tokio::sync::OnceCell<PlatformState>>>>,
+/// The base images a freeze run has read: concurrent images and platforms
+/// that want the same base wait for one read, and only so many are read
+/// at once.
+pub struct BaseStates {
+    reads: tokio::sync::Semaphore,
+    states: Mutex<HashMap<BaseKey, Arc<tokio::sync::OnceCell<PlatformState>>>>,
 }
 
-impl Resolvers {
-    pub fn new(config: &Config, offline: bool) -> Result<Self, FreezeError> {
-        Self::with_limits(config, offline, Limits::default())
-    }
-
-    /// Clients that keep within `limits`.
-    pub fn with_limits(
-        config: &Config,
-        offline: bool,
-        limits: Limits,
-    ) -> Result<Self, FreezeError> {
-        let err = |message: String| FreezeError::Setup(message);
-        let registry = crate::resolve::Registry::new(crate::resolve::RegistryOptions {
-            registries: config.registries.clone(),
-            root: config.root.clone(),
-            http: crate::resolve::http::HttpOptions {
-                per_host: limits.requests.max(1),
-                ..crate::resolve::http::HttpOptions::default()
-            },
-            ..crate::resolve::RegistryOptions::default()
-        })
-        .map_err(|e| err(e.to_string()))?;
-        let client = crate::resolve::http::client_builder()
-            .user_agent(concat!("imagelock/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| err(e.to_string()))?;
-        let condarc =
-            crate::resolve::conda::Condarc::load_from_env().map_err(|e| err(e.to_string()))?;
-        Ok(Self {
-            registry: Arc::new(registry),
-            conda: CondaIndex::limited(&config.cache_dir, client, offline, limits.requests.max(1)),
-            channels: ChannelSettings::new(
-                &config.conda,
-                &condarc,
-                &config
-                    .root
-                    .canonicalize()
-                    .unwrap_or_else(|_| config.root.clone()),
-            ),
-            pypi: Mutex::new(HashMap::new()),
-            cache_dir: config.cache_dir.clone(),
-            offline,
-            no_build: false,
-            conda_progress: None,
-            limits,
-            pypi_requests: Arc::new(tokio::sync::Semaphore::new(limits.requests.max(1))),
-            base_reads: tokio::sync::Semaphore::new(limits.base_reads.max(1)),
-            base_states: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// The limits these clients keep within.
-    pub fn limits(&self) -> Limits {
-        self.limits
+impl BaseStates {
+    /// At most `reads` base images read at once.
+    pub fn new(reads: usize) -> Self {
+        BaseStates {
+            reads: tokio::sync::Semaphore::new(reads.max(1)),
+            states: Mutex::new(HashMap::new()),
+        }
     }
 
     /// A permit to read one base image; held while it is read.
-    pub async fn base_read_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+    pub async fn read_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
         // The semaphore is never closed, so this only fails in theory.
-        self.base_reads.acquire().await.ok()
+        self.reads.acquire().await.ok()
     }
 
     /// The once-per-run slot for a base image's state.
-    pub fn base_cell(&self, key: BaseKey) -> Arc<tokio::sync::OnceCell<PlatformState>> {
+    pub fn cell(&self, key: BaseKey) -> Arc<tokio::sync::OnceCell<PlatformState>> {
         let mut states = self
-            .base_states
+            .states
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         states.entry(key).or_default().clone()
     }
+}
 
-    /// One index client per set of index URLs, shared by every step using it.
-    pub fn pypi_client(&self, urls: &IndexUrls) -> Result<Arc<IndexClient>, FreezeError> {
-        self.pypi_client_with(urls, self.no_build)
-    }
-
-    /// [`Self::pypi_client`], refusing builds when `no_build` (a step's own
-    /// `--only-binary :all:` refuses them as pip would).
-    pub fn pypi_client_with(
-        &self,
-        urls: &IndexUrls,
-        no_build: bool,
-    ) -> Result<Arc<IndexClient>, FreezeError> {
-        let mut clients = self
-            .pypi
-            .lock()
-            .map_err(|_| FreezeError::Setup("a resolver thread failed".into()))?;
-        let key = (urls.urls.clone(), no_build);
-        if let Some(c) = clients.get(&key) {
-            return Ok(c.clone());
-        }
-        let host_env = |k: &str| std::env::var(k).ok();
-        let fetch = Fetcher::new(
-            Some(self.cache_dir.join("pypi")),
-            self.offline,
-            urls.logins(&host_env),
-        )
-        .map_err(|e| FreezeError::Setup(e.to_string()))?
-        .with_limit(self.pypi_requests.clone());
-        let client = Arc::new(
-            IndexClient::new(fetch, &urls.urls, no_build)
-                .map_err(|e| FreezeError::Setup(e.to_string()))?,
-        );
-        clients.insert(key, client.clone());
-        Ok(client)
-    }
+/// The session's clients for a freeze of `config`, within `limits`.
+pub fn session(
+    config: &Config,
+    offline: bool,
+    limits: Limits,
+    timeout: Option<std::time::Duration>,
+) -> Result<Session, FreezeError> {
+    Session::new(
+        config,
+        SessionOptions {
+            offline,
+            requests: limits.requests,
+            timeout,
+        },
+    )
+    .map_err(|e| FreezeError::Setup(e.to_string()))
 }
 
 /// What one step resolved to on one platform.
@@ -219,7 +139,7 @@ impl StepPlace<'_> {
 /// Resolves `step` on `state.platform` and applies it to `state`.
 pub async fn resolve_step(
     config: &Config,
-    resolvers: &Resolvers,
+    session: &Session,
     job: &ImageJob,
     place: &StepPlace<'_>,
     step: &InstallStep,
@@ -240,7 +160,7 @@ pub async fn resolve_step(
         Ecosystem::Python => {
             pip_step(
                 config,
-                resolvers,
+                session,
                 job,
                 place,
                 cmd,
@@ -251,7 +171,7 @@ pub async fn resolve_step(
             )
             .await
         }
-        Ecosystem::Conda => conda_step(config, resolvers, job, place, cmd, state, options).await,
+        Ecosystem::Conda => conda_step(config, session, job, place, cmd, state, options).await,
     }
 }
 
@@ -402,7 +322,7 @@ fn relative_path(from: &Path, to: &Path) -> Option<String> {
 #[allow(clippy::too_many_arguments)]
 async fn pip_step(
     config: &Config,
-    resolvers: &Resolvers,
+    session: &Session,
     job: &ImageJob,
     place: &StepPlace<'_>,
     cmd: &InstallCommand,
@@ -512,7 +432,9 @@ async fn pip_step(
         let o = o.replace('=', " ");
         o.starts_with("--only-binary") && o.contains(":all:")
     });
-    let client = resolvers.pypi_client_with(&urls, resolvers.no_build || only_binary)?;
+    let client = session
+        .pypi_client_with(&urls, session.no_build || only_binary)
+        .map_err(|e| FreezeError::Setup(e.to_string()))?;
 
     let site = python.site_packages.clone();
     let installed: Vec<(String, String)> = state
@@ -643,7 +565,7 @@ fn conda_preferences(
 
 async fn conda_step(
     config: &Config,
-    resolvers: &Resolvers,
+    session: &Session,
     job: &ImageJob,
     place: &StepPlace<'_>,
     cmd: &InstallCommand,
@@ -701,7 +623,7 @@ async fn conda_step(
     for c in &cmd.channels {
         cli.push(value_of(place, c)?);
     }
-    let channels = resolvers
+    let channels = session
         .channels
         .resolve(
             &ChannelRequest {
@@ -735,14 +657,14 @@ async fn conda_step(
         _ => None,
     };
     target.cuda.clone_from(&job.config.overrides.cuda);
-    let available = resolvers
+    let available = session
         .conda
         .fetch(
             &channels,
             subdir,
             &specs,
             &installed,
-            resolvers.conda_progress.clone(),
+            session.conda_progress.clone(),
         )
         .await
         .map_err(|e| place.error(e.to_string()))?;
@@ -751,7 +673,7 @@ async fn conda_step(
     if !options.ignore_locked {
         request.preferred = conda_preferences(job, place, cmd, &state.platform, &options.update);
     }
-    request.channel_priority = resolvers.channels.priority;
+    request.channel_priority = session.channels.priority;
     request.exclude_newer = match &options.exclude_newer {
         Some(d) => Some(
             crate::solve::conda::parse_exclude_newer(d).map_err(|e| place.error(e.to_string()))?,
@@ -790,7 +712,7 @@ async fn conda_step(
         pip_cmd.specs.clear();
         let pip = Box::pin(pip_step(
             config,
-            resolvers,
+            session,
             job,
             place,
             &pip_cmd,

@@ -6,6 +6,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -50,11 +51,21 @@ impl Host {
 trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
 
+/// How long the engine may stay silent (before it answers, and between
+/// pieces of an answer): an engine that accepts and never answers would
+/// otherwise hang the run.
+pub const ENGINE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long an export (`docker save`) may stay silent: some engines
+/// assemble the whole archive before sending its first byte.
+pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 /// An image in a Docker Engine.
 pub struct DockerDaemon {
     reference: String,
     name: String,
     host: Host,
+    timeout: Duration,
     export: OnceLock<Export>,
     exporting: Mutex<()>,
 }
@@ -132,6 +143,7 @@ impl DockerDaemon {
             reference: reference.to_string(),
             name: name.to_string(),
             host,
+            timeout: ENGINE_TIMEOUT,
             export: OnceLock::new(),
             exporting: Mutex::new(()),
         })
@@ -146,19 +158,63 @@ impl DockerDaemon {
         }
     }
 
+    /// Gives the engine `timeout` of silence instead of [`ENGINE_TIMEOUT`].
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     fn get(&self, path: &str) -> Result<Response, ImageError> {
+        self.get_within(path, self.timeout)
+    }
+
+    /// A GET whose answer may stay silent for `timeout`.
+    fn get_within(&self, path: &str, timeout: Duration) -> Result<Response, ImageError> {
         let unreachable = |e: io::Error| {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) {
+                return self.error(
+                    format!(
+                        "it did not answer `GET {path}` within {} s",
+                        timeout.as_secs().max(1)
+                    ),
+                    "check that the engine is healthy (`docker info`), or point `DOCKER_HOST` at one that answers",
+                );
+            }
             self.error(
                 e.to_string(),
                 "start the Docker Engine, or point `DOCKER_HOST` at one",
             )
         };
+        // Read and write timeouts are idle timeouts: an export that keeps
+        // flowing is never cut.
+        let connect = self.timeout;
+        let timeout = Some(timeout.max(Duration::from_millis(1)));
         let mut stream: Box<dyn Stream> = match &self.host {
             Host::Unix(p) => {
-                Box::new(std::os::unix::net::UnixStream::connect(p).map_err(unreachable)?)
+                let s = std::os::unix::net::UnixStream::connect(p).map_err(unreachable)?;
+                s.set_read_timeout(timeout).map_err(unreachable)?;
+                s.set_write_timeout(timeout).map_err(unreachable)?;
+                Box::new(s)
             }
             Host::Tcp(a) => {
-                Box::new(std::net::TcpStream::connect(a.as_str()).map_err(unreachable)?)
+                let addr = std::net::ToSocketAddrs::to_socket_addrs(a.as_str())
+                    .map_err(unreachable)?
+                    .next()
+                    .ok_or_else(|| {
+                        unreachable(io::Error::new(
+                            io::ErrorKind::NotFound,
+                            format!("`{a}` resolves to no address"),
+                        ))
+                    })?;
+                let s =
+                    std::net::TcpStream::connect_timeout(&addr, connect).map_err(unreachable)?;
+                s.set_read_timeout(timeout).map_err(unreachable)?;
+                s.set_write_timeout(timeout).map_err(unreachable)?;
+                Box::new(s)
             }
         };
         write!(
@@ -257,7 +313,10 @@ impl DockerDaemon {
         if let Some(e) = self.export.get() {
             return Ok(e);
         }
-        let mut r = self.get(&format!("/images/{}/get", self.name))?;
+        let mut r = self.get_within(
+            &format!("/images/{}/get", self.name),
+            EXPORT_TIMEOUT.max(self.timeout),
+        )?;
         if r.status != 200 {
             return Err(self.error(
                 format!("export answered HTTP {}", r.status),
@@ -431,5 +490,34 @@ mod tests {
         .read_to_string(&mut out)
         .unwrap();
         assert_eq!(out, "hello world");
+    }
+
+    /// Guards against an engine that accepts and never answers hanging
+    /// the run.
+    #[test]
+    fn a_silent_engine_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let held = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+        let daemon = DockerDaemon {
+            reference: "docker-daemon:app:1".into(),
+            name: "app:1".into(),
+            host: Host::Unix(socket.clone()),
+            timeout: Duration::from_millis(300),
+            export: OnceLock::new(),
+            exporting: Mutex::new(()),
+        };
+        let started = std::time::Instant::now();
+        let Err(err) = daemon.get("/images/app:1/json") else {
+            panic!("a silent engine answered");
+        };
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let text = err.to_string();
+        assert!(
+            text.contains("did not answer `GET /images/app:1/json` within 1 s"),
+            "{text}"
+        );
+        drop(held);
     }
 }

@@ -85,7 +85,7 @@ impl BlobSource for RegistryImage {
 /// A response body read chunk by chunk from a blocking thread.
 struct BlockingBody {
     handle: Handle,
-    response: reqwest::Response,
+    response: Box<crate::resolve::http::Body>,
     chunk: Bytes,
 }
 

@@ -11,6 +11,7 @@ use std::fmt;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -34,6 +35,14 @@ pub enum AuthError {
         helper: String,
         registry: String,
         reason: String,
+    },
+    #[error(
+        "credential helper `{helper}` did not answer for `{registry}` within {after} s and was stopped\nhint: it may be waiting for a keychain or desktop prompt; unlock it and run again, raise `--timeout`, or remove `credsStore`/`credHelpers` for this registry from the Docker config"
+    )]
+    HelperTimeout {
+        helper: String,
+        registry: String,
+        after: u64,
     },
 }
 
@@ -102,7 +111,13 @@ pub struct CredentialStore {
     docker_config: Option<PathBuf>,
     auth_files: Vec<PathBuf>,
     fixed: BTreeMap<String, Credentials>,
+    /// How long a credential helper may take (`None`: the default).
+    helper_timeout: Option<Duration>,
 }
+
+/// How long a credential helper may take unless told otherwise: one
+/// waiting for a keychain prompt would otherwise hang the run.
+pub const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -151,7 +166,16 @@ impl CredentialStore {
             docker_config,
             auth_files,
             fixed: BTreeMap::new(),
+            helper_timeout: None,
         }
+    }
+
+    /// Gives credential helpers `timeout` to answer (the run's network
+    /// timeout) instead of [`HELPER_TIMEOUT`].
+    #[must_use]
+    pub fn with_helper_timeout(mut self, timeout: Duration) -> CredentialStore {
+        self.helper_timeout = Some(timeout);
+        self
     }
 
     /// No files: anonymous unless credentials are added.
@@ -192,7 +216,11 @@ impl CredentialStore {
         }
         if let Some(path) = &self.docker_config
             && let Some(file) = read_auth_file(path)?
-            && let Some(c) = from_docker_config(&file, registry)?
+            && let Some(c) = from_docker_config(
+                &file,
+                registry,
+                self.helper_timeout.unwrap_or(HELPER_TIMEOUT),
+            )?
         {
             return Ok(Some(c));
         }
@@ -239,18 +267,22 @@ fn key_matches(key: &str, registry: &str) -> bool {
     host == registry || (hub(registry) && hub(host))
 }
 
-fn from_docker_config(file: &AuthFile, registry: &str) -> Result<Option<Credentials>, AuthError> {
+fn from_docker_config(
+    file: &AuthFile,
+    registry: &str,
+    timeout: Duration,
+) -> Result<Option<Credentials>, AuthError> {
     let hub = registry == "docker.io";
     let helper_key = |k: &str| k == registry || (hub && key_matches(k, registry));
     if let Some((_, helper)) = file.cred_helpers.iter().find(|(k, _)| helper_key(k)) {
-        return run_helper(helper, registry);
+        return run_helper(helper, registry, timeout);
     }
     let entry = file.auths.iter().find(|(k, _)| key_matches(k, registry));
     if let Some(c) = entry.and_then(|(_, e)| entry_credentials(e)) {
         return Ok(Some(c));
     }
     if let Some(store) = &file.creds_store {
-        return run_helper(store, registry);
+        return run_helper(store, registry, timeout);
     }
     Ok(None)
 }
@@ -297,8 +329,13 @@ fn entry_credentials(entry: &AuthEntry) -> Option<Credentials> {
     }
 }
 
-/// Runs `docker-credential-<name> get` with the registry on stdin.
-fn run_helper(name: &str, registry: &str) -> Result<Option<Credentials>, AuthError> {
+/// Runs `docker-credential-<name> get` with the registry on stdin, killing
+/// it when it has not answered within `timeout`.
+fn run_helper(
+    name: &str,
+    registry: &str,
+    timeout: Duration,
+) -> Result<Option<Credentials>, AuthError> {
     let helper = format!("docker-credential-{name}");
     let fail = |reason: String| AuthError::Helper {
         helper: helper.clone(),
@@ -323,9 +360,14 @@ fn run_helper(name: &str, registry: &str) -> Result<Option<Credentials>, AuthErr
             .write_all(server.as_bytes())
             .map_err(|e| fail(format!("cannot write to it: {e}")))?;
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| fail(format!("cannot run it: {e}")))?;
+    let out = wait_with_timeout(child, timeout).map_err(|e| match e {
+        None => AuthError::HelperTimeout {
+            helper: helper.clone(),
+            registry: registry.to_string(),
+            after: timeout.as_secs().max(1),
+        },
+        Some(e) => fail(format!("cannot run it: {e}")),
+    })?;
     if !out.status.success() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         if stdout.contains("credentials not found") {
@@ -343,6 +385,43 @@ fn run_helper(name: &str, registry: &str) -> Result<Option<Credentials>, AuthErr
         username: parsed.username,
         password: Secret::new(parsed.secret),
     }))
+}
+
+/// Waits for `child` (its stdin already closed) and collects its output;
+/// `Err(None)` when it is still running after `timeout` (it is killed).
+fn wait_with_timeout(
+    mut child: std::process::Child,
+    timeout: Duration,
+) -> Result<std::process::Output, Option<std::io::Error>> {
+    use std::io::Read as _;
+    let pipe = |p: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = p {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = pipe(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = pipe(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait().map_err(Some)? {
+            Some(status) => break status,
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(None);
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
 }
 
 /// An authentication challenge from `WWW-Authenticate`.

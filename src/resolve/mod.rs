@@ -4,8 +4,11 @@ pub mod auth;
 pub mod http;
 pub mod pypi;
 pub mod registry;
+pub mod session;
 
 pub use registry::{
     ImageSource, Registry, RegistryOptions, ResolveError, ResolvedImage, ResolvedPlatform,
 };
 pub mod conda;
+
+pub use session::{Session, SessionError, SessionOptions};

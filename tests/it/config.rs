@@ -29,6 +29,21 @@ fn every_key_is_read() {
         PullFromMirror::DigestOnly
     );
     assert!(c.registries["localhost:5000"].insecure);
+    assert_eq!(c.network.timeout, Some(60));
+}
+
+#[test]
+fn a_zero_network_timeout_is_refused_where_it_is_written() {
+    let text = "[network]\ntimeout = 0\n";
+    let err = Config::parse(Path::new("imagelock.toml"), text).unwrap_err();
+    let d = err.diagnostic().expect("located");
+    assert_eq!(d.message, "`[network] timeout` is `0`");
+    assert!(
+        d.hint
+            .as_deref()
+            .unwrap_or_default()
+            .contains("timeout = 60")
+    );
 }
 
 /// Each file in `fixtures/bad/config/` fails with a located message.

@@ -15,6 +15,7 @@ mod freeze;
 mod graph;
 mod image;
 mod lockfiles;
+mod network;
 mod plan;
 mod pypi;
 mod registry;

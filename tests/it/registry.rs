@@ -743,3 +743,97 @@ async fn bench_registry_50_references() {
         }
     }
 }
+
+/// Guards against one cut mid-layer failing the run: the stream resumes
+/// with `Range` from the last good byte and the digest still checks.
+#[tokio::test]
+async fn layer_streams_resume_after_a_cut() {
+    let Some((server, p)) = pushed(AuthKind::Open) else {
+        return;
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            p.layout
+                .join("blobs/sha256")
+                .join(&p.children[0].digest[7..]),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let proxy = FaultProxy::start(&server.addr);
+    proxy.inject(&format!("/blobs/{layer}"), Fault::Truncate, 1);
+    let registry = Registry::new(anonymous()).unwrap();
+    let stream = registry
+        .open_blob(&image(&proxy.addr, "multi:1"), &layer.parse().unwrap())
+        .await
+        .unwrap();
+    let imagelock::resolve::registry::BlobStream::Remote(mut body) = stream else {
+        panic!("a registry blob is a remote stream");
+    };
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.chunk().await.unwrap() {
+        bytes.extend_from_slice(&chunk);
+    }
+    assert_eq!(
+        sha256(&bytes),
+        layer,
+        "the digest checks over the whole stream"
+    );
+    let asked: Vec<Option<String>> = proxy
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.path.contains(&layer))
+        .map(|r| r.headers.get("range").cloned())
+        .collect();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(asked[0], None);
+    let resumed_at: u64 = asked[1]
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("resumed with a range: {asked:?}"));
+    assert!(resumed_at > 0 && resumed_at < bytes.len() as u64);
+}
+
+/// Guards against blaming the registry's credentials for a storage host
+/// (a redirect target) that refuses its own signed link.
+#[tokio::test]
+async fn a_refusing_redirect_target_is_not_the_registrys_credentials() {
+    let Some((server, _)) = pushed(AuthKind::Open) else {
+        return;
+    };
+    let storage = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://localhost:{}", storage.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        for stream in storage.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            if crate::common::registry::read_request(&mut stream).is_some() {
+                crate::common::registry::respond(&mut stream, "401 Unauthorized", &[], b"");
+            }
+        }
+    });
+    let proxy = FaultProxy::start(&server.addr);
+    proxy.inject("/blobs/", Fault::Redirect(base), 1);
+    let err = Registry::new(anonymous())
+        .unwrap()
+        .resolve(&image(&proxy.addr, "multi:1"), &platforms(&["linux/amd64"]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ResolveError::Redirected { status: 401, .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("redirected the request to `localhost`"),
+        "{text}"
+    );
+    assert!(!text.contains("docker login"), "{text}");
+}

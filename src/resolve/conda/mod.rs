@@ -83,16 +83,21 @@ pub struct CondaIndex {
 }
 
 impl CondaIndex {
-    /// An index caching under `cache_dir/conda`. `offline` reads only the
-    /// cache (and local `file://` channels).
-    pub fn new(cache_dir: &Path, client: reqwest::Client, offline: bool) -> Self {
+    /// An index caching under `cache_dir/conda`, fetching with `client`
+    /// (the session's, with its retry policy: [`crate::resolve::http::HttpClient::middleware_client`]).
+    /// `offline` reads only the cache (and local `file://` channels).
+    pub fn new(
+        cache_dir: &Path,
+        client: impl Into<reqwest_middleware::ClientWithMiddleware>,
+        offline: bool,
+    ) -> Self {
         Self::limited(cache_dir, client, offline, 0)
     }
 
     /// An index with at most `max_requests` requests in flight (0: no limit).
     pub fn limited(
         cache_dir: &Path,
-        client: reqwest::Client,
+        client: impl Into<reqwest_middleware::ClientWithMiddleware>,
         offline: bool,
         max_requests: usize,
     ) -> Self {
@@ -106,7 +111,7 @@ impl CondaIndex {
             ..SourceConfig::default()
         };
         let gateway = Gateway::builder()
-            .with_client(client)
+            .with_client(client.into())
             .with_cache_dir(cache_dir.clone())
             .with_max_concurrent_requests(max_requests)
             .with_channel_config(ChannelConfig {

@@ -1,20 +1,26 @@
-//! The index client's HTTP: one small struct over `reqwest` with an on-disk
-//! cache (ETag / Last-Modified / max-age), `--offline`, byte ranges,
-//! `file://` URLs and credentials that never leave their host.
+//! The index client's HTTP: the shared [`HttpClient`] (retries, timeouts,
+//! redirects that keep credentials home) with an on-disk cache (ETag /
+//! Last-Modified / max-age), `--offline`, byte ranges, `file://` URLs and
+//! credentials per host.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use reqwest::header::{
-    ACCEPT, CACHE_CONTROL, CONTENT_RANGE, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH,
-    LAST_MODIFIED, RANGE,
-};
+use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_RANGE, HeaderMap, RANGE};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::PypiError;
+use crate::resolve::http::{HttpClient, HttpOptions, HttpRequest, HttpResponse, Validators};
+
+/// The largest index page accepted (the biggest PyPI JSON pages are tens of
+/// megabytes).
+const PAGE_LIMIT: u64 = 512 * 1024 * 1024;
+/// The largest answer to a range request (a server that ignores ranges
+/// sends the whole wheel).
+const WHOLE_FILE_LIMIT: u64 = 8 * 1024 * 1024 * 1024;
 
 /// Removes `user:password@` from a URL for messages and locks.
 pub fn redact(url: &str) -> String {
@@ -76,8 +82,8 @@ pub fn parse_netrc(text: &str) -> HashMap<String, Login> {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct CacheMeta {
-    etag: Option<String>,
-    last_modified: Option<String>,
+    #[serde(flatten)]
+    validators: Validators,
     /// Seconds the body stays fresh.
     max_age: Option<u64>,
     /// Unix seconds when stored or last revalidated.
@@ -98,7 +104,7 @@ const DEFAULT_REQUESTS: usize = 16;
 /// HTTP with an on-disk cache.
 #[derive(Debug)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    client: HttpClient,
     cache: Option<PathBuf>,
     offline: bool,
     logins: HashMap<String, Login>,
@@ -121,21 +127,27 @@ impl Fetcher {
         offline: bool,
         logins: HashMap<String, Login>,
     ) -> Result<Self, PypiError> {
-        let client = crate::resolve::http::client_builder()
-            .user_agent(concat!("imagelock/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
-            .timeout(Duration::from_secs(300))
-            .pool_max_idle_per_host(64)
-            .build()
+        let client = HttpClient::new(HttpOptions::default())
             .map_err(|e| PypiError::Client(e.to_string()))?;
-        Ok(Self {
+        Ok(Self::with_client(client, cache, offline, logins))
+    }
+
+    /// [`Self::new`] sending through `client` (the run's shared client and
+    /// its policy).
+    pub fn with_client(
+        client: HttpClient,
+        cache: Option<PathBuf>,
+        offline: bool,
+        logins: HashMap<String, Login>,
+    ) -> Self {
+        Self {
             client,
             cache,
             offline,
             logins,
             stats: std::sync::Mutex::default(),
             permits: std::sync::Arc::new(tokio::sync::Semaphore::new(DEFAULT_REQUESTS)),
-        })
+        }
     }
 
     /// Shares `permits` for requests in flight (with other fetchers, say).
@@ -166,20 +178,37 @@ impl Fetcher {
             .unwrap_or_else(std::sync::PoisonError::into_inner));
     }
 
-    fn request(&self, url: &Url) -> reqwest::RequestBuilder {
+    /// A GET of `url` with its credentials (from the URL or the logins) as
+    /// a header, the URL itself without them.
+    fn request(&self, url: &Url, limit: u64) -> HttpRequest {
         let mut clean = url.clone();
         let _ = clean.set_username("");
         let _ = clean.set_password(None);
-        let mut req = self.client.get(clean);
+        let req = HttpRequest::get(clean, limit);
         let host = url.host_str().unwrap_or_default();
+        let basic = |user: &str, pass: Option<&str>| {
+            use base64::Engine as _;
+            let pair = format!("{user}:{}", pass.unwrap_or_default());
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        };
         if !url.username().is_empty() {
             let user = percent_decode(url.username());
             let pass = url.password().map(percent_decode);
-            req = req.basic_auth(user, pass);
+            req.authorization(&basic(&user, pass.as_deref()))
         } else if let Some(login) = self.logins.get(host).or_else(|| self.logins.get("*")) {
-            req = req.basic_auth(&login.user, login.password.as_ref());
+            req.authorization(&basic(&login.user, login.password.as_deref()))
+        } else {
+            req
         }
-        req
+    }
+
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, PypiError> {
+        let _permit = self.permit().await;
+        self.count(|s| s.requests += 1);
+        Ok(self.client.send(request).await?)
     }
 
     fn paths(&self, key: &str) -> Option<(PathBuf, PathBuf)> {
@@ -238,25 +267,18 @@ impl Fetcher {
         if self.offline {
             return Err(PypiError::NotCached(what.to_string()));
         }
-        let mut req = self.request(&parsed).header(ACCEPT, accept);
+        let mut req = self.request(&parsed, PAGE_LIMIT).header(ACCEPT, accept);
         if let Some((meta, _)) = &cached {
-            if let Some(etag) = &meta.etag {
-                req = req.header(IF_NONE_MATCH, etag);
-            }
-            if let Some(lm) = &meta.last_modified {
-                req = req.header(IF_MODIFIED_SINCE, lm);
-            }
+            req = req.if_changed(&meta.validators);
         }
-        let _permit = self.permit().await;
-        self.count(|s| s.requests += 1);
-        let resp = req.send().await.map_err(|e| http_error(url, &e))?;
-        let status = resp.status();
+        let resp = self.send(req).await?;
+        let status = resp.status;
         if status == StatusCode::NOT_MODIFIED
             && let Some((mut meta, body)) = cached
         {
             self.count(|s| s.not_modified += 1);
             meta.stored = now();
-            meta.max_age = max_age(resp.headers()).or(meta.max_age);
+            meta.max_age = max_age(&resp.headers).or(meta.max_age);
             self.write_cache(&key, &meta, None);
             return Ok(Some(body));
         }
@@ -269,22 +291,25 @@ impl Fetcher {
                 status: status.as_u16(),
             });
         }
-        let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| http_error(url, &e))?
-            .to_vec();
         let meta = CacheMeta {
-            etag: header(&headers, &ETAG),
-            last_modified: header(&headers, &LAST_MODIFIED),
-            max_age: max_age(&headers),
+            validators: resp.validators(),
+            max_age: max_age(&resp.headers),
             stored: now(),
         };
-        if !no_store(&headers) {
+        let body = resp.body.to_vec();
+        if !no_store(&resp.headers) {
             self.write_cache(&key, &meta, Some(&body));
         }
         Ok(Some(body))
+    }
+
+    /// Drops what the cache holds for `url` fetched with `accept` (an
+    /// answer that turned out unusable), so the next GET asks afresh.
+    pub fn forget(&self, url: &str, accept: &str) {
+        if let Some((meta, body)) = self.paths(&format!("{accept}\n{}", redact(url))) {
+            let _ = fs_err::remove_file(meta);
+            let _ = fs_err::remove_file(body);
+        }
     }
 
     /// A value derived from an immutable artifact (for example the METADATA
@@ -327,15 +352,13 @@ impl Fetcher {
         if self.offline {
             return Err(PypiError::NotCached(redact(url)));
         }
-        let _permit = self.permit().await;
-        self.count(|s| s.requests += 1);
         let resp = self
-            .request(&parsed)
-            .header(RANGE, format!("bytes={range}"))
-            .send()
-            .await
-            .map_err(|e| http_error(url, &e))?;
-        let status = resp.status();
+            .send(
+                self.request(&parsed, WHOLE_FILE_LIMIT)
+                    .header(RANGE, &format!("bytes={range}")),
+            )
+            .await?;
+        let status = resp.status;
         if !status.is_success() {
             return Err(PypiError::Status {
                 url: redact(url),
@@ -343,13 +366,9 @@ impl Fetcher {
             });
         }
         let partial = status == StatusCode::PARTIAL_CONTENT;
-        let total = header(resp.headers(), &CONTENT_RANGE)
+        let total = header(&resp.headers, &CONTENT_RANGE)
             .and_then(|v| v.rsplit('/').next().and_then(|n| n.parse().ok()));
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| http_error(url, &e))?
-            .to_vec();
+        let body = resp.body.to_vec();
         let total = if partial {
             total
         } else {
@@ -370,30 +389,25 @@ impl Fetcher {
         if self.offline {
             return Err(PypiError::NotCached(redact(url)));
         }
-        let _permit = self.permit().await;
-        self.count(|s| s.requests += 1);
-        let mut resp = self
-            .request(&parsed)
-            .send()
+        let resp = self
+            .send(self.request(&parsed, cap))
             .await
-            .map_err(|e| http_error(url, &e))?;
-        if !resp.status().is_success() {
+            .map_err(|e| match e {
+                PypiError::Http(crate::resolve::http::HttpError::TooLarge { .. }) => {
+                    PypiError::TooLarge {
+                        url: redact(url),
+                        cap,
+                    }
+                }
+                e => e,
+            })?;
+        if !resp.status.is_success() {
             return Err(PypiError::Status {
                 url: redact(url),
-                status: resp.status().as_u16(),
+                status: resp.status.as_u16(),
             });
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| http_error(url, &e))? {
-            body.extend_from_slice(&chunk);
-            if body.len() as u64 > cap {
-                return Err(PypiError::TooLarge {
-                    url: redact(url),
-                    cap,
-                });
-            }
-        }
-        Ok(body)
+        Ok(resp.body.to_vec())
     }
 }
 
@@ -442,35 +456,6 @@ fn max_age(h: &HeaderMap) -> Option<u64> {
 
 fn no_store(h: &HeaderMap) -> bool {
     header(h, &CACHE_CONTROL).is_some_and(|c| c.contains("no-store"))
-}
-
-fn http_error(url: &str, e: &reqwest::Error) -> PypiError {
-    // reqwest includes the URL in its message; the redacted one replaces it.
-    let mut source: Option<&dyn std::error::Error> = Some(e);
-    let mut message = String::new();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !message.contains(&part) && !part.contains("://") {
-            if !message.is_empty() {
-                message.push_str(": ");
-            }
-            message.push_str(&part);
-        }
-        source = s.source();
-    }
-    if message.is_empty() {
-        message = if e.is_timeout() {
-            "timed out".into()
-        } else if e.is_connect() {
-            "could not connect".into()
-        } else {
-            "request failed".into()
-        };
-    }
-    PypiError::Network {
-        url: redact(url),
-        message,
-    }
 }
 
 fn percent_decode(s: &str) -> String {

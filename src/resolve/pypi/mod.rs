@@ -40,10 +40,8 @@ pub enum PypiError {
     Client(String),
     #[error("`{url}` is not a valid URL: {message}")]
     BadUrl { url: String, message: String },
-    #[error(
-        "`{url}`: {message}\nhint: check the index URL and the network (HTTPS_PROXY, SSL_CERT_FILE)"
-    )]
-    Network { url: String, message: String },
+    #[error(transparent)]
+    Http(#[from] crate::resolve::http::HttpError),
     #[error("`{url}` answered HTTP {status}")]
     Status { url: String, status: u16 },
     #[error("`{0}` is not in the cache; run once without --offline")]
@@ -153,27 +151,29 @@ impl IndexClient {
             let page = index
                 .join(&format!("{name}/"))
                 .map_err(|e| SourceError::Failed(e.to_string()))?;
-            let body = self
-                .fetch
-                .get_cached(page.as_str(), ACCEPT_SIMPLE, name.as_ref())
-                .await
-                .map_err(|e| SourceError::Failed(e.to_string()))?;
-            let Some(body) = body else { continue };
-            found = true;
-            let trimmed = body.iter().position(|b| !b.is_ascii_whitespace());
-            let files = if trimmed.is_some_and(|i| body[i] == b'{') {
-                simple::parse_json(&body, &page).map_err(|message| {
-                    SourceError::Failed(
-                        PypiError::BadPage {
-                            url: redact(page.as_str()),
-                            message,
-                        }
-                        .to_string(),
-                    )
-                })?
-            } else {
-                simple::parse_html(&String::from_utf8_lossy(&body), &page)
+            let mut refetched = false;
+            let files = loop {
+                let body = self
+                    .fetch
+                    .get_cached(page.as_str(), ACCEPT_SIMPLE, name.as_ref())
+                    .await
+                    .map_err(|e| SourceError::Failed(e.to_string()))?;
+                let Some(body) = body else { break None };
+                match parse_page(&body, &page) {
+                    Ok(files) => break Some(files),
+                    // A cached page that no longer parses (a damaged cache,
+                    // or a proxy's error page once stored) would otherwise
+                    // be revalidated and reused forever: drop it and ask
+                    // again, once.
+                    Err(_) if !refetched && !self.fetch.offline() => {
+                        self.fetch.forget(page.as_str(), ACCEPT_SIMPLE);
+                        refetched = true;
+                    }
+                    Err(e) => return Err(SourceError::Failed(e.to_string())),
+                }
             };
+            let Some(files) = files else { continue };
+            found = true;
             all.extend(files);
         }
         if !found {
@@ -356,6 +356,19 @@ impl IndexClient {
         }
         let indexes: Vec<String> = self.indexes.iter().map(ToString::to_string).collect();
         build_metadata(&python, &indexes, filename, sdist).await
+    }
+}
+
+/// A simple API page, JSON (PEP 691) or HTML (PEP 503) by its first byte.
+fn parse_page(body: &[u8], page: &Url) -> Result<Vec<DistFile>, PypiError> {
+    let trimmed = body.iter().position(|b| !b.is_ascii_whitespace());
+    if trimmed.is_some_and(|i| body[i] == b'{') {
+        simple::parse_json(body, page).map_err(|message| PypiError::BadPage {
+            url: redact(page.as_str()),
+            message,
+        })
+    } else {
+        Ok(simple::parse_html(&String::from_utf8_lossy(body), page))
     }
 }
 

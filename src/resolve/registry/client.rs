@@ -24,7 +24,7 @@ use crate::config::PullFromMirror;
 use crate::oci::{Digest, ImageRef, Platform};
 use crate::resolve::auth::{Challenge, CredentialStore, Credentials};
 use crate::resolve::http::{
-    HttpClient, HttpError, HttpOptions, HttpRequest, HttpResponse, is_loopback,
+    HttpClient, HttpError, HttpOptions, HttpRequest, HttpResponse, is_loopback, origin,
 };
 
 /// How the client is set up.
@@ -169,7 +169,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// A blob being read: a registry response or a file of an OCI layout.
 pub enum BlobStream {
-    Remote(reqwest::Response),
+    /// Resumed with `Range` after a cut, within the retry budget.
+    Remote(Box<crate::resolve::http::Body>),
     File(fs_err::File),
 }
 
@@ -181,15 +182,22 @@ struct Fetched {
 
 impl Registry {
     pub fn new(options: RegistryOptions) -> Result<Registry, HttpError> {
-        Ok(Registry {
-            http: HttpClient::new(options.http.clone())?,
+        let http = HttpClient::new(options.http.clone())?;
+        Ok(Registry::with_http(options, http))
+    }
+
+    /// A client sending through `http` (shared with the other services of
+    /// a run); `options.http` is then unused.
+    pub fn with_http(options: RegistryOptions, http: HttpClient) -> Registry {
+        Registry {
+            http,
             options,
             endpoints: Mutex::default(),
             tokens: Mutex::default(),
             credentials: Mutex::default(),
             content: Mutex::default(),
             counters: Counters::default(),
-        })
+        }
     }
 
     /// Requests made so far.
@@ -385,7 +393,7 @@ impl Registry {
                     .and_then(|resp| {
                         resp.stream
                             .and_then(|s| s.take())
-                            .map(BlobStream::Remote)
+                            .map(|body| BlobStream::Remote(Box::new(body)))
                             .ok_or_else(|| not_found(&label, &remote.registry))
                     }),
                 Location::Layouts(root) | Location::Layout(root) => {
@@ -857,9 +865,24 @@ impl Registry {
                 source => ResolveError::Http {
                     image: label.to_string(),
                     registry: remote.host.clone(),
-                    source,
+                    source: Box::new(source),
                 },
             })?;
+            let redirected = origin(&response.url) != origin(&url);
+            if redirected
+                && matches!(
+                    response.status,
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                )
+            {
+                // Our credentials never went there: not theirs to blame.
+                return Err(ResolveError::Redirected {
+                    image: label.to_string(),
+                    registry: remote.registry.clone(),
+                    host: response.url.host_str().unwrap_or_default().to_string(),
+                    status: response.status.as_u16(),
+                });
+            }
             if response.status == StatusCode::UNAUTHORIZED && attempt == 0 {
                 let challenge = response
                     .header(WWW_AUTHENTICATE.as_str())
@@ -1167,7 +1190,7 @@ impl Registry {
         Err(ResolveError::Http {
             image: label.to_string(),
             registry: remote.host.clone(),
-            source,
+            source: Box::new(source),
         })
     }
 }

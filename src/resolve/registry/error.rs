@@ -52,12 +52,23 @@ pub enum ResolveError {
         registry: String,
         reason: String,
     },
-    #[error("`{image}`: cannot reach `{registry}`: {source}")]
+    #[error(
+        "`{image}`: cannot reach `{registry}`: {source}\nhint: if `{registry}` cannot be reached from here, point `[registries.\"{registry}\"] location` or `mirrors` in imagelock.toml at a registry that can"
+    )]
     Http {
         image: String,
         registry: String,
         #[source]
-        source: HttpError,
+        source: Box<HttpError>,
+    },
+    #[error(
+        "`{image}`: `{registry}` redirected the request to `{host}`, which answered {status}\nhint: that is the registry's storage refusing its own signed link, not your credentials; run again, and if it persists tell the registry's operators"
+    )]
+    Redirected {
+        image: String,
+        registry: String,
+        host: String,
+        status: u16,
     },
     #[error(
         "`{registry}` is not reachable over HTTPS and plain HTTP is not allowed for it\nhint: set `insecure = true` under `[registries.\"{registry}\"]` in imagelock.toml if you trust the network"

@@ -1,0 +1,176 @@
+//! The clients one run shares: one HTTP client (one policy for timeouts and
+//! retries) under the registry client, the conda repodata gateway and every
+//! Python index client, so connections, per-host limits and counters are
+//! shared between images, steps and platforms.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::resolve::auth::CredentialStore;
+use crate::resolve::conda::{
+    ChannelSettings, CondaIndex, CondaProgress, Condarc, ResolveCondaError,
+};
+use crate::resolve::http::{DEFAULT_TIMEOUT, HttpClient, HttpError, HttpOptions, HttpStats};
+use crate::resolve::pypi::{Fetcher, IndexClient, IndexUrls, PypiError};
+use crate::resolve::{Registry, RegistryOptions};
+
+/// Why the clients could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error(transparent)]
+    Conda(#[from] ResolveCondaError),
+    #[error(transparent)]
+    Pypi(#[from] PypiError),
+}
+
+/// How a session is set up.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionOptions {
+    /// Use only caches.
+    pub offline: bool,
+    /// Requests in flight to one service (a registry host, a conda channel
+    /// host, the package indexes together).
+    pub requests: usize,
+    /// The read-idle timeout (`--timeout`); `None`: `[network] timeout`,
+    /// else 30 s.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            offline: false,
+            requests: 8,
+            timeout: None,
+        }
+    }
+}
+
+/// Index URLs and whether builds are refused: one client each.
+type ClientKey = (Vec<String>, bool);
+
+/// The clients of one run.
+pub struct Session {
+    http: HttpClient,
+    pub registry: Arc<Registry>,
+    pub conda: CondaIndex,
+    pub channels: ChannelSettings,
+    pypi: Mutex<HashMap<ClientKey, Arc<IndexClient>>>,
+    cache_dir: PathBuf,
+    offline: bool,
+    /// Refuse to build sdist metadata (`freeze --no-build`).
+    pub no_build: bool,
+    /// Told about repodata downloads (the CLI shows them on a terminal).
+    pub conda_progress: Option<Arc<dyn CondaProgress>>,
+    /// One permit per request in flight to the package indexes, shared by
+    /// every index client.
+    pypi_requests: Arc<tokio::sync::Semaphore>,
+}
+
+/// The HTTP policy for `config` and a `--timeout` given on the command
+/// line (which wins over `[network] timeout`).
+pub fn http_options(config: &Config, timeout: Option<Duration>) -> HttpOptions {
+    let timeout = timeout
+        .or(config.network.timeout.map(Duration::from_secs))
+        .unwrap_or(DEFAULT_TIMEOUT);
+    HttpOptions::with_timeout(timeout)
+}
+
+impl Session {
+    pub fn new(config: &Config, options: SessionOptions) -> Result<Session, SessionError> {
+        let requests = options.requests.max(1);
+        let http = HttpClient::new(HttpOptions {
+            per_host: requests,
+            ..http_options(config, options.timeout)
+        })?;
+        let registry = Registry::with_http(
+            RegistryOptions {
+                registries: config.registries.clone(),
+                root: config.root.clone(),
+                http: http.options().clone(),
+                credentials: CredentialStore::from_env()
+                    .with_helper_timeout(http.options().timeout),
+                ..RegistryOptions::default()
+            },
+            http.clone(),
+        );
+        let condarc = Condarc::load_from_env()?;
+        Ok(Session {
+            registry: Arc::new(registry),
+            conda: CondaIndex::limited(
+                &config.cache_dir,
+                http.middleware_client(),
+                options.offline,
+                requests,
+            ),
+            channels: ChannelSettings::new(
+                &config.conda,
+                &condarc,
+                &config
+                    .root
+                    .canonicalize()
+                    .unwrap_or_else(|_| config.root.clone()),
+            ),
+            pypi: Mutex::new(HashMap::new()),
+            cache_dir: config.cache_dir.clone(),
+            offline: options.offline,
+            no_build: false,
+            conda_progress: None,
+            pypi_requests: Arc::new(tokio::sync::Semaphore::new(requests)),
+            http,
+        })
+    }
+
+    /// The HTTP client every service of this run sends through.
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// Requests made so far by every service of this run.
+    pub fn stats(&self) -> HttpStats {
+        self.http.stats()
+    }
+
+    /// Whether only caches may be used.
+    pub fn offline(&self) -> bool {
+        self.offline
+    }
+
+    /// One index client per set of index URLs, shared by every step using it.
+    pub fn pypi_client(&self, urls: &IndexUrls) -> Result<Arc<IndexClient>, PypiError> {
+        self.pypi_client_with(urls, self.no_build)
+    }
+
+    /// [`Self::pypi_client`], refusing builds when `no_build` (a step's own
+    /// `--only-binary :all:` refuses them as pip would).
+    pub fn pypi_client_with(
+        &self,
+        urls: &IndexUrls,
+        no_build: bool,
+    ) -> Result<Arc<IndexClient>, PypiError> {
+        let mut clients = self
+            .pypi
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (urls.urls.clone(), no_build);
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let host_env = |k: &str| std::env::var(k).ok();
+        let fetch = Fetcher::with_client(
+            self.http.clone(),
+            Some(self.cache_dir.join("pypi")),
+            self.offline,
+            urls.logins(&host_env),
+        )
+        .with_limit(self.pypi_requests.clone());
+        let client = Arc::new(IndexClient::new(fetch, &urls.urls, no_build)?);
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+}
