@@ -596,7 +596,7 @@ pub async fn date_moved_bases(
             continue;
         };
         let created = match resolvers.registry.resolve(&image, &[platform]).await {
-            Ok(r) => r.platforms.first().and_then(|p| p.created.clone()),
+            Ok(r) => r.platforms.first().and_then(|p| p.config.created.clone()),
             Err(_) => None,
         };
         if let Some(created) = created {

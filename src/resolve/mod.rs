@@ -5,7 +5,5 @@ pub mod http;
 pub mod pypi;
 pub mod registry;
 
-pub use registry::{
-    ImageSource, Registry, RegistryOptions, ResolveError, ResolvedImage, ResolvedPlatform,
-};
+pub use registry::{Registry, RegistryOptions, ResolveError};
 pub mod conda;
