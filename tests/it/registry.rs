@@ -616,6 +616,46 @@ async fn oci_layouts_resolve_like_registries() {
     assert!(matches!(err, ResolveError::DigestMismatch { .. }), "{err}");
 }
 
+/// Regression (requests): a base read after it was pinned is opened by the
+/// platform manifest digest just resolved, so neither its manifest nor its
+/// config is fetched a second time; only its layers are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_base_is_read_without_fetching_it_again() {
+    use imagelock::image::{ReadOptions, RegistryImage, read_catalogue};
+    let Some((server, p)) = pushed(AuthKind::Open) else {
+        return;
+    };
+    let registry = std::sync::Arc::new(Registry::new(anonymous()).unwrap());
+    let tagged = image(&server.addr, "multi:1");
+    let resolved = registry
+        .resolve(&tagged, &platforms(&["linux/amd64"]))
+        .await
+        .unwrap();
+    let pinned = resolved.platforms[0].manifest_digest.clone().unwrap();
+    assert_eq!(pinned.to_string(), p.children[0].digest);
+    let after_pin = registry.request_counts();
+    assert_eq!((after_pin.manifests, after_pin.blobs), (2, 1));
+
+    let source = RegistryImage::new(
+        registry.clone(),
+        tagged.with_digest(pinned.clone()),
+        tokio::runtime::Handle::current(),
+    );
+    let catalogue = tokio::task::spawn_blocking(move || {
+        read_catalogue(&source, &Platform::linux_amd64(), &ReadOptions::default())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(catalogue.image.manifest_digest, Some(pinned));
+    let after_read = registry.request_counts();
+    assert_eq!(
+        (after_read.manifests, after_read.blobs),
+        (after_pin.manifests, after_pin.blobs + 1),
+        "one request for the one layer, none for its manifest or config"
+    );
+}
+
 /// The embedded world's layouts, when present, resolve for every platform
 /// their indexes list.
 #[tokio::test]
