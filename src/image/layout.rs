@@ -7,7 +7,7 @@ use std::io::{self, Read};
 use std::path::Path;
 
 use super::ImageError;
-use super::source::{ImageSource, malformed, read_small, verified};
+use super::source::{ImageSource, blob_digest, malformed, read_small, verified};
 use super::store::{DirStore, Store, TarStore};
 use crate::oci::layout::{self, LayoutEntry, LayoutError};
 use crate::oci::select::offered_list;
@@ -201,11 +201,7 @@ impl ImageSource for OciLayout {
     }
 
     fn open_layer(&self, layer: &LayerRef) -> Result<Box<dyn Read + Send + '_>, ImageError> {
-        let digest = layer.digest.as_ref().ok_or_else(|| ImageError::Malformed {
-            reference: self.reference.clone(),
-            what: format!("layer {}", layer.diff_id),
-            message: "it has no blob digest".into(),
-        })?;
+        let digest = blob_digest(&self.reference, layer)?;
         self.blob(digest)
     }
 }

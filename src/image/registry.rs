@@ -12,7 +12,7 @@ use bytes::{Buf, Bytes};
 use tokio::runtime::Handle;
 
 use super::ImageError;
-use super::source::ImageSource;
+use super::source::{ImageSource, blob_digest};
 use crate::oci::{ImageRef, LayerRef, Platform, ResolvedPlatform};
 use crate::resolve::registry::BlobStream;
 use crate::resolve::{Registry, ResolveError};
@@ -81,11 +81,7 @@ impl ImageSource for RegistryImage {
     }
 
     fn open_layer(&self, layer: &LayerRef) -> Result<Box<dyn Read + Send + '_>, ImageError> {
-        let digest = layer.digest.as_ref().ok_or_else(|| ImageError::Malformed {
-            reference: self.reference.clone(),
-            what: format!("layer {}", layer.diff_id),
-            message: "it has no blob digest".into(),
-        })?;
+        let digest = blob_digest(&self.reference, layer)?;
         let stream = self
             .handle
             .block_on(self.registry.open_blob(&self.image, digest))

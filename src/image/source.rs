@@ -67,3 +67,16 @@ pub(crate) fn malformed(reference: &str, what: &str, e: impl ToString) -> ImageE
         message: e.to_string(),
     }
 }
+
+/// The blob digest a layer is stored under, which sources with manifests
+/// always name.
+pub(crate) fn blob_digest<'l>(
+    reference: &str,
+    layer: &'l LayerRef,
+) -> Result<&'l Digest, ImageError> {
+    layer.digest.as_ref().ok_or_else(|| ImageError::Malformed {
+        reference: reference.to_string(),
+        what: format!("layer {}", layer.diff_id),
+        message: "it has no blob digest".into(),
+    })
+}
