@@ -331,42 +331,6 @@ impl Registry {
         Err(last.unwrap_or_else(|| not_found(&label, image.registry())))
     }
 
-    /// The manifest or index `image` names (by digest when it has one, else
-    /// by tag), verified against its digest, and that digest.
-    pub async fn fetch_manifest(&self, image: &ImageRef) -> Result<(Bytes, Digest), ResolveError> {
-        let sources = self.sources(image)?;
-        let label = image.to_string();
-        let fetched = self.fetch_named(&label, image, &sources).await?;
-        Ok((fetched.body, fetched.digest))
-    }
-
-    /// A manifest or a small blob (a config) of `image`'s repository by
-    /// digest, verified.
-    pub async fn fetch_by_digest_of(
-        &self,
-        image: &ImageRef,
-        digest: &Digest,
-        manifest: bool,
-    ) -> Result<Bytes, ResolveError> {
-        let sources = self.sources(image)?;
-        let (kind, limit) = if manifest {
-            (Kind::Manifest, MANIFEST_LIMIT)
-        } else {
-            (Kind::Blob, CONFIG_LIMIT)
-        };
-        let f = self
-            .fetch_by_digest(
-                &image.to_string(),
-                Some(image),
-                &sources,
-                kind,
-                digest,
-                limit,
-            )
-            .await?;
-        Ok(f.body)
-    }
-
     /// A blob of `image`'s repository by digest, as a stream: layers are
     /// too large to hold, so the reader checks the digest as it reads.
     pub async fn open_blob(
