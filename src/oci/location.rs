@@ -181,4 +181,16 @@ mod tests {
             assert!(e.to_string().contains("\nhint: "), "{bad}: {e}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics_and_what_parses_prints_back(
+            text in "(docker://|oci:|oci-archive:|docker-archive:|docker-daemon:)?[a-z0-9./:@_-]{0,40}"
+        ) {
+            if let Ok(location) = text.parse::<ImageLocation>() {
+                let printed = location.to_string();
+                proptest::prop_assert_eq!(printed.parse::<ImageLocation>(), Ok(location));
+            }
+        }
+    }
 }

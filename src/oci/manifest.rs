@@ -227,4 +227,14 @@ mod tests {
         ));
         assert!(parse_document(b"[", None).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(
+            text in "[{}\\[\\]\":, a-zA-Z0-9.+/]{0,80}",
+            header in proptest::option::of("[a-z./+; =-]{0,40}"),
+        ) {
+            let _ = parse_document(text.as_bytes(), header.as_deref());
+        }
+    }
 }
