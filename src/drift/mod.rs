@@ -595,7 +595,7 @@ pub async fn date_moved_bases(session: &Session, platforms: &[String], findings:
             continue;
         };
         let created = match session.registry.resolve(&image, &[platform]).await {
-            Ok(r) => r.platforms.first().and_then(|p| p.created.clone()),
+            Ok(r) => r.platforms.first().and_then(|p| p.config.created.clone()),
             Err(_) => None,
         };
         if let Some(created) = created {

@@ -350,14 +350,18 @@ async fn base_state(
             ctx.progress
                 .working(&job.config.name, &format!("{platform}: reading {name}"));
             let _permit = ctx.base_states.read_permit().await;
-            let (config2, name2, platform2) =
-                (config.clone(), name.to_string(), platform.to_string());
-            let registry = Some((
+            let (config2, name2, platform2, digest2) = (
+                config.clone(),
+                name.to_string(),
+                platform.to_string(),
+                digest.clone(),
+            );
+            let (registry, handle) = (
                 ctx.session.registry.clone(),
                 tokio::runtime::Handle::current(),
-            ));
+            );
             let (catalogue, env) = tokio::task::spawn_blocking(move || {
-                read_base(&config2, &name2, &platform2, registry)
+                read_base(&config2, &name2, &platform2, digest2.as_deref(), registry, handle)
             })
             .await
             .map_err(|e| FreezeError::Setup(e.to_string()))?

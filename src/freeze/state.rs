@@ -237,60 +237,34 @@ impl PlatformState {
     }
 }
 
-/// Where to read a base image's files: the configured `oci:` location of its
-/// registry, or the registry itself.
-pub fn base_location(config: &crate::config::Config, name: &str) -> Option<String> {
-    let image = crate::oci::ImageRef::parse(name).ok()?;
-    let registry = config.registries.get(image.registry());
-    let tag = image.tag().unwrap_or("latest");
-    match registry.and_then(|r| r.location.as_deref()) {
-        Some(loc) if loc.starts_with("oci:") => {
-            let dir = config
-                .root
-                .join(&loc["oci:".len()..])
-                .join(image.repository());
-            Some(format!("oci:{}:{tag}", dir.display()))
-        }
-        _ => Some(format!("docker://{name}")),
-    }
-}
-
-/// Reads the catalogue of a base image for one platform. Blocking.
+/// Reads the catalogue of a base image for one platform. Blocking: call it
+/// from a blocking thread, with the runtime `registry` runs on.
 ///
-/// Registry images are read through `registry` (with the runtime it runs
-/// on, since this runs on a blocking thread); `oci:` locations directly.
+/// The base is opened by `digest`, the platform manifest this freeze pinned,
+/// when there is one: the registry client has that manifest and its config
+/// cached from pinning, so reading them costs no second request, and what is
+/// read is what the lock says even if the tag has moved since. Registries
+/// relocated to `oci:` directories are read through the same client.
 pub fn read_base(
     config: &crate::config::Config,
     name: &str,
     platform: &str,
-    registry: Option<(
-        std::sync::Arc<crate::resolve::Registry>,
-        tokio::runtime::Handle,
-    )>,
+    digest: Option<&str>,
+    registry: std::sync::Arc<crate::resolve::Registry>,
+    handle: tokio::runtime::Handle,
 ) -> Result<(Catalogue, Vec<String>), String> {
-    use crate::image::{ImageLocation as Location, ReadOptions, open_local, read_catalogue};
-    let location =
-        base_location(config, name).ok_or_else(|| format!("`{name}` is not an image reference"))?;
-    let source: Box<dyn crate::image::ImageSource + Send> =
-        match (location.strip_prefix("docker://"), registry) {
-            (Some(image), Some((registry, handle))) => {
-                let image = crate::oci::ImageRef::parse(image).map_err(|e| e.to_string())?;
-                Box::new(crate::image::RegistryImage::new(registry, image, handle))
-            }
-            _ => {
-                let parsed: Location = location.parse().map_err(|e| format!("{e}"))?;
-                open_local(&parsed).map_err(|e| format!("{e}"))?
-            }
-        };
-    let platform = platform
-        .parse()
-        .map_err(|e| format!("`{platform}`: {e:?}"))?;
+    use crate::image::{ReadOptions, RegistryImage, read_catalogue};
+    let mut image = crate::oci::ImageRef::parse(name).map_err(|e| e.to_string())?;
+    if let Some(digest) = digest {
+        image = image.with_digest(digest.parse().map_err(|e| format!("{e}"))?);
+    }
+    let source = RegistryImage::new(registry, image, handle);
+    let platform = platform.parse().map_err(|e| format!("`{platform}`: {e}"))?;
     let options = ReadOptions {
         cache_dir: Some(config.cache_dir.join("layers")),
         ..ReadOptions::default()
     };
-    let catalogue =
-        read_catalogue(source.as_ref(), &platform, &options).map_err(|e| format!("{e}"))?;
+    let catalogue = read_catalogue(&source, &platform, &options).map_err(|e| format!("{e}"))?;
     let env = catalogue.image.config.env.clone();
     Ok((catalogue, env))
 }

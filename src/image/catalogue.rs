@@ -10,14 +10,13 @@ use super::formats::{
     parse_paragraphs, parse_record,
 };
 use super::layer::{CollectedFile, FileContent, LayerCollection, LayerStats, is_libc_name};
-use super::source::ResolvedImage;
-use crate::oci::Platform;
+use crate::oci::{Platform, ResolvedPlatform};
 
 /// What an image contains, as far as imagelock cares. Every list is sorted,
 /// so equal images give equal catalogues.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Catalogue {
-    pub image: ResolvedImage,
+    pub image: ResolvedPlatform,
     pub platform: Platform,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub os_release: Option<OsRelease>,
@@ -282,7 +281,7 @@ fn abs(path: &str) -> String {
 
 /// Merges layer collections (bottom first) into a catalogue.
 pub(crate) fn merge(
-    image: ResolvedImage,
+    image: ResolvedPlatform,
     platform: Platform,
     layers: Vec<LayerCollection>,
 ) -> Catalogue {

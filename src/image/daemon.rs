@@ -11,8 +11,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ImageError;
-use super::source::{DockerArchive, ImageConfig, ImageSource, LayerRef, ResolvedImage};
-use crate::oci::{Digest, Platform};
+use super::archive::DockerArchive;
+use super::source::ImageSource;
+use crate::oci::{Digest, ImageConfig, LayerRef, Platform, ResolvedPlatform};
 
 /// Where the engine listens.
 #[derive(Clone, Debug)]
@@ -370,7 +371,7 @@ impl ImageSource for DockerDaemon {
         &self.reference
     }
 
-    fn resolve(&self, platform: &Platform) -> Result<ResolvedImage, ImageError> {
+    fn resolve(&self, platform: &Platform) -> Result<ResolvedPlatform, ImageError> {
         let inspect: Inspect = self.get_json(&format!("/images/{}/json", self.name))?;
         let has = Platform::new(
             &inspect.os,
@@ -395,10 +396,12 @@ impl ImageSource for DockerDaemon {
                 diff_id: d.clone(),
             })
             .collect();
-        Ok(ResolvedImage {
+        Ok(ResolvedPlatform {
             reference: self.reference.clone(),
+            platform: platform.clone(),
             index_digest: None,
             manifest_digest: None,
+            media_type: None,
             config_digest: inspect.id,
             config: ImageConfig {
                 architecture: inspect.architecture,
@@ -406,6 +409,7 @@ impl ImageSource for DockerDaemon {
                 variant: inspect.variant,
                 env: inspect.config.and_then(|c| c.env).unwrap_or_default(),
                 diff_ids: inspect.root_fs.layers,
+                created: None,
             },
             layers,
         })

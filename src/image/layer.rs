@@ -8,9 +8,8 @@ use flate2::bufread::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
 use super::digest::HashingReader;
-use super::source::LayerRef;
 use super::{ImageError, ReadOptions};
-use crate::oci::Digest;
+use crate::oci::{Digest, LayerRef};
 
 /// How a layer blob is compressed, as read from its first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,33 +5,37 @@
 //! and each layer's diff_id on the way, keeps only the files that matter, and
 //! merges the layers in order into a [`Catalogue`].
 
+mod archive;
 mod cache;
 mod catalogue;
 mod daemon;
 mod digest;
 mod formats;
 mod layer;
+mod layout;
 mod registry;
 mod source;
+mod store;
 
 use std::io;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub use crate::oci::{Digest, Platform};
+pub use crate::oci::{
+    Digest, ImageConfig, ImageLocation, LayerRef, Platform, ResolvedImage, ResolvedPlatform,
+};
 
+pub use archive::DockerArchive;
 pub use catalogue::{
     Catalogue, CondaMetaRecord, CondaPrefix, Libc, LibcKind, OsPackage, OsPackageSource, OsRelease,
     Owner, PythonDist, PythonInstall,
 };
 pub use daemon::DockerDaemon;
 pub use layer::{Compression, LayerStats};
+pub use layout::OciLayout;
 pub use registry::RegistryImage;
-pub use source::{
-    BlobSource, DockerArchive, Fetched, ImageConfig, ImageLocation, ImageSource, LayerRef,
-    OciLayout, ResolvedImage, open_local, resolve_blobs,
-};
+pub use source::ImageSource;
 
 /// Everything that can go wrong reading an image. Each names the image and,
 /// where it applies, the layer or blob.
@@ -148,6 +152,41 @@ pub enum ImageError {
     },
 }
 
+impl From<crate::oci::ParseLocationError> for ImageError {
+    fn from(e: crate::oci::ParseLocationError) -> Self {
+        ImageError::InvalidReference {
+            reference: e.location,
+            hint: e.hint,
+        }
+    }
+}
+
+/// Opens a local source (`oci:`, `oci-archive:`, `docker-archive:`,
+/// `docker-daemon:`). `docker://` is read through [`RegistryImage`].
+pub fn open_local(image: &ImageLocation) -> Result<Box<dyn ImageSource + Send>, ImageError> {
+    let reference = image.to_string();
+    match image {
+        ImageLocation::Oci { dir, tag } => {
+            Ok(Box::new(OciLayout::open_dir(&reference, dir, tag.clone())?))
+        }
+        ImageLocation::OciArchive { path, tag } => Ok(Box::new(OciLayout::open_archive(
+            &reference,
+            path,
+            tag.clone(),
+        )?)),
+        ImageLocation::DockerArchive { path, name } => Ok(Box::new(DockerArchive::open(
+            &reference,
+            path,
+            name.clone(),
+        )?)),
+        ImageLocation::DockerDaemon(name) => Ok(Box::new(DockerDaemon::new(&reference, name)?)),
+        ImageLocation::Docker(_) => Err(ImageError::InvalidReference {
+            reference,
+            hint: "registry images are read through the registry client".into(),
+        }),
+    }
+}
+
 /// Limits and places for reading images.
 #[derive(Clone, Debug)]
 pub struct ReadOptions {
@@ -213,7 +252,7 @@ pub fn read_catalogue_with_base(
 /// the cache).
 fn read_layers(
     source: &dyn ImageSource,
-    image: &ResolvedImage,
+    image: &ResolvedPlatform,
     opts: &ReadOptions,
 ) -> Result<Vec<layer::LayerCollection>, ImageError> {
     let reference = source.reference();

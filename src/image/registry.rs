@@ -1,4 +1,5 @@
-//! `docker://` images: the registry client read through [`BlobSource`].
+//! `docker://` images: resolved by the registry client (the async walk
+//! over [`crate::oci`]), layers streamed from it.
 //!
 //! The client is async and the image reader is not (it runs on blocking
 //! threads), so every call is bridged with [`Handle::block_on`]: never call
@@ -11,12 +12,14 @@ use bytes::{Buf, Bytes};
 use tokio::runtime::Handle;
 
 use super::ImageError;
-use super::source::{BlobSource, Fetched};
-use crate::oci::{Digest, ImageRef};
+use super::source::{ImageSource, blob_digest};
+use crate::oci::{ImageRef, LayerRef, Platform, ResolvedPlatform};
 use crate::resolve::registry::BlobStream;
 use crate::resolve::{Registry, ResolveError};
 
-/// An image in a registry, read with the registry client.
+/// An image in a registry, read with the registry client. Opened by tag, or
+/// by the digest a freeze just resolved (which the client has cached, so
+/// reading it costs no request for its manifest and config).
 pub struct RegistryImage {
     registry: Arc<Registry>,
     image: ImageRef,
@@ -43,30 +46,42 @@ impl RegistryImage {
     }
 }
 
-impl BlobSource for RegistryImage {
+impl ImageSource for RegistryImage {
     fn reference(&self) -> &str {
         &self.reference
     }
 
-    fn root(&self) -> Result<Fetched, ImageError> {
-        let (bytes, digest) = self
+    fn resolve(&self, platform: &Platform) -> Result<ResolvedPlatform, ImageError> {
+        let resolved = self
             .handle
-            .block_on(self.registry.fetch_manifest(&self.image))
-            .map_err(|e| self.error(e))?;
-        Ok(Fetched {
-            bytes: bytes.to_vec(),
-            digest: Some(digest),
-        })
+            .block_on(
+                self.registry
+                    .resolve(&self.image, std::slice::from_ref(platform)),
+            )
+            .map_err(|e| match e {
+                ResolveError::PlatformNotFound { available, .. } => ImageError::PlatformMissing {
+                    reference: self.reference.clone(),
+                    platform: platform.clone(),
+                    available,
+                },
+                e => self.error(e),
+            })?;
+        let mut one =
+            resolved
+                .platforms
+                .into_iter()
+                .next()
+                .ok_or_else(|| ImageError::PlatformMissing {
+                    reference: self.reference.clone(),
+                    platform: platform.clone(),
+                    available: "none".into(),
+                })?;
+        one.reference.clone_from(&self.reference);
+        Ok(one)
     }
 
-    fn manifest(&self, digest: &Digest) -> Result<Vec<u8>, ImageError> {
-        self.handle
-            .block_on(self.registry.fetch_by_digest_of(&self.image, digest, true))
-            .map(|b| b.to_vec())
-            .map_err(|e| self.error(e))
-    }
-
-    fn blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>, ImageError> {
+    fn open_layer(&self, layer: &LayerRef) -> Result<Box<dyn Read + Send + '_>, ImageError> {
+        let digest = blob_digest(&self.reference, layer)?;
         let stream = self
             .handle
             .block_on(self.registry.open_blob(&self.image, digest))

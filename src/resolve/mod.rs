@@ -6,9 +6,7 @@ pub mod pypi;
 pub mod registry;
 pub mod session;
 
-pub use registry::{
-    ImageSource, Registry, RegistryOptions, ResolveError, ResolvedImage, ResolvedPlatform,
-};
+pub use registry::{Registry, RegistryOptions, ResolveError};
 pub mod conda;
 
 pub use session::{Session, SessionError, SessionOptions};

@@ -81,12 +81,18 @@ fn base_images_tell_the_target() {
     let mut config = examples();
     let cache = crate::common::tempdir();
     config.cache_dir = cache.path().to_path_buf();
+    // Bases are read through the registry client, here relocated to the
+    // world's `oci:` layouts.
+    let client = std::sync::Arc::new(registry(&config));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
 
     let (cat, env) = read_base(
         &config,
         "docker.io/library/python:3.11-slim",
         "linux/arm64",
         None,
+        client.clone(),
+        runtime.handle().clone(),
     )
     .unwrap();
     let state = PlatformState::from_catalogue("linux/arm64", &cat, &env);
@@ -102,6 +108,8 @@ fn base_images_tell_the_target() {
         "docker.io/condaforge/miniforge3:24.3.0-0",
         "linux/amd64",
         None,
+        client,
+        runtime.handle().clone(),
     )
     .unwrap();
     let state = PlatformState::from_catalogue("linux/amd64", &cat, &env);
@@ -524,5 +532,78 @@ fn bench_freeze_examples_over_http() {
                 );
             }
         }
+    }
+}
+
+/// Regression: an index listing only variants (`linux/amd64/v3`,
+/// `linux/arm64/v8`) failed to freeze while verify read it. Both now pick
+/// the same entry for `linux/amd64` and `linux/arm64`.
+#[test]
+fn an_index_of_variants_freezes_and_verifies_the_same_platform() {
+    use crate::common::registry::{AuthKind, LayoutBuilder, server};
+    let Some(registry) = server(AuthKind::Open) else {
+        return;
+    };
+    let dir = crate::common::tempdir();
+    let mut layout = LayoutBuilder::new(&dir.path().join("layout"));
+    let children = vec![
+        layout.manifest("amd64", Some("v3"), "variant-amd64-v3"),
+        layout.manifest("arm64", Some("v8"), "variant-arm64-v8"),
+    ];
+    let index = layout.tag_index(&children, "variants");
+    registry.push(&layout.dir, "variants", "variants/base:1", false);
+
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    std::fs::write(
+        dir.path().join("app/Dockerfile"),
+        format!("FROM {}/variants/base:1\n", registry.addr),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("imagelock.toml"),
+        "platforms = [\"linux/amd64\", \"linux/arm64\"]\n[images.app]\nfile = \"app/Dockerfile\"\n",
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        crate::common::run(
+            crate::common::imagelock()
+                .current_dir(dir.path())
+                .env("IMAGELOCK_CACHE_DIR", dir.path().join("cache"))
+                .args(args),
+        )
+    };
+    let (code, _, err) = cli(&["freeze"]);
+    assert_eq!(code, 0, "{err}");
+    let lock = imagelock::lock::LockedImage::read(&dir.path().join("lockfiles/app.lock")).unwrap();
+    let base = &lock.bases[0];
+    assert_eq!(base.digest, index);
+    let pinned: Vec<(&str, &str)> = base
+        .platforms
+        .iter()
+        .map(|p| (p.platform.as_str(), p.digest.as_str()))
+        .collect();
+    assert_eq!(
+        pinned,
+        [
+            ("linux/amd64", children[0].digest.as_str()),
+            ("linux/arm64", children[1].digest.as_str()),
+        ]
+    );
+
+    // The image built FROM it alone is the base itself: verify reads the
+    // same entry for each locked platform and finds it matches.
+    let image = format!("docker://{}/variants/base:1", registry.addr);
+    let (code, out, err) = cli(&["verify", "--image", &image, "app/Dockerfile"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let (code, out, err) = cli(&[
+            "verify",
+            "--image",
+            &image,
+            "--platform",
+            platform,
+            "app/Dockerfile",
+        ]);
+        assert_eq!(code, 0, "{platform}: {out}\n{err}");
     }
 }

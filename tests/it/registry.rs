@@ -5,10 +5,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use imagelock::config::{MirrorConfig, PullFromMirror, RegistryConfig};
-use imagelock::oci::{ImageRef, Platform};
+use imagelock::oci::{ImageLocation, ImageRef, Platform};
 use imagelock::resolve::auth::{CredentialStore, Credentials, Secret};
 use imagelock::resolve::http::HttpOptions;
-use imagelock::resolve::{ImageSource, Registry, RegistryOptions, ResolveError};
+use imagelock::resolve::{Registry, RegistryOptions, ResolveError};
 
 use crate::common::registry::{
     AuthKind, BuiltManifest, Fault, FaultProxy, LayoutBuilder, PASSWORD, RegistryServer,
@@ -168,12 +168,13 @@ async fn multi_arch_index_matches_skopeo() {
     for ((r, (digest, config, diff_ids)), built) in
         resolved.platforms.iter().zip(&per).zip(&p.children)
     {
-        assert_eq!(&r.digest.to_string(), digest);
-        assert_eq!(&r.config.to_string(), config);
-        assert_eq!(&r.config.to_string(), &built.config);
+        assert_eq!(&r.manifest_digest.as_ref().unwrap().to_string(), digest);
+        assert_eq!(&r.config_digest.to_string(), config);
+        assert_eq!(&r.config_digest.to_string(), &built.config);
         assert_eq!(diff_ids, &built.diff_ids);
         assert_eq!(
-            r.diff_ids
+            r.config
+                .diff_ids
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>(),
@@ -210,8 +211,11 @@ async fn oci_and_docker_v2_manifests_match_skopeo() {
         let (top, per) = skopeo_view(server, tag, &["linux/amd64"]);
         assert_eq!(resolved.digest.to_string(), top, "{tag}");
         assert_eq!(resolved.media_type, media_type);
-        assert_eq!(resolved.platforms[0].digest, resolved.digest);
-        assert_eq!(resolved.platforms[0].config.to_string(), per[0].1);
+        assert_eq!(
+            resolved.platforms[0].manifest_digest.as_ref(),
+            Some(&resolved.digest)
+        );
+        assert_eq!(resolved.platforms[0].config_digest.to_string(), per[0].1);
         // `skopeo inspect` (not raw) reports the same digest.
         let inspected: serde_json::Value =
             serde_json::from_slice(&server.skopeo_inspect(tag, &[])).unwrap();
@@ -484,7 +488,7 @@ async fn redirects_never_carry_credentials_to_another_host() {
         .await
         .unwrap();
     assert_eq!(
-        resolved.platforms[0].config.to_string(),
+        resolved.platforms[0].config_digest.to_string(),
         p.children[0].config
     );
     let storage_seen = storage.seen.lock().unwrap().clone();
@@ -546,8 +550,10 @@ async fn oci_layouts_resolve_like_registries() {
     let registry = Registry::new(anonymous()).unwrap();
     let all = platforms(&["linux/amd64", "linux/arm64", "linux/arm/v7"]);
     let from_layout = registry
-        .resolve_source(
-            &ImageSource::parse(&format!("oci:{}:multi", p.layout.display())).unwrap(),
+        .resolve_location(
+            &format!("oci:{}:multi", p.layout.display())
+                .parse::<ImageLocation>()
+                .unwrap(),
             &all,
         )
         .await
@@ -557,7 +563,18 @@ async fn oci_layouts_resolve_like_registries() {
         .await
         .unwrap();
     assert_eq!(from_layout.digest, from_registry.digest);
-    assert_eq!(from_layout.platforms, from_registry.platforms);
+    // The same images, each named by where it was read.
+    let unnamed = |platforms: &[imagelock::oci::ResolvedPlatform]| {
+        let mut platforms = platforms.to_vec();
+        for p in &mut platforms {
+            p.reference.clear();
+        }
+        platforms
+    };
+    assert_eq!(
+        unnamed(&from_layout.platforms),
+        unnamed(&from_registry.platforms)
+    );
 
     // A registry relocated to a directory of layouts, one per repository.
     let root = tempfile::tempdir().unwrap();
@@ -588,13 +605,55 @@ async fn oci_layouts_resolve_like_registries() {
     std::fs::write(&blob, b"{}").unwrap();
     let fresh = Registry::new(RegistryOptions { ..anonymous() }).unwrap();
     let err = fresh
-        .resolve_source(
-            &ImageSource::parse(&format!("oci:{}:multi", repo_dir.display())).unwrap(),
+        .resolve_location(
+            &format!("oci:{}:multi", repo_dir.display())
+                .parse::<ImageLocation>()
+                .unwrap(),
             &all,
         )
         .await
         .unwrap_err();
     assert!(matches!(err, ResolveError::DigestMismatch { .. }), "{err}");
+}
+
+/// Regression (requests): a base read after it was pinned is opened by the
+/// platform manifest digest just resolved, so neither its manifest nor its
+/// config is fetched a second time; only its layers are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_base_is_read_without_fetching_it_again() {
+    use imagelock::image::{ReadOptions, RegistryImage, read_catalogue};
+    let Some((server, p)) = pushed(AuthKind::Open) else {
+        return;
+    };
+    let registry = std::sync::Arc::new(Registry::new(anonymous()).unwrap());
+    let tagged = image(&server.addr, "multi:1");
+    let resolved = registry
+        .resolve(&tagged, &platforms(&["linux/amd64"]))
+        .await
+        .unwrap();
+    let pinned = resolved.platforms[0].manifest_digest.clone().unwrap();
+    assert_eq!(pinned.to_string(), p.children[0].digest);
+    let after_pin = registry.request_counts();
+    assert_eq!((after_pin.manifests, after_pin.blobs), (2, 1));
+
+    let source = RegistryImage::new(
+        registry.clone(),
+        tagged.with_digest(pinned.clone()),
+        tokio::runtime::Handle::current(),
+    );
+    let catalogue = tokio::task::spawn_blocking(move || {
+        read_catalogue(&source, &Platform::linux_amd64(), &ReadOptions::default())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(catalogue.image.manifest_digest, Some(pinned));
+    let after_read = registry.request_counts();
+    assert_eq!(
+        (after_read.manifests, after_read.blobs),
+        (after_pin.manifests, after_pin.blobs + 1),
+        "one request for the one layer, none for its manifest or config"
+    );
 }
 
 /// The embedded world's layouts, when present, resolve for every platform
@@ -624,7 +683,7 @@ async fn world_layouts_resolve() {
         resolved.media_type,
         "application/vnd.oci.image.index.v1+json"
     );
-    assert!(!resolved.platforms[0].diff_ids.is_empty());
+    assert!(!resolved.platforms[0].config.diff_ids.is_empty());
 }
 
 /// Benchmark (run by `benches/registry.sh`, not by `cargo test`): 50 distinct

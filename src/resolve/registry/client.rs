@@ -15,13 +15,15 @@ use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use super::manifest::{self, MediaTypes, Parsed};
-use super::{
-    CONFIG_LIMIT, ImageSource, MANIFEST_LIMIT, RegistryConfigs, ResolveError, ResolvedImage,
-    ResolvedPlatform, canonical_name, oci_layout,
-};
+use super::{CONFIG_LIMIT, MANIFEST_LIMIT, RegistryConfigs, ResolveError, canonical_name};
 use crate::config::PullFromMirror;
-use crate::oci::{Digest, ImageRef, Platform};
+use crate::oci::layout::{self, LayoutEntry};
+use crate::oci::select::offered_list;
+use crate::oci::{
+    Digest, Document, ImageConfig, ImageLocation, ImageRef, Index, MediaTypes, Platform,
+    PlatformWalk, ResolvedImage, ResolvedPlatform, SelectPlatformError, check_digest,
+    manifest_layers, parse_document,
+};
 use crate::resolve::auth::{Challenge, CredentialStore, Credentials};
 use crate::resolve::http::{
     HttpClient, HttpError, HttpOptions, HttpRequest, HttpResponse, is_loopback, origin,
@@ -246,29 +248,34 @@ impl Registry {
             .await
     }
 
-    /// Resolves a registry reference or an OCI layout (`oci:DIR[:TAG]`).
-    pub async fn resolve_source(
+    /// Resolves a registry reference (`docker://`) or an OCI layout
+    /// (`oci:DIR[:TAG]`).
+    pub async fn resolve_location(
         &self,
-        source: &ImageSource,
+        location: &ImageLocation,
         platforms: &[Platform],
     ) -> Result<ResolvedImage, ResolveError> {
-        match source {
-            ImageSource::Registry(image) => self.resolve(image, platforms).await,
-            ImageSource::OciLayout { dir, reference } => {
+        match location {
+            ImageLocation::Docker(image) => self.resolve(image, platforms).await,
+            ImageLocation::Oci { dir, tag } => {
                 let dir = self.options.root.join(dir);
-                let name = match reference {
-                    Some(r) => format!("oci:{}:{r}", dir.display()),
-                    None => format!("oci:{}", dir.display()),
-                };
+                let name = ImageLocation::Oci {
+                    dir: dir.clone(),
+                    tag: tag.clone(),
+                }
+                .to_string();
                 let sources = [Source {
                     location: Location::Layout(dir.clone()),
                     tags: true,
                     digests: true,
                 }];
-                let top = self.layout_top(&name, &dir, reference.as_deref())?;
+                let top = self.layout_top(&name, &dir, tag.as_deref())?;
                 self.walk(&name, name.clone(), None, &sources, top, platforms)
                     .await
             }
+            other => Err(ResolveError::Transport {
+                location: other.to_string(),
+            }),
         }
     }
 
@@ -317,8 +324,8 @@ impl Registry {
                         .fetch_tag(&label, image, std::slice::from_ref(source))
                         .await
                         .and_then(|f| {
-                            let (mt, _) = manifest::parse(&f.body, f.content_type.as_deref())
-                                .map_err(|reason| invalid(&label, &remote.host, reason))?;
+                            let (mt, _) = parse_document(&f.body, f.content_type.as_deref())
+                                .map_err(|e| invalid(&label, &remote.host, e.to_string()))?;
                             Ok((f.digest, mt))
                         }),
                 },
@@ -330,42 +337,6 @@ impl Registry {
             }
         }
         Err(last.unwrap_or_else(|| not_found(&label, image.registry())))
-    }
-
-    /// The manifest or index `image` names (by digest when it has one, else
-    /// by tag), verified against its digest, and that digest.
-    pub async fn fetch_manifest(&self, image: &ImageRef) -> Result<(Bytes, Digest), ResolveError> {
-        let sources = self.sources(image)?;
-        let label = image.to_string();
-        let fetched = self.fetch_named(&label, image, &sources).await?;
-        Ok((fetched.body, fetched.digest))
-    }
-
-    /// A manifest or a small blob (a config) of `image`'s repository by
-    /// digest, verified.
-    pub async fn fetch_by_digest_of(
-        &self,
-        image: &ImageRef,
-        digest: &Digest,
-        manifest: bool,
-    ) -> Result<Bytes, ResolveError> {
-        let sources = self.sources(image)?;
-        let (kind, limit) = if manifest {
-            (Kind::Manifest, MANIFEST_LIMIT)
-        } else {
-            (Kind::Blob, CONFIG_LIMIT)
-        };
-        let f = self
-            .fetch_by_digest(
-                &image.to_string(),
-                Some(image),
-                &sources,
-                kind,
-                digest,
-                limit,
-            )
-            .await?;
-        Ok(f.body)
     }
 
     /// A blob of `image`'s repository by digest, as a stream: layers are
@@ -438,82 +409,14 @@ impl Registry {
         } else {
             platforms
         };
-        let origin = sources
-            .last()
-            .map(|s| s.location.describe())
-            .unwrap_or_default();
-        let (media_type, parsed) = manifest::parse(&top.body, top.content_type.as_deref())
-            .map_err(|r| invalid(label, &origin, r))?;
-        let resolved = match parsed {
-            Parsed::Index(index) => {
-                let jobs = platforms.iter().map(|platform| {
-                    let index = &index;
-                    let origin = &origin;
-                    async move {
-                        let Some(entry) = manifest::select(index, platform) else {
-                            let mut available: Vec<String> = manifest::image_entries(index)
-                                .iter()
-                                .map(|(p, _)| format!("`{p}`"))
-                                .collect();
-                            available.sort();
-                            available.dedup();
-                            return Err(ResolveError::PlatformNotFound {
-                                image: label.to_string(),
-                                platform: platform.to_string(),
-                                available: if available.is_empty() {
-                                    "none".into()
-                                } else {
-                                    available.join(", ")
-                                },
-                            });
-                        };
-                        let digest = manifest::descriptor_digest(entry)
-                            .map_err(|r| invalid(label, origin, r))?;
-                        let child = self
-                            .fetch_by_digest(
-                                label,
-                                image,
-                                sources,
-                                Kind::Manifest,
-                                &digest,
-                                MANIFEST_LIMIT,
-                            )
-                            .await?;
-                        let entry_type = entry.media_type().to_string();
-                        let (mt, parsed) = manifest::parse(&child.body, Some(&entry_type))
-                            .map_err(|r| invalid(label, origin, r))?;
-                        let Parsed::Manifest(m) = parsed else {
-                            return Err(invalid(
-                                label,
-                                origin,
-                                format!("`{digest}` is a nested index"),
-                            ));
-                        };
-                        self.platform_image(label, image, sources, platform, digest, mt, &m)
-                            .await
-                    }
-                });
-                try_join_all(jobs).await?
-            }
-            Parsed::Manifest(m) => {
-                let mut out = Vec::new();
-                for platform in platforms {
-                    out.push(
-                        self.platform_image(
-                            label,
-                            image,
-                            sources,
-                            platform,
-                            top.digest.clone(),
-                            media_type.clone(),
-                            &m,
-                        )
-                        .await?,
-                    );
-                }
-                out
-            }
-        };
+        let origin = sources_origin(sources);
+        let (media_type, document) = parse_document(&top.body, top.content_type.as_deref())
+            .map_err(|e| invalid(label, &origin, e.to_string()))?;
+        let top_at = (&top.digest, media_type.as_str(), &document);
+        let jobs = platforms
+            .iter()
+            .map(|platform| self.walk_platform(label, image, sources, top_at, platform));
+        let resolved = try_join_all(jobs).await?;
         Ok(ResolvedImage {
             name,
             digest: top.digest,
@@ -522,51 +425,70 @@ impl Registry {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn platform_image(
+    /// From the top document down to one platform's manifest (following
+    /// nested indexes as [`PlatformWalk`] rules), then its config.
+    async fn walk_platform(
         &self,
         label: &str,
         image: Option<&ImageRef>,
         sources: &[Source],
+        (top_digest, top_media_type, top): (&Digest, &str, &Document),
         platform: &Platform,
-        digest: Digest,
-        media_type: String,
-        m: &oci_spec::image::ImageManifest,
     ) -> Result<ResolvedPlatform, ResolveError> {
-        let origin = sources
-            .last()
-            .map(|s| s.location.describe())
-            .unwrap_or_default();
-        let config = manifest::config_digest(m).map_err(|r| invalid(label, &origin, r))?;
+        let origin = sources_origin(sources);
+        let mut walk = PlatformWalk::new(platform);
+        let mut digest = top_digest.clone();
+        let mut media_type = top_media_type.to_string();
+        let mut document = top.clone();
+        let manifest = loop {
+            let index = match document {
+                Document::Manifest(m) => break m,
+                Document::Index(index) => index,
+            };
+            let entry = walk
+                .descend(&index, Some(&digest))
+                .map_err(|e| platform_error(label, &origin, e))?
+                .clone();
+            let child = self
+                .fetch_by_digest(
+                    label,
+                    image,
+                    sources,
+                    Kind::Manifest,
+                    &entry.digest,
+                    MANIFEST_LIMIT,
+                )
+                .await?;
+            (media_type, document) = parse_document(&child.body, entry.media_type.as_deref())
+                .map_err(|e| invalid(label, &origin, e.to_string()))?;
+            digest = entry.digest;
+        };
+        let config_digest = manifest.config.digest.clone();
         let body = self
-            .fetch_by_digest(label, image, sources, Kind::Blob, &config, CONFIG_LIMIT)
-            .await?;
-        let info = manifest::parse_config(&body.body).map_err(|r| invalid(label, &origin, r))?;
-        if info.platform != *platform {
-            return Err(ResolveError::PlatformNotFound {
-                image: label.to_string(),
-                platform: platform.to_string(),
-                available: format!("only `{}` (a single-platform image)", info.platform),
-            });
-        }
-        if info.diff_ids.len() != m.layers().len() {
-            return Err(invalid(
+            .fetch_by_digest(
                 label,
-                &origin,
-                format!(
-                    "the config lists {} diff_ids for {} layers",
-                    info.diff_ids.len(),
-                    m.layers().len()
-                ),
-            ));
-        }
+                image,
+                sources,
+                Kind::Blob,
+                &config_digest,
+                CONFIG_LIMIT,
+            )
+            .await?;
+        let config = ImageConfig::parse(&body.body)
+            .map_err(|e| invalid(label, &origin, format!("invalid image config: {e}")))?;
+        walk.check_config(config.platform())
+            .map_err(|e| platform_error(label, &origin, e))?;
+        let layers = manifest_layers(&manifest, &config)
+            .map_err(|e| invalid(label, &origin, e.to_string()))?;
         Ok(ResolvedPlatform {
+            reference: label.to_string(),
             platform: platform.clone(),
-            digest,
-            media_type,
+            index_digest: walk.index_digest().cloned(),
+            manifest_digest: Some(digest),
+            media_type: Some(media_type),
+            config_digest,
             config,
-            diff_ids: info.diff_ids,
-            created: info.created,
+            layers,
         })
     }
 
@@ -675,7 +597,7 @@ impl Registry {
                     self.request(label, image, remote, Method::GET, &path, kind, limit)
                         .await
                         .and_then(|resp| {
-                            check_digest(label, &remote.host, digest, &resp.body)?;
+                            verified(label, &remote.host, digest, &resp.body)?;
                             Ok(Fetched {
                                 digest: digest.clone(),
                                 content_type: resp
@@ -755,7 +677,7 @@ impl Registry {
                         Ok(resp) => {
                             let digest = match stated_digest(&resp) {
                                 Some(Ok(stated)) => {
-                                    check_digest(label, &remote.host, &stated, &resp.body)?;
+                                    verified(label, &remote.host, &stated, &resp.body)?;
                                     stated
                                 }
                                 // Absent or unreadable: what we got is what we hash.
@@ -799,12 +721,22 @@ impl Registry {
             dir: dir.to_path_buf(),
             reason,
         };
-        let index = oci_layout::read_index(dir).map_err(layout_err)?;
-        let entry = oci_layout::find(&index, reference).map_err(layout_err)?;
-        let digest = manifest::descriptor_digest(&entry).map_err(layout_err)?;
-        let fetched = layout_blob(label, dir, &digest, MANIFEST_LIMIT)?;
+        let text = fs_err::read(dir.join("index.json")).map_err(|e| layout_err(e.to_string()))?;
+        let index: Index = serde_json::from_slice(&text)
+            .map_err(|e| layout_err(format!("`index.json` is invalid: {e}")))?;
+        let entry = match layout::find(&index, reference).map_err(|e| layout_err(e.to_string()))? {
+            LayoutEntry::One(entry) => entry,
+            LayoutEntry::PerPlatform(index) => {
+                return Err(layout_err(format!(
+                    "{} entries, one per platform, match `{}` and no index names them all\nhint: a lock pins an index; write the layout with one (`skopeo copy --all`, `umoci`)",
+                    index.manifests.len(),
+                    reference.unwrap_or("(no tag)")
+                )));
+            }
+        };
+        let fetched = layout_blob(label, dir, &entry.digest, MANIFEST_LIMIT)?;
         Ok(Fetched {
-            content_type: Some(entry.media_type().to_string()),
+            content_type: entry.media_type,
             ..fetched
         })
     }
@@ -1211,43 +1143,81 @@ fn stated_digest(response: &HttpResponse) -> Option<Result<Digest, crate::oci::P
         .map(|d| d.trim().parse())
 }
 
-fn check_digest(
+/// `body` checked against the digest it was asked for.
+fn verified(
     label: &str,
     registry: &str,
     expected: &Digest,
     body: &[u8],
 ) -> Result<(), ResolveError> {
-    let actual = expected.compute_like(body);
-    if actual == *expected {
-        Ok(())
-    } else {
-        Err(ResolveError::DigestMismatch {
-            image: label.to_string(),
-            registry: registry.to_string(),
-            expected: expected.to_string(),
-            actual: actual.to_string(),
-        })
-    }
+    check_digest(expected, body).map_err(|e| ResolveError::DigestMismatch {
+        image: label.to_string(),
+        registry: registry.to_string(),
+        expected: e.expected.to_string(),
+        actual: e.actual.to_string(),
+    })
 }
 
+/// A small blob of an image layout, checked against its digest.
 fn layout_blob(
     label: &str,
     dir: &Path,
     digest: &Digest,
     limit: u64,
 ) -> Result<Fetched, ResolveError> {
-    let body =
-        oci_layout::read_blob(dir, digest, limit).map_err(|reason| ResolveError::Layout {
-            image: label.to_string(),
-            dir: dir.to_path_buf(),
-            reason,
-        })?;
-    check_digest(label, &format!("oci:{}", dir.display()), digest, &body)?;
+    let layout_err = |reason: String| ResolveError::Layout {
+        image: label.to_string(),
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    let path = dir
+        .join("blobs")
+        .join(digest.algorithm().as_str())
+        .join(digest.hex());
+    let len = fs_err::metadata(&path)
+        .map_err(|e| layout_err(e.to_string()))?
+        .len();
+    if len > limit {
+        return Err(layout_err(format!(
+            "blob `{digest}` is larger than {limit} bytes"
+        )));
+    }
+    let body = fs_err::read(&path)
+        .map(Bytes::from)
+        .map_err(|e| layout_err(e.to_string()))?;
+    verified(label, &format!("oci:{}", dir.display()), digest, &body)?;
     Ok(Fetched {
         digest: digest.clone(),
         content_type: None,
         body,
     })
+}
+
+/// Where content was read from, for messages.
+fn sources_origin(sources: &[Source]) -> String {
+    sources
+        .last()
+        .map(|s| s.location.describe())
+        .unwrap_or_default()
+}
+
+/// A platform that is not there, as the registry reports it.
+fn platform_error(label: &str, origin: &str, e: SelectPlatformError) -> ResolveError {
+    match e {
+        SelectPlatformError::Missing { platform, offered } => ResolveError::PlatformNotFound {
+            image: label.to_string(),
+            platform: platform.to_string(),
+            available: offered_list(&offered),
+        },
+        SelectPlatformError::SinglePlatform { platform, offered } => {
+            ResolveError::PlatformNotFound {
+                image: label.to_string(),
+                platform: platform.to_string(),
+                available: format!("only `{offered}` (a single-platform image)"),
+            }
+        }
+        e @ SelectPlatformError::TooDeep => invalid(label, origin, e.to_string()),
+    }
 }
 
 fn invalid(label: &str, registry: &str, reason: String) -> ResolveError {

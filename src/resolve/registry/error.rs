@@ -92,4 +92,8 @@ pub enum ResolveError {
         "`{location}` is not a usable registry location for `{registry}`\nhint: write a host[:port][/namespace] or `oci:DIR`"
     )]
     Location { registry: String, location: String },
+    #[error(
+        "`{location}` is not in a registry or an OCI layout\nhint: archives and the Docker Engine are read by `imagelock verify --image`, not resolved"
+    )]
+    Transport { location: String },
 }

@@ -1,5 +1,7 @@
 //! A thin OCI distribution client: tags to digests, indexes to per-platform
-//! manifests, and each platform's config for its layer diff_ids.
+//! manifests, and each platform's config for its layer diff_ids. The async
+//! driver over [`crate::oci`]: what a document means and which platform an
+//! index serves are decided there.
 //!
 //! Everything fetched is checked against its digest. Manifests over 4 MiB
 //! are refused. Credentials go only to the registry (and its token realm),
@@ -7,18 +9,14 @@
 
 mod client;
 mod error;
-mod manifest;
-mod oci_layout;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 pub use client::{BlobStream, Registry, RegistryOptions, RequestCounts};
 pub use error::ResolveError;
-pub use manifest::{MediaTypes, is_index_media_type};
 
 use crate::lock::{LockedBase, LockedPlatformImage};
-use crate::oci::{Digest, ImageRef, Platform};
+use crate::oci::{ImageRef, ResolvedImage};
 
 /// The name the lock keys an image by: tag kept, digest dropped unless it
 /// is all there is.
@@ -33,36 +31,6 @@ pub fn canonical_name(image: &ImageRef) -> String {
 pub const MANIFEST_LIMIT: u64 = 4 * 1024 * 1024;
 /// The largest config blob accepted.
 pub const CONFIG_LIMIT: u64 = 16 * 1024 * 1024;
-
-/// An image pinned: what `docker pull` shows and what each platform gets.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResolvedImage {
-    /// The canonical name (`docker.io/library/python:3.11-slim`), or
-    /// `oci:DIR[:TAG]` for a layout given directly.
-    pub name: String,
-    /// The index digest for a multi-platform image, else the manifest digest.
-    pub digest: Digest,
-    /// Media type of what `digest` names.
-    pub media_type: String,
-    /// One entry per requested platform, in the order asked for.
-    pub platforms: Vec<ResolvedPlatform>,
-}
-
-/// The image one platform gets.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResolvedPlatform {
-    pub platform: Platform,
-    /// The platform's manifest digest.
-    pub digest: Digest,
-    /// Its media type.
-    pub media_type: String,
-    /// The config blob digest (the image ID).
-    pub config: Digest,
-    /// Uncompressed layer digests, bottom first.
-    pub diff_ids: Vec<Digest>,
-    /// When the image was built (the config's `created`), as written.
-    pub created: Option<String>,
-}
 
 impl ResolvedImage {
     /// The lock entry for this image; `references` are the spellings used in
@@ -79,72 +47,18 @@ impl ResolvedImage {
                 .iter()
                 .map(|p| LockedPlatformImage {
                     platform: p.platform.to_string(),
-                    digest: p.digest.to_string(),
-                    config: p.config.to_string(),
-                    diff_ids: p.diff_ids.iter().map(ToString::to_string).collect(),
+                    digest: p
+                        .manifest_digest
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    config: p.config_digest.to_string(),
+                    diff_ids: p.config.diff_ids.iter().map(ToString::to_string).collect(),
                 })
                 .collect(),
         }
     }
 }
 
-/// Where an image is read from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ImageSource {
-    /// A registry reference (`docker://` in skopeo's terms).
-    Registry(ImageRef),
-    /// An OCI image layout directory and a tag or digest in it
-    /// (`oci:DIR[:TAG]`); without one the layout must hold a single image.
-    OciLayout {
-        dir: PathBuf,
-        reference: Option<String>,
-    },
-}
-
-impl ImageSource {
-    /// Parses `docker://REF`, `oci:DIR[:TAG]` or a bare reference.
-    pub fn parse(s: &str) -> Result<ImageSource, crate::oci::ParseImageRefError> {
-        if let Some(rest) = s.strip_prefix("oci:") {
-            let (dir, reference) = match rest.rsplit_once(':') {
-                Some((d, r)) if !r.contains('/') && !d.is_empty() => (d, Some(r.to_string())),
-                _ => (rest, None),
-            };
-            return Ok(ImageSource::OciLayout {
-                dir: PathBuf::from(dir),
-                reference,
-            });
-        }
-        let r = s.strip_prefix("docker://").unwrap_or(s);
-        ImageRef::parse(r).map(ImageSource::Registry)
-    }
-}
-
 /// The per-host settings of a configuration, keyed by registry.
 pub type RegistryConfigs = BTreeMap<String, crate::config::RegistryConfig>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn oci_sources() {
-        assert_eq!(
-            ImageSource::parse("oci:world/images/python:3.11").unwrap(),
-            ImageSource::OciLayout {
-                dir: "world/images/python".into(),
-                reference: Some("3.11".into())
-            }
-        );
-        assert_eq!(
-            ImageSource::parse("oci:/a/b").unwrap(),
-            ImageSource::OciLayout {
-                dir: "/a/b".into(),
-                reference: None
-            }
-        );
-        assert!(matches!(
-            ImageSource::parse("docker://python").unwrap(),
-            ImageSource::Registry(_)
-        ));
-    }
-}

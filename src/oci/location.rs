@@ -1,0 +1,196 @@
+//! Where an image is read from, named with skopeo's transports:
+//! `docker://REF`, `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]`,
+//! `docker-archive:PATH[:NAME:TAG]`, `docker-daemon:NAME:TAG`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use super::{ImageRef, ParseImageRefError};
+
+/// An image location, as `--image` names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageLocation {
+    /// `docker://REG/REPO:TAG`, a registry.
+    Docker(ImageRef),
+    /// `oci:DIR[:TAG]`, an OCI image layout directory; without a tag the
+    /// layout must hold a single image.
+    Oci { dir: PathBuf, tag: Option<String> },
+    /// `oci-archive:PATH[:TAG]`, a tar of an OCI image layout.
+    OciArchive { path: PathBuf, tag: Option<String> },
+    /// `docker-archive:PATH[:NAME:TAG]`, `docker save` output.
+    DockerArchive { path: PathBuf, name: Option<String> },
+    /// `docker-daemon:NAME:TAG` or `docker-daemon:sha256:ID`, an image in
+    /// the local Docker Engine.
+    DockerDaemon(String),
+}
+
+/// Why a string is not an image location.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{location}` is not an image reference\nhint: {hint}")]
+pub struct ParseLocationError {
+    pub location: String,
+    pub hint: String,
+}
+
+impl FromStr for ImageLocation {
+    type Err = ParseLocationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |hint: &str| ParseLocationError {
+            location: s.to_string(),
+            hint: hint.to_string(),
+        };
+        let (transport, rest) = s.split_once(':').ok_or_else(|| {
+            bad("name the transport: `docker://`, `oci:`, `oci-archive:`, `docker-archive:` or `docker-daemon:`")
+        })?;
+        let path_and = |rest: &str| -> (PathBuf, Option<String>) {
+            match rest.split_once(':') {
+                Some((p, t)) if !t.is_empty() => (PathBuf::from(p), Some(t.to_string())),
+                Some((p, _)) => (PathBuf::from(p), None),
+                None => (PathBuf::from(rest), None),
+            }
+        };
+        let image = match transport {
+            "docker" => {
+                let name = rest
+                    .strip_prefix("//")
+                    .filter(|n| !n.is_empty())
+                    .ok_or_else(|| bad("write `docker://REGISTRY/REPOSITORY:TAG`"))?;
+                let image = ImageRef::parse(name).map_err(|e| match e {
+                    ParseImageRefError::Invalid { reason, .. } => bad(&reason),
+                    other => bad(&other.to_string()),
+                })?;
+                Self::Docker(image)
+            }
+            "oci" => {
+                let (dir, tag) = path_and(rest);
+                Self::Oci { dir, tag }
+            }
+            "oci-archive" => {
+                let (path, tag) = path_and(rest);
+                Self::OciArchive { path, tag }
+            }
+            "docker-archive" => {
+                let (path, name) = path_and(rest);
+                Self::DockerArchive { path, name }
+            }
+            "docker-daemon" => {
+                if rest.is_empty() {
+                    return Err(bad("write `docker-daemon:NAME:TAG`"));
+                }
+                Self::DockerDaemon(rest.to_string())
+            }
+            _ => {
+                return Err(bad(
+                    "the transports are `docker://`, `oci:`, `oci-archive:`, `docker-archive:` and `docker-daemon:`",
+                ));
+            }
+        };
+        if matches!(&image, Self::Oci { dir: p, .. } | Self::OciArchive { path: p, .. } | Self::DockerArchive { path: p, .. } if p.as_os_str().is_empty())
+        {
+            return Err(bad("the path is empty"));
+        }
+        Ok(image)
+    }
+}
+
+impl fmt::Display for ImageLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let with = |f: &mut fmt::Formatter<'_>, t: &str, p: &Path, tag: &Option<String>| {
+            write!(f, "{t}:{}", p.display())?;
+            if let Some(tag) = tag {
+                write!(f, ":{tag}")?;
+            }
+            Ok(())
+        };
+        match self {
+            Self::Docker(n) => write!(f, "docker://{n}"),
+            Self::Oci { dir, tag } => with(f, "oci", dir, tag),
+            Self::OciArchive { path, tag } => with(f, "oci-archive", path, tag),
+            Self::DockerArchive { path, name } => with(f, "docker-archive", path, name),
+            Self::DockerDaemon(n) => write!(f, "docker-daemon:{n}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_print_round_trip() {
+        for s in [
+            "oci:/tmp/x",
+            "oci:dir:v1",
+            "oci:world/images/python:3.11",
+            "oci-archive:a.tar",
+            "oci-archive:a.tar:latest",
+            "docker-archive:a.tar",
+            "docker-archive:a.tar:python:3.11",
+            "docker-daemon:python:3.11",
+            "docker-daemon:sha256:0123",
+            "docker://localhost:5000/x/y:1",
+            "docker://docker.io/library/python:3.11",
+        ] {
+            let parsed: ImageLocation = s.parse().unwrap();
+            assert_eq!(parsed.to_string(), s);
+            assert_eq!(parsed.to_string().parse::<ImageLocation>().unwrap(), parsed);
+        }
+        // Short registry names print in full, and then round-trip.
+        let short: ImageLocation = "docker://python:3.11".parse().unwrap();
+        assert_eq!(short.to_string(), "docker://docker.io/library/python:3.11");
+        assert_eq!(
+            "oci:world/images/python:3.11"
+                .parse::<ImageLocation>()
+                .unwrap(),
+            ImageLocation::Oci {
+                dir: "world/images/python".into(),
+                tag: Some("3.11".into())
+            }
+        );
+        assert_eq!(
+            "oci:/a/b:".parse::<ImageLocation>().unwrap(),
+            ImageLocation::Oci {
+                dir: "/a/b".into(),
+                tag: None
+            }
+        );
+        assert_eq!(
+            "docker-archive:a.tar:python:3.11"
+                .parse::<ImageLocation>()
+                .unwrap(),
+            ImageLocation::DockerArchive {
+                path: "a.tar".into(),
+                name: Some("python:3.11".into())
+            }
+        );
+    }
+
+    #[test]
+    fn bad_locations_say_what_to_write() {
+        for bad in [
+            "python:3.11",
+            "docker:python",
+            "docker://",
+            "oci:",
+            "nope",
+            "docker-daemon:",
+        ] {
+            let e = bad.parse::<ImageLocation>().unwrap_err();
+            assert!(e.to_string().contains("\nhint: "), "{bad}: {e}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics_and_what_parses_prints_back(
+            text in "(docker://|oci:|oci-archive:|docker-archive:|docker-daemon:)?[a-z0-9./:@_-]{0,40}"
+        ) {
+            if let Ok(location) = text.parse::<ImageLocation>() {
+                let printed = location.to_string();
+                proptest::prop_assert_eq!(printed.parse::<ImageLocation>(), Ok(location));
+            }
+        }
+    }
+}
