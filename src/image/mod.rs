@@ -12,6 +12,7 @@ mod digest;
 mod formats;
 mod layer;
 mod registry;
+pub mod sif;
 mod source;
 
 use std::io;
@@ -28,6 +29,7 @@ pub use catalogue::{
 pub use daemon::DockerDaemon;
 pub use layer::{Compression, LayerStats};
 pub use registry::RegistryImage;
+pub use sif::{DefinitionCheck, SifImage, SifSummary};
 pub use source::{
     BlobSource, DockerArchive, Fetched, ImageConfig, ImageLocation, ImageSource, LayerRef,
     OciLayout, ResolvedImage, open_local, resolve_blobs,
@@ -138,6 +140,13 @@ pub enum ImageError {
         reference: String,
         #[source]
         source: Box<crate::resolve::ResolveError>,
+    },
+    #[error("cannot read the SIF `{reference}`: {source}\nhint: {hint}")]
+    Sif {
+        reference: String,
+        hint: &'static str,
+        #[source]
+        source: Box<sif::SifError>,
     },
     #[error("the Docker Engine at `{host}` cannot give `{reference}`: {message}\nhint: {hint}")]
     Daemon {
