@@ -29,6 +29,9 @@ pub enum ImageLocation {
     /// `docker-daemon:NAME:TAG` or `docker-daemon:sha256:ID`, an image in
     /// the local Docker Engine.
     DockerDaemon(String),
+    /// `sif:PATH`, or a bare path ending `.sif`: an Apptainer/Singularity
+    /// image file (also OCI-SIF).
+    Sif(PathBuf),
 }
 
 impl FromStr for ImageLocation {
@@ -39,8 +42,17 @@ impl FromStr for ImageLocation {
             reference: s.to_string(),
             hint: hint.to_string(),
         };
+        // `apptainer build` writes `NAME.sif`; that is how users name it.
+        if Path::new(s)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("sif"))
+            && !s.starts_with("sif:")
+            && (!s.contains(':') || Path::new(s).exists())
+        {
+            return Ok(Self::Sif(PathBuf::from(s)));
+        }
         let (transport, rest) = s.split_once(':').ok_or_else(|| {
-            bad("name the transport: `docker://`, `oci:`, `oci-archive:`, `docker-archive:` or `docker-daemon:`")
+            bad("name the transport: `docker://`, `oci:`, `oci-archive:`, `docker-archive:`, `docker-daemon:` or `sif:`")
         })?;
         let path_and = |rest: &str| -> (PathBuf, Option<String>) {
             match rest.split_once(':') {
@@ -73,6 +85,7 @@ impl FromStr for ImageLocation {
                 let (path, name) = path_and(rest);
                 Self::DockerArchive { path, name }
             }
+            "sif" => Self::Sif(PathBuf::from(rest)),
             "docker-daemon" => {
                 if rest.is_empty() {
                     return Err(bad("write `docker-daemon:NAME:TAG`"));
@@ -81,11 +94,11 @@ impl FromStr for ImageLocation {
             }
             _ => {
                 return Err(bad(
-                    "the transports are `docker://`, `oci:`, `oci-archive:`, `docker-archive:` and `docker-daemon:`",
+                    "the transports are `docker://`, `oci:`, `oci-archive:`, `docker-archive:`, `docker-daemon:` and `sif:`",
                 ));
             }
         };
-        if matches!(&image, Self::Oci { dir: p, .. } | Self::OciArchive { path: p, .. } | Self::DockerArchive { path: p, .. } if p.as_os_str().is_empty())
+        if matches!(&image, Self::Oci { dir: p, .. } | Self::OciArchive { path: p, .. } | Self::DockerArchive { path: p, .. } | Self::Sif(p) if p.as_os_str().is_empty())
         {
             return Err(bad("the path is empty"));
         }
@@ -108,6 +121,7 @@ impl fmt::Display for ImageLocation {
             Self::OciArchive { path, tag } => with(f, "oci-archive", path, tag),
             Self::DockerArchive { path, name } => with(f, "docker-archive", path, name),
             Self::DockerDaemon(n) => write!(f, "docker-daemon:{n}"),
+            Self::Sif(p) => write!(f, "sif:{}", p.display()),
         }
     }
 }
@@ -961,6 +975,10 @@ pub fn open_local(image: &ImageLocation) -> Result<Box<dyn ImageSource + Send>, 
             reference,
             hint: "registry images are read through the registry client".into(),
         }),
+        ImageLocation::Sif(_) => Err(ImageError::InvalidReference {
+            reference,
+            hint: "SIF files are read with `image::SifImage`".into(),
+        }),
     }
 }
 
@@ -980,6 +998,9 @@ mod tests {
                 "docker-archive:a.tar:python:3.11",
             ),
             ("docker-daemon:python:3.11", "docker-daemon:python:3.11"),
+            ("sif:build/x.sif", "sif:build/x.sif"),
+            ("summation.sif", "sif:summation.sif"),
+            ("/abs/Summation.SIF", "sif:/abs/Summation.SIF"),
             (
                 "docker://localhost:5000/x/y:1",
                 "docker://localhost:5000/x/y:1",
@@ -998,7 +1019,7 @@ mod tests {
                 name: Some("python:3.11".into())
             }
         );
-        for bad in ["python:3.11", "docker:python", "oci:", "nope"] {
+        for bad in ["python:3.11", "docker:python", "oci:", "nope", "sif:"] {
             assert!(bad.parse::<ImageLocation>().is_err(), "{bad}");
         }
     }
