@@ -383,12 +383,36 @@ proptest! {
 /// definition object and the primary system partition (amd64), each at a
 /// 4 KiB boundary, as `apptainer build` lays them out.
 fn write_sif(path: &Path, definition: &[u8], squashfs: &[u8]) {
+    let mut part_extra = Vec::new();
+    part_extra.extend_from_slice(&1i32.to_le_bytes()); // squashfs
+    part_extra.extend_from_slice(&2i32.to_le_bytes()); // primary system
+    part_extra.extend_from_slice(b"02\0"); // amd64
+    write_sif_objects(
+        path,
+        &[
+            (0x4001, definition, Vec::new()),
+            (0x4004, squashfs, part_extra),
+        ],
+    );
+}
+
+/// A SIF of `objects` (data type, data, descriptor `extra`), all in
+/// group 1, with IDs from 1.
+fn write_sif_objects(path: &Path, objects: &[(i32, &[u8], Vec<u8>)]) {
     const SLOTS: u64 = 48;
     let align = |n: u64| n.div_ceil(4096) * 4096;
     let table_end = 4096 + SLOTS * 585;
-    let def_at = align(table_end);
-    let part_at = align(def_at + definition.len() as u64);
-    let end = part_at + squashfs.len() as u64;
+    let data_start = align(table_end);
+    let mut at = data_start;
+    let mut placed = Vec::new();
+    for (_, data, _) in objects {
+        placed.push(at);
+        at = align(at + data.len() as u64);
+    }
+    let end = placed
+        .last()
+        .zip(objects.last())
+        .map_or(data_start, |(p, o)| p + o.1.len() as u64);
     let mut out = vec![0u8; usize::try_from(end).unwrap()];
     let launch = b"#!/usr/bin/env run-singularity\n";
     out[..launch.len()].copy_from_slice(launch);
@@ -399,43 +423,78 @@ fn write_sif(path: &Path, definition: &[u8], squashfs: &[u8]) {
     let fields: [u64; 8] = [
         1_700_000_000,
         1_700_000_000,
-        SLOTS - 2,
+        SLOTS - objects.len() as u64,
         SLOTS,
         4096,
         SLOTS * 585,
-        def_at,
-        end - def_at,
+        data_start,
+        end - data_start,
     ];
     for (i, v) in fields.iter().enumerate() {
         out[64 + i * 8..72 + i * 8].copy_from_slice(&v.to_le_bytes());
     }
-    let descriptor = |slot: u64, data_type: i32, id: u32, at: u64, size: u64, extra: &[u8]| {
-        let mut d = vec![0u8; 585];
+    for (slot, ((data_type, data, extra), offset)) in objects.iter().zip(&placed).enumerate() {
+        let d = &mut out[4096 + slot * 585..4096 + (slot + 1) * 585];
         d[0..4].copy_from_slice(&data_type.to_le_bytes());
         d[4] = 1;
-        d[5..9].copy_from_slice(&id.to_le_bytes());
+        d[5..9].copy_from_slice(&u32::try_from(slot + 1).unwrap().to_le_bytes());
         d[9..13].copy_from_slice(&(0xf000_0000u32 | 1).to_le_bytes());
-        d[17..25].copy_from_slice(&at.to_le_bytes());
-        d[25..33].copy_from_slice(&size.to_le_bytes());
-        d[33..41].copy_from_slice(&size.to_le_bytes());
+        d[17..25].copy_from_slice(&offset.to_le_bytes());
+        d[25..33].copy_from_slice(&(data.len() as u64).to_le_bytes());
+        d[33..41].copy_from_slice(&(data.len() as u64).to_le_bytes());
         d[201..201 + extra.len()].copy_from_slice(extra);
-        (usize::try_from(4096 + slot * 585).unwrap(), d)
-    };
-    let mut part_extra = Vec::new();
-    part_extra.extend_from_slice(&1i32.to_le_bytes()); // squashfs
-    part_extra.extend_from_slice(&2i32.to_le_bytes()); // primary system
-    part_extra.extend_from_slice(b"02\0"); // amd64
-    for (at, d) in [
-        descriptor(0, 0x4001, 1, def_at, definition.len() as u64, &[]),
-        descriptor(1, 0x4004, 2, part_at, squashfs.len() as u64, &part_extra),
-    ] {
-        out[at..at + 585].copy_from_slice(&d);
+        let offset = usize::try_from(*offset).unwrap();
+        out[offset..offset + data.len()].copy_from_slice(data);
     }
-    let def_at = usize::try_from(def_at).unwrap();
-    out[def_at..def_at + definition.len()].copy_from_slice(definition);
-    let part_at = usize::try_from(part_at).unwrap();
-    out[part_at..].copy_from_slice(squashfs);
     std::fs::write(path, out).unwrap();
+}
+
+/// An OCI-SIF as Apptainer's `--oci` mode writes it: the root index, and
+/// the manifest, config and squashfs layer as OCI blobs named by digest.
+fn write_oci_sif(path: &Path, squashfs: &[u8]) {
+    let layer = sha(squashfs);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": sha(&config),
+            "size": config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.sylabs.image.layer.v1.squashfs",
+            "digest": layer,
+            "size": squashfs.len(),
+        }],
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": sha(&manifest),
+            "size": manifest.len(),
+        }],
+    }))
+    .unwrap();
+    let named = |b: &[u8]| sha(b).into_bytes();
+    write_sif_objects(
+        path,
+        &[
+            (0x400a, &index, named(&index)),
+            (0x400b, &manifest, named(&manifest)),
+            (0x400b, &config, named(&config)),
+            (0x400b, squashfs, named(squashfs)),
+        ],
+    );
 }
 
 fn write(path: &Path, text: &str) {
@@ -667,6 +726,62 @@ fn verify_a_sif_packed_with_mksquashfs() {
     assert!(
         stdout.contains("app: sif definition differs from `app.def`"),
         "{stdout}"
+    );
+
+    // The same root as an OCI-SIF: read through its OCI blobs.
+    write_oci_sif(&dir.join("oci.sif"), &squashfs);
+    let (code, stdout, stderr) = verify_sif(dir, "sif:oci.sif", &[]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("(oci image)"), "{stdout}");
+    assert!(
+        stdout.contains("app: sif definition not in the image"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("app linux/amd64: matches its lock (1 conda, 1 pip package)"),
+        "{stdout}"
+    );
+    // An OCI blob whose bytes no longer match its digest is refused.
+    let mut bytes = std::fs::read(dir.join("oci.sif")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(dir.join("oci-bad.sif"), bytes).unwrap();
+    let (code, _, stderr) = verify_sif(dir, "sif:oci-bad.sif", &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("object 4 does not match its digest"),
+        "{stderr}"
+    );
+
+    // A signed SIF (the reference implementation's) names its key.
+    std::fs::write(dir.join("signed.sif"), fixture("one-group-signed-pgp.sif")).unwrap();
+    let (_, stdout, _) = verify_sif(dir, "signed.sif", &["--platform", "linux/386"]);
+    assert!(
+        stdout.contains(
+            "app: sif signed (SHA-256, group 1) by 12045C8C0B1004D058DE4BEDA20C27EE7FF7BA84"
+        ),
+        "{stdout}"
+    );
+    let (_, json, _) = verify_sif(
+        dir,
+        "signed.sif",
+        &["--platform", "linux/386", "--format", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let sif = &v["images"][0]["sif"];
+    assert_eq!(sif["signed"], true);
+    assert_eq!(sif["definition"], "absent");
+    assert_eq!(
+        sif["signatures"][0]["fingerprint"],
+        "12045C8C0B1004D058DE4BEDA20C27EE7FF7BA84"
+    );
+    assert_eq!(sif["signatures"][0]["signs"], "group 1");
+    // Without `--platform`, a 386 SIF is not checked against an amd64 lock.
+    let (code, _, stderr) = verify_sif(dir, "signed.sif", &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("is a `linux/386` image, not `linux/amd64`"),
+        "{stderr}"
     );
 
     // Not a SIF: a clear error, exit 2.
