@@ -793,3 +793,134 @@ fn verify_a_sif_packed_with_mksquashfs() {
         "{stderr}"
     );
 }
+
+/// The test world's Debian root (`tests/e2e/prepare.py`), or `None` (skip).
+fn debian_rootfs() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("IMAGELOCK_E2E_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| common::repo_root().join("target/e2e"));
+    let tar = dir.join("rootfs.tar");
+    if !tar.is_file() {
+        eprintln!("skipping: run `python3 tests/e2e/prepare.py` (as root) for the Debian root");
+        return None;
+    }
+    Some(tar)
+}
+
+/// A real Debian root, packed once as a tar layer of an OCI layout and once
+/// by `mksquashfs -tar` into a SIF, gives the same catalogue both ways: the
+/// squashfs goes through the selection tar layers go through.
+#[test]
+fn a_debian_root_catalogues_the_same_from_a_sif_and_a_tar_layer() {
+    let Some(tar) = debian_rootfs() else { return };
+    if !common::require_tool("mksquashfs", "apt-get install -y squashfs-tools") {
+        return;
+    }
+    let tmp = common::tempdir();
+    let dir = tmp.path();
+    // The OCI layout: the tar itself is the layer blob.
+    let layer = {
+        use std::io::Read as _;
+        let mut h = Sha256::new();
+        let mut f = std::fs::File::open(&tar).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        format!("sha256:{}", hex::encode(h.finalize()))
+    };
+    let blobs = dir.join("layout/blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::os::unix::fs::symlink(&tar, blobs.join(&layer[7..])).unwrap();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": sha(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer, "size": std::fs::metadata(&tar).unwrap().len()}],
+    }))
+    .unwrap();
+    for b in [&config, &manifest] {
+        std::fs::write(blobs.join(&sha(b)[7..]), b).unwrap();
+    }
+    std::fs::write(
+        dir.join("layout/index.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "digest": sha(&manifest), "size": manifest.len()}],
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("layout/oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let location: imagelock::image::ImageLocation = format!("oci:{}", dir.join("layout").display())
+        .parse()
+        .unwrap();
+    let platform = Platform::linux_amd64();
+    let from_tar = imagelock::image::read_catalogue(
+        imagelock::image::open_local(&location).unwrap().as_ref(),
+        &platform,
+        &ReadOptions::default(),
+    )
+    .unwrap();
+
+    let o = Command::new("mksquashfs")
+        .arg("-")
+        .arg(dir.join("root.sqfs"))
+        .args(["-tar", "-noappend", "-quiet", "-no-progress"])
+        .stdin(std::fs::File::open(&tar).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let squashfs = std::fs::read(dir.join("root.sqfs")).unwrap();
+    write_sif(&dir.join("debian.sif"), DEFINITION.as_bytes(), &squashfs);
+    drop(squashfs);
+    let (from_sif, summary) = SifImage::open("sif:debian.sif", &dir.join("debian.sif"))
+        .unwrap()
+        .read_catalogue(&platform, &ReadOptions::default())
+        .unwrap();
+
+    assert_eq!(summary.kind, "native");
+    let view = |c: &imagelock::image::Catalogue| {
+        serde_json::json!({
+            "os_release": c.os_release, "libc": c.libc, "pythons": c.pythons,
+            "python_dists": c.python_dists, "os_packages": c.os_packages,
+            "conda_prefixes": c.conda_prefixes, "warnings": c.warnings,
+        })
+    };
+    let (a, b) = (view(&from_sif), view(&from_tar));
+    assert!(
+        from_tar.os_packages.len() > 50,
+        "a Debian root has dpkg packages"
+    );
+    assert!(
+        !from_tar.python_dists.is_empty(),
+        "and Python distributions"
+    );
+    assert_eq!(a, b);
+    // squashfs gives a hard link its own file; a tar a link entry.
+    let hard_links = tar::Archive::new(std::fs::File::open(&tar).unwrap())
+        .entries()
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().header().entry_type().is_hard_link())
+        .count() as u64;
+    assert_eq!(
+        from_sif.layers[0].files,
+        from_tar.layers[0].files + hard_links
+    );
+}
