@@ -924,3 +924,47 @@ fn a_debian_root_catalogues_the_same_from_a_sif_and_a_tar_layer() {
         from_tar.layers[0].files + hard_links
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    /// Any corruption of a real SIF's squashfs is an error or a catalogue,
+    /// never a panic or an unbounded allocation.
+    #[test]
+    fn corrupted_squashfs_never_panics(edits in prop::collection::vec((0usize..249, any::<u8>()), 1..8)) {
+        let mut bytes = fixture("one-group.sif");
+        for (at, b) in edits {
+            bytes[36864 + at] = b;
+        }
+        let tmp = common::tempdir();
+        let path = tmp.path().join("x.sif");
+        std::fs::write(&path, bytes).unwrap();
+        let platform = Platform::new("linux", "386", None);
+        let _ = SifImage::open("x.sif", &path)
+            .unwrap()
+            .read_catalogue(&platform, &ReadOptions::default());
+    }
+}
+
+/// Counts in a squashfs superblock that claim billions of inodes or
+/// fragments are refused without allocating for them.
+#[test]
+fn squashfs_with_huge_counts_is_refused() {
+    let tmp = common::tempdir();
+    for (at, value) in [(4usize, u32::MAX), (16, u32::MAX), (16, 1 << 28)] {
+        let mut bytes = fixture("one-group.sif");
+        bytes[36864 + at..36864 + at + 4].copy_from_slice(&value.to_le_bytes());
+        let path = tmp.path().join("huge.sif");
+        std::fs::write(&path, bytes).unwrap();
+        let platform = Platform::new("linux", "386", None);
+        let err = SifImage::open("huge.sif", &path)
+            .unwrap()
+            .read_catalogue(&platform, &ReadOptions::default())
+            .unwrap_err()
+            .to_string();
+        eprintln!("{at}={value}: {err}");
+        assert!(
+            err.starts_with("the squashfs of layer 1 of `huge.sif` is malformed: "),
+            "{err}"
+        );
+    }
+}
