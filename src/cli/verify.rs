@@ -11,15 +11,15 @@ use crate::cli::rewrite::lock_dir;
 use crate::cli::{Opts, Outcome, OutputFormat, Printer};
 use crate::config::ImageConfig;
 use crate::image::{
-    ImageError, ImageLocation, ImageSource, ReadOptions, RegistryImage, open_local,
+    ImageError, ImageLocation, ImageSource, ReadOptions, RegistryImage, SifImage, open_local,
     read_catalogue_with_base,
 };
 use crate::lock::LockedImage;
 use crate::oci::Platform;
 use crate::resolve::{Registry, RegistryOptions};
 use crate::verify::{
-    ImageReport, PrintHuman, PrintJson, PrintJunit, Report, Staleness, VerifyReport, built_from,
-    check_lock, check_platform, locked_base_layers, on_parent,
+    ImageReport, LockedBaseLayers, PrintHuman, PrintJson, PrintJunit, Report, SifReport, Staleness,
+    VerifyReport, built_from, check_lock, check_platform, locked_base_layers, on_parent,
 };
 
 pub fn run(opts: &Opts, args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Outcome> {
@@ -107,6 +107,7 @@ fn stale_report(
         reference: None,
         stale: Vec::new(),
         platforms: Vec::new(),
+        sif: None,
     };
     if !path.is_file() {
         report.stale.push(Staleness::MissingLock {
@@ -170,6 +171,34 @@ fn image_report(
     }
     let own = LockedImage::read(&path)?;
     let lock = with_parents(&own, image, lock_dir)?;
+    let explicit = platform.is_some();
+    let platforms: Vec<Platform> = match platform {
+        Some(p) => vec![p.clone()],
+        None => lock
+            .image
+            .platforms
+            .iter()
+            .map(|p| p.parse::<Platform>())
+            .collect::<Result<_, _>>()?,
+    };
+    let opts = ReadOptions::default();
+    let mut report = ImageReport {
+        image: image.name.clone(),
+        definition: shown(&image.file),
+        lock: shown(&path),
+        reference: Some(location.to_string()),
+        // An image can only match a lock that is current for its inputs.
+        stale: {
+            let (definition, inputs) = crate::cli::images::load_image(image, printer)?;
+            check_lock(&own, &definition, &inputs)
+        },
+        platforms: Vec::new(),
+        sif: None,
+    };
+    if let ImageLocation::Sif(sif_path) = location {
+        sif_checks(&mut report, &lock, image, sif_path, &platforms, explicit)?;
+        return Ok(report);
+    }
     // The runtime only serves `docker://`; the reader blocks on it from
     // this thread and its own, never from inside a task.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -195,29 +224,6 @@ fn image_report(
             ))
         }
         other => open_local(other)?,
-    };
-    let explicit = platform.is_some();
-    let platforms: Vec<Platform> = match platform {
-        Some(p) => vec![p.clone()],
-        None => lock
-            .image
-            .platforms
-            .iter()
-            .map(|p| p.parse::<Platform>())
-            .collect::<Result<_, _>>()?,
-    };
-    let opts = ReadOptions::default();
-    let mut report = ImageReport {
-        image: image.name.clone(),
-        definition: shown(&image.file),
-        lock: shown(&path),
-        reference: Some(location.to_string()),
-        // An image can only match a lock that is current for its inputs.
-        stale: {
-            let (definition, inputs) = crate::cli::images::load_image(image, printer)?;
-            check_lock(&own, &definition, &inputs)
-        },
-        platforms: Vec::new(),
     };
     for p in &platforms {
         let expected = locked_base_layers(&lock, p);
@@ -263,4 +269,62 @@ fn image_report(
     }
     drop(runtime);
     Ok(report)
+}
+
+/// `--image sif:PATH`: a SIF holds one architecture and one flattened root
+/// filesystem, read once; its digest, definition and signatures go in the
+/// report beside the package checks.
+fn sif_checks(
+    report: &mut ImageReport,
+    lock: &LockedImage,
+    image: &ImageConfig,
+    path: &Path,
+    platforms: &[Platform],
+    explicit: bool,
+) -> anyhow::Result<()> {
+    let reference = report.reference.clone().unwrap_or_default();
+    let mut sif = SifImage::open(&reference, path)?;
+    let header_arch = sif.file().header().arch;
+    let platform = match platforms {
+        [one] => one.clone(),
+        many => many
+            .iter()
+            .find(|p| header_arch.is_some_and(|a| p.architecture() == a))
+            .or(many.first())
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("the lock of `{}` names no platform", image.name))?,
+    };
+    let (catalogue, summary) = sif.read_catalogue(&platform, &ReadOptions::default())?;
+    let config = &catalogue.image.config;
+    if !config.architecture.is_empty() {
+        let has = Platform::new(&config.os, &config.architecture, config.variant.as_deref());
+        if !has.matches(&platform) {
+            anyhow::bail!(
+                "`{reference}` is a `{has}` image, not `{platform}`{}\nhint: verify it against the lock of the platform it was built for",
+                if explicit {
+                    ""
+                } else {
+                    " (the locked platform)"
+                }
+            );
+        }
+    }
+    // A SIF's root filesystem is flattened: the base's layers cannot be told
+    // apart in it, so the base is not compared layer by layer.
+    let expected = match locked_base_layers(lock, &platform) {
+        LockedBaseLayers::Scratch => LockedBaseLayers::Scratch,
+        _ => LockedBaseLayers::Unknown(
+            "a SIF is one flattened filesystem with no base layers".into(),
+        ),
+    };
+    report
+        .platforms
+        .push(check_platform(lock, &platform, &expected, &catalogue, None));
+    let current = fs_err::read_to_string(&image.file)?;
+    report.sif = Some(SifReport {
+        definition: summary.check_definition(&current),
+        signed: !summary.signatures.is_empty(),
+        summary,
+    });
+    Ok(())
 }

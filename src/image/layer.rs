@@ -556,6 +556,90 @@ fn walk<R: Read>(
     Ok(())
 }
 
+/// One entry of a filesystem that is not a tar stream (a SIF's squashfs),
+/// as [`collect_entry`] takes it.
+pub(crate) enum EntryKind<'a> {
+    File,
+    Symlink(&'a str),
+    Dir,
+    /// An overlayfs whiteout (a 0/0 character device): hides `path` below.
+    Whiteout,
+    Other,
+}
+
+impl LayerCollection {
+    /// Nothing collected yet; `stats` as the caller knows them.
+    pub(crate) fn empty(stats: LayerStats) -> Self {
+        Self {
+            whiteouts: Vec::new(),
+            opaque_dirs: Vec::new(),
+            files: BTreeMap::new(),
+            symlinks: BTreeMap::new(),
+            dirs: BTreeSet::new(),
+            stats,
+        }
+    }
+}
+
+/// Feeds one entry of a non-tar filesystem through the same selection as a
+/// tar entry, so a squashfs gives the collection its tar would. `content`
+/// is read only when the entry is wanted. Hard links need no case: such
+/// filesystems give every name its own entry.
+pub(crate) fn collect_entry(
+    ctx: &LayerCtx<'_>,
+    out: &mut LayerCollection,
+    path: &str,
+    kind: EntryKind<'_>,
+    mode: u32,
+    size: u64,
+    content: &mut dyn Read,
+) -> Result<(), ImageError> {
+    let path = normalize(path);
+    out.stats.entries += 1;
+    let name = basename(&path);
+    if let Some(hidden) = name.strip_prefix(".wh.") {
+        out.stats.whiteouts += 1;
+        let dir = parent(&path);
+        if hidden == ".wh..opq" {
+            out.opaque_dirs.push(dir.to_string());
+        } else if !hidden.starts_with(".wh.") {
+            out.whiteouts.push(if dir.is_empty() {
+                hidden.to_string()
+            } else {
+                format!("{dir}/{hidden}")
+            });
+        }
+        return Ok(());
+    }
+    note_dirs(&path, &mut out.dirs);
+    match kind {
+        EntryKind::File => {
+            out.stats.files += 1;
+            out.stats.file_bytes += size;
+            if let Some(want) = want(&path) {
+                let file = read_wanted(ctx, &path, want, mode, size, content)?;
+                out.files.insert(path, file);
+            }
+        }
+        EntryKind::Symlink(target) => {
+            if want_symlink(&path) {
+                out.symlinks.insert(path, target.to_string());
+            }
+        }
+        EntryKind::Dir => {
+            if basename(&path) == "conda-meta" {
+                out.dirs.insert(path);
+            }
+        }
+        EntryKind::Whiteout => {
+            out.stats.whiteouts += 1;
+            out.whiteouts.push(path);
+        }
+        EntryKind::Other => {}
+    }
+    Ok(())
+}
+
 /// The banner glibc carries: `GNU C Library (…) stable release version 2.36.`
 fn glibc_banner_version(bytes: &[u8]) -> Option<String> {
     const MARK: &[u8] = b"GNU C Library";
@@ -586,13 +670,13 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn read_wanted<R: Read>(
+fn read_wanted(
     ctx: &LayerCtx<'_>,
     path: &str,
     want: Want,
     mode: u32,
     size: u64,
-    entry: &mut tar::Entry<'_, R>,
+    entry: &mut dyn Read,
 ) -> Result<CollectedFile, ImageError> {
     let io_err = |e| ctx.tar_error(e);
     let content = match want {

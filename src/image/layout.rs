@@ -58,6 +58,15 @@ impl OciLayout {
         })
     }
 
+    /// A layout whose files come from `store` (an OCI-SIF's objects).
+    pub(crate) fn from_store(reference: &str, tag: Option<String>, store: Box<dyn Store>) -> Self {
+        Self {
+            reference: reference.to_string(),
+            tag,
+            store,
+        }
+    }
+
     fn blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>, ImageError> {
         let path = format!("blobs/{}/{}", digest.algorithm().as_str(), digest.hex());
         self.store.open(&path).map_err(|source| {

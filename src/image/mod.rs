@@ -14,6 +14,7 @@ mod formats;
 mod layer;
 mod layout;
 mod registry;
+pub mod sif;
 mod source;
 mod store;
 
@@ -35,6 +36,7 @@ pub use daemon::DockerDaemon;
 pub use layer::{Compression, LayerStats};
 pub use layout::OciLayout;
 pub use registry::RegistryImage;
+pub use sif::{DefinitionCheck, SifImage, SifSummary};
 pub use source::ImageSource;
 
 /// Everything that can go wrong reading an image. Each names the image and,
@@ -143,6 +145,13 @@ pub enum ImageError {
         #[source]
         source: Box<crate::resolve::ResolveError>,
     },
+    #[error("cannot read the SIF `{reference}`: {source}\nhint: {hint}")]
+    Sif {
+        reference: String,
+        hint: &'static str,
+        #[source]
+        source: Box<sif::SifError>,
+    },
     #[error("the Docker Engine at `{host}` cannot give `{reference}`: {message}\nhint: {hint}")]
     Daemon {
         reference: String,
@@ -180,6 +189,10 @@ pub fn open_local(image: &ImageLocation) -> Result<Box<dyn ImageSource + Send>, 
             name.clone(),
         )?)),
         ImageLocation::DockerDaemon(name) => Ok(Box::new(DockerDaemon::new(&reference, name)?)),
+        ImageLocation::Sif(_) => Err(ImageError::InvalidReference {
+            reference,
+            hint: "SIF files are read with `image::SifImage`".into(),
+        }),
         ImageLocation::Docker(_) => Err(ImageError::InvalidReference {
             reference,
             hint: "registry images are read through the registry client".into(),

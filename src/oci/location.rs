@@ -1,6 +1,7 @@
 //! Where an image is read from, named with skopeo's transports:
 //! `docker://REF`, `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]`,
-//! `docker-archive:PATH[:NAME:TAG]`, `docker-daemon:NAME:TAG`.
+//! `docker-archive:PATH[:NAME:TAG]`, `docker-daemon:NAME:TAG`, and
+//! Apptainer's `sif:PATH` (or a bare path ending `.sif`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,9 @@ pub enum ImageLocation {
     /// `docker-daemon:NAME:TAG` or `docker-daemon:sha256:ID`, an image in
     /// the local Docker Engine.
     DockerDaemon(String),
+    /// `sif:PATH`, or a bare path ending `.sif`: an Apptainer/Singularity
+    /// image file.
+    Sif(PathBuf),
 }
 
 /// Why a string is not an image location.
@@ -41,8 +45,16 @@ impl FromStr for ImageLocation {
             location: s.to_string(),
             hint: hint.to_string(),
         };
+        // `apptainer build` writes `NAME.sif`; that is how users name it.
+        if Path::new(s)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("sif"))
+            && !s.contains(':')
+        {
+            return Ok(Self::Sif(PathBuf::from(s)));
+        }
         let (transport, rest) = s.split_once(':').ok_or_else(|| {
-            bad("name the transport: `docker://`, `oci:`, `oci-archive:`, `docker-archive:` or `docker-daemon:`")
+            bad("name the transport: `docker://`, `oci:`, `oci-archive:`, `docker-archive:`, `docker-daemon:` or `sif:`")
         })?;
         let path_and = |rest: &str| -> (PathBuf, Option<String>) {
             match rest.split_once(':') {
@@ -81,13 +93,14 @@ impl FromStr for ImageLocation {
                 }
                 Self::DockerDaemon(rest.to_string())
             }
+            "sif" => Self::Sif(PathBuf::from(rest)),
             _ => {
                 return Err(bad(
-                    "the transports are `docker://`, `oci:`, `oci-archive:`, `docker-archive:` and `docker-daemon:`",
+                    "the transports are `docker://`, `oci:`, `oci-archive:`, `docker-archive:`, `docker-daemon:` and `sif:`",
                 ));
             }
         };
-        if matches!(&image, Self::Oci { dir: p, .. } | Self::OciArchive { path: p, .. } | Self::DockerArchive { path: p, .. } if p.as_os_str().is_empty())
+        if matches!(&image, Self::Oci { dir: p, .. } | Self::OciArchive { path: p, .. } | Self::DockerArchive { path: p, .. } | Self::Sif(p) if p.as_os_str().is_empty())
         {
             return Err(bad("the path is empty"));
         }
@@ -110,6 +123,7 @@ impl fmt::Display for ImageLocation {
             Self::OciArchive { path, tag } => with(f, "oci-archive", path, tag),
             Self::DockerArchive { path, name } => with(f, "docker-archive", path, name),
             Self::DockerDaemon(n) => write!(f, "docker-daemon:{n}"),
+            Self::Sif(p) => write!(f, "sif:{}", p.display()),
         }
     }
 }
@@ -117,6 +131,17 @@ impl fmt::Display for ImageLocation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_sif_path_is_a_sif() {
+        for (given, shown) in [
+            ("summation.sif", "sif:summation.sif"),
+            ("/abs/Summation.SIF", "sif:/abs/Summation.SIF"),
+        ] {
+            assert_eq!(given.parse::<ImageLocation>().unwrap().to_string(), shown);
+        }
+        assert!("sif:".parse::<ImageLocation>().is_err());
+    }
 
     #[test]
     fn parse_and_print_round_trip() {
@@ -132,6 +157,7 @@ mod tests {
             "docker-daemon:sha256:0123",
             "docker://localhost:5000/x/y:1",
             "docker://docker.io/library/python:3.11",
+            "sif:build/x.sif",
         ] {
             let parsed: ImageLocation = s.parse().unwrap();
             assert_eq!(parsed.to_string(), s);

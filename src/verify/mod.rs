@@ -10,6 +10,8 @@ pub mod stale;
 
 use serde::Serialize;
 
+use crate::image::{DefinitionCheck, SifSummary};
+
 pub use checks::{
     Checked, Ecosystem, Finding, FindingKind, LockedBaseLayers, PlatformCheck, built_from,
     check_platform, locked_base_layers, on_parent,
@@ -44,12 +46,36 @@ pub struct ImageReport {
     /// Per platform, with `--image`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<PlatformCheck>,
+    /// What a SIF (`--image sif:…`) says about itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sif: Option<SifReport>,
+}
+
+/// A SIF's own digest, definition and signatures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SifReport {
+    #[serde(flatten)]
+    pub summary: SifSummary,
+    /// The embedded definition against the definition file as it is now.
+    pub definition: DefinitionCheck,
+    /// Whether it has at least one signature object (not checked
+    /// cryptographically: `apptainer verify` does that).
+    pub signed: bool,
+}
+
+impl SifReport {
+    /// Whether the SIF was built from another definition.
+    pub fn is_problem(&self) -> bool {
+        self.definition == DefinitionCheck::Differs
+    }
 }
 
 impl ImageReport {
     /// Whether nothing was found.
     pub fn is_clean(&self) -> bool {
-        self.stale.is_empty() && self.platforms.iter().all(|p| p.findings.is_empty())
+        self.stale.is_empty()
+            && self.platforms.iter().all(|p| p.findings.is_empty())
+            && !self.sif.as_ref().is_some_and(SifReport::is_problem)
     }
 
     /// Problems found, stale reasons and findings together.
@@ -60,6 +86,7 @@ impl ImageReport {
                 .iter()
                 .map(|p| p.findings.len())
                 .sum::<usize>()
+            + usize::from(self.sif.as_ref().is_some_and(SifReport::is_problem))
     }
 }
 

@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 
 use super::checks::{Ecosystem, Finding, FindingKind, PlatformCheck};
-use super::{ImageReport, REPORT_VERSION, VerifyReport};
+use super::{ImageReport, REPORT_VERSION, SifReport, VerifyReport};
+use crate::image::DefinitionCheck;
 
 /// A way to render a report.
 pub trait Report {
@@ -30,7 +31,11 @@ pub struct PrintHuman;
 ///                        | "wheel-tag-incompatible" | "not-locked",
 ///                        "ecosystem": "base" | "conda" | "pip", "name",
 ///                        "expected", "found", "step", "location" } ],
-///        "notes"?: [string] } ] } ] }
+///        "notes"?: [string] } ],
+///     "sif"?: { "sha256", "id", "kind": "native" | "oci", "arch"?,
+///               "signatures": [ { "object", "hash", "fingerprint"?, "signs" } ],
+///               "definition": "same" | "same-but-whitespace" | "differs" | "absent",
+///               "signed": bool } } ] }
 /// ```
 pub struct PrintJson;
 
@@ -80,6 +85,9 @@ fn human_image(out: &mut String, image: &ImageReport) {
             image.definition, image.lock
         );
     }
+    if let Some(sif) = &image.sif {
+        human_sif(out, image, sif);
+    }
     for p in &image.platforms {
         for note in &p.notes {
             let _ = writeln!(out, "{name} {}: note: {note}", p.platform);
@@ -102,6 +110,36 @@ fn human_image(out: &mut String, image: &ImageReport) {
                 describe(f)
             );
         }
+    }
+}
+
+fn human_sif(out: &mut String, image: &ImageReport, sif: &SifReport) {
+    let name = &image.image;
+    let s = &sif.summary;
+    let _ = writeln!(out, "{name}: sif {} ({} image)", s.sha256, s.kind);
+    let definition = match sif.definition {
+        DefinitionCheck::Same => format!("the same as `{}`", image.definition),
+        DefinitionCheck::SameButWhitespace => {
+            format!("the same as `{}` but for whitespace", image.definition)
+        }
+        DefinitionCheck::Differs => format!(
+            "differs from `{}`: the image was built from another definition",
+            image.definition
+        ),
+        DefinitionCheck::Absent => "not in the image (no Def.FILE object)".into(),
+    };
+    let _ = writeln!(out, "{name}: sif definition {definition}");
+    if s.signatures.is_empty() {
+        let _ = writeln!(out, "{name}: sif unsigned");
+    }
+    for sig in &s.signatures {
+        let _ = writeln!(
+            out,
+            "{name}: sif signed ({}, {}) by {}",
+            sig.hash,
+            sig.signs,
+            sig.fingerprint.as_deref().unwrap_or("an unrecorded key")
+        );
     }
 }
 
@@ -355,6 +393,7 @@ mod tests {
                     }],
                     notes: vec![],
                 }],
+                sif: None,
             }],
         }
     }

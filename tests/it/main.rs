@@ -20,4 +20,5 @@ mod plan;
 mod pypi;
 mod registry;
 mod rewrite;
+mod sif;
 mod verify;
