@@ -35,18 +35,54 @@
 //! `detail` are present when they mean something for the kind.
 
 pub mod report;
+mod run;
+
+pub use run::{Drift, DriftOptions, DriftProgress, NoProgress, run};
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::freeze::ImageJob;
 use crate::freeze::steps::{Resolvers, index_url};
+use crate::freeze::{FreezeError, ImageJob};
 use crate::lock::{LockedImage, LockedStep};
+use crate::resolve::conda::ResolveCondaError;
 use crate::resolve::pypi::IndexUrls;
+use crate::solve::conda::ParseCondaSpecError;
 use crate::solve::python::SourceError;
 use crate::source::steps::{Ecosystem, InstallCommand};
+
+/// Why a drift run could not report.
+#[derive(Debug, thiserror::Error)]
+pub enum DriftError {
+    #[error(
+        "`--as-of {0}` is not a date\nhint: write a date like `2024-05-01` or `2024-05-01T12:00:00Z`"
+    )]
+    AsOf(String),
+    /// Trouble resolving an image (not what moved upstream: that is a
+    /// finding).
+    #[error(transparent)]
+    Freeze(#[from] FreezeError),
+    #[error("image `{image}`: cannot read the index page of `{package}`: {message}")]
+    IndexPage {
+        image: String,
+        package: String,
+        message: String,
+    },
+    #[error("image `{image}`: {source}")]
+    Channel {
+        image: String,
+        source: ResolveCondaError,
+    },
+    #[error("image `{image}`: {source}")]
+    LockedName {
+        image: String,
+        source: ParseCondaSpecError,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
 
 /// What kind of drift a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -511,7 +547,7 @@ pub async fn index_findings(
     config: &Config,
     resolvers: &Resolvers,
     locked: &LockedImage,
-) -> Result<IndexCheck, crate::freeze::FreezeError> {
+) -> Result<IndexCheck, DriftError> {
     let mut out: Vec<Finding> = Vec::new();
     let mut newest: BTreeMap<String, String> = BTreeMap::new();
     for step in &locked.steps {
@@ -555,10 +591,11 @@ pub async fn index_findings(
                     }
                 }
                 Err(SourceError::NotFound(_)) => Some(Finding::new(Kind::Gone)),
-                Err(SourceError::Failed(message)) => {
-                    return Err(crate::freeze::FreezeError::Image {
+                Err(SourceError::Failed(message) | SourceError::Unavailable(message)) => {
+                    return Err(DriftError::IndexPage {
                         image: locked.image.name.clone(),
-                        message: format!("cannot read the index page of `{}`: {message}", p.name),
+                        package: p.name.clone(),
+                        message,
                     });
                 }
             };
@@ -616,7 +653,7 @@ pub async fn channel_findings(
     config: &Config,
     resolvers: &Resolvers,
     locked: &LockedImage,
-) -> Result<Vec<Finding>, crate::freeze::FreezeError> {
+) -> Result<Vec<Finding>, DriftError> {
     use crate::resolve::conda::CondaChannel;
     use crate::solve::conda::CondaSpec;
     let mut groups: BTreeMap<(&str, &str), Vec<&crate::lock::CondaPackage>> = BTreeMap::new();
@@ -630,10 +667,6 @@ pub async fn channel_findings(
     }
     let mut out: Vec<Finding> = Vec::new();
     for ((channel, subdir), packages) in groups {
-        let fail = |message: String| crate::freeze::FreezeError::Image {
-            image: locked.image.name.clone(),
-            message,
-        };
         let mut names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
         names.sort_unstable();
         names.dedup();
@@ -641,7 +674,10 @@ pub async fn channel_findings(
             .iter()
             .map(|n| CondaSpec::parse(n))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|source| DriftError::LockedName {
+                image: locked.image.name.clone(),
+                source,
+            })?;
         let channels = [CondaChannel {
             name: channel.to_string(),
             url: index_url(config, channel),
@@ -650,7 +686,10 @@ pub async fn channel_findings(
             .conda
             .fetch(&channels, subdir, &specs, &[], None)
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|source| DriftError::Channel {
+                image: locked.image.name.clone(),
+                source,
+            })?;
         let files = data.file_names();
         for p in packages {
             let file = p.url.rsplit('/').next().unwrap_or(&p.url);

@@ -267,30 +267,32 @@ pub fn read_base(
         std::sync::Arc<crate::resolve::Registry>,
         tokio::runtime::Handle,
     )>,
-) -> Result<(Catalogue, Vec<String>), String> {
+) -> Result<(Catalogue, Vec<String>), crate::freeze::ReadBaseError> {
+    use crate::freeze::ReadBaseError;
     use crate::image::{ImageLocation as Location, ReadOptions, open_local, read_catalogue};
-    let location =
-        base_location(config, name).ok_or_else(|| format!("`{name}` is not an image reference"))?;
+    let location = base_location(config, name)
+        .ok_or_else(|| ReadBaseError::NotAReference(name.to_string()))?;
     let source: Box<dyn crate::image::ImageSource + Send> =
         match (location.strip_prefix("docker://"), registry) {
             (Some(image), Some((registry, handle))) => {
-                let image = crate::oci::ImageRef::parse(image).map_err(|e| e.to_string())?;
+                let image = crate::oci::ImageRef::parse(image).map_err(ReadBaseError::Reference)?;
                 Box::new(crate::image::RegistryImage::new(registry, image, handle))
             }
             _ => {
-                let parsed: Location = location.parse().map_err(|e| format!("{e}"))?;
-                open_local(&parsed).map_err(|e| format!("{e}"))?
+                let parsed: Location = location.parse().map_err(ReadBaseError::Image)?;
+                open_local(&parsed).map_err(ReadBaseError::Image)?
             }
         };
-    let platform = platform
-        .parse()
-        .map_err(|e| format!("`{platform}`: {e:?}"))?;
+    let platform = platform.parse().map_err(|source| ReadBaseError::Platform {
+        platform: platform.to_string(),
+        source,
+    })?;
     let options = ReadOptions {
         cache_dir: Some(config.cache_dir.join("layers")),
         ..ReadOptions::default()
     };
     let catalogue =
-        read_catalogue(source.as_ref(), &platform, &options).map_err(|e| format!("{e}"))?;
+        read_catalogue(source.as_ref(), &platform, &options).map_err(ReadBaseError::Image)?;
     let env = catalogue.image.config.env.clone();
     Ok((catalogue, env))
 }
