@@ -8,7 +8,7 @@ use crate::cli::images::select;
 use crate::cli::{Opts, Outcome, OutputFormat, Printer};
 use crate::config::Config;
 use crate::drift::report::{Json, Markdown, Render, Table};
-use crate::drift::{DriftOptions, DriftProgress, Kind};
+use crate::drift::{DriftOptions, DriftProgress, FindingKind as Kind};
 
 pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<Outcome> {
     let fail_on = fail_on(&args.fail_on)?;
@@ -51,10 +51,10 @@ fn fail_on(words: &[String]) -> anyhow::Result<Vec<Kind>> {
     for w in words {
         let w = w.trim();
         if w == "any" {
-            kinds.extend(Kind::ALL.into_iter().filter(|k| *k != Kind::Unpinned));
+            kinds.extend(Kind::DRIFT.into_iter().filter(|k| *k != Kind::Unpinned));
             continue;
         }
-        match Kind::parse(w) {
+        match Kind::parse_drift(w) {
             Some(k) => kinds.push(k),
             None => anyhow::bail!(
                 "`--fail-on {w}` is not a kind of drift\nhint: use any of base, yanked, gone, broken, stale, outdated, unpinned, any"

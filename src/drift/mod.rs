@@ -41,8 +41,6 @@ pub use run::{Drift, DriftOptions, DriftProgress, NoProgress, run};
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use crate::config::Config;
 use crate::freeze::steps::{Resolvers, index_url};
 use crate::freeze::{FreezeError, ImageJob};
@@ -51,7 +49,10 @@ use crate::resolve::conda::ResolveCondaError;
 use crate::resolve::pypi::IndexUrls;
 use crate::solve::conda::ParseCondaSpecError;
 use crate::solve::python::SourceError;
-use crate::source::steps::{Ecosystem, InstallCommand};
+use crate::source::steps::{Ecosystem as StepEcosystem, InstallCommand};
+use crate::verify::{Ecosystem, Finding, FindingKind as Kind, check_lock};
+
+pub use crate::verify::{FindingKind, ImageReport, Report, Severity};
 
 /// Why a drift run could not report.
 #[derive(Debug, thiserror::Error)]
@@ -84,179 +85,21 @@ pub enum DriftError {
     Runtime(std::io::Error),
 }
 
-/// What kind of drift a finding is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Stale,
-    Base,
-    Outdated,
-    Yanked,
-    Gone,
-    Broken,
-    Unresolvable,
-    Unpinned,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 8] = [
-        Kind::Stale,
-        Kind::Base,
-        Kind::Outdated,
-        Kind::Yanked,
-        Kind::Gone,
-        Kind::Broken,
-        Kind::Unresolvable,
-        Kind::Unpinned,
-    ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Kind::Stale => "stale",
-            Kind::Base => "base",
-            Kind::Outdated => "outdated",
-            Kind::Yanked => "yanked",
-            Kind::Gone => "gone",
-            Kind::Broken => "broken",
-            Kind::Unresolvable => "unresolvable",
-            Kind::Unpinned => "unpinned",
-        }
-    }
-
-    /// How much a finding of this kind matters.
-    pub const fn severity(self) -> Severity {
-        match self {
-            Kind::Yanked | Kind::Gone | Kind::Broken | Kind::Unresolvable => Severity::High,
-            Kind::Stale | Kind::Base => Severity::Medium,
-            Kind::Outdated => Severity::Low,
-            Kind::Unpinned => Severity::Info,
-        }
-    }
-
-    /// Parses a kind as `--fail-on` takes it.
-    pub fn parse(text: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == text)
-    }
-}
-
-/// How much a finding matters, most first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    High,
-    Medium,
-    Low,
-    Info,
-}
-
-impl Severity {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Severity::High => "high",
-            Severity::Medium => "medium",
-            Severity::Low => "low",
-            Severity::Info => "info",
-        }
-    }
-}
-
-/// One thing that moved.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    pub kind: Kind,
-    pub severity: Severity,
-    /// `pip` or `conda`, for package findings.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ecosystem: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub package: Option<String>,
-    /// The conda channel's name (`conda-forge`), for conda packages.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub channel: Option<String>,
-    /// The base image's canonical name, for `base` findings.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub base: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub locked: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latest: Option<String>,
-    /// A sentence for people: the yank reason, which layers changed, where
-    /// the unpinned step is.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-impl Finding {
-    fn new(kind: Kind) -> Self {
-        Finding {
-            kind,
-            severity: kind.severity(),
-            ecosystem: None,
-            package: None,
-            channel: None,
-            base: None,
-            locked: None,
-            latest: None,
-            detail: None,
-        }
-    }
-
-    /// What drifted, for tables: the package or base name.
-    pub fn subject(&self) -> &str {
-        self.package
-            .as_deref()
-            .or(self.base.as_deref())
-            .unwrap_or("")
-    }
-}
-
-/// The findings of one image.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ImageReport {
-    pub name: String,
-    pub findings: Vec<Finding>,
-}
-
-/// The findings of every image checked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Report {
-    pub version: u32,
-    pub images: Vec<ImageReport>,
-}
-
-impl Report {
-    pub fn new(images: Vec<ImageReport>) -> Self {
-        Report { version: 1, images }
-    }
-
-    /// Every finding with its image.
-    pub fn findings(&self) -> impl Iterator<Item = (&str, &Finding)> {
-        self.images
-            .iter()
-            .flat_map(|i| i.findings.iter().map(move |f| (i.name.as_str(), f)))
-    }
-
-    /// Whether a finding of one of `kinds` exists.
-    pub fn has_any(&self, kinds: &[Kind]) -> bool {
-        self.findings().any(|(_, f)| kinds.contains(&f.kind))
-    }
-}
-
 /// Puts findings in report order: by severity, kind, then subject.
 pub fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
-        (a.severity, a.kind, a.subject(), &a.locked).cmp(&(
-            b.severity,
+        (a.severity(), a.kind, &a.name, &a.expected).cmp(&(
+            b.severity(),
             b.kind,
-            b.subject(),
-            &b.locked,
+            &b.name,
+            &b.expected,
         ))
     });
 }
 
 /// A finding saying freeze would fail now, and why.
 pub fn unresolvable(message: &str) -> Finding {
-    let mut f = Finding::new(Kind::Unresolvable);
+    let mut f = Finding::new(Kind::Unresolvable, Ecosystem::Image, "");
     f.detail = Some(message.to_string());
     f
 }
@@ -265,22 +108,34 @@ pub fn unresolvable(message: &str) -> Finding {
 /// the fresh resolution and the definition (stale, base, outdated,
 /// unpinned).
 pub fn compare(job: &ImageJob, locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let now = job.inputs.hash();
-    if locked.image.input_hash != now {
-        let mut f = Finding::new(Kind::Stale);
-        f.locked = Some(locked.image.input_hash.clone());
-        f.latest = Some(now);
-        f.detail = Some(format!(
-            "`{}` or a file it reads changed since the lock was made",
-            locked.image.definition
-        ));
-        out.push(f);
-    }
+    let mut out = stale_findings(job, locked);
     out.extend(base_findings(locked, fresh));
     out.extend(outdated_findings(locked, fresh));
     out.extend(unpinned_findings(job));
     out
+}
+
+/// Why the lock is not current for the definition as it is now, by
+/// verify's [`check_lock`].
+fn stale_findings(job: &ImageJob, locked: &LockedImage) -> Vec<Finding> {
+    check_lock(locked, &job.definition, &job.inputs)
+        .into_iter()
+        .map(|why| {
+            let mut f = Finding::new(Kind::Stale, Ecosystem::Image, "");
+            match why {
+                crate::verify::Staleness::InputHash { locked: was, now } => {
+                    f.expected = Some(was);
+                    f.found = Some(now);
+                    f.detail = Some(format!(
+                        "`{}` or a file it reads changed since the lock was made",
+                        locked.image.definition
+                    ));
+                }
+                other => f.detail = Some(other.describe()),
+            }
+            f
+        })
+        .collect()
 }
 
 fn base_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> {
@@ -305,10 +160,9 @@ fn base_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> {
             };
             platforms.push(format!("{}: {state}", p.platform));
         }
-        let mut f = Finding::new(Kind::Base);
-        f.base = Some(base.name.clone());
-        f.locked = Some(base.digest.clone());
-        f.latest = Some(now.digest.clone());
+        let mut f = Finding::new(Kind::Base, Ecosystem::Base, base.name.clone());
+        f.expected = Some(base.digest.clone());
+        f.found = Some(now.digest.clone());
         if !platforms.is_empty() {
             f.detail = Some(platforms.join(", "));
         }
@@ -366,9 +220,12 @@ fn outdated_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> 
                     continue;
                 };
                 if newer(eco, &new_max, &old_max) {
-                    let mut f = Finding::new(Kind::Outdated);
-                    f.ecosystem = Some(eco.to_string());
-                    f.package = Some(name.clone());
+                    let ecosystem = if eco == "conda" {
+                        Ecosystem::Conda
+                    } else {
+                        Ecosystem::Pip
+                    };
+                    let mut f = Finding::new(Kind::Outdated, ecosystem, name.clone());
                     if eco == "conda" {
                         f.channel = step
                             .conda
@@ -376,8 +233,8 @@ fn outdated_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> 
                             .find(|p| &p.name == name)
                             .map(|p| channel_name(&p.channel));
                     }
-                    f.locked = Some(old_max);
-                    f.latest = Some(new_max);
+                    f.expected = Some(old_max);
+                    f.found = Some(new_max);
                     if !out.contains(&f) {
                         out.push(f);
                     }
@@ -437,18 +294,16 @@ fn unpinned_findings(job: &ImageJob) -> Vec<Finding> {
     for stage in &job.definition.stages {
         for step in &stage.steps {
             let eco = match step.command.manager.ecosystem() {
-                Ecosystem::Python => "pip",
-                Ecosystem::Conda => "conda",
-                Ecosystem::Os => continue,
+                StepEcosystem::Python => Ecosystem::Pip,
+                StepEcosystem::Conda => Ecosystem::Conda,
+                StepEcosystem::Os => continue,
             };
             // One finding per step: the specs are fixed together.
             let specs = unpinned_specs(&step.command);
             if specs.is_empty() {
                 continue;
             }
-            let mut f = Finding::new(Kind::Unpinned);
-            f.ecosystem = Some(eco.to_string());
-            f.package = Some(specs.join(" "));
+            let mut f = Finding::new(Kind::Unpinned, eco, specs.join(" "));
             f.detail = Some(format!(
                 "{} line {}",
                 step.command.manager.as_str(),
@@ -462,7 +317,7 @@ fn unpinned_findings(job: &ImageJob) -> Vec<Finding> {
 
 /// The specs of a command that are not exact pins.
 pub fn unpinned_specs(command: &InstallCommand) -> Vec<String> {
-    let python = command.manager.ecosystem() == Ecosystem::Python;
+    let python = command.manager.ecosystem() == StepEcosystem::Python;
     command
         .specs
         .iter()
@@ -527,13 +382,13 @@ pub struct IndexCheck {
 /// than the one freeze would choose (one the requests do not allow).
 pub fn annotate_newest(findings: &mut [Finding], newest: &BTreeMap<String, String>) {
     for f in findings {
-        if f.kind != Kind::Outdated || f.ecosystem.as_deref() != Some("pip") {
+        if f.kind != Kind::Outdated || f.ecosystem != Ecosystem::Pip {
             continue;
         }
-        let (Some(name), Some(latest)) = (&f.package, &f.latest) else {
+        let Some(latest) = &f.found else {
             continue;
         };
-        if let Some(top) = newest.get(name)
+        if let Some(top) = newest.get(&f.name)
             && newer("pip", top, latest)
         {
             f.detail = Some(format!("newest on the index: {top}"));
@@ -581,16 +436,18 @@ pub async fn index_findings(
                     }
                     match files.iter().find(|f| Some(&f.filename) == p.file.as_ref()) {
                         Some(file) => file.yanked.as_ref().map(|reason| {
-                            let mut f = Finding::new(Kind::Yanked);
+                            let mut f = Finding::new(Kind::Yanked, Ecosystem::Pip, p.name.clone());
                             if !reason.is_empty() {
                                 f.detail = Some(reason.clone());
                             }
                             f
                         }),
-                        None => Some(Finding::new(Kind::Gone)),
+                        None => Some(Finding::new(Kind::Gone, Ecosystem::Pip, p.name.clone())),
                     }
                 }
-                Err(SourceError::NotFound(_)) => Some(Finding::new(Kind::Gone)),
+                Err(SourceError::NotFound(_)) => {
+                    Some(Finding::new(Kind::Gone, Ecosystem::Pip, p.name.clone()))
+                }
                 Err(SourceError::Failed(message) | SourceError::Unavailable(message)) => {
                     return Err(DriftError::IndexPage {
                         image: locked.image.name.clone(),
@@ -600,9 +457,7 @@ pub async fn index_findings(
                 }
             };
             if let Some(mut f) = finding {
-                f.ecosystem = Some("pip".to_string());
-                f.package = Some(p.name.clone());
-                f.locked = p.version.clone();
+                f.expected = p.version.clone();
                 if !out.contains(&f) {
                     out.push(f);
                 }
@@ -623,7 +478,7 @@ pub async fn date_moved_bases(
     findings: &mut [Finding],
 ) {
     for f in findings.iter_mut().filter(|f| f.kind == Kind::Base) {
-        let Some(Ok(image)) = f.base.as_deref().map(crate::oci::ImageRef::parse) else {
+        let Ok(image) = crate::oci::ImageRef::parse(&f.name) else {
             continue;
         };
         // The platform only picks which config to read; builders stamp
@@ -696,11 +551,9 @@ pub async fn channel_findings(
             if files.contains(file) {
                 continue;
             }
-            let mut f = Finding::new(Kind::Broken);
-            f.ecosystem = Some("conda".to_string());
-            f.package = Some(p.name.clone());
+            let mut f = Finding::new(Kind::Broken, Ecosystem::Conda, p.name.clone());
             f.channel = Some(channel_name(&p.channel));
-            f.locked = Some(format!("{}={}", p.version, p.build));
+            f.expected = Some(format!("{}={}", p.version, p.build));
             f.detail = Some(format!("`{file}` is no longer in {channel}/{subdir}"));
             if !out.contains(&f) {
                 out.push(f);
@@ -744,11 +597,9 @@ mod tests {
 
     #[test]
     fn outdated_findings_name_a_newer_version_the_requests_exclude() {
-        let mut f = Finding::new(Kind::Outdated);
-        f.ecosystem = Some("pip".into());
-        f.package = Some("pandas".into());
-        f.locked = Some("2.1.0".into());
-        f.latest = Some("2.2.3".into());
+        let mut f = Finding::new(Kind::Outdated, Ecosystem::Pip, "pandas");
+        f.expected = Some("2.1.0".into());
+        f.found = Some("2.2.3".into());
         let mut findings = [f.clone(), f];
         let newest = BTreeMap::from([("pandas".to_string(), "3.0.0".to_string())]);
         annotate_newest(&mut findings[..1], &newest);
@@ -764,9 +615,10 @@ mod tests {
 
     #[test]
     fn kinds_parse_and_rank() {
-        for k in Kind::ALL {
-            assert_eq!(Kind::parse(k.as_str()), Some(k));
+        for k in Kind::DRIFT {
+            assert_eq!(Kind::parse_drift(k.as_str()), Some(k));
         }
+        assert_eq!(Kind::parse_drift("missing"), None);
         assert!(Kind::Yanked.severity() < Kind::Outdated.severity());
     }
 }

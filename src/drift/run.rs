@@ -8,6 +8,7 @@ use crate::freeze::{
     resolve_bases,
 };
 use crate::lock::LockedImage;
+use crate::verify::shown;
 
 use super::{
     DriftError, ImageReport, Report, annotate_newest, channel_findings, compare, date_moved_bases,
@@ -118,18 +119,21 @@ pub fn run(
                     Vec::new()
                 }
             };
-            reports.push(ImageReport {
-                name: job.config.name.clone(),
-                findings,
-            });
+            let mut report = ImageReport::new(
+                &job.config.name,
+                shown(&job.config.file),
+                shown(&job.lock_path),
+            );
+            report.findings = findings;
+            reports.push(report);
             progress.checked();
             if let Some(image) = image {
                 frozen.push(image);
             }
         }
-        reports.sort_by(|a, b| a.name.cmp(&b.name));
+        reports.sort_by(|a, b| a.image.cmp(&b.image));
         Ok(Drift {
-            report: Report::new(reports),
+            report: Report { images: reports },
             warnings,
         })
     })
