@@ -128,3 +128,32 @@ fn paint(text: &str, code: &str, color: bool) -> String {
         text.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::requirements::RequirementsFile;
+
+    #[test]
+    fn a_requirements_error_inside_a_freeze_error_is_rendered_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("requirements.txt");
+        let text = "numpy==2.0\n--index-url\n";
+        fs_err::write(&path, text).unwrap();
+        let parsed = RequirementsFile::parse(&path, text, &|_| None).unwrap_err();
+        let err = anyhow::Error::from(FreezeError::from(parsed))
+            .context("freezing `driver`")
+            .context("drift");
+        let d = located(&err).expect("the place survives the wrapping");
+        assert_eq!(d.location.line, 2);
+        let shown = render_located(d, false);
+        assert!(shown.contains("2 | --index-url"), "{shown}");
+        assert!(shown.contains("  | ^"), "{shown}");
+    }
+
+    #[test]
+    fn errors_without_a_place_have_no_diagnostic() {
+        let err = anyhow::Error::from(DriftError::AsOf("someday".into()));
+        assert!(located(&err).is_none());
+    }
+}

@@ -472,3 +472,57 @@ pub fn lock_skeleton(config: &Config, job: &ImageJob, platforms: &[String]) -> L
         steps: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(cause: StepCause) -> FreezeError {
+        FreezeError::Step {
+            image: "driver".into(),
+            place: "driver/Dockerfile:12".into(),
+            cause: Box::new(cause),
+        }
+    }
+
+    #[test]
+    fn what_upstream_no_longer_offers_is_told_from_trouble() {
+        let gone = PipSolveError::Source {
+            name: "certifi".into(),
+            source: PipSourceError::NotFound("certifi".into()),
+        };
+        assert!(step(StepCause::Pip(gone)).is_upstream());
+        let unreachable = PipSolveError::Source {
+            name: "certifi".into(),
+            source: PipSourceError::Unavailable("connection refused".into()),
+        };
+        assert!(!step(StepCause::Pip(unreachable)).is_upstream());
+        assert!(
+            !step(StepCause::Unset {
+                written: "$V".into(),
+                variables: "`V`".into()
+            })
+            .is_upstream()
+        );
+        let moved = FreezeError::image(
+            "driver",
+            ImageCause::PinMoved {
+                base: "python".into(),
+                platform: "linux/amd64".into(),
+                locked: "sha256:00".into(),
+                now: "sha256:11".into(),
+            },
+        );
+        assert!(moved.is_upstream());
+        assert!(!FreezeError::setup(SetupError::Internal("x".into())).is_upstream());
+    }
+
+    #[test]
+    fn messages_keep_the_image_and_place() {
+        let e = step(StepCause::NoSubdir("linux/riscv64".into()));
+        assert_eq!(
+            e.to_string(),
+            "image `driver`, driver/Dockerfile:12: conda has no subdir for `linux/riscv64`"
+        );
+    }
+}
