@@ -8,14 +8,7 @@ use crate::cli::images::select;
 use crate::cli::{Opts, Outcome, OutputFormat, Printer};
 use crate::config::Config;
 use crate::drift::report::{Json, Markdown, Render, Table};
-use crate::drift::{
-    ImageReport, Kind, Report, annotate_newest, channel_findings, compare, date_moved_bases,
-    index_findings, sort_findings, unresolvable,
-};
-use crate::freeze::steps::{Limits, session};
-use crate::freeze::{
-    FreezeOptions, Frozen, freeze_image, lock_skeleton, platforms_of, prepare, resolve_bases,
-};
+use crate::drift::{DriftOptions, DriftProgress, FindingKind as Kind};
 
 pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<Outcome> {
     let fail_on = fail_on(&args.fail_on)?;
@@ -28,123 +21,29 @@ pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<O
             format!("{other:?}").to_ascii_lowercase()
         ),
     };
-    if let Some(date) = &args.as_of {
-        // Checked here so a bad date is trouble, not an unresolvable image.
-        if crate::solve::conda::parse_exclude_newer(date).is_err() {
-            anyhow::bail!(
-                "`--as-of {date}` is not a date\nhint: write a date like `2024-05-01` or `2024-05-01T12:00:00Z`"
-            );
-        }
-    }
     let (config, images) = select(&opts.global, &args.paths.paths, &Default::default())?;
     let config = config.unwrap_or_else(|| {
         let files: Vec<PathBuf> = images.iter().map(|i| i.file.clone()).collect();
         Config::zero(&files)
     });
-    let options = FreezeOptions {
-        no_build: false,
-        update_base: true,
+    let options = DriftOptions {
         offline: opts.global.offline,
-        exclude_newer: args.as_of.clone(),
-        ignore_locked: true,
-        ..FreezeOptions::default()
+        as_of: args.as_of.clone(),
+        timeout: opts.global.timeout(),
     };
-    let jobs = prepare(&config, &images)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let report = runtime.block_on(async {
-        let session = session(
-            &config,
-            options.offline,
-            Limits::default(),
-            opts.global.timeout(),
-        )?;
-        let mut frozen: Vec<Frozen> = Vec::new();
-        let mut reports = Vec::new();
-        let bar = progress(jobs.len(), printer);
-        for job in &jobs {
-            if let Some(bar) = &bar {
-                bar.set_message(job.config.name.clone());
-            }
-            // Nothing is written: the fresh lock is only compared.
-            let (image, failure) =
-                match freeze_image(&config, &session, job, &options, &frozen).await {
-                    Ok(image) => (Some(image), None),
-                    // What the upstream no longer allows is a finding;
-                    // bad input and setup failures are trouble.
-                    Err(
-                        err @ (crate::freeze::FreezeError::Image { .. }
-                        | crate::freeze::FreezeError::Step { .. }),
-                    ) => (None, Some(err.to_string())),
-                    Err(err) => return Err(err.into()),
-                };
-            let findings = match &job.previous {
-                Some(locked) => {
-                    let fresh = match &image {
-                        Some(image) => image.lock.clone(),
-                        // Bases alone still tell whether a tag moved.
-                        None => {
-                            let platforms = platforms_of(job, &options);
-                            let repo: Vec<_> = frozen
-                                .iter()
-                                .map(|f| (f.name.as_str(), f.reference.as_deref(), &f.lock))
-                                .collect();
-                            let mut lock = lock_skeleton(&config, job, &platforms);
-                            if let Ok(r) =
-                                resolve_bases(&session.registry, job, &platforms, &options, &repo)
-                                    .await
-                            {
-                                lock.bases = r.bases;
-                            }
-                            lock
-                        }
-                    };
-                    let mut findings = compare(job, locked, &fresh);
-                    date_moved_bases(&session, &locked.image.platforms, &mut findings).await;
-                    if let Some(message) = &failure {
-                        findings.push(unresolvable(message));
-                    }
-                    let index = index_findings(&config, &session, locked).await?;
-                    annotate_newest(&mut findings, &index.newest);
-                    findings.extend(index.findings);
-                    findings.extend(channel_findings(&config, &session, locked).await?);
-                    sort_findings(&mut findings);
-                    findings
-                }
-                None => {
-                    if let Some(message) = failure {
-                        anyhow::bail!(message);
-                    }
-                    printer.warn(&format!(
-                        "image `{}` has no lock yet; run `imagelock freeze`",
-                        job.config.name
-                    ));
-                    Vec::new()
-                }
-            };
-            reports.push(ImageReport {
-                name: job.config.name.clone(),
-                findings,
-            });
-            if let Some(bar) = &bar {
-                bar.inc(1);
-            }
-            if let Some(image) = image {
-                frozen.push(image);
-            }
-        }
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
-        reports.sort_by(|a, b| a.name.cmp(&b.name));
-        anyhow::Ok(Report::new(reports))
-    })?;
-    printer.data(&render.render(&report))?;
-    if report.has_any(&fail_on) {
-        return Ok(Outcome::Findings);
+    let bar = Bar::new(images.len(), printer);
+    let drift = crate::drift::run(&config, &images, &options, &bar);
+    bar.clear();
+    let drift = drift?;
+    for warning in &drift.warnings {
+        printer.warn(warning);
     }
-    Ok(Outcome::Clean)
+    printer.data(&render.render(&drift.report))?;
+    Ok(if drift.report.has_any(&fail_on) {
+        Outcome::Findings
+    } else {
+        Outcome::Clean
+    })
 }
 
 /// `--fail-on` kinds; `any` is every kind but `unpinned`.
@@ -153,10 +52,10 @@ fn fail_on(words: &[String]) -> anyhow::Result<Vec<Kind>> {
     for w in words {
         let w = w.trim();
         if w == "any" {
-            kinds.extend(Kind::ALL.into_iter().filter(|k| *k != Kind::Unpinned));
+            kinds.extend(Kind::DRIFT.into_iter().filter(|k| *k != Kind::Unpinned));
             continue;
         }
-        match Kind::parse(w) {
+        match Kind::parse_drift(w) {
             Some(k) => kinds.push(k),
             None => anyhow::bail!(
                 "`--fail-on {w}` is not a kind of drift\nhint: use any of base, yanked, gone, broken, stale, outdated, unpinned, any"
@@ -166,15 +65,42 @@ fn fail_on(words: &[String]) -> anyhow::Result<Vec<Kind>> {
     Ok(kinds)
 }
 
-fn progress(len: usize, printer: &Printer) -> Option<indicatif::ProgressBar> {
-    if !std::io::stderr().is_terminal() || printer.quiet() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(len as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} checking {msg} [{pos}/{len}] {elapsed}")
+/// A progress line on stderr when it is a terminal.
+struct Bar(Option<indicatif::ProgressBar>);
+
+impl Bar {
+    fn new(len: usize, printer: &Printer) -> Bar {
+        if !std::io::stderr().is_terminal() || printer.quiet() {
+            return Bar(None);
+        }
+        let bar = indicatif::ProgressBar::new(len as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} checking {msg} [{pos}/{len}] {elapsed}",
+            )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    Some(bar)
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Bar(Some(bar))
+    }
+
+    fn clear(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl DriftProgress for Bar {
+    fn checking(&self, image: &str) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(image.to_string());
+        }
+    }
+
+    fn checked(&self) {
+        if let Some(bar) = &self.0 {
+            bar.inc(1);
+        }
+    }
 }

@@ -25,13 +25,13 @@ pub fn run(opts: &Opts, args: &ExportArgs, printer: &Printer) -> anyhow::Result<
 /// A lockfile path as given, or the lock of a configured image.
 fn lock_path(opts: &Opts, image: &str) -> anyhow::Result<PathBuf> {
     let as_path = Path::new(image);
-    if image.ends_with(".lock") || as_path.is_file() {
+    if as_path.extension().is_some_and(|e| e == "lock") || as_path.is_file() {
         return Ok(as_path.to_path_buf());
     }
     let config = load_config(&opts.global, &[])
         .context("to export an image by name, imagelock needs its configuration")?;
     match config.images.iter().find(|i| i.name == image) {
-        Some(_) => Ok(config.lock_dir.join(format!("{image}.lock"))),
+        Some(_) => Ok(config.lock_path(image)),
         None => {
             let names: Vec<&str> = config.images.iter().map(|i| i.name.as_str()).collect();
             anyhow::bail!(

@@ -71,23 +71,11 @@ pub fn select(
     Ok((config, images))
 }
 
-/// An image's parsed definition and the inputs its lock is made from. A
-/// parse error is rendered with its source context before it is returned.
+/// An image's parsed definition and the inputs its lock is made from.
 pub fn load_image(
     image: &ImageConfig,
-    printer: &crate::cli::Printer,
 ) -> anyhow::Result<(crate::source::Definition, crate::source::inputs::Inputs)> {
-    let (definition, text) =
-        match crate::source::load::read_definition(&image.file, &image.build_args) {
-            Ok(d) => d,
-            Err(e) => {
-                printer.raw_error(&crate::cli::diagnostic::render_source_error(
-                    &e,
-                    printer.color(),
-                ));
-                anyhow::bail!("`{}` could not be read", image.file.display());
-            }
-        };
+    let (definition, text) = crate::source::load::read_definition(&image.file, &image.build_args)?;
     let inputs =
         crate::source::inputs::load_inputs(&definition, &text, &image.context, &image.build_args)?;
     Ok((definition, inputs))

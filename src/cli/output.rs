@@ -74,8 +74,13 @@ impl Printer {
         eprintln!("{label}: {text}");
     }
 
-    /// Renders an error and its causes; a line starting `hint:` is shown as a hint.
+    /// Renders an error and its causes; a line starting `hint:` is shown as a
+    /// hint. An error about a place in a file is shown with that line.
     pub fn error(&self, err: &anyhow::Error) {
+        if let Some(d) = crate::cli::diagnostic::located(err) {
+            self.raw_error(&crate::cli::diagnostic::render_located(d, self.color));
+            return;
+        }
         let label = self.paint("error", "31");
         let mut text = err.to_string();
         if let Some(hint) = located_hint(err) {

@@ -21,14 +21,14 @@ struct Planned {
 
 pub fn run(opts: &Opts, args: &RewriteArgs, printer: &Printer) -> anyhow::Result<Outcome> {
     let (config, images) = select(&opts.global, &args.paths.paths, &BTreeMap::new())?;
-    let lock_dir = lock_dir(config)?;
+    let config = lock_config(config)?;
     let options = RewriteOptions {
         hashes: args.hashes,
     };
     // Everything is computed before anything is written.
     let mut planned = Vec::new();
     for image in images {
-        let lock_path = lock_dir.join(format!("{}.lock", image.name));
+        let lock_path = config.lock_path(&image.name);
         if !lock_path.is_file() {
             anyhow::bail!(
                 "`{}` has no lock at `{}`\nhint: run `imagelock freeze {}` first",
@@ -38,7 +38,7 @@ pub fn run(opts: &Opts, args: &RewriteArgs, printer: &Printer) -> anyhow::Result
             );
         }
         let lock = LockedImage::read(&lock_path)?;
-        let (definition, inputs) = crate::cli::images::load_image(&image, printer)?;
+        let (definition, inputs) = crate::cli::images::load_image(&image)?;
         let rewrite = rewrite_image(&definition, &inputs, &lock, &image.context, options)?;
         for w in &rewrite.warnings {
             let mut line = format!("{}: {}", w.location, w.message);
@@ -96,18 +96,19 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// The directory of the locks: the configuration's, else that of an
-/// `imagelock.toml` found from the current directory, else `lockfiles`.
-pub(super) fn lock_dir(config: Option<Config>) -> anyhow::Result<PathBuf> {
+/// The configuration the locks are found by: the one given, else an
+/// `imagelock.toml` found from the current directory, else zero-config
+/// (`lockfiles/`).
+pub(super) fn lock_config(config: Option<Config>) -> anyhow::Result<Config> {
     if let Some(c) = config {
-        return Ok(c.lock_dir);
+        return Ok(c);
     }
     let discovered = std::env::current_dir()
         .ok()
         .and_then(|d| Config::discover(&d))
         .map(|p| Config::load(&p))
         .transpose()?;
-    Ok(discovered.map_or_else(|| Config::zero(&[]).lock_dir, |c| c.lock_dir))
+    Ok(discovered.unwrap_or_else(|| Config::zero(&[])))
 }
 
 /// A unified diff of one file, `a/` and `b/` headers with the path.

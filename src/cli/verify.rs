@@ -2,28 +2,17 @@
 //! inputs (offline); with `--image REF`, the built image matches its lock.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::cli::args::VerifyArgs;
 use crate::cli::images::select;
-use crate::cli::rewrite::lock_dir;
+use crate::cli::rewrite::lock_config;
 use crate::cli::{Opts, Outcome, OutputFormat, Printer};
-use crate::config::ImageConfig;
-use crate::image::{
-    ImageError, ImageLocation, ImageSource, ReadOptions, RegistryImage, SifImage, open_local,
-    read_catalogue_with_base,
-};
-use crate::lock::LockedImage;
+use crate::image::ImageLocation;
 use crate::oci::Platform;
-use crate::resolve::{Registry, RegistryOptions};
-use crate::verify::{
-    ImageReport, LockedBaseLayers, PrintHuman, PrintJson, PrintJunit, Report, SifReport, Staleness,
-    VerifyReport, built_from, check_lock, check_platform, locked_base_layers, on_parent,
-};
+use crate::verify::{PrintHuman, PrintJson, PrintJunit, Render, Report};
 
 pub fn run(opts: &Opts, args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Outcome> {
-    let printer_for: &dyn Report = match opts.global.format {
+    let printer_for: &dyn Render = match opts.global.format {
         OutputFormat::Human => &PrintHuman,
         OutputFormat::Json => &PrintJson,
         OutputFormat::Junit => &PrintJunit,
@@ -38,19 +27,14 @@ pub fn run(opts: &Opts, args: &VerifyArgs, printer: &Printer) -> anyhow::Result<
         .map(str::parse::<Platform>)
         .transpose()?;
     let (config, images) = select(&opts.global, &args.paths.paths, &BTreeMap::new())?;
-    let registries = config
-        .as_ref()
-        .map(|c| (c.registries.clone(), c.root.clone()));
-    let http = crate::resolve::session::http_options(
-        config.as_ref().unwrap_or(&crate::config::Config::zero(&[])),
-        opts.global.timeout(),
-    );
-    let lock_dir = lock_dir(config)?;
-    let mut report = VerifyReport::default();
+    let config = lock_config(config)?;
+    let mut report = Report::default();
     match &args.image {
         None => {
             for image in &images {
-                report.images.push(stale_report(image, &lock_dir, printer)?);
+                report
+                    .images
+                    .push(crate::verify::verify_lock(&config, image)?);
             }
         }
         Some(reference) => {
@@ -61,15 +45,13 @@ pub fn run(opts: &Opts, args: &VerifyArgs, printer: &Printer) -> anyhow::Result<
                 );
             };
             let location: ImageLocation = reference.parse()?;
-            report.images.push(image_report(
-                image,
-                &lock_dir,
-                &location,
-                platform.as_ref(),
-                registries,
-                http,
-                printer,
-            )?);
+            let http = crate::resolve::session::http_options(&config, opts.global.timeout());
+            let verified =
+                crate::verify::verify_image(&config, image, &location, platform.as_ref(), http)?;
+            for warning in &verified.warnings {
+                printer.warn(warning);
+            }
+            report.images.push(verified.report);
         }
     }
     printer.data(&printer_for.render(&report))?;
@@ -78,253 +60,4 @@ pub fn run(opts: &Opts, args: &VerifyArgs, printer: &Printer) -> anyhow::Result<
     } else {
         Outcome::Findings
     })
-}
-
-fn lock_path(image: &ImageConfig, lock_dir: &Path) -> PathBuf {
-    lock_dir.join(format!("{}.lock", image.name))
-}
-
-fn shown(path: &Path) -> String {
-    let rel = std::env::current_dir()
-        .ok()
-        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
-        .unwrap_or_else(|| path.to_path_buf());
-    rel.to_string_lossy()
-        .trim_start_matches("./")
-        .replace('\\', "/")
-}
-
-fn stale_report(
-    image: &ImageConfig,
-    lock_dir: &Path,
-    printer: &Printer,
-) -> anyhow::Result<ImageReport> {
-    let path = lock_path(image, lock_dir);
-    let mut report = ImageReport {
-        image: image.name.clone(),
-        definition: shown(&image.file),
-        lock: shown(&path),
-        reference: None,
-        stale: Vec::new(),
-        platforms: Vec::new(),
-        sif: None,
-    };
-    if !path.is_file() {
-        report.stale.push(Staleness::MissingLock {
-            path: report.lock.clone(),
-        });
-        return Ok(report);
-    }
-    let lock = LockedImage::read(&path)?;
-    let (definition, inputs) = crate::cli::images::load_image(image, printer)?;
-    report.stale = check_lock(&lock, &definition, &inputs);
-    Ok(report)
-}
-
-/// The lock as the built image holds it: when the image builds FROM another
-/// image of this repository, on top of that image's lock (and so on down).
-fn with_parents(
-    lock: &LockedImage,
-    image: &ImageConfig,
-    lock_dir: &Path,
-) -> anyhow::Result<LockedImage> {
-    let mut merged = lock.clone();
-    let mut seen = vec![image.name.clone()];
-    while let Some(parent) = built_from(&merged).map(str::to_string) {
-        if seen.contains(&parent) {
-            anyhow::bail!(
-                "the locks of {} build FROM each other in a cycle\nhint: run `imagelock graph` to see the build order",
-                seen.join(", ")
-            );
-        }
-        let path = lock_dir.join(format!("{parent}.lock"));
-        if !path.is_file() {
-            anyhow::bail!(
-                "`{}` builds FROM image `{parent}` of this repository, which has no lock at `{}`\nhint: run `imagelock freeze` first",
-                image.name,
-                shown(&path)
-            );
-        }
-        merged = on_parent(&merged, &LockedImage::read(&path)?);
-        seen.push(parent);
-    }
-    Ok(merged)
-}
-
-fn image_report(
-    image: &ImageConfig,
-    lock_dir: &Path,
-    location: &ImageLocation,
-    platform: Option<&Platform>,
-    registries: Option<(crate::resolve::registry::RegistryConfigs, PathBuf)>,
-    http: crate::resolve::http::HttpOptions,
-    printer: &Printer,
-) -> anyhow::Result<ImageReport> {
-    let path = lock_path(image, lock_dir);
-    if !path.is_file() {
-        anyhow::bail!(
-            "`{}` has no lock at `{}`\nhint: run `imagelock freeze {}` first",
-            image.name,
-            shown(&path),
-            image.file.display()
-        );
-    }
-    let own = LockedImage::read(&path)?;
-    let lock = with_parents(&own, image, lock_dir)?;
-    let explicit = platform.is_some();
-    let platforms: Vec<Platform> = match platform {
-        Some(p) => vec![p.clone()],
-        None => lock
-            .image
-            .platforms
-            .iter()
-            .map(|p| p.parse::<Platform>())
-            .collect::<Result<_, _>>()?,
-    };
-    let opts = ReadOptions::default();
-    let mut report = ImageReport {
-        image: image.name.clone(),
-        definition: shown(&image.file),
-        lock: shown(&path),
-        reference: Some(location.to_string()),
-        // An image can only match a lock that is current for its inputs.
-        stale: {
-            let (definition, inputs) = crate::cli::images::load_image(image, printer)?;
-            check_lock(&own, &definition, &inputs)
-        },
-        platforms: Vec::new(),
-        sif: None,
-    };
-    if let ImageLocation::Sif(sif_path) = location {
-        sif_checks(&mut report, &lock, image, sif_path, &platforms, explicit)?;
-        return Ok(report);
-    }
-    // The runtime only serves `docker://`; the reader blocks on it from
-    // this thread and its own, never from inside a task.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let source: Box<dyn ImageSource + Send> = match location {
-        ImageLocation::Docker(r) => {
-            let mut options = RegistryOptions {
-                credentials: crate::resolve::auth::CredentialStore::from_env()
-                    .with_helper_timeout(http.timeout),
-                http,
-                ..RegistryOptions::default()
-            };
-            if let Some((registries, root)) = registries {
-                options.registries = registries;
-                options.root = root;
-            }
-            Box::new(RegistryImage::new(
-                Arc::new(Registry::new(options)?),
-                r.clone(),
-                runtime.handle().clone(),
-            ))
-        }
-        other => open_local(other)?,
-    };
-    for p in &platforms {
-        let expected = locked_base_layers(&lock, p);
-        let read = read_catalogue_with_base(source.as_ref(), p, &opts, expected.diff_ids());
-        let (catalogue, base) = match read {
-            Ok(r) => r,
-            Err(ImageError::PlatformMissing { .. }) if !explicit && platforms.len() > 1 => {
-                printer.warn(&format!(
-                    "`{location}` has no `{p}` image; that platform is not checked"
-                ));
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let config = &catalogue.image.config;
-        if !config.architecture.is_empty() {
-            let has = Platform::new(&config.os, &config.architecture, config.variant.as_deref());
-            if !has.matches(p) {
-                if !explicit && platforms.len() > 1 {
-                    printer.warn(&format!(
-                        "`{location}` is a `{has}` image; `{p}` is not checked"
-                    ));
-                    continue;
-                }
-                anyhow::bail!(
-                    "`{location}` is a `{has}` image, not `{p}`\nhint: pick the locked platform it was built for with `--platform`"
-                );
-            }
-        }
-        report.platforms.push(check_platform(
-            &lock,
-            p,
-            &expected,
-            &catalogue,
-            base.as_ref(),
-        ));
-    }
-    if report.platforms.is_empty() {
-        anyhow::bail!(
-            "`{location}` has none of the locked platforms ({})\nhint: build the image for one of them, or pick one with `--platform`",
-            lock.image.platforms.join(", ")
-        );
-    }
-    drop(runtime);
-    Ok(report)
-}
-
-/// `--image sif:PATH`: a SIF holds one architecture and one flattened root
-/// filesystem, read once; its digest, definition and signatures go in the
-/// report beside the package checks.
-fn sif_checks(
-    report: &mut ImageReport,
-    lock: &LockedImage,
-    image: &ImageConfig,
-    path: &Path,
-    platforms: &[Platform],
-    explicit: bool,
-) -> anyhow::Result<()> {
-    let reference = report.reference.clone().unwrap_or_default();
-    let mut sif = SifImage::open(&reference, path)?;
-    let header_arch = sif.file().header().arch;
-    let platform = match platforms {
-        [one] => one.clone(),
-        many => many
-            .iter()
-            .find(|p| header_arch.is_some_and(|a| p.architecture() == a))
-            .or(many.first())
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("the lock of `{}` names no platform", image.name))?,
-    };
-    let (catalogue, summary) = sif.read_catalogue(&platform, &ReadOptions::default())?;
-    let config = &catalogue.image.config;
-    if !config.architecture.is_empty() {
-        let has = Platform::new(&config.os, &config.architecture, config.variant.as_deref());
-        if !has.matches(&platform) {
-            anyhow::bail!(
-                "`{reference}` is a `{has}` image, not `{platform}`{}\nhint: verify it against the lock of the platform it was built for",
-                if explicit {
-                    ""
-                } else {
-                    " (the locked platform)"
-                }
-            );
-        }
-    }
-    // A SIF's root filesystem is flattened: the base's layers cannot be told
-    // apart in it, so the base is not compared layer by layer.
-    let expected = match locked_base_layers(lock, &platform) {
-        LockedBaseLayers::Scratch => LockedBaseLayers::Scratch,
-        _ => LockedBaseLayers::Unknown(
-            "a SIF is one flattened filesystem with no base layers".into(),
-        ),
-    };
-    report
-        .platforms
-        .push(check_platform(lock, &platform, &expected, &catalogue, None));
-    let current = fs_err::read_to_string(&image.file)?;
-    report.sif = Some(SifReport {
-        definition: summary.check_definition(&current),
-        signed: !summary.signatures.is_empty(),
-        summary,
-    });
-    Ok(())
 }

@@ -369,6 +369,11 @@ impl Config {
         }
     }
 
+    /// Where the lock of image `name` lives: `{lock_dir}/{name}.lock`.
+    pub fn lock_path(&self, name: &str) -> PathBuf {
+        self.lock_dir.join(format!("{name}.lock"))
+    }
+
     /// `imagelock.toml` in `dir` or the nearest parent that has one.
     pub fn discover(dir: &Path) -> Option<PathBuf> {
         dir.ancestors()

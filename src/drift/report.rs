@@ -1,13 +1,12 @@
-//! Drift reports: one [`Render`] per output format.
+//! Drift reports: a printer per output format for the shared
+//! [`Render`] trait over verify's findings vocabulary.
 
 use std::fmt::Write as _;
 
-use super::{Finding, Kind, Report};
+use serde::Serialize;
 
-/// Turns a report into text.
-pub trait Render {
-    fn render(&self, report: &Report) -> String;
-}
+pub use crate::verify::Render;
+use crate::verify::{Ecosystem, Finding, FindingKind as Kind, Report, Severity};
 
 /// A plain table for the terminal.
 pub struct Table;
@@ -30,7 +29,7 @@ pub fn summary(report: &Report) -> String {
         .iter()
         .filter(|i| !i.findings.is_empty())
         .count();
-    let kinds: Vec<String> = Kind::ALL
+    let kinds: Vec<String> = Kind::DRIFT
         .iter()
         .filter_map(|k| {
             let n = report.findings().filter(|(_, f)| f.kind == *k).count();
@@ -44,7 +43,7 @@ pub fn summary(report: &Report) -> String {
 }
 
 fn change(f: &Finding) -> String {
-    match (&f.locked, &f.latest) {
+    match (&f.expected, &f.found) {
         (Some(a), Some(b)) => format!("{} → {}", short(a), short(b)),
         (Some(a), None) => short(a),
         (None, Some(b)) => format!("→ {}", short(b)),
@@ -76,8 +75,8 @@ impl Render for Table {
                 [
                     image.to_string(),
                     f.kind.as_str().to_string(),
-                    f.severity.as_str().to_string(),
-                    f.subject().to_string(),
+                    f.severity().as_str().to_string(),
+                    f.name.clone(),
                     change(f),
                     // Tables keep one line per finding.
                     f.detail
@@ -124,20 +123,19 @@ impl Render for Table {
 
 /// A link to the package's page, when the ecosystem has one.
 fn package_link(f: &Finding) -> String {
-    let Some(name) = &f.package else {
-        return f.base.clone().map(|b| format!("`{b}`")).unwrap_or_default();
-    };
+    let name = &f.name;
     // Unpinned specs are written text, not names.
     if f.kind == Kind::Unpinned {
         return format!("`{name}`");
     }
-    match f.ecosystem.as_deref() {
-        Some("pip") => format!("[{name}](https://pypi.org/project/{name}/)"),
-        Some("conda") => format!(
+    match f.ecosystem {
+        Ecosystem::Pip => format!("[{name}](https://pypi.org/project/{name}/)"),
+        Ecosystem::Conda => format!(
             "[{name}](https://anaconda.org/{}/{name})",
             f.channel.as_deref().unwrap_or("conda-forge")
         ),
-        _ => format!("`{name}`"),
+        Ecosystem::Base => format!("`{name}`"),
+        Ecosystem::Image => String::new(),
     }
 }
 
@@ -145,12 +143,12 @@ impl Render for Markdown {
     fn render(&self, report: &Report) -> String {
         let mut out = format!("**imagelock drift**: {}\n", summary(report));
         for image in &report.images {
-            let _ = write!(out, "\n### {}\n\n", image.name);
+            let _ = write!(out, "\n### {}\n\n", image.image);
             if image.findings.is_empty() {
                 out.push_str("No drift.\n");
                 continue;
             }
-            for kind in Kind::ALL {
+            for kind in Kind::DRIFT {
                 let of_kind: Vec<&Finding> =
                     image.findings.iter().filter(|f| f.kind == kind).collect();
                 let Some(first) = of_kind.first() else {
@@ -161,7 +159,7 @@ impl Render for Markdown {
                     "<details><summary>{} {} ({})</summary>\n\n| what | locked → now | detail |\n|---|---|---|\n",
                     of_kind.len(),
                     kind.as_str(),
-                    first.severity.as_str()
+                    first.severity().as_str()
                 );
                 for f in of_kind {
                     let _ = writeln!(
@@ -185,11 +183,76 @@ impl Render for Markdown {
 
 impl Render for Json {
     fn render(&self, report: &Report) -> String {
-        let mut text = serde_json::to_string_pretty(report).unwrap_or_else(|e| {
+        let json = JsonReport {
+            version: REPORT_VERSION,
+            images: report
+                .images
+                .iter()
+                .map(|i| JsonImage {
+                    name: &i.image,
+                    findings: i.findings.iter().map(JsonFinding::of).collect(),
+                })
+                .collect(),
+        };
+        let mut text = serde_json::to_string_pretty(&json).unwrap_or_else(|e| {
             // Serializing plain strings and enums cannot fail; say so if it does.
             format!("{{\"error\": \"{e}\"}}")
         });
         text.push('\n');
         text
+    }
+}
+
+/// Version of the JSON report's schema (see [`crate::drift`]).
+pub const REPORT_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    version: u32,
+    images: Vec<JsonImage<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonImage<'a> {
+    name: &'a str,
+    findings: Vec<JsonFinding<'a>>,
+}
+
+/// A finding as the drift schema spells it: `package` or `base` for the
+/// name, `locked` and `latest` for what the lock has and what is there now.
+#[derive(Serialize)]
+struct JsonFinding<'a> {
+    kind: Kind,
+    severity: Severity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ecosystem: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    package: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locked: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+}
+
+impl<'a> JsonFinding<'a> {
+    fn of(f: &'a Finding) -> Self {
+        let package = matches!(f.ecosystem, Ecosystem::Pip | Ecosystem::Conda);
+        JsonFinding {
+            kind: f.kind,
+            severity: f.severity(),
+            ecosystem: package.then(|| f.ecosystem.as_str()),
+            package: package.then_some(f.name.as_str()),
+            channel: f.channel.as_deref(),
+            base: (f.ecosystem == Ecosystem::Base).then_some(f.name.as_str()),
+            locked: f.expected.as_deref(),
+            latest: f.found.as_deref(),
+            detail: f.detail.as_deref(),
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::freeze::{FreezeError, FreezeOptions, ImageJob};
+use crate::freeze::{FreezeError, FreezeOptions, ImageCause, ImageJob};
 use crate::lock::{LockedBase, LockedImage};
 use crate::oci::{ImageRef, Platform};
 use crate::resolve::Registry;
@@ -41,16 +41,17 @@ pub async fn resolve_bases(
     options: &FreezeOptions,
     repository: &[(&str, Option<&str>, &LockedImage)],
 ) -> Result<BaseResolution, FreezeError> {
-    let image_err = |message: String| FreezeError::Image {
-        image: job.config.name.clone(),
-        message,
-    };
+    let image_err = |cause: ImageCause| FreezeError::image(&job.config.name, cause);
     // Group the references by canonical name, keeping their spellings.
     let mut by_name: BTreeMap<String, (ImageRef, Vec<String>)> = BTreeMap::new();
     let mut names = BTreeMap::new();
     for written in pulled_references(&job.definition) {
-        let image = ImageRef::parse(written)
-            .map_err(|e| image_err(format!("`{written}` is not an image reference: {e}")))?;
+        let image = ImageRef::parse(written).map_err(|source| {
+            image_err(ImageCause::Reference {
+                written: written.to_string(),
+                source,
+            })
+        })?;
         let name = canonical_name(&image);
         names.insert(written.to_string(), name.clone());
         by_name
@@ -62,8 +63,12 @@ pub async fn resolve_bases(
     let wanted: Vec<Platform> = platforms
         .iter()
         .map(|p| {
-            p.parse::<Platform>()
-                .map_err(|e| image_err(format!("`{p}` is not a platform: {e}")))
+            p.parse::<Platform>().map_err(|source| {
+                image_err(ImageCause::Platform {
+                    platform: p.clone(),
+                    source,
+                })
+            })
         })
         .collect::<Result<_, _>>()?;
 
@@ -98,7 +103,7 @@ pub async fn resolve_bases(
                     let resolved = registry
                         .resolve(&image, wanted)
                         .await
-                        .map_err(|e| image_err(e.to_string()))?;
+                        .map_err(|e| image_err(ImageCause::Registry(e)))?;
                     Ok(resolved.to_locked_base(references))
                 }
             }

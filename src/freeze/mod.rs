@@ -29,10 +29,23 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, ImageConfig};
+use crate::diagnostic::Diagnostic;
+use crate::image::ImageError;
 use crate::lock::{ImageMeta, LOCK_VERSION, LockError, LockedImage, LockedStage};
+use crate::oci::{ParseImageRefError, ParsePlatformError};
+use crate::resolve::ResolveError;
+use crate::resolve::conda::ResolveCondaError;
+use crate::resolve::http::HttpError;
+use crate::resolve::pypi::PypiError;
+use crate::solve::conda::{CondaTargetError, ParseCondaSpecError, SolveCondaError};
+use crate::solve::python::{
+    SolveError as PipSolveError, SourceError as PipSourceError, TargetError,
+};
+use crate::source::environment::ParseEnvironmentError;
 use crate::source::graph::{CycleError, GraphInput, build_order};
 use crate::source::inputs::{Inputs, load_inputs};
 use crate::source::load::{SourceError, read_definition};
+use crate::source::requirements::ParseRequirementsError;
 use crate::source::{BaseTarget, Definition};
 
 pub use bases::{BaseResolution, platform_key, pulled_references, resolve_bases, same_image};
@@ -57,24 +70,274 @@ pub struct FreezeOptions {
     pub no_build: bool,
 }
 
+/// Why an image could not be frozen. One variant per cause; the located
+/// ones (a definition, requirements or environment file) keep their
+/// [`Diagnostic`] for the renderer.
+///
+/// [`FreezeError::is_upstream`] tells what the services no longer allow (a
+/// tag or package gone, no solution any more: a finding for `drift`) from
+/// trouble (bad input, an unreachable service, an internal failure).
 #[derive(Debug, thiserror::Error)]
 pub enum FreezeError {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error(transparent)]
+    Requirements(#[from] ParseRequirementsError),
+    #[error(transparent)]
+    Environment(#[from] ParseEnvironmentError),
+    #[error(transparent)]
     Lock(#[from] LockError),
     #[error(transparent)]
     Cycle(#[from] CycleError),
-    #[error("image `{image}`: {message}")]
-    Image { image: String, message: String },
-    #[error("image `{image}`, {place}: {message}")]
+    /// Pinning or reading what an image pulls failed.
+    #[error("image `{image}`: {cause}")]
+    Image {
+        image: String,
+        cause: Box<ImageCause>,
+    },
+    /// An install step could not be resolved.
+    #[error("image `{image}`, {place}: {cause}")]
     Step {
         image: String,
+        /// `file:line` of the step.
         place: String,
-        message: String,
+        cause: Box<StepCause>,
+    },
+    /// The clients could not be set up.
+    #[error(transparent)]
+    Setup(Box<SetupError>),
+}
+
+impl FreezeError {
+    /// Whether the failure is something upstream moved or no longer offers
+    /// (a tag, a platform or a package gone, no solution any more), rather
+    /// than bad input, an unreachable service or an internal error.
+    pub fn is_upstream(&self) -> bool {
+        match self {
+            FreezeError::Image { cause, .. } => cause.is_upstream(),
+            FreezeError::Step { cause, .. } => cause.is_upstream(),
+            FreezeError::Source(_)
+            | FreezeError::Requirements(_)
+            | FreezeError::Environment(_)
+            | FreezeError::Lock(_)
+            | FreezeError::Cycle(_)
+            | FreezeError::Setup(_) => false,
+        }
+    }
+
+    /// The place in a file the error is about, for rendering with the
+    /// source line.
+    pub fn diagnostic(&self) -> Option<&Diagnostic> {
+        match self {
+            FreezeError::Source(e) => e.diagnostic(),
+            FreezeError::Requirements(e) => Some(&e.0),
+            FreezeError::Environment(ParseEnvironmentError::Invalid(d)) => Some(d),
+            FreezeError::Lock(e) => e.diagnostic(),
+            _ => None,
+        }
+    }
+
+    /// Setting up a client failed.
+    pub(crate) fn setup(e: impl Into<SetupError>) -> Self {
+        FreezeError::Setup(Box::new(e.into()))
+    }
+
+    pub(crate) fn image(image: &str, cause: ImageCause) -> Self {
+        FreezeError::Image {
+            image: image.to_string(),
+            cause: Box::new(cause),
+        }
+    }
+}
+
+impl From<SetupError> for FreezeError {
+    fn from(e: SetupError) -> Self {
+        FreezeError::Setup(Box::new(e))
+    }
+}
+
+/// Why the images an image pulls could not be pinned or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageCause {
+    #[error("`{written}` is not an image reference: {source}")]
+    Reference {
+        written: String,
+        source: ParseImageRefError,
+    },
+    #[error("`{platform}` is not a platform: {source}")]
+    Platform {
+        platform: String,
+        source: ParsePlatformError,
+    },
+    /// The registry could not pin a reference.
+    #[error("{0}")]
+    Registry(ResolveError),
+    #[error(
+        "builds FROM `{parent}` of this repository, which is not locked for {platform}\nhint: freeze `{parent}` in the same run, with the same platforms"
+    )]
+    ParentNotLocked { parent: String, platform: String },
+    #[error("reading base `{base}` for {platform}: {source}")]
+    BaseRead {
+        base: String,
+        platform: String,
+        source: ReadBaseError,
+    },
+    #[error(
+        "the lock pins `{base}` for {platform} at {locked}, but the tag now gives {now}\nhint: run `imagelock freeze --update-base` to move the pin"
+    )]
+    PinMoved {
+        base: String,
+        platform: String,
+        locked: String,
+        now: String,
+    },
+    /// Reading a base's files failed on a blocking thread.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ImageCause {
+    fn is_upstream(&self) -> bool {
+        match self {
+            ImageCause::Registry(e) => registry_gone(e),
+            ImageCause::BaseRead { source, .. } => source.is_upstream(),
+            ImageCause::PinMoved { .. } => true,
+            ImageCause::Reference { .. }
+            | ImageCause::Platform { .. }
+            | ImageCause::ParentNotLocked { .. }
+            | ImageCause::Internal(_) => false,
+        }
+    }
+}
+
+/// A registry answer saying the image or platform is not there (any more).
+fn registry_gone(e: &ResolveError) -> bool {
+    matches!(
+        e,
+        ResolveError::NotFound { .. } | ResolveError::PlatformNotFound { .. }
+    )
+}
+
+/// Why a base image's files could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadBaseError {
+    #[error("`{0}` is not an image reference")]
+    NotAReference(String),
+    #[error("{0}")]
+    Reference(ParseImageRefError),
+    #[error("`{platform}`: {source}")]
+    Platform {
+        platform: String,
+        source: ParsePlatformError,
     },
     #[error("{0}")]
-    Setup(String),
+    Image(ImageError),
+    #[error("`{digest}` is not a digest: {source}")]
+    Digest {
+        digest: String,
+        source: crate::oci::ParseDigestError,
+    },
+}
+
+impl ReadBaseError {
+    fn is_upstream(&self) -> bool {
+        match self {
+            ReadBaseError::Image(
+                ImageError::PlatformMissing { .. } | ImageError::TagMissing { .. },
+            ) => true,
+            ReadBaseError::Image(ImageError::Registry { source, .. }) => registry_gone(source),
+            _ => false,
+        }
+    }
+}
+
+/// Why an install step could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum StepCause {
+    #[error(
+        "`{written}` uses {variables} which has no value here\nhint: give it a default with ARG, or set it in `build-args`"
+    )]
+    Unset { written: String, variables: String },
+    #[error(
+        "`-e {path}` installs a local project, which cannot be locked by hash\nhint: build it into a wheel, or install it in a step imagelock does not lock"
+    )]
+    Editable { path: String },
+    #[error("`-e {spec}` in `{file}` cannot be locked by hash")]
+    EditableInFile { spec: String, file: String },
+    #[error(
+        "the step reads `{path}`, but no COPY/ADD brings that file from the build context\nhint: copy it into the image before this step"
+    )]
+    NotCopied { path: String },
+    /// The image (as its base and earlier steps leave it) has no Python
+    /// for a pip step.
+    #[error(
+        "no Python for `{manager}` in the image on {platform}\nhint: install Python in an earlier step, or say which with `overrides.python` in imagelock.toml"
+    )]
+    NoPython { manager: String, platform: String },
+    #[error(
+        "no conda prefix for `{manager}` in the image on {platform}\nhint: set `overrides.conda-prefix`, or name one with -n/-p"
+    )]
+    NoCondaPrefix { manager: String, platform: String },
+    #[error("conda has no subdir for `{0}`")]
+    NoSubdir(String),
+    #[error("{0}")]
+    Target(TargetError),
+    /// The Python resolution failed.
+    #[error("{0}")]
+    Pip(PipSolveError),
+    #[error("{0}")]
+    CondaSpec(ParseCondaSpecError),
+    /// Channels could not be chosen or their repodata fetched.
+    #[error("{0}")]
+    Channels(ResolveCondaError),
+    #[error("{0}")]
+    CondaTarget(CondaTargetError),
+    /// The conda solve failed.
+    #[error("{0}")]
+    Conda(SolveCondaError),
+    /// A solver thread failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl StepCause {
+    fn is_upstream(&self) -> bool {
+        match self {
+            StepCause::Pip(
+                PipSolveError::NoSolution { .. }
+                | PipSolveError::Source {
+                    source: PipSourceError::NotFound(_),
+                    ..
+                },
+            )
+            | StepCause::Conda(SolveCondaError::Unsatisfiable(_)) => true,
+            // A file the index lists but no longer serves, a broken page.
+            StepCause::Pip(PipSolveError::Source {
+                source: PipSourceError::Failed(_),
+                ..
+            }) => true,
+            // What the (re-pinned) base holds decides these.
+            StepCause::NoPython { .. } | StepCause::NoCondaPrefix { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// The clients for registries, channels and indexes could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{0}")]
+    Http(#[from] HttpError),
+    #[error("{0}")]
+    Client(#[from] reqwest::Error),
+    #[error("{0}")]
+    Conda(#[from] ResolveCondaError),
+    #[error("{0}")]
+    Pypi(#[from] PypiError),
+    #[error("{0}")]
+    Session(#[from] crate::resolve::session::SessionError),
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// One image ready to resolve: its configuration, definition and inputs.
@@ -98,7 +361,7 @@ pub fn prepare(config: &Config, images: &[ImageConfig]) -> Result<Vec<ImageJob>,
     for image in images {
         let (definition, text) = read_definition(&image.file, &image.build_args)?;
         let inputs = load_inputs(&definition, &text, &image.context, &image.build_args)?;
-        let lock_path = config.lock_dir.join(format!("{}.lock", image.name));
+        let lock_path = config.lock_path(&image.name);
         let previous = if lock_path.is_file() {
             Some(LockedImage::read(&lock_path)?)
         } else {
@@ -214,5 +477,59 @@ pub fn lock_skeleton(config: &Config, job: &ImageJob, platforms: &[String]) -> L
         stages: locked_stages(&job.definition),
         bases: Vec::new(),
         steps: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(cause: StepCause) -> FreezeError {
+        FreezeError::Step {
+            image: "driver".into(),
+            place: "driver/Dockerfile:12".into(),
+            cause: Box::new(cause),
+        }
+    }
+
+    #[test]
+    fn what_upstream_no_longer_offers_is_told_from_trouble() {
+        let gone = PipSolveError::Source {
+            name: "certifi".into(),
+            source: PipSourceError::NotFound("certifi".into()),
+        };
+        assert!(step(StepCause::Pip(gone)).is_upstream());
+        let unreachable = PipSolveError::Source {
+            name: "certifi".into(),
+            source: PipSourceError::Unavailable("connection refused".into()),
+        };
+        assert!(!step(StepCause::Pip(unreachable)).is_upstream());
+        assert!(
+            !step(StepCause::Unset {
+                written: "$V".into(),
+                variables: "`V`".into()
+            })
+            .is_upstream()
+        );
+        let moved = FreezeError::image(
+            "driver",
+            ImageCause::PinMoved {
+                base: "python".into(),
+                platform: "linux/amd64".into(),
+                locked: "sha256:00".into(),
+                now: "sha256:11".into(),
+            },
+        );
+        assert!(moved.is_upstream());
+        assert!(!FreezeError::setup(SetupError::Internal("x".into())).is_upstream());
+    }
+
+    #[test]
+    fn messages_keep_the_image_and_place() {
+        let e = step(StepCause::NoSubdir("linux/riscv64".into()));
+        assert_eq!(
+            e.to_string(),
+            "image `driver`, driver/Dockerfile:12: conda has no subdir for `linux/riscv64`"
+        );
     }
 }

@@ -8,7 +8,7 @@ use crate::freeze::platform_key;
 use crate::freeze::state::{PlatformState, read_base};
 use crate::freeze::steps::{BaseStates, Limits, StepOutcome, StepPlace, resolve_step};
 use crate::freeze::{
-    FreezeError, FreezeOptions, ImageJob, lock_path_of, lock_skeleton, platforms_of,
+    FreezeError, FreezeOptions, ImageCause, ImageJob, lock_path_of, lock_skeleton, platforms_of,
 };
 use crate::lock::{LockedImage, LockedStep};
 use crate::resolve::Session;
@@ -318,11 +318,14 @@ async fn base_state(
             .find(|f| f.name == parent)
             .and_then(|f| f.finals.get(platform))
             .cloned()
-            .ok_or_else(|| FreezeError::Image {
-                image: job.config.name.clone(),
-                message: format!(
-                    "builds FROM `{parent}` of this repository, which is not locked for {platform}\nhint: freeze `{parent}` in the same run, with the same platforms"
-                ),
+            .ok_or_else(|| {
+                FreezeError::image(
+                    &job.config.name,
+                    ImageCause::ParentNotLocked {
+                        parent: parent.clone(),
+                        platform: platform.to_string(),
+                    },
+                )
             });
     }
     // The manifest the lock pins for this platform.
@@ -361,13 +364,26 @@ async fn base_state(
                 tokio::runtime::Handle::current(),
             );
             let (catalogue, env) = tokio::task::spawn_blocking(move || {
-                read_base(&config2, &name2, &platform2, digest2.as_deref(), registry, handle)
+                read_base(
+                    &config2,
+                    &name2,
+                    &platform2,
+                    digest2.as_deref(),
+                    registry,
+                    handle,
+                )
             })
             .await
-            .map_err(|e| FreezeError::Setup(e.to_string()))?
-            .map_err(|message| FreezeError::Image {
-                image: job.config.name.clone(),
-                message: format!("reading base `{name}` for {platform}: {message}"),
+            .map_err(|e| FreezeError::image(&job.config.name, ImageCause::Internal(e.to_string())))?
+            .map_err(|source| {
+                FreezeError::image(
+                    &job.config.name,
+                    ImageCause::BaseRead {
+                        base: name.to_string(),
+                        platform: platform.to_string(),
+                        source,
+                    },
+                )
             })?;
             let read = catalogue
                 .image
@@ -377,12 +393,15 @@ async fn base_state(
             if let (Some(locked), Some(read)) = (&digest, &read)
                 && locked != read
             {
-                return Err(FreezeError::Image {
-                    image: job.config.name.clone(),
-                    message: format!(
-                        "the lock pins `{name}` for {platform} at {locked}, but the tag now gives {read}\nhint: run `imagelock freeze --update-base` to move the pin"
-                    ),
-                });
+                return Err(FreezeError::image(
+                    &job.config.name,
+                    ImageCause::PinMoved {
+                        base: name.to_string(),
+                        platform: platform.to_string(),
+                        locked: locked.clone(),
+                        now: read.clone(),
+                    },
+                ));
             }
             let state = PlatformState::from_catalogue(platform, &catalogue, &env);
             if let Some(d) = &digest {

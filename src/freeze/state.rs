@@ -252,19 +252,26 @@ pub fn read_base(
     digest: Option<&str>,
     registry: std::sync::Arc<crate::resolve::Registry>,
     handle: tokio::runtime::Handle,
-) -> Result<(Catalogue, Vec<String>), String> {
+) -> Result<(Catalogue, Vec<String>), crate::freeze::ReadBaseError> {
+    use crate::freeze::ReadBaseError;
     use crate::image::{ReadOptions, RegistryImage, read_catalogue};
-    let mut image = crate::oci::ImageRef::parse(name).map_err(|e| e.to_string())?;
+    let mut image = crate::oci::ImageRef::parse(name).map_err(ReadBaseError::Reference)?;
     if let Some(digest) = digest {
-        image = image.with_digest(digest.parse().map_err(|e| format!("{e}"))?);
+        image = image.with_digest(digest.parse().map_err(|source| ReadBaseError::Digest {
+            digest: digest.to_string(),
+            source,
+        })?);
     }
     let source = RegistryImage::new(registry, image, handle);
-    let platform = platform.parse().map_err(|e| format!("`{platform}`: {e}"))?;
+    let platform = platform.parse().map_err(|source| ReadBaseError::Platform {
+        platform: platform.to_string(),
+        source,
+    })?;
     let options = ReadOptions {
         cache_dir: Some(config.cache_dir.join("layers")),
         ..ReadOptions::default()
     };
-    let catalogue = read_catalogue(&source, &platform, &options).map_err(|e| format!("{e}"))?;
+    let catalogue = read_catalogue(&source, &platform, &options).map_err(ReadBaseError::Image)?;
     let env = catalogue.image.config.env.clone();
     Ok((catalogue, env))
 }

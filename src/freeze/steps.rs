@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
 use crate::freeze::state::PlatformState;
-use crate::freeze::{FreezeError, FreezeOptions, ImageJob};
+use crate::freeze::{FreezeError, FreezeOptions, ImageJob, StepCause};
 use crate::image::LibcKind;
 use crate::lock::{CondaPackage, PypiPackage};
 use crate::resolve::conda::ChannelRequest;
@@ -92,7 +92,7 @@ pub fn session(
             timeout,
         },
     )
-    .map_err(|e| FreezeError::Setup(e.to_string()))
+    .map_err(FreezeError::setup)
 }
 
 /// What one step resolved to on one platform.
@@ -127,11 +127,11 @@ impl StepPlace<'_> {
         format!("image `{}`, {}:{}", self.image, self.file, self.line)
     }
 
-    fn error(&self, message: impl Into<String>) -> FreezeError {
+    fn error(&self, cause: StepCause) -> FreezeError {
         FreezeError::Step {
             image: self.image.to_string(),
             place: format!("{}:{}", self.file, self.line),
-            message: message.into(),
+            cause: Box::new(cause),
         }
     }
 }
@@ -220,11 +220,15 @@ fn values(specs: &[Expanded]) -> Vec<String> {
 
 fn value_of(place: &StepPlace<'_>, e: &Expanded) -> Result<String, FreezeError> {
     e.value.clone().ok_or_else(|| {
-        place.error(format!(
-            "`{}` uses {} which has no value here\nhint: give it a default with ARG, or set it in `build-args`",
-            e.written,
-            e.unresolved.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ")
-        ))
+        place.error(StepCause::Unset {
+            written: e.written.clone(),
+            variables: e
+                .unresolved
+                .iter()
+                .map(|v| format!("`{v}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
     })
 }
 
@@ -261,16 +265,18 @@ fn check_files(
         .collect();
     for (i, f) in cmd.files.iter().enumerate() {
         if f.role == FileRole::Editable {
-            return Err(place.error(format!(
-                "`-e {}` installs a local project, which cannot be locked by hash\nhint: build it into a wheel, or install it in a step imagelock does not lock",
-                f.path.written
-            )));
+            return Err(place.error(StepCause::Editable {
+                path: f.path.written.clone(),
+            }));
         }
         if !linked.contains(&i) {
-            return Err(place.error(format!(
-                "the step reads `{}`, but no COPY/ADD brings that file from the build context\nhint: copy it into the image before this step",
-                f.path.value.as_deref().unwrap_or(&f.path.written)
-            )));
+            return Err(place.error(StepCause::NotCopied {
+                path: f
+                    .path
+                    .value
+                    .clone()
+                    .unwrap_or_else(|| f.path.written.clone()),
+            }));
         }
     }
     Ok(())
@@ -338,11 +344,10 @@ async fn pip_step(
     }
     .cloned()
     .ok_or_else(|| {
-        place.error(format!(
-            "no Python for `{}` in the image on {}\nhint: install Python in an earlier step, or say which with `overrides.python` in imagelock.toml",
-            cmd.manager.as_str(),
-            state.platform
-        ))
+        place.error(StepCause::NoPython {
+            manager: cmd.manager.as_str().to_string(),
+            platform: state.platform.clone(),
+        })
     })?;
     let version = job
         .config
@@ -357,7 +362,7 @@ async fn pip_step(
         (None, None) => None,
     };
     let target = TargetEnv::cpython(Some(&version), &state.platform, libc)
-        .map_err(|e| place.error(e.to_string()))?;
+        .map_err(|e| place.error(StepCause::Target(e)))?;
 
     for s in &cmd.specs {
         requirements.push(value_of(place, s)?);
@@ -367,8 +372,7 @@ async fn pip_step(
     let mut file_extra: Vec<String> = Vec::new();
     let mut pre = cmd.options.iter().any(|o| o == "--pre");
     for f in step_files(job, place, FileRole::Requirements) {
-        let parsed = RequirementsFile::parse(&f.path, &f.text, &env)
-            .map_err(|e| FreezeError::Setup(e.to_string()))?;
+        let parsed = RequirementsFile::parse(&f.path, &f.text, &env)?;
         for entry in &parsed.entries {
             match entry {
                 RequirementsEntry::Requirement {
@@ -381,10 +385,10 @@ async fn pip_step(
                     editable: true,
                     ..
                 } => {
-                    return Err(place.error(format!(
-                        "`-e {spec}` in `{}` cannot be locked by hash",
-                        f.label
-                    )));
+                    return Err(place.error(StepCause::EditableInFile {
+                        spec: spec.clone(),
+                        file: f.label.clone(),
+                    }));
                 }
                 RequirementsEntry::Option { name, value, .. } => match (name.as_str(), value) {
                     ("-i" | "--index-url", Some(v)) => file_index = Some(v.clone()),
@@ -398,8 +402,7 @@ async fn pip_step(
     }
     let mut constraints = Vec::new();
     for f in step_files(job, place, FileRole::Constraints) {
-        let parsed = RequirementsFile::parse(&f.path, &f.text, &env)
-            .map_err(|e| FreezeError::Setup(e.to_string()))?;
+        let parsed = RequirementsFile::parse(&f.path, &f.text, &env)?;
         for entry in parsed.requirements() {
             if let RequirementsEntry::Requirement { spec, .. } = entry {
                 constraints.push(spec.clone());
@@ -434,7 +437,7 @@ async fn pip_step(
     });
     let client = session
         .pypi_client_with(&urls, session.no_build || only_binary)
-        .map_err(|e| FreezeError::Setup(e.to_string()))?;
+        .map_err(FreezeError::setup)?;
 
     let site = python.site_packages.clone();
     let installed: Vec<(String, String)> = state
@@ -465,7 +468,7 @@ async fn pip_step(
     };
     let pins = pypi::resolve(client, Arc::new(target), request)
         .await
-        .map_err(|e| place.error(e.with_context(place.context()).to_string()))?;
+        .map_err(|e| place.error(StepCause::Pip(e.with_context(place.context()))))?;
     let dists = state.dists.entry(site.clone()).or_default();
     let mut locked = Vec::new();
     let mut warnings = Vec::new();
@@ -590,8 +593,7 @@ async fn conda_step(
     let mut env_pip = Vec::new();
     let mut env_name = None;
     for f in step_files(job, place, FileRole::Environment) {
-        let env = EnvironmentFile::parse(&f.path, &f.text)
-            .map_err(|e| FreezeError::Setup(e.to_string()))?;
+        let env = EnvironmentFile::parse(&f.path, &f.text)?;
         texts.extend(env.dependencies.iter().map(|d| d.value.clone()));
         env_channels.extend(env.channels.iter().map(|c| c.value.clone()));
         env_pip.extend(env.pip.iter().map(|p| p.value.clone()));
@@ -599,24 +601,27 @@ async fn conda_step(
     }
     let mut specs = texts
         .iter()
-        .map(|t| CondaSpec::parse(t).map_err(|e| place.error(e.to_string())))
+        .map(|t| CondaSpec::parse(t).map_err(|e| place.error(StepCause::CondaSpec(e))))
         .collect::<Result<Vec<_>, _>>()?;
 
     let fresh = matches!(cmd.action, Action::Create | Action::EnvCreate);
     let prefix = match (&cmd.target, &env_name, state.conda_root()) {
         (Some(t), _, _) => state.conda_prefix_for(Some(t)),
         (None, Some(name), Some(root)) if fresh || matches!(cmd.action, Action::EnvUpdate) => {
-            Some(if name == "base" { root } else { format!("{root}/envs/{name}") })
+            Some(if name == "base" {
+                root
+            } else {
+                format!("{root}/envs/{name}")
+            })
         }
         _ => state.conda_prefix_for(None),
     }
     .or_else(|| job.config.overrides.conda_prefix.clone())
     .ok_or_else(|| {
-        place.error(format!(
-            "no conda prefix for `{}` in the image on {}\nhint: set `overrides.conda-prefix`, or name one with -n/-p",
-            cmd.manager.as_str(),
-            state.platform
-        ))
+        place.error(StepCause::NoCondaPrefix {
+            manager: cmd.manager.as_str().to_string(),
+            platform: state.platform.clone(),
+        })
     })?;
 
     let mut cli = Vec::new();
@@ -634,7 +639,7 @@ async fn conda_step(
             },
             &mut specs,
         )
-        .map_err(|e| place.error(e.to_string()))?;
+        .map_err(|e| place.error(StepCause::Channels(e)))?;
     let installed: Vec<_> = if fresh {
         Vec::new()
     } else {
@@ -649,8 +654,9 @@ async fn conda_step(
         .parse::<crate::oci::Platform>()
         .ok()
         .and_then(|p| p.conda_subdir())
-        .ok_or_else(|| place.error(format!("conda has no subdir for `{}`", state.platform)))?;
-    let mut target = CondaTarget::new(subdir).map_err(|e| place.error(e.to_string()))?;
+        .ok_or_else(|| place.error(StepCause::NoSubdir(state.platform.clone())))?;
+    let mut target =
+        CondaTarget::new(subdir).map_err(|e| place.error(StepCause::CondaTarget(e)))?;
     target.glibc = match (&job.config.overrides.glibc, &state.libc) {
         (Some(g), _) => Some(g.clone()),
         (None, Some((LibcKind::Glibc, v))) => Some(v.clone()),
@@ -667,7 +673,7 @@ async fn conda_step(
             session.conda_progress.clone(),
         )
         .await
-        .map_err(|e| place.error(e.to_string()))?;
+        .map_err(|e| place.error(StepCause::Channels(e)))?;
     let mut request = CondaSolveRequest::new(specs, target);
     request.installed = installed;
     if !options.ignore_locked {
@@ -676,7 +682,8 @@ async fn conda_step(
     request.channel_priority = session.channels.priority;
     request.exclude_newer = match &options.exclude_newer {
         Some(d) => Some(
-            crate::solve::conda::parse_exclude_newer(d).map_err(|e| place.error(e.to_string()))?,
+            crate::solve::conda::parse_exclude_newer(d)
+                .map_err(|e| place.error(StepCause::Conda(e)))?,
         ),
         None => None,
     };
@@ -688,8 +695,8 @@ async fn conda_step(
     let solution =
         tokio::task::spawn_blocking(move || crate::solve::conda::solve(&request, &available))
             .await
-            .map_err(|e| place.error(e.to_string()))?
-            .map_err(|e| place.error(e.to_string()))?;
+            .map_err(|e| place.error(StepCause::Internal(e.to_string())))?
+            .map_err(|e| place.error(StepCause::Conda(e)))?;
     let mut conda = solution.lock_packages(&state.platform);
     for p in &mut conda {
         p.url = lock_url(config, &p.url);

@@ -10,90 +10,10 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use super::finding::{Ecosystem, Finding, FindingKind};
 use crate::image::{Catalogue, CondaMetaRecord, Owner, PythonDist};
 use crate::lock::{LockedImage, LockedStage, LockedStep, PypiPackage, PypiSource};
 use crate::oci::{Digest, Platform};
-
-/// Why a package or the base does not match. One variant per reason.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FindingKind {
-    /// The image is not built on the locked base's layers.
-    BaseMismatch,
-    /// A locked package is not in the image.
-    Missing,
-    /// A locked package is there in another version.
-    VersionDiffers,
-    /// A locked conda package is there in another build.
-    BuildDiffers,
-    /// A locked conda package's record names another artifact (sha256, md5
-    /// or URL).
-    HashDiffers,
-    /// A Python distribution was installed from a wheel whose tags do not
-    /// include any of the locked file's.
-    WheelTagIncompatible,
-    /// A direct URL, VCS or path requirement was installed from somewhere
-    /// else than the lock says (its `direct_url.json`, PEP 610).
-    SourceDiffers,
-    /// A package installed by conda or pip that is neither locked nor in the
-    /// base image.
-    NotLocked,
-}
-
-impl FindingKind {
-    /// The name used in reports (`version-differs`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BaseMismatch => "base-mismatch",
-            Self::Missing => "missing",
-            Self::VersionDiffers => "version-differs",
-            Self::BuildDiffers => "build-differs",
-            Self::HashDiffers => "hash-differs",
-            Self::WheelTagIncompatible => "wheel-tag-incompatible",
-            Self::SourceDiffers => "source-differs",
-            Self::NotLocked => "not-locked",
-        }
-    }
-}
-
-/// Who a finding is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Ecosystem {
-    /// The base image.
-    Base,
-    /// A conda package (`conda-meta/*.json`).
-    Conda,
-    /// A Python distribution installed by pip or uv.
-    Pip,
-}
-
-impl Ecosystem {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Base => "base",
-            Self::Conda => "conda",
-            Self::Pip => "pip",
-        }
-    }
-}
-
-/// One difference between the image and its lock.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    pub kind: FindingKind,
-    pub ecosystem: Ecosystem,
-    /// The package (normalized for pip) or the base's name.
-    pub name: String,
-    /// What the lock says; `None` for a package the lock does not have.
-    pub expected: Option<String>,
-    /// What the image has; `None` for a missing package.
-    pub found: Option<String>,
-    /// The lock step that decided the package, `file:line`.
-    pub step: Option<String>,
-    /// Where in the image (conda prefix, `site-packages` directory).
-    pub location: Option<String>,
-}
 
 /// How much was compared.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -338,6 +258,8 @@ fn check_base(expected: &LockedBaseLayers, image: &Catalogue, out: &mut Platform
         found: Some(found),
         step: None,
         location: None,
+        channel: None,
+        detail: None,
     });
 }
 
@@ -394,6 +316,8 @@ fn check_conda(
                 found,
                 step: Some(step_of(step)),
                 location: location.map(str::to_string),
+                channel: None,
+                detail: None,
             };
         let Some(&(path, rec)) = candidates
             .iter()
@@ -472,6 +396,8 @@ fn check_conda(
                     found: Some(format!("{} {}", rec.version, rec.build)),
                     step: None,
                     location: Some(prefix.path.clone()),
+                    channel: None,
+                    detail: None,
                 });
             }
         }
@@ -508,6 +434,8 @@ fn check_pip(
                 found,
                 step: Some(step_of(step)),
                 location: location.map(str::to_string),
+                channel: None,
+                detail: None,
             };
         let locked_version = pkg.version_or_unknown().to_string();
         let Some(dist) = candidates
@@ -593,6 +521,8 @@ fn check_pip(
                 found: Some(d.version.clone()),
                 step: None,
                 location: Some(d.site_packages.clone()),
+                channel: None,
+                detail: None,
             });
         }
     }

@@ -1,16 +1,13 @@
-//! Rendering a [`VerifyReport`]: one trait, a printer per format. The
-//! printers return text; `cli` writes it.
+//! Rendering verify's [`Report`]: a printer per format for the shared
+//! [`Render`] trait. The printers return text; `cli` writes it.
 
 use std::fmt::Write as _;
 
-use super::checks::{Ecosystem, Finding, FindingKind, PlatformCheck};
-use super::{ImageReport, REPORT_VERSION, SifReport, VerifyReport};
+use super::REPORT_VERSION;
+use super::SifReport;
+use super::checks::PlatformCheck;
+use super::finding::{Ecosystem, Finding, FindingKind, ImageReport, Render, Report};
 use crate::image::DefinitionCheck;
-
-/// A way to render a report.
-pub trait Report {
-    fn render(&self, report: &VerifyReport) -> String;
-}
 
 /// Text for people: one line per problem, grouped by image, platform and
 /// lock step, saying what the lock expected and what the image has; one
@@ -44,8 +41,8 @@ pub struct PrintJson;
 /// "lock is current" without an image.
 pub struct PrintJunit;
 
-impl Report for PrintHuman {
-    fn render(&self, report: &VerifyReport) -> String {
+impl Render for PrintHuman {
+    fn render(&self, report: &Report) -> String {
         let mut out = String::new();
         for image in &report.images {
             human_image(&mut out, image);
@@ -210,11 +207,20 @@ pub fn describe(f: &Finding) -> String {
                 f.name
             )
         }
+        // What drift finds: the kind, and what it says.
+        other => {
+            let mut line = format!("{}: {}", f.name, other.as_str());
+            if let Some(d) = &f.detail {
+                line.push_str(": ");
+                line.push_str(d);
+            }
+            line
+        }
     }
 }
 
-impl Report for PrintJson {
-    fn render(&self, report: &VerifyReport) -> String {
+impl Render for PrintJson {
+    fn render(&self, report: &Report) -> String {
         let value = serde_json::json!({
             "version": REPORT_VERSION,
             "clean": report.is_clean(),
@@ -226,8 +232,8 @@ impl Report for PrintJson {
     }
 }
 
-impl Report for PrintJunit {
-    fn render(&self, report: &VerifyReport) -> String {
+impl Render for PrintJunit {
+    fn render(&self, report: &Report) -> String {
         let mut suites = String::new();
         let (mut all_tests, mut all_failures) = (0, 0);
         for image in &report.images {
@@ -365,8 +371,8 @@ mod tests {
     use super::*;
     use crate::verify::checks::Checked;
 
-    fn sample() -> VerifyReport {
-        VerifyReport {
+    fn sample() -> Report {
+        Report {
             images: vec![ImageReport {
                 image: "driver".into(),
                 definition: "driver/Dockerfile".into(),
@@ -390,10 +396,13 @@ mod tests {
                         found: Some("2.3.3".into()),
                         step: Some("driver/Dockerfile:12".into()),
                         location: None,
+                        channel: None,
+                        detail: None,
                     }],
                     notes: vec![],
                 }],
                 sif: None,
+                findings: vec![],
             }],
         }
     }

@@ -333,3 +333,60 @@ fn a_base_finding_says_which_layers_changed() {
     // When the image the tag names now was built, from its config.
     assert!(line.contains("built 20"), "{line}");
 }
+
+#[test]
+fn an_upstream_resolution_failure_is_an_unresolvable_finding() {
+    let dir = world_copy();
+    // Every certifi release is gone from the index: freeze cannot resolve
+    // the driver any more, which is what moved upstream, not trouble.
+    let (path, mut v) = page(dir.path(), "certifi");
+    v["files"].as_array_mut().unwrap().clear();
+    std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    let (code, out, err) = drift_in(
+        dir.path(),
+        &[
+            "--format",
+            "json",
+            "--fail-on",
+            "unresolvable",
+            "fixtures/examples/driver/Dockerfile",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    let unresolvable = findings
+        .iter()
+        .find(|f| f["kind"] == "unresolvable")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        unresolvable["detail"].as_str().unwrap().contains("certifi"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_unreachable_index_is_trouble() {
+    let dir = world_copy();
+    // Nothing listens on port 1: the index cannot be reached, which says
+    // nothing about what moved upstream.
+    edit(&dir.path().join("fixtures/examples/imagelock.toml"), |t| {
+        t.replace(
+            "index-url = \"../world/pypi/simple\"",
+            "index-url = \"http://127.0.0.1:1/simple\"",
+        )
+    });
+    let (code, out, err) = drift_in(
+        dir.path(),
+        &[
+            "--format",
+            "json",
+            "--fail-on",
+            "any",
+            "fixtures/examples/driver/Dockerfile",
+        ],
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+}

@@ -33,6 +33,27 @@ const ACCEPT_SIMPLE: &str = "application/vnd.pypi.simple.v1+json, application/vn
 /// Largest sdist read for `PKG-INFO`.
 const SDIST_CAP: u64 = 64 * 1024 * 1024;
 
+/// An index that could not answer is trouble; anything else it said
+/// (a listed file missing, a broken page) is its answer.
+impl From<PypiError> for SourceError {
+    fn from(e: PypiError) -> Self {
+        let message = e.to_string();
+        match e {
+            PypiError::Client(_) | PypiError::NotCached(_) => SourceError::Unavailable(message),
+            // The shared client retried transient failures already: what is
+            // left is a service that could not answer (connect, timeout,
+            // transport, 5xx, 429), never the index's answer.
+            PypiError::Http(_) => SourceError::Unavailable(message),
+            PypiError::Status { status, .. }
+                if status >= 500 || matches!(status, 401 | 403 | 407 | 429) =>
+            {
+                SourceError::Unavailable(message)
+            }
+            _ => SourceError::Failed(message),
+        }
+    }
+}
+
 /// What failed talking to an index.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum PypiError {
@@ -156,8 +177,7 @@ impl IndexClient {
                 let body = self
                     .fetch
                     .get_cached(page.as_str(), ACCEPT_SIMPLE, name.as_ref())
-                    .await
-                    .map_err(|e| SourceError::Failed(e.to_string()))?;
+                    .await?;
                 let Some(body) = body else { break None };
                 match parse_page(&body, &page) {
                     Ok(files) => break Some(files),
@@ -200,7 +220,7 @@ impl IndexClient {
             self.fetch_metadata(name, file)
                 .await
                 .map(Arc::new)
-                .map_err(|e| SourceError::Failed(e.to_string()))
+                .map_err(SourceError::from)
         })
         .await
         .clone()
@@ -484,7 +504,7 @@ impl PackageSource for IndexSource {
     fn direct(&self, name: &PackageName, url: &str) -> Result<DirectDist, SourceError> {
         self.handle
             .block_on(self.client.direct(name, url))
-            .map_err(|e| SourceError::Failed(e.to_string()))
+            .map_err(SourceError::from)
     }
 
     fn prefetch(&self, name: &PackageName, range: &Ranges<Version>) {

@@ -17,7 +17,12 @@ pub enum SourceError {
     /// The project is on none of the indexes.
     #[error("`{0}` is not on the package index")]
     NotFound(String),
-    /// Anything else, already explained (network, cache, build).
+    /// The service could not answer: unreachable, a server error, refused
+    /// credentials, or not in the cache offline. Trouble, not an answer.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else, already explained (a listed file missing, a broken
+    /// page or metadata, a failed build).
     #[error("{0}")]
     Failed(String),
 }

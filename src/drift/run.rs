@@ -1,0 +1,165 @@
+//! One drift run: a fresh, read-only freeze of every image compared with
+//! its lock on disk, and the services asked about each locked file.
+
+use crate::config::{Config, ImageConfig};
+use crate::freeze::steps::{Limits, session};
+use crate::freeze::{
+    FreezeOptions, Frozen, ImageJob, freeze_image, lock_skeleton, platforms_of, prepare,
+    resolve_bases,
+};
+use crate::lock::LockedImage;
+use crate::resolve::Session;
+use crate::verify::shown;
+
+use super::{
+    DriftError, ImageReport, Report, annotate_newest, channel_findings, compare, date_moved_bases,
+    index_findings, sort_findings, unresolvable,
+};
+
+/// What `imagelock drift` was asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct DriftOptions {
+    /// Use only caches.
+    pub offline: bool,
+    /// Resolve as of this date (RFC 3339 or `YYYY-MM-DD`).
+    pub as_of: Option<String>,
+    /// The network timeout (`--timeout`, `[network] timeout`).
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// Where a drift run is, for a progress display.
+pub trait DriftProgress {
+    /// `image` is being checked.
+    fn checking(&self, _image: &str) {}
+    /// The image being checked is done.
+    fn checked(&self) {}
+}
+
+/// Progress that goes nowhere.
+pub struct NoProgress;
+
+impl DriftProgress for NoProgress {}
+
+/// A drift run's report, and what the caller should warn about.
+#[derive(Clone, Debug)]
+pub struct Drift {
+    pub report: Report,
+    /// Images that have no lock yet, and similar.
+    pub warnings: Vec<String>,
+}
+
+/// Re-resolves `images` read-only and reports what moved upstream since
+/// their locks were made. Nothing is written.
+///
+/// Something upstream that makes an image unresolvable now
+/// ([`crate::freeze::FreezeError::is_upstream`]) is an `unresolvable` finding; anything
+/// else (bad input, an unreachable service) is an error.
+pub fn run(
+    config: &Config,
+    images: &[ImageConfig],
+    options: &DriftOptions,
+    progress: &dyn DriftProgress,
+) -> Result<Drift, DriftError> {
+    if let Some(date) = &options.as_of {
+        // Checked first so a bad date is trouble, not an unresolvable image.
+        if crate::solve::conda::parse_exclude_newer(date).is_err() {
+            return Err(DriftError::AsOf(date.clone()));
+        }
+    }
+    let freeze = FreezeOptions {
+        no_build: false,
+        update_base: true,
+        offline: options.offline,
+        exclude_newer: options.as_of.clone(),
+        ignore_locked: true,
+        ..FreezeOptions::default()
+    };
+    let jobs = prepare(config, images)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(DriftError::Runtime)?;
+    runtime.block_on(async {
+        let resolvers = session(config, freeze.offline, Limits::default(), options.timeout)?;
+        let mut frozen: Vec<Frozen> = Vec::new();
+        let mut reports = Vec::new();
+        let mut warnings = Vec::new();
+        for job in &jobs {
+            progress.checking(&job.config.name);
+            // Nothing is written: the fresh lock is only compared.
+            let (image, failure) =
+                match freeze_image(config, &resolvers, job, &freeze, &frozen).await {
+                    Ok(image) => (Some(image), None),
+                    Err(err) if err.is_upstream() => (None, Some(err)),
+                    Err(err) => return Err(err.into()),
+                };
+            let findings = match &job.previous {
+                Some(locked) => {
+                    let fresh = match &image {
+                        Some(image) => image.lock.clone(),
+                        None => bases_only(config, &resolvers, job, &freeze, &frozen).await,
+                    };
+                    let mut findings = compare(job, locked, &fresh);
+                    date_moved_bases(&resolvers, &locked.image.platforms, &mut findings).await;
+                    if let Some(err) = &failure {
+                        findings.push(unresolvable(&err.to_string()));
+                    }
+                    let index = index_findings(config, &resolvers, locked).await?;
+                    annotate_newest(&mut findings, &index.newest);
+                    findings.extend(index.findings);
+                    findings.extend(channel_findings(config, &resolvers, locked).await?);
+                    sort_findings(&mut findings);
+                    findings
+                }
+                None => {
+                    if let Some(err) = failure {
+                        return Err(err.into());
+                    }
+                    warnings.push(format!(
+                        "image `{}` has no lock yet; run `imagelock freeze`",
+                        job.config.name
+                    ));
+                    Vec::new()
+                }
+            };
+            let mut report = ImageReport::new(
+                &job.config.name,
+                shown(&job.config.file),
+                shown(&job.lock_path),
+            );
+            report.findings = findings;
+            reports.push(report);
+            progress.checked();
+            if let Some(image) = image {
+                frozen.push(image);
+            }
+        }
+        reports.sort_by(|a, b| a.image.cmp(&b.image));
+        Ok(Drift {
+            report: Report { images: reports },
+            warnings,
+        })
+    })
+}
+
+/// The bases alone, when the image no longer resolves: they still tell
+/// whether a tag moved.
+async fn bases_only(
+    config: &Config,
+    resolvers: &Session,
+    job: &ImageJob,
+    options: &FreezeOptions,
+    frozen: &[Frozen],
+) -> LockedImage {
+    let platforms = platforms_of(job, options);
+    let repo: Vec<_> = frozen
+        .iter()
+        .map(|f| (f.name.as_str(), f.reference.as_deref(), &f.lock))
+        .collect();
+    let mut lock = lock_skeleton(config, job, &platforms);
+    // A base that does not resolve either is already in the finding.
+    if let Ok(r) = resolve_bases(&resolvers.registry, job, &platforms, options, &repo).await {
+        lock.bases = r.bases;
+    }
+    lock
+}

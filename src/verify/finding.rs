@@ -1,0 +1,301 @@
+//! The findings vocabulary `verify` and `drift` share: one [`Finding`] with
+//! a [`FindingKind`], the findings of one image in an [`ImageReport`], every
+//! image in a [`Report`], and one [`Render`] trait with a printer per format.
+
+use serde::Serialize;
+
+use super::checks::PlatformCheck;
+use super::stale::Staleness;
+
+/// What a finding is. One variant per reason; the first group compares a
+/// built image with its lock (`verify --image`), the second a lock with
+/// what the services offer now (`drift`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// The image is not built on the locked base's layers.
+    BaseMismatch,
+    /// A locked package is not in the image.
+    Missing,
+    /// A locked package is there in another version.
+    VersionDiffers,
+    /// A locked conda package is there in another build.
+    BuildDiffers,
+    /// A locked conda package's record names another artifact (sha256, md5
+    /// or URL).
+    HashDiffers,
+    /// A Python distribution was installed from a wheel whose tags do not
+    /// include any of the locked file's.
+    WheelTagIncompatible,
+    /// A direct URL, VCS or path requirement was installed from somewhere
+    /// else than the lock says (its `direct_url.json`, PEP 610).
+    SourceDiffers,
+    /// A package installed by conda or pip that is neither locked nor in the
+    /// base image.
+    NotLocked,
+    /// The definition or a file it reads changed since the lock was made.
+    Stale,
+    /// A base tag now names another digest.
+    Base,
+    /// Freeze would now choose a newer version of a locked package.
+    Outdated,
+    /// The locked pip file is yanked on its index.
+    Yanked,
+    /// The locked pip file is no longer on its index.
+    Gone,
+    /// The locked conda file is no longer in its channel's repodata.
+    Broken,
+    /// Freeze would fail now.
+    Unresolvable,
+    /// An install step asks for specs that are not exact pins.
+    Unpinned,
+}
+
+impl FindingKind {
+    /// The kinds `drift` reports, in report order.
+    pub const DRIFT: [FindingKind; 8] = [
+        FindingKind::Stale,
+        FindingKind::Base,
+        FindingKind::Outdated,
+        FindingKind::Yanked,
+        FindingKind::Gone,
+        FindingKind::Broken,
+        FindingKind::Unresolvable,
+        FindingKind::Unpinned,
+    ];
+
+    /// The name used in reports (`version-differs`, `outdated`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BaseMismatch => "base-mismatch",
+            Self::Missing => "missing",
+            Self::VersionDiffers => "version-differs",
+            Self::BuildDiffers => "build-differs",
+            Self::HashDiffers => "hash-differs",
+            Self::WheelTagIncompatible => "wheel-tag-incompatible",
+            Self::SourceDiffers => "source-differs",
+            Self::NotLocked => "not-locked",
+            Self::Stale => "stale",
+            Self::Base => "base",
+            Self::Outdated => "outdated",
+            Self::Yanked => "yanked",
+            Self::Gone => "gone",
+            Self::Broken => "broken",
+            Self::Unresolvable => "unresolvable",
+            Self::Unpinned => "unpinned",
+        }
+    }
+
+    /// How much a finding of this kind matters.
+    pub const fn severity(self) -> Severity {
+        match self {
+            Self::BaseMismatch
+            | Self::Missing
+            | Self::VersionDiffers
+            | Self::BuildDiffers
+            | Self::HashDiffers
+            | Self::WheelTagIncompatible
+            | Self::SourceDiffers
+            | Self::Yanked
+            | Self::Gone
+            | Self::Broken
+            | Self::Unresolvable => Severity::High,
+            Self::NotLocked | Self::Stale | Self::Base => Severity::Medium,
+            Self::Outdated => Severity::Low,
+            Self::Unpinned => Severity::Info,
+        }
+    }
+
+    /// A drift kind as `--fail-on` takes it.
+    pub fn parse_drift(text: &str) -> Option<FindingKind> {
+        Self::DRIFT.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+/// How much a finding matters, most first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    High,
+    Medium,
+    Low,
+    Info,
+}
+
+impl Severity {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// Who a finding is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ecosystem {
+    /// The base image.
+    Base,
+    /// A conda package (`conda-meta/*.json`).
+    Conda,
+    /// A Python distribution installed by pip or uv.
+    Pip,
+    /// The image as a whole: its inputs, whether it resolves.
+    Image,
+}
+
+impl Ecosystem {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Base => "base",
+            Self::Conda => "conda",
+            Self::Pip => "pip",
+            Self::Image => "image",
+        }
+    }
+}
+
+/// One thing found: a difference between an image and its lock, or between
+/// a lock and what the services offer now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub ecosystem: Ecosystem,
+    /// The package (normalized for pip), the base's name, or the specs of an
+    /// unpinned step; empty for the image as a whole.
+    pub name: String,
+    /// What the lock says; `None` for a package the lock does not have.
+    pub expected: Option<String>,
+    /// What the image has, or what the services give now.
+    pub found: Option<String>,
+    /// The lock step that decided the package, `file:line`.
+    pub step: Option<String>,
+    /// Where in the image (conda prefix, `site-packages` directory).
+    pub location: Option<String>,
+    /// The conda channel's name (`conda-forge`), for conda packages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// A sentence for people: the yank reason, which layers changed, why
+    /// the image no longer resolves, where the unpinned step is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Finding {
+    /// A finding of `kind` about `name`, with nothing else said yet.
+    pub fn new(kind: FindingKind, ecosystem: Ecosystem, name: impl Into<String>) -> Self {
+        Finding {
+            kind,
+            ecosystem,
+            name: name.into(),
+            expected: None,
+            found: None,
+            step: None,
+            location: None,
+            channel: None,
+            detail: None,
+        }
+    }
+
+    pub fn severity(&self) -> Severity {
+        self.kind.severity()
+    }
+}
+
+/// What was found for one image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImageReport {
+    /// The image's name.
+    pub image: String,
+    /// Its definition file, as shown to people.
+    pub definition: String,
+    /// Its lock file.
+    pub lock: String,
+    /// The built image checked (`verify --image`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Why the lock is not current for its inputs (`verify`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stale: Vec<Staleness>,
+    /// Per platform, with `verify --image`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<PlatformCheck>,
+    /// Findings about the image as a whole (`drift`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+    /// What a SIF (`verify --image sif:…`) says about itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sif: Option<super::SifReport>,
+}
+
+impl ImageReport {
+    /// A report with nothing found yet.
+    pub fn new(image: &str, definition: String, lock: String) -> Self {
+        ImageReport {
+            image: image.to_string(),
+            definition,
+            lock,
+            reference: None,
+            stale: Vec::new(),
+            platforms: Vec::new(),
+            findings: Vec::new(),
+            sif: None,
+        }
+    }
+
+    /// Whether nothing was found.
+    pub fn is_clean(&self) -> bool {
+        self.problems() == 0
+    }
+
+    /// Problems found: stale reasons and findings together.
+    pub fn problems(&self) -> usize {
+        self.stale.len()
+            + self.findings.len()
+            + self
+                .platforms
+                .iter()
+                .map(|p| p.findings.len())
+                .sum::<usize>()
+            + usize::from(self.sif.as_ref().is_some_and(super::SifReport::is_problem))
+    }
+}
+
+/// Everything one run found, image by image.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub images: Vec<ImageReport>,
+}
+
+impl Report {
+    /// Whether every image is clean.
+    pub fn is_clean(&self) -> bool {
+        self.images.iter().all(ImageReport::is_clean)
+    }
+
+    /// Every image-level finding with its image.
+    pub fn findings(&self) -> impl Iterator<Item = (&str, &Finding)> {
+        self.images
+            .iter()
+            .flat_map(|i| i.findings.iter().map(move |f| (i.image.as_str(), f)))
+    }
+
+    /// Whether a finding of one of `kinds` exists.
+    pub fn has_any(&self, kinds: &[FindingKind]) -> bool {
+        self.findings().any(|(_, f)| kinds.contains(&f.kind))
+            || self
+                .images
+                .iter()
+                .flat_map(|i| &i.platforms)
+                .flat_map(|p| &p.findings)
+                .any(|f| kinds.contains(&f.kind))
+    }
+}
+
+/// A way to print a report: one printer per format.
+pub trait Render {
+    fn render(&self, report: &Report) -> String;
+}

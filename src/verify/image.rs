@@ -1,0 +1,337 @@
+//! The two checks `imagelock verify` runs: a lock against its inputs
+//! ([`verify_lock`], offline), and a built image against its lock
+//! ([`verify_image`]), with the locks of the repository images it builds
+//! FROM merged underneath.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::{Config, ImageConfig};
+use crate::image::{
+    ImageError, ImageLocation, ImageSource, ReadOptions, RegistryImage, SifImage, open_local,
+    read_catalogue_with_base,
+};
+use crate::lock::{LockError, LockedImage};
+use crate::oci::{ParsePlatformError, Platform};
+use crate::resolve::http::{HttpError, HttpOptions};
+use crate::resolve::{Registry, RegistryOptions};
+use crate::source::load::SourceError;
+
+use super::{
+    ImageReport, LockedBaseLayers, SifReport, Staleness, built_from, check_lock, check_platform,
+    locked_base_layers, on_parent,
+};
+
+/// Why an image or lock could not be checked (what does not match is a
+/// finding in the report, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("{0}")]
+    Platform(#[from] ParsePlatformError),
+    #[error("{0}")]
+    Registry(#[from] HttpError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("`{image}` has no lock at `{path}`\nhint: run `imagelock freeze {file}` first")]
+    NoLock {
+        image: String,
+        path: String,
+        file: String,
+    },
+    #[error(
+        "`{image}` builds FROM image `{parent}` of this repository, which has no lock at `{path}`\nhint: run `imagelock freeze` first"
+    )]
+    ParentNoLock {
+        image: String,
+        parent: String,
+        path: String,
+    },
+    #[error(
+        "the locks of {images} build FROM each other in a cycle\nhint: run `imagelock graph` to see the build order"
+    )]
+    ParentCycle { images: String },
+    #[error(
+        "`{location}` is a `{has}` image, not `{wanted}`\nhint: pick the locked platform it was built for with `--platform`"
+    )]
+    WrongPlatform {
+        location: String,
+        has: String,
+        wanted: String,
+    },
+    #[error(
+        "`{location}` has none of the locked platforms ({platforms})\nhint: build the image for one of them, or pick one with `--platform`"
+    )]
+    NoPlatform { location: String, platforms: String },
+    #[error("the lock of `{0}` names no platform")]
+    NoLockedPlatform(String),
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl VerifyError {
+    /// The place in a file the error is about, for rendering with the
+    /// source line.
+    pub fn diagnostic(&self) -> Option<&crate::diagnostic::Diagnostic> {
+        match self {
+            VerifyError::Source(e) => e.diagnostic(),
+            VerifyError::Lock(e) => e.diagnostic(),
+            _ => None,
+        }
+    }
+}
+
+/// A check's report, and what the caller should warn about.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    pub report: ImageReport,
+    /// Platforms of the lock the image does not have, left unchecked.
+    pub warnings: Vec<String>,
+}
+
+/// Whether the lock of `image` is current for its definition and the files
+/// it reads. Offline.
+pub fn verify_lock(config: &Config, image: &ImageConfig) -> Result<ImageReport, VerifyError> {
+    let path = config.lock_path(&image.name);
+    let mut report = ImageReport::new(&image.name, shown(&image.file), shown(&path));
+    if !path.is_file() {
+        report.stale.push(Staleness::MissingLock {
+            path: report.lock.clone(),
+        });
+        return Ok(report);
+    }
+    let lock = LockedImage::read(&path)?;
+    report.stale = stale(&lock, image)?;
+    Ok(report)
+}
+
+/// Whether the built image at `location` matches the lock of `image`: for
+/// `platform`, or for each locked platform the image has.
+pub fn verify_image(
+    config: &Config,
+    image: &ImageConfig,
+    location: &ImageLocation,
+    platform: Option<&Platform>,
+    http: HttpOptions,
+) -> Result<Verified, VerifyError> {
+    let path = config.lock_path(&image.name);
+    if !path.is_file() {
+        return Err(VerifyError::NoLock {
+            image: image.name.clone(),
+            path: shown(&path),
+            file: image.file.display().to_string(),
+        });
+    }
+    let own = LockedImage::read(&path)?;
+    let lock = with_parents(config, &own, image)?;
+    let explicit = platform.is_some();
+    let platforms: Vec<Platform> = match platform {
+        Some(p) => vec![p.clone()],
+        None => lock
+            .image
+            .platforms
+            .iter()
+            .map(|p| p.parse::<Platform>())
+            .collect::<Result<_, _>>()?,
+    };
+    let mut warnings = Vec::new();
+    let mut report = ImageReport::new(&image.name, shown(&image.file), shown(&path));
+    report.reference = Some(location.to_string());
+    // An image can only match a lock that is current for its inputs.
+    report.stale = stale(&own, image)?;
+    if let ImageLocation::Sif(sif_path) = location {
+        sif_checks(&mut report, &lock, image, sif_path, &platforms)?;
+        return Ok(Verified { report, warnings });
+    }
+    // The runtime only serves `docker://`; the reader blocks on it from
+    // this thread and its own, never from inside a task.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(VerifyError::Runtime)?;
+    let source: Box<dyn ImageSource + Send> = match location {
+        ImageLocation::Docker(r) => {
+            let options = RegistryOptions {
+                credentials: crate::resolve::auth::CredentialStore::from_env()
+                    .with_helper_timeout(http.timeout),
+                http,
+                registries: config.registries.clone(),
+                root: config.root.clone(),
+                ..RegistryOptions::default()
+            };
+            Box::new(RegistryImage::new(
+                Arc::new(Registry::new(options)?),
+                r.clone(),
+                runtime.handle().clone(),
+            ))
+        }
+        other => open_local(other)?,
+    };
+    let opts = ReadOptions::default();
+    for p in &platforms {
+        let expected = locked_base_layers(&lock, p);
+        let read = read_catalogue_with_base(source.as_ref(), p, &opts, expected.diff_ids());
+        let (catalogue, base) = match read {
+            Ok(r) => r,
+            Err(ImageError::PlatformMissing { .. }) if !explicit && platforms.len() > 1 => {
+                warnings.push(format!(
+                    "`{location}` has no `{p}` image; that platform is not checked"
+                ));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let image_config = &catalogue.image.config;
+        if !image_config.architecture.is_empty() {
+            let has = Platform::new(
+                &image_config.os,
+                &image_config.architecture,
+                image_config.variant.as_deref(),
+            );
+            if !has.matches(p) {
+                if !explicit && platforms.len() > 1 {
+                    warnings.push(format!(
+                        "`{location}` is a `{has}` image; `{p}` is not checked"
+                    ));
+                    continue;
+                }
+                return Err(VerifyError::WrongPlatform {
+                    location: location.to_string(),
+                    has: has.to_string(),
+                    wanted: p.to_string(),
+                });
+            }
+        }
+        report.platforms.push(check_platform(
+            &lock,
+            p,
+            &expected,
+            &catalogue,
+            base.as_ref(),
+        ));
+    }
+    if report.platforms.is_empty() {
+        return Err(VerifyError::NoPlatform {
+            location: location.to_string(),
+            platforms: lock.image.platforms.join(", "),
+        });
+    }
+    drop(runtime);
+    Ok(Verified { report, warnings })
+}
+
+/// Why `lock` is not current for the definition of `image` as it is now.
+fn stale(lock: &LockedImage, image: &ImageConfig) -> Result<Vec<Staleness>, VerifyError> {
+    let (definition, text) = crate::source::load::read_definition(&image.file, &image.build_args)?;
+    let inputs =
+        crate::source::inputs::load_inputs(&definition, &text, &image.context, &image.build_args)?;
+    Ok(check_lock(lock, &definition, &inputs))
+}
+
+/// The lock as the built image holds it: when the image builds FROM another
+/// image of this repository, on top of that image's lock (and so on down).
+fn with_parents(
+    config: &Config,
+    lock: &LockedImage,
+    image: &ImageConfig,
+) -> Result<LockedImage, VerifyError> {
+    let mut merged = lock.clone();
+    let mut seen = vec![image.name.clone()];
+    while let Some(parent) = built_from(&merged).map(str::to_string) {
+        if seen.contains(&parent) {
+            return Err(VerifyError::ParentCycle {
+                images: seen.join(", "),
+            });
+        }
+        let path = config.lock_path(&parent);
+        if !path.is_file() {
+            return Err(VerifyError::ParentNoLock {
+                image: image.name.clone(),
+                parent,
+                path: shown(&path),
+            });
+        }
+        merged = on_parent(&merged, &LockedImage::read(&path)?);
+        seen.push(parent);
+    }
+    Ok(merged)
+}
+
+/// A path as reports show it: relative to the current directory when under
+/// it, with `/` separators.
+pub(crate) fn shown(path: &Path) -> String {
+    let rel = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf());
+    rel.to_string_lossy()
+        .trim_start_matches("./")
+        .replace('\\', "/")
+}
+
+/// A SIF against the lock: its flattened root filesystem checked like one
+/// platform's image, and what the SIF says of itself (digest, embedded
+/// definition, signatures).
+fn sif_checks(
+    report: &mut ImageReport,
+    lock: &LockedImage,
+    image: &ImageConfig,
+    path: &Path,
+    platforms: &[Platform],
+) -> Result<(), VerifyError> {
+    let reference = report.reference.clone().unwrap_or_default();
+    let mut sif = SifImage::open(&reference, path)?;
+    let header_arch = sif.file().header().arch;
+    let platform = match platforms {
+        [one] => one.clone(),
+        many => many
+            .iter()
+            .find(|p| header_arch.is_some_and(|a| p.architecture() == a))
+            .or(many.first())
+            .cloned()
+            .ok_or_else(|| VerifyError::NoLockedPlatform(image.name.clone()))?,
+    };
+    let (catalogue, summary) = sif.read_catalogue(&platform, &ReadOptions::default())?;
+    let config = &catalogue.image.config;
+    if !config.architecture.is_empty() {
+        let has = Platform::new(&config.os, &config.architecture, config.variant.as_deref());
+        if !has.matches(&platform) {
+            return Err(VerifyError::WrongPlatform {
+                location: reference,
+                has: has.to_string(),
+                wanted: platform.to_string(),
+            });
+        }
+    }
+    // A SIF's root filesystem is flattened: the base's layers cannot be told
+    // apart in it, so the base is not compared layer by layer.
+    let expected = match locked_base_layers(lock, &platform) {
+        LockedBaseLayers::Scratch => LockedBaseLayers::Scratch,
+        _ => LockedBaseLayers::Unknown(
+            "a SIF is one flattened filesystem with no base layers".into(),
+        ),
+    };
+    report
+        .platforms
+        .push(check_platform(lock, &platform, &expected, &catalogue, None));
+    let current = fs_err::read_to_string(&image.file).map_err(|source| VerifyError::Read {
+        path: shown(&image.file),
+        source,
+    })?;
+    report.sif = Some(SifReport {
+        definition: summary.check_definition(&current),
+        signed: !summary.signatures.is_empty(),
+        summary,
+    });
+    Ok(())
+}
