@@ -85,7 +85,7 @@ pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<O
                                 .iter()
                                 .map(|f| (f.name.as_str(), f.reference.as_deref(), &f.lock))
                                 .collect();
-                            let mut lock = lock_skeleton(&config, job, &platforms);
+                            let mut lock = lock_skeleton(&config, job, &platforms)?;
                             if let Ok(r) =
                                 resolve_bases(&resolvers.registry, job, &platforms, &options, &repo)
                                     .await

@@ -188,12 +188,7 @@ fn image_report(
     let explicit = platform.is_some();
     let platforms: Vec<Platform> = match platform {
         Some(p) => vec![p.clone()],
-        None => lock
-            .image
-            .platforms
-            .iter()
-            .map(|p| p.parse::<Platform>())
-            .collect::<Result<_, _>>()?,
+        None => lock.image.platforms.clone(),
     };
     let opts = ReadOptions::default();
     let mut report = ImageReport {
@@ -247,7 +242,12 @@ fn image_report(
     if report.platforms.is_empty() {
         anyhow::bail!(
             "`{location}` has none of the locked platforms ({})\nhint: build the image for one of them, or pick one with `--platform`",
-            lock.image.platforms.join(", ")
+            lock.image
+                .platforms
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     drop(runtime);

@@ -233,8 +233,8 @@ pub fn compare(job: &ImageJob, locked: &LockedImage, fresh: &LockedImage) -> Vec
     let now = job.inputs.hash();
     if locked.image.input_hash != now {
         let mut f = Finding::new(Kind::Stale);
-        f.locked = Some(locked.image.input_hash.clone());
-        f.latest = Some(now);
+        f.locked = Some(locked.image.input_hash.to_string());
+        f.latest = Some(now.to_string());
         f.detail = Some(format!(
             "`{}` or a file it reads changed since the lock was made",
             locked.image.definition
@@ -270,9 +270,9 @@ fn base_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> {
             platforms.push(format!("{}: {state}", p.platform));
         }
         let mut f = Finding::new(Kind::Base);
-        f.base = Some(base.name.clone());
-        f.locked = Some(base.digest.clone());
-        f.latest = Some(now.digest.clone());
+        f.base = Some(base.name.to_string());
+        f.locked = Some(base.digest.to_string());
+        f.latest = Some(now.digest.to_string());
         if !platforms.is_empty() {
             f.detail = Some(platforms.join(", "));
         }
@@ -305,7 +305,7 @@ fn outdated_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> 
         let pip = |s: &LockedStep| -> BTreeMap<String, Vec<String>> {
             let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for p in &s.pypi {
-                m.entry(p.name.clone())
+                m.entry(p.name.to_string())
                     .or_default()
                     .push(p.version_or_unknown().to_string());
             }
@@ -314,7 +314,9 @@ fn outdated_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> 
         let conda = |s: &LockedStep| -> BTreeMap<String, Vec<String>> {
             let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for p in &s.conda {
-                m.entry(p.name.clone()).or_default().push(p.version.clone());
+                m.entry(p.name.to_string())
+                    .or_default()
+                    .push(p.version.to_string());
             }
             m
         };
@@ -541,9 +543,12 @@ pub async fn index_findings(
                         .map(|d| d.version.to_string())
                         .collect();
                     if let Some(top) = self::newest("pip", &versions) {
-                        newest.insert(p.name.clone(), top);
+                        newest.insert(p.name.to_string(), top);
                     }
-                    match files.iter().find(|f| Some(&f.filename) == p.file.as_ref()) {
+                    match files
+                        .iter()
+                        .find(|f| p.file.as_ref().is_some_and(|n| f.filename == *n))
+                    {
                         Some(file) => file.yanked.as_ref().map(|reason| {
                             let mut f = Finding::new(Kind::Yanked);
                             if !reason.is_empty() {
@@ -557,15 +562,15 @@ pub async fn index_findings(
                 Err(SourceError::NotFound(_)) => Some(Finding::new(Kind::Gone)),
                 Err(SourceError::Failed(message)) => {
                     return Err(crate::freeze::FreezeError::Image {
-                        image: locked.image.name.clone(),
+                        image: locked.image.name.to_string(),
                         message: format!("cannot read the index page of `{}`: {message}", p.name),
                     });
                 }
             };
             if let Some(mut f) = finding {
                 f.ecosystem = Some("pip".to_string());
-                f.package = Some(p.name.clone());
-                f.locked = p.version.clone();
+                f.package = Some(p.name.to_string());
+                f.locked = p.version.as_ref().map(ToString::to_string);
                 if !out.contains(&f) {
                     out.push(f);
                 }
@@ -582,7 +587,7 @@ pub async fn index_findings(
 /// (one more read of each moved tag, from the registry or its cache).
 pub async fn date_moved_bases(
     resolvers: &Resolvers,
-    platforms: &[String],
+    platforms: &[crate::oci::Platform],
     findings: &mut [Finding],
 ) {
     for f in findings.iter_mut().filter(|f| f.kind == Kind::Base) {
@@ -591,8 +596,7 @@ pub async fn date_moved_bases(
         };
         // The platform only picks which config to read; builders stamp
         // every platform of one release alike.
-        let Some(Ok(platform)) = platforms.first().map(|p| p.parse::<crate::oci::Platform>())
-        else {
+        let Some(platform) = platforms.first().cloned() else {
             continue;
         };
         let created = match resolvers.registry.resolve(&image, &[platform]).await {
@@ -631,7 +635,7 @@ pub async fn channel_findings(
     let mut out: Vec<Finding> = Vec::new();
     for ((channel, subdir), packages) in groups {
         let fail = |message: String| crate::freeze::FreezeError::Image {
-            image: locked.image.name.clone(),
+            image: locked.image.name.to_string(),
             message,
         };
         let mut names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
@@ -659,7 +663,7 @@ pub async fn channel_findings(
             }
             let mut f = Finding::new(Kind::Broken);
             f.ecosystem = Some("conda".to_string());
-            f.package = Some(p.name.clone());
+            f.package = Some(p.name.to_string());
             f.channel = Some(channel_name(&p.channel));
             f.locked = Some(format!("{}={}", p.version, p.build));
             f.detail = Some(format!("`{file}` is no longer in {channel}/{subdir}"));

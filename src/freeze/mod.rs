@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, ImageConfig};
-use crate::lock::{ImageMeta, LOCK_VERSION, LockError, LockedImage, LockedStage};
+use crate::lock::{LockBuildError, LockError, LockedImage, LockedStage};
 use crate::source::graph::{CycleError, GraphInput, build_order};
 use crate::source::inputs::{Inputs, load_inputs};
 use crate::source::load::{SourceError, read_definition};
@@ -170,7 +170,7 @@ pub fn lock_path_of(config: &Config, path: &Path) -> String {
 }
 
 /// The stages of a definition as the lock records them.
-pub fn locked_stages(definition: &Definition) -> Vec<LockedStage> {
+pub fn locked_stages(definition: &Definition) -> Result<Vec<LockedStage>, LockBuildError> {
     definition
         .stages
         .iter()
@@ -191,28 +191,34 @@ pub fn locked_stages(definition: &Definition) -> Vec<LockedStage> {
                     (written, name)
                 }
             };
-            LockedStage {
-                index: u32::try_from(stage.index).unwrap_or(u32::MAX),
-                name: stage.name.clone(),
-                base,
-                base_name,
-            }
+            LockedStage::new(
+                stage.index,
+                stage.name.as_deref(),
+                &base,
+                base_name.as_deref(),
+            )
         })
         .collect()
 }
 
 /// An empty lock for a job: image metadata and stages, no bases or steps.
-pub fn lock_skeleton(config: &Config, job: &ImageJob, platforms: &[String]) -> LockedImage {
-    LockedImage {
-        version: LOCK_VERSION,
-        image: ImageMeta {
-            name: job.config.name.clone(),
-            definition: lock_path_of(config, &job.config.file),
-            input_hash: job.inputs.hash(),
-            platforms: platforms.to_vec(),
-        },
-        stages: locked_stages(&job.definition),
-        bases: Vec::new(),
-        steps: Vec::new(),
-    }
+pub fn lock_skeleton(
+    config: &Config,
+    job: &ImageJob,
+    platforms: &[String],
+) -> Result<LockedImage, FreezeError> {
+    locked_stages(&job.definition)
+        .and_then(|stages| {
+            LockedImage::skeleton(
+                &job.config.name,
+                &lock_path_of(config, &job.config.file),
+                job.inputs.hash(),
+                platforms,
+                stages,
+            )
+        })
+        .map_err(|e| FreezeError::Image {
+            image: job.config.name.clone(),
+            message: e.to_string(),
+        })
 }

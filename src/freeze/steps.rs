@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::freeze::state::PlatformState;
 use crate::freeze::{FreezeError, FreezeOptions, ImageJob};
 use crate::image::LibcKind;
-use crate::lock::{CondaPackage, PypiPackage};
+use crate::lock::{CondaPackage, PypiPackage, lock_platform};
 use crate::resolve::conda::{ChannelRequest, ChannelSettings, CondaIndex};
 use crate::resolve::pypi::{self, Fetcher, IndexClient, IndexUrls, PipSettings};
 use crate::solve::conda::{CondaSolveRequest, CondaSpec, CondaTarget, SolveContext};
@@ -554,8 +554,12 @@ async fn pip_step(
         if let Some(v) = &pin.version {
             dists.insert(pin.name.to_string(), v.to_string());
         }
-        if let Some(mut p) = pin.to_lock(&state.platform) {
-            p.url = lock_url(config, &p.url);
+        let unlockable = |e: crate::lock::LockBuildError| place.error(e.to_string());
+        let platform = lock_platform(&state.platform).map_err(unlockable)?;
+        if let Some(mut p) = PypiPackage::from_pin(pin, &platform).map_err(unlockable)? {
+            p.url = lock_url(config, &p.url)
+                .parse()
+                .map_err(|e| place.error(format!("{e}")))?;
             locked.push(p);
         }
     }
@@ -609,12 +613,12 @@ fn pip_preferences(
     step.pypi
         .iter()
         .filter(|p| {
-            p.platforms
-                .iter()
-                .any(|q| crate::freeze::platform_key(q) == crate::freeze::platform_key(platform))
+            p.platforms.iter().any(|q| {
+                crate::freeze::platform_key(&q.to_string()) == crate::freeze::platform_key(platform)
+            })
         })
         .filter(|p| !update.contains(&normalize_name(&p.name)))
-        .filter_map(|p| Some((p.name.clone(), p.version.clone()?)))
+        .filter_map(|p| Some((p.name.to_string(), p.version.as_ref()?.to_string())))
         .collect()
 }
 
@@ -632,12 +636,18 @@ fn conda_preferences(
     step.conda
         .iter()
         .filter(|p| {
-            p.platforms
-                .iter()
-                .any(|q| crate::freeze::platform_key(q) == crate::freeze::platform_key(platform))
+            p.platforms.iter().any(|q| {
+                crate::freeze::platform_key(&q.to_string()) == crate::freeze::platform_key(platform)
+            })
         })
         .filter(|p| !update.iter().any(|u| u.eq_ignore_ascii_case(&p.name)))
-        .map(|p| (p.name.clone(), p.version.clone(), p.build.clone()))
+        .map(|p| {
+            (
+                p.name.to_string(),
+                p.version.to_string(),
+                p.build.to_string(),
+            )
+        })
         .collect()
 }
 
@@ -768,10 +778,16 @@ async fn conda_step(
             .await
             .map_err(|e| place.error(e.to_string()))?
             .map_err(|e| place.error(e.to_string()))?;
-    let mut conda = solution.lock_packages(&state.platform);
+    let unlockable = |e: crate::lock::LockBuildError| place.error(e.to_string());
+    let platform = lock_platform(&state.platform).map_err(unlockable)?;
+    let mut conda = CondaPackage::from_solution(&solution, &platform).map_err(unlockable)?;
     for p in &mut conda {
-        p.url = lock_url(config, &p.url);
-        p.channel = lock_url(config, &p.channel);
+        p.url = lock_url(config, &p.url)
+            .parse()
+            .map_err(|e| place.error(format!("{e}")))?;
+        p.channel = lock_url(config, &p.channel)
+            .parse()
+            .map_err(|e| place.error(format!("{e}")))?;
     }
     state.set_conda(&prefix, solution.records());
     let mut outcome = StepOutcome {

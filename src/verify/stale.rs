@@ -90,8 +90,8 @@ pub fn check_lock(lock: &LockedImage, definition: &Definition, inputs: &Inputs) 
     let now = inputs.hash();
     if now != lock.image.input_hash {
         out.push(Staleness::InputHash {
-            locked: lock.image.input_hash.clone(),
-            now,
+            locked: lock.image.input_hash.to_string(),
+            now: now.to_string(),
         });
     }
     let file = &lock.image.definition;
@@ -142,7 +142,7 @@ pub fn check_lock(lock: &LockedImage, definition: &Definition, inputs: &Inputs) 
         {
             out.push(Staleness::BaseChanged {
                 stage: index,
-                locked: l.base.clone(),
+                locked: l.base.to_string(),
                 now,
             });
         }

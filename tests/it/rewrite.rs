@@ -166,18 +166,18 @@ fn packages(lock: &LockedImage) -> Vec<(String, String, String, String)> {
                 .iter()
                 .map(|p| {
                     (
-                        p.name.clone(),
-                        p.version.clone(),
-                        p.build.clone(),
-                        p.sha256.clone(),
+                        p.name.to_string(),
+                        p.version.to_string(),
+                        p.build.to_string(),
+                        p.sha256.to_string(),
                     )
                 })
                 .chain(s.pypi.iter().map(|p| {
                     (
-                        p.name.clone(),
-                        p.version.clone().unwrap_or_default(),
-                        p.file.clone().unwrap_or_default(),
-                        p.sha256.clone().unwrap_or_default(),
+                        p.name.to_string(),
+                        p.version_or_unknown().to_string(),
+                        p.file.as_deref().unwrap_or_default().to_string(),
+                        p.sha256.as_deref().unwrap_or_default().to_string(),
                     )
                 }))
         })

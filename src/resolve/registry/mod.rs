@@ -17,7 +17,6 @@ pub use client::{BlobStream, Registry, RegistryOptions, RequestCounts};
 pub use error::ResolveError;
 pub use manifest::{MediaTypes, is_index_media_type};
 
-use crate::lock::{LockedBase, LockedPlatformImage};
 use crate::oci::{Digest, ImageRef, Platform};
 
 /// The name the lock keys an image by: tag kept, digest dropped unless it
@@ -62,30 +61,6 @@ pub struct ResolvedPlatform {
     pub diff_ids: Vec<Digest>,
     /// When the image was built (the config's `created`), as written.
     pub created: Option<String>,
-}
-
-impl ResolvedImage {
-    /// The lock entry for this image; `references` are the spellings used in
-    /// the definition.
-    pub fn to_locked_base(&self, references: Vec<String>) -> LockedBase {
-        LockedBase {
-            name: self.name.clone(),
-            references,
-            digest: self.digest.to_string(),
-            media_type: self.media_type.clone(),
-            built_from: None,
-            platforms: self
-                .platforms
-                .iter()
-                .map(|p| LockedPlatformImage {
-                    platform: p.platform.to_string(),
-                    digest: p.digest.to_string(),
-                    config: p.config.to_string(),
-                    diff_ids: p.diff_ids.iter().map(ToString::to_string).collect(),
-                })
-                .collect(),
-        }
-    }
 }
 
 /// Where an image is read from.

@@ -230,8 +230,8 @@ fn freeze_a_conda_base_from_the_registry_end_to_end() {
     let lock = imagelock::lock::LockedImage::read(&lock_path).unwrap();
 
     // The pinned base is the manifest that was pushed.
-    assert_eq!(lock.bases[0].digest, pushed);
-    assert_eq!(lock.bases[0].platforms[0].digest, pushed);
+    assert_eq!(lock.bases[0].digest, pushed.parse().unwrap());
+    assert_eq!(lock.bases[0].platforms[0].digest, pushed.parse().unwrap());
     // mamba keeps what the prefix holds: tinylib 1.0 stays although 2.0 is
     // in the channel, so the step installs only tinyapp.
     let conda: Vec<(&str, &str)> = lock.steps[0]
