@@ -162,8 +162,8 @@ fn base_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> {
             platforms.push(format!("{}: {state}", p.platform));
         }
         let mut f = Finding::new(Kind::Base, Ecosystem::Base, base.name.clone());
-        f.expected = Some(base.digest.clone());
-        f.found = Some(now.digest.clone());
+        f.expected = Some(base.digest.to_string());
+        f.found = Some(now.digest.to_string());
         if !platforms.is_empty() {
             f.detail = Some(platforms.join(", "));
         }
@@ -196,7 +196,7 @@ fn outdated_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> 
         let pip = |s: &LockedStep| -> BTreeMap<String, Vec<String>> {
             let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for p in &s.pypi {
-                m.entry(p.name.clone())
+                m.entry(p.name.to_string())
                     .or_default()
                     .push(p.version_or_unknown().to_string());
             }
@@ -205,7 +205,9 @@ fn outdated_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> 
         let conda = |s: &LockedStep| -> BTreeMap<String, Vec<String>> {
             let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for p in &s.conda {
-                m.entry(p.name.clone()).or_default().push(p.version.clone());
+                m.entry(p.name.to_string())
+                    .or_default()
+                    .push(p.version.to_string());
             }
             m
         };
@@ -435,9 +437,12 @@ pub async fn index_findings(
                         .map(|d| d.version.to_string())
                         .collect();
                     if let Some(top) = self::newest("pip", &versions) {
-                        newest.insert(p.name.clone(), top);
+                        newest.insert(p.name.to_string(), top);
                     }
-                    match files.iter().find(|f| Some(&f.filename) == p.file.as_ref()) {
+                    match files
+                        .iter()
+                        .find(|f| p.file.as_ref().is_some_and(|n| f.filename == *n))
+                    {
                         Some(file) => file.yanked.as_ref().map(|reason| {
                             let mut f = Finding::new(Kind::Yanked, Ecosystem::Pip, p.name.clone());
                             if !reason.is_empty() {
@@ -453,14 +458,14 @@ pub async fn index_findings(
                 }
                 Err(SourceError::Failed(message) | SourceError::Unavailable(message)) => {
                     return Err(DriftError::IndexPage {
-                        image: locked.image.name.clone(),
-                        package: p.name.clone(),
+                        image: locked.image.name.to_string(),
+                        package: p.name.to_string(),
                         message,
                     });
                 }
             };
             if let Some(mut f) = finding {
-                f.expected = p.version.clone();
+                f.expected = p.version.as_ref().map(ToString::to_string);
                 if !out.contains(&f) {
                     out.push(f);
                 }
@@ -475,15 +480,18 @@ pub async fn index_findings(
 
 /// Adds to `base` findings when the image the tag names now was built
 /// (one more read of each moved tag, from the registry or its cache).
-pub async fn date_moved_bases(session: &Session, platforms: &[String], findings: &mut [Finding]) {
+pub async fn date_moved_bases(
+    session: &Session,
+    platforms: &[crate::oci::Platform],
+    findings: &mut [Finding],
+) {
     for f in findings.iter_mut().filter(|f| f.kind == Kind::Base) {
         let Ok(image) = crate::oci::ImageRef::parse(&f.name) else {
             continue;
         };
         // The platform only picks which config to read; builders stamp
         // every platform of one release alike.
-        let Some(Ok(platform)) = platforms.first().map(|p| p.parse::<crate::oci::Platform>())
-        else {
+        let Some(platform) = platforms.first().cloned() else {
             continue;
         };
         let created = match session.registry.resolve(&image, &[platform]).await {
@@ -529,7 +537,7 @@ pub async fn channel_findings(
             .map(|n| CondaSpec::parse(n))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| DriftError::LockedName {
-                image: locked.image.name.clone(),
+                image: locked.image.name.to_string(),
                 source,
             })?;
         let channels = [CondaChannel {
@@ -541,7 +549,7 @@ pub async fn channel_findings(
             .fetch(&channels, subdir, &specs, &[], None)
             .await
             .map_err(|source| DriftError::Channel {
-                image: locked.image.name.clone(),
+                image: locked.image.name.to_string(),
                 source,
             })?;
         let files = data.file_names();

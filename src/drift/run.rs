@@ -2,6 +2,7 @@
 //! its lock on disk, and the services asked about each locked file.
 
 use crate::config::{Config, ImageConfig};
+use crate::freeze::FreezeError;
 use crate::freeze::steps::{Limits, session};
 use crate::freeze::{
     FreezeOptions, Frozen, ImageJob, freeze_image, lock_skeleton, platforms_of, prepare,
@@ -97,7 +98,7 @@ pub fn run(
                 Some(locked) => {
                     let fresh = match &image {
                         Some(image) => image.lock.clone(),
-                        None => bases_only(config, &resolvers, job, &freeze, &frozen).await,
+                        None => bases_only(config, &resolvers, job, &freeze, &frozen).await?,
                     };
                     let mut findings = compare(job, locked, &fresh);
                     date_moved_bases(&resolvers, &locked.image.platforms, &mut findings).await;
@@ -150,16 +151,16 @@ async fn bases_only(
     job: &ImageJob,
     options: &FreezeOptions,
     frozen: &[Frozen],
-) -> LockedImage {
+) -> Result<LockedImage, FreezeError> {
     let platforms = platforms_of(job, options);
     let repo: Vec<_> = frozen
         .iter()
         .map(|f| (f.name.as_str(), f.reference.as_deref(), &f.lock))
         .collect();
-    let mut lock = lock_skeleton(config, job, &platforms);
+    let mut lock = lock_skeleton(config, job, &platforms)?;
     // A base that does not resolve either is already in the finding.
     if let Ok(r) = resolve_bases(&resolvers.registry, job, &platforms, options, &repo).await {
         lock.bases = r.bases;
     }
-    lock
+    Ok(lock)
 }

@@ -2,8 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest as _, Sha256};
-
 use crate::freeze::{FreezeError, FreezeOptions, ImageCause, ImageJob};
 use crate::lock::{LockedBase, LockedImage};
 use crate::oci::{ImageRef, Platform};
@@ -12,11 +10,6 @@ use crate::resolve::registry::canonical_name;
 
 pub use crate::oci::same_image;
 pub use crate::source::graph::pulled_references;
-
-/// The media type recorded for a base that is another image of this
-/// repository: its digest is the sha256 of that image's lockfile, since the
-/// image itself is built from it and has no digest before the build.
-pub const LOCK_MEDIA_TYPE: &str = "application/vnd.imagelock.lock.v1+toml";
 
 /// How each pulled image was pinned.
 #[derive(Clone, Debug, Default)]
@@ -84,15 +77,8 @@ pub async fn resolve_bases(
                 .find(|(_, published, _)| published.is_some_and(|p| same_image(&name, p)))
                 .map(|(n, _, l)| (*n, *l))
             {
-                let text = lock.to_toml();
-                return Ok(LockedBase {
-                    name,
-                    references,
-                    digest: format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes()))),
-                    media_type: LOCK_MEDIA_TYPE.to_string(),
-                    built_from: Some(parent.to_string()),
-                    platforms: Vec::new(),
-                });
+                return LockedBase::from_repository_lock(&name, &references, parent, lock)
+                    .map_err(|e| image_err(ImageCause::Lock(e)));
             }
             let kept = (!options.update_base)
                 .then(|| previous_pin(job.previous.as_ref(), &name, &references, platforms))
@@ -104,7 +90,8 @@ pub async fn resolve_bases(
                         .resolve(&image, wanted)
                         .await
                         .map_err(|e| image_err(ImageCause::Registry(e)))?;
-                    Ok(resolved.to_locked_base(references))
+                    LockedBase::from_resolved(&resolved, &references)
+                        .map_err(|e| image_err(ImageCause::Lock(e)))
                 }
             }
         }
@@ -129,14 +116,14 @@ fn previous_pin(
     let covers = platforms.iter().all(|p| {
         base.platforms
             .iter()
-            .any(|bp| platform_key(&bp.platform) == platform_key(p))
+            .any(|bp| platform_key(&bp.platform.to_string()) == platform_key(p))
     });
     (same_refs && covers && base.built_from.is_none()).then(|| {
         let mut kept = base.clone();
         kept.platforms.retain(|bp| {
             platforms
                 .iter()
-                .any(|p| platform_key(p) == platform_key(&bp.platform))
+                .any(|p| platform_key(p) == platform_key(&bp.platform.to_string()))
         });
         kept
     })

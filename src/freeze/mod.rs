@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{Config, ImageConfig};
 use crate::diagnostic::Diagnostic;
 use crate::image::ImageError;
-use crate::lock::{ImageMeta, LOCK_VERSION, LockError, LockedImage, LockedStage};
+use crate::lock::{LockBuildError, LockError, LockedImage, LockedStage};
 use crate::oci::{ParseImageRefError, ParsePlatformError};
 use crate::resolve::ResolveError;
 use crate::resolve::conda::ResolveCondaError;
@@ -172,6 +172,9 @@ pub enum ImageCause {
     /// The registry could not pin a reference.
     #[error("{0}")]
     Registry(ResolveError),
+    /// What was resolved does not make a valid lock entry.
+    #[error("{0}")]
+    Lock(LockBuildError),
     #[error(
         "builds FROM `{parent}` of this repository, which is not locked for {platform}\nhint: freeze `{parent}` in the same run, with the same platforms"
     )]
@@ -205,6 +208,7 @@ impl ImageCause {
             ImageCause::Reference { .. }
             | ImageCause::Platform { .. }
             | ImageCause::ParentNotLocked { .. }
+            | ImageCause::Lock(_)
             | ImageCause::Internal(_) => false,
         }
     }
@@ -254,6 +258,9 @@ impl ReadBaseError {
 /// Why an install step could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum StepCause {
+    /// What the step resolved does not make a valid lock entry.
+    #[error("{0}")]
+    Lock(LockBuildError),
     #[error(
         "`{written}` uses {variables} which has no value here\nhint: give it a default with ARG, or set it in `build-args`"
     )]
@@ -433,7 +440,7 @@ pub fn lock_path_of(config: &Config, path: &Path) -> String {
 }
 
 /// The stages of a definition as the lock records them.
-pub fn locked_stages(definition: &Definition) -> Vec<LockedStage> {
+pub fn locked_stages(definition: &Definition) -> Result<Vec<LockedStage>, LockBuildError> {
     definition
         .stages
         .iter()
@@ -454,30 +461,33 @@ pub fn locked_stages(definition: &Definition) -> Vec<LockedStage> {
                     (written, name)
                 }
             };
-            LockedStage {
-                index: u32::try_from(stage.index).unwrap_or(u32::MAX),
-                name: stage.name.clone(),
-                base,
-                base_name,
-            }
+            LockedStage::new(
+                stage.index,
+                stage.name.as_deref(),
+                &base,
+                base_name.as_deref(),
+            )
         })
         .collect()
 }
 
 /// An empty lock for a job: image metadata and stages, no bases or steps.
-pub fn lock_skeleton(config: &Config, job: &ImageJob, platforms: &[String]) -> LockedImage {
-    LockedImage {
-        version: LOCK_VERSION,
-        image: ImageMeta {
-            name: job.config.name.clone(),
-            definition: lock_path_of(config, &job.config.file),
-            input_hash: job.inputs.hash(),
-            platforms: platforms.to_vec(),
-        },
-        stages: locked_stages(&job.definition),
-        bases: Vec::new(),
-        steps: Vec::new(),
-    }
+pub fn lock_skeleton(
+    config: &Config,
+    job: &ImageJob,
+    platforms: &[String],
+) -> Result<LockedImage, FreezeError> {
+    locked_stages(&job.definition)
+        .and_then(|stages| {
+            LockedImage::skeleton(
+                &job.config.name,
+                &lock_path_of(config, &job.config.file),
+                job.inputs.hash(),
+                platforms,
+                stages,
+            )
+        })
+        .map_err(|e| FreezeError::image(&job.config.name, ImageCause::Lock(e)))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::freeze::steps::{BaseStates, Limits, StepOutcome, StepPlace, resolve_s
 use crate::freeze::{
     FreezeError, FreezeOptions, ImageCause, ImageJob, lock_path_of, lock_skeleton, platforms_of,
 };
-use crate::lock::{LockedImage, LockedStep};
+use crate::lock::{LockBuilder, LockedImage, LockedStep, StepHeader};
 use crate::resolve::Session;
 use crate::source::BaseTarget;
 
@@ -79,7 +79,7 @@ pub async fn freeze_image_reporting(
     progress: &dyn FreezeProgress,
 ) -> Result<Frozen, FreezeError> {
     let platforms = platforms_of(job, options);
-    let mut lock = lock_skeleton(config, job, &platforms);
+    let lock = lock_skeleton(config, job, &platforms)?;
     let repo: Vec<(&str, Option<&str>, &LockedImage)> = repository
         .iter()
         .map(|f| (f.name.as_str(), f.reference.as_deref(), &f.lock))
@@ -109,7 +109,7 @@ pub async fn freeze_image_reporting(
     // outcomes[(stage, step)] = per platform outcome, in platform order
     let mut outcomes: BTreeMap<(usize, usize), Vec<(String, StepOutcome)>> = BTreeMap::new();
     let mut finals = BTreeMap::new();
-    let mut warnings: Vec<String> = Vec::new();
+    let mut builder = LockBuilder::new(lock);
     for (platform, result) in platforms.iter().zip(results) {
         let done = result?;
         for (key, outcome) in done.outcomes {
@@ -118,18 +118,16 @@ pub async fn freeze_image_reporting(
                 .or_default()
                 .push((platform.clone(), outcome));
         }
-        for w in done.warnings {
-            if !warnings.contains(&w) {
-                warnings.push(w);
-            }
-        }
+        // What could not be read from the base images.
+        builder.warn(done.warnings);
         if let Some(last) = done.last {
             finals.insert(platform.clone(), last);
         }
     }
 
-    lock.bases = bases.bases;
-    let mut warnings: Vec<String> = Vec::new();
+    let unlockable =
+        |e: crate::lock::LockBuildError| FreezeError::image(&job.config.name, ImageCause::Lock(e));
+    builder.bases(bases.bases);
     for stage in &job.definition.stages {
         for (i, step) in stage.steps.iter().enumerate() {
             let Some(per_platform) = outcomes.remove(&(stage.index, i)) else {
@@ -137,57 +135,33 @@ pub async fn freeze_image_reporting(
             };
             let cmd = &step.command;
             let first = &per_platform[0].1;
-            let mut locked = LockedStep {
-                stage: u32::try_from(stage.index).unwrap_or(u32::MAX),
-                file: file.clone(),
-                line: u32::try_from(lines.line_col(text, cmd.span.start).line).unwrap_or(u32::MAX),
-                command: cmd.text.clone(),
-                manager: cmd.manager.as_str().to_string(),
-                action: action_name(cmd.action).to_string(),
-                target: first.target.clone(),
-                requested: first.requested.clone(),
-                channels: first.channels.clone(),
-                indexes: first.indexes.clone(),
+            let mut locked = LockedStep::header(StepHeader {
+                stage: stage.index,
+                file: &file,
+                line: lines.line_col(text, cmd.span.start).line,
+                command: &cmd.text,
+                manager: cmd.manager.as_str(),
+                action: action_name(cmd.action),
+                target: first.target.as_deref(),
+                requested: &first.requested,
+                channels: &first.channels,
+                indexes: &first.indexes,
                 locked: first.locked,
-                conda: Vec::new(),
-                pypi: Vec::new(),
-            };
+            })
+            .map_err(unlockable)?;
             for (_, outcome) in per_platform {
-                for w in outcome.warnings {
-                    if !warnings.contains(&w) {
-                        warnings.push(w);
-                    }
-                }
+                builder.warn(outcome.warnings);
                 for p in outcome.conda {
-                    match locked
-                        .conda
-                        .iter_mut()
-                        .find(|q| q.url == p.url && q.sha256 == p.sha256)
-                    {
-                        Some(q) => q.platforms.extend(p.platforms),
-                        None => locked.conda.push(p),
-                    }
+                    locked.merge_conda(p);
                 }
                 for p in outcome.pypi {
-                    match locked
-                        .pypi
-                        .iter_mut()
-                        .find(|q| q.url == p.url && q.sha256 == p.sha256 && q.version == p.version)
-                    {
-                        Some(q) => {
-                            // Edges may differ by platform; the entry keeps
-                            // every reason it is there.
-                            q.platforms.extend(p.platforms);
-                            q.required_by.extend(p.required_by);
-                        }
-                        None => locked.pypi.push(p),
-                    }
+                    locked.merge_pypi(p);
                 }
             }
-            lock.steps.push(locked);
+            builder.step(locked);
         }
     }
-    lock.normalize();
+    let (lock, warnings) = builder.finish();
     Ok(Frozen {
         name: job.config.name.clone(),
         reference: job.config.reference.clone(),
@@ -322,7 +296,7 @@ async fn base_state(
                 FreezeError::image(
                     &job.config.name,
                     ImageCause::ParentNotLocked {
-                        parent: parent.clone(),
+                        parent: parent.to_string(),
                         platform: platform.to_string(),
                     },
                 )
@@ -332,8 +306,8 @@ async fn base_state(
     let digest = base.and_then(|b| {
         b.platforms
             .iter()
-            .find(|p| platform_key(&p.platform) == platform_key(platform))
-            .map(|p| p.digest.clone())
+            .find(|p| platform_key(&p.platform.to_string()) == platform_key(platform))
+            .map(|p| p.digest.to_string())
     });
     let key = (
         name.to_string(),

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::freeze::state::PlatformState;
 use crate::freeze::{FreezeError, FreezeOptions, ImageJob, StepCause};
 use crate::image::LibcKind;
-use crate::lock::{CondaPackage, PypiPackage};
+use crate::lock::{CondaPackage, PypiPackage, lock_platform};
 use crate::resolve::conda::ChannelRequest;
 use crate::resolve::pypi::{self, IndexUrls, PipSettings};
 use crate::resolve::{Session, SessionOptions};
@@ -479,8 +479,14 @@ async fn pip_step(
         if let Some(v) = &pin.version {
             dists.insert(pin.name.to_string(), v.to_string());
         }
-        if let Some(mut p) = pin.to_lock(&state.platform) {
-            p.url = lock_url(config, &p.url);
+        let unlockable = |e: crate::lock::LockBuildError| place.error(StepCause::Lock(e));
+        let platform = lock_platform(&state.platform).map_err(unlockable)?;
+        if let Some(mut p) = PypiPackage::from_pin(pin, &platform).map_err(unlockable)? {
+            p.url = lock_url(config, &p.url)
+                .parse()
+                .map_err(|e: crate::lock::InvalidValue| {
+                    place.error(StepCause::Internal(e.to_string()))
+                })?;
             locked.push(p);
         }
     }
@@ -534,12 +540,12 @@ fn pip_preferences(
     step.pypi
         .iter()
         .filter(|p| {
-            p.platforms
-                .iter()
-                .any(|q| crate::freeze::platform_key(q) == crate::freeze::platform_key(platform))
+            p.platforms.iter().any(|q| {
+                crate::freeze::platform_key(&q.to_string()) == crate::freeze::platform_key(platform)
+            })
         })
         .filter(|p| !update.contains(&normalize_name(&p.name)))
-        .filter_map(|p| Some((p.name.clone(), p.version.clone()?)))
+        .filter_map(|p| Some((p.name.to_string(), p.version.as_ref()?.to_string())))
         .collect()
 }
 
@@ -557,12 +563,18 @@ fn conda_preferences(
     step.conda
         .iter()
         .filter(|p| {
-            p.platforms
-                .iter()
-                .any(|q| crate::freeze::platform_key(q) == crate::freeze::platform_key(platform))
+            p.platforms.iter().any(|q| {
+                crate::freeze::platform_key(&q.to_string()) == crate::freeze::platform_key(platform)
+            })
         })
         .filter(|p| !update.iter().any(|u| u.eq_ignore_ascii_case(&p.name)))
-        .map(|p| (p.name.clone(), p.version.clone(), p.build.clone()))
+        .map(|p| {
+            (
+                p.name.to_string(),
+                p.version.to_string(),
+                p.build.to_string(),
+            )
+        })
         .collect()
 }
 
@@ -697,10 +709,21 @@ async fn conda_step(
             .await
             .map_err(|e| place.error(StepCause::Internal(e.to_string())))?
             .map_err(|e| place.error(StepCause::Conda(e)))?;
-    let mut conda = solution.lock_packages(&state.platform);
+    let unlockable = |e: crate::lock::LockBuildError| place.error(StepCause::Lock(e));
+    let platform = lock_platform(&state.platform).map_err(unlockable)?;
+    let mut conda = CondaPackage::from_solution(&solution, &platform).map_err(unlockable)?;
     for p in &mut conda {
-        p.url = lock_url(config, &p.url);
-        p.channel = lock_url(config, &p.channel);
+        p.url = lock_url(config, &p.url)
+            .parse()
+            .map_err(|e: crate::lock::InvalidValue| {
+                place.error(StepCause::Internal(e.to_string()))
+            })?;
+        p.channel =
+            lock_url(config, &p.channel)
+                .parse()
+                .map_err(|e: crate::lock::InvalidValue| {
+                    place.error(StepCause::Internal(e.to_string()))
+                })?;
     }
     state.set_conda(&prefix, solution.records());
     let mut outcome = StepOutcome {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::lock::{CondaPackage, LockedImage, LockedStep, PypiPackage, PypiSource};
+use crate::oci::Platform;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -43,17 +44,22 @@ pub enum ExportError {
 impl LockedImage {
     /// The platform to export: the one asked for, or the first locked.
     pub fn export_platform(&self, asked: Option<&str>) -> Result<String, ExportError> {
-        let locked = self.image.platforms.join(", ");
+        let locked = joined(&self.image.platforms);
         match asked {
             Some(p) if self.image.platforms.iter().any(|l| platform_matches(l, p)) => {
                 Ok(p.to_string())
             }
             Some(p) => Err(ExportError::UnknownPlatform {
-                image: self.image.name.clone(),
+                image: self.image.name.to_string(),
                 platform: p.to_string(),
                 locked,
             }),
-            None => Ok(self.image.platforms.first().cloned().unwrap_or_default()),
+            None => Ok(self
+                .image
+                .platforms
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default()),
         }
     }
 
@@ -115,8 +121,8 @@ impl LockedImage {
         for p in packages {
             let (Some(sha256), Some(version)) = (&p.sha256, &p.version) else {
                 return Err(ExportError::NotHashable {
-                    image: self.image.name.clone(),
-                    requested: p.requested.clone().unwrap_or_else(|| p.url.clone()),
+                    image: self.image.name.to_string(),
+                    requested: p.requested.clone().unwrap_or_else(|| p.url.to_string()),
                 });
             };
             let pin = if p.source == PypiSource::Url {
@@ -138,7 +144,7 @@ impl LockedImage {
         doc["created-by"] = toml_edit::value("imagelock");
         let mut grouped: BTreeMap<(&str, Option<&str>), Vec<&PypiPackage>> = BTreeMap::new();
         for platform in &self.image.platforms {
-            for p in self.final_pypi(platform) {
+            for p in self.final_pypi(&platform.to_string()) {
                 let files = grouped.entry((&p.name, p.version.as_deref())).or_default();
                 if !files.iter().any(|f| f.file == p.file && f.url == p.url) {
                     files.push(p);
@@ -146,11 +152,11 @@ impl LockedImage {
             }
         }
         if grouped.is_empty() {
-            let platform = self.image.platforms.join(", ");
+            let platform = joined(&self.image.platforms);
             return Err(self.no_python(&platform));
         }
         let all: std::collections::BTreeSet<String> =
-            self.image.platforms.iter().map(|p| machine_of(p)).collect();
+            self.image.platforms.iter().map(machine_of).collect();
         let mut packages = toml_edit::ArrayOfTables::new();
         for ((name, version), files) in grouped {
             let mut t = toml_edit::Table::new();
@@ -162,7 +168,7 @@ impl LockedImage {
             let machines: std::collections::BTreeSet<String> = files
                 .iter()
                 .flat_map(|f| f.platforms.iter())
-                .map(|p| machine_of(p))
+                .map(machine_of)
                 .collect();
             if machines != all {
                 let marker: Vec<String> = machines
@@ -221,9 +227,9 @@ impl LockedImage {
         }
         if by_name.is_empty() {
             return Err(ExportError::NoConda {
-                image: self.image.name.clone(),
+                image: self.image.name.to_string(),
                 platform: platform.to_string(),
-                locked: self.image.platforms.join(", "),
+                locked: joined(&self.image.platforms),
             });
         }
         let subdir = by_name
@@ -259,14 +265,14 @@ impl LockedImage {
                 "bom-ref": format!("{}@{}", repo, base.digest),
                 "name": repo,
                 "version": base.digest,
-                "purl": format!("pkg:oci/{}@{}?repository_url={}", repo.rsplit('/').next().unwrap_or(repo), base.digest.replace(':', "%3A"), repo),
-                "hashes": [{"alg": "SHA-256", "content": base.digest.trim_start_matches("sha256:")}],
+                "purl": format!("pkg:oci/{}@{}?repository_url={}", repo.rsplit('/').next().unwrap_or(repo), base.digest.to_string().replace(':', "%3A"), repo),
+                "hashes": [{"alg": "SHA-256", "content": base.digest.hex()}],
             }));
         }
         let mut seen = std::collections::BTreeSet::new();
         for step in &self.steps {
             for p in &step.conda {
-                if seen.insert(p.url.clone()) {
+                if seen.insert(p.url.to_string()) {
                     components.push(serde_json::json!({
                         "type": "library",
                         "bom-ref": p.url,
@@ -274,12 +280,12 @@ impl LockedImage {
                         "version": format!("{}-{}", p.version, p.build),
                         "purl": format!("pkg:conda/{}@{}?build={}&channel={}&subdir={}", p.name, p.version, p.build, p.channel, p.subdir),
                         "hashes": [{"alg": "SHA-256", "content": p.sha256}],
-                        "properties": [{"name": "imagelock:platforms", "value": p.platforms.join(",")}],
+                        "properties": [{"name": "imagelock:platforms", "value": joined(&p.platforms).replace(", ", ",")}],
                     }));
                 }
             }
             for p in &step.pypi {
-                if seen.insert(p.url.clone()) {
+                if seen.insert(p.url.to_string()) {
                     components.push(serde_json::json!({
                         "type": "library",
                         "bom-ref": p.url,
@@ -287,7 +293,7 @@ impl LockedImage {
                         "version": p.version,
                         "purl": format!("pkg:pypi/{}@{}{}", p.name, p.version_or_unknown(), p.file.as_ref().map(|f| format!("?file_name={f}")).unwrap_or_default()),
                         "hashes": p.sha256.iter().map(|h| serde_json::json!({"alg": "SHA-256", "content": h})).collect::<Vec<_>>(),
-                        "properties": [{"name": "imagelock:platforms", "value": p.platforms.join(",")}],
+                        "properties": [{"name": "imagelock:platforms", "value": joined(&p.platforms).replace(", ", ",")}],
                     }));
                 }
             }
@@ -314,7 +320,7 @@ impl LockedImage {
         &self,
         p: &PypiPackage,
     ) -> Result<(&'static str, toml_edit::InlineTable), ExportError> {
-        let requested = || p.requested.clone().unwrap_or_else(|| p.url.clone());
+        let requested = || p.requested.clone().unwrap_or_else(|| p.url.to_string());
         let mut t = toml_edit::InlineTable::new();
         match p.source {
             PypiSource::Url => {
@@ -326,7 +332,7 @@ impl LockedImage {
             }
             PypiSource::Vcs => {
                 let commit = p.commit.as_deref().ok_or_else(|| ExportError::NoCommit {
-                    image: self.image.name.clone(),
+                    image: self.image.name.to_string(),
                     requested: requested(),
                 })?;
                 let (kind, url) = p.url.split_once('+').unwrap_or(("git", &p.url));
@@ -351,7 +357,7 @@ impl LockedImage {
             }
             // A wheel or sdist file in the image: pylock wants its hash.
             PypiSource::Path | PypiSource::Index => Err(ExportError::NotHashable {
-                image: self.image.name.clone(),
+                image: self.image.name.to_string(),
                 requested: requested(),
             }),
         }
@@ -359,26 +365,32 @@ impl LockedImage {
 
     fn no_python(&self, platform: &str) -> ExportError {
         ExportError::NoPython {
-            image: self.image.name.clone(),
+            image: self.image.name.to_string(),
             platform: platform.to_string(),
-            locked: self.image.platforms.join(", "),
+            locked: joined(&self.image.platforms),
         }
     }
 }
 
 /// `linux/arm64` and `linux/arm64/v8` name the same platform.
-fn platform_matches(locked: &str, asked: &str) -> bool {
-    let norm = |p: &str| p.strip_suffix("/v8").unwrap_or(p).to_string();
-    norm(locked) == norm(asked)
+fn platform_matches(locked: &Platform, asked: &str) -> bool {
+    asked.parse::<Platform>().is_ok_and(|a| a == *locked)
+}
+
+/// Platforms for a message: `linux/amd64, linux/arm64`.
+fn joined(platforms: &[Platform]) -> String {
+    platforms
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `platform_machine` inside a container of `platform`; an unknown
 /// platform keeps its own text so that no other platform's marker matches it.
-fn machine_of(platform: &str) -> String {
+fn machine_of(platform: &Platform) -> String {
     platform
-        .parse::<crate::oci::Platform>()
-        .ok()
-        .and_then(|p| p.python_machine())
+        .python_machine()
         .map_or_else(|| platform.to_string(), str::to_string)
 }
 

@@ -10,16 +10,21 @@
 //! - **versioned**: `version = 1`; a newer version is refused with a clear
 //!   message instead of being half-read.
 
+mod builder;
 mod export;
-mod input_hash;
 mod model;
 mod read;
+mod value;
 mod write;
 
+pub use builder::{LOCK_MEDIA_TYPE, LockBuildError, LockBuilder, StepHeader, lock_platform};
 pub use export::ExportError;
-pub use input_hash::InputHasher;
 pub use model::*;
 pub use read::LockError;
+pub use value::{
+    CondaBuild, CondaName, CondaVersion, InvalidValue, LockUrl, Md5, PypiName, PypiVersion,
+    RepoPath, Sha256, Subdir, Token,
+};
 pub use write::write_atomic;
 
 /// The lockfile format version this build reads and writes.

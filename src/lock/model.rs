@@ -2,12 +2,19 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::lock::value::{
+    CondaBuild, CondaName, CondaVersion, LockUrl, Md5, PypiName, PypiVersion, RepoPath, Sha256,
+    Subdir, Token, serde_oci,
+};
+use crate::oci::{Digest, Platform};
+
 /// A locked image: what one definition file builds, pinned.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LockedImage {
     /// Lockfile format version.
+    #[cfg_attr(test, schemars(schema_with = "version_schema"))]
     pub version: u32,
     pub image: ImageMeta,
     /// Stages in file order.
@@ -22,21 +29,39 @@ pub struct LockedImage {
     pub steps: Vec<LockedStep>,
 }
 
+#[cfg(test)]
+fn version_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "integer", "const": crate::lock::LOCK_VERSION })
+}
+
 /// What the lock is of and what it was made from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ImageMeta {
     /// The image's name (configuration key or derived from the path).
-    pub name: String,
+    pub name: Token,
     /// The definition file, relative to the configuration's directory, with
     /// `/` separators.
-    pub definition: String,
+    pub definition: RepoPath,
     /// `sha256:` over the normalized inputs (definition, referenced files,
-    /// build args, configuration); see [`crate::lock::InputHasher`].
-    pub input_hash: String,
+    /// build args, configuration); see [`crate::source::inputs::InputHasher`].
+    #[serde(with = "serde_oci::digest")]
+    #[cfg_attr(test, schemars(schema_with = "serde_oci::digest_schema"))]
+    pub input_hash: Digest,
+    /// `sha256:` over this lock's own canonical text without this line, so
+    /// a hand edit shows (see [`LockedImage::computed_content_hash`]).
+    #[serde(
+        default,
+        with = "serde_oci::digest_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(test, schemars(schema_with = "serde_oci::digest_opt_schema"))]
+    pub content_hash: Option<Digest>,
     /// Platforms locked, `os/arch[/variant]`.
-    pub platforms: Vec<String>,
+    #[serde(with = "serde_oci::platforms")]
+    #[cfg_attr(test, schemars(schema_with = "serde_oci::platforms_schema"))]
+    pub platforms: Vec<Platform>,
 }
 
 /// One stage of the definition.
@@ -46,13 +71,13 @@ pub struct ImageMeta {
 pub struct LockedStage {
     pub index: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Token>,
     /// The base as written after expansion (`python:3.11-slim`), `scratch`,
     /// or `stage:N` for an earlier stage.
-    pub base: String,
+    pub base: Token,
     /// The canonical name of the base when it is an image (a key of `bases`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base_name: Option<String>,
+    pub base_name: Option<Token>,
 }
 
 /// A pinned image reference.
@@ -61,17 +86,19 @@ pub struct LockedStage {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LockedBase {
     /// Canonical name: `docker.io/library/python:3.11-slim`.
-    pub name: String,
+    pub name: Token,
     /// References as written in the definition that resolve to this name.
-    pub references: Vec<String>,
+    pub references: Vec<Token>,
     /// The digest `docker pull` shows: the index digest for a multi-platform
     /// image, else the manifest digest.
-    pub digest: String,
+    #[serde(with = "serde_oci::digest")]
+    #[cfg_attr(test, schemars(schema_with = "serde_oci::digest_schema"))]
+    pub digest: Digest,
     /// Media type of what `digest` names.
-    pub media_type: String,
+    pub media_type: Token,
     /// When the base is another image of the same repository: its name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub built_from: Option<String>,
+    pub built_from: Option<Token>,
     /// Per platform: the manifest builders use, and its layers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<LockedPlatformImage>,
@@ -83,13 +110,21 @@ pub struct LockedBase {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LockedPlatformImage {
     /// `os/arch[/variant]`.
-    pub platform: String,
+    #[serde(with = "serde_oci::platform")]
+    #[cfg_attr(test, schemars(schema_with = "serde_oci::platform_schema"))]
+    pub platform: Platform,
     /// The platform's manifest digest.
-    pub digest: String,
+    #[serde(with = "serde_oci::digest")]
+    #[cfg_attr(test, schemars(schema_with = "serde_oci::digest_schema"))]
+    pub digest: Digest,
     /// The config blob digest (the image ID).
-    pub config: String,
+    #[serde(with = "serde_oci::digest")]
+    #[cfg_attr(test, schemars(schema_with = "serde_oci::digest_schema"))]
+    pub config: Digest,
     /// Uncompressed layer digests, bottom first (`rootfs.diff_ids`).
-    pub diff_ids: Vec<String>,
+    #[serde(with = "serde_oci::digests")]
+    #[cfg_attr(test, schemars(schema_with = "serde_oci::digests_schema"))]
+    pub diff_ids: Vec<Digest>,
 }
 
 /// One install command of a `RUN` instruction or `%post` section.
@@ -100,15 +135,15 @@ pub struct LockedStep {
     /// Index of the stage the step runs in.
     pub stage: u32,
     /// The definition file (or a file it includes), like `ImageMeta::definition`.
-    pub file: String,
+    pub file: RepoPath,
     /// 1-based line of the command.
     pub line: u32,
-    /// The command as written.
+    /// The command as written (one line; no control characters).
     pub command: String,
     /// `pip`, `uv-pip`, `conda`, `mamba`, `micromamba`, `apt-get`, `dnf`…
-    pub manager: String,
+    pub manager: Token,
     /// `install`, `create`, `env-create`, `env-update`.
-    pub action: String,
+    pub action: Token,
     /// Where it installs: a conda prefix or environment, or a Python.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
@@ -118,10 +153,10 @@ pub struct LockedStep {
     pub requested: Vec<String>,
     /// Conda channels in priority order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub channels: Vec<String>,
+    pub channels: Vec<LockUrl>,
     /// Python package indexes in order (the first is the main index).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub indexes: Vec<String>,
+    pub indexes: Vec<LockUrl>,
     /// False for steps recorded but not locked (OS package managers).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub locked: bool,
@@ -145,25 +180,27 @@ fn is_true(b: &bool) -> bool {
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CondaPackage {
-    pub name: String,
-    pub version: String,
-    pub build: String,
+    pub name: CondaName,
+    pub version: CondaVersion,
+    pub build: CondaBuild,
     pub build_number: u64,
     /// Channel URL (`https://conda.anaconda.org/conda-forge`).
-    pub channel: String,
+    pub channel: LockUrl,
     /// `linux-64`, `noarch`…
-    pub subdir: String,
-    pub url: String,
-    pub sha256: String,
+    pub subdir: Subdir,
+    pub url: LockUrl,
+    pub sha256: Sha256,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub md5: Option<String>,
+    pub md5: Option<Md5>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
     /// The spec that asked for it, when it was asked for by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested: Option<String>,
     /// Platforms that get this exact package.
-    pub platforms: Vec<String>,
+    #[serde(with = "serde_oci::platforms")]
+    #[cfg_attr(test, schemars(schema_with = "serde_oci::platforms_schema"))]
+    pub platforms: Vec<Platform>,
 }
 
 /// A Python distribution a step installs.
@@ -172,11 +209,11 @@ pub struct CondaPackage {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PypiPackage {
     /// Normalized name (PEP 503).
-    pub name: String,
+    pub name: PypiName,
     /// The version installed; absent only for VCS and local-directory
     /// requirements, whose version is known only after a build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
+    pub version: Option<PypiVersion>,
     /// The requirement that asked for it, when it was asked for directly,
     /// as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,20 +224,20 @@ pub struct PypiPackage {
     pub source: PypiSource,
     /// The chosen file's name (wheel or sdist); absent for VCS and paths.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
+    pub file: Option<Token>,
     /// The file's URL; for `vcs` the repository URL as given (with its
     /// `git+` scheme, without the revision); for `path` the path as given.
-    pub url: String,
+    pub url: Token,
     /// sha256 of the file; absent for VCS and paths, which are not
     /// content-hashed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
+    pub sha256: Option<Sha256>,
     /// `vcs`: the revision as requested (`v1.0`, `main`, a commit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revision: Option<String>,
+    pub revision: Option<Token>,
     /// `vcs`: the commit, when the requested revision is a full commit id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
+    pub commit: Option<Token>,
     /// Why it is installed besides being requested: the packages whose
     /// dependencies pulled it in (`anyio`, `requests[socks]`), each with the
     /// requirement's environment marker when it had one
@@ -210,7 +247,9 @@ pub struct PypiPackage {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub required_by: Vec<String>,
     /// Platforms that get this exact file.
-    pub platforms: Vec<String>,
+    #[serde(with = "serde_oci::platforms")]
+    #[cfg_attr(test, schemars(schema_with = "serde_oci::platforms_schema"))]
+    pub platforms: Vec<Platform>,
 }
 
 /// Where a locked Python distribution comes from.

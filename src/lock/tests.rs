@@ -5,52 +5,55 @@ use super::*;
 /// A lock with every kind of entry, built in a scrambled order.
 pub(crate) fn sample() -> LockedImage {
     let pypi = |name: &str, platforms: &[&str]| PypiPackage {
-        name: name.into(),
-        version: Some("1.0".into()),
+        name: name.parse().unwrap(),
+        version: Some("1.0".parse().unwrap()),
         requested: (name == "pandas").then(|| "pandas>=2.0".into()),
-        file: Some(format!("{name}-1.0-py3-none-any.whl")),
-        url: format!("https://files.example.org/{name}-1.0-py3-none-any.whl"),
-        sha256: Some("ab".repeat(32)),
+        file: Some(format!("{name}-1.0-py3-none-any.whl").parse().unwrap()),
+        url: format!("https://files.example.org/{name}-1.0-py3-none-any.whl")
+            .parse()
+            .unwrap(),
+        sha256: Some("ab".repeat(32).parse().unwrap()),
         source: PypiSource::Index,
         revision: None,
         commit: None,
         required_by: Vec::new(),
-        platforms: platforms.iter().map(|p| (*p).to_string()).collect(),
+        platforms: platforms.iter().map(|p| p.parse().unwrap()).collect(),
     };
     LockedImage {
         version: LOCK_VERSION,
         image: ImageMeta {
-            name: "driver".into(),
-            definition: "driver/Dockerfile".into(),
-            input_hash: format!("sha256:{}", "0".repeat(64)),
-            platforms: vec!["linux/arm64".into(), "linux/amd64".into()],
+            name: "driver".parse().unwrap(),
+            definition: "driver/Dockerfile".parse().unwrap(),
+            input_hash: format!("sha256:{}", "0".repeat(64)).parse().unwrap(),
+            content_hash: None,
+            platforms: vec!["linux/arm64".parse().unwrap(), "linux/amd64".parse().unwrap()],
         },
         stages: vec![LockedStage {
             index: 0,
             name: None,
-            base: "python:3.11-slim".into(),
-            base_name: Some("docker.io/library/python:3.11-slim".into()),
+            base: "python:3.11-slim".parse().unwrap(),
+            base_name: Some("docker.io/library/python:3.11-slim".parse().unwrap()),
         }],
         bases: vec![LockedBase {
-            name: "docker.io/library/python:3.11-slim".into(),
-            references: vec!["python:3.11-slim".into()],
-            digest: format!("sha256:{}", "1".repeat(64)),
-            media_type: "application/vnd.oci.image.index.v1+json".into(),
+            name: "docker.io/library/python:3.11-slim".parse().unwrap(),
+            references: vec!["python:3.11-slim".parse().unwrap()],
+            digest: format!("sha256:{}", "1".repeat(64)).parse().unwrap(),
+            media_type: "application/vnd.oci.image.index.v1+json".parse().unwrap(),
             built_from: None,
             platforms: vec![
                 LockedPlatformImage {
-                    platform: "linux/arm64/v8".into(),
-                    digest: format!("sha256:{}", "3".repeat(64)),
-                    config: format!("sha256:{}", "5".repeat(64)),
-                    diff_ids: vec![format!("sha256:{}", "6".repeat(64))],
+                    platform: "linux/arm64/v8".parse().unwrap(),
+                    digest: format!("sha256:{}", "3".repeat(64)).parse().unwrap(),
+                    config: format!("sha256:{}", "5".repeat(64)).parse().unwrap(),
+                    diff_ids: vec![format!("sha256:{}", "6".repeat(64)).parse().unwrap()],
                 },
                 LockedPlatformImage {
-                    platform: "linux/amd64".into(),
-                    digest: format!("sha256:{}", "2".repeat(64)),
-                    config: format!("sha256:{}", "4".repeat(64)),
+                    platform: "linux/amd64".parse().unwrap(),
+                    digest: format!("sha256:{}", "2".repeat(64)).parse().unwrap(),
+                    config: format!("sha256:{}", "4".repeat(64)).parse().unwrap(),
                     diff_ids: vec![
-                        format!("sha256:{}", "7".repeat(64)),
-                        format!("sha256:{}", "8".repeat(64)),
+                        format!("sha256:{}", "7".repeat(64)).parse().unwrap(),
+                        format!("sha256:{}", "8".repeat(64)).parse().unwrap(),
                     ],
                 },
             ],
@@ -58,43 +61,43 @@ pub(crate) fn sample() -> LockedImage {
         steps: vec![
             LockedStep {
                 stage: 0,
-                file: "driver/Dockerfile".into(),
+                file: "driver/Dockerfile".parse().unwrap(),
                 line: 5,
                 command: "mamba install -y numpy".into(),
-                manager: "mamba".into(),
-                action: "install".into(),
+                manager: "mamba".parse().unwrap(),
+                action: "install".parse().unwrap(),
                 target: Some("/opt/conda".into()),
                 requested: vec!["numpy".into()],
-                channels: vec!["https://conda.anaconda.org/conda-forge".into()],
+                channels: vec!["https://conda.anaconda.org/conda-forge".parse().unwrap()],
                 indexes: vec![],
                 locked: true,
                 conda: vec![CondaPackage {
-                    name: "numpy".into(),
-                    version: "1.26.4".into(),
-                    build: "py311h64a7726_0".into(),
+                    name: "numpy".parse().unwrap(),
+                    version: "1.26.4".parse().unwrap(),
+                    build: "py311h64a7726_0".parse().unwrap(),
                     build_number: 0,
-                    channel: "https://conda.anaconda.org/conda-forge".into(),
-                    subdir: "linux-64".into(),
-                    url: "https://conda.anaconda.org/conda-forge/linux-64/numpy-1.26.4-py311h64a7726_0.conda".into(),
-                    sha256: "3f4365e11b28e244c95ba8579942b0802761ba7bb31c026f50d1a9ea9c728149".into(),
-                    md5: Some("a502d7aad449a1206efb366d6a12c52d".into()),
+                    channel: "https://conda.anaconda.org/conda-forge".parse().unwrap(),
+                    subdir: "linux-64".parse().unwrap(),
+                    url: "https://conda.anaconda.org/conda-forge/linux-64/numpy-1.26.4-py311h64a7726_0.conda".parse().unwrap(),
+                    sha256: "3f4365e11b28e244c95ba8579942b0802761ba7bb31c026f50d1a9ea9c728149".parse().unwrap(),
+                    md5: Some("a502d7aad449a1206efb366d6a12c52d".parse().unwrap()),
                     size: Some(8_065_890),
                     requested: Some("numpy".into()),
-                    platforms: vec!["linux/amd64".into()],
+                    platforms: vec!["linux/amd64".parse().unwrap()],
                 }],
                 pypi: vec![],
             },
             LockedStep {
                 stage: 0,
-                file: "driver/Dockerfile".into(),
+                file: "driver/Dockerfile".parse().unwrap(),
                 line: 9,
                 command: "pip install pandas".into(),
-                manager: "pip".into(),
-                action: "install".into(),
+                manager: "pip".parse().unwrap(),
+                action: "install".parse().unwrap(),
                 target: Some("/usr/local/bin/python3".into()),
                 requested: vec!["pandas>=2.0".into()],
                 channels: vec![],
-                indexes: vec!["https://pypi.org/simple".into()],
+                indexes: vec!["https://pypi.org/simple".parse().unwrap()],
                 locked: true,
                 conda: vec![],
                 pypi: vec![
@@ -104,11 +107,11 @@ pub(crate) fn sample() -> LockedImage {
             },
             LockedStep {
                 stage: 0,
-                file: "driver/Dockerfile".into(),
+                file: "driver/Dockerfile".parse().unwrap(),
                 line: 3,
                 command: "apt-get install -y git".into(),
-                manager: "apt-get".into(),
-                action: "install".into(),
+                manager: "apt-get".parse().unwrap(),
+                action: "install".parse().unwrap(),
                 target: None,
                 requested: vec!["git".into()],
                 channels: vec![],
@@ -204,9 +207,9 @@ fn direct_entries_export() {
     let mut lock = sample();
     let base = lock.steps[1].pypi[0].clone();
     let direct = |name: &str, source, url: &str| PypiPackage {
-        name: name.into(),
+        name: name.parse().unwrap(),
         source,
-        url: url.into(),
+        url: url.parse().unwrap(),
         file: None,
         sha256: None,
         version: None,
@@ -218,19 +221,19 @@ fn direct_entries_export() {
         PypiSource::Url,
         "https://x.org/demo-1.0-py3-none-any.whl",
     );
-    wheel.version = Some("1.0".into());
-    wheel.file = Some("demo-1.0-py3-none-any.whl".into());
-    wheel.sha256 = Some("cd".repeat(32));
+    wheel.version = Some("1.0".parse().unwrap());
+    wheel.file = Some("demo-1.0-py3-none-any.whl".parse().unwrap());
+    wheel.sha256 = Some("cd".repeat(32).parse().unwrap());
     let mut vcs = direct(
         "tool",
         PypiSource::Vcs,
         "git+https://x.org/o/tool#subdirectory=py",
     );
-    vcs.revision = Some("v1".into());
-    vcs.commit = Some("ab".repeat(20));
+    vcs.revision = Some("v1".parse().unwrap());
+    vcs.commit = Some("ab".repeat(20).parse().unwrap());
     let dir = direct("local", PypiSource::Path, "./src");
     lock.steps[1].pypi = vec![wheel.clone()];
-    let platform = lock.image.platforms[0].clone();
+    let platform = lock.image.platforms[0].to_string();
     let req = lock.to_requirements(&platform).unwrap();
     assert!(
         req.contains(&format!(

@@ -4,16 +4,33 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::lock::{HEADER, LockError, LockedImage};
+use crate::oci::Digest;
 
 impl LockedImage {
     /// The lockfile text. Equal models give equal bytes, whatever order
-    /// their lists were built in.
+    /// their lists were built in. `[image] content-hash` is computed here,
+    /// over the rest of the text.
     pub fn to_toml(&self) -> String {
         let mut lock = self.clone();
         lock.normalize();
+        lock.image.content_hash = Some(lock.computed_content_hash());
+        lock.canonical_text()
+    }
+
+    /// The sha256 of this lock's canonical text without its
+    /// `content-hash` line: what `content-hash` must say.
+    pub fn computed_content_hash(&self) -> Digest {
+        let mut lock = self.clone();
+        lock.normalize();
+        lock.image.content_hash = None;
+        Digest::sha256_of(lock.canonical_text().as_bytes())
+    }
+
+    /// The text of a normalized model, as it is.
+    fn canonical_text(&self) -> String {
         // The model holds only strings, integers, booleans, lists and
         // tables, which TOML can always represent.
-        let body = toml::to_string_pretty(&lock)
+        let body = toml::to_string_pretty(self)
             .unwrap_or_else(|e| unreachable!("a lock model always serializes to TOML: {e}"));
         let mut text = String::with_capacity(HEADER.len() + body.len());
         text.push_str(HEADER);

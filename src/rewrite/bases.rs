@@ -88,7 +88,7 @@ pub(crate) fn base_edits(
     let mut out = BaseEdits::default();
     if let Some(syntax) = &def.syntax
         && let Some(base) = find_base(lock, None, syntax)
-        && let Some(e) = digest_edit(text, syntax.span, &base.digest)
+        && let Some(e) = digest_edit(text, syntax.span, &base.digest.to_string())
     {
         out.edits.push(e);
     }
@@ -125,22 +125,26 @@ pub(crate) fn base_edits(
                 continue;
             }
             let edit = if is_literal(&reference.written) {
-                digest_edit(text, reference.span, &base.digest).map(Ok)
+                digest_edit(text, reference.span, &base.digest.to_string()).map(Ok)
             } else {
                 let from_arg = stage_index.and(stage.base.from_arg.as_deref());
-                let e = arg_edit(def, text, from_arg, reference, &base.digest, build_args);
+                let digest = base.digest.to_string();
+                let e = arg_edit(def, text, from_arg, reference, &digest, build_args);
                 if let Ok(Some(edit)) = &e
                     && from_arg.is_none()
                     && !(reference.span.start <= edit.span.start
                         && edit.span.end <= reference.span.end)
                 {
-                    at_args.push((edit.span, reference, base.digest.clone()));
+                    at_args.push((edit.span, reference, digest.clone()));
                 }
                 e.transpose()
             };
             match edit {
                 Some(Ok(e)) => out.edits.push(e),
-                Some(Err(why)) => out.skipped.push(cannot_pin(reference, &why, &base.digest)),
+                Some(Err(why)) => {
+                    out.skipped
+                        .push(cannot_pin(reference, &why, &base.digest.to_string()));
+                }
                 None => {}
             }
             if let (Some(i), Some(v)) = (stage_index, reference.value.as_deref()) {

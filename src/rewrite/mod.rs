@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{Diagnostic, Location, Span};
-use crate::lock::LockedImage;
+use crate::lock::{LockedImage, Token};
 use crate::source::apptainer;
 use crate::source::dockerfile::{self, syntax::ItemKind};
 use crate::source::inputs::{Inputs, load_inputs_with};
@@ -128,7 +128,7 @@ pub fn rewrite_image(
     let text = inputs.definition.as_str();
     if inputs.hash() != lock.image.input_hash {
         return Err(RewriteError::Stale {
-            image: lock.image.name.clone(),
+            image: lock.image.name.to_string(),
             definition: path.clone(),
         });
     }
@@ -300,6 +300,10 @@ fn relock(
         ls.command.clone_from(&step.command.text);
     }
     for (index, reference) in pinned_stages {
+        let reference: Token = reference
+            .parse()
+            .map_err(|e| reparse(format!("the pinned reference {e}")))?;
+        let reference = &reference;
         if let Some(s) = out.stages.iter_mut().find(|s| s.index as usize == *index) {
             s.base.clone_from(reference);
             if let Some(b) = s

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::lock::LockedStep;
+use crate::oci::Platform;
 
 /// One pinned requirement: `name==version[; markers]` with its file hashes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -84,8 +85,8 @@ type PlatformsAndHashes = (BTreeSet<String>, BTreeSet<String>);
 /// The pins of a pip step: every package it installs. A package whose
 /// version is the same on every platform of `all_platforms` is pinned
 /// plainly; otherwise each version gets a `platform_machine` marker.
-pub(crate) fn pip_pins(step: &LockedStep, all_platforms: &[String]) -> Vec<PipPin> {
-    let all: BTreeSet<String> = all_platforms.iter().cloned().collect();
+pub(crate) fn pip_pins(step: &LockedStep, all_platforms: &[Platform]) -> Vec<PipPin> {
+    let all: BTreeSet<String> = all_platforms.iter().map(ToString::to_string).collect();
     // name → version → (platforms, hashes)
     let mut groups: BTreeMap<String, BTreeMap<VersionKey, PlatformsAndHashes>> = BTreeMap::new();
     let mut out = Vec::new();
@@ -112,9 +113,9 @@ pub(crate) fn pip_pins(step: &LockedStep, all_platforms: &[String]) -> Vec<PipPi
         let g = groups
             .entry(normalize_name(&p.name))
             .or_default()
-            .entry(version.clone())
+            .entry(version.to_string())
             .or_default();
-        g.0.extend(p.platforms.iter().cloned());
+        g.0.extend(p.platforms.iter().map(ToString::to_string));
         g.1.insert(format!("sha256:{sha256}"));
     }
     for (name, versions) in groups {
@@ -201,28 +202,33 @@ mod tests {
 
     fn pypi(name: &str, version: &str, platforms: &[&str]) -> PypiPackage {
         PypiPackage {
-            name: name.into(),
-            version: Some(version.into()),
+            name: name.parse().unwrap(),
+            version: Some(version.parse().unwrap()),
             requested: None,
-            file: Some(format!("{name}-{version}.whl")),
-            url: String::new(),
-            sha256: Some(format!("{name}{version}")),
+            file: Some(format!("{name}-{version}.whl").parse().unwrap()),
+            url: "https://files.example.org/f".parse().unwrap(),
+            sha256: Some(
+                crate::oci::Digest::sha256_of(format!("{name}{version}").as_bytes())
+                    .hex()
+                    .parse()
+                    .unwrap(),
+            ),
             source: PypiSource::Index,
             revision: None,
             commit: None,
             required_by: Vec::new(),
-            platforms: platforms.iter().map(|p| (*p).to_string()).collect(),
+            platforms: platforms.iter().map(|p| p.parse().unwrap()).collect(),
         }
     }
 
     fn step() -> LockedStep {
         LockedStep {
             stage: 0,
-            file: "Dockerfile".into(),
+            file: "Dockerfile".parse().unwrap(),
             line: 2,
             command: "pip install x".into(),
-            manager: "pip".into(),
-            action: "install".into(),
+            manager: "pip".parse().unwrap(),
+            action: "install".parse().unwrap(),
             target: None,
             requested: vec![],
             channels: vec![],
@@ -250,10 +256,10 @@ mod tests {
         let both = ["linux/amd64", "linux/arm64"];
         s.pypi = vec![
             pypi("numpy", "2.0.0", &both),
-            pypi("Zed", "1", &both),
+            pypi("zed", "1", &both),
             pypi("cuda-x", "12", &["linux/amd64"]),
         ];
-        let pins: Vec<String> = pip_pins(&s, &both.map(String::from))
+        let pins: Vec<String> = pip_pins(&s, &both.map(|p| p.parse().unwrap()))
             .into_iter()
             .map(|p| p.text)
             .collect();
@@ -270,20 +276,23 @@ mod tests {
     #[test]
     fn conda_specs_name_the_channel_when_not_first() {
         let mut s = step();
-        s.channels = vec!["https://c/conda-forge".into(), "https://c/bioconda".into()];
+        s.channels = vec![
+            "https://c/conda-forge".parse().unwrap(),
+            "https://c/bioconda".parse().unwrap(),
+        ];
         let pkg = |name: &str, channel: &str| CondaPackage {
-            name: name.into(),
-            version: "1.0".into(),
-            build: "h0_1".into(),
+            name: name.parse().unwrap(),
+            version: "1.0".parse().unwrap(),
+            build: "h0_1".parse().unwrap(),
             build_number: 1,
-            channel: channel.into(),
-            subdir: "linux-64".into(),
-            url: String::new(),
-            sha256: String::new(),
+            channel: channel.parse().unwrap(),
+            subdir: "linux-64".parse().unwrap(),
+            url: "https://files.example.org/f".parse().unwrap(),
+            sha256: "0".repeat(64).parse().unwrap(),
             md5: None,
             size: None,
             requested: None,
-            platforms: vec!["linux/amd64".into()],
+            platforms: vec!["linux/amd64".parse().unwrap()],
         };
         s.conda = vec![
             pkg("pysam", "https://c/bioconda"),

@@ -195,10 +195,10 @@ fn synthetic_lock(def: &Definition, inputs: &Inputs, platforms: &[&str]) -> Lock
             .to_string();
         if !bases.iter().any(|b| b.name == plain) {
             bases.push(LockedBase {
-                digest: fake_digest(&plain),
-                name: plain.clone(),
-                references: vec![plain],
-                media_type: "application/vnd.oci.image.index.v1+json".into(),
+                digest: (fake_digest(&plain)).parse().unwrap(),
+                name: plain.clone().parse().unwrap(),
+                references: vec![plain.parse().unwrap()],
+                media_type: "application/vnd.oci.image.index.v1+json".parse().unwrap(),
                 built_from: None,
                 platforms: vec![],
             });
@@ -231,26 +231,26 @@ fn synthetic_lock(def: &Definition, inputs: &Inputs, platforms: &[&str]) -> Lock
             let pypi = names
                 .iter()
                 .map(|n| PypiPackage {
-                    name: n.clone(),
-                    version: Some("1.0".into()),
+                    name: n.clone().parse().unwrap(),
+                    version: Some("1.0".parse().unwrap()),
                     requested: None,
-                    file: Some(format!("{n}-1.0-py3-none-any.whl")),
-                    url: String::new(),
-                    sha256: Some(fake_digest(n)[7..].to_string()),
+                    file: Some(format!("{n}-1.0-py3-none-any.whl").parse().unwrap()),
+                    url: "https://files.example.org/f".parse().unwrap(),
+                    sha256: Some(fake_digest(n)[7..].to_string().parse().unwrap()),
                     source: PypiSource::Index,
                     revision: None,
                     commit: None,
                     required_by: Vec::new(),
-                    platforms: platforms.iter().map(|p| (*p).to_string()).collect(),
+                    platforms: platforms.iter().map(|p| p.parse().unwrap()).collect(),
                 })
                 .collect();
             steps.push(LockedStep {
                 stage: u32::try_from(stage.index).expect("small"),
-                file: "Dockerfile".into(),
+                file: "Dockerfile".parse().unwrap(),
                 line: u32::try_from(step.line).expect("small"),
                 command: step.command.text.clone(),
-                manager: step.command.manager.as_str().into(),
-                action: "install".into(),
+                manager: step.command.manager.as_str().parse().unwrap(),
+                action: "install".parse().unwrap(),
                 target: None,
                 requested: vec![],
                 channels: vec![],
@@ -264,10 +264,11 @@ fn synthetic_lock(def: &Definition, inputs: &Inputs, platforms: &[&str]) -> Lock
     LockedImage {
         version: crate::lock::LOCK_VERSION,
         image: ImageMeta {
-            name: "x".into(),
-            definition: "Dockerfile".into(),
+            name: "x".parse().unwrap(),
+            definition: "Dockerfile".parse().unwrap(),
             input_hash: inputs.hash(),
-            platforms: platforms.iter().map(|p| (*p).to_string()).collect(),
+            content_hash: None,
+            platforms: platforms.iter().map(|p| p.parse().unwrap()).collect(),
         },
         stages: vec![],
         bases,
@@ -581,17 +582,21 @@ fn requirements_file_pinned_in_place_with_hashes_and_markers() {
     let mut lock = synthetic_lock(&def, &inputs, &both);
     let step = &mut lock.steps[0];
     let pkg = |name: &str, version: &str, platforms: &[&str]| PypiPackage {
-        name: name.into(),
-        version: Some(version.into()),
+        name: name.parse().unwrap(),
+        version: Some(version.parse().unwrap()),
         requested: None,
-        file: Some(format!("{name}-{version}.whl")),
-        url: String::new(),
-        sha256: Some(fake_digest(&format!("{name}{version}{platforms:?}"))[7..15].to_string()),
+        file: Some(format!("{name}-{version}.whl").parse().unwrap()),
+        url: "https://files.example.org/f".parse().unwrap(),
+        sha256: Some(
+            (fake_digest(&format!("{name}{version}{platforms:?}"))[7..].to_string())
+                .parse()
+                .unwrap(),
+        ),
         source: PypiSource::Index,
         revision: None,
         commit: None,
         required_by: Vec::new(),
-        platforms: platforms.iter().map(|p| (*p).to_string()).collect(),
+        platforms: platforms.iter().map(|p| p.parse().unwrap()).collect(),
     };
     step.pypi = vec![
         pkg("pandas", "2.2.3", &both[..1]),
@@ -643,36 +648,44 @@ use crate::lock::CondaPackage;
 
 fn conda_pkg(name: &str, version: &str, build: &str, channel: &str) -> CondaPackage {
     CondaPackage {
-        name: name.into(),
-        version: version.into(),
-        build: build.into(),
+        name: name.parse().unwrap(),
+        version: version.parse().unwrap(),
+        build: build.parse().unwrap(),
         build_number: 0,
-        channel: format!("https://conda.anaconda.org/{channel}"),
-        subdir: "linux-64".into(),
+        channel: format!("https://conda.anaconda.org/{channel}")
+            .parse()
+            .unwrap(),
+        subdir: "linux-64".parse().unwrap(),
         url: format!(
             "https://conda.anaconda.org/{channel}/linux-64/{name}-{version}-{build}.conda"
-        ),
-        sha256: fake_digest(name)[7..].to_string(),
+        )
+        .parse()
+        .unwrap(),
+        sha256: fake_digest(name)[7..].to_string().parse().unwrap(),
         md5: None,
         size: None,
         requested: None,
-        platforms: vec!["linux/amd64".into()],
+        platforms: vec!["linux/amd64".parse().unwrap()],
     }
 }
 
 fn pypi_pkg(name: &str, version: &str) -> PypiPackage {
     PypiPackage {
-        name: name.into(),
-        version: Some(version.into()),
+        name: name.parse().unwrap(),
+        version: Some(version.parse().unwrap()),
         requested: None,
         source: PypiSource::Index,
-        file: Some(format!("{name}-{version}-py3-none-any.whl")),
-        url: String::new(),
-        sha256: Some(fake_digest(name)[7..].to_string()),
+        file: Some(
+            format!("{name}-{version}-py3-none-any.whl")
+                .parse()
+                .unwrap(),
+        ),
+        url: "https://files.example.org/f".parse().unwrap(),
+        sha256: Some(fake_digest(name)[7..].to_string().parse().unwrap()),
         revision: None,
         commit: None,
         required_by: vec![],
-        platforms: vec!["linux/amd64".into()],
+        platforms: vec!["linux/amd64".parse().unwrap()],
     }
 }
 
@@ -698,16 +711,16 @@ fn conda_context(eol: &str) -> (tempfile::TempDir, PathBuf, LockedImage) {
     let locked =
         |step: &InstallStep, conda: Vec<CondaPackage>, pypi: Vec<PypiPackage>| LockedStep {
             stage: 0,
-            file: "Dockerfile".into(),
+            file: "Dockerfile".parse().unwrap(),
             line: u32::try_from(step.line).expect("small"),
             command: step.command.text.clone(),
-            manager: step.command.manager.as_str().into(),
-            action: "install".into(),
+            manager: step.command.manager.as_str().parse().unwrap(),
+            action: "install".parse().unwrap(),
             target: Some("/opt/conda".into()),
             requested: vec![],
             channels: vec![
-                "https://conda.anaconda.org/conda-forge".into(),
-                "https://conda.anaconda.org/bioconda".into(),
+                "https://conda.anaconda.org/conda-forge".parse().unwrap(),
+                "https://conda.anaconda.org/bioconda".parse().unwrap(),
             ],
             indexes: vec![],
             locked: true,
@@ -728,7 +741,7 @@ fn conda_context(eol: &str) -> (tempfile::TempDir, PathBuf, LockedImage) {
             vec![
                 pypi_pkg("requests", "2.32.3"),
                 pypi_pkg("urllib3", "2.2.2"),
-                pypi_pkg("charset_normalizer", "3.3.2"),
+                pypi_pkg("charset-normalizer", "3.3.2"),
             ],
         ),
         locked(
@@ -929,14 +942,14 @@ proptest::proptest! {
             let step = &def.stages[0].steps[i];
             LockedStep {
                 stage: 0,
-                file: "Dockerfile".into(),
+                file: "Dockerfile".parse().unwrap(),
                 line: u32::try_from(step.line).expect("small"),
                 command: step.command.text.clone(),
-                manager: step.command.manager.as_str().into(),
-                action: "install".into(),
+                manager: step.command.manager.as_str().parse().unwrap(),
+                action: "install".parse().unwrap(),
                 target: None,
                 requested: vec![],
-                channels: vec!["https://conda.anaconda.org/conda-forge".into()],
+                channels: vec!["https://conda.anaconda.org/conda-forge".parse().unwrap()],
                 indexes: vec![],
                 locked: true,
                 conda,
@@ -1028,7 +1041,7 @@ fn per_platform_pins_in_a_requirements_file_are_stable() {
         let (def, inputs) = load(&dockerfile, dir.path(), &BTreeMap::new());
         let mut lock = synthetic_lock(&def, &inputs, &both);
         let pkg = |name: &str, version: &str, platforms: &[&str]| PypiPackage {
-            platforms: platforms.iter().map(|p| (*p).to_string()).collect(),
+            platforms: platforms.iter().map(|p| p.parse().unwrap()).collect(),
             ..pypi_pkg(name, version)
         };
         lock.steps[0].pypi = vec![

@@ -14,7 +14,6 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use crate::lock::InputHasher;
 use crate::source::load::SourceError;
 use crate::source::model::{CopiedFile, Definition, DefinitionKind, InstallStep, Stage};
 use crate::source::requirements::{RequirementsEntry, RequirementsFile};
@@ -74,7 +73,7 @@ impl Inputs {
     /// Not hashed: the definition's path or name (moving a repository does
     /// not make its locks stale), files of the context no step reads, and
     /// the configuration beyond build args.
-    pub fn hash(&self) -> String {
+    pub fn hash(&self) -> crate::oci::Digest {
         let mut h = InputHasher::new();
         h.text("definition", &self.definition);
         for f in &self.files {
@@ -377,5 +376,87 @@ mod tests {
             .expect("inputs")
             .hash();
         assert_ne!(before, after);
+    }
+}
+
+/// Hashes the inputs of a lock: the definition file, the files it reads,
+/// build args and the configuration that affects resolution.
+///
+/// Each part is a label and bytes. Text is normalized to `\n` line ends so a
+/// checkout with CRLF conversion gives the same hash. Parts are framed with
+/// their lengths, so moving bytes between parts changes the hash.
+#[derive(Clone, Debug)]
+pub struct InputHasher {
+    parts: Vec<(String, Vec<u8>)>,
+}
+
+impl Default for InputHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InputHasher {
+    pub fn new() -> Self {
+        Self { parts: Vec::new() }
+    }
+
+    /// Adds a text input (line ends normalized).
+    pub fn text(&mut self, label: &str, text: &str) -> &mut Self {
+        let normalized = text.replace("\r\n", "\n");
+        self.parts
+            .push((label.to_string(), normalized.into_bytes()));
+        self
+    }
+
+    /// Adds a key/value input (build args, configuration values).
+    pub fn value(&mut self, label: &str, value: &str) -> &mut Self {
+        self.parts
+            .push((label.to_string(), value.as_bytes().to_vec()));
+        self
+    }
+
+    /// `sha256:<hex>`. Parts are sorted by label first, so the order they
+    /// were added in does not matter.
+    pub fn finish(&self) -> crate::oci::Digest {
+        let mut parts: Vec<_> = self.parts.iter().collect();
+        parts.sort();
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(b"imagelock-inputs-v1\0");
+        for (label, bytes) in parts {
+            h.update((label.len() as u64).to_le_bytes());
+            h.update(label.as_bytes());
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        }
+        crate::oci::Digest::from_sha256_output(&h.finalize())
+    }
+}
+
+#[cfg(test)]
+mod hasher_tests {
+    use super::*;
+
+    #[test]
+    fn crlf_and_order_do_not_matter_but_content_does() {
+        let a = InputHasher::new()
+            .text("Dockerfile", "FROM x\r\nRUN y\r\n")
+            .value("arg:A", "1")
+            .finish();
+        let b = InputHasher::new()
+            .value("arg:A", "1")
+            .text("Dockerfile", "FROM x\nRUN y\n")
+            .finish();
+        assert_eq!(a, b);
+        let c = InputHasher::new()
+            .text("Dockerfile", "FROM x\nRUN z\n")
+            .value("arg:A", "1")
+            .finish();
+        assert_ne!(a, c);
+        // Framing: the same bytes split differently are different inputs.
+        let d = InputHasher::new().value("a", "bc").finish();
+        let e = InputHasher::new().value("ab", "c").finish();
+        assert_ne!(d, e);
     }
 }

@@ -142,24 +142,16 @@ pub fn locked_base_layers(lock: &LockedImage, platform: &Platform) -> LockedBase
             stage.base
         ));
     };
-    let Some(p) = base.platforms.iter().find(|p| {
-        p.platform
-            .parse::<Platform>()
-            .is_ok_and(|p| p.matches(platform))
-    }) else {
+    let Some(p) = base.platforms.iter().find(|p| p.platform.matches(platform)) else {
         return LockedBaseLayers::Unknown(format!(
             "the lock has no `{platform}` image of the base `{}`",
             base.name
         ));
     };
-    let diff_ids: Result<Vec<Digest>, _> = p.diff_ids.iter().map(|d| d.parse()).collect();
-    match diff_ids {
-        Ok(diff_ids) => LockedBaseLayers::Image {
-            name: base.name.clone(),
-            digest: base.digest.clone(),
-            diff_ids,
-        },
-        Err(e) => LockedBaseLayers::Unknown(format!("the lock's base layers: {e}")),
+    LockedBaseLayers::Image {
+        name: base.name.to_string(),
+        digest: base.digest.to_string(),
+        diff_ids: p.diff_ids.clone(),
     }
 }
 
@@ -311,7 +303,7 @@ fn check_conda(
             |kind, expected: String, found: Option<String>, location: Option<&str>| Finding {
                 kind,
                 ecosystem: Ecosystem::Conda,
-                name: pkg.name.clone(),
+                name: pkg.name.to_string(),
                 expected: Some(expected),
                 found,
                 step: Some(step_of(step)),
@@ -335,14 +327,14 @@ fn check_conda(
         if rec.version != pkg.version {
             out.findings.push(finding(
                 FindingKind::VersionDiffers,
-                pkg.version.clone(),
+                pkg.version.to_string(),
                 Some(rec.version.clone()),
                 Some(path),
             ));
         } else if rec.build != pkg.build {
             out.findings.push(finding(
                 FindingKind::BuildDiffers,
-                pkg.build.clone(),
+                pkg.build.to_string(),
                 Some(rec.build.clone()),
                 Some(path),
             ));
@@ -369,7 +361,7 @@ fn check_conda(
         {
             out.findings.push(finding(
                 FindingKind::HashDiffers,
-                pkg.url.clone(),
+                pkg.url.to_string(),
                 Some(url.to_string()),
                 Some(path),
             ));
@@ -429,7 +421,7 @@ fn check_pip(
             |kind, expected: String, found: Option<String>, location: Option<&str>| Finding {
                 kind,
                 ecosystem: Ecosystem::Pip,
-                name: pkg.name.clone(),
+                name: pkg.name.to_string(),
                 expected: Some(expected),
                 found,
                 step: Some(step_of(step)),
@@ -465,7 +457,7 @@ fn check_pip(
         {
             out.findings.push(finding(
                 FindingKind::VersionDiffers,
-                version.clone(),
+                version.to_string(),
                 Some(dist.version.clone()),
                 Some(&dist.site_packages),
             ));
@@ -540,7 +532,7 @@ fn direct_url_matches(
         return match pkg.source {
             PypiSource::Path => Ok(()),
             _ => Err((
-                pkg.requested.clone().unwrap_or_else(|| pkg.url.clone()),
+                pkg.requested.clone().unwrap_or_else(|| pkg.url.to_string()),
                 "no direct_url.json (installed from an index?)".into(),
             )),
         };
@@ -688,14 +680,14 @@ mod tests {
     #[test]
     fn direct_url_json_is_checked() {
         let pkg = |source, url: &str| PypiPackage {
-            name: "demo".into(),
+            name: "demo".parse().unwrap(),
             version: None,
             requested: None,
             source,
             file: None,
-            url: url.into(),
-            sha256: Some("ab".repeat(32)),
-            revision: Some("v1".into()),
+            url: url.parse().unwrap(),
+            sha256: Some("ab".repeat(32).parse().unwrap()),
+            revision: Some("v1".parse().unwrap()),
             commit: None,
             required_by: Vec::new(),
             platforms: Vec::new(),
@@ -718,7 +710,7 @@ mod tests {
             r#"{"url": "https://x.org/o/r", "vcs_info": {"vcs": "git", "commit_id": "abc", "requested_revision": "v1"}}"#,
         );
         assert!(direct_url_matches(&vcs, Some(&installed)).is_ok());
-        vcs.commit = Some("def".into());
+        vcs.commit = Some("def".parse().unwrap());
         assert_eq!(
             direct_url_matches(&vcs, Some(&installed)),
             Err((

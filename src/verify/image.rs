@@ -136,12 +136,7 @@ pub fn verify_image(
     let explicit = platform.is_some();
     let platforms: Vec<Platform> = match platform {
         Some(p) => vec![p.clone()],
-        None => lock
-            .image
-            .platforms
-            .iter()
-            .map(|p| p.parse::<Platform>())
-            .collect::<Result<_, _>>()?,
+        None => lock.image.platforms.clone(),
     };
     let mut warnings = Vec::new();
     let mut report = ImageReport::new(&image.name, shown(&image.file), shown(&path));
@@ -223,7 +218,13 @@ pub fn verify_image(
     if report.platforms.is_empty() {
         return Err(VerifyError::NoPlatform {
             location: location.to_string(),
-            platforms: lock.image.platforms.join(", "),
+            platforms: lock
+                .image
+                .platforms
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     }
     drop(runtime);

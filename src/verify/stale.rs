@@ -1,7 +1,8 @@
 //! Is a lock current for its inputs? Offline: the input hash recomputed
 //! from the definition and the files its steps read, and the definition's
 //! install steps and bases against the locked ones (a lock whose hash was
-//! edited by hand is still caught).
+//! edited by hand is still caught), and the lock's own content against its
+//! `content-hash` (a hand edit anywhere shows).
 
 use std::collections::BTreeSet;
 
@@ -35,6 +36,13 @@ pub enum Staleness {
     },
     /// The definition has another number of stages than the lock.
     StagesChanged { locked: usize, now: usize },
+    /// The lock's content does not hash to its `content-hash` (or it has
+    /// none): it was edited by hand, or not written by `imagelock freeze`.
+    HandEdited {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        locked: Option<String>,
+        now: String,
+    },
 }
 
 impl Staleness {
@@ -63,6 +71,14 @@ impl Staleness {
             Self::StagesChanged { locked, now } => {
                 format!("the definition has {now} stages, the lock has {locked}")
             }
+            Self::HandEdited { locked, now } => format!(
+                "the lock was edited by hand: its content hashes to {}, {}",
+                short(now),
+                match locked {
+                    Some(l) => format!("but its content-hash says {}", short(l)),
+                    None => "and it records no content-hash".to_string(),
+                }
+            ),
         }
     }
 
@@ -74,6 +90,7 @@ impl Staleness {
             Self::StepsChanged { .. } => "steps-changed",
             Self::BaseChanged { .. } => "base-changed",
             Self::StagesChanged { .. } => "stages-changed",
+            Self::HandEdited { .. } => "hand-edited",
         }
     }
 }
@@ -87,11 +104,18 @@ fn short(hash: &str) -> String {
 /// `file` is the definition as the lock names it (`ImageMeta::definition`).
 pub fn check_lock(lock: &LockedImage, definition: &Definition, inputs: &Inputs) -> Vec<Staleness> {
     let mut out = Vec::new();
+    let content = lock.computed_content_hash();
+    if lock.image.content_hash.as_ref() != Some(&content) {
+        out.push(Staleness::HandEdited {
+            locked: lock.image.content_hash.as_ref().map(ToString::to_string),
+            now: content.to_string(),
+        });
+    }
     let now = inputs.hash();
     if now != lock.image.input_hash {
         out.push(Staleness::InputHash {
-            locked: lock.image.input_hash.clone(),
-            now,
+            locked: lock.image.input_hash.to_string(),
+            now: now.to_string(),
         });
     }
     let file = &lock.image.definition;
@@ -142,7 +166,7 @@ pub fn check_lock(lock: &LockedImage, definition: &Definition, inputs: &Inputs) 
         {
             out.push(Staleness::BaseChanged {
                 stage: index,
-                locked: l.base.clone(),
+                locked: l.base.to_string(),
                 now,
             });
         }

@@ -30,7 +30,7 @@ fn locked_pip(lock: &Path) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = lock
         .final_pypi("linux/amd64")
         .into_iter()
-        .map(|p| (p.name.clone(), p.version.clone().unwrap_or_default()))
+        .map(|p| (p.name.to_string(), p.version_or_unknown().to_string()))
         .collect();
     v.sort();
     v

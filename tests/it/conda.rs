@@ -256,7 +256,11 @@ fn installed_prefix_records_are_kept_over_http() {
     request.installed = installed;
     let solution = solve(&request, &data).expect("solvable");
     assert_eq!(version(&solution, "python"), version(&base, "python"));
-    let locked = solution.lock_packages("linux/amd64");
+    let locked = imagelock::lock::CondaPackage::from_solution(
+        &solution,
+        &imagelock::oci::Platform::linux_amd64(),
+    )
+    .unwrap();
     assert!(locked.iter().any(|p| p.name == "requests"));
     assert!(locked.iter().all(|p| p.name != "python"));
 }

@@ -33,7 +33,7 @@ fn examples_are_prepared_in_build_order() {
     let driver = jobs.iter().find(|j| j.config.name == "driver").unwrap();
     // The requirements file the build copies in is an input.
     assert_eq!(driver.inputs.files.len(), 1, "{:?}", driver.inputs.files);
-    assert!(driver.inputs.hash().starts_with("sha256:"));
+    assert!(driver.inputs.hash().to_string().starts_with("sha256:"));
 }
 
 #[tokio::test]
@@ -56,6 +56,8 @@ async fn bases_are_pinned_from_the_world_layouts() {
     assert_eq!(
         python.digest,
         "sha256:b0bac9e435e7c26d0740198916fd9c8f34e946db179d7aaf1b27bffce47a6655"
+            .parse()
+            .unwrap()
     );
     assert_eq!(python.platforms.len(), 2);
     assert!(python.platforms.iter().all(|p| !p.diff_ids.is_empty()));
@@ -274,6 +276,8 @@ fn freeze_against_a_registry_and_an_index_over_http() {
     assert_eq!(
         lock.bases[0].digest,
         "sha256:b0bac9e435e7c26d0740198916fd9c8f34e946db179d7aaf1b27bffce47a6655"
+            .parse()
+            .unwrap()
     );
     let names: Vec<&str> = lock.steps[0].pypi.iter().map(|p| p.name.as_str()).collect();
     for want in [
@@ -297,7 +301,7 @@ fn freeze_against_a_registry_and_an_index_over_http() {
         lock.steps[0]
             .pypi
             .iter()
-            .any(|p| p.platforms == ["linux/arm64"])
+            .any(|p| p.platforms == ["linux/arm64".parse().unwrap()])
     );
 
     index.reset();
@@ -576,17 +580,17 @@ fn an_index_of_variants_freezes_and_verifies_the_same_platform() {
     assert_eq!(code, 0, "{err}");
     let lock = imagelock::lock::LockedImage::read(&dir.path().join("lockfiles/app.lock")).unwrap();
     let base = &lock.bases[0];
-    assert_eq!(base.digest, index);
-    let pinned: Vec<(&str, &str)> = base
+    assert_eq!(base.digest.to_string(), index);
+    let pinned: Vec<(String, String)> = base
         .platforms
         .iter()
-        .map(|p| (p.platform.as_str(), p.digest.as_str()))
+        .map(|p| (p.platform.to_string(), p.digest.to_string()))
         .collect();
     assert_eq!(
         pinned,
         [
-            ("linux/amd64", children[0].digest.as_str()),
-            ("linux/arm64", children[1].digest.as_str()),
+            ("linux/amd64".to_string(), children[0].digest.clone()),
+            ("linux/arm64".to_string(), children[1].digest.clone()),
         ]
     );
 

@@ -94,7 +94,7 @@ async fn plain_resolution_with_lock_entries() {
             "urllib3==2.2.3"
         ]
     );
-    let lock = out[3].to_lock("linux/amd64").unwrap();
+    let lock = out[3].locked();
     assert_eq!(
         lock.file.as_deref(),
         Some("requests-2.32.3-py3-none-any.whl")
@@ -105,7 +105,7 @@ async fn plain_resolution_with_lock_entries() {
         format!("{}/packages/requests-2.32.3-py3-none-any.whl", s.url())
     );
     assert_eq!(lock.sha256.map(|s| s.len()), Some(64));
-    assert_eq!(out[0].to_lock("linux/amd64").unwrap().requested, None);
+    assert_eq!(out[0].locked().requested, None);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -441,18 +441,14 @@ async fn direct_urls_are_fetched_hashed_and_resolved() {
         ]
     );
     let files = repo_root().join("fixtures/pypi-local/files");
-    let direct = by_name(&pins, "demo-direct")
-        .to_lock("linux/amd64")
-        .unwrap();
+    let direct = by_name(&pins, "demo-direct").locked();
     assert_eq!(direct.source, imagelock::lock::PypiSource::Url);
     assert_eq!(direct.url, wheel);
     assert_eq!(
         direct.sha256.as_deref(),
         Some(sha256_of(&files.join("demo_direct-1.0-py3-none-any.whl")).as_str())
     );
-    let bare = by_name(&pins, "demo-static")
-        .to_lock("linux/amd64")
-        .unwrap();
+    let bare = by_name(&pins, "demo-static").locked();
     assert_eq!(
         bare.requested.as_deref(),
         Some(sdist.as_str()),
@@ -492,7 +488,7 @@ async fn vcs_and_paths_are_recorded_as_given() {
     );
     let tool = by_name(&pins, "tool");
     assert_eq!(tool.version, None);
-    let lock = tool.to_lock("linux/amd64").unwrap();
+    let lock = tool.locked();
     assert_eq!(lock.source, imagelock::lock::PypiSource::Vcs);
     assert_eq!(lock.url, "git+https://git.example.invalid/o/tool.git");
     assert_eq!(lock.revision.as_deref(), Some("v1.0"));
@@ -503,9 +499,9 @@ async fn vcs_and_paths_are_recorded_as_given() {
         warning.contains("dependencies are not resolved"),
         "{warning}"
     );
-    let pinned = by_name(&pins, "pinned").to_lock("linux/amd64").unwrap();
+    let pinned = by_name(&pins, "pinned").locked();
     assert_eq!(pinned.commit.as_deref(), Some(sha));
-    let local = by_name(&pins, "local").to_lock("linux/amd64").unwrap();
+    let local = by_name(&pins, "local").locked();
     assert_eq!(local.source, imagelock::lock::PypiSource::Path);
     assert_eq!(local.version.as_deref(), Some("1.2"));
     assert_eq!(local.url, "./vendor/local-1.2-py3-none-any.whl");
@@ -616,4 +612,17 @@ async fn required_by_records_edges_with_their_markers() {
             .map(|p| (p.name.to_string(), p.required_by.clone()))
             .collect::<Vec<_>>()
     );
+}
+
+/// The lock entry a pin becomes on `linux/amd64`.
+trait Locked {
+    fn locked(&self) -> imagelock::lock::PypiPackage;
+}
+
+impl Locked for imagelock::solve::python::PinnedPackage {
+    fn locked(&self) -> imagelock::lock::PypiPackage {
+        imagelock::lock::PypiPackage::from_pin(self, &imagelock::oci::Platform::linux_amd64())
+            .unwrap()
+            .unwrap()
+    }
 }

@@ -186,9 +186,10 @@ async fn multi_arch_index_matches_skopeo() {
     let counts = registry.request_counts();
     assert_eq!((counts.manifests, counts.blobs, counts.tokens), (4, 3, 0));
 
-    let locked = resolved.to_locked_base(vec!["multi:1".into()]);
+    let locked =
+        imagelock::lock::LockedBase::from_resolved(&resolved, &["multi:1".to_string()]).unwrap();
     assert_eq!(locked.name, format!("{}/multi:1", server.addr));
-    assert_eq!(locked.platforms[2].platform, "linux/arm/v7");
+    assert_eq!(locked.platforms[2].platform.to_string(), "linux/arm/v7");
 }
 
 #[tokio::test]

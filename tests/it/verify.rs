@@ -194,18 +194,18 @@ fn derive_lock(w: &World, dir: &str, base_oci: &str) -> LockedImage {
             let r: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
             let s = |k: &str| r[k].as_str().unwrap().to_string();
             conda.push(CondaPackage {
-                name: s("name"),
-                version: s("version"),
-                build: s("build"),
+                name: s("name").parse().unwrap(),
+                version: s("version").parse().unwrap(),
+                build: s("build").parse().unwrap(),
                 build_number: r["build_number"].as_u64().unwrap(),
-                channel: s("channel"),
-                subdir: s("subdir"),
-                url: s("url"),
-                sha256: s("sha256"),
-                md5: Some(s("md5")),
+                channel: s("channel").parse().unwrap(),
+                subdir: s("subdir").parse().unwrap(),
+                url: s("url").parse().unwrap(),
+                sha256: s("sha256").parse().unwrap(),
+                md5: Some(s("md5").parse().unwrap()),
                 size: r["size"].as_u64(),
                 requested: Some(s("name")),
-                platforms: vec!["linux/amd64".into()],
+                platforms: vec!["linux/amd64".parse().unwrap()],
             });
         }
     }
@@ -218,20 +218,20 @@ fn derive_lock(w: &World, dir: &str, base_oci: &str) -> LockedImage {
             let file = format!("{n}-{v}-py3-none-any.whl");
             let bytes = std::fs::read(w.path(&file)).unwrap();
             pypi.push(PypiPackage {
-                name: n.to_string(),
-                version: Some(v.to_string()),
+                name: n.to_string().parse().unwrap(),
+                version: Some(v.to_string().parse().unwrap()),
                 requested: Some(format!("{n}=={v}")),
-                url: format!("file:///wheels/{file}"),
+                url: format!("file:///wheels/{file}").parse().unwrap(),
                 sha256: {
                     use sha2::Digest as _;
-                    Some(hex::encode(sha2::Sha256::digest(&bytes)))
+                    Some((hex::encode(sha2::Sha256::digest(&bytes))).parse().unwrap())
                 },
-                file: Some(file),
+                file: Some(file.parse().unwrap()),
                 source: imagelock::lock::PypiSource::Index,
                 revision: None,
                 commit: None,
                 required_by: Vec::new(),
-                platforms: vec!["linux/amd64".into()],
+                platforms: vec!["linux/amd64".parse().unwrap()],
             });
         }
     }
@@ -250,11 +250,11 @@ fn derive_lock(w: &World, dir: &str, base_oci: &str) -> LockedImage {
     };
     let step = |manager: &str| LockedStep {
         stage: 0,
-        file: format!("{dir}/Dockerfile"),
+        file: format!("{dir}/Dockerfile").parse().unwrap(),
         line: written(manager).0,
         command: written(manager).1,
-        manager: manager.into(),
-        action: "install".into(),
+        manager: manager.parse().unwrap(),
+        action: "install".parse().unwrap(),
         target: (manager == "conda").then(|| "/opt/conda".to_string()),
         requested: vec![],
         channels: vec![],
@@ -270,28 +270,31 @@ fn derive_lock(w: &World, dir: &str, base_oci: &str) -> LockedImage {
     let mut lock = LockedImage {
         version: LOCK_VERSION,
         image: ImageMeta {
-            name: "app".into(),
-            definition: "app/Dockerfile".into(),
+            name: "app".parse().unwrap(),
+            definition: "app/Dockerfile".parse().unwrap(),
             input_hash: inputs.hash(),
-            platforms: vec!["linux/amd64".into()],
+            content_hash: None,
+            platforms: vec!["linux/amd64".parse().unwrap()],
         },
         stages: vec![LockedStage {
             index: 0,
             name: None,
-            base: base_name.clone(),
-            base_name: Some(base_name.clone()),
+            base: base_name.clone().parse().unwrap(),
+            base_name: Some(base_name.clone().parse().unwrap()),
         }],
         bases: vec![LockedBase {
-            name: base_name.clone(),
-            references: vec![base_name],
-            digest: digest.clone(),
-            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            name: base_name.clone().parse().unwrap(),
+            references: vec![base_name.parse().unwrap()],
+            digest: digest.clone().parse().unwrap(),
+            media_type: "application/vnd.oci.image.manifest.v1+json"
+                .parse()
+                .unwrap(),
             built_from: None,
             platforms: vec![LockedPlatformImage {
-                platform: "linux/amd64".into(),
-                digest,
-                config,
-                diff_ids,
+                platform: "linux/amd64".parse().unwrap(),
+                digest: digest.parse().unwrap(),
+                config: config.parse().unwrap(),
+                diff_ids: diff_ids.iter().map(|d| d.parse().unwrap()).collect(),
             }],
         }],
         steps: vec![conda_step, pip_step],
@@ -591,10 +594,11 @@ fn verify_without_an_image_finds_stale_locks() {
         LockedImage {
             version: LOCK_VERSION,
             image: ImageMeta {
-                name: "tool".into(),
-                definition: "tool/Dockerfile".into(),
+                name: "tool".parse().unwrap(),
+                definition: "tool/Dockerfile".parse().unwrap(),
                 input_hash: inputs.hash(),
-                platforms: vec!["linux/amd64".into()],
+                content_hash: None,
+                platforms: vec!["linux/amd64".parse().unwrap()],
             },
             stages: def
                 .stages
@@ -602,7 +606,7 @@ fn verify_without_an_image_finds_stale_locks() {
                 .map(|s| LockedStage {
                     index: u32::try_from(s.index).unwrap(),
                     name: None,
-                    base: s.base.reference.value.clone().unwrap(),
+                    base: s.base.reference.value.clone().unwrap().parse().unwrap(),
                     base_name: None,
                 })
                 .collect(),
@@ -613,11 +617,11 @@ fn verify_without_an_image_finds_stale_locks() {
                 .flat_map(|s| {
                     s.steps.iter().map(|st| LockedStep {
                         stage: u32::try_from(s.index).unwrap(),
-                        file: "tool/Dockerfile".into(),
+                        file: "tool/Dockerfile".parse().unwrap(),
                         line: u32::try_from(st.line).unwrap(),
                         command: st.command.text.clone(),
-                        manager: st.command.manager.as_str().into(),
-                        action: "install".into(),
+                        manager: st.command.manager.as_str().parse().unwrap(),
+                        action: "install".parse().unwrap(),
                         target: None,
                         requested: vec![],
                         channels: vec![],

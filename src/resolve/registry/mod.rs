@@ -15,8 +15,7 @@ use std::collections::BTreeMap;
 pub use client::{BlobStream, Registry, RegistryOptions, RequestCounts};
 pub use error::ResolveError;
 
-use crate::lock::{LockedBase, LockedPlatformImage};
-use crate::oci::{ImageRef, ResolvedImage};
+use crate::oci::ImageRef;
 
 /// The name the lock keys an image by: tag kept, digest dropped unless it
 /// is all there is.
@@ -31,34 +30,6 @@ pub fn canonical_name(image: &ImageRef) -> String {
 pub const MANIFEST_LIMIT: u64 = 4 * 1024 * 1024;
 /// The largest config blob accepted.
 pub const CONFIG_LIMIT: u64 = 16 * 1024 * 1024;
-
-impl ResolvedImage {
-    /// The lock entry for this image; `references` are the spellings used in
-    /// the definition.
-    pub fn to_locked_base(&self, references: Vec<String>) -> LockedBase {
-        LockedBase {
-            name: self.name.clone(),
-            references,
-            digest: self.digest.to_string(),
-            media_type: self.media_type.clone(),
-            built_from: None,
-            platforms: self
-                .platforms
-                .iter()
-                .map(|p| LockedPlatformImage {
-                    platform: p.platform.to_string(),
-                    digest: p
-                        .manifest_digest
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default(),
-                    config: p.config_digest.to_string(),
-                    diff_ids: p.config.diff_ids.iter().map(ToString::to_string).collect(),
-                })
-                .collect(),
-        }
-    }
-}
 
 /// The per-host settings of a configuration, keyed by registry.
 pub type RegistryConfigs = BTreeMap<String, crate::config::RegistryConfig>;

@@ -4,8 +4,6 @@ use std::str::FromStr;
 
 use rattler_conda_types::{PrefixRecord, RepoDataRecord};
 
-use crate::lock::CondaPackage;
-
 /// Records could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadCondaRecordError {
@@ -107,24 +105,6 @@ impl CondaRecord {
             .map(|t| t.timestamp_millis())
     }
 
-    /// The lock entry for this record.
-    pub fn to_lock(&self, requested: Option<&str>, platform: &str) -> CondaPackage {
-        CondaPackage {
-            name: self.name().to_string(),
-            version: self.version(),
-            build: self.build().to_string(),
-            build_number: self.build_number(),
-            channel: self.channel().to_string(),
-            subdir: self.subdir().to_string(),
-            url: self.url().to_string(),
-            sha256: self.sha256().unwrap_or_default(),
-            md5: self.md5(),
-            size: self.size(),
-            requested: requested.map(str::to_string),
-            platforms: vec![platform.to_string()],
-        }
-    }
-
     /// Same package build (name, version, build, subdir)? Channels are not
     /// compared: a prefix may record a channel by name.
     pub(crate) fn same_build(&self, other: &CondaRecord) -> bool {
@@ -156,13 +136,9 @@ mod tests {
             (r.name(), r.version().as_str(), r.build()),
             ("zlib", "1.2.13", "h5eee18b_0")
         );
-        let lock = r.to_lock(Some("zlib"), "linux/amd64");
-        assert_eq!(lock.channel, "https://repo.anaconda.com/pkgs/main");
-        assert_eq!(lock.size, Some(103));
-        assert_eq!(
-            lock.md5.as_deref(),
-            Some("c6a5d4f0b1e1c5f2e0e4b6b1b8d6a1f0")
-        );
+        assert_eq!(r.channel(), "https://repo.anaconda.com/pkgs/main");
+        assert_eq!(r.size(), Some(103));
+        assert_eq!(r.md5().as_deref(), Some("c6a5d4f0b1e1c5f2e0e4b6b1b8d6a1f0"));
         let json = CondaRecord::many_to_json(std::slice::from_ref(&r));
         let back = CondaRecord::many_from_json("x", &json).expect("round trip");
         assert_eq!(back, vec![r]);

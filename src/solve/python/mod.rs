@@ -1,5 +1,5 @@
 //! Python resolution: the target environment, PubGrub over a
-//! [`PackageSource`], and the lock entries it produces. No I/O here.
+//! [`PackageSource`], and the pinned packages it produces. No I/O here.
 
 pub mod direct;
 pub mod dist;
@@ -19,51 +19,7 @@ pub use resolver::{
 };
 pub use target::{Libc, TargetEnv, TargetError};
 
-use crate::lock::{PypiPackage, PypiSource};
-
 impl PinnedPackage {
-    /// The lock entry for `platform`; `None` for packages that were already
-    /// installed (they are not part of the step).
-    pub fn to_lock(&self, platform: &str) -> Option<PypiPackage> {
-        let mut entry = PypiPackage {
-            name: self.name.to_string(),
-            version: self.version.as_ref().map(ToString::to_string),
-            requested: self.requested.clone(),
-            source: PypiSource::Index,
-            file: None,
-            url: String::new(),
-            sha256: None,
-            revision: None,
-            commit: None,
-            required_by: self.required_by.clone(),
-            platforms: vec![platform.to_string()],
-        };
-        match &self.source {
-            PinnedSource::Index(f) => {
-                entry.file = Some(f.filename.clone());
-                entry.url.clone_from(&f.url);
-                entry.sha256.clone_from(&f.sha256);
-            }
-            PinnedSource::Direct(d) => {
-                entry.source = PypiSource::Url;
-                entry.file = Some(d.filename.clone());
-                entry.url.clone_from(&d.url);
-                entry.sha256.clone_from(&d.sha256);
-            }
-            PinnedSource::Unbuilt(u) => {
-                entry.source = match u.kind {
-                    DirectKind::Vcs => PypiSource::Vcs,
-                    DirectKind::Archive | DirectKind::Path => PypiSource::Path,
-                };
-                entry.url.clone_from(&u.url);
-                entry.revision.clone_from(&u.revision);
-                entry.commit.clone_from(&u.commit);
-            }
-            PinnedSource::Installed => return None,
-        }
-        Some(entry)
-    }
-
     /// Why this package's lock entry is weaker than an index file's, for a
     /// VCS or path requirement: what it pins, and what it cannot.
     pub fn unbuilt_warning(&self) -> Option<String> {

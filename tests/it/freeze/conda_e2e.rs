@@ -181,6 +181,13 @@ fn freeze_a_conda_base_from_the_registry_end_to_end() {
             .is_file(),
         "py-rattler wrote the prefix's records"
     );
+    // A record conda could not have written: freeze cannot read it, and
+    // says so (this warning was once dropped on the way to the user).
+    std::fs::write(
+        root.join("opt/conda/conda-meta/broken-1.0-0.json"),
+        r#"{"name": "broken", "version": "1.0", "build": "0", "files": []}"#,
+    )
+    .unwrap();
     let pushed = layout(
         &w.join("layout"),
         &root,
@@ -225,13 +232,17 @@ fn freeze_a_conda_base_from_the_registry_end_to_end() {
     };
     let (code, _, err) = freeze();
     assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("/opt/conda/conda-meta/broken-1.0-0.json"),
+        "base-image warnings reach the user: {err}"
+    );
     let lock_path = project.join("lockfiles/app.lock");
     let text = std::fs::read_to_string(&lock_path).unwrap();
     let lock = imagelock::lock::LockedImage::read(&lock_path).unwrap();
 
     // The pinned base is the manifest that was pushed.
-    assert_eq!(lock.bases[0].digest, pushed);
-    assert_eq!(lock.bases[0].platforms[0].digest, pushed);
+    assert_eq!(lock.bases[0].digest, pushed.parse().unwrap());
+    assert_eq!(lock.bases[0].platforms[0].digest, pushed.parse().unwrap());
     // mamba keeps what the prefix holds: tinylib 1.0 stays although 2.0 is
     // in the channel, so the step installs only tinyapp.
     let conda: Vec<(&str, &str)> = lock.steps[0]
@@ -267,6 +278,7 @@ fn freeze_a_conda_base_from_the_registry_end_to_end() {
         (r#"diff-ids = \[[^\]]*\]"#, "diff-ids = [BASE-LAYERS]"),
         (r#"config = "sha256:[0-9a-f]{64}""#, "config = \"[BASE-CONFIG]\""),
         (r#"input-hash = "sha256:[0-9a-f]{64}""#, "input-hash = \"[INPUT-HASH]\""),
+        (r#"content-hash = "sha256:[0-9a-f]{64}""#, "content-hash = \"[CONTENT-HASH]\""),
     ]}, {
         insta::assert_snapshot!("conda_base_lock", shown);
     });

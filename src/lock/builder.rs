@@ -1,0 +1,430 @@
+//! The only place records become lock entries: conda records, pinned
+//! Python packages and resolved base images are converted here (each value
+//! checked to its grammar on the way in), and the per-platform results of a
+//! freeze are merged into one lock.
+//!
+//! Solvers and resolvers return their own record types and know nothing of
+//! the lock; `freeze` hands their results to a [`LockBuilder`].
+
+use crate::lock::value::{InvalidValue, serde_oci};
+use crate::lock::{
+    CondaPackage, LockedBase, LockedImage, LockedPlatformImage, LockedStage, LockedStep,
+    PypiPackage, PypiSource, Sha256,
+};
+use crate::oci::ResolvedImage;
+use crate::oci::{Digest, Platform};
+use crate::solve::conda::{CondaRecord, CondaSolution};
+use crate::solve::python::{DirectKind, PinnedPackage, PinnedSource};
+
+/// A record that cannot be written into a lock: a channel, index or
+/// registry gave a value outside its grammar.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot lock {what}: {field} {source}")]
+pub struct LockBuildError {
+    /// What was being locked (`conda package `zlib``).
+    pub what: String,
+    /// The lock key the value was for.
+    pub field: &'static str,
+    #[source]
+    pub source: InvalidValue,
+}
+
+fn check<T>(
+    what: &dyn Fn() -> String,
+    field: &'static str,
+    value: impl AsRef<str>,
+) -> Result<T, LockBuildError>
+where
+    T: for<'a> TryFrom<&'a str, Error = InvalidValue>,
+{
+    T::try_from(value.as_ref()).map_err(|source| LockBuildError {
+        what: what(),
+        field,
+        source,
+    })
+}
+
+/// A lock platform from freeze's spelling of it.
+pub fn lock_platform(platform: &str) -> Result<Platform, LockBuildError> {
+    serde_oci::parse_platform(platform).map_err(|source| LockBuildError {
+        what: format!("platform `{}`", platform.escape_debug()),
+        field: "platforms",
+        source,
+    })
+}
+
+impl CondaPackage {
+    /// The entry for one conda record installed on `platform`.
+    pub fn from_record(
+        record: &CondaRecord,
+        requested: Option<&str>,
+        platform: &Platform,
+    ) -> Result<CondaPackage, LockBuildError> {
+        let what = || format!("conda package `{}`", record.name().escape_debug());
+        let sha256 = record.sha256().ok_or_else(|| LockBuildError {
+            what: what(),
+            field: "sha256",
+            source: InvalidValue(
+                "is missing: the channel lists no sha256 for it\nhint: use a channel whose repodata carries sha256 hashes".into(),
+            ),
+        })?;
+        Ok(CondaPackage {
+            name: check(&what, "name", record.name())?,
+            version: check(&what, "version", record.version())?,
+            build: check(&what, "build", record.build())?,
+            build_number: record.build_number(),
+            channel: check(&what, "channel", record.channel())?,
+            subdir: check(&what, "subdir", record.subdir())?,
+            url: check(&what, "url", record.url())?,
+            sha256: check(&what, "sha256", sha256)?,
+            md5: record.md5().map(|m| check(&what, "md5", m)).transpose()?,
+            size: record.size(),
+            requested: requested.map(str::to_string),
+            platforms: vec![platform.clone()],
+        })
+    }
+
+    /// Entries for what a conda step installs (new or changed packages).
+    pub fn from_solution(
+        solution: &CondaSolution,
+        platform: &Platform,
+    ) -> Result<Vec<CondaPackage>, LockBuildError> {
+        solution
+            .packages
+            .iter()
+            .filter(|p| !p.unchanged)
+            .map(|p| CondaPackage::from_record(&p.record, p.requested.as_deref(), platform))
+            .collect()
+    }
+}
+
+impl PypiPackage {
+    /// The entry for one pinned Python package on `platform`; `None` for
+    /// packages that were already installed (they are not part of the
+    /// step).
+    pub fn from_pin(
+        pin: &PinnedPackage,
+        platform: &Platform,
+    ) -> Result<Option<PypiPackage>, LockBuildError> {
+        let what = || format!("Python package `{}`", pin.name);
+        let (source, file, url, sha256, revision, commit) = match &pin.source {
+            PinnedSource::Index(f) => (
+                PypiSource::Index,
+                Some(&f.filename),
+                &f.url,
+                f.sha256.as_ref(),
+                None,
+                None,
+            ),
+            PinnedSource::Direct(d) => (
+                PypiSource::Url,
+                Some(&d.filename),
+                &d.url,
+                d.sha256.as_ref(),
+                None,
+                None,
+            ),
+            PinnedSource::Unbuilt(u) => (
+                match u.kind {
+                    DirectKind::Vcs => PypiSource::Vcs,
+                    DirectKind::Archive | DirectKind::Path => PypiSource::Path,
+                },
+                None,
+                &u.url,
+                None,
+                u.revision.as_ref(),
+                u.commit.as_ref(),
+            ),
+            PinnedSource::Installed => return Ok(None),
+        };
+        Ok(Some(PypiPackage {
+            name: check(&what, "name", &pin.name)?,
+            version: pin
+                .version
+                .as_ref()
+                .map(|v| check(&what, "version", v.to_string()))
+                .transpose()?,
+            requested: pin.requested.clone(),
+            source,
+            file: file.map(|f| check(&what, "file", f)).transpose()?,
+            url: check(&what, "url", url)?,
+            sha256: sha256
+                .map(|h| check::<Sha256>(&what, "sha256", h))
+                .transpose()?,
+            revision: revision.map(|r| check(&what, "revision", r)).transpose()?,
+            commit: commit.map(|c| check(&what, "commit", c)).transpose()?,
+            required_by: pin.required_by.clone(),
+            platforms: vec![platform.clone()],
+        }))
+    }
+}
+
+impl LockedBase {
+    /// The entry for a resolved image; `references` are the spellings the
+    /// definition uses for it.
+    pub fn from_resolved(
+        image: &ResolvedImage,
+        references: &[String],
+    ) -> Result<LockedBase, LockBuildError> {
+        let what = || format!("image `{}`", image.name.escape_debug());
+        Ok(LockedBase {
+            name: check(&what, "name", &image.name)?,
+            references: references
+                .iter()
+                .map(|r| check(&what, "references", r))
+                .collect::<Result<_, _>>()?,
+            digest: image.digest.clone(),
+            media_type: check(&what, "media-type", &image.media_type)?,
+            built_from: None,
+            platforms: image
+                .platforms
+                .iter()
+                .map(|p| {
+                    // A registry always names the platform's manifest; an
+                    // image read without one cannot be pinned.
+                    let digest = p.manifest_digest.clone().ok_or_else(|| LockBuildError {
+                        what: what(),
+                        field: "platforms.digest",
+                        source: InvalidValue(format!(
+                            "has no manifest digest for `{}`",
+                            p.platform
+                        )),
+                    })?;
+                    Ok(LockedPlatformImage {
+                        platform: p.platform.clone(),
+                        digest,
+                        config: p.config_digest.clone(),
+                        diff_ids: p.config.diff_ids.clone(),
+                    })
+                })
+                .collect::<Result<_, LockBuildError>>()?,
+        })
+    }
+}
+
+impl LockedStep {
+    /// Adds one platform's conda entry: the same file on another platform
+    /// is one entry with both platforms.
+    pub fn merge_conda(&mut self, p: CondaPackage) {
+        match self
+            .conda
+            .iter_mut()
+            .find(|q| q.url == p.url && q.sha256 == p.sha256)
+        {
+            Some(q) => q.platforms.extend(p.platforms),
+            None => self.conda.push(p),
+        }
+    }
+
+    /// Adds one platform's Python entry, likewise.
+    pub fn merge_pypi(&mut self, p: PypiPackage) {
+        match self
+            .pypi
+            .iter_mut()
+            .find(|q| q.url == p.url && q.sha256 == p.sha256 && q.version == p.version)
+        {
+            Some(q) => {
+                // Edges may differ by platform; the entry keeps every
+                // reason it is there.
+                q.platforms.extend(p.platforms);
+                q.required_by.extend(p.required_by);
+            }
+            None => self.pypi.push(p),
+        }
+    }
+}
+
+/// Assembles one image's lock from what each platform resolved, and
+/// collects what the lock cannot promise (step warnings and what could not
+/// be read from base images) in a fixed order, without repeats.
+#[derive(Debug)]
+pub struct LockBuilder {
+    lock: LockedImage,
+    warnings: Vec<String>,
+}
+
+impl LockBuilder {
+    /// Starts from the lock's skeleton (image, stages).
+    pub fn new(skeleton: LockedImage) -> Self {
+        Self {
+            lock: skeleton,
+            warnings: Vec::new(),
+        }
+    }
+
+    pub fn bases(&mut self, bases: Vec<LockedBase>) -> &mut Self {
+        self.lock.bases = bases;
+        self
+    }
+
+    /// Records warnings, keeping the first of repeats.
+    pub fn warn(&mut self, warnings: impl IntoIterator<Item = String>) -> &mut Self {
+        for w in warnings {
+            if !self.warnings.contains(&w) {
+                self.warnings.push(w);
+            }
+        }
+        self
+    }
+
+    /// Adds a step whose entries were merged over its platforms.
+    pub fn step(&mut self, step: LockedStep) -> &mut Self {
+        self.lock.steps.push(step);
+        self
+    }
+
+    /// The lock in canonical order, with its content hash, and the
+    /// warnings.
+    pub fn finish(self) -> (LockedImage, Vec<String>) {
+        let mut lock = self.lock;
+        lock.normalize();
+        lock.image.content_hash = Some(lock.computed_content_hash());
+        (lock, self.warnings)
+    }
+}
+
+/// What a step is, before its entries: where it is and what it asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct StepHeader<'a> {
+    pub stage: usize,
+    pub file: &'a str,
+    pub line: usize,
+    pub command: &'a str,
+    pub manager: &'a str,
+    pub action: &'a str,
+    pub target: Option<&'a str>,
+    pub requested: &'a [String],
+    pub channels: &'a [String],
+    pub indexes: &'a [String],
+    pub locked: bool,
+}
+
+impl LockedStep {
+    /// A step without entries yet ([`Self::merge_conda`],
+    /// [`Self::merge_pypi`] add them).
+    pub fn header(h: StepHeader<'_>) -> Result<LockedStep, LockBuildError> {
+        let what = || format!("the step at `{}`:{}", h.file.escape_debug(), h.line);
+        let one_line = |field: &'static str, text: &str| {
+            if crate::lock::value::has_control(text) {
+                Err(LockBuildError {
+                    what: what(),
+                    field,
+                    source: InvalidValue(format!(
+                        "contains a control character: {}",
+                        crate::lock::value::shown(text)
+                    )),
+                })
+            } else {
+                Ok(text.to_string())
+            }
+        };
+        Ok(LockedStep {
+            stage: u32::try_from(h.stage).unwrap_or(u32::MAX),
+            file: check(&what, "file", h.file)?,
+            line: u32::try_from(h.line).unwrap_or(u32::MAX),
+            command: one_line("command", h.command)?,
+            manager: check(&what, "manager", h.manager)?,
+            action: check(&what, "action", h.action)?,
+            target: h.target.map(|t| one_line("target", t)).transpose()?,
+            requested: h
+                .requested
+                .iter()
+                .map(|r| one_line("requested", r))
+                .collect::<Result<_, _>>()?,
+            channels: h
+                .channels
+                .iter()
+                .map(|c| check(&what, "channels", c))
+                .collect::<Result<_, _>>()?,
+            indexes: h
+                .indexes
+                .iter()
+                .map(|i| check(&what, "indexes", i))
+                .collect::<Result<_, _>>()?,
+            locked: h.locked,
+            conda: Vec::new(),
+            pypi: Vec::new(),
+        })
+    }
+}
+
+impl LockedStage {
+    /// One stage: `base` as written after expansion (`scratch`, `stage:N`),
+    /// `base_name` the canonical name when it is an image.
+    pub fn new(
+        index: usize,
+        name: Option<&str>,
+        base: &str,
+        base_name: Option<&str>,
+    ) -> Result<LockedStage, LockBuildError> {
+        let what = || format!("stage {index}");
+        Ok(LockedStage {
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            name: name.map(|n| check(&what, "name", n)).transpose()?,
+            base: check(&what, "base", base)?,
+            base_name: base_name
+                .map(|n| check(&what, "base-name", n))
+                .transpose()?,
+        })
+    }
+}
+
+impl LockedImage {
+    /// A lock without bases or steps: what the image is and what it was
+    /// made from.
+    pub fn skeleton(
+        name: &str,
+        definition: &str,
+        input_hash: Digest,
+        platforms: &[String],
+        stages: Vec<LockedStage>,
+    ) -> Result<LockedImage, LockBuildError> {
+        let what = || format!("image `{}`", name.escape_debug());
+        Ok(LockedImage {
+            version: crate::lock::LOCK_VERSION,
+            image: crate::lock::ImageMeta {
+                name: check(&what, "name", name)?,
+                definition: check(&what, "definition", definition)?,
+                input_hash,
+                content_hash: None,
+                platforms: platforms
+                    .iter()
+                    .map(|p| lock_platform(p))
+                    .collect::<Result<_, _>>()?,
+            },
+            stages,
+            bases: Vec::new(),
+            steps: Vec::new(),
+        })
+    }
+}
+
+impl LockedBase {
+    /// The entry for a base that is another image of this repository,
+    /// `parent`, locked as `lock`: its digest is the sha256 of that
+    /// lockfile, since the image is built from it and has no digest before
+    /// the build.
+    pub fn from_repository_lock(
+        name: &str,
+        references: &[String],
+        parent: &str,
+        lock: &LockedImage,
+    ) -> Result<LockedBase, LockBuildError> {
+        let what = || format!("image `{}`", name.escape_debug());
+        Ok(LockedBase {
+            name: check(&what, "name", name)?,
+            references: references
+                .iter()
+                .map(|r| check(&what, "references", r))
+                .collect::<Result<_, _>>()?,
+            digest: Digest::sha256_of(lock.to_toml().as_bytes()),
+            media_type: check(&what, "media-type", LOCK_MEDIA_TYPE)?,
+            built_from: Some(check(&what, "built-from", parent)?),
+            platforms: Vec::new(),
+        })
+    }
+}
+
+/// The media type recorded for a base that is another image of this
+/// repository (see [`LockedBase::from_repository_lock`]).
+pub const LOCK_MEDIA_TYPE: &str = "application/vnd.imagelock.lock.v1+toml";
