@@ -8,6 +8,7 @@
 pub mod apptainer;
 pub mod dockerfile;
 pub mod environment;
+pub mod expanded;
 pub mod graph;
 pub mod inputs;
 pub mod load;

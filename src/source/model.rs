@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::diagnostic::Span;
+pub use crate::source::expanded::Expanded;
 use crate::source::steps::InstallCommand;
 
 /// The kind of definition file.
@@ -28,19 +29,6 @@ pub struct Definition {
     /// (Dockerfile only). It is an image too, so it can be pinned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syntax: Option<Expanded>,
-}
-
-/// A text from the file together with its value after variable expansion.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Expanded {
-    /// The bytes as written.
-    pub written: String,
-    /// The value after expansion; `None` when a variable had no value.
-    pub value: Option<String>,
-    /// Variables that had no value (so the text could not be expanded).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub unresolved: Vec<String>,
-    pub span: Span,
 }
 
 /// `ARG NAME[=default]`.

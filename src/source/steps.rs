@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::diagnostic::Span;
-use crate::source::model::Expanded;
+use crate::source::expanded::Expanded;
 use crate::source::shell::{
     LexError, MAX_DEPTH, Script, SimpleCommand, VarState, Word, expand_word, split_commands,
 };
