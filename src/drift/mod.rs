@@ -403,7 +403,7 @@ fn unpinned_findings(job: &ImageJob) -> Vec<Finding> {
             let eco = match step.command.manager.ecosystem() {
                 Ecosystem::Python => "pip",
                 Ecosystem::Conda => "conda",
-                Ecosystem::Os => continue,
+                Ecosystem::Os | Ecosystem::Other => continue,
             };
             // One finding per step: the specs are fixed together.
             let specs = unpinned_specs(&step.command);

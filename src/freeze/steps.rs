@@ -231,8 +231,34 @@ pub async fn resolve_step(
         let value = expand_env(v, &state.env);
         state.env.insert(k.clone(), value);
     }
+    // Steps that change nothing, remove packages, run on only some paths
+    // or through an unknown program are not locked; the lock says so.
+    let unlockable = !cmd.action.installs()
+        || cmd.conditional.is_some()
+        || cmd.manager.ecosystem() == Ecosystem::Other;
+    if unlockable && cmd.manager.ecosystem() != Ecosystem::Os {
+        let why = match &cmd.conditional {
+            Some(c) => format!("it runs only if `{c}`, which imagelock cannot decide"),
+            None if cmd.manager.ecosystem() == Ecosystem::Other => {
+                format!(
+                    "imagelock does not lock `{}` installs",
+                    cmd.manager.as_str()
+                )
+            }
+            None => format!("`{}` does not install", cmd.action.as_str()),
+        };
+        return Ok(StepOutcome {
+            requested: values(&cmd.specs),
+            locked: false,
+            warnings: vec![format!(
+                "{}:{}: `{}` is not locked: {why}",
+                place.file, place.line, cmd.text
+            )],
+            ..StepOutcome::default()
+        });
+    }
     match cmd.manager.ecosystem() {
-        Ecosystem::Os => Ok(StepOutcome {
+        Ecosystem::Os | Ecosystem::Other => Ok(StepOutcome {
             requested: values(&cmd.specs),
             locked: false,
             ..StepOutcome::default()

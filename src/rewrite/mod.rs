@@ -183,7 +183,7 @@ pub fn rewrite_image(
             match eco {
                 Ecosystem::Python => pip_step(&mut plan, at, opts),
                 Ecosystem::Conda => conda_step(&mut plan, at),
-                Ecosystem::Os => {}
+                Ecosystem::Os | Ecosystem::Other => {}
             }
         }
     }

@@ -22,7 +22,7 @@ use crate::source::model::{
     ArgDecl, Base, BaseTarget, CopiedFile, Definition, DefinitionKind, Expanded, InstallStep, Stage,
 };
 use crate::source::shell::Script;
-use crate::source::steps::find_install_commands;
+use crate::source::steps::{ChannelConfig, Ecosystem, ShellEvent, scan_script};
 
 /// A definition file that cannot be built as written.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -637,6 +637,8 @@ pub fn parse(
         let mut stage = Stage {
             args: Vec::new(),
             onbuild: Vec::new(),
+            warnings: Vec::new(),
+            unused: false,
             index: stages.len(),
             name,
             platform: None,
@@ -685,6 +687,7 @@ pub fn parse(
             Some("start the file with a header such as `Bootstrap: docker` and `From: IMAGE`"),
         ));
     }
+    Stage::mark_unused(&mut stages, None);
     Ok(Definition {
         syntax: None,
         kind: DefinitionKind::Apptainer,
@@ -704,9 +707,22 @@ fn scan_section(
     stage: &mut Stage,
 ) -> Result<(), ApptainerError> {
     let text = tpl.text;
-    let cmds = find_install_commands(script, &|_| None)
+    let events = scan_script(script, &|_| None)
         .map_err(|e| error(tpl.path, text, e.span, e.message, e.hint.as_deref()))?;
-    for command in cmds {
+    let mut config: Vec<ChannelConfig> = Vec::new();
+    for event in events {
+        let command = match event {
+            ShellEvent::Install(c) => *c,
+            ShellEvent::ChannelConfig(c) => {
+                config.push(c);
+                continue;
+            }
+        };
+        let channel_config = if command.manager.ecosystem() == Ecosystem::Conda {
+            config.clone()
+        } else {
+            Vec::new()
+        };
         let at = command.span.start;
         let instruction = sections
             .iter()
@@ -720,6 +736,7 @@ fn scan_section(
             instruction,
             env: Vec::new(),
             user: None,
+            channel_config,
         });
     }
     Ok(())

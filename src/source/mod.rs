@@ -13,6 +13,7 @@ pub mod graph;
 pub mod inputs;
 pub mod load;
 pub mod model;
+pub mod pattern;
 pub mod requirements;
 pub mod shell;
 pub mod steps;

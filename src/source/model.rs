@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::diagnostic::Span;
 pub use crate::source::expanded::Expanded;
-use crate::source::steps::InstallCommand;
+use crate::source::steps::{ChannelConfig, InstallCommand};
 
 /// The kind of definition file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -130,6 +130,22 @@ pub struct Stage {
     /// images built `FROM` this one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub onbuild: Vec<OnBuild>,
+    /// Things in the stage imagelock could not read, each with its place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<SourceWarning>,
+    /// The build target does not use this stage, so BuildKit skips it
+    /// (and it is not locked).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unused: bool,
+}
+
+/// Something imagelock could not read, at a place in the file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SourceWarning {
+    /// 1-based line.
+    pub line: usize,
+    pub message: String,
+    pub span: Span,
 }
 
 /// `ONBUILD INSTRUCTION …`.
@@ -160,4 +176,40 @@ pub struct InstallStep {
     /// `WORKDIR` in effect, against which relative file arguments resolve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
+    /// For conda steps: the channel configuration changes made before it
+    /// in this stage (`conda config --add channels`, `CONDA_CHANNELS`), in
+    /// order; apply them to the base image's channels with
+    /// [`crate::source::steps::effective_channels`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channel_config: Vec<ChannelConfig>,
+}
+
+impl Stage {
+    /// Marks the stages that building `target` (default: the last stage)
+    /// does not need: BuildKit skips them.
+    pub fn mark_unused(stages: &mut [Stage], target: Option<usize>) {
+        let Some(last) = target.or(stages.len().checked_sub(1)) else {
+            return;
+        };
+        let mut used = vec![false; stages.len()];
+        let mut todo = vec![last];
+        while let Some(i) = todo.pop() {
+            if i >= used.len() || used[i] {
+                continue;
+            }
+            used[i] = true;
+            let s = &stages[i];
+            if let BaseTarget::Stage { index } = s.base.target {
+                todo.push(index);
+            }
+            for u in &s.image_uses {
+                if let BaseTarget::Stage { index } = u.target {
+                    todo.push(index);
+                }
+            }
+        }
+        for (s, u) in stages.iter_mut().zip(used) {
+            s.unused = !u;
+        }
+    }
 }
