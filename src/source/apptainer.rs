@@ -599,11 +599,36 @@ pub fn parse(
                     Some("name the image, for example `From: ubuntu:24.04`"),
                 ));
             };
+            let mut reference = tpl.expanded(from.value_span)?;
+            if agent == "docker" {
+                // `Registry:` and `Namespace:` compose the reference as
+                // apptainer does: REGISTRY/NAMESPACE/FROM.
+                let mut prefix = String::new();
+                for key in ["registry", "namespace"] {
+                    if let Some(h) = header(key) {
+                        let v = tpl.expanded(h.value_span)?;
+                        match v.value {
+                            Some(v) if !v.is_empty() => {
+                                prefix.push_str(v.trim_matches('/'));
+                                prefix.push('/');
+                            }
+                            Some(_) => {}
+                            None => {
+                                reference.value = None;
+                                reference.unresolved.extend(v.unresolved);
+                            }
+                        }
+                    }
+                }
+                if let Some(v) = &mut reference.value {
+                    v.insert_str(0, &prefix);
+                }
+            }
             (
                 BaseTarget::Image {
                     agent: agent.clone(),
                 },
-                tpl.expanded(from.value_span)?,
+                reference,
             )
         } else if agent == "scratch" {
             (BaseTarget::Scratch, agent_value.clone())

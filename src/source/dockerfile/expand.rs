@@ -22,6 +22,8 @@ pub struct ExpandError {
     /// Byte offset in the word.
     pub offset: usize,
     pub message: String,
+    /// A bound on size or nesting was reached (not a syntax error).
+    pub bounded: bool,
 }
 
 /// The deepest nesting of `${…}` followed; deeper input is an error
@@ -84,12 +86,21 @@ impl Lexer<'_> {
         Err(ExpandError {
             offset: self.offset(),
             message: message.into(),
+            bounded: false,
+        })
+    }
+
+    fn bound<T>(&self, message: String) -> Result<T, ExpandError> {
+        Err(ExpandError {
+            offset: self.offset(),
+            message,
+            bounded: true,
         })
     }
 
     fn too_large<T>(&self) -> Result<T, ExpandError> {
-        self.err(format!(
-            "this value expands to more than {MAX_EXPANSION} bytes; variables that repeat each other grow without bound"
+        self.bound(format!(
+            "this value expands to more than {MAX_EXPANSION} bytes"
         ))
     }
 
@@ -187,7 +198,7 @@ impl Lexer<'_> {
 
     fn dollar(&mut self) -> Result<String, ExpandError> {
         if self.depth >= MAX_DEPTH {
-            return self.err(format!(
+            return self.bound(format!(
                 "variable expansions nested more than {MAX_DEPTH} deep"
             ));
         }

@@ -476,9 +476,22 @@ impl<'a> Builder<'a> {
             _ => self.meta_lookup(name),
         };
         let e = expand::expand(&written, self.escape, &lookup).map_err(|e| {
-            SyntaxError::new(span, format!("cannot expand `{written}`: {}", e.message)).hint(
-                "write variables as `$NAME`, `${NAME}` or `${NAME:-default}`, and close quotes",
+            let shown: String = written.chars().take(60).collect();
+            let more = if shown.len() < written.len() {
+                "…"
+            } else {
+                ""
+            };
+            let hint = if e.bounded {
+                "variables that repeat or nest each other are bounded; write the value out"
+            } else {
+                "write variables as `$NAME`, `${NAME}` or `${NAME:-default}`, and close quotes"
+            };
+            SyntaxError::new(
+                span,
+                format!("cannot expand `{shown}{more}`: {}", e.message),
             )
+            .hint(hint)
         })?;
         Ok(Expanded {
             value: e.unresolved.is_empty().then_some(e.text),
