@@ -388,6 +388,14 @@ fn stage_human(
         if let Some(cond) = &c.conditional {
             let _ = writeln!(out, "      conditional: runs only if `{cond}`");
         }
+        if !s.platform_args.is_empty() {
+            let _ = writeln!(
+                out,
+                "      per platform: reads {} (shown for {})",
+                s.platform_args.join(", "),
+                crate::source::dockerfile::DEFAULT_PLATFORM
+            );
+        }
         if !c.specs.is_empty() {
             let specs: Vec<String> = c.specs.iter().map(show).collect();
             let _ = writeln!(out, "      specs {}", specs.join(", "));

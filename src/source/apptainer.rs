@@ -762,6 +762,7 @@ fn scan_section(
             env: Vec::new(),
             user: None,
             channel_config,
+            platform_args: Vec::new(),
         });
     }
     Ok(())

@@ -182,6 +182,12 @@ pub struct InstallStep {
     /// [`crate::source::steps::effective_channels`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub channel_config: Vec<ChannelConfig>,
+    /// Platform ARGs (`TARGETARCH`…) the step's `RUN` read with their
+    /// default-platform value: on another platform it may differ, so
+    /// freeze must read the file again with
+    /// [`crate::source::dockerfile::platform_build_args`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platform_args: Vec<String>,
 }
 
 impl Stage {

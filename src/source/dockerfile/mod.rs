@@ -156,6 +156,38 @@ impl StageState {
     }
 }
 
+/// The automatic ARGs whose value depends on the platform built.
+const PLATFORM_ARGS: &[&str] = &[
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+];
+
+/// The build arguments BuildKit sets when it builds for `platform`
+/// (`linux/arm64/v8`): pass them to [`parse`] to read the steps as that
+/// platform's build runs them.
+pub fn platform_build_args(platform: &str) -> BTreeMap<String, String> {
+    let mut parts = platform.splitn(3, '/');
+    let os = parts.next().unwrap_or("linux");
+    let arch = parts.next().unwrap_or("");
+    let variant = parts.next().unwrap_or("");
+    let mut out = BTreeMap::new();
+    for (k, v) in [
+        ("TARGETPLATFORM", platform),
+        ("TARGETOS", os),
+        ("TARGETARCH", arch),
+        ("TARGETVARIANT", variant),
+    ] {
+        out.insert(k.to_string(), v.to_string());
+    }
+    out
+}
+
 /// Scripts that activate the micromamba environment and then run their
 /// arguments (mamba-org/micromamba-docker).
 const MICROMAMBA_ENTRY_SCRIPTS: &[&str] = &[
@@ -901,7 +933,21 @@ impl<'a> Builder<'a> {
             }
         };
         let scripts = run_scripts(ins);
-        let lookup = |name: &str| state.lookup(name);
+        // Platform ARGs BuildKit sets per target platform: a step that
+        // reads one was evaluated for DEFAULT_PLATFORM only.
+        let platform_read = std::cell::RefCell::new(Vec::<String>::new());
+        let build_args = self.build_args;
+        let lookup = |name: &str| {
+            let v = state.lookup(name);
+            if v.is_some()
+                && PLATFORM_ARGS.contains(&name)
+                && !build_args.contains_key(name)
+                && !platform_read.borrow().iter().any(|n| n == name)
+            {
+                platform_read.borrow_mut().push(name.to_string());
+            }
+            v
+        };
         let mut events: Vec<ShellEvent> = Vec::new();
         for script in &scripts {
             let found = scan_script_in(script, &lookup, target.clone()).map_err(|e| {
@@ -912,6 +958,7 @@ impl<'a> Builder<'a> {
             })?;
             events.extend(found);
         }
+        let platform_args = platform_read.into_inner();
         let env = state.step_env();
         let user = state.user.clone();
         let workdir = state.workdir.clone();
@@ -940,6 +987,7 @@ impl<'a> Builder<'a> {
                 user: user.clone(),
                 workdir: workdir.clone(),
                 channel_config,
+                platform_args: platform_args.clone(),
             });
         }
         Ok(())
