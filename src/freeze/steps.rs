@@ -277,7 +277,7 @@ pub async fn resolve_step(
             )
             .await
         }
-        Ecosystem::Conda => conda_step(config, resolvers, job, place, cmd, state, options).await,
+        Ecosystem::Conda => conda_step(config, resolvers, job, place, step, state, options).await,
     }
 }
 
@@ -672,10 +672,11 @@ async fn conda_step(
     resolvers: &Resolvers,
     job: &ImageJob,
     place: &StepPlace<'_>,
-    cmd: &InstallCommand,
+    step: &InstallStep,
     state: &mut PlatformState,
     options: &FreezeOptions,
 ) -> Result<StepOutcome, FreezeError> {
+    let cmd = &step.command;
     check_files(job, place, cmd)?;
     let mut texts: Vec<String> = Vec::new();
     for s in &cmd.specs {
@@ -685,8 +686,12 @@ async fn conda_step(
         texts.extend(
             f.text
                 .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#') && *l != "@EXPLICIT")
+                // conda's MatchSpec drops a `# comment`; URLs keep `#md5`.
+                .map(|l| match l.find('#') {
+                    Some(i) if !l.contains("://") => l[..i].trim(),
+                    _ => l.trim(),
+                })
+                .filter(|l| !l.is_empty() && *l != "@EXPLICIT")
                 .map(str::to_string),
         );
     }
@@ -727,8 +732,34 @@ async fn conda_step(
     for c in &cmd.channels {
         cli.push(value_of(place, c)?);
     }
-    let channels = resolvers
-        .channels
+    // `conda config` changes and `CONDA_CHANNELS` made before this step,
+    // applied in order over the configured channels.
+    // TODO(freeze): start from the base image's own `.condarc`
+    // (/opt/conda/.condarc, /etc/conda/.condarc, ~/.condarc) once the
+    // catalogue reads it; today the host's `.condarc` and imagelock.toml.
+    let configured;
+    let settings = if step.channel_config.is_empty() {
+        &resolvers.channels
+    } else {
+        let mut s = resolvers.channels.clone();
+        let base = if s.channels.is_empty() && cmd.manager != Manager::Micromamba {
+            vec!["defaults".to_string()]
+        } else {
+            s.channels.clone()
+        };
+        let (channels, priority, _) =
+            crate::source::steps::effective_channels(&base, &step.channel_config);
+        s.channels = channels;
+        match priority.as_deref() {
+            Some("strict") => s.priority = crate::config::ChannelPriority::Strict,
+            Some("flexible") => s.priority = crate::config::ChannelPriority::Flexible,
+            Some("disabled") => s.priority = crate::config::ChannelPriority::Disabled,
+            _ => {}
+        }
+        configured = s;
+        &configured
+    };
+    let channels = settings
         .resolve(
             &ChannelRequest {
                 cli,
@@ -777,7 +808,7 @@ async fn conda_step(
     if !options.ignore_locked {
         request.preferred = conda_preferences(job, place, cmd, &state.platform, &options.update);
     }
-    request.channel_priority = resolvers.channels.priority;
+    request.channel_priority = settings.priority;
     request.exclude_newer = match &options.exclude_newer {
         Some(d) => Some(
             crate::solve::conda::parse_exclude_newer(d).map_err(|e| place.error(e.to_string()))?,
