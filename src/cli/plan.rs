@@ -391,9 +391,8 @@ fn stage_human(
         if !s.platform_args.is_empty() {
             let _ = writeln!(
                 out,
-                "      per platform: reads {} (shown for {})",
-                s.platform_args.join(", "),
-                crate::source::dockerfile::DEFAULT_PLATFORM
+                "      per platform: reads {}, which differs by platform (not decided here)",
+                s.platform_args.join(", ")
             );
         }
         if !c.specs.is_empty() {

@@ -182,10 +182,10 @@ pub struct InstallStep {
     /// [`crate::source::steps::effective_channels`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub channel_config: Vec<ChannelConfig>,
-    /// Platform ARGs (`TARGETARCH`…) the step's `RUN` read with their
-    /// default-platform value: on another platform it may differ, so
-    /// freeze must read the file again with
-    /// [`crate::source::dockerfile::platform_build_args`].
+    /// Platform ARGs (`TARGETARCH`…) the step's `RUN` reads and that the
+    /// caller did not give: what depends on them is conditional or
+    /// unresolved here; read the file per platform with
+    /// [`crate::source::dockerfile::platform_build_args`] to decide it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platform_args: Vec<String>,
 }

@@ -79,7 +79,8 @@ fn corpus_dockerfiles_plan_as_snapshotted() {
 /// channels or indexes, specs, condition and unresolved parts are seen.
 #[test]
 fn minimal_step_cases_plan_as_snapshotted() {
-    let files = files_in(&fixture("corpus/minimal"));
+    let mut files = files_in(&fixture("corpus/minimal"));
+    files.retain(|f| f.extension().is_some_and(|e| e != "md"));
     assert!(files.len() >= 9, "{files:?}");
     for file in &files {
         let rel = rel(file);

@@ -933,18 +933,19 @@ impl<'a> Builder<'a> {
             }
         };
         let scripts = run_scripts(ins);
-        // Platform ARGs BuildKit sets per target platform: a step that
-        // reads one was evaluated for DEFAULT_PLATFORM only.
+        // Platform ARGs BuildKit sets per target platform: unless the
+        // caller names the platform (see `platform_build_args`), their value
+        // in a RUN is not known, so what depends on them is conditional or
+        // unresolved rather than read for one platform and used for all.
         let platform_read = std::cell::RefCell::new(Vec::<String>::new());
         let build_args = self.build_args;
         let lookup = |name: &str| {
             let v = state.lookup(name);
-            if v.is_some()
-                && PLATFORM_ARGS.contains(&name)
-                && !build_args.contains_key(name)
-                && !platform_read.borrow().iter().any(|n| n == name)
-            {
-                platform_read.borrow_mut().push(name.to_string());
+            if v.is_some() && PLATFORM_ARGS.contains(&name) && !build_args.contains_key(name) {
+                if !platform_read.borrow().iter().any(|n| n == name) {
+                    platform_read.borrow_mut().push(name.to_string());
+                }
+                return None;
             }
             v
         };
