@@ -227,6 +227,10 @@ pub(crate) struct SimpleCommand {
     pub here_string: Option<Word>,
     /// Redirections: the operator's span and its target word's span.
     pub redirects: Vec<(Span, Span)>,
+    /// `(` that open right before it (subshells, groups).
+    pub opens: usize,
+    /// `)` that close right after it.
+    pub closes: usize,
 }
 
 /// An operator between commands.
@@ -520,6 +524,7 @@ pub(crate) fn split_commands(text: &str) -> Result<Vec<SimpleCommand>, LexError>
     let mut before = Sep::Seq;
     let mut redirect_op = Span::new(0, 0);
     let mut redirects = Vec::new();
+    let mut opens = 0;
     for tok in toks {
         match tok {
             Tok::Word(w) => {
@@ -550,7 +555,18 @@ pub(crate) fn split_commands(text: &str) -> Result<Vec<SimpleCommand>, LexError>
                         after: sep,
                         here_string: here_string.take(),
                         redirects: std::mem::take(&mut redirects),
+                        opens: std::mem::take(&mut opens),
+                        closes: usize::from(sep == Sep::Close),
                     });
+                    before = sep;
+                } else if sep == Sep::Open {
+                    // `&& ( … )`: the group joins the list with the
+                    // operator before it.
+                    opens += 1;
+                } else if sep == Sep::Close {
+                    if let Some(last) = cmds.last_mut() {
+                        last.closes += 1;
+                    }
                     before = sep;
                 } else if !(sep == Sep::Seq
                     && matches!(before, Sep::And | Sep::Or | Sep::Pipe | Sep::CaseEnd))
@@ -571,6 +587,8 @@ pub(crate) fn split_commands(text: &str) -> Result<Vec<SimpleCommand>, LexError>
             after: Sep::Seq,
             here_string,
             redirects,
+            opens,
+            closes: 0,
         });
     }
     Ok(cmds)

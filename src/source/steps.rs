@@ -515,6 +515,8 @@ struct Flow {
     /// The text of the last command read (the reason, should the next
     /// one's running depend on it).
     runs_why_next: String,
+    /// For each open `( … )`: whether its first command ran, and why not.
+    groups: Vec<(Truth, String)>,
 }
 
 impl Default for Flow {
@@ -525,6 +527,7 @@ impl Default for Flow {
             runs: Truth::Yes,
             runs_why: String::new(),
             runs_why_next: String::new(),
+            groups: Vec::new(),
         }
     }
 }
@@ -733,6 +736,24 @@ impl Scanner<'_> {
         cmd: &SimpleCommand,
         depth: usize,
     ) -> Result<(), ShellError> {
+        let r = self.command_in_list(script, cmd, depth);
+        // After `( A || B )`, the list goes on as the group started: what
+        // was conditional inside it stays inside it.
+        for _ in 0..cmd.closes {
+            if let Some((runs, why)) = self.flow.groups.pop() {
+                self.flow.runs = runs;
+                self.flow.runs_why = why;
+            }
+        }
+        r
+    }
+
+    fn command_in_list(
+        &mut self,
+        script: &Script,
+        cmd: &SimpleCommand,
+        depth: usize,
+    ) -> Result<(), ShellError> {
         let text = script.text();
         let mut words = &cmd.words[..];
         let cmd_text = text.get(cmd.span.start..cmd.span.end).unwrap_or("");
@@ -777,6 +798,11 @@ impl Scanner<'_> {
             }
             Sep::Pipe => {}
             _ => self.new_list(),
+        }
+        for _ in 0..cmd.opens {
+            self.flow
+                .groups
+                .push((self.flow.runs, self.flow.runs_why.clone()));
         }
         // Keywords of compound commands: the command follows them.
         let mut negate = false;

@@ -513,6 +513,13 @@ fn summarize_flow(text: &str) -> String {
     "pip install [a] if(case \"$(uname -m)\")\npip install [b] if(case \"$(uname -m)\")"
 )]
 #[case("pip install a || true", "pip install [a]")]
+// BioContainers samtools/1.9-4-deb: what follows a `( A || B )` group is
+// not conditional.
+#[case(
+    "apt-get update && (apt-get install -t buster-backports -y samtools || apt-get install -y samtools) && apt-get purge",
+    "apt-get install [samtools]\napt-get install [samtools] if(apt-get install -t buster-backports -y samtools)\napt-get remove []"
+)]
+#[case("false && (pip install a) && pip install b", "")]
 #[case(
     "while read p; do pip install \"$p\"; done < r.txt",
     "pip install [?\"$p\"[\"p\"]] if(while read p) unknown-variable:\"$p\""
