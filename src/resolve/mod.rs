@@ -8,4 +8,5 @@ pub mod registry;
 pub use registry::{
     ImageSource, Registry, RegistryOptions, ResolveError, ResolvedImage, ResolvedPlatform,
 };
+pub mod apt;
 pub mod conda;
