@@ -77,8 +77,7 @@ def apt_cmd(root):
     if os.path.exists(arch_file):
         for a in open(arch_file).read().split():
             archs += ["-o", f"APT::Architectures::={a}"]
-    return archs + [
-        "apt-get",
+    return ["apt-get"] + archs + [
         "-o", f"Dir={root}",
         "-o", f"Dir::State::status={root}/var/lib/dpkg/status",
         "-o", "Debug::NoLocking=1",
