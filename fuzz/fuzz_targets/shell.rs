@@ -1,5 +1,6 @@
-//! Shell splitter and install-command recognition: no panic on any input,
-//! and every span it returns lies inside the file on character boundaries.
+//! Shell splitter, control flow, expansion and install-command recognition:
+//! no panic on any input, bounded work, and every span it returns (specs
+//! and unresolved parts) lies inside the file on character boundaries.
 #![no_main]
 
 use imagelock::source::shell::Script;
@@ -16,6 +17,9 @@ fuzz_target!(|data: &[u8]| {
                 assert!(text.get(c.span.start..c.span.end).is_some());
                 for s in &c.specs {
                     assert!(text.get(s.span.start..s.span.end).is_some());
+                }
+                for u in &c.unresolved {
+                    assert!(text.get(u.span.start..u.span.end).is_some());
                 }
             }
         }

@@ -37,7 +37,8 @@ use crate::config::ImageConfig;
 use crate::diagnostic::LineIndex;
 use crate::source::inputs::{Inputs, load_inputs};
 use crate::source::load::{SourceError, load_definition};
-use crate::source::model::{BaseTarget, Definition, Expanded, Stage};
+use crate::source::model::{BaseTarget, Definition, Expanded, InstallStep, Stage};
+use crate::source::steps::{ChannelAction, Ecosystem, effective_channels};
 
 /// Version of the JSON output.
 const JSON_VERSION: u32 = 1;
@@ -214,6 +215,75 @@ fn human(out: &mut String, image: &ImageConfig, def: &Definition, refs: &[(Strin
     out.push('\n');
 }
 
+/// Where a step's packages come from: conda channels (from `-c`, then the
+/// configuration changes made before it, over the base image's
+/// `.condarc`), or Python indexes and find-links.
+fn step_sources(out: &mut String, s: &InstallStep) {
+    let c = &s.command;
+    match c.manager.ecosystem() {
+        Ecosystem::Conda => {
+            let mut parts: Vec<String> = c.channels.iter().map(show).collect();
+            if c.override_channels {
+                parts.push("(--override-channels)".into());
+            } else {
+                let (configured, priority, skipped) = effective_channels(&[], &s.channel_config);
+                let mut from_config = String::from("the base image's .condarc");
+                if !configured.is_empty()
+                    || s.channel_config
+                        .iter()
+                        .any(|e| matches!(e.action, ChannelAction::Remove | ChannelAction::Set))
+                {
+                    let changes: Vec<String> = s
+                        .channel_config
+                        .iter()
+                        .filter(|e| e.action != ChannelAction::Priority)
+                        .map(|e| {
+                            let v = e.channel.value.as_deref().unwrap_or(&e.channel.written);
+                            let verb = serde_json::to_value(e.action)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_string))
+                                .unwrap_or_default();
+                            format!("{verb} {v}")
+                        })
+                        .collect();
+                    from_config = format!("{from_config} after {}", changes.join(", "));
+                }
+                parts.push(from_config);
+                if let Some(p) = priority {
+                    parts.push(format!("channel_priority {p}"));
+                }
+                for e in skipped {
+                    parts.push(format!("not applied: `{}`", e.text));
+                }
+            }
+            let _ = writeln!(out, "      channels {}", parts.join(", "));
+        }
+        Ecosystem::Python => {
+            let mut parts = Vec::new();
+            if c.no_index {
+                parts.push("no index (--no-index)".to_string());
+            } else {
+                parts.push(match &c.index_url {
+                    Some(i) => show(i),
+                    None => "the configured index".into(),
+                });
+                parts.extend(
+                    c.extra_index_urls
+                        .iter()
+                        .map(|e| format!("extra {}", show(e))),
+                );
+            }
+            parts.extend(
+                c.find_links
+                    .iter()
+                    .map(|e| format!("find-links {}", show(e))),
+            );
+            let _ = writeln!(out, "      indexes {}", parts.join(", "));
+        }
+        Ecosystem::Os | Ecosystem::Other => {}
+    }
+}
+
 fn stage_human(
     out: &mut String,
     stage: &Stage,
@@ -227,12 +297,20 @@ fn stage_human(
         .name
         .as_ref()
         .map_or_else(String::new, |n| format!(" {n}"));
+    let unused = if stage.unused {
+        ", not used by the last stage: BuildKit skips it"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
-        "  stage {}{name} ({file}:{})",
+        "  stage {}{name} ({file}:{}{unused})",
         stage.index,
         line(stage.span.start)
     );
+    for w in &stage.warnings {
+        let _ = writeln!(out, "    warning ({file}:{}): {}", w.line, w.message);
+    }
     let base = &stage.base;
     let meaning = match (&base.target, repository_image(&base.reference, refs)) {
         (BaseTarget::Stage { index }, _) => format!("internal stage {index}"),
@@ -296,10 +374,7 @@ fn stage_human(
         let linked = inputs
             .map(|i| i.step_files(stage.index, si))
             .unwrap_or_default();
-        let action = serde_json::to_value(c.action)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let action = c.action.as_str();
         let _ = write!(out, "    {} {action}", c.manager.as_str());
         if let Some(t) = &c.target {
             let t = match t {
@@ -310,9 +385,29 @@ fn stage_human(
             let _ = write!(out, " into {t}");
         }
         let _ = writeln!(out, " ({file}:{})", s.line);
+        if let Some(cond) = &c.conditional {
+            let _ = writeln!(out, "      conditional: runs only if `{cond}`");
+        }
+        if !s.platform_args.is_empty() {
+            let _ = writeln!(
+                out,
+                "      per platform: reads {}, which differs by platform (not decided here)",
+                s.platform_args.join(", ")
+            );
+        }
         if !c.specs.is_empty() {
             let specs: Vec<String> = c.specs.iter().map(show).collect();
             let _ = writeln!(out, "      specs {}", specs.join(", "));
+        }
+        step_sources(out, s);
+        for u in &c.unresolved {
+            let at = line(u.span.start);
+            let _ = writeln!(
+                out,
+                "      unresolved ({}) `{}` ({file}:{at})",
+                u.cause.as_str(),
+                u.text
+            );
         }
         for (ai, f) in c.files.iter().enumerate() {
             let role = serde_json::to_value(f.role)

@@ -299,7 +299,7 @@ fn unpinned_findings(job: &ImageJob) -> Vec<Finding> {
             let eco = match step.command.manager.ecosystem() {
                 StepEcosystem::Python => Ecosystem::Pip,
                 StepEcosystem::Conda => Ecosystem::Conda,
-                StepEcosystem::Os => continue,
+                StepEcosystem::Os | StepEcosystem::Other => continue,
             };
             // One finding per step: the specs are fixed together.
             let specs = unpinned_specs(&step.command);

@@ -390,11 +390,5 @@ async fn base_state(
 }
 
 fn action_name(action: crate::source::steps::Action) -> &'static str {
-    use crate::source::steps::Action;
-    match action {
-        Action::Install => "install",
-        Action::Create => "create",
-        Action::EnvCreate => "env-create",
-        Action::EnvUpdate => "env-update",
-    }
+    action.as_str()
 }

@@ -151,8 +151,34 @@ pub async fn resolve_step(
         let value = expand_env(v, &state.env);
         state.env.insert(k.clone(), value);
     }
+    // Steps that change nothing, remove packages, run on only some paths
+    // or through an unknown program are not locked; the lock says so.
+    let unlockable = !cmd.action.installs()
+        || cmd.conditional.is_some()
+        || cmd.manager.ecosystem() == Ecosystem::Other;
+    if unlockable && cmd.manager.ecosystem() != Ecosystem::Os {
+        let why = match &cmd.conditional {
+            Some(c) => format!("it runs only if `{c}`, which imagelock cannot decide"),
+            None if cmd.manager.ecosystem() == Ecosystem::Other => {
+                format!(
+                    "imagelock does not lock `{}` installs",
+                    cmd.manager.as_str()
+                )
+            }
+            None => format!("`{}` does not install", cmd.action.as_str()),
+        };
+        return Ok(StepOutcome {
+            requested: values(&cmd.specs),
+            locked: false,
+            warnings: vec![format!(
+                "{}:{}: `{}` is not locked: {why}",
+                place.file, place.line, cmd.text
+            )],
+            ..StepOutcome::default()
+        });
+    }
     match cmd.manager.ecosystem() {
-        Ecosystem::Os => Ok(StepOutcome {
+        Ecosystem::Os | Ecosystem::Other => Ok(StepOutcome {
             requested: values(&cmd.specs),
             locked: false,
             ..StepOutcome::default()
@@ -171,7 +197,7 @@ pub async fn resolve_step(
             )
             .await
         }
-        Ecosystem::Conda => conda_step(config, session, job, place, cmd, state, options).await,
+        Ecosystem::Conda => conda_step(config, session, job, place, step, state, options).await,
     }
 }
 
@@ -583,10 +609,11 @@ async fn conda_step(
     session: &Session,
     job: &ImageJob,
     place: &StepPlace<'_>,
-    cmd: &InstallCommand,
+    step: &InstallStep,
     state: &mut PlatformState,
     options: &FreezeOptions,
 ) -> Result<StepOutcome, FreezeError> {
+    let cmd = &step.command;
     check_files(job, place, cmd)?;
     let mut texts: Vec<String> = Vec::new();
     for s in &cmd.specs {
@@ -596,8 +623,12 @@ async fn conda_step(
         texts.extend(
             f.text
                 .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#') && *l != "@EXPLICIT")
+                // conda's MatchSpec drops a `# comment`; URLs keep `#md5`.
+                .map(|l| match l.find('#') {
+                    Some(i) if !l.contains("://") => l[..i].trim(),
+                    _ => l.trim(),
+                })
+                .filter(|l| !l.is_empty() && *l != "@EXPLICIT")
                 .map(str::to_string),
         );
     }
@@ -640,8 +671,34 @@ async fn conda_step(
     for c in &cmd.channels {
         cli.push(value_of(place, c)?);
     }
-    let channels = session
-        .channels
+    // `conda config` changes and `CONDA_CHANNELS` made before this step,
+    // applied in order over the configured channels.
+    // TODO(freeze): start from the base image's own `.condarc`
+    // (/opt/conda/.condarc, /etc/conda/.condarc, ~/.condarc) once the
+    // catalogue reads it; today the host's `.condarc` and imagelock.toml.
+    let configured;
+    let settings = if step.channel_config.is_empty() {
+        &session.channels
+    } else {
+        let mut s = session.channels.clone();
+        let base = if s.channels.is_empty() && cmd.manager != Manager::Micromamba {
+            vec!["defaults".to_string()]
+        } else {
+            s.channels.clone()
+        };
+        let (channels, priority, _) =
+            crate::source::steps::effective_channels(&base, &step.channel_config);
+        s.channels = channels;
+        match priority.as_deref() {
+            Some("strict") => s.priority = crate::config::ChannelPriority::Strict,
+            Some("flexible") => s.priority = crate::config::ChannelPriority::Flexible,
+            Some("disabled") => s.priority = crate::config::ChannelPriority::Disabled,
+            _ => {}
+        }
+        configured = s;
+        &configured
+    };
+    let channels = settings
         .resolve(
             &ChannelRequest {
                 cli,
@@ -691,7 +748,7 @@ async fn conda_step(
     if !options.ignore_locked {
         request.preferred = conda_preferences(job, place, cmd, &state.platform, &options.update);
     }
-    request.channel_priority = session.channels.priority;
+    request.channel_priority = settings.priority;
     request.exclude_newer = match &options.exclude_newer {
         Some(d) => Some(
             crate::solve::conda::parse_exclude_newer(d)

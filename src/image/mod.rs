@@ -10,6 +10,7 @@ mod cache;
 mod catalogue;
 mod daemon;
 mod digest;
+pub mod dpkg;
 mod formats;
 mod layer;
 mod layout;

@@ -7,6 +7,7 @@ pub mod registry;
 pub mod session;
 
 pub use registry::{Registry, RegistryOptions, ResolveError};
+pub mod apt;
 pub mod conda;
 
 pub use session::{Session, SessionError, SessionOptions};

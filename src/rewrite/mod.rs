@@ -183,7 +183,7 @@ pub fn rewrite_image(
             match eco {
                 Ecosystem::Python => pip_step(&mut plan, at, opts),
                 Ecosystem::Conda => conda_step(&mut plan, at),
-                Ecosystem::Os => {}
+                Ecosystem::Os | Ecosystem::Other => {}
             }
         }
     }
@@ -451,29 +451,41 @@ impl<'a> Layout<'a> {
 
 /// Replaces a command's spec arguments with `items`.
 fn replace_specs(plan: &mut Plan, layout: &Layout<'_>, step: &InstallStep, items: &[String]) {
-    let specs = &step.command.specs;
-    let (Some(first), Some(last)) = (specs.first(), specs.last()) else {
+    // The words that hold the specs: one word (`${PKGS}`) may hold several
+    // specs, and an unquoted `pkg>=1.2` extends to the redirect the shell
+    // made of it, which the pin replaces.
+    let mut words: Vec<Span> = Vec::new();
+    for s in &step.command.specs {
+        let mut span = s.span;
+        for u in &step.command.unresolved {
+            if u.cause == crate::source::steps::Cause::Redirect && u.span.start == span.start {
+                span.end = span.end.max(u.span.end);
+            }
+        }
+        if words.last().is_none_or(|w| w.end <= span.start) {
+            words.push(span);
+        }
+    }
+    let (Some(first), Some(last)) = (words.first().copied(), words.last().copied()) else {
         return;
     };
     if items.is_empty() {
         return;
     }
-    let list = layout.list(step.command.span.start, first.span.start, items);
+    let list = layout.list(step.command.span.start, first.start, items);
     let edits = plan.edits.entry(None).or_default();
-    let contiguous = specs
+    let contiguous = words
         .windows(2)
-        .all(|w| layout.contiguous(w[0].span.end, w[1].span.start));
+        .all(|w| layout.contiguous(w[0].end, w[1].start));
     if contiguous {
-        edits.push(Edit::new(Span::new(first.span.start, last.span.end), list));
+        edits.push(Edit::new(Span::new(first.start, last.end), list));
         return;
     }
-    edits.push(Edit::new(first.span, list));
-    for s in &specs[1..] {
+    edits.push(Edit::new(first, list));
+    for s in &words[1..] {
         // The spec and the blanks before it on its line.
-        let before = layout.text[..s.span.start]
-            .trim_end_matches([' ', '\t'])
-            .len();
-        edits.push(Edit::new(Span::new(before, s.span.end), ""));
+        let before = layout.text[..s.start].trim_end_matches([' ', '\t']).len();
+        edits.push(Edit::new(Span::new(before, s.end), ""));
     }
 }
 

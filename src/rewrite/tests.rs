@@ -1062,3 +1062,16 @@ fn per_platform_pins_in_a_requirements_file_are_stable() {
         assert!(again.files.is_empty(), "{:?}", again.files);
     }
 }
+
+/// One word holding several specs (`${PKGS}`) is pinned as one list, and
+/// an unquoted `scipy>=1.8` (a redirect to the shell) is replaced whole:
+/// no panic, no `scipy==X>=1.8`.
+#[test]
+fn a_word_of_several_specs_and_a_redirected_spec_are_pinned() {
+    let text = "FROM python:3.11\nARG PKGS=\"numpy scipy\"\nRUN pip install ${PKGS}\nRUN pip install scipy>=1.8 six\n";
+    let out = round_trip(Path::new("Dockerfile"), text);
+    assert!(!out.contains(">=1.8"), "{out}");
+    assert!(!out.contains("${PKGS}"), "{out}");
+    assert!(out.contains("RUN pip install "), "{out}");
+    insta::assert_snapshot!(out);
+}

@@ -1,4 +1,6 @@
-//! Pure solving: conda (rattler) and Python (PubGrub). No I/O here.
+//! Pure solving: conda (rattler), Python (PubGrub) and apt (a port of apt's
+//! own marking). No I/O here.
 
+pub mod apt;
 pub mod conda;
 pub mod python;

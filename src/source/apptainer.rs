@@ -22,7 +22,7 @@ use crate::source::model::{
     ArgDecl, Base, BaseTarget, CopiedFile, Definition, DefinitionKind, Expanded, InstallStep, Stage,
 };
 use crate::source::shell::Script;
-use crate::source::steps::find_install_commands;
+use crate::source::steps::{ChannelConfig, Ecosystem, ShellEvent, scan_script};
 
 /// A definition file that cannot be built as written.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -599,11 +599,36 @@ pub fn parse(
                     Some("name the image, for example `From: ubuntu:24.04`"),
                 ));
             };
+            let mut reference = tpl.expanded(from.value_span)?;
+            if agent == "docker" {
+                // `Registry:` and `Namespace:` compose the reference as
+                // apptainer does: REGISTRY/NAMESPACE/FROM.
+                let mut prefix = String::new();
+                for key in ["registry", "namespace"] {
+                    if let Some(h) = header(key) {
+                        let v = tpl.expanded(h.value_span)?;
+                        match v.value {
+                            Some(v) if !v.is_empty() => {
+                                prefix.push_str(v.trim_matches('/'));
+                                prefix.push('/');
+                            }
+                            Some(_) => {}
+                            None => {
+                                reference.value = None;
+                                reference.unresolved.extend(v.unresolved);
+                            }
+                        }
+                    }
+                }
+                if let Some(v) = &mut reference.value {
+                    v.insert_str(0, &prefix);
+                }
+            }
             (
                 BaseTarget::Image {
                     agent: agent.clone(),
                 },
-                tpl.expanded(from.value_span)?,
+                reference,
             )
         } else if agent == "scratch" {
             (BaseTarget::Scratch, agent_value.clone())
@@ -637,6 +662,8 @@ pub fn parse(
         let mut stage = Stage {
             args: Vec::new(),
             onbuild: Vec::new(),
+            warnings: Vec::new(),
+            unused: false,
             index: stages.len(),
             name,
             platform: None,
@@ -685,6 +712,7 @@ pub fn parse(
             Some("start the file with a header such as `Bootstrap: docker` and `From: IMAGE`"),
         ));
     }
+    Stage::mark_unused(&mut stages, None);
     Ok(Definition {
         syntax: None,
         kind: DefinitionKind::Apptainer,
@@ -704,9 +732,22 @@ fn scan_section(
     stage: &mut Stage,
 ) -> Result<(), ApptainerError> {
     let text = tpl.text;
-    let cmds = find_install_commands(script, &|_| None)
+    let events = scan_script(script, &|_| None)
         .map_err(|e| error(tpl.path, text, e.span, e.message, e.hint.as_deref()))?;
-    for command in cmds {
+    let mut config: Vec<ChannelConfig> = Vec::new();
+    for event in events {
+        let command = match event {
+            ShellEvent::Install(c) => *c,
+            ShellEvent::ChannelConfig(c) => {
+                config.push(c);
+                continue;
+            }
+        };
+        let channel_config = if command.manager.ecosystem() == Ecosystem::Conda {
+            config.clone()
+        } else {
+            Vec::new()
+        };
         let at = command.span.start;
         let instruction = sections
             .iter()
@@ -720,6 +761,8 @@ fn scan_section(
             instruction,
             env: Vec::new(),
             user: None,
+            channel_config,
+            platform_args: Vec::new(),
         });
     }
     Ok(())

@@ -60,19 +60,26 @@ pub fn detect_kind(path: &Path, text: &str) -> DefinitionKind {
     if let Some(kind) = kind_from_name(&name) {
         return kind;
     }
-    // By content: an Apptainer header starts with `Bootstrap:`.
-    let first = text
+    // By content: an Apptainer header has a `Bootstrap:` line among its
+    // `Keyword: value` lines (not necessarily the first: `From:` may come
+    // before it).
+    for l in text
         .lines()
         .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#'));
-    if first.is_some_and(|l| {
-        l.split_once(':')
-            .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("bootstrap"))
-    }) {
-        DefinitionKind::Apptainer
-    } else {
-        DefinitionKind::Dockerfile
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let Some((k, _)) = l.split_once(':') else {
+            break;
+        };
+        let k = k.trim();
+        if k.eq_ignore_ascii_case("bootstrap") {
+            return DefinitionKind::Apptainer;
+        }
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            break;
+        }
     }
+    DefinitionKind::Dockerfile
 }
 
 /// The kind a file name says, if it says one (lowercase name).
@@ -189,5 +196,17 @@ mod tests {
             DefinitionKind::Apptainer
         );
         assert_eq!(k("recipe", "FROM a\n"), DefinitionKind::Dockerfile);
+        // `Bootstrap:` need not be the first header line.
+        assert_eq!(
+            k(
+                "Singularity.biobb",
+                "From: biobb_md:3.0.0--py_0\nRegistry: quay.io\nBootstrap: docker\n"
+            ),
+            DefinitionKind::Apptainer
+        );
+        assert_eq!(
+            k("recipe", "FROM ubuntu:24.04\nLABEL bootstrap: no\n"),
+            DefinitionKind::Dockerfile
+        );
     }
 }

@@ -8,10 +8,12 @@
 pub mod apptainer;
 pub mod dockerfile;
 pub mod environment;
+pub mod expanded;
 pub mod graph;
 pub mod inputs;
 pub mod load;
 pub mod model;
+pub mod pattern;
 pub mod requirements;
 pub mod shell;
 pub mod steps;

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::diagnostic::Span;
-use crate::source::steps::InstallCommand;
+pub use crate::source::expanded::Expanded;
+use crate::source::steps::{ChannelConfig, InstallCommand};
 
 /// The kind of definition file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -28,19 +29,6 @@ pub struct Definition {
     /// (Dockerfile only). It is an image too, so it can be pinned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syntax: Option<Expanded>,
-}
-
-/// A text from the file together with its value after variable expansion.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Expanded {
-    /// The bytes as written.
-    pub written: String,
-    /// The value after expansion; `None` when a variable had no value.
-    pub value: Option<String>,
-    /// Variables that had no value (so the text could not be expanded).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub unresolved: Vec<String>,
-    pub span: Span,
 }
 
 /// `ARG NAME[=default]`.
@@ -142,6 +130,22 @@ pub struct Stage {
     /// images built `FROM` this one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub onbuild: Vec<OnBuild>,
+    /// Things in the stage imagelock could not read, each with its place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<SourceWarning>,
+    /// The build target does not use this stage, so BuildKit skips it
+    /// (and it is not locked).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unused: bool,
+}
+
+/// Something imagelock could not read, at a place in the file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SourceWarning {
+    /// 1-based line.
+    pub line: usize,
+    pub message: String,
+    pub span: Span,
 }
 
 /// `ONBUILD INSTRUCTION …`.
@@ -172,4 +176,46 @@ pub struct InstallStep {
     /// `WORKDIR` in effect, against which relative file arguments resolve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
+    /// For conda steps: the channel configuration changes made before it
+    /// in this stage (`conda config --add channels`, `CONDA_CHANNELS`), in
+    /// order; apply them to the base image's channels with
+    /// [`crate::source::steps::effective_channels`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channel_config: Vec<ChannelConfig>,
+    /// Platform ARGs (`TARGETARCH`…) the step's `RUN` reads and that the
+    /// caller did not give: what depends on them is conditional or
+    /// unresolved here; read the file per platform with
+    /// [`crate::source::dockerfile::platform_build_args`] to decide it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platform_args: Vec<String>,
+}
+
+impl Stage {
+    /// Marks the stages that building `target` (default: the last stage)
+    /// does not need: BuildKit skips them.
+    pub fn mark_unused(stages: &mut [Stage], target: Option<usize>) {
+        let Some(last) = target.or(stages.len().checked_sub(1)) else {
+            return;
+        };
+        let mut used = vec![false; stages.len()];
+        let mut todo = vec![last];
+        while let Some(i) = todo.pop() {
+            if i >= used.len() || used[i] {
+                continue;
+            }
+            used[i] = true;
+            let s = &stages[i];
+            if let BaseTarget::Stage { index } = s.base.target {
+                todo.push(index);
+            }
+            for u in &s.image_uses {
+                if let BaseTarget::Stage { index } = u.target {
+                    todo.push(index);
+                }
+            }
+        }
+        for (s, u) in stages.iter_mut().zip(used) {
+            s.unused = !u;
+        }
+    }
 }

@@ -141,12 +141,20 @@ pub(crate) enum Seg {
         name: String,
         op: ParamOp,
         arg: Vec<Seg>,
+        /// The replacement of `${V/pat/rep}`.
+        repl: Vec<Seg>,
         span: Span,
         quoted: bool,
     },
-    /// Something whose value only the running shell knows: command
-    /// substitution, arithmetic, positional and special parameters.
+    /// Something whose value only the running shell knows: arithmetic,
+    /// positional and special parameters.
     Opaque { span: Span },
+    /// `$(…)` or `` `…` ``: `inner` is the span of the command text.
+    Subst {
+        span: Span,
+        inner: Span,
+        quoted: bool,
+    },
     /// `""` or `''` with nothing inside: keeps an otherwise empty word.
     EmptyQuotes,
 }
@@ -171,6 +179,17 @@ pub(crate) enum ParamOp {
     Error {
         colon: bool,
     },
+    /// `#`/`##` (prefix) or `%`/`%%` (suffix): remove a matching pattern.
+    Trim {
+        prefix: bool,
+        longest: bool,
+    },
+    /// `/pat/rep` or `//pat/rep`; the replacement is in `Seg::Param::repl`.
+    Replace {
+        all: bool,
+    },
+    /// `${#NAME}`: the length of the value.
+    Length,
 }
 
 /// A shell word: its span in the text and its pieces.
@@ -200,6 +219,34 @@ impl Word {
 pub(crate) struct SimpleCommand {
     pub words: Vec<Word>,
     pub span: Span,
+    /// The operator that joins it to the command before it.
+    pub before: Sep,
+    /// The operator that ends it.
+    pub after: Sep,
+    /// The word of a `<<<` here-string, if any.
+    pub here_string: Option<Word>,
+    /// Redirections: the operator's span and its target word's span.
+    pub redirects: Vec<(Span, Span)>,
+    /// `(` that open right before it (subshells, groups).
+    pub opens: usize,
+    /// `)` that close right after it.
+    pub closes: usize,
+}
+
+/// An operator between commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sep {
+    /// `;`, `&`, a newline, or the start of the text.
+    Seq,
+    And,
+    Or,
+    Pipe,
+    /// `(`: a subshell or the start of a case pattern.
+    Open,
+    /// `)`: the end of a subshell or of a case pattern.
+    Close,
+    /// `;;`, `;&`, `;;&`: the end of a case arm.
+    CaseEnd,
 }
 
 /// What the shell knows about a variable.
@@ -221,33 +268,50 @@ pub(crate) struct Field {
     pub offsets: Vec<usize>,
 }
 
+/// The largest value one word may expand to, in characters. Variables
+/// that double each other ("billion laughs") stop here with an error
+/// instead of taking the machine's memory.
+pub(crate) const MAX_EXPANSION: usize = 1 << 20;
+
+/// What expansion needs to know from the running script.
+pub(crate) trait ShellEnv {
+    /// What a variable holds; `None` means unknown.
+    fn var(&self, name: &str) -> Option<VarState>;
+    /// The output of a command substitution whose command text is `inner`,
+    /// when it can be known without running anything.
+    fn subst(&self, inner: &str) -> Option<String>;
+}
+
 /// Expands `word` the way the shell does (parameter expansion, quote
-/// removal, field splitting of unquoted expansions). `var` answers what a
-/// variable holds; `None` means unknown.
+/// removal, field splitting of unquoted expansions). An expansion larger
+/// than [`MAX_EXPANSION`] is an error located at the word.
 pub(crate) fn expand_word(
     text: &str,
     word: &Word,
-    var: &dyn Fn(&str) -> Option<VarState>,
-) -> Vec<Field> {
-    let mut out = Vec::new();
-    let mut unresolved = Vec::new();
-    let mut any_quoted = false;
-    expand_segs(
+    env: &dyn ShellEnv,
+) -> Result<Vec<Field>, LexError> {
+    let mut x = Expansion {
         text,
-        &word.segs,
-        var,
-        false,
-        &mut out,
-        &mut unresolved,
-        &mut any_quoted,
-    );
+        env,
+        out: Vec::new(),
+        unresolved: Vec::new(),
+        any_quoted: false,
+    };
+    x.segs(&word.segs, false)
+        .map_err(|()| too_large(word.span))?;
+    let Expansion {
+        out,
+        mut unresolved,
+        any_quoted,
+        ..
+    } = x;
     if !unresolved.is_empty() {
         unresolved.dedup();
-        return vec![Field {
+        return Ok(vec![Field {
             value: None,
             unresolved,
             offsets: Vec::new(),
-        }];
+        }]);
     }
     let mut fields = Vec::new();
     let mut cur: Option<(String, Vec<usize>)> = None;
@@ -280,72 +344,168 @@ pub(crate) fn expand_word(
             offsets: Vec::new(),
         });
     }
-    fields
+    Ok(fields)
 }
 
-fn expand_segs(
-    text: &str,
-    segs: &[Seg],
-    var: &dyn Fn(&str) -> Option<VarState>,
-    in_unquoted_param: bool,
-    out: &mut Vec<(char, usize, bool)>,
-    unresolved: &mut Vec<String>,
-    any_quoted: &mut bool,
-) {
-    for seg in segs {
-        match seg {
-            Seg::Lit { ch, at, quoted } => {
-                *any_quoted |= *quoted;
-                out.push((*ch, *at, in_unquoted_param && !*quoted));
-            }
-            Seg::EmptyQuotes => *any_quoted = true,
-            Seg::Opaque { span } => {
-                unresolved.push(text.get(span.start..span.end).unwrap_or("").to_string());
-            }
-            Seg::Param {
-                name,
-                op,
-                arg,
-                span,
-                quoted,
-            } => {
-                *any_quoted |= *quoted;
-                let state = var(name);
-                let Some(state) = state else {
-                    unresolved.push(name.clone());
-                    continue;
-                };
-                let (set, non_empty) = match &state {
-                    VarState::Set(v) => (true, !v.is_empty()),
-                    VarState::Unset => (false, false),
-                    VarState::Unknown => {
-                        unresolved.push(name.clone());
-                        continue;
+fn too_large(span: Span) -> LexError {
+    LexError {
+        span,
+        message: format!("this word expands to more than {MAX_EXPANSION} characters"),
+        hint: Some(
+            "variables that repeat each other grow without bound; \
+             write the value out or shorten it"
+                .into(),
+        ),
+    }
+}
+
+struct Expansion<'a> {
+    text: &'a str,
+    env: &'a dyn ShellEnv,
+    out: Vec<(char, usize, bool)>,
+    unresolved: Vec<String>,
+    any_quoted: bool,
+}
+
+impl Expansion<'_> {
+    fn push_str(&mut self, v: &str, at: usize, split: bool) -> Result<(), ()> {
+        if self.out.len() + v.len() > MAX_EXPANSION {
+            return Err(());
+        }
+        self.out.extend(v.chars().map(|c| (c, at, split)));
+        Ok(())
+    }
+
+    /// Expands `segs` to a plain string (a pattern or a replacement);
+    /// `None` when something in it is unknown.
+    fn plain(&mut self, segs: &[Seg]) -> Result<Option<String>, ()> {
+        let mut inner = Expansion {
+            text: self.text,
+            env: self.env,
+            out: Vec::new(),
+            unresolved: Vec::new(),
+            any_quoted: false,
+        };
+        inner.segs(segs, false)?;
+        if !inner.unresolved.is_empty() {
+            self.unresolved.extend(inner.unresolved);
+            return Ok(None);
+        }
+        Ok(Some(inner.out.into_iter().map(|(c, _, _)| c).collect()))
+    }
+
+    fn segs(&mut self, segs: &[Seg], in_unquoted_param: bool) -> Result<(), ()> {
+        for seg in segs {
+            match seg {
+                Seg::Lit { ch, at, quoted } => {
+                    self.any_quoted |= *quoted;
+                    if self.out.len() >= MAX_EXPANSION {
+                        return Err(());
                     }
-                };
-                let use_value = |out: &mut Vec<(char, usize, bool)>| {
-                    if let VarState::Set(v) = &state {
-                        out.extend(v.chars().map(|c| (c, span.start, !*quoted)));
-                    }
-                };
-                let word_applies = |colon: bool| if colon { !non_empty } else { !set };
-                match *op {
-                    ParamOp::Plain | ParamOp::Error { .. } => use_value(out),
-                    ParamOp::Default { colon } | ParamOp::Assign { colon } => {
-                        if word_applies(colon) {
-                            expand_segs(text, arg, var, !*quoted, out, unresolved, any_quoted);
-                        } else {
-                            use_value(out);
+                    self.out.push((*ch, *at, in_unquoted_param && !*quoted));
+                }
+                Seg::EmptyQuotes => self.any_quoted = true,
+                Seg::Opaque { span } => {
+                    let t = self.text.get(span.start..span.end).unwrap_or("");
+                    self.unresolved.push(t.to_string());
+                }
+                Seg::Subst {
+                    span,
+                    inner,
+                    quoted,
+                } => {
+                    self.any_quoted |= *quoted;
+                    let cmd = self.text.get(inner.start..inner.end).unwrap_or("");
+                    match self.env.subst(cmd) {
+                        // The shell drops trailing newlines; the value is
+                        // split when unquoted.
+                        Some(v) => {
+                            self.push_str(v.trim_end_matches('\n'), span.start, !quoted)?;
+                        }
+                        None => {
+                            let t = self.text.get(span.start..span.end).unwrap_or("");
+                            self.unresolved.push(t.to_string());
                         }
                     }
-                    ParamOp::Alt { colon } => {
-                        if !word_applies(colon) {
-                            expand_segs(text, arg, var, !*quoted, out, unresolved, any_quoted);
+                }
+                Seg::Param {
+                    name,
+                    op,
+                    arg,
+                    repl,
+                    span,
+                    quoted,
+                } => {
+                    self.any_quoted |= *quoted;
+                    let state = match self.env.var(name) {
+                        None | Some(VarState::Unknown) => {
+                            self.unresolved.push(name.clone());
+                            continue;
+                        }
+                        Some(s) => s,
+                    };
+                    let value = match &state {
+                        VarState::Set(v) => Some(v.as_str()),
+                        _ => None,
+                    };
+                    let set = value.is_some();
+                    let non_empty = value.is_some_and(|v| !v.is_empty());
+                    let split = !*quoted;
+                    let word_applies = |colon: bool| if colon { !non_empty } else { !set };
+                    match *op {
+                        ParamOp::Plain | ParamOp::Error { .. } => {
+                            self.push_str(value.unwrap_or(""), span.start, split)?;
+                        }
+                        ParamOp::Default { colon } | ParamOp::Assign { colon } => {
+                            if word_applies(colon) {
+                                self.segs(arg, !*quoted)?;
+                            } else {
+                                self.push_str(value.unwrap_or(""), span.start, split)?;
+                            }
+                        }
+                        ParamOp::Alt { colon } => {
+                            if !word_applies(colon) {
+                                self.segs(arg, !*quoted)?;
+                            }
+                        }
+                        ParamOp::Length => {
+                            let n = value.unwrap_or("").chars().count().to_string();
+                            self.push_str(&n, span.start, split)?;
+                        }
+                        ParamOp::Trim { prefix, longest } => {
+                            let Some(pat) = self.plain(arg)? else {
+                                continue;
+                            };
+                            let v = crate::source::pattern::trim(
+                                value.unwrap_or(""),
+                                &pat,
+                                prefix,
+                                longest,
+                            );
+                            self.push_str(&v, span.start, split)?;
+                        }
+                        ParamOp::Replace { all } => {
+                            let Some(pat) = self.plain(arg)? else {
+                                continue;
+                            };
+                            let Some(rep) = self.plain(repl)? else {
+                                continue;
+                            };
+                            let v = crate::source::pattern::replace(
+                                value.unwrap_or(""),
+                                &pat,
+                                &rep,
+                                all,
+                                MAX_EXPANSION,
+                            )
+                            .ok_or(())?;
+                            self.push_str(&v, span.start, split)?;
                         }
                     }
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -359,42 +519,90 @@ pub(crate) fn split_commands(text: &str) -> Result<Vec<SimpleCommand>, LexError>
     let mut cmds = Vec::new();
     let mut words: Vec<Word> = Vec::new();
     let mut skip_next_word = false;
-    let finish = |words: &mut Vec<Word>, cmds: &mut Vec<SimpleCommand>| {
-        if let (Some(first), Some(last)) = (words.first(), words.last()) {
-            let span = Span::new(first.span.start, last.span.end);
-            cmds.push(SimpleCommand {
-                words: std::mem::take(words),
-                span,
-            });
-        }
-    };
+    let mut here_next = false;
+    let mut here_string = None;
+    let mut before = Sep::Seq;
+    let mut redirect_op = Span::new(0, 0);
+    let mut redirects = Vec::new();
+    let mut opens = 0;
     for tok in toks {
         match tok {
             Tok::Word(w) => {
-                if skip_next_word {
-                    skip_next_word = false;
+                if here_next {
+                    here_string = Some(w);
+                } else if skip_next_word {
+                    redirects.push((redirect_op, w.span));
                 } else {
                     words.push(w);
                 }
-            }
-            Tok::Redirect => skip_next_word = true,
-            Tok::Separator => {
                 skip_next_word = false;
-                finish(&mut words, &mut cmds);
+                here_next = false;
+            }
+            Tok::Redirect(op) => {
+                skip_next_word = true;
+                redirect_op = op;
+            }
+            Tok::HereString => here_next = true,
+            Tok::Separator(sep) => {
+                skip_next_word = false;
+                here_next = false;
+                if let (Some(first), Some(last)) = (words.first(), words.last()) {
+                    let span = Span::new(first.span.start, last.span.end);
+                    cmds.push(SimpleCommand {
+                        words: std::mem::take(&mut words),
+                        span,
+                        before,
+                        after: sep,
+                        here_string: here_string.take(),
+                        redirects: std::mem::take(&mut redirects),
+                        opens: std::mem::take(&mut opens),
+                        closes: usize::from(sep == Sep::Close),
+                    });
+                    before = sep;
+                } else if sep == Sep::Open {
+                    // `&& ( … )`: the group joins the list with the
+                    // operator before it.
+                    opens += 1;
+                } else if sep == Sep::Close {
+                    if let Some(last) = cmds.last_mut() {
+                        last.closes += 1;
+                    }
+                    before = sep;
+                } else if !(sep == Sep::Seq
+                    && matches!(before, Sep::And | Sep::Or | Sep::Pipe | Sep::CaseEnd))
+                {
+                    // A newline after `&&` continues the list; anything
+                    // else replaces the pending operator.
+                    before = sep;
+                }
             }
         }
     }
-    finish(&mut words, &mut cmds);
+    if let (Some(first), Some(last)) = (words.first(), words.last()) {
+        let span = Span::new(first.span.start, last.span.end);
+        cmds.push(SimpleCommand {
+            words,
+            span,
+            before,
+            after: Sep::Seq,
+            here_string,
+            redirects,
+            opens,
+            closes: 0,
+        });
+    }
     Ok(cmds)
 }
 
 #[derive(Debug)]
 enum Tok {
     Word(Word),
-    /// A redirection operator; the next word is its target.
-    Redirect,
+    /// A redirection operator (its span); the next word is its target.
+    Redirect(Span),
+    /// `<<<`: the next word is the here-string.
+    HereString,
     /// `;`, `&&`, `||`, `|`, `&`, `(`, `)`, newline…
-    Separator,
+    Separator(Sep),
 }
 
 struct Lexer<'a> {
@@ -465,44 +673,63 @@ impl<'a> Lexer<'a> {
                 }
                 '\n' => {
                     self.pos += 1;
-                    toks.push(Tok::Separator);
+                    toks.push(Tok::Separator(Sep::Seq));
                     self.heredoc_bodies();
                 }
                 ';' | '&' | '|' | '(' | ')' => {
                     let r = self.rest();
                     if r.starts_with("&>>") {
                         self.pos += 3;
-                        toks.push(Tok::Redirect);
+                        toks.push(Tok::Redirect(Span::new(self.pos - 3, self.pos)));
                     } else if r.starts_with("&>") {
                         self.pos += 2;
-                        toks.push(Tok::Redirect);
+                        toks.push(Tok::Redirect(Span::new(self.pos - 2, self.pos)));
                     } else {
-                        let two = ["&&", "||", ";;", "|&", ";&"];
-                        self.pos += if two.iter().any(|t| r.starts_with(t)) {
-                            2
+                        let (len, sep) = if r.starts_with(";;&") {
+                            (3, Sep::CaseEnd)
+                        } else if r.starts_with("&&") {
+                            (2, Sep::And)
+                        } else if r.starts_with("||") {
+                            (2, Sep::Or)
+                        } else if r.starts_with(";;") || r.starts_with(";&") {
+                            (2, Sep::CaseEnd)
+                        } else if r.starts_with("|&") {
+                            (2, Sep::Pipe)
                         } else {
-                            1
+                            let sep = match c {
+                                '|' => Sep::Pipe,
+                                '(' => Sep::Open,
+                                ')' => Sep::Close,
+                                _ => Sep::Seq,
+                            };
+                            (1, sep)
                         };
-                        toks.push(Tok::Separator);
+                        self.pos += len;
+                        toks.push(Tok::Separator(sep));
                     }
+                }
+                '<' | '>' if self.peek_at(1) == Some('(') => {
+                    let w = self.word(0)?;
+                    toks.push(Tok::Word(w));
                 }
                 '<' | '>' => {
                     let r = self.rest();
                     if r.starts_with("<<<") {
                         self.pos += 3;
-                        toks.push(Tok::Redirect);
+                        toks.push(Tok::HereString);
                     } else if r.starts_with("<<") {
                         let strip = r.starts_with("<<-");
                         self.pos += if strip { 3 } else { 2 };
                         self.heredoc_delimiter(strip)?;
                     } else {
                         let two = [">>", ">&", "<&", ">|", "<>"];
+                        let start = self.pos;
                         self.pos += if two.iter().any(|t| r.starts_with(t)) {
                             2
                         } else {
                             1
                         };
-                        toks.push(Tok::Redirect);
+                        toks.push(Tok::Redirect(Span::new(start, self.pos)));
                     }
                 }
                 _ => {
@@ -575,6 +802,16 @@ impl<'a> Lexer<'a> {
         let start = self.pos;
         let mut segs = Vec::new();
         while let Some(c) = self.peek() {
+            if matches!(c, '<' | '>') && self.peek_at(1) == Some('(') {
+                // `<(…)`: process substitution, a file only the shell has.
+                let at = self.pos;
+                self.pos += 2;
+                self.balanced_parens(at)?;
+                segs.push(Seg::Opaque {
+                    span: Span::new(at, self.pos),
+                });
+                continue;
+            }
             if Self::is_meta(c) {
                 break;
             }
@@ -629,7 +866,7 @@ impl<'a> Lexer<'a> {
             }
             '"' => self.double_quoted(at, segs, depth)?,
             '$' => self.dollar(at, segs, false, depth)?,
-            '`' => self.backquote(at, segs)?,
+            '`' => self.backquote(at, segs, false)?,
             _ => {
                 segs.push(Seg::Lit {
                     ch: c,
@@ -687,7 +924,7 @@ impl<'a> Lexer<'a> {
                     any = true;
                 }
                 '`' => {
-                    self.backquote(at, segs)?;
+                    self.backquote(at, segs, true)?;
                     any = true;
                 }
                 _ => {
@@ -707,7 +944,12 @@ impl<'a> Lexer<'a> {
         Ok(())
     }
 
-    fn backquote(&mut self, open: usize, segs: &mut Vec<Seg>) -> Result<(), LexError> {
+    fn backquote(
+        &mut self,
+        open: usize,
+        segs: &mut Vec<Seg>,
+        quoted: bool,
+    ) -> Result<(), LexError> {
         loop {
             match self.bump() {
                 None => {
@@ -725,8 +967,10 @@ impl<'a> Lexer<'a> {
                 Some(_) => {}
             }
         }
-        segs.push(Seg::Opaque {
+        segs.push(Seg::Subst {
             span: Span::new(open, self.pos),
+            inner: Span::new(open + 1, self.pos - 1),
+            quoted,
         });
         Ok(())
     }
@@ -749,10 +993,18 @@ impl<'a> Lexer<'a> {
             }
             Some('(') => {
                 self.pos += 1;
+                let arithmetic = self.peek() == Some('(');
                 self.balanced_parens(at)?;
-                segs.push(Seg::Opaque {
-                    span: Span::new(at, self.pos),
-                });
+                let span = Span::new(at, self.pos);
+                if arithmetic {
+                    segs.push(Seg::Opaque { span });
+                } else {
+                    segs.push(Seg::Subst {
+                        span,
+                        inner: Span::new(at + 2, self.pos - 1),
+                        quoted,
+                    });
+                }
                 Ok(())
             }
             Some(c) if c == '_' || c.is_ascii_alphabetic() => {
@@ -764,6 +1016,7 @@ impl<'a> Lexer<'a> {
                     name: self.s[start..self.pos].to_string(),
                     op: ParamOp::Plain,
                     arg: Vec::new(),
+                    repl: Vec::new(),
                     span: Span::new(at, self.pos),
                     quoted,
                 });
@@ -909,8 +1162,26 @@ impl<'a> Lexer<'a> {
                     self.pos += 1;
                 }
             }
+            Some('#') if self.is_length() => {
+                self.pos += 1;
+                let start = self.pos;
+                while matches!(self.peek(), Some(c) if c == '_' || c.is_ascii_alphanumeric()) {
+                    self.pos += 1;
+                }
+                let name = self.s[start..self.pos].to_string();
+                self.pos += 1; // `}`
+                segs.push(Seg::Param {
+                    name,
+                    op: ParamOp::Length,
+                    arg: Vec::new(),
+                    repl: Vec::new(),
+                    span: Span::new(at, self.pos),
+                    quoted,
+                });
+                return Ok(());
+            }
             _ => {
-                // `${#V}`, `${1}`, `${@}`, `${!V}`…: only the shell knows.
+                // `${1}`, `${@}`, `${!V}`…: only the shell knows.
                 self.skip_to_brace(depth).ok_or_else(unterminated)?;
                 segs.push(Seg::Opaque {
                     span: Span::new(at, self.pos),
@@ -931,6 +1202,7 @@ impl<'a> Lexer<'a> {
                     name,
                     op: ParamOp::Plain,
                     arg: Vec::new(),
+                    repl: Vec::new(),
                     span: Span::new(at, self.pos),
                     quoted,
                 });
@@ -940,6 +1212,50 @@ impl<'a> Lexer<'a> {
             Some('+') => ParamOp::Alt { colon },
             Some('=') => ParamOp::Assign { colon },
             Some('?') => ParamOp::Error { colon },
+            Some(c @ ('#' | '%')) if !colon => {
+                self.pos += 1;
+                let longest = self.peek() == Some(c);
+                if longest {
+                    self.pos += 1;
+                }
+                let arg = self.pattern(&['}'], quoted, depth)?;
+                self.pos += 1;
+                segs.push(Seg::Param {
+                    name,
+                    op: ParamOp::Trim {
+                        prefix: c == '#',
+                        longest,
+                    },
+                    arg,
+                    repl: Vec::new(),
+                    span: Span::new(at, self.pos),
+                    quoted,
+                });
+                return Ok(());
+            }
+            Some('/') if !colon => {
+                self.pos += 1;
+                let all = self.peek() == Some('/');
+                if all {
+                    self.pos += 1;
+                }
+                let arg = self.pattern(&['/', '}'], quoted, depth)?;
+                let mut repl = Vec::new();
+                if self.peek() == Some('/') {
+                    self.pos += 1;
+                    repl = self.pattern(&['}'], quoted, depth)?;
+                }
+                self.pos += 1;
+                segs.push(Seg::Param {
+                    name,
+                    op: ParamOp::Replace { all },
+                    arg,
+                    repl,
+                    span: Span::new(at, self.pos),
+                    quoted,
+                });
+                return Ok(());
+            }
             _ => {
                 // `${V%x}`, `${V/a/b}`, `${V:1:2}`…
                 self.skip_to_brace(depth).ok_or_else(unterminated)?;
@@ -984,10 +1300,55 @@ impl<'a> Lexer<'a> {
             name,
             op,
             arg,
+            repl: Vec::new(),
             span: Span::new(at, self.pos),
             quoted,
         });
         Ok(())
+    }
+
+    /// `${#NAME}` (not `${#}` or `${#-}`) at `pos`.
+    fn is_length(&self) -> bool {
+        let rest = &self.rest()[1..];
+        let n = rest
+            .find(|c: char| c != '_' && !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        n > 0 && !rest.starts_with(|c: char| c.is_ascii_digit()) && rest[n..].starts_with('}')
+    }
+
+    /// The pattern or replacement of `${V%…}`/`${V/…/…}`, up to (not
+    /// consuming) one of `stops`.
+    fn pattern(
+        &mut self,
+        stops: &[char],
+        quoted: bool,
+        depth: usize,
+    ) -> Result<Vec<Seg>, LexError> {
+        let mut arg = Vec::new();
+        loop {
+            match self.peek() {
+                None => {
+                    return Err(err(
+                        self.pos,
+                        0,
+                        "unterminated parameter expansion",
+                        Some("close it with a matching `}`"),
+                    ));
+                }
+                Some(c) if stops.contains(&c) => return Ok(arg),
+                Some(_) => {
+                    let before = arg.len();
+                    self.unit(&mut arg, depth + 1)?;
+                    if quoted {
+                        for s in &mut arg[before..] {
+                            if let Seg::Lit { quoted, .. } = s {
+                                *quoted = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Skips to just after the `}` closing the current `${`.

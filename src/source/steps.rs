@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::diagnostic::Span;
-use crate::source::model::Expanded;
+use crate::source::expanded::Expanded;
 use crate::source::shell::{
-    LexError, MAX_DEPTH, Script, SimpleCommand, VarState, Word, expand_word, split_commands,
+    LexError, MAX_DEPTH, Script, Sep, ShellEnv, SimpleCommand, VarState, Word, expand_word,
+    split_commands,
 };
 
 /// The program that installs packages.
@@ -25,6 +26,12 @@ pub enum Manager {
     Microdnf,
     Yum,
     Apk,
+    /// `Rscript -e 'install.packages(…)'`, `BiocManager::install(…)`:
+    /// found, not locked.
+    R,
+    /// A program that runs an installer for us (`rapids-mamba-retry`,
+    /// `retry`…) that imagelock does not know: found, not locked.
+    Wrapper,
 }
 
 /// Which kind of packages a manager installs.
@@ -34,6 +41,8 @@ pub enum Ecosystem {
     Python,
     Conda,
     Os,
+    /// Installers imagelock finds but does not lock.
+    Other,
 }
 
 impl Manager {
@@ -47,6 +56,7 @@ impl Manager {
             | Manager::Microdnf
             | Manager::Yum
             | Manager::Apk => Ecosystem::Os,
+            Manager::R | Manager::Wrapper => Ecosystem::Other,
         }
     }
 
@@ -63,6 +73,8 @@ impl Manager {
             Manager::Microdnf => "microdnf",
             Manager::Yum => "yum",
             Manager::Apk => "apk",
+            Manager::R => "r",
+            Manager::Wrapper => "wrapper",
         }
     }
 }
@@ -79,6 +91,55 @@ pub enum Action {
     EnvCreate,
     /// `conda env update -f` / `mamba env update -f`.
     EnvUpdate,
+    /// `conda update X`/`--all`: the newest versions allowed, not an install.
+    Update,
+    /// `uv pip sync`: the environment becomes exactly the listed packages.
+    Sync,
+    /// `--dry-run`, `--download-only`: nothing in the image changes.
+    NoChange,
+    /// `apt-get upgrade`, `dnf update` without names, `apk upgrade`.
+    Upgrade,
+    /// `apt-get dist-upgrade` / `full-upgrade`, `dnf distro-sync`.
+    DistUpgrade,
+    /// `dnf groupinstall` / `dnf group install`.
+    GroupInstall,
+    /// `dnf module enable|install`.
+    ModuleEnable,
+    /// `apt-get remove|purge|autoremove`, `dnf remove`, `apk del`.
+    Remove,
+}
+
+impl Action {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Action::Install => "install",
+            Action::Create => "create",
+            Action::EnvCreate => "env-create",
+            Action::EnvUpdate => "env-update",
+            Action::Update => "update",
+            Action::Sync => "sync",
+            Action::NoChange => "no-change",
+            Action::Upgrade => "upgrade",
+            Action::DistUpgrade => "dist-upgrade",
+            Action::GroupInstall => "group-install",
+            Action::ModuleEnable => "module-enable",
+            Action::Remove => "remove",
+        }
+    }
+
+    /// Whether the packages it names end up in the image, so that a lock
+    /// can list them (installs, creates, updates and syncs).
+    pub const fn installs(self) -> bool {
+        matches!(
+            self,
+            Action::Install
+                | Action::Create
+                | Action::EnvCreate
+                | Action::EnvUpdate
+                | Action::Update
+                | Action::Sync
+        )
+    }
 }
 
 /// Where a command installs.
@@ -140,6 +201,61 @@ pub struct InstallCommand {
     pub files: Vec<FileArg>,
     /// Every other option, as written (`--pre`, `--no-deps`, `-U`, `-y`…).
     pub options: Vec<String>,
+    /// `-f`/`--find-links` (pip), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub find_links: Vec<Expanded>,
+    /// `--no-index` (pip).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_index: bool,
+    /// When the command runs only on some paths through the script, the
+    /// condition imagelock could not decide (as written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditional: Option<String>,
+    /// What in the command could not be known, each with its place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unresolved: Vec<Unresolved>,
+}
+
+/// Why part of a command could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// A variable with no known value.
+    UnknownVariable,
+    /// `$(…)` or backquotes that imagelock cannot evaluate.
+    CommandSubstitution,
+    /// A value that differs per platform (`$(uname -m)`).
+    ArchDependent,
+    /// A file the command reads that imagelock cannot see (`<(…)`, a
+    /// filtered `xargs` input).
+    UnreadableFile,
+    /// An unquoted `>`/`<` in a spec: the shell redirected, the constraint
+    /// is lost (`pip install numpy>=1.2` installs `numpy`).
+    Redirect,
+    /// An installer run by a program imagelock does not know.
+    UnknownWrapper,
+}
+
+impl Cause {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Cause::UnknownVariable => "unknown-variable",
+            Cause::CommandSubstitution => "command-substitution",
+            Cause::ArchDependent => "arch-dependent",
+            Cause::UnreadableFile => "unreadable-file",
+            Cause::Redirect => "redirect",
+            Cause::UnknownWrapper => "unknown-wrapper",
+        }
+    }
+}
+
+/// A part of a command that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unresolved {
+    pub cause: Cause,
+    /// The text as written.
+    pub text: String,
+    pub span: Span,
 }
 
 /// Shell text that cannot be read (an unbalanced quote, an unterminated
@@ -162,6 +278,10 @@ pub enum ChannelAction {
     Append,
     Prepend,
     Remove,
+    /// `CONDA_CHANNELS=a,b` in the environment: the list is replaced.
+    Set,
+    /// `--set channel_priority V` / `CONDA_CHANNEL_PRIORITY`.
+    Priority,
 }
 
 /// `conda config --add|--append|--prepend|--remove channels X`: changes
@@ -170,10 +290,61 @@ pub enum ChannelAction {
 pub struct ChannelConfig {
     pub manager: Manager,
     pub action: ChannelAction,
+    /// The channel (or for `Priority`, the priority; for `Set`, the
+    /// comma-separated list).
     pub channel: Expanded,
     /// The command as written.
     pub text: String,
     pub span: Span,
+    /// Set when the command runs only on some paths through the script:
+    /// such a change is not applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditional: Option<String>,
+}
+
+/// The channels and priority in effect after applying `events`, in order,
+/// to `base` (the channels of the base image's `.condarc`, or of the
+/// configuration). Conditional and unresolved changes are skipped and
+/// returned apart, so a caller can say what it could not apply.
+pub fn effective_channels<'e>(
+    base: &[String],
+    events: &'e [ChannelConfig],
+) -> (Vec<String>, Option<String>, Vec<&'e ChannelConfig>) {
+    let mut channels: Vec<String> = base.to_vec();
+    let mut priority = None;
+    let mut skipped = Vec::new();
+    for e in events {
+        let Some(v) = e
+            .channel
+            .value
+            .as_deref()
+            .filter(|_| e.conditional.is_none())
+        else {
+            skipped.push(e);
+            continue;
+        };
+        let v = v.trim_end_matches('/').to_string();
+        match e.action {
+            ChannelAction::Add | ChannelAction::Prepend => {
+                channels.retain(|c| *c != v);
+                channels.insert(0, v);
+            }
+            ChannelAction::Append => {
+                channels.retain(|c| *c != v);
+                channels.push(v);
+            }
+            ChannelAction::Remove => channels.retain(|c| *c != v),
+            ChannelAction::Set => {
+                channels = v
+                    .split(',')
+                    .map(|c| c.trim().trim_end_matches('/').to_string())
+                    .filter(|c| !c.is_empty())
+                    .collect();
+            }
+            ChannelAction::Priority => priority = Some(v),
+        }
+    }
+    (channels, priority, skipped)
 }
 
 /// A command of interest found in shell text, in text order.
@@ -208,10 +379,26 @@ pub fn scan_script(
     script: &Script,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<ShellEvent>, ShellError> {
+    scan_script_in(script, lookup, None)
+}
+
+/// Like [`scan_script`], for a script that a wrapper shell runs inside an
+/// environment (`SHELL ["conda", "run", "-n", "env", …]`): installs that
+/// name no target go there.
+pub fn scan_script_in(
+    script: &Script,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    target: Option<Target>,
+) -> Result<Vec<ShellEvent>, ShellError> {
     let mut scanner = Scanner {
         lookup,
         vars: HashMap::new(),
         events: Vec::new(),
+        flow: Flow::default(),
+        active: target,
+        last_status: Status::Assumed,
+        last_cat: None,
+        xargs_input: None,
     };
     scanner.script(script, 0)?;
     Ok(scanner.events)
@@ -222,6 +409,153 @@ struct Scanner<'l> {
     /// Variables the script set, unset or made unknown, over `lookup`.
     vars: HashMap<String, VarState>,
     events: Vec<ShellEvent>,
+    flow: Flow,
+    /// The environment `conda activate` (or a wrapper shell) made current.
+    active: Option<Target>,
+    /// Exit status of the simple command just recognised.
+    last_status: Status,
+    /// `cat FILE`, when it was the last command (feeding a pipe).
+    last_cat: Option<Expanded>,
+    /// The file `xargs` feeds to the installer being recognised: `Some(None)`
+    /// when it cannot be known.
+    xargs_input: Option<Option<Expanded>>,
+}
+
+/// Whether something holds, as far as imagelock can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Truth {
+    Yes,
+    No,
+    Unknown,
+}
+
+impl Truth {
+    fn not(self) -> Self {
+        match self {
+            Truth::Yes => Truth::No,
+            Truth::No => Truth::Yes,
+            Truth::Unknown => Truth::Unknown,
+        }
+    }
+
+    fn and(self, o: Self) -> Self {
+        match (self, o) {
+            (Truth::No, _) | (_, Truth::No) => Truth::No,
+            (Truth::Yes, Truth::Yes) => Truth::Yes,
+            _ => Truth::Unknown,
+        }
+    }
+
+    fn or(self, o: Self) -> Self {
+        self.not().and(o.not()).not()
+    }
+}
+
+/// The exit status of a command, as far as imagelock can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Known(bool),
+    /// A command that succeeded if the build did (`&&` after it runs), but
+    /// whose failure an `||` may have caught.
+    Assumed,
+    Unknown,
+}
+
+impl Status {
+    fn merge(self, o: Self) -> Self {
+        match (self, o) {
+            (a, b) if a == b => a,
+            (Status::Known(true) | Status::Assumed, Status::Known(true) | Status::Assumed) => {
+                Status::Assumed
+            }
+            _ => Status::Unknown,
+        }
+    }
+}
+
+/// A compound command being read.
+#[derive(Clone, Debug)]
+enum Frame {
+    If {
+        /// Whether the current branch runs.
+        active: Truth,
+        /// Whether an earlier branch ran.
+        taken: Truth,
+        /// Reading a condition (after `if`/`elif`, before `then`).
+        in_condition: bool,
+        condition: String,
+    },
+    Case {
+        word: Option<String>,
+        written: String,
+        active: Truth,
+        taken: Truth,
+        expecting_pattern: bool,
+        /// Whether the pattern read so far matches.
+        matched: Truth,
+    },
+    /// `while`/`until` bodies may run any number of times, `for` bodies
+    /// once per item.
+    Loop { active: Truth, condition: String },
+    /// The activity of the command that ran a `sh -c` script.
+    Outer { active: Truth, condition: String },
+}
+
+/// Control flow state of a script: the compound commands open around the
+/// current command and the and-or list it is part of.
+#[derive(Clone, Debug)]
+struct Flow {
+    frames: Vec<Frame>,
+    /// Status of the and-or list so far.
+    status: Status,
+    /// Whether the current command of the and-or list runs.
+    runs: Truth,
+    /// The command that made `runs` unknown.
+    runs_why: String,
+    /// The text of the last command read (the reason, should the next
+    /// one's running depend on it).
+    runs_why_next: String,
+    /// For each open `( … )`: whether its first command ran, and why not.
+    groups: Vec<(Truth, String)>,
+}
+
+impl Default for Flow {
+    fn default() -> Self {
+        Flow {
+            frames: Vec::new(),
+            status: Status::Known(true),
+            runs: Truth::Yes,
+            runs_why: String::new(),
+            runs_why_next: String::new(),
+            groups: Vec::new(),
+        }
+    }
+}
+
+impl Flow {
+    /// Whether a command here runs, and if that is unknown, why.
+    fn activity(&self) -> (Truth, Option<String>) {
+        let mut t = self.runs;
+        let mut why = (self.runs == Truth::Unknown).then(|| self.runs_why.clone());
+        for f in &self.frames {
+            let (a, w) = match f {
+                Frame::If {
+                    active, condition, ..
+                } => (*active, condition.clone()),
+                Frame::Case {
+                    active, written, ..
+                } => (*active, format!("case {written}")),
+                Frame::Loop { active, condition } | Frame::Outer { active, condition } => {
+                    (*active, condition.clone())
+                }
+            };
+            if a == Truth::Unknown && why.is_none() {
+                why = Some(w);
+            }
+            t = t.and(a);
+        }
+        (t, if t == Truth::Unknown { why } else { None })
+    }
 }
 
 /// A word after expansion, with where it came from.
@@ -251,6 +585,11 @@ struct Cmd<'s> {
     script: &'s Script,
     span: Span,
     args: Vec<Arg>,
+    /// The undecided condition it runs under, if any.
+    conditional: Option<String>,
+    /// Redirections: the operator's span and its target's span.
+    redirects: Vec<(Span, Span)>,
+    before: Sep,
 }
 
 impl Cmd<'_> {
@@ -364,9 +703,11 @@ impl Scanner<'_> {
         Ok(())
     }
 
-    fn expand(&self, text: &str, word: &Word) -> Vec<Arg> {
+    fn expand(&self, script: &Script, word: &Word) -> Result<Vec<Arg>, ShellError> {
+        let text = script.text();
         let written = text.get(word.span.start..word.span.end).unwrap_or_default();
-        expand_word(text, word, &|n| self.var(n))
+        Ok(expand_word(text, word, self)
+            .map_err(|e| shell_error(script, e))?
             .into_iter()
             .map(|f| Arg {
                 span: word.span,
@@ -375,7 +716,7 @@ impl Scanner<'_> {
                 unresolved: f.unresolved,
                 offsets: f.offsets,
             })
-            .collect()
+            .collect())
     }
 
     fn assign(&mut self, name: String, a: Option<&Arg>) {
@@ -395,52 +736,371 @@ impl Scanner<'_> {
         cmd: &SimpleCommand,
         depth: usize,
     ) -> Result<(), ShellError> {
+        let r = self.command_in_list(script, cmd, depth);
+        // After `( A || B )`, the list goes on as the group started: what
+        // was conditional inside it stays inside it.
+        for _ in 0..cmd.closes {
+            if let Some((runs, why)) = self.flow.groups.pop() {
+                self.flow.runs = runs;
+                self.flow.runs_why = why;
+            }
+        }
+        r
+    }
+
+    fn command_in_list(
+        &mut self,
+        script: &Script,
+        cmd: &SimpleCommand,
+        depth: usize,
+    ) -> Result<(), ShellError> {
         let text = script.text();
         let mut words = &cmd.words[..];
+        let cmd_text = text.get(cmd.span.start..cmd.span.end).unwrap_or("");
+        // Case patterns: `WORD)` or `A | B)` after `in` or `;;`.
+        if cmd.before == Sep::CaseEnd
+            && let Some(Frame::Case {
+                expecting_pattern, ..
+            }) = self.flow.frames.last_mut()
+        {
+            *expecting_pattern = true;
+        }
+        if let Some(Frame::Case {
+            expecting_pattern: true,
+            ..
+        }) = self.flow.frames.last()
+        {
+            if words.first().and_then(Word::literal).as_deref() == Some("esac") {
+                self.flow.frames.pop();
+                self.new_list();
+                return Ok(());
+            }
+            self.case_pattern(script, words, cmd.after)?;
+            return Ok(());
+        }
+        // The status of what came before: an `if` condition ends there.
+        let prev = (self.flow.status, self.flow.runs_why_next.clone());
+        // The and-or list: does this command run?
+        match cmd.before {
+            Sep::And | Sep::Or => {
+                let runs = match (cmd.before, self.flow.status) {
+                    (_, Status::Unknown) => Truth::Unknown,
+                    (Sep::And, Status::Known(b)) => bool_truth(b),
+                    (Sep::And, Status::Assumed) => Truth::Yes,
+                    (_, Status::Known(b)) => bool_truth(!b),
+                    (_, Status::Assumed) => Truth::Unknown,
+                };
+                let prev = self.flow.runs;
+                self.flow.runs = prev.and(runs);
+                if runs == Truth::Unknown && prev != Truth::Unknown {
+                    self.flow.runs_why = self.flow.runs_why_next.clone();
+                }
+            }
+            Sep::Pipe => {}
+            _ => self.new_list(),
+        }
+        for _ in 0..cmd.opens {
+            self.flow
+                .groups
+                .push((self.flow.runs, self.flow.runs_why.clone()));
+        }
         // Keywords of compound commands: the command follows them.
+        let mut negate = false;
         while let Some(w) = words.first() {
             match w.literal().as_deref() {
-                Some("if" | "then" | "else" | "elif" | "do" | "while" | "until" | "!" | "{") => {
+                Some("if") => {
+                    let (active, _) = self.flow.activity();
+                    self.flow.frames.push(Frame::If {
+                        active: Truth::Yes,
+                        taken: Truth::No,
+                        in_condition: true,
+                        condition: String::new(),
+                    });
+                    if active == Truth::No {
+                        // A skipped `if`: nothing in it runs.
+                        if let Some(Frame::If { active, .. }) = self.flow.frames.last_mut() {
+                            *active = Truth::No;
+                        }
+                    }
+                    self.new_list();
                     words = &words[1..];
+                }
+                Some("elif") => {
+                    if let Some(Frame::If {
+                        active,
+                        taken,
+                        in_condition,
+                        ..
+                    }) = self.flow.frames.last_mut()
+                    {
+                        *active = taken.not();
+                        *in_condition = true;
+                    }
+                    self.new_list();
+                    words = &words[1..];
+                }
+                Some("then") => {
+                    let cond = condition_truth(prev.0, &prev.1);
+                    if let Some(Frame::If {
+                        active,
+                        taken,
+                        in_condition,
+                        condition,
+                    }) = self.flow.frames.last_mut()
+                    {
+                        let c = cond.0;
+                        let before = *taken;
+                        *active = active.and(c);
+                        *taken = before.or(*active);
+                        *in_condition = false;
+                        condition.clone_from(&cond.1);
+                    }
+                    self.new_list();
+                    words = &words[1..];
+                }
+                Some("else") => {
+                    if let Some(Frame::If {
+                        active,
+                        taken,
+                        condition,
+                        ..
+                    }) = self.flow.frames.last_mut()
+                    {
+                        *active = taken.not();
+                        *taken = Truth::Yes;
+                        *condition = format!("else of {condition}");
+                    }
+                    self.new_list();
+                    words = &words[1..];
+                }
+                Some("fi") => {
+                    // An `if` whose parent did not run stays skipped; one
+                    // whose branches were skipped leaves its parent alone.
+                    if matches!(self.flow.frames.last(), Some(Frame::If { .. })) {
+                        self.flow.frames.pop();
+                    }
+                    self.flow.status = Status::Assumed;
+                    return Ok(());
+                }
+                Some("while" | "until") => {
+                    self.flow.frames.push(Frame::Loop {
+                        active: Truth::Unknown,
+                        condition: cmd_text.to_string(),
+                    });
+                    return Ok(());
                 }
                 Some("for" | "select") => {
                     if let Some(n) = words.get(1).and_then(Word::literal) {
                         self.vars.insert(n, VarState::Unknown);
                     }
+                    self.flow.frames.push(Frame::Loop {
+                        active: Truth::Yes,
+                        condition: cmd_text.to_string(),
+                    });
                     return Ok(());
                 }
-                Some("fi" | "done" | "esac" | "}" | "case" | "function" | "in") => return Ok(()),
+                Some("done") => {
+                    if matches!(self.flow.frames.last(), Some(Frame::Loop { .. })) {
+                        self.flow.frames.pop();
+                    }
+                    self.flow.status = Status::Assumed;
+                    return Ok(());
+                }
+                Some("case") => {
+                    let w = words.get(1);
+                    let written = w
+                        .and_then(|w| text.get(w.span.start..w.span.end))
+                        .unwrap_or("")
+                        .to_string();
+                    let value = w.and_then(|w| {
+                        let f = expand_word(text, w, self).ok()?;
+                        match f.as_slice() {
+                            [one] => one.value.clone(),
+                            [] => Some(String::new()),
+                            _ => None,
+                        }
+                    });
+                    self.flow.frames.push(Frame::Case {
+                        word: value,
+                        written,
+                        active: Truth::No,
+                        taken: Truth::No,
+                        expecting_pattern: true,
+                        matched: Truth::No,
+                    });
+                    // `case W in PATTERN)` on one line.
+                    let rest = words
+                        .iter()
+                        .position(|w| w.literal().as_deref() == Some("in"));
+                    if let Some(p) = rest
+                        && p + 1 < words.len()
+                    {
+                        self.case_pattern(script, &words[p + 1..], cmd.after)?;
+                    }
+                    return Ok(());
+                }
+                Some("do" | "{") => words = &words[1..],
+                Some("!") => {
+                    negate = !negate;
+                    words = &words[1..];
+                }
+                Some("esac" | "}" | "function" | "in") => return Ok(()),
                 _ => break,
             }
         }
+        if words.is_empty() {
+            return Ok(());
+        }
+        let (active, why) = self.flow.activity();
+        let start = words.first().map_or(cmd.span.start, |w| w.span.start);
+        let this_text = text.get(start..cmd.span.end).unwrap_or("").to_string();
+        self.flow.runs_why_next.clone_from(&this_text);
+        if active == Truth::No {
+            // Skipped: the list's status stays what it was.
+            return Ok(());
+        }
         // Leading assignments: alone they set shell variables; before a
         // command they only change its environment.
-        let start = words.first().map_or(cmd.span.start, |w| w.span.start);
         let n_assign = words
             .iter()
             .take_while(|w| assignment_name(w, text).is_some())
             .count();
-        if n_assign == words.len() {
+        let status = if n_assign == words.len() {
             for w in words {
-                let args = self.expand(text, w);
+                let args = self.expand(script, w)?;
                 let name = assignment_name(w, text).unwrap_or_default();
                 // Assigned values are not field-split.
                 let joined = join_fields(&args);
-                self.assign(name, joined.as_ref());
+                if active == Truth::Yes {
+                    self.assign(name, joined.as_ref());
+                } else {
+                    // Set on some paths only: never used as if it were.
+                    self.vars.insert(name, VarState::Unknown);
+                }
             }
-            return Ok(());
-        }
-        let words = &words[n_assign..];
-        let mut args: Vec<Arg> = Vec::new();
-        for w in words {
-            args.extend(self.expand(text, w));
-        }
-        let cmd = Cmd {
-            script,
-            span: Span::new(start, cmd.span.end),
-            args,
+            Status::Known(true)
+        } else {
+            let words = &words[n_assign..];
+            let _ = &this_text;
+            let mut args: Vec<Arg> = Vec::new();
+            for w in words {
+                args.extend(self.expand(script, w)?);
+            }
+            let redirects = cmd.redirects.clone();
+            let c = Cmd {
+                script,
+                span: Span::new(start, cmd.span.end),
+                args,
+                conditional: why,
+                redirects,
+                before: cmd.before,
+            };
+            let assigns_before = self.conditional_assign_guard(active);
+            self.last_status = Status::Assumed;
+            let cat = self.last_cat.take();
+            self.last_cat = cat.filter(|_| cmd.before == Sep::Pipe);
+            self.simple(&c, 0, depth, None)?;
+            if !matches!(c.args.first().and_then(program), Some("cat")) {
+                self.last_cat = None;
+            }
+            self.conditional_assign_restore(assigns_before, active);
+            self.last_status
         };
-        self.simple(&cmd, 0, depth, None)
+        let status = if negate {
+            match status {
+                Status::Known(b) => Status::Known(!b),
+                _ => Status::Unknown,
+            }
+        } else {
+            status
+        };
+        self.flow.status = match (cmd.before, active) {
+            (Sep::And | Sep::Or, Truth::Unknown) => self.flow.status.merge(status),
+            _ => status,
+        };
+        Ok(())
+    }
+
+    /// Starts a new and-or list.
+    fn new_list(&mut self) {
+        self.flow.status = Status::Known(true);
+        self.flow.runs = Truth::Yes;
+    }
+
+    /// Snapshot of variables before a command that may run or not.
+    fn conditional_assign_guard(&self, active: Truth) -> Option<HashMap<String, VarState>> {
+        (active == Truth::Unknown).then(|| self.vars.clone())
+    }
+
+    /// After a command that may or may not have run: every variable it
+    /// changed is unknown.
+    fn conditional_assign_restore(
+        &mut self,
+        before: Option<HashMap<String, VarState>>,
+        _active: Truth,
+    ) {
+        let Some(before) = before else { return };
+        for (k, v) in &mut self.vars {
+            if before.get(k) != Some(v) {
+                *v = VarState::Unknown;
+            }
+        }
+    }
+
+    /// A case pattern list (`a | b)`), possibly split over several
+    /// commands by `|`.
+    fn case_pattern(
+        &mut self,
+        script: &Script,
+        words: &[Word],
+        after: Sep,
+    ) -> Result<(), ShellError> {
+        let text = script.text();
+        let mut m = Truth::No;
+        for w in words {
+            let lit = w.literal();
+            let pat = match lit.as_deref() {
+                Some(p) => Some(p.trim_start_matches('(').to_string()),
+                None => {
+                    let f = self.expand(script, w)?;
+                    match f.as_slice() {
+                        [one] => one.value.clone(),
+                        _ => None,
+                    }
+                }
+            };
+            if pat.as_deref() == Some("") {
+                continue;
+            }
+            let Some(Frame::Case { word, .. }) = self.flow.frames.last() else {
+                return Ok(());
+            };
+            let r = match (pat, word) {
+                (Some(p), _) if p == "*" => Truth::Yes,
+                (Some(p), Some(v)) => bool_truth(crate::source::pattern::glob(&p, v)),
+                _ => Truth::Unknown,
+            };
+            let _ = text;
+            m = m.or(r);
+        }
+        let Some(Frame::Case {
+            active,
+            taken,
+            expecting_pattern,
+            matched,
+            ..
+        }) = self.flow.frames.last_mut()
+        else {
+            return Ok(());
+        };
+        *matched = matched.or(m);
+        if after == Sep::Close {
+            *active = taken.not().and(*matched);
+            *taken = taken.or(*active);
+            *expecting_pattern = false;
+            *matched = Truth::No;
+        }
+        Ok(())
     }
 
     /// Recognises the command starting at `args[i]`, peeling off prefixes
@@ -557,6 +1217,58 @@ impl Scanner<'_> {
                     }
                     return Ok(());
                 }
+                "[" | "test" | "[[" => {
+                    let rest: Vec<&Arg> = args[i + 1..].iter().collect();
+                    self.last_status = match eval_test(prog, &rest) {
+                        Truth::Yes => Status::Known(true),
+                        Truth::No => Status::Known(false),
+                        Truth::Unknown => Status::Unknown,
+                    };
+                    return Ok(());
+                }
+                "true" | ":" => {
+                    self.last_status = Status::Known(true);
+                    return Ok(());
+                }
+                "false" => {
+                    self.last_status = Status::Known(false);
+                    return Ok(());
+                }
+                "cat" => {
+                    let files: Vec<&Arg> =
+                        args[i + 1..].iter().filter(|a| !a.is_option()).collect();
+                    self.last_cat = match files.as_slice() {
+                        [one] => Some(cmd.expanded(one)),
+                        _ => None,
+                    };
+                    return Ok(());
+                }
+                "source" | "." => {
+                    // `source activate ENV`, `. /opt/conda/bin/activate ENV`
+                    if args.get(i + 1).and_then(program) == Some("activate") {
+                        self.activate(cmd, args.get(i + 2));
+                    }
+                    return Ok(());
+                }
+                "xargs" => return self.xargs(cmd, i + 1, depth),
+                "Rscript" | "R" | "install2.r" | "installGithub.r" | "installBioc.r" => {
+                    self.r(cmd, i);
+                    return Ok(());
+                }
+                p if p.ends_with("-retry") && p.contains("mamba")
+                    || p.ends_with("-retry") && p.contains("conda") =>
+                {
+                    let before = self.events.len();
+                    self.conda(cmd, i + 1, Manager::Conda, depth)?;
+                    self.mark_wrapper(before, cmd, &args[i]);
+                    return Ok(());
+                }
+                p if p.ends_with("-retry") && p.contains("pip") => {
+                    let before = self.events.len();
+                    self.pip(cmd, i + 1, Manager::Pip, run_target)?;
+                    self.mark_wrapper(before, cmd, &args[i]);
+                    return Ok(());
+                }
                 p if SHELLS.contains(&p) => return self.shell_c(cmd, i + 1, depth),
                 p if is_pip(p) => {
                     let target = run_target.or_else(|| {
@@ -598,6 +1310,7 @@ impl Scanner<'_> {
                     }
                     return Ok(());
                 }
+                "uname" | "arch" | "dpkg" => return Ok(()),
                 "conda" | "mamba" | "micromamba" => {
                     let manager = match prog {
                         "conda" => Manager::Conda,
@@ -621,6 +1334,196 @@ impl Scanner<'_> {
                 _ => return Ok(()),
             }
         }
+    }
+
+    /// Marks the install events pushed since `before` as run by a wrapper
+    /// imagelock does not know.
+    fn mark_wrapper(&mut self, before: usize, cmd: &Cmd<'_>, prog: &Arg) {
+        for e in &mut self.events[before..] {
+            if let ShellEvent::Install(ic) = e {
+                ic.manager = Manager::Wrapper;
+                ic.unresolved.push(Unresolved {
+                    cause: Cause::UnknownWrapper,
+                    text: prog.written.clone(),
+                    span: cmd.script.file_span(prog.span),
+                });
+            }
+        }
+    }
+
+    /// `conda activate ENV` / `source activate ENV`: later installs in
+    /// this script go to ENV.
+    fn activate(&mut self, cmd: &Cmd<'_>, env: Option<&Arg>) {
+        self.active = env.filter(|a| !a.is_option()).map(|a| {
+            let e = cmd.expanded(a);
+            if a.key().contains('/') {
+                Target::CondaPrefix(e)
+            } else {
+                Target::CondaName(e)
+            }
+        });
+    }
+
+    /// `xargs [-a FILE] [opts] INSTALLER…`: the installer gets the words
+    /// of FILE (or of what is piped in) as arguments.
+    fn xargs(&mut self, cmd: &Cmd<'_>, mut i: usize, depth: usize) -> Result<(), ShellError> {
+        let args = &cmd.args;
+        let mut file = None;
+        while let Some(a) = args.get(i) {
+            let k = a.key();
+            if !a.is_option() {
+                break;
+            }
+            if k == "-a" || k == "--arg-file" {
+                file = args.get(i + 1).map(|f| cmd.expanded(f));
+                i += 2;
+            } else if let Some(v) = k.strip_prefix("--arg-file=") {
+                let _ = v;
+                file = Some(cmd.expanded_suffix(a, "--arg-file=".len()));
+                i += 1;
+            } else if matches!(k, "-n" | "-L" | "-P" | "-I" | "-d" | "-s" | "-E") {
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        let input = file.or_else(|| {
+            (cmd.before == Sep::Pipe)
+                .then(|| self.last_cat.clone())
+                .flatten()
+        });
+        self.xargs_input = Some(input);
+        let r = self.simple(cmd, i, depth, None);
+        self.xargs_input = None;
+        r
+    }
+
+    /// `Rscript -e 'install.packages(…)'`, `R -e …`, littler's
+    /// `install2.r`: an R install, found and not locked.
+    fn r(&mut self, cmd: &Cmd<'_>, i: usize) {
+        let args = &cmd.args;
+        let prog = program(&args[i]).unwrap_or("");
+        let installs = if prog.ends_with(".r") {
+            true
+        } else {
+            args[i + 1..].iter().any(|a| {
+                let k = a.key();
+                k.contains("install.packages")
+                    || k.contains("BiocManager::install")
+                    || k.contains("remotes::install")
+                    || k.contains("devtools::install")
+                    || k.contains("pak::p")
+            })
+        };
+        if !installs {
+            return;
+        }
+        let mut ic = self.new_command(cmd, Manager::R, Action::Install, Vec::new());
+        if prog.ends_with(".r") {
+            ic.specs = args[i + 1..]
+                .iter()
+                .filter(|a| !a.is_option())
+                .map(|a| cmd.expanded(a))
+                .collect();
+        }
+        self.push_install(cmd, ic);
+    }
+
+    /// A command with nothing read yet.
+    fn new_command(
+        &self,
+        cmd: &Cmd<'_>,
+        manager: Manager,
+        action: Action,
+        options: Vec<String>,
+    ) -> InstallCommand {
+        InstallCommand {
+            manager,
+            action,
+            text: cmd.text(),
+            span: cmd.script.file_span(cmd.span),
+            specs: Vec::new(),
+            target: None,
+            channels: Vec::new(),
+            override_channels: false,
+            index_url: None,
+            extra_index_urls: Vec::new(),
+            files: Vec::new(),
+            options,
+            find_links: Vec::new(),
+            no_index: false,
+            conditional: cmd.conditional.clone(),
+            unresolved: Vec::new(),
+        }
+    }
+
+    /// Records an install command, with what could not be read in it.
+    fn push_install(&mut self, cmd: &Cmd<'_>, mut ic: InstallCommand) {
+        if let Some(input) = self.xargs_input.take() {
+            match input {
+                Some(path) => {
+                    let role = match ic.manager.ecosystem() {
+                        Ecosystem::Python => FileRole::Requirements,
+                        _ => FileRole::CondaSpecs,
+                    };
+                    ic.files.push(FileArg { role, path });
+                }
+                None => ic.unresolved.push(Unresolved {
+                    cause: Cause::UnreadableFile,
+                    text: ic.text.clone(),
+                    span: ic.span,
+                }),
+            }
+        }
+        let mut seen = Vec::new();
+        let mut note = |e: &Expanded| {
+            if e.value.is_some() || seen.contains(&e.span) {
+                return;
+            }
+            seen.push(e.span);
+            let subst = e
+                .unresolved
+                .iter()
+                .find(|u| u.starts_with("$(") || u.starts_with('`') || u.starts_with("<("));
+            let cause = match subst {
+                Some(u) if u.starts_with("<(") => Cause::UnreadableFile,
+                Some(u) if is_arch_probe(u) => Cause::ArchDependent,
+                Some(_) => Cause::CommandSubstitution,
+                None if e.unresolved.iter().any(|u| ARCH_VARS.contains(&u.as_str())) => {
+                    Cause::ArchDependent
+                }
+                None => Cause::UnknownVariable,
+            };
+            ic.unresolved.push(Unresolved {
+                cause,
+                text: e.written.clone(),
+                span: e.span,
+            });
+        };
+        for e in ic.specs.iter().chain(ic.files.iter().map(|f| &f.path)) {
+            note(e);
+        }
+        // `pip install numpy>=1.2`: the shell took `>=1.2` as a redirect.
+        for sp in &ic.specs {
+            for (op, target) in &cmd.redirects {
+                let op_file = cmd.script.file_span(*op);
+                if op_file.start == sp.span.end {
+                    let t = cmd.script.file_span(*target);
+                    let written = cmd
+                        .script
+                        .text()
+                        .get(op.start..target.end)
+                        .unwrap_or("")
+                        .to_string();
+                    ic.unresolved.push(Unresolved {
+                        cause: Cause::Redirect,
+                        text: format!("{}{written}", sp.written),
+                        span: Span::new(sp.span.start, t.end.max(sp.span.end)),
+                    });
+                }
+            }
+        }
+        self.events.push(ShellEvent::Install(Box::new(ic)));
     }
 
     /// `sh [-flags] -c 'script'`: the string is scanned as shell text.
@@ -668,7 +1571,19 @@ impl Scanner<'_> {
                 inner.push(&value[rb..], rf);
             }
         }
-        self.script(&inner, depth + 1)
+        // The inner script runs when this command does.
+        let (active, why) = match &cmd.conditional {
+            Some(w) => (Truth::Unknown, w.clone()),
+            None => (Truth::Yes, String::new()),
+        };
+        let outer = std::mem::take(&mut self.flow);
+        self.flow.frames.push(Frame::Outer {
+            active,
+            condition: why,
+        });
+        let r = self.script(&inner, depth + 1);
+        self.flow = outer;
+        r
     }
 
     fn pip(
@@ -681,11 +1596,15 @@ impl Scanner<'_> {
         let args = &cmd.args;
         let mut options = Vec::new();
         // Global options may come before the subcommand.
-        loop {
+        let action = loop {
             let Some(a) = args.get(i) else { return Ok(()) };
             if a.key() == "install" {
                 i += 1;
-                break;
+                break Action::Install;
+            }
+            if a.key() == "sync" && manager == Manager::UvPip {
+                i += 1;
+                break Action::Sync;
             }
             if !a.is_option() {
                 return Ok(());
@@ -714,21 +1633,11 @@ impl Scanner<'_> {
             } else {
                 1
             };
-        }
-        let mut ic = InstallCommand {
-            manager,
-            action: Action::Install,
-            text: cmd.text(),
-            span: cmd.script.file_span(cmd.span),
-            specs: Vec::new(),
-            target: None,
-            channels: Vec::new(),
-            override_channels: false,
-            index_url: None,
-            extra_index_urls: Vec::new(),
-            files: Vec::new(),
-            options,
         };
+        if target.is_none() {
+            target.clone_from(&self.active);
+        }
+        let mut ic = self.new_command(cmd, manager, action, options);
         let mut only_positional = false;
         while let Some(a) = args.get(i) {
             i += 1;
@@ -740,6 +1649,13 @@ impl Scanner<'_> {
             if k == "--" {
                 only_positional = true;
                 continue;
+            }
+            if k == "--no-index" {
+                ic.no_index = true;
+                continue;
+            }
+            if matches!(k, "--dry-run" | "--report") && action == Action::Install {
+                ic.action = Action::NoChange;
             }
             let Some((opt, value, used_next)) =
                 option_value(cmd, a, args.get(i), PIP_VALUE_SHORT, PIP_VALUE_LONG)
@@ -765,6 +1681,7 @@ impl Scanner<'_> {
                 }),
                 "-i" | "--index-url" | "--default-index" => ic.index_url = Some(value),
                 "--extra-index-url" | "--index" => ic.extra_index_urls.push(value),
+                "-f" | "--find-links" => ic.find_links.push(value),
                 "-p" | "--python" if manager == Manager::UvPip => {
                     target = Some(Target::Python(value))
                 }
@@ -780,7 +1697,7 @@ impl Scanner<'_> {
             }
         }
         ic.target = target;
-        self.events.push(ShellEvent::Install(Box::new(ic)));
+        self.push_install(cmd, ic);
         Ok(())
     }
 
@@ -806,8 +1723,18 @@ impl Scanner<'_> {
             }
         };
         let action = match sub.as_str() {
-            "install" | "update" | "upgrade" => Action::Install,
+            "install" => Action::Install,
+            "update" | "upgrade" => Action::Update,
+            "remove" | "uninstall" => Action::Remove,
             "create" => Action::Create,
+            "activate" => {
+                self.activate(cmd, args.get(i));
+                return Ok(());
+            }
+            "deactivate" => {
+                self.active = None;
+                return Ok(());
+            }
             "env" => match args.get(i).map(Arg::key) {
                 Some("create") => {
                     i += 1;
@@ -847,20 +1774,7 @@ impl Scanner<'_> {
             }
             _ => return Ok(()),
         };
-        let mut ic = InstallCommand {
-            manager,
-            action,
-            text: cmd.text(),
-            span: cmd.script.file_span(cmd.span),
-            specs: Vec::new(),
-            target: None,
-            channels: Vec::new(),
-            override_channels: false,
-            index_url: None,
-            extra_index_urls: Vec::new(),
-            files: Vec::new(),
-            options,
-        };
+        let mut ic = self.new_command(cmd, manager, action, options);
         let env_file = matches!(action, Action::EnvCreate | Action::EnvUpdate);
         while let Some(a) = args.get(i) {
             i += 1;
@@ -870,6 +1784,11 @@ impl Scanner<'_> {
             }
             if a.key() == "--override-channels" {
                 ic.override_channels = true;
+                continue;
+            }
+            if matches!(a.key(), "--dry-run" | "-d" | "--download-only") {
+                ic.action = Action::NoChange;
+                ic.options.push(a.written.clone());
                 continue;
             }
             let Some((opt, value, used_next)) =
@@ -905,7 +1824,10 @@ impl Scanner<'_> {
                 }
             }
         }
-        self.events.push(ShellEvent::Install(Box::new(ic)));
+        if ic.target.is_none() {
+            ic.target.clone_from(&self.active);
+        }
+        self.push_install(cmd, ic);
         Ok(())
     }
 
@@ -928,6 +1850,22 @@ impl Scanner<'_> {
                             channel: cmd.expanded(ch),
                             text: cmd.text(),
                             span: cmd.script.file_span(cmd.span),
+                            conditional: cmd.conditional.clone(),
+                        }));
+                    }
+                    i += 3;
+                }
+                None if a.key() == "--set"
+                    && args.get(i + 1).map(Arg::key) == Some("channel_priority") =>
+                {
+                    if let Some(v) = args.get(i + 2) {
+                        self.events.push(ShellEvent::ChannelConfig(ChannelConfig {
+                            manager,
+                            action: ChannelAction::Priority,
+                            channel: cmd.expanded(v),
+                            text: cmd.text(),
+                            span: cmd.script.file_span(cmd.span),
+                            conditional: cmd.conditional.clone(),
                         }));
                     }
                     i += 3;
@@ -941,7 +1879,15 @@ impl Scanner<'_> {
         let args = &cmd.args;
         let (sub, value_opts): (&[&str], &[&str]) = match manager {
             Manager::AptGet | Manager::Apt => (
-                &["install"],
+                &[
+                    "install",
+                    "upgrade",
+                    "dist-upgrade",
+                    "full-upgrade",
+                    "remove",
+                    "purge",
+                    "autoremove",
+                ],
                 &[
                     "-o",
                     "-t",
@@ -952,7 +1898,7 @@ impl Scanner<'_> {
                 ],
             ),
             Manager::Apk => (
-                &["add"],
+                &["add", "del", "upgrade"],
                 &[
                     "-t",
                     "--virtual",
@@ -967,7 +1913,19 @@ impl Scanner<'_> {
                 ],
             ),
             _ => (
-                &["install"],
+                &[
+                    "install",
+                    "update",
+                    "upgrade",
+                    "groupinstall",
+                    "group",
+                    "module",
+                    "remove",
+                    "erase",
+                    "distro-sync",
+                    "reinstall",
+                    "localinstall",
+                ],
                 &[
                     "--setopt",
                     "--enablerepo",
@@ -986,11 +1944,21 @@ impl Scanner<'_> {
             ),
         };
         let mut options = Vec::new();
-        let mut found = false;
+        let mut found: Option<String> = None;
         let mut specs = Vec::new();
+        let mut dry = false;
         while let Some(a) = args.get(i) {
             i += 1;
             if a.is_option() {
+                dry |= matches!(
+                    a.key(),
+                    "-s" | "--simulate"
+                        | "--dry-run"
+                        | "--just-print"
+                        | "--download-only"
+                        | "--downloadonly"
+                        | "--assumeno"
+                );
                 let k = a.key();
                 if value_opts.contains(&k)
                     && let Some(n) = args.get(i)
@@ -1000,34 +1968,338 @@ impl Scanner<'_> {
                     continue;
                 }
                 options.push(a.written.clone());
-            } else if !found {
+            } else if found.is_none() {
                 if !sub.contains(&a.key()) {
                     return;
                 }
-                found = true;
+                let mut word = a.key().to_string();
+                // `dnf group install`, `dnf module enable`
+                if matches!(word.as_str(), "group" | "module")
+                    && let Some(n) = args.get(i)
+                {
+                    word = format!("{word} {}", n.key());
+                    i += 1;
+                }
+                found = Some(word);
             } else {
                 specs.push(cmd.expanded(a));
             }
         }
-        if !found {
-            return;
-        }
-        self.events
-            .push(ShellEvent::Install(Box::new(InstallCommand {
-                manager,
-                action: Action::Install,
-                text: cmd.text(),
-                span: cmd.script.file_span(cmd.span),
-                specs,
-                target: None,
-                channels: Vec::new(),
-                override_channels: false,
-                index_url: None,
-                extra_index_urls: Vec::new(),
-                files: Vec::new(),
-                options,
-            })));
+        let Some(sub) = found else { return };
+        let action = match sub.as_str() {
+            "install" | "add" | "reinstall" | "localinstall" => Action::Install,
+            "upgrade" | "update" if specs.is_empty() => Action::Upgrade,
+            "upgrade" | "update" => Action::Update,
+            "dist-upgrade" | "full-upgrade" | "distro-sync" => Action::DistUpgrade,
+            "groupinstall" | "group install" => Action::GroupInstall,
+            "module enable" | "module install" => Action::ModuleEnable,
+            "remove" | "purge" | "autoremove" | "erase" | "del" => Action::Remove,
+            _ => return,
+        };
+        let action = if dry { Action::NoChange } else { action };
+        let mut ic = self.new_command(cmd, manager, action, options);
+        ic.specs = specs;
+        self.push_install(cmd, ic);
     }
+}
+
+/// The truth of an `if`/`elif` condition that ended with `status`, and
+/// its text.
+fn condition_truth(status: Status, text: &str) -> (Truth, String) {
+    let t = match status {
+        Status::Known(b) => bool_truth(b),
+        _ => Truth::Unknown,
+    };
+    (t, text.to_string())
+}
+
+fn bool_truth(b: bool) -> Truth {
+    if b { Truth::Yes } else { Truth::No }
+}
+
+/// Build arguments that hold the target architecture (BuildKit's).
+const ARCH_VARS: &[&str] = &["TARGETARCH", "TARGETPLATFORM", "TARGETVARIANT", "BUILDARCH"];
+
+/// `$(uname -m)`, `$(dpkg --print-architecture)`, `$(arch)`: per platform.
+fn is_arch_probe(text: &str) -> bool {
+    let t = text.trim_start_matches(['$', '(', '`']);
+    t.starts_with("uname") || t.starts_with("dpkg --print-architecture") || t.starts_with("arch")
+}
+
+/// `[ … ]`, `test …`, `[[ … ]]` on the expanded words.
+fn eval_test(prog: &str, args: &[&Arg]) -> Truth {
+    let mut words: Vec<Option<&str>> = args.iter().map(|a| a.value.as_deref()).collect();
+    let close = match prog {
+        "[" => Some("]"),
+        "[[" => Some("]]"),
+        _ => None,
+    };
+    if let Some(c) = close {
+        if words.last().copied().flatten() != Some(c) {
+            return Truth::Unknown;
+        }
+        words.pop();
+    }
+    let glob_rhs = prog == "[[";
+    test_expr(&words, glob_rhs)
+}
+
+fn test_expr(w: &[Option<&str>], glob_rhs: bool) -> Truth {
+    // `A -a B`, `A -o B` (left to right, as test does for simple cases).
+    if let Some(p) = w.iter().rposition(|x| matches!(x, Some("-o" | "||")))
+        && p > 0
+    {
+        return test_expr(&w[..p], glob_rhs).or(test_expr(&w[p + 1..], glob_rhs));
+    }
+    if let Some(p) = w.iter().rposition(|x| matches!(x, Some("-a" | "&&")))
+        && p > 0
+    {
+        return test_expr(&w[..p], glob_rhs).and(test_expr(&w[p + 1..], glob_rhs));
+    }
+    match w {
+        [] => Truth::No,
+        [Some("!"), rest @ ..] => test_expr(rest, glob_rhs).not(),
+        [Some(one)] => bool_truth(!one.is_empty()),
+        [Some("-z"), Some(v)] => bool_truth(v.is_empty()),
+        [Some("-n"), Some(v)] => bool_truth(!v.is_empty()),
+        [Some(a), Some(op), Some(b)] => match *op {
+            "=" | "==" if glob_rhs => bool_truth(crate::source::pattern::glob(b, a)),
+            "=" | "==" => bool_truth(a == b),
+            "!=" if glob_rhs => bool_truth(!crate::source::pattern::glob(b, a)),
+            "!=" => bool_truth(a != b),
+            "-eq" | "-ne" | "-lt" | "-le" | "-gt" | "-ge" => {
+                match (a.trim().parse::<i64>(), b.trim().parse::<i64>()) {
+                    (Ok(x), Ok(y)) => bool_truth(match *op {
+                        "-eq" => x == y,
+                        "-ne" => x != y,
+                        "-lt" => x < y,
+                        "-le" => x <= y,
+                        "-gt" => x > y,
+                        _ => x >= y,
+                    }),
+                    _ => Truth::Unknown,
+                }
+            }
+            _ => Truth::Unknown,
+        },
+        _ => Truth::Unknown,
+    }
+}
+
+impl ShellEnv for Scanner<'_> {
+    fn var(&self, name: &str) -> Option<VarState> {
+        Scanner::var(self, name)
+    }
+
+    fn subst(&self, inner: &str) -> Option<String> {
+        eval_subst(self, inner)
+    }
+}
+
+/// The output of `$(…)` when it is a pure function of known values:
+/// `echo`, `printf '%s'`, `cut`, `tr`, `sed s///`, and `[ … ] && echo a ||
+/// echo b` lists. `None` for anything else.
+fn eval_subst(env: &dyn ShellEnv, inner: &str) -> Option<String> {
+    let cmds = split_commands(inner).ok()?;
+    let mut out: Option<String> = None;
+    let mut status = true;
+    for c in &cmds {
+        let run = match c.before {
+            Sep::And => status,
+            Sep::Or => !status,
+            _ => true,
+        };
+        if !run {
+            continue;
+        }
+        let mut words: Vec<String> = Vec::new();
+        for w in &c.words {
+            for f in expand_word(inner, w, env).ok()? {
+                words.push(f.value?);
+            }
+        }
+        let input = match (c.before, &c.here_string) {
+            (_, Some(w)) => {
+                let f = expand_word(inner, w, env).ok()?;
+                let v: Vec<String> = f.into_iter().map(|f| f.value).collect::<Option<_>>()?;
+                Some(format!("{}\n", v.join(" ")))
+            }
+            (Sep::Pipe, None) => out.take(),
+            _ => None,
+        };
+        let (prog, args) = words.split_first()?;
+        let prog = prog.rsplit('/').next().unwrap_or(prog);
+        let result = match prog {
+            "echo" => {
+                let (nl, args) = match args.first().map(String::as_str) {
+                    Some("-n") => (false, &args[1..]),
+                    _ => (true, args),
+                };
+                let mut s = args.join(" ");
+                if nl {
+                    s.push('\n');
+                }
+                Some(s)
+            }
+            "printf" => {
+                let (fmt, rest) = args.split_first()?;
+                if fmt == "%s" {
+                    Some(rest.concat())
+                } else if !fmt.contains(['%', '\\']) && rest.is_empty() {
+                    Some(fmt.clone())
+                } else {
+                    None
+                }
+            }
+            "[" | "test" | "[[" => {
+                let arg_list: Vec<Arg> = args
+                    .iter()
+                    .map(|v| Arg {
+                        span: Span::new(0, 0),
+                        written: v.clone(),
+                        value: Some(v.clone()),
+                        unresolved: Vec::new(),
+                        offsets: Vec::new(),
+                    })
+                    .collect();
+                let refs: Vec<&Arg> = arg_list.iter().collect();
+                match eval_test(prog, &refs) {
+                    Truth::Yes => status = true,
+                    Truth::No => status = false,
+                    Truth::Unknown => return None,
+                }
+                continue;
+            }
+            "cut" => cut(args, &input?),
+            "tr" => tr(args, &input?),
+            "sed" => sed(args, &input?),
+            _ => None,
+        }?;
+        status = true;
+        out = Some(out.unwrap_or_default() + &result);
+    }
+    out
+}
+
+/// `cut -d D -f N[,M|N-M]` on each line.
+fn cut(args: &[String], input: &str) -> Option<String> {
+    let mut delim = '\t';
+    let mut fields: Option<&str> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if let Some(d) = a.strip_prefix("-d") {
+            let d = if d.is_empty() { it.next()?.as_str() } else { d };
+            delim = d.chars().next()?;
+        } else if let Some(f) = a.strip_prefix("-f") {
+            fields = Some(if f.is_empty() { it.next()?.as_str() } else { f });
+        } else {
+            return None;
+        }
+    }
+    let mut wanted: Vec<(usize, usize)> = Vec::new();
+    for part in fields?.split(',') {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (
+                if a.is_empty() { 1 } else { a.parse().ok()? },
+                if b.is_empty() {
+                    usize::MAX
+                } else {
+                    b.parse().ok()?
+                },
+            ),
+            None => {
+                let n = part.parse().ok()?;
+                (n, n)
+            }
+        };
+        wanted.push((a, b));
+    }
+    let mut out = String::new();
+    for line in input.lines() {
+        if !line.contains(delim) {
+            out.push_str(line);
+        } else {
+            let picked: Vec<&str> = line
+                .split(delim)
+                .enumerate()
+                .filter(|(i, _)| wanted.iter().any(|&(a, b)| (a..=b).contains(&(i + 1))))
+                .map(|(_, f)| f)
+                .collect();
+            out.push_str(&picked.join(&delim.to_string()));
+        }
+        out.push('\n');
+    }
+    Some(out)
+}
+
+/// `tr A B` and `tr -d A` with plain characters and `a-z` ranges.
+fn tr(args: &[String], input: &str) -> Option<String> {
+    fn set(s: &str) -> Option<Vec<char>> {
+        let c: Vec<char> = s.chars().collect();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < c.len() {
+            if c[i] == '[' || c[i] == '\\' {
+                return None;
+            }
+            if i + 2 < c.len() && c[i + 1] == '-' {
+                out.extend(c[i]..=c[i + 2]);
+                i += 3;
+            } else {
+                out.push(c[i]);
+                i += 1;
+            }
+        }
+        Some(out)
+    }
+    match args {
+        [d, a] if d == "-d" => {
+            let a = set(a)?;
+            Some(input.chars().filter(|c| !a.contains(c)).collect())
+        }
+        [a, b] => {
+            let (a, b) = (set(a)?, set(b)?);
+            let last = *b.last()?;
+            Some(
+                input
+                    .chars()
+                    .map(|c| match a.iter().position(|x| *x == c) {
+                        Some(i) => b.get(i).copied().unwrap_or(last),
+                        None => c,
+                    })
+                    .collect(),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// `sed s/A/B/[g]` (or `sed -e …`) with literal A and B.
+fn sed(args: &[String], input: &str) -> Option<String> {
+    let expr = match args {
+        [e] => e,
+        [flag, e] if flag == "-e" => e,
+        _ => return None,
+    };
+    let rest = expr.strip_prefix('s')?;
+    let d = rest.chars().next()?;
+    let parts: Vec<&str> = rest[d.len_utf8()..].split(d).collect();
+    let [a, b, flags] = parts.as_slice() else {
+        return None;
+    };
+    let literal = |s: &str| !s.contains(['.', '*', '[', ']', '^', '$', '\\', '&', '+', '?']);
+    if !literal(a) || !literal(b) || a.is_empty() {
+        return None;
+    }
+    let out = input
+        .lines()
+        .map(|l| match *flags {
+            "g" => Some(l.replace(a, b)),
+            "" => Some(l.replacen(a, b, 1)),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(out.join("\n") + "\n")
 }
 
 /// Several fields of one word joined back (for assignments, which the

@@ -5,6 +5,7 @@
 mod common;
 
 mod apptainer;
+mod apt;
 mod build;
 mod cli;
 mod conda;

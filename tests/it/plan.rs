@@ -24,6 +24,40 @@ fn plan(args: &[&str]) -> (i32, String, String) {
     run(imagelock().current_dir(repo_root()).arg("plan").args(args))
 }
 
+/// Expansion bombs in ARG and shell variables end in a located error
+/// quickly and in little memory (issue 15): measured here.
+#[test]
+fn expansion_bombs_end_in_a_bounded_error() {
+    for name in [
+        "billion-laughs-arg",
+        "billion-laughs-shell",
+        "deep-nesting-arg",
+    ] {
+        let file = format!("fixtures/bad/expansion/{name}.Dockerfile");
+        let start = std::time::Instant::now();
+        let out = std::process::Command::new("/usr/bin/time")
+            .args(["-f", "maxrss-kb %M"])
+            .arg(env!("CARGO_BIN_EXE_imagelock"))
+            .args(["plan", &file])
+            .current_dir(repo_root())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(&format!("error: {file}:")), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        let rss: u64 = err
+            .lines()
+            .find_map(|l| l.strip_prefix("maxrss-kb "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("time reports the peak");
+        // The bound is 1 MiB per value; the whole run stays far below
+        // the gigabytes an unbounded expansion takes.
+        assert!(rss < 200 * 1024, "{name}: {rss} KB");
+        assert!(start.elapsed().as_secs() < 20, "{name}");
+    }
+}
+
 /// Every corpus Dockerfile parses; its plan is a golden snapshot.
 #[test]
 fn corpus_dockerfiles_plan_as_snapshotted() {
@@ -37,6 +71,25 @@ fn corpus_dockerfiles_plan_as_snapshotted() {
         assert_eq!(code, 0, "{}: {err}", rel.display());
         let name = file.file_stem().unwrap().to_string_lossy().into_owned();
         insta::assert_snapshot!(format!("corpus_{name}"), out);
+    }
+}
+
+/// The minimal real-shaped cases of issue 17 (one file per item): human
+/// and JSON plans as snapshotted, so each step's manager, action, target,
+/// channels or indexes, specs, condition and unresolved parts are seen.
+#[test]
+fn minimal_step_cases_plan_as_snapshotted() {
+    let mut files = files_in(&fixture("corpus/minimal"));
+    files.retain(|f| f.extension().is_some_and(|e| e != "md"));
+    assert!(files.len() >= 9, "{files:?}");
+    for file in &files {
+        let rel = rel(file);
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        for format in ["human", "json"] {
+            let (code, out, err) = plan(&["--format", format, rel.to_str().unwrap()]);
+            assert_eq!(code, 0, "{}: {err}", rel.display());
+            insta::assert_snapshot!(format!("minimal_{name}_{format}"), out);
+        }
     }
 }
 

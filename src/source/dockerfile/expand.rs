@@ -22,7 +22,17 @@ pub struct ExpandError {
     /// Byte offset in the word.
     pub offset: usize,
     pub message: String,
+    /// A bound on size or nesting was reached (not a syntax error).
+    pub bounded: bool,
 }
+
+/// The deepest nesting of `${…}` followed; deeper input is an error
+/// rather than a risk to the stack.
+pub const MAX_DEPTH: usize = 32;
+
+/// The longest value one word may expand to, in bytes: ARGs that repeat
+/// each other ("billion laughs") stop here with an error.
+pub const MAX_EXPANSION: usize = 1 << 20;
 
 /// Looks a variable up; `None` when it is not set.
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -36,6 +46,7 @@ pub fn expand(word: &str, escape: char, lookup: Lookup<'_>) -> Result<Expansion,
         lookup,
         unresolved: Vec::new(),
         len: word.len(),
+        depth: 0,
     };
     let text = lex.process(None)?;
     Ok(Expansion {
@@ -51,6 +62,7 @@ struct Lexer<'a> {
     lookup: Lookup<'a>,
     unresolved: Vec<String>,
     len: usize,
+    depth: usize,
 }
 
 impl Lexer<'_> {
@@ -74,13 +86,31 @@ impl Lexer<'_> {
         Err(ExpandError {
             offset: self.offset(),
             message: message.into(),
+            bounded: false,
         })
+    }
+
+    fn bound<T>(&self, message: String) -> Result<T, ExpandError> {
+        Err(ExpandError {
+            offset: self.offset(),
+            message,
+            bounded: true,
+        })
+    }
+
+    fn too_large<T>(&self) -> Result<T, ExpandError> {
+        self.bound(format!(
+            "this value expands to more than {MAX_EXPANSION} bytes"
+        ))
     }
 
     /// Processes until `stop` (consumed) or the end.
     fn process(&mut self, stop: Option<char>) -> Result<String, ExpandError> {
         let mut out = String::new();
         while let Some(c) = self.peek() {
+            if out.len() > MAX_EXPANSION {
+                return self.too_large();
+            }
             if Some(c) == stop {
                 self.pos += 1;
                 return Ok(out);
@@ -118,6 +148,9 @@ impl Lexer<'_> {
     fn double_quoted(&mut self) -> Result<String, ExpandError> {
         let mut out = String::new();
         loop {
+            if out.len() > MAX_EXPANSION {
+                return self.too_large();
+            }
             match self.next() {
                 Some('"') => return Ok(out),
                 Some('$') => out.push_str(&self.dollar()?),
@@ -164,6 +197,18 @@ impl Lexer<'_> {
     }
 
     fn dollar(&mut self) -> Result<String, ExpandError> {
+        if self.depth >= MAX_DEPTH {
+            return self.bound(format!(
+                "variable expansions nested more than {MAX_DEPTH} deep"
+            ));
+        }
+        self.depth += 1;
+        let r = self.dollar_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn dollar_inner(&mut self) -> Result<String, ExpandError> {
         if self.peek() != Some('{') {
             let name = self.name();
             if name.is_empty() {
@@ -236,7 +281,12 @@ impl Lexer<'_> {
                     self.missing(&name);
                     return Ok(String::new());
                 };
-                Ok(trim_pattern(&v, &pattern, op == '#', longest))
+                Ok(crate::source::pattern::trim(
+                    &v,
+                    &pattern,
+                    op == '#',
+                    longest,
+                ))
             }
             '/' => {
                 let all = self.peek() == Some('/');
@@ -253,13 +303,10 @@ impl Lexer<'_> {
                     self.missing(&name);
                     return Ok(String::new());
                 };
-                Ok(if pattern.is_empty() {
-                    v
-                } else if all {
-                    v.replace(&pattern, &repl)
-                } else {
-                    v.replacen(&pattern, &repl, 1)
-                })
+                match crate::source::pattern::replace(&v, &pattern, &repl, all, MAX_EXPANSION) {
+                    Some(v) => Ok(v),
+                    None => self.too_large(),
+                }
             }
             c => self.err(format!("unsupported modifier `{c}` in substitution")),
         }
@@ -269,6 +316,9 @@ impl Lexer<'_> {
     fn process_until_any(&mut self, stops: &[char]) -> Result<String, ExpandError> {
         let mut out = String::new();
         while let Some(c) = self.next() {
+            if out.len() > MAX_EXPANSION {
+                return self.too_large();
+            }
             if stops.contains(&c) {
                 return Ok(out);
             }
@@ -282,59 +332,6 @@ impl Lexer<'_> {
         }
         self.err("missing `}`")
     }
-}
-
-/// Removes the shortest or longest prefix (or suffix) matching a glob
-/// pattern (`*`, `?`), as `${V#p}`/`${V%p}` do.
-fn trim_pattern(value: &str, pattern: &str, prefix: bool, longest: bool) -> String {
-    let cuts: Vec<usize> = value
-        .char_indices()
-        .map(|(i, _)| i)
-        .chain(std::iter::once(value.len()))
-        .collect();
-    let candidates: Box<dyn Iterator<Item = &usize>> = if prefix == longest {
-        Box::new(cuts.iter().rev())
-    } else {
-        Box::new(cuts.iter())
-    };
-    for &cut in candidates {
-        let (part, rest) = if prefix {
-            (&value[..cut], &value[cut..])
-        } else {
-            (&value[cut..], &value[..cut])
-        };
-        if glob(pattern, part) {
-            return rest.to_string();
-        }
-    }
-    value.to_string()
-}
-
-fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    // Iterative matcher with backtracking over the last `*`.
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
 }
 
 #[cfg(test)]

@@ -15,10 +15,13 @@ use std::path::Path;
 use crate::diagnostic::{Diagnostic, LineIndex, Location, Span};
 use crate::source::model::{
     ArgDecl, Base, BaseTarget, CopiedFile, Definition, DefinitionKind, Expanded, ImageUse,
-    ImageUseKind, InstallStep, OnBuild, Stage,
+    ImageUseKind, InstallStep, OnBuild, SourceWarning, Stage,
 };
 use crate::source::shell::Script;
-use crate::source::steps::{InstallCommand, find_install_commands};
+use crate::source::steps::{
+    ChannelAction, ChannelConfig, Ecosystem, InstallCommand, Manager, ShellEvent, Target,
+    scan_script_in,
+};
 
 use self::syntax::{Instruction, ItemKind, Syntax, SyntaxError};
 
@@ -63,11 +66,13 @@ pub fn parse(
             unresolved: Vec::new(),
             span: d.value_span,
         });
+    let mut stages = b.stages;
+    Stage::mark_unused(&mut stages, None);
     Ok(Definition {
         kind: DefinitionKind::Dockerfile,
         path: path.to_path_buf(),
         global_args: b.global_args,
-        stages: b.stages,
+        stages,
         syntax: syntax_directive,
     })
 }
@@ -106,6 +111,10 @@ struct StageState {
     workdir: Option<String>,
     /// `SHELL`; empty means the default `/bin/sh -c`.
     shell: Vec<String>,
+    /// The `SHELL` instruction's span.
+    shell_span: Span,
+    /// `conda config` channel changes made by earlier `RUN`s, in order.
+    conda_config: Vec<ChannelConfig>,
 }
 
 impl StageState {
@@ -139,10 +148,92 @@ impl StageState {
         env
     }
 
-    /// Whether `RUN` bodies are POSIX shell text.
-    fn posix_shell(&self) -> bool {
-        self.shell.first().is_none_or(|p| is_posix_shell(p))
+    /// How `RUN` bodies run: as POSIX shell text (inside a conda
+    /// environment for `conda run -n ENV bash -c`), or `Err` with the
+    /// program when imagelock cannot read them.
+    fn run_shell(&self) -> Result<Option<Target>, String> {
+        shell_wrapper(&self.shell, self.shell_span)
     }
+}
+
+/// The automatic ARGs whose value depends on the platform built.
+const PLATFORM_ARGS: &[&str] = &[
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+];
+
+/// The build arguments BuildKit sets when it builds for `platform`
+/// (`linux/arm64/v8`): pass them to [`parse`] to read the steps as that
+/// platform's build runs them.
+pub fn platform_build_args(platform: &str) -> BTreeMap<String, String> {
+    let mut parts = platform.splitn(3, '/');
+    let os = parts.next().unwrap_or("linux");
+    let arch = parts.next().unwrap_or("");
+    let variant = parts.next().unwrap_or("");
+    let mut out = BTreeMap::new();
+    for (k, v) in [
+        ("TARGETPLATFORM", platform),
+        ("TARGETOS", os),
+        ("TARGETARCH", arch),
+        ("TARGETVARIANT", variant),
+    ] {
+        out.insert(k.to_string(), v.to_string());
+    }
+    out
+}
+
+/// Scripts that activate the micromamba environment and then run their
+/// arguments (mamba-org/micromamba-docker).
+const MICROMAMBA_ENTRY_SCRIPTS: &[&str] = &[
+    "_dockerfile_shell.sh",
+    "_entrypoint.sh",
+    "_activate_current_env.sh",
+    "_dockerfile_initialize_user_accounts.sh",
+];
+
+/// What a `SHELL` runs `RUN` bodies with; see [`StageState::run_shell`].
+fn shell_wrapper(shell: &[String], span: Span) -> Result<Option<Target>, String> {
+    let Some(first) = shell.first() else {
+        return Ok(None);
+    };
+    let base = first.rsplit('/').next().unwrap_or(first);
+    if is_posix_shell(first) || MICROMAMBA_ENTRY_SCRIPTS.contains(&base) {
+        return Ok(None);
+    }
+    if matches!(base, "conda" | "mamba" | "micromamba")
+        && shell.get(1).map(String::as_str) == Some("run")
+    {
+        let mut target = None;
+        let mut i = 2;
+        while let Some(a) = shell.get(i) {
+            let value = |v: &str| Expanded {
+                written: v.to_string(),
+                value: Some(v.to_string()),
+                unresolved: Vec::new(),
+                span,
+            };
+            match a.as_str() {
+                "-n" | "--name" => {
+                    target = shell.get(i + 1).map(|v| Target::CondaName(value(v)));
+                    i += 2;
+                }
+                "-p" | "--prefix" => {
+                    target = shell.get(i + 1).map(|v| Target::CondaPrefix(value(v)));
+                    i += 2;
+                }
+                o if o.starts_with('-') => i += 1,
+                prog if is_posix_shell(prog) => return Ok(target),
+                _ => break,
+            }
+        }
+    }
+    Err(shell.join(" "))
 }
 
 fn is_posix_shell(program: &str) -> bool {
@@ -330,6 +421,7 @@ impl<'a> Builder<'a> {
                     .hint("write `SHELL [\"/bin/bash\", \"-c\"]`"));
                 };
                 self.state().shell = json.iter().map(|a| a.value.clone()).collect();
+                self.state().shell_span = ins.span;
                 Ok(())
             }
             "copy" | "add" => self.copy(ins),
@@ -416,9 +508,22 @@ impl<'a> Builder<'a> {
             _ => self.meta_lookup(name),
         };
         let e = expand::expand(&written, self.escape, &lookup).map_err(|e| {
-            SyntaxError::new(span, format!("cannot expand `{written}`: {}", e.message)).hint(
-                "write variables as `$NAME`, `${NAME}` or `${NAME:-default}`, and close quotes",
+            let shown: String = written.chars().take(60).collect();
+            let more = if shown.len() < written.len() {
+                "…"
+            } else {
+                ""
+            };
+            let hint = if e.bounded {
+                "variables that repeat or nest each other are bounded; write the value out"
+            } else {
+                "write variables as `$NAME`, `${NAME}` or `${NAME:-default}`, and close quotes"
+            };
+            SyntaxError::new(
+                span,
+                format!("cannot expand `{shown}{more}`: {}", e.message),
             )
+            .hint(hint)
         })?;
         Ok(Expanded {
             value: e.unresolved.is_empty().then_some(e.text),
@@ -647,6 +752,8 @@ impl<'a> Builder<'a> {
             span: ins.span,
             args: Vec::new(),
             onbuild: Vec::new(),
+            warnings: Vec::new(),
+            unused: false,
         };
         self.current = Some((stage, state));
         Ok(())
@@ -810,27 +917,69 @@ impl<'a> Builder<'a> {
         let Some((_, state)) = &self.current else {
             return Ok(());
         };
-        if !state.posix_shell() {
-            // PowerShell or cmd: not shell text we can read.
-            return Ok(());
-        }
+        let target = match state.run_shell() {
+            Ok(t) => t,
+            Err(shell) => {
+                // PowerShell, cmd, or a wrapper imagelock does not know.
+                let line = self.lines.line_col(self.text, ins.span.start).line;
+                self.stage().warnings.push(SourceWarning {
+                    line,
+                    message: format!(
+                        "`RUN` runs under `SHELL {shell}`, which imagelock cannot read: install steps in it are not found or locked"
+                    ),
+                    span: ins.span,
+                });
+                return Ok(());
+            }
+        };
         let scripts = run_scripts(ins);
-        let lookup = |name: &str| state.lookup(name);
-        let mut commands: Vec<InstallCommand> = Vec::new();
+        // Platform ARGs BuildKit sets per target platform: unless the
+        // caller names the platform (see `platform_build_args`), their value
+        // in a RUN is not known, so what depends on them is conditional or
+        // unresolved rather than read for one platform and used for all.
+        let platform_read = std::cell::RefCell::new(Vec::<String>::new());
+        let build_args = self.build_args;
+        let lookup = |name: &str| {
+            let v = state.lookup(name);
+            if v.is_some() && PLATFORM_ARGS.contains(&name) && !build_args.contains_key(name) {
+                if !platform_read.borrow().iter().any(|n| n == name) {
+                    platform_read.borrow_mut().push(name.to_string());
+                }
+                return None;
+            }
+            v
+        };
+        let mut events: Vec<ShellEvent> = Vec::new();
         for script in &scripts {
-            let found = find_install_commands(script, &lookup).map_err(|e| {
+            let found = scan_script_in(script, &lookup, target.clone()).map_err(|e| {
                 let hint = e
                     .hint
                     .unwrap_or_else(|| "imagelock reads RUN bodies as POSIX shell text".into());
                 SyntaxError::new(e.span, e.message).hint(hint)
             })?;
-            commands.extend(found);
+            events.extend(found);
         }
+        let platform_args = platform_read.into_inner();
         let env = state.step_env();
         let user = state.user.clone();
         let workdir = state.workdir.clone();
-        for command in commands {
+        let env_config = env_channel_config(state, ins.span);
+        for event in events {
+            let command: InstallCommand = match event {
+                ShellEvent::Install(c) => *c,
+                ShellEvent::ChannelConfig(c) => {
+                    self.state().conda_config.push(c);
+                    continue;
+                }
+            };
             let line = self.lines.line_col(self.text, command.span.start).line;
+            let channel_config = if command.manager.ecosystem() == Ecosystem::Conda {
+                let mut c = self.state().conda_config.clone();
+                c.extend(env_config.iter().cloned());
+                c
+            } else {
+                Vec::new()
+            };
             self.stage().steps.push(InstallStep {
                 command,
                 instruction: ins.span,
@@ -838,10 +987,39 @@ impl<'a> Builder<'a> {
                 env: env.clone(),
                 user: user.clone(),
                 workdir: workdir.clone(),
+                channel_config,
+                platform_args: platform_args.clone(),
             });
         }
         Ok(())
     }
+}
+
+/// `CONDA_CHANNELS` and `CONDA_CHANNEL_PRIORITY` set by `ENV`: conda
+/// reads them over every `.condarc`.
+fn env_channel_config(state: &StageState, span: Span) -> Vec<ChannelConfig> {
+    let mut out = Vec::new();
+    for (name, action) in [
+        ("CONDA_CHANNELS", ChannelAction::Set),
+        ("CONDA_CHANNEL_PRIORITY", ChannelAction::Priority),
+    ] {
+        if let Some(v) = state.lookup(name) {
+            out.push(ChannelConfig {
+                manager: Manager::Conda,
+                action,
+                channel: Expanded {
+                    written: format!("{name}={v}"),
+                    value: Some(v.clone()),
+                    unresolved: Vec::new(),
+                    span,
+                },
+                text: format!("ENV {name}={v}"),
+                span,
+                conditional: None,
+            });
+        }
+    }
+    out
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -233,3 +233,72 @@ mod properties {
         }
     }
 }
+
+/// A step that reads a platform ARG says so, and reading the file with a
+/// platform's build args takes that platform's branch (pytorch/pytorch's
+/// `case ${TARGETPLATFORM}` shape).
+#[test]
+fn platform_args_are_marked_and_read_per_platform() {
+    let text = "FROM python:3.11\nARG TARGETPLATFORM\nRUN case ${TARGETPLATFORM} in \"linux/arm64\") pip install a ;; *) pip install b ;; esac\nRUN pip install c\n";
+    let d = parse_ok(text);
+    let steps = &d.stages[0].steps;
+    assert_eq!(steps.len(), 3);
+    for s in &steps[..2] {
+        assert!(s.command.conditional.is_some(), "{s:?}");
+        assert_eq!(s.platform_args, ["TARGETPLATFORM"]);
+    }
+    assert!(steps[2].platform_args.is_empty());
+    let arm = parse(
+        Path::new("Dockerfile"),
+        text,
+        &platform_build_args("linux/arm64"),
+    )
+    .unwrap();
+    let steps = &arm.stages[0].steps;
+    assert_eq!(steps[0].command.specs[0].value.as_deref(), Some("a"));
+    assert!(steps[0].platform_args.is_empty());
+}
+
+/// A `SHELL` that wraps a POSIX shell is read through; any other is a
+/// located warning, never silence.
+#[test]
+fn shell_wrappers_are_read_or_warned_about() {
+    let d = parse_ok(
+        "FROM mambaorg/micromamba:1.5.8\nSHELL [\"/usr/local/bin/_dockerfile_shell.sh\"]\nRUN micromamba install -y jq\nSHELL [\"conda\", \"run\", \"-n\", \"work\", \"/bin/bash\", \"-c\"]\nRUN pip install six\nSHELL [\"cmd\", \"/S\", \"/C\"]\nRUN pip install hidden\n",
+    );
+    let s = &d.stages[0];
+    assert_eq!(s.steps.len(), 2);
+    assert!(matches!(
+        &s.steps[1].command.target,
+        Some(crate::source::steps::Target::CondaName(e)) if e.value.as_deref() == Some("work")
+    ));
+    assert_eq!(s.warnings.len(), 1);
+    assert_eq!(s.warnings[0].line, 7);
+    assert!(s.warnings[0].message.contains("SHELL cmd /S /C"));
+}
+
+/// `conda config` changes and `CONDA_CHANNELS` reach the conda steps after
+/// them, in order (BioContainers' samtools shape).
+#[test]
+fn channel_configuration_reaches_later_conda_steps() {
+    let d = parse_ok(
+        "FROM continuumio/miniconda3\nRUN conda install -y zlib\nRUN conda config --add channels bioconda\nRUN conda install -y samtools=1.20\nENV CONDA_CHANNELS=conda-forge\nRUN conda install -y jq && pip install x\n",
+    );
+    let s = &d.stages[0].steps;
+    assert!(s[0].channel_config.is_empty());
+    let base = vec!["defaults".to_string()];
+    let eff = |i: usize| crate::source::steps::effective_channels(&base, &s[i].channel_config).0;
+    assert_eq!(eff(1), ["bioconda", "defaults"]);
+    assert_eq!(eff(2), ["conda-forge"]);
+    assert!(s[3].channel_config.is_empty(), "pip steps carry none");
+}
+
+/// Stages the last stage does not use are marked unused.
+#[test]
+fn unused_stages_are_marked() {
+    let d = parse_ok(
+        "FROM a AS build\nFROM b AS docs\nFROM c AS dep\nFROM d\nCOPY --from=build /x /x\nRUN --mount=from=dep,target=/d true\n",
+    );
+    let unused: Vec<bool> = d.stages.iter().map(|s| s.unused).collect();
+    assert_eq!(unused, [false, true, false, false]);
+}

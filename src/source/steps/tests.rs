@@ -136,7 +136,7 @@ fn summarize(text: &str) -> String {
 )]
 #[case(
     "pip install -f https://x/links --pre --no-deps a",
-    "pip Install [a] opts=-f https://x/links|--pre|--no-deps"
+    "pip Install [a] opts=--pre|--no-deps"
 )]
 #[case(
     "pip install --upgrade --user --no-cache-dir --break-system-packages --require-hashes a",
@@ -177,8 +177,8 @@ fn summarize(text: &str) -> String {
     "conda install --file specs.txt -q --freeze-installed --no-update-deps --strict-channel-priority",
     "conda Install [] CondaSpecs=specs.txt opts=-q|--freeze-installed|--no-update-deps|--strict-channel-priority"
 )]
-#[case("conda update -y conda", "conda Install [conda] opts=-y")]
-#[case("mamba upgrade --all", "mamba Install [] opts=--all")]
+#[case("conda update -y conda", "conda Update [conda] opts=-y")]
+#[case("mamba upgrade --all", "mamba Update [] opts=--all")]
 #[case(
     "conda env create -f environment.yml -n env",
     "conda EnvCreate name=env [] Environment=environment.yml"
@@ -209,7 +209,7 @@ fn summarize(text: &str) -> String {
     "conda config --add channels conda-forge && conda config --append channels bioconda",
     "config Add conda-forge\nconfig Append bioconda"
 )]
-#[case("conda config --set channel_priority strict", "")]
+#[case("conda config --set channel_priority strict", "config Priority strict")]
 #[case("conda run -n env pip install x", "pip Install name=env [x]")]
 #[case(
     "micromamba run -p /opt/env python -m pip install x",
@@ -235,7 +235,7 @@ fn summarize(text: &str) -> String {
     "apk add --no-cache --virtual .build gcc musl-dev",
     "apk Install [gcc, musl-dev] opts=--no-cache|--virtual .build"
 )]
-#[case("apt-get remove -y x", "")]
+#[case("apt-get remove -y x", "apt-get Remove [x] opts=-y")]
 // shell structure
 #[case(
     "set -eux; pip install a || true; pip install b | tee log & pip install c",
@@ -246,7 +246,7 @@ fn summarize(text: &str) -> String {
 #[case("PIP_NO_CACHE_DIR=1 pip install a", "pip Install [a]")]
 #[case("exec pip install a", "pip Install [a]")]
 #[case("time nice -n 10 pip install a", "pip Install [a]")]
-#[case("find . -name x | xargs pip install", "")]
+#[case("find . -name x | xargs pip install", "pip Install []")]
 #[case("(cd /x && pip install .)", "pip Install [.]")]
 #[case("{ pip install a; }", "pip Install [a]")]
 #[case(
@@ -414,4 +414,278 @@ fn quoted_option_value_is_written_whole() {
     let i = cmds[1].index_url.as_ref().unwrap();
     assert_eq!(i.written, "\"https://x/s\"");
     assert_eq!(i.value.as_deref(), Some("https://x/s"));
+}
+
+/// Like [`summarize`], with whether each command is conditional and what
+/// in it could not be read.
+fn summarize_flow(text: &str) -> String {
+    let script = Script::from_file_piece(text, 0);
+    let events = match scan_script(&script, &lookup) {
+        Ok(e) => e,
+        Err(e) => return format!("error {}..{}: {}", e.span.start, e.span.end, e.message),
+    };
+    let mut out = Vec::new();
+    for e in events {
+        match e {
+            ShellEvent::Install(c) => {
+                let specs: Vec<_> = c.specs.iter().map(show).collect();
+                let mut s = format!(
+                    "{} {} [{}]",
+                    c.manager.as_str(),
+                    c.action.as_str(),
+                    specs.join(", ")
+                );
+                if let Some(t) = &c.target {
+                    let v = match t {
+                        Target::CondaName(v) | Target::CondaPrefix(v) | Target::Python(v) => v,
+                    };
+                    write!(s, " into={}", show(v)).unwrap();
+                }
+                for f in &c.files {
+                    write!(s, " {:?}={}", f.role, show(&f.path)).unwrap();
+                }
+                for f in &c.find_links {
+                    write!(s, " find-links={}", show(f)).unwrap();
+                }
+                if c.no_index {
+                    s.push_str(" no-index");
+                }
+                if let Some(cond) = &c.conditional {
+                    write!(s, " if({cond})").unwrap();
+                }
+                for u in &c.unresolved {
+                    write!(s, " {}:{}", u.cause.as_str(), u.text).unwrap();
+                    assert_eq!(&text[u.span.start..u.span.end], u.text);
+                }
+                out.push(s);
+            }
+            ShellEvent::ChannelConfig(c) => {
+                let mut s = format!("config {:?} {}", c.action, show(&c.channel));
+                if let Some(cond) = &c.conditional {
+                    write!(s, " if({cond})").unwrap();
+                }
+                out.push(s);
+            }
+        }
+    }
+    out.join("\n")
+}
+
+// Issue 17, item 1: control flow.
+#[rstest]
+#[case(
+    "S=a && if [[ x == y ]]; then S=b; fi && micromamba install \"$S\"",
+    "micromamba install [a]"
+)]
+#[case(
+    "if false; then pip install a==1; else pip install a==2; fi",
+    "pip install [a==2]"
+)]
+#[case(
+    "if [ \"$PY\" = \"3.11\" ]; then pip install a==1; elif true; then pip install a==2; else pip install a==3; fi",
+    "pip install [a==1]"
+)]
+#[case(
+    "if [ -f r.txt ]; then pip install -r r.txt; else pip install b; fi",
+    "pip install [] Requirements=r.txt if([ -f r.txt ])\npip install [b] if(else of [ -f r.txt ])"
+)]
+#[case(
+    "S=a; if [ -f x ]; then S=b; fi; pip install \"$S\"",
+    "pip install [?\"$S\"[\"S\"]] unknown-variable:\"$S\""
+)]
+#[case(
+    "[ -z \"$NOPE\" ] && pip install a || pip install b",
+    "pip install [a] if([ -z \"$NOPE\" ])\npip install [b] if([ -z \"$NOPE\" ])"
+)]
+// An installer may fail and `||` catch it: what follows is conditional.
+#[case(
+    "[ -n \"$PY\" ] && pip install a || pip install b",
+    "pip install [a]\npip install [b] if(pip install a)"
+)]
+#[case("test \"$PY\" != 3.11 && pip install a", "")]
+#[case("[ ${PY%.*} -ge 3 ] && pip install a", "pip install [a]")]
+#[case(
+    "case \"$PY\" in\n  3.10) pip install a ;;\n  3.11|3.12) pip install b ;;\n  *) pip install c ;;\nesac",
+    "pip install [b]"
+)]
+#[case(
+    "case \"$(uname -m)\" in x86_64) pip install a ;; aarch64) pip install b ;; esac",
+    "pip install [a] if(case \"$(uname -m)\")\npip install [b] if(case \"$(uname -m)\")"
+)]
+#[case("pip install a || true", "pip install [a]")]
+// BioContainers samtools/1.9-4-deb: what follows a `( A || B )` group is
+// not conditional.
+#[case(
+    "apt-get update && (apt-get install -t buster-backports -y samtools || apt-get install -y samtools) && apt-get purge",
+    "apt-get install [samtools]\napt-get install [samtools] if(apt-get install -t buster-backports -y samtools)\napt-get remove []"
+)]
+#[case("false && (pip install a) && pip install b", "")]
+#[case(
+    "while read p; do pip install \"$p\"; done < r.txt",
+    "pip install [?\"$p\"[\"p\"]] if(while read p) unknown-variable:\"$p\""
+)]
+#[case(
+    "if [ -f x ]; then conda config --add channels bioconda; fi",
+    "config Add bioconda if([ -f x ])"
+)]
+#[case(
+    "bash -c 'if false; then pip install a; fi; pip install b'",
+    "pip install [b]"
+)]
+fn control_flow(#[case] text: &str, #[case] expected: &str) {
+    assert_eq!(summarize_flow(text), expected, "for {text:?}");
+}
+
+// Issue 17, items 4 to 8: commands, options, substitutions, expansions.
+#[rstest]
+// 4. conda semantics
+#[case("conda update -n base conda", "conda update [conda] into=base")]
+#[case("conda install --dry-run x", "conda no-change [x]")]
+#[case("mamba install --download-only x", "mamba no-change [x]")]
+#[case("conda clean -afy", "")]
+#[case(
+    "conda activate work && conda install x && pip install y",
+    "conda install [x] into=work\npip install [y] into=work"
+)]
+#[case(
+    "source activate /opt/env && pip install y",
+    "pip install [y] into=/opt/env"
+)]
+#[case(
+    "conda install --file <(grep -v '^#' specs.txt)",
+    "conda install [] CondaSpecs=?<(grep -v '^#' specs.txt)[\"<(grep -v '^#' specs.txt)\"] unreadable-file:<(grep -v '^#' specs.txt)"
+)]
+// 5. pip options
+#[case(
+    "pip install -f https://storage.googleapis.com/jax-releases/jax_cuda_releases.html 'jax[cuda]'",
+    "pip install [jax[cuda]] find-links=https://storage.googleapis.com/jax-releases/jax_cuda_releases.html"
+)]
+#[case(
+    "pip install --no-index --find-links=/wheels x",
+    "pip install [x] find-links=/wheels no-index"
+)]
+#[case("pip install $PKGS", "pip install [a, b]")]
+#[case(
+    "pip install scipy>=1.8 numpy",
+    "pip install [scipy, numpy] redirect:scipy>=1.8"
+)]
+// 6. more installers
+#[case("uv pip sync requirements.txt", "uv-pip sync [requirements.txt]")]
+#[case("pip3.11 install x", "pip install [x] into=pip3.11")]
+#[case(
+    "xargs -a reqs.txt pip install",
+    "pip install [] Requirements=reqs.txt"
+)]
+#[case(
+    "cat conda.txt | xargs conda install -y",
+    "conda install [] CondaSpecs=conda.txt"
+)]
+#[case(
+    "grep -v '#' r.txt | xargs pip install",
+    "pip install [] unreadable-file:xargs pip install"
+)]
+#[case(
+    "rapids-mamba-retry install -y -n base cudf",
+    "wrapper install [cudf] into=base unknown-wrapper:rapids-mamba-retry"
+)]
+#[case("Rscript -e 'BiocManager::install(\"DESeq2\")'", "r install []")]
+#[case("install2.r --error dplyr", "r install [dplyr]")]
+#[case("apt-get upgrade -y", "apt-get upgrade []")]
+#[case("apt-get dist-upgrade -y", "apt-get dist-upgrade []")]
+#[case(
+    "dnf groupinstall -y 'Development Tools'",
+    "dnf group-install [Development Tools]"
+)]
+#[case(
+    "dnf group install -y 'Development Tools'",
+    "dnf group-install [Development Tools]"
+)]
+#[case("dnf module enable -y nodejs:18", "dnf module-enable [nodejs:18]")]
+#[case("yum update -y", "yum upgrade []")]
+#[case("yum update -y openssl", "yum update [openssl]")]
+#[case(
+    "apk add --virtual .build-deps gcc && apk del .build-deps",
+    "apk install [gcc]\napk remove [.build-deps]"
+)]
+// 7. command substitution
+#[case(
+    "CUDA=11.1.1; conda install cuda-command-line-tools-$(cut -f1,2 -d- <<< ${CUDA//./-})",
+    "conda install [cuda-command-line-tools-11-1]"
+)]
+#[case(
+    "pip install instructlab-training$([ -z \"${NOPE}\" ] && echo \"\" || echo \"==${NOPE}\")",
+    "pip install [?instructlab-training$([ -z \"${NOPE}\" ] && echo \"\" || echo \"==${NOPE}\")[\"$([ -z \\\"${NOPE}\\\" ] && echo \\\"\\\" || echo \\\"==${NOPE}\\\")\"]] command-substitution:instructlab-training$([ -z \"${NOPE}\" ] && echo \"\" || echo \"==${NOPE}\")"
+)]
+#[case(
+    "V=1.2; pip install x$([ -z \"$V\" ] && echo \"\" || echo \"==$V\")",
+    "pip install [x==1.2]"
+)]
+#[case("pip install x==$(echo $PY | tr . _)", "pip install [x==3_11]")]
+#[case("pip install x==$(echo $PY | sed s/3/4/)", "pip install [x==4.11]")]
+#[case(
+    "pip install torch-$(uname -m)",
+    "pip install [?torch-$(uname -m)[\"$(uname -m)\"]] arch-dependent:torch-$(uname -m)"
+)]
+#[case(
+    "pip install x==$(curl -s https://x/v)",
+    "pip install [?x==$(curl -s https://x/v)[\"$(curl -s https://x/v)\"]] command-substitution:x==$(curl -s https://x/v)"
+)]
+// 8. parameter operators
+#[case(
+    "pip install x==${NUMPY_VERSION%.*} y==${NUMPY_VERSION#*.} z==${NUMPY_VERSION/./-} w==${#PY}",
+    "pip install [x==1.26, y==26.4, z==1-26.4, w==4]"
+)]
+#[case("pip install x==${PY//./}", "pip install [x==311]")]
+fn commands_and_expansions(#[case] text: &str, #[case] expected: &str) {
+    assert_eq!(summarize_flow(text), expected, "for {text:?}");
+}
+
+/// Issue 15: variables that double each other stop at a bound with a
+/// located error; deep nesting is refused before it reaches the stack.
+#[test]
+fn expansion_bombs_are_bounded() {
+    // Ten levels of ten copies: 10^10 characters if expanded.
+    let mut text = String::from("a0=xxxxxxxxxx\n");
+    for i in 1..=10 {
+        let prev = format!("$a{}", i - 1);
+        writeln!(text, "a{i}=\"{}\"", prev.repeat(10)).unwrap();
+    }
+    text.push_str("pip install \"$a10\"\n");
+    assert!(text.len() < 600, "{}", text.len());
+    let start = std::time::Instant::now();
+    let s = Script::from_file_piece(&text, 0);
+    let e = scan_script(&s, &|_| None).unwrap_err();
+    assert!(e.message.contains("expands to more than"), "{}", e.message);
+    assert!(start.elapsed().as_secs() < 5);
+    // The error is at the assignment that passes the bound.
+    assert!(text[e.span.start..e.span.end].starts_with("a"), "{e:?}");
+
+    let deep = format!(
+        "pip install {}x{}",
+        "${a:-".repeat(20_000),
+        "}".repeat(20_000)
+    );
+    let s = Script::from_file_piece(&deep, 0);
+    let e = scan_script(&s, &|_| None).unwrap_err();
+    assert!(e.message.contains("nested too deeply"), "{}", e.message);
+}
+
+#[test]
+fn channel_configuration_applies_in_order() {
+    let text = "conda config --add channels bioconda && conda config --append channels r \
+                && conda config --remove channels defaults && conda config --set channel_priority strict";
+    let s = Script::from_file_piece(text, 0);
+    let events: Vec<ChannelConfig> = scan_script(&s, &|_| None)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            ShellEvent::ChannelConfig(c) => Some(c),
+            ShellEvent::Install(_) => None,
+        })
+        .collect();
+    let base = vec!["conda-forge".to_string(), "defaults".to_string()];
+    let (channels, priority, skipped) = effective_channels(&base, &events);
+    assert_eq!(channels, ["bioconda", "conda-forge", "r"]);
+    assert_eq!(priority.as_deref(), Some("strict"));
+    assert!(skipped.is_empty());
 }
