@@ -45,9 +45,13 @@ pub fn run(opts: &Opts, args: &VerifyArgs, printer: &Printer) -> anyhow::Result<
                 );
             };
             let location: ImageLocation = reference.parse()?;
-            let http = crate::resolve::session::http_options(&config, opts.global.timeout());
-            let verified =
-                crate::verify::verify_image(&config, image, &location, platform.as_ref(), http)?;
+            let verified = crate::verify::verify_image(
+                &config,
+                image,
+                &location,
+                platform.as_ref(),
+                opts.global.timeout(),
+            )?;
             for warning in &verified.warnings {
                 printer.warn(warning);
             }

@@ -140,6 +140,12 @@ pub enum ImageError {
         reference: String,
         available: String,
     },
+    #[error("cannot set up the registry client for `{reference}`: {source}")]
+    RegistryClient {
+        reference: String,
+        #[source]
+        source: Box<crate::resolve::http::HttpError>,
+    },
     #[error("cannot read `{reference}` from its registry: {source}")]
     Registry {
         reference: String,
@@ -169,6 +175,40 @@ impl From<crate::oci::ParseLocationError> for ImageError {
             hint: e.hint,
         }
     }
+}
+
+/// Opens any image location: local transports directly, `docker://`
+/// through a registry client set up as freeze sets up its own (the
+/// configuration's registries and mirrors, the host's credentials, the
+/// network timeout), run on `handle`.
+pub fn open_location(
+    location: &ImageLocation,
+    config: &crate::config::Config,
+    timeout: Option<std::time::Duration>,
+    handle: &tokio::runtime::Handle,
+) -> Result<Box<dyn ImageSource + Send>, ImageError> {
+    let ImageLocation::Docker(image) = location else {
+        return open_local(location);
+    };
+    let http = crate::resolve::session::http_options(config, timeout);
+    let options = crate::resolve::RegistryOptions {
+        credentials: crate::resolve::auth::CredentialStore::from_env()
+            .with_helper_timeout(http.timeout),
+        http,
+        registries: config.registries.clone(),
+        root: config.root.clone(),
+        ..crate::resolve::RegistryOptions::default()
+    };
+    let registry =
+        crate::resolve::Registry::new(options).map_err(|e| ImageError::RegistryClient {
+            reference: location.to_string(),
+            source: Box::new(e),
+        })?;
+    Ok(Box::new(RegistryImage::new(
+        std::sync::Arc::new(registry),
+        image.clone(),
+        handle.clone(),
+    )))
 }
 
 /// Opens a local source (`oci:`, `oci-archive:`, `docker-archive:`,

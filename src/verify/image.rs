@@ -4,17 +4,13 @@
 //! FROM merged underneath.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use crate::config::{Config, ImageConfig};
 use crate::image::{
-    ImageError, ImageLocation, ImageSource, ReadOptions, RegistryImage, SifImage, open_local,
-    read_catalogue_with_base,
+    ImageError, ImageLocation, ReadOptions, SifImage, open_location, read_catalogue_with_base,
 };
 use crate::lock::{LockError, LockedImage};
 use crate::oci::{ParsePlatformError, Platform};
-use crate::resolve::http::{HttpError, HttpOptions};
-use crate::resolve::{Registry, RegistryOptions};
 use crate::source::load::SourceError;
 
 use super::{
@@ -34,8 +30,6 @@ pub enum VerifyError {
     Image(#[from] ImageError),
     #[error("{0}")]
     Platform(#[from] ParsePlatformError),
-    #[error("{0}")]
-    Registry(#[from] HttpError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("`{image}` has no lock at `{path}`\nhint: run `imagelock freeze {file}` first")]
@@ -121,7 +115,7 @@ pub fn verify_image(
     image: &ImageConfig,
     location: &ImageLocation,
     platform: Option<&Platform>,
-    http: HttpOptions,
+    timeout: Option<std::time::Duration>,
 ) -> Result<Verified, VerifyError> {
     let path = config.lock_path(&image.name);
     if !path.is_file() {
@@ -154,24 +148,7 @@ pub fn verify_image(
         .enable_all()
         .build()
         .map_err(VerifyError::Runtime)?;
-    let source: Box<dyn ImageSource + Send> = match location {
-        ImageLocation::Docker(r) => {
-            let options = RegistryOptions {
-                credentials: crate::resolve::auth::CredentialStore::from_env()
-                    .with_helper_timeout(http.timeout),
-                http,
-                registries: config.registries.clone(),
-                root: config.root.clone(),
-                ..RegistryOptions::default()
-            };
-            Box::new(RegistryImage::new(
-                Arc::new(Registry::new(options)?),
-                r.clone(),
-                runtime.handle().clone(),
-            ))
-        }
-        other => open_local(other)?,
-    };
+    let source = open_location(location, config, timeout, runtime.handle())?;
     let opts = ReadOptions::default();
     for p in &platforms {
         let expected = locked_base_layers(&lock, p);
