@@ -18,4 +18,5 @@ mod plan;
 mod pypi;
 mod registry;
 mod rewrite;
+mod security;
 mod verify;

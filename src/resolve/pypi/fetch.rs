@@ -92,6 +92,10 @@ pub struct FetchStats {
     pub fresh_hits: usize,
 }
 
+/// The largest index page or `.metadata` file held in memory (PyPI's
+/// largest project pages are a few MiB).
+pub const PAGE_CAP: u64 = 64 << 20;
+
 /// Requests in flight per fetcher unless [`Fetcher::with_limit`] says otherwise.
 const DEFAULT_REQUESTS: usize = 16;
 
@@ -270,11 +274,7 @@ impl Fetcher {
             });
         }
         let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| http_error(url, &e))?
-            .to_vec();
+        let body = read_capped(url, resp, PAGE_CAP).await?;
         let meta = CacheMeta {
             etag: header(&headers, &ETAG),
             last_modified: header(&headers, &LAST_MODIFIED),
@@ -308,21 +308,16 @@ impl Fetcher {
         self.offline
     }
 
-    /// GET `Range: bytes=…`; returns (body, total length when known).
-    /// A server that ignores ranges returns the whole file (`range` = None).
-    pub async fn get_range(
-        &self,
-        url: &str,
-        range: &str,
-    ) -> Result<(Vec<u8>, Option<u64>, bool), PypiError> {
+    /// GET `Range: bytes=…`. A server that honours it gives [`Ranged::Part`]
+    /// (at most `cap` bytes held in memory); one that ignores it sends the
+    /// whole file, which goes to a temporary file, hashed on the way
+    /// ([`Ranged::Whole`]), never into memory.
+    pub async fn get_range(&self, url: &str, range: &str, cap: u64) -> Result<Ranged, PypiError> {
         let parsed = parse_url(url)?;
         if parsed.scheme() == "file" {
-            let body = read_file_url(&parsed)?.ok_or_else(|| PypiError::Status {
-                url: redact(url),
-                status: 404,
-            })?;
-            let len = body.len() as u64;
-            return Ok((body, Some(len), false));
+            let path = file_path(&parsed)?;
+            let file = fs_err::File::open(&path).map_err(|e| PypiError::Io(e.to_string()))?;
+            return hash_to_temp(url, file, WHOLE_CAP).map(Ranged::Whole);
         }
         if self.offline {
             return Err(PypiError::NotCached(redact(url)));
@@ -342,37 +337,41 @@ impl Fetcher {
                 status: status.as_u16(),
             });
         }
-        let partial = status == StatusCode::PARTIAL_CONTENT;
+        if status != StatusCode::PARTIAL_CONTENT {
+            return stream_to_temp(url, resp, WHOLE_CAP)
+                .await
+                .map(Ranged::Whole);
+        }
         let total = header(resp.headers(), &CONTENT_RANGE)
             .and_then(|v| v.rsplit('/').next().and_then(|n| n.parse().ok()));
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| http_error(url, &e))?
-            .to_vec();
-        let total = if partial {
-            total
-        } else {
-            Some(body.len() as u64)
-        };
-        Ok((body, total, partial))
+        let body = read_capped(url, resp, cap).await?;
+        Ok(Ranged::Part { body, total })
     }
 
-    /// Downloads a whole file, refusing more than `cap` bytes.
-    pub async fn download(&self, url: &str, cap: u64) -> Result<Vec<u8>, PypiError> {
+    /// Downloads a whole file to a temporary file, hashed on the way,
+    /// refusing more than `cap` bytes.
+    pub async fn download(&self, url: &str, cap: u64) -> Result<Downloaded, PypiError> {
         let parsed = parse_url(url)?;
         if parsed.scheme() == "file" {
-            return read_file_url(&parsed)?.ok_or_else(|| PypiError::Status {
-                url: redact(url),
-                status: 404,
-            });
+            let path = file_path(&parsed)?;
+            let file = match fs_err::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(PypiError::Status {
+                        url: redact(url),
+                        status: 404,
+                    });
+                }
+                Err(e) => return Err(PypiError::Io(e.to_string())),
+            };
+            return hash_to_temp(url, file, cap);
         }
         if self.offline {
             return Err(PypiError::NotCached(redact(url)));
         }
         let _permit = self.permit().await;
         self.count(|s| s.requests += 1);
-        let mut resp = self
+        let resp = self
             .request(&parsed)
             .send()
             .await
@@ -383,18 +382,124 @@ impl Fetcher {
                 status: resp.status().as_u16(),
             });
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| http_error(url, &e))? {
-            body.extend_from_slice(&chunk);
-            if body.len() as u64 > cap {
-                return Err(PypiError::TooLarge {
-                    url: redact(url),
-                    cap,
-                });
-            }
-        }
-        Ok(body)
+        stream_to_temp(url, resp, cap).await
     }
+}
+
+/// The largest whole file streamed to disk when a server ignores `Range`
+/// (the largest wheels on PyPI are a few GiB).
+const WHOLE_CAP: u64 = 16 << 30;
+
+/// What a range request brought back.
+#[derive(Debug)]
+pub enum Ranged {
+    /// The requested bytes, and the file's length when the server said it.
+    Part { body: Vec<u8>, total: Option<u64> },
+    /// The server sent the whole file.
+    Whole(Downloaded),
+}
+
+/// A file downloaded to an anonymous temporary file (removed when dropped),
+/// with its sha256 computed on the way.
+#[derive(Debug)]
+pub struct Downloaded {
+    /// Positioned at the start.
+    pub file: std::fs::File,
+    pub sha256: String,
+    pub len: u64,
+}
+
+/// Reads a response body into memory, refusing more than `cap` bytes.
+async fn read_capped(
+    url: &str,
+    mut resp: reqwest::Response,
+    cap: u64,
+) -> Result<Vec<u8>, PypiError> {
+    if resp.content_length().is_some_and(|n| n > cap) {
+        return Err(PypiError::TooLarge {
+            url: redact(url),
+            cap,
+        });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| http_error(url, &e))? {
+        if (body.len() + chunk.len()) as u64 > cap {
+            return Err(PypiError::TooLarge {
+                url: redact(url),
+                cap,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Streams a response body to a temporary file with hashing.
+async fn stream_to_temp(
+    url: &str,
+    mut resp: reqwest::Response,
+    cap: u64,
+) -> Result<Downloaded, PypiError> {
+    use std::io::{Seek, Write};
+    let io = |e: std::io::Error| PypiError::Io(format!("`{}`: {e}", redact(url)));
+    if resp.content_length().is_some_and(|n| n > cap) {
+        return Err(PypiError::TooLarge {
+            url: redact(url),
+            cap,
+        });
+    }
+    let mut file = tempfile::tempfile().map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    while let Some(chunk) = resp.chunk().await.map_err(|e| http_error(url, &e))? {
+        len += chunk.len() as u64;
+        if len > cap {
+            return Err(PypiError::TooLarge {
+                url: redact(url),
+                cap,
+            });
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).map_err(io)?;
+    }
+    file.rewind().map_err(io)?;
+    Ok(Downloaded {
+        file,
+        sha256: hex::encode(hasher.finalize()),
+        len,
+    })
+}
+
+/// Copies a local file to a temporary file with hashing (a `file://` index
+/// gets the same treatment as a remote one).
+fn hash_to_temp(url: &str, mut from: fs_err::File, cap: u64) -> Result<Downloaded, PypiError> {
+    use std::io::{Read, Seek, Write};
+    let io = |e: std::io::Error| PypiError::Io(format!("`{}`: {e}", redact(url)));
+    let mut file = tempfile::tempfile().map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = from.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        len += n as u64;
+        if len > cap {
+            return Err(PypiError::TooLarge {
+                url: redact(url),
+                cap,
+            });
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n]).map_err(io)?;
+    }
+    file.rewind().map_err(io)?;
+    Ok(Downloaded {
+        file,
+        sha256: hex::encode(hasher.finalize()),
+        len,
+    })
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -410,16 +515,35 @@ fn parse_url(url: &str) -> Result<Url, PypiError> {
     })
 }
 
-fn read_file_url(url: &Url) -> Result<Option<Vec<u8>>, PypiError> {
-    let path = url.to_file_path().map_err(|()| PypiError::BadUrl {
+fn file_path(url: &Url) -> Result<PathBuf, PypiError> {
+    url.to_file_path().map_err(|()| PypiError::BadUrl {
         url: url.to_string(),
         message: "not a local path".into(),
-    })?;
+    })
+}
+
+fn read_file_url(url: &Url) -> Result<Option<Vec<u8>>, PypiError> {
+    let path = file_path(url)?;
     let path = if path.is_dir() {
         path.join("index.json")
     } else {
         path
     };
+    match fs_err::metadata(&path) {
+        Ok(m) if !m.is_file() => {
+            return Err(PypiError::Io(format!(
+                "`{}` is not a regular file",
+                path.display()
+            )));
+        }
+        Ok(m) if m.len() > PAGE_CAP => {
+            return Err(PypiError::TooLarge {
+                url: url.to_string(),
+                cap: PAGE_CAP,
+            });
+        }
+        _ => {}
+    }
     match fs_err::read(&path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
