@@ -3,6 +3,8 @@
 //! Paths in the file are relative to the file's directory. Unknown keys and
 //! wrong types are errors that name the file, line and column.
 
+pub mod read;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -205,9 +207,11 @@ pub struct Config {
 impl Config {
     /// Reads a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = fs_err::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
+        let text = read::read_regular_to_string(path, read::MAX_INPUT_FILE).map_err(|source| {
+            ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         Self::parse(path, &text)
     }

@@ -208,7 +208,10 @@ impl CredentialStore {
 }
 
 fn read_auth_file(path: &Path) -> Result<Option<AuthFile>, AuthError> {
-    let text = match fs_err::read_to_string(path) {
+    let text = match crate::config::read::read_regular_to_string(
+        path,
+        crate::config::read::MAX_INPUT_FILE,
+    ) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
