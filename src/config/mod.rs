@@ -66,6 +66,23 @@ struct RawConfig {
     pypi: PypiConfig,
     #[serde(default)]
     registries: BTreeMap<String, RegistryConfig>,
+    #[serde(default)]
+    limits: LimitsConfig,
+}
+
+/// `[limits]`: bounds on what imagelock reads from images, in bytes (the
+/// ratio is a plain number). Unset keys keep the defaults in the README.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitsConfig {
+    /// Largest uncompressed layer.
+    pub max_layer_size: Option<u64>,
+    /// Largest metadata file collected from an image.
+    pub max_file_size: Option<u64>,
+    /// Largest uncompressed/compressed ratio of a layer (0: none).
+    pub max_decompression_ratio: Option<u64>,
+    /// Largest total of metadata text collected from one image.
+    pub max_collected_text: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,6 +219,7 @@ pub struct Config {
     pub conda: CondaConfig,
     pub pypi: PypiConfig,
     pub registries: BTreeMap<String, RegistryConfig>,
+    pub limits: LimitsConfig,
 }
 
 impl Config {
@@ -311,6 +329,7 @@ impl Config {
             conda: raw.conda,
             pypi: raw.pypi,
             registries: raw.registries,
+            limits: raw.limits,
         })
     }
 
@@ -343,6 +362,7 @@ impl Config {
             conda: CondaConfig::default(),
             pypi: PypiConfig::default(),
             registries: BTreeMap::new(),
+            limits: LimitsConfig::default(),
         }
     }
 

@@ -288,7 +288,8 @@ pub fn read_base(
     let options = ReadOptions {
         cache_dir: Some(config.cache_dir.join("layers")),
         ..ReadOptions::default()
-    };
+    }
+    .with_limits(&config.limits);
     let catalogue =
         read_catalogue(source.as_ref(), &platform, &options).map_err(|e| format!("{e}"))?;
     let env = catalogue.image.config.env.clone();

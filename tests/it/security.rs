@@ -316,3 +316,257 @@ fn stored_zip_reads_back() {
         Some("Name: a\n")
     );
 }
+
+// ---------------------------------------------------------------- images
+
+/// Pieces of a hand-made zstd frame: raw bytes, or a byte repeated (RLE
+/// blocks cost 4 bytes per 128 KiB, so gigabytes fit in a few megabytes).
+enum Z<'a> {
+    Raw(&'a [u8]),
+    Rle(u8, u64),
+}
+
+fn zstd_frame(parts: &[Z<'_>]) -> Vec<u8> {
+    const BLOCK: u64 = 128 * 1024;
+    let mut blocks: Vec<(u8, u32, Vec<u8>)> = Vec::new();
+    for part in parts {
+        match part {
+            Z::Raw(bytes) => {
+                for chunk in bytes.chunks(BLOCK as usize) {
+                    blocks.push((0, u32::try_from(chunk.len()).unwrap(), chunk.to_vec()));
+                }
+            }
+            Z::Rle(byte, len) => {
+                let mut len = *len;
+                while len > 0 {
+                    let n = len.min(BLOCK);
+                    blocks.push((1, u32::try_from(n).unwrap(), vec![*byte]));
+                    len -= n;
+                }
+            }
+        }
+    }
+    // Magic, a frame header without content size, a 128 KiB window.
+    let mut out = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38];
+    let last = blocks.len() - 1;
+    for (i, (kind, size, content)) in blocks.into_iter().enumerate() {
+        let header = u32::from(i == last) | (u32::from(kind) << 1) | (size << 3);
+        out.extend(&header.to_le_bytes()[..3]);
+        out.extend(content);
+    }
+    out
+}
+
+fn tar_header(path: &str, kind: u8, size: u64) -> Vec<u8> {
+    let mut h = tar::Header::new_gnu();
+    h.set_path(path).unwrap();
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::new(kind));
+    h.set_cksum();
+    h.as_bytes().to_vec()
+}
+
+/// An `oci:` layout whose one layer is `blob` (its diff_id is made up: the
+/// reader must stop before it could check it).
+fn hostile_layout(dir: &Path, blob: &[u8]) {
+    let write = |bytes: &[u8]| {
+        let digest = crate::common::registry::sha256(bytes);
+        std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        std::fs::write(dir.join("blobs/sha256").join(&digest[7..]), bytes).unwrap();
+        digest
+    };
+    let layer = write(blob);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", "0".repeat(64))]},
+    }))
+    .unwrap();
+    let config_digest = write(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd", "digest": layer, "size": blob.len()}]
+    }))
+    .unwrap();
+    let manifest_digest = write(&manifest);
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest, "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "bad"}
+        }]}))
+        .unwrap(),
+    )
+    .unwrap();
+}
+
+const LAYOUT_ENV: &str = "IMAGELOCK_TEST_HOSTILE_LAYOUT";
+/// Turns the ratio limit off in the child, to reach the limit under test.
+const NO_RATIO_ENV: &str = "IMAGELOCK_TEST_NO_RATIO";
+
+/// Run by [`read_in_child`] in a child process: reads the layout named by
+/// the environment with default options, prints the error and the peak
+/// resident memory. Does nothing when run on its own.
+#[test]
+#[ignore = "run by read_in_child"]
+fn hostile_layout_child() {
+    use imagelock::image::{ImageLocation, Platform, ReadOptions, open_local, read_catalogue};
+    let Ok(dir) = std::env::var(LAYOUT_ENV) else {
+        return;
+    };
+    let location: ImageLocation = format!("oci:{dir}:bad").parse().unwrap();
+    let source = open_local(&location).unwrap();
+    let started = std::time::Instant::now();
+    let mut opts = ReadOptions::default();
+    if std::env::var_os(NO_RATIO_ENV).is_some() {
+        opts.max_decompression_ratio = 0;
+    }
+    let result = read_catalogue(source.as_ref(), &Platform::linux_amd64(), &opts);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .to_string();
+    println!("@@hwm={hwm}");
+    println!("@@secs={}", started.elapsed().as_secs_f64());
+    match result {
+        Ok(_) => println!("@@ok"),
+        Err(e) => println!("@@error={}", e.to_string().replace('\n', "\\n")),
+    }
+}
+
+/// Reads `blob` as a layer in a child process; returns (error message,
+/// peak RSS in MiB, seconds).
+fn read_in_child(blob: &[u8], ratio: bool) -> (String, u64, f64) {
+    let dir = tempdir();
+    hostile_layout(dir.path(), blob);
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    if !ratio {
+        child.env(NO_RATIO_ENV, "1");
+    }
+    let out = child
+        .args([
+            "security::hostile_layout_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(LAYOUT_ENV, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |k: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.split_once(&format!("@@{k}=")).map(|(_, v)| v))
+            .unwrap_or_else(|| {
+                panic!(
+                    "child gave no `{k}`:\n{stdout}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+            .to_string()
+    };
+    let hwm_kib: u64 = field("hwm").parse().unwrap();
+    let secs: f64 = field("secs").parse().unwrap();
+    eprintln!(
+        "blob {} bytes: peak {} MiB, {secs:.2} s",
+        blob.len(),
+        hwm_kib / 1024
+    );
+    (field("error").replace("\\n", "\n"), hwm_kib / 1024, secs)
+}
+
+/// Guards against a GNU long name of 512 MiB (a few MB compressed) taking
+/// gigabytes: the reader stops at the header, under 200 MiB peak.
+#[test]
+fn huge_gnu_long_name_is_refused_in_bounded_memory() {
+    let size = 512 << 20;
+    let blob = zstd_frame(&[
+        Z::Raw(&tar_header("././@LongLink", b'L', size)),
+        Z::Rle(b'a', size),
+        Z::Raw(&tar_header("x", b'0', 0)),
+        Z::Rle(0, 1024),
+    ]);
+    assert!(blob.len() < 32 << 10);
+    let (err, mib, _) = read_in_child(&blob, true);
+    assert!(
+        err.contains("has a GNU long name of 536870912 bytes"),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+    assert!(mib < 200, "peak {mib} MiB");
+}
+
+/// Guards against a 512 MiB PAX header.
+#[test]
+fn huge_pax_header_is_refused_in_bounded_memory() {
+    let size = 512 << 20;
+    let mut pax = tar_header("PaxHeaders/x", b'x', size);
+    // A ustar header, as PAX headers are.
+    pax[257..265].copy_from_slice(b"ustar\x0000");
+    let mut h = tar::Header::from_byte_slice(&pax).clone();
+    h.set_cksum();
+    let blob = zstd_frame(&[
+        Z::Raw(h.as_bytes()),
+        Z::Rle(b'a', size),
+        Z::Raw(&tar_header("x", b'0', 0)),
+        Z::Rle(0, 1024),
+    ]);
+    let (err, mib, _) = read_in_child(&blob, true);
+    assert!(err.contains("has a PAX header of 536870912 bytes"), "{err}");
+    assert!(mib < 200, "peak {mib} MiB");
+}
+
+/// Guards against 30 metadata files of 60 MiB each (each under the per-file
+/// limit, 1.8 GB together): the total is capped at 256 MiB.
+#[test]
+fn collected_text_has_a_total_cap() {
+    let size = 60u64 << 20;
+    let headers: Vec<Vec<u8>> = (0..30)
+        .map(|i| {
+            tar_header(
+                &format!("usr/lib/python3.11/site-packages/p{i}-1.0.dist-info/METADATA"),
+                b'0',
+                size,
+            )
+        })
+        .collect();
+    let mut parts = Vec::new();
+    for h in &headers {
+        parts.push(Z::Raw(h));
+        parts.push(Z::Rle(b'a', size));
+    }
+    parts.push(Z::Rle(0, 1024));
+    let blob = zstd_frame(&parts);
+    let (err, mib, _) = read_in_child(&blob, false);
+    assert!(
+        err.contains(
+            "brings the metadata files collected from the image to more than 268435456 bytes"
+        ),
+        "{err}"
+    );
+    assert!(mib < 256 + 200, "peak {mib} MiB");
+}
+
+/// Guards against a zstd bomb (2.3 MB that would expand to 75 GiB): the
+/// ratio limit stops it early and in bounded memory.
+#[test]
+fn zstd_bomb_stops_quickly() {
+    let blob = zstd_frame(&[Z::Rle(0, 75 << 30)]);
+    assert!(blob.len() < 2_500_000, "{}", blob.len());
+    let (err, mib, secs) = read_in_child(&blob, true);
+    assert!(err.contains("expands more than 1000 times"), "{err}");
+    assert!(err.contains("max-decompression-ratio"), "{err}");
+    assert!(mib < 200, "peak {mib} MiB");
+    assert!(secs < 60.0, "{secs} s");
+}
