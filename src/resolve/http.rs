@@ -30,6 +30,10 @@ pub enum HttpError {
     TooManyRedirects { url: String },
     #[error("`{url}` redirects to `{location}`, which is not a usable URL")]
     BadRedirect { url: String, location: String },
+    #[error(
+        "`{url}` redirects a request with a body to another origin, `{location}`; the body may hold credentials and is not sent there"
+    )]
+    BodyRedirect { url: String, location: String },
     #[error("`{url}` redirects from HTTPS to plain HTTP at `{location}`")]
     Downgrade { url: String, location: String },
 }
@@ -213,6 +217,14 @@ impl HttpClient {
             if origin(&next) != origin(&request.url) {
                 // Storage backends get signed URLs; our credentials stay home.
                 request.headers.remove(AUTHORIZATION);
+                // A body (a token request's `refresh_token`) is never sent
+                // to another origin.
+                if request.body.is_some() && response.status != StatusCode::SEE_OTHER {
+                    return Err(HttpError::BodyRedirect {
+                        url: request.url.to_string(),
+                        location: origin(&next),
+                    });
+                }
             }
             if response.status == StatusCode::SEE_OTHER {
                 request.method = Method::GET;

@@ -570,3 +570,175 @@ fn zstd_bomb_stops_quickly() {
     assert!(mib < 200, "peak {mib} MiB");
     assert!(secs < 60.0, "{secs} s");
 }
+
+// ---------------------------------------------------------------- credentials
+
+use crate::common::registry::{
+    AuthKind, Fault, FaultProxy, LayoutBuilder, PASSWORD, SeenRequest, USER, read_request, respond,
+};
+use imagelock::resolve::auth::{CredentialStore, Credentials, Secret};
+use imagelock::resolve::{Registry, RegistryOptions};
+
+type Handler =
+    dyn Fn(&SeenRequest, &str) -> (String, Vec<(&'static str, String)>, Vec<u8>) + Send + Sync;
+
+/// A request and its body.
+type Recorded = (SeenRequest, Vec<u8>);
+
+/// A loopback server answering by `handler(request, own base URL)` and
+/// recording every request with its body. `localhost` names it, so it is
+/// another origin than `127.0.0.1` servers.
+struct Scripted {
+    base: String,
+    seen: Arc<std::sync::Mutex<Vec<Recorded>>>,
+}
+
+impl Scripted {
+    fn start(handler: Box<Handler>) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, b) = (seen.clone(), base.clone());
+        let handler: Arc<Handler> = Arc::from(handler);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let (s, b, h) = (s.clone(), b.clone(), handler.clone());
+                std::thread::spawn(move || {
+                    if let Some((req, body)) = read_request(&mut stream) {
+                        let (status, headers, out) = h(&req, &b);
+                        s.lock().unwrap().push((req, body));
+                        respond(&mut stream, &status, &headers, &out);
+                    }
+                });
+            }
+        });
+        Scripted { base, seen }
+    }
+
+    fn seen(&self) -> Vec<Recorded> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn options(registry: &str, credentials: Credentials) -> RegistryOptions {
+    RegistryOptions {
+        credentials: CredentialStore::empty().with_credentials(registry, credentials),
+        http: imagelock::resolve::http::HttpOptions {
+            backoff: std::time::Duration::from_millis(50),
+            ..imagelock::resolve::http::HttpOptions::default()
+        },
+        ..RegistryOptions::default()
+    }
+}
+
+/// Guards against a blob redirect target that answers `401 Bearer
+/// realm=…` getting the registry's Basic credentials at its realm.
+#[tokio::test]
+async fn a_redirect_targets_challenge_never_gets_the_registrys_credentials() {
+    let Some(server) = crate::common::registry::server(AuthKind::Htpasswd) else {
+        return;
+    };
+    let dir = tempdir();
+    let layout = dir.path().join("layout");
+    let mut b = LayoutBuilder::new(&layout);
+    let m = b.manifest("amd64", None, "foreign-challenge");
+    b.tag_manifest(&m, "fc");
+    server.push(&layout, "fc", "security/foreign:1", false);
+
+    let evil = Scripted::start(Box::new(|req, base| {
+        if req.path.starts_with("/token") {
+            return ("200 OK".into(), vec![], br#"{"token":"stolen"}"#.to_vec());
+        }
+        (
+            "401 Unauthorized".into(),
+            vec![(
+                "WWW-Authenticate",
+                format!(r#"Bearer realm="{base}/token",service="evil""#),
+            )],
+            vec![],
+        )
+    }));
+    let proxy = FaultProxy::start(&server.addr);
+    proxy.inject("/blobs/", Fault::Redirect(evil.base.clone()), 1);
+    let registry = Registry::new(options(
+        &proxy.addr,
+        Credentials::Basic {
+            username: USER.into(),
+            password: Secret::new(PASSWORD),
+        },
+    ))
+    .unwrap();
+    let image =
+        imagelock::oci::ImageRef::parse(&format!("{}/security/foreign:1", proxy.addr)).unwrap();
+    let err = registry.resolve(&image, &[]).await.unwrap_err().to_string();
+    assert!(err.contains("asks for credentials"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    let seen = evil.seen();
+    eprintln!("the other host saw {} requests", seen.len());
+    assert!(
+        !seen.is_empty(),
+        "the blob was redirected to the other host"
+    );
+    for (req, _) in &seen {
+        assert!(!req.path.starts_with("/token"), "token request: {req:?}");
+        assert!(!req.headers.contains_key("authorization"), "{req:?}");
+    }
+}
+
+/// Guards against a token endpoint redirecting the POSTed `refresh_token`
+/// to another origin.
+#[tokio::test]
+async fn a_token_redirect_never_carries_the_refresh_token_elsewhere() {
+    let thief = Scripted::start(Box::new(|_, _| {
+        ("200 OK".into(), vec![], br#"{"token":"t"}"#.to_vec())
+    }));
+    let thief_base = thief.base.clone();
+    // The registry: Bearer auth whose token endpoint redirects (307 keeps
+    // the method and body) to the thief.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let realm = format!("http://{addr}/token");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let Some((req, _)) = read_request(&mut stream) else {
+                continue;
+            };
+            if req.path.starts_with("/token") {
+                respond(
+                    &mut stream,
+                    "307 Temporary Redirect",
+                    &[("Location", format!("{thief_base}/token"))],
+                    b"",
+                );
+            } else {
+                respond(
+                    &mut stream,
+                    "401 Unauthorized",
+                    &[(
+                        "WWW-Authenticate",
+                        format!(r#"Bearer realm="{realm}",service="reg""#),
+                    )],
+                    b"",
+                );
+            }
+        }
+    });
+    let registry = Registry::new(options(
+        &addr,
+        Credentials::IdentityToken(Secret::new("refresh-SECRET-123")),
+    ))
+    .unwrap();
+    let image = imagelock::oci::ImageRef::parse(&format!("{addr}/a/b:1")).unwrap();
+    let err = registry.resolve(&image, &[]).await.unwrap_err().to_string();
+    assert!(err.contains("another origin"), "{err}");
+    assert!(!err.contains("refresh-SECRET-123"), "{err}");
+    for (req, body) in thief.seen() {
+        assert!(
+            !String::from_utf8_lossy(&body).contains("refresh-SECRET-123")
+                && !req.path.contains("refresh-SECRET-123"),
+            "{req:?}"
+        );
+    }
+}

@@ -860,6 +860,17 @@ impl Registry {
                     source,
                 },
             })?;
+            if response.status == StatusCode::UNAUTHORIZED
+                && crate::resolve::http::origin(&response.url) != crate::resolve::http::origin(&url)
+            {
+                // A redirect target's challenge: credentials are chosen by
+                // the host that issued it, and this host has none of ours.
+                return Err(ResolveError::ForeignChallenge {
+                    image: label.to_string(),
+                    registry: remote.registry.clone(),
+                    host: crate::resolve::http::origin(&response.url),
+                });
+            }
             if response.status == StatusCode::UNAUTHORIZED && attempt == 0 {
                 let challenge = response
                     .header(WWW_AUTHENTICATE.as_str())
@@ -1137,9 +1148,14 @@ impl Registry {
             self.counters.pings.fetch_add(1, Ordering::Relaxed);
             match self.http.send(request).await {
                 Ok(response) => {
+                    // Only the registry's own challenge counts, never one from
+                    // where it redirected `/v2/`.
+                    let own = crate::resolve::http::origin(&response.url)
+                        == crate::resolve::http::origin(&base);
                     let auth = match response
                         .header(WWW_AUTHENTICATE.as_str())
                         .and_then(Challenge::parse)
+                        .filter(|_| own)
                     {
                         Some(Challenge::Bearer { realm, service, .. })
                             if response.status == StatusCode::UNAUTHORIZED =>
