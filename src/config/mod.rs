@@ -4,6 +4,7 @@
 //! wrong types are errors that name the file, line and column.
 
 pub mod read;
+pub mod redact;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -742,3 +742,98 @@ async fn a_token_redirect_never_carries_the_refresh_token_elsewhere() {
         );
     }
 }
+
+// ---------------------------------------------------------------- redaction
+
+/// Guards against a conda channel token (`/t/<token>/`) and an index
+/// password reaching the lock or the conda explicit export.
+#[test]
+fn channel_tokens_and_index_passwords_never_reach_locks_or_exports() {
+    use crate::common::{fixture, imagelock, run};
+    let served = tempdir();
+    std::fs::create_dir_all(served.path().join("t")).unwrap();
+    std::os::unix::fs::symlink(
+        fixture("world/conda"),
+        served.path().join("t/tok-SECRET-42"),
+    )
+    .unwrap();
+    let channels = StaticServer::start(served.path());
+    let index = StaticServer::start(fixture("world/pypi"));
+    let dir = tempdir();
+    std::fs::create_dir_all(dir.path().join("conda")).unwrap();
+    std::fs::create_dir_all(dir.path().join("pip")).unwrap();
+    std::fs::write(
+        dir.path().join("conda/Dockerfile"),
+        "FROM condaforge/miniforge3:24.3.0-0\nRUN conda install -y numpy\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("pip/Dockerfile"),
+        "FROM python:3.11-slim\nRUN pip install --no-cache-dir idna\n",
+    )
+    .unwrap();
+    let images = fixture("world/images/docker.io");
+    std::fs::write(
+        dir.path().join("imagelock.toml"),
+        format!(
+            r#"platforms = ["linux/amd64"]
+[images.conda]
+file = "conda/Dockerfile"
+[images.pip]
+file = "pip/Dockerfile"
+[conda]
+channels = ["conda-forge"]
+custom-channels = {{ conda-forge = "{}/t/tok-SECRET-42" }}
+[pypi]
+index-url = "http://me:pw-SECRET-43@{}/simple"
+[registries."docker.io"]
+location = "oci:{}"
+"#,
+            channels.url(),
+            index.addr,
+            images.display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(imagelock()
+        .current_dir(dir.path())
+        .env("IMAGELOCK_CACHE_DIR", dir.path().join("cache"))
+        .arg("freeze"));
+    assert_eq!(code, 0, "{err}");
+    for text in [&out, &err] {
+        assert!(!text.contains("SECRET"), "{text}");
+    }
+    let conda = std::fs::read_to_string(dir.path().join("lockfiles/conda.lock")).unwrap();
+    let pip = std::fs::read_to_string(dir.path().join("lockfiles/pip.lock")).unwrap();
+    assert!(conda.contains("/t/<TOKEN>/conda-forge"), "{conda}");
+    assert!(!conda.contains("SECRET"), "{conda}");
+    assert!(
+        pip.contains(&format!("http://{}/simple", index.addr)),
+        "{pip}"
+    );
+    assert!(!pip.contains("SECRET"), "{pip}");
+    // Redacted locks stay current for their inputs.
+    let (code, out, err) = run(imagelock().current_dir(dir.path()).arg("verify"));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        !out.contains("SECRET") && !err.contains("SECRET"),
+        "{out}{err}"
+    );
+    let (code, out, err) = run(imagelock().current_dir(dir.path()).args([
+        "export",
+        "--to",
+        "conda-explicit",
+        "conda",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !out.contains("SECRET") && out.contains("/t/<TOKEN>/"),
+        "{out}"
+    );
+    let (code, out, err) =
+        run(imagelock()
+            .current_dir(dir.path())
+            .args(["export", "--to", "requirements", "pip"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("SECRET"), "{out}");
+}

@@ -114,9 +114,10 @@ impl CondaRecord {
             version: self.version(),
             build: self.build().to_string(),
             build_number: self.build_number(),
-            channel: self.channel().to_string(),
+            // Channel tokens never enter a lock.
+            channel: crate::config::redact::redact_url(self.channel()),
             subdir: self.subdir().to_string(),
-            url: self.url().to_string(),
+            url: crate::config::redact::redact_url(self.url()),
             sha256: self.sha256().unwrap_or_default(),
             md5: self.md5(),
             size: self.size(),
