@@ -71,6 +71,7 @@ impl Printer {
     /// A warning on stderr (shown even with `--quiet`).
     pub fn warn(&self, text: &str) {
         let label = self.paint("warning", "33");
+        let text = crate::diagnostic::escape_control(text);
         eprintln!("{label}: {text}");
     }
 
@@ -90,6 +91,8 @@ impl Printer {
                 text.push_str(&cause);
             }
         }
+        // Names in errors come from images, registries and indexes.
+        let text = crate::diagnostic::escape_control(&text);
         let mut lines = text.lines();
         if let Some(first) = lines.next() {
             eprintln!("{label}: {first}");

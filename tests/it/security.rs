@@ -837,3 +837,39 @@ location = "oci:{}"
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("SECRET"), "{out}");
 }
+
+// ---------------------------------------------------------------- escaping
+
+/// Guards against a tar entry named `ESC[2J` clearing the terminal: the
+/// error that names it shows the escape, never the raw byte.
+#[test]
+fn control_characters_from_an_image_are_escaped() {
+    use crate::common::{imagelock, run};
+    let path = "usr/lib/python3.11/site-packages/\x1b[2Jx-1.0.dist-info/METADATA";
+    let size = 65 << 20;
+    let blob = zstd_frame(&[
+        Z::Raw(&tar_header(path, b'0', size)),
+        Z::Rle(b'a', size),
+        Z::Rle(0, 1024),
+    ]);
+    let dir = tempdir();
+    let layouts = dir.path().join("images");
+    hostile_layout(&layouts.join("library/evil"), &blob);
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    std::fs::write(dir.path().join("app/Dockerfile"), "FROM evil:bad\n").unwrap();
+    std::fs::write(
+        dir.path().join("imagelock.toml"),
+        format!(
+            "platforms = [\"linux/amd64\"]\n[images.app]\nfile = \"app/Dockerfile\"\n[registries.\"docker.io\"]\nlocation = \"oci:{}\"\n",
+            layouts.display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(imagelock()
+        .current_dir(dir.path())
+        .env("IMAGELOCK_CACHE_DIR", dir.path().join("cache"))
+        .arg("freeze"));
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(!err.contains('\x1b') && !out.contains('\x1b'), "{err:?}");
+    assert!(err.contains("\\x1b[2Jx-1.0.dist-info"), "{err}");
+}
