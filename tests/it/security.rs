@@ -96,7 +96,15 @@ fn wheel(name: &str, version: &str, meta: &str) -> Vec<u8> {
 }
 
 async fn resolve(index: &str, reqs: &[&str]) -> Result<Vec<PinnedPackage>, SolveError> {
-    let fetch = Fetcher::new(None, false, Default::default()).unwrap();
+    resolve_cached(index, reqs, None).await
+}
+
+async fn resolve_cached(
+    index: &str,
+    reqs: &[&str],
+    cache: Option<&Path>,
+) -> Result<Vec<PinnedPackage>, SolveError> {
+    let fetch = Fetcher::new(cache.map(Path::to_path_buf), false, Default::default()).unwrap();
     let client = Arc::new(IndexClient::new(fetch, &[index.to_string()], true).unwrap());
     let target = Arc::new(
         TargetEnv::cpython(
@@ -228,6 +236,65 @@ async fn corrupt_central_directory_is_an_error() {
             "case {i}: {err}"
         );
     }
+}
+
+/// Guards against a shared cache poisoning a lock: a derived METADATA or an
+/// index page changed in the cache is dropped and fetched again.
+#[tokio::test(flavor = "multi_thread")]
+async fn tampered_cache_entries_are_refetched() {
+    let dir = tempdir();
+    let meta = format!("{}Requires-Dist: idna\n", metadata("demo", "1.0"));
+    index_page(
+        dir.path(),
+        "demo",
+        &[(
+            "demo-1.0-py3-none-any.whl",
+            wheel("demo", "1.0", &meta),
+            None,
+        )],
+    );
+    index_page(
+        dir.path(),
+        "idna",
+        &[(
+            "idna-3.10-py3-none-any.whl",
+            wheel("idna", "3.10", &metadata("idna", "3.10")),
+            None,
+        )],
+    );
+    let server = StaticServer::start(dir.path());
+    let index = format!("{}/simple", server.url());
+    let cache = tempdir();
+    let first = resolve_cached(&index, &["demo"], Some(cache.path()))
+        .await
+        .unwrap();
+    assert_eq!(pins(&first), ["demo==1.0", "idna==3.10"]);
+    // Poison every cached body that mentions `idna`: METADATA and pages.
+    let mut poisoned = 0;
+    let mut stack = vec![cache.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "body") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                if text.contains("Requires-Dist: idna") {
+                    std::fs::write(
+                        &p,
+                        text.replace("Requires-Dist: idna", "Requires-Dist: evil"),
+                    )
+                    .unwrap();
+                    poisoned += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(poisoned, 1, "the derived METADATA was cached");
+    let second = resolve_cached(&index, &["demo"], Some(cache.path()))
+        .await
+        .unwrap();
+    assert_eq!(pins(&second), ["demo==1.0", "idna==3.10"]);
 }
 
 /// A one-file HTTP server that ignores `Range` and sends `body` whole,

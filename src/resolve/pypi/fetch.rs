@@ -82,6 +82,13 @@ struct CacheMeta {
     max_age: Option<u64>,
     /// Unix seconds when stored or last revalidated.
     stored: u64,
+    /// sha256 of the stored body, checked on read: a body changed behind
+    /// our back is a miss, fetched again.
+    #[serde(default)]
+    body_sha256: Option<String>,
+    /// For derived entries: the sha256 of the artifact they came from.
+    #[serde(default)]
+    source_sha256: Option<String>,
 }
 
 /// Counters for benchmarks and tests.
@@ -197,6 +204,11 @@ impl Fetcher {
         let (meta, body) = self.paths(key)?;
         let meta: CacheMeta = serde_json::from_slice(&fs_err::read(meta).ok()?).ok()?;
         let body = fs_err::read(body).ok()?;
+        let actual = hex::encode(Sha256::digest(&body));
+        if meta.body_sha256.as_deref() != Some(actual.as_str()) {
+            // Tampered, truncated, or written by an older version.
+            return None;
+        }
         Some((meta, body))
     }
 
@@ -208,10 +220,14 @@ impl Fetcher {
         if let Some(dir) = meta_path.parent() {
             let _ = fs_err::create_dir_all(dir);
         }
+        let mut meta = meta.clone();
         if let Some(body) = body {
+            meta.body_sha256 = Some(hex::encode(Sha256::digest(body)));
             let _ = write_atomic(&body_path, body);
+        } else if meta.body_sha256.is_none() {
+            return;
         }
-        if let Ok(json) = serde_json::to_vec(meta) {
+        if let Ok(json) = serde_json::to_vec(&meta) {
             let _ = write_atomic(&meta_path, &json);
         }
     }
@@ -280,6 +296,7 @@ impl Fetcher {
             last_modified: header(&headers, &LAST_MODIFIED),
             max_age: max_age(&headers),
             stored: now(),
+            ..CacheMeta::default()
         };
         if !no_store(&headers) {
             self.write_cache(&key, &meta, Some(&body));
@@ -288,16 +305,25 @@ impl Fetcher {
     }
 
     /// A value derived from an immutable artifact (for example the METADATA
-    /// inside a wheel), kept forever under `key`.
-    pub fn derived_get(&self, key: &str) -> Option<Vec<u8>> {
-        self.read_cache(&format!("derived\n{key}")).map(|(_, b)| b)
+    /// inside a wheel), kept forever under `key`. `source_sha256` is the
+    /// artifact's hash as the index states it now: an entry derived from
+    /// another artifact (or whose record of it was changed) is not used.
+    pub fn derived_get(&self, key: &str, source_sha256: Option<&str>) -> Option<Vec<u8>> {
+        let (meta, body) = self.read_cache(&format!("derived\n{key}"))?;
+        let same = match (meta.source_sha256.as_deref(), source_sha256) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            (None, None) => true,
+            _ => false,
+        };
+        same.then_some(body)
     }
 
     /// Stores a derived value (see [`Self::derived_get`]).
-    pub fn derived_put(&self, key: &str, body: &[u8]) {
+    pub fn derived_put(&self, key: &str, source_sha256: Option<&str>, body: &[u8]) {
         let meta = CacheMeta {
             max_age: Some(u64::MAX / 2),
             stored: now(),
+            source_sha256: source_sha256.map(str::to_ascii_lowercase),
             ..CacheMeta::default()
         };
         self.write_cache(&format!("derived\n{key}"), &meta, Some(body));

@@ -257,7 +257,7 @@ impl IndexClient {
             return parse(&String::from_utf8_lossy(&body));
         }
         let key = format!("metadata\n{}", file.url);
-        if let Some(text) = self.fetch.derived_get(&key) {
+        if let Some(text) = self.fetch.derived_get(&key, file.sha256.as_deref()) {
             return parse(&String::from_utf8_lossy(&text));
         }
         if self.fetch.offline() {
@@ -269,7 +269,8 @@ impl IndexClient {
             _ => self.sdist_metadata(file).await?,
         };
         let meta = parse(&text)?;
-        self.fetch.derived_put(&key, text.as_bytes());
+        self.fetch
+            .derived_put(&key, file.sha256.as_deref(), text.as_bytes());
         Ok(meta)
     }
 
