@@ -573,6 +573,38 @@ impl PackageSource for IndexSource {
     }
 }
 
+/// What an index says about the hash of a locked file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockedHash {
+    /// The index lists the file with the locked sha256.
+    Matches,
+    /// The index lists the file with another sha256: the lock was edited,
+    /// or the index replaced the file (a `hash-mismatch` finding).
+    Mismatch { served: String },
+    /// The index lists the file without a hash.
+    Unstated,
+    /// The index does not list the file (any more).
+    NotListed,
+}
+
+/// Compares the sha256 locked for `filename` with what the index serves
+/// for that exact file (`files` of its project page), for `drift` and
+/// `freeze`, which fetch the page anyway.
+pub fn compare_locked_hash(files: &[DistFile], filename: &str, locked: &str) -> LockedHash {
+    let Some(file) = files.iter().find(|f| f.filename == filename) else {
+        return LockedHash::NotListed;
+    };
+    match &file.sha256 {
+        None => LockedHash::Unstated,
+        Some(served) if served.eq_ignore_ascii_case(locked.trim_start_matches("sha256:")) => {
+            LockedHash::Matches
+        }
+        Some(served) => LockedHash::Mismatch {
+            served: served.to_ascii_lowercase(),
+        },
+    }
+}
+
 /// Parses a package name for error messages and lookups.
 pub fn package_name(name: &str) -> Option<PackageName> {
     PackageName::from_str(name).ok()
@@ -594,4 +626,60 @@ pub async fn resolve(
     tokio::task::spawn_blocking(move || crate::solve::python::resolve(&source, &target, &request))
         .await
         .map_err(|e| crate::solve::python::SolveError::Internal(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, sha256: Option<&str>) -> DistFile {
+        DistFile {
+            filename: name.into(),
+            url: format!("https://files.example/{name}"),
+            sha256: sha256.map(str::to_string),
+            requires_python: None,
+            yanked: None,
+            upload_time: None,
+            size: None,
+            core_metadata: None,
+        }
+    }
+
+    #[test]
+    fn locked_hashes_are_compared_with_the_index() {
+        let files = [
+            file("six-1.16.0-py2.py3-none-any.whl", Some("AB12")),
+            file("six-1.16.0.tar.gz", None),
+        ];
+        let whl = "six-1.16.0-py2.py3-none-any.whl";
+        assert_eq!(
+            compare_locked_hash(&files, whl, "ab12"),
+            LockedHash::Matches
+        );
+        assert_eq!(
+            compare_locked_hash(&files, whl, "sha256:ab13"),
+            LockedHash::Mismatch {
+                served: "ab12".into()
+            }
+        );
+        assert_eq!(
+            compare_locked_hash(&files, "six-1.16.0.tar.gz", "ab12"),
+            LockedHash::Unstated
+        );
+        assert_eq!(
+            compare_locked_hash(&files, "six-1.15.0.tar.gz", "ab12"),
+            LockedHash::NotListed
+        );
+    }
+
+    #[test]
+    fn foreign_files_do_not_belong() {
+        let six = PackageName::from_str("six").unwrap();
+        let confuse = PackageName::from_str("confuse").unwrap();
+        assert!(belongs_to("six-1.16.0-py2.py3-none-any.whl", &six));
+        assert!(!belongs_to("six-1.16.0-py2.py3-none-any.whl", &confuse));
+        assert!(!belongs_to("six-1.16.0.tar.gz", &confuse));
+        assert!(belongs_to("six-1.16.0.tar.gz", &six));
+        assert!(belongs_to("six-1.16.0.egg", &confuse));
+    }
 }
