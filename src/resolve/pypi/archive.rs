@@ -14,6 +14,8 @@ const LOCAL: u32 = 0x0403_4b50;
 const TAIL: u64 = 64 * 1024;
 /// Refuse to inflate a METADATA larger than this.
 const METADATA_CAP: u64 = 16 * 1024 * 1024;
+/// How much of an sdist's uncompressed tar is searched for `PKG-INFO`.
+const SDIST_SCAN: u64 = 256 << 20;
 /// Refuse to fetch a central directory larger than this (a wheel with a
 /// million files has a central directory of about 100 MiB).
 const CENTRAL_CAP: u64 = 128 * 1024 * 1024;
@@ -210,7 +212,9 @@ pub fn metadata_from_reader<R: Read + Seek>(zip: &mut R) -> Option<String> {
 
 /// Reads `<top>/PKG-INFO` from a `.tar.gz` sdist in memory.
 pub fn sdist_pkg_info(targz: impl Read) -> Option<String> {
-    let gz = flate2::read::GzDecoder::new(targz);
+    // Bounds what the `tar` crate can be made to hold (it reads a GNU long
+    // name or PAX header whole): PKG-INFO comes early in real sdists.
+    let gz = flate2::read::GzDecoder::new(targz).take(SDIST_SCAN);
     let mut archive = tar::Archive::new(gz);
     for entry in archive.entries().ok()? {
         let entry = entry.ok()?;

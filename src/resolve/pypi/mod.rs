@@ -30,8 +30,9 @@ use crate::solve::python::{
 
 /// The Accept header of PEP 691, preferring JSON.
 const ACCEPT_SIMPLE: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
-/// Largest sdist read for `PKG-INFO`.
-const SDIST_CAP: u64 = 64 * 1024 * 1024;
+/// Largest sdist or direct-URL file downloaded (to a temporary file, hashed
+/// on the way; never held in memory).
+const SDIST_CAP: u64 = 16 << 30;
 
 /// What failed talking to an index.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
