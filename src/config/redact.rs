@@ -44,6 +44,29 @@ fn mask_conda_token(url: &str) -> String {
     out
 }
 
+/// `text` (a message) with every URL in it passed through [`redact_url`]:
+/// the last line of defence before anything is printed.
+pub fn redact_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("://") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let start = rest[..at]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')))
+            .map_or(0, |i| i + 1);
+        let end = rest[at..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '`' | '"' | '\'' | '<' | '>'))
+            .map_or(rest.len(), |i| at + i);
+        out.push_str(&rest[..start]);
+        out.push_str(&redact_url(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
 /// Whether `url` carries a secret [`redact_url`] would remove.
 pub fn has_secret(url: &str) -> bool {
     redact_url(url) != url
@@ -69,6 +92,17 @@ mod tests {
             redact_url("https://conda.anaconda.org/conda-forge"),
             "https://conda.anaconda.org/conda-forge"
         );
+    }
+
+    #[test]
+    fn urls_in_messages_are_redacted() {
+        assert_eq!(
+            redact_text(
+                "cannot fetch `https://u:pw@x.example/simple/a/`: 404\nhint: see https://conda.anaconda.org/t/abc/org"
+            ),
+            "cannot fetch `https://x.example/simple/a/`: 404\nhint: see https://conda.anaconda.org/t/<TOKEN>/org"
+        );
+        assert_eq!(redact_text("no urls here"), "no urls here");
     }
 
     #[test]

@@ -903,6 +903,23 @@ location = "oci:{}"
             .args(["export", "--to", "requirements", "pip"]));
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("SECRET"), "{out}");
+
+    // Failing, the messages name the channel and the index without secrets.
+    let config = std::fs::read_to_string(dir.path().join("imagelock.toml"))
+        .unwrap()
+        .replace(&channels.url(), "http://127.0.0.1:9")
+        .replace(&index.addr.to_string(), "127.0.0.1:9");
+    std::fs::write(dir.path().join("imagelock.toml"), config).unwrap();
+    std::fs::remove_dir_all(dir.path().join("cache")).unwrap();
+    for image in ["conda", "pip"] {
+        let (code, out, err) = run(imagelock()
+            .current_dir(dir.path())
+            .env("IMAGELOCK_CACHE_DIR", dir.path().join("cache"))
+            .args(["-vv", "freeze", image]));
+        assert_eq!(code, 2, "{out}\n{err}");
+        assert!(err.contains("127.0.0.1:9"), "{err}");
+        assert!(!err.contains("SECRET") && !out.contains("SECRET"), "{err}");
+    }
 }
 
 // ---------------------------------------------------------------- escaping
