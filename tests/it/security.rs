@@ -957,3 +957,58 @@ fn control_characters_from_an_image_are_escaped() {
     assert!(!err.contains('\x1b') && !out.contains('\x1b'), "{err:?}");
     assert!(err.contains("\\x1b[2Jx-1.0.dist-info"), "{err}");
 }
+
+// ---------------------------------------------------------------- lock reader
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// The lockfile reader never panics on a committed lock with a line
+    /// removed, repeated or cut, or bytes replaced; what it accepts writes
+    /// back to a lock it reads again. (The same property as the `lockfile`
+    /// fuzz target.)
+    #[test]
+    fn lock_reader_survives_mutated_locks(
+        which in 0usize..64,
+        line in 0usize..4096,
+        op in 0u8..4,
+        at in 0usize..256,
+        with in proptest::string::string_regex("[\\x00-\\x7f]{0,6}").unwrap(),
+    ) {
+        let mut locks: Vec<_> = std::fs::read_dir(crate::common::repo_root().join("lockfiles"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "lock"))
+            .collect();
+        locks.sort();
+        let path = &locks[which % locks.len()];
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let i = line % lines.len();
+        match op {
+            0 => {
+                lines.remove(i);
+            }
+            1 => {
+                let l = lines[i].clone();
+                lines.insert(i, l);
+            }
+            2 => {
+                let l = &mut lines[i];
+                let cut = l.char_indices().map(|(k, _)| k).nth(at % (l.chars().count() + 1)).unwrap_or(l.len());
+                l.truncate(cut);
+            }
+            _ => {
+                let l = &mut lines[i];
+                let k = l.char_indices().map(|(k, _)| k).nth(at % (l.chars().count() + 1)).unwrap_or(l.len());
+                l.insert_str(k, &with);
+            }
+        }
+        let mutated = lines.join("\n");
+        let p = std::path::Path::new("lockfiles/x.lock");
+        if let Ok(lock) = imagelock::lock::LockedImage::from_toml(p, &mutated) {
+            let written = lock.to_toml();
+            imagelock::lock::LockedImage::from_toml(p, &written).unwrap();
+        }
+    }
+}
