@@ -139,3 +139,45 @@ mod tests {
         assert_eq!(idx.line_col(text, 100), LineCol { line: 4, column: 2 });
     }
 }
+
+/// `text` with control characters escaped for a terminal: C0 controls other
+/// than newline and tab, DEL and C1 controls become `\x1b`-style escapes
+/// (`\u{9b}` above `\x7f`), so a name from an image, a registry or an index
+/// (a tar entry called `ESC[2J`, say) cannot clear the screen or forge
+/// output. The one escaping function every message goes through.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| (c.is_control() && c != '\n' && c != '\t') || c == '\u{7f}';
+    if !text.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if bad(c) {
+            let n = u32::from(c);
+            if n < 0x80 {
+                out.push_str(&format!("\\x{n:02x}"));
+            } else {
+                out.push_str(&format!("\\u{{{n:x}}}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod escape_tests {
+    use super::escape_control;
+
+    #[test]
+    fn escapes_terminal_controls() {
+        assert_eq!(
+            escape_control("plain `x`\nhint: y\tz"),
+            "plain `x`\nhint: y\tz"
+        );
+        assert_eq!(escape_control("a\x1b[2Jb"), "a\\x1b[2Jb");
+        assert_eq!(escape_control("\r\x07\x7f"), "\\x0d\\x07\\x7f");
+        assert_eq!(escape_control("c1\u{9b}2J é"), "c1\\u{9b}2J é");
+    }
+}

@@ -71,6 +71,8 @@ impl Printer {
     /// A warning on stderr (shown even with `--quiet`).
     pub fn warn(&self, text: &str) {
         let label = self.paint("warning", "33");
+        let text = crate::config::redact::redact_text(text);
+        let text = crate::diagnostic::escape_control(&text);
         eprintln!("{label}: {text}");
     }
 
@@ -95,6 +97,10 @@ impl Printer {
                 text.push_str(&cause);
             }
         }
+        // Names in errors come from images, registries and indexes; URLs
+        // may come from the configuration with secrets in them.
+        let text = crate::config::redact::redact_text(&text);
+        let text = crate::diagnostic::escape_control(&text);
         let mut lines = text.lines();
         if let Some(first) = lines.next() {
             eprintln!("{label}: {first}");

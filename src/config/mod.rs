@@ -3,6 +3,9 @@
 //! Paths in the file are relative to the file's directory. Unknown keys and
 //! wrong types are errors that name the file, line and column.
 
+pub mod read;
+pub mod redact;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -65,6 +68,23 @@ struct RawConfig {
     #[serde(default)]
     registries: BTreeMap<String, RegistryConfig>,
     network: Option<Spanned<NetworkConfig>>,
+    #[serde(default)]
+    limits: LimitsConfig,
+}
+
+/// `[limits]`: bounds on what imagelock reads from images, in bytes (the
+/// ratio is a plain number). Unset keys keep the defaults in the README.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitsConfig {
+    /// Largest uncompressed layer.
+    pub max_layer_size: Option<u64>,
+    /// Largest metadata file collected from an image.
+    pub max_file_size: Option<u64>,
+    /// Largest uncompressed/compressed ratio of a layer (0: none).
+    pub max_decompression_ratio: Option<u64>,
+    /// Largest total of metadata text collected from one image.
+    pub max_collected_text: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,14 +232,17 @@ pub struct Config {
     pub pypi: PypiConfig,
     pub registries: BTreeMap<String, RegistryConfig>,
     pub network: NetworkConfig,
+    pub limits: LimitsConfig,
 }
 
 impl Config {
     /// Reads a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = fs_err::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
+        let text = read::read_regular_to_string(path, read::MAX_INPUT_FILE).map_err(|source| {
+            ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         Self::parse(path, &text)
     }
@@ -333,6 +356,7 @@ impl Config {
             pypi: raw.pypi,
             registries: raw.registries,
             network,
+            limits: raw.limits,
         })
     }
 
@@ -366,6 +390,7 @@ impl Config {
             pypi: PypiConfig::default(),
             registries: BTreeMap::new(),
             network: NetworkConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 

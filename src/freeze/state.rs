@@ -270,7 +270,8 @@ pub fn read_base(
     let options = ReadOptions {
         cache_dir: Some(config.cache_dir.join("layers")),
         ..ReadOptions::default()
-    };
+    }
+    .with_limits(&config.limits);
     let catalogue = read_catalogue(&source, &platform, &options).map_err(ReadBaseError::Image)?;
     let env = catalogue.image.config.env.clone();
     Ok((catalogue, env))

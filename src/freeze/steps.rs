@@ -324,6 +324,8 @@ pub fn index_url(config: &Config, written: &str) -> String {
 /// parent directories become paths relative to the configuration, so a lock
 /// does not name the machine it was made on.
 pub fn lock_url(config: &Config, url: &str) -> String {
+    // Channel tokens and index passwords never enter a lock.
+    let url = &crate::config::redact::redact_url(url);
     let Some(path) = url.strip_prefix("file://") else {
         return url.to_string();
     };

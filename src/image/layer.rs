@@ -279,14 +279,278 @@ impl<R: BufRead> Decoder<R> {
 struct Limited<R> {
     inner: HashingReader<R>,
     limit: u64,
+    /// Compressed bytes read so far, and the largest ratio of uncompressed
+    /// to compressed bytes accepted (0: no ratio limit).
+    compressed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    max_ratio: u64,
 }
 
 impl<R: Read> Read for Limited<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if self.inner.count() > self.limit {
+        let out = self.inner.count();
+        if out > self.limit {
             return Err(io::Error::other("layer exceeds the size limit"));
         }
+        if self.max_ratio > 0 && out > RATIO_FLOOR {
+            let read = self
+                .compressed
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .max(1);
+            if out / read > self.max_ratio {
+                return Err(limit_hit(
+                    format!(
+                        "expands more than {} times ({read} compressed bytes gave {out})",
+                        self.max_ratio
+                    ),
+                    "a decompression bomb, or a layer of mostly zeros; raise `max-decompression-ratio` under `[limits]` in imagelock.toml if it is real",
+                ));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Counts the compressed bytes the decompressor consumed (not what was
+/// buffered ahead), shared with [`Limited`] for the ratio check.
+struct Consumed<R> {
+    inner: R,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for Consumed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Consumed<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.count
+            .fetch_add(amt as u64, std::sync::atomic::Ordering::Relaxed);
+        self.inner.consume(amt);
+    }
+}
+
+/// Uncompressed bytes a layer may produce before the ratio check applies:
+/// small layers of zeros are fine whatever their ratio.
+const RATIO_FLOOR: u64 = 64 << 20;
+
+/// Why a read stopped at a limit; carried through `io::Error` so the
+/// caller can turn it into [`ImageError::LayerLimit`].
+#[derive(Debug)]
+struct LimitHit {
+    what: String,
+    hint: String,
+}
+
+impl std::fmt::Display for LimitHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl std::error::Error for LimitHit {}
+
+fn limit_hit(what: String, hint: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        LimitHit {
+            what,
+            hint: hint.to_string(),
+        },
+    )
+}
+
+/// Watches the tar stream on its way into the `tar` crate and stops it at
+/// an oversized GNU long name or link, or PAX header, before the crate
+/// reads one into memory (it would take a 512 MiB long name whole). Tracks
+/// header positions as the crate does: entry sizes (with a PAX `size`
+/// override), 512-byte padding, and GNU sparse extension blocks.
+struct TarGuard<R> {
+    inner: R,
+    /// Largest extension header accepted.
+    cap: u64,
+    state: GuardState,
+    header: [u8; 512],
+    filled: usize,
+    /// The data of the PAX header being read.
+    pax: Vec<u8>,
+    /// `size` from the last PAX header, for the next real entry.
+    pax_size: Option<u64>,
+}
+
+enum GuardState {
+    Header,
+    SparseExtension {
+        size: u64,
+    },
+    /// `left` bytes of data and padding; `pax` bytes of it are PAX records.
+    Data {
+        left: u64,
+        pax: u64,
+    },
+}
+
+impl<R> TarGuard<R> {
+    fn new(inner: R, cap: u64) -> Self {
+        Self {
+            inner,
+            cap,
+            state: GuardState::Header,
+            header: [0; 512],
+            filled: 0,
+            pax: Vec::new(),
+            pax_size: None,
+        }
+    }
+
+    fn watch(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            match &mut self.state {
+                GuardState::Header | GuardState::SparseExtension { .. } => {
+                    let take = (512 - self.filled).min(bytes.len());
+                    self.header[self.filled..self.filled + take].copy_from_slice(&bytes[..take]);
+                    self.filled += take;
+                    bytes = &bytes[take..];
+                    if self.filled == 512 {
+                        self.filled = 0;
+                        self.on_block()?;
+                    }
+                }
+                GuardState::Data { left, pax } => {
+                    let take = usize::try_from(*left)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len());
+                    let keep = usize::try_from(*pax).unwrap_or(usize::MAX).min(take);
+                    self.pax.extend_from_slice(&bytes[..keep]);
+                    *pax -= keep as u64;
+                    *left -= take as u64;
+                    bytes = &bytes[take..];
+                    if *left == 0 {
+                        self.state = GuardState::Header;
+                        if !self.pax.is_empty() {
+                            self.pax_size = pax_value(&self.pax, "size");
+                            self.pax.clear();
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_block(&mut self) -> io::Result<()> {
+        let h = &self.header;
+        if let GuardState::SparseExtension { size } = self.state {
+            // `isextended` of a GNU sparse extension block.
+            self.state = if h[504] != 0 {
+                GuardState::SparseExtension { size }
+            } else {
+                data(size, 0)
+            };
+            return Ok(());
+        }
+        if h.iter().all(|&b| b == 0) {
+            return Ok(());
+        }
+        let kind = h[156];
+        let magic = &h[257..265];
+        let gnu = magic == b"ustar  \0";
+        let recognized = gnu || magic == b"ustar\x0000";
+        let Some(mut size) = header_size(&h[124..136]) else {
+            // The `tar` crate rejects it with its own message.
+            return Ok(());
+        };
+        let extension = matches!(kind, b'L' | b'K' | b'x' | b'g');
+        if recognized && matches!(kind, b'L' | b'K' | b'x') && size > self.cap {
+            let what = match kind {
+                b'L' => "a GNU long name",
+                b'K' => "a GNU long link name",
+                _ => "a PAX header",
+            };
+            return Err(limit_hit(
+                format!(
+                    "has {what} of {size} bytes, more than the {} allowed",
+                    self.cap
+                ),
+                "a tar header this large is an attack on the reader, not a real file name",
+            ));
+        }
+        if !extension && let Some(pax) = self.pax_size.take() {
+            size = pax;
+        }
+        let pax = if recognized && kind == b'x' { size } else { 0 };
+        self.state = if gnu && kind == b'S' && h[482] != 0 {
+            GuardState::SparseExtension { size }
+        } else {
+            data(size, pax)
+        };
+        Ok(())
+    }
+}
+
+fn data(size: u64, pax: u64) -> GuardState {
+    let left = size.div_ceil(512).saturating_mul(512);
+    if left == 0 {
+        GuardState::Header
+    } else {
+        GuardState::Data { left, pax }
+    }
+}
+
+/// A tar numeric field: octal, or base-256 when the top bit is set (as the
+/// `tar` crate reads it).
+fn header_size(field: &[u8]) -> Option<u64> {
+    if field[0] & 0x80 != 0 {
+        let mut n = 0u64;
+        for &b in &field[field.len() - 8..] {
+            n = n.checked_mul(256)?.checked_add(u64::from(b))?;
+        }
+        return Some(n);
+    }
+    let text = std::str::from_utf8(field).ok()?;
+    let text = text.trim_matches(|c: char| c == ' ' || c == '\0');
+    if text.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(text, 8).ok()
+}
+
+/// The value of `key` in PAX records (`LEN key=value\n`).
+fn pax_value(records: &[u8], key: &str) -> Option<u64> {
+    let mut rest = records;
+    let mut found = None;
+    while !rest.is_empty() {
+        let space = rest.iter().position(|&b| b == b' ')?;
+        let len: usize = std::str::from_utf8(&rest[..space]).ok()?.parse().ok()?;
+        if len <= space || len > rest.len() {
+            return found;
+        }
+        let record = &rest[space + 1..len];
+        let record = record.strip_suffix(b"\n").unwrap_or(record);
+        if let Some(value) = record
+            .strip_prefix(key.as_bytes())
+            .and_then(|r| r.strip_prefix(b"="))
+        {
+            found = std::str::from_utf8(value).ok()?.parse().ok();
+        }
+        rest = &rest[len..];
+    }
+    found
+}
+
+impl<R: Read> Read for TarGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.watch(&buf[..n])?;
         Ok(n)
     }
 }
@@ -310,6 +574,9 @@ pub(crate) struct LayerCtx<'a> {
     pub index: usize,
     pub layer: &'a LayerRef,
     pub opts: &'a ReadOptions,
+    /// Text collected so far from all layers of the image, against
+    /// [`ReadOptions::max_collected_text`].
+    pub collected: &'a std::sync::atomic::AtomicU64,
 }
 
 impl LayerCtx<'_> {
@@ -317,7 +584,29 @@ impl LayerCtx<'_> {
         format!("{} ({})", self.index + 1, self.layer.diff_id)
     }
 
+    fn limit(&self, what: String, hint: String) -> ImageError {
+        ImageError::LayerLimit {
+            reference: self.reference.to_string(),
+            layer: self.name(),
+            what,
+            hint,
+        }
+    }
+
     fn tar_error(&self, source: io::Error) -> ImageError {
+        if source.get_ref().is_some_and(|e| e.is::<LimitHit>()) {
+            let hit = source
+                .into_inner()
+                .and_then(|e| e.downcast::<LimitHit>().ok())
+                .map_or_else(
+                    || LimitHit {
+                        what: "hit a limit".into(),
+                        hint: String::new(),
+                    },
+                    |hit| *hit,
+                );
+            return self.limit(hit.what, hit.hint);
+        }
         ImageError::Layer {
             reference: self.reference.to_string(),
             layer: self.name(),
@@ -361,8 +650,12 @@ fn scan(
     pending: &mut BTreeMap<String, (String, Want, u32)>,
 ) -> Result<LayerCollection, ImageError> {
     let io_err = |e| ctx.tar_error(e);
-    let mut compressed = BufReader::with_capacity(256 * 1024, HashingReader::new(blob));
-    let head = compressed.fill_buf().map_err(io_err)?;
+    let compressed_count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut compressed = Consumed {
+        inner: BufReader::with_capacity(256 * 1024, HashingReader::new(blob)),
+        count: compressed_count.clone(),
+    };
+    let head = compressed.inner.fill_buf().map_err(io_err)?;
     let claimed = ctx
         .layer
         .media_type
@@ -392,10 +685,15 @@ fn scan(
         layer: ctx.name(),
         limit,
     };
-    let mut archive = tar::Archive::new(Limited {
-        inner: HashingReader::new(decoder),
-        limit,
-    });
+    let mut archive = tar::Archive::new(TarGuard::new(
+        Limited {
+            inner: HashingReader::new(decoder),
+            limit,
+            compressed: compressed_count,
+            max_ratio: ctx.opts.max_decompression_ratio,
+        },
+        ctx.opts.max_header_extension,
+    ));
     let mut out = LayerCollection {
         whiteouts: Vec::new(),
         opaque_dirs: Vec::new(),
@@ -414,7 +712,7 @@ fn scan(
         },
     };
     let walked = walk(ctx, &mut archive, pass, pending, &mut out);
-    let limited = archive.into_inner();
+    let limited = archive.into_inner().inner;
     if limited.inner.count() > limit {
         return Err(too_large());
     }
@@ -426,12 +724,17 @@ fn scan(
         if limited.inner.count() > limit {
             too_large()
         } else {
-            io_err(e)
+            ctx.tar_error(e)
         }
     })?;
     let Limited { inner, .. } = limited;
     let (uncompressed_digest, uncompressed_size, decoder) = finish_inner(inner).map_err(io_err)?;
-    let (blob_digest, blob_size) = decoder.into_inner().into_inner().finish().map_err(io_err)?;
+    let (blob_digest, blob_size) = decoder
+        .into_inner()
+        .inner
+        .into_inner()
+        .finish()
+        .map_err(io_err)?;
     if uncompressed_digest != ctx.layer.diff_id {
         return Err(ImageError::DiffIdMismatch {
             reference: ctx.reference.to_string(),
@@ -700,6 +1003,18 @@ fn read_wanted(
                     limit,
                 });
             }
+            let cap = ctx.opts.max_collected_text;
+            let before = ctx
+                .collected
+                .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+            if before.saturating_add(size) > cap {
+                return Err(ctx.limit(
+                    format!(
+                        "brings the metadata files collected from the image to more than {cap} bytes (at `{path}`)"
+                    ),
+                    "no real image has this much package metadata; raise `max-collected-text` under `[limits]` in imagelock.toml if this one does".into(),
+                ));
+            }
             let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
             entry.take(limit).read_to_end(&mut bytes).map_err(io_err)?;
             FileContent::Text(
@@ -775,6 +1090,71 @@ mod tests {
         );
         assert_eq!(glibc_banner_version(&bytes).as_deref(), Some("2.36"));
         assert_eq!(glibc_banner_version(b"GNU C Library"), None);
+    }
+
+    /// Long names, PAX records (with a size override) and plain entries
+    /// pass the guard unchanged; an oversized long name is stopped.
+    #[test]
+    fn tar_guard_tracks_headers() {
+        let mut b = tar::Builder::new(Vec::new());
+        let long = format!("{}/METADATA", "d".repeat(300));
+        let mut h = tar::Header::new_gnu();
+        h.set_size(5);
+        h.set_mode(0o644);
+        b.append_data(&mut h, &long, &b"hello"[..]).unwrap();
+        b.append_pax_extensions([("path", &b"pax/name"[..]), ("size", &b"3"[..])])
+            .unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_path("short").unwrap();
+        h.set_size(0);
+        h.set_cksum();
+        b.append(&h, &b"abc"[..]).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        b.append_data(&mut h, "last", &b"ok"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+
+        let mut archive = tar::Archive::new(TarGuard::new(&tar[..], 1024));
+        let mut seen = Vec::new();
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut body = String::new();
+            e.read_to_string(&mut body).unwrap();
+            seen.push(format!("{}={body}", e.path().unwrap().display()));
+        }
+        assert_eq!(
+            seen,
+            [
+                format!("{long}=hello"),
+                "pax/name=abc".into(),
+                "last=ok".into()
+            ]
+        );
+
+        let mut archive = tar::Archive::new(TarGuard::new(&tar[..], 100));
+        let err = archive
+            .entries()
+            .unwrap()
+            .next()
+            .unwrap()
+            .err()
+            .expect("the long name is over the cap");
+        assert!(
+            err.to_string().contains("GNU long name of 310 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn pax_records() {
+        assert_eq!(pax_value(b"11 size=42\n12 path=abc\n", "size"), Some(42));
+        assert_eq!(pax_value(b"12 path=abc\n", "size"), None);
+        assert_eq!(pax_value(b"99 size=1\n", "size"), None);
+        assert_eq!(header_size(b"00000000012\0"), Some(10));
+        assert_eq!(
+            header_size(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
+            Some(256)
+        );
     }
 
     #[test]

@@ -102,15 +102,22 @@ pub enum ImageError {
         media_type: String,
     },
     #[error(
-        "layer {layer} of `{reference}` is larger than {limit} bytes uncompressed\nhint: a decompression bomb, or a real layer bigger than the limit; raise the layer size limit if it is real"
+        "layer {layer} of `{reference}` is larger than {limit} bytes uncompressed\nhint: a decompression bomb, or a real layer bigger than the limit; raise `max-layer-size` under `[limits]` in imagelock.toml if it is real"
     )]
     LayerTooLarge {
         reference: String,
         layer: String,
         limit: u64,
     },
+    #[error("layer {layer} of `{reference}` {what}\nhint: {hint}")]
+    LayerLimit {
+        reference: String,
+        layer: String,
+        what: String,
+        hint: String,
+    },
     #[error(
-        "`{path}` in layer {layer} of `{reference}` has {size} bytes, more than the {limit} allowed for a metadata file\nhint: raise the file size limit if the file is real"
+        "`{path}` in layer {layer} of `{reference}` has {size} bytes, more than the {limit} allowed for a metadata file\nhint: raise `max-file-size` under `[limits]` in imagelock.toml if the file is real"
     )]
     FileTooLarge {
         reference: String,
@@ -250,6 +257,14 @@ pub struct ReadOptions {
     pub max_file_size: u64,
     /// How much of `libc.so.6` is scanned for its version banner.
     pub libc_scan_bytes: u64,
+    /// Largest uncompressed/compressed ratio of a layer past its first
+    /// 64 MiB (0: none), against decompression bombs that stay under
+    /// `max_layer_size`.
+    pub max_decompression_ratio: u64,
+    /// Largest total of metadata text collected from one image.
+    pub max_collected_text: u64,
+    /// Largest tar header extension (GNU long name or link, PAX header).
+    pub max_header_extension: u64,
     /// Where per-layer results are cached by diff_id; `None` disables it.
     pub cache_dir: Option<PathBuf>,
     /// Layers read at once; 0 means one per available core.
@@ -262,9 +277,27 @@ impl Default for ReadOptions {
             max_layer_size: 64 << 30,
             max_file_size: 64 << 20,
             libc_scan_bytes: 8 << 20,
+            max_decompression_ratio: 1000,
+            max_collected_text: 256 << 20,
+            max_header_extension: 1 << 20,
             cache_dir: None,
             threads: 0,
         }
+    }
+}
+
+impl ReadOptions {
+    /// These options with the bounds set in `[limits]` of the configuration.
+    #[must_use]
+    pub fn with_limits(mut self, limits: &crate::config::LimitsConfig) -> Self {
+        let d = Self::default();
+        self.max_layer_size = limits.max_layer_size.unwrap_or(d.max_layer_size);
+        self.max_file_size = limits.max_file_size.unwrap_or(d.max_file_size);
+        self.max_decompression_ratio = limits
+            .max_decompression_ratio
+            .unwrap_or(d.max_decompression_ratio);
+        self.max_collected_text = limits.max_collected_text.unwrap_or(d.max_collected_text);
+        self
     }
 }
 
@@ -332,6 +365,7 @@ fn read_layers(
     .min(todo.len())
     .max(1);
     let next = AtomicUsize::new(0);
+    let collected = std::sync::atomic::AtomicU64::new(0);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
@@ -344,6 +378,7 @@ fn read_layers(
                         index: i,
                         layer: l,
                         opts,
+                        collected: &collected,
                     };
                     let result = layer::read_layer(&ctx, &|| source.open_layer(l));
                     if let (Ok(c), Some(dir)) = (&result, opts.cache_dir.as_deref()) {

@@ -73,9 +73,18 @@ impl CondaPackage {
             version: check(&what, "version", record.version())?,
             build: check(&what, "build", record.build())?,
             build_number: record.build_number(),
-            channel: check(&what, "channel", record.channel())?,
+            // Channel tokens never enter a lock.
+            channel: check(
+                &what,
+                "channel",
+                crate::config::redact::redact_url(record.channel()),
+            )?,
             subdir: check(&what, "subdir", record.subdir())?,
-            url: check(&what, "url", record.url())?,
+            url: check(
+                &what,
+                "url",
+                crate::config::redact::redact_url(record.url()),
+            )?,
             sha256: check(&what, "sha256", sha256)?,
             md5: record.md5().map(|m| check(&what, "md5", m)).transpose()?,
             size: record.size(),

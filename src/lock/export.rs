@@ -243,12 +243,14 @@ impl LockedImage {
             self.image.name
         );
         for p in by_name.values() {
+            // A lock written before redaction may still hold a token.
+            let url = crate::config::redact::redact_url(&p.url);
             match &p.md5 {
                 Some(md5) => {
-                    let _ = writeln!(out, "{}#{md5}", p.url);
+                    let _ = writeln!(out, "{url}#{md5}");
                 }
                 None => {
-                    let _ = writeln!(out, "{}#sha256:{}", p.url, p.sha256);
+                    let _ = writeln!(out, "{url}#sha256:{}", p.sha256);
                 }
             }
         }

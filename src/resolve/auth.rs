@@ -236,7 +236,10 @@ impl CredentialStore {
 }
 
 fn read_auth_file(path: &Path) -> Result<Option<AuthFile>, AuthError> {
-    let text = match fs_err::read_to_string(path) {
+    let text = match crate::config::read::read_regular_to_string(
+        path,
+        crate::config::read::MAX_INPUT_FILE,
+    ) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
@@ -250,8 +253,19 @@ fn read_auth_file(path: &Path) -> Result<Option<AuthFile>, AuthError> {
         .map(Some)
         .map_err(|e| AuthError::Parse {
             path: path.to_path_buf(),
-            // serde_json's message names the position, never the values.
-            reason: e.to_string(),
+            // serde_json's messages quote values (`invalid type: string
+            // "dXNlcjpwYXNz"`), and values here are secrets: only the
+            // position is shown.
+            reason: format!(
+                "{} at line {}, column {} (the value is not shown: it may be a secret)\nhint: each entry of `auths` is an object such as {{\"auth\": \"…\"}}",
+                match e.classify() {
+                    serde_json::error::Category::Syntax | serde_json::error::Category::Eof =>
+                        "malformed JSON",
+                    _ => "a value of the wrong type",
+                },
+                e.line(),
+                e.column()
+            ),
         })
 }
 
@@ -542,6 +556,27 @@ mod tests {
             })
         );
         assert_eq!(Challenge::parse("Bearer service=x"), None);
+    }
+
+    /// Guards against a malformed `config.json` echoing its auth string.
+    #[test]
+    fn malformed_config_never_echoes_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let secret = STANDARD.encode("me:hunter2");
+        for text in [
+            format!(r#"{{"auths": {{"reg.example": "{secret}"}}}}"#),
+            format!(r#"{{"auths": {{"reg.example": {{"auth": ["{secret}"]}}}}}}"#),
+            format!(r#"{{"auths": {{"reg.example": {{"auth": "{secret}"#),
+            format!(r#"{{"credHelpers": "{secret}"}}"#),
+        ] {
+            fs_err::write(&path, &text).unwrap();
+            let store = CredentialStore::empty().with_docker_config(&path);
+            let err = store.lookup("reg.example", "a/b").unwrap_err().to_string();
+            assert!(!err.contains(&secret) && !err.contains("hunter2"), "{err}");
+            assert!(err.contains("line 1"), "{err}");
+            assert!(err.contains("hint:"), "{err}");
+        }
     }
 
     #[test]

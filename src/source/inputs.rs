@@ -123,7 +123,7 @@ pub fn load_inputs(
     build_args: &BTreeMap<String, String>,
 ) -> Result<Inputs, SourceError> {
     load_inputs_with(definition, text, context, build_args, &|path| {
-        fs_err::read_to_string(path)
+        crate::config::read::read_regular_to_string(path, crate::config::read::MAX_INPUT_FILE)
     })
 }
 

@@ -135,7 +135,9 @@ pub fn read_definition(
             Some("is this really a Dockerfile or definition file?".into()),
         ));
     }
-    let bytes = fs_err::read(path).map_err(read_err)?;
+    // Only a regular file, read with the cap again: `/dev/zero` has size 0
+    // and a FIFO blocks on open.
+    let bytes = crate::config::read::read_regular(path, MAX_DEFINITION_SIZE).map_err(read_err)?;
     let text = decode(path, bytes)?;
     let definition = match detect_kind(path, &text) {
         DefinitionKind::Dockerfile => dockerfile::parse(path, &text, build_args)?,

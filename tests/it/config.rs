@@ -29,6 +29,8 @@ fn every_key_is_read() {
         PullFromMirror::DigestOnly
     );
     assert!(c.registries["localhost:5000"].insecure);
+    assert_eq!(c.limits.max_decompression_ratio, Some(1000));
+    assert_eq!(c.limits.max_collected_text, Some(256 << 20));
     assert_eq!(c.network.timeout, Some(60));
 }
 

@@ -21,5 +21,6 @@ mod plan;
 mod pypi;
 mod registry;
 mod rewrite;
+mod security;
 mod sif;
 mod verify;

@@ -289,11 +289,13 @@ impl SifImage {
                     diff_id: digest,
                 }],
             };
+            let collected = std::sync::atomic::AtomicU64::new(0);
             let ctx = LayerCtx {
                 reference: &self.reference,
                 index: 0,
                 layer: &image.layers[0],
                 opts,
+                collected: &collected,
             };
             let section = self.file.section(&part);
             let collection = squashfs::collect(&ctx, section, part.size)?;
@@ -311,8 +313,9 @@ impl SifImage {
             let layout = OciLayout::from_store(&self.reference, None, Box::new(blobs.clone()));
             let image = layout.resolve(platform)?;
             let mut layers = Vec::with_capacity(image.layers.len());
+            let collected = std::sync::atomic::AtomicU64::new(0);
             for (i, l) in image.layers.iter().enumerate() {
-                layers.push(blobs.read_layer(i, l, opts)?);
+                layers.push(blobs.read_layer(i, l, opts, &collected)?);
             }
             let arch = Some(image.config.architecture.clone()).filter(|a| !a.is_empty());
             (
@@ -370,12 +373,14 @@ impl SifBlobs {
         index: usize,
         l: &LayerRef,
         opts: &ReadOptions,
+        collected: &std::sync::atomic::AtomicU64,
     ) -> Result<LayerCollection, ImageError> {
         let ctx = LayerCtx {
             reference: &self.reference,
             index,
             layer: l,
             opts,
+            collected,
         };
         let is_squashfs = l
             .media_type

@@ -78,7 +78,10 @@ impl Condarc {
         }
         let mut merged = Condarc::default();
         for path in paths {
-            let Ok(text) = fs_err::read_to_string(&path) else {
+            let Ok(text) = crate::config::read::read_regular_to_string(
+                &path,
+                crate::config::read::MAX_INPUT_FILE,
+            ) else {
                 continue;
             };
             merged.merge(Condarc::parse(&path, &text)?);

@@ -97,6 +97,10 @@ pub enum HttpError {
     #[error("`{url}` redirects from HTTPS to plain HTTP at `{location}`")]
     Downgrade { url: String, location: String },
     #[error(
+        "`{url}` redirects a request with a body to another origin, `{location}`; the body may hold credentials and is not sent there"
+    )]
+    BodyRedirect { url: String, location: String },
+    #[error(
         "`{url}` sent {read} of {total} bytes and could not be resumed: {cause}{}",
         tries(*attempts)
     )]
@@ -450,6 +454,14 @@ impl HttpClient {
             if origin(&next) != origin(&request.url) {
                 // Storage backends get signed URLs; our credentials stay home.
                 request.headers.remove(AUTHORIZATION);
+                // A body (a token request's `refresh_token`) is never sent
+                // to another origin.
+                if request.body.is_some() && response.status != StatusCode::SEE_OTHER {
+                    return Err(HttpError::BodyRedirect {
+                        url: request.url.to_string(),
+                        location: origin(&next),
+                    });
+                }
             }
             if response.status == StatusCode::SEE_OTHER {
                 request.method = Method::GET;

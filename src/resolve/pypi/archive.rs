@@ -2,10 +2,10 @@
 //! range requests (a small zip reader: end of central directory, central
 //! directory, then the one entry), and an sdist's `PKG-INFO`.
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 
 use super::PypiError;
-use super::fetch::Fetcher;
+use super::fetch::{Fetcher, Ranged};
 
 const EOCD: u32 = 0x0605_4b50;
 const CENTRAL: u32 = 0x0201_4b50;
@@ -14,6 +14,11 @@ const LOCAL: u32 = 0x0403_4b50;
 const TAIL: u64 = 64 * 1024;
 /// Refuse to inflate a METADATA larger than this.
 const METADATA_CAP: u64 = 16 * 1024 * 1024;
+/// How much of an sdist's uncompressed tar is searched for `PKG-INFO`.
+const SDIST_SCAN: u64 = 256 << 20;
+/// Refuse to fetch a central directory larger than this (a wheel with a
+/// million files has a central directory of about 100 MiB).
+const CENTRAL_CAP: u64 = 128 * 1024 * 1024;
 
 fn u16_at(b: &[u8], i: usize) -> Option<u16> {
     Some(u16::from_le_bytes(b.get(i..i + 2)?.try_into().ok()?))
@@ -37,14 +42,20 @@ fn bad(url: &str, why: &str) -> PypiError {
 }
 
 /// Reads `*.dist-info/METADATA` of the wheel at `url` with range requests.
+/// A server that ignores ranges sends the whole wheel, which is streamed to
+/// a temporary file and read from there.
 pub async fn wheel_metadata(fetch: &Fetcher, url: &str) -> Result<String, PypiError> {
-    let (tail, total, partial) = fetch.get_range(url, &format!("-{TAIL}")).await?;
-    if !partial {
-        // The server sent everything: read it in memory.
-        return metadata_from_zip_bytes(&tail).ok_or_else(|| bad(url, "no METADATA in the wheel"));
-    }
+    let (tail, total) = match fetch.get_range(url, &format!("-{TAIL}"), TAIL).await? {
+        Ranged::Whole(mut d) => {
+            return metadata_from_reader(&mut d.file)
+                .ok_or_else(|| bad(url, "no readable `*.dist-info/METADATA` in the wheel"));
+        }
+        Ranged::Part { body, total } => (body, total),
+    };
     let total = total.ok_or_else(|| bad(url, "the server did not give the file size"))?;
-    let tail_start = total.saturating_sub(tail.len() as u64);
+    let tail_start = total
+        .checked_sub(tail.len() as u64)
+        .ok_or_else(|| bad(url, "the server sent more than the file size it gave"))?;
     let eocd = (0..tail.len().saturating_sub(21))
         .rev()
         .find(|&i| u32_at(&tail, i) == Some(EOCD))
@@ -54,36 +65,56 @@ pub async fn wheel_metadata(fetch: &Fetcher, url: &str) -> Result<String, PypiEr
     if cd_offset == 0xFFFF_FFFF || cd_size == 0xFFFF_FFFF {
         return Err(bad(url, "zip64 wheels are not read with ranges"));
     }
+    if cd_size == 0 || cd_size > CENTRAL_CAP || cd_offset + cd_size > total {
+        return Err(bad(url, "the central directory lies outside the file"));
+    }
     let cd = if cd_offset >= tail_start {
         let from = usize::try_from(cd_offset - tail_start).map_err(|_| bad(url, "offset"))?;
         tail.get(from..)
             .ok_or_else(|| bad(url, "central directory"))?
             .to_vec()
     } else {
-        fetch
-            .get_range(url, &format!("{cd_offset}-{}", cd_offset + cd_size - 1))
-            .await?
-            .0
+        range(fetch, url, cd_offset, cd_offset + cd_size - 1).await?
     };
     let entry = find_metadata(&cd).ok_or_else(|| bad(url, "no `*.dist-info/METADATA` entry"))?;
-    if entry.uncompressed > METADATA_CAP {
+    if entry.uncompressed > METADATA_CAP || entry.compressed > METADATA_CAP {
         return Err(bad(url, "METADATA is too large"));
+    }
+    if entry.local_offset >= total {
+        return Err(bad(url, "the METADATA entry lies outside the file"));
     }
     // The local header's name and extra field may differ from the central
     // directory's; fetch generously and parse the local header.
     let want = 30 + 1024 + entry.compressed + 64 * 1024;
+    // `local_offset < total`, so `end >= local_offset`.
     let end = (entry.local_offset + want).min(total) - 1;
     let local = if entry.local_offset >= tail_start {
         let from =
             usize::try_from(entry.local_offset - tail_start).map_err(|_| bad(url, "offset"))?;
-        tail[from..].to_vec()
+        tail.get(from..)
+            .ok_or_else(|| bad(url, "the METADATA entry lies outside the file"))?
+            .to_vec()
     } else {
-        fetch
-            .get_range(url, &format!("{}-{end}", entry.local_offset))
-            .await?
-            .0
+        range(fetch, url, entry.local_offset, end).await?
     };
     read_local(&local, &entry).ok_or_else(|| bad(url, "could not read the METADATA entry"))
+}
+
+/// Bytes `from..=to` of `url`, also when the server answers a range request
+/// with the whole file (read from the temporary file it went to).
+async fn range(fetch: &Fetcher, url: &str, from: u64, to: u64) -> Result<Vec<u8>, PypiError> {
+    let want = to - from + 1;
+    match fetch.get_range(url, &format!("{from}-{to}"), want).await? {
+        Ranged::Part { body, .. } => Ok(body),
+        Ranged::Whole(mut d) => {
+            let mut out = Vec::new();
+            d.file
+                .seek(SeekFrom::Start(from))
+                .and_then(|_| (&mut d.file).take(want).read_to_end(&mut out))
+                .map_err(|e| bad(url, &e.to_string()))?;
+            Ok(out)
+        }
+    }
 }
 
 fn find_metadata(cd: &[u8]) -> Option<Entry> {
@@ -122,7 +153,8 @@ fn read_local(local: &[u8], entry: &Entry) -> Option<String> {
     let name_len = usize::from(u16_at(local, 26)?);
     let extra_len = usize::from(u16_at(local, 28)?);
     let start = 30 + name_len + extra_len;
-    let data = local.get(start..start + usize::try_from(entry.compressed).ok()?)?;
+    let end = start.checked_add(usize::try_from(entry.compressed).ok()?)?;
+    let data = local.get(start..end)?;
     inflate(entry.method, data, entry.uncompressed)
 }
 
@@ -143,20 +175,46 @@ fn inflate(method: u16, data: &[u8], size: u64) -> Option<String> {
 
 /// Reads METADATA from a whole wheel in memory.
 pub fn metadata_from_zip_bytes(zip: &[u8]) -> Option<String> {
-    let eocd = (0..zip.len().saturating_sub(21))
+    metadata_from_reader(&mut std::io::Cursor::new(zip))
+}
+
+/// Reads METADATA from a whole wheel (a file on disk, say), holding only the
+/// tail, the central directory and the entry in memory.
+pub fn metadata_from_reader<R: Read + Seek>(zip: &mut R) -> Option<String> {
+    let len = zip.seek(SeekFrom::End(0)).ok()?;
+    let tail_start = len.saturating_sub(TAIL);
+    zip.seek(SeekFrom::Start(tail_start)).ok()?;
+    let mut tail = Vec::new();
+    zip.by_ref().take(TAIL).read_to_end(&mut tail).ok()?;
+    let eocd = (0..tail.len().saturating_sub(21))
         .rev()
-        .find(|&i| u32_at(zip, i) == Some(EOCD))?;
-    let cd_offset = usize::try_from(u32_at(zip, eocd + 16)?).ok()?;
-    let entry = find_metadata(zip.get(cd_offset..)?)?;
-    read_local(
-        zip.get(usize::try_from(entry.local_offset).ok()?..)?,
-        &entry,
-    )
+        .find(|&i| u32_at(&tail, i) == Some(EOCD))?;
+    let cd_size = u64::from(u32_at(&tail, eocd + 12)?);
+    let cd_offset = u64::from(u32_at(&tail, eocd + 16)?);
+    if cd_size > CENTRAL_CAP || cd_offset.checked_add(cd_size)? > len {
+        return None;
+    }
+    zip.seek(SeekFrom::Start(cd_offset)).ok()?;
+    let mut cd = Vec::new();
+    zip.by_ref().take(cd_size).read_to_end(&mut cd).ok()?;
+    let entry = find_metadata(&cd)?;
+    if entry.uncompressed > METADATA_CAP || entry.compressed > METADATA_CAP {
+        return None;
+    }
+    zip.seek(SeekFrom::Start(entry.local_offset)).ok()?;
+    let mut local = Vec::new();
+    zip.by_ref()
+        .take(30 + 2 * 65535 + entry.compressed)
+        .read_to_end(&mut local)
+        .ok()?;
+    read_local(&local, &entry)
 }
 
 /// Reads `<top>/PKG-INFO` from a `.tar.gz` sdist in memory.
-pub fn sdist_pkg_info(targz: &[u8]) -> Option<String> {
-    let gz = flate2::read::GzDecoder::new(targz);
+pub fn sdist_pkg_info(targz: impl Read) -> Option<String> {
+    // Bounds what the `tar` crate can be made to hold (it reads a GNU long
+    // name or PAX header whole): PKG-INFO comes early in real sdists.
+    let gz = flate2::read::GzDecoder::new(targz).take(SDIST_SCAN);
     let mut archive = tar::Archive::new(gz);
     for entry in archive.entries().ok()? {
         let entry = entry.ok()?;

@@ -13,14 +13,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::PypiError;
-use crate::resolve::http::{HttpClient, HttpOptions, HttpRequest, HttpResponse, Validators};
-
-/// The largest index page accepted (the biggest PyPI JSON pages are tens of
-/// megabytes).
-const PAGE_LIMIT: u64 = 512 * 1024 * 1024;
-/// The largest answer to a range request (a server that ignores ranges
-/// sends the whole wheel).
-const WHOLE_FILE_LIMIT: u64 = 8 * 1024 * 1024 * 1024;
+use crate::resolve::http::{
+    Body, BodyStream, HttpClient, HttpOptions, HttpRequest, HttpResponse, Validators,
+};
 
 /// Removes `user:password@` from a URL for messages and locks.
 pub fn redact(url: &str) -> String {
@@ -88,6 +83,13 @@ struct CacheMeta {
     max_age: Option<u64>,
     /// Unix seconds when stored or last revalidated.
     stored: u64,
+    /// sha256 of the stored body, checked on read: a body changed behind
+    /// our back is a miss, fetched again.
+    #[serde(default)]
+    body_sha256: Option<String>,
+    /// For derived entries: the sha256 of the artifact they came from.
+    #[serde(default)]
+    source_sha256: Option<String>,
 }
 
 /// Counters for benchmarks and tests.
@@ -97,6 +99,10 @@ pub struct FetchStats {
     pub not_modified: usize,
     pub fresh_hits: usize,
 }
+
+/// The largest index page or `.metadata` file held in memory (PyPI's
+/// largest project pages are a few MiB).
+pub const PAGE_CAP: u64 = 64 << 20;
 
 /// Requests in flight per fetcher unless [`Fetcher::with_limit`] says otherwise.
 const DEFAULT_REQUESTS: usize = 16;
@@ -222,6 +228,11 @@ impl Fetcher {
         let (meta, body) = self.paths(key)?;
         let meta: CacheMeta = serde_json::from_slice(&fs_err::read(meta).ok()?).ok()?;
         let body = fs_err::read(body).ok()?;
+        let actual = hex::encode(Sha256::digest(&body));
+        if meta.body_sha256.as_deref() != Some(actual.as_str()) {
+            // Tampered, truncated, or written by an older version.
+            return None;
+        }
         Some((meta, body))
     }
 
@@ -233,10 +244,14 @@ impl Fetcher {
         if let Some(dir) = meta_path.parent() {
             let _ = fs_err::create_dir_all(dir);
         }
+        let mut meta = meta.clone();
         if let Some(body) = body {
+            meta.body_sha256 = Some(hex::encode(Sha256::digest(body)));
             let _ = write_atomic(&body_path, body);
+        } else if meta.body_sha256.is_none() {
+            return;
         }
-        if let Ok(json) = serde_json::to_vec(meta) {
+        if let Ok(json) = serde_json::to_vec(&meta) {
             let _ = write_atomic(&meta_path, &json);
         }
     }
@@ -267,7 +282,7 @@ impl Fetcher {
         if self.offline {
             return Err(PypiError::NotCached(what.to_string()));
         }
-        let mut req = self.request(&parsed, PAGE_LIMIT).header(ACCEPT, accept);
+        let mut req = self.request(&parsed, PAGE_CAP).header(ACCEPT, accept);
         if let Some((meta, _)) = &cached {
             req = req.if_changed(&meta.validators);
         }
@@ -295,6 +310,7 @@ impl Fetcher {
             validators: resp.validators(),
             max_age: max_age(&resp.headers),
             stored: now(),
+            ..CacheMeta::default()
         };
         let body = resp.body.to_vec();
         if !no_store(&resp.headers) {
@@ -313,16 +329,25 @@ impl Fetcher {
     }
 
     /// A value derived from an immutable artifact (for example the METADATA
-    /// inside a wheel), kept forever under `key`.
-    pub fn derived_get(&self, key: &str) -> Option<Vec<u8>> {
-        self.read_cache(&format!("derived\n{key}")).map(|(_, b)| b)
+    /// inside a wheel), kept forever under `key`. `source_sha256` is the
+    /// artifact's hash as the index states it now: an entry derived from
+    /// another artifact (or whose record of it was changed) is not used.
+    pub fn derived_get(&self, key: &str, source_sha256: Option<&str>) -> Option<Vec<u8>> {
+        let (meta, body) = self.read_cache(&format!("derived\n{key}"))?;
+        let same = match (meta.source_sha256.as_deref(), source_sha256) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            (None, None) => true,
+            _ => false,
+        };
+        same.then_some(body)
     }
 
     /// Stores a derived value (see [`Self::derived_get`]).
-    pub fn derived_put(&self, key: &str, body: &[u8]) {
+    pub fn derived_put(&self, key: &str, source_sha256: Option<&str>, body: &[u8]) {
         let meta = CacheMeta {
             max_age: Some(u64::MAX / 2),
             stored: now(),
+            source_sha256: source_sha256.map(str::to_ascii_lowercase),
             ..CacheMeta::default()
         };
         self.write_cache(&format!("derived\n{key}"), &meta, Some(body));
@@ -333,31 +358,25 @@ impl Fetcher {
         self.offline
     }
 
-    /// GET `Range: bytes=…`; returns (body, total length when known).
-    /// A server that ignores ranges returns the whole file (`range` = None).
-    pub async fn get_range(
-        &self,
-        url: &str,
-        range: &str,
-    ) -> Result<(Vec<u8>, Option<u64>, bool), PypiError> {
+    /// GET `Range: bytes=…`. A server that honours it gives [`Ranged::Part`]
+    /// (at most `cap` bytes held in memory); one that ignores it sends the
+    /// whole file, which goes to a temporary file, hashed on the way
+    /// ([`Ranged::Whole`]), never into memory.
+    pub async fn get_range(&self, url: &str, range: &str, cap: u64) -> Result<Ranged, PypiError> {
         let parsed = parse_url(url)?;
         if parsed.scheme() == "file" {
-            let body = read_file_url(&parsed)?.ok_or_else(|| PypiError::Status {
-                url: redact(url),
-                status: 404,
-            })?;
-            let len = body.len() as u64;
-            return Ok((body, Some(len), false));
+            let path = file_path(&parsed)?;
+            let file = fs_err::File::open(&path).map_err(|e| PypiError::Io(e.to_string()))?;
+            return hash_to_temp(url, file, WHOLE_CAP).map(Ranged::Whole);
         }
         if self.offline {
             return Err(PypiError::NotCached(redact(url)));
         }
-        let resp = self
-            .send(
-                self.request(&parsed, WHOLE_FILE_LIMIT)
-                    .header(RANGE, &format!("bytes={range}")),
-            )
-            .await?;
+        let mut request = self
+            .request(&parsed, WHOLE_CAP)
+            .header(RANGE, &format!("bytes={range}"));
+        request.stream = true;
+        let resp = self.send(request).await?;
         let status = resp.status;
         if !status.is_success() {
             return Err(PypiError::Status {
@@ -368,47 +387,165 @@ impl Fetcher {
         let partial = status == StatusCode::PARTIAL_CONTENT;
         let total = header(&resp.headers, &CONTENT_RANGE)
             .and_then(|v| v.rsplit('/').next().and_then(|n| n.parse().ok()));
-        let body = resp.body.to_vec();
-        let total = if partial {
-            total
-        } else {
-            Some(body.len() as u64)
-        };
-        Ok((body, total, partial))
+        let body = take_stream(url, &resp)?;
+        if !partial {
+            return stream_to_temp(url, body, WHOLE_CAP)
+                .await
+                .map(Ranged::Whole);
+        }
+        let body = read_capped(url, body, cap).await?;
+        Ok(Ranged::Part { body, total })
     }
 
-    /// Downloads a whole file, refusing more than `cap` bytes.
-    pub async fn download(&self, url: &str, cap: u64) -> Result<Vec<u8>, PypiError> {
+    /// Downloads a whole file to a temporary file, hashed on the way,
+    /// refusing more than `cap` bytes.
+    pub async fn download(&self, url: &str, cap: u64) -> Result<Downloaded, PypiError> {
         let parsed = parse_url(url)?;
         if parsed.scheme() == "file" {
-            return read_file_url(&parsed)?.ok_or_else(|| PypiError::Status {
-                url: redact(url),
-                status: 404,
-            });
+            let path = file_path(&parsed)?;
+            let file = match fs_err::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(PypiError::Status {
+                        url: redact(url),
+                        status: 404,
+                    });
+                }
+                Err(e) => return Err(PypiError::Io(e.to_string())),
+            };
+            return hash_to_temp(url, file, cap);
         }
         if self.offline {
             return Err(PypiError::NotCached(redact(url)));
         }
-        let resp = self
-            .send(self.request(&parsed, cap))
-            .await
-            .map_err(|e| match e {
-                PypiError::Http(crate::resolve::http::HttpError::TooLarge { .. }) => {
-                    PypiError::TooLarge {
-                        url: redact(url),
-                        cap,
-                    }
+        let mut request = self.request(&parsed, cap);
+        request.stream = true;
+        let resp = self.send(request).await.map_err(|e| match e {
+            PypiError::Http(crate::resolve::http::HttpError::TooLarge { .. }) => {
+                PypiError::TooLarge {
+                    url: redact(url),
+                    cap,
                 }
-                e => e,
-            })?;
+            }
+            e => e,
+        })?;
         if !resp.status.is_success() {
             return Err(PypiError::Status {
                 url: redact(url),
                 status: resp.status.as_u16(),
             });
         }
-        Ok(resp.body.to_vec())
+        stream_to_temp(url, take_stream(url, &resp)?, cap).await
     }
+}
+
+/// The largest whole file streamed to disk when a server ignores `Range`
+/// (the largest wheels on PyPI are a few GiB).
+const WHOLE_CAP: u64 = 16 << 30;
+
+/// What a range request brought back.
+#[derive(Debug)]
+pub enum Ranged {
+    /// The requested bytes, and the file's length when the server said it.
+    Part { body: Vec<u8>, total: Option<u64> },
+    /// The server sent the whole file.
+    Whole(Downloaded),
+}
+
+/// A file downloaded to an anonymous temporary file (removed when dropped),
+/// with its sha256 computed on the way.
+#[derive(Debug)]
+pub struct Downloaded {
+    /// Positioned at the start.
+    pub file: std::fs::File,
+    pub sha256: String,
+    pub len: u64,
+}
+
+/// Reads a response body into memory, refusing more than `cap` bytes.
+/// The unread body of a streamed response.
+fn take_stream(url: &str, resp: &HttpResponse) -> Result<Body, PypiError> {
+    resp.stream
+        .as_ref()
+        .and_then(BodyStream::take)
+        .ok_or_else(|| {
+            PypiError::Io(format!(
+                "`{}`: the response body was already read",
+                redact(url)
+            ))
+        })
+}
+
+async fn read_capped(url: &str, mut resp: Body, cap: u64) -> Result<Vec<u8>, PypiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > cap {
+            return Err(PypiError::TooLarge {
+                url: redact(url),
+                cap,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Streams a response body to a temporary file with hashing.
+async fn stream_to_temp(url: &str, mut resp: Body, cap: u64) -> Result<Downloaded, PypiError> {
+    use std::io::{Seek, Write};
+    let io = |e: std::io::Error| PypiError::Io(format!("`{}`: {e}", redact(url)));
+    let mut file = tempfile::tempfile().map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    while let Some(chunk) = resp.chunk().await? {
+        len += chunk.len() as u64;
+        if len > cap {
+            return Err(PypiError::TooLarge {
+                url: redact(url),
+                cap,
+            });
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).map_err(io)?;
+    }
+    file.rewind().map_err(io)?;
+    Ok(Downloaded {
+        file,
+        sha256: hex::encode(hasher.finalize()),
+        len,
+    })
+}
+
+/// Copies a local file to a temporary file with hashing (a `file://` index
+/// gets the same treatment as a remote one).
+fn hash_to_temp(url: &str, mut from: fs_err::File, cap: u64) -> Result<Downloaded, PypiError> {
+    use std::io::{Read, Seek, Write};
+    let io = |e: std::io::Error| PypiError::Io(format!("`{}`: {e}", redact(url)));
+    let mut file = tempfile::tempfile().map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = from.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        len += n as u64;
+        if len > cap {
+            return Err(PypiError::TooLarge {
+                url: redact(url),
+                cap,
+            });
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n]).map_err(io)?;
+    }
+    file.rewind().map_err(io)?;
+    Ok(Downloaded {
+        file,
+        sha256: hex::encode(hasher.finalize()),
+        len,
+    })
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -424,16 +561,35 @@ fn parse_url(url: &str) -> Result<Url, PypiError> {
     })
 }
 
-fn read_file_url(url: &Url) -> Result<Option<Vec<u8>>, PypiError> {
-    let path = url.to_file_path().map_err(|()| PypiError::BadUrl {
+fn file_path(url: &Url) -> Result<PathBuf, PypiError> {
+    url.to_file_path().map_err(|()| PypiError::BadUrl {
         url: url.to_string(),
         message: "not a local path".into(),
-    })?;
+    })
+}
+
+fn read_file_url(url: &Url) -> Result<Option<Vec<u8>>, PypiError> {
+    let path = file_path(url)?;
     let path = if path.is_dir() {
         path.join("index.json")
     } else {
         path
     };
+    match fs_err::metadata(&path) {
+        Ok(m) if !m.is_file() => {
+            return Err(PypiError::Io(format!(
+                "`{}` is not a regular file",
+                path.display()
+            )));
+        }
+        Ok(m) if m.len() > PAGE_CAP => {
+            return Err(PypiError::TooLarge {
+                url: url.to_string(),
+                cap: PAGE_CAP,
+            });
+        }
+        _ => {}
+    }
     match fs_err::read(&path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

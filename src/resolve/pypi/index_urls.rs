@@ -39,7 +39,9 @@ impl PipSettings {
             }
         }
         for f in files {
-            if let Ok(text) = fs_err::read_to_string(&f) {
+            if let Ok(text) =
+                crate::config::read::read_regular_to_string(&f, crate::config::read::MAX_INPUT_FILE)
+            {
                 s.merge(&parse_pip_conf(&text));
             }
         }
@@ -149,7 +151,10 @@ impl IndexUrls {
             .map(PathBuf::from)
             .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".netrc")));
         let mut out = netrc
-            .and_then(|p| fs_err::read_to_string(p).ok())
+            .and_then(|p| {
+                crate::config::read::read_regular_to_string(&p, crate::config::read::MAX_INPUT_FILE)
+                    .ok()
+            })
             .map(|t| parse_netrc(&t))
             .unwrap_or_default();
         for u in &self.urls {

@@ -30,8 +30,9 @@ use crate::solve::python::{
 
 /// The Accept header of PEP 691, preferring JSON.
 const ACCEPT_SIMPLE: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
-/// Largest sdist read for `PKG-INFO`.
-const SDIST_CAP: u64 = 64 * 1024 * 1024;
+/// Largest sdist or direct-URL file downloaded (to a temporary file, hashed
+/// on the way; never held in memory).
+const SDIST_CAP: u64 = 16 << 30;
 
 /// An index that could not answer is trouble; anything else it said
 /// (a listed file missing, a broken page) is its answer.
@@ -67,7 +68,9 @@ pub enum PypiError {
     Status { url: String, status: u16 },
     #[error("`{0}` is not in the cache; run once without --offline")]
     NotCached(String),
-    #[error("`{url}` is larger than {cap} bytes")]
+    #[error(
+        "`{url}` is larger than {cap} bytes, more than imagelock accepts for it\nhint: an index that sends this much is broken or hostile; see the Limits section of the README"
+    )]
     TooLarge { url: String, cap: u64 },
     #[error("`{url}` is not a readable archive: {message}")]
     BadArchive { url: String, message: String },
@@ -80,6 +83,15 @@ pub enum PypiError {
         file: String,
         expected: String,
         actual: String,
+    },
+    #[error(
+        "the metadata of `{file}` says `{field}: {found}`, but the file is `{expected}`\nhint: the index serves a file whose contents belong to another release; pip refuses it too, so report it to the index's owner"
+    )]
+    WrongMetadata {
+        file: String,
+        field: &'static str,
+        found: String,
+        expected: String,
     },
     #[error("the metadata of `{file}` is unreadable: {message}")]
     BadMetadata { file: String, message: String },
@@ -194,7 +206,10 @@ impl IndexClient {
             };
             let Some(files) = files else { continue };
             found = true;
-            all.extend(files);
+            // A page may list another project's files (`/simple/confuse/`
+            // linking `six-1.16.0-….whl`); pip ignores such links, and so
+            // do we, so they can never be locked under this name.
+            all.extend(files.into_iter().filter(|f| belongs_to(&f.filename, name)));
         }
         if !found {
             return Err(SourceError::NotFound(name.to_string()));
@@ -231,11 +246,14 @@ impl IndexClient {
         name: &PackageName,
         file: &DistFile,
     ) -> Result<CoreMetadata, PypiError> {
+        let expected_version = parse_filename(&file.filename, name).map(|f| f.version);
         let parse = |text: &str| {
-            CoreMetadata::parse(text).map_err(|e| PypiError::BadMetadata {
+            let meta = CoreMetadata::parse(text).map_err(|e| PypiError::BadMetadata {
                 file: file.filename.clone(),
                 message: e.to_string(),
-            })
+            })?;
+            check_identity(&meta, &file.filename, name, expected_version.as_ref())?;
+            Ok(meta)
         };
         if let Some(hash) = &file.core_metadata {
             let url = format!("{}.metadata", file.url);
@@ -260,7 +278,7 @@ impl IndexClient {
             return parse(&String::from_utf8_lossy(&body));
         }
         let key = format!("metadata\n{}", file.url);
-        if let Some(text) = self.fetch.derived_get(&key) {
+        if let Some(text) = self.fetch.derived_get(&key, file.sha256.as_deref()) {
             return parse(&String::from_utf8_lossy(&text));
         }
         if self.fetch.offline() {
@@ -272,24 +290,26 @@ impl IndexClient {
             _ => self.sdist_metadata(file).await?,
         };
         let meta = parse(&text)?;
-        self.fetch.derived_put(&key, text.as_bytes());
+        self.fetch
+            .derived_put(&key, file.sha256.as_deref(), text.as_bytes());
         Ok(meta)
     }
 
     async fn sdist_metadata(&self, file: &DistFile) -> Result<String, PypiError> {
-        let body = self.fetch.download(&file.url, SDIST_CAP).await?;
-        if let Some(expected) = &file.sha256 {
-            let actual = hex::encode(Sha256::digest(&body));
-            if !actual.eq_ignore_ascii_case(expected) {
-                return Err(PypiError::HashMismatch {
-                    file: file.filename.clone(),
-                    expected: expected.clone(),
-                    actual,
-                });
-            }
+        let mut body = self.fetch.download(&file.url, SDIST_CAP).await?;
+        if let Some(expected) = &file.sha256
+            && !body.sha256.eq_ignore_ascii_case(expected)
+        {
+            return Err(PypiError::HashMismatch {
+                file: file.filename.clone(),
+                expected: expected.clone(),
+                actual: body.sha256,
+            });
         }
         let pkg_info = if file.filename.ends_with(".tar.gz") {
-            archive::sdist_pkg_info(&body)
+            let pkg_info = archive::sdist_pkg_info(&mut body.file);
+            rewind(&mut body.file)?;
+            pkg_info
         } else {
             None
         };
@@ -303,7 +323,7 @@ impl IndexClient {
                 file: file.filename.clone(),
             });
         }
-        self.build_metadata(&file.filename, body).await
+        self.build_metadata(&file.filename, body.file).await
     }
 
     /// A direct URL requirement: downloaded, hashed, its metadata read.
@@ -322,25 +342,30 @@ impl IndexClient {
             url: clean.clone(),
             message: "the file name is not a wheel or sdist of this project".into(),
         })?;
-        let body = self.fetch.download(url, SDIST_CAP).await?;
-        let sha256 = hex::encode(Sha256::digest(&body));
-        let text = match dist.kind {
-            DistKind::Wheel { .. } => {
-                archive::metadata_from_zip_bytes(&body).ok_or_else(|| PypiError::BadArchive {
-                    url: clean.clone(),
-                    message: "no METADATA in the wheel".into(),
-                })?
-            }
-            DistKind::Sdist => match archive::sdist_pkg_info(&body) {
-                Some(t) if CoreMetadata::parse(&t).is_ok_and(|m| m.is_static()) => t,
-                _ if self.no_build => return Err(PypiError::NoBuild { file: filename }),
-                _ => self.build_metadata(&filename, body).await?,
-            },
-        };
+        let mut body = self.fetch.download(url, SDIST_CAP).await?;
+        let sha256 = body.sha256.clone();
+        let text =
+            match dist.kind {
+                DistKind::Wheel { .. } => archive::metadata_from_reader(&mut body.file)
+                    .ok_or_else(|| PypiError::BadArchive {
+                        url: clean.clone(),
+                        message: "no METADATA in the wheel".into(),
+                    })?,
+                DistKind::Sdist => {
+                    let pkg_info = archive::sdist_pkg_info(&mut body.file);
+                    rewind(&mut body.file)?;
+                    match pkg_info {
+                        Some(t) if CoreMetadata::parse(&t).is_ok_and(|m| m.is_static()) => t,
+                        _ if self.no_build => return Err(PypiError::NoBuild { file: filename }),
+                        _ => self.build_metadata(&filename, body.file).await?,
+                    }
+                }
+            };
         let metadata = CoreMetadata::parse(&text).map_err(|e| PypiError::BadMetadata {
             file: filename.clone(),
             message: e.to_string(),
         })?;
+        check_identity(&metadata, &filename, name, Some(&dist.version))?;
         Ok(DirectDist {
             version: dist.version,
             filename,
@@ -355,7 +380,11 @@ impl IndexClient {
     /// Builds an sdist's metadata with its own build backend (PEP 517
     /// `prepare_metadata_for_build_wheel`) in an isolated venv of the
     /// host's Python. Build requirements come from this client's indexes.
-    async fn build_metadata(&self, filename: &str, sdist: Vec<u8>) -> Result<String, PypiError> {
+    async fn build_metadata(
+        &self,
+        filename: &str,
+        sdist: std::fs::File,
+    ) -> Result<String, PypiError> {
         let python = self.python.clone();
         let found = tokio::task::spawn_blocking({
             let python = python.clone();
@@ -397,7 +426,7 @@ async fn build_metadata(
     python: &std::path::Path,
     indexes: &[String],
     filename: &str,
-    sdist: Vec<u8>,
+    mut sdist: std::fs::File,
 ) -> Result<String, PypiError> {
     let filename = filename.to_string();
     let fail = |message: String| PypiError::Build {
@@ -406,7 +435,9 @@ async fn build_metadata(
     };
     let dir = tempfile_dir().map_err(&fail)?;
     let archive = dir.join(&filename);
-    fs_err::write(&archive, &sdist).map_err(|e| fail(e.to_string()))?;
+    fs_err::File::create(&archive)
+        .and_then(|mut to| std::io::copy(&mut sdist, &mut to))
+        .map_err(|e| fail(e.to_string()))?;
     let script = dir.join("build_metadata.py");
     fs_err::write(&script, BUILD_SCRIPT).map_err(|e| fail(e.to_string()))?;
     let out = dir.join("out");
@@ -457,6 +488,55 @@ fn tempfile_dir() -> Result<std::path::PathBuf, String> {
     ));
     fs_err::create_dir_all(&dir).map_err(|e| e.to_string())?;
     Ok(dir)
+}
+
+/// Whether `filename` is a distribution of `project` (wheels name their
+/// project; sdists are matched against it). Files whose name cannot be read
+/// are kept for the solver to skip with its own reasons.
+fn belongs_to(filename: &str, project: &PackageName) -> bool {
+    if !filename.ends_with(".whl") {
+        // `parse_filename` only accepts an sdist of `project`; other
+        // archives are left to the solver.
+        let is_sdist = filename.ends_with(".tar.gz") || filename.ends_with(".zip");
+        return !is_sdist || parse_filename(filename, project).is_some();
+    }
+    parse_filename(filename, project).is_none_or(|d| d.name == *project)
+}
+
+/// Refuses metadata that names another project or version than the file it
+/// came from, as pip does: an index cannot lock one project's dependencies
+/// under another's name.
+fn check_identity(
+    meta: &CoreMetadata,
+    filename: &str,
+    project: &PackageName,
+    version: Option<&Version>,
+) -> Result<(), PypiError> {
+    let named = PackageName::from_str(&meta.name).ok();
+    if named.as_ref() != Some(project) {
+        return Err(PypiError::WrongMetadata {
+            file: filename.to_string(),
+            field: "Name",
+            found: meta.name.clone(),
+            expected: project.to_string(),
+        });
+    }
+    if let Some(version) = version
+        && Version::from_str(&meta.version).ok().as_ref() != Some(version)
+    {
+        return Err(PypiError::WrongMetadata {
+            file: filename.to_string(),
+            field: "Version",
+            found: meta.version.clone(),
+            expected: version.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn rewind(file: &mut std::fs::File) -> Result<(), PypiError> {
+    use std::io::Seek;
+    file.rewind().map_err(|e| PypiError::Io(e.to_string()))
 }
 
 const BUILD_SCRIPT: &str = include_str!("build_metadata.py");
@@ -527,6 +607,38 @@ impl PackageSource for IndexSource {
     }
 }
 
+/// What an index says about the hash of a locked file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockedHash {
+    /// The index lists the file with the locked sha256.
+    Matches,
+    /// The index lists the file with another sha256: the lock was edited,
+    /// or the index replaced the file (a `hash-mismatch` finding).
+    Mismatch { served: String },
+    /// The index lists the file without a hash.
+    Unstated,
+    /// The index does not list the file (any more).
+    NotListed,
+}
+
+/// Compares the sha256 locked for `filename` with what the index serves
+/// for that exact file (`files` of its project page), for `drift` and
+/// `freeze`, which fetch the page anyway.
+pub fn compare_locked_hash(files: &[DistFile], filename: &str, locked: &str) -> LockedHash {
+    let Some(file) = files.iter().find(|f| f.filename == filename) else {
+        return LockedHash::NotListed;
+    };
+    match &file.sha256 {
+        None => LockedHash::Unstated,
+        Some(served) if served.eq_ignore_ascii_case(locked.trim_start_matches("sha256:")) => {
+            LockedHash::Matches
+        }
+        Some(served) => LockedHash::Mismatch {
+            served: served.to_ascii_lowercase(),
+        },
+    }
+}
+
 /// Parses a package name for error messages and lookups.
 pub fn package_name(name: &str) -> Option<PackageName> {
     PackageName::from_str(name).ok()
@@ -548,4 +660,60 @@ pub async fn resolve(
     tokio::task::spawn_blocking(move || crate::solve::python::resolve(&source, &target, &request))
         .await
         .map_err(|e| crate::solve::python::SolveError::Internal(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, sha256: Option<&str>) -> DistFile {
+        DistFile {
+            filename: name.into(),
+            url: format!("https://files.example/{name}"),
+            sha256: sha256.map(str::to_string),
+            requires_python: None,
+            yanked: None,
+            upload_time: None,
+            size: None,
+            core_metadata: None,
+        }
+    }
+
+    #[test]
+    fn locked_hashes_are_compared_with_the_index() {
+        let files = [
+            file("six-1.16.0-py2.py3-none-any.whl", Some("AB12")),
+            file("six-1.16.0.tar.gz", None),
+        ];
+        let whl = "six-1.16.0-py2.py3-none-any.whl";
+        assert_eq!(
+            compare_locked_hash(&files, whl, "ab12"),
+            LockedHash::Matches
+        );
+        assert_eq!(
+            compare_locked_hash(&files, whl, "sha256:ab13"),
+            LockedHash::Mismatch {
+                served: "ab12".into()
+            }
+        );
+        assert_eq!(
+            compare_locked_hash(&files, "six-1.16.0.tar.gz", "ab12"),
+            LockedHash::Unstated
+        );
+        assert_eq!(
+            compare_locked_hash(&files, "six-1.15.0.tar.gz", "ab12"),
+            LockedHash::NotListed
+        );
+    }
+
+    #[test]
+    fn foreign_files_do_not_belong() {
+        let six = PackageName::from_str("six").unwrap();
+        let confuse = PackageName::from_str("confuse").unwrap();
+        assert!(belongs_to("six-1.16.0-py2.py3-none-any.whl", &six));
+        assert!(!belongs_to("six-1.16.0-py2.py3-none-any.whl", &confuse));
+        assert!(!belongs_to("six-1.16.0.tar.gz", &confuse));
+        assert!(belongs_to("six-1.16.0.tar.gz", &six));
+        assert!(belongs_to("six-1.16.0.egg", &confuse));
+    }
 }

@@ -802,6 +802,20 @@ impl Registry {
             })?;
             let redirected = origin(&response.url) != origin(&url);
             if redirected
+                && response.status == StatusCode::UNAUTHORIZED
+                && response
+                    .headers
+                    .contains_key(reqwest::header::WWW_AUTHENTICATE)
+            {
+                // A redirect target's challenge: credentials are chosen by
+                // the host that issued it, and this host has none of ours.
+                return Err(ResolveError::ForeignChallenge {
+                    image: label.to_string(),
+                    registry: remote.registry.clone(),
+                    host: origin(&response.url),
+                });
+            }
+            if redirected
                 && matches!(
                     response.status,
                     StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
@@ -1092,9 +1106,14 @@ impl Registry {
             self.counters.pings.fetch_add(1, Ordering::Relaxed);
             match self.http.send(request).await {
                 Ok(response) => {
+                    // Only the registry's own challenge counts, never one from
+                    // where it redirected `/v2/`.
+                    let own = crate::resolve::http::origin(&response.url)
+                        == crate::resolve::http::origin(&base);
                     let auth = match response
                         .header(WWW_AUTHENTICATE.as_str())
                         .and_then(Challenge::parse)
+                        .filter(|_| own)
                     {
                         Some(Challenge::Bearer { realm, service, .. })
                             if response.status == StatusCode::UNAUTHORIZED =>

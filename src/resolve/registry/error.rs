@@ -74,6 +74,14 @@ pub enum ResolveError {
         "`{registry}` is not reachable over HTTPS and plain HTTP is not allowed for it\nhint: set `insecure = true` under `[registries.\"{registry}\"]` in imagelock.toml if you trust the network"
     )]
     Insecure { registry: String },
+    #[error(
+        "`{image}`: `{host}`, where `{registry}` redirected the request, asks for credentials\nhint: imagelock never sends a registry's credentials to another host (as containerd); the registry's storage should hand out signed URLs that need none"
+    )]
+    ForeignChallenge {
+        image: String,
+        registry: String,
+        host: String,
+    },
     #[error("`{image}`: cannot get a token from `{realm}`: {reason}")]
     Token {
         image: String,
