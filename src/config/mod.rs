@@ -5,6 +5,7 @@
 
 pub mod read;
 pub mod redact;
+pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

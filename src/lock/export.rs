@@ -390,7 +390,7 @@ fn joined(platforms: &[Platform]) -> String {
 
 /// `platform_machine` inside a container of `platform`; an unknown
 /// platform keeps its own text so that no other platform's marker matches it.
-fn machine_of(platform: &Platform) -> String {
+pub(crate) fn machine_of(platform: &Platform) -> String {
     platform
         .python_machine()
         .map_or_else(|| platform.to_string(), str::to_string)

@@ -11,7 +11,7 @@
 //!   message instead of being half-read.
 
 mod builder;
-mod export;
+pub(crate) mod export;
 mod model;
 mod read;
 mod value;

@@ -11,10 +11,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use crate::config::yaml::{YamlNode, parse_yaml};
 use crate::diagnostic::Span;
 use crate::rewrite::edit::Edit;
 use crate::rewrite::pins::requirement_name;
-use crate::source::environment::{YamlNode, parse_yaml};
 
 /// One package named by a file.
 #[derive(Clone, Debug)]

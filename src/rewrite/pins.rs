@@ -59,7 +59,7 @@ pub(crate) fn requirement_name(spec: &str) -> Option<String> {
 }
 
 /// `platform_machine` for a platform `os/arch[/variant]`.
-fn machine(platform: &str) -> String {
+pub(crate) fn machine(platform: &str) -> String {
     platform
         .parse::<crate::oci::Platform>()
         .ok()
@@ -198,6 +198,31 @@ pub(crate) fn shell_word(spec: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn export_and_rewrite_agree_on_platform_machine() {
+        // The pylock export's markers and rewrite's per-platform pins must
+        // name the same machine, or a pinned file installs on one and the
+        // export on another.
+        for (platform, expected) in [
+            ("linux/amd64", "x86_64"),
+            ("linux/arm64/v8", "aarch64"),
+            ("linux/386", "i686"),
+            ("linux/arm/v7", "armv7l"),
+            ("linux/arm/v6", "armv6l"),
+            ("linux/ppc64le", "ppc64le"),
+            ("linux/s390x", "s390x"),
+            ("linux/riscv64", "riscv64"),
+        ] {
+            let parsed: crate::oci::Platform = platform.parse().unwrap();
+            assert_eq!(machine(platform), expected, "rewrite, {platform}");
+            assert_eq!(
+                crate::lock::export::machine_of(&parsed),
+                expected,
+                "export, {platform}"
+            );
+        }
+    }
     use crate::lock::{CondaPackage, PypiPackage, PypiSource};
 
     fn pypi(name: &str, version: &str, platforms: &[&str]) -> PypiPackage {

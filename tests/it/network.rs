@@ -496,7 +496,15 @@ async fn a_damaged_cached_index_page_is_fetched_afresh() {
             if path.extension().is_some_and(|e| e == "body")
                 && std::fs::read(&path).unwrap().starts_with(b"{")
             {
-                std::fs::write(&path, b"{\"files\": [").unwrap();
+                // Stored that way (a proxy's broken answer kept as the page):
+                // its recorded checksum matches, so only parsing finds it.
+                let bad = b"{\"files\": [";
+                std::fs::write(&path, bad).unwrap();
+                let meta_path = path.with_extension("json");
+                let mut meta: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+                meta["body_sha256"] = hex::encode(Sha256::digest(bad)).into();
+                std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
                 damaged += 1;
             }
         }

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use reqwest::Url;
 
+use crate::config::yaml::{YamlNode, parse_yaml};
 use crate::config::{ChannelPriority, CondaConfig};
 use crate::solve::conda::CondaSpec;
-use crate::source::environment::{YamlNode, parse_yaml};
 
 use super::ResolveCondaError;
 
