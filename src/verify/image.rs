@@ -138,7 +138,14 @@ pub fn verify_image(
     // An image can only match a lock that is current for its inputs.
     report.stale = stale(&own, image)?;
     if let ImageLocation::Sif(sif_path) = location {
-        sif_checks(&mut report, &lock, image, sif_path, &platforms)?;
+        sif_checks(
+            &mut report,
+            &lock,
+            image,
+            sif_path,
+            &platforms,
+            &config.limits,
+        )?;
         return Ok(Verified { report, warnings });
     }
     // The runtime only serves `docker://`; the reader blocks on it from
@@ -149,7 +156,7 @@ pub fn verify_image(
         .build()
         .map_err(VerifyError::Runtime)?;
     let source = open_location(location, config, timeout, runtime.handle())?;
-    let opts = ReadOptions::default();
+    let opts = ReadOptions::default().with_limits(&config.limits);
     for p in &platforms {
         let expected = locked_base_layers(&lock, p);
         let read = read_catalogue_with_base(source.as_ref(), p, &opts, expected.diff_ids());
@@ -266,6 +273,7 @@ fn sif_checks(
     image: &ImageConfig,
     path: &Path,
     platforms: &[Platform],
+    limits: &crate::config::LimitsConfig,
 ) -> Result<(), VerifyError> {
     let reference = report.reference.clone().unwrap_or_default();
     let mut sif = SifImage::open(&reference, path)?;
@@ -279,7 +287,8 @@ fn sif_checks(
             .cloned()
             .ok_or_else(|| VerifyError::NoLockedPlatform(image.name.clone()))?,
     };
-    let (catalogue, summary) = sif.read_catalogue(&platform, &ReadOptions::default())?;
+    let (catalogue, summary) =
+        sif.read_catalogue(&platform, &ReadOptions::default().with_limits(limits))?;
     let config = &catalogue.image.config;
     if !config.architecture.is_empty() {
         let has = Platform::new(&config.os, &config.architecture, config.variant.as_deref());
