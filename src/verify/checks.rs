@@ -8,38 +8,10 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
-
-use super::finding::{Ecosystem, Finding, FindingKind};
+use super::finding::{Checked, Ecosystem, Finding, FindingKind, PlatformCheck};
 use crate::image::{Catalogue, CondaMetaRecord, Owner, PythonDist};
 use crate::lock::{LockedImage, LockedStage, LockedStep, PypiPackage, PypiSource};
 use crate::oci::{Digest, Platform};
-
-/// How much was compared.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Checked {
-    /// Whether the base could be checked (a locked image base).
-    pub base: bool,
-    /// Locked conda packages compared.
-    pub conda: usize,
-    /// Locked Python distributions compared.
-    pub pip: usize,
-    /// Whether packages outside the lock could be told from the base's.
-    pub not_locked: bool,
-}
-
-/// The result for one platform.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PlatformCheck {
-    pub platform: String,
-    /// The image's config digest (its ID).
-    pub config: String,
-    pub checked: Checked,
-    pub findings: Vec<Finding>,
-    /// What could not be checked, and why.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-}
 
 /// What the final stage's base is, per the lock.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,7 +4,6 @@
 
 use serde::Serialize;
 
-use super::checks::PlatformCheck;
 use super::stale::Staleness;
 
 /// What a finding is. One variant per reason; the first group compares a
@@ -298,4 +297,30 @@ impl Report {
 /// A way to print a report: one printer per format.
 pub trait Render {
     fn render(&self, report: &Report) -> String;
+}
+
+/// How much was compared.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Checked {
+    /// Whether the base could be checked (a locked image base).
+    pub base: bool,
+    /// Locked conda packages compared.
+    pub conda: usize,
+    /// Locked Python distributions compared.
+    pub pip: usize,
+    /// Whether packages outside the lock could be told from the base's.
+    pub not_locked: bool,
+}
+
+/// The result for one platform.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlatformCheck {
+    pub platform: String,
+    /// The image's config digest (its ID).
+    pub config: String,
+    pub checked: Checked,
+    pub findings: Vec<Finding>,
+    /// What could not be checked, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }

@@ -12,11 +12,10 @@ mod image;
 pub mod report;
 pub mod stale;
 
-pub use checks::{
-    Checked, LockedBaseLayers, PlatformCheck, built_from, check_platform, locked_base_layers,
-    on_parent,
+pub use checks::{LockedBaseLayers, built_from, check_platform, locked_base_layers, on_parent};
+pub use finding::{
+    Checked, Ecosystem, Finding, FindingKind, ImageReport, PlatformCheck, Render, Report, Severity,
 };
-pub use finding::{Ecosystem, Finding, FindingKind, ImageReport, Render, Report, Severity};
 pub(crate) use image::shown;
 pub use image::{Verified, VerifyError, verify_image, verify_lock};
 pub use report::{PrintHuman, PrintJson, PrintJunit};

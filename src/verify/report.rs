@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::REPORT_VERSION;
 use super::SifReport;
-use super::checks::PlatformCheck;
+use super::finding::PlatformCheck;
 use super::finding::{Ecosystem, Finding, FindingKind, ImageReport, Render, Report};
 use crate::image::DefinitionCheck;
 
@@ -369,7 +369,7 @@ fn xml(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::checks::Checked;
+    use crate::verify::finding::Checked;
 
     fn sample() -> Report {
         Report {
