@@ -124,7 +124,9 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let client = imagelock::resolve::http::client_builder().build()?;
+    let client = imagelock::resolve::http::HttpClient::new(
+        imagelock::resolve::http::HttpOptions::default(),
+    )?;
     let mirrors = AptMirrors::new(mirrors);
     let fetched = rt.block_on(async {
         match &cache {

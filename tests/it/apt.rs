@@ -67,7 +67,9 @@ fn fetch(
     keys: &ImageKeys,
 ) -> Result<imagelock::resolve::apt::FetchedSource, AptRepoError> {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let client = imagelock::resolve::http::client_builder().build().unwrap();
+    let client =
+        imagelock::resolve::http::HttpClient::new(imagelock::resolve::http::HttpOptions::default())
+            .unwrap();
     let _ = url;
     rt.block_on(fetch_source(
         &client,

@@ -3,8 +3,9 @@
 //! `Valid-Until` and `Date` checked, `Packages` indexes fetched (by hash
 //! when the archive offers it) and checked against the Release's SHA256.
 //!
-//! HTTP goes through [`AptTransport`], implemented for `reqwest::Client`,
-//! so the shared client plugs in and tests can serve an archive locally.
+//! HTTP goes through [`AptTransport`], implemented for the shared client,
+//! so apt archives get the same fault policy as every other service, and
+//! tests can serve an archive locally.
 
 mod keys;
 
@@ -119,14 +120,29 @@ pub trait AptTransport: Sync {
     ) -> impl Future<Output = Result<Option<Bytes>, AptRepoError>> + Send;
 }
 
-impl AptTransport for reqwest::Client {
+/// The shared client: apt archives get the same retries, timeouts, proxy,
+/// CA and redirect rules as every other service.
+impl AptTransport for crate::resolve::http::HttpClient {
     async fn get(&self, url: &str, limit: u64) -> Result<Option<Bytes>, AptRepoError> {
-        let err = |e: reqwest::Error| AptRepoError::Http {
+        use crate::resolve::http::{HttpError, HttpRequest};
+        let parsed = reqwest::Url::parse(url).map_err(|e| AptRepoError::Http {
             url: url.to_string(),
             message: e.to_string(),
-        };
-        let resp = reqwest::Client::get(self, url).send().await.map_err(err)?;
-        let status = resp.status();
+        })?;
+        let resp = self
+            .send(HttpRequest::get(parsed, limit))
+            .await
+            .map_err(|e| match e {
+                HttpError::TooLarge { .. } => AptRepoError::TooLarge {
+                    url: url.to_string(),
+                    limit,
+                },
+                e => AptRepoError::Http {
+                    url: url.to_string(),
+                    message: e.to_string(),
+                },
+            })?;
+        let status = resp.status;
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
             return Ok(None);
         }
@@ -136,26 +152,7 @@ impl AptTransport for reqwest::Client {
                 message: format!("HTTP {status}"),
             });
         }
-        if resp.content_length().is_some_and(|n| n > limit) {
-            return Err(AptRepoError::TooLarge {
-                url: url.to_string(),
-                limit,
-            });
-        }
-        let mut body = Vec::new();
-        let mut stream = resp.bytes_stream();
-        use futures_util::StreamExt;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(err)?;
-            if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(AptRepoError::TooLarge {
-                    url: url.to_string(),
-                    limit,
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Some(Bytes::from(body)))
+        Ok(Some(resp.body))
     }
 }
 
