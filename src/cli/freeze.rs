@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use crate::cli::{Opts, Outcome, Printer};
 use crate::config::{Config, validate_platform};
 use crate::freeze::steps::{Limits, session};
 use crate::freeze::{FreezeOptions, FreezeProgress, Frozen, freeze_all, prepare};
-use crate::lock::write_atomic;
+use crate::lock::write_all_atomic;
 use crate::resolve::conda::CondaProgress;
 
 pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<Outcome> {
@@ -111,9 +111,26 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
             printer.warn(w);
         }
     }
-    for (path, text) in &writes {
-        write_atomic(path, text.as_bytes())
-            .map_err(|e| anyhow::anyhow!("cannot write `{}`: {e}", display_path(path)))?;
+    // Temporary files an earlier, killed run left beside the locks.
+    let dirs: std::collections::BTreeSet<&Path> = writes
+        .iter()
+        .filter_map(|(path, _)| path.parent())
+        .collect();
+    for dir in dirs {
+        for name in crate::lock::remove_stale_temp_files(dir) {
+            printer.status(&format!(
+                "removed `{name}`, left by an earlier run that was stopped while writing"
+            ));
+        }
+    }
+    // Every lock is written before any is replaced: a failure leaves the
+    // old locks and no temporary file.
+    let files: Vec<(&Path, &[u8])> = writes
+        .iter()
+        .map(|(path, text)| (path.as_path(), text.as_bytes()))
+        .collect();
+    write_all_atomic(&files).map_err(|e| anyhow::anyhow!("cannot write the locks: {e}"))?;
+    for (path, _) in &writes {
         printer.status(&format!("wrote {}", display_path(path)));
     }
     printer.status(&format!(

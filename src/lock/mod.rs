@@ -25,7 +25,7 @@ pub use value::{
     CondaBuild, CondaName, CondaVersion, InvalidValue, LockUrl, Md5, PypiName, PypiVersion,
     RepoPath, Sha256, Subdir, Token,
 };
-pub use write::write_atomic;
+pub use write::{remove_stale_temp_files, write_all_atomic, write_atomic};
 
 /// The lockfile format version this build reads and writes.
 pub const LOCK_VERSION: u32 = 1;
