@@ -39,6 +39,14 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
         no_build: args.no_build,
     };
     let jobs = prepare(&config, &images)?;
+    for job in &jobs {
+        if let Some(e) = &job.unreadable {
+            // freeze makes the lock afresh; nothing of the old one is used.
+            printer.warn(&format!(
+                "{e}\nthe lock cannot be read; `imagelock freeze` replaces it with a new one"
+            ));
+        }
+    }
     let limits = Limits {
         images: args.jobs.map_or(Limits::default().images, usize::from),
         ..Limits::default()

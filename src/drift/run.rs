@@ -75,7 +75,11 @@ pub fn run(
         ignore_locked: true,
         ..FreezeOptions::default()
     };
-    let jobs = prepare(config, images)?;
+    let mut jobs = prepare(config, images)?;
+    // Drift compares with the lock: one that cannot be read is trouble.
+    if let Some(e) = jobs.iter_mut().find_map(|j| j.unreadable.take()) {
+        return Err(FreezeError::from(e).into());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -357,6 +357,9 @@ pub struct ImageJob {
     pub lock_path: PathBuf,
     /// The lock as it is on disk, if there is one.
     pub previous: Option<LockedImage>,
+    /// Why the lock on disk could not be read (a damaged file, a newer
+    /// format): freeze replaces it, drift refuses to compare with it.
+    pub unreadable: Option<LockError>,
     /// The images of this repository it builds `FROM` (or copies from).
     pub builds_from: Vec<String>,
 }
@@ -369,10 +372,13 @@ pub fn prepare(config: &Config, images: &[ImageConfig]) -> Result<Vec<ImageJob>,
         let (definition, text) = read_definition(&image.file, &image.build_args)?;
         let inputs = load_inputs(&definition, &text, &image.context, &image.build_args)?;
         let lock_path = config.lock_path(&image.name);
-        let previous = if lock_path.is_file() {
-            Some(LockedImage::read(&lock_path)?)
+        let (previous, unreadable) = if lock_path.is_file() {
+            match LockedImage::read(&lock_path) {
+                Ok(lock) => (Some(lock), None),
+                Err(e) => (None, Some(e)),
+            }
         } else {
-            None
+            (None, None)
         };
         jobs.push(ImageJob {
             config: image.clone(),
@@ -380,6 +386,7 @@ pub fn prepare(config: &Config, images: &[ImageConfig]) -> Result<Vec<ImageJob>,
             inputs,
             lock_path,
             previous,
+            unreadable,
             builds_from: Vec::new(),
         });
     }

@@ -194,6 +194,30 @@ fn freeze_writes_locks_then_changes_nothing() {
     );
 }
 
+/// A damaged lock, or one of a newer format, is replaced by freeze with a
+/// warning (verify's hint says to run freeze; freeze used to fail the same
+/// way), and a killed run's temporary files are cleaned up.
+#[test]
+fn freeze_replaces_a_lock_it_cannot_read() {
+    let dir = world_copy();
+    let (code, _, err) = freeze_in(dir.path(), &[]);
+    assert_eq!(code, 0, "{err}");
+    let lock = dir.path().join("lockfiles/longqc.lock");
+    let good = std::fs::read_to_string(&lock).unwrap();
+    std::fs::write(&lock, "version = 7\n").unwrap();
+    let left = dir.path().join("lockfiles/.driver.lock.4294967.0.tmp");
+    std::fs::write(&left, "half a lock").unwrap();
+    let (code, _, err) = freeze_in(dir.path(), &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("the lock cannot be read; `imagelock freeze` replaces it"),
+        "{err}"
+    );
+    assert!(err.contains(".driver.lock.4294967.0.tmp"), "{err}");
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), good);
+    assert!(!left.exists());
+}
+
 #[test]
 fn dry_run_prints_the_change_and_writes_nothing() {
     let dir = world_copy();
