@@ -246,8 +246,9 @@ pub struct FreezeArgs {
     /// Exit 1 if the lock would change (CI)
     #[arg(long, conflicts_with = "dry_run")]
     pub check: bool,
-    /// Resolve as of this date (upload times, record timestamps)
-    #[arg(long, value_name = "DATE")]
+    /// Resolve as of this date (upload times, record timestamps):
+    /// `YYYY-MM-DD`, an RFC 3339 time, or a duration before now (`7 days`)
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
     pub exclude_newer: Option<String>,
     /// Never run a build backend: an sdist whose metadata is dynamic is an
     /// error instead of being built with a host `python3`
@@ -295,8 +296,9 @@ pub struct DriftArgs {
     /// Finding kinds that make the exit code 1: base, yanked, broken, stale, outdated, any
     #[arg(long, value_delimiter = ',', value_name = "KIND")]
     pub fail_on: Vec<String>,
-    /// Show what freeze would have chosen at this date
-    #[arg(long, value_name = "DATE")]
+    /// Show what freeze would have chosen at this date: `YYYY-MM-DD`, an
+    /// RFC 3339 time, or a duration before now (`7 days`)
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
     pub as_of: Option<String>,
 }
 
@@ -323,4 +325,57 @@ pub enum ExportKind {
     CondaExplicit,
     /// CycloneDX SBOM (JSON)
     Sbom,
+}
+
+/// A date as `--exclude-newer` and `--as-of` take it: `YYYY-MM-DD`, an RFC
+/// 3339 time, or a duration before now (`36 hours`, `7 days`, `2 weeks`),
+/// which becomes the RFC 3339 time it names. Anything else is refused.
+fn parse_date(text: &str) -> Result<String, String> {
+    let bad = || {
+        format!(
+            "`{text}` is not a date\nhint: write `2026-01-01`, an RFC 3339 time such as `2026-01-01T12:00:00Z`, or a duration before now such as `7 days`"
+        )
+    };
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if let [n, unit] = words.as_slice() {
+        let n: i64 = n.parse().map_err(|_| bad())?;
+        let hours = match unit.trim_end_matches('s') {
+            "hour" => 1,
+            "day" => 24,
+            "week" => 24 * 7,
+            _ => return Err(bad()),
+        };
+        let span = jiff::SignedDuration::from_hours(n.checked_mul(hours).ok_or_else(bad)?);
+        let at = jiff::Timestamp::now()
+            .checked_sub(span)
+            .map_err(|_| bad())?;
+        return Ok(at.to_string());
+    }
+    crate::solve::conda::parse_exclude_newer(text)
+        .map(|_| text.to_string())
+        .map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod date_tests {
+    use super::parse_date;
+
+    #[test]
+    fn dates_durations_and_garbage() {
+        assert_eq!(parse_date("2026-01-01").unwrap(), "2026-01-01");
+        assert_eq!(
+            parse_date("2026-01-01T12:00:00Z").unwrap(),
+            "2026-01-01T12:00:00Z"
+        );
+        let week = parse_date("7 days").unwrap();
+        assert!(
+            crate::solve::conda::parse_exclude_newer(&week).is_ok(),
+            "{week}"
+        );
+        assert!(parse_date("2 weeks").is_ok());
+        for garbage in ["garbage", "2026-13-01", "7 fortnights", "x days", ""] {
+            let err = parse_date(garbage).unwrap_err();
+            assert!(err.contains("is not a date"), "{garbage}: {err}");
+        }
+    }
 }
