@@ -210,6 +210,26 @@ fn want_symlink(path: &str) -> bool {
         || name.ends_with("-packages")
 }
 
+/// Records `path` when it is a whiteout (`.wh.NAME` deletes NAME below,
+/// `.wh..wh..opq` makes its directory opaque); whether it was one.
+fn note_whiteout(path: &str, out: &mut LayerCollection) -> bool {
+    let Some(hidden) = basename(path).strip_prefix(".wh.") else {
+        return false;
+    };
+    out.stats.whiteouts += 1;
+    let dir = parent(path);
+    if hidden == ".wh..opq" {
+        out.opaque_dirs.push(dir.to_string());
+    } else if !hidden.starts_with(".wh.") {
+        out.whiteouts.push(if dir.is_empty() {
+            hidden.to_string()
+        } else {
+            format!("{dir}/{hidden}")
+        });
+    }
+    true
+}
+
 /// Directories that matter, from any entry's path: `P/lib/python3.X`, its
 /// `site-packages`/`dist-packages`, Debian's `P/lib/python3/dist-packages`,
 /// and `conda-meta`.
@@ -800,19 +820,7 @@ fn walk<R: Read>(
             }
             continue;
         }
-        let name = basename(&path);
-        if let Some(hidden) = name.strip_prefix(".wh.") {
-            out.stats.whiteouts += 1;
-            let dir = parent(&path);
-            if hidden == ".wh..opq" {
-                out.opaque_dirs.push(dir.to_string());
-            } else if !hidden.starts_with(".wh.") {
-                out.whiteouts.push(if dir.is_empty() {
-                    hidden.to_string()
-                } else {
-                    format!("{dir}/{hidden}")
-                });
-            }
+        if note_whiteout(&path, out) {
             continue;
         }
         note_dirs(&path, &mut out.dirs);
@@ -899,19 +907,7 @@ pub(crate) fn collect_entry(
 ) -> Result<(), ImageError> {
     let path = normalize(path);
     out.stats.entries += 1;
-    let name = basename(&path);
-    if let Some(hidden) = name.strip_prefix(".wh.") {
-        out.stats.whiteouts += 1;
-        let dir = parent(&path);
-        if hidden == ".wh..opq" {
-            out.opaque_dirs.push(dir.to_string());
-        } else if !hidden.starts_with(".wh.") {
-            out.whiteouts.push(if dir.is_empty() {
-                hidden.to_string()
-            } else {
-                format!("{dir}/{hidden}")
-            });
-        }
+    if note_whiteout(&path, out) {
         return Ok(());
     }
     note_dirs(&path, &mut out.dirs);
