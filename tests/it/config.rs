@@ -52,11 +52,7 @@ fn a_zero_network_timeout_is_refused_where_it_is_written() {
 #[test]
 fn bad_configs_fail_with_located_messages() {
     let dir = fixture("bad/config");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = crate::common::sorted_files(&dir);
     assert!(files.len() >= 8);
     for file in files {
         let rel = file.strip_prefix(repo_root()).unwrap();

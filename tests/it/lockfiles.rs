@@ -82,11 +82,7 @@ fn schema_rejects_broken_locks() {
 #[test]
 fn bad_locks_fail_naming_key_and_line() {
     let dir = fixture("bad/lock");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = crate::common::sorted_files(&dir);
     assert!(files.len() >= 8);
     for file in files {
         let rel = file.strip_prefix(repo_root()).unwrap();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use imagelock::resolve::http::{HttpClient, HttpError, HttpOptions, HttpRequest};
 use imagelock::resolve::pypi::{self, Fetcher, IndexClient};
-use imagelock::solve::python::{Libc, ResolveRequest, TargetEnv};
+use imagelock::solve::python::ResolveRequest;
 use sha2::{Digest as _, Sha256};
 
 use crate::common::http::StaticServer;
@@ -315,14 +315,7 @@ async fn a_pypi_index_answering_500_once_is_retried() {
     let client = Arc::new(
         IndexClient::new(fetch, &[format!("http://{}/simple", proxy.addr)], false).unwrap(),
     );
-    let target = Arc::new(
-        TargetEnv::cpython(
-            Some("3.11"),
-            "linux/amd64",
-            Some(Libc::glibc("2.28").unwrap()),
-        )
-        .unwrap(),
-    );
+    let target = crate::common::cpython_target("3.11");
     let request = ResolveRequest {
         requirements: vec!["six".into()],
         ..ResolveRequest::default()
@@ -473,14 +466,7 @@ async fn a_damaged_cached_index_page_is_fetched_afresh() {
             Fetcher::new(Some(cache.path().to_path_buf()), false, Default::default()).unwrap();
         let client =
             Arc::new(IndexClient::new(fetch, &[format!("{}/simple", index.url())], false).unwrap());
-        let target = Arc::new(
-            TargetEnv::cpython(
-                Some("3.11"),
-                "linux/amd64",
-                Some(Libc::glibc("2.28").unwrap()),
-            )
-            .unwrap(),
-        );
+        let target = crate::common::cpython_target("3.11");
         let request = ResolveRequest {
             requirements: vec!["six".into()],
             ..ResolveRequest::default()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use imagelock::resolve::pypi::{self, Fetcher, IndexClient};
 use imagelock::solve::python::{
-    Libc, PinnedPackage, PinnedSource, ResolveOptions, ResolveRequest, SolveError, TargetEnv,
+    PinnedPackage, PinnedSource, ResolveOptions, ResolveRequest, SolveError, TargetEnv,
 };
 
 use crate::common::http::StaticServer;
@@ -18,14 +18,7 @@ fn server() -> StaticServer {
 }
 
 fn target(python: &str) -> Arc<TargetEnv> {
-    Arc::new(
-        TargetEnv::cpython(
-            Some(python),
-            "linux/amd64",
-            Some(Libc::glibc("2.28").unwrap()),
-        )
-        .unwrap(),
-    )
+    crate::common::cpython_target(python)
 }
 
 struct Run {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use imagelock::resolve::pypi::{self, Fetcher, IndexClient};
-use imagelock::solve::python::{Libc, PinnedPackage, ResolveRequest, SolveError, TargetEnv};
+use imagelock::solve::python::{PinnedPackage, ResolveRequest, SolveError};
 
 use crate::common::http::StaticServer;
 use crate::common::tempdir;
@@ -106,14 +106,7 @@ async fn resolve_cached(
 ) -> Result<Vec<PinnedPackage>, SolveError> {
     let fetch = Fetcher::new(cache.map(Path::to_path_buf), false, Default::default()).unwrap();
     let client = Arc::new(IndexClient::new(fetch, &[index.to_string()], true).unwrap());
-    let target = Arc::new(
-        TargetEnv::cpython(
-            Some("3.11"),
-            "linux/amd64",
-            Some(Libc::glibc("2.28").unwrap()),
-        )
-        .unwrap(),
-    );
+    let target = crate::common::cpython_target("3.11");
     let request = ResolveRequest {
         requirements: reqs.iter().map(ToString::to_string).collect(),
         ..ResolveRequest::default()

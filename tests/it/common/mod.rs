@@ -75,3 +75,25 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A CPython target on linux/amd64 with glibc 2.28, for resolver tests.
+pub fn cpython_target(python: &str) -> std::sync::Arc<imagelock::solve::python::TargetEnv> {
+    std::sync::Arc::new(
+        imagelock::solve::python::TargetEnv::cpython(
+            Some(python),
+            "linux/amd64",
+            Some(imagelock::solve::python::Libc::glibc("2.28").unwrap()),
+        )
+        .unwrap(),
+    )
+}
+
+/// The files of a fixture folder, sorted (each must fail the same way).
+pub fn sorted_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
