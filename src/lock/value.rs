@@ -318,7 +318,16 @@ lock_string!(
     LockUrl,
     |s| {
         let url = url::Url::parse(s).is_ok_and(|u| !u.cannot_be_a_base());
-        if is_token(s) && !s.starts_with('-') && (url || !s.contains("://")) {
+        let redacted = crate::config::redact::redact_url(s);
+        if redacted != s {
+            // A lock carries no secret, whichever path a URL came by; the
+            // message shows the URL without it.
+            Err(invalid(
+                "a URL without credentials",
+                &redacted,
+                "locks never hold passwords or channel tokens; run `imagelock freeze` to write the lock again",
+            ))
+        } else if is_token(s) && !s.starts_with('-') && (url || !s.contains("://")) {
             Ok(())
         } else {
             Err(invalid(
@@ -542,6 +551,17 @@ mod tests {
         assert!(LockUrl::from_str("../world/pypi/simple").is_ok());
         assert!(LockUrl::from_str("--index-url=http://x").is_err());
         assert!(LockUrl::from_str("ht tp://x").is_err());
+        // Secrets are refused, and the message does not repeat them.
+        for secret in [
+            "https://user:hunter2@pypi.example/simple",
+            "https://conda.example/t/tk-1234567890abcdef/conda-forge",
+        ] {
+            let err = LockUrl::from_str(secret).unwrap_err().to_string();
+            assert!(
+                !err.contains("hunter2") && !err.contains("tk-1234567890abcdef"),
+                "{err}"
+            );
+        }
         assert!(Token::from_str("v1.0").is_ok());
         assert!(Token::from_str("v1 .0").is_err());
     }
