@@ -145,6 +145,14 @@ pub fn check_platform(
         notes: Vec::new(),
     };
     check_base(expected_base, image, &mut out);
+    // "Matches its lock" covers only what the lock pins: say which install
+    // steps it does not, so a match is never read as the whole image.
+    for step in lock.steps.iter().filter(|s| !s.locked) {
+        out.notes.push(format!(
+            "{}:{}: `{}` is not locked, so what it installed is not checked",
+            step.file, step.line, step.command
+        ));
+    }
     let base = match expected_base {
         LockedBaseLayers::Unknown(why) => {
             out.notes.push(format!(

@@ -668,6 +668,33 @@ fn verify_sif(dir: &Path, reference: &str, extra: &[&str]) -> (i32, String, Stri
     )
 }
 
+/// A match covers only what the lock pins: a step the lock records as not
+/// locked is named beside the result, never left out of it.
+#[test]
+fn a_step_the_lock_does_not_pin_is_named_beside_a_match() {
+    if !common::require_tool("mksquashfs", "apt-get install -y squashfs-tools") {
+        return;
+    }
+    let tmp = common::tempdir();
+    let dir = tmp.path();
+    write(&dir.join("app.def"), DEFINITION);
+    let mut lock = lock_for(dir);
+    let pip = lock.steps.iter_mut().find(|s| s.manager == "pip").unwrap();
+    pip.locked = false;
+    let line = pip.line;
+    lock.write(&dir.join("lockfiles/app.lock")).unwrap();
+    root_fs(&dir.join("root"), "1.0");
+    let squashfs = mksquashfs(&dir.join("root"), &dir.join("root.sqfs"));
+    write_sif(&dir.join("app.sif"), DEFINITION.as_bytes(), &squashfs);
+    let (_, stdout, stderr) = verify_sif(dir, "sif:app.sif", &[]);
+    assert!(
+        stdout.contains(&format!(
+            "note: app.def:{line}: `pip install tinypkg==1.0` is not locked, so what it installed is not checked"
+        )),
+        "{stdout}\n{stderr}"
+    );
+}
+
 #[test]
 fn verify_a_sif_packed_with_mksquashfs() {
     if !common::require_tool("mksquashfs", "apt-get install -y squashfs-tools") {
