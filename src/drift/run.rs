@@ -90,6 +90,7 @@ pub fn run(
         let mut reports = Vec::new();
         let mut warnings = Vec::new();
         for job in &jobs {
+            let start = std::time::Instant::now();
             progress.checking(&job.config.name);
             // Nothing is written: the fresh lock is only compared.
             let (image, failure) =
@@ -114,6 +115,7 @@ pub fn run(
                     findings.extend(index.findings);
                     findings.extend(channel_findings(config, &resolvers, locked).await?);
                     sort_findings(&mut findings);
+                    super::locate(&mut findings, job, locked);
                     findings
                 }
                 None => {
@@ -133,6 +135,7 @@ pub fn run(
                 shown(&job.lock_path),
             );
             report.findings = findings;
+            report.elapsed = Some(start.elapsed());
             reports.push(report);
             progress.checked();
             if let Some(image) = image {

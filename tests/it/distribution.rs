@@ -243,6 +243,7 @@ fn action_check_step_reports_on_the_examples() {
     let out_file = tmp.path().join("output");
     let summary = tmp.path().join("summary.md");
     let junit = tmp.path().join("junit.xml");
+    let sarif = tmp.path().join("imagelock.sarif");
     let (code, out, err) = run(Command::new("bash")
         .args(["-c", &script])
         .current_dir(repo_root())
@@ -258,6 +259,7 @@ fn action_check_step_reports_on_the_examples() {
         .env("IMAGES", "")
         .env("PLATFORM", "")
         .env("JUNIT", &junit)
+        .env("SARIF", &sarif)
         .env("SUMMARY", "true")
         .env("IMAGELOCK_CACHE_DIR", tmp.path().join("cache")));
     // The examples are locked but not pinned: findings, exit 1.
@@ -282,11 +284,19 @@ fn action_check_step_reports_on_the_examples() {
         summary.contains("### Locks match their inputs: ✅ clean"),
         "{summary}"
     );
-    let junit = std::fs::read_to_string(&junit).unwrap();
     assert!(
-        junit.starts_with("<?xml") && junit.contains("<testsuite"),
-        "{junit}"
+        summary.contains("**imagelock verify**: 6 images clean"),
+        "the verify report's markdown is in the summary:\n{summary}"
     );
+    let text = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        text.starts_with("<?xml") && text.contains("<testsuite"),
+        "{text}"
+    );
+    if crate::reports::validators() {
+        crate::reports::assert_junit_common(&junit);
+        crate::reports::assert_sarif(&sarif);
+    }
 }
 
 #[test]
