@@ -166,12 +166,79 @@ fn published_schemas_are_schemas() {
         return;
     }
     let dir = common::repo_root().join("lockfiles");
-    for name in ["verify-report", "drift-report", "freeze-changes"] {
+    for name in [
+        "verify-report",
+        "drift-report",
+        "freeze-changes",
+        "imagelock-config",
+    ] {
         let (code, out, err) = common::run(
             Command::new("check-jsonschema")
                 .arg("--check-metaschema")
                 .arg(dir.join(format!("{name}.schema.json"))),
         );
         assert_eq!(code, 0, "{name}: {out}{err}");
+    }
+}
+
+/// The configuration's schema takes what imagelock takes and refuses what
+/// it refuses: the examples' `imagelock.toml`, and edits of it.
+#[test]
+fn config_schema_agrees_with_the_reader() {
+    let text =
+        std::fs::read_to_string(common::repo_root().join("lockfiles/imagelock-config.schema.json"))
+            .unwrap();
+    let schema: Value = serde_json::from_str(&text).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let example = std::fs::read_to_string(common::fixture("examples/imagelock.toml")).unwrap();
+    let dir = common::tempdir();
+    common::copy_dir(&common::fixture("examples"), dir.path());
+    let reads = |toml_text: &str| -> (bool, bool, String) {
+        let json: Value = toml::from_str(toml_text).unwrap();
+        std::fs::write(dir.path().join("imagelock.toml"), toml_text).unwrap();
+        let (code, _, err) = common::run(common::imagelock().current_dir(dir.path()).args([
+            "--config",
+            "imagelock.toml",
+            "plan",
+            "--format",
+            "json",
+        ]));
+        (validator.is_valid(&json), code == 0, err)
+    };
+    let (schema_ok, reader_ok, err) = reads(&example);
+    assert!(schema_ok && reader_ok, "the examples' configuration: {err}");
+    // The configuration with every key.
+    let full = std::fs::read_to_string(common::fixture("config/full.toml")).unwrap();
+    let json: Value = toml::from_str(&full).unwrap();
+    assert!(validator.is_valid(&json), "fixtures/config/full.toml");
+    for (what, edited) in [
+        ("an unknown key", format!("surprise = 1\n{example}")),
+        (
+            "timeout = 0",
+            format!("{example}\n[network]\ntimeout = 0\n"),
+        ),
+        (
+            "a platform that is not os/arch",
+            example.replacen(
+                "platforms = [\"linux/amd64\", \"linux/arm64\"]",
+                "platforms = [\"amiga\"]",
+                1,
+            ),
+        ),
+        (
+            "an image without its file",
+            format!("{example}\n[images.nofile]\ncontext = \".\"\n"),
+        ),
+        (
+            "an unknown key of a registry",
+            format!("{example}\n[registries.\"x.example\"]\nsurprise = true\n"),
+        ),
+    ] {
+        let (schema_ok, reader_ok, _) = reads(&edited);
+        assert!(!reader_ok, "imagelock takes {what}");
+        assert!(
+            !schema_ok,
+            "the schema takes {what}, which imagelock refuses"
+        );
     }
 }
