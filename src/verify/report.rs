@@ -342,6 +342,21 @@ mod tests {
     }
 
     #[test]
+    fn markdown_escapes_pipes_in_cells() {
+        let mut report = sample();
+        report.images[0].platforms[0].findings[0].found = Some("2.3.3|evil".into());
+        let md = PrintMarkdown.render(&report);
+        assert!(md.contains("image has 2.3.3\\|evil"), "{md}");
+        let row = md.lines().find(|l| l.contains("numpy")).unwrap();
+        // Five cell borders: the escaped pipe is not one.
+        assert_eq!(
+            row.matches('|').count() - row.matches("\\|").count(),
+            5,
+            "{row}"
+        );
+    }
+
+    #[test]
     fn human_lines_say_what_the_lock_and_the_image_have() {
         insta::assert_snapshot!(PrintHuman.render(&sample()), @r"
         driver linux/amd64  pip  numpy: lock has 2.3.4 (step driver/Dockerfile:12), image has 2.3.3

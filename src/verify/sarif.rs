@@ -222,6 +222,53 @@ fn stale_item(image: &ImageReport, s: &Staleness) -> Item {
 mod tests {
     use super::*;
 
+    use crate::verify::finding::{Ecosystem, Finding};
+
+    fn drift_report(found: &str) -> Report {
+        let mut image = ImageReport::new(
+            "driver",
+            "driver/Dockerfile".into(),
+            "lockfiles/driver.lock".into(),
+        );
+        let mut f = Finding::new(FindingKind::Outdated, Ecosystem::Pip, "certifi");
+        f.expected = Some("2026.10.18".into());
+        f.found = Some(found.into());
+        f.step = Some("driver/Dockerfile:12".into());
+        image.findings.push(f);
+        let mut g = Finding::new(FindingKind::Yanked, Ecosystem::Pip, "pyyaml");
+        g.expected = Some("6.0.2".into());
+        image.findings.push(g);
+        Report {
+            images: vec![image],
+        }
+    }
+
+    #[test]
+    fn results_are_located_and_fingerprinted() {
+        let a: Value = serde_json::from_str(&PrintSarif.render(&drift_report("2099.1.1"))).unwrap();
+        let results = a["runs"][0]["results"].as_array().unwrap();
+        assert_eq!(results[0]["ruleId"], "outdated");
+        assert_eq!(results[0]["level"], "note");
+        let place = &results[0]["locations"][0]["physicalLocation"];
+        assert_eq!(place["artifactLocation"]["uri"], "driver/Dockerfile");
+        assert_eq!(place["region"]["startLine"], 12);
+        assert_eq!(results[1]["ruleId"], "yanked");
+        assert_eq!(results[1]["level"], "error");
+        assert!(results[1]["locations"][0]["physicalLocation"]["region"].is_null());
+        let print = |v: &Value| {
+            v["runs"][0]["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["partialFingerprints"][FINGERPRINT].clone())
+                .collect::<Vec<_>>()
+        };
+        // A newer release keeps the finding's fingerprint; findings differ.
+        let b: Value = serde_json::from_str(&PrintSarif.render(&drift_report("2100.1.1"))).unwrap();
+        assert_eq!(print(&a), print(&b));
+        assert_ne!(print(&a)[0], print(&a)[1]);
+    }
+
     #[test]
     fn uris_are_encoded() {
         assert_eq!(uri("a b/Dockerfile"), "a%20b/Dockerfile");
