@@ -319,7 +319,8 @@ pub struct VerifyArgs {
 pub struct DriftArgs {
     #[command(flatten)]
     pub paths: PathsArgs,
-    /// Finding kinds that make the exit code 1: base, yanked, broken, stale, outdated, any
+    /// Finding kinds that make the exit code 1: base, yanked, gone, broken,
+    /// vulnerable, stale, outdated, unresolvable, unpinned, any
     #[arg(long, value_delimiter = ',', value_name = "KIND")]
     pub fail_on: Vec<String>,
     /// Show what freeze would have chosen at this date: `YYYY-MM-DD`, an

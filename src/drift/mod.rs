@@ -14,6 +14,7 @@
 //! | `gone`     | high     | the locked pip file is no longer on its index |
 //! | `broken`   | high     | the locked conda file is no longer in its channel's repodata (removed or marked broken) |
 //! | `unresolvable` | high | freeze would fail now (the reason is the detail); bases, the index and the inputs are still checked, newer versions are not |
+//! | `vulnerable` | high   | the index publishes security advisories for the locked version of a pip package (PyPI's JSON API: OSV ids, aliases, fixed versions) |
 //! | `unpinned` | info     | an install step of the definition asks for specs that are not exact pins, so the lock is the only thing keeping it reproducible |
 //!
 //! `--fail-on any` fails on every kind but `unpinned` (a property of the
@@ -36,6 +37,7 @@
 //! drifted; `locked`, `latest` and
 //! `detail` are present when they mean something for the kind.
 
+pub mod advisories;
 pub mod report;
 mod run;
 
@@ -102,7 +104,7 @@ pub fn sort_findings(findings: &mut [Finding]) {
 
 /// Gives each finding the definition line it is about (`step`, as verify's
 /// findings have it), where there is one: the install step that locked the
-/// package (outdated, yanked, gone, broken), the `FROM` of a moved base,
+/// package (outdated, yanked, gone, broken, vulnerable), the `FROM` of a moved base,
 /// the step with unpinned specs. Stale and unresolvable findings are about
 /// the image as a whole and keep none.
 pub fn locate(findings: &mut [Finding], job: &ImageJob, locked: &LockedImage) {
@@ -114,11 +116,13 @@ pub fn locate(findings: &mut [Finding], job: &ImageJob, locked: &LockedImage) {
     };
     for f in findings.iter_mut().filter(|f| f.step.is_none()) {
         f.step = match (f.kind, f.ecosystem) {
-            (Kind::Outdated | Kind::Yanked | Kind::Gone, Ecosystem::Pip) => locked
-                .steps
-                .iter()
-                .find(|s| s.pypi.iter().any(|p| p.name.as_str() == f.name))
-                .map(|s| format!("{}:{}", s.file, s.line)),
+            (Kind::Outdated | Kind::Yanked | Kind::Gone | Kind::Vulnerable, Ecosystem::Pip) => {
+                locked
+                    .steps
+                    .iter()
+                    .find(|s| s.pypi.iter().any(|p| p.name.as_str() == f.name))
+                    .map(|s| format!("{}:{}", s.file, s.line))
+            }
             (Kind::Outdated | Kind::Broken, Ecosystem::Conda) => locked
                 .steps
                 .iter()

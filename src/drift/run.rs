@@ -114,6 +114,10 @@ pub fn run(
                     annotate_newest(&mut findings, &index.newest);
                     findings.extend(index.findings);
                     findings.extend(channel_findings(config, &resolvers, locked).await?);
+                    let advisories =
+                        super::advisories::advisories(config, &resolvers, locked).await;
+                    findings.extend(advisories.findings);
+                    warnings.extend(advisories.warnings);
                     sort_findings(&mut findings);
                     super::locate(&mut findings, job, locked);
                     findings

@@ -48,11 +48,14 @@ pub enum FindingKind {
     Unresolvable,
     /// An install step asks for specs that are not exact pins.
     Unpinned,
+    /// The index publishes security advisories for the locked version.
+    Vulnerable,
 }
 
 impl FindingKind {
     /// The kinds `drift` reports, in report order.
-    pub const DRIFT: [FindingKind; 8] = [
+    pub const DRIFT: [FindingKind; 9] = [
+        FindingKind::Vulnerable,
         FindingKind::Stale,
         FindingKind::Base,
         FindingKind::Outdated,
@@ -64,7 +67,7 @@ impl FindingKind {
     ];
 
     /// Every kind, verify's then drift's: the rules of a SARIF report.
-    pub const ALL: [FindingKind; 16] = [
+    pub const ALL: [FindingKind; 17] = [
         FindingKind::BaseMismatch,
         FindingKind::Missing,
         FindingKind::VersionDiffers,
@@ -81,6 +84,7 @@ impl FindingKind {
         FindingKind::Broken,
         FindingKind::Unresolvable,
         FindingKind::Unpinned,
+        FindingKind::Vulnerable,
     ];
 
     /// What a finding of this kind means, one sentence.
@@ -108,6 +112,7 @@ impl FindingKind {
             Self::Broken => "The locked conda file is no longer in its channel's repodata.",
             Self::Unresolvable => "Freeze would fail now.",
             Self::Unpinned => "An install step asks for specs that are not exact pins.",
+            Self::Vulnerable => "The index publishes security advisories for the locked version.",
         }
     }
 
@@ -130,6 +135,7 @@ impl FindingKind {
             Self::Broken => "broken",
             Self::Unresolvable => "unresolvable",
             Self::Unpinned => "unpinned",
+            Self::Vulnerable => "vulnerable",
         }
     }
 
@@ -146,7 +152,8 @@ impl FindingKind {
             | Self::Yanked
             | Self::Gone
             | Self::Broken
-            | Self::Unresolvable => Severity::High,
+            | Self::Unresolvable
+            | Self::Vulnerable => Severity::High,
             Self::NotLocked | Self::Stale | Self::Base => Severity::Medium,
             Self::Outdated => Severity::Low,
             Self::Unpinned => Severity::Info,

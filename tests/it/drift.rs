@@ -615,3 +615,87 @@ fn an_unreachable_index_is_trouble() {
             .contains("127.0.0.1:1")
     );
 }
+
+/// Advisories from an index's JSON API: real PyPI answers recorded in
+/// `fixtures/pypi-json/` (see its README), served by a local server. A
+/// package with advisories is one `vulnerable` finding (aliases counted
+/// once, no fixed version said as such); one without none; one the API
+/// does not know is a warning, never silence; a local index is a warning.
+#[tokio::test]
+async fn advisories_from_the_index_json_api_are_vulnerable_findings() {
+    use imagelock::drift::advisories::advisories;
+    use imagelock::lock::LockedImage;
+
+    let root = crate::common::tempdir();
+    for (name, version) in [("pycrypto", "2.6.1"), ("six", "1.17.0")] {
+        let dir = root.path().join(format!("pypi/{name}/{version}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(fixture(&format!("pypi-json/{name}.json")), dir.join("json")).unwrap();
+    }
+    let server = crate::common::http::StaticServer::start(root.path());
+    let text = std::fs::read_to_string(fixture("lock/sample.lock")).unwrap();
+    let mut lock = LockedImage::from_toml(Path::new("sample.lock"), &text).unwrap();
+    let mut pip_step = lock
+        .steps
+        .iter()
+        .find(|s| s.pypi.iter().any(|p| !p.is_direct()))
+        .cloned()
+        .expect("the sample locks pip packages from an index");
+    let template = pip_step
+        .pypi
+        .iter()
+        .find(|p| !p.is_direct())
+        .unwrap()
+        .clone();
+    pip_step.pypi = [("pycrypto", "2.6.1"), ("six", "1.17.0"), ("idna", "3.20")]
+        .iter()
+        .map(|(name, version)| {
+            let mut p = template.clone();
+            p.name = name.parse().unwrap();
+            p.version = Some(version.parse().unwrap());
+            p
+        })
+        .collect();
+    pip_step.indexes = vec![format!("{}/simple", server.url()).parse().unwrap()];
+    // The same packages from a local directory index: not checkable.
+    let mut local_step = pip_step.clone();
+    local_step.indexes = vec!["../world/pypi/simple".parse().unwrap()];
+    lock.steps = vec![pip_step, local_step];
+
+    let config = imagelock::config::Config::zero(&[]);
+    let session = imagelock::freeze::steps::session(
+        &config,
+        false,
+        imagelock::freeze::steps::Limits::default(),
+        None,
+    )
+    .unwrap();
+    let found = advisories(&config, &session, &lock).await;
+    assert_eq!(found.findings.len(), 1, "{:?}", found.findings);
+    let f = &found.findings[0];
+    assert_eq!(f.kind.as_str(), "vulnerable");
+    assert_eq!(f.name, "pycrypto");
+    assert_eq!(f.expected.as_deref(), Some("2.6.1"));
+    assert_eq!(f.found, None, "pycrypto has no fixed version");
+    let detail = f.detail.as_deref().unwrap();
+    assert_eq!(detail.lines().count(), 2, "{detail}");
+    assert!(
+        detail.contains("CVE-2013-7459") && detail.contains("CVE-2018-6594"),
+        "{detail}"
+    );
+    assert!(detail.contains("no fixed version"), "{detail}");
+    let warnings = found.warnings.join("\n");
+    assert!(
+        warnings.contains("the advisories of idna 3.20 are unknown"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("packages from `../world/pypi/simple` are not checked"),
+        "{warnings}"
+    );
+    let asked: Vec<String> = server.seen().iter().map(|s| s.path.clone()).collect();
+    assert!(
+        asked.contains(&"/pypi/pycrypto/2.6.1/json".to_string()),
+        "{asked:?}"
+    );
+}
