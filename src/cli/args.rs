@@ -56,7 +56,8 @@ pub struct GlobalOpts {
     /// Less output on stderr
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// When to use colours (`NO_COLOR` is honoured with `auto`)
+    /// When to use colours (with `auto`, `NO_COLOR` turns them off and
+    /// `FORCE_COLOR` on when stderr is not a terminal)
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
     /// Seconds a registry, index or channel may stay silent (before it
@@ -79,12 +80,26 @@ pub enum OutputFormat {
     Human,
     /// JSON for programs
     Json,
-    /// Markdown, for an issue or pull-request comment (drift)
+    /// Markdown, for a job summary, an issue or a pull-request comment (verify, drift, freeze)
     Markdown,
-    /// JUnit XML, for CI test views (verify)
+    /// JUnit XML, for CI test views (verify, drift), with `file` and `line`
     Junit,
+    /// JUnit XML valid under the strict Ant and Jenkins xUnit schemas (no `file`, `line`)
+    JunitStrict,
+    /// SARIF 2.1.0, for code scanning (verify, drift)
+    Sarif,
     /// Graphviz dot (graph)
     Dot,
+}
+
+impl OutputFormat {
+    /// The format as typed (`junit-strict`).
+    pub fn name(self) -> String {
+        use clap::ValueEnum;
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -113,6 +128,7 @@ Exit codes:
   imagelock freeze --update numpy pandas    move only these packages
   imagelock freeze --update-base            move only base image digests
   imagelock freeze --dry-run                print the change to the lock
+  imagelock freeze --format markdown        what changed, old → new (a PR body)
 
 {EXIT_CODES}"))]
     Freeze(FreezeArgs),
@@ -132,6 +148,8 @@ Exit codes:
   imagelock verify --image docker-archive:driver.tar driver/Dockerfile
   imagelock verify --image oci:build/driver:latest --platform linux/arm64
   imagelock verify --image docker-daemon:lab/driver:1 --format junit
+  imagelock verify --image driver=oci:build/driver --image base=oci:build/base \\
+      --output junit=verify.xml --output sarif=verify.sarif
 
 {EXIT_CODES}"))]
     Verify(VerifyArgs),
@@ -141,6 +159,7 @@ Exit codes:
   imagelock drift --format markdown > drift.md
   imagelock drift --fail-on base,yanked,broken
   imagelock drift --as-of 2026-01-01
+  imagelock drift --output sarif=drift.sarif --output markdown=drift.md
 
 {EXIT_CODES}"))]
     Drift(DriftArgs),
@@ -175,8 +194,9 @@ Exit codes:
     },
     /// Print the man pages (imagelock and each command) in roff
     #[command(after_long_help = "Examples:
-  imagelock man > imagelock.1 && man ./imagelock.1")]
-    Man,
+  imagelock man > imagelock.1 && man ./imagelock.1
+  imagelock man --dir /usr/local/share/man/man1")]
+    Man(ManArgs),
 }
 
 impl Command {
@@ -189,7 +209,7 @@ impl Command {
             Command::Verify(a) => &a.paths.paths,
             Command::Drift(a) => &a.paths.paths,
             Command::Graph(a) => &a.paths,
-            Command::Export(_) | Command::Completions { .. } | Command::Man => &[],
+            Command::Export(_) | Command::Completions { .. } | Command::Man(_) => &[],
         }
     }
 
@@ -204,7 +224,7 @@ impl Command {
             Command::Graph(_) => "graph",
             Command::Export(_) => "export",
             Command::Completions { .. } => "completions",
-            Command::Man => "man",
+            Command::Man(_) => "man",
         }
     }
 }
@@ -281,25 +301,44 @@ pub struct RewriteArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub paths: PathsArgs,
-    /// A built image: docker://, docker-archive:, oci:, oci-archive:, docker-daemon:
+    /// A built image: docker://, docker-archive:, oci:, oci-archive:,
+    /// docker-daemon:, sif: (repeatable). With several images selected,
+    /// say which each is: `IMAGE=REF` (`driver=docker://…`)
     #[arg(long, value_name = "REF")]
-    pub image: Option<String>,
+    pub image: Vec<String>,
     /// Which platform of an index to check [default: each locked platform present]
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
+    /// Also write the report in FORMAT to PATH (repeatable): human, json,
+    /// markdown, junit, junit-strict, sarif
+    #[arg(long, value_name = "FORMAT=PATH", value_parser = crate::cli::reports::parse_output)]
+    pub output: Vec<(OutputFormat, PathBuf)>,
 }
 
 #[derive(Debug, Args)]
 pub struct DriftArgs {
     #[command(flatten)]
     pub paths: PathsArgs,
-    /// Finding kinds that make the exit code 1: base, yanked, broken, stale, outdated, any
+    /// Finding kinds that make the exit code 1: base, yanked, gone, broken,
+    /// vulnerable, stale, outdated, unresolvable, unpinned, any
     #[arg(long, value_delimiter = ',', value_name = "KIND")]
     pub fail_on: Vec<String>,
     /// Show what freeze would have chosen at this date: `YYYY-MM-DD`, an
     /// RFC 3339 time, or a duration before now (`7 days`)
     #[arg(long, value_name = "DATE", value_parser = parse_date)]
     pub as_of: Option<String>,
+    /// Also write the report in FORMAT to PATH (repeatable): human, json,
+    /// markdown, junit, junit-strict, sarif
+    #[arg(long, value_name = "FORMAT=PATH", value_parser = crate::cli::reports::parse_output)]
+    pub output: Vec<(OutputFormat, PathBuf)>,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write one page per command into DIR (`imagelock.1`,
+    /// `imagelock-freeze.1`, …) instead of printing them all
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

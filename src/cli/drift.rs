@@ -5,22 +5,31 @@ use std::path::PathBuf;
 
 use crate::cli::args::DriftArgs;
 use crate::cli::images::select;
-use crate::cli::{Opts, Outcome, OutputFormat, Printer};
+use crate::cli::reports::{Outputs, ReportOf};
+use crate::cli::{Opts, Outcome, Printer};
 use crate::config::Config;
-use crate::drift::report::{Json, Markdown, Render, Table};
-use crate::drift::{DriftOptions, DriftProgress, FindingKind as Kind};
+use crate::drift::{DriftOptions, DriftProgress, FindingKind as Kind, Report};
 
 pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<Outcome> {
     let fail_on = fail_on(&args.fail_on)?;
-    let render: Box<dyn Render> = match opts.global.format {
-        OutputFormat::Human => Box::new(Table),
-        OutputFormat::Markdown => Box::new(Markdown),
-        OutputFormat::Json => Box::new(Json),
-        other => anyhow::bail!(
-            "`drift` cannot print `{}`\nhint: use `--format human`, `markdown` or `json`",
-            format!("{other:?}").to_ascii_lowercase()
-        ),
-    };
+    let outputs = Outputs::new(ReportOf::Drift, opts.global.format, &args.output)?;
+    match check(opts, args, printer) {
+        Ok(report) => {
+            outputs.write(&report, printer)?;
+            Ok(if report.has_any(&fail_on) {
+                Outcome::Findings
+            } else {
+                Outcome::Clean
+            })
+        }
+        Err(err) => {
+            outputs.write_error(&err, printer);
+            Err(err)
+        }
+    }
+}
+
+fn check(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<Report> {
     let (config, images) = select(&opts.global, &args.paths.paths, &Default::default())?;
     let config = config.unwrap_or_else(|| {
         let files: Vec<PathBuf> = images.iter().map(|i| i.file.clone()).collect();
@@ -38,12 +47,11 @@ pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<O
     for warning in &drift.warnings {
         printer.warn(warning);
     }
-    printer.data(&render.render(&drift.report))?;
-    Ok(if drift.report.has_any(&fail_on) {
-        Outcome::Findings
-    } else {
-        Outcome::Clean
-    })
+    let mut report = drift.report;
+    for image in &mut report.images {
+        image.root = Some(config.root.clone());
+    }
+    Ok(report)
 }
 
 /// `--fail-on` kinds; `any` is every kind but `unpinned`.
@@ -58,7 +66,7 @@ fn fail_on(words: &[String]) -> anyhow::Result<Vec<Kind>> {
         match Kind::parse_drift(w) {
             Some(k) => kinds.push(k),
             None => anyhow::bail!(
-                "`--fail-on {w}` is not a kind of drift\nhint: use any of base, yanked, gone, broken, stale, outdated, unpinned, any"
+                "`--fail-on {w}` is not a kind of drift\nhint: use any of base, yanked, gone, broken, vulnerable, stale, outdated, unpinned, any"
             ),
         }
     }

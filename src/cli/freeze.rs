@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::cli::args::FreezeArgs;
+use crate::cli::changes::{Summary, image_changes};
 use crate::cli::images::{parse_build_args, select};
 use crate::cli::output::{display_path, unified_diff};
-use crate::cli::{Opts, Outcome, Printer};
+use crate::cli::{Opts, Outcome, OutputFormat, Printer};
 use crate::config::{Config, validate_platform};
 use crate::freeze::steps::{Limits, session};
 use crate::freeze::{FreezeOptions, FreezeProgress, Frozen, freeze_all, prepare};
@@ -19,6 +20,16 @@ use crate::lock::write_all_atomic;
 use crate::resolve::conda::CondaProgress;
 
 pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<Outcome> {
+    let format = opts.global.format;
+    if !matches!(
+        format,
+        OutputFormat::Human | OutputFormat::Json | OutputFormat::Markdown
+    ) {
+        anyhow::bail!(
+            "`imagelock freeze` cannot print `{}`\nhint: use `--format human` (the diff), `json` or `markdown` (what changed, old → new)",
+            format.name()
+        );
+    }
     for p in &args.platform {
         validate_platform(p)
             .map_err(|hint| anyhow::anyhow!("`{p}` is not a platform\nhint: {hint}"))?;
@@ -76,6 +87,18 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
     let mut changed = 0;
     let mut diffs = String::new();
     let mut writes = Vec::new();
+    let mut summary = Summary {
+        version: 1,
+        mode: if args.check {
+            "check"
+        } else if args.dry_run {
+            "dry-run"
+        } else {
+            "write"
+        },
+        changed: 0,
+        images: Vec::new(),
+    };
     for (job, image) in jobs.iter().zip(&frozen) {
         let after = image.lock.to_toml();
         let before = job
@@ -83,6 +106,13 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
             .as_ref()
             .map(|_| std::fs::read_to_string(&job.lock_path).unwrap_or_default())
             .unwrap_or_default();
+        summary.images.push(image_changes(
+            &job.config.name,
+            display_path(&job.lock_path),
+            job.previous.as_ref(),
+            &image.lock,
+            before != after,
+        ));
         if before == after {
             continue;
         }
@@ -91,9 +121,20 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
         writes.push((job.lock_path.clone(), after));
     }
     let elapsed = started.elapsed().as_secs_f64();
+    summary.changed = changed;
+    let report = match format {
+        OutputFormat::Json => summary.json(),
+        OutputFormat::Markdown => summary.markdown(),
+        _ => diffs,
+    };
     if args.check {
+        if format != OutputFormat::Human {
+            printer.data(&report)?;
+        }
         if changed > 0 {
-            printer.data(&diffs)?;
+            if format == OutputFormat::Human {
+                printer.data(&report)?;
+            }
             printer.status(&format!(
                 "{changed} of {} lockfiles are not current; run `imagelock freeze`",
                 jobs.len()
@@ -107,7 +148,7 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
         return Ok(Outcome::Clean);
     }
     if args.dry_run {
-        printer.data(&diffs)?;
+        printer.data(&report)?;
         printer.status(&format!(
             "{changed} of {} lockfiles would change (nothing written)",
             jobs.len()
@@ -140,6 +181,9 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
     write_all_atomic(&files).map_err(|e| anyhow::anyhow!("cannot write the locks: {e}"))?;
     for (path, _) in &writes {
         printer.status(&format!("wrote {}", display_path(path)));
+    }
+    if format != OutputFormat::Human {
+        printer.data(&report)?;
     }
     printer.status(&format!(
         "{} images locked, {changed} lockfiles changed ({elapsed:.2}s)",

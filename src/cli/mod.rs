@@ -4,14 +4,17 @@
 //! with their location and hint.
 
 mod args;
+mod changes;
 mod diagnostic;
 mod drift;
 mod export;
 mod freeze;
 mod graph;
 mod images;
+pub mod man;
 pub(crate) mod output;
 mod plan;
+pub(crate) mod reports;
 mod rewrite;
 mod verify;
 
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
 
 /// Runs one parsed command line.
 pub fn run(opts: &Opts, printer: &Printer) -> anyhow::Result<Outcome> {
+    refuse_format(&opts.command, opts.global.format)?;
     match &opts.command {
         Command::Completions { shell } => {
             let mut cmd = Opts::command();
@@ -67,18 +71,19 @@ pub fn run(opts: &Opts, printer: &Printer) -> anyhow::Result<Outcome> {
             printer.data_bytes(&out)?;
             Ok(Outcome::Clean)
         }
-        Command::Man => {
-            let mut out = Vec::new();
-            clap_mangen::Man::new(Opts::command()).render(&mut out)?;
-            for sub in Opts::command().get_subcommands() {
-                if sub.is_hide_set() {
-                    continue;
+        Command::Man(args) => {
+            match &args.dir {
+                Some(dir) => {
+                    for path in man::write_pages(dir)? {
+                        printer.status(&format!("wrote {}", output::display_path(&path)));
+                    }
                 }
-                let name = format!("imagelock-{}", sub.get_name());
-                clap_mangen::Man::new(sub.clone().name(name).version(env!("CARGO_PKG_VERSION")))
-                    .render(&mut out)?;
+                None => {
+                    for (_, page) in man::pages()? {
+                        printer.data_bytes(&page)?;
+                    }
+                }
             }
-            printer.data_bytes(&out)?;
             Ok(Outcome::Clean)
         }
         Command::Drift(args) => drift::run(opts, args, printer),
@@ -89,6 +94,26 @@ pub fn run(opts: &Opts, printer: &Printer) -> anyhow::Result<Outcome> {
         Command::Rewrite(args) => rewrite::run(opts, args, printer),
         Command::Verify(args) => verify::run(opts, args, printer),
     }
+}
+
+/// Commands that print only one kind of thing refuse `--format` for any
+/// other, rather than ignoring it (the others check their own formats).
+fn refuse_format(command: &Command, format: OutputFormat) -> anyhow::Result<()> {
+    let what = match command {
+        Command::Rewrite(_) => "prints diffs and status lines only",
+        Command::Export(_) => "writes what `--to` names",
+        Command::Completions { .. } => "prints a shell script",
+        Command::Man(_) => "prints roff",
+        _ => return Ok(()),
+    };
+    if format != OutputFormat::Human {
+        anyhow::bail!(
+            "`imagelock {}` has no `{}` output: it {what}\nhint: leave out `--format`",
+            command.name(),
+            format.name()
+        );
+    }
+    Ok(())
 }
 
 /// The configuration for a command: `--config`, else `imagelock.toml` found

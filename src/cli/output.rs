@@ -17,10 +17,11 @@ impl Printer {
         let color = match opts.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && io::stderr().is_terminal()
-            }
+            ColorChoice::Auto => auto_color(
+                std::env::var_os("NO_COLOR"),
+                std::env::var_os("FORCE_COLOR"),
+                io::stderr().is_terminal(),
+            ),
         };
         Self {
             color,
@@ -123,6 +124,22 @@ impl Printer {
     }
 }
 
+/// Colour with `--color auto`: never when `NO_COLOR` is set and not
+/// empty (no-color.org); always when `FORCE_COLOR` is (force-color.org);
+/// else when stderr is a terminal. `--color always` and `never` win over
+/// both.
+fn auto_color(
+    no_color: Option<std::ffi::OsString>,
+    force_color: Option<std::ffi::OsString>,
+    terminal: bool,
+) -> bool {
+    let set = |v: &Option<std::ffi::OsString>| v.as_ref().is_some_and(|v| !v.is_empty());
+    if set(&no_color) {
+        return false;
+    }
+    set(&force_color) || terminal
+}
+
 /// The hint of a located error from the library, which its `Display` leaves out.
 fn located_hint(err: &anyhow::Error) -> Option<String> {
     use crate::config::ConfigError;
@@ -160,4 +177,21 @@ pub fn display_path(path: &std::path::Path) -> String {
     rel.to_string_lossy()
         .trim_start_matches("./")
         .replace('\\', "/")
+}
+
+#[cfg(test)]
+mod color_tests {
+    use super::auto_color;
+
+    #[test]
+    fn no_color_then_force_color_then_the_terminal() {
+        let on = Some("1".into());
+        let empty = Some("".into());
+        assert!(!auto_color(on.clone(), on.clone(), true));
+        assert!(auto_color(None, on.clone(), false));
+        assert!(auto_color(empty.clone(), on, false));
+        assert!(!auto_color(None, empty, false));
+        assert!(auto_color(None, None, true));
+        assert!(!auto_color(None, None, false));
+    }
 }

@@ -14,6 +14,7 @@
 //! | `gone`     | high     | the locked pip file is no longer on its index |
 //! | `broken`   | high     | the locked conda file is no longer in its channel's repodata (removed or marked broken) |
 //! | `unresolvable` | high | freeze would fail now (the reason is the detail); bases, the index and the inputs are still checked, newer versions are not |
+//! | `vulnerable` | high   | the index publishes security advisories for the locked version of a pip package (PyPI's JSON API: OSV ids, aliases, fixed versions) |
 //! | `unpinned` | info     | an install step of the definition asks for specs that are not exact pins, so the lock is the only thing keeping it reproducible |
 //!
 //! `--fail-on any` fails on every kind but `unpinned` (a property of the
@@ -29,11 +30,14 @@
 //!                            "locked": "2.32.3", "latest": "2.32.4"}]}]}
 //! ```
 //!
-//! Every finding has `kind` and `severity`; `package` (with `ecosystem`,
+//! Every finding has `id` (the same from run to run while the finding is:
+//! image, kind, subject and what the lock has), `kind` and `severity`, and
+//! `at` (`file:line` of the definition) where it is about a line; `package` (with `ecosystem`,
 //! `pip` or `conda`, and for conda the `channel` name) or `base` names what
 //! drifted; `locked`, `latest` and
 //! `detail` are present when they mean something for the kind.
 
+pub mod advisories;
 pub mod report;
 mod run;
 
@@ -96,6 +100,49 @@ pub fn sort_findings(findings: &mut [Finding]) {
             &b.expected,
         ))
     });
+}
+
+/// Gives each finding the definition line it is about (`step`, as verify's
+/// findings have it), where there is one: the install step that locked the
+/// package (outdated, yanked, gone, broken, vulnerable), the `FROM` of a moved base,
+/// the step with unpinned specs. Stale and unresolvable findings are about
+/// the image as a whole and keep none.
+pub fn locate(findings: &mut [Finding], job: &ImageJob, locked: &LockedImage) {
+    let definition = locked.image.definition.to_string();
+    let text = std::fs::read_to_string(&job.definition.path).unwrap_or_default();
+    let line_at = |offset: usize| -> Option<usize> {
+        (offset <= text.len() && !text.is_empty())
+            .then(|| text[..offset].bytes().filter(|b| *b == b'\n').count() + 1)
+    };
+    for f in findings.iter_mut().filter(|f| f.step.is_none()) {
+        f.step = match (f.kind, f.ecosystem) {
+            (Kind::Outdated | Kind::Yanked | Kind::Gone | Kind::Vulnerable, Ecosystem::Pip) => {
+                locked
+                    .steps
+                    .iter()
+                    .find(|s| s.pypi.iter().any(|p| p.name.as_str() == f.name))
+                    .map(|s| format!("{}:{}", s.file, s.line))
+            }
+            (Kind::Outdated | Kind::Broken, Ecosystem::Conda) => locked
+                .steps
+                .iter()
+                .find(|s| s.conda.iter().any(|p| p.name.as_str() == f.name))
+                .map(|s| format!("{}:{}", s.file, s.line)),
+            (Kind::Base, _) => locked
+                .stages
+                .iter()
+                .find(|s| s.base.as_str() == f.name)
+                .and_then(|s| job.definition.stages.get(s.index as usize))
+                .and_then(|s| line_at(s.span.start))
+                .map(|line| format!("{definition}:{line}")),
+            (Kind::Unpinned, _) => f
+                .detail
+                .as_deref()
+                .and_then(|d| d.rsplit_once(" line "))
+                .map(|(_, line)| format!("{definition}:{line}")),
+            _ => None,
+        };
+    }
 }
 
 /// A finding saying freeze would fail now, and why.

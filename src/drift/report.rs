@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 pub use crate::verify::Render;
-use crate::verify::{Ecosystem, Finding, FindingKind as Kind, Report, Severity};
+use crate::verify::{Ecosystem, Finding, FindingKind as Kind, Report, Severity, md_cell};
 
 /// A plain table for the terminal.
 pub struct Table;
@@ -123,7 +123,7 @@ impl Render for Table {
 
 /// A link to the package's page, when the ecosystem has one.
 fn package_link(f: &Finding) -> String {
-    let name = &f.name;
+    let name = &md_cell(&f.name);
     // Unpinned specs are written text, not names.
     if f.kind == Kind::Unpinned {
         return format!("`{name}`");
@@ -143,7 +143,7 @@ impl Render for Markdown {
     fn render(&self, report: &Report) -> String {
         let mut out = format!("**imagelock drift**: {}\n", summary(report));
         for image in &report.images {
-            let _ = write!(out, "\n### {}\n\n", image.image);
+            let _ = write!(out, "\n### {}\n\n", md_cell(&image.image));
             if image.findings.is_empty() {
                 out.push_str("No drift.\n");
                 continue;
@@ -166,12 +166,8 @@ impl Render for Markdown {
                         out,
                         "| {} | {} | {} |",
                         package_link(f),
-                        change(f).replace('|', "\\|"),
-                        f.detail
-                            .clone()
-                            .unwrap_or_default()
-                            .replace('|', "\\|")
-                            .replace('\n', "<br>")
+                        md_cell(&change(f)),
+                        md_cell(f.detail.as_deref().unwrap_or_default())
                     );
                 }
                 out.push_str("\n</details>\n");
@@ -190,7 +186,11 @@ impl Render for Json {
                 .iter()
                 .map(|i| JsonImage {
                     name: &i.image,
-                    findings: i.findings.iter().map(JsonFinding::of).collect(),
+                    findings: i
+                        .findings
+                        .iter()
+                        .map(|f| JsonFinding::of(&i.image, f))
+                        .collect(),
                 })
                 .collect(),
         };
@@ -222,6 +222,9 @@ struct JsonImage<'a> {
 /// name, `locked` and `latest` for what the lock has and what is there now.
 #[derive(Serialize)]
 struct JsonFinding<'a> {
+    /// Stays the same from run to run while the finding does (SARIF's
+    /// fingerprint): a scheduled job can tell new findings from old.
+    id: String,
     kind: Kind,
     severity: Severity,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -238,12 +241,16 @@ struct JsonFinding<'a> {
     latest: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
+    /// The definition line the finding is about (`file:line`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at: Option<&'a str>,
 }
 
 impl<'a> JsonFinding<'a> {
-    fn of(f: &'a Finding) -> Self {
+    fn of(image: &str, f: &'a Finding) -> Self {
         let package = matches!(f.ecosystem, Ecosystem::Pip | Ecosystem::Conda);
         JsonFinding {
+            id: f.id(image, None),
             kind: f.kind,
             severity: f.severity(),
             ecosystem: package.then(|| f.ecosystem.as_str()),
@@ -253,6 +260,7 @@ impl<'a> JsonFinding<'a> {
             locked: f.expected.as_deref(),
             latest: f.found.as_deref(),
             detail: f.detail.as_deref(),
+            at: f.step.as_deref(),
         }
     }
 }

@@ -90,6 +90,7 @@ pub fn run(
         let mut reports = Vec::new();
         let mut warnings = Vec::new();
         for job in &jobs {
+            let start = std::time::Instant::now();
             progress.checking(&job.config.name);
             // Nothing is written: the fresh lock is only compared.
             let (image, failure) =
@@ -113,7 +114,12 @@ pub fn run(
                     annotate_newest(&mut findings, &index.newest);
                     findings.extend(index.findings);
                     findings.extend(channel_findings(config, &resolvers, locked).await?);
+                    let advisories =
+                        super::advisories::advisories(config, &resolvers, locked).await;
+                    findings.extend(advisories.findings);
+                    warnings.extend(advisories.warnings);
                     sort_findings(&mut findings);
+                    super::locate(&mut findings, job, locked);
                     findings
                 }
                 None => {
@@ -133,6 +139,7 @@ pub fn run(
                 shown(&job.lock_path),
             );
             report.findings = findings;
+            report.elapsed = Some(start.elapsed());
             reports.push(report);
             progress.checked();
             if let Some(image) = image {

@@ -139,6 +139,7 @@ pub struct LockedStep {
     /// 1-based line of the command.
     pub line: u32,
     /// The command as written (one line; no control characters).
+    #[cfg_attr(test, schemars(schema_with = "one_line_schema"))]
     pub command: String,
     /// `pip`, `uv-pip`, `conda`, `mamba`, `micromamba`, `apt-get`, `dnf`…
     pub manager: Token,
@@ -146,10 +147,12 @@ pub struct LockedStep {
     pub action: Token,
     /// Where it installs: a conda prefix or environment, or a Python.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, schemars(schema_with = "one_line_schema"))]
     pub target: Option<String>,
     /// The specs the command asks for, as written after expansion
     /// (including those read from requirements or environment files).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(test, schemars(schema_with = "one_lines_schema"))]
     pub requested: Vec<String>,
     /// Conda channels in priority order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -164,6 +167,18 @@ pub struct LockedStep {
     pub conda: Vec<CondaPackage>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pypi: Vec<PypiPackage>,
+}
+
+/// Free text the reader takes on one line, without control characters.
+#[cfg(test)]
+fn one_line_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f]*$" })
+}
+
+#[cfg(test)]
+fn one_lines_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let item = one_line_schema(g);
+    schemars::json_schema!({ "type": "array", "items": item })
 }
 
 fn yes() -> bool {

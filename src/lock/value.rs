@@ -42,6 +42,34 @@ fn is_token(text: &str) -> bool {
     !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
+/// The JSON Schema of a lock string type: the grammar its check enforces,
+/// as far as a pattern can say it, so the schema refuses what the reader
+/// refuses.
+#[cfg(test)]
+fn string_schema(type_name: &str) -> schemars::Schema {
+    // No control characters (U+0000–U+001F, U+007F), no whitespace.
+    const WORD: &str = "^[^\\s\\u0000-\\u001f\\u007f]+$";
+    let pattern = match type_name {
+        "Sha256" => "^[0-9a-f]{64}$",
+        "Md5" => "^[0-9a-f]{32}$",
+        "PypiName" => "^[a-z0-9]+(-[a-z0-9]+)*$",
+        "CondaName" => "^[a-z0-9_.-]+$",
+        "CondaBuild" => "^[A-Za-z0-9_.+]+$",
+        "Subdir" => "^[a-z0-9_-]+$",
+        "Token" => "^[^-\\s\\u0000-\\u001f\\u007f][^\\s\\u0000-\\u001f\\u007f]*$",
+        "PypiVersion" | "CondaVersion" => WORD,
+        "RepoPath" => {
+            return schemars::json_schema!({
+                "type": "string",
+                "pattern": "^[^/\\\\\\u0000-\\u001f\\u007f]+(/[^/\\\\\\u0000-\\u001f\\u007f]+)*$",
+                "not": { "pattern": "(^|/)\\.\\.?(/|$)" }
+            });
+        }
+        _ => "^[^\\u0000-\\u001f\\u007f]+$",
+    };
+    schemars::json_schema!({ "type": "string", "pattern": pattern })
+}
+
 macro_rules! lock_string {
     ($(#[$doc:meta])* $name:ident, $check:expr) => {
         $(#[$doc])*
@@ -165,7 +193,7 @@ macro_rules! lock_string {
                 stringify!($name).into()
             }
             fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-                schemars::json_schema!({ "type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f]+$" })
+                string_schema(stringify!($name))
             }
         }
     };

@@ -48,11 +48,14 @@ pub enum FindingKind {
     Unresolvable,
     /// An install step asks for specs that are not exact pins.
     Unpinned,
+    /// The index publishes security advisories for the locked version.
+    Vulnerable,
 }
 
 impl FindingKind {
     /// The kinds `drift` reports, in report order.
-    pub const DRIFT: [FindingKind; 8] = [
+    pub const DRIFT: [FindingKind; 9] = [
+        FindingKind::Vulnerable,
         FindingKind::Stale,
         FindingKind::Base,
         FindingKind::Outdated,
@@ -62,6 +65,56 @@ impl FindingKind {
         FindingKind::Unresolvable,
         FindingKind::Unpinned,
     ];
+
+    /// Every kind, verify's then drift's: the rules of a SARIF report.
+    pub const ALL: [FindingKind; 17] = [
+        FindingKind::BaseMismatch,
+        FindingKind::Missing,
+        FindingKind::VersionDiffers,
+        FindingKind::BuildDiffers,
+        FindingKind::HashDiffers,
+        FindingKind::WheelTagIncompatible,
+        FindingKind::SourceDiffers,
+        FindingKind::NotLocked,
+        FindingKind::Stale,
+        FindingKind::Base,
+        FindingKind::Outdated,
+        FindingKind::Yanked,
+        FindingKind::Gone,
+        FindingKind::Broken,
+        FindingKind::Unresolvable,
+        FindingKind::Unpinned,
+        FindingKind::Vulnerable,
+    ];
+
+    /// What a finding of this kind means, one sentence.
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            Self::BaseMismatch => "The image is not built on the locked base's layers.",
+            Self::Missing => "A locked package is not in the image.",
+            Self::VersionDiffers => "A locked package is in the image in another version.",
+            Self::BuildDiffers => "A locked conda package is in the image in another build.",
+            Self::HashDiffers => "A locked conda package's record names another artifact.",
+            Self::WheelTagIncompatible => {
+                "A Python distribution was installed from a wheel for another platform than the locked one."
+            }
+            Self::SourceDiffers => {
+                "A direct URL, VCS or path requirement was installed from elsewhere than the lock says."
+            }
+            Self::NotLocked => {
+                "A package installed by conda or pip is neither locked nor in the base image."
+            }
+            Self::Stale => "The definition or a file it reads changed since the lock was made.",
+            Self::Base => "A base tag now names another digest.",
+            Self::Outdated => "Freeze would now choose a newer version of a locked package.",
+            Self::Yanked => "The locked pip file is yanked on its index.",
+            Self::Gone => "The locked pip file is no longer on its index.",
+            Self::Broken => "The locked conda file is no longer in its channel's repodata.",
+            Self::Unresolvable => "Freeze would fail now.",
+            Self::Unpinned => "An install step asks for specs that are not exact pins.",
+            Self::Vulnerable => "The index publishes security advisories for the locked version.",
+        }
+    }
 
     /// The name used in reports (`version-differs`, `outdated`).
     pub const fn as_str(self) -> &'static str {
@@ -82,6 +135,7 @@ impl FindingKind {
             Self::Broken => "broken",
             Self::Unresolvable => "unresolvable",
             Self::Unpinned => "unpinned",
+            Self::Vulnerable => "vulnerable",
         }
     }
 
@@ -98,7 +152,8 @@ impl FindingKind {
             | Self::Yanked
             | Self::Gone
             | Self::Broken
-            | Self::Unresolvable => Severity::High,
+            | Self::Unresolvable
+            | Self::Vulnerable => Severity::High,
             Self::NotLocked | Self::Stale | Self::Base => Severity::Medium,
             Self::Outdated => Severity::Low,
             Self::Unpinned => Severity::Info,
@@ -202,6 +257,41 @@ impl Finding {
     pub fn severity(&self) -> Severity {
         self.kind.severity()
     }
+
+    /// The definition file and line the finding is about, from its `step`
+    /// (`file:line`); `None` when it has no step.
+    pub fn place(&self) -> Option<(&str, u32)> {
+        let (file, line) = self.step.as_deref()?.rsplit_once(':')?;
+        Some((file, line.parse().ok()?))
+    }
+
+    /// An id that stays the same from run to run while the finding is the
+    /// same: the image, the platform (verify), the kind, the ecosystem, the
+    /// name and what the lock has. What is found now is left out, so an
+    /// outdated package keeps its id while newer versions come out, and a
+    /// finding of the next lock gets a new one.
+    pub fn id(&self, image: &str, platform: Option<&str>) -> String {
+        finding_id(&[
+            image,
+            platform.unwrap_or(""),
+            self.kind.as_str(),
+            self.ecosystem.as_str(),
+            &self.name,
+            self.expected.as_deref().unwrap_or(""),
+        ])
+    }
+}
+
+/// A stable id of a finding from the parts that name it: the first 16
+/// bytes of their SHA-256, in hex.
+pub fn finding_id(parts: &[&str]) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0u8]);
+    }
+    hex::encode(&hasher.finalize()[..16])
 }
 
 /// What was found for one image.
@@ -228,6 +318,13 @@ pub struct ImageReport {
     /// What a SIF (`verify --image sif:…`) says about itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sif: Option<super::SifReport>,
+    /// How long checking the image took (the `time` of JUnit reports).
+    #[serde(skip)]
+    pub elapsed: Option<std::time::Duration>,
+    /// The directory the lock's paths are relative to (the configuration's),
+    /// so reports can name files as CI sees them.
+    #[serde(skip)]
+    pub root: Option<std::path::PathBuf>,
 }
 
 impl ImageReport {
@@ -242,6 +339,17 @@ impl ImageReport {
             platforms: Vec::new(),
             findings: Vec::new(),
             sif: None,
+            elapsed: None,
+            root: None,
+        }
+    }
+
+    /// A file the lock names (a step's `file`), as a path from the current
+    /// directory.
+    pub fn path_of(&self, file: &str) -> String {
+        match &self.root {
+            Some(root) => super::shown(&root.join(file)),
+            None => file.to_string(),
         }
     }
 

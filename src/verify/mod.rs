@@ -3,13 +3,16 @@
 //! [`checks`] compares a built image, platform by platform; [`stale`] tells
 //! whether a lock is current for its definition; [`finding`] is the
 //! vocabulary of findings and reports `drift` shares; [`report`] renders
-//! verify's results (human, JSON, JUnit) through its [`Render`] trait.
+//! verify's results (human, JSON), [`junit`] and [`sarif`] verify's and
+//! drift's, through its [`Render`] trait.
 //! Nothing here prints.
 
 pub mod checks;
 pub mod finding;
 mod image;
+pub mod junit;
 pub mod report;
+pub mod sarif;
 pub mod stale;
 
 pub use checks::{LockedBaseLayers, built_from, check_platform, locked_base_layers, on_parent};
@@ -18,7 +21,9 @@ pub use finding::{
 };
 pub(crate) use image::shown;
 pub use image::{Verified, VerifyError, verify_image, verify_lock};
-pub use report::{PrintHuman, PrintJson, PrintJunit};
+pub use junit::{JunitFlavour, JunitRun, PrintJunit, junit_error};
+pub use report::{PrintHuman, PrintJson, PrintMarkdown, md_cell};
+pub use sarif::{PrintSarif, sarif_error};
 pub use stale::{Staleness, check_lock};
 
 /// Version of the JSON report's schema (see [`report::PrintJson`]).

@@ -36,10 +36,9 @@ pub struct PrintHuman;
 /// ```
 pub struct PrintJson;
 
-/// JUnit XML for CI test views: a testsuite per image, a testcase per
-/// platform and check (base, conda, pip, not locked), or one testcase
-/// "lock is current" without an image.
-pub struct PrintJunit;
+/// Markdown for a job summary or a pull-request comment: a line for the
+/// run, then a table of problems per image (`|` escaped in every cell).
+pub struct PrintMarkdown;
 
 impl Render for PrintHuman {
     fn render(&self, report: &Report) -> String {
@@ -219,6 +218,73 @@ pub fn describe(f: &Finding) -> String {
     }
 }
 
+/// Text for one cell of a markdown table: `|` escaped, lines joined.
+pub fn md_cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', "<br>")
+}
+
+impl Render for PrintMarkdown {
+    fn render(&self, report: &Report) -> String {
+        let n = report.images.len();
+        let dirty = report.images.iter().filter(|i| !i.is_clean()).count();
+        let problems: usize = report.images.iter().map(ImageReport::problems).sum();
+        let mut out = if dirty == 0 {
+            format!("**imagelock verify**: {n} image{} clean\n", plural(n))
+        } else {
+            format!(
+                "**imagelock verify**: {problems} problem{} in {dirty} of {n} image{}\n",
+                plural(problems),
+                plural(n)
+            )
+        };
+        for image in &report.images {
+            let _ = write!(out, "\n### {}\n\n", md_cell(&image.image));
+            if image.is_clean() {
+                let what = if image.reference.is_some() {
+                    "matches its lock"
+                } else {
+                    "the lock is current"
+                };
+                let _ = writeln!(out, "✅ {what}");
+                continue;
+            }
+            out.push_str("| platform | kind | what | where |\n|---|---|---|---|\n");
+            for s in &image.stale {
+                let _ = writeln!(
+                    out,
+                    "| | stale | {} | `{}` |",
+                    md_cell(&s.describe()),
+                    md_cell(&image.lock)
+                );
+            }
+            if image.sif.as_ref().is_some_and(SifReport::is_problem) {
+                let _ = writeln!(
+                    out,
+                    "| | sif-definition-differs | the SIF was built from another definition | `{}` |",
+                    md_cell(&image.definition)
+                );
+            }
+            for p in &image.platforms {
+                for f in &p.findings {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} {} | {} |",
+                        md_cell(&p.platform),
+                        f.kind.as_str(),
+                        f.ecosystem.as_str(),
+                        md_cell(&describe(f)),
+                        f.step
+                            .as_deref()
+                            .map(|s| format!("`{}`", md_cell(s)))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
 impl Render for PrintJson {
     fn render(&self, report: &Report) -> String {
         let value = serde_json::json!({
@@ -230,140 +296,6 @@ impl Render for PrintJson {
         s.push('\n');
         s
     }
-}
-
-impl Render for PrintJunit {
-    fn render(&self, report: &Report) -> String {
-        let mut suites = String::new();
-        let (mut all_tests, mut all_failures) = (0, 0);
-        for image in &report.images {
-            let mut cases = Vec::new();
-            {
-                let body: Vec<String> = image.stale.iter().map(|s| s.describe()).collect();
-                cases.push(Case {
-                    class: image.image.clone(),
-                    name: "lock is current".into(),
-                    failure: (!body.is_empty()).then(|| {
-                        (
-                            format!("the lock of {} is stale", image.image),
-                            body.join("\n"),
-                        )
-                    }),
-                    skipped: None,
-                });
-            }
-            for p in &image.platforms {
-                let class = format!("{}.{}", image.image, p.platform);
-                let groups: [Group<'_>; 4] = [
-                    (
-                        "base",
-                        &|f| f.kind == FindingKind::BaseMismatch,
-                        (!p.checked.base).then_some("the base could not be checked"),
-                    ),
-                    (
-                        "conda packages",
-                        &|f| f.ecosystem == Ecosystem::Conda && f.kind != FindingKind::NotLocked,
-                        None,
-                    ),
-                    (
-                        "pip packages",
-                        &|f| f.ecosystem == Ecosystem::Pip && f.kind != FindingKind::NotLocked,
-                        None,
-                    ),
-                    (
-                        "no packages outside the lock",
-                        &|f| f.kind == FindingKind::NotLocked,
-                        (!p.checked.not_locked).then_some("the base's packages are unknown"),
-                    ),
-                ];
-                for (name, pick, skipped) in groups {
-                    let lines: Vec<String> = p
-                        .findings
-                        .iter()
-                        .filter(|f| pick(f))
-                        .map(|f| format!("{}  {}", f.ecosystem.as_str(), describe(f)))
-                        .collect();
-                    cases.push(Case {
-                        class: class.clone(),
-                        name: name.into(),
-                        failure: (!lines.is_empty()).then(|| {
-                            (
-                                format!("{} problem{}", lines.len(), plural(lines.len())),
-                                lines.join("\n"),
-                            )
-                        }),
-                        skipped: if lines.is_empty() { skipped } else { None },
-                    });
-                }
-            }
-            let failures = cases.iter().filter(|c| c.failure.is_some()).count();
-            let skipped = cases.iter().filter(|c| c.skipped.is_some()).count();
-            all_tests += cases.len();
-            all_failures += failures;
-            let _ = writeln!(
-                suites,
-                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">",
-                xml(&image.image),
-                cases.len()
-            );
-            for c in cases {
-                let _ = write!(
-                    suites,
-                    "    <testcase classname=\"{}\" name=\"{}\"",
-                    xml(&c.class),
-                    xml(&c.name)
-                );
-                match (c.failure, c.skipped) {
-                    (Some((message, body)), _) => {
-                        let _ = writeln!(
-                            suites,
-                            ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-                            xml(&message),
-                            xml(&body)
-                        );
-                    }
-                    (None, Some(why)) => {
-                        let _ = writeln!(
-                            suites,
-                            ">\n      <skipped message=\"{}\"/>\n    </testcase>",
-                            xml(why)
-                        );
-                    }
-                    (None, None) => suites.push_str("/>\n"),
-                }
-            }
-            suites.push_str("  </testsuite>\n");
-        }
-        format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"imagelock verify\" tests=\"{all_tests}\" failures=\"{all_failures}\">\n{suites}</testsuites>\n"
-        )
-    }
-}
-
-/// A check's name, which findings belong to it, and why it was skipped.
-type Group<'a> = (&'a str, &'a dyn Fn(&Finding) -> bool, Option<&'a str>);
-
-struct Case<'a> {
-    class: String,
-    name: String,
-    failure: Option<(String, String)>,
-    skipped: Option<&'a str>,
-}
-
-fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -403,8 +335,25 @@ mod tests {
                 }],
                 sif: None,
                 findings: vec![],
+                elapsed: None,
+                root: None,
             }],
         }
+    }
+
+    #[test]
+    fn markdown_escapes_pipes_in_cells() {
+        let mut report = sample();
+        report.images[0].platforms[0].findings[0].found = Some("2.3.3|evil".into());
+        let md = PrintMarkdown.render(&report);
+        assert!(md.contains("image has 2.3.3\\|evil"), "{md}");
+        let row = md.lines().find(|l| l.contains("numpy")).unwrap();
+        // Five cell borders: the escaped pipe is not one.
+        assert_eq!(
+            row.matches('|').count() - row.matches("\\|").count(),
+            5,
+            "{row}"
+        );
     }
 
     #[test]
@@ -413,15 +362,5 @@ mod tests {
         driver linux/amd64  pip  numpy: lock has 2.3.4 (step driver/Dockerfile:12), image has 2.3.3
         1 problem in 1 of 1 image
         ");
-    }
-
-    #[test]
-    fn junit_escapes_and_counts() {
-        let x = PrintJunit.render(&sample());
-        assert!(x.contains("tests=\"5\" failures=\"1\""), "{x}");
-        assert!(
-            x.contains("<failure message=\"1 problem\">pip  numpy"),
-            "{x}"
-        );
     }
 }

@@ -60,6 +60,107 @@ fn completions_and_man_pages_come_from_the_definitions() {
 }
 
 #[test]
+fn man_dir_writes_a_page_per_command_with_the_environment() {
+    let dir = tempdir();
+    let (code, _, err) = run(imagelock()
+        .args(["man", "--dir"])
+        .arg(dir.path().join("man1")));
+    assert_eq!(code, 0, "{err}");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path().join("man1"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = COMMANDS
+        .iter()
+        .map(|c| format!("imagelock-{c}.1"))
+        .collect();
+    want.push("imagelock.1".into());
+    want.sort();
+    assert_eq!(names, want);
+    let page = std::fs::read_to_string(dir.path().join("man1/imagelock-verify.1")).unwrap();
+    assert!(page.contains(".TH imagelock-verify"), "{page}");
+    assert!(page.contains(".SH ENVIRONMENT"), "{page}");
+
+    // Every variable the code reads is in the ENVIRONMENT section.
+    let (_, main, _) = run(imagelock().arg("man"));
+    let section = &main[main
+        .find(".SH ENVIRONMENT")
+        .expect("an ENVIRONMENT section")..];
+    let read = env_reads(&crate::common::repo_root().join("src"));
+    assert!(read.contains("IMAGELOCK_CACHE_DIR"), "{read:?}");
+    for var in &read {
+        assert!(
+            section.contains(&format!("\\fB{var}"))
+                || section.contains(&format!(" {var}"))
+                || section.contains(&format!("{var},")),
+            "`{var}` is read by the code but not in the man page's ENVIRONMENT section"
+        );
+    }
+}
+
+/// The environment variables the code (not its tests) reads: `var_os("X")`,
+/// `var("X")` and clap's `env = "X"`, in each file up to its test module.
+fn env_reads(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(env_reads(&path));
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".rs") || name == "tests.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        for pat in ["var_os(\"", "var(\"", "env = \""] {
+            let mut rest = code;
+            while let Some(i) = rest.find(pat) {
+                rest = &rest[i + pat.len()..];
+                let var: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if !var.is_empty() && rest[var.len()..].starts_with('"') {
+                    out.insert(var);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn formats_a_command_does_not_have_are_refused() {
+    for (args, says) in [
+        (&["rewrite", "--format", "json"][..], "has no `json` output"),
+        (
+            &["export", "x", "--to", "sbom", "--format", "json"][..],
+            "has no `json` output",
+        ),
+        (&["man", "--format", "json"][..], "has no `json` output"),
+        (&["freeze", "--format", "sarif"][..], "cannot print `sarif`"),
+        (&["verify", "--format", "dot"][..], "cannot write `dot`"),
+        (
+            &["drift", "--output", "dot=x.dot"][..],
+            "cannot write `dot`",
+        ),
+        (&["verify", "--output", "sarif"][..], "is not FORMAT=PATH"),
+        (
+            &["verify", "--output", "yaml=x"][..],
+            "is not an output format",
+        ),
+    ] {
+        let dir = tempdir();
+        let (code, out, err) = run(imagelock().current_dir(dir.path()).args(args));
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn static_server_serves_etags_and_ranges() {
     let dir = tempdir();
     std::fs::create_dir_all(dir.path().join("simple/six")).unwrap();

@@ -222,27 +222,92 @@ fn pre_commit_hooks_run_for_real() {
     assert!(out.contains("Failed"), "{out}");
 }
 
-#[test]
-fn action_check_step_reports_on_the_examples() {
-    // The composite action's check step, run by bash as the runner would,
-    // on the example images (locked, not yet pinned).
+/// The composite action's check step, as the runner would run it.
+fn action_check_script() -> String {
     let action = std::fs::read_to_string(repo_root().join("action.yml")).unwrap();
     let step = action
         .split("    - name: Check\n")
         .nth(1)
         .expect("the action has a Check step");
-    let script: String = step
-        .split("      run: |\n")
+    step.split("      run: |\n")
         .nth(1)
         .unwrap()
         .lines()
         .take_while(|l| l.is_empty() || l.starts_with("        "))
         .map(|l| format!("{}\n", l.strip_prefix("        ").unwrap_or(l)))
-        .collect();
+        .collect()
+}
+
+/// A verify finding becomes an annotation on its file (from the SARIF
+/// report), and the verify report's table is in the job summary.
+#[test]
+fn action_turns_verify_findings_into_annotations() {
+    if !common::require_tool("jq", "apt-get install jq") {
+        return;
+    }
+    let tmp = common::tempdir();
+    let work = tmp.path().join("repo");
+    common::copy_dir(
+        &repo_root().join("fixtures/examples"),
+        &work.join("fixtures/examples"),
+    );
+    common::copy_dir(
+        &repo_root().join("fixtures/world"),
+        &work.join("fixtures/world"),
+    );
+    common::copy_dir(&repo_root().join("lockfiles"), &work.join("lockfiles"));
+    let dockerfile = work.join("fixtures/examples/driver/Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    std::fs::write(
+        &dockerfile,
+        format!("{text}LABEL org.example.edited=\"1\"\n"),
+    )
+    .unwrap();
+    let summary = tmp.path().join("summary.md");
+    let sarif = tmp.path().join("imagelock.sarif");
+    let (code, out, err) = run(Command::new("bash")
+        .args(["-c", &action_check_script()])
+        .current_dir(&work)
+        .env("PATH", path_with_imagelock())
+        .env("RUNNER_TEMP", tmp.path())
+        .env("GITHUB_OUTPUT", tmp.path().join("output"))
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("CONFIG", "fixtures/examples/imagelock.toml")
+        .env("PATHS", "")
+        .env("FREEZE_CHECK", "false")
+        .env("REWRITE_CHECK", "false")
+        .env("VERIFY", "true")
+        .env("IMAGES", "")
+        .env("PLATFORM", "")
+        .env("JUNIT", tmp.path().join("junit.xml"))
+        .env("SARIF", &sarif)
+        .env("SUMMARY", "true")
+        .env("IMAGELOCK_CACHE_DIR", tmp.path().join("cache")));
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with(
+            "::warning file=fixtures/examples/driver/Dockerfile,title=imagelock stale::driver: the inputs changed"
+        )),
+        "a finding becomes an annotation:\n{out}"
+    );
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        summary.contains("**imagelock verify**: 1 problem in 1 of 6 images")
+            && summary.contains("| | stale | the inputs changed"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn action_check_step_reports_on_the_examples() {
+    // The composite action's check step, run by bash as the runner would,
+    // on the example images (locked, not yet pinned).
+    let script = action_check_script();
     let tmp = common::tempdir();
     let out_file = tmp.path().join("output");
     let summary = tmp.path().join("summary.md");
     let junit = tmp.path().join("junit.xml");
+    let sarif = tmp.path().join("imagelock.sarif");
     let (code, out, err) = run(Command::new("bash")
         .args(["-c", &script])
         .current_dir(repo_root())
@@ -258,6 +323,7 @@ fn action_check_step_reports_on_the_examples() {
         .env("IMAGES", "")
         .env("PLATFORM", "")
         .env("JUNIT", &junit)
+        .env("SARIF", &sarif)
         .env("SUMMARY", "true")
         .env("IMAGELOCK_CACHE_DIR", tmp.path().join("cache")));
     // The examples are locked but not pinned: findings, exit 1.
@@ -282,11 +348,19 @@ fn action_check_step_reports_on_the_examples() {
         summary.contains("### Locks match their inputs: ✅ clean"),
         "{summary}"
     );
-    let junit = std::fs::read_to_string(&junit).unwrap();
     assert!(
-        junit.starts_with("<?xml") && junit.contains("<testsuite"),
-        "{junit}"
+        summary.contains("**imagelock verify**: 6 images clean"),
+        "the verify report's markdown is in the summary:\n{summary}"
     );
+    let text = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        text.starts_with("<?xml") && text.contains("<testsuite"),
+        "{text}"
+    );
+    if crate::reports::validators() {
+        crate::reports::assert_junit_common(&junit);
+        crate::reports::assert_sarif(&sarif);
+    }
 }
 
 #[test]

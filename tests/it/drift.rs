@@ -5,6 +5,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::common::{fixture, repo_root};
+use crate::reports;
 
 /// A copy of the examples, the world and the committed locks, laid out as
 /// in the repository, so tests can move tags and edit index pages.
@@ -90,6 +91,43 @@ fn move_python_tag(dir: &Path) {
     std::fs::write(&path, serde_json::to_string_pretty(&index).unwrap()).unwrap();
 }
 
+/// Points `python:3.11-slim` at a rebuild of its image: the same
+/// platforms and layers under an index with one more annotation, so another
+/// digest. Returns the new digest.
+fn rebuild_python_tag(dir: &Path) -> String {
+    use sha2::Digest;
+    let layout = dir.join("fixtures/world/images/docker.io/library/python");
+    let path = layout.join("index.json");
+    let mut index: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let name = |m: &Value| m["annotations"]["org.opencontainers.image.ref.name"].clone();
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| name(m) == "3.11-slim")
+        .unwrap()
+        .clone();
+    let old = entry["digest"].as_str().unwrap();
+    let blob = |digest: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let mut inner: Value = serde_json::from_slice(&std::fs::read(blob(old)).unwrap()).unwrap();
+    inner["annotations"]["org.example.rebuilt"] = "2".into();
+    let bytes = serde_json::to_vec(&inner).unwrap();
+    let new = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
+    std::fs::write(blob(&new), &bytes).unwrap();
+    for m in index["manifests"].as_array_mut().unwrap() {
+        if name(m) == "3.11-slim" {
+            m["digest"] = new.clone().into();
+            m["size"] = bytes.len().into();
+        }
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&index).unwrap()).unwrap();
+    new
+}
+
 fn page(dir: &Path, name: &str) -> (std::path::PathBuf, Value) {
     let path = dir.join(format!("fixtures/world/pypi/simple/{name}/index.json"));
     let v = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -141,6 +179,74 @@ fn touch_driver_definition(dir: &Path) {
     edit(&dir.join("fixtures/examples/driver/Dockerfile"), |t| {
         t + "LABEL org.example.drift=\"test\"\n"
     });
+}
+
+/// What a bot such as Renovate does to a pinned base: it replaces the
+/// digest in the `FROM` line when the tag moves. verify says the lock is
+/// stale and what to run; freeze accepts the new pin and re-locks, its JSON
+/// saying old → new for the pull request; then verify and `rewrite
+/// --check` pass, and the bot's line is kept as it wrote it.
+#[test]
+fn a_bot_bumping_a_pinned_digest_is_relocked_by_freeze() {
+    let dir = world_copy();
+    let imagelock = |args: &[&str]| {
+        crate::common::run(
+            crate::common::imagelock()
+                .current_dir(dir.path())
+                .env("IMAGELOCK_CACHE_DIR", dir.path().join("cache"))
+                .args(["--config", "fixtures/examples/imagelock.toml"])
+                .args(args),
+        )
+    };
+    let driver = "fixtures/examples/driver/Dockerfile";
+    let dockerfile = dir.path().join(driver);
+    // The repository keeps its definitions pinned.
+    let (code, _, err) = imagelock(&["rewrite", driver]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    let pin = "FROM python:3.11-slim@";
+    let at = text.find(pin).unwrap_or_else(|| panic!("pinned: {text}")) + pin.len();
+    let old = text[at..at + 71].to_string();
+    assert!(old.starts_with("sha256:"), "{old}");
+
+    // The tag moves to a rebuild; the bot writes the new digest into the
+    // FROM line.
+    let new = rebuild_python_tag(dir.path());
+    assert_ne!(old, new);
+    edit(&dockerfile, |t| t.replace(&old, &new));
+    let bumped = std::fs::read_to_string(&dockerfile).unwrap();
+
+    // verify: stale, and what to run.
+    let (code, out, err) = imagelock(&["verify", driver]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("imagelock freeze"), "{out}");
+
+    // freeze accepts the pin and re-locks; its summary says old → new.
+    let (code, out, err) = imagelock(&["--format", "json", "freeze", driver]);
+    assert_eq!(code, 0, "{err}");
+    if reports::validators() {
+        reports::assert_output_schema("freeze-changes", &out);
+    }
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["changed"], 1, "{summary:#}");
+    let image = &summary["images"][0];
+    assert_eq!(image["image"], "driver");
+    assert_eq!(
+        image["bases"],
+        serde_json::json!([{ "name": "docker.io/library/python:3.11-slim", "old": old, "new": new }]),
+        "{summary:#}"
+    );
+    let lock = std::fs::read_to_string(dir.path().join("lockfiles/driver.lock")).unwrap();
+    assert!(lock.contains(&format!("digest = \"{new}\"")), "{lock}");
+    let (code, out, _) = imagelock(&["--format", "markdown", "freeze", "--check", driver]);
+    assert_eq!(code, 0);
+    assert!(out.contains("0 of 1 lockfile would change"), "{out}");
+
+    let (code, out, err) = imagelock(&["verify", driver]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = imagelock(&["rewrite", "--check", driver]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(std::fs::read_to_string(&dockerfile).unwrap(), bumped);
 }
 
 #[test]
@@ -266,6 +372,88 @@ fn report_formats() {
             insta::assert_snapshot!(name, out);
         });
     }
+
+    ci_reports(dir.path());
+}
+
+/// SARIF and both JUnit flavours from one run, valid under their official
+/// schemas, each finding at its definition line, with the same
+/// fingerprints (and JSON ids) on the next run.
+fn ci_reports(dir: &Path) {
+    if !reports::validators() {
+        return;
+    }
+    let run = |tag: &str| {
+        let at = |f: &str| dir.join(format!("{tag}.{f}"));
+        let (code, out, err) = drift_in(
+            dir,
+            &[
+                "--format",
+                "json",
+                "--output",
+                &format!("sarif={}", at("sarif").display()),
+                "--output",
+                &format!("junit={}", at("junit").display()),
+                "--output",
+                &format!("junit-strict={}", at("junit-strict").display()),
+                "fixtures/examples/driver/Dockerfile",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        reports::assert_junit_strict(&at("junit-strict"));
+        reports::assert_junit_common(&at("junit"));
+        let sarif = reports::assert_sarif(&at("sarif"));
+        reports::assert_output_schema("drift-report", &out);
+        let json: Value = serde_json::from_str(&out).unwrap();
+        (sarif, json, std::fs::read_to_string(at("junit")).unwrap())
+    };
+    let (sarif, json, junit) = run("first");
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let find = |rule: &str, name: &str| {
+        results
+            .iter()
+            .find(|r| r["ruleId"] == rule && r["message"]["text"].as_str().unwrap().contains(name))
+            .unwrap_or_else(|| panic!("no {rule} {name} in {sarif:#}"))
+    };
+    let outdated = find("outdated", "certifi");
+    assert_eq!(outdated["level"], "note");
+    let place = &outdated["locations"][0]["physicalLocation"];
+    assert_eq!(
+        place["artifactLocation"]["uri"],
+        "fixtures/examples/driver/Dockerfile"
+    );
+    let line = place["region"]["startLine"].as_u64().unwrap() as usize;
+    let text = std::fs::read_to_string(dir.join("fixtures/examples/driver/Dockerfile")).unwrap();
+    let written = text.lines().nth(line - 1).unwrap();
+    assert!(written.contains("pip"), "line {line}: {written}");
+    assert_eq!(find("yanked", "certifi")["level"], "error");
+    let stale = find("stale", "");
+    assert!(
+        stale["locations"][0]["physicalLocation"]["region"].is_null(),
+        "{stale:#}"
+    );
+    assert!(
+        junit.contains("name=\"outdated\"") && junit.contains("<failure type=\"outdated\""),
+        "{junit}"
+    );
+    let ids: Vec<&Value> = json["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["id"])
+        .collect();
+    assert!(
+        ids.iter()
+            .all(|id| id.as_str().is_some_and(|s| s.len() == 32)),
+        "{json:#}"
+    );
+
+    let (again, json_again, _) = run("second");
+    assert_eq!(reports::fingerprints(&sarif), reports::fingerprints(&again));
+    assert_eq!(
+        json["images"][0]["findings"],
+        json_again["images"][0]["findings"]
+    );
 }
 
 #[test]
@@ -389,4 +577,125 @@ fn an_unreachable_index_is_trouble() {
     assert_eq!(code, 2, "{out}{err}");
     assert!(out.is_empty(), "{out}");
     assert!(err.contains("127.0.0.1:1"), "{err}");
+
+    // The reports CI reads say why, rather than being missing.
+    if !reports::validators() {
+        return;
+    }
+    let junit = dir.path().join("trouble.xml");
+    let strict = dir.path().join("trouble-strict.xml");
+    let sarif = dir.path().join("trouble.sarif");
+    let (code, _, _) = drift_in(
+        dir.path(),
+        &[
+            "--output",
+            &format!("junit={}", junit.display()),
+            "--output",
+            &format!("junit-strict={}", strict.display()),
+            "--output",
+            &format!("sarif={}", sarif.display()),
+            "fixtures/examples/driver/Dockerfile",
+        ],
+    );
+    assert_eq!(code, 2);
+    reports::assert_junit_common(&junit);
+    reports::assert_junit_strict(&strict);
+    let text = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        text.contains("<error type=\"trouble\"") && text.contains("127.0.0.1:1"),
+        "{text}"
+    );
+    let sarif = reports::assert_sarif(&sarif);
+    let run = &sarif["runs"][0]["invocations"][0];
+    assert_eq!(run["executionSuccessful"], false);
+    assert!(
+        run["toolExecutionNotifications"][0]["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:1")
+    );
+}
+
+/// Advisories from an index's JSON API: real PyPI answers recorded in
+/// `fixtures/pypi-json/` (see its README), served by a local server. A
+/// package with advisories is one `vulnerable` finding (aliases counted
+/// once, no fixed version said as such); one without none; one the API
+/// does not know is a warning, never silence; a local index is a warning.
+#[tokio::test]
+async fn advisories_from_the_index_json_api_are_vulnerable_findings() {
+    use imagelock::drift::advisories::advisories;
+    use imagelock::lock::LockedImage;
+
+    let root = crate::common::tempdir();
+    for (name, version) in [("pycrypto", "2.6.1"), ("six", "1.17.0")] {
+        let dir = root.path().join(format!("pypi/{name}/{version}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(fixture(&format!("pypi-json/{name}.json")), dir.join("json")).unwrap();
+    }
+    let server = crate::common::http::StaticServer::start(root.path());
+    let text = std::fs::read_to_string(fixture("lock/sample.lock")).unwrap();
+    let mut lock = LockedImage::from_toml(Path::new("sample.lock"), &text).unwrap();
+    let mut pip_step = lock
+        .steps
+        .iter()
+        .find(|s| s.pypi.iter().any(|p| !p.is_direct()))
+        .cloned()
+        .expect("the sample locks pip packages from an index");
+    let template = pip_step
+        .pypi
+        .iter()
+        .find(|p| !p.is_direct())
+        .unwrap()
+        .clone();
+    pip_step.pypi = [("pycrypto", "2.6.1"), ("six", "1.17.0"), ("idna", "3.20")]
+        .iter()
+        .map(|(name, version)| {
+            let mut p = template.clone();
+            p.name = name.parse().unwrap();
+            p.version = Some(version.parse().unwrap());
+            p
+        })
+        .collect();
+    pip_step.indexes = vec![format!("{}/simple", server.url()).parse().unwrap()];
+    // The same packages from a local directory index: not checkable.
+    let mut local_step = pip_step.clone();
+    local_step.indexes = vec!["../world/pypi/simple".parse().unwrap()];
+    lock.steps = vec![pip_step, local_step];
+
+    let config = imagelock::config::Config::zero(&[]);
+    let session = imagelock::freeze::steps::session(
+        &config,
+        false,
+        imagelock::freeze::steps::Limits::default(),
+        None,
+    )
+    .unwrap();
+    let found = advisories(&config, &session, &lock).await;
+    assert_eq!(found.findings.len(), 1, "{:?}", found.findings);
+    let f = &found.findings[0];
+    assert_eq!(f.kind.as_str(), "vulnerable");
+    assert_eq!(f.name, "pycrypto");
+    assert_eq!(f.expected.as_deref(), Some("2.6.1"));
+    assert_eq!(f.found, None, "pycrypto has no fixed version");
+    let detail = f.detail.as_deref().unwrap();
+    assert_eq!(detail.lines().count(), 2, "{detail}");
+    assert!(
+        detail.contains("CVE-2013-7459") && detail.contains("CVE-2018-6594"),
+        "{detail}"
+    );
+    assert!(detail.contains("no fixed version"), "{detail}");
+    let warnings = found.warnings.join("\n");
+    assert!(
+        warnings.contains("the advisories of idna 3.20 are unknown"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("packages from `../world/pypi/simple` are not checked"),
+        "{warnings}"
+    );
+    let asked: Vec<String> = server.seen().iter().map(|s| s.path.clone()).collect();
+    assert!(
+        asked.contains(&"/pypi/pycrypto/2.6.1/json".to_string()),
+        "{asked:?}"
+    );
 }

@@ -73,6 +73,36 @@ fn schema_rejects_broken_locks() {
     let mut json = as_json(&fixture("lock/sample.lock"));
     json.as_object_mut().unwrap().remove("version");
     assert!(!validator.is_valid(&json));
+    // What the reader refuses by value, the schema refuses too.
+    let sample = as_json(&fixture("lock/sample.lock"));
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 4] = [
+        ("version = 7", |j| j["version"] = 7.into()),
+        ("a digest that is a tag", |j| {
+            j["bases"][0]["digest"] = "latest".into()
+        }),
+        ("platform = amiga/68k", |j| {
+            j["bases"][0]["platforms"][0]["platform"] = "amiga/68k".into()
+        }),
+        ("an image platform amiga/68k", |j| {
+            j["image"]["platforms"][0] = "amiga/68k".into()
+        }),
+    ];
+    for (what, edit) in edits {
+        let mut json = sample.clone();
+        edit(&mut json);
+        assert!(!validator.is_valid(&json), "the schema takes {what}");
+    }
+    // Every lock of fixtures/bad/lock/ (which imagelock refuses, below).
+    let dir = repo_root().join("fixtures/bad/lock");
+    for path in crate::common::sorted_files(&dir) {
+        let json = as_json(&path);
+        assert!(
+            !validator.is_valid(&json),
+            "the schema takes {}, which imagelock refuses",
+            path.display()
+        );
+    }
 }
 
 /// Each lock in `fixtures/bad/lock/` (injected lines, short or non-hex

@@ -20,6 +20,7 @@ mod network;
 mod plan;
 mod pypi;
 mod registry;
+mod reports;
 mod rewrite;
 mod security;
 mod sif;

@@ -17,7 +17,7 @@ use imagelock::source::inputs::load_inputs;
 use imagelock::source::load::load_definition;
 use serde_json::Value;
 
-use crate::common;
+use crate::{common, reports};
 
 const PREP: &str = include_str!("verify/prep.py");
 const SITE: &str = "usr/lib/python3.11/site-packages";
@@ -523,7 +523,8 @@ fn verify_images_built_with_buildah() {
     let (_, json, _) = verify(&w, &cases[1].1, &["--format", "json"]);
     insta::assert_snapshot!("json", filtered(&w, &json));
     let (_, junit, _) = verify(&w, &cases[1].1, &["--format", "junit"]);
-    insta::assert_snapshot!("junit", filtered(&w, &junit));
+    insta::assert_snapshot!("junit", reports::stable_junit(&filtered(&w, &junit)));
+    ci_reports(&w, &cases[1].1);
 
     // The other sources agree on a failing image too.
     for s in other_sources(&w, &cases[0].1, "extra") {
@@ -531,6 +532,121 @@ fn verify_images_built_with_buildah() {
         let (_, want, _) = verify(&w, &cases[0].1, &[]);
         assert_eq!((c, o), (1, want), "{s}: {e}");
     }
+}
+
+/// One run writes every report (`--output`), each valid under its official
+/// schema, located at the definition line, with fingerprints that stay the
+/// same from run to run; a run that ends in trouble still writes JUnit and
+/// SARIF saying why.
+fn ci_reports(w: &World, reference: &str) {
+    if !reports::validators() {
+        return;
+    }
+    let dir = w.path("reports");
+    std::fs::create_dir_all(&dir).unwrap();
+    let at = |name: &str| dir.join(name).display().to_string();
+    let outputs = |tag: &str| -> Vec<String> {
+        ["sarif", "junit", "junit-strict", "markdown", "json"]
+            .iter()
+            .flat_map(|f| {
+                [
+                    "--output".to_string(),
+                    format!("{f}={}", at(&format!("{tag}.{f}"))),
+                ]
+            })
+            .collect()
+    };
+    let (_, plain, _) = verify(w, reference, &[]);
+    let (_, json, _) = verify(w, reference, &["--format", "json"]);
+    let first = outputs("first");
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let (code, human, err) = verify(w, reference, &first);
+    assert_eq!((code, &human), (1, &plain), "{err}");
+    assert_eq!(std::fs::read_to_string(at("first.json")).unwrap(), json);
+    reports::assert_output_schema("verify-report", &json);
+
+    let sarif = reports::assert_sarif(Path::new(&at("first.sarif")));
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{sarif:#}");
+    let r = &results[0];
+    assert_eq!(r["ruleId"], "version-differs");
+    assert_eq!(r["level"], "error");
+    let place = &r["locations"][0]["physicalLocation"];
+    assert_eq!(place["artifactLocation"]["uri"], "app/Dockerfile");
+    assert_eq!(place["region"]["startLine"], 3);
+    let rules: Vec<&str> = sarif["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"version-differs") && rules.contains(&"outdated"));
+
+    reports::assert_junit_strict(Path::new(&at("first.junit-strict")));
+    reports::assert_junit_common(Path::new(&at("first.junit")));
+    let junit = std::fs::read_to_string(at("first.junit")).unwrap();
+    assert!(
+        junit.contains(
+            "file=\"app/Dockerfile\" line=\"3\">\n      <failure type=\"version-differs\""
+        ),
+        "{junit}"
+    );
+    let markdown = std::fs::read_to_string(at("first.markdown")).unwrap();
+    assert!(
+        markdown.contains("| linux/amd64 | version-differs | pip tinypkg: lock has 1.0"),
+        "{markdown}"
+    );
+
+    // Several images in one run: each is checked and reported.
+    let (code, out, err) = verify(w, reference, &["--image", reference, "--format", "json"]);
+    assert_eq!(code, 1, "{err}");
+    let both: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(both["images"].as_array().unwrap().len(), 2, "{both:#}");
+    reports::assert_output_schema("verify-report", &out);
+
+    // Another run: the same finding has the same fingerprint.
+    let second = outputs("second");
+    let second: Vec<&str> = second.iter().map(String::as_str).collect();
+    verify(w, reference, &second);
+    let again = reports::assert_sarif(Path::new(&at("second.sarif")));
+    assert_eq!(reports::fingerprints(&sarif), reports::fingerprints(&again));
+
+    // Trouble: an image that is not there. Exit 2, and the reports say why.
+    let missing = format!("oci:{}:t", w.path("no-such-layout").display());
+    let (code, out, err) = verify(
+        w,
+        &missing,
+        &[
+            "--output",
+            &format!("junit={}", at("trouble.junit")),
+            "--output",
+            &format!("junit-strict={}", at("trouble.junit-strict")),
+            "--output",
+            &format!("sarif={}", at("trouble.sarif")),
+        ],
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    reports::assert_junit_strict(Path::new(&at("trouble.junit-strict")));
+    reports::assert_junit_common(Path::new(&at("trouble.junit")));
+    let junit = std::fs::read_to_string(at("trouble.junit")).unwrap();
+    assert!(
+        junit.contains("errors=\"1\"") && junit.contains("<error type=\"trouble\" message=\""),
+        "{junit}"
+    );
+    let first_line = err.lines().next().unwrap().trim_start_matches("error: ");
+    assert!(
+        junit.contains(&first_line[..first_line.len().min(30)]),
+        "{junit}\n{err}"
+    );
+    let sarif = reports::assert_sarif(Path::new(&at("trouble.sarif")));
+    assert_eq!(
+        sarif["runs"][0]["invocations"][0]["executionSuccessful"],
+        false
+    );
+    // `--format junit` on stdout says it too.
+    let (code, out, _) = verify(w, &missing, &["--format", "junit"]);
+    assert_eq!(code, 2);
+    assert!(out.contains("<error type=\"trouble\""), "{out}");
 }
 
 /// The same image through `oci-archive:`, `docker-archive:`, `docker://`
@@ -691,6 +807,21 @@ fn verify_without_an_image_finds_stale_locks() {
         .map(|s| s["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["steps-changed", "base-changed"]);
+    if reports::validators() {
+        reports::assert_output_schema("verify-report", &stdout);
+        // SARIF: each reason a result at the definition, without a line.
+        let sarif = tmp.path().join("stale.sarif");
+        let (code, _, err) = run(&["--output", &format!("sarif={}", sarif.display())]);
+        assert_eq!(code, 1, "{err}");
+        let sarif = reports::assert_sarif(&sarif);
+        let results = sarif["runs"][0]["results"].as_array().unwrap();
+        assert_eq!(results.len(), 2, "{sarif:#}");
+        for r in results {
+            assert_eq!(r["ruleId"], "stale");
+            let place = &r["locations"][0]["physicalLocation"];
+            assert_eq!(place["artifactLocation"]["uri"], "tool/Dockerfile");
+        }
+    }
 }
 
 fn filtered_hash(s: &str) -> String {
