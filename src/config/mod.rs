@@ -3,6 +3,7 @@
 //! Paths in the file are relative to the file's directory. Unknown keys and
 //! wrong types are errors that name the file, line and column.
 
+pub mod pip;
 pub mod read;
 pub mod redact;
 pub mod yaml;

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::config::pip::PipSettings;
 use crate::resolve::auth::CredentialStore;
 use crate::resolve::conda::{
     ChannelSettings, CondaIndex, CondaProgress, Condarc, ResolveCondaError,
@@ -26,6 +27,8 @@ pub enum SessionError {
     Conda(#[from] ResolveCondaError),
     #[error(transparent)]
     Pypi(#[from] PypiError),
+    #[error(transparent)]
+    Pip(#[from] crate::config::pip::PipSettingError),
 }
 
 /// How a session is set up.
@@ -60,6 +63,9 @@ pub struct Session {
     pub registry: Arc<Registry>,
     pub conda: CondaIndex,
     pub channels: ChannelSettings,
+    /// The host's pip settings (variables and pip.conf), the level below
+    /// `imagelock.toml`.
+    pub host_pip: PipSettings,
     pypi: Mutex<HashMap<ClientKey, Arc<IndexClient>>>,
     cache_dir: PathBuf,
     offline: bool,
@@ -100,7 +106,9 @@ impl Session {
             http.clone(),
         );
         let condarc = Condarc::load_from_env()?;
+        let host_pip = PipSettings::from_host(&|k| std::env::var(k).ok())?;
         Ok(Session {
+            host_pip,
             registry: Arc::new(registry),
             conda: CondaIndex::limited(
                 &config.cache_dir,

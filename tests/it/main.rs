@@ -22,5 +22,6 @@ mod pypi;
 mod registry;
 mod rewrite;
 mod security;
+mod settings;
 mod sif;
 mod verify;

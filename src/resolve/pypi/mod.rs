@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 pub use fetch::{FetchStats, Fetcher, Login, redact};
-pub use index_urls::{IndexUrls, PipSettings};
+pub use index_urls::{IndexUrls, PipLevels, PipSettings};
 
 use crate::solve::python::dist::{DistKind, parse_filename};
 use crate::solve::python::{

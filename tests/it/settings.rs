@@ -1,0 +1,302 @@
+//! Settings precedence: which pip index a step resolves against when the
+//! step, the image's ENV, `imagelock.toml` and the host each name one.
+//! Every index is a local server; the base is the world's python image.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::fixture;
+use crate::common::http::StaticServer;
+
+/// A project with one image `FROM python:3.11-slim` whose Dockerfile body is
+/// `body`, and `toml` appended to its imagelock.toml.
+fn project(body: &str, toml: &str) -> tempfile::TempDir {
+    let dir = crate::common::tempdir();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    std::fs::create_dir_all(dir.path().join("home")).unwrap();
+    std::fs::write(
+        dir.path().join("app/Dockerfile"),
+        format!("FROM python:3.11-slim\n{body}"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("imagelock.toml"),
+        format!(
+            "platforms = [\"linux/amd64\"]\n[images.app]\nfile = \"app/Dockerfile\"\n[registries.\"docker.io\"]\nlocation = \"oci:{}\"\n{toml}",
+            fixture("world/images/docker.io").display()
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+/// `imagelock freeze` in `dir` with a host environment of nothing but
+/// `vars`: no pip variable or file of the machine running the tests leaks in.
+fn freeze(dir: &Path, vars: &[(&str, String)]) -> (i32, String, String) {
+    let mut cmd: Command = crate::common::imagelock();
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PIP_") || k.starts_with("XDG_") || k == "VIRTUAL_ENV" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.current_dir(dir)
+        .env("HOME", dir.join("home"))
+        .env("XDG_CONFIG_DIRS", dir.join("no-global"))
+        .env("IMAGELOCK_CACHE_DIR", dir.join("cache"))
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .arg("freeze");
+    crate::common::run(&mut cmd)
+}
+
+/// The index the lock says the step used, and that it was asked.
+fn used(dir: &Path) -> Vec<String> {
+    let lock = imagelock::lock::LockedImage::read(&dir.join("lockfiles/app.lock")).unwrap();
+    lock.steps[0]
+        .indexes
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn index() -> StaticServer {
+    StaticServer::start(fixture("world/pypi"))
+}
+
+fn simple(s: &StaticServer) -> String {
+    format!("{}/simple", s.url())
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Regression: with `PIP_INDEX_URL` set on the host, freeze resolved
+/// against the public index (a dependency-confusion risk).
+#[test]
+fn pip_host_environment_is_used_when_nothing_above_sets_an_index() {
+    let host = index();
+    let dir = project("RUN pip install idna\n", "");
+    let (code, _, err) = freeze(dir.path(), &[("PIP_INDEX_URL", simple(&host))]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(used(dir.path()), [simple(&host)]);
+    assert!(!host.seen().is_empty());
+}
+
+/// The host's pip.conf, each in pip's order: the global file, the user
+/// files (legacy then XDG), the site file of `VIRTUAL_ENV`, then
+/// `PIP_CONFIG_FILE`, then the variables.
+#[test]
+fn pip_host_config_files_in_pips_order() {
+    let (global, legacy, user, site, env_file, var) =
+        (index(), index(), index(), index(), index(), index());
+    let dir = project("RUN pip install idna\n", "");
+    let d = dir.path();
+    let conf = |s: &StaticServer| format!("[global]\nindex-url = {}\n", simple(s));
+    write(&d.join("no-global/pip/pip.conf"), &conf(&global));
+    let (code, _, err) = freeze(d, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(used(d), [simple(&global)]);
+
+    write(&d.join("home/.pip/pip.conf"), &conf(&legacy));
+    let (code, _, err) = freeze(d, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(used(d), [simple(&legacy)]);
+
+    write(&d.join("home/.config/pip/pip.conf"), &conf(&user));
+    let (code, _, err) = freeze(d, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(used(d), [simple(&user)]);
+
+    write(&d.join("venv/pip.conf"), &conf(&site));
+    let venv = [("VIRTUAL_ENV", d.join("venv").display().to_string())];
+    let (code, _, err) = freeze(d, &venv);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(used(d), [simple(&site)]);
+
+    write(&d.join("env.conf"), &conf(&env_file));
+    let mut vars = venv.to_vec();
+    vars.push(("PIP_CONFIG_FILE", d.join("env.conf").display().to_string()));
+    let (code, _, err) = freeze(d, &vars);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(used(d), [simple(&env_file)]);
+
+    vars.push(("PIP_INDEX_URL", simple(&var)));
+    let (code, _, err) = freeze(d, &vars);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(used(d), [simple(&var)]);
+}
+
+/// imagelock.toml wins over the host; the image's ENV over imagelock.toml;
+/// the step's own options over the image's ENV.
+#[test]
+fn pip_levels_above_the_host() {
+    let (host, cfg, image, step) = (index(), index(), index(), index());
+    let host_env = [("PIP_INDEX_URL", simple(&host))];
+    let toml = format!("[pypi]\nindex-url = \"{}\"\n", simple(&cfg));
+
+    let dir = project("RUN pip install idna\n", &toml);
+    let (code, _, err) = freeze(dir.path(), &host_env);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(used(dir.path()), [simple(&cfg)]);
+
+    let dir = project(
+        &format!(
+            "ENV PIP_INDEX_URL={}\nRUN pip install idna\n",
+            simple(&image)
+        ),
+        &toml,
+    );
+    let (code, _, err) = freeze(dir.path(), &host_env);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(used(dir.path()), [simple(&image)]);
+
+    let dir = project(
+        &format!(
+            "ENV PIP_INDEX_URL={}\nRUN pip install --index-url {} idna\n",
+            simple(&image),
+            simple(&step)
+        ),
+        &toml,
+    );
+    let (code, _, err) = freeze(dir.path(), &host_env);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(used(dir.path()), [simple(&step)]);
+    assert!(host.seen().is_empty(), "the host's index is never asked");
+}
+
+/// An extra index on the host is added, as pip adds it, and a step's
+/// `--extra-index-url` adds to it rather than replacing it.
+#[test]
+fn pip_extra_indexes_add_up_as_pips_do() {
+    let (main, host_extra, step_extra) = (index(), index(), index());
+    let dir = project(
+        &format!(
+            "RUN pip install --extra-index-url {} idna\n",
+            simple(&step_extra)
+        ),
+        &format!("[pypi]\nindex-url = \"{}\"\n", simple(&main)),
+    );
+    let (code, _, err) = freeze(dir.path(), &[("PIP_EXTRA_INDEX_URL", simple(&host_extra))]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        used(dir.path()),
+        [simple(&main), simple(&host_extra), simple(&step_extra)]
+    );
+}
+
+/// Find-links the build uses and `--no-index` from any level are refused
+/// with where they were set, never resolved against an index pip would not
+/// use.
+#[test]
+fn pip_find_links_and_no_index_are_refused_naming_their_origin() {
+    let main = index();
+    let toml = format!("[pypi]\nindex-url = \"{}\"\n", simple(&main));
+    let dir = project("ENV PIP_FIND_LINKS=/wheels\nRUN pip install idna\n", &toml);
+    let (code, _, err) = freeze(dir.path(), &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("find-links `/wheels`") && err.contains("`PIP_FIND_LINKS` in the image's ENV"),
+        "{err}"
+    );
+    assert!(err.contains("app/Dockerfile:3"), "{err}");
+
+    let dir = project("RUN pip install --no-index idna\n", &toml);
+    let (code, _, err) = freeze(dir.path(), &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`--no-index` on the step"), "{err}");
+
+    // `PIP_NO_INDEX` on the host forbids the index: never fall back to one.
+    let dir = project("RUN pip install idna\n", &toml);
+    let (code, _, err) = freeze(dir.path(), &[("PIP_NO_INDEX", "1".to_string())]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`PIP_NO_INDEX` in the host environment"),
+        "{err}"
+    );
+
+    let dir = project("ENV PIP_NO_INDEX=1\nRUN pip install idna\n", &toml);
+    let (code, _, err) = freeze(dir.path(), &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`PIP_NO_INDEX` in the image's ENV"), "{err}");
+
+    let dir = project("ENV PIP_NO_INDEX=perhaps\nRUN pip install idna\n", &toml);
+    let (code, _, err) = freeze(dir.path(), &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a yes/no value"), "{err}");
+    assert!(
+        main.seen().is_empty(),
+        "nothing was resolved: {:?}",
+        main.seen()
+    );
+}
+
+/// The host's find-links are a directory the build does not see: named in
+/// a warning, and the step resolves from its index.
+#[test]
+fn pip_host_find_links_are_named_and_left_out() {
+    let main = index();
+    let toml = format!("[pypi]\nindex-url = \"{}\"\n", simple(&main));
+    let dir = project("RUN pip install idna\n", &toml);
+    let (code, _, err) = freeze(dir.path(), &[("PIP_FIND_LINKS", "/wheels".to_string())]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("find-links `/wheels` (`PIP_FIND_LINKS` in the host environment) is not used"),
+        "{err}"
+    );
+    assert_eq!(used(dir.path()), [simple(&main)]);
+}
+
+/// `PIP_PRE` on the host lets pre-releases in, as it does for pip.
+#[test]
+fn pip_pre_from_the_host() {
+    let main = index();
+    let toml = format!("[pypi]\nindex-url = \"{}\"\n", simple(&main));
+    let dir = project("RUN pip install 'idna>=0'\n", &toml);
+    let (code, _, err) = freeze(dir.path(), &[("PIP_PRE", "yes".to_string())]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = freeze(dir.path(), &[("PIP_PRE", "nope".to_string())]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`PIP_PRE` in the host environment is `nope`"),
+        "{err}"
+    );
+}
+
+/// With nothing set anywhere, the index is PyPI: seen here through a proxy
+/// on 127.0.0.1 that records where the client wanted to go.
+#[test]
+fn pip_default_is_pypi() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut line = String::new();
+                let _ = BufReader::new(&stream).read_line(&mut line);
+                seen.lock().unwrap().push(line.trim().to_string());
+                let _ = stream.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n");
+            }
+        });
+    }
+    let dir = project("RUN pip install idna\n", "");
+    let proxy = format!("http://{addr}");
+    let (code, _, err) = freeze(
+        dir.path(),
+        &[
+            ("HTTPS_PROXY", proxy.clone()),
+            ("https_proxy", proxy),
+            ("NO_PROXY", String::new()),
+            ("no_proxy", String::new()),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|l| l.starts_with("CONNECT pypi.org:443")),
+        "{seen:?} {err}"
+    );
+}
