@@ -31,11 +31,16 @@ fn project(body: &str, toml: &str) -> tempfile::TempDir {
 }
 
 /// `imagelock freeze` in `dir` with a host environment of nothing but
-/// `vars`: no pip variable or file of the machine running the tests leaks in.
+/// `vars`: no pip or conda variable or user file of the machine running the
+/// tests leaks in.
 fn freeze(dir: &Path, vars: &[(&str, String)]) -> (i32, String, String) {
     let mut cmd: Command = crate::common::imagelock();
     for (k, _) in std::env::vars() {
-        if k.starts_with("PIP_") || k.starts_with("XDG_") || k == "VIRTUAL_ENV" {
+        if k.starts_with("PIP_")
+            || k.starts_with("XDG_")
+            || k.starts_with("CONDA")
+            || k == "VIRTUAL_ENV"
+        {
             cmd.env_remove(k);
         }
     }
@@ -299,4 +304,72 @@ fn pip_default_is_pypi() {
         seen.iter().any(|l| l.starts_with("CONNECT pypi.org:443")),
         "{seen:?} {err}"
     );
+}
+
+/// A conda project `FROM condaforge/miniforge3` installing jinja2 with the
+/// channels its settings give.
+fn conda_project(body: &str, toml: &str) -> tempfile::TempDir {
+    let dir = project("", toml);
+    std::fs::write(
+        dir.path().join("app/Dockerfile"),
+        format!("FROM condaforge/miniforge3:24.3.0-0\n{body}"),
+    )
+    .unwrap();
+    dir
+}
+
+fn channels_used(dir: &Path) -> Vec<String> {
+    let lock = imagelock::lock::LockedImage::read(&dir.join("lockfiles/app.lock")).unwrap();
+    lock.steps[0]
+        .channels
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn channel() -> (StaticServer, String) {
+    let s = StaticServer::start(fixture("world/conda"));
+    let url = format!("{}/conda-forge", s.url());
+    (s, url)
+}
+
+/// conda's search path on the host, then `CONDARC`, then `CONDA_CHANNELS`;
+/// imagelock.toml over the host; the step's `-c` over imagelock.toml.
+#[test]
+fn conda_levels() {
+    let ((_a, user), (_b, rc), (_c, var), (_d, cfg), (_e, step)) =
+        (channel(), channel(), channel(), channel(), channel());
+    let dir = conda_project("RUN mamba install -y jinja2\n", "");
+    let d = dir.path();
+    let condarc = |url: &str| format!("channels:\n  - {url}\n");
+    write(&d.join("home/.condarc"), &condarc(&user));
+    let (code, _, err) = freeze(d, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(channels_used(d), [user.as_str()]);
+
+    write(&d.join("rc.yml"), &condarc(&rc));
+    let mut vars = vec![("CONDARC", d.join("rc.yml").display().to_string())];
+    let (code, _, err) = freeze(d, &vars);
+    assert_eq!(code, 0, "{err}");
+    // conda merges lists, the later file's entries first.
+    assert_eq!(channels_used(d), [rc.clone(), user.clone()]);
+
+    vars.push(("CONDA_CHANNELS", var.clone()));
+    let (code, _, err) = freeze(d, &vars);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(channels_used(d), [var.clone(), rc.clone(), user.clone()]);
+
+    let toml = format!("[conda]\nchannels = [\"{cfg}\"]\n");
+    let dir = conda_project("RUN mamba install -y jinja2\n", &toml);
+    let (code, _, err) = freeze(dir.path(), &vars);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(channels_used(dir.path()), [cfg.as_str()]);
+
+    let dir = conda_project(
+        &format!("RUN mamba install -y --override-channels -c {step} jinja2\n"),
+        &toml,
+    );
+    let (code, _, err) = freeze(dir.path(), &vars);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(channels_used(dir.path()), [step]);
 }
