@@ -4,6 +4,7 @@
 
 mod common;
 
+mod accounting;
 mod apptainer;
 mod apt;
 mod build;
