@@ -15,7 +15,7 @@ use crate::resolve::conda::{
     ChannelSettings, CondaIndex, CondaProgress, Condarc, ResolveCondaError,
 };
 use crate::resolve::http::{DEFAULT_TIMEOUT, HttpClient, HttpError, HttpOptions, HttpStats};
-use crate::resolve::pypi::{Fetcher, IndexClient, IndexUrls, PypiError};
+use crate::resolve::pypi::{Fetcher, IndexClient, IndexUrls, PypiError, PypiProgress};
 use crate::resolve::{Registry, RegistryOptions};
 
 /// Why the clients could not be set up.
@@ -73,6 +73,8 @@ pub struct Session {
     pub no_build: bool,
     /// Told about repodata downloads (the CLI shows them on a terminal).
     pub conda_progress: Option<Arc<dyn CondaProgress>>,
+    /// Told about sdist builds.
+    pub pypi_progress: Option<Arc<dyn PypiProgress>>,
     /// One permit per request in flight to the package indexes, shared by
     /// every index client.
     pypi_requests: Arc<tokio::sync::Semaphore>,
@@ -129,6 +131,7 @@ impl Session {
             offline: options.offline,
             no_build: false,
             conda_progress: None,
+            pypi_progress: None,
             pypi_requests: Arc::new(tokio::sync::Semaphore::new(requests)),
             http,
         })
@@ -177,7 +180,10 @@ impl Session {
             urls.logins(&host_env),
         )
         .with_limit(self.pypi_requests.clone());
-        let client = Arc::new(IndexClient::new(fetch, &urls.urls, no_build)?);
+        let client = Arc::new(
+            IndexClient::new(fetch, &urls.urls, no_build)?
+                .with_progress(self.pypi_progress.clone()),
+        );
         clients.insert(key, client.clone());
         Ok(client)
     }

@@ -19,6 +19,7 @@ mod image;
 mod lockfiles;
 mod network;
 mod plan;
+mod progress;
 mod pypi;
 mod registry;
 mod rewrite;

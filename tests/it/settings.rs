@@ -10,7 +10,7 @@ use crate::common::http::StaticServer;
 
 /// A project with one image `FROM python:3.11-slim` whose Dockerfile body is
 /// `body`, and `toml` appended to its imagelock.toml.
-fn project(body: &str, toml: &str) -> tempfile::TempDir {
+pub(crate) fn project(body: &str, toml: &str) -> tempfile::TempDir {
     let dir = crate::common::tempdir();
     std::fs::create_dir_all(dir.path().join("app")).unwrap();
     std::fs::create_dir_all(dir.path().join("home")).unwrap();
@@ -33,7 +33,16 @@ fn project(body: &str, toml: &str) -> tempfile::TempDir {
 /// `imagelock freeze` in `dir` with a host environment of nothing but
 /// `vars`: no pip or conda variable or user file of the machine running the
 /// tests leaks in.
-fn freeze(dir: &Path, vars: &[(&str, String)]) -> (i32, String, String) {
+pub(crate) fn freeze(dir: &Path, vars: &[(&str, String)]) -> (i32, String, String) {
+    imagelock_in(dir, vars, &["freeze"])
+}
+
+/// `imagelock ARGS` in `dir` with the clean host environment of [`freeze`].
+pub(crate) fn imagelock_in(
+    dir: &Path,
+    vars: &[(&str, String)],
+    args: &[&str],
+) -> (i32, String, String) {
     let mut cmd: Command = crate::common::imagelock();
     for (k, _) in std::env::vars() {
         if k.starts_with("PIP_")
@@ -49,7 +58,7 @@ fn freeze(dir: &Path, vars: &[(&str, String)]) -> (i32, String, String) {
         .env("XDG_CONFIG_DIRS", dir.join("no-global"))
         .env("IMAGELOCK_CACHE_DIR", dir.join("cache"))
         .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
-        .arg("freeze");
+        .args(args);
     crate::common::run(&mut cmd)
 }
 
@@ -63,15 +72,15 @@ fn used(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn index() -> StaticServer {
+pub(crate) fn index() -> StaticServer {
     StaticServer::start(fixture("world/pypi"))
 }
 
-fn simple(s: &StaticServer) -> String {
+pub(crate) fn simple(s: &StaticServer) -> String {
     format!("{}/simple", s.url())
 }
 
-fn write(path: &Path, text: &str) {
+pub(crate) fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
 }
@@ -308,7 +317,7 @@ fn pip_default_is_pypi() {
 
 /// A conda project `FROM condaforge/miniforge3` installing jinja2 with the
 /// channels its settings give.
-fn conda_project(body: &str, toml: &str) -> tempfile::TempDir {
+pub(crate) fn conda_project(body: &str, toml: &str) -> tempfile::TempDir {
     let dir = project("", toml);
     std::fs::write(
         dir.path().join("app/Dockerfile"),
@@ -327,7 +336,7 @@ fn channels_used(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn channel() -> (StaticServer, String) {
+pub(crate) fn channel() -> (StaticServer, String) {
     let s = StaticServer::start(fixture("world/conda"));
     let url = format!("{}/conda-forge", s.url());
     (s, url)
