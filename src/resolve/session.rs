@@ -29,6 +29,8 @@ pub enum SessionError {
     Pypi(#[from] PypiError),
     #[error(transparent)]
     Pip(#[from] crate::config::pip::PipSettingError),
+    #[error(transparent)]
+    RegistriesConf(#[from] crate::config::registries_conf::RegistriesConfError),
 }
 
 /// How a session is set up.
@@ -98,7 +100,7 @@ impl Session {
         })?;
         let registry = Registry::with_http(
             RegistryOptions {
-                registries: config.registries.clone(),
+                registries: config.registries_with_host()?,
                 root: config.root.clone(),
                 http: http.options().clone(),
                 credentials: CredentialStore::from_env()

@@ -382,3 +382,186 @@ fn conda_levels() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(channels_used(dir.path()), [step]);
 }
+
+/// A project `FROM nowhere.invalid/e2e/python:3.11-slim` (a registry that
+/// does not exist) installing nothing, with `toml` in its imagelock.toml.
+fn registry_project(toml: &str) -> tempfile::TempDir {
+    let dir = crate::common::tempdir();
+    write(
+        &dir.path().join("app/Dockerfile"),
+        "FROM nowhere.invalid/e2e/python:3.11-slim\nRUN echo built\n",
+    );
+    write(
+        &dir.path().join("imagelock.toml"),
+        &format!("platforms = [\"linux/amd64\"]\n[images.app]\nfile = \"app/Dockerfile\"\n{toml}"),
+    );
+    dir
+}
+
+/// The real registry, with the world's python image pushed, behind a
+/// proxy that counts what it is asked.
+fn pushed_registry() -> Option<crate::common::registry::FaultProxy> {
+    use crate::common::registry::{AuthKind, FaultProxy, server};
+    let registry = server(AuthKind::Open)?;
+    registry.push(
+        &fixture("world/images/docker.io/library/python"),
+        "3.11-slim",
+        "e2e/python:3.11-slim",
+        false,
+    );
+    Some(FaultProxy::start(&registry.addr))
+}
+
+/// registries.conf as podman reads it: `CONTAINERS_REGISTRIES_CONF`, a
+/// `[[registry]]` location, a mirror (tags too, podman's default), and
+/// imagelock.toml's `[registries.X]` over them.
+#[test]
+fn registries_conf_locations_and_mirrors() {
+    let Some(proxy) = pushed_registry() else {
+        return;
+    };
+    let want = "sha256:b0bac9e435e7c26d0740198916fd9c8f34e946db179d7aaf1b27bffce47a6655";
+    let base_digest = |dir: &Path| {
+        let lock = imagelock::lock::LockedImage::read(&dir.join("lockfiles/app.lock")).unwrap();
+        lock.bases[0].digest.to_string()
+    };
+    let conf = |dir: &Path, text: &str| {
+        write(&dir.join("registries.conf"), text);
+        vec![(
+            "CONTAINERS_REGISTRIES_CONF",
+            dir.join("registries.conf").display().to_string(),
+        )]
+    };
+
+    let dir = registry_project("");
+    let vars = conf(
+        dir.path(),
+        &format!(
+            "[[registry]]\nprefix = \"nowhere.invalid\"\nlocation = \"{}\"\n",
+            proxy.addr
+        ),
+    );
+    let (code, _, err) = freeze(dir.path(), &vars);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(base_digest(dir.path()), want);
+    let asked = proxy.count("/v2/e2e/python/manifests/");
+    assert!(asked > 0);
+
+    let dir = registry_project("");
+    let vars = conf(
+        dir.path(),
+        &format!(
+            "[[registry]]\nprefix = \"nowhere.invalid\"\n[[registry.mirror]]\nlocation = \"{}\"\n",
+            proxy.addr
+        ),
+    );
+    let (code, _, err) = freeze(dir.path(), &vars);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(base_digest(dir.path()), want);
+    assert!(proxy.count("/v2/e2e/python/manifests/3.11-slim") > 0);
+
+    // imagelock.toml's entry for the registry replaces registries.conf's.
+    let layouts = crate::common::tempdir();
+    std::fs::create_dir_all(layouts.path().join("e2e")).unwrap();
+    std::os::unix::fs::symlink(
+        fixture("world/images/docker.io/library/python"),
+        layouts.path().join("e2e/python"),
+    )
+    .unwrap();
+    let dir = registry_project(&format!(
+        "[registries.\"nowhere.invalid\"]\nlocation = \"oci:{}\"\n",
+        layouts.path().display()
+    ));
+    let before = proxy.count("/v2/");
+    let vars = conf(
+        dir.path(),
+        &format!(
+            "[[registry]]\nprefix = \"nowhere.invalid\"\nlocation = \"{}\"\n",
+            proxy.addr
+        ),
+    );
+    let (code, _, err) = freeze(dir.path(), &vars);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(base_digest(dir.path()), want);
+    assert_eq!(
+        proxy.count("/v2/"),
+        before,
+        "registries.conf's location is not asked"
+    );
+
+    // A registries.conf imagelock cannot follow is an error naming it.
+    let dir = registry_project("");
+    let vars = conf(
+        dir.path(),
+        "[[registry]]\nprefix = \"nowhere.invalid/e2e\"\nlocation = \"x\"\n",
+    );
+    let (code, _, err) = freeze(dir.path(), &vars);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("registries.conf`: prefix `nowhere.invalid/e2e` names a namespace"),
+        "{err}"
+    );
+}
+
+/// Registry credentials: `DOCKER_CONFIG`'s config.json, `REGISTRY_AUTH_FILE`
+/// (containers auth.json), and Docker's first when both name the registry.
+/// The password never reaches the lock or the output.
+#[test]
+fn registry_credentials_from_docker_config_and_registry_auth_file() {
+    use crate::common::registry::{AuthKind, PASSWORD, USER, server};
+    use base64::Engine as _;
+    let Some(registry) = server(AuthKind::Htpasswd) else {
+        return;
+    };
+    registry.push(
+        &fixture("world/images/docker.io/library/python"),
+        "3.11-slim",
+        "e2e/python:3.11-slim",
+        false,
+    );
+    let dir = crate::common::tempdir();
+    let d = dir.path();
+    write(
+        &d.join("app/Dockerfile"),
+        &format!("FROM {}/e2e/python:3.11-slim\n", registry.addr),
+    );
+    write(
+        &d.join("imagelock.toml"),
+        "platforms = [\"linux/amd64\"]\n[images.app]\nfile = \"app/Dockerfile\"\n",
+    );
+    let auths = |password: &str| {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{password}"));
+        format!(
+            "{{\"auths\": {{\"{}\": {{\"auth\": \"{auth}\"}}}}}}",
+            registry.addr
+        )
+    };
+    write(&d.join("docker/config.json"), &auths(PASSWORD));
+    write(&d.join("docker-wrong/config.json"), &auths("wrong-pw"));
+    write(&d.join("auth.json"), &auths(PASSWORD));
+    let docker = |sub: &str| ("DOCKER_CONFIG", d.join(sub).display().to_string());
+    let auth_file = (
+        "REGISTRY_AUTH_FILE",
+        d.join("auth.json").display().to_string(),
+    );
+    let none = ("DOCKER_CONFIG", d.join("no-docker").display().to_string());
+
+    let (code, _, err) = freeze(d, std::slice::from_ref(&none));
+    assert_eq!(code, 2, "anonymous is refused: {err}");
+    let (code, out, err) = freeze(d, &[docker("docker")]);
+    assert_eq!(code, 0, "{err}");
+    // Each run asks the registry again rather than keep the locked pin.
+    let again = ["freeze", "--update-base"];
+    let (code, _, err) = imagelock_in(d, &[none, auth_file.clone()], &again);
+    assert_eq!(code, 0, "{err}");
+    // Docker's config.json is read first, as Docker reads only it.
+    let (code, _, err) = imagelock_in(d, &[docker("docker-wrong"), auth_file], &again);
+    assert_eq!(code, 2, "{err}");
+    let lock = std::fs::read_to_string(d.join("lockfiles/app.lock")).unwrap();
+    for text in [&lock, &out, &err] {
+        assert!(
+            !text.contains(PASSWORD) && !text.contains("wrong-pw"),
+            "{text}"
+        );
+    }
+}
