@@ -9,7 +9,7 @@
 //! `~/.config/containers/registries.conf.d/`, each directory by name. A later
 //! file's `[[registry]]` replaces an earlier one with the same prefix, its
 //! `unqualified-search-registries` replace the earlier list, its aliases
-//! are added over the earlier ones.
+//! are added over the earlier ones (an empty one removes the alias).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -127,7 +127,15 @@ impl RegistriesConf {
         if let Some(search) = raw.unqualified_search_registries {
             self.unqualified_search = search;
         }
-        self.aliases.extend(raw.aliases);
+        // An empty alias removes one set by an earlier file, as in
+        // containers/image.
+        for (name, target) in raw.aliases {
+            if target.is_empty() {
+                self.aliases.remove(&name);
+            } else {
+                self.aliases.insert(name, target);
+            }
+        }
         for r in raw.registry {
             let Some(prefix) = r.prefix.clone().or_else(|| r.location.clone()) else {
                 return Err(RegistriesConfError::Invalid {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::config::pip::PipSettings;
+use crate::config::registries_conf::RegistriesConf;
 use crate::resolve::auth::CredentialStore;
 use crate::resolve::conda::{
     ChannelSettings, CondaIndex, CondaProgress, Condarc, ResolveCondaError,
@@ -68,6 +69,9 @@ pub struct Session {
     /// The host's pip settings (variables and pip.conf), the level below
     /// `imagelock.toml`.
     pub host_pip: PipSettings,
+    /// The host's `registries.conf` (its short-name settings are compared
+    /// with Docker's rule).
+    pub registries_conf: RegistriesConf,
     pypi: Mutex<HashMap<ClientKey, Arc<IndexClient>>>,
     cache_dir: PathBuf,
     offline: bool,
@@ -93,6 +97,7 @@ pub fn http_options(config: &Config, timeout: Option<Duration>) -> HttpOptions {
 
 impl Session {
     pub fn new(config: &Config, options: SessionOptions) -> Result<Session, SessionError> {
+        let registries_conf = RegistriesConf::load(&|k| std::env::var(k).ok())?;
         let requests = options.requests.max(1);
         let http = HttpClient::new(HttpOptions {
             per_host: requests,
@@ -100,7 +105,7 @@ impl Session {
         })?;
         let registry = Registry::with_http(
             RegistryOptions {
-                registries: config.registries_with_host()?,
+                registries: registries_conf.under(&config.registries),
                 root: config.root.clone(),
                 http: http.options().clone(),
                 credentials: CredentialStore::from_env()
@@ -113,6 +118,7 @@ impl Session {
         let host_pip = PipSettings::from_host(&|k| std::env::var(k).ok())?;
         Ok(Session {
             host_pip,
+            registries_conf,
             registry: Arc::new(registry),
             conda: CondaIndex::limited(
                 &config.cache_dir,

@@ -565,3 +565,49 @@ fn registry_credentials_from_docker_config_and_registry_auth_file() {
         );
     }
 }
+
+/// A short name that podman and buildah would take elsewhere than Docker
+/// (an alias, or several search registries) is named in a warning; the
+/// lock follows Docker's rule.
+#[test]
+fn short_names_that_podman_reads_otherwise_are_named() {
+    let dir = project("RUN echo built\n", "");
+    let d = dir.path();
+    // The user's drop-in is read last, after the system's (which may
+    // alias `python` already).
+    write(&d.join("registries.conf"), "");
+    let drop_in = d.join("home/.config/containers/registries.conf.d/50-test.conf");
+    write(&drop_in, "[aliases]\n\"python\" = \"quay.io/lab/python\"\n");
+    let vars = [(
+        "CONTAINERS_REGISTRIES_CONF",
+        d.join("registries.conf").display().to_string(),
+    )];
+    let (code, _, err) = freeze(d, &vars);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("base `python:3.11-slim` is `docker.io/library/python` for Docker but `quay.io/lab/python` for podman and buildah"),
+        "{err}"
+    );
+
+    write(
+        &drop_in,
+        "unqualified-search-registries = [\"registry.example\", \"docker.io\"]\n[aliases]\n\"python\" = \"\"\n",
+    );
+    let (code, _, err) = freeze(d, &vars);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "`python` is a short name and registries.conf searches `registry.example`, `docker.io`"
+        ),
+        "{err}"
+    );
+
+    // An alias to Docker's own name says nothing.
+    write(
+        &drop_in,
+        "[aliases]\n\"python\" = \"docker.io/library/python\"\n",
+    );
+    let (code, _, err) = freeze(d, &vars);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("podman"), "{err}");
+}
