@@ -132,6 +132,56 @@ impl PipSettings {
         PipSettings::from_pairs(pairs)
     }
 
+    /// uv's variables among `vars`, as `uv pip install` reads them:
+    /// `UV_DEFAULT_INDEX` (else the older `UV_INDEX_URL`) is the main index;
+    /// `UV_INDEX` (space separated, each `URL` or `NAME=URL`) then
+    /// `UV_EXTRA_INDEX_URL` the extra ones; `UV_NO_INDEX`,
+    /// `UV_FIND_LINKS`, `UV_PRERELEASE=allow`.
+    pub fn from_uv_vars(
+        vars: &dyn Fn(&str) -> Option<String>,
+        place: &str,
+    ) -> Result<Self, PipSettingError> {
+        let var = |k: &str| {
+            vars(k)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| Sourced::new(v, format!("`{k}` {place}")))
+        };
+        let mut s = PipSettings {
+            index_url: var("UV_DEFAULT_INDEX").or_else(|| var("UV_INDEX_URL")),
+            ..PipSettings::default()
+        };
+        let mut extra: Vec<String> = Vec::new();
+        let mut from: Vec<String> = Vec::new();
+        if let Some(v) = var("UV_INDEX") {
+            extra.extend(uv_indexes(&v.value).into_iter().map(|(_, url)| url));
+            from.push(v.from);
+        }
+        if let Some(v) = var("UV_EXTRA_INDEX_URL") {
+            extra.extend(split_list(&v.value));
+            from.push(v.from);
+        }
+        if !extra.is_empty() {
+            s.extra_index_urls = Some(Sourced::new(extra, from.join(" and ")));
+        }
+        if let Some(v) = var("UV_NO_INDEX") {
+            s.no_index = Some(Sourced::new(yes_no(&v)?, v.from));
+        }
+        if let Some(v) = var("UV_FIND_LINKS") {
+            // uv separates find-links with commas or spaces.
+            let links = v
+                .value
+                .split([',', ' '])
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect();
+            s.find_links = Some(Sourced::new(links, v.from));
+        }
+        if let Some(v) = var("UV_PRERELEASE") {
+            s.pre = Some(Sourced::new(v.value.trim() == "allow", v.from));
+        }
+        Ok(s)
+    }
+
     fn from_pairs<'k>(
         pairs: impl Iterator<Item = (&'k str, Sourced<String>)>,
     ) -> Result<Self, PipSettingError> {
@@ -166,6 +216,34 @@ impl PipSettings {
     pub fn is_empty(&self) -> bool {
         *self == PipSettings::default()
     }
+}
+
+/// The entries of `UV_INDEX`: `(name, url)`, the name when written
+/// `NAME=URL`.
+pub fn uv_indexes(value: &str) -> Vec<(Option<String>, String)> {
+    value
+        .split_whitespace()
+        .map(|e| match e.split_once('=') {
+            Some((name, url)) if !name.contains(':') && !name.contains('/') => {
+                (Some(name.to_string()), url.to_string())
+            }
+            _ => (None, e.to_string()),
+        })
+        .collect()
+}
+
+/// The variable-name form of a uv index name (`UV_INDEX_<NAME>_USERNAME`):
+/// upper case, anything not a letter or digit as `_`.
+pub fn uv_index_env_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn split_list(v: &str) -> Vec<String> {

@@ -455,6 +455,7 @@ async fn pip_step(
         find_links.push(value_of(place, e)?);
     }
     let on_step = "on the step";
+    let uv = cmd.manager == crate::source::steps::Manager::UvPip;
     let levels = PipLevels {
         step: PipSettings {
             index_url: cmd_index.map(|u| Sourced::new(u, format!("`--index-url` {on_step}"))),
@@ -465,11 +466,20 @@ async fn pip_step(
                 .then(|| Sourced::new(find_links, format!("`--find-links` {on_step}"))),
             pre: pre.then(|| Sourced::new(true, format!("`--pre` {on_step}"))),
         },
-        // The image's own pip settings, then imagelock's, then the host's.
-        image: PipSettings::from_vars(&env, "in the image's ENV")
-            .map_err(|e| place.error(StepCause::PipSetting(e)))?,
+        // The image's own settings, then imagelock's, then the host's: uv's
+        // variables for `uv pip`, pip's for pip.
+        image: if uv {
+            PipSettings::from_uv_vars(&env, "in the image's ENV")
+        } else {
+            PipSettings::from_vars(&env, "in the image's ENV")
+        }
+        .map_err(|e| place.error(StepCause::PipSetting(e)))?,
         config: PipLevels::config_level(&config.pypi),
-        host: session.host_pip.clone(),
+        host: if uv {
+            session.host_uv.clone()
+        } else {
+            session.host_pip.clone()
+        },
     };
     let settings = levels.effective();
     // An index imagelock does not read would make a lock that predicts

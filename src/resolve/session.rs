@@ -15,7 +15,9 @@ use crate::resolve::auth::CredentialStore;
 use crate::resolve::conda::{
     ChannelSettings, CondaIndex, CondaProgress, Condarc, ResolveCondaError,
 };
-use crate::resolve::http::{DEFAULT_TIMEOUT, HttpClient, HttpError, HttpOptions, HttpStats};
+use crate::resolve::http::{
+    DEFAULT_TIMEOUT, HttpClient, HttpError, HttpOptions, HttpStats, NetrcMiddleware,
+};
 use crate::resolve::pypi::{Fetcher, IndexClient, IndexUrls, PypiError, PypiProgress};
 use crate::resolve::{Registry, RegistryOptions};
 
@@ -69,6 +71,9 @@ pub struct Session {
     /// The host's pip settings (variables and pip.conf), the level below
     /// `imagelock.toml`.
     pub host_pip: PipSettings,
+    /// The host's uv settings (`UV_*` variables), the level below
+    /// `imagelock.toml` for `uv pip` steps.
+    pub host_uv: PipSettings,
     /// The host's `registries.conf` (its short-name settings are compared
     /// with Docker's rule).
     pub registries_conf: RegistriesConf,
@@ -84,6 +89,22 @@ pub struct Session {
     /// One permit per request in flight to the package indexes, shared by
     /// every index client.
     pypi_requests: Arc<tokio::sync::Semaphore>,
+}
+
+/// The logins of the host's `.netrc` (`NETRC`, else `~/.netrc`).
+fn netrc_logins() -> HashMap<String, (String, Option<String>)> {
+    let path = std::env::var_os("NETRC")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".netrc")));
+    path.and_then(|p| {
+        crate::config::read::read_regular_to_string(&p, crate::config::read::MAX_INPUT_FILE).ok()
+    })
+    .map(|t| crate::resolve::pypi::fetch::parse_netrc(&t))
+    .unwrap_or_default()
+    .into_iter()
+    .map(|(host, l)| (host, (l.user, l.password)))
+    .collect()
 }
 
 /// The HTTP policy for `config` and a `--timeout` given on the command
@@ -116,13 +137,20 @@ impl Session {
         );
         let condarc = Condarc::load_from_env()?;
         let host_pip = PipSettings::from_host(&|k| std::env::var(k).ok())?;
+        let host_uv =
+            PipSettings::from_uv_vars(&|k| std::env::var(k).ok(), "in the host environment")?;
         Ok(Session {
             host_pip,
+            host_uv,
             registries_conf,
             registry: Arc::new(registry),
             conda: CondaIndex::limited(
                 &config.cache_dir,
-                http.middleware_client(),
+                // Channel credentials: a channel URL's own (user:password,
+                // or a `/t/TOKEN/` path), else `.netrc`.
+                reqwest_middleware::ClientBuilder::from_client(http.middleware_client())
+                    .with(NetrcMiddleware::new(netrc_logins()))
+                    .build(),
                 options.offline,
                 requests,
             ),

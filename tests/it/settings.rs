@@ -48,6 +48,7 @@ pub(crate) fn imagelock_in(
         if k.starts_with("PIP_")
             || k.starts_with("XDG_")
             || k.starts_with("CONDA")
+            || k.starts_with("UV_")
             || k == "VIRTUAL_ENV"
         {
             cmd.env_remove(k);
@@ -610,4 +611,115 @@ fn short_names_that_podman_reads_otherwise_are_named() {
     let (code, _, err) = freeze(d, &vars);
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("podman"), "{err}");
+}
+
+/// A private index (401 without credentials): credentials from the index
+/// URL's userinfo, from `.netrc`, and uv's `UV_INDEX` with
+/// `UV_INDEX_<NAME>_USERNAME`/`_PASSWORD`; never in the lock or the output.
+#[test]
+fn private_index_credentials() {
+    let private = StaticServer::start_private(fixture("world/pypi"), "alice:pa55-index");
+    let host = private.addr.to_string();
+    let secret = "pa55-index";
+    let check = |dir: &Path, code: i32, out: &str, err: &str| {
+        assert_eq!(code, 0, "{err}");
+        let lock = std::fs::read_to_string(dir.join("lockfiles/app.lock")).unwrap();
+        assert!(lock.contains(&format!("http://{host}/simple")), "{lock}");
+        for text in [lock.as_str(), out, err] {
+            assert!(!text.contains(secret) && !text.contains("alice"), "{text}");
+        }
+    };
+
+    let dir = project("RUN pip install idna\n", "");
+    let (code, _, err) = freeze(
+        dir.path(),
+        &[("PIP_INDEX_URL", format!("http://{host}/simple"))],
+    );
+    assert_eq!(code, 2, "401 without credentials: {err}");
+    assert!(!err.contains(secret), "{err}");
+
+    let (code, out, err) = imagelock_in(
+        dir.path(),
+        &[(
+            "PIP_INDEX_URL",
+            format!("http://alice:{secret}@{host}/simple"),
+        )],
+        &["-vv", "freeze"],
+    );
+    check(dir.path(), code, &out, &err);
+
+    let dir = project("RUN pip install idna\n", "");
+    write(
+        &dir.path().join("home/.netrc"),
+        &format!("machine 127.0.0.1 login alice password {secret}\n"),
+    );
+    let (code, out, err) = freeze(
+        dir.path(),
+        &[("PIP_INDEX_URL", format!("http://{host}/simple"))],
+    );
+    check(dir.path(), code, &out, &err);
+
+    let dir = project("RUN uv pip install --system idna\n", "");
+    let (code, out, err) = freeze(
+        dir.path(),
+        &[
+            ("UV_INDEX", format!("internal=http://{host}/simple")),
+            ("UV_INDEX_INTERNAL_USERNAME", "alice".to_string()),
+            ("UV_INDEX_INTERNAL_PASSWORD", secret.to_string()),
+        ],
+    );
+    check(dir.path(), code, &out, &err);
+}
+
+/// A private conda channel (401 without credentials): basic auth in the
+/// channel URL, and `.netrc`; never in the lock or the output.
+#[test]
+fn private_channel_credentials() {
+    let private = StaticServer::start_private(fixture("world/conda"), "bob:pa55-channel");
+    let host = private.addr.to_string();
+    let secret = "pa55-channel";
+    let condarc = |dir: &Path, url: &str| {
+        write(
+            &dir.join("home/.condarc"),
+            &format!("channels:\n  - {url}\n"),
+        );
+    };
+    let dir = conda_project("RUN mamba install -y jinja2\n", "");
+    condarc(dir.path(), &format!("http://{host}/conda-forge"));
+    let (code, _, err) = freeze(dir.path(), &[]);
+    assert_eq!(code, 2, "401 without credentials: {err}");
+    // A wrong password fails, and the error does not show it.
+    condarc(
+        dir.path(),
+        &format!("http://bob:wr0ng-pw@{host}/conda-forge"),
+    );
+    let (code, _, err) = imagelock_in(dir.path(), &[], &["-vv", "freeze"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(!err.contains("wr0ng-pw"), "{err}");
+
+    for netrc in [false, true] {
+        let dir = conda_project("RUN mamba install -y jinja2\n", "");
+        if netrc {
+            condarc(dir.path(), &format!("http://{host}/conda-forge"));
+            write(
+                &dir.path().join("home/.netrc"),
+                &format!("machine 127.0.0.1 login bob password {secret}\n"),
+            );
+        } else {
+            condarc(
+                dir.path(),
+                &format!("http://bob:{secret}@{host}/conda-forge"),
+            );
+        }
+        let (code, out, err) = imagelock_in(dir.path(), &[], &["-vv", "freeze"]);
+        assert_eq!(code, 0, "netrc {netrc}: {err}");
+        let lock = std::fs::read_to_string(dir.path().join("lockfiles/app.lock")).unwrap();
+        assert!(
+            lock.contains(&format!("http://{host}/conda-forge")),
+            "{lock}"
+        );
+        for text in [lock.as_str(), &out, &err] {
+            assert!(!text.contains(secret), "{text}");
+        }
+    }
 }

@@ -111,6 +111,30 @@ impl IndexUrls {
             })
             .map(|t| parse_netrc(&t))
             .unwrap_or_default();
+        // uv's named indexes: `UV_INDEX=NAME=URL` with
+        // `UV_INDEX_<NAME>_USERNAME` / `_PASSWORD`.
+        for (name, u) in env("UV_INDEX")
+            .map(|v| crate::config::pip::uv_indexes(&v))
+            .unwrap_or_default()
+        {
+            let Some(name) = name else { continue };
+            let key = crate::config::pip::uv_index_env_name(&name);
+            let user = env(&format!("UV_INDEX_{key}_USERNAME"));
+            let password = env(&format!("UV_INDEX_{key}_PASSWORD"));
+            if (user.is_some() || password.is_some())
+                && let Ok(url) = Url::parse(&u)
+                && let Some(host) = url.host_str()
+                && self.urls.iter().any(|i| same_host(i, host))
+            {
+                out.insert(
+                    host.to_string(),
+                    Login {
+                        user: user.unwrap_or_default(),
+                        password,
+                    },
+                );
+            }
+        }
         for u in &self.urls {
             if let Ok(url) = Url::parse(u)
                 && !url.username().is_empty()
@@ -127,6 +151,10 @@ impl IndexUrls {
         }
         out
     }
+}
+
+fn same_host(url: &str, host: &str) -> bool {
+    Url::parse(url).is_ok_and(|u| u.host_str() == Some(host))
 }
 
 #[cfg(test)]
