@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use imagelock::resolve::pypi::{self, Fetcher, IndexClient, IndexUrls, PipSettings};
+use imagelock::resolve::pypi::index_urls::Sourced;
+use imagelock::resolve::pypi::{self, Fetcher, IndexClient, IndexUrls, PipLevels, PipSettings};
 use imagelock::solve::python::{Libc, ResolveOptions, ResolveRequest, TargetEnv};
 
 fn main() -> anyhow::Result<()> {
@@ -40,11 +41,16 @@ fn main() -> anyhow::Result<()> {
     };
     let target = Arc::new(TargetEnv::cpython(python.as_deref(), &platform, libc)?);
     let env = |k: &str| std::env::var(k).ok();
-    let urls = IndexUrls::gather(
-        index.as_deref(),
-        &[],
-        &PipSettings::from_env(&env),
-        &Default::default(),
+    let urls = IndexUrls::of(
+        &PipLevels {
+            step: PipSettings {
+                index_url: index.map(|u| Sourced::new(u, "--index-url")),
+                ..PipSettings::default()
+            },
+            host: PipSettings::from_host(&env)?,
+            ..PipLevels::default()
+        }
+        .effective(),
     );
     let cache = cache.map(Into::into).or_else(|| {
         std::env::var_os("IMAGELOCK_CACHE_DIR").map(|d| std::path::PathBuf::from(d).join("pypi"))

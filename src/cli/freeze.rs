@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use crate::freeze::steps::{Limits, session};
 use crate::freeze::{FreezeOptions, FreezeProgress, Frozen, freeze_all, prepare};
 use crate::lock::write_all_atomic;
 use crate::resolve::conda::CondaProgress;
+use crate::resolve::pypi::PypiProgress;
 
 pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<Outcome> {
     let format = opts.global.format;
@@ -70,8 +72,11 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
         let mut session = session(&config, options.offline, limits, opts.global.timeout())?;
         session.no_build = options.no_build;
         let bars = Arc::new(Bars::new(jobs.len(), printer));
-        if bars.multi.is_some() {
+        if bars.multi.is_some() || bars.plain {
             session.conda_progress = Some(bars.clone());
+        }
+        if bars.plain {
+            session.pypi_progress = Some(bars.clone());
         }
         let frozen = freeze_all(&config, &session, &jobs, &options, limits, bars.as_ref()).await;
         bars.clear();
@@ -192,25 +197,40 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
     Ok(Outcome::Clean)
 }
 
-/// Progress on stderr when it is a terminal: one line for the run, one
-/// per image in flight saying what it does.
+/// Progress on stderr: on a terminal, one bar for the run and one line per
+/// image in flight saying what it does; elsewhere (CI logs), with `-v`,
+/// plain lines naming what is resolved, fetched and built, with counts.
 struct Bars {
     multi: Option<MultiProgress>,
     total: Option<ProgressBar>,
     images: Mutex<BTreeMap<String, ProgressBar>>,
     /// Repodata downloads in flight, by the index handed out for each.
     downloads: Mutex<Vec<Option<ProgressBar>>>,
+    /// Plain lines instead of bars.
+    plain: bool,
+    len: usize,
+    started: AtomicUsize,
+    finished: AtomicUsize,
 }
 
 impl Bars {
     fn new(len: usize, printer: &Printer) -> Bars {
-        if !std::io::stderr().is_terminal() || printer.quiet() {
-            return Bars {
-                multi: None,
-                total: None,
-                images: Mutex::default(),
-                downloads: Mutex::default(),
-            };
+        let mut bars = Bars {
+            multi: None,
+            total: None,
+            images: Mutex::default(),
+            downloads: Mutex::default(),
+            plain: false,
+            len,
+            started: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
+        };
+        if printer.quiet() {
+            return bars;
+        }
+        if !std::io::stderr().is_terminal() {
+            bars.plain = printer.verbose() > 0;
+            return bars;
         }
         let multi = MultiProgress::new();
         let total = multi.add(ProgressBar::new(len as u64));
@@ -219,11 +239,16 @@ impl Bars {
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         total.enable_steady_tick(Duration::from_millis(120));
-        Bars {
-            multi: Some(multi),
-            total: Some(total),
-            images: Mutex::default(),
-            downloads: Mutex::default(),
+        bars.multi = Some(multi);
+        bars.total = Some(total);
+        bars
+    }
+
+    /// One plain progress line (only in plain mode).
+    fn line(&self, text: &str) {
+        if self.plain {
+            let text = crate::config::redact::redact_text(text);
+            eprintln!("{}", crate::diagnostic::escape_control(&text));
         }
     }
 
@@ -288,6 +313,12 @@ impl CondaProgress for Bars {
         }
     }
 
+    fn repodata_read(&self, channel: &str, subdir: &str, records: usize) {
+        self.line(&format!(
+            "fetched repodata {channel}/{subdir} ({records} records)"
+        ));
+    }
+
     fn download_finished(&self, index: usize) {
         if let Some(slot) = self.downloads().get_mut(index)
             && let Some(bar) = slot.take()
@@ -300,8 +331,16 @@ impl CondaProgress for Bars {
     }
 }
 
+impl PypiProgress for Bars {
+    fn building_sdist(&self, filename: &str) {
+        self.line(&format!("building sdist {filename} for its metadata"));
+    }
+}
+
 impl FreezeProgress for Bars {
     fn started(&self, image: &str) {
+        let n = self.started.fetch_add(1, Ordering::Relaxed) + 1;
+        self.line(&format!("resolving {n} of {} images: {image}", self.len));
         let Some(multi) = &self.multi else { return };
         let bar = multi.add(ProgressBar::new_spinner());
         bar.set_style(
@@ -314,12 +353,19 @@ impl FreezeProgress for Bars {
     }
 
     fn working(&self, image: &str, what: &str) {
+        self.line(&format!("{image}: {what}"));
         if let Some(bar) = self.images().get(image) {
             bar.set_message(what.to_string());
         }
     }
 
-    fn finished(&self, image: &str, _ok: bool) {
+    fn finished(&self, image: &str, ok: bool) {
+        let n = self.finished.fetch_add(1, Ordering::Relaxed) + 1;
+        self.line(&format!(
+            "{image}: {} ({n} of {} images done)",
+            if ok { "resolved" } else { "failed" },
+            self.len
+        ));
         if let Some(bar) = self.images().remove(image) {
             bar.finish_and_clear();
             if let Some(multi) = &self.multi {

@@ -3,8 +3,10 @@
 //! Paths in the file are relative to the file's directory. Unknown keys and
 //! wrong types are errors that name the file, line and column.
 
+pub mod pip;
 pub mod read;
 pub mod redact;
+pub mod registries_conf;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -234,6 +236,18 @@ pub struct Config {
     pub registries: BTreeMap<String, RegistryConfig>,
     pub network: NetworkConfig,
     pub limits: LimitsConfig,
+}
+
+impl Config {
+    /// The registries to use: `[registries]` of `imagelock.toml` over the
+    /// host's `registries.conf` (see [`registries_conf`]), registry by
+    /// registry.
+    pub fn registries_with_host(
+        &self,
+    ) -> Result<BTreeMap<String, RegistryConfig>, registries_conf::RegistriesConfError> {
+        let host = registries_conf::RegistriesConf::load(&|k| std::env::var(k).ok())?;
+        Ok(host.under(&self.registries))
+    }
 }
 
 impl Config {

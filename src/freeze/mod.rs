@@ -305,6 +305,14 @@ pub enum StepCause {
     /// A solver thread failed.
     #[error("{0}")]
     Internal(String),
+    /// A pip setting with a value pip would refuse.
+    #[error("{0}")]
+    PipSetting(crate::config::pip::PipSettingError),
+    /// A pip setting asks for a source imagelock does not read.
+    #[error(
+        "pip would use {setting} ({from}), which imagelock cannot resolve yet\nhint: remove the setting, or install those packages in a step imagelock does not lock"
+    )]
+    Unreadable { setting: String, from: String },
 }
 
 impl StepCause {

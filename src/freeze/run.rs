@@ -87,6 +87,11 @@ pub async fn freeze_image_reporting(
     progress.working(&job.config.name, "pinning bases");
     let base_states = bases;
     let bases = resolve_bases(&session.registry, job, &platforms, options, &repo).await?;
+    let short_names: Vec<String> = bases
+        .names
+        .keys()
+        .filter_map(|written| short_name_note(&session.registries_conf, written))
+        .collect();
     let file = lock_path_of(config, &job.config.file);
     let text = &job.inputs.definition;
     let lines = crate::diagnostic::LineIndex::new(text);
@@ -110,6 +115,7 @@ pub async fn freeze_image_reporting(
     let mut outcomes: BTreeMap<(usize, usize), Vec<(String, StepOutcome)>> = BTreeMap::new();
     let mut finals = BTreeMap::new();
     let mut builder = LockBuilder::new(lock);
+    builder.warn(short_names);
     for (platform, result) in platforms.iter().zip(results) {
         let done = result?;
         for (key, outcome) in done.outcomes {
@@ -391,4 +397,46 @@ async fn base_state(
 
 fn action_name(action: crate::source::steps::Action) -> &'static str {
     action.as_str()
+}
+
+/// When podman and buildah would pull another image than Docker for a base
+/// written as a short name (`fedora:40`), because of the host's
+/// `registries.conf` aliases or search registries: what each pulls. The
+/// lock follows Docker's rule (`docker.io`); this says so.
+fn short_name_note(
+    conf: &crate::config::registries_conf::RegistriesConf,
+    written: &str,
+) -> Option<String> {
+    let first = written.split('/').next()?;
+    let qualified = written.contains('/')
+        && (first.contains('.') || first.contains(':') || first == "localhost");
+    if qualified || written.starts_with("oci:") {
+        return None;
+    }
+    let docker = crate::oci::ImageRef::parse(written).ok()?;
+    // The name without tag or digest, as registries.conf aliases it.
+    let bare = written.split('@').next()?;
+    let bare = match bare.rsplit_once(':') {
+        Some((n, _)) if !n.contains('/') || !bare[n.len()..].contains('/') => n,
+        _ => bare,
+    };
+    match conf.short_name(bare) {
+        Ok(None) => None,
+        Ok(Some(podman)) => {
+            let podman_ref = crate::oci::ImageRef::parse(&podman).ok()?;
+            (podman_ref.name() != docker.name()).then(|| {
+                format!(
+                    "base `{written}` is `{}` for Docker but `{podman}` for podman and buildah (the host's registries.conf); the lock pins Docker's\nhint: write the full name in the definition",
+                    docker.name()
+                )
+            })
+        }
+        Err(why) => {
+            let (what, hint) = why.split_once("\nhint: ").unwrap_or((&why, ""));
+            Some(format!(
+                "base {what}; podman refuses it in its enforcing mode, Docker pulls `{}`, and the lock pins that\nhint: {hint}",
+                docker.name()
+            ))
+        }
+    }
 }

@@ -10,7 +10,8 @@ use crate::freeze::{FreezeError, FreezeOptions, ImageJob, StepCause};
 use crate::image::LibcKind;
 use crate::lock::{CondaPackage, PypiPackage, lock_platform};
 use crate::resolve::conda::ChannelRequest;
-use crate::resolve::pypi::{self, IndexUrls, PipSettings};
+use crate::resolve::pypi::index_urls::Sourced;
+use crate::resolve::pypi::{self, IndexUrls, PipLevels, PipSettings};
 use crate::resolve::{Session, SessionOptions};
 use crate::solve::conda::{CondaSolveRequest, CondaSpec, CondaTarget, SolveContext};
 use crate::solve::python::{Libc, ResolveOptions, ResolveRequest, TargetEnv, Upgrade};
@@ -398,6 +399,8 @@ async fn pip_step(
     let env = |k: &str| state.env.get(k).cloned();
     let mut file_index: Option<String> = None;
     let mut file_extra: Vec<String> = Vec::new();
+    let mut find_links: Vec<String> = Vec::new();
+    let mut no_index = cmd.no_index;
     let mut pre = cmd.options.iter().any(|o| o == "--pre");
     for f in step_files(job, place, FileRole::Requirements) {
         let parsed = RequirementsFile::parse(&f.path, &f.text, &env)?;
@@ -421,6 +424,8 @@ async fn pip_step(
                 RequirementsEntry::Option { name, value, .. } => match (name.as_str(), value) {
                     ("-i" | "--index-url", Some(v)) => file_index = Some(v.clone()),
                     ("--extra-index-url", Some(v)) => file_extra.push(v.clone()),
+                    ("-f" | "--find-links", Some(v)) => find_links.push(v.clone()),
+                    ("--no-index", _) => no_index = true,
                     ("--pre", _) => pre = true,
                     _ => {}
                 },
@@ -438,15 +443,6 @@ async fn pip_step(
         }
     }
 
-    // The image's own pip settings count, not the host's.
-    let pip = PipSettings {
-        index_url: state.env.get("PIP_INDEX_URL").cloned(),
-        extra_index_urls: state
-            .env
-            .get("PIP_EXTRA_INDEX_URL")
-            .map(|v| v.split_whitespace().map(str::to_string).collect())
-            .unwrap_or_default(),
-    };
     let cmd_index = match &cmd.index_url {
         Some(e) => Some(value_of(place, e)?),
         None => file_index,
@@ -455,7 +451,65 @@ async fn pip_step(
     for e in &cmd.extra_index_urls {
         cmd_extra.push(value_of(place, e)?);
     }
-    let mut urls = IndexUrls::gather(cmd_index.as_deref(), &cmd_extra, &pip, &config.pypi);
+    for e in &cmd.find_links {
+        find_links.push(value_of(place, e)?);
+    }
+    let on_step = "on the step";
+    let uv = cmd.manager == crate::source::steps::Manager::UvPip;
+    let levels = PipLevels {
+        step: PipSettings {
+            index_url: cmd_index.map(|u| Sourced::new(u, format!("`--index-url` {on_step}"))),
+            extra_index_urls: (!cmd_extra.is_empty())
+                .then(|| Sourced::new(cmd_extra, format!("`--extra-index-url` {on_step}"))),
+            no_index: no_index.then(|| Sourced::new(true, format!("`--no-index` {on_step}"))),
+            find_links: (!find_links.is_empty())
+                .then(|| Sourced::new(find_links, format!("`--find-links` {on_step}"))),
+            pre: pre.then(|| Sourced::new(true, format!("`--pre` {on_step}"))),
+        },
+        // The image's own settings, then imagelock's, then the host's: uv's
+        // variables for `uv pip`, pip's for pip.
+        image: if uv {
+            PipSettings::from_uv_vars(&env, "in the image's ENV")
+        } else {
+            PipSettings::from_vars(&env, "in the image's ENV")
+        }
+        .map_err(|e| place.error(StepCause::PipSetting(e)))?,
+        config: PipLevels::config_level(&config.pypi),
+        host: if uv {
+            session.host_uv.clone()
+        } else {
+            session.host_pip.clone()
+        },
+    };
+    let settings = levels.effective();
+    // An index imagelock does not read would make a lock that predicts
+    // another image: say so rather than resolve against the others.
+    if let Some(s) = settings.no_index.as_ref().filter(|s| s.value) {
+        return Err(place.error(StepCause::Unreadable {
+            setting: "no index (`--no-index`)".to_string(),
+            from: s.from.clone(),
+        }));
+    }
+    // Find-links the build's pip uses (the step's or the image's) would add
+    // a source imagelock does not read: refused. The host's are a place on
+    // this machine the build does not see: named, then left out.
+    let mut warnings = Vec::new();
+    if let Some(s) = settings.find_links.as_ref().filter(|s| !s.value.is_empty()) {
+        let links = s.value.join(" ");
+        if levels.step.find_links.is_some() || levels.image.find_links.is_some() {
+            return Err(place.error(StepCause::Unreadable {
+                setting: format!("find-links `{links}`"),
+                from: s.from.clone(),
+            }));
+        }
+        warnings.push(format!(
+            "{}: find-links `{links}` ({}) is not used: the build's pip does not see the host's find-links, and imagelock resolves from indexes only",
+            place.context(),
+            s.from
+        ));
+    }
+    let pre = settings.pre.as_ref().is_some_and(|p| p.value);
+    let mut urls = IndexUrls::of(&settings);
     for u in &mut urls.urls {
         *u = index_url(config, u);
     }
@@ -499,7 +553,6 @@ async fn pip_step(
         .map_err(|e| place.error(StepCause::Pip(e.with_context(place.context()))))?;
     let dists = state.dists.entry(site.clone()).or_default();
     let mut locked = Vec::new();
-    let mut warnings = Vec::new();
     for pin in &pins {
         if let Some(w) = pin.unbuilt_warning() {
             warnings.push(format!("{}: {w}", place.context()));

@@ -44,6 +44,8 @@ pub use source::ImageSource;
 /// where it applies, the layer or blob.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    #[error(transparent)]
+    RegistriesConf(#[from] crate::config::registries_conf::RegistriesConfError),
     #[error("`{reference}` is not an image reference\nhint: {hint}")]
     InvalidReference { reference: String, hint: String },
     #[error("cannot read {what} of `{reference}`: {source}")]
@@ -202,7 +204,7 @@ pub fn open_location(
         credentials: crate::resolve::auth::CredentialStore::from_env()
             .with_helper_timeout(http.timeout),
         http,
-        registries: config.registries.clone(),
+        registries: config.registries_with_host()?,
         root: config.root.clone(),
         ..crate::resolve::RegistryOptions::default()
     };

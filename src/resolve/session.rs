@@ -9,12 +9,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::config::pip::PipSettings;
+use crate::config::registries_conf::RegistriesConf;
 use crate::resolve::auth::CredentialStore;
 use crate::resolve::conda::{
     ChannelSettings, CondaIndex, CondaProgress, Condarc, ResolveCondaError,
 };
-use crate::resolve::http::{DEFAULT_TIMEOUT, HttpClient, HttpError, HttpOptions, HttpStats};
-use crate::resolve::pypi::{Fetcher, IndexClient, IndexUrls, PypiError};
+use crate::resolve::http::{
+    DEFAULT_TIMEOUT, HttpClient, HttpError, HttpOptions, HttpStats, NetrcMiddleware,
+};
+use crate::resolve::pypi::{Fetcher, IndexClient, IndexUrls, PypiError, PypiProgress};
 use crate::resolve::{Registry, RegistryOptions};
 
 /// Why the clients could not be set up.
@@ -26,6 +30,10 @@ pub enum SessionError {
     Conda(#[from] ResolveCondaError),
     #[error(transparent)]
     Pypi(#[from] PypiError),
+    #[error(transparent)]
+    Pip(#[from] crate::config::pip::PipSettingError),
+    #[error(transparent)]
+    RegistriesConf(#[from] crate::config::registries_conf::RegistriesConfError),
 }
 
 /// How a session is set up.
@@ -60,6 +68,15 @@ pub struct Session {
     pub registry: Arc<Registry>,
     pub conda: CondaIndex,
     pub channels: ChannelSettings,
+    /// The host's pip settings (variables and pip.conf), the level below
+    /// `imagelock.toml`.
+    pub host_pip: PipSettings,
+    /// The host's uv settings (`UV_*` variables), the level below
+    /// `imagelock.toml` for `uv pip` steps.
+    pub host_uv: PipSettings,
+    /// The host's `registries.conf` (its short-name settings are compared
+    /// with Docker's rule).
+    pub registries_conf: RegistriesConf,
     pypi: Mutex<HashMap<ClientKey, Arc<IndexClient>>>,
     cache_dir: PathBuf,
     offline: bool,
@@ -67,9 +84,27 @@ pub struct Session {
     pub no_build: bool,
     /// Told about repodata downloads (the CLI shows them on a terminal).
     pub conda_progress: Option<Arc<dyn CondaProgress>>,
+    /// Told about sdist builds.
+    pub pypi_progress: Option<Arc<dyn PypiProgress>>,
     /// One permit per request in flight to the package indexes, shared by
     /// every index client.
     pypi_requests: Arc<tokio::sync::Semaphore>,
+}
+
+/// The logins of the host's `.netrc` (`NETRC`, else `~/.netrc`).
+fn netrc_logins() -> HashMap<String, (String, Option<String>)> {
+    let path = std::env::var_os("NETRC")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".netrc")));
+    path.and_then(|p| {
+        crate::config::read::read_regular_to_string(&p, crate::config::read::MAX_INPUT_FILE).ok()
+    })
+    .map(|t| crate::resolve::pypi::fetch::parse_netrc(&t))
+    .unwrap_or_default()
+    .into_iter()
+    .map(|(host, l)| (host, (l.user, l.password)))
+    .collect()
 }
 
 /// The HTTP policy for `config` and a `--timeout` given on the command
@@ -83,6 +118,7 @@ pub fn http_options(config: &Config, timeout: Option<Duration>) -> HttpOptions {
 
 impl Session {
     pub fn new(config: &Config, options: SessionOptions) -> Result<Session, SessionError> {
+        let registries_conf = RegistriesConf::load(&|k| std::env::var(k).ok())?;
         let requests = options.requests.max(1);
         let http = HttpClient::new(HttpOptions {
             per_host: requests,
@@ -90,7 +126,7 @@ impl Session {
         })?;
         let registry = Registry::with_http(
             RegistryOptions {
-                registries: config.registries.clone(),
+                registries: registries_conf.under(&config.registries),
                 root: config.root.clone(),
                 http: http.options().clone(),
                 credentials: CredentialStore::from_env()
@@ -100,11 +136,21 @@ impl Session {
             http.clone(),
         );
         let condarc = Condarc::load_from_env()?;
+        let host_pip = PipSettings::from_host(&|k| std::env::var(k).ok())?;
+        let host_uv =
+            PipSettings::from_uv_vars(&|k| std::env::var(k).ok(), "in the host environment")?;
         Ok(Session {
+            host_pip,
+            host_uv,
+            registries_conf,
             registry: Arc::new(registry),
             conda: CondaIndex::limited(
                 &config.cache_dir,
-                http.middleware_client(),
+                // Channel credentials: a channel URL's own (user:password,
+                // or a `/t/TOKEN/` path), else `.netrc`.
+                reqwest_middleware::ClientBuilder::from_client(http.middleware_client())
+                    .with(NetrcMiddleware::new(netrc_logins()))
+                    .build(),
                 options.offline,
                 requests,
             ),
@@ -121,6 +167,7 @@ impl Session {
             offline: options.offline,
             no_build: false,
             conda_progress: None,
+            pypi_progress: None,
             pypi_requests: Arc::new(tokio::sync::Semaphore::new(requests)),
             http,
         })
@@ -169,7 +216,10 @@ impl Session {
             urls.logins(&host_env),
         )
         .with_limit(self.pypi_requests.clone());
-        let client = Arc::new(IndexClient::new(fetch, &urls.urls, no_build)?);
+        let client = Arc::new(
+            IndexClient::new(fetch, &urls.urls, no_build)?
+                .with_progress(self.pypi_progress.clone()),
+        );
         clients.insert(key, client.clone());
         Ok(client)
     }

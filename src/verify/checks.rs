@@ -376,6 +376,27 @@ fn check_conda(
     }
 }
 
+/// Who installed a distribution, as a report says it: its `INSTALLER`, or
+/// what its files tell when it has none.
+fn installed_by(d: &PythonDist) -> String {
+    match &d.owner {
+        Owner::Pip { installer }
+        | Owner::Other {
+            installer: Some(installer),
+        } => format!("installed by {installer}"),
+        Owner::Conda { .. } => "installed by conda".to_string(),
+        Owner::Other { installer: None } if d.site_packages.starts_with("/usr/lib/python3/") => {
+            "no INSTALLER, in the OS package manager's directory".to_string()
+        }
+        Owner::Other { installer: None } if d.path.ends_with(".egg-info") => {
+            "an egg-info install (setup.py install or easy_install)".to_string()
+        }
+        Owner::Other { installer: None } => {
+            "no INSTALLER: installed by an unknown tool".to_string()
+        }
+    }
+}
+
 fn is_conda(d: &PythonDist) -> bool {
     matches!(d.owner, Owner::Conda { .. })
 }
@@ -474,10 +495,10 @@ fn check_pip(
         }
     }
     let Some(base) = base else { return };
+    // Every distribution above the base that conda does not own is
+    // accounted for here, whoever installed it.
     for d in &image.python_dists {
-        if !matches!(d.owner, Owner::Pip { .. })
-            || locked_names.contains(d.normalized_name.as_str())
-        {
+        if is_conda(d) || locked_names.contains(d.normalized_name.as_str()) {
             continue;
         }
         let in_base = base
@@ -494,7 +515,7 @@ fn check_pip(
                 step: None,
                 location: Some(d.site_packages.clone()),
                 channel: None,
-                detail: None,
+                detail: Some(installed_by(d)),
             });
         }
     }

@@ -195,7 +195,8 @@ pub enum Ecosystem {
     Base,
     /// A conda package (`conda-meta/*.json`).
     Conda,
-    /// A Python distribution installed by pip or uv.
+    /// A Python distribution not owned by conda: installed by pip, uv,
+    /// poetry, setuptools or an unknown tool (the finding's detail says).
     Pip,
     /// The image as a whole: its inputs, whether it resolves.
     Image,

@@ -197,9 +197,10 @@ pub fn describe(f: &Finding) -> String {
             f.name
         ),
         FindingKind::NotLocked => {
-            let what = match f.ecosystem {
-                Ecosystem::Conda => "installed by conda",
-                _ => "installed by pip",
+            let what = match (f.ecosystem, &f.detail) {
+                (_, Some(d)) => d.as_str(),
+                (Ecosystem::Conda, None) => "installed by conda",
+                (_, None) => "installed by pip",
             };
             format!(
                 "{}: not in the lock nor in the base, image has {found}{at} ({what})",

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod accounting;
 mod apptainer;
 mod apt;
 mod build;
@@ -18,10 +19,12 @@ mod image;
 mod lockfiles;
 mod network;
 mod plan;
+mod progress;
 mod pypi;
 mod registry;
 mod reports;
 mod rewrite;
 mod security;
+mod settings;
 mod sif;
 mod verify;

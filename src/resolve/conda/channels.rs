@@ -51,41 +51,80 @@ impl Condarc {
                 }
             }
         }
-        rc.channel_priority = match root.get("channel_priority").and_then(scalar).as_deref() {
+        rc.channel_priority = match root.get("channel_priority").and_then(scalar) {
             None => None,
-            Some("strict") => Some(ChannelPriority::Strict),
-            Some("flexible") => Some(ChannelPriority::Flexible),
-            Some("disabled") => Some(ChannelPriority::Disabled),
-            Some(other) => {
-                return Err(ResolveCondaError::Condarc {
+            Some(v) => Some(
+                parse_priority(&v).ok_or_else(|| ResolveCondaError::Condarc {
                     path: path.to_path_buf(),
-                    message: format!("unknown channel_priority `{other}`"),
-                });
-            }
+                    message: format!("unknown channel_priority `{v}`"),
+                })?,
+            ),
         };
         Ok(rc)
     }
 
-    /// Reads `~/.condarc` and then `$CONDARC` (later files win), like conda.
-    /// Missing files are fine.
+    /// The host's settings as conda reads them: every file of conda's
+    /// search path (see [`condarc_search_path`]), later files first in
+    /// `channels` (lists merge, without duplicates), later keys winning in
+    /// `custom_channels`, later values winning for the rest; then
+    /// `CONDA_CHANNELS` (comma separated), `CONDA_CHANNEL_ALIAS` and
+    /// `CONDA_CHANNEL_PRIORITY` over every file. Missing files are fine.
     pub fn load_from_env() -> Result<Self, ResolveCondaError> {
-        let mut paths: Vec<PathBuf> = Vec::new();
-        if let Some(home) = std::env::var_os("HOME") {
-            paths.push(PathBuf::from(home).join(".condarc"));
-        }
-        if let Some(rc) = std::env::var_os("CONDARC") {
-            paths.push(PathBuf::from(rc));
-        }
+        Condarc::load(&|k| std::env::var(k).ok())
+    }
+
+    /// [`Condarc::load_from_env`] over the variables `env` gives.
+    pub fn load(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ResolveCondaError> {
         let mut merged = Condarc::default();
-        for path in paths {
-            let Ok(text) = crate::config::read::read_regular_to_string(
-                &path,
-                crate::config::read::MAX_INPUT_FILE,
-            ) else {
-                continue;
+        for path in condarc_search_path(env) {
+            let files: Vec<PathBuf> = if path.is_dir() {
+                // conda reads a `condarc.d/` directory's YAML files by name.
+                let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
+                    .map(|d| d.flatten().map(|e| e.path()).collect())
+                    .unwrap_or_default();
+                files.retain(|f| {
+                    f.extension().is_some_and(|e| e == "yml" || e == "yaml")
+                        || f.file_name()
+                            .is_some_and(|n| n == "condarc" || n == ".condarc")
+                });
+                files.sort();
+                files
+            } else {
+                vec![path]
             };
-            merged.merge(Condarc::parse(&path, &text)?);
+            for path in files {
+                let Ok(text) = crate::config::read::read_regular_to_string(
+                    &path,
+                    crate::config::read::MAX_INPUT_FILE,
+                ) else {
+                    continue;
+                };
+                merged.merge(Condarc::parse(&path, &text)?);
+            }
         }
+        let var = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        let mut vars = Condarc {
+            channel_alias: var("CONDA_CHANNEL_ALIAS"),
+            ..Condarc::default()
+        };
+        if let Some(v) = var("CONDA_CHANNELS") {
+            vars.channels = v
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
+        if let Some(v) = var("CONDA_CHANNEL_PRIORITY") {
+            vars.channel_priority =
+                Some(
+                    parse_priority(&v).ok_or_else(|| ResolveCondaError::Condarc {
+                        path: PathBuf::from("$CONDA_CHANNEL_PRIORITY"),
+                        message: format!("unknown channel_priority `{v}`"),
+                    })?,
+                );
+        }
+        merged.merge(vars);
         Ok(merged)
     }
 
@@ -93,14 +132,66 @@ impl Condarc {
         if other.channel_alias.is_some() {
             self.channel_alias = other.channel_alias;
         }
+        // As conda merges lists: the later source's entries first.
         if !other.channels.is_empty() {
-            self.channels = other.channels;
+            let mut channels = other.channels;
+            for c in std::mem::take(&mut self.channels) {
+                if !channels.contains(&c) {
+                    channels.push(c);
+                }
+            }
+            self.channels = channels;
         }
         self.custom_channels.extend(other.custom_channels);
         if other.channel_priority.is_some() {
             self.channel_priority = other.channel_priority;
         }
     }
+}
+
+/// conda's `channel_priority` values; conda also takes the old booleans
+/// (true: flexible, false: disabled).
+fn parse_priority(v: &str) -> Option<ChannelPriority> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "strict" => Some(ChannelPriority::Strict),
+        "flexible" | "true" => Some(ChannelPriority::Flexible),
+        "disabled" | "false" => Some(ChannelPriority::Disabled),
+        _ => None,
+    }
+}
+
+/// conda's `.condarc` search path on Linux (conda's `SEARCH_PATH`), in the
+/// order conda reads it (later sources win): `/etc/conda`, `/var/lib/conda`,
+/// `$CONDA_ROOT`, `$XDG_CONFIG_HOME/conda`, `~/.config/conda`, `~/.conda`
+/// (each `.condarc`, `condarc`, `condarc.d/`), `~/.condarc`, the active
+/// environment `$CONDA_PREFIX` (same three), then `$CONDARC`.
+pub fn condarc_search_path(env: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
+    let var = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let mut dirs: Vec<PathBuf> = vec!["/etc/conda".into(), "/var/lib/conda".into()];
+    dirs.extend(var("CONDA_ROOT"));
+    let home = var("HOME");
+    dirs.extend(var("XDG_CONFIG_HOME").map(|x| x.join("conda")));
+    if let Some(h) = &home {
+        dirs.push(h.join(".config").join("conda"));
+        dirs.push(h.join(".conda"));
+    }
+    let mut out = Vec::new();
+    let three = |d: &Path, out: &mut Vec<PathBuf>| {
+        out.push(d.join(".condarc"));
+        out.push(d.join("condarc"));
+        out.push(d.join("condarc.d"));
+    };
+    for d in &dirs {
+        three(d, &mut out);
+    }
+    if let Some(h) = &home {
+        out.push(h.join(".condarc"));
+    }
+    if let Some(p) = var("CONDA_PREFIX") {
+        three(&p, &mut out);
+    }
+    out.extend(var("CONDARC"));
+    out
 }
 
 /// Effective channel settings: `imagelock.toml` first, then `.condarc`,
@@ -402,5 +493,63 @@ mod tests {
             .resolve(&ChannelRequest::default(), &mut [])
             .expect_err("no channels");
         assert!(err.to_string().contains("hint:"), "{err}");
+    }
+
+    /// conda's search path: system, user (XDG, ~/.config, ~/.conda,
+    /// ~/.condarc), `CONDARC`, then variables; lists merge with the later
+    /// source first, other values are replaced.
+    #[test]
+    fn condarc_search_path_and_merge_as_conda() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let w = |rel: &str, text: &str| {
+            let p = d.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        w(
+            "xdg/conda/.condarc",
+            "channels: [xdg]\nchannel_priority: flexible\n",
+        );
+        w("home/.config/conda/condarc", "channels: [config]\n");
+        w(
+            "home/.conda/condarc.d/10.yml",
+            "channels: [dot-conda-d]\nchannel_alias: https://a.example\n",
+        );
+        w("home/.conda/condarc.d/ignored.txt", "channels: [nope]\n");
+        w("home/.condarc", "channels: [home, xdg]\n");
+        w(
+            "rc.yml",
+            "channels: [condarc]\ncustom_channels: {x: https://x.example}\n",
+        );
+        let env = |extra: &'static [(&'static str, &'static str)]| {
+            let d = d.to_path_buf();
+            move |k: &str| match k {
+                "HOME" => Some(d.join("home").display().to_string()),
+                "XDG_CONFIG_HOME" => Some(d.join("xdg").display().to_string()),
+                "CONDARC" => Some(d.join("rc.yml").display().to_string()),
+                _ => extra
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_string()),
+            }
+        };
+        let rc = Condarc::load(&env(&[])).unwrap();
+        assert_eq!(
+            rc.channels,
+            ["condarc", "home", "xdg", "dot-conda-d", "config"]
+        );
+        assert_eq!(rc.channel_alias.as_deref(), Some("https://a.example"));
+        assert_eq!(rc.channel_priority, Some(ChannelPriority::Flexible));
+        assert_eq!(rc.custom_channels.len(), 1);
+        let rc = Condarc::load(&env(&[
+            ("CONDA_CHANNELS", "env-a, env-b"),
+            ("CONDA_CHANNEL_PRIORITY", "disabled"),
+        ]))
+        .unwrap();
+        assert_eq!(rc.channels[..3], ["env-a", "env-b", "condarc"]);
+        assert_eq!(rc.channel_priority, Some(ChannelPriority::Disabled));
+        let err = Condarc::load(&env(&[("CONDA_CHANNEL_PRIORITY", "sometimes")])).unwrap_err();
+        assert!(err.to_string().contains("sometimes"), "{err}");
     }
 }

@@ -51,6 +51,9 @@ pub trait CondaProgress: Send + Sync {
     fn download_started(&self, url: &str) -> usize;
     fn download_progress(&self, index: usize, bytes: u64, total: Option<u64>);
     fn download_finished(&self, index: usize);
+    /// The repodata of `channel`/`subdir` was read (downloaded or from the
+    /// cache): `records` records for the names asked.
+    fn repodata_read(&self, _channel: &str, _subdir: &str, _records: usize) {}
 }
 
 struct ProgressAdapter(Arc<dyn CondaProgress>);
@@ -170,7 +173,11 @@ impl CondaIndex {
             let parts = query
                 .await
                 .map_err(|e| self.fetch_error(&channel.url, &e))?;
-            for part in parts {
+            // The gateway answers one part per subdir, in the order asked.
+            for (part, subdir) in parts.into_iter().zip([platform, "noarch"]) {
+                if let Some(progress) = &progress {
+                    progress.repodata_read(&channel.name, subdir, part.len());
+                }
                 data.push_fetched(part);
             }
         }

@@ -76,3 +76,56 @@ impl Middleware for RetryMiddleware {
         }
     }
 }
+
+/// Adds HTTP basic auth from `.netrc` to requests for a host it names,
+/// unless the request already carries credentials (from its URL). reqwest
+/// drops the header on a redirect to another host.
+#[derive(Clone)]
+pub struct NetrcMiddleware {
+    /// Host to (user, password); `*` for `.netrc`'s `default`.
+    logins: std::collections::HashMap<String, (String, Option<String>)>,
+}
+
+impl std::fmt::Debug for NetrcMiddleware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the passwords.
+        f.debug_struct("NetrcMiddleware")
+            .field("hosts", &self.logins.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl NetrcMiddleware {
+    pub fn new(logins: std::collections::HashMap<String, (String, Option<String>)>) -> Self {
+        NetrcMiddleware { logins }
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for NetrcMiddleware {
+    async fn handle(
+        &self,
+        mut req: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        if !req.headers().contains_key(reqwest::header::AUTHORIZATION)
+            && req.url().username().is_empty()
+            && let Some(host) = req.url().host_str()
+            && let Some((user, password)) = self.logins.get(host).or_else(|| self.logins.get("*"))
+        {
+            use base64::Engine as _;
+            let token = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{user}:{}",
+                password.as_deref().unwrap_or_default()
+            ));
+            if let Ok(mut value) = reqwest::header::HeaderValue::from_str(&format!("Basic {token}"))
+            {
+                value.set_sensitive(true);
+                req.headers_mut()
+                    .insert(reqwest::header::AUTHORIZATION, value);
+            }
+        }
+        next.run(req, extensions).await
+    }
+}

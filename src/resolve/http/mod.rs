@@ -32,7 +32,7 @@ use reqwest::{Method, StatusCode, Url};
 use tokio::sync::Semaphore;
 
 pub use body::Body;
-pub use middleware::RetryMiddleware;
+pub use middleware::{NetrcMiddleware, RetryMiddleware};
 
 /// The read-idle timeout unless `--timeout` or `[network] timeout` say
 /// otherwise.

@@ -1,6 +1,10 @@
-//! Which indexes a `pip install` uses, and with what credentials, in pip's
-//! order of precedence: the command's flags, `PIP_INDEX_URL` /
-//! `PIP_EXTRA_INDEX_URL`, pip.conf, then imagelock's configuration.
+//! Which indexes a `pip install` uses, and with what credentials. The
+//! levels, highest first: the step's own options (and its requirements
+//! files'), the image's ENV (`PIP_*`), `imagelock.toml`, the host's pip
+//! settings (variables and pip.conf, see [`crate::config::pip`]), PyPI.
+//! Each key is taken from the highest level that sets it, as pip layers
+//! its own sources; `--extra-index-url` and `--find-links` on the step add
+//! to the list of the level below, as pip's appended options do.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,102 +13,67 @@ use reqwest::Url;
 
 use super::fetch::{Login, parse_netrc};
 use crate::config::PypiConfig;
+pub use crate::config::pip::{PipSettings, Sourced};
 
 /// The default index.
 pub const PYPI: &str = "https://pypi.org/simple";
 
-/// Index settings from the environment and files pip reads.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PipSettings {
-    pub index_url: Option<String>,
-    pub extra_index_urls: Vec<String>,
+/// The pip settings of one step, level by level.
+#[derive(Clone, Debug, Default)]
+pub struct PipLevels {
+    pub step: PipSettings,
+    pub image: PipSettings,
+    pub config: PipSettings,
+    pub host: PipSettings,
 }
 
-impl PipSettings {
-    /// `PIP_INDEX_URL`, `PIP_EXTRA_INDEX_URL` (space separated), over
-    /// pip.conf's `[global]` (`PIP_CONFIG_FILE`, else `/etc/pip.conf` then
-    /// `~/.config/pip/pip.conf`, later files winning).
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Self {
-        let mut s = PipSettings::default();
-        let mut files: Vec<PathBuf> = Vec::new();
-        if let Some(f) = env("PIP_CONFIG_FILE") {
-            files.push(f.into());
-        } else {
-            files.push("/etc/pip.conf".into());
-            if let Some(home) = env("HOME") {
-                let xdg = env("XDG_CONFIG_HOME")
-                    .map_or_else(|| PathBuf::from(&home).join(".config"), PathBuf::from);
-                files.push(xdg.join("pip").join("pip.conf"));
-                files.push(PathBuf::from(home).join(".pip").join("pip.conf"));
-            }
+impl PipLevels {
+    /// `imagelock.toml`'s `[pypi]` as a level.
+    pub fn config_level(config: &PypiConfig) -> PipSettings {
+        PipSettings {
+            index_url: config
+                .index_url
+                .clone()
+                .map(|u| Sourced::new(u, "`[pypi] index-url` in imagelock.toml")),
+            extra_index_urls: (!config.extra_index_urls.is_empty()).then(|| {
+                Sourced::new(
+                    config.extra_index_urls.clone(),
+                    "`[pypi] extra-index-urls` in imagelock.toml",
+                )
+            }),
+            ..PipSettings::default()
         }
-        for f in files {
-            if let Ok(text) =
-                crate::config::read::read_regular_to_string(&f, crate::config::read::MAX_INPUT_FILE)
-            {
-                s.merge(&parse_pip_conf(&text));
-            }
-        }
-        s.merge(&PipSettings {
-            index_url: env("PIP_INDEX_URL").filter(|v| !v.is_empty()),
-            extra_index_urls: env("PIP_EXTRA_INDEX_URL")
-                .map(|v| v.split_whitespace().map(str::to_string).collect())
-                .unwrap_or_default(),
-        });
+    }
+
+    /// What the step's pip uses.
+    pub fn effective(&self) -> PipSettings {
+        let below = self
+            .image
+            .clone()
+            .over(self.config.clone())
+            .over(self.host.clone());
+        let mut s = self.step.clone().over(below.clone());
+        s.extra_index_urls = append(
+            self.step.extra_index_urls.clone(),
+            below.extra_index_urls.clone(),
+        );
+        s.find_links = append(self.step.find_links.clone(), below.find_links);
         s
     }
-
-    fn merge(&mut self, over: &PipSettings) {
-        if over.index_url.is_some() {
-            self.index_url.clone_from(&over.index_url);
-        }
-        if !over.extra_index_urls.is_empty() {
-            self.extra_index_urls.clone_from(&over.extra_index_urls);
-        }
-    }
 }
 
-/// Reads `[global]` (and `[install]`) `index-url` / `extra-index-url` of a
-/// pip.conf; values may continue on indented lines.
-pub fn parse_pip_conf(text: &str) -> PipSettings {
-    let mut s = PipSettings::default();
-    let mut section = String::new();
-    let mut key: Option<String> = None;
-    for line in text.lines() {
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with(['#', ';']) {
-            continue;
+fn append(
+    step: Option<Sourced<Vec<String>>>,
+    below: Option<Sourced<Vec<String>>>,
+) -> Option<Sourced<Vec<String>>> {
+    match (step, below) {
+        (Some(s), Some(mut b)) => {
+            b.value.extend(s.value);
+            b.from = format!("{} and {}", b.from, s.from);
+            Some(b)
         }
-        let relevant = section == "global" || section == "install";
-        if line.starts_with([' ', '\t']) {
-            if relevant && key.as_deref() == Some("extra-index-url") {
-                s.extra_index_urls
-                    .extend(trimmed.split_whitespace().map(str::to_string));
-            }
-            continue;
-        }
-        if let Some(name) = trimmed.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-            section = name.trim().to_string();
-            key = None;
-            continue;
-        }
-        if let Some((k, v)) = trimmed.split_once(['=', ':']) {
-            let k = k.trim().replace('_', "-");
-            let v = v.trim();
-            key = Some(k.clone());
-            if !relevant {
-                continue;
-            }
-            match k.as_str() {
-                "index-url" => s.index_url = Some(v.to_string()),
-                "extra-index-url" => {
-                    s.extra_index_urls = v.split_whitespace().map(str::to_string).collect();
-                }
-                _ => {}
-            }
-        }
+        (s, b) => s.or(b),
     }
-    s
 }
 
 /// The indexes one `pip install` uses, first the main one.
@@ -114,31 +83,16 @@ pub struct IndexUrls {
 }
 
 impl IndexUrls {
-    /// pip's precedence: the command's `--index-url`/`--extra-index-url`
-    /// (`--no-index` gives none), then pip's settings, then imagelock's
-    /// configuration, then PyPI.
-    pub fn gather(
-        cmd_index: Option<&str>,
-        cmd_extra: &[String],
-        pip: &PipSettings,
-        config: &PypiConfig,
-    ) -> Self {
-        let main = cmd_index
-            .map(str::to_string)
-            .or_else(|| pip.index_url.clone())
-            .or_else(|| config.index_url.clone())
-            .unwrap_or_else(|| PYPI.to_string());
+    /// The main index (PyPI when nothing sets one), then the extra ones.
+    pub fn of(settings: &PipSettings) -> Self {
+        let main = settings
+            .index_url
+            .as_ref()
+            .map_or_else(|| PYPI.to_string(), |u| u.value.clone());
         let mut urls = vec![main];
-        let extras = if !cmd_extra.is_empty() {
-            cmd_extra.to_vec()
-        } else if !pip.extra_index_urls.is_empty() {
-            pip.extra_index_urls.clone()
-        } else {
-            config.extra_index_urls.clone()
-        };
-        for e in extras {
-            if !urls.contains(&e) {
-                urls.push(e);
+        for e in settings.extra_index_urls.iter().flat_map(|e| &e.value) {
+            if !urls.contains(e) {
+                urls.push(e.clone());
             }
         }
         IndexUrls { urls }
@@ -157,6 +111,30 @@ impl IndexUrls {
             })
             .map(|t| parse_netrc(&t))
             .unwrap_or_default();
+        // uv's named indexes: `UV_INDEX=NAME=URL` with
+        // `UV_INDEX_<NAME>_USERNAME` / `_PASSWORD`.
+        for (name, u) in env("UV_INDEX")
+            .map(|v| crate::config::pip::uv_indexes(&v))
+            .unwrap_or_default()
+        {
+            let Some(name) = name else { continue };
+            let key = crate::config::pip::uv_index_env_name(&name);
+            let user = env(&format!("UV_INDEX_{key}_USERNAME"));
+            let password = env(&format!("UV_INDEX_{key}_PASSWORD"));
+            if (user.is_some() || password.is_some())
+                && let Ok(url) = Url::parse(&u)
+                && let Some(host) = url.host_str()
+                && self.urls.iter().any(|i| same_host(i, host))
+            {
+                out.insert(
+                    host.to_string(),
+                    Login {
+                        user: user.unwrap_or_default(),
+                        password,
+                    },
+                );
+            }
+        }
         for u in &self.urls {
             if let Ok(url) = Url::parse(u)
                 && !url.username().is_empty()
@@ -175,53 +153,71 @@ impl IndexUrls {
     }
 }
 
+fn same_host(url: &str, host: &str) -> bool {
+    Url::parse(url).is_ok_and(|u| u.host_str() == Some(host))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn pip_conf_global_and_continuations() {
-        let s = parse_pip_conf(
-            "[global]\nindex-url = https://a.example/simple\nextra-index-url =\n    https://b.example/simple\n    https://c.example/simple\n[freeze]\nindex-url = https://ignored\n",
-        );
-        assert_eq!(s.index_url.as_deref(), Some("https://a.example/simple"));
-        assert_eq!(s.extra_index_urls.len(), 2);
+    fn at(v: &str, from: &str) -> Option<Sourced<String>> {
+        Some(Sourced::new(v.to_string(), from))
+    }
+
+    fn list(v: &[&str], from: &str) -> Option<Sourced<Vec<String>>> {
+        Some(Sourced::new(
+            v.iter().map(|s| (*s).to_string()).collect(),
+            from,
+        ))
     }
 
     #[test]
-    fn precedence() {
-        let pip = PipSettings {
-            index_url: Some("https://env.example/simple".into()),
-            extra_index_urls: vec![],
+    fn each_level_wins_over_the_ones_below() {
+        let host = PipSettings {
+            index_url: at("https://host.example/simple", "host"),
+            extra_index_urls: list(&["https://host-extra.example/simple"], "host"),
+            ..PipSettings::default()
         };
-        let cfg = PypiConfig {
+        let config = PipLevels::config_level(&PypiConfig {
             index_url: Some("https://cfg.example/simple".into()),
-            extra_index_urls: vec!["https://cfg-extra.example/simple".into()],
+            extra_index_urls: vec![],
+        });
+        let image = PipSettings {
+            index_url: at("https://image.example/simple", "image"),
+            ..PipSettings::default()
         };
-        let u = IndexUrls::gather(None, &[], &pip, &cfg);
+        let step = PipSettings {
+            index_url: at("https://step.example/simple", "step"),
+            extra_index_urls: list(&["https://step-extra.example/simple"], "step"),
+            ..PipSettings::default()
+        };
+        let mut levels = PipLevels {
+            host,
+            ..PipLevels::default()
+        };
+        let urls = |l: &PipLevels| IndexUrls::of(&l.effective()).urls;
         assert_eq!(
-            u.urls,
+            urls(&levels),
             [
-                "https://env.example/simple",
-                "https://cfg-extra.example/simple"
+                "https://host.example/simple",
+                "https://host-extra.example/simple"
             ]
         );
-        let u = IndexUrls::gather(Some("https://cmd.example/simple"), &[], &pip, &cfg);
-        assert_eq!(u.urls[0], "https://cmd.example/simple");
-        let u = IndexUrls::gather(None, &[], &PipSettings::default(), &PypiConfig::default());
-        assert_eq!(u.urls, [PYPI]);
-    }
-
-    #[test]
-    fn env_wins_over_files() {
-        let env = |k: &str| match k {
-            "PIP_INDEX_URL" => Some("https://env.example/simple".to_string()),
-            "PIP_EXTRA_INDEX_URL" => Some("https://x.example https://y.example".to_string()),
-            "PIP_CONFIG_FILE" => Some("/nonexistent/pip.conf".to_string()),
-            _ => None,
-        };
-        let s = PipSettings::from_env(&env);
-        assert_eq!(s.index_url.as_deref(), Some("https://env.example/simple"));
-        assert_eq!(s.extra_index_urls.len(), 2);
+        levels.config = config;
+        assert_eq!(urls(&levels)[0], "https://cfg.example/simple");
+        levels.image = image;
+        assert_eq!(urls(&levels)[0], "https://image.example/simple");
+        levels.step = step;
+        // The step's extra index adds to the level below's, as pip's does.
+        assert_eq!(
+            urls(&levels),
+            [
+                "https://step.example/simple",
+                "https://host-extra.example/simple",
+                "https://step-extra.example/simple"
+            ]
+        );
+        assert_eq!(urls(&PipLevels::default()), [PYPI]);
     }
 }

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 pub use fetch::{FetchStats, Fetcher, Login, redact};
-pub use index_urls::{IndexUrls, PipSettings};
+pub use index_urls::{IndexUrls, PipLevels, PipSettings};
 
 use crate::solve::python::dist::{DistKind, parse_filename};
 use crate::solve::python::{
@@ -115,7 +115,15 @@ pub enum PypiError {
 type Memo<K, T> = Mutex<HashMap<K, Arc<OnceCell<Result<T, SourceError>>>>>;
 
 /// Fetches pages and metadata from one or more indexes.
+/// Told when an index client does slow work worth naming (the CLI shows it
+/// with `-v`). Called from resolver tasks; must not block.
+pub trait PypiProgress: Send + Sync {
+    /// An sdist's metadata is being built with its build backend.
+    fn building_sdist(&self, filename: &str);
+}
+
 pub struct IndexClient {
+    progress: Option<std::sync::Arc<dyn PypiProgress>>,
     fetch: Fetcher,
     indexes: Vec<Url>,
     no_build: bool,
@@ -144,6 +152,7 @@ impl IndexClient {
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
+            progress: None,
             fetch,
             indexes,
             no_build,
@@ -151,6 +160,13 @@ impl IndexClient {
             pages: Mutex::default(),
             metadata: Mutex::default(),
         })
+    }
+
+    /// Tells `progress` about sdist builds.
+    #[must_use]
+    pub fn with_progress(mut self, progress: Option<std::sync::Arc<dyn PypiProgress>>) -> Self {
+        self.progress = progress;
+        self
     }
 
     /// Runs build backends with `python` instead of `python3` from PATH.
@@ -402,6 +418,9 @@ impl IndexClient {
                 file: filename.to_string(),
                 python: python.display().to_string(),
             });
+        }
+        if let Some(p) = &self.progress {
+            p.building_sdist(filename);
         }
         let indexes: Vec<String> = self.indexes.iter().map(ToString::to_string).collect();
         build_metadata(&python, &indexes, filename, sdist).await

@@ -41,7 +41,23 @@ impl StaticServer {
     /// Serves `root`, adding `headers` to every successful answer (for
     /// example `Cache-Control`).
     pub fn start_with(root: impl Into<PathBuf>, headers: BTreeMap<String, String>) -> Self {
-        let root = root.into();
+        Self::start_full(root.into(), headers, None)
+    }
+
+    /// Serves `root` only to requests with HTTP basic auth `user:password`
+    /// (401 without, or with other credentials), as a private index or
+    /// channel does.
+    pub fn start_private(root: impl Into<PathBuf>, user_password: &str) -> Self {
+        use base64::Engine as _;
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(user_password)
+        );
+        Self::start_full(root.into(), BTreeMap::new(), Some(expected))
+    }
+
+    fn start_full(root: PathBuf, headers: BTreeMap<String, String>, auth: Option<String>) -> Self {
+        let auth = Arc::new(auth);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -55,8 +71,11 @@ impl StaticServer {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
-                    let (root, seen, headers) = (root.clone(), seen.clone(), headers.clone());
-                    thread::spawn(move || serve_connection(stream, &root, &seen, &headers));
+                    let (root, seen, headers, auth) =
+                        (root.clone(), seen.clone(), headers.clone(), auth.clone());
+                    thread::spawn(move || {
+                        serve_connection(stream, &root, &seen, &headers, auth.as_deref());
+                    });
                 }
             });
         }
@@ -92,6 +111,7 @@ fn serve_connection(
     root: &Path,
     seen: &Mutex<Vec<Seen>>,
     headers: &BTreeMap<String, String>,
+    auth: Option<&str>,
 ) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
     let mut out = stream;
@@ -128,7 +148,17 @@ fn serve_connection(
         let _ = reader.read_exact(&mut body);
 
         let path = target.split(['?', '#']).next().unwrap_or("/").to_string();
-        let answer = answer(root, &method, &path, &req_headers);
+        let answer = if auth
+            .is_some_and(|a| req_headers.get("authorization").map(String::as_str) != Some(a))
+        {
+            Answer {
+                status: 401,
+                headers: vec![("WWW-Authenticate".into(), "Basic realm=\"private\"".into())],
+                body: Vec::new(),
+            }
+        } else {
+            answer(root, &method, &path, &req_headers)
+        };
         seen.lock().unwrap().push(Seen {
             method: method.clone(),
             path: path.clone(),
