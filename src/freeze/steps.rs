@@ -108,6 +108,8 @@ pub struct StepOutcome {
     pub locked: bool,
     pub conda: Vec<CondaPackage>,
     pub pypi: Vec<PypiPackage>,
+    pub apt: Vec<crate::lock::AptPackage>,
+    pub apt_sources: Vec<crate::lock::AptSource>,
     /// What the lock cannot promise for this step (VCS and path
     /// requirements), with the place.
     pub warnings: Vec<String>,
@@ -127,7 +129,7 @@ impl StepPlace<'_> {
         format!("image `{}`, {}:{}", self.image, self.file, self.line)
     }
 
-    fn error(&self, cause: StepCause) -> FreezeError {
+    pub(crate) fn error(&self, cause: StepCause) -> FreezeError {
         FreezeError::Step {
             image: self.image.to_string(),
             place: format!("{}:{}", self.file, self.line),
@@ -178,6 +180,10 @@ pub async fn resolve_step(
         });
     }
     match cmd.manager.ecosystem() {
+        Ecosystem::Os if matches!(cmd.manager, Manager::AptGet | Manager::Apt) => {
+            crate::freeze::apt::apt_step(config, session, place, cmd, values(&cmd.specs), state)
+                .await
+        }
         Ecosystem::Os | Ecosystem::Other => Ok(StepOutcome {
             requested: values(&cmd.specs),
             locked: false,
@@ -527,6 +533,7 @@ async fn pip_step(
         conda: Vec::new(),
         pypi: locked,
         warnings,
+        ..StepOutcome::default()
     })
 }
 
@@ -794,6 +801,7 @@ async fn conda_step(
         conda,
         pypi: Vec::new(),
         warnings: Vec::new(),
+        ..StepOutcome::default()
     };
     if !env_pip.is_empty() {
         let mut pip_cmd = cmd.clone();

@@ -48,14 +48,21 @@ pub enum FindingKind {
     Unresolvable,
     /// An install step asks for specs that are not exact pins.
     Unpinned,
+    /// A newer version of a locked Debian package is in a `-security`
+    /// suite.
+    Security,
+    /// An apt archive suite the lock read has a newer `Date`.
+    Moved,
 }
 
 impl FindingKind {
     /// The kinds `drift` reports, in report order.
-    pub const DRIFT: [FindingKind; 8] = [
+    pub const DRIFT: [FindingKind; 10] = [
         FindingKind::Stale,
         FindingKind::Base,
+        FindingKind::Security,
         FindingKind::Outdated,
+        FindingKind::Moved,
         FindingKind::Yanked,
         FindingKind::Gone,
         FindingKind::Broken,
@@ -82,6 +89,8 @@ impl FindingKind {
             Self::Broken => "broken",
             Self::Unresolvable => "unresolvable",
             Self::Unpinned => "unpinned",
+            Self::Security => "security",
+            Self::Moved => "moved",
         }
     }
 
@@ -98,10 +107,11 @@ impl FindingKind {
             | Self::Yanked
             | Self::Gone
             | Self::Broken
-            | Self::Unresolvable => Severity::High,
+            | Self::Unresolvable
+            | Self::Security => Severity::High,
             Self::NotLocked | Self::Stale | Self::Base => Severity::Medium,
             Self::Outdated => Severity::Low,
-            Self::Unpinned => Severity::Info,
+            Self::Unpinned | Self::Moved => Severity::Info,
         }
     }
 
@@ -142,6 +152,8 @@ pub enum Ecosystem {
     Conda,
     /// A Python distribution installed by pip or uv.
     Pip,
+    /// A Debian package (dpkg's status).
+    Apt,
     /// The image as a whole: its inputs, whether it resolves.
     Image,
 }
@@ -152,6 +164,7 @@ impl Ecosystem {
             Self::Base => "base",
             Self::Conda => "conda",
             Self::Pip => "pip",
+            Self::Apt => "apt",
             Self::Image => "image",
         }
     }
@@ -308,8 +321,16 @@ pub struct Checked {
     pub conda: usize,
     /// Locked Python distributions compared.
     pub pip: usize,
+    /// Locked Debian packages compared (not written when none were).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub apt: usize,
     /// Whether packages outside the lock could be told from the base's.
     pub not_locked: bool,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The result for one platform.

@@ -147,7 +147,12 @@ fn checked_summary(p: &PlatformCheck) -> String {
         parts.push("base".to_string());
     }
     parts.push(format!("{} conda", c.conda));
-    parts.push(format!("{} pip package{}", c.pip, plural(c.pip)));
+    if c.apt > 0 {
+        parts.push(format!("{} pip", c.pip));
+        parts.push(format!("{} apt package{}", c.apt, plural(c.apt)));
+    } else {
+        parts.push(format!("{} pip package{}", c.pip, plural(c.pip)));
+    }
     parts.join(", ")
 }
 
@@ -200,6 +205,7 @@ pub fn describe(f: &Finding) -> String {
         FindingKind::NotLocked => {
             let what = match f.ecosystem {
                 Ecosystem::Conda => "installed by conda",
+                Ecosystem::Apt => "installed by dpkg",
                 _ => "installed by pip",
             };
             format!(
@@ -386,6 +392,7 @@ mod tests {
                         base: true,
                         conda: 0,
                         pip: 2,
+                        apt: 0,
                         not_locked: true,
                     },
                     findings: vec![Finding {

@@ -6,6 +6,8 @@ mod common;
 
 mod apptainer;
 mod apt;
+mod apt_build;
+mod apt_drift;
 mod build;
 mod cli;
 mod conda;
