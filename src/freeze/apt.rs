@@ -320,3 +320,84 @@ pub async fn apt_step(
         ..StepOutcome::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::shell::Script;
+    use crate::source::steps::find_install_commands;
+
+    fn command(text: &str) -> InstallCommand {
+        let script = Script::from_file_piece(text, 0);
+        let lookup = |name: &str| (name == "V").then(|| "2.10-3".to_string());
+        find_install_commands(&script, &lookup)
+            .unwrap()
+            .into_iter()
+            .next()
+            .expect("an apt command")
+    }
+
+    #[test]
+    fn apt_command_lines_become_requests() {
+        let c = apt_command(&command(
+            "apt-get install -y --no-install-recommends -t bookworm-backports curl hello=$V git/bookworm",
+        ))
+        .unwrap();
+        assert_eq!(c.install_recommends, Some(false));
+        assert_eq!(c.target_release.as_deref(), Some("bookworm-backports"));
+        let AptRequest::Install(specs) = &c.request else {
+            panic!("{c:?}")
+        };
+        assert_eq!(specs[1].version.as_deref(), Some("2.10-3"));
+        assert_eq!(specs[2].release.as_deref(), Some("bookworm"));
+        let c = apt_command(&command(
+            "apt-get -o APT::Install-Recommends=true install -y r-base",
+        ))
+        .unwrap();
+        assert_eq!(c.install_recommends, Some(true));
+        let c = apt_command(&command("apt-get purge -y --auto-remove curl")).unwrap();
+        assert!(c.auto_remove);
+        assert!(matches!(c.request, AptRequest::Remove { purge: true, .. }));
+        let c = apt_command(&command("apt-get autoremove -y")).unwrap();
+        assert_eq!(c.request, AptRequest::Autoremove);
+        let c = apt_command(&command("apt-get dist-upgrade -y")).unwrap();
+        assert_eq!(c.request, AptRequest::DistUpgrade);
+    }
+
+    #[test]
+    fn what_imagelock_cannot_know_is_said_not_guessed() {
+        for (text, why) in [
+            (
+                "apt-get install -y ./tool.deb",
+                "whose content imagelock does not read",
+            ),
+            ("apt-get install -y $NOPE", "has no value here"),
+            (
+                "apt-get -o APT::Get::Upgrade-Allow-New=1 install -y x",
+                "changes how apt resolves",
+            ),
+            (
+                "apt-get -o Foo::Bar=1 install -y x",
+                "changes how apt resolves",
+            ),
+            (
+                "apt-get -c /etc/other.conf install -y x",
+                "another apt configuration",
+            ),
+            (
+                "if [ -f /x ]; then apt-get install -y curl; fi",
+                "which imagelock cannot decide",
+            ),
+            ("apt-get install -y --dry-run curl", "changes nothing"),
+        ] {
+            let reason = not_locked_reason(&command(text)).unwrap_or_default();
+            assert!(reason.contains(why), "{text}: {reason}");
+        }
+        for text in [
+            "apt-get install -y -o Dpkg::Options::=--force-confdef -o Acquire::Retries=3 curl",
+            "apt install -y -q curl",
+        ] {
+            assert_eq!(not_locked_reason(&command(text)), None, "{text}");
+        }
+    }
+}
