@@ -18,7 +18,7 @@ use crate::lock::{AptPackage, AptSource, lock_platform};
 use crate::resolve::apt::{AptMirrors, CachedTransport, fetch_sources};
 use crate::solve::apt::{
     AptAction, AptCommand, AptPackageSpec, AptRequest, BinaryPackage, PackageIndex, Universe,
-    resolve,
+    resolve_preferring,
 };
 use crate::source::steps::{Action, InstallCommand, Manager};
 
@@ -158,6 +158,7 @@ pub async fn apt_step(
     place: &StepPlace<'_>,
     cmd: &InstallCommand,
     requested: Vec<String>,
+    prefer: Vec<(String, String, String)>,
     state: &mut PlatformState,
 ) -> Result<StepOutcome, FreezeError> {
     let not_locked = |why: String| {
@@ -248,7 +249,7 @@ pub async fn apt_step(
     let solved = tokio::task::spawn_blocking(move || {
         let universe = Universe::new(&native_owned, &installed, indexes.clone(), &pins, options)
             .map_err(crate::solve::apt::SolveAptError::from)?;
-        let outcome = resolve(&universe, &command, &auto)?;
+        let outcome = resolve_preferring(&universe, &command, &auto, &prefer)?;
         Ok::<_, crate::solve::apt::SolveAptError>((outcome, indexes))
     })
     .await

@@ -181,8 +181,43 @@ pub async fn resolve_step(
     }
     match cmd.manager.ecosystem() {
         Ecosystem::Os if matches!(cmd.manager, Manager::AptGet | Manager::Apt) => {
-            crate::freeze::apt::apt_step(config, session, place, cmd, values(&cmd.specs), state)
-                .await
+            // What the previous lock chose for this step and platform is
+            // kept while the archives offer it, unless `--update` names it.
+            let prefer: Vec<(String, String, String)> = if options.ignore_locked {
+                Vec::new()
+            } else {
+                previous_step(job, place, cmd)
+                    .map(|s| {
+                        s.apt
+                            .iter()
+                            .filter(|p| p.installed_after())
+                            .filter(|p| {
+                                p.platforms
+                                    .iter()
+                                    .any(|pl| pl.to_string() == state.platform)
+                            })
+                            .filter(|p| !options.update.iter().any(|u| u == p.name.as_str()))
+                            .map(|p| {
+                                (
+                                    p.name.to_string(),
+                                    p.architecture.to_string(),
+                                    p.version.to_string(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            crate::freeze::apt::apt_step(
+                config,
+                session,
+                place,
+                cmd,
+                values(&cmd.specs),
+                prefer,
+                state,
+            )
+            .await
         }
         Ecosystem::Os | Ecosystem::Other => Ok(StepOutcome {
             requested: values(&cmd.specs),

@@ -299,4 +299,17 @@ fn drift_calls_out_security_updates_and_moved_suites_and_the_sbom_has_deb_purls(
             .any(|f| f["kind"] == "moved" && f["package"] == format!("{url} bookworm")),
         "{out}"
     );
+
+    // A re-freeze keeps the locked version while the archive has it;
+    // `--update hello` moves it.
+    let (code, out, err) = cli(&["freeze"]);
+    assert_eq!(code, 0, "freeze again:\n{out}\n{err}");
+    let lock = std::fs::read_to_string(ex.join("lockfiles/tool.lock")).unwrap();
+    assert!(lock.contains("version = \"2.10-3\""), "{lock}");
+    assert!(!lock.contains("2.10-3+deb12u1"), "{lock}");
+    let (code, out, err) = cli(&["freeze", "--update", "hello"]);
+    assert_eq!(code, 0, "freeze --update:\n{out}\n{err}");
+    let lock = std::fs::read_to_string(ex.join("lockfiles/tool.lock")).unwrap();
+    assert!(lock.contains("version = \"2.10-3+deb12u1\""), "{lock}");
+    assert!(lock.contains("suite = \"bookworm-security\""), "{lock}");
 }
