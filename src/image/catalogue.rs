@@ -596,6 +596,15 @@ fn apt_files(tree: &Tree) -> std::collections::BTreeMap<String, Vec<u8>> {
             if !crate::image::dpkg::is_apt_state_file(&abs) {
                 return None;
             }
+            // Keyrings are often links (`trusted.gpg.d/x.gpg ->
+            // /usr/share/keyrings/x.gpg`): the content is the target's.
+            let mut node = node;
+            let mut at = path.clone();
+            for _ in 0..8 {
+                let Node::Symlink(target) = node else { break };
+                at = resolve_link(&at, target);
+                node = tree.nodes.get(&at)?;
+            }
             match node {
                 Node::File(CollectedFile {
                     content: FileContent::Text(t),
