@@ -90,8 +90,9 @@ fn date(days_ago: i64) -> String {
     t.strftime("%a, %d %b %Y %H:%M:%S UTC").to_string()
 }
 
-/// A one-layer OCI layout `DIR/library/debian:bookworm` holding `files`.
-fn base_image(dir: &Path, files: &[(&str, Vec<u8>)]) {
+/// A one-layer OCI layout `DIR/library/debian:bookworm` holding `files`
+/// and `links` (path, target).
+fn base_image(dir: &Path, files: &[(&str, Vec<u8>)], links: &[(&str, &str)]) {
     let layout = dir.join("library/debian");
     std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
     std::fs::write(
@@ -112,6 +113,14 @@ fn base_image(dir: &Path, files: &[(&str, Vec<u8>)]) {
         h.set_mtime(0);
         h.set_cksum();
         tar.append_data(&mut h, path, content.as_slice()).unwrap();
+    }
+    for (path, target) in links {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        h.set_mtime(0);
+        tar.append_link(&mut h, path, target).unwrap();
     }
     let tar = tar.into_inner().unwrap();
     let diff_id = sha256(&tar);
@@ -218,12 +227,17 @@ fn drift_calls_out_security_updates_and_moved_suites_and_the_sbom_has_deb_purls(
             (
                 "etc/apt/sources.list.d/debian.sources",
                 format!(
-                    "Types: deb\nURIs: {url}\nSuites: bookworm bookworm-security\nComponents: main\nSigned-By: /usr/share/keyrings/drift.gpg\n"
+                    "Types: deb\nURIs: {url}\nSuites: bookworm bookworm-security\nComponents: main\nSigned-By: /etc/apt/keyrings/drift.gpg\n"
                 )
                 .into_bytes(),
             ),
             ("usr/share/keyrings/drift.gpg", key),
         ],
+        // The keyring the source names is a link, as images often have.
+        &[(
+            "etc/apt/keyrings/drift.gpg",
+            "../../../usr/share/keyrings/drift.gpg",
+        )],
     );
     let ex = path("image");
     std::fs::create_dir_all(&ex).unwrap();
