@@ -73,6 +73,19 @@ struct RawConfig {
     network: Option<Spanned<NetworkConfig>>,
     #[serde(default)]
     limits: LimitsConfig,
+    #[serde(default)]
+    apt: AptConfig,
+}
+
+/// `[apt]`: how apt archives are reached.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AptConfig {
+    /// Archive URI → mirror URI (`"http://deb.debian.org/debian" =
+    /// "https://mirror.example/debian"`): fetched from the mirror, recorded
+    /// under the archive's URI, checked against the image's keys as ever.
+    #[serde(default)]
+    pub mirrors: BTreeMap<String, String>,
 }
 
 /// `[limits]`: bounds on what imagelock reads from images, in bytes (the
@@ -236,6 +249,7 @@ pub struct Config {
     pub registries: BTreeMap<String, RegistryConfig>,
     pub network: NetworkConfig,
     pub limits: LimitsConfig,
+    pub apt: AptConfig,
 }
 
 impl Config {
@@ -372,6 +386,7 @@ impl Config {
             registries: raw.registries,
             network,
             limits: raw.limits,
+            apt: raw.apt,
         })
     }
 
@@ -406,6 +421,7 @@ impl Config {
             registries: BTreeMap::new(),
             network: NetworkConfig::default(),
             limits: LimitsConfig::default(),
+            apt: AptConfig::default(),
         }
     }
 

@@ -15,6 +15,8 @@
 //! | `broken`   | high     | the locked conda file is no longer in its channel's repodata (removed or marked broken) |
 //! | `unresolvable` | high | freeze would fail now (the reason is the detail); bases, the index and the inputs are still checked, newer versions are not |
 //! | `vulnerable` | high   | the index publishes security advisories for the locked version of a pip package (PyPI's JSON API: OSV ids, aliases, fixed versions) |
+//! | `security` | high     | a newer version of a locked Debian package is in a `-security` suite the lock read |
+//! | `moved`    | info     | an apt archive suite the lock read has a new `Date` (the lock's snapshot timestamp still reproduces the old state) |
 //! | `unpinned` | info     | an install step of the definition asks for specs that are not exact pins, so the lock is the only thing keeping it reproducible |
 //!
 //! `--fail-on any` fails on every kind but `unpinned` (a property of the
@@ -33,7 +35,8 @@
 //! Every finding has `id` (the same from run to run while the finding is:
 //! image, kind, subject and what the lock has), `kind` and `severity`, and
 //! `at` (`file:line` of the definition) where it is about a line; `package` (with `ecosystem`,
-//! `pip` or `conda`, and for conda the `channel` name) or `base` names what
+//! `pip`, `conda` or `apt`, and for conda the `channel` name; for `moved`
+//! the archive URI and suite) or `base` names what
 //! drifted; `locked`, `latest` and
 //! `detail` are present when they mean something for the kind.
 
@@ -234,12 +237,74 @@ fn matching_step<'a>(step: &LockedStep, fresh: &'a LockedImage) -> Option<&'a Lo
         })
 }
 
+/// apt: a newer candidate for a locked Debian package (`security` when a
+/// `-security` suite offers it), and archive suites whose `Date` moved.
+fn apt_findings(step: &LockedStep, now: &LockedStep, out: &mut Vec<Finding>) {
+    use crate::solve::apt::compare_versions;
+    for p in step.apt.iter().filter(|p| p.installed_after()) {
+        let Some(q) = now
+            .apt
+            .iter()
+            .find(|q| q.name == p.name && q.architecture == p.architecture && q.installed_after())
+        else {
+            continue;
+        };
+        if compare_versions(&q.version, &p.version) != std::cmp::Ordering::Greater {
+            continue;
+        }
+        let security = q
+            .suite
+            .as_deref()
+            .filter(|s| s.ends_with("-security") || s.ends_with("/updates"));
+        let kind = if security.is_some() {
+            Kind::Security
+        } else {
+            Kind::Outdated
+        };
+        let mut f = Finding::new(kind, Ecosystem::Apt, p.name.to_string());
+        f.expected = Some(p.version.to_string());
+        f.found = Some(q.version.to_string());
+        f.detail = match (security, &q.suite) {
+            (Some(s), _) => Some(format!("security update from `{s}`")),
+            (None, Some(s)) => Some(format!("from `{s}`")),
+            _ => None,
+        };
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    for s in &step.apt_sources {
+        let Some(n) = now
+            .apt_sources
+            .iter()
+            .find(|n| n.uri == s.uri && n.suite == s.suite && n.date != s.date)
+        else {
+            continue;
+        };
+        let mut f = Finding::new(
+            Kind::Moved,
+            Ecosystem::Apt,
+            format!("{} {}", s.uri, s.suite),
+        );
+        f.expected = Some(s.date.to_string());
+        f.found = Some(n.date.to_string());
+        f.detail = Some(format!(
+            "the archive was read at snapshot {}; it now has a newer release",
+            s.snapshot
+        ));
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+}
+
 fn outdated_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> {
     let mut out = Vec::new();
     for step in &locked.steps {
         let Some(now) = matching_step(step, fresh) else {
             continue;
         };
+        apt_findings(step, now, &mut out);
         let pip = |s: &LockedStep| -> BTreeMap<String, Vec<String>> {
             let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for p in &s.pypi {

@@ -125,7 +125,7 @@ impl Render for Table {
 fn package_link(f: &Finding) -> String {
     let name = &md_cell(&f.name);
     // Unpinned specs are written text, not names.
-    if f.kind == Kind::Unpinned {
+    if f.kind == Kind::Unpinned || f.kind == Kind::Moved {
         return format!("`{name}`");
     }
     match f.ecosystem {
@@ -135,6 +135,7 @@ fn package_link(f: &Finding) -> String {
             f.channel.as_deref().unwrap_or("conda-forge")
         ),
         Ecosystem::Base => format!("`{name}`"),
+        Ecosystem::Apt => format!("[{name}](https://packages.debian.org/{name})"),
         Ecosystem::Image => String::new(),
     }
 }
@@ -248,7 +249,10 @@ struct JsonFinding<'a> {
 
 impl<'a> JsonFinding<'a> {
     fn of(image: &str, f: &'a Finding) -> Self {
-        let package = matches!(f.ecosystem, Ecosystem::Pip | Ecosystem::Conda);
+        let package = matches!(
+            f.ecosystem,
+            Ecosystem::Pip | Ecosystem::Conda | Ecosystem::Apt
+        );
         JsonFinding {
             id: f.id(image, None),
             kind: f.kind,

@@ -16,6 +16,7 @@
 //! This module is orchestration only; the network lives in
 //! [`crate::resolve`], solving in [`crate::solve`].
 
+pub mod apt;
 mod bases;
 mod run;
 mod schedule;
@@ -302,6 +303,12 @@ pub enum StepCause {
     /// The conda solve failed.
     #[error("{0}")]
     Conda(SolveCondaError),
+    /// An apt archive could not be fetched or failed its checks.
+    #[error("{0}")]
+    AptRepo(crate::resolve::apt::AptRepoError),
+    /// apt would refuse the step.
+    #[error("{0}")]
+    Apt(crate::solve::apt::SolveAptError),
     /// A solver thread failed.
     #[error("{0}")]
     Internal(String),

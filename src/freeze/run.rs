@@ -152,7 +152,8 @@ pub async fn freeze_image_reporting(
                 requested: &first.requested,
                 channels: &first.channels,
                 indexes: &first.indexes,
-                locked: first.locked,
+                // A step is locked when every platform locked it.
+                locked: per_platform.iter().all(|(_, o)| o.locked),
             })
             .map_err(unlockable)?;
             for (_, outcome) in per_platform {
@@ -162,6 +163,12 @@ pub async fn freeze_image_reporting(
                 }
                 for p in outcome.pypi {
                     locked.merge_pypi(p);
+                }
+                for p in outcome.apt {
+                    locked.merge_apt(p);
+                }
+                for s in outcome.apt_sources {
+                    locked.merge_apt_source(s);
                 }
             }
             builder.step(locked);

@@ -39,6 +39,12 @@ pub struct PlatformState {
     /// site-packages directory → installed distributions (normalized name →
     /// version).
     pub dists: BTreeMap<String, BTreeMap<String, String>>,
+    /// apt's and dpkg's files as the base has them (absolute path →
+    /// content), then as earlier steps wrote them.
+    pub apt_files: BTreeMap<String, Vec<u8>>,
+    /// dpkg's installed packages after the apt steps resolved so far
+    /// (`None`: as `apt_files` says).
+    pub apt_installed: Option<Vec<crate::solve::apt::BinaryPackage>>,
 }
 
 impl PlatformState {
@@ -113,6 +119,8 @@ impl PlatformState {
             conda,
             warnings,
             dists,
+            apt_files: catalogue.apt_files.clone(),
+            apt_installed: None,
         }
     }
 
@@ -289,13 +297,15 @@ struct CachedState {
     conda: BTreeMap<String, String>,
     dists: BTreeMap<String, BTreeMap<String, String>>,
     warnings: Vec<String>,
+    #[serde(default)]
+    apt_files: BTreeMap<String, Vec<u8>>,
 }
 
 /// Where the state of the image with platform manifest `digest` is cached.
 fn cache_path(cache_dir: &std::path::Path, digest: &str) -> Option<std::path::PathBuf> {
     let hex = digest.strip_prefix("sha256:")?;
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| cache_dir.join("base-states").join(format!("{hex}.json")))
+        .then(|| cache_dir.join("base-states-v2").join(format!("{hex}.json")))
 }
 
 impl PlatformState {
@@ -322,6 +332,8 @@ impl PlatformState {
             conda,
             dists: cached.dists,
             warnings: cached.warnings,
+            apt_files: cached.apt_files,
+            apt_installed: None,
         })
     }
 
@@ -345,6 +357,7 @@ impl PlatformState {
                 .collect(),
             dists: self.dists.clone(),
             warnings: self.warnings.clone(),
+            apt_files: self.apt_files.clone(),
         };
         if let Ok(text) = serde_json::to_string(&cached) {
             let _ = crate::lock::write_atomic(&path, text.as_bytes());

@@ -109,6 +109,8 @@ pub struct StepOutcome {
     pub locked: bool,
     pub conda: Vec<CondaPackage>,
     pub pypi: Vec<PypiPackage>,
+    pub apt: Vec<crate::lock::AptPackage>,
+    pub apt_sources: Vec<crate::lock::AptSource>,
     /// What the lock cannot promise for this step (VCS and path
     /// requirements), with the place.
     pub warnings: Vec<String>,
@@ -128,7 +130,7 @@ impl StepPlace<'_> {
         format!("image `{}`, {}:{}", self.image, self.file, self.line)
     }
 
-    fn error(&self, cause: StepCause) -> FreezeError {
+    pub(crate) fn error(&self, cause: StepCause) -> FreezeError {
         FreezeError::Step {
             image: self.image.to_string(),
             place: format!("{}:{}", self.file, self.line),
@@ -179,6 +181,45 @@ pub async fn resolve_step(
         });
     }
     match cmd.manager.ecosystem() {
+        Ecosystem::Os if matches!(cmd.manager, Manager::AptGet | Manager::Apt) => {
+            // What the previous lock chose for this step and platform is
+            // kept while the archives offer it, unless `--update` names it.
+            let prefer: Vec<(String, String, String)> = if options.ignore_locked {
+                Vec::new()
+            } else {
+                previous_step(job, place, cmd)
+                    .map(|s| {
+                        s.apt
+                            .iter()
+                            .filter(|p| p.installed_after())
+                            .filter(|p| {
+                                p.platforms
+                                    .iter()
+                                    .any(|pl| pl.to_string() == state.platform)
+                            })
+                            .filter(|p| !options.update.iter().any(|u| u == p.name.as_str()))
+                            .map(|p| {
+                                (
+                                    p.name.to_string(),
+                                    p.architecture.to_string(),
+                                    p.version.to_string(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            crate::freeze::apt::apt_step(
+                config,
+                session,
+                place,
+                cmd,
+                values(&cmd.specs),
+                prefer,
+                state,
+            )
+            .await
+        }
         Ecosystem::Os | Ecosystem::Other => Ok(StepOutcome {
             requested: values(&cmd.specs),
             locked: false,
@@ -580,6 +621,7 @@ async fn pip_step(
         conda: Vec::new(),
         pypi: locked,
         warnings,
+        ..StepOutcome::default()
     })
 }
 
@@ -847,6 +889,7 @@ async fn conda_step(
         conda,
         pypi: Vec::new(),
         warnings: Vec::new(),
+        ..StepOutcome::default()
     };
     if !env_pip.is_empty() {
         let mut pip_cmd = cmd.clone();

@@ -26,6 +26,10 @@ pub struct Catalogue {
     pub conda_prefixes: Vec<CondaPrefix>,
     pub python_dists: Vec<PythonDist>,
     pub os_packages: Vec<OsPackage>,
+    /// apt's and dpkg's state files (absolute paths): status, sources,
+    /// pins, `apt.conf.d`, keyrings; see [`crate::image::dpkg`].
+    #[serde(skip)]
+    pub apt_files: std::collections::BTreeMap<String, Vec<u8>>,
     /// Per layer counts, bottom first.
     pub layers: Vec<LayerStats>,
     /// Files that were found but could not be read (a broken conda record,
@@ -303,7 +307,9 @@ pub(crate) fn merge(
         .collect();
     let in_cache = |p: &str| caches.iter().any(|c| p.starts_with(c.as_str()));
     let os_packages = os_packages(&tree);
+    let apt_files = apt_files(&tree);
     Catalogue {
+        apt_files,
         os_release: tree
             .text_following("etc/os-release")
             .or_else(|| tree.text_following("usr/lib/os-release"))
@@ -580,6 +586,38 @@ fn python_dists(
         ))
     });
     out
+}
+
+fn apt_files(tree: &Tree) -> std::collections::BTreeMap<String, Vec<u8>> {
+    tree.nodes
+        .iter()
+        .filter_map(|(path, node)| {
+            let abs = format!("/{path}");
+            if !crate::image::dpkg::is_apt_state_file(&abs) {
+                return None;
+            }
+            // Keyrings are often links (`trusted.gpg.d/x.gpg ->
+            // /usr/share/keyrings/x.gpg`): the content is the target's.
+            let mut node = node;
+            let mut at = path.clone();
+            for _ in 0..8 {
+                let Node::Symlink(target) = node else { break };
+                at = resolve_link(&at, target);
+                node = tree.nodes.get(&at)?;
+            }
+            match node {
+                Node::File(CollectedFile {
+                    content: FileContent::Text(t),
+                    ..
+                }) => Some((abs, t.as_bytes().to_vec())),
+                Node::File(CollectedFile {
+                    content: FileContent::Bytes(b),
+                    ..
+                }) => Some((abs, b.clone())),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 fn os_packages(tree: &Tree) -> Vec<OsPackage> {

@@ -105,12 +105,16 @@ pub(crate) enum FileContent {
     Glibc(Option<String>),
     /// Files whose name is all that matters (`bin/python3.11`, `libc-2.31.so`).
     Present,
+    /// Small files kept as they are: apt's sources, pins, configuration
+    /// and keyrings (binary `.gpg` keyrings included).
+    Bytes(Vec<u8>),
 }
 
 /// Why an entry is interesting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Want {
     Text,
+    Bytes,
     Libc,
     Name,
 }
@@ -175,6 +179,10 @@ fn want(path: &str) -> Option<Want> {
     }
     if dir == "var/lib/dpkg/status.d" && !name.contains('.') {
         return Some(Want::Text);
+    }
+    if dir != "var/lib/dpkg/status.d" && crate::image::dpkg::is_apt_state_file(&format!("/{path}"))
+    {
+        return Some(Want::Bytes);
     }
     if name == "libc.so.6" {
         return Some(Want::Libc);
@@ -988,7 +996,7 @@ fn read_wanted(
                 .map_err(io_err)?;
             FileContent::Glibc(glibc_banner_version(&head))
         }
-        Want::Text => {
+        Want::Text | Want::Bytes => {
             let limit = ctx.opts.max_file_size;
             if size > limit {
                 return Err(ImageError::FileTooLarge {
@@ -1013,6 +1021,13 @@ fn read_wanted(
             }
             let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
             entry.take(limit).read_to_end(&mut bytes).map_err(io_err)?;
+            if want == Want::Bytes {
+                return Ok(CollectedFile {
+                    mode,
+                    size,
+                    content: FileContent::Bytes(bytes),
+                });
+            }
             FileContent::Text(
                 String::from_utf8(bytes)
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
@@ -1045,6 +1060,17 @@ mod tests {
             "etc/os-release",
         ] {
             assert_eq!(want(p), Some(Want::Text), "{p}");
+        }
+        for p in [
+            "etc/apt/sources.list",
+            "etc/apt/sources.list.d/debian.sources",
+            "etc/apt/preferences.d/backports",
+            "etc/apt/apt.conf.d/docker-no-languages",
+            "usr/share/keyrings/debian-archive-keyring.gpg",
+            "etc/apt/trusted.gpg.d/debian-archive-bookworm-stable.asc",
+            "var/lib/apt/extended_states",
+        ] {
+            assert_eq!(want(p), Some(Want::Bytes), "{p}");
         }
         assert_eq!(want("usr/lib/x86_64-linux-gnu/libc.so.6"), Some(Want::Libc));
         assert_eq!(want("usr/local/bin/python3.11"), Some(Want::Name));

@@ -8,8 +8,8 @@
 
 use crate::lock::value::{InvalidValue, serde_oci};
 use crate::lock::{
-    CondaPackage, LockedBase, LockedImage, LockedPlatformImage, LockedStage, LockedStep,
-    PypiPackage, PypiSource, Sha256,
+    AptPackage, AptSource, CondaPackage, LockedBase, LockedImage, LockedPlatformImage, LockedStage,
+    LockedStep, PypiPackage, PypiSource, Sha256,
 };
 use crate::oci::ResolvedImage;
 use crate::oci::{Digest, Platform};
@@ -211,7 +211,158 @@ impl LockedBase {
     }
 }
 
+impl AptPackage {
+    /// The entry for one package an apt step changes on `platform`.
+    pub fn from_record(
+        record: &crate::solve::apt::AptRecord,
+        suite: Option<&str>,
+        platform: &Platform,
+    ) -> Result<AptPackage, LockBuildError> {
+        use crate::solve::apt::AptAction;
+        let what = || format!("Debian package `{}`", record.name.escape_debug());
+        let action = match record.action {
+            AptAction::Install => "install",
+            AptAction::Upgrade => "upgrade",
+            AptAction::Downgrade => "downgrade",
+            AptAction::Remove => "remove",
+            AptAction::Purge => "purge",
+            AptAction::Keep => "keep",
+        };
+        let fetched = matches!(
+            record.action,
+            AptAction::Install | AptAction::Upgrade | AptAction::Downgrade
+        );
+        let source = if record.source.is_empty() {
+            record.name.as_str()
+        } else {
+            record.source.as_str()
+        };
+        Ok(AptPackage {
+            name: check(&what, "name", &record.name)?,
+            version: check(&what, "version", &record.version)?,
+            architecture: check(&what, "architecture", &record.architecture)?,
+            action: check(&what, "action", action)?,
+            source: check(&what, "source", source)?,
+            source_version: (!record.source_version.is_empty()
+                && record.source_version != record.version)
+                .then(|| check(&what, "source-version", &record.source_version))
+                .transpose()?,
+            uri: fetched
+                .then(|| {
+                    check(
+                        &what,
+                        "uri",
+                        crate::config::redact::redact_url(&record.archive_uri),
+                    )
+                })
+                .transpose()?,
+            suite: suite
+                .filter(|s| fetched && !s.is_empty())
+                .map(|s| check(&what, "suite", s))
+                .transpose()?,
+            filename: fetched
+                .then(|| check(&what, "filename", &record.filename))
+                .transpose()?,
+            size: fetched.then_some(record.size),
+            sha256: fetched
+                .then(|| check(&what, "sha256", &record.sha256))
+                .transpose()?,
+            required_by: vec![record.reason.clone()]
+                .into_iter()
+                .filter(|r| !r.is_empty() && !crate::lock::value::has_control(r))
+                .collect(),
+            in_base: record.in_base,
+            platforms: vec![platform.clone()],
+        })
+    }
+}
+
+impl AptSource {
+    /// The entry for one archive source read on `platform`: `uri` as the
+    /// image names it, the signed release's `date` and sha256.
+    pub fn new(
+        uri: &str,
+        suite: &str,
+        components: &[String],
+        release: &crate::solve::apt::release::ReleaseFile,
+        release_sha256: &str,
+        platform: &Platform,
+    ) -> Result<AptSource, LockBuildError> {
+        let date = release.date.as_str();
+        let vendor = release
+            .origin
+            .split_whitespace()
+            .next()
+            .map(str::to_ascii_lowercase);
+        let codename = Some(release.codename.as_str()).filter(|c| !c.is_empty());
+        let what = || {
+            format!(
+                "apt source `{} {}`",
+                uri.escape_debug(),
+                suite.escape_debug()
+            )
+        };
+        let date: crate::lock::AptDate = check(&what, "date", date)?;
+        let seconds = crate::solve::apt::release::parse_release_date(&date).unwrap_or_default();
+        let snapshot = jiff::Timestamp::from_second(seconds)
+            .map(|t| t.strftime("%Y%m%dT%H%M%SZ").to_string())
+            .unwrap_or_default();
+        Ok(AptSource {
+            uri: check(&what, "uri", crate::config::redact::redact_url(uri))?,
+            suite: check(&what, "suite", suite)?,
+            components: components
+                .iter()
+                .map(|c| check(&what, "components", c))
+                .collect::<Result<_, _>>()?,
+            vendor: vendor.map(|v| check(&what, "vendor", v)).transpose()?,
+            codename: codename.map(|c| check(&what, "codename", c)).transpose()?,
+            date,
+            release_sha256: check(&what, "release-sha256", release_sha256)?,
+            snapshot: check(&what, "snapshot", snapshot)?,
+            platforms: vec![platform.clone()],
+        })
+    }
+}
+
 impl LockedStep {
+    /// Adds one platform's apt entry: the same `.deb` (or the same removal)
+    /// on another platform is one entry with both platforms.
+    pub fn merge_apt(&mut self, p: AptPackage) {
+        match self.apt.iter_mut().find(|q| {
+            q.name == p.name
+                && q.version == p.version
+                && q.architecture == p.architecture
+                && q.action == p.action
+                && q.sha256 == p.sha256
+        }) {
+            Some(q) => {
+                q.platforms.extend(p.platforms);
+                q.required_by.extend(p.required_by);
+                q.in_base &= p.in_base;
+            }
+            None => self.apt.push(p),
+        }
+    }
+
+    /// Adds one platform's archive source, likewise.
+    pub fn merge_apt_source(&mut self, s: AptSource) {
+        match self
+            .apt_sources
+            .iter_mut()
+            .find(|q| q.uri == s.uri && q.suite == s.suite && q.release_sha256 == s.release_sha256)
+        {
+            Some(q) => {
+                q.platforms.extend(s.platforms);
+                for c in s.components {
+                    if !q.components.contains(&c) {
+                        q.components.push(c);
+                    }
+                }
+            }
+            None => self.apt_sources.push(s),
+        }
+    }
+
     /// Adds one platform's conda entry: the same file on another platform
     /// is one entry with both platforms.
     pub fn merge_conda(&mut self, p: CondaPackage) {
@@ -353,6 +504,8 @@ impl LockedStep {
             locked: h.locked,
             conda: Vec::new(),
             pypi: Vec::new(),
+            apt_sources: Vec::new(),
+            apt: Vec::new(),
         })
     }
 }

@@ -94,6 +94,25 @@ impl LockedImage {
         by_name.into_values().collect()
     }
 
+    /// The Debian packages the image has on `platform` after every locked
+    /// apt step, by (name, architecture), each with the step that decided
+    /// it; a package a later step removed is left out.
+    pub fn final_apt(&self, platform: &str) -> Vec<(&LockedStep, &crate::lock::AptPackage)> {
+        let mut by_name: BTreeMap<(&str, &str), (&LockedStep, &crate::lock::AptPackage)> =
+            BTreeMap::new();
+        for step in &self.steps {
+            for p in &step.apt {
+                if p.platforms.iter().any(|l| platform_matches(l, platform)) {
+                    by_name.insert((&p.name, &p.architecture), (step, p));
+                }
+            }
+        }
+        by_name
+            .into_values()
+            .filter(|(_, p)| p.installed_after())
+            .collect()
+    }
+
     /// [`Self::final_pypi`] with the step that decided each package.
     pub fn final_pypi_steps(&self, platform: &str) -> Vec<(&LockedStep, &PypiPackage)> {
         let mut by_name: BTreeMap<&str, (&LockedStep, &PypiPackage)> = BTreeMap::new();
@@ -300,6 +319,49 @@ impl LockedImage {
                 }
             }
         }
+        for step in &self.steps {
+            for p in step.apt.iter().filter(|p| p.installed_after()) {
+                let Some(sha256) = &p.sha256 else { continue };
+                if !seen.insert(format!("deb:{sha256}")) {
+                    continue;
+                }
+                let source = p
+                    .uri
+                    .as_ref()
+                    .and_then(|u| step.apt_sources.iter().find(|s| s.uri == *u));
+                let vendor = source.and_then(|s| s.vendor.as_deref()).unwrap_or("debian");
+                let distro = source
+                    .and_then(|s| s.codename.as_deref())
+                    .map(|c| format!("&distro={}", purl_encode(c)))
+                    .unwrap_or_default();
+                let source_q = if p.source != p.name || p.source_version.is_some() {
+                    format!(
+                        "&upstream={}",
+                        purl_encode(&match &p.source_version {
+                            Some(v) => format!("{}@{}", p.source, v),
+                            None => p.source.to_string(),
+                        })
+                    )
+                } else {
+                    String::new()
+                };
+                components.push(serde_json::json!({
+                    "type": "library",
+                    "bom-ref": format!("deb:{}:{}@{}", p.name, p.architecture, p.version),
+                    "name": p.name,
+                    "version": p.version,
+                    "purl": format!(
+                        "pkg:deb/{}/{}@{}?arch={}{distro}{source_q}",
+                        purl_encode(vendor),
+                        p.name,
+                        purl_encode(&p.version),
+                        p.architecture
+                    ),
+                    "hashes": [{"alg": "SHA-256", "content": sha256}],
+                    "properties": [{"name": "imagelock:platforms", "value": joined(&p.platforms).replace(", ", ",")}],
+                }));
+            }
+        }
         let bom = serde_json::json!({
             "bomFormat": "CycloneDX",
             "specVersion": "1.5",
@@ -402,6 +464,20 @@ fn split_tag(name: &str) -> (&str, Option<&str>) {
         Some(i) => (&name[..slash + i], Some(&name[slash + i + 1..])),
         None => (name, None),
     }
+}
+
+/// Percent-encodes what a purl's version or qualifier value may not hold
+/// as is (`:` of an epoch, `+`, `~`, `@`, `&`…).
+fn purl_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

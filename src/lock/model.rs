@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::lock::value::{
-    CondaBuild, CondaName, CondaVersion, LockUrl, Md5, PypiName, PypiVersion, RepoPath, Sha256,
-    Subdir, Token, serde_oci,
+    AptDate, CondaBuild, CondaName, CondaVersion, DebArch, DebName, DebVersion, LockUrl, Md5,
+    PypiName, PypiVersion, RepoPath, Sha256, Subdir, Token, serde_oci,
 };
 use crate::oci::{Digest, Platform};
 
@@ -167,6 +167,91 @@ pub struct LockedStep {
     pub conda: Vec<CondaPackage>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pypi: Vec<PypiPackage>,
+    /// apt steps: the archive sources apt read, per platform.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apt_sources: Vec<AptSource>,
+    /// apt steps: every package the step installs, upgrades or removes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apt: Vec<AptPackage>,
+}
+
+/// One archive source an apt step read (a `deb` line or `.sources` entry,
+/// one suite).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AptSource {
+    /// The archive URI as the image names it (not the mirror's).
+    pub uri: LockUrl,
+    /// `bookworm`, `bookworm-security`, `stable`…
+    pub suite: Token,
+    pub components: Vec<Token>,
+    /// The distribution as the release names itself: the first word of
+    /// its `Origin`, lowercase (`debian`, `ubuntu`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<Token>,
+    /// The release's `Codename` (`bookworm`, `jammy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codename: Option<Token>,
+    /// The `Date` of the signed `InRelease` (RFC 2822, UTC).
+    pub date: AptDate,
+    /// sha256 of the `InRelease` (or `Release`) file as fetched.
+    pub release_sha256: Sha256,
+    /// The snapshot timestamp (`YYYYMMDDTHHMMSSZ`) that reproduces this
+    /// state: the release `Date` (apt's `--snapshot`, snapshot.debian.org).
+    pub snapshot: Token,
+    #[serde(with = "serde_oci::platforms")]
+    #[cfg_attr(test, schemars(schema_with = "serde_oci::platforms_schema"))]
+    pub platforms: Vec<Platform>,
+}
+
+/// A Debian package an apt step changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AptPackage {
+    pub name: DebName,
+    /// The version after the step (for a removal: the version removed).
+    pub version: DebVersion,
+    /// As the `.deb` names it (`amd64`, `all`).
+    pub architecture: DebArch,
+    /// `install`, `upgrade`, `downgrade`, `remove`, `purge`, or `keep`
+    /// (asked for, already installed at the candidate).
+    pub action: Token,
+    /// The source package.
+    pub source: DebName,
+    /// The source version, when it differs from `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<DebVersion>,
+    /// The archive URI the `.deb` is fetched from (absent for removals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<LockUrl>,
+    /// The suite whose index offered this version (`bookworm-security`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<Token>,
+    /// The pool path under `uri` (`pool/main/c/curl/curl_…_amd64.deb`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<Token>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Sha256>,
+    /// Why apt takes it: `requested`, `Depends of curl`, `Recommends of git`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_by: Vec<String>,
+    /// A version of it was installed before the step.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_base: bool,
+    #[serde(with = "serde_oci::platforms")]
+    #[cfg_attr(test, schemars(schema_with = "serde_oci::platforms_schema"))]
+    pub platforms: Vec<Platform>,
+}
+
+impl AptPackage {
+    /// Whether the step leaves it installed.
+    pub fn installed_after(&self) -> bool {
+        !matches!(self.action.as_str(), "remove" | "purge")
+    }
 }
 
 /// Free text the reader takes on one line, without control characters.
@@ -346,6 +431,27 @@ impl LockedImage {
                     &b.name,
                     &b.subdir,
                     &b.url,
+                    &b.platforms,
+                ))
+            });
+            for p in &mut step.apt {
+                p.platforms.sort();
+                p.platforms.dedup();
+                p.required_by.sort();
+                p.required_by.dedup();
+            }
+            for s in &mut step.apt_sources {
+                s.platforms.sort();
+                s.platforms.dedup();
+            }
+            step.apt_sources.sort_by(|a, b| {
+                (&a.uri, &a.suite, &a.platforms).cmp(&(&b.uri, &b.suite, &b.platforms))
+            });
+            step.apt.sort_by(|a, b| {
+                (&a.name, &a.architecture, &a.version, &a.platforms).cmp(&(
+                    &b.name,
+                    &b.architecture,
+                    &b.version,
                     &b.platforms,
                 ))
             });

@@ -86,6 +86,8 @@ pub(crate) fn sample() -> LockedImage {
                     platforms: vec!["linux/amd64".parse().unwrap()],
                 }],
                 pypi: vec![],
+                apt_sources: vec![],
+                apt: vec![],
             },
             LockedStep {
                 stage: 0,
@@ -104,6 +106,8 @@ pub(crate) fn sample() -> LockedImage {
                     pypi("six", &["linux/arm64", "linux/amd64"]),
                     pypi("pandas", &["linux/amd64"]),
                 ],
+                apt_sources: vec![],
+                apt: vec![],
             },
             LockedStep {
                 stage: 0,
@@ -119,6 +123,8 @@ pub(crate) fn sample() -> LockedImage {
                 locked: false,
                 conda: vec![],
                 pypi: vec![],
+                apt_sources: vec![],
+                apt: vec![],
             },
         ],
     }

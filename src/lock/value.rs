@@ -550,6 +550,105 @@ pub(crate) mod serde_oci {
     }
 }
 
+lock_string!(
+    /// A Debian package name (Debian Policy 5.6.7): lowercase letters,
+    /// digits, `+`, `-` and `.`, at least two characters, starting with a
+    /// letter or digit.
+    DebName,
+    |s| {
+        let ok = s.len() >= 2
+            && s.as_bytes()[0].is_ascii_alphanumeric()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+        if ok {
+            Ok(())
+        } else {
+            Err(invalid(
+                "a Debian package name",
+                s,
+                "lowercase letters, digits, `+`, `-` and `.`, e.g. `libc6` or `g++`",
+            ))
+        }
+    }
+);
+
+lock_string!(
+    /// A Debian version (Debian Policy 5.6.12): `[epoch:]upstream[-revision]`;
+    /// the epoch is digits, the upstream version starts with a digit and
+    /// holds letters, digits and `.+~-:` (`-` only with a revision, `:` only
+    /// with an epoch), the revision letters, digits and `+.~`.
+    DebVersion,
+    |s| {
+        if is_deb_version(s) {
+            Ok(())
+        } else {
+            Err(invalid(
+                "a Debian version",
+                s,
+                "a version like `7.88.1-10+deb12u8` or `1:2.39.5-0+deb12u1`",
+            ))
+        }
+    }
+);
+
+fn is_deb_version(s: &str) -> bool {
+    let (epoch, rest) = match s.split_once(':') {
+        Some((e, r)) => (Some(e), r),
+        None => (None, s),
+    };
+    if epoch.is_some_and(|e| e.is_empty() || !e.bytes().all(|b| b.is_ascii_digit())) {
+        return false;
+    }
+    let (upstream, revision) = match rest.rsplit_once('-') {
+        Some((u, r)) => (u, Some(r)),
+        None => (rest, None),
+    };
+    let upstream_ok = upstream.as_bytes().first().is_some_and(u8::is_ascii_digit)
+        && upstream.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || b".+~".contains(&b)
+                || (b == b'-' && revision.is_some())
+                || (b == b':' && epoch.is_some())
+        });
+    let revision_ok = revision.is_none_or(|r| {
+        !r.is_empty()
+            && r.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+.~".contains(&b))
+    });
+    upstream_ok && revision_ok
+}
+
+lock_string!(
+    /// The `Date` of an apt `Release` file (`Sat, 09 Nov 2024 10:23:45 UTC`).
+    AptDate,
+    |s| {
+        if !has_control(s) && crate::solve::apt::release::parse_release_date(s).is_some() {
+            Ok(())
+        } else {
+            Err(invalid(
+                "a Release date",
+                s,
+                "a date as Release files write it, e.g. `Sat, 09 Nov 2024 10:23:45 UTC`",
+            ))
+        }
+    }
+);
+
+lock_string!(
+    /// A Debian architecture as a `.deb` names it (`amd64`, `arm64`,
+    /// `all`): lowercase letters, digits and `-`.
+    DebArch,
+    |s| {
+        if !s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            Ok(())
+        } else {
+            Err(invalid("a Debian architecture", s, "e.g. `amd64`, `arm64` or `all`"))
+        }
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -615,5 +714,39 @@ mod tests {
             e.to_string(),
             "is not a PEP 440 version: `1.0\\n--x`\nhint: a version like `1.26.4` or `2.0.0rc1`"
         );
+    }
+
+    #[test]
+    fn debian_values_follow_policy() {
+        for v in [
+            "7.88.1-10+deb12u8",
+            "1:2.39.5-0+deb12u1",
+            "2.36-9+deb12u9",
+            "1.0~rc1",
+            "0",
+            "2:1.2-3-4",
+        ] {
+            assert!(v.parse::<DebVersion>().is_ok(), "{v}");
+        }
+        for v in [
+            "",
+            "a1.0",
+            "1.0-",
+            "1:",
+            ":1.0",
+            "1.0 -1",
+            "1.0-1;rm",
+            "1:1.0-x_y",
+        ] {
+            assert!(v.parse::<DebVersion>().is_err(), "{v}");
+        }
+        for n in ["libc6", "g++", "libstdc++6", "python3.11"] {
+            assert!(n.parse::<DebName>().is_ok(), "{n}");
+        }
+        for n in ["", "a", "Curl", "-x", "curl=1"] {
+            assert!(n.parse::<DebName>().is_err(), "{n}");
+        }
+        assert!("amd64".parse::<DebArch>().is_ok());
+        assert!("amd64 ".parse::<DebArch>().is_err());
     }
 }

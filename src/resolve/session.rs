@@ -173,6 +173,11 @@ impl Session {
         })
     }
 
+    /// The run's cache directory (`cache-dir`).
+    pub fn cache_dir(&self) -> &std::path::Path {
+        &self.cache_dir
+    }
+
     /// The HTTP client every service of this run sends through.
     pub fn http(&self) -> &HttpClient {
         &self.http

@@ -45,7 +45,7 @@ use crate::source::dockerfile::{self, syntax::ItemKind};
 use crate::source::inputs::{Inputs, load_inputs_with};
 use crate::source::model::{Definition, DefinitionKind, InstallStep};
 use crate::source::requirements::{RequirementsEntry, RequirementsFile};
-use crate::source::steps::{Ecosystem, FileRole};
+use crate::source::steps::{Ecosystem, FileRole, Manager};
 
 pub use edit::{Edit, EditError};
 
@@ -146,10 +146,16 @@ pub fn rewrite_image(
     for stage in &definition.stages {
         for (si, step) in stage.steps.iter().enumerate() {
             let eco = step.command.manager.ecosystem();
-            if eco == Ecosystem::Os {
+            let apt = matches!(step.command.manager, Manager::AptGet | Manager::Apt);
+            if eco == Ecosystem::Os && !apt {
                 continue;
             }
-            let Some(li) = match_step(lock, stage.index, step) else {
+            let found = match_step(lock, stage.index, step);
+            if apt && found.is_none() {
+                // Not locked: freeze said why, and the step stays as written.
+                continue;
+            }
+            let Some(li) = found else {
                 plan.warn(
                     path,
                     text,
@@ -183,7 +189,8 @@ pub fn rewrite_image(
             match eco {
                 Ecosystem::Python => pip_step(&mut plan, at, opts),
                 Ecosystem::Conda => conda_step(&mut plan, at),
-                Ecosystem::Os | Ecosystem::Other => {}
+                Ecosystem::Os => apt_step(&mut plan, at),
+                Ecosystem::Other => {}
             }
         }
     }
@@ -503,6 +510,59 @@ struct StepAt<'a> {
     step: &'a InstallStep,
     /// Index of the matched entry in `lock.steps`.
     li: usize,
+}
+
+/// An apt step: every package it installs pinned `name=version`
+/// (`name:arch=version` for a foreign architecture), in place of the names
+/// written.
+fn apt_step(plan: &mut Plan, at: StepAt<'_>) {
+    let StepAt {
+        def,
+        inputs,
+        lock,
+        layout,
+        step,
+        li,
+        ..
+    } = at;
+    let text = inputs.definition.as_str();
+    let locked = &lock.steps[li];
+    if step.command.specs.is_empty() {
+        if locked.apt.iter().any(|p| p.action != "keep") {
+            plan.warn(
+                &def.path,
+                text,
+                step.command.span,
+                format!(
+                    "`{}` names no package, so its versions are not pinned in the definition",
+                    step.command.text
+                ),
+                Some("write the locked packages as `apt-get install -y NAME=VERSION …`, or check the image with `imagelock verify --image`".into()),
+            );
+        }
+        return;
+    }
+    let (items, unpinned) = pins::apt_pins(locked);
+    if !unpinned.is_empty() {
+        plan.warn(
+            &def.path,
+            text,
+            step.command.span,
+            format!(
+                "{} differ in version between platforms and are left unpinned",
+                unpinned
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Some("lock one platform per image, or pin them yourself".into()),
+        );
+        return;
+    }
+    if step.command.action == crate::source::steps::Action::Install {
+        replace_specs(plan, layout, step, &items);
+    }
 }
 
 fn conda_step(plan: &mut Plan, at: StepAt<'_>) {

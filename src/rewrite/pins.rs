@@ -195,6 +195,41 @@ pub(crate) fn shell_word(spec: &str) -> String {
     }
 }
 
+/// The pins of an apt step: `name=version` for every package it installs,
+/// upgrades or keeps, `name:arch=version` when the architecture is foreign
+/// to a platform that gets it. Packages whose version differs between
+/// platforms are returned apart (second list), unpinned.
+pub(crate) fn apt_pins(step: &LockedStep) -> (Vec<String>, Vec<String>) {
+    // name[:arch] → versions
+    let mut by_name: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for p in step.apt.iter().filter(|p| p.installed_after()) {
+        let foreign = p.architecture != "all"
+            && p.platforms
+                .iter()
+                .any(|pl| pl.deb_arch() != Some(p.architecture.as_str()));
+        let name = if foreign {
+            format!("{}:{}", p.name, p.architecture)
+        } else {
+            p.name.to_string()
+        };
+        by_name
+            .entry(name)
+            .or_default()
+            .insert(p.version.to_string());
+    }
+    let mut pins = Vec::new();
+    let mut unpinned = Vec::new();
+    for (name, versions) in by_name {
+        if versions.len() == 1 {
+            let v = versions.into_iter().next().unwrap_or_default();
+            pins.push(format!("{name}={v}"));
+        } else {
+            unpinned.push(name);
+        }
+    }
+    (pins, unpinned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +296,8 @@ mod tests {
             locked: true,
             conda: vec![],
             pypi: vec![],
+            apt_sources: vec![],
+            apt: vec![],
         }
     }
 

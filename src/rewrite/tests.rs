@@ -258,6 +258,8 @@ fn synthetic_lock(def: &Definition, inputs: &Inputs, platforms: &[&str]) -> Lock
                 locked: true,
                 conda: vec![],
                 pypi,
+                apt_sources: vec![],
+                apt: vec![],
             });
         }
     }
@@ -726,6 +728,8 @@ fn conda_context(eol: &str) -> (tempfile::TempDir, PathBuf, LockedImage) {
             locked: true,
             conda,
             pypi,
+            apt_sources: vec![],
+            apt: vec![],
         };
     lock.steps = vec![
         locked(
@@ -954,6 +958,8 @@ proptest::proptest! {
                 locked: true,
                 conda,
                 pypi,
+                apt_sources: vec![],
+                apt: vec![],
             }
         };
         let mut conda_pkgs: Vec<CondaPackage> = conda

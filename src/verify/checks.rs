@@ -172,6 +172,7 @@ pub fn check_platform(
     out.checked.not_locked = base.is_some();
     check_conda(lock, &platform_str, image, base, &mut out);
     check_pip(lock, &platform_str, image, base, &mut out);
+    check_apt(lock, &platform_str, image, base, &mut out);
     out.findings.sort_by(|a, b| {
         (
             a.kind == FindingKind::NotLocked,
@@ -518,6 +519,90 @@ fn check_pip(
                 detail: Some(installed_by(d)),
             });
         }
+    }
+}
+
+/// Locked Debian packages against the image's dpkg status: each at its
+/// locked version and architecture; with the base known, every package
+/// above the base the lock does not name.
+fn check_apt(
+    lock: &LockedImage,
+    platform: &str,
+    image: &Catalogue,
+    base: Option<&Catalogue>,
+    out: &mut PlatformCheck,
+) {
+    use crate::image::OsPackageSource;
+    let dpkg = |c: &Catalogue| -> Vec<(String, String, String)> {
+        c.os_packages
+            .iter()
+            .filter(|p| p.source == OsPackageSource::Dpkg)
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.version.clone(),
+                    p.arch.clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let have = dpkg(image);
+    let locked = lock.final_apt(platform);
+    let mut named: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for (step, pkg) in &locked {
+        out.checked.apt += 1;
+        named.insert((&pkg.name, &pkg.architecture));
+        let finding = |kind, found: Option<String>| Finding {
+            kind,
+            ecosystem: Ecosystem::Apt,
+            name: pkg.name.to_string(),
+            expected: Some(format!("{} ({})", pkg.version, pkg.architecture)),
+            found,
+            step: Some(step_of(step)),
+            location: Some("/var/lib/dpkg/status".into()),
+            channel: None,
+            detail: None,
+        };
+        let same_name: Vec<&(String, String, String)> =
+            have.iter().filter(|(n, _, _)| *n == *pkg.name).collect();
+        if same_name
+            .iter()
+            .any(|(_, v, a)| *v == *pkg.version && *a == *pkg.architecture)
+        {
+            continue;
+        }
+        match same_name.first() {
+            None => out.findings.push(finding(FindingKind::Missing, None)),
+            Some((_, v, a)) => out.findings.push(finding(
+                FindingKind::VersionDiffers,
+                Some(format!("{v} ({a})")),
+            )),
+        }
+    }
+    if locked.is_empty() && !lock.steps.iter().any(|s| !s.apt.is_empty()) {
+        return;
+    }
+    let Some(base) = base else { return };
+    let below = dpkg(base);
+    for (n, v, a) in &have {
+        if named.contains(&(n.as_str(), a.as_str()))
+            || below
+                .iter()
+                .any(|b| b == &(n.clone(), v.clone(), a.clone()))
+        {
+            continue;
+        }
+        out.findings.push(Finding {
+            kind: FindingKind::NotLocked,
+            ecosystem: Ecosystem::Apt,
+            name: n.clone(),
+            expected: None,
+            found: Some(format!("{v} ({a})")),
+            step: None,
+            location: Some("/var/lib/dpkg/status".into()),
+            channel: None,
+            detail: None,
+        });
     }
 }
 

@@ -50,15 +50,22 @@ pub enum FindingKind {
     Unpinned,
     /// The index publishes security advisories for the locked version.
     Vulnerable,
+    /// A newer version of a locked Debian package is in a `-security`
+    /// suite.
+    Security,
+    /// An apt archive suite the lock read has a newer `Date`.
+    Moved,
 }
 
 impl FindingKind {
     /// The kinds `drift` reports, in report order.
-    pub const DRIFT: [FindingKind; 9] = [
+    pub const DRIFT: [FindingKind; 11] = [
         FindingKind::Vulnerable,
         FindingKind::Stale,
         FindingKind::Base,
+        FindingKind::Security,
         FindingKind::Outdated,
+        FindingKind::Moved,
         FindingKind::Yanked,
         FindingKind::Gone,
         FindingKind::Broken,
@@ -67,7 +74,7 @@ impl FindingKind {
     ];
 
     /// Every kind, verify's then drift's: the rules of a SARIF report.
-    pub const ALL: [FindingKind; 17] = [
+    pub const ALL: [FindingKind; 19] = [
         FindingKind::BaseMismatch,
         FindingKind::Missing,
         FindingKind::VersionDiffers,
@@ -85,6 +92,8 @@ impl FindingKind {
         FindingKind::Unresolvable,
         FindingKind::Unpinned,
         FindingKind::Vulnerable,
+        FindingKind::Security,
+        FindingKind::Moved,
     ];
 
     /// What a finding of this kind means, one sentence.
@@ -102,7 +111,7 @@ impl FindingKind {
                 "A direct URL, VCS or path requirement was installed from elsewhere than the lock says."
             }
             Self::NotLocked => {
-                "A package installed by conda or pip is neither locked nor in the base image."
+                "A package installed by conda, pip or dpkg is neither locked nor in the base image."
             }
             Self::Stale => "The definition or a file it reads changed since the lock was made.",
             Self::Base => "A base tag now names another digest.",
@@ -113,6 +122,10 @@ impl FindingKind {
             Self::Unresolvable => "Freeze would fail now.",
             Self::Unpinned => "An install step asks for specs that are not exact pins.",
             Self::Vulnerable => "The index publishes security advisories for the locked version.",
+            Self::Security => {
+                "A newer version of a locked Debian package is in a security suite the lock read."
+            }
+            Self::Moved => "An apt archive suite the lock read has a new Date.",
         }
     }
 
@@ -136,6 +149,8 @@ impl FindingKind {
             Self::Unresolvable => "unresolvable",
             Self::Unpinned => "unpinned",
             Self::Vulnerable => "vulnerable",
+            Self::Security => "security",
+            Self::Moved => "moved",
         }
     }
 
@@ -153,10 +168,11 @@ impl FindingKind {
             | Self::Gone
             | Self::Broken
             | Self::Unresolvable
-            | Self::Vulnerable => Severity::High,
+            | Self::Vulnerable
+            | Self::Security => Severity::High,
             Self::NotLocked | Self::Stale | Self::Base => Severity::Medium,
             Self::Outdated => Severity::Low,
-            Self::Unpinned => Severity::Info,
+            Self::Unpinned | Self::Moved => Severity::Info,
         }
     }
 
@@ -198,6 +214,8 @@ pub enum Ecosystem {
     /// A Python distribution not owned by conda: installed by pip, uv,
     /// poetry, setuptools or an unknown tool (the finding's detail says).
     Pip,
+    /// A Debian package (dpkg's status).
+    Apt,
     /// The image as a whole: its inputs, whether it resolves.
     Image,
 }
@@ -208,6 +226,7 @@ impl Ecosystem {
             Self::Base => "base",
             Self::Conda => "conda",
             Self::Pip => "pip",
+            Self::Apt => "apt",
             Self::Image => "image",
         }
     }
@@ -417,8 +436,16 @@ pub struct Checked {
     pub conda: usize,
     /// Locked Python distributions compared.
     pub pip: usize,
+    /// Locked Debian packages compared (not written when none were).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub apt: usize,
     /// Whether packages outside the lock could be told from the base's.
     pub not_locked: bool,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The result for one platform.

@@ -146,7 +146,12 @@ fn checked_summary(p: &PlatformCheck) -> String {
         parts.push("base".to_string());
     }
     parts.push(format!("{} conda", c.conda));
-    parts.push(format!("{} pip package{}", c.pip, plural(c.pip)));
+    if c.apt > 0 {
+        parts.push(format!("{} pip", c.pip));
+        parts.push(format!("{} apt package{}", c.apt, plural(c.apt)));
+    } else {
+        parts.push(format!("{} pip package{}", c.pip, plural(c.pip)));
+    }
     parts.join(", ")
 }
 
@@ -200,6 +205,7 @@ pub fn describe(f: &Finding) -> String {
             let what = match (f.ecosystem, &f.detail) {
                 (_, Some(d)) => d.as_str(),
                 (Ecosystem::Conda, None) => "installed by conda",
+                (Ecosystem::Apt, None) => "installed by dpkg",
                 (_, None) => "installed by pip",
             };
             format!(
@@ -319,6 +325,7 @@ mod tests {
                         base: true,
                         conda: 0,
                         pip: 2,
+                        apt: 0,
                         not_locked: true,
                     },
                     findings: vec![Finding {

@@ -7,6 +7,8 @@ mod common;
 mod accounting;
 mod apptainer;
 mod apt;
+mod apt_build;
+mod apt_drift;
 mod build;
 mod cli;
 mod conda;

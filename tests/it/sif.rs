@@ -582,6 +582,8 @@ fn lock_for(dir: &Path) -> LockedImage {
         locked: true,
         conda: vec![],
         pypi: vec![],
+        apt_sources: vec![],
+        apt: vec![],
     };
     let record: serde_json::Value = serde_json::from_str(TINYCONDA).unwrap();
     let f = |k: &str| record[k].as_str().unwrap();

@@ -262,6 +262,8 @@ fn derive_lock(w: &World, dir: &str, base_oci: &str) -> LockedImage {
         locked: true,
         conda: vec![],
         pypi: vec![],
+        apt_sources: vec![],
+        apt: vec![],
     };
     let mut conda_step = step("conda");
     conda_step.conda = conda;
@@ -745,6 +747,8 @@ fn verify_without_an_image_finds_stale_locks() {
                         locked: true,
                         conda: vec![],
                         pypi: vec![],
+                        apt_sources: vec![],
+                        apt: vec![],
                     })
                 })
                 .collect(),

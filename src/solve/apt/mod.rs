@@ -233,6 +233,18 @@ pub fn resolve(
     command: &AptCommand,
     auto_installed: &HashSet<(String, String)>,
 ) -> Result<AptOutcome, SolveAptError> {
+    resolve_preferring(universe, command, auto_installed, &[])
+}
+
+/// [`resolve`], with the candidate of each `(name, arch, version)` of
+/// `prefer` set to that version while the sources still offer it: a
+/// re-freeze keeps what the lock chose unless told to move it.
+pub fn resolve_preferring(
+    universe: &Universe,
+    command: &AptCommand,
+    auto_installed: &HashSet<(String, String)>,
+    prefer: &[(String, String, String)],
+) -> Result<AptOutcome, SolveAptError> {
     let rebuilt;
     let u = if let Some(t) = &command.target_release {
         // `-t` is APT::Default-Release for this command.
@@ -247,6 +259,21 @@ pub fn resolve(
         .install_recommends
         .unwrap_or(u.options.install_recommends);
     let mut cache = DepCache::new(u, recommends, u.options.install_suggests);
+    for (name, arch, version) in prefer {
+        let arch = if arch == "all" {
+            u.native.as_str()
+        } else {
+            arch
+        };
+        if let Some(p) = u.find(name, arch)
+            && let Some(&v) = u.pkgs[p]
+                .versions
+                .iter()
+                .find(|&&v| u.vers[v].data.version == *version)
+        {
+            cache.set_candidate(p, v);
+        }
+    }
     let mut requested = BTreeSet::new();
     let mut removed = BTreeSet::new();
     match &command.request {

@@ -1,0 +1,329 @@
+//! apt steps in `drift` and in the SBOM, against a signed repository made
+//! here with the real tools (`apt-ftparchive`, `gpg`, `dpkg-deb`) from the
+//! real `.deb` files of `tests/apt/prepare.py`, served on 127.0.0.1: after
+//! the lock, the archive publishes a rebuilt `hello` in its `-security`
+//! suite and a new release of the main suite; drift calls the first a
+//! security update and the second a moved suite.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::http::StaticServer;
+use crate::common::registry::sha256;
+use crate::common::{self, imagelock, repo_root, run};
+
+fn ok(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().expect("the tool runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn gpg(home: &Path) -> Command {
+    let mut c = Command::new("gpg");
+    c.args(["--batch", "--homedir"]).arg(home).args([
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+    ]);
+    c
+}
+
+/// Indexes `pool/<dir>` as suite `suite` of `repo`, with `Date` `date`,
+/// clear-signed by the key of `home`.
+fn publish(repo: &Path, home: &Path, suite: &str, dir: &str, date: &str) {
+    let d = repo.join("dists").join(suite).join("main/binary-amd64");
+    std::fs::create_dir_all(&d).unwrap();
+    let packages = ok(Command::new("apt-ftparchive")
+        .args(["packages", &format!("pool/{dir}")])
+        .current_dir(repo));
+    std::fs::write(d.join("Packages"), &packages).unwrap();
+    let release = ok(Command::new("apt-ftparchive")
+        .args([
+            "-o",
+            "APT::FTPArchive::Release::Origin=Debian",
+            "-o",
+            &format!("APT::FTPArchive::Release::Suite={suite}"),
+            "-o",
+            &format!("APT::FTPArchive::Release::Codename={suite}"),
+            "-o",
+            "APT::FTPArchive::Release::Architectures=amd64",
+            "-o",
+            "APT::FTPArchive::Release::Components=main",
+            "release",
+            ".",
+        ])
+        .current_dir(repo.join("dists").join(suite)));
+    let release = String::from_utf8(release).unwrap();
+    let release: String = release
+        .lines()
+        .map(|l| {
+            if l.starts_with("Date:") {
+                format!("Date: {date}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let rel = repo.join("dists").join(suite).join("Release");
+    std::fs::write(&rel, release).unwrap();
+    let inrelease = repo.join("dists").join(suite).join("InRelease");
+    let _ = std::fs::remove_file(&inrelease);
+    ok(gpg(home)
+        .args([
+            "--local-user",
+            "drift@test.invalid",
+            "--clearsign",
+            "--output",
+        ])
+        .arg(&inrelease)
+        .arg(&rel));
+    std::fs::remove_file(rel).unwrap();
+}
+
+fn date(days_ago: i64) -> String {
+    let t = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days_ago);
+    t.strftime("%a, %d %b %Y %H:%M:%S UTC").to_string()
+}
+
+/// A one-layer OCI layout `DIR/library/debian:bookworm` holding `files`
+/// and `links` (path, target).
+fn base_image(dir: &Path, files: &[(&str, Vec<u8>)], links: &[(&str, &str)]) {
+    let layout = dir.join("library/debian");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let blob = |bytes: &[u8]| {
+        let digest = sha256(bytes);
+        std::fs::write(layout.join("blobs/sha256").join(&digest[7..]), bytes).unwrap();
+        digest
+    };
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, content) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        tar.append_data(&mut h, path, content.as_slice()).unwrap();
+    }
+    for (path, target) in links {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        h.set_mtime(0);
+        tar.append_link(&mut h, path, target).unwrap();
+    }
+    let tar = tar.into_inner().unwrap();
+    let diff_id = sha256(&tar);
+    let layer = blob(&tar);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]}
+    }))
+    .unwrap();
+    let config_digest = blob(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": tar.len()}]
+    }))
+    .unwrap();
+    let manifest_digest = blob(&manifest);
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": manifest_digest, "size": manifest.len(),
+                "annotations": {"org.opencontainers.image.ref.name": "bookworm"}
+            }]
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn drift_calls_out_security_updates_and_moved_suites_and_the_sbom_has_deb_purls() {
+    let fixture = repo_root().join("target/apt-fixture");
+    if !fixture.join("debs").is_dir() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the apt drift test needs `python3 tests/apt/prepare.py` first"
+        );
+        eprintln!("skipping: run `python3 tests/apt/prepare.py` to prepare the apt repository");
+        return;
+    }
+    if !common::require_tool("apt-ftparchive", "apt-get install -y apt-utils") {
+        return;
+    }
+    let tmp = common::tempdir();
+    let path = |rel: &str| tmp.path().join(rel);
+    let repo = path("repo");
+    std::fs::create_dir_all(repo.join("pool/main")).unwrap();
+    std::fs::create_dir_all(repo.join("pool/security")).unwrap();
+    let mut hello = None;
+    for e in std::fs::read_dir(fixture.join("debs")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        std::fs::copy(e.path(), repo.join("pool/main").join(&name)).unwrap();
+        if name.starts_with("hello_") {
+            hello = Some(e.path());
+        }
+    }
+    let hello = hello.expect("the fixture has hello");
+    let home = path("gnupg");
+    std::fs::create_dir_all(&home).unwrap();
+    ok(gpg(&home).args([
+        "--quick-gen-key",
+        "imagelock drift <drift@test.invalid>",
+        "ed25519",
+        "sign",
+        "never",
+    ]));
+    let key = ok(gpg(&home).args(["--export", "drift@test.invalid"]));
+    publish(&repo, &home, "bookworm", "main", &date(3));
+    publish(&repo, &home, "bookworm-security", "security", &date(3));
+    let server = StaticServer::start(&repo);
+    let url = server.url();
+
+    // The base: libc6 installed (its stanza from the archive), the two
+    // suites, the key.
+    let packages =
+        std::fs::read_to_string(repo.join("dists/bookworm/main/binary-amd64/Packages")).unwrap();
+    let libc6 = packages
+        .split("\n\n")
+        .find(|s| s.starts_with("Package: libc6\n"))
+        .unwrap();
+    let libgcc = packages
+        .split("\n\n")
+        .filter(|s| {
+            s.starts_with("Package: libgcc-s1\n") || s.starts_with("Package: gcc-12-base\n")
+        })
+        .collect::<Vec<_>>();
+    let mut status = String::new();
+    for s in std::iter::once(libc6).chain(libgcc) {
+        status.push_str(&format!(
+            "{}\nStatus: install ok installed\n\n",
+            s.trim_end()
+        ));
+    }
+    base_image(
+        &path("images"),
+        &[
+            ("var/lib/dpkg/status", status.into_bytes()),
+            (
+                "etc/apt/sources.list.d/debian.sources",
+                format!(
+                    "Types: deb\nURIs: {url}\nSuites: bookworm bookworm-security\nComponents: main\nSigned-By: /etc/apt/keyrings/drift.gpg\n"
+                )
+                .into_bytes(),
+            ),
+            ("usr/share/keyrings/drift.gpg", key),
+        ],
+        // The keyring the source names is a link, as images often have.
+        &[(
+            "etc/apt/keyrings/drift.gpg",
+            "../../../usr/share/keyrings/drift.gpg",
+        )],
+    );
+    let ex = path("image");
+    std::fs::create_dir_all(&ex).unwrap();
+    std::fs::write(
+        ex.join("Dockerfile"),
+        "FROM debian:bookworm\nRUN apt-get update && apt-get install -y hello\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ex.join("imagelock.toml"),
+        format!(
+            "lock-dir = \"lockfiles\"\n[images.tool]\nfile = \"Dockerfile\"\n\n\
+             [registries.\"docker.io\"]\nlocation = \"oci:{}\"\n",
+            path("images").display()
+        ),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        run(imagelock()
+            .current_dir(&ex)
+            .env("XDG_CACHE_HOME", path("cache"))
+            .args(args))
+    };
+    let (code, out, err) = cli(&["freeze"]);
+    assert_eq!(code, 0, "freeze:\n{out}\n{err}");
+    let lock = std::fs::read_to_string(ex.join("lockfiles/tool.lock")).unwrap();
+    assert!(lock.contains("name = \"hello\""), "{lock}");
+    assert!(lock.contains("version = \"2.10-3\""), "{lock}");
+
+    let (code, out, err) = cli(&["export", "tool", "--to", "sbom"]);
+    assert_eq!(code, 0, "export:\n{out}\n{err}");
+    assert!(
+        out.contains("pkg:deb/debian/hello@2.10-3?arch=amd64&distro=bookworm"),
+        "{out}"
+    );
+
+    let (code, out, err) = cli(&["drift"]);
+    assert_eq!(code, 0, "no drift yet:\n{out}\n{err}");
+    assert!(out.contains("no drift"), "{out}");
+
+    // A rebuilt hello in the security suite; a new release of the main one.
+    let unpacked = path("hello-src");
+    ok(Command::new("dpkg-deb")
+        .arg("-R")
+        .arg(&hello)
+        .arg(&unpacked));
+    let control = unpacked.join("DEBIAN/control");
+    let text = std::fs::read_to_string(&control)
+        .unwrap()
+        .replace("Version: 2.10-3\n", "Version: 2.10-3+deb12u1\n");
+    std::fs::write(&control, text).unwrap();
+    ok(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-b"])
+        .arg(&unpacked)
+        .arg(repo.join("pool/security/hello_2.10-3+deb12u1_amd64.deb")));
+    publish(&repo, &home, "bookworm-security", "security", &date(1));
+    publish(&repo, &home, "bookworm", "main", &date(1));
+
+    let (code, out, err) = cli(&["drift", "--format", "json", "--fail-on", "security"]);
+    assert_eq!(code, 1, "drift:\n{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    let security = findings
+        .iter()
+        .find(|f| f["kind"] == "security")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(security["package"], "hello", "{out}");
+    assert_eq!(security["locked"], "2.10-3", "{out}");
+    assert_eq!(security["latest"], "2.10-3+deb12u1", "{out}");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["kind"] == "moved" && f["package"] == format!("{url} bookworm")),
+        "{out}"
+    );
+
+    // A re-freeze keeps the locked version while the archive has it;
+    // `--update hello` moves it.
+    let (code, out, err) = cli(&["freeze"]);
+    assert_eq!(code, 0, "freeze again:\n{out}\n{err}");
+    let lock = std::fs::read_to_string(ex.join("lockfiles/tool.lock")).unwrap();
+    assert!(lock.contains("version = \"2.10-3\""), "{lock}");
+    assert!(!lock.contains("2.10-3+deb12u1"), "{lock}");
+    let (code, out, err) = cli(&["freeze", "--update", "hello"]);
+    assert_eq!(code, 0, "freeze --update:\n{out}\n{err}");
+    let lock = std::fs::read_to_string(ex.join("lockfiles/tool.lock")).unwrap();
+    assert!(lock.contains("version = \"2.10-3+deb12u1\""), "{lock}");
+    assert!(lock.contains("suite = \"bookworm-security\""), "{lock}");
+}
