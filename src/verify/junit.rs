@@ -394,6 +394,7 @@ mod tests {
                 base: true,
                 conda: 0,
                 pip: 2,
+                apt: 0,
                 not_locked: true,
             },
             findings: vec![f],
