@@ -391,7 +391,7 @@ fn stage_human(
         if !s.platform_args.is_empty() {
             let _ = writeln!(
                 out,
-                "      per platform: reads {}, which differs by platform (not decided here)",
+                "      per platform: reads {}, which differs by platform; freeze reads the step for each platform it locks",
                 s.platform_args.join(", ")
             );
         }

@@ -2026,6 +2026,51 @@ fn is_arch_probe(text: &str) -> bool {
     t.starts_with("uname") || t.starts_with("dpkg --print-architecture") || t.starts_with("arch")
 }
 
+/// The name under which the caller's lookup answers the platform being
+/// built (`linux/arm64/v8`) for `$(uname -m)`-style probes. It cannot be a
+/// shell variable's name, so a script can never set it.
+pub const PLATFORM_PROBE: &str = "imagelock:platform";
+
+/// `uname -m`, `arch`, `dpkg --print-architecture` on the platform the
+/// caller names through [`PLATFORM_PROBE`]; `None` when it names none.
+fn arch_probe(env: &dyn ShellEnv, prog: &str, args: &[String]) -> Option<String> {
+    let platform = match env.var(PLATFORM_PROBE)? {
+        VarState::Set(v) => v,
+        _ => return None,
+    };
+    let mut parts = platform.split('/');
+    let _os = parts.next();
+    let arch = parts.next()?;
+    let variant = parts.next().unwrap_or("");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = match (prog, args.as_slice()) {
+        ("uname", ["-m"]) | ("arch", []) => match (arch, variant) {
+            ("amd64", _) => "x86_64",
+            ("arm64", _) => "aarch64",
+            ("386", _) => "i686",
+            ("arm", "v6") => "armv6l",
+            ("arm", _) => "armv7l",
+            ("ppc64le", _) => "ppc64le",
+            ("s390x", _) => "s390x",
+            ("riscv64", _) => "riscv64",
+            _ => return None,
+        },
+        ("dpkg", ["--print-architecture"]) => match (arch, variant) {
+            ("amd64", _) => "amd64",
+            ("arm64", _) => "arm64",
+            ("386", _) => "i386",
+            ("arm", "v5") => "armel",
+            ("arm", _) => "armhf",
+            ("ppc64le", _) => "ppc64el",
+            ("s390x", _) => "s390x",
+            ("riscv64", _) => "riscv64",
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(format!("{out}\n"))
+}
+
 /// `[ … ]`, `test …`, `[[ … ]]` on the expanded words.
 fn eval_test(prog: &str, args: &[&Arg]) -> Truth {
     let mut words: Vec<Option<&str>> = args.iter().map(|a| a.value.as_deref()).collect();
@@ -2170,6 +2215,7 @@ fn eval_subst(env: &dyn ShellEnv, inner: &str) -> Option<String> {
                 }
                 continue;
             }
+            "uname" | "arch" | "dpkg" => arch_probe(env, prog, args),
             "cut" => cut(args, &input?),
             "tr" => tr(args, &input?),
             "sed" => sed(args, &input?),

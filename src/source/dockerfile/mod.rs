@@ -19,8 +19,8 @@ use crate::source::model::{
 };
 use crate::source::shell::Script;
 use crate::source::steps::{
-    ChannelAction, ChannelConfig, Ecosystem, InstallCommand, Manager, ShellEvent, Target,
-    scan_script_in,
+    ChannelAction, ChannelConfig, Ecosystem, InstallCommand, Manager, PLATFORM_PROBE, ShellEvent,
+    Target, scan_script_in,
 };
 
 use self::syntax::{Instruction, ItemKind, Syntax, SyntaxError};
@@ -940,6 +940,17 @@ impl<'a> Builder<'a> {
         let platform_read = std::cell::RefCell::new(Vec::<String>::new());
         let build_args = self.build_args;
         let lookup = |name: &str| {
+            // `$(uname -m)` and the like: the machine of the platform built,
+            // whether or not the stage declares an ARG for it.
+            if name == PLATFORM_PROBE {
+                let v = build_args.get("TARGETPLATFORM").cloned();
+                if v.is_none() && !platform_read.borrow().iter().any(|n| n == "TARGETPLATFORM") {
+                    platform_read
+                        .borrow_mut()
+                        .push("TARGETPLATFORM".to_string());
+                }
+                return v;
+            }
             let v = state.lookup(name);
             if v.is_some() && PLATFORM_ARGS.contains(&name) && !build_args.contains_key(name) {
                 if !platform_read.borrow().iter().any(|n| n == name) {
