@@ -147,6 +147,7 @@ pub async fn freeze_image_reporting(
                 requested: &first.requested,
                 channels: &first.channels,
                 indexes: &first.indexes,
+                find_links: &first.find_links,
                 locked: first.locked,
             })
             .map_err(unlockable)?;

@@ -103,6 +103,8 @@ pub struct StepOutcome {
     /// Conda channel URLs or Python index URLs used, in order.
     pub channels: Vec<String>,
     pub indexes: Vec<String>,
+    /// pip's `--find-links` locations, as URLs.
+    pub find_links: Vec<String>,
     /// Where it installed.
     pub target: Option<String>,
     pub locked: bool,
@@ -396,47 +398,90 @@ async fn pip_step(
         requirements.push(value_of(place, s)?);
     }
     let env = |k: &str| state.env.get(k).cloned();
-    let mut file_index: Option<String> = None;
-    let mut file_extra: Vec<String> = Vec::new();
-    let mut pre = cmd.options.iter().any(|o| o == "--pre");
-    for f in step_files(job, place, FileRole::Requirements) {
-        let parsed = RequirementsFile::parse(&f.path, &f.text, &env)?;
-        for entry in &parsed.entries {
-            match entry {
-                RequirementsEntry::Requirement {
-                    spec,
-                    editable: false,
-                    ..
-                } => requirements.push(spec.clone()),
-                RequirementsEntry::Requirement {
-                    spec,
-                    editable: true,
-                    ..
-                } => {
-                    return Err(place.error(StepCause::EditableInFile {
-                        spec: spec.clone(),
-                        file: f.label.clone(),
-                    }));
-                }
-                RequirementsEntry::Option { name, value, .. } => match (name.as_str(), value) {
-                    ("-i" | "--index-url", Some(v)) => file_index = Some(v.clone()),
-                    ("--extra-index-url", Some(v)) => file_extra.push(v.clone()),
-                    ("--pre", _) => pre = true,
-                    _ => {}
-                },
-                RequirementsEntry::Include { .. } => {}
-            }
-        }
+    let mut opts = PipOptions {
+        pre: cmd.options.iter().any(|o| o == "--pre"),
+        no_index: cmd.no_index,
+        ..PipOptions::default()
+    };
+    let mut warnings = Vec::new();
+    for o in &cmd.options {
+        opts.binary_option(o, &format!("{}:{}", place.file, place.line), &mut warnings);
     }
+    for e in &cmd.find_links {
+        let v = value_of(place, e)?;
+        opts.find_links
+            .push(find_links_url(config, job, place, &v, None)?);
+    }
+    // A relative `-f` in a requirements file is relative to that file in
+    // the image.
+    let file_dir = cmd
+        .files
+        .iter()
+        .find(|f| f.role == FileRole::Requirements || f.role == FileRole::Constraints)
+        .and_then(|f| f.path.value.clone())
+        .and_then(|p| p.rsplit_once('/').map(|(d, _)| d.to_string()));
     let mut constraints = Vec::new();
-    for f in step_files(job, place, FileRole::Constraints) {
-        let parsed = RequirementsFile::parse(&f.path, &f.text, &env)?;
-        for entry in parsed.requirements() {
-            if let RequirementsEntry::Requirement { spec, .. } = entry {
-                constraints.push(spec.clone());
+    for role in [FileRole::Requirements, FileRole::Constraints] {
+        for f in step_files(job, place, role) {
+            let parsed = RequirementsFile::parse(&f.path, &f.text, &env)?;
+            let lines = crate::diagnostic::LineIndex::new(&f.text);
+            for entry in &parsed.entries {
+                match entry {
+                    RequirementsEntry::Requirement {
+                        spec,
+                        editable: false,
+                        ignored_options,
+                        span,
+                        ..
+                    } => {
+                        if role == FileRole::Constraints {
+                            constraints.push(spec.clone());
+                        } else {
+                            requirements.push(spec.clone());
+                        }
+                        for o in ignored_options {
+                            warnings.push(format!(
+                                "{}:{}: pip ignores `{o}` after a requirement; write it on a line of its own for it to apply",
+                                f.label,
+                                lines.line_col(&f.text, span.start).line
+                            ));
+                        }
+                    }
+                    RequirementsEntry::Requirement {
+                        spec,
+                        editable: true,
+                        ..
+                    } => {
+                        return Err(place.error(StepCause::EditableInFile {
+                            spec: spec.clone(),
+                            file: f.label.clone(),
+                        }));
+                    }
+                    RequirementsEntry::Option { name, value, span } => {
+                        let at =
+                            format!("{}:{}", f.label, lines.line_col(&f.text, span.start).line);
+                        match (name.as_str(), value) {
+                            ("-i" | "--index-url", Some(v)) => opts.index = Some(v.clone()),
+                            ("--extra-index-url", Some(v)) => opts.extra.push(v.clone()),
+                            ("--pre", _) => opts.pre = true,
+                            ("--no-index", _) => opts.no_index = true,
+                            ("-f" | "--find-links", Some(v)) => opts
+                                .find_links
+                                .push(find_links_url(config, job, place, v, file_dir.as_deref())?),
+                            ("--only-binary" | "--no-binary", Some(v)) => {
+                                opts.binary_option(&format!("{name}={v}"), &at, &mut warnings);
+                            }
+                            _ => {}
+                        }
+                    }
+                    RequirementsEntry::Include { .. } => {}
+                }
             }
         }
     }
+    let pre = opts.pre;
+    let file_index = opts.index.clone();
+    let file_extra = opts.extra.clone();
 
     // The image's own pip settings count, not the host's.
     let pip = PipSettings {
@@ -455,16 +500,21 @@ async fn pip_step(
     for e in &cmd.extra_index_urls {
         cmd_extra.push(value_of(place, e)?);
     }
-    let mut urls = IndexUrls::gather(cmd_index.as_deref(), &cmd_extra, &pip, &config.pypi);
+    let mut urls = if opts.no_index {
+        // `--no-index`: only the find-links locations.
+        IndexUrls { urls: Vec::new() }
+    } else {
+        IndexUrls::gather(cmd_index.as_deref(), &cmd_extra, &pip, &config.pypi)
+    };
     for u in &mut urls.urls {
         *u = index_url(config, u);
     }
-    let only_binary = cmd.options.iter().any(|o| {
-        let o = o.replace('=', " ");
-        o.starts_with("--only-binary") && o.contains(":all:")
-    });
     let client = session
-        .pypi_client_with(&urls, session.no_build || only_binary)
+        .pypi_client_finding(
+            &urls,
+            &opts.find_links,
+            session.no_build || opts.only_binary,
+        )
         .map_err(FreezeError::setup)?;
 
     let site = python.site_packages.clone();
@@ -494,12 +544,26 @@ async fn pip_step(
             },
         },
     };
-    let pins = pypi::resolve(client, Arc::new(target), request)
+    let mut pins = pypi::resolve(client.clone(), Arc::new(target), request)
         .await
         .map_err(|e| place.error(StepCause::Pip(e.with_context(place.context()))))?;
+    // A find-links page or directory lists files without hashes: the lock
+    // records the sha256 of the file chosen, as for an index's files.
+    for pin in &mut pins {
+        if let crate::solve::python::PinnedSource::Index(f) = &mut pin.source
+            && f.sha256.is_none()
+        {
+            let sha = client.sha256_of(&f.url).await.map_err(|e| {
+                place.error(StepCause::Pip(crate::solve::python::SolveError::Source {
+                    name: pin.name.to_string(),
+                    source: e.into(),
+                }))
+            })?;
+            f.sha256 = Some(sha);
+        }
+    }
     let dists = state.dists.entry(site.clone()).or_default();
     let mut locked = Vec::new();
-    let mut warnings = Vec::new();
     for pin in &pins {
         if let Some(w) = pin.unbuilt_warning() {
             warnings.push(format!("{}: {w}", place.context()));
@@ -522,12 +586,92 @@ async fn pip_step(
         requested: requirements,
         channels: Vec::new(),
         indexes: urls.urls.iter().map(|u| lock_url(config, u)).collect(),
+        find_links: opts
+            .find_links
+            .iter()
+            .map(|u| lock_url(config, u))
+            .collect(),
         target: Some(python.prefix.clone()),
         locked: true,
         conda: Vec::new(),
         pypi: locked,
         warnings,
     })
+}
+
+/// pip's options that decide where and what it may install, gathered from
+/// the command line and the requirements and constraints files.
+#[derive(Debug, Default)]
+struct PipOptions {
+    index: Option<String>,
+    extra: Vec<String>,
+    pre: bool,
+    no_index: bool,
+    /// `--find-links` locations, as URLs.
+    find_links: Vec<String>,
+    /// `--only-binary :all:`: no sdist is built or installed.
+    only_binary: bool,
+}
+
+impl PipOptions {
+    /// `--only-binary X` / `--no-binary X` (also `=X`) from `at`: `:all:`
+    /// for only-binary refuses sdists; `:none:` changes nothing; per-package
+    /// lists and `--no-binary :all:` are not applied by the resolver, which
+    /// a warning says.
+    fn binary_option(&mut self, written: &str, at: &str, warnings: &mut Vec<String>) {
+        let o = written.replace('=', " ");
+        let mut words = o.split_whitespace();
+        let (Some(name), value) = (words.next(), words.next()) else {
+            return;
+        };
+        if name != "--only-binary" && name != "--no-binary" {
+            return;
+        }
+        let value = value.unwrap_or("").trim_matches(['"', '\'']);
+        match (name, value) {
+            ("--only-binary", v) if v.split(',').any(|p| p == ":all:") => self.only_binary = true,
+            (_, ":none:") => {}
+            _ => warnings.push(format!(
+                "{at}: `{name} {value}` is not applied when resolving: the lock may choose {} where pip would not",
+                if name == "--only-binary" {
+                    "an sdist of those packages"
+                } else {
+                    "wheels"
+                }
+            )),
+        }
+    }
+}
+
+/// A `--find-links` location as a URL: a URL as given, or a path inside the
+/// image (relative to `dir`, else the step's `WORKDIR`) found in the build
+/// context through the `COPY` that put it there.
+fn find_links_url(
+    config: &Config,
+    job: &ImageJob,
+    place: &StepPlace<'_>,
+    written: &str,
+    dir: Option<&str>,
+) -> Result<String, FreezeError> {
+    if written.contains("://") {
+        return Ok(index_url(config, written));
+    }
+    let path = match dir {
+        Some(d) if !written.starts_with('/') => format!("{d}/{written}"),
+        _ => written.to_string(),
+    };
+    let found = crate::source::inputs::context_path(
+        &job.definition,
+        place.stage,
+        place.step,
+        &path,
+        &job.config.context,
+    )
+    .ok_or_else(|| place.error(StepCause::NotCopied { path: path.clone() }))?;
+    let abs = found.canonicalize().unwrap_or(found);
+    Ok(reqwest::Url::from_file_path(&abs)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|()| format!("file://{}", abs.display())))
 }
 
 /// The previous lock's entry for this step: same stage and command (or,
@@ -789,6 +933,7 @@ async fn conda_step(
         requested: texts,
         channels: channels.iter().map(|c| lock_url(config, &c.url)).collect(),
         indexes: Vec::new(),
+        find_links: Vec::new(),
         target: Some(prefix.clone()),
         locked: true,
         conda,
@@ -815,6 +960,7 @@ async fn conda_step(
             .requested
             .extend(env_pip.iter().map(|p| format!("pip: {p}")));
         outcome.indexes = pip.indexes;
+        outcome.find_links = pip.find_links;
         outcome.pypi = pip.pypi;
         outcome.warnings = pip.warnings;
     }

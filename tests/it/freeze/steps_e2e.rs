@@ -112,3 +112,161 @@ fn steps_that_depend_on_the_platform_are_locked_per_platform() {
     let (code, _, err) = imagelock(dir.path(), &["rewrite", "--check"]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// A pure-Python wheel of `name` `version` written with Python's zipfile
+/// (METADATA, WHEEL and RECORD, as a build backend writes them), in `dir`.
+fn wheel(dir: &Path, name: &str, version: &str) -> std::path::PathBuf {
+    let dist = name.replace('-', "_");
+    let file = dir.join(format!("{dist}-{version}-py3-none-any.whl"));
+    let script = format!(
+        r#"
+import zipfile, sys
+info = "{dist}-{version}.dist-info"
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    z.writestr(f"{dist}/__init__.py", "")
+    z.writestr(f"{{info}}/METADATA", "Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    z.writestr(f"{{info}}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    z.writestr(f"{{info}}/RECORD", "")
+"#
+    );
+    let status = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    file
+}
+
+fn sha256_of(path: &Path) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// pip's options reach the resolver: `--find-links` to an HTML page served
+/// over HTTP and to a directory of wheels copied into the image,
+/// `--no-index`, `--pre`, and the same inside a requirements file with a
+/// nested `-c` constraints file. Find-links files are locked with their URL
+/// and sha256 like an index's, and rewrite pins them.
+#[test]
+fn pip_find_links_and_index_options_are_resolved() {
+    if !crate::common::require_tool("python3", "apt-get install -y python3") {
+        return;
+    }
+    let links = crate::common::tempdir();
+    for v in ["1.0", "1.5", "2.0rc1"] {
+        wheel(links.path(), "demo-fl", v);
+    }
+    let other = wheel(links.path(), "unrelated", "9.0");
+    std::fs::copy(
+        fixture("pypi-cases/packages/six-1.17.0-py2.py3-none-any.whl"),
+        links.path().join("six-1.17.0-py2.py3-none-any.whl"),
+    )
+    .unwrap();
+    let mut page = String::from("<html><body>\n");
+    for e in std::fs::read_dir(links.path()).unwrap() {
+        let n = e.unwrap().file_name().into_string().unwrap();
+        page.push_str(&format!("<a href=\"{n}\">{n}</a><br>\n"));
+    }
+    page.push_str("</body></html>\n");
+    std::fs::write(links.path().join("links.html"), page).unwrap();
+    let server = crate::common::http::StaticServer::start(links.path());
+    let page_url = format!("{}/links.html", server.url());
+
+    let dockerfile = format!(
+        "FROM python:3.11-slim\nCOPY wheels/ /opt/wheels/\nCOPY requirements.txt constraints.txt /tmp/\nRUN pip install --no-index -f /opt/wheels demo-dir\nRUN pip install -r /tmp/requirements.txt\nRUN pip install -U --pre --no-index --find-links={page_url} demo-fl\n"
+    );
+    let dir = project(&dockerfile, "");
+    let ctx = dir.path().join("app");
+    std::fs::create_dir_all(ctx.join("wheels")).unwrap();
+    let local = wheel(&ctx.join("wheels"), "demo-dir", "0.3");
+    std::fs::write(
+        ctx.join("requirements.txt"),
+        format!(
+            "--no-index\n--find-links {page_url}\n-c constraints.txt\ndemo-fl\nsix -f https://ignored.invalid/\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(ctx.join("constraints.txt"), "demo-fl<1.5\n").unwrap();
+    std::fs::remove_file(other).unwrap();
+
+    let (code, _, err) = imagelock(dir.path(), &["freeze", "--platform", "linux/amd64"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "requirements.txt:5: pip ignores `-f https://ignored.invalid/` after a requirement"
+        ),
+        "{err}"
+    );
+    let lock = lock(dir.path());
+    let pkg = |step: usize, name: &str| {
+        lock.steps[step]
+            .pypi
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("{name} in step {step}: {:?}", lock.steps[step]))
+            .clone()
+    };
+    // A directory of wheels copied into the image.
+    let d = pkg(0, "demo-dir");
+    assert_eq!(d.version.as_ref().unwrap().to_string(), "0.3");
+    assert_eq!(
+        d.url.to_string(),
+        "app/wheels/demo_dir-0.3-py3-none-any.whl"
+    );
+    assert_eq!(d.sha256.as_ref().unwrap().to_string(), sha256_of(&local));
+    // The page, from the requirements file; the nested constraint holds.
+    let f = pkg(1, "demo-fl");
+    assert_eq!(f.version.as_ref().unwrap().to_string(), "1.0");
+    assert_eq!(
+        f.url.to_string(),
+        format!("{}/demo_fl-1.0-py3-none-any.whl", server.url())
+    );
+    assert_eq!(
+        f.sha256.as_ref().unwrap().to_string(),
+        sha256_of(&links.path().join("demo_fl-1.0-py3-none-any.whl"))
+    );
+    assert_eq!(
+        pkg(1, "six").version.as_ref().unwrap().to_string(),
+        "1.17.0"
+    );
+    assert!(
+        lock.steps[1].indexes.is_empty(),
+        "--no-index: {:?}",
+        lock.steps[1].indexes
+    );
+    let shown = |s: &imagelock::lock::LockedStep| -> Vec<String> {
+        s.find_links.iter().map(ToString::to_string).collect()
+    };
+    assert_eq!(shown(&lock.steps[1]), std::slice::from_ref(&page_url));
+    assert_eq!(shown(&lock.steps[0]), ["app/wheels"]);
+    // `--pre` on the command line.
+    assert_eq!(
+        pkg(2, "demo-fl").version.as_ref().unwrap().to_string(),
+        "2.0rc1"
+    );
+    assert!(
+        lock.steps
+            .iter()
+            .all(|s| s.pypi.iter().all(|p| p.name != "unrelated"))
+    );
+
+    // drift reads the find-links locations the lock names: nothing gone.
+    let (code, out, err) = imagelock(dir.path(), &["drift", "--format", "json"]);
+    assert!(
+        !out.contains("\"gone\"") && !err.contains("gone"),
+        "{code}\n{out}\n{err}"
+    );
+
+    let (code, _, err) = imagelock(dir.path(), &["rewrite"]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(ctx.join("Dockerfile")).unwrap();
+    assert!(
+        text.contains("pip install --no-index -f /opt/wheels demo-dir==0.3"),
+        "{text}"
+    );
+    assert!(text.contains("demo-fl==2.0rc1"), "{text}");
+    let reqs = std::fs::read_to_string(ctx.join("requirements.txt")).unwrap();
+    assert!(reqs.contains("demo-fl==1.0"), "{reqs}");
+    assert!(reqs.contains(&format!("--find-links {page_url}")), "{reqs}");
+}
