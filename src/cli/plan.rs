@@ -36,7 +36,7 @@ use crate::cli::{Outcome, Printer};
 use crate::config::ImageConfig;
 use crate::diagnostic::LineIndex;
 use crate::source::inputs::{Inputs, load_inputs};
-use crate::source::load::{SourceError, load_definition};
+use crate::source::load::{SourceError, load_definition_with};
 use crate::source::model::{BaseTarget, Definition, Expanded, InstallStep, Stage};
 use crate::source::steps::{ChannelAction, Ecosystem, effective_channels};
 
@@ -92,7 +92,7 @@ pub fn run(global: &GlobalOpts, args: &PlanArgs, printer: &Printer) -> anyhow::R
     let planned: Vec<Planned> = images
         .into_iter()
         .map(|image| {
-            let result = load_definition(&image.file, &image.build_args);
+            let result = load_definition_with(&image.file, &image.build_args, &image.wrappers);
             Planned { image, result }
         })
         .collect();

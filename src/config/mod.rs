@@ -71,6 +71,30 @@ struct RawConfig {
     network: Option<Spanned<NetworkConfig>>,
     #[serde(default)]
     limits: LimitsConfig,
+    #[serde(default)]
+    steps: StepsConfig,
+}
+
+/// `[steps]`: how install steps are read.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StepsConfig {
+    /// Programs whose arguments are a conda or pip command, by the manager
+    /// they run (`rapids-mamba-retry = "mamba"`: `rapids-mamba-retry
+    /// install -y cudf` is `mamba install -y cudf`). One of `conda`,
+    /// `mamba`, `micromamba`, `pip`.
+    #[serde(default)]
+    pub wrappers: BTreeMap<String, WrappedManager>,
+}
+
+/// The installer a configured wrapper runs.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum WrappedManager {
+    Conda,
+    Mamba,
+    Micromamba,
+    Pip,
 }
 
 /// `[limits]`: bounds on what imagelock reads from images, in bytes (the
@@ -217,6 +241,8 @@ pub struct ImageConfig {
     /// repository that build `FROM` it are recognised.
     pub reference: Option<String>,
     pub overrides: TargetOverrides,
+    /// `[steps] wrappers` of the configuration.
+    pub wrappers: BTreeMap<String, WrappedManager>,
 }
 
 /// The whole runtime configuration.
@@ -234,6 +260,7 @@ pub struct Config {
     pub registries: BTreeMap<String, RegistryConfig>,
     pub network: NetworkConfig,
     pub limits: LimitsConfig,
+    pub steps: StepsConfig,
 }
 
 impl Config {
@@ -325,6 +352,7 @@ impl Config {
                 target: image.target,
                 reference: image.reference,
                 overrides: image.overrides,
+                wrappers: raw.steps.wrappers.clone(),
             });
         }
 
@@ -358,6 +386,7 @@ impl Config {
             registries: raw.registries,
             network,
             limits: raw.limits,
+            steps: raw.steps,
         })
     }
 
@@ -379,6 +408,7 @@ impl Config {
                 target: None,
                 reference: None,
                 overrides: TargetOverrides::default(),
+                wrappers: BTreeMap::new(),
             })
             .collect();
         Config {
@@ -392,6 +422,7 @@ impl Config {
             registries: BTreeMap::new(),
             network: NetworkConfig::default(),
             limits: LimitsConfig::default(),
+            steps: StepsConfig::default(),
         }
     }
 

@@ -326,7 +326,7 @@ fn platform_steps(
     for (k, v) in &job.config.build_args {
         args.insert(k.clone(), v.clone());
     }
-    let read = dockerfile::parse(&def.path, &job.inputs.definition, &args)
+    let read = dockerfile::parse_with(&def.path, &job.inputs.definition, &args, &def.wrappers)
         .map_err(|e| FreezeError::Source(e.into()))?;
     let mut out = PlatformSteps {
         steps: Vec::new(),

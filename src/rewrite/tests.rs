@@ -291,6 +291,7 @@ fn parse_text_with(
         path,
         text,
         args,
+        &Default::default(),
     )
     .expect("parses");
     let inputs = load_inputs(&def, text, Path::new("/nonexistent-context"), args).expect("inputs");

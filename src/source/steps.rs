@@ -390,7 +390,23 @@ pub fn scan_script_in(
     lookup: &dyn Fn(&str) -> Option<String>,
     target: Option<Target>,
 ) -> Result<Vec<ShellEvent>, ShellError> {
+    scan_script_with(script, lookup, target, &Wrappers::new())
+}
+
+/// Programs whose arguments are an installer's command, by the installer
+/// (the configuration's `[steps] wrappers`).
+pub type Wrappers = std::collections::BTreeMap<String, crate::config::WrappedManager>;
+
+/// Like [`scan_script_in`], reading the configured `wrappers` as the
+/// installers they run.
+pub fn scan_script_with(
+    script: &Script,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    target: Option<Target>,
+    wrappers: &Wrappers,
+) -> Result<Vec<ShellEvent>, ShellError> {
     let mut scanner = Scanner {
+        wrappers,
         lookup,
         vars: HashMap::new(),
         events: Vec::new(),
@@ -406,6 +422,8 @@ pub fn scan_script_in(
 
 struct Scanner<'l> {
     lookup: &'l dyn Fn(&str) -> Option<String>,
+    /// Configured wrapper programs and the installer each runs.
+    wrappers: &'l Wrappers,
     /// Variables the script set, unset or made unknown, over `lookup`.
     vars: HashMap<String, VarState>,
     events: Vec<ShellEvent>,
@@ -1254,6 +1272,15 @@ impl Scanner<'_> {
                 "Rscript" | "R" | "install2.r" | "installGithub.r" | "installBioc.r" => {
                     self.r(cmd, i);
                     return Ok(());
+                }
+                p if self.wrappers.contains_key(p) => {
+                    use crate::config::WrappedManager as W;
+                    return match self.wrappers[p] {
+                        W::Pip => self.pip(cmd, i + 1, Manager::Pip, run_target),
+                        W::Conda => self.conda(cmd, i + 1, Manager::Conda, depth),
+                        W::Mamba => self.conda(cmd, i + 1, Manager::Mamba, depth),
+                        W::Micromamba => self.conda(cmd, i + 1, Manager::Micromamba, depth),
+                    };
                 }
                 p if p.ends_with("-retry") && p.contains("mamba")
                     || p.ends_with("-retry") && p.contains("conda") =>

@@ -32,6 +32,11 @@ fn every_key_is_read() {
     assert_eq!(c.limits.max_decompression_ratio, Some(1000));
     assert_eq!(c.limits.max_collected_text, Some(256 << 20));
     assert_eq!(c.network.timeout, Some(60));
+    assert_eq!(
+        c.steps.wrappers["rapids-mamba-retry"],
+        imagelock::config::WrappedManager::Mamba
+    );
+    assert_eq!(driver.wrappers, c.steps.wrappers);
 }
 
 #[test]

@@ -333,3 +333,39 @@ fn machine_probes_are_read_per_platform() {
         );
     }
 }
+
+/// RAPIDS' `rapids-mamba-retry install …` (rapidsai/ci-imgs shape): read as
+/// `mamba install` when the configuration names the wrapper, an unlocked
+/// wrapper step with its place otherwise.
+#[test]
+fn configured_wrappers_are_read_as_their_installer() {
+    use crate::config::WrappedManager;
+    use crate::source::steps::{Cause, Manager};
+    let text = "FROM condaforge/miniforge3:24.3.0-0\nRUN rapids-mamba-retry install -y -n base -c rapidsai cudf=24.08 && conda clean -afy\n";
+    let plain = parse_ok(text);
+    let s = &plain.stages[0].steps[0];
+    assert_eq!(s.command.manager, Manager::Wrapper);
+    assert!(
+        s.command
+            .unresolved
+            .iter()
+            .any(|u| u.cause == Cause::UnknownWrapper)
+    );
+    let wrappers = [("rapids-mamba-retry".to_string(), WrappedManager::Mamba)]
+        .into_iter()
+        .collect();
+    let read = parse_with_wrappers(text, &wrappers);
+    let s = &read.stages[0].steps[0];
+    assert_eq!(s.command.manager, Manager::Mamba);
+    assert!(
+        s.command.unresolved.is_empty(),
+        "{:?}",
+        s.command.unresolved
+    );
+    assert_eq!(s.command.specs[0].value.as_deref(), Some("cudf=24.08"));
+    assert_eq!(read.wrappers, wrappers);
+}
+
+fn parse_with_wrappers(text: &str, wrappers: &crate::source::steps::Wrappers) -> Definition {
+    super::parse_with(Path::new("Dockerfile"), text, &BTreeMap::new(), wrappers).unwrap()
+}

@@ -270,3 +270,46 @@ fn pip_find_links_and_index_options_are_resolved() {
     assert!(reqs.contains("demo-fl==1.0"), "{reqs}");
     assert!(reqs.contains(&format!("--find-links {page_url}")), "{reqs}");
 }
+
+/// A retry wrapper named in `[steps] wrappers` is read as the installer it
+/// runs and locked; one not named stays an unlocked step, said with its
+/// file and line.
+#[test]
+fn configured_wrappers_are_locked_and_others_reported() {
+    let dockerfile = "FROM python:3.11-slim\nRUN rapids-pip-retry install idna\nRUN my-pip-retry install certifi\n";
+    let dir = project(
+        dockerfile,
+        "[steps]\nwrappers = { rapids-pip-retry = \"pip\" }\n",
+    );
+    let (code, out, err) = imagelock(dir.path(), &["plan"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("    pip install (") && out.contains("Dockerfile:2)\n      specs idna"),
+        "{out}"
+    );
+    assert!(
+        out.contains("unresolved (unknown-wrapper) `my-pip-retry`"),
+        "{out}"
+    );
+    let (code, _, err) = imagelock(dir.path(), &["freeze", "--platform", "linux/amd64"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("app/Dockerfile:3: `my-pip-retry install certifi` is not locked"),
+        "{err}"
+    );
+    let lock = lock(dir.path());
+    assert!(lock.steps[0].locked);
+    assert_eq!(lock.steps[0].manager.to_string(), "pip");
+    assert!(lock.steps[0].pypi.iter().any(|p| p.name == "idna"));
+    assert!(!lock.steps[1].locked);
+    assert!(lock.steps[1].pypi.is_empty());
+
+    // A value that is not an installer is refused where it is written.
+    let bad = project(
+        dockerfile,
+        "[steps]\nwrappers = { rapids-pip-retry = \"npm\" }\n",
+    );
+    let (code, _, err) = imagelock(bad.path(), &["plan"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("imagelock.toml"), "{err}");
+}
