@@ -6,13 +6,17 @@ use crate::cli::args::{OutputFormat, PathsArgs};
 use crate::cli::images::{same_image, select};
 use crate::cli::{GlobalOpts, Outcome, Printer};
 use crate::source::graph::{GraphInput, build_order, pulled_references};
-use crate::source::load::load_definition;
+use crate::source::load::load_definition_with;
 
 pub fn run(global: &GlobalOpts, args: &PathsArgs, printer: &Printer) -> anyhow::Result<Outcome> {
     let (_, images) = select(global, &args.paths, &Default::default())?;
     let mut definitions = Vec::new();
     for image in &images {
-        definitions.push(load_definition(&image.file, &image.build_args)?);
+        definitions.push(load_definition_with(
+            &image.file,
+            &image.build_args,
+            &image.wrappers,
+        )?);
     }
     let inputs: Vec<GraphInput<'_>> = images
         .iter()

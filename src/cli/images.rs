@@ -75,7 +75,8 @@ pub fn select(
 pub fn load_image(
     image: &ImageConfig,
 ) -> anyhow::Result<(crate::source::Definition, crate::source::inputs::Inputs)> {
-    let (definition, text) = crate::source::load::read_definition(&image.file, &image.build_args)?;
+    let (definition, text) =
+        crate::source::load::read_definition_with(&image.file, &image.build_args, &image.wrappers)?;
     let inputs =
         crate::source::inputs::load_inputs(&definition, &text, &image.context, &image.build_args)?;
     Ok((definition, inputs))

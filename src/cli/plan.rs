@@ -36,7 +36,7 @@ use crate::cli::{Outcome, Printer};
 use crate::config::ImageConfig;
 use crate::diagnostic::LineIndex;
 use crate::source::inputs::{Inputs, load_inputs};
-use crate::source::load::{SourceError, load_definition};
+use crate::source::load::{SourceError, load_definition_with};
 use crate::source::model::{BaseTarget, Definition, Expanded, InstallStep, Stage};
 use crate::source::steps::{ChannelAction, Ecosystem, effective_channels};
 
@@ -92,7 +92,7 @@ pub fn run(global: &GlobalOpts, args: &PlanArgs, printer: &Printer) -> anyhow::R
     let planned: Vec<Planned> = images
         .into_iter()
         .map(|image| {
-            let result = load_definition(&image.file, &image.build_args);
+            let result = load_definition_with(&image.file, &image.build_args, &image.wrappers);
             Planned { image, result }
         })
         .collect();
@@ -391,7 +391,7 @@ fn stage_human(
         if !s.platform_args.is_empty() {
             let _ = writeln!(
                 out,
-                "      per platform: reads {}, which differs by platform (not decided here)",
+                "      per platform: reads {}, which differs by platform; freeze reads the step for each platform it locks",
                 s.platform_args.join(", ")
             );
         }

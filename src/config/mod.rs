@@ -75,6 +75,8 @@ struct RawConfig {
     limits: LimitsConfig,
     #[serde(default)]
     apt: AptConfig,
+    #[serde(default)]
+    steps: StepsConfig,
 }
 
 /// `[apt]`: how apt archives are reached.
@@ -86,6 +88,28 @@ pub struct AptConfig {
     /// under the archive's URI, checked against the image's keys as ever.
     #[serde(default)]
     pub mirrors: BTreeMap<String, String>,
+}
+
+/// `[steps]`: how install steps are read.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StepsConfig {
+    /// Programs whose arguments are a conda or pip command, by the manager
+    /// they run (`rapids-mamba-retry = "mamba"`: `rapids-mamba-retry
+    /// install -y cudf` is `mamba install -y cudf`). One of `conda`,
+    /// `mamba`, `micromamba`, `pip`.
+    #[serde(default)]
+    pub wrappers: BTreeMap<String, WrappedManager>,
+}
+
+/// The installer a configured wrapper runs.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum WrappedManager {
+    Conda,
+    Mamba,
+    Micromamba,
+    Pip,
 }
 
 /// `[limits]`: bounds on what imagelock reads from images, in bytes (the
@@ -232,6 +256,8 @@ pub struct ImageConfig {
     /// repository that build `FROM` it are recognised.
     pub reference: Option<String>,
     pub overrides: TargetOverrides,
+    /// `[steps] wrappers` of the configuration.
+    pub wrappers: BTreeMap<String, WrappedManager>,
 }
 
 /// The whole runtime configuration.
@@ -250,6 +276,7 @@ pub struct Config {
     pub network: NetworkConfig,
     pub limits: LimitsConfig,
     pub apt: AptConfig,
+    pub steps: StepsConfig,
 }
 
 impl Config {
@@ -353,6 +380,7 @@ impl Config {
                 target: image.target,
                 reference: image.reference,
                 overrides: image.overrides,
+                wrappers: raw.steps.wrappers.clone(),
             });
         }
 
@@ -387,6 +415,7 @@ impl Config {
             network,
             limits: raw.limits,
             apt: raw.apt,
+            steps: raw.steps,
         })
     }
 
@@ -408,6 +437,7 @@ impl Config {
                 target: None,
                 reference: None,
                 overrides: TargetOverrides::default(),
+                wrappers: BTreeMap::new(),
             })
             .collect();
         Config {
@@ -422,6 +452,7 @@ impl Config {
             network: NetworkConfig::default(),
             limits: LimitsConfig::default(),
             apt: AptConfig::default(),
+            steps: StepsConfig::default(),
         }
     }
 

@@ -521,14 +521,19 @@ pub async fn index_findings(
     let mut out: Vec<Finding> = Vec::new();
     let mut newest: BTreeMap<String, String> = BTreeMap::new();
     for step in &locked.steps {
-        if step.pypi.is_empty() || step.indexes.is_empty() {
+        if step.pypi.is_empty() || (step.indexes.is_empty() && step.find_links.is_empty()) {
             continue;
         }
         let urls = IndexUrls {
             urls: step.indexes.iter().map(|u| index_url(config, u)).collect(),
         };
+        let find_links: Vec<String> = step
+            .find_links
+            .iter()
+            .map(|u| index_url(config, u))
+            .collect();
         let client = session
-            .pypi_client(&urls)
+            .pypi_client_finding(&urls, &find_links, session.no_build)
             .map_err(crate::freeze::FreezeError::setup)?;
         for p in &step.pypi {
             // Direct URL, VCS and path requirements are not on the index.

@@ -45,7 +45,7 @@ use crate::solve::python::{
 use crate::source::environment::ParseEnvironmentError;
 use crate::source::graph::{CycleError, GraphInput, build_order};
 use crate::source::inputs::{Inputs, load_inputs};
-use crate::source::load::{SourceError, read_definition};
+use crate::source::load::{SourceError, read_definition_with};
 use crate::source::requirements::ParseRequirementsError;
 use crate::source::{BaseTarget, Definition};
 
@@ -384,7 +384,8 @@ pub struct ImageJob {
 pub fn prepare(config: &Config, images: &[ImageConfig]) -> Result<Vec<ImageJob>, FreezeError> {
     let mut jobs = Vec::new();
     for image in images {
-        let (definition, text) = read_definition(&image.file, &image.build_args)?;
+        let (definition, text) =
+            read_definition_with(&image.file, &image.build_args, &image.wrappers)?;
         let inputs = load_inputs(&definition, &text, &image.context, &image.build_args)?;
         let lock_path = config.lock_path(&image.name);
         let (previous, unreadable) = if lock_path.is_file() {

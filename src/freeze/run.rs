@@ -12,7 +12,8 @@ use crate::freeze::{
 };
 use crate::lock::{LockBuilder, LockedImage, LockedStep, StepHeader};
 use crate::resolve::Session;
-use crate::source::BaseTarget;
+use crate::source::dockerfile::{self, platform_build_args};
+use crate::source::{BaseTarget, DefinitionKind, InstallStep};
 
 /// An image frozen in this run: its lock and the state of each platform at
 /// the end of its build (what images built `FROM` it start from).
@@ -152,6 +153,7 @@ pub async fn freeze_image_reporting(
                 requested: &first.requested,
                 channels: &first.channels,
                 indexes: &first.indexes,
+                find_links: &first.find_links,
                 // A step is locked when every platform locked it.
                 locked: per_platform.iter().all(|(_, o)| o.locked),
             })
@@ -233,6 +235,10 @@ async fn freeze_platform(
 
     let mut outcomes = BTreeMap::new();
     let mut warnings = Vec::new();
+    let per_platform = platform_steps(job, ctx.file, platform)?;
+    if let Some(p) = &per_platform {
+        warnings.extend(p.warnings.iter().cloned());
+    }
     let mut stage_states: Vec<PlatformState> = Vec::new();
     for stage in &job.definition.stages {
         let mut state = match &stage.base.target {
@@ -254,7 +260,16 @@ async fn freeze_platform(
             }
         };
         state.platform = platform.to_string();
-        for (i, step) in stage.steps.iter().enumerate() {
+        let steps: Vec<(usize, &InstallStep)> = match &per_platform {
+            Some(p) => p
+                .steps
+                .iter()
+                .filter(|(s, _, _)| *s == stage.index)
+                .map(|(_, i, step)| (*i, step))
+                .collect(),
+            None => stage.steps.iter().enumerate().collect(),
+        };
+        for (i, step) in steps {
             let place = StepPlace {
                 image: &job.config.name,
                 file: ctx.file.to_string(),
@@ -285,6 +300,73 @@ async fn freeze_platform(
         last: stage_states.pop(),
         warnings,
     })
+}
+
+/// A Dockerfile's steps as the build for one platform runs them.
+struct PlatformSteps {
+    /// (stage, index of the step in the definition as read for no
+    /// particular platform, the step as read for this platform).
+    steps: Vec<(usize, usize, InstallStep)>,
+    /// Steps of this platform that match none read for no platform.
+    warnings: Vec<String>,
+}
+
+/// When steps read `TARGETARCH`, `$(uname -m)` and the like, the Dockerfile
+/// read again with the build arguments BuildKit sets for `platform`: a
+/// condition on them is decided and a value built from them is known, so
+/// each platform locks what its own build installs. `None` when no step
+/// depends on the platform (or the file is not a Dockerfile).
+///
+/// Steps are matched to those of the definition read for no platform by
+/// their place in the file; one that runs on no locked platform gets no
+/// outcome (the lock keeps no packages for it).
+fn platform_steps(
+    job: &ImageJob,
+    file: &str,
+    platform: &str,
+) -> Result<Option<PlatformSteps>, FreezeError> {
+    let def = &job.definition;
+    if def.kind != DefinitionKind::Dockerfile
+        || !def
+            .stages
+            .iter()
+            .flat_map(|s| &s.steps)
+            .any(|s| !s.platform_args.is_empty())
+    {
+        return Ok(None);
+    }
+    let mut args = platform_build_args(platform);
+    for (k, v) in &job.config.build_args {
+        args.insert(k.clone(), v.clone());
+    }
+    let read = dockerfile::parse_with(&def.path, &job.inputs.definition, &args, &def.wrappers)
+        .map_err(|e| FreezeError::Source(e.into()))?;
+    let mut out = PlatformSteps {
+        steps: Vec::new(),
+        warnings: Vec::new(),
+    };
+    for (stage, mine) in def.stages.iter().zip(read.stages) {
+        // The k-th step at a place matches the k-th step read at that place.
+        let mut taken = vec![false; stage.steps.len()];
+        for step in mine.steps {
+            let found = stage.steps.iter().enumerate().position(|(i, s)| {
+                !taken[i]
+                    && s.command.span.start == step.command.span.start
+                    && s.command.manager == step.command.manager
+            });
+            match found {
+                Some(i) => {
+                    taken[i] = true;
+                    out.steps.push((stage.index, i, step));
+                }
+                None => out.warnings.push(format!(
+                    "{file}:{}: `{}` runs on {platform} only as read for that platform, and is not locked",
+                    step.line, step.command.text
+                )),
+            }
+        }
+    }
+    Ok(Some(out))
 }
 
 /// The state a stage starts from when it builds `FROM` image `name`: the

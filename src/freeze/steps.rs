@@ -104,6 +104,8 @@ pub struct StepOutcome {
     /// Conda channel URLs or Python index URLs used, in order.
     pub channels: Vec<String>,
     pub indexes: Vec<String>,
+    /// pip's `--find-links` locations, as URLs.
+    pub find_links: Vec<String>,
     /// Where it installed.
     pub target: Option<String>,
     pub locked: bool,
@@ -438,51 +440,90 @@ async fn pip_step(
         requirements.push(value_of(place, s)?);
     }
     let env = |k: &str| state.env.get(k).cloned();
-    let mut file_index: Option<String> = None;
-    let mut file_extra: Vec<String> = Vec::new();
-    let mut find_links: Vec<String> = Vec::new();
-    let mut no_index = cmd.no_index;
-    let mut pre = cmd.options.iter().any(|o| o == "--pre");
-    for f in step_files(job, place, FileRole::Requirements) {
-        let parsed = RequirementsFile::parse(&f.path, &f.text, &env)?;
-        for entry in &parsed.entries {
-            match entry {
-                RequirementsEntry::Requirement {
-                    spec,
-                    editable: false,
-                    ..
-                } => requirements.push(spec.clone()),
-                RequirementsEntry::Requirement {
-                    spec,
-                    editable: true,
-                    ..
-                } => {
-                    return Err(place.error(StepCause::EditableInFile {
-                        spec: spec.clone(),
-                        file: f.label.clone(),
-                    }));
-                }
-                RequirementsEntry::Option { name, value, .. } => match (name.as_str(), value) {
-                    ("-i" | "--index-url", Some(v)) => file_index = Some(v.clone()),
-                    ("--extra-index-url", Some(v)) => file_extra.push(v.clone()),
-                    ("-f" | "--find-links", Some(v)) => find_links.push(v.clone()),
-                    ("--no-index", _) => no_index = true,
-                    ("--pre", _) => pre = true,
-                    _ => {}
-                },
-                RequirementsEntry::Include { .. } => {}
-            }
-        }
+    let mut opts = PipOptions {
+        pre: cmd.options.iter().any(|o| o == "--pre"),
+        no_index: cmd.no_index,
+        ..PipOptions::default()
+    };
+    let mut warnings = Vec::new();
+    for o in &cmd.options {
+        opts.binary_option(o, &format!("{}:{}", place.file, place.line), &mut warnings);
     }
+    for e in &cmd.find_links {
+        let v = value_of(place, e)?;
+        opts.find_links
+            .push(find_links_url(config, job, place, &v, None)?);
+    }
+    // A relative `-f` in a requirements file is relative to that file in
+    // the image.
+    let file_dir = cmd
+        .files
+        .iter()
+        .find(|f| f.role == FileRole::Requirements || f.role == FileRole::Constraints)
+        .and_then(|f| f.path.value.clone())
+        .and_then(|p| p.rsplit_once('/').map(|(d, _)| d.to_string()));
     let mut constraints = Vec::new();
-    for f in step_files(job, place, FileRole::Constraints) {
-        let parsed = RequirementsFile::parse(&f.path, &f.text, &env)?;
-        for entry in parsed.requirements() {
-            if let RequirementsEntry::Requirement { spec, .. } = entry {
-                constraints.push(spec.clone());
+    for role in [FileRole::Requirements, FileRole::Constraints] {
+        for f in step_files(job, place, role) {
+            let parsed = RequirementsFile::parse(&f.path, &f.text, &env)?;
+            let lines = crate::diagnostic::LineIndex::new(&f.text);
+            for entry in &parsed.entries {
+                match entry {
+                    RequirementsEntry::Requirement {
+                        spec,
+                        editable: false,
+                        ignored_options,
+                        span,
+                        ..
+                    } => {
+                        if role == FileRole::Constraints {
+                            constraints.push(spec.clone());
+                        } else {
+                            requirements.push(spec.clone());
+                        }
+                        for o in ignored_options {
+                            warnings.push(format!(
+                                "{}:{}: pip ignores `{o}` after a requirement; write it on a line of its own for it to apply",
+                                f.label,
+                                lines.line_col(&f.text, span.start).line
+                            ));
+                        }
+                    }
+                    RequirementsEntry::Requirement {
+                        spec,
+                        editable: true,
+                        ..
+                    } => {
+                        return Err(place.error(StepCause::EditableInFile {
+                            spec: spec.clone(),
+                            file: f.label.clone(),
+                        }));
+                    }
+                    RequirementsEntry::Option { name, value, span } => {
+                        let at =
+                            format!("{}:{}", f.label, lines.line_col(&f.text, span.start).line);
+                        match (name.as_str(), value) {
+                            ("-i" | "--index-url", Some(v)) => opts.index = Some(v.clone()),
+                            ("--extra-index-url", Some(v)) => opts.extra.push(v.clone()),
+                            ("--pre", _) => opts.pre = true,
+                            ("--no-index", _) => opts.no_index = true,
+                            ("-f" | "--find-links", Some(v)) => opts
+                                .find_links
+                                .push(find_links_url(config, job, place, v, file_dir.as_deref())?),
+                            ("--only-binary" | "--no-binary", Some(v)) => {
+                                opts.binary_option(&format!("{name}={v}"), &at, &mut warnings);
+                            }
+                            _ => {}
+                        }
+                    }
+                    RequirementsEntry::Include { .. } => {}
+                }
             }
         }
     }
+    let pre = opts.pre;
+    let file_index = opts.index.clone();
+    let file_extra = opts.extra.clone();
 
     let cmd_index = match &cmd.index_url {
         Some(e) => Some(value_of(place, e)?),
@@ -492,9 +533,6 @@ async fn pip_step(
     for e in &cmd.extra_index_urls {
         cmd_extra.push(value_of(place, e)?);
     }
-    for e in &cmd.find_links {
-        find_links.push(value_of(place, e)?);
-    }
     let on_step = "on the step";
     let uv = cmd.manager == crate::source::steps::Manager::UvPip;
     let levels = PipLevels {
@@ -502,9 +540,15 @@ async fn pip_step(
             index_url: cmd_index.map(|u| Sourced::new(u, format!("`--index-url` {on_step}"))),
             extra_index_urls: (!cmd_extra.is_empty())
                 .then(|| Sourced::new(cmd_extra, format!("`--extra-index-url` {on_step}"))),
-            no_index: no_index.then(|| Sourced::new(true, format!("`--no-index` {on_step}"))),
-            find_links: (!find_links.is_empty())
-                .then(|| Sourced::new(find_links, format!("`--find-links` {on_step}"))),
+            no_index: opts
+                .no_index
+                .then(|| Sourced::new(true, format!("`--no-index` {on_step}"))),
+            find_links: (!opts.find_links.is_empty()).then(|| {
+                Sourced::new(
+                    opts.find_links.clone(),
+                    format!("`--find-links` {on_step}"),
+                )
+            }),
             pre: pre.then(|| Sourced::new(true, format!("`--pre` {on_step}"))),
         },
         // The image's own settings, then imagelock's, then the host's: uv's
@@ -523,43 +567,52 @@ async fn pip_step(
         },
     };
     let settings = levels.effective();
-    // An index imagelock does not read would make a lock that predicts
-    // another image: say so rather than resolve against the others.
-    if let Some(s) = settings.no_index.as_ref().filter(|s| s.value) {
+    // Find-links the step names (on its command line or in its files) are
+    // read like an index. Those set by the image's ENV are not read yet:
+    // refused, since a lock without them predicts another image. The
+    // host's are a place on this machine the build does not see: named,
+    // then left out.
+    if let Some(s) = levels.image.find_links.as_ref().filter(|s| !s.value.is_empty()) {
         return Err(place.error(StepCause::Unreadable {
-            setting: "no index (`--no-index`)".to_string(),
+            setting: format!("find-links `{}`", s.value.join(" ")),
             from: s.from.clone(),
         }));
     }
-    // Find-links the build's pip uses (the step's or the image's) would add
-    // a source imagelock does not read: refused. The host's are a place on
-    // this machine the build does not see: named, then left out.
-    let mut warnings = Vec::new();
-    if let Some(s) = settings.find_links.as_ref().filter(|s| !s.value.is_empty()) {
-        let links = s.value.join(" ");
-        if levels.step.find_links.is_some() || levels.image.find_links.is_some() {
-            return Err(place.error(StepCause::Unreadable {
-                setting: format!("find-links `{links}`"),
-                from: s.from.clone(),
-            }));
-        }
+    let below_step = levels.config.clone().over(levels.host.clone());
+    if let Some(s) = below_step.find_links.as_ref().filter(|s| !s.value.is_empty()) {
         warnings.push(format!(
-            "{}: find-links `{links}` ({}) is not used: the build's pip does not see the host's find-links, and imagelock resolves from indexes only",
+            "{}: find-links `{}` ({}) is not used: the build's pip does not see the host's find-links",
             place.context(),
+            s.value.join(" "),
             s.from
         ));
     }
+    let no_index = settings.no_index.as_ref().filter(|s| s.value);
+    // With no index, pip reads only the step's find-links; with none of
+    // those either it can install nothing imagelock could predict.
+    if let Some(s) = no_index
+        && opts.find_links.is_empty()
+    {
+        return Err(place.error(StepCause::Unreadable {
+            setting: "no index (`--no-index`) and no find-links".to_string(),
+            from: s.from.clone(),
+        }));
+    }
     let pre = settings.pre.as_ref().is_some_and(|p| p.value);
-    let mut urls = IndexUrls::of(&settings);
+    let mut urls = if no_index.is_some() {
+        IndexUrls { urls: Vec::new() }
+    } else {
+        IndexUrls::of(&settings)
+    };
     for u in &mut urls.urls {
         *u = index_url(config, u);
     }
-    let only_binary = cmd.options.iter().any(|o| {
-        let o = o.replace('=', " ");
-        o.starts_with("--only-binary") && o.contains(":all:")
-    });
     let client = session
-        .pypi_client_with(&urls, session.no_build || only_binary)
+        .pypi_client_finding(
+            &urls,
+            &opts.find_links,
+            session.no_build || opts.only_binary,
+        )
         .map_err(FreezeError::setup)?;
 
     let site = python.site_packages.clone();
@@ -589,9 +642,24 @@ async fn pip_step(
             },
         },
     };
-    let pins = pypi::resolve(client, Arc::new(target), request)
+    let mut pins = pypi::resolve(client.clone(), Arc::new(target), request)
         .await
         .map_err(|e| place.error(StepCause::Pip(e.with_context(place.context()))))?;
+    // A find-links page or directory lists files without hashes: the lock
+    // records the sha256 of the file chosen, as for an index's files.
+    for pin in &mut pins {
+        if let crate::solve::python::PinnedSource::Index(f) = &mut pin.source
+            && f.sha256.is_none()
+        {
+            let sha = client.sha256_of(&f.url).await.map_err(|e| {
+                place.error(StepCause::Pip(crate::solve::python::SolveError::Source {
+                    name: pin.name.to_string(),
+                    source: e.into(),
+                }))
+            })?;
+            f.sha256 = Some(sha);
+        }
+    }
     let dists = state.dists.entry(site.clone()).or_default();
     let mut locked = Vec::new();
     for pin in &pins {
@@ -616,6 +684,11 @@ async fn pip_step(
         requested: requirements,
         channels: Vec::new(),
         indexes: urls.urls.iter().map(|u| lock_url(config, u)).collect(),
+        find_links: opts
+            .find_links
+            .iter()
+            .map(|u| lock_url(config, u))
+            .collect(),
         target: Some(python.prefix.clone()),
         locked: true,
         conda: Vec::new(),
@@ -623,6 +696,81 @@ async fn pip_step(
         warnings,
         ..StepOutcome::default()
     })
+}
+
+/// pip's options that decide where and what it may install, gathered from
+/// the command line and the requirements and constraints files.
+#[derive(Debug, Default)]
+struct PipOptions {
+    index: Option<String>,
+    extra: Vec<String>,
+    pre: bool,
+    no_index: bool,
+    /// `--find-links` locations, as URLs.
+    find_links: Vec<String>,
+    /// `--only-binary :all:`: no sdist is built or installed.
+    only_binary: bool,
+}
+
+impl PipOptions {
+    /// `--only-binary X` / `--no-binary X` (also `=X`) from `at`: `:all:`
+    /// for only-binary refuses sdists; `:none:` changes nothing; per-package
+    /// lists and `--no-binary :all:` are not applied by the resolver, which
+    /// a warning says.
+    fn binary_option(&mut self, written: &str, at: &str, warnings: &mut Vec<String>) {
+        let o = written.replace('=', " ");
+        let mut words = o.split_whitespace();
+        let (Some(name), value) = (words.next(), words.next()) else {
+            return;
+        };
+        if name != "--only-binary" && name != "--no-binary" {
+            return;
+        }
+        let value = value.unwrap_or("").trim_matches(['"', '\'']);
+        match (name, value) {
+            ("--only-binary", v) if v.split(',').any(|p| p == ":all:") => self.only_binary = true,
+            (_, ":none:") => {}
+            _ => warnings.push(format!(
+                "{at}: `{name} {value}` is not applied when resolving: the lock may choose {} where pip would not",
+                if name == "--only-binary" {
+                    "an sdist of those packages"
+                } else {
+                    "wheels"
+                }
+            )),
+        }
+    }
+}
+
+/// A `--find-links` location as a URL: a URL as given, or a path inside the
+/// image (relative to `dir`, else the step's `WORKDIR`) found in the build
+/// context through the `COPY` that put it there.
+fn find_links_url(
+    config: &Config,
+    job: &ImageJob,
+    place: &StepPlace<'_>,
+    written: &str,
+    dir: Option<&str>,
+) -> Result<String, FreezeError> {
+    if written.contains("://") {
+        return Ok(index_url(config, written));
+    }
+    let path = match dir {
+        Some(d) if !written.starts_with('/') => format!("{d}/{written}"),
+        _ => written.to_string(),
+    };
+    let found = crate::source::inputs::context_path(
+        &job.definition,
+        place.stage,
+        place.step,
+        &path,
+        &job.config.context,
+    )
+    .ok_or_else(|| place.error(StepCause::NotCopied { path: path.clone() }))?;
+    let abs = found.canonicalize().unwrap_or(found);
+    Ok(reqwest::Url::from_file_path(&abs)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|()| format!("file://{}", abs.display())))
 }
 
 /// The previous lock's entry for this step: same stage and command (or,
@@ -884,6 +1032,7 @@ async fn conda_step(
         requested: texts,
         channels: channels.iter().map(|c| lock_url(config, &c.url)).collect(),
         indexes: Vec::new(),
+        find_links: Vec::new(),
         target: Some(prefix.clone()),
         locked: true,
         conda,
@@ -911,6 +1060,7 @@ async fn conda_step(
             .requested
             .extend(env_pip.iter().map(|p| format!("pip: {p}")));
         outcome.indexes = pip.indexes;
+        outcome.find_links = pip.find_links;
         outcome.pypi = pip.pypi;
         outcome.warnings = pip.warnings;
     }

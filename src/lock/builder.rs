@@ -456,6 +456,7 @@ pub struct StepHeader<'a> {
     pub requested: &'a [String],
     pub channels: &'a [String],
     pub indexes: &'a [String],
+    pub find_links: &'a [String],
     pub locked: bool,
 }
 
@@ -500,6 +501,11 @@ impl LockedStep {
                 .indexes
                 .iter()
                 .map(|i| check(&what, "indexes", i))
+                .collect::<Result<_, _>>()?,
+            find_links: h
+                .find_links
+                .iter()
+                .map(|i| check(&what, "find-links", i))
                 .collect::<Result<_, _>>()?,
             locked: h.locked,
             conda: Vec::new(),

@@ -160,6 +160,10 @@ pub struct LockedStep {
     /// Python package indexes in order (the first is the main index).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<LockUrl>,
+    /// pip's `--find-links` locations (HTML pages of links, directories of
+    /// archives), searched beside the indexes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub find_links: Vec<LockUrl>,
     /// False for steps recorded but not locked (OS package managers).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub locked: bool,

@@ -70,6 +70,7 @@ pub(crate) fn sample() -> LockedImage {
                 requested: vec!["numpy".into()],
                 channels: vec!["https://conda.anaconda.org/conda-forge".parse().unwrap()],
                 indexes: vec![],
+                find_links: vec![],
                 locked: true,
                 conda: vec![CondaPackage {
                     name: "numpy".parse().unwrap(),
@@ -100,6 +101,7 @@ pub(crate) fn sample() -> LockedImage {
                 requested: vec!["pandas>=2.0".into()],
                 channels: vec![],
                 indexes: vec!["https://pypi.org/simple".parse().unwrap()],
+                find_links: vec![],
                 locked: true,
                 conda: vec![],
                 pypi: vec![
@@ -120,6 +122,7 @@ pub(crate) fn sample() -> LockedImage {
                 requested: vec!["git".into()],
                 channels: vec![],
                 indexes: vec![],
+                find_links: vec![],
                 locked: false,
                 conda: vec![],
                 pypi: vec![],

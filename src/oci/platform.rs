@@ -97,6 +97,30 @@ impl Platform {
         })
     }
 
+    /// Whether `name` is a conda subdir: one [`Self::conda_subdir`] gives,
+    /// or `noarch`.
+    pub fn is_conda_subdir(name: &str) -> bool {
+        name == "noarch"
+            || [
+                "linux/amd64",
+                "linux/arm64",
+                "linux/ppc64le",
+                "linux/s390x",
+                "linux/386",
+                "linux/arm/v7",
+                "linux/arm/v6",
+                "linux/riscv64",
+                "darwin/amd64",
+                "darwin/arm64",
+                "windows/amd64",
+                "windows/arm64",
+                "windows/386",
+            ]
+            .iter()
+            .filter_map(|p| p.parse::<Platform>().ok())
+            .any(|p| p.conda_subdir() == Some(name))
+    }
+
     /// What Python's `platform.machine()` (the `platform_machine` marker)
     /// says inside a Linux container of this platform, as `uname -m`
     /// reports it: `x86_64`, `aarch64`, `i686`, `armv7l`, `ppc64le`, `s390x`.

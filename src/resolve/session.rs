@@ -59,8 +59,9 @@ impl Default for SessionOptions {
     }
 }
 
-/// Index URLs and whether builds are refused: one client each.
-type ClientKey = (Vec<String>, bool);
+/// Index URLs, find-links locations and whether builds are refused: one
+/// client each.
+type ClientKey = (Vec<String>, Vec<String>, bool);
 
 /// The clients of one run.
 pub struct Session {
@@ -205,11 +206,22 @@ impl Session {
         urls: &IndexUrls,
         no_build: bool,
     ) -> Result<Arc<IndexClient>, PypiError> {
+        self.pypi_client_finding(urls, &[], no_build)
+    }
+
+    /// [`Self::pypi_client_with`], also searching `find_links` (pip's
+    /// `--find-links` locations, as URLs).
+    pub fn pypi_client_finding(
+        &self,
+        urls: &IndexUrls,
+        find_links: &[String],
+        no_build: bool,
+    ) -> Result<Arc<IndexClient>, PypiError> {
         let mut clients = self
             .pypi
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let key = (urls.urls.clone(), no_build);
+        let key = (urls.urls.clone(), find_links.to_vec(), no_build);
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
@@ -223,6 +235,7 @@ impl Session {
         .with_limit(self.pypi_requests.clone());
         let client = Arc::new(
             IndexClient::new(fetch, &urls.urls, no_build)?
+                .with_find_links(find_links)?
                 .with_progress(self.pypi_progress.clone()),
         );
         clients.insert(key, client.clone());

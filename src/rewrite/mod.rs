@@ -226,11 +226,17 @@ pub fn rewrite_image(
     let new_lock = if files.is_empty() {
         lock.clone()
     } else {
-        let new_def = parse_definition(definition.kind, path, &new_definition, &inputs.build_args)
-            .map_err(|message| RewriteError::Reparse {
-                path: path.clone(),
-                message,
-            })?;
+        let new_def = parse_definition(
+            definition.kind,
+            path,
+            &new_definition,
+            &inputs.build_args,
+            &definition.wrappers,
+        )
+        .map_err(|message| RewriteError::Reparse {
+            path: path.clone(),
+            message,
+        })?;
         relock(
             &new_def,
             inputs,
@@ -333,13 +339,14 @@ fn parse_definition(
     path: &Path,
     text: &str,
     build_args: &BTreeMap<String, String>,
+    wrappers: &crate::source::steps::Wrappers,
 ) -> Result<Definition, String> {
     match kind {
         DefinitionKind::Dockerfile => {
-            dockerfile::parse(path, text, build_args).map_err(|e| e.to_string())
+            dockerfile::parse_with(path, text, build_args, wrappers).map_err(|e| e.to_string())
         }
         DefinitionKind::Apptainer => {
-            apptainer::parse(path, text, build_args).map_err(|e| e.to_string())
+            apptainer::parse_with(path, text, build_args, wrappers).map_err(|e| e.to_string())
         }
     }
 }

@@ -293,6 +293,7 @@ mod tests {
             requested: vec![],
             channels: vec![],
             indexes: vec![],
+            find_links: vec![],
             locked: true,
             conda: vec![],
             pypi: vec![],

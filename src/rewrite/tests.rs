@@ -255,6 +255,7 @@ fn synthetic_lock(def: &Definition, inputs: &Inputs, platforms: &[&str]) -> Lock
                 requested: vec![],
                 channels: vec![],
                 indexes: vec![],
+                find_links: vec![],
                 locked: true,
                 conda: vec![],
                 pypi,
@@ -292,6 +293,7 @@ fn parse_text_with(
         path,
         text,
         args,
+        &Default::default(),
     )
     .expect("parses");
     let inputs = load_inputs(&def, text, Path::new("/nonexistent-context"), args).expect("inputs");
@@ -725,6 +727,7 @@ fn conda_context(eol: &str) -> (tempfile::TempDir, PathBuf, LockedImage) {
                 "https://conda.anaconda.org/bioconda".parse().unwrap(),
             ],
             indexes: vec![],
+            find_links: vec![],
             locked: true,
             conda,
             pypi,
@@ -955,6 +958,7 @@ proptest::proptest! {
                 requested: vec![],
                 channels: vec!["https://conda.anaconda.org/conda-forge".parse().unwrap()],
                 indexes: vec![],
+                find_links: vec![],
                 locked: true,
                 conda,
                 pypi,

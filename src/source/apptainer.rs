@@ -22,7 +22,7 @@ use crate::source::model::{
     ArgDecl, Base, BaseTarget, CopiedFile, Definition, DefinitionKind, Expanded, InstallStep, Stage,
 };
 use crate::source::shell::Script;
-use crate::source::steps::{ChannelConfig, Ecosystem, ShellEvent, scan_script};
+use crate::source::steps::{ChannelConfig, Ecosystem, ShellEvent, Wrappers, scan_script_with};
 
 /// A definition file that cannot be built as written.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -417,6 +417,16 @@ pub fn parse(
     text: &str,
     build_args: &BTreeMap<String, String>,
 ) -> Result<Definition, ApptainerError> {
+    parse_with(path, text, build_args, &Wrappers::new())
+}
+
+/// [`parse`], reading the configured `wrappers` as the installers they run.
+pub fn parse_with(
+    path: &Path,
+    text: &str,
+    build_args: &BTreeMap<String, String>,
+    wrappers: &Wrappers,
+) -> Result<Definition, ApptainerError> {
     let err =
         |span: Span, message: String, hint: Option<&str>| error(path, text, span, message, hint);
     if let Some(nul) = text.find('\0') {
@@ -690,14 +700,14 @@ pub fn parse(
         for s in &posts {
             script.append(&tpl.apply(s.body_span)?);
         }
-        scan_section(&tpl, &index, &script, &posts, &mut stage)?;
+        scan_section(&tpl, &index, &script, &posts, &mut stage, wrappers)?;
         for part in parts {
             let Part::Section(s) = part else { continue };
             match s.name.as_str() {
                 "files" | "appfiles" => files_section(&tpl, s, &stages, &mut stage)?,
                 "appinstall" => {
                     let script = tpl.apply(s.body_span)?;
-                    scan_section(&tpl, &index, &script, &[s], &mut stage)?;
+                    scan_section(&tpl, &index, &script, &[s], &mut stage, wrappers)?;
                 }
                 _ => {}
             }
@@ -719,6 +729,7 @@ pub fn parse(
         path: path.to_path_buf(),
         global_args,
         stages,
+        wrappers: wrappers.clone(),
     })
 }
 
@@ -730,9 +741,10 @@ fn scan_section(
     script: &Script,
     sections: &[&Section],
     stage: &mut Stage,
+    wrappers: &Wrappers,
 ) -> Result<(), ApptainerError> {
     let text = tpl.text;
-    let events = scan_script(script, &|_| None)
+    let events = scan_script_with(script, &|_| None, None, wrappers)
         .map_err(|e| error(tpl.path, text, e.span, e.message, e.hint.as_deref()))?;
     let mut config: Vec<ChannelConfig> = Vec::new();
     for event in events {

@@ -277,6 +277,67 @@ fn normalize(path: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
+/// Where in the build context the file or directory at `path` inside the
+/// image (relative to the step's `WORKDIR`) was copied from by a `COPY`
+/// before the step: a `--find-links` directory of wheels. `None` when no
+/// `COPY` of the stage explains it.
+pub fn context_path(
+    definition: &Definition,
+    stage: usize,
+    step: usize,
+    path: &str,
+    context: &Path,
+) -> Option<PathBuf> {
+    let stage = definition.stages.iter().find(|s| s.index == stage)?;
+    let step = stage.steps.get(step)?;
+    let target = image_path(step.workdir.as_deref(), path);
+    let before = |c: &&CopiedFile| {
+        c.from.is_none()
+            && (definition.kind == DefinitionKind::Apptainer
+                || c.span.start < step.instruction.start)
+    };
+    for copy in stage.copies.iter().filter(before).rev() {
+        let dest = image_path(copy.workdir.as_deref(), &copy.destination);
+        for src in &copy.sources {
+            if src.contains(['*', '?', '[']) {
+                continue;
+            }
+            let Some(src) = normalize(src) else { continue };
+            let src_is_dir = src.is_empty() || context.join(&src).is_dir();
+            let rel = if target == dest {
+                Some(String::new())
+            } else {
+                target
+                    .strip_prefix(&dest)
+                    .and_then(|r| r.strip_prefix('/').or((dest == "/").then_some(r)))
+                    .map(str::to_string)
+            };
+            let Some(rel) = rel else { continue };
+            let candidate = if src_is_dir {
+                if rel.is_empty() {
+                    src.clone()
+                } else if src.is_empty() {
+                    rel
+                } else {
+                    format!("{src}/{rel}")
+                }
+            } else if rel.is_empty() || rel == src.rsplit('/').next().unwrap_or(&src) {
+                src.clone()
+            } else {
+                continue;
+            };
+            let Some(c) = normalize(&candidate) else {
+                continue;
+            };
+            let full = context.join(&c);
+            if full.exists() {
+                return Some(full);
+            }
+        }
+    }
+    None
+}
+
 /// The context file (label) that `target` inside the image was copied from.
 fn context_file(
     kind: DefinitionKind,

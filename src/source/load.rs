@@ -1,6 +1,7 @@
 //! Reading a definition file from disk: size and encoding checks, kind
 //! detection, and dispatch to the right parser.
 
+use crate::source::steps::Wrappers;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -110,6 +111,36 @@ pub fn load_definition(
     build_args: &BTreeMap<String, String>,
 ) -> Result<Definition, SourceError> {
     read_definition(path, build_args).map(|(definition, _)| definition)
+}
+
+/// [`load_definition`] with the configuration's `[steps] wrappers`.
+pub fn load_definition_with(
+    path: &Path,
+    build_args: &BTreeMap<String, String>,
+    wrappers: &Wrappers,
+) -> Result<Definition, SourceError> {
+    read_definition_with(path, build_args, wrappers).map(|(definition, _)| definition)
+}
+
+/// [`read_definition`] with the configuration's `[steps] wrappers`.
+pub fn read_definition_with(
+    path: &Path,
+    build_args: &BTreeMap<String, String>,
+    wrappers: &Wrappers,
+) -> Result<(Definition, String), SourceError> {
+    let (mut definition, text) = read_definition(path, build_args)?;
+    if !wrappers.is_empty() {
+        definition = match definition.kind {
+            DefinitionKind::Dockerfile => {
+                dockerfile::parse_with(path, &text, build_args, wrappers)?
+            }
+            DefinitionKind::Apptainer => {
+                crate::source::apptainer::parse_with(path, &text, build_args, wrappers)
+                    .map_err(|e| SourceError::Invalid(e.diagnostic))?
+            }
+        };
+    }
+    Ok((definition, text))
 }
 
 /// [`load_definition`], also giving the file's text (for the input hash),

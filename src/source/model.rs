@@ -29,6 +29,10 @@ pub struct Definition {
     /// (Dockerfile only). It is an image too, so it can be pinned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syntax: Option<Expanded>,
+    /// The configured wrapper programs it was read with, so a re-read
+    /// (rewrite) reads it the same way.
+    #[serde(skip)]
+    pub wrappers: crate::source::steps::Wrappers,
 }
 
 /// `ARG NAME[=default]`.

@@ -32,6 +32,11 @@ pub enum RequirementsEntry {
         /// The whole logical line, continuations included, without the
         /// trailing newline or comment.
         line_span: Span,
+        /// Options pip's parser accepts after a requirement but then does
+        /// not apply (`jax[cuda] -f https://…`: pip reads the line, and
+        /// ignores the `-f`), as written, for a warning.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ignored_options: Vec<String>,
     },
     /// `-r FILE` or `-c FILE`.
     Include {
@@ -257,6 +262,7 @@ fn parse_line(
                 hashes: Vec::new(),
                 span: span_of(at, at + v.len()),
                 line_span,
+                ignored_options: Vec::new(),
             },
             (name, value) => RequirementsEntry::Option {
                 name: name.to_string(),
@@ -266,15 +272,17 @@ fn parse_line(
         }));
     }
 
-    // A requirement: everything up to the first option token; PEP 508
-    // markers may contain spaces (`; python_version < "3.8"`).
+    // A requirement: everything up to the first option token (pip splits
+    // at the first word starting with `-`); PEP 508 markers may contain
+    // spaces (`; python_version < "3.8"`).
     let opts_at = toks
         .iter()
         .skip(1)
-        .find(|(_, t)| t.starts_with("--"))
+        .find(|(_, t)| t.starts_with('-'))
         .map_or(content.len(), |&(at, _)| at);
     let spec_text = content[first_at..opts_at].trim_end();
     let mut hashes = Vec::new();
+    let mut ignored_options = Vec::new();
     let opt_toks: Vec<_> = toks.iter().filter(|(at, _)| *at >= opts_at).collect();
     let mut i = 0;
     while i < opt_toks.len() {
@@ -291,11 +299,32 @@ fn parse_line(
             };
             hashes.push(h.to_string());
             i += 1;
-        } else if !(t.starts_with("--global-option") || t.starts_with("--config-settings")) {
+        } else if t.starts_with("--global-option") || t.starts_with("--config-settings") {
+            if !t.contains('=') {
+                i += 1;
+            }
+        } else if let Some(name) = file_option(t) {
+            // pip parses the file's own options here too, then applies
+            // only the per-requirement ones: the rest is ignored.
+            let glued = name.len() < t.len();
+            let mut written = t.to_string();
+            if VALUE_OPTIONS.contains(&name) && !glued {
+                let Some(&&(_, v)) = opt_toks.get(i + 1) else {
+                    return Err(error(
+                        at,
+                        format!("`{name}` needs a value"),
+                        "write it on the same line, e.g. `-f https://…`",
+                    ));
+                };
+                written = format!("{t} {v}");
+                i += 1;
+            }
+            ignored_options.push(written);
+        } else {
             return Err(error(
                 at,
-                format!("`{t}` is not an option pip allows after a requirement"),
-                "only `--hash`, `--global-option` and `--config-settings` may follow a requirement",
+                format!("`{t}` is not an option pip knows in a requirements file"),
+                "see pip's requirements file format for the options it accepts",
             ));
         }
         i += 1;
@@ -306,7 +335,22 @@ fn parse_line(
         hashes,
         span: span_of(first_at, first_at + spec_text.len()),
         line_span,
+        ignored_options,
     }))
+}
+
+/// Options pip accepts in a requirements file, by the name `t` starts
+/// with (`-f`, `--find-links=URL`, `-fURL`).
+fn file_option(t: &str) -> Option<&'static str> {
+    const FLAGS: &[&str] = &["--no-index", "--pre", "--prefer-binary", "--require-hashes"];
+    let name = t.split_once('=').map_or(t, |(n, _)| n);
+    if let Some(f) = FLAGS.iter().find(|f| **f == name) {
+        return Some(f);
+    }
+    VALUE_OPTIONS
+        .iter()
+        .copied()
+        .find(|o| *o == name || (!o.starts_with("--") && t.len() > 2 && t.starts_with(o)))
 }
 
 #[cfg(test)]
@@ -381,12 +425,39 @@ git+https://github.com/org/repo@v1#egg=repo\n-e ./local\n--pre\n-rmore.txt\n";
         assert_eq!(f.requirements().count(), 4);
     }
 
+    /// pip reads a file option after a requirement and does not apply it
+    /// (pip 23.2: `referencing -f DIR` with `--no-index` finds nothing,
+    /// `-f DIR` on its own line finds it): kept for a warning. An option
+    /// pip does not know is refused where it is.
     #[test]
-    fn misplaced_option_is_located() {
-        let err = RequirementsFile::parse(Path::new("r.txt"), "numpy\nscipy --pre\n", &|_| None)
+    fn options_after_a_requirement_are_read_as_pip_reads_them() {
+        let f = parse(
+            "jax[cuda12] -f https://storage.example/jax_releases.html\nscipy --pre\nsix -fdir --no-index\n",
+        );
+        let ignored: Vec<Vec<String>> = f
+            .entries
+            .iter()
+            .map(|e| match e {
+                RequirementsEntry::Requirement {
+                    ignored_options, ..
+                } => ignored_options.clone(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(
+            ignored,
+            [
+                vec!["-f https://storage.example/jax_releases.html".to_string()],
+                vec!["--pre".to_string()],
+                vec!["-fdir".to_string(), "--no-index".to_string()],
+            ]
+        );
+        let text = "jax[cuda12] -f https://storage.example/jax_releases.html\n";
+        assert_eq!(spec_at(text, &parse(text).entries[0]), "jax[cuda12]");
+        let err = RequirementsFile::parse(Path::new("r.txt"), "numpy\nscipy --bogus\n", &|_| None)
             .unwrap_err();
         assert_eq!(err.0.location.to_string(), "r.txt:2:7");
-        assert!(err.0.message.contains("`--pre`"), "{}", err.0.message);
+        assert!(err.0.message.contains("`--bogus`"), "{}", err.0.message);
     }
 
     proptest::proptest! {

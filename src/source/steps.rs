@@ -390,7 +390,23 @@ pub fn scan_script_in(
     lookup: &dyn Fn(&str) -> Option<String>,
     target: Option<Target>,
 ) -> Result<Vec<ShellEvent>, ShellError> {
+    scan_script_with(script, lookup, target, &Wrappers::new())
+}
+
+/// Programs whose arguments are an installer's command, by the installer
+/// (the configuration's `[steps] wrappers`).
+pub type Wrappers = std::collections::BTreeMap<String, crate::config::WrappedManager>;
+
+/// Like [`scan_script_in`], reading the configured `wrappers` as the
+/// installers they run.
+pub fn scan_script_with(
+    script: &Script,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    target: Option<Target>,
+    wrappers: &Wrappers,
+) -> Result<Vec<ShellEvent>, ShellError> {
     let mut scanner = Scanner {
+        wrappers,
         lookup,
         vars: HashMap::new(),
         events: Vec::new(),
@@ -406,6 +422,8 @@ pub fn scan_script_in(
 
 struct Scanner<'l> {
     lookup: &'l dyn Fn(&str) -> Option<String>,
+    /// Configured wrapper programs and the installer each runs.
+    wrappers: &'l Wrappers,
     /// Variables the script set, unset or made unknown, over `lookup`.
     vars: HashMap<String, VarState>,
     events: Vec<ShellEvent>,
@@ -1255,6 +1273,15 @@ impl Scanner<'_> {
                     self.r(cmd, i);
                     return Ok(());
                 }
+                p if self.wrappers.contains_key(p) => {
+                    use crate::config::WrappedManager as W;
+                    return match self.wrappers[p] {
+                        W::Pip => self.pip(cmd, i + 1, Manager::Pip, run_target),
+                        W::Conda => self.conda(cmd, i + 1, Manager::Conda, depth),
+                        W::Mamba => self.conda(cmd, i + 1, Manager::Mamba, depth),
+                        W::Micromamba => self.conda(cmd, i + 1, Manager::Micromamba, depth),
+                    };
+                }
                 p if p.ends_with("-retry") && p.contains("mamba")
                     || p.ends_with("-retry") && p.contains("conda") =>
                 {
@@ -2026,6 +2053,51 @@ fn is_arch_probe(text: &str) -> bool {
     t.starts_with("uname") || t.starts_with("dpkg --print-architecture") || t.starts_with("arch")
 }
 
+/// The name under which the caller's lookup answers the platform being
+/// built (`linux/arm64/v8`) for `$(uname -m)`-style probes. It cannot be a
+/// shell variable's name, so a script can never set it.
+pub const PLATFORM_PROBE: &str = "imagelock:platform";
+
+/// `uname -m`, `arch`, `dpkg --print-architecture` on the platform the
+/// caller names through [`PLATFORM_PROBE`]; `None` when it names none.
+fn arch_probe(env: &dyn ShellEnv, prog: &str, args: &[String]) -> Option<String> {
+    let platform = match env.var(PLATFORM_PROBE)? {
+        VarState::Set(v) => v,
+        _ => return None,
+    };
+    let mut parts = platform.split('/');
+    let _os = parts.next();
+    let arch = parts.next()?;
+    let variant = parts.next().unwrap_or("");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = match (prog, args.as_slice()) {
+        ("uname", ["-m"]) | ("arch", []) => match (arch, variant) {
+            ("amd64", _) => "x86_64",
+            ("arm64", _) => "aarch64",
+            ("386", _) => "i686",
+            ("arm", "v6") => "armv6l",
+            ("arm", _) => "armv7l",
+            ("ppc64le", _) => "ppc64le",
+            ("s390x", _) => "s390x",
+            ("riscv64", _) => "riscv64",
+            _ => return None,
+        },
+        ("dpkg", ["--print-architecture"]) => match (arch, variant) {
+            ("amd64", _) => "amd64",
+            ("arm64", _) => "arm64",
+            ("386", _) => "i386",
+            ("arm", "v5") => "armel",
+            ("arm", _) => "armhf",
+            ("ppc64le", _) => "ppc64el",
+            ("s390x", _) => "s390x",
+            ("riscv64", _) => "riscv64",
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(format!("{out}\n"))
+}
+
 /// `[ … ]`, `test …`, `[[ … ]]` on the expanded words.
 fn eval_test(prog: &str, args: &[&Arg]) -> Truth {
     let mut words: Vec<Option<&str>> = args.iter().map(|a| a.value.as_deref()).collect();
@@ -2170,6 +2242,7 @@ fn eval_subst(env: &dyn ShellEnv, inner: &str) -> Option<String> {
                 }
                 continue;
             }
+            "uname" | "arch" | "dpkg" => arch_probe(env, prog, args),
             "cut" => cut(args, &input?),
             "tr" => tr(args, &input?),
             "sed" => sed(args, &input?),

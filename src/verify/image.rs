@@ -217,7 +217,8 @@ pub fn verify_image(
 
 /// Why `lock` is not current for the definition of `image` as it is now.
 fn stale(lock: &LockedImage, image: &ImageConfig) -> Result<Vec<Staleness>, VerifyError> {
-    let (definition, text) = crate::source::load::read_definition(&image.file, &image.build_args)?;
+    let (definition, text) =
+        crate::source::load::read_definition_with(&image.file, &image.build_args, &image.wrappers)?;
     let inputs =
         crate::source::inputs::load_inputs(&definition, &text, &image.context, &image.build_args)?;
     Ok(check_lock(lock, &definition, &inputs))

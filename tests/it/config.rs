@@ -36,6 +36,11 @@ fn every_key_is_read() {
         c.apt.mirrors["http://deb.debian.org/debian"],
         "https://apt-mirror.example.org/debian"
     );
+    assert_eq!(
+        c.steps.wrappers["rapids-mamba-retry"],
+        imagelock::config::WrappedManager::Mamba
+    );
+    assert_eq!(driver.wrappers, c.steps.wrappers);
 }
 
 #[test]

@@ -462,6 +462,7 @@ fn direct_and_vcs_requirements_end_to_end() {
 }
 
 mod conda_e2e;
+mod steps_e2e;
 
 /// Benchmark: freeze of all example images with every service over HTTP
 /// (the world's images pushed to the distribution registry, its channels

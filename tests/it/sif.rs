@@ -579,6 +579,7 @@ fn lock_for(dir: &Path) -> LockedImage {
         requested: vec![],
         channels: vec![],
         indexes: vec![],
+        find_links: vec![],
         locked: true,
         conda: vec![],
         pypi: vec![],

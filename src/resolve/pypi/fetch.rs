@@ -614,7 +614,7 @@ fn no_store(h: &HeaderMap) -> bool {
     header(h, &CACHE_CONTROL).is_some_and(|c| c.contains("no-store"))
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

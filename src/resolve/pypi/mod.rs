@@ -131,6 +131,9 @@ pub struct IndexClient {
     python: std::path::PathBuf,
     pages: Memo<PackageName, Arc<Vec<DistFile>>>,
     metadata: Memo<String, Arc<CoreMetadata>>,
+    /// pip's `--find-links`: HTML pages of links, local directories of
+    /// archives, or single archives, searched beside the indexes.
+    find_links: Vec<Url>,
 }
 
 impl IndexClient {
@@ -159,6 +162,7 @@ impl IndexClient {
             python: "python3".into(),
             pages: Mutex::default(),
             metadata: Mutex::default(),
+            find_links: Vec::new(),
         })
     }
 
@@ -167,6 +171,27 @@ impl IndexClient {
     pub fn with_progress(mut self, progress: Option<std::sync::Arc<dyn PypiProgress>>) -> Self {
         self.progress = progress;
         self
+    }
+
+    /// Searches `locations` (pip's `--find-links`: URLs of HTML pages,
+    /// `file://` directories or archives) beside the indexes.
+    pub fn with_find_links(mut self, locations: &[String]) -> Result<Self, PypiError> {
+        self.find_links = locations
+            .iter()
+            .map(|u| {
+                Url::parse(u).map_err(|e| PypiError::BadUrl {
+                    url: redact(u),
+                    message: e.to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(self)
+    }
+
+    /// The sha256 of the file at `url`, downloaded whole (for files that a
+    /// find-links page lists without a hash: the lock needs one).
+    pub async fn sha256_of(&self, url: &str) -> Result<String, PypiError> {
+        Ok(self.fetch.download(url, SDIST_CAP).await?.sha256)
     }
 
     /// Runs build backends with `python` instead of `python3` from PATH.
@@ -227,10 +252,92 @@ impl IndexClient {
             // do we, so they can never be locked under this name.
             all.extend(files.into_iter().filter(|f| belongs_to(&f.filename, name)));
         }
+        for location in &self.find_links {
+            let files = self.find_links_files(location, name).await?;
+            found |= !files.is_empty();
+            all.extend(files);
+        }
         if !found {
             return Err(SourceError::NotFound(name.to_string()));
         }
         Ok(Arc::new(all))
+    }
+
+    /// The archives of `name` a `--find-links` location offers, as pip
+    /// finds them: every file of a local directory, a local archive
+    /// itself, or every link of an HTML page (local or remote).
+    async fn find_links_files(
+        &self,
+        location: &Url,
+        name: &PackageName,
+    ) -> Result<Vec<DistFile>, SourceError> {
+        let failed = |m: String| SourceError::Failed(format!("--find-links {location}: {m}"));
+        let mine = |filename: &str| parse_filename(filename, name).is_some_and(|d| d.name == *name);
+        let file = |filename: String, url: String| DistFile {
+            filename,
+            url,
+            sha256: None,
+            requires_python: None,
+            yanked: None,
+            upload_time: None,
+            size: None,
+            core_metadata: None,
+        };
+        if location.scheme() == "file" {
+            let path = location
+                .to_file_path()
+                .map_err(|()| failed("not a local path".into()))?;
+            if path.is_dir() {
+                let mut out = Vec::new();
+                let entries = fs_err::read_dir(&path).map_err(|e| failed(e.to_string()))?;
+                let mut names: Vec<String> = entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.path().is_file())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect();
+                names.sort();
+                for n in names.into_iter().filter(|n| mine(n)) {
+                    let url = Url::from_file_path(path.join(&n))
+                        .map_err(|()| failed("not a local path".into()))?;
+                    out.push(file(n, url.to_string()));
+                }
+                return Ok(out);
+            }
+            let last = location
+                .path_segments()
+                .and_then(|mut s| s.next_back())
+                .map(fetch::percent_decode)
+                .unwrap_or_default();
+            if last.ends_with(".whl") || last.ends_with(".tar.gz") || last.ends_with(".zip") {
+                return Ok(if mine(&last) && path.is_file() {
+                    vec![file(last, location.to_string())]
+                } else {
+                    Vec::new()
+                });
+            }
+        }
+        let body = self
+            .fetch
+            .get_cached(location.as_str(), "text/html", name.as_ref())
+            .await?
+            .ok_or_else(|| failed("not found".into()))?;
+        Ok(
+            simple::parse_html(&String::from_utf8_lossy(&body), location)
+                .into_iter()
+                .map(|mut f| {
+                    // The link's own name, not its text (`jaxlib-…+cuda12…`).
+                    if let Some(last) = Url::parse(&f.url).ok().and_then(|u| {
+                        u.path_segments()
+                            .and_then(|mut s| s.next_back())
+                            .map(fetch::percent_decode)
+                    }) {
+                        f.filename = last;
+                    }
+                    f
+                })
+                .filter(|f| mine(&f.filename))
+                .collect(),
+        )
     }
 
     /// The core metadata of `file` (cached in memory and, for immutable

@@ -295,7 +295,19 @@ pub fn solve(
         }
     }
 
-    let parts = available.parts();
+    let mut parts = available.parts();
+    // `channel/subdir::name`: rattler's solver does not look at a spec's
+    // subdir, so records of that name from other subdirs are left out here.
+    for spec in &request.specs {
+        if let Some(subdir) = spec.subdir() {
+            for part in &mut parts {
+                part.retain(|r| {
+                    r.package_record.name.as_normalized() != spec.name()
+                        || r.package_record.subdir == subdir
+                });
+            }
+        }
+    }
     // Preferred ("locked" in rattler's terms) records: what the prefix holds,
     // then what an earlier lock chose, when the channels still offer it.
     let mut locked: Vec<&RepoDataRecord> = request.installed.iter().map(|r| &r.inner).collect();

@@ -40,12 +40,27 @@ impl CondaSpec {
             Some((channel, rest)) if !channel.is_empty() => (Some(channel.to_string()), rest),
             _ => (None, trimmed),
         };
+        // `conda-forge/linux-64::cupy`: channel `conda-forge`, subdir
+        // `linux-64` (conda's `channel/subdir::name`).
+        let (channel, subdir) = match channel.as_deref().and_then(|c| c.rsplit_once('/')) {
+            Some((c, sub))
+                if !c.is_empty()
+                    && !c.ends_with('/')
+                    && crate::oci::Platform::is_conda_subdir(sub) =>
+            {
+                (Some(c.to_string()), Some(sub.to_string()))
+            }
+            _ => (channel, None),
+        };
         let options = ParseMatchSpecOptions::new(ParseStrictness::Lenient);
-        let spec =
+        let mut spec =
             MatchSpec::from_str(rest, options).map_err(|e| ParseCondaSpecError::Invalid {
                 spec: trimmed.to_string(),
                 reason: e.to_string(),
             })?;
+        if subdir.is_some() {
+            spec.subdir = subdir;
+        }
         if !matches!(spec.name, PackageNameMatcher::Exact(_)) {
             return Err(ParseCondaSpecError::NoName {
                 spec: trimmed.to_string(),
@@ -74,6 +89,12 @@ impl CondaSpec {
     /// The channel written before `::`, if any.
     pub fn channel(&self) -> Option<&str> {
         self.channel.as_deref()
+    }
+
+    /// The subdir written in `channel/subdir::name`, if any: only that
+    /// subdir's packages match.
+    pub fn subdir(&self) -> Option<&str> {
+        self.spec.subdir.as_deref()
     }
 
     /// Restricts the spec to the channel at `url` (what [`Self::channel`]
@@ -124,6 +145,23 @@ mod tests {
         assert_eq!(spec.name(), "samtools");
         let spec = CondaSpec::parse("https://host/chan::samtools").expect("parses");
         assert_eq!(spec.channel(), Some("https://host/chan"));
+    }
+
+    /// pangeo's `conda-forge/linux-64::cupy` is channel `conda-forge`,
+    /// subdir `linux-64`; a channel path that does not end in a subdir
+    /// keeps its path.
+    #[test]
+    fn channel_subdir_name_keeps_the_subdir() {
+        let spec = CondaSpec::parse("conda-forge/linux-64::cupy").expect("parses");
+        assert_eq!(spec.channel(), Some("conda-forge"));
+        assert_eq!(spec.subdir(), Some("linux-64"));
+        assert_eq!(spec.name(), "cupy");
+        let spec = CondaSpec::parse("https://host/chan/noarch::six").expect("parses");
+        assert_eq!(spec.channel(), Some("https://host/chan"));
+        assert_eq!(spec.subdir(), Some("noarch"));
+        let spec = CondaSpec::parse("pkgs/main::six").expect("parses");
+        assert_eq!(spec.channel(), Some("pkgs/main"));
+        assert_eq!(spec.subdir(), None);
     }
 
     #[test]

@@ -250,3 +250,28 @@ fn unsatisfiable_request_explains_itself() {
     let err = solve(&request, &data).expect_err("unsatisfiable");
     insta::assert_snapshot!(err.to_string());
 }
+
+/// `channel/subdir::name` (pangeo's `conda-forge/linux-64::cupy`) keeps
+/// the subdir through the solve: only that subdir's records match.
+#[test]
+fn a_channel_subdir_spec_takes_only_that_subdir() {
+    let data = repodata(&["conda-forge"], "linux-64");
+    let request = CondaSolveRequest::new(
+        specs(&["python=3.12", "conda-forge/linux-64::numpy<2"]),
+        linux64(),
+    );
+    let solution = solve(&request, &data).expect("solvable");
+    let numpy = find(&solution, "numpy");
+    assert_eq!(numpy.record.version(), "1.26.4");
+    assert!(
+        numpy.record.url().contains("/linux-64/"),
+        "{}",
+        numpy.record.url()
+    );
+    // numpy is built per platform: conda-forge's noarch has none.
+    let request = CondaSolveRequest::new(
+        specs(&["python=3.12", "conda-forge/noarch::numpy<2"]),
+        linux64(),
+    );
+    assert!(solve(&request, &data).is_err());
+}

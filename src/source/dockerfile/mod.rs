@@ -19,8 +19,8 @@ use crate::source::model::{
 };
 use crate::source::shell::Script;
 use crate::source::steps::{
-    ChannelAction, ChannelConfig, Ecosystem, InstallCommand, Manager, ShellEvent, Target,
-    scan_script_in,
+    ChannelAction, ChannelConfig, Ecosystem, InstallCommand, Manager, PLATFORM_PROBE, ShellEvent,
+    Target, Wrappers, scan_script_with,
 };
 
 use self::syntax::{Instruction, ItemKind, Syntax, SyntaxError};
@@ -35,6 +35,8 @@ impl ParseDockerfileError {
         &self.0
     }
 }
+
+static EMPTY_WRAPPERS: &Wrappers = &Wrappers::new();
 
 /// The platform the automatic platform ARGs (`TARGETPLATFORM`,
 /// `BUILDARCH`…) describe when nothing else is asked for.
@@ -52,9 +54,21 @@ pub fn parse(
     text: &str,
     build_args: &BTreeMap<String, String>,
 ) -> Result<Definition, ParseDockerfileError> {
+    parse_with(path, text, build_args, &Wrappers::new())
+}
+
+/// [`parse`], reading the configured `wrappers` (`rapids-mamba-retry`) as
+/// the installers they run.
+pub fn parse_with(
+    path: &Path,
+    text: &str,
+    build_args: &BTreeMap<String, String>,
+    wrappers: &Wrappers,
+) -> Result<Definition, ParseDockerfileError> {
     let err = |e: SyntaxError| diagnostic(path, text, e);
     let syntax = parse_syntax(text).map_err(err)?;
     let mut b = Builder::new(path, text, &syntax, build_args);
+    b.wrappers = wrappers;
     b.run().map_err(err)?;
     let syntax_directive = syntax
         .directives
@@ -74,6 +88,7 @@ pub fn parse(
         global_args: b.global_args,
         stages,
         syntax: syntax_directive,
+        wrappers: wrappers.clone(),
     })
 }
 
@@ -270,6 +285,7 @@ struct Builder<'a> {
     syntax: &'a Syntax,
     escape: char,
     build_args: &'a BTreeMap<String, String>,
+    wrappers: &'a Wrappers,
     lines: LineIndex,
     meta: Vec<(String, Option<String>, ArgSource)>,
     global_args: Vec<ArgDecl>,
@@ -311,6 +327,7 @@ impl<'a> Builder<'a> {
             syntax,
             escape: syntax.escape,
             build_args,
+            wrappers: EMPTY_WRAPPERS,
             lines: LineIndex::new(text),
             meta,
             global_args: Vec::new(),
@@ -940,6 +957,17 @@ impl<'a> Builder<'a> {
         let platform_read = std::cell::RefCell::new(Vec::<String>::new());
         let build_args = self.build_args;
         let lookup = |name: &str| {
+            // `$(uname -m)` and the like: the machine of the platform built,
+            // whether or not the stage declares an ARG for it.
+            if name == PLATFORM_PROBE {
+                let v = build_args.get("TARGETPLATFORM").cloned();
+                if v.is_none() && !platform_read.borrow().iter().any(|n| n == "TARGETPLATFORM") {
+                    platform_read
+                        .borrow_mut()
+                        .push("TARGETPLATFORM".to_string());
+                }
+                return v;
+            }
             let v = state.lookup(name);
             if v.is_some() && PLATFORM_ARGS.contains(&name) && !build_args.contains_key(name) {
                 if !platform_read.borrow().iter().any(|n| n == name) {
@@ -951,12 +979,13 @@ impl<'a> Builder<'a> {
         };
         let mut events: Vec<ShellEvent> = Vec::new();
         for script in &scripts {
-            let found = scan_script_in(script, &lookup, target.clone()).map_err(|e| {
-                let hint = e
-                    .hint
-                    .unwrap_or_else(|| "imagelock reads RUN bodies as POSIX shell text".into());
-                SyntaxError::new(e.span, e.message).hint(hint)
-            })?;
+            let found =
+                scan_script_with(script, &lookup, target.clone(), self.wrappers).map_err(|e| {
+                    let hint = e
+                        .hint
+                        .unwrap_or_else(|| "imagelock reads RUN bodies as POSIX shell text".into());
+                    SyntaxError::new(e.span, e.message).hint(hint)
+                })?;
             events.extend(found);
         }
         let platform_args = platform_read.into_inner();

@@ -302,3 +302,70 @@ fn unused_stages_are_marked() {
     let unused: Vec<bool> = d.stages.iter().map(|s| s.unused).collect();
     assert_eq!(unused, [false, true, false, false]);
 }
+
+/// `$(uname -m)` and `$(dpkg --print-architecture)` are the machine of the
+/// platform built: unknown (and marked) without one, its value with one.
+#[test]
+fn machine_probes_are_read_per_platform() {
+    let text = "FROM debian:12\nRUN pip install \"torch-$(uname -m)\" \"deb-$(dpkg --print-architecture)\"\n";
+    let d = parse_ok(text);
+    let s = &d.stages[0].steps[0];
+    assert_eq!(s.platform_args, ["TARGETPLATFORM"]);
+    assert!(s.command.specs[0].value.is_none());
+    for (platform, machine, deb) in [
+        ("linux/arm64", "aarch64", "arm64"),
+        ("linux/amd64", "x86_64", "amd64"),
+        ("linux/ppc64le", "ppc64le", "ppc64el"),
+        ("linux/arm/v7", "armv7l", "armhf"),
+    ] {
+        let d = parse(
+            Path::new("Dockerfile"),
+            text,
+            &platform_build_args(platform),
+        )
+        .unwrap();
+        let s = &d.stages[0].steps[0];
+        assert!(s.platform_args.is_empty());
+        let specs: Vec<_> = s.command.specs.iter().map(|e| e.value.clone()).collect();
+        assert_eq!(
+            specs,
+            [Some(format!("torch-{machine}")), Some(format!("deb-{deb}"))]
+        );
+    }
+}
+
+/// RAPIDS' `rapids-mamba-retry install …` (rapidsai/ci-imgs shape): read as
+/// `mamba install` when the configuration names the wrapper, an unlocked
+/// wrapper step with its place otherwise.
+#[test]
+fn configured_wrappers_are_read_as_their_installer() {
+    use crate::config::WrappedManager;
+    use crate::source::steps::{Cause, Manager};
+    let text = "FROM condaforge/miniforge3:24.3.0-0\nRUN rapids-mamba-retry install -y -n base -c rapidsai cudf=24.08 && conda clean -afy\n";
+    let plain = parse_ok(text);
+    let s = &plain.stages[0].steps[0];
+    assert_eq!(s.command.manager, Manager::Wrapper);
+    assert!(
+        s.command
+            .unresolved
+            .iter()
+            .any(|u| u.cause == Cause::UnknownWrapper)
+    );
+    let wrappers = [("rapids-mamba-retry".to_string(), WrappedManager::Mamba)]
+        .into_iter()
+        .collect();
+    let read = parse_with_wrappers(text, &wrappers);
+    let s = &read.stages[0].steps[0];
+    assert_eq!(s.command.manager, Manager::Mamba);
+    assert!(
+        s.command.unresolved.is_empty(),
+        "{:?}",
+        s.command.unresolved
+    );
+    assert_eq!(s.command.specs[0].value.as_deref(), Some("cudf=24.08"));
+    assert_eq!(read.wrappers, wrappers);
+}
+
+fn parse_with_wrappers(text: &str, wrappers: &crate::source::steps::Wrappers) -> Definition {
+    super::parse_with(Path::new("Dockerfile"), text, &BTreeMap::new(), wrappers).unwrap()
+}
