@@ -48,8 +48,48 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "Where $XDG_RUNTIME_DIR/containers/auth.json (podman, buildah, skopeo logins) is.",
     ),
     (
+        "XDG_CONFIG_HOME, XDG_CONFIG_DIRS",
+        "Where the user's and the system's pip.conf, conda .condarc and containers registries.conf are looked for.",
+    ),
+    (
         "CONDARC",
-        "A .condarc read after ~/.condarc (channel aliases, custom channels, mirrors).",
+        "A .condarc read last of conda's search path (channels, channel aliases, custom channels, mirrors).",
+    ),
+    (
+        "CONDA_ROOT, CONDA_PREFIX",
+        "Conda installations whose .condarc files are on conda's search path.",
+    ),
+    (
+        "CONDA_CHANNELS, CONDA_CHANNEL_ALIAS, CONDA_CHANNEL_PRIORITY",
+        "conda's own variables: they win over the host's .condarc files, and lose to imagelock.toml and the image's own settings.",
+    ),
+    (
+        "PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_NO_INDEX, PIP_FIND_LINKS, PIP_PRE",
+        "The host's pip settings: below a step's options, the image's ENV and imagelock.toml; above pip.conf (see the README's precedence table).",
+    ),
+    (
+        "PIP_CONFIG_FILE",
+        "A pip.conf read as pip reads it (os.devnull: no file at all).",
+    ),
+    (
+        "VIRTUAL_ENV",
+        "The site pip.conf of the active virtual environment.",
+    ),
+    (
+        "UV_INDEX_URL, UV_DEFAULT_INDEX, UV_EXTRA_INDEX_URL, UV_INDEX, UV_FIND_LINKS, UV_NO_INDEX, UV_PRERELEASE",
+        "The host's uv settings, for `uv pip` steps, at the same level as the PIP_ variables for pip.",
+    ),
+    (
+        "UV_INDEX_<NAME>_USERNAME, UV_INDEX_<NAME>_PASSWORD",
+        "Credentials for the uv index named NAME; never written to a lock or an output.",
+    ),
+    (
+        "NETRC",
+        "A .netrc with credentials for package indexes and conda channels. Default: ~/.netrc.",
+    ),
+    (
+        "CONTAINERS_REGISTRIES_CONF",
+        "The registries.conf used for registry mirrors and short-name checks, instead of the user's or /etc/containers/registries.conf.",
     ),
     (
         "HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY",

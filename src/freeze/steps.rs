@@ -544,10 +544,7 @@ async fn pip_step(
                 .no_index
                 .then(|| Sourced::new(true, format!("`--no-index` {on_step}"))),
             find_links: (!opts.find_links.is_empty()).then(|| {
-                Sourced::new(
-                    opts.find_links.clone(),
-                    format!("`--find-links` {on_step}"),
-                )
+                Sourced::new(opts.find_links.clone(), format!("`--find-links` {on_step}"))
             }),
             pre: pre.then(|| Sourced::new(true, format!("`--pre` {on_step}"))),
         },
@@ -572,14 +569,23 @@ async fn pip_step(
     // refused, since a lock without them predicts another image. The
     // host's are a place on this machine the build does not see: named,
     // then left out.
-    if let Some(s) = levels.image.find_links.as_ref().filter(|s| !s.value.is_empty()) {
+    if let Some(s) = levels
+        .image
+        .find_links
+        .as_ref()
+        .filter(|s| !s.value.is_empty())
+    {
         return Err(place.error(StepCause::Unreadable {
             setting: format!("find-links `{}`", s.value.join(" ")),
             from: s.from.clone(),
         }));
     }
     let below_step = levels.config.clone().over(levels.host.clone());
-    if let Some(s) = below_step.find_links.as_ref().filter(|s| !s.value.is_empty()) {
+    if let Some(s) = below_step
+        .find_links
+        .as_ref()
+        .filter(|s| !s.value.is_empty())
+    {
         warnings.push(format!(
             "{}: find-links `{}` ({}) is not used: the build's pip does not see the host's find-links",
             place.context(),
