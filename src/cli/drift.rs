@@ -11,7 +11,16 @@ use crate::drift::report::{Json, Markdown, Render, Table};
 use crate::drift::{DriftOptions, DriftProgress, FindingKind as Kind};
 
 pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<Outcome> {
-    let fail_on = fail_on(&args.fail_on)?;
+    // `unlocked`: a step the lock does not pin and the configuration does
+    // not accept; not a kind of drift finding, so read apart.
+    let fail_on_unlocked = args.fail_on.iter().any(|w| w.trim() == "unlocked");
+    let kinds: Vec<String> = args
+        .fail_on
+        .iter()
+        .filter(|w| w.trim() != "unlocked")
+        .cloned()
+        .collect();
+    let fail_on = fail_on(&kinds)?;
     let render: Box<dyn Render> = match opts.global.format {
         OutputFormat::Human => Box::new(Table),
         OutputFormat::Markdown => Box::new(Markdown),
@@ -39,11 +48,19 @@ pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<O
         printer.warn(warning);
     }
     printer.data(&render.render(&drift.report))?;
-    Ok(if drift.report.has_any(&fail_on) {
-        Outcome::Findings
-    } else {
-        Outcome::Clean
-    })
+    let unlocked = drift
+        .report
+        .images
+        .iter()
+        .filter_map(|i| i.coverage.as_ref())
+        .any(|c| c.unlocked().next().is_some());
+    Ok(
+        if drift.report.has_any(&fail_on) || (fail_on_unlocked && unlocked) {
+            Outcome::Findings
+        } else {
+            Outcome::Clean
+        },
+    )
 }
 
 /// `--fail-on` kinds; `any` is every kind but `unpinned`.
@@ -58,7 +75,7 @@ fn fail_on(words: &[String]) -> anyhow::Result<Vec<Kind>> {
         match Kind::parse_drift(w) {
             Some(k) => kinds.push(k),
             None => anyhow::bail!(
-                "`--fail-on {w}` is not a kind of drift\nhint: use any of base, yanked, gone, broken, stale, outdated, unpinned, any"
+                "`--fail-on {w}` is not a kind of drift\nhint: use any of base, yanked, gone, broken, stale, outdated, unpinned, unlocked, any"
             ),
         }
     }

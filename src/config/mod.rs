@@ -71,6 +71,18 @@ struct RawConfig {
     network: Option<Spanned<NetworkConfig>>,
     #[serde(default)]
     limits: LimitsConfig,
+    #[serde(default)]
+    accept_unlocked: Vec<AcceptUnlocked>,
+}
+
+/// A step coverage names as not locked that the repository accepts on
+/// purpose (`accept-unlocked`): by the line of the image's definition file
+/// (`30`), or by a glob over the command as written (`"curl * | bash"`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum AcceptUnlocked {
+    Line(u32),
+    Pattern(String),
 }
 
 /// `[limits]`: bounds on what imagelock reads from images, in bytes (the
@@ -102,6 +114,8 @@ struct RawImage {
     reference: Option<String>,
     #[serde(default)]
     overrides: TargetOverrides,
+    #[serde(default)]
+    accept_unlocked: Vec<AcceptUnlocked>,
 }
 
 /// Facts about the target environment that override what is read from the
@@ -217,6 +231,9 @@ pub struct ImageConfig {
     /// repository that build `FROM` it are recognised.
     pub reference: Option<String>,
     pub overrides: TargetOverrides,
+    /// Steps accepted unlocked on purpose: this image's entries, then the
+    /// top-level ones.
+    pub accept_unlocked: Vec<AcceptUnlocked>,
 }
 
 /// The whole runtime configuration.
@@ -325,6 +342,11 @@ impl Config {
                 target: image.target,
                 reference: image.reference,
                 overrides: image.overrides,
+                accept_unlocked: image
+                    .accept_unlocked
+                    .into_iter()
+                    .chain(raw.accept_unlocked.iter().cloned())
+                    .collect(),
             });
         }
 
@@ -379,6 +401,7 @@ impl Config {
                 target: None,
                 reference: None,
                 overrides: TargetOverrides::default(),
+                accept_unlocked: Vec::new(),
             })
             .collect();
         Config {

@@ -115,9 +115,19 @@ impl Render for Table {
                 out.push('\n');
             }
         }
+        coverage_lines(&mut out, report, "");
         out.push_str(&summary(report));
         out.push('\n');
         out
+    }
+}
+
+/// One coverage line per image: what its lock pins and what it does not.
+fn coverage_lines(out: &mut String, report: &Report, bullet: &str) {
+    for image in &report.images {
+        if let Some(c) = &image.coverage {
+            let _ = writeln!(out, "{bullet}{}: coverage: {}", image.image, c.line());
+        }
     }
 }
 
@@ -144,6 +154,9 @@ impl Render for Markdown {
         let mut out = format!("**imagelock drift**: {}\n", summary(report));
         for image in &report.images {
             let _ = write!(out, "\n### {}\n\n", image.image);
+            if let Some(c) = &image.coverage {
+                let _ = writeln!(out, "Coverage: {}\n", c.line());
+            }
             if image.findings.is_empty() {
                 out.push_str("No drift.\n");
                 continue;
@@ -191,6 +204,7 @@ impl Render for Json {
                 .map(|i| JsonImage {
                     name: &i.image,
                     findings: i.findings.iter().map(JsonFinding::of).collect(),
+                    coverage: i.coverage.as_ref(),
                 })
                 .collect(),
         };
@@ -216,6 +230,8 @@ struct JsonReport<'a> {
 struct JsonImage<'a> {
     name: &'a str,
     findings: Vec<JsonFinding<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coverage: Option<&'a crate::source::coverage::Coverage>,
 }
 
 /// A finding as the drift schema spells it: `package` or `base` for the

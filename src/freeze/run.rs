@@ -110,6 +110,16 @@ pub async fn freeze_image_reporting(
     let mut outcomes: BTreeMap<(usize, usize), Vec<(String, StepOutcome)>> = BTreeMap::new();
     let mut finals = BTreeMap::new();
     let mut builder = LockBuilder::new(lock);
+    // What the definition itself leaves uncertain, with its place.
+    builder.warn(
+        job.definition
+            .stages
+            .iter()
+            .filter(|s| !s.unused)
+            .flat_map(|s| &s.warnings)
+            .map(|w| format!("{file}:{}: {}", w.line, w.message))
+            .collect::<Vec<_>>(),
+    );
     for (platform, result) in platforms.iter().zip(results) {
         let done = result?;
         for (key, outcome) in done.outcomes {

@@ -675,6 +675,7 @@ pub fn parse(
             image_uses: Vec::new(),
             copies: Vec::new(),
             steps: Vec::new(),
+            content: Vec::new(),
             span: stage_span,
         };
         // apptainer runs all `%post` sections of a stage as one script, before
@@ -732,6 +733,9 @@ fn scan_section(
     stage: &mut Stage,
 ) -> Result<(), ApptainerError> {
     let text = tpl.text;
+    stage
+        .content
+        .extend(crate::source::coverage::scan_content(script, text, index));
     let events = scan_script(script, &|_| None)
         .map_err(|e| error(tpl.path, text, e.span, e.message, e.hint.as_deref()))?;
     let mut config: Vec<ChannelConfig> = Vec::new();

@@ -228,6 +228,9 @@ pub struct ImageReport {
     /// What a SIF (`verify --image sif:…`) says about itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sif: Option<super::SifReport>,
+    /// Which content-changing instructions the lock pins, and which not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::source::coverage::Coverage>,
 }
 
 impl ImageReport {
@@ -242,6 +245,7 @@ impl ImageReport {
             platforms: Vec::new(),
             findings: Vec::new(),
             sif: None,
+            coverage: None,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use imagelock::config::{ChannelPriority, Config, PullFromMirror};
+use imagelock::config::{AcceptUnlocked, ChannelPriority, Config, PullFromMirror};
 
 use crate::common::{fixture, imagelock, repo_root, run};
 
@@ -32,6 +32,15 @@ fn every_key_is_read() {
     assert_eq!(c.limits.max_decompression_ratio, Some(1000));
     assert_eq!(c.limits.max_collected_text, Some(256 << 20));
     assert_eq!(c.network.timeout, Some(60));
+    // The image's own entries, then the top-level ones.
+    assert_eq!(
+        driver.accept_unlocked,
+        [
+            AcceptUnlocked::Line(30),
+            AcceptUnlocked::Pattern("curl * | bash*".into()),
+            AcceptUnlocked::Pattern("apt-get install *".into()),
+        ]
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod build;
 mod cli;
 mod conda;
 mod config;
+mod coverage;
 mod distribution;
 mod drift;
 mod freeze;
