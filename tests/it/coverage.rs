@@ -222,3 +222,41 @@ fn copy_from_an_image_tagged_by_a_global_arg_is_locked_by_digest() {
         "{err}"
     );
 }
+
+/// The README's main job prints each example image's coverage, in freeze
+/// and in verify; the driver's gcloud installer and PhantomJS archive are
+/// named as not locked, with their lines.
+#[test]
+fn the_main_job_prints_each_example_images_coverage() {
+    let root = common::repo_root();
+    let cache = common::tempdir();
+    let run = |args: &[&str]| {
+        common::run(
+            common::imagelock()
+                .current_dir(root)
+                .env("IMAGELOCK_CACHE_DIR", cache.path())
+                .args(["--config", "fixtures/examples/imagelock.toml"])
+                .args(args),
+        )
+    };
+    let driver = "coverage: 3 of 6 steps locked; not locked: line 8 `apt-get install …` (OS packages), line 18 `curl … | bash` (script from the network), line 19 `curl … | tar` (archive from the network, unpacked unchecked)";
+    let (code, _, err) = run(&["freeze", "--check"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("image `driver`: {driver}")), "{err}");
+    let (code, out, err) = run(&["verify"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains(&format!("driver: {driver}")), "{out}");
+    for image in [
+        "base-notebook",
+        "driver",
+        "longqc",
+        "scipy-ml-notebook",
+        "summation",
+        "workbench",
+    ] {
+        assert!(
+            out.contains(&format!("{image}: coverage: ")),
+            "{image}: {out}"
+        );
+    }
+}
