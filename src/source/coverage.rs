@@ -102,8 +102,10 @@ pub enum ContentKind {
         url: Option<String>,
         commit: Option<String>,
     },
-    /// `make install`, `cmake --install`, `python setup.py install`.
-    BuildFromSource,
+    /// `make install`, `cmake --install`, `python setup.py install`;
+    /// `project` is the repository a `git clone` before it in the same
+    /// script fetched (`hail` of `…/hail.git`), when there is one.
+    BuildFromSource { project: Option<String> },
     /// `ADD <url>`; `checksum` from `--checksum=`.
     AddUrl {
         url: String,
@@ -139,9 +141,12 @@ pub fn classify_content(step: &ContentStep) -> Class {
         ContentKind::GitClone { url: None, .. } => {
             Class::NotLocked("git clone of a URL imagelock cannot expand".into())
         }
-        ContentKind::BuildFromSource => {
+        ContentKind::BuildFromSource { project: None } => {
             Class::NotLocked("built from source; what it installs is not locked".into())
         }
+        ContentKind::BuildFromSource { project: Some(p) } => Class::NotLocked(format!(
+            "built from the source of `{p}`; what it installs is not locked"
+        )),
         ContentKind::AddUrl {
             checksum: Some(c), ..
         } => Class::Locked(format!("checksum {c}")),
@@ -303,7 +308,42 @@ pub fn scan_content(script: &Script, text: &str, lines: &LineIndex) -> Vec<Conte
         }
         i += 1;
     }
+    // A build follows the clone before it: that is the source it builds.
+    let mut last_clone: Option<String> = None;
+    for step in &mut out {
+        match &mut step.kind {
+            ContentKind::GitClone { url, .. } => {
+                last_clone = url.as_deref().and_then(repository_name);
+            }
+            ContentKind::BuildFromSource { project } => project.clone_from(&last_clone),
+            _ => {}
+        }
+    }
     out
+}
+
+/// The repository's name in a clone URL (`hail` of
+/// `https://github.com/hail-is/hail.git`).
+fn repository_name(url: &str) -> Option<String> {
+    let last = url
+        .trim_end_matches('/')
+        .rsplit(['/', ':'])
+        .next()?
+        .trim_end_matches(".git");
+    (!last.is_empty()).then(|| last.to_string())
+}
+
+/// PEP 503 normalization of a project name.
+fn normalized(name: &str) -> String {
+    name.to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+/// The project a pip spec names (`hail` of `hail[all]==0.2`).
+fn spec_name(spec: &str) -> Option<String> {
+    let end = spec
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .unwrap_or(spec.len());
+    (end > 0 && !spec.contains("://")).then(|| normalized(&spec[..end]))
 }
 
 fn build_step(
@@ -315,7 +355,7 @@ fn build_step(
 ) -> ContentStep {
     let span = script.file_span(cmd.span);
     ContentStep {
-        kind: ContentKind::BuildFromSource,
+        kind: ContentKind::BuildFromSource { project: None },
         text: short(words),
         line: lines.line_col(text, span.start).line,
         span,
@@ -583,7 +623,42 @@ impl Coverage {
                     steps.push((line_of(u.span), first_line(&written(u.span)), class, u.span));
                 }
             }
+            // Projects built from source in this stage, with their lines.
+            let built: Vec<(String, usize)> = stage
+                .content
+                .iter()
+                .filter_map(|c| match &c.kind {
+                    ContentKind::BuildFromSource { project: Some(p) } => {
+                        Some((normalized(p), c.line))
+                    }
+                    _ => None,
+                })
+                .collect();
             for s in &stage.steps {
+                let from_source = (s.command.manager.ecosystem() == Ecosystem::Python)
+                    .then(|| {
+                        s.command.specs.iter().find_map(|spec| {
+                            let name = spec_name(spec.value.as_deref()?)?;
+                            built
+                                .iter()
+                                .find(|(p, line)| *p == name && *line < s.line)
+                                .map(|(_, line)| (name, *line))
+                        })
+                    })
+                    .flatten();
+                if let Some((name, line)) = from_source {
+                    // The image holds what the build installed, not the
+                    // index file a pin of this step would name.
+                    steps.push((
+                        s.line,
+                        short_command(&s.command.text),
+                        Class::NotLocked(format!(
+                            "`{name}` was built from source at line {line}: the image holds that build, not an index file"
+                        )),
+                        s.command.span,
+                    ));
+                    continue;
+                }
                 let class = match ((inputs.install_locked)(s), classify_install(&s.command)) {
                     (Some(InLock::Locked), _) => {
                         Class::Locked(format!("{} packages by hash", s.command.manager.as_str()))
