@@ -33,6 +33,11 @@
 //! `pip` or `conda`, and for conda the `channel` name) or `base` names what
 //! drifted; `locked`, `latest` and
 //! `detail` are present when they mean something for the kind.
+//!
+//! Each image also has `coverage` (see [`crate::source::coverage`]): the
+//! definition `file` and its `steps`, each with `line`, `text`, `class`
+//! (`locked`, `lockable` or `not-locked`), `why`, and `accepted` when the
+//! configuration accepts it unlocked.
 
 pub mod report;
 mod run;

@@ -788,3 +788,59 @@ pub fn accepts(entry: &AcceptUnlocked, line: usize, command: &str) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(script: &str) -> Vec<ContentKind> {
+        let s = Script::from_file_piece(script, 0);
+        scan_content(&s, script, &LineIndex::new(script))
+            .into_iter()
+            .map(|c| c.kind)
+            .collect()
+    }
+
+    #[test]
+    fn network_fetches_are_told_apart_by_where_their_output_goes() {
+        let url = Some("https://x.org/a".to_string());
+        assert_eq!(
+            kinds("wget -qO- https://x.org/a | sh"),
+            [ContentKind::ScriptFromNetwork { url: url.clone() }]
+        );
+        assert_eq!(
+            kinds("curl -fsSL https://x.org/a | tar xz -C /opt"),
+            [ContentKind::ArchiveFromNetwork { url: url.clone() }]
+        );
+        assert_eq!(
+            kinds("curl -fsSLo /tmp/a https://x.org/a && curl https://x.org/a > /tmp/b"),
+            [
+                ContentKind::Download { url: url.clone() },
+                ContentKind::Download { url: url.clone() }
+            ]
+        );
+        // A URL that holds a variable is not a fixed URL.
+        assert_eq!(
+            kinds("curl -o /tmp/a https://x.org/$V"),
+            [ContentKind::Download { url: None }]
+        );
+        // Output that goes nowhere in the image is not content.
+        assert_eq!(kinds("curl -fsS https://x.org/health"), []);
+    }
+
+    #[test]
+    fn a_build_names_the_repository_cloned_before_it() {
+        assert_eq!(
+            kinds("git clone https://g.org/o/hail.git /s && cd /s && make install"),
+            [
+                ContentKind::GitClone {
+                    url: Some("https://g.org/o/hail.git".into()),
+                    commit: None
+                },
+                ContentKind::BuildFromSource {
+                    project: Some("hail".into())
+                }
+            ]
+        );
+    }
+}
