@@ -320,7 +320,9 @@ pub struct DriftArgs {
     #[command(flatten)]
     pub paths: PathsArgs,
     /// Finding kinds that make the exit code 1: base, yanked, gone, broken,
-    /// vulnerable, stale, outdated, unresolvable, unpinned, any
+    /// vulnerable, security, stale, outdated, moved, unresolvable, unpinned,
+    /// any; `unlocked`: a step the lock does not pin and the configuration
+    /// does not accept
     #[arg(long, value_delimiter = ',', value_name = "KIND")]
     pub fail_on: Vec<String>,
     /// Show what freeze would have chosen at this date: `YYYY-MM-DD`, an

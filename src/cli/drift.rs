@@ -11,16 +11,32 @@ use crate::config::Config;
 use crate::drift::{DriftOptions, DriftProgress, FindingKind as Kind, Report};
 
 pub fn run(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<Outcome> {
-    let fail_on = fail_on(&args.fail_on)?;
+    // `unlocked`: a step the lock does not pin and the configuration does
+    // not accept; not a kind of drift finding, so read apart.
+    let fail_on_unlocked = args.fail_on.iter().any(|w| w.trim() == "unlocked");
+    let kinds: Vec<String> = args
+        .fail_on
+        .iter()
+        .filter(|w| w.trim() != "unlocked")
+        .cloned()
+        .collect();
+    let fail_on = fail_on(&kinds)?;
     let outputs = Outputs::new(ReportOf::Drift, opts.global.format, &args.output)?;
     match check(opts, args, printer) {
         Ok(report) => {
             outputs.write(&report, printer)?;
-            Ok(if report.has_any(&fail_on) {
-                Outcome::Findings
-            } else {
-                Outcome::Clean
-            })
+            let unlocked = report
+                .images
+                .iter()
+                .filter_map(|i| i.coverage.as_ref())
+                .any(|c| c.unlocked().next().is_some());
+            Ok(
+                if report.has_any(&fail_on) || (fail_on_unlocked && unlocked) {
+                    Outcome::Findings
+                } else {
+                    Outcome::Clean
+                },
+            )
         }
         Err(err) => {
             outputs.write_error(&err, printer);
@@ -66,7 +82,7 @@ fn fail_on(words: &[String]) -> anyhow::Result<Vec<Kind>> {
         match Kind::parse_drift(w) {
             Some(k) => kinds.push(k),
             None => anyhow::bail!(
-                "`--fail-on {w}` is not a kind of drift\nhint: use any of base, yanked, gone, broken, vulnerable, stale, outdated, security, moved, unpinned, any"
+                "`--fail-on {w}` is not a kind of drift\nhint: use any of base, yanked, gone, broken, vulnerable, security, stale, outdated, moved, unpinned, unlocked, any"
             ),
         }
     }

@@ -17,6 +17,7 @@ use crate::cli::{Opts, Outcome, OutputFormat, Printer};
 use crate::config::{Config, validate_platform};
 use crate::freeze::steps::{Limits, session};
 use crate::freeze::{FreezeOptions, FreezeProgress, Frozen, freeze_all, prepare};
+use crate::lock::coverage::image_coverage;
 use crate::lock::write_all_atomic;
 use crate::resolve::conda::CondaProgress;
 use crate::resolve::pypi::PypiProgress;
@@ -124,6 +125,16 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
         changed += 1;
         diffs.push_str(&unified_diff(&job.lock_path, &before, &after));
         writes.push((job.lock_path.clone(), after));
+    }
+    // What each lock pins, and what it does not, whatever the mode.
+    for (job, image) in jobs.iter().zip(&frozen) {
+        if let Ok(c) = image_coverage(
+            &job.config,
+            &display_path(&job.config.file),
+            Some(&image.lock),
+        ) {
+            printer.status(&format!("image `{}`: coverage: {}", image.name, c.line()));
+        }
     }
     let elapsed = started.elapsed().as_secs_f64();
     summary.changed = changed;

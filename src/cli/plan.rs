@@ -35,6 +35,7 @@ use crate::cli::images::{parse_build_args, same_image, select};
 use crate::cli::{Outcome, Printer};
 use crate::config::ImageConfig;
 use crate::diagnostic::LineIndex;
+use crate::lock::coverage::coverage_of;
 use crate::source::inputs::{Inputs, load_inputs};
 use crate::source::load::{SourceError, load_definition_with};
 use crate::source::model::{BaseTarget, Definition, Expanded, InstallStep, Stage};
@@ -212,6 +213,9 @@ fn human(out: &mut String, image: &ImageConfig, def: &Definition, refs: &[(Strin
     for stage in &def.stages {
         stage_human(out, stage, def, refs, &line, inputs.as_ref());
     }
+    // As freeze would lock it: plan reads no lock.
+    let coverage = coverage_of(def, &text, image, &def.path.display().to_string(), None);
+    let _ = writeln!(out, "  coverage: {}", coverage.line());
     out.push('\n');
 }
 

@@ -77,6 +77,8 @@ struct RawConfig {
     apt: AptConfig,
     #[serde(default)]
     steps: StepsConfig,
+    #[serde(default)]
+    accept_unlocked: Vec<AcceptUnlocked>,
 }
 
 /// `[apt]`: how apt archives are reached.
@@ -112,6 +114,16 @@ pub enum WrappedManager {
     Pip,
 }
 
+/// A step coverage names as not locked that the repository accepts on
+/// purpose (`accept-unlocked`): by the line of the image's definition file
+/// (`30`), or by a glob over the command as written (`"curl * | bash"`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum AcceptUnlocked {
+    Line(u32),
+    Pattern(String),
+}
+
 /// `[limits]`: bounds on what imagelock reads from images, in bytes (the
 /// ratio is a plain number). Unset keys keep the defaults in the README.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -141,6 +153,8 @@ struct RawImage {
     reference: Option<String>,
     #[serde(default)]
     overrides: TargetOverrides,
+    #[serde(default)]
+    accept_unlocked: Vec<AcceptUnlocked>,
 }
 
 /// Facts about the target environment that override what is read from the
@@ -258,6 +272,9 @@ pub struct ImageConfig {
     pub overrides: TargetOverrides,
     /// `[steps] wrappers` of the configuration.
     pub wrappers: BTreeMap<String, WrappedManager>,
+    /// Steps accepted unlocked on purpose: this image's entries, then the
+    /// top-level ones.
+    pub accept_unlocked: Vec<AcceptUnlocked>,
 }
 
 /// The whole runtime configuration.
@@ -381,6 +398,11 @@ impl Config {
                 reference: image.reference,
                 overrides: image.overrides,
                 wrappers: raw.steps.wrappers.clone(),
+                accept_unlocked: image
+                    .accept_unlocked
+                    .into_iter()
+                    .chain(raw.accept_unlocked.iter().cloned())
+                    .collect(),
             });
         }
 
@@ -438,6 +460,7 @@ impl Config {
                 reference: None,
                 overrides: TargetOverrides::default(),
                 wrappers: BTreeMap::new(),
+                accept_unlocked: Vec::new(),
             })
             .collect();
         Config {

@@ -39,6 +39,11 @@
 //! the archive URI and suite) or `base` names what
 //! drifted; `locked`, `latest` and
 //! `detail` are present when they mean something for the kind.
+//!
+//! Each image also has `coverage` (see [`crate::source::coverage`]): the
+//! definition `file` and its `steps`, each with `line`, `text`, `class`
+//! (`locked`, `lockable` or `not-locked`), `why`, and `accepted` when the
+//! configuration accepts it unlocked.
 
 pub mod advisories;
 pub mod report;

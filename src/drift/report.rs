@@ -115,9 +115,19 @@ impl Render for Table {
                 out.push('\n');
             }
         }
+        coverage_lines(&mut out, report, "");
         out.push_str(&summary(report));
         out.push('\n');
         out
+    }
+}
+
+/// One coverage line per image: what its lock pins and what it does not.
+fn coverage_lines(out: &mut String, report: &Report, bullet: &str) {
+    for image in &report.images {
+        if let Some(c) = &image.coverage {
+            let _ = writeln!(out, "{bullet}{}: coverage: {}", image.image, c.line());
+        }
     }
 }
 
@@ -145,6 +155,9 @@ impl Render for Markdown {
         let mut out = format!("**imagelock drift**: {}\n", summary(report));
         for image in &report.images {
             let _ = write!(out, "\n### {}\n\n", md_cell(&image.image));
+            if let Some(c) = &image.coverage {
+                let _ = writeln!(out, "Coverage: {}\n", md_cell(&c.line()));
+            }
             if image.findings.is_empty() {
                 out.push_str("No drift.\n");
                 continue;
@@ -192,6 +205,7 @@ impl Render for Json {
                         .iter()
                         .map(|f| JsonFinding::of(&i.image, f))
                         .collect(),
+                    coverage: i.coverage.as_ref(),
                 })
                 .collect(),
         };
@@ -217,6 +231,8 @@ struct JsonReport<'a> {
 struct JsonImage<'a> {
     name: &'a str,
     findings: Vec<JsonFinding<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coverage: Option<&'a crate::source::coverage::Coverage>,
 }
 
 /// A finding as the drift schema spells it: `package` or `base` for the

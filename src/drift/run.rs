@@ -140,6 +140,14 @@ pub fn run(
             );
             report.findings = findings;
             report.elapsed = Some(start.elapsed());
+            // The definition was read once already; reading it again can
+            // only fail if it changed meanwhile, and then no line is shown.
+            report.coverage = crate::lock::coverage::image_coverage(
+                &job.config,
+                &shown(&job.config.file),
+                job.previous.as_ref(),
+            )
+            .ok();
             reports.push(report);
             progress.checked();
             if let Some(image) = image {

@@ -117,6 +117,16 @@ pub async fn freeze_image_reporting(
     let mut finals = BTreeMap::new();
     let mut builder = LockBuilder::new(lock);
     builder.warn(short_names);
+    // What the definition itself leaves uncertain, with its place.
+    builder.warn(
+        job.definition
+            .stages
+            .iter()
+            .filter(|s| !s.unused)
+            .flat_map(|s| &s.warnings)
+            .map(|w| format!("{file}:{}: {}", w.line, w.message))
+            .collect::<Vec<_>>(),
+    );
     for (platform, result) in platforms.iter().zip(results) {
         let done = result?;
         for (key, outcome) in done.outcomes {

@@ -15,6 +15,7 @@ use crate::resolve::pypi::{self, IndexUrls, PipLevels, PipSettings};
 use crate::resolve::{Session, SessionOptions};
 use crate::solve::conda::{CondaSolveRequest, CondaSpec, CondaTarget, SolveContext};
 use crate::solve::python::{Libc, ResolveOptions, ResolveRequest, TargetEnv, Upgrade};
+use crate::source::coverage::{Class, classify_install};
 use crate::source::environment::EnvironmentFile;
 use crate::source::requirements::{RequirementsEntry, RequirementsFile};
 use crate::source::steps::{Action, Ecosystem, FileRole, InstallCommand, Manager};
@@ -158,27 +159,20 @@ pub async fn resolve_step(
     }
     // Steps that change nothing, remove packages, run on only some paths
     // or through an unknown program are not locked; the lock says so.
-    let unlockable = !cmd.action.installs()
-        || cmd.conditional.is_some()
-        || cmd.manager.ecosystem() == Ecosystem::Other;
-    if unlockable && cmd.manager.ecosystem() != Ecosystem::Os {
-        let why = match &cmd.conditional {
-            Some(c) => format!("it runs only if `{c}`, which imagelock cannot decide"),
-            None if cmd.manager.ecosystem() == Ecosystem::Other => {
-                format!(
-                    "imagelock does not lock `{}` installs",
-                    cmd.manager.as_str()
-                )
-            }
-            None => format!("`{}` does not install", cmd.action.as_str()),
+    // Which ones is decided in one place, `source::coverage`.
+    if let Class::NotLocked(why) | Class::Lockable(why) = classify_install(cmd) {
+        let warnings = if cmd.manager.ecosystem() == Ecosystem::Os {
+            Vec::new()
+        } else {
+            vec![format!(
+                "{}:{}: `{}` is not locked: {why}",
+                place.file, place.line, cmd.text
+            )]
         };
         return Ok(StepOutcome {
             requested: values(&cmd.specs),
             locked: false,
-            warnings: vec![format!(
-                "{}:{}: `{}` is not locked: {why}",
-                place.file, place.line, cmd.text
-            )],
+            warnings,
             ..StepOutcome::default()
         });
     }
@@ -587,8 +581,9 @@ async fn pip_step(
         .filter(|s| !s.value.is_empty())
     {
         warnings.push(format!(
-            "{}: find-links `{}` ({}) is not used: the build's pip does not see the host's find-links",
-            place.context(),
+            "{}:{}: find-links `{}` ({}) is not used: the build's pip does not see the host's find-links",
+            place.file,
+            place.line,
             s.value.join(" "),
             s.from
         ));

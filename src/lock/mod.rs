@@ -11,6 +11,7 @@
 //!   message instead of being half-read.
 
 mod builder;
+pub mod coverage;
 pub(crate) mod export;
 mod model;
 mod read;

@@ -58,6 +58,25 @@ pub(crate) fn requirement_name(spec: &str) -> Option<String> {
     (!name.is_empty()).then(|| normalize_name(name))
 }
 
+/// The extras a requirement asks for, as written after its name
+/// (`[all]` of `hail[all]>=0.2`), if any.
+fn extras_of(spec: &str) -> Option<String> {
+    let spec = spec.trim();
+    let start =
+        spec.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))?;
+    let rest = spec[start..].trim_start();
+    if !rest.starts_with('[') {
+        return None;
+    }
+    let end = rest.find(']')?;
+    let extras: Vec<&str> = rest[1..end]
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    (!extras.is_empty()).then(|| format!("[{}]", extras.join(",")))
+}
+
 /// `platform_machine` for a platform `os/arch[/variant]`.
 pub(crate) fn machine(platform: &str) -> String {
     platform
@@ -119,12 +138,25 @@ pub(crate) fn pip_pins(step: &LockedStep, all_platforms: &[Platform]) -> Vec<Pip
         g.1.insert(format!("sha256:{sha256}"));
     }
     for (name, versions) in groups {
+        // `hail[all]` stays `hail[all]==…`: dropping the extras would drop
+        // what they install from the next build.
+        let extras = step
+            .pypi
+            .iter()
+            .filter_map(|p| p.requested.as_deref())
+            .chain(step.requested.iter().map(String::as_str))
+            .find_map(|r| {
+                (requirement_name(r).as_deref() == Some(name.as_str()))
+                    .then(|| extras_of(r))
+                    .flatten()
+            })
+            .unwrap_or_default();
         for (version, (platforms, hashes)) in versions {
             let everywhere = all.is_empty() || all.is_subset(&platforms);
             let text = if everywhere {
-                format!("{name}=={version}")
+                format!("{name}{extras}=={version}")
             } else {
-                format!("{name}=={version}; {}", platform_marker(&platforms))
+                format!("{name}{extras}=={version}; {}", platform_marker(&platforms))
             };
             out.push(PipPin {
                 name: name.clone(),
@@ -311,6 +343,27 @@ mod tests {
         );
         assert_eq!(requirement_name("git+https://x/y.git"), None);
         assert_eq!(requirement_name("./local"), None);
+    }
+
+    /// Regression: `pip install hail[all]` was pinned as `hail==…`, so the
+    /// rewritten step no longer installed what the extra brings.
+    #[test]
+    fn extras_are_kept_when_pinning() {
+        let mut s = step();
+        s.requested = vec!["hail[all]".into(), "numpy".into()];
+        let mut hail = pypi("hail", "0.2.133", &["linux/amd64"]);
+        hail.requested = Some("hail[all]".into());
+        s.pypi = vec![hail, pypi("numpy", "2.0.0", &["linux/amd64"])];
+        let pins: Vec<String> = pip_pins(&s, &["linux/amd64".parse().unwrap()])
+            .into_iter()
+            .map(|p| p.text)
+            .collect();
+        assert_eq!(pins, ["hail[all]==0.2.133", "numpy==2.0.0"]);
+        assert_eq!(
+            extras_of("pandas [excel, html] ~=2.0").as_deref(),
+            Some("[excel,html]")
+        );
+        assert_eq!(extras_of("pandas>=2"), None);
     }
 
     #[test]

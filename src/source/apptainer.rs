@@ -685,6 +685,7 @@ pub fn parse_with(
             image_uses: Vec::new(),
             copies: Vec::new(),
             steps: Vec::new(),
+            content: Vec::new(),
             span: stage_span,
         };
         // apptainer runs all `%post` sections of a stage as one script, before
@@ -744,6 +745,9 @@ fn scan_section(
     wrappers: &Wrappers,
 ) -> Result<(), ApptainerError> {
     let text = tpl.text;
+    stage
+        .content
+        .extend(crate::source::coverage::scan_content(script, text, index));
     let events = scan_script_with(script, &|_| None, None, wrappers)
         .map_err(|e| error(tpl.path, text, e.span, e.message, e.hint.as_deref()))?;
     let mut config: Vec<ChannelConfig> = Vec::new();

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::diagnostic::Span;
+use crate::source::coverage::ContentStep;
 pub use crate::source::expanded::Expanded;
 use crate::source::steps::{ChannelConfig, InstallCommand};
 
@@ -125,6 +126,11 @@ pub struct Stage {
     pub image_uses: Vec<ImageUse>,
     pub copies: Vec<CopiedFile>,
     pub steps: Vec<InstallStep>,
+    /// Other commands that bring content in (`curl … | sh`, `ADD <url>`,
+    /// `git clone`, `make install`), in file order; see
+    /// [`crate::source::coverage`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<ContentStep>,
     /// The `FROM` instruction, or the header block.
     pub span: Span,
     /// `ARG`s declared inside the stage (Dockerfile), with their defaults.

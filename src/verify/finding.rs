@@ -345,6 +345,9 @@ pub struct ImageReport {
     /// so reports can name files as CI sees them.
     #[serde(skip)]
     pub root: Option<std::path::PathBuf>,
+    /// Which content-changing instructions the lock pins, and which not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::source::coverage::Coverage>,
 }
 
 impl ImageReport {
@@ -359,6 +362,7 @@ impl ImageReport {
             platforms: Vec::new(),
             findings: Vec::new(),
             sif: None,
+            coverage: None,
             elapsed: None,
             root: None,
         }

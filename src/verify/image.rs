@@ -9,8 +9,10 @@ use crate::config::{Config, ImageConfig};
 use crate::image::{
     ImageError, ImageLocation, ReadOptions, SifImage, open_location, read_catalogue_with_base,
 };
+use crate::lock::coverage::coverage_of;
 use crate::lock::{LockError, LockedImage};
 use crate::oci::{ParsePlatformError, Platform};
+use crate::source::coverage::Coverage;
 use crate::source::load::SourceError;
 
 use super::{
@@ -104,7 +106,7 @@ pub fn verify_lock(config: &Config, image: &ImageConfig) -> Result<ImageReport, 
         return Ok(report);
     }
     let lock = LockedImage::read(&path)?;
-    report.stale = stale(&lock, image)?;
+    (report.stale, report.coverage) = stale(&lock, image)?;
     Ok(report)
 }
 
@@ -136,7 +138,7 @@ pub fn verify_image(
     let mut report = ImageReport::new(&image.name, shown(&image.file), shown(&path));
     report.reference = Some(location.to_string());
     // An image can only match a lock that is current for its inputs.
-    report.stale = stale(&own, image)?;
+    (report.stale, report.coverage) = stale(&own, image)?;
     if let ImageLocation::Sif(sif_path) = location {
         sif_checks(
             &mut report,
@@ -216,12 +218,17 @@ pub fn verify_image(
 }
 
 /// Why `lock` is not current for the definition of `image` as it is now.
-fn stale(lock: &LockedImage, image: &ImageConfig) -> Result<Vec<Staleness>, VerifyError> {
+/// Also the image's coverage as its lock stands.
+fn stale(
+    lock: &LockedImage,
+    image: &ImageConfig,
+) -> Result<(Vec<Staleness>, Option<Coverage>), VerifyError> {
     let (definition, text) =
         crate::source::load::read_definition_with(&image.file, &image.build_args, &image.wrappers)?;
     let inputs =
         crate::source::inputs::load_inputs(&definition, &text, &image.context, &image.build_args)?;
-    Ok(check_lock(lock, &definition, &inputs))
+    let coverage = coverage_of(&definition, &text, image, &shown(&image.file), Some(lock));
+    Ok((check_lock(lock, &definition, &inputs), Some(coverage)))
 }
 
 /// The lock as the built image holds it: when the image builds FROM another

@@ -67,8 +67,14 @@ fn plural(n: usize) -> &'static str {
 
 fn human_image(out: &mut String, image: &ImageReport) {
     let name = &image.image;
+    let coverage = |out: &mut String| {
+        if let Some(c) = &image.coverage {
+            let _ = writeln!(out, "{name}: coverage: {}", c.line());
+        }
+    };
     if image.reference.is_none() && image.stale.is_empty() {
         let _ = writeln!(out, "{name}: the lock is current");
+        coverage(out);
         return;
     }
     for s in &image.stale {
@@ -107,6 +113,8 @@ fn human_image(out: &mut String, image: &ImageReport) {
             );
         }
     }
+    // A match covers only what the lock pins: never say it without this.
+    coverage(out);
 }
 
 fn human_sif(out: &mut String, image: &ImageReport, sif: &SifReport) {
@@ -342,6 +350,7 @@ mod tests {
                     notes: vec![],
                 }],
                 sif: None,
+                coverage: None,
                 findings: vec![],
                 elapsed: None,
                 root: None,

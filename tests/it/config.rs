@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use imagelock::config::{ChannelPriority, Config, PullFromMirror};
+use imagelock::config::{AcceptUnlocked, ChannelPriority, Config, PullFromMirror};
 
 use crate::common::{fixture, imagelock, repo_root, run};
 
@@ -41,6 +41,15 @@ fn every_key_is_read() {
         imagelock::config::WrappedManager::Mamba
     );
     assert_eq!(driver.wrappers, c.steps.wrappers);
+    // The image's own entries, then the top-level ones.
+    assert_eq!(
+        driver.accept_unlocked,
+        [
+            AcceptUnlocked::Line(30),
+            AcceptUnlocked::Pattern("curl * | bash*".into()),
+            AcceptUnlocked::Pattern("apt-get install *".into()),
+        ]
+    );
 }
 
 #[test]

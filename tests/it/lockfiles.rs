@@ -173,7 +173,10 @@ fn verify_flags_a_hand_edited_lock() {
     let (code, out, err) = verify();
     assert_eq!(
         (code, out.as_str()),
-        (0, "tool: the lock is current\n"),
+        (
+            0,
+            "tool: the lock is current\ntool: coverage: 1 of 1 step locked\n"
+        ),
         "{err}"
     );
 

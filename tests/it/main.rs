@@ -13,6 +13,7 @@ mod build;
 mod cli;
 mod conda;
 mod config;
+mod coverage;
 mod distribution;
 mod drift;
 mod freeze;

@@ -696,6 +696,13 @@ fn a_step_the_lock_does_not_pin_is_named_beside_a_match() {
         )),
         "{stdout}\n{stderr}"
     );
+    // "Matches its lock" never comes without what the lock covers.
+    assert!(
+        stdout.contains(&format!(
+            "app: coverage: 2 of 3 steps locked; not locked: line {line} `pip install tinypkg==1.0` (the lock records it as not locked)"
+        )),
+        "{stdout}\n{stderr}"
+    );
 }
 
 #[test]

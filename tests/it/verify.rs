@@ -778,7 +778,10 @@ fn verify_without_an_image_finds_stale_locks() {
     let (code, stdout, stderr) = run(&[]);
     assert_eq!(
         (code, stdout.as_str()),
-        (0, "tool: the lock is current\n"),
+        (
+            0,
+            "tool: the lock is current\ntool: coverage: 1 of 2 steps locked; not locked: line 1 `FROM python:3.11-slim` (the lock has no digest for `python:3.11-slim`)\n"
+        ),
         "{stderr}"
     );
 
@@ -794,6 +797,7 @@ fn verify_without_an_image_finds_stale_locks() {
     tool: install steps changed (not in the lock: tool/Dockerfile:2 `pip install tinypkg==1.1`, locked but gone: tool/Dockerfile:2 `pip install tinypkg==1.0`)
     tool: stage 0 starts from `python:3.12-slim`, the lock has `python:3.11-slim`
     hint: re-run `imagelock freeze tool/Dockerfile` to update `lockfiles/tool.lock`
+    tool: coverage: 0 of 2 steps locked; not locked: line 1 `FROM python:3.12-slim` (the lock has no digest for `python:3.12-slim`), line 2 `pip install tinypkg==1.1` (not in the lock, which is stale)
     3 problems in 1 of 1 image
     ");
 

@@ -13,6 +13,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use crate::diagnostic::{Diagnostic, LineIndex, Location, Span};
+use crate::source::coverage;
 use crate::source::model::{
     ArgDecl, Base, BaseTarget, CopiedFile, Definition, DefinitionKind, Expanded, ImageUse,
     ImageUseKind, InstallStep, OnBuild, SourceWarning, Stage,
@@ -766,6 +767,7 @@ impl<'a> Builder<'a> {
             image_uses: Vec::new(),
             copies: Vec::new(),
             steps: Vec::new(),
+            content: Vec::new(),
             span: ins.span,
             args: Vec::new(),
             onbuild: Vec::new(),
@@ -874,7 +876,27 @@ impl<'a> Builder<'a> {
         let from = match ins.flag("from") {
             Some(f) => {
                 let range = f.raw_value.clone().unwrap_or(0..0);
-                let e = self.expand_range(ins, range, Scope::Stage)?;
+                let mut e = self.expand_range(ins, range.clone(), Scope::Stage)?;
+                if e.value.is_none() {
+                    // An ARG declared only before the first FROM: builders do
+                    // not expand it here (buildah reads it as empty, BuildKit
+                    // refuses variables in `--from`). The image its default
+                    // names is what the file means: pin it, and say so.
+                    let global = self.expand_range(ins, range, Scope::Global)?;
+                    if global.value.is_some() {
+                        let line = self.lines.line_col(self.text, ins.span.start).line;
+                        self.stage().warnings.push(SourceWarning {
+                            line,
+                            message: format!(
+                                "`--from={}` reads an ARG declared only before the first FROM, which builders do not expand there (buildah reads it as empty, BuildKit refuses variables in `--from`): the lock pins `{}`, what its default names; declare the ARG again in this stage so the build uses it",
+                                global.written,
+                                global.value.as_deref().unwrap_or_default()
+                            ),
+                            span: ins.span,
+                        });
+                        e = global;
+                    }
+                }
                 let target = self.stage_or_image(&e)?;
                 let name = e.value.clone().unwrap_or_else(|| e.written.clone());
                 self.stage().image_uses.push(ImageUse {
@@ -887,6 +909,24 @@ impl<'a> Builder<'a> {
             }
             None => None,
         };
+        if !copy {
+            let checksum = ins
+                .flag("checksum")
+                .and_then(|f| f.raw_value.clone())
+                .map(|r| ins.line.text()[r].to_string());
+            let line = self.lines.line_col(self.text, ins.span.start).line;
+            for a in &args[..args.len() - 1] {
+                let source = a.value.as_deref().unwrap_or(&a.written);
+                if let Some(kind) = coverage::add_source(source, checksum.as_deref()) {
+                    self.stage().content.push(coverage::ContentStep {
+                        kind,
+                        text: format!("ADD {source}"),
+                        span: ins.span,
+                        line,
+                    });
+                }
+            }
+        }
         let dest = args
             .pop()
             .map(|e| e.value.unwrap_or(e.written))
@@ -978,7 +1018,9 @@ impl<'a> Builder<'a> {
             v
         };
         let mut events: Vec<ShellEvent> = Vec::new();
+        let mut content = Vec::new();
         for script in &scripts {
+            content.extend(coverage::scan_content(script, self.text, &self.lines));
             let found =
                 scan_script_with(script, &lookup, target.clone(), self.wrappers).map_err(|e| {
                     let hint = e
@@ -989,6 +1031,10 @@ impl<'a> Builder<'a> {
             events.extend(found);
         }
         let platform_args = platform_read.into_inner();
+        self.stage().content.extend(content);
+        let Some((_, state)) = &self.current else {
+            return Ok(());
+        };
         let env = state.step_env();
         let user = state.user.clone();
         let workdir = state.workdir.clone();

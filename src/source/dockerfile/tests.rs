@@ -49,9 +49,19 @@ fn stage_args_need_redeclaring() {
     let d = parse_ok(
         "ARG TAG=3\nFROM alpine\nCOPY --from=img:${TAG} /a /b\nARG TAG\nCOPY --from=img:${TAG} /a /b\n",
     );
+    // Builders do not expand the global ARG in the first `--from`; the
+    // image its default names is pinned, and the file is told.
     let uses = &d.stages[0].image_uses;
-    assert_eq!(uses[0].reference.value, None);
+    assert_eq!(uses[0].reference.value.as_deref(), Some("img:3"));
     assert_eq!(uses[1].reference.value.as_deref(), Some("img:3"));
+    let warnings = &d.stages[0].warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].line, 3);
+    assert!(
+        warnings[0]
+            .message
+            .contains("declare the ARG again in this stage")
+    );
 }
 
 #[test]

@@ -1,0 +1,58 @@
+//! An image's coverage as its lock stands: which content-changing
+//! instructions the lock pins (see [`crate::source::coverage`]).
+
+use crate::config::ImageConfig;
+use crate::lock::LockedImage;
+use crate::source::coverage::{Coverage, CoverageInputs, InLock};
+use crate::source::load::{SourceError, read_definition};
+use crate::source::model::{Definition, InstallStep};
+
+/// Coverage of `image` read from its definition, with `lock` (when there
+/// is one) telling which install steps it pinned.
+pub fn image_coverage(
+    image: &ImageConfig,
+    file: &str,
+    lock: Option<&LockedImage>,
+) -> Result<Coverage, SourceError> {
+    let (definition, text) = read_definition(&image.file, &image.build_args)?;
+    Ok(coverage_of(&definition, &text, image, file, lock))
+}
+
+/// [`image_coverage`] of a definition already read.
+pub fn coverage_of(
+    definition: &Definition,
+    text: &str,
+    image: &ImageConfig,
+    file: &str,
+    lock: Option<&LockedImage>,
+) -> Coverage {
+    let install_locked = |s: &InstallStep| -> Option<InLock> {
+        let lock = lock?;
+        let flat = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+        let step = lock.steps.iter().find(|l| {
+            usize::try_from(l.line).is_ok_and(|l| l == s.line)
+                && flat(&l.command) == flat(&s.command.text)
+        });
+        Some(match step {
+            Some(l) if l.locked => InLock::Locked,
+            Some(_) => InLock::NotLocked,
+            None => InLock::Missing,
+        })
+    };
+    let image_locked = |reference: &str| -> Option<bool> {
+        let lock = lock?;
+        Some(lock.bases.iter().any(|b| {
+            b.references.iter().any(|r| r.as_str() == reference) || b.name.as_str() == reference
+        }))
+    };
+    Coverage::of(
+        definition,
+        file,
+        text,
+        &CoverageInputs {
+            install_locked: &install_locked,
+            image_locked: &image_locked,
+            accept: &image.accept_unlocked,
+        },
+    )
+}

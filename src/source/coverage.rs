@@ -1,0 +1,859 @@
+//! Coverage: every instruction that can change an image's content, and
+//! whether a lock can promise what it brings in.
+//!
+//! This is the one place that classifies them: install steps (through
+//! [`classify_install`]), the other commands of `RUN` bodies that fetch or
+//! build content ([`scan_content`]: `curl … | sh`, `curl -o`, `git clone`,
+//! `make install`), `ADD <url>` and images pulled by `FROM` and
+//! `COPY --from`. Each is [`Class::Locked`], [`Class::Lockable`] (by its
+//! content: a sha256 or a commit, which imagelock does not fetch yet) or
+//! [`Class::NotLocked`], with the reason.
+
+use serde::Serialize;
+
+use crate::config::AcceptUnlocked;
+use crate::diagnostic::{LineIndex, Span};
+use crate::source::model::{BaseTarget, Definition, InstallStep};
+use crate::source::pattern::glob;
+use crate::source::shell::{Script, Sep, SimpleCommand, Word, split_commands};
+use crate::source::steps::{Action, Ecosystem, InstallCommand, Manager};
+
+/// How far a lock covers one instruction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "class", content = "why", rename_all = "kebab-case")]
+pub enum Class {
+    /// Pinned by the lock (a digest, hashes, a checksum or a commit).
+    Locked(String),
+    /// Could be pinned by its content (a sha256, a commit); the lock does
+    /// not pin it yet.
+    Lockable(String),
+    /// Cannot be pinned; why.
+    NotLocked(String),
+}
+
+impl Class {
+    pub fn is_locked(&self) -> bool {
+        matches!(self, Class::Locked(_))
+    }
+}
+
+/// What an OS package step is for the lock. apt and apt-get steps are
+/// resolved by freeze, which records one as not locked (with the reason in
+/// its warning) when the image's apt state or sources cannot be read; dnf,
+/// yum, microdnf and apk steps are not locked yet.
+pub fn os_packages(cmd: &InstallCommand) -> Class {
+    match cmd.manager {
+        Manager::AptGet | Manager::Apt if cmd.action == Action::NoChange => {
+            Class::NotLocked("it changes nothing in the image".into())
+        }
+        Manager::AptGet | Manager::Apt => {
+            Class::Locked("Debian packages by version and sha256".into())
+        }
+        _ => Class::NotLocked(format!(
+            "OS packages: `{}` steps are not locked yet",
+            cmd.manager.as_str()
+        )),
+    }
+}
+
+/// Whether imagelock locks the install command `cmd`, and if not, why.
+/// Freeze asks this before resolving a step; coverage reports it.
+pub fn classify_install(cmd: &InstallCommand) -> Class {
+    if let Some(c) = &cmd.conditional {
+        return Class::NotLocked(format!(
+            "it runs only if `{c}`, which imagelock cannot decide"
+        ));
+    }
+    match cmd.manager.ecosystem() {
+        Ecosystem::Os => return os_packages(cmd),
+        Ecosystem::Other => {
+            return Class::NotLocked(match cmd.manager {
+                Manager::R => "R packages from CRAN or Bioconductor".into(),
+                _ => format!(
+                    "imagelock does not lock `{}` installs",
+                    cmd.manager.as_str()
+                ),
+            });
+        }
+        Ecosystem::Python | Ecosystem::Conda => {}
+    }
+    if !cmd.action.installs() {
+        return Class::NotLocked(format!("`{}` does not install", cmd.action.as_str()));
+    }
+    Class::Locked(format!("{} packages by hash", cmd.manager.as_str()))
+}
+
+/// A command of a `RUN` body (or `%post`) or an `ADD` that brings content
+/// into the image outside the install steps imagelock resolves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContentStep {
+    #[serde(flatten)]
+    pub kind: ContentKind,
+    /// The command, shortened for one line (`curl … | bash`).
+    pub text: String,
+    /// Where it is in the file.
+    pub span: Span,
+    /// 1-based line of its first byte.
+    pub line: usize,
+}
+
+/// What a content step does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ContentKind {
+    /// `curl URL | sh`: a script from the network runs.
+    ScriptFromNetwork { url: Option<String> },
+    /// `curl URL | tar x`: an archive from the network is unpacked.
+    ArchiveFromNetwork { url: Option<String> },
+    /// `curl URL | gpg …`: other data from the network.
+    PipedFromNetwork { url: Option<String>, into: String },
+    /// `curl -o FILE URL`, `wget -O FILE URL`: a file from the network.
+    /// `url` is `None` when it is not a fixed URL.
+    Download { url: Option<String> },
+    /// `git clone URL`; `commit` when the script checks out a full commit.
+    GitClone {
+        url: Option<String>,
+        commit: Option<String>,
+    },
+    /// `make install`, `cmake --install`, `python setup.py install`;
+    /// `project` is the repository a `git clone` before it in the same
+    /// script fetched (`hail` of `…/hail.git`), when there is one.
+    BuildFromSource { project: Option<String> },
+    /// `ADD <url>`; `checksum` from `--checksum=`.
+    AddUrl {
+        url: String,
+        checksum: Option<String>,
+    },
+    /// `ADD <git url>`; `commit` when the URL names a full commit.
+    AddGit { url: String, commit: Option<String> },
+}
+
+/// Whether the lock can promise what `step` brings in.
+pub fn classify_content(step: &ContentStep) -> Class {
+    match &step.kind {
+        ContentKind::ScriptFromNetwork { .. } => Class::NotLocked("script from the network".into()),
+        ContentKind::ArchiveFromNetwork { .. } => {
+            Class::NotLocked("archive from the network, unpacked unchecked".into())
+        }
+        ContentKind::PipedFromNetwork { into, .. } => {
+            Class::NotLocked(format!("data from the network piped into `{into}`"))
+        }
+        ContentKind::Download { url: Some(_) } => Class::Lockable(
+            "a fixed URL: its sha256 can be locked; imagelock does not fetch it yet".into(),
+        ),
+        ContentKind::Download { url: None } => {
+            Class::NotLocked("download from a URL imagelock cannot expand".into())
+        }
+        ContentKind::GitClone {
+            commit: Some(c), ..
+        } => Class::Locked(format!("commit {c}")),
+        ContentKind::GitClone { url: Some(_), .. } => Class::Lockable(
+            "a git branch that moves: its commit can be locked; imagelock does not fetch it yet"
+                .into(),
+        ),
+        ContentKind::GitClone { url: None, .. } => {
+            Class::NotLocked("git clone of a URL imagelock cannot expand".into())
+        }
+        ContentKind::BuildFromSource { project: None } => {
+            Class::NotLocked("built from source; what it installs is not locked".into())
+        }
+        ContentKind::BuildFromSource { project: Some(p) } => Class::NotLocked(format!(
+            "built from the source of `{p}`; what it installs is not locked"
+        )),
+        ContentKind::AddUrl {
+            checksum: Some(c), ..
+        } => Class::Locked(format!("checksum {c}")),
+        ContentKind::AddUrl { checksum: None, .. } => Class::Lockable(
+            "a URL: its sha256 can be locked; imagelock does not fetch it yet".into(),
+        ),
+        ContentKind::AddGit {
+            commit: Some(c), ..
+        } => Class::Locked(format!("commit {c}")),
+        ContentKind::AddGit { commit: None, .. } => Class::Lockable(
+            "a git ref that moves: its commit can be locked; imagelock does not fetch it yet"
+                .into(),
+        ),
+    }
+}
+
+/// Programs that run a script read on their standard input.
+const INTERPRETERS: &[&str] = &[
+    "sh", "bash", "dash", "zsh", "ksh", "ash", "python", "python3", "perl", "ruby",
+];
+
+/// Programs that unpack an archive read on their standard input.
+const UNPACKERS: &[&str] = &[
+    "tar", "bsdtar", "unzip", "funzip", "gunzip", "gzip", "bunzip2", "bzip2", "xz", "unxz", "zstd",
+    "cpio",
+];
+
+/// Finds the commands of `script` that fetch or build content: network
+/// downloads, clones and source builds. Spans are in the file; `lines`
+/// gives their line numbers in `text` (the whole file).
+pub fn scan_content(script: &Script, text: &str, lines: &LineIndex) -> Vec<ContentStep> {
+    // Text imagelock cannot split is reported by the install scanner.
+    let Ok(cmds) = split_commands(script.text()) else {
+        return Vec::new();
+    };
+    let st = script.text();
+    let mut out = Vec::new();
+    let mut clones: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i < cmds.len() {
+        let cmd = &cmds[i];
+        let words = program_words(cmd, st);
+        let Some(prog) = words.first().map(|w| base_name(&w.1)) else {
+            i += 1;
+            continue;
+        };
+        let span = script.file_span(cmd.span);
+        match prog {
+            "curl" | "wget" => {
+                let (url, output) = fetch_args(prog, &words[1..]);
+                let redirected = !cmd.redirects.is_empty();
+                if cmd.after == Sep::Pipe
+                    && let Some(next) = cmds.get(i + 1)
+                {
+                    let next_words = program_words(next, st);
+                    let into = next_words
+                        .first()
+                        .map(|w| base_name(&w.1).to_string())
+                        .unwrap_or_default();
+                    let kind = if into == "tee" {
+                        // `curl URL | tee FILE`: a download by another name.
+                        ContentKind::Download { url }
+                    } else if INTERPRETERS.contains(&into.as_str()) {
+                        ContentKind::ScriptFromNetwork { url }
+                    } else if UNPACKERS.contains(&into.as_str()) {
+                        ContentKind::ArchiveFromNetwork { url }
+                    } else {
+                        ContentKind::PipedFromNetwork {
+                            url,
+                            into: into.clone(),
+                        }
+                    };
+                    let whole = script.file_span(Span::new(cmd.span.start, next.span.end));
+                    out.push(ContentStep {
+                        kind,
+                        text: format!("{prog} … | {into}"),
+                        line: lines.line_col(text, whole.start).line,
+                        span: whole,
+                    });
+                    i += 2;
+                    continue;
+                }
+                if output || redirected || prog == "wget" {
+                    out.push(ContentStep {
+                        kind: ContentKind::Download { url },
+                        text: short(&words),
+                        line: lines.line_col(text, span.start).line,
+                        span,
+                    });
+                }
+            }
+            "git" => {
+                let args: Vec<&str> = words[1..].iter().map(|w| w.1.as_str()).collect();
+                // The subcommand: past global options, and the values of
+                // those that take one (`git -C DIR checkout`).
+                let mut at = 0;
+                while let Some(a) = args.get(at) {
+                    if matches!(
+                        *a,
+                        "-C" | "-c" | "--git-dir" | "--work-tree" | "--namespace"
+                    ) {
+                        at += 2;
+                    } else if a.starts_with('-') {
+                        at += 1;
+                    } else {
+                        break;
+                    }
+                }
+                let sub = (at < args.len()).then_some(at);
+                match sub.map(|s| (s, args[s])) {
+                    Some((s, "clone")) => {
+                        let url = words[1 + s + 1..]
+                            .iter()
+                            .find(|w| !w.1.starts_with('-') && w.1.contains(['/', ':']))
+                            .and_then(|w| w.0.clone());
+                        let branch = option_value(&args[s + 1..], &["--branch", "-b"]);
+                        let commit = branch.filter(|b| is_commit(b)).map(str::to_string);
+                        clones.push(out.len());
+                        out.push(ContentStep {
+                            kind: ContentKind::GitClone { url, commit },
+                            text: short(&words),
+                            line: lines.line_col(text, span.start).line,
+                            span,
+                        });
+                    }
+                    Some((s, "checkout" | "reset" | "switch")) => {
+                        // `git checkout <full commit>` after a clone pins it.
+                        if let Some(c) = args[s + 1..]
+                            .iter()
+                            .find(|a| !a.starts_with('-'))
+                            .filter(|a| is_commit(a))
+                            && let Some(&at) = clones.last()
+                            && let ContentKind::GitClone { commit, .. } = &mut out[at].kind
+                        {
+                            *commit = Some((*c).to_string());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            "make" | "ninja" | "gmake" if words[1..].iter().any(|w| w.1 == "install") => {
+                out.push(build_step(&words, script, cmd, text, lines));
+            }
+            "cmake"
+                if words[1..].iter().any(|w| w.1 == "--install")
+                    || words
+                        .windows(2)
+                        .any(|p| p[0].1 == "--target" && p[1].1 == "install") =>
+            {
+                out.push(build_step(&words, script, cmd, text, lines));
+            }
+            "python" | "python3"
+                if words.get(1).is_some_and(|w| w.1.ends_with("setup.py"))
+                    && words[2..].iter().any(|w| w.1 == "install") =>
+            {
+                out.push(build_step(&words, script, cmd, text, lines));
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    // A build follows the clone before it: that is the source it builds.
+    let mut last_clone: Option<String> = None;
+    for step in &mut out {
+        match &mut step.kind {
+            ContentKind::GitClone { url, .. } => {
+                last_clone = url.as_deref().and_then(repository_name);
+            }
+            ContentKind::BuildFromSource { project } => project.clone_from(&last_clone),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The repository's name in a clone URL (`hail` of
+/// `https://github.com/hail-is/hail.git`).
+fn repository_name(url: &str) -> Option<String> {
+    let last = url
+        .trim_end_matches('/')
+        .rsplit(['/', ':'])
+        .next()?
+        .trim_end_matches(".git");
+    (!last.is_empty()).then(|| last.to_string())
+}
+
+/// PEP 503 normalization of a project name.
+fn normalized(name: &str) -> String {
+    name.to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+/// The project a pip spec names (`hail` of `hail[all]==0.2`).
+fn spec_name(spec: &str) -> Option<String> {
+    let end = spec
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .unwrap_or(spec.len());
+    (end > 0 && !spec.contains("://")).then(|| normalized(&spec[..end]))
+}
+
+fn build_step(
+    words: &[(Option<String>, String)],
+    script: &Script,
+    cmd: &SimpleCommand,
+    text: &str,
+    lines: &LineIndex,
+) -> ContentStep {
+    let span = script.file_span(cmd.span);
+    ContentStep {
+        kind: ContentKind::BuildFromSource { project: None },
+        text: short(words),
+        line: lines.line_col(text, span.start).line,
+        span,
+    }
+}
+
+/// The words of `cmd` from its program on (past keywords, `sudo`,
+/// assignments): each as its plain value (quotes removed; `None` when
+/// it holds an expansion) and as written.
+fn program_words(cmd: &SimpleCommand, st: &str) -> Vec<(Option<String>, String)> {
+    let mut words: Vec<(Option<String>, String)> =
+        cmd.words.iter().map(|w| word_value(w, st)).collect();
+    while let Some(first) = words.first().map(|w| w.1.as_str()) {
+        let skip = matches!(
+            first,
+            "if" | "then"
+                | "else"
+                | "elif"
+                | "do"
+                | "while"
+                | "until"
+                | "!"
+                | "{"
+                | "time"
+                | "sudo"
+                | "exec"
+                | "command"
+                | "nohup"
+        ) || (first.contains('=') && !first.starts_with('-') && !first.starts_with('='));
+        if !skip {
+            break;
+        }
+        words.remove(0);
+    }
+    words
+}
+
+/// A word's value without quotes when it is literal text, and as written.
+fn word_value(w: &Word, st: &str) -> (Option<String>, String) {
+    let written = st.get(w.span.start..w.span.end).unwrap_or("").to_string();
+    let value: Option<String> = w
+        .segs
+        .iter()
+        .map(|s| match s {
+            crate::source::shell::Seg::Lit { ch, .. } => Some(ch.to_string()),
+            crate::source::shell::Seg::EmptyQuotes => Some(String::new()),
+            _ => None,
+        })
+        .collect();
+    let shown = value.clone().unwrap_or(written);
+    (value, shown)
+}
+
+fn base_name(program: &str) -> &str {
+    program.rsplit('/').next().unwrap_or(program)
+}
+
+/// The URL `curl`/`wget` fetches (`None` when it holds an expansion) and
+/// whether the command writes it to a file.
+fn fetch_args(prog: &str, args: &[(Option<String>, String)]) -> (Option<String>, bool) {
+    let mut url = None;
+    let mut output = false;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].1.as_str();
+        let takes_value = if prog == "curl" {
+            matches!(
+                a,
+                "-o" | "--output"
+                    | "-H"
+                    | "--header"
+                    | "-u"
+                    | "--user"
+                    | "-A"
+                    | "--user-agent"
+                    | "-e"
+                    | "--referer"
+                    | "-d"
+                    | "--data"
+                    | "-X"
+                    | "--request"
+                    | "--retry"
+                    | "--connect-timeout"
+                    | "-m"
+                    | "--max-time"
+                    | "--cacert"
+                    | "-w"
+                    | "--write-out"
+                    | "-x"
+                    | "--proxy"
+                    | "--output-dir"
+            )
+        } else {
+            matches!(
+                a,
+                "-O" | "--output-document"
+                    | "-P"
+                    | "--directory-prefix"
+                    | "--header"
+                    | "-U"
+                    | "--user-agent"
+                    | "-t"
+                    | "--tries"
+                    | "-T"
+                    | "--timeout"
+            )
+        };
+        let is_output = if prog == "curl" {
+            matches!(a, "-o" | "--output" | "-O" | "--remote-name")
+                || a.starts_with("--output=")
+                || (a.starts_with('-') && !a.starts_with("--") && a[1..].contains(['o', 'O']))
+        } else {
+            matches!(a, "-O" | "--output-document") || a.starts_with("--output-document=")
+        };
+        // `wget -qO- URL` writes to standard output.
+        let to_stdout = prog == "wget"
+            && (a.ends_with("O-")
+                || a == "--output-document=-"
+                || args.get(i + 1).is_some_and(|n| n.1 == "-") && is_output);
+        output |= is_output && !to_stdout;
+        if a.starts_with('-') {
+            i += if takes_value { 2 } else { 1 };
+            continue;
+        }
+        if url.is_none() && a.contains("://") {
+            url = Some(args[i].0.clone().filter(|u| !u.is_empty()));
+        }
+        i += 1;
+    }
+    (url.flatten(), output)
+}
+
+fn option_value<'a>(args: &[&'a str], names: &[&str]) -> Option<&'a str> {
+    args.iter().enumerate().find_map(|(i, a)| {
+        if names.contains(a) {
+            args.get(i + 1).copied()
+        } else {
+            names
+                .iter()
+                .find_map(|n| a.strip_prefix(n).and_then(|r| r.strip_prefix('=')))
+        }
+    })
+}
+
+/// A full git commit id (40 or 64 hex digits).
+pub fn is_commit(s: &str) -> bool {
+    matches!(s.len(), 40 | 64) && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// A command shortened for one line: up to three words, else the first
+/// two and `…`.
+fn short(words: &[(Option<String>, String)]) -> String {
+    let all: Vec<&str> = words.iter().map(|w| w.1.as_str()).collect();
+    let joined = all.join(" ");
+    if all.len() <= 3 && joined.chars().count() <= 40 {
+        joined
+    } else if all.get(1).is_some_and(|w| w.chars().count() > 24) {
+        // A long URL or path says little on one line: the line number does.
+        format!("{} …", all[0])
+    } else {
+        format!("{} …", all[..2.min(all.len())].join(" "))
+    }
+}
+
+/// Whether an `ADD` source is fetched from the network, and how.
+pub fn add_source(source: &str, checksum: Option<&str>) -> Option<ContentKind> {
+    let git = source.starts_with("git@")
+        || source.starts_with("git://")
+        || source
+            .split(['#', '?'])
+            .next()
+            .is_some_and(|u| u.ends_with(".git"));
+    if git {
+        let commit = source
+            .split_once('#')
+            .map(|(_, r)| r.split(':').next().unwrap_or(r))
+            .filter(|r| is_commit(r))
+            .map(str::to_string);
+        return Some(ContentKind::AddGit {
+            url: source.to_string(),
+            commit,
+        });
+    }
+    (source.starts_with("http://") || source.starts_with("https://")).then(|| ContentKind::AddUrl {
+        url: source.to_string(),
+        checksum: checksum.map(str::to_string),
+    })
+}
+
+/// One instruction of an image, as coverage counts it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CoveredStep {
+    pub line: usize,
+    /// The instruction, shortened.
+    pub text: String,
+    pub class: Class,
+    /// A configuration entry accepts it unlocked on purpose.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub accepted: bool,
+}
+
+/// Every instruction of an image that can change its content, classified.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    /// The definition file, as shown in messages.
+    pub file: String,
+    pub steps: Vec<CoveredStep>,
+}
+
+/// What a lock records of an install step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InLock {
+    Locked,
+    NotLocked,
+    /// The lock has no step of that command at that line (it is stale).
+    Missing,
+}
+
+/// What the caller knows beyond the definition.
+pub struct CoverageInputs<'a> {
+    /// For an install step: what the lock says of it (`None`: no lock).
+    pub install_locked: &'a dyn Fn(&InstallStep) -> Option<InLock>,
+    /// For an image reference (after expansion): whether the lock pins it
+    /// by digest (`None`: no lock).
+    pub image_locked: &'a dyn Fn(&str) -> Option<bool>,
+    /// Entries accepting unlocked steps: a line number or a glob over the
+    /// command as written.
+    pub accept: &'a [AcceptUnlocked],
+}
+
+impl Coverage {
+    /// Classifies every content-changing instruction of `def` (stages the
+    /// build skips are left out).
+    pub fn of(def: &Definition, file: &str, text: &str, inputs: &CoverageInputs<'_>) -> Self {
+        let mut steps = Vec::new();
+        let lines = LineIndex::new(text);
+        let line_of = |span: Span| lines.line_col(text, span.start).line;
+        let written = |span: Span| text.get(span.start..span.end).unwrap_or("").to_string();
+        for stage in def.stages.iter().filter(|s| !s.unused) {
+            let base = &stage.base;
+            let base_class = match &base.target {
+                BaseTarget::Image { .. } => Some(image_class(
+                    base.reference.value.as_deref(),
+                    &base.reference.written,
+                    inputs,
+                )),
+                BaseTarget::Other { agent } => Some(Class::NotLocked(format!(
+                    "bootstrapped by `{agent}`, which imagelock does not pin"
+                ))),
+                BaseTarget::Stage { .. } | BaseTarget::Scratch => None,
+            };
+            if let Some(class) = base_class {
+                let line = line_of(base.reference.span);
+                steps.push((
+                    line,
+                    first_line(&written(stage.span)),
+                    class,
+                    base.reference.span,
+                ));
+            }
+            for u in &stage.image_uses {
+                if matches!(u.target, BaseTarget::Image { .. }) {
+                    let class =
+                        image_class(u.reference.value.as_deref(), &u.reference.written, inputs);
+                    steps.push((line_of(u.span), first_line(&written(u.span)), class, u.span));
+                }
+            }
+            // Projects built from source in this stage, with their lines.
+            let built: Vec<(String, usize)> = stage
+                .content
+                .iter()
+                .filter_map(|c| match &c.kind {
+                    ContentKind::BuildFromSource { project: Some(p) } => {
+                        Some((normalized(p), c.line))
+                    }
+                    _ => None,
+                })
+                .collect();
+            for s in &stage.steps {
+                let from_source = (s.command.manager.ecosystem() == Ecosystem::Python)
+                    .then(|| {
+                        s.command.specs.iter().find_map(|spec| {
+                            let name = spec_name(spec.value.as_deref()?)?;
+                            built
+                                .iter()
+                                .find(|(p, line)| *p == name && *line < s.line)
+                                .map(|(_, line)| (name, *line))
+                        })
+                    })
+                    .flatten();
+                if let Some((name, line)) = from_source {
+                    // The image holds what the build installed, not the
+                    // index file a pin of this step would name.
+                    steps.push((
+                        s.line,
+                        short_command(&s.command.text),
+                        Class::NotLocked(format!(
+                            "`{name}` was built from source at line {line}: the image holds that build, not an index file"
+                        )),
+                        s.command.span,
+                    ));
+                    continue;
+                }
+                let class = match ((inputs.install_locked)(s), classify_install(&s.command)) {
+                    (Some(InLock::Locked), _) => {
+                        Class::Locked(format!("{} packages by hash", s.command.manager.as_str()))
+                    }
+                    (Some(InLock::Missing), _) => {
+                        Class::NotLocked("not in the lock, which is stale".into())
+                    }
+                    (Some(InLock::NotLocked), Class::Locked(_)) => {
+                        Class::NotLocked("the lock records it as not locked".into())
+                    }
+                    (_, c) => c,
+                };
+                steps.push((
+                    s.line,
+                    short_command(&s.command.text),
+                    class,
+                    s.command.span,
+                ));
+            }
+            for c in &stage.content {
+                steps.push((c.line, c.text.clone(), classify_content(c), c.span));
+            }
+        }
+        steps.sort_by_key(|s| (s.0, s.3.start));
+        let steps = steps
+            .into_iter()
+            .map(|(line, text_short, class, span)| {
+                let full = written(span);
+                let accepted =
+                    !class.is_locked() && inputs.accept.iter().any(|a| accepts(a, line, &full));
+                CoveredStep {
+                    line,
+                    text: text_short,
+                    class,
+                    accepted,
+                }
+            })
+            .collect();
+        Coverage {
+            file: file.to_string(),
+            steps,
+        }
+    }
+
+    /// Steps not locked and not accepted.
+    pub fn unlocked(&self) -> impl Iterator<Item = &CoveredStep> {
+        self.steps
+            .iter()
+            .filter(|s| !s.class.is_locked() && !s.accepted)
+    }
+
+    /// One line: `14 of 16 steps locked; not locked: line 30 `curl … | bash`
+    /// (script from the network)`.
+    pub fn line(&self) -> String {
+        let locked = self.steps.iter().filter(|s| s.class.is_locked()).count();
+        let n = self.steps.len();
+        let mut out = format!(
+            "{locked} of {n} step{} locked",
+            if n == 1 { "" } else { "s" }
+        );
+        let accepted: Vec<String> = self
+            .steps
+            .iter()
+            .filter(|s| s.accepted)
+            .map(|s| format!("line {} `{}`", s.line, s.text))
+            .collect();
+        if !accepted.is_empty() {
+            out.push_str("; accepted unlocked: ");
+            out.push_str(&accepted.join(", "));
+        }
+        let unlocked: Vec<String> = self
+            .unlocked()
+            .map(|s| {
+                let why = match &s.class {
+                    Class::Lockable(w) => format!("lockable by content: {w}"),
+                    Class::NotLocked(w) | Class::Locked(w) => w.clone(),
+                };
+                format!("line {} `{}` ({why})", s.line, s.text)
+            })
+            .collect();
+        if !unlocked.is_empty() {
+            out.push_str("; not locked: ");
+            out.push_str(&unlocked.join(", "));
+        }
+        out
+    }
+}
+
+fn image_class(value: Option<&str>, written: &str, inputs: &CoverageInputs<'_>) -> Class {
+    match value {
+        Some(v) if (inputs.image_locked)(v) == Some(false) => {
+            Class::NotLocked(format!("the lock has no digest for `{v}`"))
+        }
+        Some(_) => Class::Locked("image digest".into()),
+        None => Class::NotLocked(format!(
+            "`{written}` cannot be expanded, so no digest is locked"
+        )),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    let l = s.lines().next().unwrap_or("").trim();
+    short_command(l)
+}
+
+fn short_command(s: &str) -> String {
+    let words: Vec<(Option<String>, String)> = s
+        .split_whitespace()
+        .map(|w| (None, w.to_string()))
+        .collect();
+    short(&words)
+}
+
+/// Whether a configuration entry accepts the step at `line` written as
+/// `command`: by its line, or by a glob over the command with its blanks
+/// and line continuations folded to single spaces.
+pub fn accepts(entry: &AcceptUnlocked, line: usize, command: &str) -> bool {
+    match entry {
+        AcceptUnlocked::Line(l) => usize::try_from(*l).is_ok_and(|l| l == line),
+        AcceptUnlocked::Pattern(p) => {
+            let flat = command
+                .replace("\\\n", " ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            glob(p, &flat)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(script: &str) -> Vec<ContentKind> {
+        let s = Script::from_file_piece(script, 0);
+        scan_content(&s, script, &LineIndex::new(script))
+            .into_iter()
+            .map(|c| c.kind)
+            .collect()
+    }
+
+    #[test]
+    fn network_fetches_are_told_apart_by_where_their_output_goes() {
+        let url = Some("https://x.org/a".to_string());
+        assert_eq!(
+            kinds("wget -qO- https://x.org/a | sh"),
+            [ContentKind::ScriptFromNetwork { url: url.clone() }]
+        );
+        assert_eq!(
+            kinds("curl -fsSL https://x.org/a | tar xz -C /opt"),
+            [ContentKind::ArchiveFromNetwork { url: url.clone() }]
+        );
+        assert_eq!(
+            kinds("curl -fsSLo /tmp/a https://x.org/a && curl https://x.org/a > /tmp/b"),
+            [
+                ContentKind::Download { url: url.clone() },
+                ContentKind::Download { url: url.clone() }
+            ]
+        );
+        // A URL that holds a variable is not a fixed URL.
+        assert_eq!(
+            kinds("curl -o /tmp/a https://x.org/$V"),
+            [ContentKind::Download { url: None }]
+        );
+        // Output that goes nowhere in the image is not content.
+        assert_eq!(kinds("curl -fsS https://x.org/health"), []);
+    }
+
+    #[test]
+    fn a_build_names_the_repository_cloned_before_it() {
+        assert_eq!(
+            kinds("git clone https://g.org/o/hail.git /s && cd /s && make install"),
+            [
+                ContentKind::GitClone {
+                    url: Some("https://g.org/o/hail.git".into()),
+                    commit: None
+                },
+                ContentKind::BuildFromSource {
+                    project: Some("hail".into())
+                }
+            ]
+        );
+    }
+}
