@@ -58,7 +58,7 @@ fn fail_on(words: &[String]) -> anyhow::Result<Vec<Kind>> {
         match Kind::parse_drift(w) {
             Some(k) => kinds.push(k),
             None => anyhow::bail!(
-                "`--fail-on {w}` is not a kind of drift\nhint: use any of base, yanked, gone, broken, stale, outdated, unpinned, any"
+                "`--fail-on {w}` is not a kind of drift\nhint: use any of base, yanked, gone, broken, hash-mismatch, stale, outdated, unresolvable, unpinned, any"
             ),
         }
     }

@@ -44,6 +44,10 @@ pub enum FindingKind {
     Gone,
     /// The locked conda file is no longer in its channel's repodata.
     Broken,
+    /// A locked digest or hash that its registry, index or channel serves
+    /// differently for that exact artifact (a hand edit, or a replaced
+    /// file).
+    HashMismatch,
     /// Freeze would fail now.
     Unresolvable,
     /// An install step asks for specs that are not exact pins.
@@ -52,13 +56,14 @@ pub enum FindingKind {
 
 impl FindingKind {
     /// The kinds `drift` reports, in report order.
-    pub const DRIFT: [FindingKind; 8] = [
+    pub const DRIFT: [FindingKind; 9] = [
         FindingKind::Stale,
         FindingKind::Base,
         FindingKind::Outdated,
         FindingKind::Yanked,
         FindingKind::Gone,
         FindingKind::Broken,
+        FindingKind::HashMismatch,
         FindingKind::Unresolvable,
         FindingKind::Unpinned,
     ];
@@ -80,6 +85,7 @@ impl FindingKind {
             Self::Yanked => "yanked",
             Self::Gone => "gone",
             Self::Broken => "broken",
+            Self::HashMismatch => "hash-mismatch",
             Self::Unresolvable => "unresolvable",
             Self::Unpinned => "unpinned",
         }
@@ -98,6 +104,7 @@ impl FindingKind {
             | Self::Yanked
             | Self::Gone
             | Self::Broken
+            | Self::HashMismatch
             | Self::Unresolvable => Severity::High,
             Self::NotLocked | Self::Stale | Self::Base => Severity::Medium,
             Self::Outdated => Severity::Low,

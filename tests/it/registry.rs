@@ -467,6 +467,18 @@ async fn rejects_bad_content() {
         .await
         .unwrap_err();
     assert!(matches!(err, ResolveError::TooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("the manifest is larger"), "{err}");
+    // A config over 16 MiB is called the image config, not the manifest.
+    proxy.inject("/blobs/", Fault::Huge(17 * 1024 * 1024), 1);
+    let err = Registry::new(anonymous())
+        .unwrap()
+        .resolve(&image(&proxy.addr, "single:oci"), &[])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("the image config is larger than"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

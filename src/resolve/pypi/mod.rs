@@ -212,7 +212,12 @@ impl IndexClient {
             all.extend(files.into_iter().filter(|f| belongs_to(&f.filename, name)));
         }
         if !found {
-            return Err(SourceError::NotFound(name.to_string()));
+            let asked: Vec<String> = self
+                .indexes
+                .iter()
+                .map(|u| format!("`{}`", fetch::redact(u.as_str()).trim_end_matches('/')))
+                .collect();
+            return Err(SourceError::NotFound(name.to_string(), asked.join(", ")));
         }
         Ok(Arc::new(all))
     }

@@ -565,6 +565,11 @@ impl Registry {
         }))
     }
 
+    /// A manifest or config fetched (and verified) in this run, by digest.
+    pub fn verified_content(&self, digest: &Digest) -> Option<Bytes> {
+        self.cached(digest)
+    }
+
     fn cached(&self, digest: &Digest) -> Option<Bytes> {
         lock(&self.content).get(digest).cloned()
     }
@@ -792,6 +797,11 @@ impl Registry {
             let response = self.http.send(request).await.map_err(|e| match e {
                 HttpError::TooLarge { limit, .. } => ResolveError::TooLarge {
                     image: label.to_string(),
+                    what: match kind {
+                        Kind::Manifest => "the manifest",
+                        Kind::Blob => "the image config",
+                        Kind::Layer => "a layer",
+                    },
                     limit,
                 },
                 source => ResolveError::Http {
@@ -1193,9 +1203,17 @@ fn layout_blob(
         .join("blobs")
         .join(digest.algorithm().as_str())
         .join(digest.hex());
-    let len = fs_err::metadata(&path)
-        .map_err(|e| layout_err(e.to_string()))?
-        .len();
+    let len = match fs_err::metadata(&path) {
+        Ok(m) => m.len(),
+        // The layout does not have that content, as a registry answers 404.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ResolveError::NotFound {
+                image: label.to_string(),
+                registry: format!("oci:{}", dir.display()),
+            });
+        }
+        Err(e) => return Err(layout_err(e.to_string())),
+    };
     if len > limit {
         return Err(layout_err(format!(
             "blob `{digest}` is larger than {limit} bytes"
