@@ -635,3 +635,27 @@ fn an_index_of_variants_freezes_and_verifies_the_same_platform() {
         assert_eq!(code, 0, "{platform}: {out}\n{err}");
     }
 }
+
+/// Regression (issue 16): `--update` of a package no lock and no step has
+/// is refused, not ignored; nothing is written.
+#[test]
+fn updating_a_package_nothing_has_is_refused() {
+    let dir = world_copy();
+    let image = "fixtures/examples/driver/Dockerfile";
+    let (code, _, err) = freeze_in(dir.path(), &[image]);
+    assert_eq!(code, 0, "{err}");
+    let before = std::fs::read(dir.path().join("lockfiles/driver.lock")).unwrap();
+    let (code, _, err) = freeze_in(dir.path(), &["--update", "nosuchpkg", "--", image]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`--update nosuchpkg`: no lock and no install step"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("lockfiles/driver.lock")).unwrap(),
+        before
+    );
+    // A locked package, however it is spelt, is fine.
+    let (code, _, err) = freeze_in(dir.path(), &["--update", "Charset_Normalizer", "--", image]);
+    assert_eq!(code, 0, "{err}");
+}

@@ -210,3 +210,25 @@ fn configured_images_and_repository_bases() {
     assert!(out.contains("python:3.13-slim"), "{out}");
     assert!(out.contains("\"repository_bases\""), "{out}");
 }
+
+/// Regression (issue 16): a COPY'd requirements file that is not UTF-8 is
+/// said to be unreadable, not brought by no COPY.
+#[test]
+fn a_copied_file_that_is_not_utf8_is_said_so() {
+    let dir = crate::common::tempdir();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM python:3.11-slim\nCOPY requirements.txt /tmp/\nRUN pip install -r /tmp/requirements.txt\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("requirements.txt"),
+        b"six==1.16.0 # caf\xe9\n",
+    )
+    .unwrap();
+    let path = dir.path().join("Dockerfile");
+    let (code, out, err) = plan(&[path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("is not UTF-8 text"), "{out}");
+    assert!(!out.contains("no COPY brings it"), "{out}");
+}
