@@ -23,4 +23,5 @@ mod registry;
 mod rewrite;
 mod security;
 mod sif;
+mod soak;
 mod verify;
