@@ -599,18 +599,31 @@ impl Registry {
                         Kind::Manifest => format!("manifests/{digest}"),
                         Kind::Blob | Kind::Layer => format!("blobs/{digest}"),
                     };
-                    self.request(label, image, remote, Method::GET, &path, kind, limit)
-                        .await
-                        .and_then(|resp| {
-                            verified(label, &remote.host, digest, &resp.body)?;
-                            Ok(Fetched {
-                                digest: digest.clone(),
-                                content_type: resp
-                                    .header(CONTENT_TYPE.as_str())
-                                    .map(str::to_string),
-                                body: resp.body,
-                            })
-                        })
+                    // Content that does not hash to its digest is asked for
+                    // once more (a byte damaged on the way); twice wrong is
+                    // refused.
+                    let mut outcome = None;
+                    for _ in 0..2 {
+                        let got = self
+                            .request(label, image, remote, Method::GET, &path, kind, limit)
+                            .await
+                            .and_then(|resp| {
+                                verified(label, &remote.host, digest, &resp.body)?;
+                                Ok(Fetched {
+                                    digest: digest.clone(),
+                                    content_type: resp
+                                        .header(CONTENT_TYPE.as_str())
+                                        .map(str::to_string),
+                                    body: resp.body,
+                                })
+                            });
+                        let again = matches!(got, Err(ResolveError::DigestMismatch { .. }));
+                        outcome = Some(got);
+                        if !again {
+                            break;
+                        }
+                    }
+                    outcome.expect("one attempt at least")
                 }
                 (Location::Remote(_), None) => continue,
                 (Location::Layouts(root), _) => {
