@@ -82,7 +82,7 @@ fn fail_on(words: &[String]) -> anyhow::Result<Vec<Kind>> {
         match Kind::parse_drift(w) {
             Some(k) => kinds.push(k),
             None => anyhow::bail!(
-                "`--fail-on {w}` is not a kind of drift\nhint: use any of base, yanked, gone, broken, vulnerable, security, stale, outdated, moved, unpinned, unlocked, any"
+                "`--fail-on {w}` is not a kind of drift\nhint: use any of base, yanked, gone, broken, hash-mismatch, vulnerable, security, stale, outdated, moved, unresolvable, unpinned, unlocked, any"
             ),
         }
     }

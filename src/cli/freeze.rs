@@ -89,6 +89,21 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
         }
     }
 
+    // `--update NAME` for a package no lock and no step has is a typo, not
+    // a request to be silently ignored.
+    let unknown = unknown_updates(&options.update, &jobs, &frozen);
+    if !unknown.is_empty() {
+        anyhow::bail!(
+            "`--update {}`: no lock and no install step of the {} selected has {}\nhint: check the spelling; `--update` takes the package names the locks list",
+            unknown.join(","),
+            if jobs.len() == 1 { "image" } else { "images" },
+            if unknown.len() == 1 {
+                "this package"
+            } else {
+                "these packages"
+            }
+        );
+    }
     // Nothing is written unless every image resolved.
     let mut changed = 0;
     let mut diffs = String::new();
@@ -387,4 +402,31 @@ impl FreezeProgress for Bars {
             total.inc(1);
         }
     }
+}
+
+/// The `--update` names that no previous or new lock of `jobs` has (pip
+/// names compared as PEP 503 normalizes them, conda and Debian names as written).
+fn unknown_updates(
+    update: &[String],
+    jobs: &[crate::freeze::ImageJob],
+    frozen: &[Frozen],
+) -> Vec<String> {
+    let normal = |n: &str| n.to_ascii_lowercase().replace(['_', '.'], "-");
+    let mut known = std::collections::BTreeSet::new();
+    let locks = jobs
+        .iter()
+        .filter_map(|j| j.previous.as_ref())
+        .chain(frozen.iter().map(|f| &f.lock));
+    for lock in locks {
+        for step in &lock.steps {
+            known.extend(step.pypi.iter().map(|p| normal(p.name.as_str())));
+            known.extend(step.conda.iter().map(|p| normal(p.name.as_str())));
+            known.extend(step.apt.iter().map(|p| normal(p.name.as_str())));
+        }
+    }
+    update
+        .iter()
+        .filter(|u| !known.contains(&normal(u)))
+        .cloned()
+        .collect()
 }

@@ -43,9 +43,15 @@ impl Printer {
         self.verbose
     }
 
-    /// Writes data to stdout.
+    /// Writes a report or other text to stdout, its control characters
+    /// escaped as in messages (names from images, indexes and definition
+    /// files reach reports too); a `\r\n` line end is kept.
     pub fn data(&self, text: &str) -> io::Result<()> {
-        self.data_bytes(text.as_bytes())
+        let escaped: Vec<std::borrow::Cow<'_, str>> = text
+            .split("\r\n")
+            .map(crate::diagnostic::escape_control)
+            .collect();
+        self.data_bytes(escaped.join("\r\n").as_bytes())
     }
 
     pub fn data_bytes(&self, bytes: &[u8]) -> io::Result<()> {

@@ -209,9 +209,20 @@ fn human(out: &mut String, image: &ImageConfig, def: &Definition, refs: &[(Strin
         }
     }
     // Which build-context file each file argument reads (via COPY/ADD).
-    let inputs = load_inputs(def, &text, &image.context, &image.build_args).ok();
+    let loaded = load_inputs(def, &text, &image.context, &image.build_args);
+    // A file that is there but cannot be read (not UTF-8, too large) is
+    // said as such, not as a file no COPY brings.
+    let unreadable = loaded.as_ref().err().map(|e| e.to_string());
     for stage in &def.stages {
-        stage_human(out, stage, def, refs, &line, inputs.as_ref());
+        stage_human(
+            out,
+            stage,
+            def,
+            refs,
+            &line,
+            loaded.as_ref().ok(),
+            unreadable.as_deref(),
+        );
     }
     // As freeze would lock it: plan reads no lock.
     let coverage = coverage_of(def, &text, image, &def.path.display().to_string(), None);
@@ -295,6 +306,7 @@ fn stage_human(
     refs: &[(String, String)],
     line: &dyn Fn(usize) -> usize,
     inputs: Option<&Inputs>,
+    unreadable: Option<&str>,
 ) {
     let file = def.path.display();
     let name = stage
@@ -423,7 +435,9 @@ fn stage_human(
                 .filter(|(arg, _)| *arg == ai)
                 .filter_map(|(_, file)| inputs.map(|i| i.files[*file].label.as_str()))
                 .collect();
-            let from = if from.is_empty() {
+            let from = if let (true, Some(why)) = (from.is_empty(), unreadable) {
+                format!(" (the build context's files could not be read: {why})")
+            } else if from.is_empty() {
                 " (no COPY brings it from the build context)".to_string()
             } else {
                 format!(" ← {} (build context)", from.join(", "))

@@ -13,6 +13,7 @@
 //! | `yanked`   | high     | the locked pip file is yanked on its index (with the reason) |
 //! | `gone`     | high     | the locked pip file is no longer on its index |
 //! | `broken`   | high     | the locked conda file is no longer in its channel's repodata (removed or marked broken) |
+//! | `hash-mismatch` | high | a locked digest or hash is not what the registry, index or channel serves for that exact artifact (a hand edit, or a replaced file) |
 //! | `unresolvable` | high | freeze would fail now (the reason is the detail); bases, the index and the inputs are still checked, newer versions are not |
 //! | `vulnerable` | high   | the index publishes security advisories for the locked version of a pip package (PyPI's JSON API: OSV ids, aliases, fixed versions) |
 //! | `security` | high     | a newer version of a locked Debian package is in a `-security` suite the lock read |
@@ -54,6 +55,7 @@ pub use run::{Drift, DriftOptions, DriftProgress, NoProgress, run};
 use std::collections::BTreeMap;
 
 use crate::config::Config;
+use crate::freeze::check::{HashMismatch, Subject};
 use crate::freeze::steps::index_url;
 use crate::freeze::{FreezeError, ImageJob};
 use crate::lock::{LockedImage, LockedStep};
@@ -561,6 +563,26 @@ pub async fn index_findings(
                     if let Some(top) = self::newest("pip", &versions) {
                         newest.insert(p.name.to_string(), top);
                     }
+                    if let (Some(file), Some(locked)) = (&p.file, &p.sha256)
+                        && let crate::resolve::pypi::LockedHash::Mismatch { served } =
+                            crate::resolve::pypi::compare_locked_hash(
+                                &files,
+                                file.as_str(),
+                                locked.as_str(),
+                            )
+                    {
+                        let f = mismatch_finding(&HashMismatch {
+                            subject: Subject::Pip,
+                            name: p.name.to_string(),
+                            artifact: file.to_string(),
+                            key: "sha256",
+                            locked: locked.to_string(),
+                            served: Some(served),
+                        });
+                        if !out.contains(&f) {
+                            out.push(f);
+                        }
+                    }
                     match files
                         .iter()
                         .find(|f| p.file.as_ref().is_some_and(|n| f.filename == *n))
@@ -575,7 +597,7 @@ pub async fn index_findings(
                         None => Some(Finding::new(Kind::Gone, Ecosystem::Pip, p.name.clone())),
                     }
                 }
-                Err(SourceError::NotFound(_)) => {
+                Err(SourceError::NotFound(..)) => {
                     Some(Finding::new(Kind::Gone, Ecosystem::Pip, p.name.clone()))
                 }
                 Err(SourceError::Failed(message) | SourceError::Unavailable(message)) => {
@@ -598,6 +620,53 @@ pub async fn index_findings(
         findings: out,
         newest,
     })
+}
+
+/// A `hash-mismatch` finding: the locked value is `expected`, what the
+/// source serves `found`.
+pub fn mismatch_finding(m: &HashMismatch) -> Finding {
+    let ecosystem = match m.subject {
+        Subject::Pip => Ecosystem::Pip,
+        Subject::Conda => Ecosystem::Conda,
+        Subject::Base => Ecosystem::Base,
+    };
+    let mut f = Finding::new(Kind::HashMismatch, ecosystem, m.name.clone());
+    f.expected = Some(m.locked.clone());
+    f.found = m.served.clone();
+    f.detail = Some(m.describe());
+    f
+}
+
+/// Asks each locked base's registry for it by its locked digest:
+/// `hash-mismatch` when the registry does not have that digest or serves
+/// other platform manifests or configs under it. A `base` finding for the
+/// same base is dropped: the tag did not move, the lock is wrong.
+pub async fn base_hash_findings(
+    session: &Session,
+    locked: &LockedImage,
+    findings: &mut Vec<Finding>,
+) -> Result<(), DriftError> {
+    for base in &locked.bases {
+        let found = crate::freeze::check::base_mismatches(&session.registry, base)
+            .await
+            .map_err(|e| {
+                DriftError::Freeze(FreezeError::image(
+                    locked.image.name.as_str(),
+                    crate::freeze::ImageCause::Registry(e),
+                ))
+            })?;
+        if found.is_empty() {
+            continue;
+        }
+        findings.retain(|f| !(f.kind == Kind::Base && f.name == base.name.as_str()));
+        for m in &found {
+            let f = mismatch_finding(m);
+            if !findings.contains(&f) {
+                findings.push(f);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Adds to `base` findings when the image the tag names now was built
@@ -674,10 +743,32 @@ pub async fn channel_findings(
                 image: locked.image.name.to_string(),
                 source,
             })?;
-        let files = data.file_names();
+        let files = data.file_hashes();
         for p in packages {
             let file = p.url.rsplit('/').next().unwrap_or(&p.url);
-            if files.contains(file) {
+            if let Some((sha256, md5)) = files.get(file) {
+                let found = [
+                    ("sha256", Some(p.sha256.to_string()), sha256.clone()),
+                    ("md5", p.md5.as_ref().map(ToString::to_string), md5.clone()),
+                ];
+                for (key, locked, served) in found {
+                    if let (Some(locked), Some(served)) = (locked, served)
+                        && locked != served
+                    {
+                        let mut f = mismatch_finding(&HashMismatch {
+                            subject: Subject::Conda,
+                            name: p.name.to_string(),
+                            artifact: file.to_string(),
+                            key,
+                            locked,
+                            served: Some(served),
+                        });
+                        f.channel = Some(channel_name(&p.channel));
+                        if !out.contains(&f) {
+                            out.push(f);
+                        }
+                    }
+                }
                 continue;
             }
             let mut f = Finding::new(Kind::Broken, Ecosystem::Conda, p.name.clone());

@@ -13,8 +13,8 @@ use crate::resolve::Session;
 use crate::verify::shown;
 
 use super::{
-    DriftError, ImageReport, Report, annotate_newest, channel_findings, compare, date_moved_bases,
-    index_findings, sort_findings, unresolvable,
+    DriftError, ImageReport, Report, annotate_newest, base_hash_findings, channel_findings,
+    compare, date_moved_bases, index_findings, sort_findings, unresolvable,
 };
 
 /// What `imagelock drift` was asked to do.
@@ -106,6 +106,9 @@ pub fn run(
                         None => bases_only(config, &resolvers, job, &freeze, &frozen).await?,
                     };
                     let mut findings = compare(job, locked, &fresh);
+                    if !options.offline {
+                        base_hash_findings(&resolvers, locked, &mut findings).await?;
+                    }
                     date_moved_bases(&resolvers, &locked.image.platforms, &mut findings).await;
                     if let Some(err) = &failure {
                         findings.push(unresolvable(&err.to_string()));

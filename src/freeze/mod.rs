@@ -18,6 +18,7 @@
 
 pub mod apt;
 mod bases;
+pub mod check;
 mod run;
 mod schedule;
 pub mod state;
@@ -195,6 +196,18 @@ pub enum ImageCause {
         locked: String,
         now: String,
     },
+    /// A locked digest or hash that its source serves differently for
+    /// the same artifact.
+    #[error(
+        "{place}: {}\nhint: the lock was edited, or {} replaced what it serves; imagelock does not carry either value onward. Restore the lock from version control, or, if the source is right, delete the entry (or the lock) and run `imagelock freeze`",
+        mismatch.describe(),
+        mismatch.source()
+    )]
+    HashMismatch {
+        /// `lockfiles/NAME.lock:LINE`
+        place: String,
+        mismatch: check::HashMismatch,
+    },
     /// Reading a base's files failed on a blocking thread.
     #[error("{0}")]
     Internal(String),
@@ -210,6 +223,7 @@ impl ImageCause {
             | ImageCause::Platform { .. }
             | ImageCause::ParentNotLocked { .. }
             | ImageCause::Lock(_)
+            | ImageCause::HashMismatch { .. }
             | ImageCause::Internal(_) => false,
         }
     }
@@ -328,7 +342,7 @@ impl StepCause {
             StepCause::Pip(
                 PipSolveError::NoSolution { .. }
                 | PipSolveError::Source {
-                    source: PipSourceError::NotFound(_),
+                    source: PipSourceError::NotFound(..),
                     ..
                 },
             )
@@ -377,6 +391,28 @@ pub struct ImageJob {
     pub unreadable: Option<LockError>,
     /// The images of this repository it builds `FROM` (or copies from).
     pub builds_from: Vec<String>,
+}
+
+impl ImageJob {
+    /// The error for a locked value its source contradicts: the lock file
+    /// and line of the value, the key, and what the source serves.
+    pub fn hash_mismatch(&self, mismatch: check::HashMismatch) -> FreezeError {
+        let shown = std::env::current_dir()
+            .ok()
+            .and_then(|cwd| self.lock_path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+            .unwrap_or_else(|| self.lock_path.clone());
+        let line = fs_err::read_to_string(&self.lock_path)
+            .ok()
+            .and_then(|text| mismatch.line_in(&text));
+        let place = match line {
+            Some(line) => format!("{}:{line}", shown.display()),
+            None => shown.display().to_string(),
+        };
+        FreezeError::image(
+            &self.config.name,
+            ImageCause::HashMismatch { place, mismatch },
+        )
+    }
 }
 
 /// Parses every image, reads its inputs and previous lock, and orders the
@@ -529,7 +565,7 @@ mod tests {
     fn what_upstream_no_longer_offers_is_told_from_trouble() {
         let gone = PipSolveError::Source {
             name: "certifi".into(),
-            source: PipSourceError::NotFound("certifi".into()),
+            source: PipSourceError::NotFound("certifi".into(), "`https://pypi.org/simple`".into()),
         };
         assert!(step(StepCause::Pip(gone)).is_upstream());
         let unreachable = PipSolveError::Source {

@@ -88,6 +88,7 @@ pub async fn freeze_image_reporting(
     progress.working(&job.config.name, "pinning bases");
     let base_states = bases;
     let bases = resolve_bases(&session.registry, job, &platforms, options, &repo).await?;
+    check_pins(config, session, job, options, &bases).await?;
     let short_names: Vec<String> = bases
         .names
         .keys()
@@ -187,6 +188,17 @@ pub async fn freeze_image_reporting(
         }
     }
     let (lock, warnings) = builder.finish();
+    // The files the old lock names that were just chosen again: their
+    // hashes come from the index and channel now, and must be the locked
+    // ones (drift reports these as findings instead).
+    if !options.ignore_locked
+        && let Some(previous) = &job.previous
+        && let Some(m) = crate::freeze::check::artifact_mismatches(previous, &lock)
+            .into_iter()
+            .next()
+    {
+        return Err(job.hash_mismatch(m));
+    }
     Ok(Frozen {
         name: job.config.name.clone(),
         reference: job.config.reference.clone(),
@@ -194,6 +206,36 @@ pub async fn freeze_image_reporting(
         finals,
         warnings,
     })
+}
+
+/// Checks every registry base against what its registry serves: the
+/// manifests fetched in this run are kept (content-addressed), and a pin
+/// they do not vouch for (one kept from the lock, with a cold cache) is
+/// asked for by its digest. A digest the registry does not have, or serves
+/// differently, is refused; offline, a pin that cannot be checked is kept.
+async fn check_pins(
+    config: &Config,
+    session: &Session,
+    job: &ImageJob,
+    options: &FreezeOptions,
+    bases: &BaseResolution,
+) -> Result<(), FreezeError> {
+    use crate::freeze::check::{base_mismatches, keep_manifests, vouched};
+    let cache = &config.cache_dir;
+    for base in bases.bases.iter().filter(|b| b.built_from.is_none()) {
+        keep_manifests(cache, &session.registry, base);
+        if options.offline || vouched(cache, base) {
+            continue;
+        }
+        let found = base_mismatches(&session.registry, base)
+            .await
+            .map_err(|e| FreezeError::image(&job.config.name, ImageCause::Registry(e)))?;
+        if let Some(m) = found.into_iter().next() {
+            return Err(job.hash_mismatch(m));
+        }
+        keep_manifests(cache, &session.registry, base);
+    }
+    Ok(())
 }
 
 /// What every platform of one image shares.

@@ -299,6 +299,23 @@ struct CachedState {
     warnings: Vec<String>,
     #[serde(default)]
     apt_files: BTreeMap<String, Vec<u8>>,
+    /// The platform manifest digest it was derived from (its key).
+    #[serde(default)]
+    source: String,
+    /// `sha256:` over the entry with this field empty: an entry changed
+    /// after it was written (a damaged or shared cache) is dropped and the
+    /// base read again, so no cache entry can change a lock.
+    #[serde(default)]
+    checksum: String,
+}
+
+impl CachedState {
+    fn computed_checksum(&self) -> Option<String> {
+        let mut bare = serde_json::to_value(self).ok()?;
+        bare["checksum"] = serde_json::Value::String(String::new());
+        let text = serde_json::to_string(&bare).ok()?;
+        Some(crate::oci::Digest::sha256_of(text.as_bytes()).to_string())
+    }
 }
 
 /// Where the state of the image with platform manifest `digest` is cached.
@@ -311,8 +328,17 @@ fn cache_path(cache_dir: &std::path::Path, digest: &str) -> Option<std::path::Pa
 impl PlatformState {
     /// The cached state of the base whose platform manifest is `digest`.
     pub fn load_cached(cache_dir: &std::path::Path, digest: &str, platform: &str) -> Option<Self> {
-        let text = fs_err::read_to_string(cache_path(cache_dir, digest)?).ok()?;
-        let cached: CachedState = serde_json::from_str(&text).ok()?;
+        let path = cache_path(cache_dir, digest)?;
+        let text = fs_err::read_to_string(&path).ok()?;
+        let cached: Option<CachedState> = serde_json::from_str(&text).ok();
+        let Some(cached) = cached.filter(|c| {
+            c.source == digest && c.computed_checksum().as_deref() == Some(c.checksum.as_str())
+        }) else {
+            // Damaged, tampered or derived from another image: read the
+            // base again.
+            let _ = fs_err::remove_file(&path);
+            return None;
+        };
         let mut conda = BTreeMap::new();
         for (prefix, json) in cached.conda {
             let records = CondaRecord::many_from_json(&prefix, &json).ok()?;
@@ -358,7 +384,14 @@ impl PlatformState {
             dists: self.dists.clone(),
             warnings: self.warnings.clone(),
             apt_files: self.apt_files.clone(),
+            source: digest.to_string(),
+            checksum: String::new(),
         };
+        let mut cached = cached;
+        let Some(checksum) = cached.computed_checksum() else {
+            return;
+        };
+        cached.checksum = checksum;
         if let Ok(text) = serde_json::to_string(&cached) {
             let _ = crate::lock::write_atomic(&path, text.as_bytes());
         }

@@ -44,6 +44,10 @@ pub enum FindingKind {
     Gone,
     /// The locked conda file is no longer in its channel's repodata.
     Broken,
+    /// A locked digest or hash that its registry, index or channel serves
+    /// differently for that exact artifact (a hand edit, or a replaced
+    /// file).
+    HashMismatch,
     /// Freeze would fail now.
     Unresolvable,
     /// An install step asks for specs that are not exact pins.
@@ -59,7 +63,8 @@ pub enum FindingKind {
 
 impl FindingKind {
     /// The kinds `drift` reports, in report order.
-    pub const DRIFT: [FindingKind; 11] = [
+    pub const DRIFT: [FindingKind; 12] = [
+        FindingKind::HashMismatch,
         FindingKind::Vulnerable,
         FindingKind::Stale,
         FindingKind::Base,
@@ -74,7 +79,7 @@ impl FindingKind {
     ];
 
     /// Every kind, verify's then drift's: the rules of a SARIF report.
-    pub const ALL: [FindingKind; 19] = [
+    pub const ALL: [FindingKind; 20] = [
         FindingKind::BaseMismatch,
         FindingKind::Missing,
         FindingKind::VersionDiffers,
@@ -89,6 +94,7 @@ impl FindingKind {
         FindingKind::Yanked,
         FindingKind::Gone,
         FindingKind::Broken,
+        FindingKind::HashMismatch,
         FindingKind::Unresolvable,
         FindingKind::Unpinned,
         FindingKind::Vulnerable,
@@ -122,6 +128,9 @@ impl FindingKind {
             Self::Unresolvable => "Freeze would fail now.",
             Self::Unpinned => "An install step asks for specs that are not exact pins.",
             Self::Vulnerable => "The index publishes security advisories for the locked version.",
+            Self::HashMismatch => {
+                "The registry, index or channel serves other content for a locked artifact than the lock says."
+            }
             Self::Security => {
                 "A newer version of a locked Debian package is in a security suite the lock read."
             }
@@ -146,6 +155,7 @@ impl FindingKind {
             Self::Yanked => "yanked",
             Self::Gone => "gone",
             Self::Broken => "broken",
+            Self::HashMismatch => "hash-mismatch",
             Self::Unresolvable => "unresolvable",
             Self::Unpinned => "unpinned",
             Self::Vulnerable => "vulnerable",
@@ -167,6 +177,7 @@ impl FindingKind {
             | Self::Yanked
             | Self::Gone
             | Self::Broken
+            | Self::HashMismatch
             | Self::Unresolvable
             | Self::Vulnerable
             | Self::Security => Severity::High,

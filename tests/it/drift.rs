@@ -699,3 +699,128 @@ async fn advisories_from_the_index_json_api_are_vulnerable_findings() {
         "{asked:?}"
     );
 }
+
+/// Changes the last hex digit of `value` where it follows `key = "` in the
+/// lock of `image`; returns the new value.
+fn tamper_lock(dir: &Path, image: &str, key: &str, value: &str) -> String {
+    let path = dir.join(format!("lockfiles/{image}.lock"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let last = value.chars().last().unwrap();
+    let other = if last == '0' { '1' } else { '0' };
+    let changed = format!("{}{other}", &value[..value.len() - 1]);
+    let from = format!("{key} = \"{value}\"");
+    assert!(text.contains(&from), "{image}.lock has {from}");
+    std::fs::write(
+        &path,
+        text.replacen(&from, &format!("{key} = \"{changed}\""), 1),
+    )
+    .unwrap();
+    changed
+}
+
+fn freeze_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    crate::common::run(
+        crate::common::imagelock()
+            .current_dir(dir)
+            .env("IMAGELOCK_CACHE_DIR", dir.join("cache"))
+            .args(["--config", "fixtures/examples/imagelock.toml", "freeze"])
+            .args(args),
+    )
+}
+
+/// The `hash-mismatch` findings of a JSON report, as (package or base,
+/// locked, served).
+fn hash_mismatches(out: &str) -> Vec<(String, String, String)> {
+    let report: Value = serde_json::from_str(out).unwrap();
+    let mut found = Vec::new();
+    for image in report["images"].as_array().unwrap() {
+        for f in image["findings"].as_array().unwrap() {
+            if f["kind"] == "hash-mismatch" {
+                found.push((
+                    f["package"]
+                        .as_str()
+                        .or(f["base"].as_str())
+                        .unwrap()
+                        .to_string(),
+                    f["locked"].as_str().unwrap_or_default().to_string(),
+                    f["latest"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// A lock whose hash the source contradicts: drift reports `hash-mismatch`
+/// (failing `--fail-on any`), freeze refuses with exit 2 naming the lock
+/// line, the key and what the source serves, and leaves the lock as it was.
+fn a_contradicted_lock_is_refused(image: &str, definition: &str, key: &str, value: &str) {
+    let dir = world_copy();
+    let changed = tamper_lock(dir.path(), image, key, value);
+    let lock_path = dir.path().join(format!("lockfiles/{image}.lock"));
+    let tampered = std::fs::read(&lock_path).unwrap();
+
+    let (code, out, err) = drift_in(dir.path(), &["--format", "json", definition]);
+    assert_eq!(code, 0, "{err}");
+    let found = hash_mismatches(&out);
+    assert_eq!(found.len(), 1, "{out}");
+    assert!(changed.ends_with(&found[0].1), "{found:?}");
+    assert!(value.ends_with(&found[0].2), "{found:?}");
+    let (code, out, err) = drift_in(dir.path(), &["--fail-on", "hash-mismatch", definition]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("hash-mismatch"), "{out}");
+
+    let (code, out, err) = freeze_in(dir.path(), &[definition]);
+    assert_eq!(code, 2, "{out}{err}");
+    let line = std::fs::read_to_string(&lock_path)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains(&changed))
+        .unwrap()
+        + 1;
+    assert!(
+        err.contains(&format!("lockfiles/{image}.lock:{line}")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("`{key}` of ")), "{err}");
+    assert!(err.contains(&changed), "{err}");
+    assert!(
+        err.contains(&format!("serves `{value}`")) || err.contains("has nothing under that digest"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&lock_path).unwrap(),
+        tampered,
+        "the lock is untouched"
+    );
+}
+
+#[test]
+fn a_changed_wheel_hash_is_a_hash_mismatch() {
+    a_contradicted_lock_is_refused(
+        "driver",
+        "fixtures/examples/driver/Dockerfile",
+        "sha256",
+        "73191c47aaa79da394e8fee2dbc2ec827432cab56311122c9e47abf79e390f62",
+    );
+}
+
+#[test]
+fn a_changed_base_digest_is_a_hash_mismatch() {
+    a_contradicted_lock_is_refused(
+        "driver",
+        "fixtures/examples/driver/Dockerfile",
+        "digest",
+        "sha256:b0bac9e435e7c26d0740198916fd9c8f34e946db179d7aaf1b27bffce47a6655",
+    );
+}
+
+#[test]
+fn a_changed_conda_sha256_is_a_hash_mismatch() {
+    a_contradicted_lock_is_refused(
+        "longqc",
+        "fixtures/examples/longqc/Dockerfile",
+        "sha256",
+        "d88aa7ae766cf584e180996e92fef2aa7d8e0a0a5ab1d4d49c32390c1b5fff31",
+    );
+}

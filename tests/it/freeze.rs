@@ -636,3 +636,117 @@ fn an_index_of_variants_freezes_and_verifies_the_same_platform() {
         assert_eq!(code, 0, "{platform}: {out}\n{err}");
     }
 }
+
+/// Regression (issue 16): `--update` of a package no lock and no step has
+/// is refused, not ignored; nothing is written.
+#[test]
+fn updating_a_package_nothing_has_is_refused() {
+    let dir = world_copy();
+    let image = "fixtures/examples/driver/Dockerfile";
+    let (code, _, err) = freeze_in(dir.path(), &[image]);
+    assert_eq!(code, 0, "{err}");
+    let before = std::fs::read(dir.path().join("lockfiles/driver.lock")).unwrap();
+    let (code, _, err) = freeze_in(dir.path(), &["--update", "nosuchpkg", "--", image]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`--update nosuchpkg`: no lock and no install step"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("lockfiles/driver.lock")).unwrap(),
+        before
+    );
+    // A locked package, however it is spelt, is fine.
+    let (code, _, err) = freeze_in(dir.path(), &["--update", "Charset_Normalizer", "--", image]);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// Every file under `dir`.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Changes a cache file as a poisoner would: a version or digit changed
+/// where one is (the file stays valid JSON), else one byte flipped.
+fn tamper(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    if let Some(i) = bytes.windows(2).position(|w| w == b"1.") {
+        bytes[i] = b'9';
+    } else if !bytes.is_empty() {
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x01;
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Issue 15: a tampered or damaged cache entry never changes a lock. For
+/// each kind of cache entry (base states, manifests, layers, index pages
+/// and what is derived from them, repodata), and for all at once: tamper
+/// every entry of that kind, freeze again, and the locks are byte for byte
+/// those of the clean run.
+#[test]
+fn tampered_cache_entries_never_change_a_lock() {
+    let dir = world_copy();
+    let pypi = crate::common::http::StaticServer::start(fixture("world/pypi"));
+    let conda = crate::common::http::StaticServer::start(fixture("world/conda"));
+    let config = dir.path().join("fixtures/examples/imagelock.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "index-url = \"../world/pypi/simple\"",
+            &format!("index-url = \"{}/simple\"", pypi.url()),
+        )
+        .replace("\"../world/conda\"", &format!("\"{}\"", conda.url()));
+    std::fs::write(&config, text).unwrap();
+    let images = [
+        "fixtures/examples/driver/Dockerfile",
+        "fixtures/examples/longqc/Dockerfile",
+    ];
+    let (code, _, err) = freeze_in(dir.path(), &images);
+    assert_eq!(code, 0, "{err}");
+    let locks = |d: &std::path::Path| -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        files_under(&d.join("lockfiles"))
+            .into_iter()
+            .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+            .collect()
+    };
+    let clean = locks(dir.path());
+    assert_eq!(clean.len(), 2);
+    let cache = dir.path().join("cache");
+    let mut kinds: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kinds.sort();
+    for want in ["base-states-v2", "manifests", "layers"] {
+        assert!(kinds.iter().any(|k| k == want), "{want} in {kinds:?}");
+    }
+    assert!(kinds.len() > 3, "index and channel caches too: {kinds:?}");
+    kinds.push(String::new()); // every kind at once
+    for kind in &kinds {
+        let files = files_under(&cache.join(kind));
+        assert!(!files.is_empty(), "{kind}");
+        for f in &files {
+            tamper(f);
+        }
+        let (code, _, err) = freeze_in(dir.path(), &images);
+        assert_eq!(code, 0, "tampered {kind}: {err}");
+        assert!(
+            locks(dir.path()) == clean,
+            "tampered {kind:?} changed a lock: {err}"
+        );
+    }
+}

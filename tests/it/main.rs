@@ -30,4 +30,5 @@ mod rewrite;
 mod security;
 mod settings;
 mod sif;
+mod soak;
 mod verify;

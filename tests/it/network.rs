@@ -569,3 +569,118 @@ fn https_proxy_from_the_environment_is_used() {
     assert_eq!(seen[0].method, "CONNECT");
     assert_eq!(seen[0].path, "registry.example.invalid:443");
 }
+
+/// The faults of the README's matrix, each injected once.
+fn matrix_faults() -> Vec<Fault> {
+    vec![
+        Fault::Drop,
+        Fault::Truncate,
+        Fault::TooManyRequests(1),
+        Fault::ServerError,
+        Fault::Hang(Duration::from_secs(3)),
+        Fault::SlowBody(Duration::from_millis(300)),
+        Fault::Corrupt,
+    ]
+}
+
+/// The package index row of the fault matrix: every fault but a corrupt
+/// page is retried (or, for a slow body, read to its end past the timeout)
+/// and the resolution is the fault-free one; a corrupt page is refused
+/// naming it, or (a byte that changes nothing) gives the same answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn package_index_fault_matrix() {
+    let index = StaticServer::start(repo_root().join("fixtures/pypi-cases"));
+    let mut clean: Option<String> = None;
+    for fault in std::iter::once(None).chain(matrix_faults().into_iter().map(Some)) {
+        let name = fault.as_ref().map_or("none", Fault::name);
+        let proxy = FaultProxy::start(&index.addr.to_string());
+        if let Some(fault) = &fault {
+            proxy.inject("/simple/six/", fault.clone(), 1);
+        }
+        let http = HttpClient::new(quick(Duration::from_secs(1))).unwrap();
+        let fetch = Fetcher::with_client(http, None, false, Default::default());
+        let client = Arc::new(
+            IndexClient::new(fetch, &[format!("http://{}/simple", proxy.addr)], false).unwrap(),
+        );
+        let request = ResolveRequest {
+            requirements: vec!["six".into()],
+            ..ResolveRequest::default()
+        };
+        let started = Instant::now();
+        let outcome = pypi::resolve(client, crate::common::cpython_target("3.11"), request).await;
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(20), "{name}: {took:?}");
+        let answer = |pins: &[imagelock::solve::python::PinnedPackage]| format!("{pins:?}");
+        match (fault, outcome) {
+            (Some(Fault::Corrupt), Err(e)) => {
+                assert!(e.to_string().contains("/simple/six/"), "{e}");
+            }
+            (_, Ok(pins)) => {
+                let now = answer(&pins).replace(&proxy.addr, "PROXY");
+                assert!(now.contains("six-1.17.0"), "{name}: {now}");
+                let first = clean.get_or_insert_with(|| now.clone());
+                assert_eq!(&now, first, "{name}: the same answer as without faults");
+            }
+            (_, Err(e)) => panic!("{name}: {e}"),
+        }
+    }
+}
+
+/// The conda channel row of the fault matrix: every fault but a corrupt
+/// repodata is retried (or read to its end) and the repodata is the
+/// fault-free one; a corrupt one is refused naming the channel, or (a byte
+/// that changes nothing) read the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn conda_channel_fault_matrix() {
+    use imagelock::config::CondaConfig;
+    use imagelock::resolve::conda::{ChannelRequest, ChannelSettings, CondaIndex, Condarc};
+    use imagelock::solve::conda::CondaSpec;
+
+    let channel = StaticServer::start(repo_root().join("fixtures/conda"));
+    let mut clean = None;
+    for fault in std::iter::once(None).chain(matrix_faults().into_iter().map(Some)) {
+        let name = fault.as_ref().map_or("none", Fault::name);
+        let proxy = FaultProxy::start(&channel.addr.to_string());
+        if let Some(fault) = &fault {
+            proxy.inject("/conda-forge/linux-64/repodata", fault.clone(), 1);
+        }
+        let settings = ChannelSettings::new(
+            &CondaConfig {
+                channel_alias: Some(format!("http://{}", proxy.addr)),
+                ..CondaConfig::default()
+            },
+            &Condarc::default(),
+            std::path::Path::new("/"),
+        );
+        let mut specs = vec![CondaSpec::parse("python=3.12").unwrap()];
+        let channels = settings
+            .resolve(
+                &ChannelRequest {
+                    cli: vec!["conda-forge".into()],
+                    override_channels: true,
+                    ..ChannelRequest::default()
+                },
+                &mut specs,
+            )
+            .unwrap();
+        let http = HttpClient::new(quick(Duration::from_secs(1))).unwrap();
+        let cache = tempdir();
+        let index = CondaIndex::new(cache.path(), http.middleware_client(), false);
+        let started = Instant::now();
+        let outcome = index.fetch(&channels, "linux-64", &specs, &[], None).await;
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(20), "{name}: {took:?}");
+        match (fault, outcome) {
+            (Some(Fault::Corrupt), Err(e)) => {
+                assert!(e.to_string().contains("conda-forge"), "{e}");
+            }
+            (_, Ok(data)) => {
+                let now = data.file_hashes();
+                assert!(!now.is_empty(), "{name}");
+                let first = clean.get_or_insert_with(|| now.clone());
+                assert_eq!(&now, first, "{name}: the same records as without faults");
+            }
+            (_, Err(e)) => panic!("{name}: {e}"),
+        }
+    }
+}

@@ -210,3 +210,48 @@ fn configured_images_and_repository_bases() {
     assert!(out.contains("python:3.13-slim"), "{out}");
     assert!(out.contains("\"repository_bases\""), "{out}");
 }
+
+/// Regression (issue 16): a COPY'd requirements file that is not UTF-8 is
+/// said to be unreadable, not brought by no COPY.
+#[test]
+fn a_copied_file_that_is_not_utf8_is_said_so() {
+    let dir = crate::common::tempdir();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM python:3.11-slim\nCOPY requirements.txt /tmp/\nRUN pip install -r /tmp/requirements.txt\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("requirements.txt"),
+        b"six==1.16.0 # caf\xe9\n",
+    )
+    .unwrap();
+    let path = dir.path().join("Dockerfile");
+    let (code, out, err) = plan(&[path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("is not UTF-8 text"), "{out}");
+    assert!(!out.contains("no COPY brings it"), "{out}");
+}
+
+/// Issue 15: control characters from a definition file reach stdout
+/// reports escaped (every report goes through one printer), so a line with
+/// `ESC[2J` cannot clear the terminal; JSON escapes them its own way.
+#[test]
+fn control_characters_in_a_definition_are_escaped_in_the_report() {
+    let dir = crate::common::tempdir();
+    let path = dir.path().join("Dockerfile");
+    std::fs::write(
+        &path,
+        "FROM python:3.11-slim\nRUN pip install 'six==1.16.0' \"\x1b[2Jdemo\"\nLABEL note=\"\x1b]0;title\x07\"\n",
+    )
+    .unwrap();
+    for format in ["human", "json"] {
+        let (code, out, err) = plan(&["--format", format, path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out}");
+        assert!(!err.contains('\x1b'), "{err}");
+        if format == "human" {
+            assert!(out.contains("\\x1b[2Jdemo"), "{out}");
+        }
+    }
+}

@@ -619,3 +619,31 @@ impl Locked for imagelock::solve::python::PinnedPackage {
             .unwrap()
     }
 }
+
+/// Regression (issue 16): a project the index answers 404 for is "not on
+/// the index URL", never a resolution conflict; a pin no release matches
+/// names what the index has.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_project_or_version_is_said_plainly() {
+    let s = server();
+    let err = resolve_with(&s, &["no-such-project-here"], Run::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "`no-such-project-here` is not on the index `{}/simple`",
+            s.url()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("no set of Python packages"), "{err}");
+    let err = resolve_with(&s, &["six==0.0.1"], Run::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no version of six matches ==0.0.1; the index has"),
+        "{err}"
+    );
+}

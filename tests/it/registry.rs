@@ -448,8 +448,19 @@ async fn rejects_bad_content() {
         .await
         .unwrap_err();
     assert!(matches!(err, ResolveError::DigestMismatch { .. }), "{err}");
-    // A config blob whose bytes differ from the digest it was asked by.
+    // Content asked for by digest that arrives damaged once is fetched
+    // again.
     proxy.inject("/blobs/", Fault::Corrupt, 1);
+    let before = proxy.count("/blobs/");
+    Registry::new(anonymous())
+        .unwrap()
+        .resolve(&image(&proxy.addr, "single:oci"), &[])
+        .await
+        .unwrap();
+    assert_eq!(proxy.count("/blobs/") - before, 2, "fetched once more");
+    // A config blob whose bytes differ from the digest it was asked by,
+    // every time.
+    proxy.inject("/blobs/", Fault::Corrupt, 2);
     let err = Registry::new(anonymous())
         .unwrap()
         .resolve(&image(&proxy.addr, "single:oci"), &[])
@@ -467,6 +478,18 @@ async fn rejects_bad_content() {
         .await
         .unwrap_err();
     assert!(matches!(err, ResolveError::TooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("the manifest is larger"), "{err}");
+    // A config over 16 MiB is called the image config, not the manifest.
+    proxy.inject("/blobs/", Fault::Huge(17 * 1024 * 1024), 1);
+    let err = Registry::new(anonymous())
+        .unwrap()
+        .resolve(&image(&proxy.addr, "single:oci"), &[])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("the image config is larger than"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

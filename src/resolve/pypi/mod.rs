@@ -258,7 +258,12 @@ impl IndexClient {
             all.extend(files);
         }
         if !found {
-            return Err(SourceError::NotFound(name.to_string()));
+            let asked: Vec<String> = self
+                .indexes
+                .iter()
+                .map(|u| format!("`{}`", fetch::redact(u.as_str()).trim_end_matches('/')))
+                .collect();
+            return Err(SourceError::NotFound(name.to_string(), asked.join(", ")));
         }
         Ok(Arc::new(all))
     }

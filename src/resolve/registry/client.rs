@@ -565,6 +565,11 @@ impl Registry {
         }))
     }
 
+    /// A manifest or config fetched (and verified) in this run, by digest.
+    pub fn verified_content(&self, digest: &Digest) -> Option<Bytes> {
+        self.cached(digest)
+    }
+
     fn cached(&self, digest: &Digest) -> Option<Bytes> {
         lock(&self.content).get(digest).cloned()
     }
@@ -594,18 +599,31 @@ impl Registry {
                         Kind::Manifest => format!("manifests/{digest}"),
                         Kind::Blob | Kind::Layer => format!("blobs/{digest}"),
                     };
-                    self.request(label, image, remote, Method::GET, &path, kind, limit)
-                        .await
-                        .and_then(|resp| {
-                            verified(label, &remote.host, digest, &resp.body)?;
-                            Ok(Fetched {
-                                digest: digest.clone(),
-                                content_type: resp
-                                    .header(CONTENT_TYPE.as_str())
-                                    .map(str::to_string),
-                                body: resp.body,
-                            })
-                        })
+                    // Content that does not hash to its digest is asked for
+                    // once more (a byte damaged on the way); twice wrong is
+                    // refused.
+                    let mut outcome = None;
+                    for _ in 0..2 {
+                        let got = self
+                            .request(label, image, remote, Method::GET, &path, kind, limit)
+                            .await
+                            .and_then(|resp| {
+                                verified(label, &remote.host, digest, &resp.body)?;
+                                Ok(Fetched {
+                                    digest: digest.clone(),
+                                    content_type: resp
+                                        .header(CONTENT_TYPE.as_str())
+                                        .map(str::to_string),
+                                    body: resp.body,
+                                })
+                            });
+                        let again = matches!(got, Err(ResolveError::DigestMismatch { .. }));
+                        outcome = Some(got);
+                        if !again {
+                            break;
+                        }
+                    }
+                    outcome.expect("one attempt at least")
                 }
                 (Location::Remote(_), None) => continue,
                 (Location::Layouts(root), _) => {
@@ -792,6 +810,11 @@ impl Registry {
             let response = self.http.send(request).await.map_err(|e| match e {
                 HttpError::TooLarge { limit, .. } => ResolveError::TooLarge {
                     image: label.to_string(),
+                    what: match kind {
+                        Kind::Manifest => "the manifest",
+                        Kind::Blob => "the image config",
+                        Kind::Layer => "a layer",
+                    },
                     limit,
                 },
                 source => ResolveError::Http {
@@ -1193,9 +1216,17 @@ fn layout_blob(
         .join("blobs")
         .join(digest.algorithm().as_str())
         .join(digest.hex());
-    let len = fs_err::metadata(&path)
-        .map_err(|e| layout_err(e.to_string()))?
-        .len();
+    let len = match fs_err::metadata(&path) {
+        Ok(m) => m.len(),
+        // The layout does not have that content, as a registry answers 404.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ResolveError::NotFound {
+                image: label.to_string(),
+                registry: format!("oci:{}", dir.display()),
+            });
+        }
+        Err(e) => return Err(layout_err(e.to_string())),
+    };
     if len > limit {
         return Err(layout_err(format!(
             "blob `{digest}` is larger than {limit} bytes"

@@ -26,9 +26,14 @@ pub enum ResolveError {
         url: String,
     },
     #[error(
-        "`{image}`: the manifest is larger than {limit} bytes\nhint: registries refuse manifests this large; the source is likely not a registry"
+        "`{image}`: {what} is larger than {limit} bytes\nhint: registries refuse {what} this large; the source is likely not a registry, or not serving what it was asked for"
     )]
-    TooLarge { image: String, limit: u64 },
+    TooLarge {
+        image: String,
+        /// `the manifest`, `the image config`.
+        what: &'static str,
+        limit: u64,
+    },
     #[error(
         "`{image}`: content from `{registry}` does not match its digest: expected `{expected}`, got `{actual}`\nhint: a proxy or mirror may be altering responses; try again or bypass it"
     )]

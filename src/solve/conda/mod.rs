@@ -196,6 +196,26 @@ impl CondaRepodata {
             .collect()
     }
 
+    /// What the repodata states for each file: its sha256 and md5 (hex),
+    /// for comparing a lock with the channel.
+    pub fn file_hashes(
+        &self,
+    ) -> std::collections::BTreeMap<String, (Option<String>, Option<String>)> {
+        self.parts()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r.identifier.to_string(),
+                    (
+                        r.package_record.sha256.map(hex::encode),
+                        r.package_record.md5.map(hex::encode),
+                    ),
+                )
+            })
+            .collect()
+    }
+
     fn parts(&self) -> Vec<Vec<&RepoDataRecord>> {
         self.parts
             .iter()

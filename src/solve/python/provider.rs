@@ -14,9 +14,12 @@ use super::dist::{CoreMetadata, DistFile};
 /// Why a source could not answer.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SourceError {
-    /// The project is on none of the indexes.
-    #[error("`{0}` is not on the package index")]
-    NotFound(String),
+    /// The project is on none of the indexes (its name, and the indexes
+    /// asked, without credentials).
+    #[error(
+        "`{0}` is not on the index {1}\nhint: check the name for a typo; if it is published elsewhere, add that index (`--extra-index-url` in the step, or `[pypi] extra-index-urls`)"
+    )]
+    NotFound(String, String),
     /// The service could not answer: unreachable, a server error, refused
     /// credentials, or not in the cache offline. Trouble, not an answer.
     #[error("{0}")]
@@ -113,7 +116,7 @@ impl PackageSource for MemorySource {
         self.projects
             .get(name)
             .map(|v| Arc::new(v.iter().map(|(f, _)| f.clone()).collect()))
-            .ok_or_else(|| SourceError::NotFound(name.to_string()))
+            .ok_or_else(|| SourceError::NotFound(name.to_string(), "in memory".into()))
     }
 
     fn metadata(
@@ -125,7 +128,7 @@ impl PackageSource for MemorySource {
             .get(name)
             .and_then(|v| v.iter().find(|(f, _)| f.filename == file.filename))
             .map(|(_, m)| Arc::new(m.clone()))
-            .ok_or_else(|| SourceError::NotFound(file.filename.clone()))
+            .ok_or_else(|| SourceError::NotFound(file.filename.clone(), "in memory".into()))
     }
 
     fn direct(&self, _name: &PackageName, url: &str) -> Result<DirectDist, SourceError> {

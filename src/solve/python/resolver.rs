@@ -166,6 +166,8 @@ pub struct Candidates {
     pub versions: Vec<Candidate>,
     /// `2.0: requires Python >=3.12` for versions that were left out.
     pub skipped: Vec<(Version, String)>,
+    /// Every version the index lists a file of, fit or not, oldest first.
+    pub listed: Vec<Version>,
 }
 
 impl Candidates {
@@ -217,7 +219,10 @@ impl Candidates {
                 *slot = Some((rank, file.clone()));
             }
         }
-        let mut out = Candidates::default();
+        let mut out = Candidates {
+            listed: by_version.keys().cloned().collect(),
+            ..Candidates::default()
+        };
         for (version, (good, yanked, why)) in by_version.into_iter().rev() {
             match (good, yanked) {
                 (Some((_, file)), _) => out.versions.push(Candidate {
@@ -364,8 +369,59 @@ struct Provider<'a, S: PackageSource> {
     /// these names count as met.
     unbuilt: HashMap<PackageName, UnbuiltDist>,
     projects: RefCell<HashMap<PackageName, Rc<Candidates>>>,
+    /// Projects no index has (a 404), asked for on the way.
+    missing: RefCell<BTreeMap<PackageName, SourceError>>,
     allow_pre: RefCell<HashSet<PackageName>>,
     seen_order: RefCell<HashMap<PyPkg, usize>>,
+}
+
+/// `no version of numpy matches ==0.0.1; the index has …` for the first
+/// requirement asked for directly whose specifiers no version on the index
+/// meets.
+fn unlisted_request<S: PackageSource>(
+    provider: &Provider<'_, S>,
+    target: &TargetEnv,
+) -> Option<String> {
+    for req in &provider.root {
+        let Some(VersionOrUrl::VersionSpecifier(specs)) = &req.version_or_url else {
+            continue;
+        };
+        if !req.evaluate_markers(target.markers(), &[]) {
+            continue;
+        }
+        let Ok(project) = provider.project(&req.name) else {
+            continue;
+        };
+        let listed = &project.listed;
+        if listed.iter().any(|v| specs.contains(v)) {
+            continue;
+        }
+        let has = match listed.as_slice() {
+            [] => "no version of it".to_string(),
+            [one] => format!("only {one}"),
+            [first, .., last] if listed.len() > 6 => {
+                let recent: Vec<String> = listed[listed.len() - 5..]
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                format!(
+                    "{} versions, {first} to {last} (latest: {})",
+                    listed.len(),
+                    recent.join(", ")
+                )
+            }
+            all => all
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        return Some(format!(
+            "no version of {} matches {specs}; the index has {has}",
+            req.name
+        ));
+    }
+    None
 }
 
 impl<S: PackageSource> Provider<'_, S> {
@@ -491,8 +547,12 @@ impl<S: PackageSource> DependencyProvider for Provider<'_, S> {
         }
         let project = match self.project(name) {
             Ok(p) => p,
-            // An unknown project has no versions; PubGrub explains it.
-            Err(SourceError::NotFound(_)) => return Ok(None),
+            // An unknown project has no versions; if no solution is found,
+            // that is the reason given.
+            Err(e @ SourceError::NotFound(..)) => {
+                self.missing.borrow_mut().entry(name.clone()).or_insert(e);
+                return Ok(None);
+            }
             Err(e) => return Err(e),
         };
         let allow_pre = self.options.pre || self.allow_pre.borrow().contains(name);
@@ -741,12 +801,29 @@ pub fn resolve<S: PackageSource>(
         direct,
         unbuilt,
         projects: RefCell::default(),
+        missing: RefCell::default(),
         allow_pre: RefCell::default(),
         seen_order: RefCell::default(),
     };
     let solution = match pubgrub::resolve(&provider, PyPkg::Root, Version::new([0])) {
         Ok(s) => s,
         Err(PubGrubError::NoSolution(mut tree)) => {
+            // A project no index has (a 404) is the reason, not a conflict.
+            let missing = {
+                let packages = tree.packages();
+                provider
+                    .missing
+                    .borrow()
+                    .iter()
+                    .find(|(n, _)| packages.contains(&PyPkg::Dist((*n).clone())))
+                    .map(|(n, e)| (n.clone(), e.clone()))
+            };
+            if let Some((name, source)) = missing {
+                return Err(SolveError::Source {
+                    name: name.to_string(),
+                    source,
+                });
+            }
             tree.collapse_no_versions();
             let report = DefaultStringReporter::report(&tree)
                 .replace("the requested packages 0 depends on", "you asked for")
@@ -755,6 +832,17 @@ pub fn resolve<S: PackageSource>(
                     "the request cannot be met",
                 )
                 .replace("the requested packages 0", "the request");
+            // A requested version the index does not list at all is the
+            // whole story, whatever else the tree says (a Python bound of a
+            // newer release is beside the point).
+            if let Some(report) = unlisted_request(&provider, target) {
+                return Err(SolveError::NoSolution {
+                    context: None,
+                    target: target.describe(),
+                    report,
+                    hints: Vec::new(),
+                });
+            }
             let report = tidy_report(&report);
             let mut hints = Vec::new();
             let mut names: Vec<&PyPkg> = tree.packages().into_iter().collect();

@@ -288,3 +288,44 @@ fn exact_pins_of_post_and_dev_releases_match_them_and_their_locals() {
     assert!(range("==3.0.dev1").contains(&v("3.0.dev1+x")));
     assert!(!range("==3.0.dev1").contains(&v("3.0.dev2")));
 }
+
+/// Regression (issue 16): a pin the index has no version for says so, with
+/// what the index has, rather than blaming the Python bound of a newer
+/// release.
+#[test]
+fn a_version_the_index_does_not_list_is_named() {
+    let mut s = MemorySource::default();
+    for v in ["1.21.0", "1.26.4", "2.0.0", "2.1.0", "2.2.0", "2.3.0"] {
+        s.add("numpy", v, &[]);
+    }
+    s.add("numpy", "2.5.5", &[]).requires_python = Some(">=3.12".into());
+    let err = run(&s, &["numpy==0.0.1"]).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "no version of numpy matches ==0.0.1; the index has 7 versions, 1.21.0 to 2.5.5"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("requires Python"), "{err}");
+    // A version the index has but the target cannot use keeps the reason.
+    let err = run(&s, &["numpy==2.5.5"]).unwrap_err().to_string();
+    assert!(err.contains("requires Python >=3.12"), "{err}");
+}
+
+/// Regression (issue 16): a project no index has is "not on the index",
+/// never a resolution conflict, whether asked for or pulled in.
+#[test]
+fn a_project_the_index_does_not_have_is_not_a_conflict() {
+    let mut s = world();
+    s.add("needs-ghost", "1.0", &["ghost>=1"]);
+    for reqs in [&["ghost"][..], &["needs-ghost"][..]] {
+        let err = run(&s, reqs).unwrap_err();
+        assert!(
+            matches!(&err, SolveError::Source { name, source: SourceError::NotFound(..) } if name == "ghost"),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("`ghost` is not on the index"), "{text}");
+        assert!(!text.contains("no set of Python packages"), "{text}");
+    }
+}

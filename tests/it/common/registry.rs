@@ -572,6 +572,53 @@ pub enum Fault {
     Huge(usize),
     /// Redirect to this base URL + the request path.
     Redirect(String),
+    /// Accept, say nothing for this long, then close.
+    Hang(std::time::Duration),
+    /// Forward the answer in 1 KiB pieces with this pause between them.
+    SlowBody(std::time::Duration),
+}
+
+impl Fault {
+    /// A short name, for counting.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fault::Drop => "reset",
+            Fault::ServerError => "5xx",
+            Fault::TooManyRequests(_) => "429",
+            Fault::Truncate => "truncate",
+            Fault::Corrupt => "corrupt",
+            Fault::Huge(_) => "huge",
+            Fault::Redirect(_) => "redirect",
+            Fault::Hang(_) => "hang",
+            Fault::SlowBody(_) => "slow body",
+        }
+    }
+}
+
+/// Faults injected at random: one of `faults` on `percent` % of requests,
+/// from a seeded generator (so a run can be repeated).
+struct RandomFaults {
+    state: u64,
+    percent: u64,
+    faults: Vec<Fault>,
+}
+
+impl RandomFaults {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        self.state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn pick(&mut self) -> Option<Fault> {
+        if self.faults.is_empty() || self.next() % 100 >= self.percent {
+            return None;
+        }
+        let i = (self.next() % self.faults.len() as u64) as usize;
+        Some(self.faults[i].clone())
+    }
 }
 
 /// A forwarding proxy in front of a registry that injects faults.
@@ -579,6 +626,9 @@ pub struct FaultProxy {
     pub addr: String,
     pub seen: Arc<Mutex<Vec<SeenRequest>>>,
     rules: Arc<Mutex<Vec<(String, Fault, u32)>>>,
+    random: Arc<Mutex<Option<RandomFaults>>>,
+    /// Faults injected at random so far, by name.
+    pub injected: Arc<Mutex<BTreeMap<&'static str, usize>>>,
 }
 
 impl FaultProxy {
@@ -587,15 +637,45 @@ impl FaultProxy {
         let addr = listener.local_addr().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let rules: Arc<Mutex<Vec<(String, Fault, u32)>>> = Arc::default();
+        let random: Arc<Mutex<Option<RandomFaults>>> = Arc::default();
+        let injected: Arc<Mutex<BTreeMap<&'static str, usize>>> = Arc::default();
         let (s, r, up) = (seen.clone(), rules.clone(), upstream.to_string());
+        let (rnd, inj) = (random.clone(), injected.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let (s, r, up) = (s.clone(), r.clone(), up.clone());
-                std::thread::spawn(move || proxy_one(stream, &up, &s, &r));
+                // Random faults are drawn here, in arrival order.
+                let drawn = rnd.lock().unwrap().as_mut().and_then(RandomFaults::pick);
+                if let Some(f) = &drawn {
+                    *inj.lock().unwrap().entry(f.name()).or_default() += 1;
+                }
+                std::thread::spawn(move || proxy_one(stream, &up, &s, &r, drawn));
             }
         });
-        FaultProxy { addr, seen, rules }
+        FaultProxy {
+            addr,
+            seen,
+            rules,
+            random,
+            injected,
+        }
+    }
+
+    /// From now on, one of `faults` on `percent` % of connections (each
+    /// request of imagelock's is on a connection of its own here: the
+    /// proxy answers `Connection: close`), drawn from `seed`.
+    pub fn random_faults(&self, percent: u64, faults: Vec<Fault>, seed: u64) {
+        *self.random.lock().unwrap() = Some(RandomFaults {
+            state: seed.max(1),
+            percent,
+            faults,
+        });
+    }
+
+    /// No more random faults.
+    pub fn calm(&self) {
+        *self.random.lock().unwrap() = None;
     }
 
     /// Applies `fault` to the next `times` requests whose path contains `pattern`.
@@ -622,6 +702,7 @@ fn proxy_one(
     upstream: &str,
     seen: &Mutex<Vec<SeenRequest>>,
     rules: &Mutex<Vec<(String, Fault, u32)>>,
+    drawn: Option<Fault>,
 ) {
     let Some((req, body)) = read_request(&mut client) else {
         return;
@@ -636,9 +717,14 @@ fn proxy_one(
             *n -= 1;
             f.clone()
         })
-    };
+    }
+    .or(drawn);
     match &fault {
         Some(Fault::Drop) => return,
+        Some(Fault::Hang(d)) => {
+            std::thread::sleep(*d);
+            return;
+        }
         Some(Fault::ServerError) => {
             return respond(&mut client, "500 Internal Server Error", &[], b"oops");
         }
@@ -698,6 +784,16 @@ fn proxy_one(
             let last = response.len() - 1;
             response[last] ^= 0x20;
             let _ = client.write_all(&response);
+        }
+        Some(Fault::SlowBody(pause)) => {
+            let _ = client.write_all(&response[..split]);
+            for piece in response[split..].chunks(1024) {
+                let _ = client.flush();
+                std::thread::sleep(pause);
+                if client.write_all(piece).is_err() {
+                    return;
+                }
+            }
         }
         _ => {
             let _ = client.write_all(&response);
