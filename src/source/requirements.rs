@@ -229,7 +229,9 @@ fn parse_line(
             _ => (first, None),
         };
         // Short options may be glued to their value: `-rreqs.txt`.
-        let (name, inline) = match (name.len() > 2 && !name.starts_with("--"), inline) {
+        // (Only when the option letter is one byte: `-½` is no option.)
+        let glued = name.len() > 2 && !name.starts_with("--") && name.is_char_boundary(2);
+        let (name, inline) = match (glued, inline) {
             (true, None) => (&name[..2], Some(&name[2..])),
             _ => (name, inline),
         };
@@ -458,6 +460,17 @@ git+https://github.com/org/repo@v1#egg=repo\n-e ./local\n--pre\n-rmore.txt\n";
             .unwrap_err();
         assert_eq!(err.0.location.to_string(), "r.txt:2:7");
         assert!(err.0.message.contains("`--bogus`"), "{}", err.0.message);
+    }
+
+    /// Found by the fuzz target: a dash glued to a multibyte character
+    /// (`-½`) was cut inside the character.
+    #[test]
+    fn a_dash_before_a_multibyte_character_is_an_error_not_a_panic() {
+        let text = "-\u{bd}\0-\u{1a}\u{1a}@\0";
+        match RequirementsFile::parse(Path::new("r.txt"), text, &|_| None) {
+            Ok(f) => assert_eq!(f.requirements().count(), 0),
+            Err(e) => assert!(text.get(e.0.span.start..e.0.span.end).is_some()),
+        }
     }
 
     proptest::proptest! {
