@@ -169,6 +169,7 @@ pub async fn apt_step(
                 "{}:{}: `{}` is not locked: {why}",
                 place.file, place.line, cmd.text
             )],
+            reason: Some(why),
             ..StepOutcome::default()
         })
     };

@@ -167,6 +167,7 @@ pub async fn freeze_image_reporting(
                 find_links: &first.find_links,
                 // A step is locked when every platform locked it.
                 locked: per_platform.iter().all(|(_, o)| o.locked),
+                reason: not_locked_reason(&per_platform).as_deref(),
             })
             .map_err(unlockable)?;
             for (_, outcome) in per_platform {
@@ -580,4 +581,25 @@ fn short_name_note(
             ))
         }
     }
+}
+
+/// Why a step is not locked: the reason its platforms give, or, when they
+/// differ, each platform's (`on linux/arm64: …`).
+fn not_locked_reason(per_platform: &[(String, StepOutcome)]) -> Option<String> {
+    let unlocked: Vec<(&String, &str)> = per_platform
+        .iter()
+        .filter(|(_, o)| !o.locked)
+        .filter_map(|(p, o)| Some((p, o.reason.as_deref()?)))
+        .collect();
+    let (_, first) = unlocked.first()?;
+    if unlocked.iter().all(|(_, r)| r == first) {
+        return Some((*first).to_string());
+    }
+    Some(
+        unlocked
+            .iter()
+            .map(|(p, r)| format!("on {p}: {r}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
 }

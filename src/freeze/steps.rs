@@ -110,6 +110,8 @@ pub struct StepOutcome {
     /// Where it installed.
     pub target: Option<String>,
     pub locked: bool,
+    /// Why the step is not locked, when it is not.
+    pub reason: Option<String>,
     pub conda: Vec<CondaPackage>,
     pub pypi: Vec<PypiPackage>,
     pub apt: Vec<crate::lock::AptPackage>,
@@ -172,6 +174,7 @@ pub async fn resolve_step(
         return Ok(StepOutcome {
             requested: values(&cmd.specs),
             locked: false,
+            reason: Some(why),
             warnings,
             ..StepOutcome::default()
         });
@@ -219,6 +222,10 @@ pub async fn resolve_step(
         Ecosystem::Os | Ecosystem::Other => Ok(StepOutcome {
             requested: values(&cmd.specs),
             locked: false,
+            reason: Some(format!(
+                "imagelock does not lock `{}` steps",
+                cmd.manager.as_str()
+            )),
             ..StepOutcome::default()
         }),
         Ecosystem::Python => {

@@ -458,6 +458,8 @@ pub struct StepHeader<'a> {
     pub indexes: &'a [String],
     pub find_links: &'a [String],
     pub locked: bool,
+    /// Why it is not locked, when it is not.
+    pub reason: Option<&'a str>,
 }
 
 impl LockedStep {
@@ -508,6 +510,7 @@ impl LockedStep {
                 .map(|i| check(&what, "find-links", i))
                 .collect::<Result<_, _>>()?,
             locked: h.locked,
+            reason: h.reason.map(|r| one_line("reason", r)).transpose()?,
             conda: Vec::new(),
             pypi: Vec::new(),
             apt_sources: Vec::new(),

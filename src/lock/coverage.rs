@@ -35,7 +35,7 @@ pub fn coverage_of(
         });
         Some(match step {
             Some(l) if l.locked => InLock::Locked,
-            Some(_) => InLock::NotLocked,
+            Some(l) => InLock::NotLocked(l.reason.clone()),
             None => InLock::Missing,
         })
     };

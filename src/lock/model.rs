@@ -167,6 +167,11 @@ pub struct LockedStep {
     /// False for steps recorded but not locked (OS package managers).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub locked: bool,
+    /// Why a step with `locked = false` is not locked (one line), so that
+    /// `verify` and `drift` can say it without resolving again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, schemars(schema_with = "one_line_schema"))]
+    pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conda: Vec<CondaPackage>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

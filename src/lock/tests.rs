@@ -72,6 +72,7 @@ pub(crate) fn sample() -> LockedImage {
                 indexes: vec![],
                 find_links: vec![],
                 locked: true,
+                reason: None,
                 conda: vec![CondaPackage {
                     name: "numpy".parse().unwrap(),
                     version: "1.26.4".parse().unwrap(),
@@ -103,6 +104,7 @@ pub(crate) fn sample() -> LockedImage {
                 indexes: vec!["https://pypi.org/simple".parse().unwrap()],
                 find_links: vec![],
                 locked: true,
+                reason: None,
                 conda: vec![],
                 pypi: vec![
                     pypi("six", &["linux/arm64", "linux/amd64"]),
@@ -124,6 +126,7 @@ pub(crate) fn sample() -> LockedImage {
                 indexes: vec![],
                 find_links: vec![],
                 locked: false,
+                reason: None,
                 conda: vec![],
                 pypi: vec![],
                 apt_sources: vec![],

@@ -327,6 +327,7 @@ mod tests {
             indexes: vec![],
             find_links: vec![],
             locked: true,
+            reason: None,
             conda: vec![],
             pypi: vec![],
             apt_sources: vec![],

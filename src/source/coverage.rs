@@ -579,10 +579,11 @@ pub struct Coverage {
 }
 
 /// What a lock records of an install step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InLock {
     Locked,
-    NotLocked,
+    /// Recorded as not locked, with the reason the lock gives.
+    NotLocked(Option<String>),
     /// The lock has no step of that command at that line (it is stale).
     Missing,
 }
@@ -679,9 +680,9 @@ impl Coverage {
                     (Some(InLock::Missing), _) => {
                         Class::NotLocked("not in the lock, which is stale".into())
                     }
-                    (Some(InLock::NotLocked), Class::Locked(_)) => {
-                        Class::NotLocked("the lock records it as not locked".into())
-                    }
+                    (Some(InLock::NotLocked(why)), Class::Locked(_)) => Class::NotLocked(
+                        why.unwrap_or_else(|| "the lock records it as not locked".into()),
+                    ),
                     (_, c) => c,
                 };
                 steps.push((

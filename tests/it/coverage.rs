@@ -132,7 +132,7 @@ fn drift_fails_on_unlocked_steps_until_they_are_accepted() {
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(
         out.contains(
-            "app: coverage: 1 of 2 steps locked; not locked: line 2 `apt-get install …` (the lock records it as not locked)"
+            "app: coverage: 1 of 2 steps locked; not locked: line 2 `apt-get install …` (the image has no dpkg status (`/var/lib/dpkg/status`), so imagelock does not know what apt starts from)"
         ),
         "{out}\n{err}"
     );
@@ -241,7 +241,7 @@ fn the_main_job_prints_each_example_images_coverage() {
                 .args(args),
         )
     };
-    let driver = "coverage: 3 of 6 steps locked; not locked: line 8 `apt-get install …` (the lock records it as not locked), line 18 `curl … | bash` (script from the network), line 19 `curl … | tar` (archive from the network, unpacked unchecked)";
+    let driver = "coverage: 3 of 6 steps locked; not locked: line 8 `apt-get install …` (the image names no apt source (`/etc/apt/sources.list`, `sources.list.d/*.list` or `*.sources`) that imagelock can read), line 18 `curl … | bash` (script from the network), line 19 `curl … | tar` (archive from the network, unpacked unchecked)";
     let (code, _, err) = run(&["freeze", "--check"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains(&format!("image `driver`: {driver}")), "{err}");

@@ -581,6 +581,7 @@ fn lock_for(dir: &Path) -> LockedImage {
         indexes: vec![],
         find_links: vec![],
         locked: true,
+        reason: None,
         conda: vec![],
         pypi: vec![],
         apt_sources: vec![],
