@@ -311,7 +311,7 @@ pub struct VerifyArgs {
     pub platform: Option<String>,
     /// Also write the report in FORMAT to PATH (repeatable): human, json,
     /// markdown, junit, junit-strict, sarif
-    #[arg(long, value_name = "FORMAT=PATH", value_parser = crate::cli::reports::parse_output)]
+    #[arg(long, value_name = "FORMAT=PATH", value_parser = parse_output)]
     pub output: Vec<(OutputFormat, PathBuf)>,
 }
 
@@ -331,7 +331,7 @@ pub struct DriftArgs {
     pub as_of: Option<String>,
     /// Also write the report in FORMAT to PATH (repeatable): human, json,
     /// markdown, junit, junit-strict, sarif
-    #[arg(long, value_name = "FORMAT=PATH", value_parser = crate::cli::reports::parse_output)]
+    #[arg(long, value_name = "FORMAT=PATH", value_parser = parse_output)]
     pub output: Vec<(OutputFormat, PathBuf)>,
 }
 
@@ -395,6 +395,24 @@ fn parse_date(text: &str) -> Result<String, String> {
     crate::solve::conda::parse_exclude_newer(text)
         .map(|_| text.to_string())
         .map_err(|_| bad())
+}
+
+/// `--output FORMAT=PATH` as clap parses it.
+pub fn parse_output(text: &str) -> Result<(OutputFormat, PathBuf), String> {
+    let Some((format, path)) = text.split_once('=') else {
+        return Err(format!(
+            "`{text}` is not FORMAT=PATH\nhint: write e.g. `--output sarif=imagelock.sarif`"
+        ));
+    };
+    let format = OutputFormat::from_str(format, true).map_err(|_| {
+        format!(
+            "`{format}` is not an output format\nhint: use one of human, json, markdown, junit, junit-strict, sarif"
+        )
+    })?;
+    if path.is_empty() {
+        return Err(format!("`--output {text}` names no file"));
+    }
+    Ok((format, PathBuf::from(path)))
 }
 
 #[cfg(test)]

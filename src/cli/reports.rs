@@ -8,25 +8,6 @@ use std::path::{Path, PathBuf};
 use crate::cli::{OutputFormat, Printer};
 use crate::verify::{JunitFlavour, JunitRun, Render, Report};
 
-/// `--output FORMAT=PATH` as clap parses it.
-pub fn parse_output(text: &str) -> Result<(OutputFormat, PathBuf), String> {
-    use clap::ValueEnum;
-    let Some((format, path)) = text.split_once('=') else {
-        return Err(format!(
-            "`{text}` is not FORMAT=PATH\nhint: write e.g. `--output sarif=imagelock.sarif`"
-        ));
-    };
-    let format = OutputFormat::from_str(format, true).map_err(|_| {
-        format!(
-            "`{format}` is not an output format\nhint: use one of human, json, markdown, junit, junit-strict, sarif"
-        )
-    })?;
-    if path.is_empty() {
-        return Err(format!("`--output {text}` names no file"));
-    }
-    Ok((format, PathBuf::from(path)))
-}
-
 /// Which command's report: the formats it has and how they render.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReportOf {
