@@ -723,3 +723,86 @@ fn private_channel_credentials() {
         }
     }
 }
+
+/// A conda channel that takes its token in the path, as anaconda.org and
+/// quetz do (`https://host/t/<TOKEN>/channel`): without the token path the
+/// channel is not found; with it, freeze locks the channel by its identity
+/// with the token masked (`/t/<TOKEN>/`, as conda masks it; one mask, also
+/// on each package's channel), and neither the lock, the exports, stdout nor
+/// the `-vv` log show the token.
+#[test]
+fn channel_token_in_the_url() {
+    let token = "tk-7f3e9a1c2b4d6e8f0a1b";
+    let root = crate::common::tempdir();
+    std::fs::create_dir_all(root.path().join("t")).unwrap();
+    std::os::unix::fs::symlink(fixture("world/conda"), root.path().join("t").join(token)).unwrap();
+    let server = StaticServer::start(root.path());
+    let host = server.addr.to_string();
+    let condarc = |dir: &Path, url: &str| {
+        write(
+            &dir.join("home/.condarc"),
+            &format!("channels:\n  - {url}\n"),
+        );
+    };
+    // The channel without its token is not there.
+    let dir = conda_project("RUN mamba install -y jinja2\n", "");
+    condarc(dir.path(), &format!("http://{host}/conda-forge"));
+    let (code, _, err) = freeze(dir.path(), &[]);
+    assert_eq!(code, 2, "no channel without the token: {err}");
+    // A wrong token fails, and the error does not show it.
+    condarc(
+        dir.path(),
+        &format!("http://{host}/t/tk-wr0ng-t0ken/conda-forge"),
+    );
+    let (code, _, err) = imagelock_in(dir.path(), &[], &["-vv", "freeze"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(!err.contains("tk-wr0ng-t0ken"), "{err}");
+
+    let dir = conda_project("RUN mamba install -y jinja2\n", "");
+    condarc(dir.path(), &format!("http://{host}/t/{token}/conda-forge"));
+    let (code, out, err) = imagelock_in(dir.path(), &[], &["-vv", "freeze"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        server
+            .seen()
+            .iter()
+            .any(|s| s.path.starts_with(&format!("/t/{token}/conda-forge/"))),
+        "the token path was asked"
+    );
+    let lock = std::fs::read_to_string(dir.path().join("lockfiles/app.lock")).unwrap();
+    assert!(
+        lock.contains(&format!(
+            "channels = [\"http://{host}/t/<TOKEN>/conda-forge\"]"
+        )),
+        "the channel's identity, without the token: {lock}"
+    );
+    for line in lock.lines().filter(|l| l.starts_with("channel = ")) {
+        assert_eq!(
+            line,
+            format!("channel = \"http://{host}/t/<TOKEN>/conda-forge\""),
+            "one mask for the channel"
+        );
+    }
+    let mut texts = vec![lock, out, err];
+    for args in [
+        &[
+            "export",
+            "--to",
+            "conda-explicit",
+            "app",
+            "--platform",
+            "linux/amd64",
+        ][..],
+        &["export", "--to", "sbom", "app"][..],
+        &["-vv", "verify"][..],
+        &["-vv", "drift"][..],
+    ] {
+        let (code, out, err) = imagelock_in(dir.path(), &[], args);
+        assert!(code == 0 || code == 1, "{args:?}: {out}\n{err}");
+        texts.push(out);
+        texts.push(err);
+    }
+    for text in &texts {
+        assert!(!text.contains(token), "{text}");
+    }
+}
