@@ -186,7 +186,7 @@ impl Fetcher {
 
     /// A GET of `url` with its credentials (from the URL or the logins) as
     /// a header, the URL itself without them.
-    fn request(&self, url: &Url, limit: u64) -> HttpRequest {
+    pub(crate) fn request(&self, url: &Url, limit: u64) -> HttpRequest {
         let mut clean = url.clone();
         let _ = clean.set_username("");
         let _ = clean.set_password(None);
