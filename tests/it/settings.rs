@@ -806,3 +806,59 @@ fn channel_token_in_the_url() {
         assert!(!text.contains(token), "{text}");
     }
 }
+
+/// pip's keyring provider: with `PIP_KEYRING_PROVIDER=subprocess`, an
+/// index login with a user and no password runs `keyring get INDEX-URL
+/// USER` (the `keyring` on PATH) for the password, as pip does; without it
+/// the index answers 401. The password never reaches the lock or the output.
+#[test]
+fn keyring_subprocess_gives_the_index_password() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let private = StaticServer::start_private(fixture("world/pypi"), "dave:kr-5ecret");
+    let host = private.addr.to_string();
+    let bin = crate::common::tempdir();
+    let log = bin.path().join("asked");
+    let script = bin.path().join("keyring");
+    write(
+        &script,
+        &format!(
+            "#!/bin/sh\necho \"$*\" >> '{log}'\nif [ \"$1 $2 $3\" = \"get http://{host}/simple/ dave\" ]; then echo kr-5ecret; exit 0; fi\nexit 1\n",
+            log = log.display()
+        ),
+    );
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let index = ("PIP_INDEX_URL", format!("http://dave@{host}/simple"));
+
+    let dir = project("RUN pip install idna\n", "");
+    let (code, _, err) = freeze(dir.path(), &[index.clone(), ("PATH", path.clone())]);
+    assert_eq!(code, 2, "no keyring provider, no password: {err}");
+    assert!(!log.exists(), "keyring is not asked unless configured");
+
+    let (code, out, err) = imagelock_in(
+        dir.path(),
+        &[
+            index,
+            ("PATH", path),
+            ("PIP_KEYRING_PROVIDER", "subprocess".to_string()),
+        ],
+        &["-vv", "freeze"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let asked = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        asked
+            .lines()
+            .any(|l| l == format!("get http://{host}/simple/ dave")),
+        "{asked}"
+    );
+    let lock = std::fs::read_to_string(dir.path().join("lockfiles/app.lock")).unwrap();
+    assert!(lock.contains(&format!("http://{host}/simple")), "{lock}");
+    for text in [lock.as_str(), &out, &err] {
+        assert!(!text.contains("kr-5ecret"), "{text}");
+    }
+}

@@ -202,7 +202,14 @@ impl Fetcher {
         };
         if !url.username().is_empty() {
             let user = percent_decode(url.username());
-            let pass = url.password().map(percent_decode);
+            // A user without a password in the URL takes the password the
+            // logins hold for that user (`.netrc`, the keyring).
+            let pass = url.password().map(percent_decode).or_else(|| {
+                self.logins
+                    .get(host)
+                    .filter(|l| l.user == user)
+                    .and_then(|l| l.password.clone())
+            });
             req.authorization(&basic(&user, pass.as_deref()))
         } else if let Some(login) = self.logins.get(host).or_else(|| self.logins.get("*")) {
             req.authorization(&basic(&login.user, login.password.as_deref()))
