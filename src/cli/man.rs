@@ -16,7 +16,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "PIP_KEYRING_PROVIDER",
-        "subprocess: a pip index login with a user and no password asks `keyring get INDEX-URL USER` (then `keyring get HOST[:PORT] USER`), as pip does; killed after 30 seconds.",
+        "subprocess: a pip index login with a user and no password asks `keyring get INDEX-URL USER` (the index URL as configured, without credentials; then `keyring get HOST[:PORT] USER`), as pip does; killed after 30 seconds.",
     ),
     (
         "IMAGELOCK_CACHE_DIR",

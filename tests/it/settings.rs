@@ -822,7 +822,7 @@ fn keyring_subprocess_gives_the_index_password() {
     write(
         &script,
         &format!(
-            "#!/bin/sh\necho \"$*\" >> '{log}'\nif [ \"$1 $2 $3\" = \"get http://{host}/simple/ dave\" ]; then echo kr-5ecret; exit 0; fi\nexit 1\n",
+            "#!/bin/sh\necho \"$*\" >> '{log}'\nif [ \"$1 $2 $3\" = \"get http://{host}/simple dave\" ]; then echo kr-5ecret; exit 0; fi\nexit 1\n",
             log = log.display()
         ),
     );
@@ -853,7 +853,7 @@ fn keyring_subprocess_gives_the_index_password() {
     assert!(
         asked
             .lines()
-            .any(|l| l == format!("get http://{host}/simple/ dave")),
+            .any(|l| l == format!("get http://{host}/simple dave")),
         "{asked}"
     );
     let lock = std::fs::read_to_string(dir.path().join("lockfiles/app.lock")).unwrap();

@@ -164,7 +164,9 @@ impl IndexUrls {
                 let mut index = url.clone();
                 let _ = index.set_username("");
                 let _ = index.set_password(None);
-                let index = format!("{}/", index.as_str().trim_end_matches('/'));
+                // pip asks for the index URL as configured, without its
+                // credentials, then for `host[:port]`.
+                let index = index.to_string();
                 let netloc = match url.port() {
                     Some(port) => format!("{host}:{port}"),
                     None => host.to_string(),
