@@ -141,6 +141,37 @@ Exit codes:
 
 {EXIT_CODES}"))]
     Rewrite(RewriteArgs),
+    /// Move packages, re-lock and pin the definitions (`freeze --update`, then `rewrite`)
+    #[command(
+        long_about = "Move the named packages to the newest versions their specs allow, \
+re-lock, and rewrite the definitions into pinned form from the new locks: `imagelock freeze \
+--update PKG…` followed by `imagelock rewrite`, written together (locks and definitions) or \
+not at all.
+
+With no names, nothing that is locked moves while it still fits: what the definitions \
+changed is locked and pinned, and base image digests stay as locked unless `--update-base` \
+is given.
+
+A package the definition itself pins to one version (`numpy==1.26.4` in a Dockerfile or a \
+requirements file it reads, as `imagelock rewrite` writes them) cannot move by re-locking: \
+`update` names each such pin with file:line and exits 2, writing nothing. Edit or loosen \
+the pin first.
+
+The locks are frozen once more after the definitions are pinned, so `freeze --check`, \
+`rewrite --check` and `verify` pass afterwards; `--dry-run` shows the lock as the rewrite \
+records it, before that second pass.",
+        after_long_help = format!("Examples:
+  imagelock update numpy pandas        move these packages, re-lock, pin the definitions
+  imagelock update --update-base       move base image digests too
+  imagelock update                     lock and pin what the definitions changed
+  imagelock update --dry-run numpy     print the lock and definition diffs, write nothing
+  imagelock update numpy --path driver/Dockerfile   one definition only
+
+Exit codes:
+  0  updated (or, with --dry-run, printed)
+  2  trouble (bad input, a named package pinned by the definition, unreachable service)")
+    )]
+    Update(UpdateArgs),
     /// Check that a lock is current, and that a built image matches it
     #[command(after_long_help = format!("Examples:
   imagelock verify                                     locks current for their inputs (offline)
@@ -206,6 +237,7 @@ impl Command {
             Command::Plan(a) => &a.paths.paths,
             Command::Freeze(a) => &a.paths.paths,
             Command::Rewrite(a) => &a.paths.paths,
+            Command::Update(a) => &a.paths,
             Command::Verify(a) => &a.paths.paths,
             Command::Drift(a) => &a.paths.paths,
             Command::Graph(a) => &a.paths,
@@ -219,6 +251,7 @@ impl Command {
             Command::Plan(_) => "plan",
             Command::Freeze(_) => "freeze",
             Command::Rewrite(_) => "rewrite",
+            Command::Update(_) => "update",
             Command::Verify(_) => "verify",
             Command::Drift(_) => "drift",
             Command::Graph(_) => "graph",
@@ -295,6 +328,40 @@ pub struct RewriteArgs {
     /// Add `--hash=sha256:` lines to requirements files and `--require-hashes`
     #[arg(long)]
     pub hashes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Packages to move (pip, conda or apt names, as the locks list them);
+    /// with none, locked packages stay while they still fit
+    #[arg(value_name = "PKG")]
+    pub packages: Vec<String>,
+    /// Definition files or directories (repeatable) [default: the images of
+    /// the configuration]
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Move base image digests too
+    #[arg(long)]
+    pub update_base: bool,
+    /// Print the change to the locks and the definitions; write nothing
+    #[arg(long, visible_alias = "diff")]
+    pub dry_run: bool,
+    /// Lock only this platform (repeatable) instead of the configured ones
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Vec<String>,
+    /// Resolve as of this date: `YYYY-MM-DD`, an RFC 3339 time, or a
+    /// duration before now (`7 days`)
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub exclude_newer: Option<String>,
+    /// Never run a build backend (see `imagelock freeze --no-build`)
+    #[arg(long)]
+    pub no_build: bool,
+    /// Add `--hash=sha256:` lines to requirements files and `--require-hashes`
+    #[arg(long)]
+    pub hashes: bool,
+    /// Set a build argument (repeatable)
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    pub build_args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

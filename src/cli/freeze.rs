@@ -33,77 +33,11 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
             format.name()
         );
     }
-    for p in &args.platform {
-        validate_platform(p)
-            .map_err(|hint| anyhow::anyhow!("`{p}` is not a platform\nhint: {hint}"))?;
-    }
-    let overrides = parse_build_args(&args.build_args)?;
-    let (config, images) = select(&opts.global, &args.paths.paths, &overrides)?;
-    let config = config.unwrap_or_else(|| {
-        let files: Vec<PathBuf> = images.iter().map(|i| i.file.clone()).collect();
-        Config::zero(&files)
-    });
-    let options = FreezeOptions {
-        platforms: args.platform.clone(),
-        update: args.update.clone(),
-        update_base: args.update_base,
-        offline: opts.global.offline,
-        exclude_newer: args.exclude_newer.clone(),
-        ignore_locked: false,
-        no_build: args.no_build,
-    };
-    let jobs = prepare(&config, &images)?;
-    for job in &jobs {
-        if let Some(e) = &job.unreadable {
-            // freeze makes the lock afresh; nothing of the old one is used.
-            printer.warn(&format!(
-                "{e}\nthe lock cannot be read; `imagelock freeze` replaces it with a new one"
-            ));
-        }
-    }
-    let limits = Limits {
-        images: args.jobs.map_or(Limits::default().images, usize::from),
-        ..Limits::default()
-    };
-    let started = Instant::now();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let frozen: Vec<Frozen> = runtime.block_on(async {
-        let mut session = session(&config, options.offline, limits, opts.global.timeout())?;
-        session.no_build = options.no_build;
-        let bars = Arc::new(Bars::new(jobs.len(), printer));
-        if bars.multi.is_some() || bars.plain {
-            session.conda_progress = Some(bars.clone());
-        }
-        if bars.plain {
-            session.pypi_progress = Some(bars.clone());
-        }
-        let frozen = freeze_all(&config, &session, &jobs, &options, limits, bars.as_ref()).await;
-        bars.clear();
-        anyhow::Ok(frozen?)
-    })?;
-    for image in &frozen {
-        for warning in &image.warnings {
-            printer.warn(&format!("image `{}`: {warning}", image.name));
-        }
-    }
-
-    // `--update NAME` for a package no lock and no step has is a typo, not
-    // a request to be silently ignored.
-    let unknown = unknown_updates(&options.update, &jobs, &frozen);
-    if !unknown.is_empty() {
-        anyhow::bail!(
-            "`--update {}`: no lock and no install step of the {} selected has {}\nhint: check the spelling; `--update` takes the package names the locks list",
-            unknown.join(","),
-            if jobs.len() == 1 { "image" } else { "images" },
-            if unknown.len() == 1 {
-                "this package"
-            } else {
-                "these packages"
-            }
-        );
-    }
+    let Resolved {
+        jobs,
+        frozen,
+        started,
+    } = resolve(opts, args, printer)?;
     // Nothing is written unless every image resolved.
     let mut changed = 0;
     let mut diffs = String::new();
@@ -221,6 +155,98 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
         jobs.len()
     ));
     Ok(Outcome::Clean)
+}
+
+/// What freeze resolved for the selected images, before anything is written.
+pub(super) struct Resolved {
+    pub jobs: Vec<crate::freeze::ImageJob>,
+    pub frozen: Vec<Frozen>,
+    pub started: Instant,
+}
+
+/// Resolves the selected images as `args` asks (warnings printed, an
+/// `--update` name no image has refused); writes nothing.
+pub(super) fn resolve(
+    opts: &Opts,
+    args: &FreezeArgs,
+    printer: &Printer,
+) -> anyhow::Result<Resolved> {
+    for p in &args.platform {
+        validate_platform(p)
+            .map_err(|hint| anyhow::anyhow!("`{p}` is not a platform\nhint: {hint}"))?;
+    }
+    let overrides = parse_build_args(&args.build_args)?;
+    let (config, images) = select(&opts.global, &args.paths.paths, &overrides)?;
+    let config = config.unwrap_or_else(|| {
+        let files: Vec<PathBuf> = images.iter().map(|i| i.file.clone()).collect();
+        Config::zero(&files)
+    });
+    let options = FreezeOptions {
+        platforms: args.platform.clone(),
+        update: args.update.clone(),
+        update_base: args.update_base,
+        offline: opts.global.offline,
+        exclude_newer: args.exclude_newer.clone(),
+        ignore_locked: false,
+        no_build: args.no_build,
+    };
+    let jobs = prepare(&config, &images)?;
+    for job in &jobs {
+        if let Some(e) = &job.unreadable {
+            // freeze makes the lock afresh; nothing of the old one is used.
+            printer.warn(&format!(
+                "{e}\nthe lock cannot be read; `imagelock freeze` replaces it with a new one"
+            ));
+        }
+    }
+    let limits = Limits {
+        images: args.jobs.map_or(Limits::default().images, usize::from),
+        ..Limits::default()
+    };
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let frozen: Vec<Frozen> = runtime.block_on(async {
+        let mut session = session(&config, options.offline, limits, opts.global.timeout())?;
+        session.no_build = options.no_build;
+        let bars = Arc::new(Bars::new(jobs.len(), printer));
+        if bars.multi.is_some() || bars.plain {
+            session.conda_progress = Some(bars.clone());
+        }
+        if bars.plain {
+            session.pypi_progress = Some(bars.clone());
+        }
+        let frozen = freeze_all(&config, &session, &jobs, &options, limits, bars.as_ref()).await;
+        bars.clear();
+        anyhow::Ok(frozen?)
+    })?;
+    for image in &frozen {
+        for warning in &image.warnings {
+            printer.warn(&format!("image `{}`: {warning}", image.name));
+        }
+    }
+
+    // `--update NAME` for a package no lock and no step has is a typo, not
+    // a request to be silently ignored.
+    let unknown = unknown_updates(&options.update, &jobs, &frozen);
+    if !unknown.is_empty() {
+        anyhow::bail!(
+            "`--update {}`: no lock and no install step of the {} selected has {}\nhint: check the spelling; `--update` takes the package names the locks list",
+            unknown.join(","),
+            if jobs.len() == 1 { "image" } else { "images" },
+            if unknown.len() == 1 {
+                "this package"
+            } else {
+                "these packages"
+            }
+        );
+    }
+    Ok(Resolved {
+        jobs,
+        frozen,
+        started,
+    })
 }
 
 /// Progress on stderr: on a terminal, one bar for the run and one line per

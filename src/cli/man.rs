@@ -15,6 +15,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "The configuration file, as --config (which wins).",
     ),
     (
+        "PIP_KEYRING_PROVIDER",
+        "subprocess: a pip index login with a user and no password asks `keyring get INDEX-URL USER` (the index URL as configured, without credentials; then `keyring get HOST[:PORT] USER`), as pip does; killed after 30 seconds.",
+    ),
+    (
         "IMAGELOCK_CACHE_DIR",
         "Where index pages, repodata, image blobs and wheels are cached. Default: $XDG_CACHE_HOME/imagelock, else ~/.cache/imagelock. The cache-dir key of imagelock.toml wins.",
     ),

@@ -16,6 +16,7 @@ pub(crate) mod output;
 mod plan;
 pub(crate) mod reports;
 mod rewrite;
+mod update;
 mod verify;
 
 use std::process::ExitCode;
@@ -92,6 +93,7 @@ pub fn run(opts: &Opts, printer: &Printer) -> anyhow::Result<Outcome> {
         Command::Graph(args) => graph::run(&opts.global, args, printer),
         Command::Plan(args) => plan::run(&opts.global, args, printer),
         Command::Rewrite(args) => rewrite::run(opts, args, printer),
+        Command::Update(args) => update::run(opts, args, printer),
         Command::Verify(args) => verify::run(opts, args, printer),
     }
 }

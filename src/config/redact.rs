@@ -27,11 +27,14 @@ fn mask_conda_token(url: &str) -> String {
         let after = &rest[i + 3..];
         let end = after.find('/').unwrap_or(after.len());
         let token = &after[..end];
+        // rattler masks a channel's token as `********` in the channel
+        // names it gives back: that becomes the one mask too.
         let is_token = !token.is_empty()
             && token != MASK
-            && token
+            && (token
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                || token.bytes().all(|b| b == b'*'));
         out.push_str(&rest[..i + 3]);
         if is_token {
             out.push_str(MASK);
@@ -84,6 +87,10 @@ mod tests {
         );
         assert_eq!(
             redact_url("https://repo.example/t/tok/channel"),
+            "https://repo.example/t/<TOKEN>/channel"
+        );
+        assert_eq!(
+            redact_url("https://repo.example/t/********/channel"),
             "https://repo.example/t/<TOKEN>/channel"
         );
         let masked = "https://conda.anaconda.org/t/<TOKEN>/my-org";

@@ -14,7 +14,6 @@ use crate::config::Config;
 use crate::freeze::steps::index_url;
 use crate::lock::LockedImage;
 use crate::resolve::Session;
-use crate::resolve::http::HttpRequest;
 use crate::verify::{Ecosystem, Finding, FindingKind as Kind};
 
 /// The largest JSON API answer read.
@@ -97,10 +96,9 @@ pub async fn advisories(config: &Config, session: &Session, locked: &LockedImage
             let Ok(parsed) = url.parse() else {
                 continue;
             };
-            let answer = session
-                .http()
-                .send(HttpRequest::get(parsed, MAX_ANSWER))
-                .await;
+            // With the index's credentials, for a private index.
+            let request = session.index_get(index.as_str(), &parsed, MAX_ANSWER);
+            let answer = session.http().send(request).await;
             let body = match answer {
                 Ok(r) if r.status.is_success() => r.body,
                 Ok(r) => {

@@ -702,10 +702,15 @@ pub async fn date_moved_bases(
 /// What the conda channels say about the locked records: `broken` when a
 /// locked file is no longer in its channel's repodata (conda channels
 /// remove broken builds, or move them to `removed`).
+///
+/// A lock records a channel with its token masked (`/t/<TOKEN>/`); the
+/// channel is asked at the URL among `known` (the channels the settings
+/// and the definition name, tokens and all) that masks to the same.
 pub async fn channel_findings(
     config: &Config,
     session: &Session,
     locked: &LockedImage,
+    known: &[String],
 ) -> Result<Vec<Finding>, DriftError> {
     use crate::resolve::conda::CondaChannel;
     use crate::solve::conda::CondaSpec;
@@ -731,9 +736,17 @@ pub async fn channel_findings(
                 image: locked.image.name.to_string(),
                 source,
             })?;
+        let url = known
+            .iter()
+            .map(|k| k.trim_end_matches('/'))
+            .find(|k| {
+                k.contains("://")
+                    && crate::config::redact::redact_url(k) == channel.trim_end_matches('/')
+            })
+            .map_or_else(|| index_url(config, channel), str::to_string);
         let channels = [CondaChannel {
             name: channel.to_string(),
-            url: index_url(config, channel),
+            url,
         }];
         let data = session
             .conda
@@ -781,6 +794,36 @@ pub async fn channel_findings(
         }
     }
     Ok(out)
+}
+
+/// The channel URLs the settings and a definition name, as written (with
+/// their tokens): names are joined to the channel alias.
+pub fn known_channels(
+    settings: &crate::resolve::conda::ChannelSettings,
+    definition: &crate::source::Definition,
+) -> Vec<String> {
+    let written = settings
+        .channels
+        .iter()
+        .cloned()
+        .chain(settings.custom_channels.values().cloned())
+        .chain(
+            definition
+                .stages
+                .iter()
+                .flat_map(|s| &s.steps)
+                .flat_map(|s| &s.command.channels)
+                .filter_map(|c| c.value.clone()),
+        );
+    written
+        .map(|c| {
+            if c.contains("://") {
+                c
+            } else {
+                format!("{}/{}", settings.alias.trim_end_matches('/'), c)
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

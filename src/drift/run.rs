@@ -116,7 +116,8 @@ pub fn run(
                     let index = index_findings(config, &resolvers, locked).await?;
                     annotate_newest(&mut findings, &index.newest);
                     findings.extend(index.findings);
-                    findings.extend(channel_findings(config, &resolvers, locked).await?);
+                    let known = super::known_channels(&resolvers.channels, &job.definition);
+                    findings.extend(channel_findings(config, &resolvers, locked, &known).await?);
                     let advisories =
                         super::advisories::advisories(config, &resolvers, locked).await;
                     findings.extend(advisories.findings);

@@ -403,7 +403,7 @@ fn run_helper(
 
 /// Waits for `child` (its stdin already closed) and collects its output;
 /// `Err(None)` when it is still running after `timeout` (it is killed).
-fn wait_with_timeout(
+pub(crate) fn wait_with_timeout(
     mut child: std::process::Child,
     timeout: Duration,
 ) -> Result<std::process::Output, Option<std::io::Error>> {

@@ -209,6 +209,35 @@ impl Session {
         self.pypi_client_finding(urls, &[], no_build)
     }
 
+    /// A GET of `url`, a service beside the index `index` (as a lock records
+    /// it), with the credentials the index client of this run sends to that
+    /// index's host (its URL's userinfo, `UV_INDEX_<NAME>_*`, `.netrc`);
+    /// none to any other origin.
+    pub fn index_get(
+        &self,
+        index: &str,
+        url: &reqwest::Url,
+        limit: u64,
+    ) -> crate::resolve::http::HttpRequest {
+        let known = self
+            .pypi
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .find(|c| c.has_index(index))
+            .cloned();
+        let client = known.or_else(|| {
+            let urls = IndexUrls {
+                urls: vec![index.to_string()],
+            };
+            self.pypi_client_with(&urls, self.no_build).ok()
+        });
+        match client {
+            Some(c) => c.authorized_get(url, limit),
+            None => crate::resolve::http::HttpRequest::get(url.clone(), limit),
+        }
+    }
+
     /// [`Self::pypi_client_with`], also searching `find_links` (pip's
     /// `--find-links` locations, as URLs).
     pub fn pypi_client_finding(

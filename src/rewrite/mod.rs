@@ -33,6 +33,7 @@
 mod bases;
 mod conda_files;
 pub mod edit;
+mod pinned;
 mod pins;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,6 +49,7 @@ use crate::source::requirements::{RequirementsEntry, RequirementsFile};
 use crate::source::steps::{Ecosystem, FileRole, Manager};
 
 pub use edit::{Edit, EditError};
+pub use pinned::{PinnedSpec, pinned_specs};
 
 /// The comment above dependency pins appended to a requirements file.
 pub const DEPENDENCIES_COMMENT: &str = "# pinned by imagelock: dependencies";

@@ -6,6 +6,7 @@ const COMMANDS: &[&str] = &[
     "plan",
     "freeze",
     "rewrite",
+    "update",
     "verify",
     "drift",
     "graph",
@@ -136,6 +137,7 @@ fn env_reads(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
 fn formats_a_command_does_not_have_are_refused() {
     for (args, says) in [
         (&["rewrite", "--format", "json"][..], "has no `json` output"),
+        (&["update", "--format", "json"][..], "has no `json` output"),
         (
             &["export", "x", "--to", "sbom", "--format", "json"][..],
             "has no `json` output",

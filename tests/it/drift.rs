@@ -824,3 +824,75 @@ fn a_changed_conda_sha256_is_a_hash_mismatch() {
         "d88aa7ae766cf584e180996e92fef2aa7d8e0a0a5ab1d4d49c32390c1b5fff31",
     );
 }
+
+/// Advisories from a private index: the JSON API request carries the
+/// credentials the run's index client has for that index (here from the
+/// index URL's userinfo, as a definition or pip setting gives it), and a
+/// run without them says the advisories are unknown (401), never "none".
+#[tokio::test]
+async fn advisories_from_a_private_index_use_its_credentials() {
+    use imagelock::drift::advisories::advisories;
+    use imagelock::lock::LockedImage;
+
+    let root = crate::common::tempdir();
+    let dir = root.path().join("pypi/pycrypto/2.6.1");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(fixture("pypi-json/pycrypto.json"), dir.join("json")).unwrap();
+    let server = crate::common::http::StaticServer::start_private(root.path(), "carol:pa55-adv");
+    let text = std::fs::read_to_string(fixture("lock/sample.lock")).unwrap();
+    let mut lock = LockedImage::from_toml(Path::new("sample.lock"), &text).unwrap();
+    let mut step = lock
+        .steps
+        .iter()
+        .find(|s| s.pypi.iter().any(|p| !p.is_direct()))
+        .cloned()
+        .unwrap();
+    let mut p = step.pypi.iter().find(|p| !p.is_direct()).unwrap().clone();
+    p.name = "pycrypto".parse().unwrap();
+    p.version = Some("2.6.1".parse().unwrap());
+    step.pypi = vec![p];
+    // The lock records the index without its credentials.
+    step.indexes = vec![format!("{}/simple", server.url()).parse().unwrap()];
+    lock.steps = vec![step];
+
+    let config = imagelock::config::Config::zero(&[]);
+    let session = || {
+        imagelock::freeze::steps::session(
+            &config,
+            false,
+            imagelock::freeze::steps::Limits::default(),
+            None,
+        )
+        .unwrap()
+    };
+    // Without credentials: unknown, said so.
+    let found = advisories(&config, &session(), &lock).await;
+    assert!(found.findings.is_empty(), "{:?}", found.findings);
+    let warnings = found.warnings.join("\n");
+    assert!(
+        warnings.contains("the advisories of pycrypto 2.6.1 are unknown")
+            && warnings.contains("401"),
+        "{warnings}"
+    );
+    // With the index client of the run (as freeze made it for the step).
+    let with = session();
+    with.pypi_client_with(
+        &imagelock::resolve::pypi::IndexUrls {
+            urls: vec![format!("http://carol:pa55-adv@{}/simple", server.addr)],
+        },
+        false,
+    )
+    .unwrap();
+    let found = advisories(&config, &with, &lock).await;
+    assert_eq!(found.findings.len(), 1, "{:?}", found.warnings);
+    assert_eq!(found.findings[0].kind.as_str(), "vulnerable");
+    let text = format!("{:?}{:?}", found.findings, found.warnings);
+    assert!(!text.contains("pa55-adv"), "{text}");
+    let ok: Vec<_> = server
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/pypi/pycrypto/2.6.1/json")
+        .map(|s| s.status)
+        .collect();
+    assert_eq!(ok, [401, 200], "{ok:?}");
+}

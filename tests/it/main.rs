@@ -31,4 +31,5 @@ mod security;
 mod settings;
 mod sif;
 mod soak;
+mod update;
 mod verify;

@@ -723,3 +723,142 @@ fn private_channel_credentials() {
         }
     }
 }
+
+/// A conda channel that takes its token in the path, as anaconda.org and
+/// quetz do (`https://host/t/<TOKEN>/channel`): without the token path the
+/// channel is not found; with it, freeze locks the channel by its identity
+/// with the token masked (`/t/<TOKEN>/`, as conda masks it; one mask, also
+/// on each package's channel), and neither the lock, the exports, stdout nor
+/// the `-vv` log show the token.
+#[test]
+fn channel_token_in_the_url() {
+    let token = "tk-7f3e9a1c2b4d6e8f0a1b";
+    let root = crate::common::tempdir();
+    std::fs::create_dir_all(root.path().join("t")).unwrap();
+    std::os::unix::fs::symlink(fixture("world/conda"), root.path().join("t").join(token)).unwrap();
+    let server = StaticServer::start(root.path());
+    let host = server.addr.to_string();
+    let condarc = |dir: &Path, url: &str| {
+        write(
+            &dir.join("home/.condarc"),
+            &format!("channels:\n  - {url}\n"),
+        );
+    };
+    // The channel without its token is not there.
+    let dir = conda_project("RUN mamba install -y jinja2\n", "");
+    condarc(dir.path(), &format!("http://{host}/conda-forge"));
+    let (code, _, err) = freeze(dir.path(), &[]);
+    assert_eq!(code, 2, "no channel without the token: {err}");
+    // A wrong token fails, and the error does not show it.
+    condarc(
+        dir.path(),
+        &format!("http://{host}/t/tk-wr0ng-t0ken/conda-forge"),
+    );
+    let (code, _, err) = imagelock_in(dir.path(), &[], &["-vv", "freeze"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(!err.contains("tk-wr0ng-t0ken"), "{err}");
+
+    let dir = conda_project("RUN mamba install -y jinja2\n", "");
+    condarc(dir.path(), &format!("http://{host}/t/{token}/conda-forge"));
+    let (code, out, err) = imagelock_in(dir.path(), &[], &["-vv", "freeze"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        server
+            .seen()
+            .iter()
+            .any(|s| s.path.starts_with(&format!("/t/{token}/conda-forge/"))),
+        "the token path was asked"
+    );
+    let lock = std::fs::read_to_string(dir.path().join("lockfiles/app.lock")).unwrap();
+    assert!(
+        lock.contains(&format!(
+            "channels = [\"http://{host}/t/<TOKEN>/conda-forge\"]"
+        )),
+        "the channel's identity, without the token: {lock}"
+    );
+    for line in lock.lines().filter(|l| l.starts_with("channel = ")) {
+        assert_eq!(
+            line,
+            format!("channel = \"http://{host}/t/<TOKEN>/conda-forge\""),
+            "one mask for the channel"
+        );
+    }
+    let mut texts = vec![lock, out, err];
+    for args in [
+        &[
+            "export",
+            "--to",
+            "conda-explicit",
+            "app",
+            "--platform",
+            "linux/amd64",
+        ][..],
+        &["export", "--to", "sbom", "app"][..],
+        &["-vv", "verify"][..],
+        &["-vv", "drift"][..],
+    ] {
+        let (code, out, err) = imagelock_in(dir.path(), &[], args);
+        assert!(code == 0 || code == 1, "{args:?}: {out}\n{err}");
+        texts.push(out);
+        texts.push(err);
+    }
+    for text in &texts {
+        assert!(!text.contains(token), "{text}");
+    }
+}
+
+/// pip's keyring provider: with `PIP_KEYRING_PROVIDER=subprocess`, an
+/// index login with a user and no password runs `keyring get INDEX-URL
+/// USER` (the `keyring` on PATH) for the password, as pip does; without it
+/// the index answers 401. The password never reaches the lock or the output.
+#[test]
+fn keyring_subprocess_gives_the_index_password() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let private = StaticServer::start_private(fixture("world/pypi"), "dave:kr-5ecret");
+    let host = private.addr.to_string();
+    let bin = crate::common::tempdir();
+    let log = bin.path().join("asked");
+    let script = bin.path().join("keyring");
+    write(
+        &script,
+        &format!(
+            "#!/bin/sh\necho \"$*\" >> '{log}'\nif [ \"$1 $2 $3\" = \"get http://{host}/simple dave\" ]; then echo kr-5ecret; exit 0; fi\nexit 1\n",
+            log = log.display()
+        ),
+    );
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let index = ("PIP_INDEX_URL", format!("http://dave@{host}/simple"));
+
+    let dir = project("RUN pip install idna\n", "");
+    let (code, _, err) = freeze(dir.path(), &[index.clone(), ("PATH", path.clone())]);
+    assert_eq!(code, 2, "no keyring provider, no password: {err}");
+    assert!(!log.exists(), "keyring is not asked unless configured");
+
+    let (code, out, err) = imagelock_in(
+        dir.path(),
+        &[
+            index,
+            ("PATH", path),
+            ("PIP_KEYRING_PROVIDER", "subprocess".to_string()),
+        ],
+        &["-vv", "freeze"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let asked = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        asked
+            .lines()
+            .any(|l| l == format!("get http://{host}/simple dave")),
+        "{asked}"
+    );
+    let lock = std::fs::read_to_string(dir.path().join("lockfiles/app.lock")).unwrap();
+    assert!(lock.contains(&format!("http://{host}/simple")), "{lock}");
+    for text in [lock.as_str(), &out, &err] {
+        assert!(!text.contains("kr-5ecret"), "{text}");
+    }
+}

@@ -186,7 +186,7 @@ impl Fetcher {
 
     /// A GET of `url` with its credentials (from the URL or the logins) as
     /// a header, the URL itself without them.
-    fn request(&self, url: &Url, limit: u64) -> HttpRequest {
+    pub(crate) fn request(&self, url: &Url, limit: u64) -> HttpRequest {
         let mut clean = url.clone();
         let _ = clean.set_username("");
         let _ = clean.set_password(None);
@@ -202,7 +202,14 @@ impl Fetcher {
         };
         if !url.username().is_empty() {
             let user = percent_decode(url.username());
-            let pass = url.password().map(percent_decode);
+            // A user without a password in the URL takes the password the
+            // logins hold for that user (`.netrc`, the keyring).
+            let pass = url.password().map(percent_decode).or_else(|| {
+                self.logins
+                    .get(host)
+                    .filter(|l| l.user == user)
+                    .and_then(|l| l.password.clone())
+            });
             req.authorization(&basic(&user, pass.as_deref()))
         } else if let Some(login) = self.logins.get(host).or_else(|| self.logins.get("*")) {
             req.authorization(&basic(&login.user, login.password.as_deref()))

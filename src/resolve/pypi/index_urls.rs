@@ -149,8 +149,59 @@ impl IndexUrls {
                 );
             }
         }
+        // pip's `--keyring-provider subprocess`: a login with a user and no
+        // password asks the `keyring` program on PATH.
+        if env("PIP_KEYRING_PROVIDER").as_deref() == Some("subprocess") {
+            for u in &self.urls {
+                let Ok(url) = Url::parse(u) else { continue };
+                let Some(host) = url.host_str() else { continue };
+                let Some(login) = out.get_mut(host) else {
+                    continue;
+                };
+                if login.password.is_some() || login.user.is_empty() {
+                    continue;
+                }
+                let mut index = url.clone();
+                let _ = index.set_username("");
+                let _ = index.set_password(None);
+                // pip asks for the index URL as configured, without its
+                // credentials, then for `host[:port]`.
+                let index = index.to_string();
+                let netloc = match url.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host.to_string(),
+                };
+                login.password = keyring_password(&index, &login.user)
+                    .or_else(|| keyring_password(&netloc, &login.user));
+            }
+        }
         out
     }
+}
+
+/// How long `keyring get` may take before it is killed (pip waits forever).
+const KEYRING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `keyring get SERVICE USER`, as pip's `KeyRingCliProvider` runs it (stdin
+/// closed, `PYTHONIOENCODING=utf-8`, the password on stdout with its line
+/// end stripped; a non-zero exit is no password), killed after
+/// [`KEYRING_TIMEOUT`].
+fn keyring_password(service: &str, user: &str) -> Option<String> {
+    let child = std::process::Command::new("keyring")
+        .args(["get", service, user])
+        .env("PYTHONIOENCODING", "utf-8")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let out = crate::resolve::auth::wait_with_timeout(child, KEYRING_TIMEOUT).ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8(out.stdout).ok()?;
+    let password = text.trim_end_matches(['\n', '\r']);
+    (!password.is_empty()).then(|| password.to_string())
 }
 
 fn same_host(url: &str, host: &str) -> bool {

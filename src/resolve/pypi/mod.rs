@@ -137,6 +137,37 @@ pub struct IndexClient {
 }
 
 impl IndexClient {
+    /// A GET of `url` (another service of one of this client's indexes,
+    /// such as PyPI's JSON API beside `…/simple/`) with the credentials the
+    /// index client would send to that host; credentials only go to the
+    /// scheme, host and port of one of the indexes, never to another.
+    pub fn authorized_get(&self, url: &Url, limit: u64) -> crate::resolve::http::HttpRequest {
+        let same_origin = self.indexes.iter().any(|i| {
+            i.scheme() == url.scheme()
+                && i.host_str() == url.host_str()
+                && i.port_or_known_default() == url.port_or_known_default()
+        });
+        if same_origin {
+            self.fetch.request(url, limit)
+        } else {
+            let mut clean = url.clone();
+            let _ = clean.set_username("");
+            let _ = clean.set_password(None);
+            crate::resolve::http::HttpRequest::get(clean, limit)
+        }
+    }
+
+    /// Whether `index` (as a lock records it, without credentials) is one
+    /// of this client's indexes.
+    pub fn has_index(&self, index: &str) -> bool {
+        self.indexes.iter().any(|i| {
+            crate::config::redact::redact_url(i.as_str()).trim_end_matches('/')
+                == index.trim_end_matches('/')
+        })
+    }
+}
+
+impl IndexClient {
     /// A client over `indexes` (simple API roots; the first is pip's
     /// `--index-url`, the others `--extra-index-url`s: pip merges them).
     pub fn new(fetch: Fetcher, indexes: &[String], no_build: bool) -> Result<Self, PypiError> {
