@@ -387,6 +387,13 @@ impl PypiProgress for Bars {
     fn building_sdist(&self, filename: &str) {
         self.line(&format!("building sdist {filename} for its metadata"));
     }
+
+    fn dropped_cached_page(&self, url: &str, why: &str) {
+        self.line(&format!(
+            "the cached page {} no longer reads ({why}); fetched again",
+            crate::config::redact::redact_url(url)
+        ));
+    }
 }
 
 impl FreezeProgress for Bars {

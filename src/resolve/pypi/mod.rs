@@ -120,6 +120,11 @@ type Memo<K, T> = Mutex<HashMap<K, Arc<OnceCell<Result<T, SourceError>>>>>;
 pub trait PypiProgress: Send + Sync {
     /// An sdist's metadata is being built with its build backend.
     fn building_sdist(&self, filename: &str);
+    /// A cached index page no longer parses (`why`): it was dropped and is
+    /// fetched again.
+    fn dropped_cached_page(&self, url: &str, why: &str) {
+        let _ = (url, why);
+    }
 }
 
 pub struct IndexClient {
@@ -269,7 +274,10 @@ impl IndexClient {
                     // or a proxy's error page once stored) would otherwise
                     // be revalidated and reused forever: drop it and ask
                     // again, once.
-                    Err(_) if !refetched && !self.fetch.offline() => {
+                    Err(e) if !refetched && !self.fetch.offline() => {
+                        if let Some(p) = &self.progress {
+                            p.dropped_cached_page(page.as_str(), &e.to_string());
+                        }
                         self.fetch.forget(page.as_str(), ACCEPT_SIMPLE);
                         refetched = true;
                     }
