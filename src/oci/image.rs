@@ -20,6 +20,9 @@ pub struct ImageConfig {
     /// `config.Env`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
+    /// `config.User` (`mambauser`, `1000`, `1000:100`), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// `rootfs.diff_ids`, bottom layer first.
     pub diff_ids: Vec<Digest>,
     /// When the image was built (`created`), as written.
@@ -46,6 +49,8 @@ struct RawConfig {
 struct RawContainerConfig {
     #[serde(rename = "Env", default)]
     env: Option<Vec<String>>,
+    #[serde(rename = "User", default)]
+    user: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +67,11 @@ impl ImageConfig {
             architecture: raw.architecture,
             os: raw.os,
             variant: raw.variant,
+            user: raw
+                .config
+                .as_ref()
+                .and_then(|c| c.user.clone())
+                .filter(|u| !u.is_empty()),
             env: raw.config.and_then(|c| c.env).unwrap_or_default(),
             diff_ids: raw.rootfs.diff_ids,
             created: raw.created,
