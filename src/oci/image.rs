@@ -209,6 +209,12 @@ mod tests {
         assert_eq!(c.env, ["A=1"]);
         assert_eq!(c.diff_ids[0].to_string(), d);
         assert_eq!(c.created.as_deref(), Some("2024-01-01T00:00:00Z"));
+        assert_eq!(c.user, None);
+        let with_user = body.replace(r#""Env""#, r#""User":"mambauser","Env""#);
+        let c = ImageConfig::parse(with_user.as_bytes()).unwrap();
+        assert_eq!(c.user.as_deref(), Some("mambauser"));
+        let empty = body.replace(r#""Env""#, r#""User":"","Env""#);
+        assert_eq!(ImageConfig::parse(empty.as_bytes()).unwrap().user, None);
         assert!(
             ImageConfig::parse(br#"{"rootfs":{"diff_ids":[]}}"#)
                 .unwrap()
