@@ -45,6 +45,11 @@ pub struct PlatformState {
     /// dpkg's installed packages after the apt steps resolved so far
     /// (`None`: as `apt_files` says).
     pub apt_installed: Option<Vec<crate::solve::apt::BinaryPackage>>,
+    /// The base's conda configuration files and `/etc/passwd` (absolute
+    /// path → text); see [`crate::image::Catalogue::conda_files`].
+    pub conda_files: BTreeMap<String, String>,
+    /// The base image's `config.User`.
+    pub user: Option<String>,
 }
 
 impl PlatformState {
@@ -121,6 +126,8 @@ impl PlatformState {
             dists,
             apt_files: catalogue.apt_files.clone(),
             apt_installed: None,
+            conda_files: catalogue.conda_files.clone(),
+            user: catalogue.image.config.user.clone(),
         }
     }
 
@@ -299,6 +306,10 @@ struct CachedState {
     warnings: Vec<String>,
     #[serde(default)]
     apt_files: BTreeMap<String, Vec<u8>>,
+    #[serde(default)]
+    conda_files: BTreeMap<String, String>,
+    #[serde(default)]
+    user: Option<String>,
     /// The platform manifest digest it was derived from (its key).
     #[serde(default)]
     source: String,
@@ -322,7 +333,7 @@ impl CachedState {
 fn cache_path(cache_dir: &std::path::Path, digest: &str) -> Option<std::path::PathBuf> {
     let hex = digest.strip_prefix("sha256:")?;
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| cache_dir.join("base-states-v2").join(format!("{hex}.json")))
+        .then(|| cache_dir.join("base-states-v3").join(format!("{hex}.json")))
 }
 
 impl PlatformState {
@@ -360,6 +371,8 @@ impl PlatformState {
             warnings: cached.warnings,
             apt_files: cached.apt_files,
             apt_installed: None,
+            conda_files: cached.conda_files,
+            user: cached.user,
         })
     }
 
@@ -384,6 +397,8 @@ impl PlatformState {
             dists: self.dists.clone(),
             warnings: self.warnings.clone(),
             apt_files: self.apt_files.clone(),
+            conda_files: self.conda_files.clone(),
+            user: self.user.clone(),
             source: digest.to_string(),
             checksum: String::new(),
         };

@@ -781,6 +781,45 @@ fn find_links_url(
         .unwrap_or_else(|()| format!("file://{}", abs.display())))
 }
 
+/// The conda settings the image's own configuration files make when `step`
+/// runs: the base's (read from its layers), with those a `COPY` of the
+/// build context put in place before the step standing in for the base's.
+fn image_condarc(
+    job: &ImageJob,
+    place: &StepPlace<'_>,
+    step: &InstallStep,
+    state: &PlatformState,
+) -> Result<crate::resolve::conda::Condarc, FreezeError> {
+    let copied = |path: &str| -> Option<(std::path::PathBuf, String)> {
+        let found = crate::source::inputs::context_path(
+            &job.definition,
+            place.stage,
+            place.step,
+            path,
+            &job.config.context,
+        )?;
+        if !found.is_file() {
+            return None;
+        }
+        let text = crate::config::read::read_regular_to_string(
+            &found,
+            crate::config::read::MAX_INPUT_FILE,
+        )
+        .ok()?;
+        Some((found, text))
+    };
+    let user = step.user.as_deref().or(state.user.as_deref());
+    let root = state.conda_root();
+    crate::resolve::conda::Condarc::from_image(
+        &state.conda_files,
+        &state.env,
+        user,
+        root.as_deref(),
+        &copied,
+    )
+    .map_err(|e| place.error(StepCause::Channels(e)))
+}
+
 /// The previous lock's entry for this step: same stage and command (or,
 /// when the command was edited, the same line).
 fn previous_step<'j>(
@@ -924,16 +963,22 @@ async fn conda_step(
     for c in &cmd.channels {
         cli.push(value_of(place, c)?);
     }
-    // `conda config` changes and `CONDA_CHANNELS` made before this step,
-    // applied in order over the configured channels.
-    // TODO(freeze): start from the base image's own `.condarc`
-    // (/opt/conda/.condarc, /etc/conda/.condarc, ~/.condarc) once the
-    // catalogue reads it; today the host's `.condarc` and imagelock.toml.
-    let configured;
-    let settings = if step.channel_config.is_empty() {
+    // The base image's own `.condarc` files (and those `COPY` put in place
+    // before this step) over the configured channels, then the `conda
+    // config` changes and `CONDA_CHANNELS` made before this step, in order.
+    let image_rc = image_condarc(job, place, step, state)?;
+    let under_image;
+    let session_channels = if image_rc.is_empty() {
         &session.channels
     } else {
-        let mut s = session.channels.clone();
+        under_image = session.channels.under_image(&image_rc);
+        &under_image
+    };
+    let configured;
+    let settings = if step.channel_config.is_empty() {
+        session_channels
+    } else {
+        let mut s = session_channels.clone();
         let base = if s.channels.is_empty() && cmd.manager != Manager::Micromamba {
             vec!["defaults".to_string()]
         } else {

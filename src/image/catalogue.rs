@@ -30,6 +30,10 @@ pub struct Catalogue {
     /// pins, `apt.conf.d`, keyrings; see [`crate::image::dpkg`].
     #[serde(skip)]
     pub apt_files: std::collections::BTreeMap<String, Vec<u8>>,
+    /// conda's configuration files (`.condarc`, `condarc`, `condarc.d/*.yml`
+    /// wherever they are) and `/etc/passwd`, by absolute path; links followed.
+    #[serde(skip)]
+    pub conda_files: std::collections::BTreeMap<String, String>,
     /// Per layer counts, bottom first.
     pub layers: Vec<LayerStats>,
     /// Files that were found but could not be read (a broken conda record,
@@ -308,8 +312,15 @@ pub(crate) fn merge(
     let in_cache = |p: &str| caches.iter().any(|c| p.starts_with(c.as_str()));
     let os_packages = os_packages(&tree);
     let apt_files = apt_files(&tree);
+    let conda_files = tree
+        .nodes
+        .keys()
+        .filter(|p| crate::image::layer::is_conda_config_file(p))
+        .filter_map(|p| Some((format!("/{p}"), tree.text_following(p)?.to_string())))
+        .collect();
     Catalogue {
         apt_files,
+        conda_files,
         os_release: tree
             .text_following("etc/os-release")
             .or_else(|| tree.text_following("usr/lib/os-release"))

@@ -106,6 +106,8 @@ struct Inspect {
 struct InspectConfig {
     #[serde(default)]
     env: Option<Vec<String>>,
+    #[serde(default)]
+    user: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -407,6 +409,11 @@ impl ImageSource for DockerDaemon {
                 architecture: inspect.architecture,
                 os: inspect.os,
                 variant: inspect.variant,
+                user: inspect
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.user.clone())
+                    .filter(|u| !u.is_empty()),
                 env: inspect.config.and_then(|c| c.env).unwrap_or_default(),
                 diff_ids: inspect.root_fs.layers,
                 created: None,

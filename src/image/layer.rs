@@ -184,6 +184,9 @@ fn want(path: &str) -> Option<Want> {
     {
         return Some(Want::Bytes);
     }
+    if is_conda_config_file(path) {
+        return Some(Want::Text);
+    }
     if name == "libc.so.6" {
         return Some(Want::Libc);
     }
@@ -191,6 +194,19 @@ fn want(path: &str) -> Option<Want> {
         return Some(Want::Name);
     }
     None
+}
+
+/// conda's configuration files wherever conda's search path may lead
+/// (`.condarc`, `condarc`, `condarc.d/*.yml`, of `/etc/conda`, a root
+/// prefix, a home directory), and `/etc/passwd`, which says where the image
+/// user's home is. `path` is normalized (no leading `/`).
+pub(crate) fn is_conda_config_file(path: &str) -> bool {
+    let name = basename(path);
+    path == "etc/passwd"
+        || name == ".condarc"
+        || (name == "condarc" && path.contains('/'))
+        || (basename(parent(path)) == "condarc.d"
+            && (name.ends_with(".yml") || name.ends_with(".yaml")))
 }
 
 /// `libc-2.31.so`, `ld-linux-x86-64.so.2`, `ld-2.31.so`, `ld-musl-x86_64.so.1`.
@@ -1058,6 +1074,11 @@ mod tests {
             "var/lib/dpkg/status.d/base",
             "lib/apk/db/installed",
             "etc/os-release",
+            "opt/conda/.condarc",
+            "etc/conda/condarc",
+            "etc/conda/condarc.d/channels.yml",
+            "home/mambauser/.config/conda/.condarc",
+            "etc/passwd",
         ] {
             assert_eq!(want(p), Some(Want::Text), "{p}");
         }
@@ -1079,6 +1100,8 @@ mod tests {
             "root/.cache/uv/foo.dist-info/METADATA",
             "var/lib/dpkg/status.d/base.md5sums",
             "usr/local/bin/python3.11-config",
+            "etc/conda/condarc.d/README",
+            "etc/passwd-",
         ] {
             assert_eq!(want(p), None, "{p}");
         }

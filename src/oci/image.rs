@@ -20,6 +20,9 @@ pub struct ImageConfig {
     /// `config.Env`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
+    /// `config.User` (`mambauser`, `1000`, `1000:100`), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// `rootfs.diff_ids`, bottom layer first.
     pub diff_ids: Vec<Digest>,
     /// When the image was built (`created`), as written.
@@ -46,6 +49,8 @@ struct RawConfig {
 struct RawContainerConfig {
     #[serde(rename = "Env", default)]
     env: Option<Vec<String>>,
+    #[serde(rename = "User", default)]
+    user: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +67,11 @@ impl ImageConfig {
             architecture: raw.architecture,
             os: raw.os,
             variant: raw.variant,
+            user: raw
+                .config
+                .as_ref()
+                .and_then(|c| c.user.clone())
+                .filter(|u| !u.is_empty()),
             env: raw.config.and_then(|c| c.env).unwrap_or_default(),
             diff_ids: raw.rootfs.diff_ids,
             created: raw.created,
@@ -199,6 +209,12 @@ mod tests {
         assert_eq!(c.env, ["A=1"]);
         assert_eq!(c.diff_ids[0].to_string(), d);
         assert_eq!(c.created.as_deref(), Some("2024-01-01T00:00:00Z"));
+        assert_eq!(c.user, None);
+        let with_user = body.replace(r#""Env""#, r#""User":"mambauser","Env""#);
+        let c = ImageConfig::parse(with_user.as_bytes()).unwrap();
+        assert_eq!(c.user.as_deref(), Some("mambauser"));
+        let empty = body.replace(r#""Env""#, r#""User":"","Env""#);
+        assert_eq!(ImageConfig::parse(empty.as_bytes()).unwrap().user, None);
         assert!(
             ImageConfig::parse(br#"{"rootfs":{"diff_ids":[]}}"#)
                 .unwrap()

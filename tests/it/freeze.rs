@@ -462,6 +462,7 @@ fn direct_and_vcs_requirements_end_to_end() {
 }
 
 mod conda_e2e;
+mod condarc_e2e;
 mod steps_e2e;
 
 /// Benchmark: freeze of all example images with every service over HTTP
@@ -731,7 +732,7 @@ fn tampered_cache_entries_never_change_a_lock() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     kinds.sort();
-    for want in ["base-states-v2", "manifests", "layers"] {
+    for want in ["base-states-v3", "manifests", "layers"] {
         assert!(kinds.iter().any(|k| k == want), "{want} in {kinds:?}");
     }
     assert!(kinds.len() > 3, "index and channel caches too: {kinds:?}");

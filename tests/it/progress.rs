@@ -11,7 +11,10 @@ fn plain_progress_lines_with_v_on_a_pipe() {
     let dir = conda_project("RUN mamba install -y jinja2\n", "");
     write(
         &dir.path().join("home/.condarc"),
-        &format!("channels:\n  - {conda_forge}\n"),
+        &format!(
+            "channel_alias: {}\n",
+            conda_forge.trim_end_matches("/conda-forge")
+        ),
     );
     let (code, _, quiet) = freeze(dir.path(), &[]);
     assert_eq!(code, 0, "{quiet}");

@@ -343,37 +343,48 @@ pub(crate) fn channel() -> (StaticServer, String) {
     (s, url)
 }
 
-/// conda's search path on the host, then `CONDARC`, then `CONDA_CHANNELS`;
-/// imagelock.toml over the host; the step's `-c` over imagelock.toml.
+/// The base image's `.condarc` over imagelock.toml and the host (whose
+/// search path and merge order the unit tests of `resolve::conda` cover);
+/// their channel alias still names where channels are; the definition's
+/// `conda config` over the image; the step's `-c` over everything.
 #[test]
 fn conda_levels() {
     let ((_a, user), (_b, rc), (_c, var), (_d, cfg), (_e, step)) =
         (channel(), channel(), channel(), channel(), channel());
+    // The miniforge base's own `/opt/conda/.condarc` says `conda-forge`:
+    // its channels replace the host's and imagelock.toml's, and the host's
+    // `channel_alias` says where `conda-forge` is.
     let dir = conda_project("RUN mamba install -y jinja2\n", "");
     let d = dir.path();
-    let condarc = |url: &str| format!("channels:\n  - {url}\n");
-    write(&d.join("home/.condarc"), &condarc(&user));
+    let alias = user.trim_end_matches("/conda-forge").to_string();
+    write(
+        &d.join("home/.condarc"),
+        &format!("channel_alias: {alias}\nchannels:\n  - {rc}\n"),
+    );
     let (code, _, err) = freeze(d, &[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(channels_used(d), [user.as_str()]);
 
-    write(&d.join("rc.yml"), &condarc(&rc));
-    let mut vars = vec![("CONDARC", d.join("rc.yml").display().to_string())];
+    let vars = vec![("CONDA_CHANNELS", var.clone())];
     let (code, _, err) = freeze(d, &vars);
     assert_eq!(code, 0, "{err}");
-    // conda merges lists, the later file's entries first.
-    assert_eq!(channels_used(d), [rc.clone(), user.clone()]);
+    assert_eq!(channels_used(d), [user.as_str()], "the image's level wins");
 
-    vars.push(("CONDA_CHANNELS", var.clone()));
-    let (code, _, err) = freeze(d, &vars);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(channels_used(d), [var.clone(), rc.clone(), user.clone()]);
-
-    let toml = format!("[conda]\nchannels = [\"{cfg}\"]\n");
+    let toml = format!("[conda]\nchannels = [\"{cfg}\"]\nchannel-alias = \"{alias}\"\n");
     let dir = conda_project("RUN mamba install -y jinja2\n", &toml);
     let (code, _, err) = freeze(dir.path(), &vars);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(channels_used(dir.path()), [cfg.as_str()]);
+    assert_eq!(channels_used(dir.path()), [user.as_str()]);
+    let dir = conda_project(
+        "RUN conda config --add channels extra && mamba install -y jinja2\n",
+        &toml,
+    );
+    let (code, _, err) = freeze(dir.path(), &vars);
+    assert_ne!(
+        code, 0,
+        "the definition's channel goes first and does not exist"
+    );
+    assert!(err.contains(&format!("{alias}/extra")), "{err}");
 
     let dir = conda_project(
         &format!("RUN mamba install -y --override-channels -c {step} jinja2\n"),
@@ -678,10 +689,15 @@ fn private_channel_credentials() {
     let private = StaticServer::start_private(fixture("world/conda"), "bob:pa55-channel");
     let host = private.addr.to_string();
     let secret = "pa55-channel";
+    // The base's own `.condarc` names `conda-forge`: the host's
+    // `custom_channels` says where that channel is.
     let condarc = |dir: &Path, url: &str| {
         write(
             &dir.join("home/.condarc"),
-            &format!("channels:\n  - {url}\n"),
+            &format!(
+                "custom_channels:\n  conda-forge: {}\n",
+                url.trim_end_matches("/conda-forge")
+            ),
         );
     };
     let dir = conda_project("RUN mamba install -y jinja2\n", "");

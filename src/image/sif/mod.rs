@@ -279,6 +279,7 @@ impl SifImage {
                     os: "linux".into(),
                     variant: None,
                     env: Vec::new(),
+                    user: None,
                     diff_ids: vec![digest.clone()],
                     created: None,
                 },

@@ -75,11 +75,10 @@ impl Condarc {
 
     /// [`Condarc::load_from_env`] over the variables `env` gives.
     pub fn load(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ResolveCondaError> {
-        let mut merged = Condarc::default();
-        for path in condarc_search_path(env) {
+        let mut merged = Condarc::from_search_path(&condarc_search_path(env), &|path| {
             let files: Vec<PathBuf> = if path.is_dir() {
                 // conda reads a `condarc.d/` directory's YAML files by name.
-                let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
+                let mut files: Vec<PathBuf> = std::fs::read_dir(path)
                     .map(|d| d.flatten().map(|e| e.path()).collect())
                     .unwrap_or_default();
                 files.retain(|f| {
@@ -90,18 +89,20 @@ impl Condarc {
                 files.sort();
                 files
             } else {
-                vec![path]
+                vec![path.to_path_buf()]
             };
-            for path in files {
-                let Ok(text) = crate::config::read::read_regular_to_string(
-                    &path,
-                    crate::config::read::MAX_INPUT_FILE,
-                ) else {
-                    continue;
-                };
-                merged.merge(Condarc::parse(&path, &text)?);
-            }
-        }
+            files
+                .into_iter()
+                .filter_map(|path| {
+                    let text = crate::config::read::read_regular_to_string(
+                        &path,
+                        crate::config::read::MAX_INPUT_FILE,
+                    )
+                    .ok()?;
+                    Some((path, text))
+                })
+                .collect()
+        })?;
         let var = |k: &str| env(k).filter(|v| !v.trim().is_empty());
         let mut vars = Condarc {
             channel_alias: var("CONDA_CHANNEL_ALIAS"),
@@ -128,7 +129,88 @@ impl Condarc {
         Ok(merged)
     }
 
-    fn merge(&mut self, other: Condarc) {
+    /// Merges the files of `search` in order; `files` gives the files one
+    /// entry of the search path stands for (none, the file, or a
+    /// `condarc.d/` directory's files in name order) with their text.
+    pub fn from_search_path(
+        search: &[PathBuf],
+        files: &dyn Fn(&Path) -> Vec<(PathBuf, String)>,
+    ) -> Result<Self, ResolveCondaError> {
+        let mut merged = Condarc::default();
+        for entry in search {
+            for (path, text) in files(entry) {
+                merged.merge(Condarc::parse(&path, &text)?);
+            }
+        }
+        Ok(merged)
+    }
+
+    /// The settings an image's conda reads from its own files (`files`:
+    /// absolute path → text, as read from its layers or brought in by
+    /// `COPY`), along conda's search path for the image's environment
+    /// `env`, with `HOME` from `env`, else the home `/etc/passwd` gives
+    /// `user` (name or uid), else `/root` for root. `root_prefix` stands
+    /// for `$CONDA_ROOT` (conda's own install, `/opt/conda`). Variables of
+    /// `env` (`CONDA_CHANNELS`…) are not applied here: the definition's
+    /// `ENV` is read as channel events in order. `copied` gives a file the
+    /// definition put at an image path (its context path and text); it
+    /// stands in for what the image has there.
+    pub fn from_image(
+        files: &BTreeMap<String, String>,
+        env: &BTreeMap<String, String>,
+        user: Option<&str>,
+        root_prefix: Option<&str>,
+        copied: &dyn Fn(&str) -> Option<(PathBuf, String)>,
+    ) -> Result<Self, ResolveCondaError> {
+        let home = env
+            .get("HOME")
+            .filter(|h| !h.is_empty())
+            .cloned()
+            .or_else(|| passwd_home(files.get("/etc/passwd").map(String::as_str), user));
+        let lookup = |k: &str| -> Option<String> {
+            match k {
+                "HOME" => home.clone(),
+                "CONDA_ROOT" => env
+                    .get("CONDA_ROOT")
+                    .cloned()
+                    .or_else(|| root_prefix.map(str::to_string)),
+                "XDG_CONFIG_HOME" | "CONDA_PREFIX" | "CONDARC" => env.get(k).cloned(),
+                _ => None,
+            }
+        };
+        Condarc::from_search_path(&condarc_search_path(&lookup), &|entry| {
+            let at = entry.to_string_lossy().trim_end_matches('/').to_string();
+            if let Some(file) = copied(&at) {
+                return vec![file];
+            }
+            if let Some(text) = files.get(&at) {
+                return vec![(entry.to_path_buf(), text.clone())];
+            }
+            let dir = format!("{at}/");
+            // A `condarc.d/` directory: its YAML files, by name (the map
+            // is sorted).
+            files
+                .iter()
+                .filter(|(p, _)| {
+                    p.strip_prefix(&dir).is_some_and(|n| {
+                        !n.contains('/')
+                            && (n.ends_with(".yml")
+                                || n.ends_with(".yaml")
+                                || n == "condarc"
+                                || n == ".condarc")
+                    })
+                })
+                .map(|(p, t)| (PathBuf::from(p), t.clone()))
+                .collect()
+        })
+    }
+
+    /// Whether any setting is made.
+    pub fn is_empty(&self) -> bool {
+        *self == Condarc::default()
+    }
+
+    pub fn merge(&mut self, other: Condarc) {
         if other.channel_alias.is_some() {
             self.channel_alias = other.channel_alias;
         }
@@ -147,6 +229,24 @@ impl Condarc {
             self.channel_priority = other.channel_priority;
         }
     }
+}
+
+/// The home directory of `user` (a name or a uid, optionally `:group`) in
+/// `/etc/passwd` text; `/root` for root when the file does not say.
+pub fn passwd_home(passwd: Option<&str>, user: Option<&str>) -> Option<String> {
+    let user = user
+        .map(|u| u.split(':').next().unwrap_or(u).trim())
+        .filter(|u| !u.is_empty())
+        .unwrap_or("root");
+    let found = passwd.and_then(|text| {
+        text.lines().find_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            (f.len() >= 6 && (f[0] == user || f[2] == user)).then(|| f[5].to_string())
+        })
+    });
+    found
+        .filter(|h| !h.is_empty())
+        .or_else(|| matches!(user, "root" | "0").then(|| "/root".to_string()))
 }
 
 /// conda's `channel_priority` values; conda also takes the old booleans
@@ -230,6 +330,34 @@ impl ChannelSettings {
                 .unwrap_or_default(),
             root: root.to_path_buf(),
         }
+    }
+}
+
+impl ChannelSettings {
+    /// These settings under the base image's own `.condarc` (`image`): its
+    /// `channels` replace the configured ones and its `channel_priority`
+    /// wins, as the image's conda reads them; `channel_alias` and
+    /// `custom_channels` of `imagelock.toml` and the host stay (they
+    /// redirect channels to mirrors), the image's fill what they leave.
+    pub fn under_image(&self, image: &Condarc) -> ChannelSettings {
+        let mut s = self.clone();
+        if !image.channels.is_empty() {
+            s.channels.clone_from(&image.channels);
+        }
+        if let Some(p) = image.channel_priority {
+            s.priority = p;
+        }
+        if let Some(alias) = &image.channel_alias
+            && s.alias == DEFAULT_CHANNEL_ALIAS
+        {
+            s.alias.clone_from(alias);
+        }
+        for (k, v) in &image.custom_channels {
+            s.custom_channels
+                .entry(k.clone())
+                .or_insert_with(|| v.clone());
+        }
+        s
     }
 }
 
@@ -551,5 +679,117 @@ mod tests {
         assert_eq!(rc.channel_priority, Some(ChannelPriority::Disabled));
         let err = Condarc::load(&env(&[("CONDA_CHANNEL_PRIORITY", "sometimes")])).unwrap_err();
         assert!(err.to_string().contains("sometimes"), "{err}");
+    }
+
+    fn image_files(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
+        entries
+            .iter()
+            .map(|(p, t)| ((*p).to_string(), (*t).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn image_condarc_merges_in_conda_search_order() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                      mambauser:x:57439:57439::/home/mambauser:/bin/bash\n";
+        let files = image_files(&[
+            ("/etc/passwd", passwd),
+            (
+                "/etc/conda/.condarc",
+                "channels: [etc-dot]\nchannel_priority: disabled\n",
+            ),
+            ("/etc/conda/condarc", "channels: [etc-plain]\n"),
+            ("/etc/conda/condarc.d/b.yml", "channels: [etc-d-b]\n"),
+            ("/etc/conda/condarc.d/a.yml", "channels: [etc-d-a]\n"),
+            ("/etc/conda/condarc.d/notes.txt", "channels: [never]\n"),
+            (
+                "/opt/conda/.condarc",
+                "channels: [root-prefix]\nchannel_priority: strict\n",
+            ),
+            ("/opt/conda/condarc.d/x.yaml", "channels: [root-prefix-d]\n"),
+            (
+                "/home/mambauser/.config/conda/.condarc",
+                "channels: [config-conda]\n",
+            ),
+            ("/home/mambauser/.conda/.condarc", "channels: [dot-conda]\n"),
+            ("/home/mambauser/.condarc", "channels: [home]\n"),
+            ("/root/.condarc", "channels: [root-home]\n"),
+        ]);
+        let env = BTreeMap::new();
+        let none = |_: &str| None;
+        let rc = Condarc::from_image(&files, &env, Some("mambauser"), Some("/opt/conda"), &none)
+            .unwrap();
+        // Later sources first: the user's files, then the root prefix's,
+        // then /etc/conda's (condarc.d by name).
+        assert_eq!(
+            rc.channels,
+            [
+                "home",
+                "dot-conda",
+                "config-conda",
+                "root-prefix-d",
+                "root-prefix",
+                "etc-d-b",
+                "etc-d-a",
+                "etc-plain",
+                "etc-dot",
+            ]
+        );
+        assert_eq!(rc.channel_priority, Some(ChannelPriority::Strict));
+        // The user by uid, with a group; and root's home when no user is set.
+        let rc = Condarc::from_image(&files, &env, Some("57439:100"), None, &none).unwrap();
+        assert_eq!(rc.channels[0], "home");
+        assert!(!rc.channels.iter().any(|c| c.starts_with("root-prefix")));
+        let rc = Condarc::from_image(&files, &env, None, Some("/opt/conda"), &none).unwrap();
+        assert_eq!(rc.channels[0], "root-home");
+        // HOME of the image's environment wins over /etc/passwd.
+        let env: BTreeMap<String, String> = [("HOME".to_string(), "/root".to_string())].into();
+        let rc = Condarc::from_image(&files, &env, Some("mambauser"), None, &none).unwrap();
+        assert_eq!(rc.channels[0], "root-home");
+        // A file the definition copied stands in for the image's.
+        let copied = |p: &str| {
+            (p == "/root/.condarc")
+                .then(|| ("ctx/.condarc".into(), "channels: [copied]\n".to_string()))
+        };
+        let rc = Condarc::from_image(&files, &env, None, None, &copied).unwrap();
+        assert_eq!(rc.channels[0], "copied");
+        assert!(!rc.channels.iter().any(|c| c == "root-home"));
+        // A broken file is an error naming it.
+        let bad = image_files(&[("/opt/conda/.condarc", "channel_priority: sometimes\n")]);
+        let err = Condarc::from_image(&bad, &BTreeMap::new(), None, Some("/opt/conda"), &none)
+            .unwrap_err();
+        assert!(err.to_string().contains("/opt/conda/.condarc"), "{err}");
+        assert!(
+            Condarc::from_image(&BTreeMap::new(), &BTreeMap::new(), None, None, &none)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn image_settings_replace_configured_channels() {
+        let host = Condarc {
+            channels: vec!["host".into()],
+            custom_channels: [("internal".to_string(), "https://mirror.example".to_string())]
+                .into(),
+            ..Condarc::default()
+        };
+        let s = ChannelSettings::new(&CondaConfig::default(), &host, Path::new("/repo"));
+        let image = Condarc {
+            channels: vec!["bioconda".into(), "conda-forge".into()],
+            channel_priority: Some(ChannelPriority::Strict),
+            custom_channels: [
+                ("internal".to_string(), "https://image.example".to_string()),
+                ("other".to_string(), "https://other.example".to_string()),
+            ]
+            .into(),
+            ..Condarc::default()
+        };
+        let u = s.under_image(&image);
+        assert_eq!(u.channels, ["bioconda", "conda-forge"]);
+        assert_eq!(u.priority, ChannelPriority::Strict);
+        assert_eq!(u.custom_channels["internal"], "https://mirror.example");
+        assert_eq!(u.custom_channels["other"], "https://other.example");
+        assert_eq!(s.under_image(&Condarc::default()), s);
     }
 }

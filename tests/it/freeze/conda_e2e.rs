@@ -12,10 +12,10 @@ use crate::common::http::StaticServer;
 use crate::common::registry::{AuthKind, FaultProxy, server, sha256};
 use crate::common::{fixture, require_tool, run};
 
-const SCRIPT: &str = include_str!("conda_base.py");
+pub(super) const SCRIPT: &str = include_str!("conda_base.py");
 
 /// Whether py-rattler can run here (fails under CI=true, skips elsewhere).
-fn rattler_available() -> bool {
+pub(super) fn rattler_available() -> bool {
     if !require_tool("python3", "apt-get install -y python3") {
         return false;
     }
@@ -82,7 +82,7 @@ fn layer(root: &Path) -> (Vec<u8>, String) {
 
 /// Writes a one-platform OCI layout of `root` tagged `tag`; returns the
 /// manifest digest.
-fn layout(dir: &Path, root: &Path, env: &[&str], tag: &str) -> String {
+pub(super) fn layout(dir: &Path, root: &Path, env: &[&str], tag: &str) -> String {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let blob = |bytes: &[u8]| {
@@ -122,7 +122,11 @@ fn layout(dir: &Path, root: &Path, env: &[&str], tag: &str) -> String {
 
 /// The base rootfs: busybox, os-release, a glibc marker, and /opt/conda as
 /// py-rattler installed it from `channel_url`.
-fn base_rootfs(work: &Path, channel_dir: &Path, channel_url: &str) -> std::path::PathBuf {
+pub(super) fn base_rootfs(
+    work: &Path,
+    channel_dir: &Path,
+    channel_url: &str,
+) -> std::path::PathBuf {
     let root = work.join("rootfs");
     std::fs::create_dir_all(root.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
