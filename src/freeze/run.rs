@@ -187,6 +187,9 @@ pub async fn freeze_image_reporting(
             builder.step(locked);
         }
     }
+    lock_downloads(session, job, options, &file, &mut builder)
+        .await
+        .map_err(unlockable)?;
     let (lock, warnings) = builder.finish();
     // The files the old lock names that were just chosen again: their
     // hashes come from the index and channel now, and must be the locked
@@ -206,6 +209,74 @@ pub async fn freeze_image_reporting(
         finals,
         warnings,
     })
+}
+
+/// Fetches each file the definition downloads from a fixed URL and records
+/// its sha256 and size. Offline, the previous lock's entry for the same line
+/// and URL is kept; a file that cannot be fetched is left unlocked with a
+/// warning that names its line.
+async fn lock_downloads(
+    session: &Session,
+    job: &ImageJob,
+    options: &FreezeOptions,
+    file: &str,
+    builder: &mut LockBuilder,
+) -> Result<(), crate::lock::LockBuildError> {
+    use crate::lock::LockedDownload;
+    use crate::resolve::content::{DOWNLOAD_CAP, fetch_sha256};
+    use crate::source::coverage::ContentKind;
+    let mut fetched: BTreeMap<String, Result<(String, u64), String>> = BTreeMap::new();
+    for stage in job.definition.stages.iter().filter(|s| !s.unused) {
+        for c in &stage.content {
+            let url = match &c.kind {
+                ContentKind::AddUrl {
+                    url,
+                    checksum: None,
+                }
+                | ContentKind::Download { url: Some(url) } => url,
+                _ => continue,
+            };
+            let previous = job.previous.as_ref().and_then(|p| {
+                p.stages
+                    .iter()
+                    .flat_map(|s| &s.downloads)
+                    .find(|d| {
+                        usize::try_from(d.line).is_ok_and(|l| l == c.line) && d.url.as_str() == url
+                    })
+                    .map(|d| (d.sha256.as_str().to_string(), d.size))
+            });
+            let found = if options.offline || session.offline() {
+                previous.ok_or_else(|| "offline, and the lock has no entry for it".to_string())
+            } else {
+                match fetched.get(url) {
+                    Some(r) => r.clone(),
+                    None => {
+                        let r = fetch_sha256(session.http(), url, DOWNLOAD_CAP)
+                            .await
+                            .map(|f| (f.sha256, f.size))
+                            .map_err(|e| e.to_string());
+                        fetched.insert(url.clone(), r.clone());
+                        r
+                    }
+                }
+            };
+            match found {
+                Ok((sha256, size)) => {
+                    builder.download(
+                        stage.index,
+                        LockedDownload::new(stage.index, c.line, url, &sha256, size)?,
+                    );
+                }
+                Err(why) => {
+                    builder.warn([format!(
+                        "{file}:{}: `{}` is not locked: cannot fetch it: {why}",
+                        c.line, c.text
+                    )]);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks every registry base against what its registry serves: the

@@ -6,7 +6,7 @@
 //! build content ([`scan_content`]: `curl … | sh`, `curl -o`, `git clone`,
 //! `make install`), `ADD <url>` and images pulled by `FROM` and
 //! `COPY --from`. Each is [`Class::Locked`], [`Class::Lockable`] (by its
-//! content: a sha256 or a commit, which imagelock does not fetch yet) or
+//! content: a sha256 or a commit, which freeze records) or
 //! [`Class::NotLocked`], with the reason.
 
 use serde::Serialize;
@@ -138,9 +138,9 @@ pub fn classify_content(step: &ContentStep) -> Class {
         ContentKind::PipedFromNetwork { into, .. } => {
             Class::NotLocked(format!("data from the network piped into `{into}`"))
         }
-        ContentKind::Download { url: Some(_) } => Class::Lockable(
-            "a fixed URL: its sha256 can be locked; imagelock does not fetch it yet".into(),
-        ),
+        ContentKind::Download { url: Some(_) } => {
+            Class::Lockable("a fixed URL: `imagelock freeze` locks its sha256".into())
+        }
         ContentKind::Download { url: None } => {
             Class::NotLocked("download from a URL imagelock cannot expand".into())
         }
@@ -163,9 +163,9 @@ pub fn classify_content(step: &ContentStep) -> Class {
         ContentKind::AddUrl {
             checksum: Some(c), ..
         } => Class::Locked(format!("checksum {c}")),
-        ContentKind::AddUrl { checksum: None, .. } => Class::Lockable(
-            "a URL: its sha256 can be locked; imagelock does not fetch it yet".into(),
-        ),
+        ContentKind::AddUrl { checksum: None, .. } => {
+            Class::Lockable("a URL: `imagelock freeze` locks its sha256".into())
+        }
         ContentKind::AddGit {
             commit: Some(c), ..
         } => Class::Locked(format!("commit {c}")),
@@ -594,6 +594,9 @@ pub struct CoverageInputs<'a> {
     /// For an image reference (after expansion): whether the lock pins it
     /// by digest (`None`: no lock).
     pub image_locked: &'a dyn Fn(&str) -> Option<bool>,
+    /// For a file fetched from a fixed URL (its line, the URL): whether the
+    /// lock records its sha256 (`None`: no lock).
+    pub download_locked: &'a dyn Fn(usize, &str) -> Option<bool>,
     /// Entries accepting unlocked steps: a line number or a glob over the
     /// command as written.
     pub accept: &'a [AcceptUnlocked],
@@ -692,7 +695,21 @@ impl Coverage {
                 ));
             }
             for c in &stage.content {
-                steps.push((c.line, c.text.clone(), classify_content(c), c.span));
+                let class = match (&c.kind, classify_content(c)) {
+                    (
+                        ContentKind::AddUrl { url, .. } | ContentKind::Download { url: Some(url) },
+                        Class::Lockable(why),
+                    ) => match (inputs.download_locked)(c.line, url) {
+                        Some(true) => Class::Locked("sha256 in the lock".into()),
+                        Some(false) => Class::NotLocked(
+                            "the lock has no sha256 for it (freeze could not fetch it, or the lock is stale)"
+                                .into(),
+                        ),
+                        None => Class::Lockable(why),
+                    },
+                    (_, class) => class,
+                };
+                steps.push((c.line, c.text.clone(), class, c.span));
             }
         }
         steps.sort_by_key(|s| (s.0, s.3.start));

@@ -262,3 +262,104 @@ fn the_main_job_prints_each_example_images_coverage() {
         );
     }
 }
+
+/// `ADD <url>` and `curl -o FILE <url>` of a fixed URL: freeze fetches the
+/// file from its server, records its url, sha256 and size in the lock, and
+/// coverage counts both as locked; `rewrite` adds `--checksum=sha256:…` to
+/// the `ADD` (the `RUN` stays as written), and a second rewrite changes
+/// nothing.
+#[test]
+fn files_from_fixed_urls_are_locked_by_sha256_and_add_gets_a_checksum() {
+    use crate::common::http::StaticServer;
+    use crate::common::registry::{AuthKind, LayoutBuilder, server};
+    let Some(registry) = server(AuthKind::Open) else {
+        return;
+    };
+    let dir = common::tempdir();
+    let mut layout = LayoutBuilder::new(&dir.path().join("layout"));
+    let base = layout.manifest("amd64", None, "coverage-add-base");
+    layout.tag_manifest(&base, "base");
+    registry.push(&layout.dir, "base", "coverage/add-base:1", false);
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("data.tar.gz"), b"the data archive\n").unwrap();
+    std::fs::write(files.join("tool.tgz"), b"the tool, version 1\n").unwrap();
+    let http = StaticServer::start(&files);
+    let sha = |b: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b));
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    let dockerfile = format!(
+        "FROM {r}/coverage/add-base:1\nADD {h}/data.tar.gz /data/\nRUN curl -fsSLo /tmp/tool.tgz {h}/tool.tgz\n",
+        r = registry.addr,
+        h = http.url()
+    );
+    std::fs::write(dir.path().join("app/Dockerfile"), &dockerfile).unwrap();
+    std::fs::write(
+        dir.path().join("imagelock.toml"),
+        "[images.app]\nfile = \"app/Dockerfile\"\n",
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        common::run(
+            common::imagelock()
+                .current_dir(dir.path())
+                .env("IMAGELOCK_CACHE_DIR", dir.path().join("cache"))
+                .args(args),
+        )
+    };
+    let (code, out, err) = cli(&["freeze"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("image `app`: coverage: 3 of 3 steps locked"),
+        "{err}"
+    );
+    let lock = imagelock::lock::LockedImage::read(&dir.path().join("lockfiles/app.lock")).unwrap();
+    let got: Vec<(u32, String, String, u64)> = lock
+        .stages
+        .iter()
+        .flat_map(|s| &s.downloads)
+        .map(|d| (d.line, d.url.to_string(), d.sha256.to_string(), d.size))
+        .collect();
+    let data_sha = sha(b"the data archive\n");
+    assert_eq!(
+        got,
+        [
+            (
+                2,
+                format!("{}/data.tar.gz", http.url()),
+                data_sha.clone(),
+                17
+            ),
+            (
+                3,
+                format!("{}/tool.tgz", http.url()),
+                sha(b"the tool, version 1\n"),
+                20
+            ),
+        ]
+    );
+
+    let (code, out, err) = cli(&["rewrite"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let rewritten = std::fs::read_to_string(dir.path().join("app/Dockerfile")).unwrap();
+    // The base gets its digest; the ADD its checksum; the RUN stays.
+    let lines: Vec<&str> = rewritten.lines().collect();
+    let want: Vec<String> = dockerfile.lines().map(str::to_string).collect();
+    assert_eq!(
+        lines[1],
+        want[1].replace(
+            "ADD http",
+            &format!("ADD --checksum=sha256:{data_sha} http")
+        ),
+        "{rewritten}"
+    );
+    assert_eq!(lines[2], want[2], "{rewritten}");
+    let (code, out, err) = cli(&["rewrite"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("app/Dockerfile")).unwrap(),
+        rewritten
+    );
+    let (code, out, err) = cli(&["verify"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("app: coverage: 3 of 3 steps locked"), "{out}");
+}
