@@ -362,4 +362,32 @@ fn files_from_fixed_urls_are_locked_by_sha256_and_add_gets_a_checksum() {
     let (code, out, err) = cli(&["verify"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("app: coverage: 3 of 3 steps locked"), "{out}");
+
+    // Upstream, the data archive is replaced and the tool removed: drift
+    // reports the first as `hash-mismatch` and the second as `gone`.
+    let (code, out, err) = cli(&["drift", "--format", "json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        !out.contains("hash-mismatch") && !out.contains("\"gone\""),
+        "{out}"
+    );
+    std::fs::write(files.join("data.tar.gz"), b"the data archive, replaced\n").unwrap();
+    std::fs::remove_file(files.join("tool.tgz")).unwrap();
+    let (code, out, err) = cli(&["drift", "--format", "json", "--fail-on", "any"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    let of = |kind: &str| {
+        findings
+            .iter()
+            .find(|f| f["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} finding in {out}"))
+    };
+    let mismatch = of("hash-mismatch");
+    assert_eq!(mismatch["url"], format!("{}/data.tar.gz", http.url()));
+    assert_eq!(mismatch["locked"], data_sha);
+    assert_eq!(mismatch["at"], "app/Dockerfile:2");
+    let gone = of("gone");
+    assert_eq!(gone["url"], format!("{}/tool.tgz", http.url()));
+    assert_eq!(gone["at"], "app/Dockerfile:3");
 }
