@@ -672,6 +672,7 @@ pub fn mismatch_finding(m: &HashMismatch) -> Finding {
         Subject::Pip => Ecosystem::Pip,
         Subject::Conda => Ecosystem::Conda,
         Subject::Base => Ecosystem::Base,
+        Subject::Url => Ecosystem::Url,
     };
     let mut f = Finding::new(Kind::HashMismatch, ecosystem, m.name.clone());
     f.expected = Some(m.locked.clone());

@@ -228,12 +228,11 @@ async fn lock_downloads(
     let mut fetched: BTreeMap<String, Result<(String, u64), String>> = BTreeMap::new();
     for stage in job.definition.stages.iter().filter(|s| !s.unused) {
         for c in &stage.content {
-            let url = match &c.kind {
-                ContentKind::AddUrl {
-                    url,
-                    checksum: None,
-                }
-                | ContentKind::Download { url: Some(url) } => url,
+            // An `ADD --checksum` is recorded too, so drift keeps checking
+            // the URL after `rewrite` added the checksum.
+            let (url, written) = match &c.kind {
+                ContentKind::AddUrl { url, checksum } => (url, checksum.as_deref()),
+                ContentKind::Download { url: Some(url) } => (url, None),
                 _ => continue,
             };
             let previous = job.previous.as_ref().and_then(|p| {
@@ -262,6 +261,14 @@ async fn lock_downloads(
             };
             match found {
                 Ok((sha256, size)) => {
+                    if let Some(w) = written
+                        && w.strip_prefix("sha256:") != Some(sha256.as_str())
+                    {
+                        builder.warn([format!(
+                            "{file}:{}: `{}` serves sha256 {sha256}, not the `--checksum={w}` written there: the build will refuse it",
+                            c.line, c.text
+                        )]);
+                    }
                     builder.download(
                         stage.index,
                         LockedDownload::new(stage.index, c.line, url, &sha256, size)?,

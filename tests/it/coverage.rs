@@ -390,4 +390,21 @@ fn files_from_fixed_urls_are_locked_by_sha256_and_add_gets_a_checksum() {
     let gone = of("gone");
     assert_eq!(gone["url"], format!("{}/tool.tgz", http.url()));
     assert_eq!(gone["at"], "app/Dockerfile:3");
+    // Once the definition changes, freeze resolves again and refuses to
+    // carry the lock onward over the replaced file.
+    std::fs::write(
+        dir.path().join("app/Dockerfile"),
+        format!("{rewritten}ENV EDITED=1\n"),
+    )
+    .unwrap();
+    let (code, out, err) = cli(&["freeze"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains(&format!(
+            "`sha256` of the file at `{}/data.tar.gz` is `{data_sha}` in the lock, but the URL serves `{}`",
+            http.url(),
+            sha(b"the data archive, replaced\n")
+        )),
+        "{err}"
+    );
 }
