@@ -75,6 +75,9 @@ pub enum RewriteError {
 pub struct RewriteOptions {
     /// Add `--hash=sha256:` lines and `--require-hashes` to requirements files.
     pub hashes: bool,
+    /// Add `&& echo "<sha256>  FILE" | sha256sum -c -` after each
+    /// `curl -o FILE URL` / `wget -O FILE URL` whose file the lock pins.
+    pub check_downloads: bool,
 }
 
 /// One file and its pinned text.
@@ -196,6 +199,9 @@ pub fn rewrite_image(
     }
 
     add_checksums(&mut plan, definition, text, lock);
+    if opts.check_downloads {
+        check_downloads(&mut plan, definition, text, lock);
+    }
 
     // Apply.
     let mut files = Vec::new();
@@ -320,6 +326,56 @@ fn add_checksums(plan: &mut Plan, definition: &Definition, text: &str, lock: &Lo
                 c.span.start + lead + 3,
                 format!(" --checksum=sha256:{}", d.sha256),
             ));
+        }
+    }
+}
+
+/// `curl -o FILE URL` / `wget -O FILE URL` whose file the lock pins: a
+/// `sha256sum -c` of FILE goes right after the command, so the build stops
+/// when the URL serves other bytes. A command already followed by that
+/// check is left alone; one whose file is not a literal path is named.
+fn check_downloads(plan: &mut Plan, definition: &Definition, text: &str, lock: &LockedImage) {
+    use crate::source::coverage::{ContentKind, download_file};
+    for stage in &definition.stages {
+        let Some(locked) = lock
+            .stages
+            .iter()
+            .find(|s| usize::try_from(s.index).is_ok_and(|i| i == stage.index))
+        else {
+            continue;
+        };
+        for c in &stage.content {
+            let ContentKind::Download { url: Some(url) } = &c.kind else {
+                continue;
+            };
+            let Some(d) = locked.downloads.iter().find(|d| {
+                usize::try_from(d.line).is_ok_and(|l| l == c.line) && d.url.as_str() == url
+            }) else {
+                continue;
+            };
+            let written = text.get(c.span.start..c.span.end).unwrap_or("");
+            let Some(file) = download_file(written) else {
+                plan.warn(
+                    &definition.path,
+                    text,
+                    c.span,
+                    format!(
+                        "`{}` writes no file named literally, so no `sha256sum -c` is added",
+                        c.text
+                    ),
+                    Some("write the download as `curl -o FILE URL` with a plain path".into()),
+                );
+                continue;
+            };
+            let check = format!("&& echo \"{}  {file}\" | sha256sum -c -", d.sha256);
+            let after = text.get(c.span.end..).unwrap_or("");
+            if after.trim_start().starts_with(&check) {
+                continue;
+            }
+            plan.edits
+                .entry(None)
+                .or_default()
+                .push(Edit::insert(c.span.end, format!(" {check}")));
         }
     }
 }

@@ -533,6 +533,48 @@ fn short(words: &[(Option<String>, String)]) -> String {
     }
 }
 
+/// The file a `curl -o FILE URL` or `wget -O FILE URL` command (as written)
+/// writes, when it names one literally (`None` for `curl -O`, a
+/// redirection, standard output or an expansion).
+pub fn download_file(command: &str) -> Option<String> {
+    let cmds = split_commands(command).ok()?;
+    let [cmd] = cmds.as_slice() else {
+        return None;
+    };
+    let words = program_words(cmd, command);
+    let prog = base_name(&words.first()?.1).to_string();
+    let args = &words[1..];
+    let mut i = 0;
+    let mut file = None;
+    while i < args.len() {
+        let a = args[i].1.as_str();
+        let (value_next, inline) = match prog.as_str() {
+            "curl" => (
+                a == "-o"
+                    || a == "--output"
+                    || (a.starts_with('-') && !a.starts_with("--") && a.ends_with('o')),
+                a.strip_prefix("--output="),
+            ),
+            "wget" => (
+                a == "-O"
+                    || a == "--output-document"
+                    || (a.starts_with('-') && !a.starts_with("--") && a.ends_with('O')),
+                a.strip_prefix("--output-document="),
+            ),
+            _ => return None,
+        };
+        if let Some(v) = inline {
+            file = Some(Some(v.to_string()));
+        } else if value_next {
+            file = Some(args.get(i + 1).and_then(|w| w.0.clone()));
+            i += 1;
+        }
+        i += 1;
+    }
+    file.flatten()
+        .filter(|f| !f.is_empty() && f != "-" && !f.contains(['"', '\\', '$', '`']))
+}
+
 /// Whether an `ADD` source is fetched from the network, and how.
 pub fn add_source(source: &str, checksum: Option<&str>) -> Option<ContentKind> {
     let git = source.starts_with("git@")
@@ -856,6 +898,25 @@ mod tests {
         );
         // Output that goes nowhere in the image is not content.
         assert_eq!(kinds("curl -fsS https://x.org/health"), []);
+    }
+
+    #[test]
+    fn the_file_a_download_writes_is_read_from_its_options() {
+        assert_eq!(
+            download_file("curl -fsSLo /tmp/a.tgz https://x.org/a").as_deref(),
+            Some("/tmp/a.tgz")
+        );
+        assert_eq!(
+            download_file("curl --output=/a https://x.org/a").as_deref(),
+            Some("/a")
+        );
+        assert_eq!(
+            download_file("wget -q -O /opt/b https://x.org/b").as_deref(),
+            Some("/opt/b")
+        );
+        assert_eq!(download_file("wget -qO- https://x.org/b"), None);
+        assert_eq!(download_file("curl -O https://x.org/a"), None);
+        assert_eq!(download_file("curl -o \"$F\" https://x.org/a"), None);
     }
 
     #[test]

@@ -359,6 +359,27 @@ fn files_from_fixed_urls_are_locked_by_sha256_and_add_gets_a_checksum() {
         std::fs::read_to_string(dir.path().join("app/Dockerfile")).unwrap(),
         rewritten
     );
+    // Asked for, the download gets a `sha256sum -c` check after it; asked
+    // again, nothing changes.
+    let (code, out, err) = cli(&["rewrite", "--check-downloads"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let checked = std::fs::read_to_string(dir.path().join("app/Dockerfile")).unwrap();
+    assert_eq!(
+        checked.lines().nth(2).unwrap(),
+        format!(
+            "{} && echo \"{}  /tmp/tool.tgz\" | sha256sum -c -",
+            want[2],
+            sha(b"the tool, version 1\n")
+        ),
+        "{checked}"
+    );
+    let (code, out, err) = cli(&["rewrite", "--check-downloads"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("app/Dockerfile")).unwrap(),
+        checked
+    );
+    let rewritten = checked;
     let (code, out, err) = cli(&["verify"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("app: coverage: 3 of 3 steps locked"), "{out}");
