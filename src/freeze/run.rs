@@ -187,9 +187,7 @@ pub async fn freeze_image_reporting(
             builder.step(locked);
         }
     }
-    lock_downloads(session, job, options, &file, &mut builder)
-        .await
-        .map_err(unlockable)?;
+    lock_downloads(session, job, options, &file, &mut builder).await;
     let (lock, warnings) = builder.finish();
     // The files the old lock names that were just chosen again: their
     // hashes come from the index and channel now, and must be the locked
@@ -221,7 +219,7 @@ async fn lock_downloads(
     options: &FreezeOptions,
     file: &str,
     builder: &mut LockBuilder,
-) -> Result<(), crate::lock::LockBuildError> {
+) {
     use crate::lock::LockedDownload;
     use crate::resolve::content::{DOWNLOAD_CAP, fetch_sha256};
     use crate::source::coverage::ContentKind;
@@ -269,10 +267,19 @@ async fn lock_downloads(
                             c.line, c.text
                         )]);
                     }
-                    builder.download(
-                        stage.index,
-                        LockedDownload::new(stage.index, c.line, url, &sha256, size)?,
-                    );
+                    // A URL the lock cannot hold (one with credentials)
+                    // stays unlocked, named at its line.
+                    match LockedDownload::new(stage.index, c.line, url, &sha256, size) {
+                        Ok(d) => {
+                            builder.download(stage.index, d);
+                        }
+                        Err(e) => {
+                            builder.warn([format!(
+                                "{file}:{}: `{}` is not locked: {e}",
+                                c.line, c.text
+                            )]);
+                        }
+                    }
                 }
                 Err(why) => {
                     builder.warn([format!(
@@ -283,7 +290,6 @@ async fn lock_downloads(
             }
         }
     }
-    Ok(())
 }
 
 /// Checks every registry base against what its registry serves: the
