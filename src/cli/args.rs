@@ -328,6 +328,9 @@ pub struct RewriteArgs {
     /// Add `--hash=sha256:` lines to requirements files and `--require-hashes`
     #[arg(long)]
     pub hashes: bool,
+    /// Add `&& echo "<sha256>  FILE" | sha256sum -c -` after `curl -o FILE URL` and `wget -O FILE URL` of a locked URL
+    #[arg(long)]
+    pub check_downloads: bool,
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,7 @@ pub fn run(opts: &Opts, args: &RewriteArgs, printer: &Printer) -> anyhow::Result
     let config = lock_config(config)?;
     let options = RewriteOptions {
         hashes: args.hashes,
+        check_downloads: args.check_downloads,
     };
     // Everything is computed before anything is written.
     let mut planned = Vec::new();

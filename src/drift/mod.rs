@@ -11,9 +11,9 @@
 //! | `base`     | medium   | a base tag now names another digest (a rebuild); per platform, whether the layers changed |
 //! | `outdated` | low      | freeze would now choose a newer version of a locked pip or conda package |
 //! | `yanked`   | high     | the locked pip file is yanked on its index (with the reason) |
-//! | `gone`     | high     | the locked pip file is no longer on its index |
+//! | `gone`     | high     | the locked pip file is no longer on its index, or a file locked by URL (`ADD URL`, `curl -o`) answers 404 or 410 |
 //! | `broken`   | high     | the locked conda file is no longer in its channel's repodata (removed or marked broken) |
-//! | `hash-mismatch` | high | a locked digest or hash is not what the registry, index or channel serves for that exact artifact (a hand edit, or a replaced file) |
+//! | `hash-mismatch` | high | a locked digest or hash is not what the registry, index, channel or fixed URL serves for that exact artifact (a hand edit, or a replaced file) |
 //! | `unresolvable` | high | freeze would fail now (the reason is the detail); bases, the index and the inputs are still checked, newer versions are not |
 //! | `vulnerable` | high   | the index publishes security advisories for the locked version of a pip package (PyPI's JSON API: OSV ids, aliases, fixed versions) |
 //! | `security` | high     | a newer version of a locked Debian package is in a `-security` suite the lock read |
@@ -37,7 +37,7 @@
 //! image, kind, subject and what the lock has), `kind` and `severity`, and
 //! `at` (`file:line` of the definition) where it is about a line; `package` (with `ecosystem`,
 //! `pip`, `conda` or `apt`, and for conda the `channel` name; for `moved`
-//! the archive URI and suite) or `base` names what
+//! the archive URI and suite), `base` or `url` (a file locked by URL) names what
 //! drifted; `locked`, `latest` and
 //! `detail` are present when they mean something for the kind.
 //!
@@ -622,6 +622,49 @@ pub async fn index_findings(
     })
 }
 
+/// Fetches each file the lock pins by URL again: `hash-mismatch` when the
+/// URL now serves other bytes, `gone` when its server says it is not there
+/// (404, 410). A URL that cannot be reached for another reason is
+/// `unresolvable`, with the reason: drift does not claim it is unchanged.
+pub async fn download_findings(session: &Session, locked: &LockedImage) -> Vec<Finding> {
+    use crate::resolve::content::{DOWNLOAD_CAP, FetchError, fetch_sha256};
+    let mut out = Vec::new();
+    for stage in &locked.stages {
+        for d in &stage.downloads {
+            let at = format!("{}:{}", locked.image.definition, d.line);
+            let mut f = match fetch_sha256(session.http(), d.url.as_str(), DOWNLOAD_CAP).await {
+                Ok(now) if now.sha256 == d.sha256.as_str() => continue,
+                Ok(now) => {
+                    let mut f = Finding::new(Kind::HashMismatch, Ecosystem::Url, d.url.as_str());
+                    f.expected = Some(d.sha256.to_string());
+                    f.detail = Some(format!(
+                        "`{}` serves other content than the lock pins: sha256 {} ({} bytes), locked {} ({} bytes)",
+                        d.url, now.sha256, now.size, d.sha256, d.size
+                    ));
+                    f.found = Some(now.sha256);
+                    f
+                }
+                Err(FetchError::Gone { status, .. }) => {
+                    let mut f = Finding::new(Kind::Gone, Ecosystem::Url, d.url.as_str());
+                    f.expected = Some(d.sha256.to_string());
+                    f.detail = Some(format!("`{}` answers {status}", d.url));
+                    f
+                }
+                Err(e) => {
+                    let mut f = Finding::new(Kind::Unresolvable, Ecosystem::Url, d.url.as_str());
+                    f.detail = Some(format!("cannot fetch `{}`: {e}", d.url));
+                    f
+                }
+            };
+            f.step = Some(at);
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
 /// A `hash-mismatch` finding: the locked value is `expected`, what the
 /// source serves `found`.
 pub fn mismatch_finding(m: &HashMismatch) -> Finding {
@@ -629,6 +672,7 @@ pub fn mismatch_finding(m: &HashMismatch) -> Finding {
         Subject::Pip => Ecosystem::Pip,
         Subject::Conda => Ecosystem::Conda,
         Subject::Base => Ecosystem::Base,
+        Subject::Url => Ecosystem::Url,
     };
     let mut f = Finding::new(Kind::HashMismatch, ecosystem, m.name.clone());
     f.expected = Some(m.locked.clone());

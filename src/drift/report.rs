@@ -147,6 +147,7 @@ fn package_link(f: &Finding) -> String {
         Ecosystem::Base => format!("`{name}`"),
         Ecosystem::Apt => format!("[{name}](https://packages.debian.org/{name})"),
         Ecosystem::Image => String::new(),
+        Ecosystem::Url => format!("`{name}`"),
     }
 }
 
@@ -252,6 +253,9 @@ struct JsonFinding<'a> {
     channel: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     base: Option<&'a str>,
+    /// A file fetched from a fixed URL (`ADD URL`, `curl -o`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     locked: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -277,6 +281,7 @@ impl<'a> JsonFinding<'a> {
             package: package.then_some(f.name.as_str()),
             channel: f.channel.as_deref(),
             base: (f.ecosystem == Ecosystem::Base).then_some(f.name.as_str()),
+            url: (f.ecosystem == Ecosystem::Url).then_some(f.name.as_str()),
             locked: f.expected.as_deref(),
             latest: f.found.as_deref(),
             detail: f.detail.as_deref(),

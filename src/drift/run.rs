@@ -113,6 +113,9 @@ pub fn run(
                     if let Some(err) = &failure {
                         findings.push(unresolvable(&err.to_string()));
                     }
+                    if !options.offline {
+                        findings.extend(super::download_findings(&resolvers, locked).await);
+                    }
                     let index = index_findings(config, &resolvers, locked).await?;
                     annotate_newest(&mut findings, &index.newest);
                     findings.extend(index.findings);

@@ -16,6 +16,8 @@ pub enum Subject {
     Pip,
     Conda,
     Base,
+    /// A file locked by its fixed URL.
+    Url,
 }
 
 /// A locked value its source contradicts for the same artifact.
@@ -43,6 +45,7 @@ impl HashMismatch {
             Subject::Pip => "the index",
             Subject::Conda => "the channel",
             Subject::Base => "the registry",
+            Subject::Url => "the URL",
         }
     }
 
@@ -53,6 +56,7 @@ impl HashMismatch {
             (Subject::Base, false) => format!("base `{}` for {}", self.name, self.artifact),
             (Subject::Pip, _) => format!("pip `{}` file `{}`", self.name, self.artifact),
             (Subject::Conda, _) => format!("conda `{}` file `{}`", self.name, self.artifact),
+            (Subject::Url, _) => format!("the file at `{}`", self.name),
         };
         match &self.served {
             Some(served) => format!(
@@ -86,6 +90,25 @@ pub fn artifact_mismatches(previous: &LockedImage, fresh: &LockedImage) -> Vec<H
     let mut out = Vec::new();
     let fresh_pip: Vec<_> = fresh.steps.iter().flat_map(|s| &s.pypi).collect();
     let fresh_conda: Vec<_> = fresh.steps.iter().flat_map(|s| &s.conda).collect();
+    // A fixed URL that serves other bytes than the lock pins.
+    let fresh_downloads: Vec<_> = fresh.stages.iter().flat_map(|s| &s.downloads).collect();
+    for d in previous.stages.iter().flat_map(|s| &s.downloads) {
+        if let Some(now) = fresh_downloads.iter().find(|n| n.url == d.url)
+            && now.sha256 != d.sha256
+        {
+            push(
+                &mut out,
+                HashMismatch {
+                    subject: Subject::Url,
+                    name: d.url.to_string(),
+                    artifact: String::new(),
+                    key: "sha256",
+                    locked: d.sha256.to_string(),
+                    served: Some(now.sha256.to_string()),
+                },
+            );
+        }
+    }
     for step in &previous.steps {
         for p in &step.pypi {
             let (Some(file), Some(locked)) = (&p.file, &p.sha256) else {

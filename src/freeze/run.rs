@@ -188,6 +188,7 @@ pub async fn freeze_image_reporting(
             builder.step(locked);
         }
     }
+    lock_downloads(session, job, options, &file, &mut builder).await;
     let (lock, warnings) = builder.finish();
     // The files the old lock names that were just chosen again: their
     // hashes come from the index and channel now, and must be the locked
@@ -207,6 +208,89 @@ pub async fn freeze_image_reporting(
         finals,
         warnings,
     })
+}
+
+/// Fetches each file the definition downloads from a fixed URL and records
+/// its sha256 and size. Offline, the previous lock's entry for the same line
+/// and URL is kept; a file that cannot be fetched is left unlocked with a
+/// warning that names its line.
+async fn lock_downloads(
+    session: &Session,
+    job: &ImageJob,
+    options: &FreezeOptions,
+    file: &str,
+    builder: &mut LockBuilder,
+) {
+    use crate::lock::LockedDownload;
+    use crate::resolve::content::{DOWNLOAD_CAP, fetch_sha256};
+    use crate::source::coverage::ContentKind;
+    let mut fetched: BTreeMap<String, Result<(String, u64), String>> = BTreeMap::new();
+    for stage in job.definition.stages.iter().filter(|s| !s.unused) {
+        for c in &stage.content {
+            // An `ADD --checksum` is recorded too, so drift keeps checking
+            // the URL after `rewrite` added the checksum.
+            let (url, written) = match &c.kind {
+                ContentKind::AddUrl { url, checksum } => (url, checksum.as_deref()),
+                ContentKind::Download { url: Some(url) } => (url, None),
+                _ => continue,
+            };
+            let previous = job.previous.as_ref().and_then(|p| {
+                p.stages
+                    .iter()
+                    .flat_map(|s| &s.downloads)
+                    .find(|d| {
+                        usize::try_from(d.line).is_ok_and(|l| l == c.line) && d.url.as_str() == url
+                    })
+                    .map(|d| (d.sha256.as_str().to_string(), d.size))
+            });
+            let found = if options.offline || session.offline() {
+                previous.ok_or_else(|| "offline, and the lock has no entry for it".to_string())
+            } else {
+                match fetched.get(url) {
+                    Some(r) => r.clone(),
+                    None => {
+                        let r = fetch_sha256(session.http(), url, DOWNLOAD_CAP)
+                            .await
+                            .map(|f| (f.sha256, f.size))
+                            .map_err(|e| e.to_string());
+                        fetched.insert(url.clone(), r.clone());
+                        r
+                    }
+                }
+            };
+            match found {
+                Ok((sha256, size)) => {
+                    if let Some(w) = written
+                        && w.strip_prefix("sha256:") != Some(sha256.as_str())
+                    {
+                        builder.warn([format!(
+                            "{file}:{}: `{}` serves sha256 {sha256}, not the `--checksum={w}` written there: the build will refuse it",
+                            c.line, c.text
+                        )]);
+                    }
+                    // A URL the lock cannot hold (one with credentials)
+                    // stays unlocked, named at its line.
+                    match LockedDownload::new(stage.index, c.line, url, &sha256, size) {
+                        Ok(d) => {
+                            builder.download(stage.index, d);
+                        }
+                        Err(e) => {
+                            builder.warn([format!(
+                                "{file}:{}: `{}` is not locked: {e}",
+                                c.line, c.text
+                            )]);
+                        }
+                    }
+                }
+                Err(why) => {
+                    builder.warn([format!(
+                        "{file}:{}: `{}` is not locked: cannot fetch it: {why}",
+                        c.line, c.text
+                    )]);
+                }
+            }
+        }
+    }
 }
 
 /// Checks every registry base against what its registry serves: the

@@ -8,8 +8,8 @@
 
 use crate::lock::value::{InvalidValue, serde_oci};
 use crate::lock::{
-    AptPackage, AptSource, CondaPackage, LockedBase, LockedImage, LockedPlatformImage, LockedStage,
-    LockedStep, PypiPackage, PypiSource, Sha256,
+    AptPackage, AptSource, CondaPackage, LockedBase, LockedDownload, LockedImage,
+    LockedPlatformImage, LockedStage, LockedStep, PypiPackage, PypiSource, Sha256,
 };
 use crate::oci::ResolvedImage;
 use crate::oci::{Digest, Platform};
@@ -427,6 +427,19 @@ impl LockBuilder {
         self
     }
 
+    /// Records a file fetched by stage `stage` (a stage of the skeleton).
+    pub fn download(&mut self, stage: usize, download: LockedDownload) -> &mut Self {
+        if let Some(s) = self
+            .lock
+            .stages
+            .iter_mut()
+            .find(|s| usize::try_from(s.index).is_ok_and(|i| i == stage))
+        {
+            s.downloads.push(download);
+        }
+        self
+    }
+
     /// Adds a step whose entries were merged over its platforms.
     pub fn step(&mut self, step: LockedStep) -> &mut Self {
         self.lock.steps.push(step);
@@ -536,6 +549,27 @@ impl LockedStage {
             base_name: base_name
                 .map(|n| check(&what, "base-name", n))
                 .transpose()?,
+            downloads: Vec::new(),
+        })
+    }
+}
+
+impl LockedDownload {
+    /// The entry for the file fetched from `url` at `line` of stage
+    /// `stage`.
+    pub fn new(
+        stage: usize,
+        line: usize,
+        url: &str,
+        sha256: &str,
+        size: u64,
+    ) -> Result<LockedDownload, LockBuildError> {
+        let what = || format!("the download at line {line} of stage {stage}");
+        Ok(LockedDownload {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            url: check(&what, "url", url)?,
+            sha256: check(&what, "sha256", sha256)?,
+            size,
         })
     }
 }

@@ -45,6 +45,15 @@ pub fn coverage_of(
             b.references.iter().any(|r| r.as_str() == reference) || b.name.as_str() == reference
         }))
     };
+    let download_locked = |line: usize, url: &str| -> Option<bool> {
+        let lock = lock?;
+        Some(
+            lock.stages
+                .iter()
+                .flat_map(|s| &s.downloads)
+                .any(|d| usize::try_from(d.line).is_ok_and(|l| l == line) && d.url.as_str() == url),
+        )
+    };
     Coverage::of(
         definition,
         file,
@@ -52,6 +61,7 @@ pub fn coverage_of(
         &CoverageInputs {
             install_locked: &install_locked,
             image_locked: &image_locked,
+            download_locked: &download_locked,
             accept: &image.accept_unlocked,
         },
     )

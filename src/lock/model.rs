@@ -78,6 +78,25 @@ pub struct LockedStage {
     /// The canonical name of the base when it is an image (a key of `bases`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_name: Option<Token>,
+    /// Files the stage fetches from a fixed URL (`ADD <url>`, `curl -o`,
+    /// `wget -O`), pinned by their content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub downloads: Vec<LockedDownload>,
+}
+
+/// A file fetched from a fixed URL, as freeze found it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedDownload {
+    /// 1-based line of the instruction or command in the definition.
+    pub line: u32,
+    /// The URL as written.
+    pub url: LockUrl,
+    /// sha256 of the file's bytes.
+    pub sha256: Sha256,
+    /// Its length in bytes.
+    pub size: u64,
 }
 
 /// A pinned image reference.
@@ -417,6 +436,12 @@ impl LockedImage {
         self.image.platforms.sort();
         self.image.platforms.dedup();
         self.stages.sort_by_key(|s| s.index);
+        for stage in &mut self.stages {
+            stage
+                .downloads
+                .sort_by(|a, b| (a.line, &a.url).cmp(&(b.line, &b.url)));
+            stage.downloads.dedup();
+        }
         self.bases.sort_by(|a, b| a.name.cmp(&b.name));
         for base in &mut self.bases {
             base.references.sort();

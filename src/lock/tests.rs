@@ -33,6 +33,7 @@ pub(crate) fn sample() -> LockedImage {
             name: None,
             base: "python:3.11-slim".parse().unwrap(),
             base_name: Some("docker.io/library/python:3.11-slim".parse().unwrap()),
+            downloads: Vec::new(),
         }],
         bases: vec![LockedBase {
             name: "docker.io/library/python:3.11-slim".parse().unwrap(),

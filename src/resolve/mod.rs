@@ -1,6 +1,7 @@
 //! The only network code: registries, conda channels, Python indexes, caches.
 
 pub mod auth;
+pub mod content;
 pub mod http;
 pub mod pypi;
 pub mod registry;

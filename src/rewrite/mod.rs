@@ -77,6 +77,9 @@ pub enum RewriteError {
 pub struct RewriteOptions {
     /// Add `--hash=sha256:` lines and `--require-hashes` to requirements files.
     pub hashes: bool,
+    /// Add `&& echo "<sha256>  FILE" | sha256sum -c -` after each
+    /// `curl -o FILE URL` / `wget -O FILE URL` whose file the lock pins.
+    pub check_downloads: bool,
 }
 
 /// One file and its pinned text.
@@ -197,6 +200,11 @@ pub fn rewrite_image(
         }
     }
 
+    add_checksums(&mut plan, definition, text, lock);
+    if opts.check_downloads {
+        check_downloads(&mut plan, definition, text, lock);
+    }
+
     // Apply.
     let mut files = Vec::new();
     let mut new_definition = text.to_string();
@@ -258,6 +266,120 @@ pub fn rewrite_image(
         warnings: plan.warnings,
         lock: new_lock,
     })
+}
+
+/// `ADD <url>` without `--checksum` whose file the lock pins: the sha256
+/// goes in as `--checksum=sha256:…` right after `ADD`, which BuildKit and
+/// buildah check when they fetch it. An `ADD` of several sources is left
+/// as written (builders take `--checksum` for one URL only).
+fn add_checksums(plan: &mut Plan, definition: &Definition, text: &str, lock: &LockedImage) {
+    use crate::source::coverage::ContentKind;
+    if definition.kind != DefinitionKind::Dockerfile {
+        return;
+    }
+    for stage in &definition.stages {
+        let Some(locked) = lock
+            .stages
+            .iter()
+            .find(|s| usize::try_from(s.index).is_ok_and(|i| i == stage.index))
+        else {
+            continue;
+        };
+        for c in &stage.content {
+            let ContentKind::AddUrl {
+                url,
+                checksum: None,
+            } = &c.kind
+            else {
+                continue;
+            };
+            let Some(d) = locked.downloads.iter().find(|d| {
+                usize::try_from(d.line).is_ok_and(|l| l == c.line) && d.url.as_str() == url
+            }) else {
+                continue;
+            };
+            let sources = stage
+                .content
+                .iter()
+                .filter(|o| o.span == c.span && matches!(o.kind, ContentKind::AddUrl { .. }))
+                .count();
+            if sources > 1 {
+                plan.warn(
+                    &definition.path,
+                    text,
+                    c.span,
+                    format!(
+                        "`{}` is one of several sources of an `ADD`, so no `--checksum` is added",
+                        c.text
+                    ),
+                    Some("give each URL its own `ADD` to have it pinned".into()),
+                );
+                continue;
+            }
+            let written = text.get(c.span.start..c.span.end).unwrap_or("");
+            let lead = written.len() - written.trim_start().len();
+            let keyword = written[lead..]
+                .get(..3)
+                .is_some_and(|k| k.eq_ignore_ascii_case("ADD"));
+            if !keyword {
+                continue;
+            }
+            plan.edits.entry(None).or_default().push(Edit::insert(
+                c.span.start + lead + 3,
+                format!(" --checksum=sha256:{}", d.sha256),
+            ));
+        }
+    }
+}
+
+/// `curl -o FILE URL` / `wget -O FILE URL` whose file the lock pins: a
+/// `sha256sum -c` of FILE goes right after the command, so the build stops
+/// when the URL serves other bytes. A command already followed by that
+/// check is left alone; one whose file is not a literal path is named.
+fn check_downloads(plan: &mut Plan, definition: &Definition, text: &str, lock: &LockedImage) {
+    use crate::source::coverage::{ContentKind, download_file};
+    for stage in &definition.stages {
+        let Some(locked) = lock
+            .stages
+            .iter()
+            .find(|s| usize::try_from(s.index).is_ok_and(|i| i == stage.index))
+        else {
+            continue;
+        };
+        for c in &stage.content {
+            let ContentKind::Download { url: Some(url) } = &c.kind else {
+                continue;
+            };
+            let Some(d) = locked.downloads.iter().find(|d| {
+                usize::try_from(d.line).is_ok_and(|l| l == c.line) && d.url.as_str() == url
+            }) else {
+                continue;
+            };
+            let written = text.get(c.span.start..c.span.end).unwrap_or("");
+            let Some(file) = download_file(written) else {
+                plan.warn(
+                    &definition.path,
+                    text,
+                    c.span,
+                    format!(
+                        "`{}` writes no file named literally, so no `sha256sum -c` is added",
+                        c.text
+                    ),
+                    Some("write the download as `curl -o FILE URL` with a plain path".into()),
+                );
+                continue;
+            };
+            let check = format!("&& echo \"{}  {file}\" | sha256sum -c -", d.sha256);
+            let after = text.get(c.span.end..).unwrap_or("");
+            if after.trim_start().starts_with(&check) {
+                continue;
+            }
+            plan.edits
+                .entry(None)
+                .or_default()
+                .push(Edit::insert(c.span.end, format!(" {check}")));
+        }
+    }
 }
 
 /// The lock step of a parsed step: same stage, line and command; else the

@@ -616,7 +616,10 @@ fn requirements_file_pinned_in_place_with_hashes_and_markers() {
         &inputs,
         &lock,
         dir.path(),
-        RewriteOptions { hashes: true },
+        RewriteOptions {
+            hashes: true,
+            ..RewriteOptions::default()
+        },
     )
     .expect("rewrites");
     let shown: Vec<String> = out
@@ -641,7 +644,10 @@ fn requirements_file_pinned_in_place_with_hashes_and_markers() {
         &inputs2,
         &out.lock,
         dir.path(),
-        RewriteOptions { hashes: true },
+        RewriteOptions {
+            hashes: true,
+            ..RewriteOptions::default()
+        },
     )
     .expect("rewrites again");
     assert!(again.files.is_empty(), "{:?}", again.files);
@@ -1062,7 +1068,10 @@ fn per_platform_pins_in_a_requirements_file_are_stable() {
             pkg("torch", "2.4.1", &both[1..]),
             pkg("rich", "13.9.4", &both),
         ];
-        let opts = RewriteOptions { hashes };
+        let opts = RewriteOptions {
+            hashes,
+            ..RewriteOptions::default()
+        };
         let out = rewrite_image(&def, &inputs, &lock, dir.path(), opts).expect("rewrites");
         for f in &out.files {
             fs_err::write(&f.path, &f.after).expect("write");

@@ -6,7 +6,7 @@
 //! build content ([`scan_content`]: `curl … | sh`, `curl -o`, `git clone`,
 //! `make install`), `ADD <url>` and images pulled by `FROM` and
 //! `COPY --from`. Each is [`Class::Locked`], [`Class::Lockable`] (by its
-//! content: a sha256 or a commit, which imagelock does not fetch yet) or
+//! content: a sha256 or a commit, which freeze records) or
 //! [`Class::NotLocked`], with the reason.
 
 use serde::Serialize;
@@ -138,9 +138,9 @@ pub fn classify_content(step: &ContentStep) -> Class {
         ContentKind::PipedFromNetwork { into, .. } => {
             Class::NotLocked(format!("data from the network piped into `{into}`"))
         }
-        ContentKind::Download { url: Some(_) } => Class::Lockable(
-            "a fixed URL: its sha256 can be locked; imagelock does not fetch it yet".into(),
-        ),
+        ContentKind::Download { url: Some(_) } => {
+            Class::Lockable("a fixed URL: `imagelock freeze` locks its sha256".into())
+        }
         ContentKind::Download { url: None } => {
             Class::NotLocked("download from a URL imagelock cannot expand".into())
         }
@@ -163,9 +163,9 @@ pub fn classify_content(step: &ContentStep) -> Class {
         ContentKind::AddUrl {
             checksum: Some(c), ..
         } => Class::Locked(format!("checksum {c}")),
-        ContentKind::AddUrl { checksum: None, .. } => Class::Lockable(
-            "a URL: its sha256 can be locked; imagelock does not fetch it yet".into(),
-        ),
+        ContentKind::AddUrl { checksum: None, .. } => {
+            Class::Lockable("a URL: `imagelock freeze` locks its sha256".into())
+        }
         ContentKind::AddGit {
             commit: Some(c), ..
         } => Class::Locked(format!("commit {c}")),
@@ -533,6 +533,48 @@ fn short(words: &[(Option<String>, String)]) -> String {
     }
 }
 
+/// The file a `curl -o FILE URL` or `wget -O FILE URL` command (as written)
+/// writes, when it names one literally (`None` for `curl -O`, a
+/// redirection, standard output or an expansion).
+pub fn download_file(command: &str) -> Option<String> {
+    let cmds = split_commands(command).ok()?;
+    let [cmd] = cmds.as_slice() else {
+        return None;
+    };
+    let words = program_words(cmd, command);
+    let prog = base_name(&words.first()?.1).to_string();
+    let args = &words[1..];
+    let mut i = 0;
+    let mut file = None;
+    while i < args.len() {
+        let a = args[i].1.as_str();
+        let (value_next, inline) = match prog.as_str() {
+            "curl" => (
+                a == "-o"
+                    || a == "--output"
+                    || (a.starts_with('-') && !a.starts_with("--") && a.ends_with('o')),
+                a.strip_prefix("--output="),
+            ),
+            "wget" => (
+                a == "-O"
+                    || a == "--output-document"
+                    || (a.starts_with('-') && !a.starts_with("--") && a.ends_with('O')),
+                a.strip_prefix("--output-document="),
+            ),
+            _ => return None,
+        };
+        if let Some(v) = inline {
+            file = Some(Some(v.to_string()));
+        } else if value_next {
+            file = Some(args.get(i + 1).and_then(|w| w.0.clone()));
+            i += 1;
+        }
+        i += 1;
+    }
+    file.flatten()
+        .filter(|f| !f.is_empty() && f != "-" && !f.contains(['"', '\\', '$', '`']))
+}
+
 /// Whether an `ADD` source is fetched from the network, and how.
 pub fn add_source(source: &str, checksum: Option<&str>) -> Option<ContentKind> {
     let git = source.starts_with("git@")
@@ -595,6 +637,9 @@ pub struct CoverageInputs<'a> {
     /// For an image reference (after expansion): whether the lock pins it
     /// by digest (`None`: no lock).
     pub image_locked: &'a dyn Fn(&str) -> Option<bool>,
+    /// For a file fetched from a fixed URL (its line, the URL): whether the
+    /// lock records its sha256 (`None`: no lock).
+    pub download_locked: &'a dyn Fn(usize, &str) -> Option<bool>,
     /// Entries accepting unlocked steps: a line number or a glob over the
     /// command as written.
     pub accept: &'a [AcceptUnlocked],
@@ -693,7 +738,21 @@ impl Coverage {
                 ));
             }
             for c in &stage.content {
-                steps.push((c.line, c.text.clone(), classify_content(c), c.span));
+                let class = match (&c.kind, classify_content(c)) {
+                    (
+                        ContentKind::AddUrl { url, .. } | ContentKind::Download { url: Some(url) },
+                        Class::Lockable(why),
+                    ) => match (inputs.download_locked)(c.line, url) {
+                        Some(true) => Class::Locked("sha256 in the lock".into()),
+                        Some(false) => Class::NotLocked(
+                            "the lock has no sha256 for it (freeze could not fetch it, or the lock is stale)"
+                                .into(),
+                        ),
+                        None => Class::Lockable(why),
+                    },
+                    (_, class) => class,
+                };
+                steps.push((c.line, c.text.clone(), class, c.span));
             }
         }
         steps.sort_by_key(|s| (s.0, s.3.start));
@@ -840,6 +899,25 @@ mod tests {
         );
         // Output that goes nowhere in the image is not content.
         assert_eq!(kinds("curl -fsS https://x.org/health"), []);
+    }
+
+    #[test]
+    fn the_file_a_download_writes_is_read_from_its_options() {
+        assert_eq!(
+            download_file("curl -fsSLo /tmp/a.tgz https://x.org/a").as_deref(),
+            Some("/tmp/a.tgz")
+        );
+        assert_eq!(
+            download_file("curl --output=/a https://x.org/a").as_deref(),
+            Some("/a")
+        );
+        assert_eq!(
+            download_file("wget -q -O /opt/b https://x.org/b").as_deref(),
+            Some("/opt/b")
+        );
+        assert_eq!(download_file("wget -qO- https://x.org/b"), None);
+        assert_eq!(download_file("curl -O https://x.org/a"), None);
+        assert_eq!(download_file("curl -o \"$F\" https://x.org/a"), None);
     }
 
     #[test]

@@ -229,6 +229,8 @@ pub enum Ecosystem {
     Apt,
     /// The image as a whole: its inputs, whether it resolves.
     Image,
+    /// A file the definition fetches from a fixed URL.
+    Url,
 }
 
 impl Ecosystem {
@@ -239,6 +241,7 @@ impl Ecosystem {
             Self::Pip => "pip",
             Self::Apt => "apt",
             Self::Image => "image",
+            Self::Url => "url",
         }
     }
 }

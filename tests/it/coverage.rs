@@ -262,3 +262,170 @@ fn the_main_job_prints_each_example_images_coverage() {
         );
     }
 }
+
+/// `ADD <url>` and `curl -o FILE <url>` of a fixed URL: freeze fetches the
+/// file from its server, records its url, sha256 and size in the lock, and
+/// coverage counts both as locked; `rewrite` adds `--checksum=sha256:…` to
+/// the `ADD` (the `RUN` stays as written), and a second rewrite changes
+/// nothing.
+#[test]
+fn files_from_fixed_urls_are_locked_by_sha256_and_add_gets_a_checksum() {
+    use crate::common::http::StaticServer;
+    use crate::common::registry::{AuthKind, LayoutBuilder, server};
+    let Some(registry) = server(AuthKind::Open) else {
+        return;
+    };
+    let dir = common::tempdir();
+    let mut layout = LayoutBuilder::new(&dir.path().join("layout"));
+    let base = layout.manifest("amd64", None, "coverage-add-base");
+    layout.tag_manifest(&base, "base");
+    registry.push(&layout.dir, "base", "coverage/add-base:1", false);
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("data.tar.gz"), b"the data archive\n").unwrap();
+    std::fs::write(files.join("tool.tgz"), b"the tool, version 1\n").unwrap();
+    let http = StaticServer::start(&files);
+    let sha = |b: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b));
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    let dockerfile = format!(
+        "FROM {r}/coverage/add-base:1\nADD {h}/data.tar.gz /data/\nRUN curl -fsSLo /tmp/tool.tgz {h}/tool.tgz\n",
+        r = registry.addr,
+        h = http.url()
+    );
+    std::fs::write(dir.path().join("app/Dockerfile"), &dockerfile).unwrap();
+    std::fs::write(
+        dir.path().join("imagelock.toml"),
+        "[images.app]\nfile = \"app/Dockerfile\"\n",
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        common::run(
+            common::imagelock()
+                .current_dir(dir.path())
+                .env("IMAGELOCK_CACHE_DIR", dir.path().join("cache"))
+                .args(args),
+        )
+    };
+    let (code, out, err) = cli(&["freeze"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("image `app`: coverage: 3 of 3 steps locked"),
+        "{err}"
+    );
+    let lock = imagelock::lock::LockedImage::read(&dir.path().join("lockfiles/app.lock")).unwrap();
+    let got: Vec<(u32, String, String, u64)> = lock
+        .stages
+        .iter()
+        .flat_map(|s| &s.downloads)
+        .map(|d| (d.line, d.url.to_string(), d.sha256.to_string(), d.size))
+        .collect();
+    let data_sha = sha(b"the data archive\n");
+    assert_eq!(
+        got,
+        [
+            (
+                2,
+                format!("{}/data.tar.gz", http.url()),
+                data_sha.clone(),
+                17
+            ),
+            (
+                3,
+                format!("{}/tool.tgz", http.url()),
+                sha(b"the tool, version 1\n"),
+                20
+            ),
+        ]
+    );
+
+    let (code, out, err) = cli(&["rewrite"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let rewritten = std::fs::read_to_string(dir.path().join("app/Dockerfile")).unwrap();
+    // The base gets its digest; the ADD its checksum; the RUN stays.
+    let lines: Vec<&str> = rewritten.lines().collect();
+    let want: Vec<String> = dockerfile.lines().map(str::to_string).collect();
+    assert_eq!(
+        lines[1],
+        want[1].replace(
+            "ADD http",
+            &format!("ADD --checksum=sha256:{data_sha} http")
+        ),
+        "{rewritten}"
+    );
+    assert_eq!(lines[2], want[2], "{rewritten}");
+    let (code, out, err) = cli(&["rewrite"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("app/Dockerfile")).unwrap(),
+        rewritten
+    );
+    // Asked for, the download gets a `sha256sum -c` check after it; asked
+    // again, nothing changes.
+    let (code, out, err) = cli(&["rewrite", "--check-downloads"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let checked = std::fs::read_to_string(dir.path().join("app/Dockerfile")).unwrap();
+    assert_eq!(
+        checked.lines().nth(2).unwrap(),
+        format!(
+            "{} && echo \"{}  /tmp/tool.tgz\" | sha256sum -c -",
+            want[2],
+            sha(b"the tool, version 1\n")
+        ),
+        "{checked}"
+    );
+    let (code, out, err) = cli(&["rewrite", "--check-downloads"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("app/Dockerfile")).unwrap(),
+        checked
+    );
+    let rewritten = checked;
+    let (code, out, err) = cli(&["verify"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("app: coverage: 3 of 3 steps locked"), "{out}");
+
+    // Upstream, the data archive is replaced and the tool removed: drift
+    // reports the first as `hash-mismatch` and the second as `gone`.
+    let (code, out, err) = cli(&["drift", "--format", "json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        !out.contains("hash-mismatch") && !out.contains("\"gone\""),
+        "{out}"
+    );
+    std::fs::write(files.join("data.tar.gz"), b"the data archive, replaced\n").unwrap();
+    std::fs::remove_file(files.join("tool.tgz")).unwrap();
+    let (code, out, err) = cli(&["drift", "--format", "json", "--fail-on", "any"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    let of = |kind: &str| {
+        findings
+            .iter()
+            .find(|f| f["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} finding in {out}"))
+    };
+    let mismatch = of("hash-mismatch");
+    assert_eq!(mismatch["url"], format!("{}/data.tar.gz", http.url()));
+    assert_eq!(mismatch["locked"], data_sha);
+    assert_eq!(mismatch["at"], "app/Dockerfile:2");
+    let gone = of("gone");
+    assert_eq!(gone["url"], format!("{}/tool.tgz", http.url()));
+    assert_eq!(gone["at"], "app/Dockerfile:3");
+    // Once the definition changes, freeze resolves again and refuses to
+    // carry the lock onward over the replaced file.
+    std::fs::write(
+        dir.path().join("app/Dockerfile"),
+        format!("{rewritten}ENV EDITED=1\n"),
+    )
+    .unwrap();
+    let (code, out, err) = cli(&["freeze"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains(&format!(
+            "`sha256` of the file at `{}/data.tar.gz` is `{data_sha}` in the lock, but the URL serves `{}`",
+            http.url(),
+            sha(b"the data archive, replaced\n")
+        )),
+        "{err}"
+    );
+}

@@ -634,6 +634,7 @@ fn lock_for(dir: &Path) -> LockedImage {
             name: None,
             base: t(&base),
             base_name: Some(t(&base)),
+            downloads: Vec::new(),
         }],
         bases: vec![LockedBase {
             name: t(&base),

@@ -285,6 +285,7 @@ fn derive_lock(w: &World, dir: &str, base_oci: &str) -> LockedImage {
             name: None,
             base: base_name.clone().parse().unwrap(),
             base_name: Some(base_name.clone().parse().unwrap()),
+            downloads: Vec::new(),
         }],
         bases: vec![LockedBase {
             name: base_name.clone().parse().unwrap(),
@@ -728,6 +729,7 @@ fn verify_without_an_image_finds_stale_locks() {
                     name: None,
                     base: s.base.reference.value.clone().unwrap().parse().unwrap(),
                     base_name: None,
+                    downloads: Vec::new(),
                 })
                 .collect(),
             bases: vec![],
