@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::config::Config;
+use crate::freeze::outcome::{StepOutcome, StepPlace};
 use crate::freeze::state::PlatformState;
-use crate::freeze::steps::{StepOutcome, StepPlace};
 use crate::freeze::{FreezeError, StepCause};
 use crate::image::dpkg::read_apt_state;
 use crate::lock::{AptPackage, AptSource, lock_platform};

@@ -19,6 +19,7 @@
 pub mod apt;
 mod bases;
 pub mod check;
+pub mod outcome;
 mod run;
 mod schedule;
 pub mod state;

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
+pub use crate::freeze::outcome::{StepOutcome, StepPlace};
 use crate::freeze::state::PlatformState;
 use crate::freeze::{FreezeError, FreezeOptions, ImageJob, StepCause};
 use crate::image::LibcKind;
@@ -95,53 +96,6 @@ pub fn session(
         },
     )
     .map_err(FreezeError::setup)
-}
-
-/// What one step resolved to on one platform.
-#[derive(Clone, Debug, Default)]
-pub struct StepOutcome {
-    /// The specs asked for, including those read from files.
-    pub requested: Vec<String>,
-    /// Conda channel URLs or Python index URLs used, in order.
-    pub channels: Vec<String>,
-    pub indexes: Vec<String>,
-    /// pip's `--find-links` locations, as URLs.
-    pub find_links: Vec<String>,
-    /// Where it installed.
-    pub target: Option<String>,
-    pub locked: bool,
-    /// Why the step is not locked, when it is not.
-    pub reason: Option<String>,
-    pub conda: Vec<CondaPackage>,
-    pub pypi: Vec<PypiPackage>,
-    pub apt: Vec<crate::lock::AptPackage>,
-    pub apt_sources: Vec<crate::lock::AptSource>,
-    /// What the lock cannot promise for this step (VCS and path
-    /// requirements), with the place.
-    pub warnings: Vec<String>,
-}
-
-/// Where a step is, for messages.
-pub struct StepPlace<'a> {
-    pub image: &'a str,
-    pub file: String,
-    pub line: usize,
-    pub stage: usize,
-    pub step: usize,
-}
-
-impl StepPlace<'_> {
-    fn context(&self) -> String {
-        format!("image `{}`, {}:{}", self.image, self.file, self.line)
-    }
-
-    pub(crate) fn error(&self, cause: StepCause) -> FreezeError {
-        FreezeError::Step {
-            image: self.image.to_string(),
-            place: format!("{}:{}", self.file, self.line),
-            cause: Box::new(cause),
-        }
-    }
 }
 
 /// Resolves `step` on `state.platform` and applies it to `state`.

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::diagnostic::Span;
-use crate::source::coverage::ContentStep;
 pub use crate::source::expanded::Expanded;
 use crate::source::steps::{ChannelConfig, InstallCommand};
 
@@ -228,4 +227,49 @@ impl Stage {
             s.unused = !u;
         }
     }
+}
+
+/// A command of a `RUN` body (or `%post`) or an `ADD` that brings content
+/// into the image outside the install steps imagelock resolves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContentStep {
+    #[serde(flatten)]
+    pub kind: ContentKind,
+    /// The command, shortened for one line (`curl … | bash`).
+    pub text: String,
+    /// Where it is in the file.
+    pub span: Span,
+    /// 1-based line of its first byte.
+    pub line: usize,
+}
+
+/// What a content step does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ContentKind {
+    /// `curl URL | sh`: a script from the network runs.
+    ScriptFromNetwork { url: Option<String> },
+    /// `curl URL | tar x`: an archive from the network is unpacked.
+    ArchiveFromNetwork { url: Option<String> },
+    /// `curl URL | gpg …`: other data from the network.
+    PipedFromNetwork { url: Option<String>, into: String },
+    /// `curl -o FILE URL`, `wget -O FILE URL`: a file from the network.
+    /// `url` is `None` when it is not a fixed URL.
+    Download { url: Option<String> },
+    /// `git clone URL`; `commit` when the script checks out a full commit.
+    GitClone {
+        url: Option<String>,
+        commit: Option<String>,
+    },
+    /// `make install`, `cmake --install`, `python setup.py install`;
+    /// `project` is the repository a `git clone` before it in the same
+    /// script fetched (`hail` of `…/hail.git`), when there is one.
+    BuildFromSource { project: Option<String> },
+    /// `ADD <url>`; `checksum` from `--checksum=`.
+    AddUrl {
+        url: String,
+        checksum: Option<String>,
+    },
+    /// `ADD <git url>`; `commit` when the URL names a full commit.
+    AddGit { url: String, commit: Option<String> },
 }
