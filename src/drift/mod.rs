@@ -850,7 +850,15 @@ pub fn known_channels(
         .channels
         .iter()
         .cloned()
-        .chain(settings.custom_channels.values().cloned())
+        // `custom_channels` maps a name to the URL it lives under, as conda
+        // does: `conda-forge: https://host/t/TOKEN` is
+        // `https://host/t/TOKEN/conda-forge`.
+        .chain(
+            settings
+                .custom_channels
+                .iter()
+                .map(|(name, url)| format!("{}/{name}", url.trim_end_matches('/'))),
+        )
         .chain(
             definition
                 .stages

@@ -754,10 +754,14 @@ fn channel_token_in_the_url() {
     std::os::unix::fs::symlink(fixture("world/conda"), root.path().join("t").join(token)).unwrap();
     let server = StaticServer::start(root.path());
     let host = server.addr.to_string();
+    // The test image's own `.condarc` names `conda-forge`, and the image's
+    // channels win over the host's; the host maps that name to the local
+    // server (with or without a token), as a mirror would.
     let condarc = |dir: &Path, url: &str| {
+        let prefix = url.strip_suffix("/conda-forge").unwrap();
         write(
             &dir.join("home/.condarc"),
-            &format!("channels:\n  - {url}\n"),
+            &format!("custom_channels:\n  conda-forge: {prefix}\n"),
         );
     };
     // The channel without its token is not there.
