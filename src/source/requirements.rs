@@ -213,7 +213,12 @@ fn parse_line(
     let span_of = |start: usize, end: usize| line.file_span(Span::new(start, end));
     let line_span = span_of(first_at, content.len());
     let error = |at: usize, message: String, hint: &str| {
-        let span = span_of(at, at + 1);
+        // One character wide, whatever its width in bytes.
+        let width = content
+            .get(at..)
+            .and_then(|rest| rest.chars().next())
+            .map_or(1, char::len_utf8);
+        let span = span_of(at, at + width);
         ParseRequirementsError(Box::new(Diagnostic {
             message,
             location: Location::of(path, text, span.start),
@@ -463,13 +468,15 @@ git+https://github.com/org/repo@v1#egg=repo\n-e ./local\n--pre\n-rmore.txt\n";
     }
 
     /// Found by the fuzz target: a dash glued to a multibyte character
-    /// (`-½`) was cut inside the character.
+    /// (`-½`) was cut inside the character, and an error pointing at a
+    /// multibyte character ended inside it.
     #[test]
-    fn a_dash_before_a_multibyte_character_is_an_error_not_a_panic() {
-        let text = "-\u{bd}\0-\u{1a}\u{1a}@\0";
-        match RequirementsFile::parse(Path::new("r.txt"), text, &|_| None) {
-            Ok(f) => assert_eq!(f.requirements().count(), 0),
-            Err(e) => assert!(text.get(e.0.span.start..e.0.span.end).is_some()),
+    fn multibyte_characters_are_never_cut() {
+        for text in ["-\u{bd}\0-\u{1a}\u{1a}@\0", " ] -r\0  \u{4ce}\0-"] {
+            match RequirementsFile::parse(Path::new("r.txt"), text, &|_| None) {
+                Ok(f) => assert_eq!(f.requirements().count(), 0),
+                Err(e) => assert!(text.get(e.0.span.start..e.0.span.end).is_some(), "{text:?}"),
+            }
         }
     }
 
