@@ -675,20 +675,7 @@ fn apt_step(plan: &mut Plan, at: StepAt<'_>) {
     }
     let (items, unpinned) = pins::apt_pins(locked);
     if !unpinned.is_empty() {
-        plan.warn(
-            &def.path,
-            text,
-            step.command.span,
-            format!(
-                "{} differ in version between platforms and are left unpinned",
-                unpinned
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Some("lock one platform per image, or pin them yourself".into()),
-        );
+        warn_unpinned_between_platforms(plan, def, text, step, &unpinned);
         return;
     }
     if step.command.action == crate::source::steps::Action::Install {
@@ -710,20 +697,7 @@ fn conda_step(plan: &mut Plan, at: StepAt<'_>) {
     let locked = &lock.steps[li];
     let (specs, unpinned) = pins::conda_specs(locked);
     if !unpinned.is_empty() {
-        plan.warn(
-            &def.path,
-            text,
-            step.command.span,
-            format!(
-                "{} differ in version between platforms and are left unpinned",
-                unpinned
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Some("lock one platform per image, or pin them yourself".into()),
-        );
+        warn_unpinned_between_platforms(plan, def, text, step, &unpinned);
     }
     if step
         .command
@@ -1128,6 +1102,31 @@ impl FileLayout {
         }
         s
     }
+}
+
+/// Packages whose locked versions differ between platforms cannot be one
+/// pin in a definition shared by the platforms: said, and left as written.
+fn warn_unpinned_between_platforms(
+    plan: &mut Plan,
+    def: &Definition,
+    text: &str,
+    step: &InstallStep,
+    unpinned: &[String],
+) {
+    plan.warn(
+        &def.path,
+        text,
+        step.command.span,
+        format!(
+            "{} differ in version between platforms and are left unpinned",
+            unpinned
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Some("lock one platform per image, or pin them yourself".into()),
+    );
 }
 
 #[cfg(test)]
