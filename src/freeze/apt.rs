@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::config::Config;
+use crate::freeze::ImageJob;
 use crate::freeze::outcome::{StepOutcome, StepPlace};
 use crate::freeze::state::PlatformState;
 use crate::freeze::{FreezeError, StepCause};
@@ -20,6 +21,8 @@ use crate::solve::apt::{
     AptAction, AptCommand, AptPackageSpec, AptRequest, BinaryPackage, PackageIndex, Universe,
     resolve_preferring,
 };
+use crate::source::apt_files::is_apt_path;
+use crate::source::model::{AptFileChange, AptFileKind, CopiedFile, DefinitionKind, Stage};
 use crate::source::steps::{Action, InstallCommand, Manager};
 
 /// Why an apt command cannot be locked from its text alone (`None`: it
@@ -151,6 +154,221 @@ pub fn not_locked_reason(cmd: &InstallCommand) -> Option<String> {
     apt_command(cmd).err()
 }
 
+/// The largest key, list or configuration file fetched for apt.
+const APT_FILE_CAP: u64 = 1 << 20;
+
+/// What changes an apt file, at a place in the definition.
+enum AptEvent<'s> {
+    Command(&'s AptFileChange),
+    Copy(&'s CopiedFile),
+}
+
+/// Applies to `state` what the commands and `COPY`s of `stage` at file
+/// offsets in `range` do to apt's files (sources, keys, pins,
+/// configuration, dpkg's architectures), in file order: the apt steps
+/// after them resolve against the sources the build has. A change that
+/// cannot be read is kept in [`PlatformState::apt_unknown`].
+pub async fn apply_apt_files(
+    session: &crate::resolve::Session,
+    job: &ImageJob,
+    file: &str,
+    stage: &Stage,
+    range: std::ops::Range<usize>,
+    state: &mut PlatformState,
+) {
+    let apptainer = job.definition.kind == DefinitionKind::Apptainer;
+    let mut events: Vec<(usize, AptEvent<'_>)> = stage
+        .apt_files
+        .iter()
+        .map(|c| (c.span.start, AptEvent::Command(c)))
+        .chain(
+            stage
+                .copies
+                .iter()
+                // Apptainer's `%files` run before `%post`, wherever written.
+                .map(|c| (if apptainer { 0 } else { c.span.start }, AptEvent::Copy(c))),
+        )
+        .filter(|(at, _)| range.contains(at))
+        .collect();
+    events.sort_by_key(|(at, _)| *at);
+    for (at, event) in events {
+        if state.apt_unknown.is_some() {
+            return;
+        }
+        let why = match event {
+            AptEvent::Command(c) => apply_change(session, c, state).await.err().map(|why| {
+                format!(
+                    "{file}:{} changes apt's files before it (`{}` → `{}`): {why}",
+                    c.line, c.text, c.path
+                )
+            }),
+            AptEvent::Copy(c) => apply_copy(job, c, state).err().map(|why| {
+                // Read again only to name the line.
+                let text = std::fs::read_to_string(&job.definition.path).unwrap_or_default();
+                let line = crate::diagnostic::LineIndex::new(&text)
+                    .line_col(&text, at)
+                    .line;
+                format!(
+                    "{file}:{line} copies into apt's files before it (`{}`): {why}",
+                    c.destination
+                )
+            }),
+        };
+        state.apt_unknown = why;
+    }
+}
+
+async fn apply_change(
+    session: &crate::resolve::Session,
+    change: &AptFileChange,
+    state: &mut PlatformState,
+) -> Result<(), String> {
+    let files = &mut state.apt_files;
+    match &change.kind {
+        AptFileKind::Unknown { why } => Err(why.clone()),
+        AptFileKind::Write { content, append } => {
+            let entry = files.entry(change.path.clone()).or_default();
+            if !append {
+                entry.clear();
+            }
+            entry.extend_from_slice(content.as_bytes());
+            Ok(())
+        }
+        AptFileKind::Remove => {
+            match change.path.strip_suffix("/*") {
+                Some(dir) => {
+                    let prefix = format!("{dir}/");
+                    files.retain(|k, _| {
+                        !k.strip_prefix(&prefix)
+                            .is_some_and(|rest| !rest.contains('/') && !rest.starts_with('.'))
+                    });
+                }
+                None => {
+                    files.remove(&change.path);
+                }
+            }
+            Ok(())
+        }
+        AptFileKind::Fetch { url } => {
+            if session.offline() {
+                return Err(format!("`--offline` does not fetch `{url}`"));
+            }
+            let parsed = url::Url::parse(url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .ok_or_else(|| format!("`{url}` is not a URL imagelock can fetch"))?;
+            let shown = crate::resolve::http::redact(&parsed);
+            let resp = session
+                .http()
+                .send(crate::resolve::http::HttpRequest::get(parsed, APT_FILE_CAP))
+                .await
+                .map_err(|e| format!("`{shown}` could not be fetched: {e}"))?;
+            if !resp.status.is_success() {
+                return Err(format!("`{shown}` answered {}", resp.status.as_u16()));
+            }
+            files.insert(change.path.clone(), resp.body.to_vec());
+            Ok(())
+        }
+    }
+}
+
+/// Puts what a `COPY` of the build context brings into apt's directories
+/// into `state`; `Err` when it cannot be read.
+fn apply_copy(job: &ImageJob, copy: &CopiedFile, state: &mut PlatformState) -> Result<(), String> {
+    let dest = crate::source::inputs::image_path(copy.workdir.as_deref(), &copy.destination);
+    let dest = if dest == "/" { String::new() } else { dest };
+    // Does the copy reach apt's files at all: its destination is one, or a
+    // directory above them (`COPY rootfs/ /`).
+    let above = ["/etc/apt/", "/usr/share/keyrings/", "/var/lib/dpkg/arch"]
+        .iter()
+        .any(|a| a.starts_with(&format!("{dest}/")));
+    if !(is_apt_path(&dest) || above) {
+        return Ok(());
+    }
+    if let Some(from) = &copy.from {
+        return Err(format!(
+            "it copies from `{from}`, whose files imagelock does not read here"
+        ));
+    }
+    let into_dir = copy.destination.ends_with('/')
+        || copy.sources.len() > 1
+        || above
+        || [
+            "/etc/apt/sources.list.d",
+            "/etc/apt/keyrings",
+            "/etc/apt/trusted.gpg.d",
+            "/etc/apt/preferences.d",
+            "/etc/apt/apt.conf.d",
+            "/usr/share/keyrings",
+        ]
+        .contains(&dest.as_str());
+    let context = &job.config.context;
+    let mut put = |target: String, path: &std::path::Path| -> Result<(), String> {
+        if !crate::image::dpkg::is_apt_state_file(&target) {
+            return Ok(());
+        }
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("`{}` cannot be read: {e}", path.display()))?;
+        state.apt_files.insert(target, bytes);
+        Ok(())
+    };
+    for src in &copy.sources {
+        if src.contains(['*', '?', '[']) {
+            return Err(format!(
+                "it copies `{src}`, a pattern imagelock does not expand here"
+            ));
+        }
+        if src.contains("://") || src.split('/').any(|p| p == "..") {
+            return Err(format!("it copies `{src}`, which imagelock does not read"));
+        }
+        let path = context.join(src.trim_start_matches('/'));
+        let name = src
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or(src)
+            .to_string();
+        if path.is_file() {
+            let target = if into_dir {
+                format!("{dest}/{name}")
+            } else {
+                dest.clone()
+            };
+            put(target, &path)?;
+        } else if path.is_dir() {
+            // The directory's files under the destination, as far down as
+            // apt's directories go.
+            let mut todo = vec![(path.clone(), dest.clone(), 0)];
+            while let Some((dir, at, depth)) = todo.pop() {
+                if depth > 5 {
+                    continue;
+                }
+                let entries = std::fs::read_dir(&dir)
+                    .map_err(|e| format!("`{}` cannot be read: {e}", dir.display()))?;
+                for e in entries.flatten() {
+                    let Some(n) = e.file_name().to_str().map(str::to_string) else {
+                        continue;
+                    };
+                    let target = format!("{at}/{n}");
+                    let p = e.path();
+                    if p.is_dir() {
+                        if is_apt_path(&target)
+                            || ["/etc/apt/", "/usr/share/keyrings/", "/var/lib/dpkg/"]
+                                .iter()
+                                .any(|a| a.starts_with(&format!("{target}/")))
+                        {
+                            todo.push((p, target, depth + 1));
+                        }
+                    } else {
+                        put(target, &p)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Resolves an apt step on `state.platform` and applies it to `state`.
 pub async fn apt_step(
     config: &Config,
@@ -175,6 +393,9 @@ pub async fn apt_step(
     };
     if let Some(why) = not_locked_reason(cmd) {
         return not_locked(why);
+    }
+    if let Some(why) = &state.apt_unknown {
+        return not_locked(why.clone());
     }
     let command = match apt_command(cmd) {
         Ok(c) => c,

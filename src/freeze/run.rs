@@ -406,7 +406,21 @@ async fn freeze_platform(
                 .collect(),
             None => stage.steps.iter().enumerate().collect(),
         };
+        // Sources and keys the stage's commands and COPYs add, applied
+        // before the steps that follow them.
+        let mut apt_from = 0;
         for (i, step) in steps {
+            let at = step.command.span.start;
+            crate::freeze::apt::apply_apt_files(
+                ctx.session,
+                job,
+                ctx.file,
+                stage,
+                apt_from..at,
+                &mut state,
+            )
+            .await;
+            apt_from = apt_from.max(at);
             let place = StepPlace {
                 image: &job.config.name,
                 file: ctx.file.to_string(),
@@ -430,6 +444,15 @@ async fn freeze_platform(
             .await?;
             outcomes.insert((stage.index, i), outcome);
         }
+        crate::freeze::apt::apply_apt_files(
+            ctx.session,
+            job,
+            ctx.file,
+            stage,
+            apt_from..usize::MAX,
+            &mut state,
+        )
+        .await;
         stage_states.push(state);
     }
     Ok(PlatformDone {

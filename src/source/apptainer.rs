@@ -686,6 +686,7 @@ pub fn parse_with(
             copies: Vec::new(),
             steps: Vec::new(),
             content: Vec::new(),
+            apt_files: Vec::new(),
             span: stage_span,
         };
         // apptainer runs all `%post` sections of a stage as one script, before
@@ -748,6 +749,11 @@ fn scan_section(
     stage
         .content
         .extend(crate::source::coverage::scan_content(script, text, index));
+    stage
+        .apt_files
+        .extend(crate::source::apt_files::scan_apt_files(
+            script, text, index,
+        ));
     let events = scan_script_with(script, &|_| None, None, wrappers)
         .map_err(|e| error(tpl.path, text, e.span, e.message, e.hint.as_deref()))?;
     let mut config: Vec<ChannelConfig> = Vec::new();

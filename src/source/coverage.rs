@@ -335,7 +335,7 @@ fn build_step(
 /// The words of `cmd` from its program on (past keywords, `sudo`,
 /// assignments): each as its plain value (quotes removed; `None` when
 /// it holds an expansion) and as written.
-fn program_words(cmd: &SimpleCommand, st: &str) -> Vec<(Option<String>, String)> {
+pub(crate) fn program_words(cmd: &SimpleCommand, st: &str) -> Vec<(Option<String>, String)> {
     let mut words: Vec<(Option<String>, String)> =
         cmd.words.iter().map(|w| word_value(w, st)).collect();
     while let Some(first) = words.first().map(|w| w.1.as_str()) {
@@ -379,13 +379,13 @@ fn word_value(w: &Word, st: &str) -> (Option<String>, String) {
     (value, shown)
 }
 
-fn base_name(program: &str) -> &str {
+pub(crate) fn base_name(program: &str) -> &str {
     program.rsplit('/').next().unwrap_or(program)
 }
 
 /// The URL `curl`/`wget` fetches (`None` when it holds an expansion) and
 /// whether the command writes it to a file.
-fn fetch_args(prog: &str, args: &[(Option<String>, String)]) -> (Option<String>, bool) {
+pub(crate) fn fetch_args(prog: &str, args: &[(Option<String>, String)]) -> (Option<String>, bool) {
     let mut url = None;
     let mut output = false;
     let mut i = 0;
@@ -477,7 +477,7 @@ pub fn is_commit(s: &str) -> bool {
 
 /// A command shortened for one line: up to three words, else the first
 /// two and `…`.
-fn short(words: &[(Option<String>, String)]) -> String {
+pub(crate) fn short(words: &[(Option<String>, String)]) -> String {
     let all: Vec<&str> = words.iter().map(|w| w.1.as_str()).collect();
     let joined = all.join(" ");
     if all.len() <= 3 && joined.chars().count() <= 40 {

@@ -251,7 +251,7 @@ fn parent_label(label: &str) -> String {
 }
 
 /// An absolute, normalized path inside the image.
-fn image_path(workdir: Option<&str>, path: &str) -> String {
+pub(crate) fn image_path(workdir: Option<&str>, path: &str) -> String {
     let joined = if path.starts_with('/') {
         path.to_string()
     } else {

@@ -6,6 +6,7 @@
 //! `rewrite` can change exactly those bytes and nothing else.
 
 pub mod apptainer;
+pub mod apt_files;
 pub mod coverage;
 pub mod dockerfile;
 pub mod environment;

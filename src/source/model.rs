@@ -130,6 +130,11 @@ pub struct Stage {
     /// [`crate::source::coverage`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub content: Vec<ContentStep>,
+    /// Changes commands of the stage make to apt's sources, keys, pins,
+    /// configuration and dpkg's architectures, in file order; see
+    /// [`crate::source::apt_files`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apt_files: Vec<AptFileChange>,
     /// The `FROM` instruction, or the header block.
     pub span: Span,
     /// `ARG`s declared inside the stage (Dockerfile), with their defaults.
@@ -272,4 +277,38 @@ pub enum ContentKind {
     },
     /// `ADD <git url>`; `commit` when the URL names a full commit.
     AddGit { url: String, commit: Option<String> },
+}
+
+/// A change a command makes to a file apt reads (a source list, a keyring,
+/// pins, configuration, dpkg's architectures), found by
+/// [`crate::source::apt_files::scan_apt_files`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AptFileChange {
+    /// The file's absolute path in the image (for `Remove`, it may end in
+    /// `/*`: every file of the directory).
+    pub path: String,
+    #[serde(flatten)]
+    pub kind: AptFileKind,
+    /// The command, shortened for one line.
+    pub text: String,
+    /// Where it is in the file.
+    pub span: Span,
+    /// 1-based line of its first byte.
+    pub line: usize,
+}
+
+/// What a command does to an apt file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "kebab-case")]
+pub enum AptFileKind {
+    /// `echo TEXT > FILE`, `… | tee [-a] FILE`: the text written (or
+    /// appended).
+    Write { content: String, append: bool },
+    /// `curl URL | gpg --dearmor -o FILE`, `curl -o FILE URL`: the file
+    /// is what `url` serves (a key armored or not reads the same).
+    Fetch { url: String },
+    /// `rm FILE`.
+    Remove,
+    /// A change imagelock cannot read; why.
+    Unknown { why: String },
 }

@@ -327,3 +327,164 @@ fn drift_calls_out_security_updates_and_moved_suites_and_the_sbom_has_deb_purls(
     assert!(lock.contains("version = \"2.10-3+deb12u1\""), "{lock}");
     assert!(lock.contains("suite = \"bookworm-security\""), "{lock}");
 }
+
+/// Sources and keys an image's own commands add before its apt step: a
+/// `deb` line echoed (or `tee`d) into `sources.list.d`, a key `COPY`'d
+/// from the build context or fetched with `curl … | gpg --dearmor -o`,
+/// are what the step resolves against; a line imagelock cannot expand
+/// leaves the step not locked, naming the line and why.
+#[test]
+fn sources_and_keys_added_by_earlier_commands_are_used_or_the_step_is_named() {
+    let fixture = repo_root().join("target/apt-fixture");
+    if !fixture.join("debs").is_dir() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the apt sources test needs `python3 tests/apt/prepare.py` first"
+        );
+        eprintln!("skipping: run `python3 tests/apt/prepare.py` to prepare the apt repository");
+        return;
+    }
+    if !common::require_tool("apt-ftparchive", "apt-get install -y apt-utils") {
+        return;
+    }
+    let tmp = common::tempdir();
+    let path = |rel: &str| tmp.path().join(rel);
+    let repo = path("repo");
+    std::fs::create_dir_all(repo.join("pool/main")).unwrap();
+    for e in std::fs::read_dir(fixture.join("debs")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), repo.join("pool/main").join(e.file_name())).unwrap();
+    }
+    let home = path("gnupg");
+    std::fs::create_dir_all(&home).unwrap();
+    ok(gpg(&home).args([
+        "--quick-gen-key",
+        "imagelock drift <drift@test.invalid>",
+        "ed25519",
+        "sign",
+        "never",
+    ]));
+    let key = ok(gpg(&home).args(["--export", "drift@test.invalid"]));
+    let armored = ok(gpg(&home).args(["--armor", "--export", "drift@test.invalid"]));
+    std::fs::write(repo.join("drift.asc"), &armored).unwrap();
+    publish(&repo, &home, "bookworm", "main", &date(1));
+    let server = StaticServer::start(&repo);
+    let url = server.url();
+
+    // The base has dpkg's status and no apt source or key at all.
+    let packages =
+        std::fs::read_to_string(repo.join("dists/bookworm/main/binary-amd64/Packages")).unwrap();
+    let mut status = String::new();
+    for s in packages.split("\n\n").filter(|s| {
+        ["libc6", "libgcc-s1", "gcc-12-base"]
+            .iter()
+            .any(|n| s.starts_with(&format!("Package: {n}\n")))
+    }) {
+        status.push_str(&format!(
+            "{}\nStatus: install ok installed\n\n",
+            s.trim_end()
+        ));
+    }
+    base_image(
+        &path("images"),
+        &[("var/lib/dpkg/status", status.into_bytes())],
+        &[],
+    );
+    let ex = path("image");
+    let images = [
+        (
+            "copied",
+            format!(
+                "FROM debian:bookworm\n\
+                 COPY drift.gpg /usr/share/keyrings/\n\
+                 RUN echo \"deb [signed-by=/usr/share/keyrings/drift.gpg] {url} bookworm main\" > /etc/apt/sources.list.d/local.list \\\n \
+                 && apt-get update && apt-get install -y hello\n"
+            ),
+        ),
+        (
+            "fetched",
+            format!(
+                "FROM debian:bookworm\n\
+                 RUN mkdir -p /etc/apt/keyrings \\\n \
+                 && curl -fsSL {url}/drift.asc | gpg --dearmor -o /etc/apt/keyrings/local.gpg\n\
+                 RUN echo 'deb [signed-by=/etc/apt/keyrings/local.gpg] {url} bookworm main' | tee /etc/apt/sources.list.d/local.list\n\
+                 RUN apt-get update && apt-get install -y hello\n"
+            ),
+        ),
+        (
+            "unreadable",
+            format!(
+                "FROM debian:bookworm\n\
+                 COPY drift.gpg /usr/share/keyrings/\n\
+                 RUN echo \"deb [signed-by=/usr/share/keyrings/drift.gpg] {url} $(lsb_release -cs) main\" > /etc/apt/sources.list.d/local.list\n\
+                 RUN apt-get update && apt-get install -y hello\n"
+            ),
+        ),
+        (
+            "no-key",
+            format!(
+                "FROM debian:bookworm\n\
+                 RUN echo \"deb [signed-by=/usr/share/keyrings/drift.gpg] {url} bookworm main\" > /etc/apt/sources.list.d/local.list\n\
+                 RUN apt-get update && apt-get install -y hello\n"
+            ),
+        ),
+    ];
+    let mut config = format!(
+        "lock-dir = \"lockfiles\"\n\n[registries.\"docker.io\"]\nlocation = \"oci:{}\"\n",
+        path("images").display()
+    );
+    for (name, dockerfile) in &images {
+        let dir = ex.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+        std::fs::write(dir.join("drift.gpg"), &key).unwrap();
+        config.push_str(&format!(
+            "\n[images.{name}]\nfile = \"{name}/Dockerfile\"\n"
+        ));
+    }
+    std::fs::write(ex.join("imagelock.toml"), config).unwrap();
+    let cli = |args: &[&str]| {
+        run(imagelock()
+            .current_dir(&ex)
+            .env("XDG_CACHE_HOME", path("cache"))
+            .args(args))
+    };
+    for name in ["copied", "fetched"] {
+        let (code, out, err) = cli(&["freeze", name]);
+        assert_eq!(code, 0, "freeze {name}:\n{out}\n{err}");
+        // (The key itself is data from the network, which coverage names.)
+        assert!(!err.contains("hello` is not locked"), "{name}: {err}");
+        let lock = std::fs::read_to_string(ex.join(format!("lockfiles/{name}.lock"))).unwrap();
+        assert!(lock.contains("name = \"hello\""), "{name}: {lock}");
+        assert!(lock.contains(&format!("uri = \"{url}\"")), "{name}: {lock}");
+    }
+    // The line's suite is `$(lsb_release -cs)`: not known here, so the apt
+    // step is not locked, and the line that made it so is named.
+    let (code, out, err) = cli(&["freeze", "unreadable"]);
+    assert_eq!(code, 0, "freeze unreadable:\n{out}\n{err}");
+    assert!(
+        err.contains("unreadable/Dockerfile:3 changes apt's files before it")
+            && err.contains("$(lsb_release -cs)")
+            && err.contains("not locked"),
+        "{err}"
+    );
+    let lock = imagelock::lock::LockedImage::read(&ex.join("lockfiles/unreadable.lock")).unwrap();
+    let step = lock
+        .steps
+        .iter()
+        .find(|s| s.line == 4)
+        .expect("the apt step");
+    assert!(!step.locked, "{step:?}");
+    assert!(
+        step.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("Dockerfile:3"),
+        "{step:?}"
+    );
+    // A source whose key nothing put in place: apt refuses its InRelease,
+    // and so does freeze.
+    let (code, out, err) = cli(&["freeze", "no-key"]);
+    assert_ne!(code, 0, "freeze no-key:\n{out}\n{err}");
+    assert!(err.contains("drift.gpg") || err.contains("key"), "{err}");
+}

@@ -768,6 +768,7 @@ impl<'a> Builder<'a> {
             copies: Vec::new(),
             steps: Vec::new(),
             content: Vec::new(),
+            apt_files: Vec::new(),
             span: ins.span,
             args: Vec::new(),
             onbuild: Vec::new(),
@@ -1019,8 +1020,14 @@ impl<'a> Builder<'a> {
         };
         let mut events: Vec<ShellEvent> = Vec::new();
         let mut content = Vec::new();
+        let mut apt_files = Vec::new();
         for script in &scripts {
             content.extend(coverage::scan_content(script, self.text, &self.lines));
+            apt_files.extend(crate::source::apt_files::scan_apt_files(
+                script,
+                self.text,
+                &self.lines,
+            ));
             let found =
                 scan_script_with(script, &lookup, target.clone(), self.wrappers).map_err(|e| {
                     let hint = e
@@ -1032,6 +1039,7 @@ impl<'a> Builder<'a> {
         }
         let platform_args = platform_read.into_inner();
         self.stage().content.extend(content);
+        self.stage().apt_files.extend(apt_files);
         let Some((_, state)) = &self.current else {
             return Ok(());
         };
