@@ -11,7 +11,7 @@
 //! | `base`     | medium   | a base tag now names another digest (a rebuild); per platform, whether the layers changed |
 //! | `outdated` | low      | freeze would now choose a newer version of a locked pip or conda package |
 //! | `yanked`   | high     | the locked pip file is yanked on its index (with the reason) |
-//! | `gone`     | high     | the locked pip file is no longer on its index, or a file locked by URL (`ADD URL`, `curl -o`) answers 404 or 410 |
+//! | `gone`     | high     | the locked pip file is no longer on its index, a locked Debian package version is no longer in the archives its step reads (with the snapshot that still has it), or a file locked by URL (`ADD URL`, `curl -o`) answers 404 or 410 |
 //! | `broken`   | high     | the locked conda file is no longer in its channel's repodata (removed or marked broken) |
 //! | `hash-mismatch` | high | a locked digest or hash is not what the registry, index, channel or fixed URL serves for that exact artifact (a hand edit, or a replaced file) |
 //! | `unresolvable` | high | freeze would fail now (the reason is the detail); bases, the index and the inputs are still checked, newer versions are not |
@@ -303,6 +303,63 @@ fn apt_findings(step: &LockedStep, now: &LockedStep, out: &mut Vec<Finding>) {
             out.push(f);
         }
     }
+}
+
+/// apt: packages the lock installs whose locked version the archives the
+/// step reads no longer offer (found by the fresh resolution), with where
+/// the lock's snapshot still has them.
+pub fn apt_gone_findings(
+    locked: &LockedImage,
+    gone: &[crate::freeze::outcome::GoneDeb],
+) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::new();
+    for g in gone {
+        let step = locked.steps.iter().find(|s| {
+            s.stage as usize == g.stage
+                && s.line as usize == g.line
+                && s.apt.iter().any(|p| {
+                    p.name.as_str() == g.name
+                        && p.version.as_str() == g.version
+                        && p.architecture.as_str() == g.architecture
+                })
+        });
+        let Some(step) = step else { continue };
+        let package = step
+            .apt
+            .iter()
+            .find(|p| p.name.as_str() == g.name && p.version.as_str() == g.version);
+        // The source that served it, by URI and suite.
+        let source = package.and_then(|p| {
+            step.apt_sources.iter().find(|s| {
+                p.uri.as_ref().is_some_and(|u| u == &s.uri)
+                    && p.suite.as_ref().is_none_or(|x| x == &s.suite)
+            })
+        });
+        let hint = match source {
+            Some(s) => match s.snapshot_uri() {
+                Some(uri) => format!(
+                    "the archive at the lock's snapshot {} still has it: `{uri}`",
+                    s.snapshot
+                ),
+                None => format!(
+                    "`{}` keeps no snapshot imagelock knows of; the lock read it at {}",
+                    s.uri, s.snapshot
+                ),
+            },
+            None => "no archive the step reads offers it now".to_string(),
+        };
+        let mut f = Finding::new(Kind::Gone, Ecosystem::Apt, g.name.clone());
+        f.expected = Some(g.version.clone());
+        f.step = Some(g.at.clone());
+        f.detail = Some(format!(
+            "{} {} ({}) is no longer in the archives; {hint}",
+            g.name, g.version, g.architecture
+        ));
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out
 }
 
 fn outdated_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> {

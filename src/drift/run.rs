@@ -106,6 +106,9 @@ pub fn run(
                         None => bases_only(config, &resolvers, job, &freeze, &frozen).await?,
                     };
                     let mut findings = compare(job, locked, &fresh);
+                    if let Some(image) = &image {
+                        findings.extend(super::apt_gone_findings(locked, &image.apt_gone));
+                    }
                     if !options.offline {
                         base_hash_findings(&resolvers, locked, &mut findings).await?;
                     }

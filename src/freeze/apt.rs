@@ -369,6 +369,16 @@ fn apply_copy(job: &ImageJob, copy: &CopiedFile, state: &mut PlatformState) -> R
     Ok(())
 }
 
+/// What the previous lock had for an apt step on this platform, each
+/// package as (name, architecture, version).
+#[derive(Debug, Default)]
+pub struct Previous {
+    /// Kept while the archives offer them (not with `--update`).
+    pub prefer: Vec<(String, String, String)>,
+    /// Everything the step left installed: checked for `gone`.
+    pub installed: Vec<(String, String, String)>,
+}
+
 /// Resolves an apt step on `state.platform` and applies it to `state`.
 pub async fn apt_step(
     config: &Config,
@@ -376,9 +386,13 @@ pub async fn apt_step(
     place: &StepPlace<'_>,
     cmd: &InstallCommand,
     requested: Vec<String>,
-    prefer: Vec<(String, String, String)>,
+    previous: Previous,
     state: &mut PlatformState,
 ) -> Result<StepOutcome, FreezeError> {
+    let Previous {
+        prefer,
+        installed: locked_before,
+    } = previous;
     let not_locked = |why: String| {
         Ok(StepOutcome {
             requested: requested.clone(),
@@ -485,13 +499,6 @@ pub async fn apt_step(
             place.file, place.line, cmd.text
         ));
     }
-    // The image after the step: dpkg's status as apt leaves it.
-    let mut after: BTreeMap<(String, String), BinaryPackage> = image
-        .installed
-        .into_iter()
-        .filter(BinaryPackage::is_present)
-        .map(|p| ((p.name.clone(), p.arch.clone()), p))
-        .collect();
     // The first index that offers a version: its package and its suite.
     let mut offered: HashMap<(&str, &str, &str), (&BinaryPackage, &str)> = HashMap::new();
     for i in &indexes {
@@ -501,6 +508,24 @@ pub async fn apt_step(
                 .or_insert((p, i.file.archive.as_str()));
         }
     }
+    // What the previous lock installed here that nothing offers any more.
+    let apt_gone: Vec<(String, String, String)> = locked_before
+        .into_iter()
+        .filter(|(n, a, v)| {
+            !offered.contains_key(&(n.as_str(), v.as_str(), a.as_str()))
+                && !image
+                    .installed
+                    .iter()
+                    .any(|p| p.is_present() && &p.name == n && &p.version == v && &p.arch == a)
+        })
+        .collect();
+    // The image after the step: dpkg's status as apt leaves it.
+    let mut after: BTreeMap<(String, String), BinaryPackage> = image
+        .installed
+        .into_iter()
+        .filter(BinaryPackage::is_present)
+        .map(|p| ((p.name.clone(), p.arch.clone()), p))
+        .collect();
     let mut packages = Vec::new();
     for r in &outcome.records {
         match r.action {
@@ -540,6 +565,7 @@ pub async fn apt_step(
         apt: packages,
         apt_sources: sources,
         warnings,
+        apt_gone,
         ..StepOutcome::default()
     })
 }

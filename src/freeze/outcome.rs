@@ -27,6 +27,25 @@ pub struct StepOutcome {
     /// What the lock cannot promise for this step (VCS and path
     /// requirements), with the place.
     pub warnings: Vec<String>,
+    /// Debian packages (name, architecture, version) the previous lock
+    /// installed in this step that neither the archives the step read nor
+    /// the image before it have any more: `gone` in drift.
+    pub apt_gone: Vec<(String, String, String)>,
+}
+
+/// A Debian package the previous lock installed that the archives no
+/// longer offer (see [`StepOutcome::apt_gone`]), with its step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GoneDeb {
+    /// `file:line` of the step.
+    pub at: String,
+    /// The step's stage and line, as the lock has them.
+    pub stage: usize,
+    pub line: usize,
+    pub name: String,
+    pub architecture: String,
+    pub version: String,
+    pub platform: String,
 }
 
 /// Where a step is, for messages.

@@ -26,6 +26,8 @@ pub struct Frozen {
     /// What the lock cannot promise and what could not be read from its
     /// base images, in a fixed order, without repeats.
     pub warnings: Vec<String>,
+    /// Debian packages of the previous lock the archives no longer offer.
+    pub apt_gone: Vec<crate::freeze::outcome::GoneDeb>,
 }
 
 /// Where a freeze run is, for a progress display. Calls come from
@@ -143,6 +145,7 @@ pub async fn freeze_image_reporting(
         }
     }
 
+    let mut apt_gone = Vec::new();
     let unlockable =
         |e: crate::lock::LockBuildError| FreezeError::image(&job.config.name, ImageCause::Lock(e));
     builder.bases(bases.bases);
@@ -153,10 +156,11 @@ pub async fn freeze_image_reporting(
             };
             let cmd = &step.command;
             let first = &per_platform[0].1;
+            let line = lines.line_col(text, cmd.span.start).line;
             let mut locked = LockedStep::header(StepHeader {
                 stage: stage.index,
                 file: &file,
-                line: lines.line_col(text, cmd.span.start).line,
+                line,
                 command: &cmd.text,
                 manager: cmd.manager.as_str(),
                 action: action_name(cmd.action),
@@ -170,7 +174,18 @@ pub async fn freeze_image_reporting(
                 reason: not_locked_reason(&per_platform).as_deref(),
             })
             .map_err(unlockable)?;
-            for (_, outcome) in per_platform {
+            for (platform, outcome) in per_platform {
+                for (name, architecture, version) in outcome.apt_gone {
+                    apt_gone.push(crate::freeze::outcome::GoneDeb {
+                        at: format!("{file}:{line}"),
+                        stage: stage.index,
+                        line,
+                        name,
+                        architecture,
+                        version,
+                        platform: platform.clone(),
+                    });
+                }
                 builder.warn(outcome.warnings);
                 for p in outcome.conda {
                     locked.merge_conda(p);
@@ -207,6 +222,7 @@ pub async fn freeze_image_reporting(
         lock,
         finals,
         warnings,
+        apt_gone,
     })
 }
 

@@ -137,30 +137,34 @@ pub async fn resolve_step(
         Ecosystem::Os if matches!(cmd.manager, Manager::AptGet | Manager::Apt) => {
             // What the previous lock chose for this step and platform is
             // kept while the archives offer it, unless `--update` names it.
+            let before: Vec<(String, String, String)> = previous_step(job, place, cmd)
+                .map(|s| {
+                    s.apt
+                        .iter()
+                        .filter(|p| p.installed_after())
+                        .filter(|p| {
+                            p.platforms
+                                .iter()
+                                .any(|pl| pl.to_string() == state.platform)
+                        })
+                        .map(|p| {
+                            (
+                                p.name.to_string(),
+                                p.architecture.to_string(),
+                                p.version.to_string(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             let prefer: Vec<(String, String, String)> = if options.ignore_locked {
                 Vec::new()
             } else {
-                previous_step(job, place, cmd)
-                    .map(|s| {
-                        s.apt
-                            .iter()
-                            .filter(|p| p.installed_after())
-                            .filter(|p| {
-                                p.platforms
-                                    .iter()
-                                    .any(|pl| pl.to_string() == state.platform)
-                            })
-                            .filter(|p| !options.update.iter().any(|u| u == p.name.as_str()))
-                            .map(|p| {
-                                (
-                                    p.name.to_string(),
-                                    p.architecture.to_string(),
-                                    p.version.to_string(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default()
+                before
+                    .iter()
+                    .filter(|p| !options.update.contains(&p.0))
+                    .cloned()
+                    .collect()
             };
             crate::freeze::apt::apt_step(
                 config,
@@ -168,7 +172,10 @@ pub async fn resolve_step(
                 place,
                 cmd,
                 values(&cmd.specs),
-                prefer,
+                crate::freeze::apt::Previous {
+                    prefer,
+                    installed: before,
+                },
                 state,
             )
             .await

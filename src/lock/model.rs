@@ -275,6 +275,52 @@ pub struct AptPackage {
     pub platforms: Vec<Platform>,
 }
 
+impl AptSource {
+    /// The snapshot archive URI that serves this source as the lock read
+    /// it, for the archives with a public snapshot service: Debian's
+    /// (`snapshot.debian.org/archive/<archive>/<timestamp>/`) and Ubuntu's
+    /// (`snapshot.ubuntu.com/ubuntu/<timestamp>/`). `None` for any other
+    /// archive: imagelock does not guess where its history is kept.
+    pub fn snapshot_uri(&self) -> Option<String> {
+        snapshot_uri(self.uri.as_str(), self.snapshot.as_str())
+    }
+}
+
+/// See [`AptSource::snapshot_uri`].
+pub fn snapshot_uri(uri: &str, timestamp: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    let path = url.path().trim_end_matches('/');
+    let debian = host == "deb.debian.org"
+        || host == "ftp.debian.org"
+        || host == "http.debian.net"
+        || host == "httpredir.debian.org"
+        || host == "security.debian.org"
+        || (host.starts_with("ftp.") && host.ends_with(".debian.org"));
+    if debian {
+        let archive = match path {
+            "/debian" => "debian",
+            "/debian-security" => "debian-security",
+            // `security.debian.org bookworm-security` without a path.
+            "" if host == "security.debian.org" => "debian-security",
+            _ => return None,
+        };
+        return Some(format!(
+            "https://snapshot.debian.org/archive/{archive}/{timestamp}/"
+        ));
+    }
+    let ubuntu = host == "archive.ubuntu.com"
+        || host == "security.ubuntu.com"
+        || (host.ends_with(".archive.ubuntu.com") && !host.contains(".ports."));
+    if ubuntu && path == "/ubuntu" {
+        return Some(format!("https://snapshot.ubuntu.com/ubuntu/{timestamp}/"));
+    }
+    None
+}
+
 impl AptPackage {
     /// Whether the step leaves it installed.
     pub fn installed_after(&self) -> bool {

@@ -266,3 +266,40 @@ fn direct_entries_export() {
         Err(ExportError::NoCommit { .. })
     ));
 }
+
+#[test]
+fn snapshot_uris_are_given_for_debian_and_ubuntu_archives_only() {
+    let ts = "20250102T030405Z";
+    for (uri, want) in [
+        (
+            "http://deb.debian.org/debian",
+            Some("https://snapshot.debian.org/archive/debian/20250102T030405Z/"),
+        ),
+        (
+            "http://deb.debian.org/debian-security/",
+            Some("https://snapshot.debian.org/archive/debian-security/20250102T030405Z/"),
+        ),
+        (
+            "http://security.debian.org",
+            Some("https://snapshot.debian.org/archive/debian-security/20250102T030405Z/"),
+        ),
+        (
+            "https://ftp.de.debian.org/debian/",
+            Some("https://snapshot.debian.org/archive/debian/20250102T030405Z/"),
+        ),
+        (
+            "http://archive.ubuntu.com/ubuntu",
+            Some("https://snapshot.ubuntu.com/ubuntu/20250102T030405Z/"),
+        ),
+        (
+            "http://security.ubuntu.com/ubuntu/",
+            Some("https://snapshot.ubuntu.com/ubuntu/20250102T030405Z/"),
+        ),
+        ("http://ports.ubuntu.com/ubuntu-ports", None),
+        ("https://download.docker.com/linux/debian", None),
+        ("http://deb.debian.org/debian-ports", None),
+        ("file:///srv/debian", None),
+    ] {
+        assert_eq!(crate::lock::snapshot_uri(uri, ts).as_deref(), want, "{uri}");
+    }
+}

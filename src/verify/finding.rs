@@ -123,7 +123,9 @@ impl FindingKind {
             Self::Base => "A base tag now names another digest.",
             Self::Outdated => "Freeze would now choose a newer version of a locked package.",
             Self::Yanked => "The locked pip file is yanked on its index.",
-            Self::Gone => "The locked pip file is no longer on its index.",
+            Self::Gone => {
+                "The locked pip file, Debian package version or downloaded file is no longer served."
+            }
             Self::Broken => "The locked conda file is no longer in its channel's repodata.",
             Self::Unresolvable => "Freeze would fail now.",
             Self::Unpinned => "An install step asks for specs that are not exact pins.",

@@ -326,6 +326,29 @@ fn drift_calls_out_security_updates_and_moved_suites_and_the_sbom_has_deb_purls(
     let lock = std::fs::read_to_string(ex.join("lockfiles/tool.lock")).unwrap();
     assert!(lock.contains("version = \"2.10-3+deb12u1\""), "{lock}");
     assert!(lock.contains("suite = \"bookworm-security\""), "{lock}");
+
+    // The security suite drops the rebuilt hello again: the locked version
+    // left the archive, and drift says so (an archive of its own keeps no
+    // snapshot imagelock knows of, and drift says that too).
+    std::fs::remove_file(repo.join("pool/security/hello_2.10-3+deb12u1_amd64.deb")).unwrap();
+    publish(&repo, &home, "bookworm-security", "security", &date(0));
+    let (code, out, err) = cli(&["drift", "--format", "json", "--fail-on", "gone"]);
+    assert_eq!(code, 1, "drift:\n{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let findings = report["images"][0]["findings"].as_array().unwrap();
+    let gone = findings
+        .iter()
+        .find(|f| f["kind"] == "gone")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(gone["package"], "hello", "{out}");
+    assert_eq!(gone["ecosystem"], "apt", "{out}");
+    assert_eq!(gone["locked"], "2.10-3+deb12u1", "{out}");
+    assert_eq!(gone["at"], "Dockerfile:2", "{out}");
+    let detail = gone["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("no longer in the archives") && detail.contains("keeps no snapshot"),
+        "{out}"
+    );
 }
 
 /// Sources and keys an image's own commands add before its apt step: a
