@@ -331,6 +331,9 @@ pub struct RewriteArgs {
     /// Add `&& echo "<sha256>  FILE" | sha256sum -c -` after `curl -o FILE URL` and `wget -O FILE URL` of a locked URL
     #[arg(long)]
     pub check_downloads: bool,
+    /// Also read each pinned apt step's archives at the lock's snapshot (snapshot.debian.org, snapshot.ubuntu.com), as `[rewrite] apt = "pins+snapshot"`
+    #[arg(long)]
+    pub apt_snapshot: bool,
 }
 
 #[derive(Debug, Args)]

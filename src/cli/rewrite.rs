@@ -24,7 +24,9 @@ pub fn run(opts: &Opts, args: &RewriteArgs, printer: &Printer) -> anyhow::Result
     let config = lock_config(config)?;
     let options = RewriteOptions {
         hashes: args.hashes,
-        check_downloads: args.check_downloads,
+        check_downloads: args.check_downloads || config.rewrite.checksum_downloads,
+        apt_snapshot: args.apt_snapshot
+            || config.rewrite.apt == crate::config::AptRewrite::PinsSnapshot,
     };
     // Everything is computed before anything is written.
     let mut planned = Vec::new();

@@ -54,6 +54,7 @@ pub fn run(opts: &Opts, args: &UpdateArgs, printer: &Printer) -> anyhow::Result<
     let options = RewriteOptions {
         hashes: args.hashes,
         check_downloads: false,
+        apt_snapshot: false,
     };
     let mut diffs = String::new();
     let mut writes: Vec<(PathBuf, String)> = Vec::new();

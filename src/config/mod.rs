@@ -78,6 +78,8 @@ struct RawConfig {
     #[serde(default)]
     steps: StepsConfig,
     #[serde(default)]
+    rewrite: RewriteConfig,
+    #[serde(default)]
     accept_unlocked: Vec<AcceptUnlocked>,
 }
 
@@ -90,6 +92,31 @@ pub struct AptConfig {
     /// under the archive's URI, checked against the image's keys as ever.
     #[serde(default)]
     pub mirrors: BTreeMap<String, String>,
+}
+
+/// `[rewrite]`: what `rewrite` writes besides pins.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RewriteConfig {
+    /// How apt steps are made reproducible: `pins` (every package
+    /// `name=version`, the default) or `pins+snapshot` (also the archives
+    /// at the lock's snapshot, for versions that left the live archive).
+    #[serde(default)]
+    pub apt: AptRewrite,
+    /// Check each `curl -o`/`wget -O` download the lock pins with
+    /// `sha256sum -c` (as `rewrite --check-downloads`).
+    #[serde(default)]
+    pub checksum_downloads: bool,
+}
+
+/// See [`RewriteConfig::apt`].
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum AptRewrite {
+    #[default]
+    #[serde(rename = "pins")]
+    Pins,
+    #[serde(rename = "pins+snapshot")]
+    PinsSnapshot,
 }
 
 /// `[steps]`: how install steps are read.
@@ -294,6 +321,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub apt: AptConfig,
     pub steps: StepsConfig,
+    pub rewrite: RewriteConfig,
 }
 
 impl Config {
@@ -438,6 +466,7 @@ impl Config {
             limits: raw.limits,
             apt: raw.apt,
             steps: raw.steps,
+            rewrite: raw.rewrite,
         })
     }
 
@@ -476,6 +505,7 @@ impl Config {
             limits: LimitsConfig::default(),
             apt: AptConfig::default(),
             steps: StepsConfig::default(),
+            rewrite: RewriteConfig::default(),
         }
     }
 

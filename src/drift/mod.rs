@@ -338,7 +338,7 @@ pub fn apt_gone_findings(
         let hint = match source {
             Some(s) => match s.snapshot_uri() {
                 Some(uri) => format!(
-                    "the archive at the lock's snapshot {} still has it: `{uri}`",
+                    "the archive at the lock's snapshot {} still has it: `{uri}` (`[rewrite] apt = \"pins+snapshot\"` writes it)",
                     s.snapshot
                 ),
                 None => format!(

@@ -280,7 +280,9 @@ impl AptSource {
     /// it, for the archives with a public snapshot service: Debian's
     /// (`snapshot.debian.org/archive/<archive>/<timestamp>/`) and Ubuntu's
     /// (`snapshot.ubuntu.com/ubuntu/<timestamp>/`). `None` for any other
-    /// archive: imagelock does not guess where its history is kept.
+    /// archive: imagelock does not guess where its history is kept. Plain
+    /// HTTP, as the archives themselves: images seldom have CA
+    /// certificates, and the signed `InRelease` carries the trust.
     pub fn snapshot_uri(&self) -> Option<String> {
         snapshot_uri(self.uri.as_str(), self.snapshot.as_str())
     }
@@ -309,14 +311,14 @@ pub fn snapshot_uri(uri: &str, timestamp: &str) -> Option<String> {
             _ => return None,
         };
         return Some(format!(
-            "https://snapshot.debian.org/archive/{archive}/{timestamp}/"
+            "http://snapshot.debian.org/archive/{archive}/{timestamp}/"
         ));
     }
     let ubuntu = host == "archive.ubuntu.com"
         || host == "security.ubuntu.com"
         || (host.ends_with(".archive.ubuntu.com") && !host.contains(".ports."));
     if ubuntu && path == "/ubuntu" {
-        return Some(format!("https://snapshot.ubuntu.com/ubuntu/{timestamp}/"));
+        return Some(format!("http://snapshot.ubuntu.com/ubuntu/{timestamp}/"));
     }
     None
 }

@@ -273,27 +273,27 @@ fn snapshot_uris_are_given_for_debian_and_ubuntu_archives_only() {
     for (uri, want) in [
         (
             "http://deb.debian.org/debian",
-            Some("https://snapshot.debian.org/archive/debian/20250102T030405Z/"),
+            Some("http://snapshot.debian.org/archive/debian/20250102T030405Z/"),
         ),
         (
             "http://deb.debian.org/debian-security/",
-            Some("https://snapshot.debian.org/archive/debian-security/20250102T030405Z/"),
+            Some("http://snapshot.debian.org/archive/debian-security/20250102T030405Z/"),
         ),
         (
             "http://security.debian.org",
-            Some("https://snapshot.debian.org/archive/debian-security/20250102T030405Z/"),
+            Some("http://snapshot.debian.org/archive/debian-security/20250102T030405Z/"),
         ),
         (
             "https://ftp.de.debian.org/debian/",
-            Some("https://snapshot.debian.org/archive/debian/20250102T030405Z/"),
+            Some("http://snapshot.debian.org/archive/debian/20250102T030405Z/"),
         ),
         (
             "http://archive.ubuntu.com/ubuntu",
-            Some("https://snapshot.ubuntu.com/ubuntu/20250102T030405Z/"),
+            Some("http://snapshot.ubuntu.com/ubuntu/20250102T030405Z/"),
         ),
         (
             "http://security.ubuntu.com/ubuntu/",
-            Some("https://snapshot.ubuntu.com/ubuntu/20250102T030405Z/"),
+            Some("http://snapshot.ubuntu.com/ubuntu/20250102T030405Z/"),
         ),
         ("http://ports.ubuntu.com/ubuntu-ports", None),
         ("https://download.docker.com/linux/debian", None),

@@ -80,6 +80,9 @@ pub struct RewriteOptions {
     /// Add `&& echo "<sha256>  FILE" | sha256sum -c -` after each
     /// `curl -o FILE URL` / `wget -O FILE URL` whose file the lock pins.
     pub check_downloads: bool,
+    /// Also add, before each pinned apt install, the archives it read at
+    /// the lock's snapshot (`[rewrite] apt = "pins+snapshot"`).
+    pub apt_snapshot: bool,
 }
 
 /// One file and its pinned text.
@@ -194,7 +197,7 @@ pub fn rewrite_image(
             match eco {
                 Ecosystem::Python => pip_step(&mut plan, at, opts),
                 Ecosystem::Conda => conda_step(&mut plan, at),
-                Ecosystem::Os => apt_step(&mut plan, at),
+                Ecosystem::Os => apt_step(&mut plan, at, opts),
                 Ecosystem::Other => {}
             }
         }
@@ -646,7 +649,7 @@ struct StepAt<'a> {
 /// An apt step: every package it installs pinned `name=version`
 /// (`name:arch=version` for a foreign architecture), in place of the names
 /// written.
-fn apt_step(plan: &mut Plan, at: StepAt<'_>) {
+fn apt_step(plan: &mut Plan, at: StepAt<'_>, opts: RewriteOptions) {
     let StepAt {
         def,
         inputs,
@@ -680,7 +683,136 @@ fn apt_step(plan: &mut Plan, at: StepAt<'_>) {
     }
     if step.command.action == crate::source::steps::Action::Install {
         replace_specs(plan, layout, step, &items);
+        if opts.apt_snapshot {
+            apt_snapshot(plan, at);
+        }
     }
+}
+
+/// The file `pins+snapshot` writes the snapshot archives to.
+const SNAPSHOT_LIST: &str = "/etc/apt/sources.list.d/imagelock-snapshot.list";
+
+/// `pins+snapshot`: before the step's `apt-get update` (or, without one
+/// just before it, before the install with an update of its own), the
+/// archives the step read, at the lock's snapshot, as a list of their own
+/// beside the image's sources, with `check-valid-until=no` (a snapshot's
+/// release has long expired). The pins choose the versions; the snapshot
+/// keeps serving them after the live archive dropped them. An earlier
+/// snapshot list of this step is replaced.
+fn apt_snapshot(plan: &mut Plan, at: StepAt<'_>) {
+    let StepAt {
+        def,
+        inputs,
+        lock,
+        step,
+        li,
+        ..
+    } = at;
+    let text = inputs.definition.as_str();
+    let locked = &lock.steps[li];
+    let mut lines: Vec<String> = Vec::new();
+    for s in &locked.apt_sources {
+        let host = url::Url::parse(s.uri.as_str())
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .unwrap_or_default();
+        // The snapshot archives themselves (a list written before).
+        if host.starts_with("snapshot.") {
+            continue;
+        }
+        let Some(uri) = s.snapshot_uri() else {
+            plan.warn(
+                &def.path,
+                text,
+                step.command.span,
+                format!(
+                    "`{}` keeps no snapshot imagelock knows of, so `{} {}` is read live",
+                    s.uri, s.uri, s.suite
+                ),
+                Some(
+                    "its pins still make the build fail rather than install other versions".into(),
+                ),
+            );
+            continue;
+        };
+        let keyring = if uri.contains("snapshot.ubuntu.com") {
+            "/usr/share/keyrings/ubuntu-archive-keyring.gpg"
+        } else {
+            "/usr/share/keyrings/debian-archive-keyring.gpg"
+        };
+        let components: Vec<&str> = s.components.iter().map(|c| c.as_str()).collect();
+        let line = format!(
+            "deb [check-valid-until=no signed-by={keyring}] {uri} {} {}",
+            s.suite,
+            components.join(" ")
+        );
+        if !lines.contains(&line) {
+            lines.push(line);
+        }
+    }
+    if lines.is_empty() {
+        return;
+    }
+    let quoted: Vec<String> = lines.iter().map(|l| format!("'{l}'")).collect();
+    let write = format!("printf '%s\\n' {} > {SNAPSHOT_LIST}", quoted.join(" "));
+    let start = step.command.span.start;
+    let before = &text[..start];
+    // A list written by an earlier rewrite: replaced in place.
+    if let Some(old) = before.rfind("printf '%s\\n' 'deb [check-valid-until=no")
+        && let Some(len) = text[old..].find(SNAPSHOT_LIST)
+        && !text[old..old + len].contains("\n\n")
+    {
+        let end = old + len + SNAPSHOT_LIST.len();
+        if text[old..end] != write {
+            plan.edits
+                .entry(None)
+                .or_default()
+                .push(Edit::new(Span::new(old, end), write));
+        }
+        return;
+    }
+    let edit = match update_before(before) {
+        Some(at) => Edit::new(Span::new(at, at), format!("{write} && ")),
+        None => Edit::new(
+            Span::new(start, start),
+            format!("{write} && apt-get update && "),
+        ),
+    };
+    plan.edits.entry(None).or_default().push(edit);
+}
+
+/// Where the `apt-get update` (or `apt update`) right before an install
+/// starts: the command before it, joined by `&&` (line continuations
+/// between are fine).
+fn update_before(before: &str) -> Option<usize> {
+    let trimmed = before.trim_end_matches([' ', '\t', '\n', '\\']);
+    let rest = trimmed.strip_suffix("&&")?;
+    let rest = rest.trim_end_matches([' ', '\t', '\n', '\\']);
+    // The previous command: back to the separator or `RUN` before it.
+    let from = ["&&", ";", "||", "|", "RUN ", "run ", "\n"]
+        .iter()
+        .filter_map(|sep| {
+            rest.rfind(sep).map(|i| {
+                // A continued line is not a separator.
+                if *sep == "\n" && rest[..i].ends_with('\\') {
+                    0
+                } else {
+                    i + sep.len()
+                }
+            })
+        })
+        .max()
+        .unwrap_or(0);
+    let command = &rest[from..];
+    let lead = command.len() - command.trim_start().len();
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let program = words.first()?.rsplit('/').next()?;
+    let update = matches!(program, "apt-get" | "apt")
+        && words[1..]
+            .iter()
+            .all(|w| w.starts_with('-') || *w == "update")
+        && words[1..].contains(&"update");
+    update.then_some(from + lead)
 }
 
 fn conda_step(plan: &mut Plan, at: StepAt<'_>) {

@@ -1097,3 +1097,110 @@ fn a_word_of_several_specs_and_a_redirected_spec_are_pinned() {
     assert!(out.contains("RUN pip install "), "{out}");
     insta::assert_snapshot!(out);
 }
+
+/// `pins+snapshot`: the archives each pinned apt install read, at the
+/// lock's snapshot, written before the step's `apt-get update` (or with an
+/// update of its own); an archive without a known snapshot is named; a
+/// second rewrite changes nothing, and a newer snapshot replaces the list.
+#[test]
+fn apt_pins_with_the_snapshot_archives() {
+    let text = "FROM debian:bookworm\nRUN apt-get update \\\n && apt-get install -y curl\nRUN apt-get install -y hello\n";
+    let path = Path::new("Dockerfile");
+    let (def, inputs) = parse_text(path, text);
+    let mut lock = synthetic_lock(&def, &inputs, &["linux/amd64"]);
+    let source = |uri: &str, suite: &str, snapshot: &str| crate::lock::AptSource {
+        uri: uri.parse().unwrap(),
+        suite: suite.parse().unwrap(),
+        components: vec!["main".parse().unwrap()],
+        vendor: None,
+        codename: None,
+        date: "Sat, 10 Aug 2024 09:04:53 UTC".parse().unwrap(),
+        release_sha256: fake_digest(uri)[7..].parse().unwrap(),
+        snapshot: snapshot.parse().unwrap(),
+        platforms: vec!["linux/amd64".parse().unwrap()],
+    };
+    let package = |name: &str| crate::lock::AptPackage {
+        name: name.parse().unwrap(),
+        version: "1.0-1".parse().unwrap(),
+        architecture: "amd64".parse().unwrap(),
+        action: "install".parse().unwrap(),
+        source: name.parse().unwrap(),
+        source_version: None,
+        uri: Some("http://deb.debian.org/debian".parse().unwrap()),
+        suite: Some("bookworm".parse().unwrap()),
+        filename: None,
+        size: None,
+        sha256: None,
+        required_by: vec!["requested".into()],
+        in_base: false,
+        platforms: vec!["linux/amd64".parse().unwrap()],
+    };
+    let lock_at = |lock: &mut LockedImage, snapshot: &str| {
+        lock.steps.clear();
+        for stage in &def.stages {
+            for step in &stage.steps {
+                let name = step.command.specs[0].value.clone().unwrap();
+                lock.steps.push(LockedStep {
+                    stage: 0,
+                    file: "Dockerfile".parse().unwrap(),
+                    line: u32::try_from(step.line).unwrap(),
+                    command: step.command.text.clone(),
+                    manager: "apt-get".parse().unwrap(),
+                    action: "install".parse().unwrap(),
+                    target: None,
+                    requested: vec![],
+                    channels: vec![],
+                    indexes: vec![],
+                    find_links: vec![],
+                    locked: true,
+                    reason: None,
+                    conda: vec![],
+                    pypi: vec![],
+                    apt_sources: vec![
+                        source("http://deb.debian.org/debian", "bookworm", snapshot),
+                        source(
+                            "http://deb.debian.org/debian-security",
+                            "bookworm-security",
+                            snapshot,
+                        ),
+                        source("https://apt.example.org/repo", "stable", snapshot),
+                    ],
+                    apt: vec![package(&name)],
+                });
+            }
+        }
+    };
+    lock_at(&mut lock, "20240810T090453Z");
+    let opts = RewriteOptions {
+        apt_snapshot: true,
+        ..RewriteOptions::default()
+    };
+    let context = Path::new("/nonexistent-context");
+    let out = rewrite_image(&def, &inputs, &lock, context, opts).expect("rewrites");
+    let after = &out.files[0].after;
+    insta::assert_snapshot!(after);
+    let warnings: Vec<&str> = out.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].contains("`https://apt.example.org/repo` keeps no snapshot"),
+        "{warnings:?}"
+    );
+    // Again: nothing to change.
+    let (def2, inputs2) = parse_text(path, after);
+    let again = rewrite_image(&def2, &inputs2, &out.lock, context, opts).expect("again");
+    assert!(again.files.is_empty(), "{}", again.files[0].after);
+    // A newer lock: the lists are replaced, nothing is added.
+    let mut newer = out.lock.clone();
+    for s in newer
+        .steps
+        .iter_mut()
+        .flat_map(|s| s.apt_sources.iter_mut())
+    {
+        s.snapshot = "20250101T000000Z".parse().unwrap();
+    }
+    let third = rewrite_image(&def2, &inputs2, &newer, context, opts).expect("newer");
+    let t = &third.files[0].after;
+    assert_eq!(t.matches("imagelock-snapshot.list").count(), 2, "{t}");
+    assert_eq!(t.matches("20250101T000000Z").count(), 4, "{t}");
+    assert!(!t.contains("20240810T090453Z"), "{t}");
+}

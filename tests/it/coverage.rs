@@ -359,9 +359,23 @@ fn files_from_fixed_urls_are_locked_by_sha256_and_add_gets_a_checksum() {
         std::fs::read_to_string(dir.path().join("app/Dockerfile")).unwrap(),
         rewritten
     );
-    // Asked for, the download gets a `sha256sum -c` check after it; asked
-    // again, nothing changes.
-    let (code, out, err) = cli(&["rewrite", "--check-downloads"]);
+    // Asked for (by `[rewrite] checksum-downloads`, or the flag), the
+    // download gets a `sha256sum -c` check after it; asked again, nothing
+    // changes.
+    let config = dir.path().join("imagelock.toml");
+    let plain_config = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{plain_config}
+[rewrite]
+checksum-downloads = true
+"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = cli(&["rewrite"]);
+    std::fs::write(&config, plain_config).unwrap();
     assert_eq!(code, 0, "{out}\n{err}");
     let checked = std::fs::read_to_string(dir.path().join("app/Dockerfile")).unwrap();
     assert_eq!(
