@@ -130,6 +130,20 @@ pub fn classify_content(step: &ContentStep) -> Class {
             "a git ref that moves: its commit can be locked; imagelock does not fetch it yet"
                 .into(),
         ),
+        ContentKind::DebFile {
+            url: Some(_),
+            download_line: Some(l),
+            ..
+        } => Class::Lockable(format!(
+            "a .deb downloaded from a fixed URL at line {l}: `imagelock freeze` locks its sha256"
+        )),
+        ContentKind::DebFile { path, .. } => Class::NotLocked(format!(
+            "`dpkg -i` of {}, a .deb not downloaded from a fixed URL in the same `RUN`: imagelock does not read it",
+            path.as_deref().map_or_else(
+                || "a path imagelock cannot expand".to_string(),
+                |p| format!("`{p}`")
+            )
+        )),
     }
 }
 
@@ -155,6 +169,9 @@ pub fn scan_content(script: &Script, text: &str, lines: &LineIndex) -> Vec<Conte
     let st = script.text();
     let mut out = Vec::new();
     let mut clones: Vec<usize> = Vec::new();
+    // Files fetched from fixed URLs so far: path → (URL, line).
+    let mut fetched: std::collections::HashMap<String, (String, usize)> =
+        std::collections::HashMap::new();
     let mut i = 0;
     while i < cmds.len() {
         let cmd = &cmds[i];
@@ -200,6 +217,12 @@ pub fn scan_content(script: &Script, text: &str, lines: &LineIndex) -> Vec<Conte
                     continue;
                 }
                 if output || redirected || prog == "wget" {
+                    if let (Some(u), Some(file)) = (
+                        &url,
+                        st.get(cmd.span.start..cmd.span.end).and_then(download_file),
+                    ) {
+                        fetched.insert(file, (u.clone(), lines.line_col(text, span.start).line));
+                    }
                     out.push(ContentStep {
                         kind: ContentKind::Download { url },
                         text: short(&words),
@@ -255,6 +278,25 @@ pub fn scan_content(script: &Script, text: &str, lines: &LineIndex) -> Vec<Conte
                         }
                     }
                     _ => {}
+                }
+            }
+            "dpkg"
+                if words[1..]
+                    .iter()
+                    .any(|w| matches!(w.1.as_str(), "-i" | "--install")) =>
+            {
+                for w in words[1..].iter().filter(|w| !w.1.starts_with('-')) {
+                    let found = w.0.as_ref().and_then(|p| fetched.get(p));
+                    out.push(ContentStep {
+                        kind: ContentKind::DebFile {
+                            path: w.0.clone(),
+                            url: found.map(|f| f.0.clone()),
+                            download_line: found.map(|f| f.1),
+                        },
+                        text: short(&words),
+                        line: lines.line_col(text, span.start).line,
+                        span,
+                    });
                 }
             }
             "make" | "ninja" | "gmake" if words[1..].iter().any(|w| w.1 == "install") => {
@@ -707,6 +749,22 @@ impl Coverage {
                         ),
                         None => Class::Lockable(why),
                     },
+                    (
+                        ContentKind::DebFile {
+                            url: Some(url),
+                            download_line: Some(l),
+                            ..
+                        },
+                        Class::Lockable(why),
+                    ) => match (inputs.download_locked)(*l, url) {
+                        Some(true) => Class::Locked(format!(
+                            "a .deb by the sha256 the lock has for its download at line {l}"
+                        )),
+                        Some(false) => Class::NotLocked(format!(
+                            "the lock has no sha256 for the .deb downloaded at line {l}"
+                        )),
+                        None => Class::Lockable(why),
+                    },
                     (_, class) => class,
                 };
                 steps.push((c.line, c.text.clone(), class, c.span));
@@ -891,5 +949,38 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn dpkg_installs_of_a_downloaded_deb_name_the_download() {
+        let url = "https://x.org/tool_1.0_amd64.deb";
+        let script =
+            format!("curl -fsSLo /tmp/tool.deb {url} \\\n && dpkg -i /tmp/tool.deb ./local.deb");
+        let k = kinds(&script);
+        assert_eq!(
+            k[1..],
+            [
+                ContentKind::DebFile {
+                    path: Some("/tmp/tool.deb".into()),
+                    url: Some(url.into()),
+                    download_line: Some(1)
+                },
+                ContentKind::DebFile {
+                    path: Some("./local.deb".into()),
+                    url: None,
+                    download_line: None
+                }
+            ]
+        );
+        let class = |kind: &ContentKind| {
+            classify_content(&ContentStep {
+                kind: kind.clone(),
+                text: String::new(),
+                line: 2,
+                span: Span::new(0, 0),
+            })
+        };
+        assert!(matches!(class(&k[1]), Class::Lockable(w) if w.contains("line 1")));
+        assert!(matches!(class(&k[2]), Class::NotLocked(w) if w.contains("`./local.deb`")));
     }
 }

@@ -132,8 +132,9 @@ pub struct Stage {
     pub content: Vec<ContentStep>,
     /// Changes commands of the stage make to apt's sources, keys, pins,
     /// configuration and dpkg's architectures, in file order; see
-    /// [`crate::source::apt_files`].
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// [`crate::source::apt_files`]. Freeze's own input, not shown in
+    /// the plan.
+    #[serde(skip)]
     pub apt_files: Vec<AptFileChange>,
     /// The `FROM` instruction, or the header block.
     pub span: Span,
@@ -277,6 +278,14 @@ pub enum ContentKind {
     },
     /// `ADD <git url>`; `commit` when the URL names a full commit.
     AddGit { url: String, commit: Option<String> },
+    /// `dpkg -i FILE`: a `.deb` installed as it is (`path` is `None` when
+    /// it holds an expansion); `url` and `download_line` when an earlier
+    /// `curl -o`/`wget -O` of the same script fetched it from a fixed URL.
+    DebFile {
+        path: Option<String>,
+        url: Option<String>,
+        download_line: Option<usize>,
+    },
 }
 
 /// A change a command makes to a file apt reads (a source list, a keyring,
