@@ -515,8 +515,12 @@ pub fn locked_stages(definition: &Definition) -> Result<Vec<LockedStage>, LockBu
                         .value
                         .clone()
                         .unwrap_or_else(|| stage.base.reference.written.clone());
-                    let name = crate::oci::ImageRef::parse(&written)
-                        .ok()
+                    // A registry name only for a registry image: an
+                    // Apptainer `library`, `oras` or file base is not one
+                    // of Docker Hub's.
+                    let name = matches!(stage.base.target, BaseTarget::Image { .. })
+                        .then(|| crate::oci::ImageRef::parse(&written).ok())
+                        .flatten()
                         .map(|r| crate::resolve::registry::canonical_name(&r));
                     (written, name)
                 }

@@ -82,7 +82,8 @@ const HEADERS: &[&str] = &[
     "setopt",
 ];
 
-/// Agents that fetch an image by reference, which can be pinned by digest.
+/// Agents that fetch an image by reference (only `docker` is resolved at
+/// a registry; see [`crate::source::coverage::agent_not_locked`]).
 const IMAGE_AGENTS: &[&str] = &[
     "docker",
     "docker-daemon",
@@ -634,12 +635,19 @@ pub fn parse_with(
                     v.insert_str(0, &prefix);
                 }
             }
-            (
+            // Only `docker` names an image of a registry imagelock reads:
+            // the others live in the Library, a daemon, a file or an ORAS
+            // artifact, and are never looked up on Docker Hub in their place.
+            let target = if agent == "docker" {
                 BaseTarget::Image {
                     agent: agent.clone(),
-                },
-                reference,
-            )
+                }
+            } else {
+                BaseTarget::Other {
+                    agent: agent.clone(),
+                }
+            };
+            (target, reference)
         } else if agent == "scratch" {
             (BaseTarget::Scratch, agent_value.clone())
         } else if OTHER_AGENTS.contains(&agent.as_str()) {

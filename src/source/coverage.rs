@@ -56,6 +56,37 @@ pub fn os_packages(cmd: &InstallCommand) -> Class {
     }
 }
 
+/// Why the base of an Apptainer stage bootstrapped by `agent` from
+/// `from` (its `From`, else `OSVersion` or `MirrorURL`) is not locked.
+pub fn agent_not_locked(agent: &str, from: &str) -> String {
+    match agent {
+        "library" => format!(
+            "`Bootstrap: library` pulls `{from}` from a Library service (library://), whose image hash imagelock does not read; it is not looked up on Docker Hub instead"
+        ),
+        "shub" => format!(
+            "`Bootstrap: shub` names `{from}` on Singularity Hub, which is gone: the image can be neither fetched nor pinned"
+        ),
+        "oras" => format!(
+            "`Bootstrap: oras` pulls the SIF `{from}` stored as an ORAS artifact, whose digest imagelock does not pin yet"
+        ),
+        "docker-daemon" => format!(
+            "`Bootstrap: docker-daemon` takes `{from}` from the local Docker daemon, whose image ID imagelock does not read yet"
+        ),
+        "docker-archive" | "oci-archive" => format!(
+            "`Bootstrap: {agent}` reads the local archive `{from}`, whose hash imagelock does not record yet"
+        ),
+        "oci" => format!(
+            "`Bootstrap: oci` reads the local OCI layout `{from}`, whose digest imagelock does not record yet"
+        ),
+        "localimage" => format!(
+            "`Bootstrap: localimage` starts from the local image `{from}`, whose hash imagelock does not record yet"
+        ),
+        _ => format!(
+            "`Bootstrap: {agent}` builds the root filesystem from a distribution (`{from}`); OS bootstraps are not locked"
+        ),
+    }
+}
+
 /// Whether imagelock locks the install command `cmd`, and if not, why.
 /// Freeze asks this before resolving a step; coverage reports it.
 pub fn classify_install(cmd: &InstallCommand) -> Class {
@@ -660,8 +691,12 @@ impl Coverage {
                     &base.reference.written,
                     inputs,
                 )),
-                BaseTarget::Other { agent } => Some(Class::NotLocked(format!(
-                    "bootstrapped by `{agent}`, which imagelock does not pin"
+                BaseTarget::Other { agent } => Some(Class::NotLocked(agent_not_locked(
+                    agent,
+                    base.reference
+                        .value
+                        .as_deref()
+                        .unwrap_or(&base.reference.written),
                 ))),
                 BaseTarget::Stage { .. } | BaseTarget::Scratch => None,
             };

@@ -60,3 +60,59 @@ fn bad_definitions_fail_with_located_messages() {
         insta::assert_snapshot!(format!("bad_apptainer_{name}"), shown);
     }
 }
+
+/// Every bootstrap agent but `docker` names an image imagelock does not
+/// pin yet (or, for `shub`, cannot): freeze records the stage without a
+/// registry pin, never looking the name up on Docker Hub, and says why
+/// with the line.
+#[test]
+fn bootstrap_agents_other_than_docker_are_reported_not_locked_with_why() {
+    let dir = crate::common::tempdir();
+    let agents = [
+        ("library", "library/default/alpine:3.18", "Library service"),
+        ("oras", "ghcr.io/apptainer/alpine:3.15.0", "ORAS artifact"),
+        (
+            "shub",
+            "vsoch/hello-world",
+            "Singularity Hub, which is gone",
+        ),
+        ("docker-daemon", "alpine:3.18", "local Docker daemon"),
+        ("docker-archive", "alpine.tar", "local archive"),
+        ("oci-archive", "alpine-oci.tar", "local archive"),
+        ("oci", "layout:latest", "local OCI layout"),
+        ("localimage", "base.sif", "local image"),
+    ];
+    let mut config = String::from("lock-dir = \"lockfiles\"\n");
+    for (agent, from, _) in &agents {
+        std::fs::write(
+            dir.path().join(format!("{agent}.def")),
+            format!("Bootstrap: {agent}\nFrom: {from}\n\n%post\n    echo hi\n"),
+        )
+        .unwrap();
+        config.push_str(&format!("[images.{agent}]\nfile = \"{agent}.def\"\n"));
+    }
+    std::fs::write(dir.path().join("imagelock.toml"), config).unwrap();
+    let (code, out, err) = crate::common::run(
+        crate::common::imagelock()
+            .current_dir(dir.path())
+            .env("IMAGELOCK_CACHE_DIR", dir.path().join("cache"))
+            .args(["freeze", "--offline"]),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    for (agent, from, why) in &agents {
+        let line = err
+            .lines()
+            .find(|l| l.starts_with(&format!("image `{agent}`: coverage")))
+            .unwrap_or_else(|| panic!("{agent}: {err}"));
+        assert!(
+            line.contains(&format!("line 2 `Bootstrap: {agent}`"))
+                && line.contains(from)
+                && line.contains(why),
+            "{agent}: {line}"
+        );
+        let lock =
+            std::fs::read_to_string(dir.path().join(format!("lockfiles/{agent}.lock"))).unwrap();
+        assert!(!lock.contains("docker.io"), "{agent}: {lock}");
+        assert!(!lock.contains("[[bases]]"), "{agent}: {lock}");
+    }
+}

@@ -37,19 +37,19 @@ fn agents_map_to_targets() {
     let t = |h: &str| def(h).stages[0].base.clone();
     assert_eq!(
         t("Bootstrap: oras\nFrom: ghcr.io/x/y:1\n").target,
-        BaseTarget::Image {
+        BaseTarget::Other {
             agent: "oras".into()
         }
     );
     assert_eq!(
         t("Bootstrap: library\nFrom: ubuntu:22.04\n").target,
-        BaseTarget::Image {
+        BaseTarget::Other {
             agent: "library".into()
         }
     );
     assert_eq!(
         t("Bootstrap: docker-archive\nFrom: x.tar\n").target,
-        BaseTarget::Image {
+        BaseTarget::Other {
             agent: "docker-archive".into()
         }
     );
