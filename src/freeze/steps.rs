@@ -133,6 +133,28 @@ pub async fn resolve_step(
             ..StepOutcome::default()
         });
     }
+    // A project an earlier command built from source: the image holds
+    // that build, so no index file is claimed for the step.
+    if let Some((name, line)) = job
+        .definition
+        .stages
+        .get(place.stage)
+        .and_then(|stage| crate::source::coverage::built_from_source(stage, step))
+    {
+        let why = format!(
+            "`{name}` was built from source at line {line}: the image holds that build, not an index file"
+        );
+        return Ok(StepOutcome {
+            requested: values(&cmd.specs),
+            locked: false,
+            warnings: vec![format!(
+                "{}:{}: `{}` is not locked: {why}",
+                place.file, place.line, cmd.text
+            )],
+            reason: Some(why),
+            ..StepOutcome::default()
+        });
+    }
     match cmd.manager.ecosystem() {
         Ecosystem::Os if matches!(cmd.manager, Manager::AptGet | Manager::Apt) => {
             // What the previous lock chose for this step and platform is

@@ -87,6 +87,34 @@ pub fn agent_not_locked(agent: &str, from: &str) -> String {
     }
 }
 
+/// The project a pip step names that an earlier command of its stage
+/// built from source (`git clone …/hail.git && make install`, then `pip
+/// install hail`), with that command's line: the image holds that build,
+/// not the index file a pin of the step would name.
+pub fn built_from_source(
+    stage: &crate::source::model::Stage,
+    step: &InstallStep,
+) -> Option<(String, usize)> {
+    if step.command.manager.ecosystem() != Ecosystem::Python {
+        return None;
+    }
+    let built: Vec<(String, usize)> = stage
+        .content
+        .iter()
+        .filter_map(|c| match &c.kind {
+            ContentKind::BuildFromSource { project: Some(p) } => Some((normalized(p), c.line)),
+            _ => None,
+        })
+        .collect();
+    step.command.specs.iter().find_map(|spec| {
+        let name = spec_name(spec.value.as_deref()?)?;
+        built
+            .iter()
+            .find(|(p, line)| *p == name && *line < step.line)
+            .map(|(_, line)| (name, *line))
+    })
+}
+
 /// Whether imagelock locks the install command `cmd`, and if not, why.
 /// Freeze asks this before resolving a step; coverage reports it.
 pub fn classify_install(cmd: &InstallCommand) -> Class {
@@ -716,29 +744,8 @@ impl Coverage {
                     steps.push((line_of(u.span), first_line(&written(u.span)), class, u.span));
                 }
             }
-            // Projects built from source in this stage, with their lines.
-            let built: Vec<(String, usize)> = stage
-                .content
-                .iter()
-                .filter_map(|c| match &c.kind {
-                    ContentKind::BuildFromSource { project: Some(p) } => {
-                        Some((normalized(p), c.line))
-                    }
-                    _ => None,
-                })
-                .collect();
             for s in &stage.steps {
-                let from_source = (s.command.manager.ecosystem() == Ecosystem::Python)
-                    .then(|| {
-                        s.command.specs.iter().find_map(|spec| {
-                            let name = spec_name(spec.value.as_deref()?)?;
-                            built
-                                .iter()
-                                .find(|(p, line)| *p == name && *line < s.line)
-                                .map(|(_, line)| (name, *line))
-                        })
-                    })
-                    .flatten();
+                let from_source = built_from_source(stage, s);
                 if let Some((name, line)) = from_source {
                     // The image holds what the build installed, not the
                     // index file a pin of this step would name.

@@ -443,3 +443,48 @@ checksum-downloads = true
         "{err}"
     );
 }
+
+/// A pip step naming a project an earlier command built from source is
+/// recorded as not locked, with the build's line: the lock claims no index
+/// file the image does not hold, and `rewrite` leaves the step as written.
+#[test]
+fn a_pip_step_after_a_build_from_source_claims_no_index_file() {
+    let dir = common::tempdir();
+    let dockerfile = "FROM scratch\n\
+        RUN git clone https://github.com/example/hail.git /src/hail \\\n    && cd /src/hail && make install\n\
+        RUN pip install hail[all]==0.2.133\n";
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    std::fs::write(
+        dir.path().join("imagelock.toml"),
+        "lock-dir = \"lockfiles\"\n[images.app]\nfile = \"Dockerfile\"\n",
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        common::run(
+            common::imagelock()
+                .current_dir(dir.path())
+                .env("IMAGELOCK_CACHE_DIR", dir.path().join("cache"))
+                .args(args),
+        )
+    };
+    let (code, out, err) = cli(&["freeze", "--offline"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("Dockerfile:4: `pip install hail[all]==0.2.133` is not locked: `hail` was built from source at line 3"),
+        "{err}"
+    );
+    let lock = imagelock::lock::LockedImage::read(&dir.path().join("lockfiles/app.lock")).unwrap();
+    let step = lock
+        .steps
+        .iter()
+        .find(|s| s.line == 4)
+        .expect("the pip step");
+    assert!(!step.locked, "{step:?}");
+    assert!(step.pypi.is_empty(), "{step:?}");
+    let (code, out, err) = cli(&["rewrite"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("Dockerfile")).unwrap(),
+        dockerfile
+    );
+}
