@@ -64,6 +64,14 @@ pub enum VerifyError {
         "`{location}` has none of the locked platforms ({platforms})\nhint: build the image for one of them, or pick one with `--platform`"
     )]
     NoPlatform { location: String, platforms: String },
+    #[error(
+        "the lock of `{image}` does not cover `{platform}` (it locks {locked})\nhint: add `{platform}` to the image's `platforms` and run `imagelock freeze`, or verify one of the locked platforms"
+    )]
+    PlatformNotLocked {
+        image: String,
+        platform: String,
+        locked: String,
+    },
     #[error("the lock of `{0}` names no platform")]
     NoLockedPlatform(String),
     #[error("cannot read `{path}`: {source}")]
@@ -130,6 +138,23 @@ pub fn verify_image(
     let own = LockedImage::read(&path)?;
     let lock = with_parents(config, &own, image)?;
     let explicit = platform.is_some();
+    // A platform the lock does not cover has nothing to compare: never an
+    // empty match.
+    if let Some(p) = platform
+        && !lock.image.platforms.iter().any(|l| l.matches(p))
+    {
+        return Err(VerifyError::PlatformNotLocked {
+            image: image.name.clone(),
+            platform: p.to_string(),
+            locked: lock
+                .image
+                .platforms
+                .iter()
+                .map(|l| format!("`{l}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
     let platforms: Vec<Platform> = match platform {
         Some(p) => vec![p.clone()],
         None => lock.image.platforms.clone(),
