@@ -19,6 +19,7 @@ mod drift;
 mod freeze;
 mod graph;
 mod image;
+mod life;
 mod lockfiles;
 mod network;
 mod plan;
