@@ -196,6 +196,19 @@ fn stale_findings(job: &ImageJob, locked: &LockedImage) -> Vec<Finding> {
         .collect()
 }
 
+/// The in-repo parents of the lock that were locked again since (offline:
+/// their lockfiles on disk), as stale findings.
+pub fn parent_findings(config: &crate::config::Config, locked: &LockedImage) -> Vec<Finding> {
+    crate::verify::parents_stale(config, locked)
+        .into_iter()
+        .map(|why| {
+            let mut f = Finding::new(Kind::Stale, Ecosystem::Image, "");
+            f.detail = Some(why.describe());
+            f
+        })
+        .collect()
+}
+
 fn base_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> {
     let mut out = Vec::new();
     for base in &locked.bases {

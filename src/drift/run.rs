@@ -106,6 +106,7 @@ pub fn run(
                         None => bases_only(config, &resolvers, job, &freeze, &frozen).await?,
                     };
                     let mut findings = compare(job, locked, &fresh);
+                    findings.extend(super::parent_findings(config, locked));
                     if !options.offline {
                         base_hash_findings(&resolvers, locked, &mut findings).await?;
                     }
