@@ -434,8 +434,10 @@ pub enum ExportKind {
     Pylock,
     /// conda `@EXPLICIT` file with hashes
     CondaExplicit,
-    /// CycloneDX SBOM (JSON)
+    /// CycloneDX 1.6 SBOM (JSON)
     Sbom,
+    /// SPDX 2.3 SBOM (JSON)
+    Spdx,
 }
 
 /// A date as `--exclude-newer` and `--as-of` take it: `YYYY-MM-DD`, an RFC

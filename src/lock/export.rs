@@ -68,7 +68,7 @@ impl LockedImage {
     /// `pip install` does.
     pub fn final_pypi(&self, platform: &str) -> Vec<&PypiPackage> {
         let mut by_name: BTreeMap<&str, &PypiPackage> = BTreeMap::new();
-        for step in &self.steps {
+        for step in self.image_steps() {
             for p in &step.pypi {
                 if p.platforms.iter().any(|l| platform_matches(l, platform)) {
                     by_name.insert(&p.name, p);
@@ -149,7 +149,28 @@ impl LockedImage {
             } else {
                 format!("{}=={version}", p.name)
             };
-            let _ = writeln!(out, "{pin} \\\n    --hash=sha256:{sha256}");
+            // Every file locked for this release, on any platform: pip
+            // accepts any of them, so the file can be fetched for another
+            // platform too (as pip-compile and uv write it).
+            let mut hashes: Vec<&str> = self
+                .image_steps()
+                .flat_map(|s| &s.pypi)
+                .filter(|q| {
+                    q.name == p.name
+                        && q.version == p.version
+                        && q.source == p.source
+                        && (p.source == PypiSource::Index || q.url == p.url)
+                })
+                .filter_map(|q| q.sha256.as_deref())
+                .collect();
+            hashes.push(sha256);
+            hashes.sort_unstable();
+            hashes.dedup();
+            let _ = write!(out, "{pin}");
+            for h in hashes {
+                let _ = write!(out, " \\\n    --hash=sha256:{h}");
+            }
+            out.push('\n');
         }
         Ok(out)
     }
@@ -237,7 +258,7 @@ impl LockedImage {
     /// reads; the sha256 is given where no md5 is locked.
     pub fn to_conda_explicit(&self, platform: &str) -> Result<String, ExportError> {
         let mut by_name: BTreeMap<&str, &crate::lock::CondaPackage> = BTreeMap::new();
-        for step in &self.steps {
+        for step in self.image_steps() {
             for p in &step.conda {
                 if p.platforms.iter().any(|l| platform_matches(l, platform)) {
                     by_name.insert(&p.name, p);
@@ -276,106 +297,10 @@ impl LockedImage {
         Ok(out)
     }
 
-    /// A CycloneDX 1.5 SBOM (JSON) of the image's base images and packages.
+    /// A CycloneDX SBOM (JSON) of the final image, without the packages
+    /// of in-repo parents (see [`Self::to_cyclonedx`]).
     pub fn to_sbom(&self) -> String {
-        let mut components = Vec::new();
-        for base in &self.bases {
-            let (repo, _) = split_tag(&base.name);
-            components.push(serde_json::json!({
-                "type": "container",
-                "bom-ref": format!("{}@{}", repo, base.digest),
-                "name": repo,
-                "version": base.digest,
-                "purl": format!("pkg:oci/{}@{}?repository_url={}", repo.rsplit('/').next().unwrap_or(repo), base.digest.to_string().replace(':', "%3A"), repo),
-                "hashes": [{"alg": "SHA-256", "content": base.digest.hex()}],
-            }));
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for step in &self.steps {
-            for p in &step.conda {
-                if seen.insert(p.url.to_string()) {
-                    components.push(serde_json::json!({
-                        "type": "library",
-                        "bom-ref": p.url,
-                        "name": p.name,
-                        "version": format!("{}-{}", p.version, p.build),
-                        "purl": format!("pkg:conda/{}@{}?build={}&channel={}&subdir={}", p.name, p.version, p.build, p.channel, p.subdir),
-                        "hashes": [{"alg": "SHA-256", "content": p.sha256}],
-                        "properties": [{"name": "imagelock:platforms", "value": joined(&p.platforms).replace(", ", ",")}],
-                    }));
-                }
-            }
-            for p in &step.pypi {
-                if seen.insert(p.url.to_string()) {
-                    components.push(serde_json::json!({
-                        "type": "library",
-                        "bom-ref": p.url,
-                        "name": p.name,
-                        "version": p.version,
-                        "purl": format!("pkg:pypi/{}@{}{}", p.name, p.version_or_unknown(), p.file.as_ref().map(|f| format!("?file_name={f}")).unwrap_or_default()),
-                        "hashes": p.sha256.iter().map(|h| serde_json::json!({"alg": "SHA-256", "content": h})).collect::<Vec<_>>(),
-                        "properties": [{"name": "imagelock:platforms", "value": joined(&p.platforms).replace(", ", ",")}],
-                    }));
-                }
-            }
-        }
-        for step in &self.steps {
-            for p in step.apt.iter().filter(|p| p.installed_after()) {
-                let Some(sha256) = &p.sha256 else { continue };
-                if !seen.insert(format!("deb:{sha256}")) {
-                    continue;
-                }
-                let source = p
-                    .uri
-                    .as_ref()
-                    .and_then(|u| step.apt_sources.iter().find(|s| s.uri == *u));
-                let vendor = source.and_then(|s| s.vendor.as_deref()).unwrap_or("debian");
-                let distro = source
-                    .and_then(|s| s.codename.as_deref())
-                    .map(|c| format!("&distro={}", purl_encode(c)))
-                    .unwrap_or_default();
-                let source_q = if p.source != p.name || p.source_version.is_some() {
-                    format!(
-                        "&upstream={}",
-                        purl_encode(&match &p.source_version {
-                            Some(v) => format!("{}@{}", p.source, v),
-                            None => p.source.to_string(),
-                        })
-                    )
-                } else {
-                    String::new()
-                };
-                components.push(serde_json::json!({
-                    "type": "library",
-                    "bom-ref": format!("deb:{}:{}@{}", p.name, p.architecture, p.version),
-                    "name": p.name,
-                    "version": p.version,
-                    "purl": format!(
-                        "pkg:deb/{}/{}@{}?arch={}{distro}{source_q}",
-                        purl_encode(vendor),
-                        p.name,
-                        purl_encode(&p.version),
-                        p.architecture
-                    ),
-                    "hashes": [{"alg": "SHA-256", "content": sha256}],
-                    "properties": [{"name": "imagelock:platforms", "value": joined(&p.platforms).replace(", ", ",")}],
-                }));
-            }
-        }
-        let bom = serde_json::json!({
-            "bomFormat": "CycloneDX",
-            "specVersion": "1.5",
-            "version": 1,
-            "metadata": {
-                "tools": {"components": [{"type": "application", "name": "imagelock", "version": env!("CARGO_PKG_VERSION")}]},
-                "component": {"type": "container", "name": self.image.name, "bom-ref": self.image.name},
-                "properties": [{"name": "imagelock:input-hash", "value": self.image.input_hash}],
-            },
-            "components": components,
-        });
-        let mut text = serde_json::to_string_pretty(&bom).unwrap_or_default();
-        text.push('\n');
-        text
+        self.to_cyclonedx(&|_| None)
     }
 
     /// The PEP 751 source of a direct URL, VCS or path requirement:
@@ -458,26 +383,12 @@ pub(crate) fn machine_of(platform: &Platform) -> String {
         .map_or_else(|| platform.to_string(), str::to_string)
 }
 
-fn split_tag(name: &str) -> (&str, Option<&str>) {
+pub(super) fn split_tag(name: &str) -> (&str, Option<&str>) {
     let slash = name.rfind('/').map_or(0, |i| i + 1);
     match name[slash..].rfind(':') {
         Some(i) => (&name[..slash + i], Some(&name[slash + i + 1..])),
         None => (name, None),
     }
-}
-
-/// Percent-encodes what a purl's version or qualifier value may not hold
-/// as is (`:` of an epoch, `+`, `~`, `@`, `&`…).
-fn purl_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod config;
 mod coverage;
 mod distribution;
 mod drift;
+mod export;
 mod freeze;
 mod graph;
 mod image;
