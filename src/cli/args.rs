@@ -424,6 +424,10 @@ pub struct ExportArgs {
     /// Which platform
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
+    /// conda-explicit: which environment (its `-n` name or prefix), when
+    /// the image has several; one file describes one environment
+    #[arg(long, value_name = "NAME|PREFIX")]
+    pub env: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

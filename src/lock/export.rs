@@ -33,6 +33,20 @@ pub enum ExportError {
         "image `{image}` installs `{requested}` at a revision that is not a commit id; pylock.toml needs the commit\nhint: pin a full commit id (`@<sha>`) and run `imagelock freeze`"
     )]
     NoCommit { image: String, requested: String },
+    #[error(
+        "image `{image}` has conda packages in several environments ({envs}); one explicit file describes one\nhint: pick one with `--env NAME`"
+    )]
+    SeveralEnvironments { image: String, envs: String },
+    #[error("image `{image}` has no conda environment `{env}`\nhint: its environments: {envs}")]
+    NoEnvironment {
+        image: String,
+        env: String,
+        envs: String,
+    },
+    #[error(
+        "image `{image}` locks `{url}` from a local channel, relative to its configuration, which was not found\nhint: export by image name with `--config`, so the URL can be made absolute"
+    )]
+    RelativeUrl { image: String, url: String },
     #[error("image `{image}` is not locked for `{platform}`\nhint: locked platforms: {locked}")]
     UnknownPlatform {
         image: String,
@@ -252,39 +266,101 @@ impl LockedImage {
         Ok(doc.to_string())
     }
 
-    /// A conda explicit file (`@EXPLICIT`, CEP 23) for one platform: each
-    /// package URL with its hash, in step order, a later step's choice of a
-    /// name replacing an earlier one. md5 is the anchor every conda client
-    /// reads; the sha256 is given where no md5 is locked.
-    pub fn to_conda_explicit(&self, platform: &str) -> Result<String, ExportError> {
-        let mut by_name: BTreeMap<&str, &crate::lock::CondaPackage> = BTreeMap::new();
+    /// A conda explicit file (`@EXPLICIT`, CEP 23) for one platform and one
+    /// environment (`env`, needed when the image has several): each
+    /// package URL with its hash, in step order, a later step's choice of
+    /// a name replacing an earlier one. md5 is the anchor every conda
+    /// client reads; the sha256 is given where no md5 is locked. URLs of
+    /// local channels, which the lock keeps relative to the configuration,
+    /// are made absolute against `root`.
+    pub fn to_conda_explicit(
+        &self,
+        platform: &str,
+        env: Option<&str>,
+        root: Option<&std::path::Path>,
+    ) -> Result<String, ExportError> {
+        let mut envs: BTreeMap<&str, BTreeMap<&str, &crate::lock::CondaPackage>> = BTreeMap::new();
         for step in self.image_steps() {
             for p in &step.conda {
                 if p.platforms.iter().any(|l| platform_matches(l, platform)) {
-                    by_name.insert(&p.name, p);
+                    envs.entry(step.target.as_deref().unwrap_or_default())
+                        .or_default()
+                        .insert(&p.name, p);
                 }
             }
         }
-        if by_name.is_empty() {
-            return Err(ExportError::NoConda {
-                image: self.image.name.to_string(),
-                platform: platform.to_string(),
-                locked: joined(&self.image.platforms),
-            });
-        }
+        let names = || {
+            envs.keys()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (target, by_name) = match env {
+            Some(e) => {
+                let found = envs.iter().find(|(k, _)| {
+                    **k == e || std::path::Path::new(k).file_name().is_some_and(|n| n == e)
+                });
+                match found {
+                    Some((k, v)) => (*k, v),
+                    None => {
+                        return Err(ExportError::NoEnvironment {
+                            image: self.image.name.to_string(),
+                            env: e.to_string(),
+                            envs: names(),
+                        });
+                    }
+                }
+            }
+            None if envs.len() > 1 => {
+                return Err(ExportError::SeveralEnvironments {
+                    image: self.image.name.to_string(),
+                    envs: names(),
+                });
+            }
+            None => match envs.iter().next() {
+                Some((k, v)) => (*k, v),
+                None => return Err(self.no_conda(platform)),
+            },
+        };
         let subdir = by_name
             .values()
             .map(|p| p.subdir.as_str())
             .find(|s| *s != "noarch")
             .unwrap_or("noarch");
+        let env_line = if target.is_empty() {
+            String::new()
+        } else {
+            format!("# environment: {target}\n")
+        };
         let mut out = format!(
             "# Conda packages of image `{}` for {platform}, from its imagelock lockfile.\n\
-             # platform: {subdir}\n@EXPLICIT\n",
+             {env_line}# platform: {subdir}\n@EXPLICIT\n",
             self.image.name
         );
         for p in by_name.values() {
             // A lock written before redaction may still hold a token.
             let url = crate::config::redact::redact_url(&p.url);
+            let url = if url.contains("://") {
+                url
+            } else {
+                let Some(root) = root else {
+                    return Err(ExportError::RelativeUrl {
+                        image: self.image.name.to_string(),
+                        url,
+                    });
+                };
+                let mut path = std::path::PathBuf::new();
+                for c in root.join(&url).components() {
+                    match c {
+                        std::path::Component::ParentDir => {
+                            path.pop();
+                        }
+                        std::path::Component::CurDir => {}
+                        c => path.push(c),
+                    }
+                }
+                format!("file://{}", path.display())
+            };
             match &p.md5 {
                 Some(md5) => {
                     let _ = writeln!(out, "{url}#{md5}");
@@ -352,6 +428,14 @@ impl LockedImage {
         }
     }
 
+    fn no_conda(&self, platform: &str) -> ExportError {
+        ExportError::NoConda {
+            image: self.image.name.to_string(),
+            platform: platform.to_string(),
+            locked: joined(&self.image.platforms),
+        }
+    }
+
     fn no_python(&self, platform: &str) -> ExportError {
         ExportError::NoPython {
             image: self.image.name.to_string(),
@@ -409,8 +493,9 @@ mod tests {
 
     #[test]
     fn conda_explicit_has_urls_with_hashes() {
-        insta::assert_snapshot!(sample().to_conda_explicit("linux/amd64").unwrap(), @r"
+        insta::assert_snapshot!(sample().to_conda_explicit("linux/amd64", None, None).unwrap(), @r"
         # Conda packages of image `driver` for linux/amd64, from its imagelock lockfile.
+        # environment: /opt/conda
         # platform: linux-64
         @EXPLICIT
         https://conda.anaconda.org/conda-forge/linux-64/numpy-1.26.4-py311h64a7726_0.conda#a502d7aad449a1206efb366d6a12c52d

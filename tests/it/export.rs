@@ -286,3 +286,79 @@ fn requirements_list_every_locked_hash() {
         assert!(block.contains(h.as_str()), "{name}: {h}\n{block}");
     }
 }
+
+/// conda-explicit: local channels' URLs are absolute (the lock keeps them
+/// relative to the configuration); one file is one environment, so an
+/// image with two asks which, and never merges them.
+#[test]
+fn conda_explicit_is_one_environment_with_absolute_urls() {
+    let text = export(&["--to", "conda-explicit", "longqc"]);
+    let world = repo_root().join("fixtures/world/conda");
+    let world = world.canonicalize().unwrap();
+    let urls: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with(['#', '@']))
+        .collect();
+    assert!(!urls.is_empty());
+    for url in &urls {
+        assert!(
+            url.starts_with(&format!("file://{}/", world.display())),
+            "{url}"
+        );
+        assert!(!url.contains("/../"), "{url}");
+    }
+
+    // A second environment (`-n qc`) in the same image.
+    let dir = tempdir();
+    let mut lock = LockedImage::read(&repo_root().join("lockfiles/longqc.lock")).unwrap();
+    let mut second = lock
+        .steps
+        .iter()
+        .find(|s| !s.conda.is_empty())
+        .unwrap()
+        .clone();
+    second.target = Some("/opt/conda/envs/qc".into());
+    second.conda.truncate(1);
+    second.line += 1000;
+    let only = second.conda[0].url.to_string();
+    lock.steps.push(second);
+    let file = dir.path().join("two.lock");
+    lock.write(&file).unwrap();
+    let export_env = |extra: &[&str]| {
+        run(imagelock()
+            .current_dir(dir.path())
+            .args(["export", "--to", "conda-explicit"])
+            .arg(&file)
+            .args(extra))
+    };
+    let (code, _, err) = export_env(&[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "has conda packages in several environments (`/opt/conda`, `/opt/conda/envs/qc`)"
+        ) && err.contains("--env"),
+        "{err}"
+    );
+    // Its URLs are relative and there is no configuration here to make
+    // them absolute: said, not written relative.
+    let (code, _, err) = export_env(&["--env", "qc"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("relative to its configuration"), "{err}");
+    std::fs::write(
+        dir.path().join("imagelock.toml"),
+        format!(
+            "lock-dir = \".\"\n[images.longqc]\nfile = \"{}\"\n",
+            repo_root()
+                .join("fixtures/examples/longqc/Dockerfile")
+                .display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = export_env(&["--env", "qc"]);
+    assert_eq!(code, 0, "{err}");
+    let urls: Vec<&str> = out.lines().filter(|l| !l.starts_with(['#', '@'])).collect();
+    assert_eq!(urls.len(), 1, "{out}");
+    assert!(urls[0].starts_with("file:///"), "{out}");
+    assert!(urls[0].contains(&only[only.rfind('/').unwrap()..]), "{out}");
+    assert!(out.contains("# environment: /opt/conda/envs/qc\n"), "{out}");
+}
