@@ -427,6 +427,10 @@ pub struct ExportArgs {
     /// Which platform
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
+    /// conda-explicit: which environment (its `-n` name or prefix), when
+    /// the image has several; one file describes one environment
+    #[arg(long, value_name = "NAME|PREFIX")]
+    pub env: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -437,8 +441,10 @@ pub enum ExportKind {
     Pylock,
     /// conda `@EXPLICIT` file with hashes
     CondaExplicit,
-    /// CycloneDX SBOM (JSON)
+    /// CycloneDX 1.6 SBOM (JSON)
     Sbom,
+    /// SPDX 2.3 SBOM (JSON)
+    Spdx,
 }
 
 /// A date as `--exclude-newer` and `--as-of` take it: `YYYY-MM-DD`, an RFC

@@ -12,11 +12,24 @@ pub fn run(opts: &Opts, args: &ExportArgs, printer: &Printer) -> anyhow::Result<
     let lock_path = lock_path(opts, &args.image)?;
     let lock = LockedImage::read(&lock_path)?;
     let platform = lock.export_platform(args.platform.as_deref())?;
+    // The locks of in-repo parents, whose packages the image inherits.
+    let config = load_config(&opts.global, &[]).ok();
+    let parents = |name: &str| {
+        let config = config.as_ref()?;
+        LockedImage::read(&config.lock_path(name)).ok()
+    };
     let text = match args.to {
         ExportKind::Requirements => lock.to_requirements(&platform)?,
         ExportKind::Pylock => lock.to_pylock()?,
-        ExportKind::CondaExplicit => lock.to_conda_explicit(&platform)?,
-        ExportKind::Sbom => lock.to_sbom(),
+        ExportKind::CondaExplicit => {
+            // Local channels are locked relative to the configuration.
+            let root = config
+                .as_ref()
+                .map(|c| c.root.canonicalize().unwrap_or_else(|_| c.root.clone()));
+            lock.to_conda_explicit(&platform, args.env.as_deref(), root.as_deref())?
+        }
+        ExportKind::Sbom => lock.to_cyclonedx(&parents),
+        ExportKind::Spdx => lock.to_spdx(&parents, &created()?),
     };
     printer.data(&text)?;
     Ok(Outcome::Clean)
@@ -40,4 +53,20 @@ fn lock_path(opts: &Opts, image: &str) -> anyhow::Result<PathBuf> {
             )
         }
     }
+}
+
+/// The SPDX creation time: `SOURCE_DATE_EPOCH` when set (reproducible
+/// builds), else now.
+fn created() -> anyhow::Result<String> {
+    let at = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(epoch) => {
+            let secs: i64 = epoch.trim().parse().with_context(|| {
+                format!("SOURCE_DATE_EPOCH `{epoch}` is not a number of seconds")
+            })?;
+            jiff::Timestamp::from_second(secs)
+                .with_context(|| format!("SOURCE_DATE_EPOCH `{epoch}` is out of range"))?
+        }
+        Err(_) => jiff::Timestamp::now(),
+    };
+    Ok(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
 }

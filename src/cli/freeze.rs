@@ -11,7 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::cli::args::FreezeArgs;
 use crate::cli::changes::{Summary, image_changes};
-use crate::cli::images::{parse_build_args, select};
+use crate::cli::images::{parse_build_args, select, with_parents};
 use crate::cli::output::{display_path, unified_diff};
 use crate::cli::{Opts, Outcome, OutputFormat, Printer};
 use crate::config::{Config, validate_platform};
@@ -190,6 +190,9 @@ pub(super) fn resolve(
         ignore_locked: false,
         no_build: args.no_build,
     };
+    // In-repo parents are frozen with their children, never read from the
+    // registry.
+    let images = with_parents(&config, images);
     let jobs = prepare(&config, &images)?;
     for job in &jobs {
         if let Some(e) = &job.unreadable {

@@ -28,6 +28,25 @@ pub fn run(global: &GlobalOpts, args: &PathsArgs, printer: &Printer) -> anyhow::
         })
         .collect();
     let graph = build_order(&inputs, &same_image)?;
+    // What each image pulls from outside the repository, as written.
+    let external: std::collections::BTreeMap<&str, Vec<&str>> = inputs
+        .iter()
+        .map(|i| {
+            let mut pulls: Vec<&str> = i
+                .pulls
+                .iter()
+                .copied()
+                .filter(|p| {
+                    !inputs
+                        .iter()
+                        .any(|o| o.name != i.name && o.reference.is_some_and(|r| same_image(p, r)))
+                })
+                .collect();
+            pulls.sort_unstable();
+            pulls.dedup();
+            (i.name, pulls)
+        })
+        .collect();
     let text = match global.format {
         OutputFormat::Human => {
             let mut out = String::new();
@@ -42,12 +61,18 @@ pub fn run(global: &GlobalOpts, args: &PathsArgs, printer: &Printer) -> anyhow::
                 if !from.is_empty() {
                     let _ = write!(out, "  (builds from {})", from.join(", "));
                 }
+                let bases = external.get(name.as_str()).cloned().unwrap_or_default();
+                if !bases.is_empty() {
+                    let _ = write!(out, "  (external: {})", bases.join(", "));
+                }
                 out.push('\n');
             }
             out
         }
         OutputFormat::Json => {
-            let mut text = serde_json::to_string_pretty(&graph)?;
+            let mut json = serde_json::to_value(&graph)?;
+            json["external"] = serde_json::to_value(&external)?;
+            let mut text = serde_json::to_string_pretty(&json)?;
             text.push('\n');
             text
         }
@@ -58,6 +83,17 @@ pub fn run(global: &GlobalOpts, args: &PathsArgs, printer: &Printer) -> anyhow::
             }
             for (a, b) in &graph.edges {
                 let _ = writeln!(out, "    \"{a}\" -> \"{b}\";");
+            }
+            // External bases: boxes, dashed edges.
+            let all: std::collections::BTreeSet<&str> =
+                external.values().flatten().copied().collect();
+            for base in &all {
+                let _ = writeln!(out, "    \"{base}\" [shape=box];");
+            }
+            for (a, bases) in &external {
+                for b in bases {
+                    let _ = writeln!(out, "    \"{a}\" -> \"{b}\" [style=dashed];");
+                }
             }
             out.push_str("}\n");
             out

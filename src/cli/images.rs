@@ -52,11 +52,21 @@ pub fn select(
         }
         let paths: Vec<PathBuf> = paths.into_iter().cloned().collect();
         for file in definition_files(&paths)? {
-            let configured = config.as_ref().and_then(|c| find_image(c, &file));
-            images.push(configured.unwrap_or_else(|| {
+            // Every image configured from the file: one definition built
+            // with different build args is several images.
+            let configured = config
+                .as_ref()
+                .map(|c| images_of_file(c, &file))
+                .unwrap_or_default();
+            if configured.is_empty() {
                 let mut zero = Config::zero(std::slice::from_ref(&file)).images;
-                zero.remove(0)
-            }));
+                images.push(zero.remove(0));
+            }
+            for image in configured {
+                if !images.iter().any(|i: &ImageConfig| i.name == image.name) {
+                    images.push(image);
+                }
+            }
         }
         images
     };
@@ -94,14 +104,17 @@ pub fn parse_build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, Stri
     Ok(out)
 }
 
-/// The configured image whose definition file is `file`.
-fn find_image(config: &Config, file: &Path) -> Option<ImageConfig> {
-    let want = file.canonicalize().ok()?;
+/// The configured images whose definition file is `file`.
+pub fn images_of_file(config: &Config, file: &Path) -> Vec<ImageConfig> {
+    let Ok(want) = file.canonicalize() else {
+        return Vec::new();
+    };
     config
         .images
         .iter()
-        .find(|i| i.file.canonicalize().ok().as_ref() == Some(&want))
+        .filter(|i| i.file.canonicalize().ok().as_ref() == Some(&want))
         .cloned()
+        .collect()
 }
 
 /// Files given, and definition files found in directories given (hidden
@@ -136,4 +149,40 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `images` and, transitively, the configured images of the repository
+/// they build `FROM` (matched by `ref`), so an image is always locked on
+/// its parents' locks and never on the registry's copy of them.
+pub fn with_parents(config: &Config, images: Vec<ImageConfig>) -> Vec<ImageConfig> {
+    let mut out = images;
+    let mut i = 0;
+    while i < out.len() {
+        let image = out[i].clone();
+        i += 1;
+        let definition = crate::source::load::read_definition_with(
+            &image.file,
+            &image.build_args,
+            &image.wrappers,
+        )
+        .map(|(d, _)| d);
+        // An unreadable definition is reported where it is frozen.
+        let Ok(definition) = definition else {
+            continue;
+        };
+        for pulled in crate::source::graph::pulled_references(&definition) {
+            for parent in &config.images {
+                if parent.name != image.name
+                    && parent
+                        .reference
+                        .as_deref()
+                        .is_some_and(|r| same_image(pulled, r))
+                    && !out.iter().any(|o| o.name == parent.name)
+                {
+                    out.push(parent.clone());
+                }
+            }
+        }
+    }
+    out
 }

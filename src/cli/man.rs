@@ -24,6 +24,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     ("XDG_CACHE_HOME", "The base of the default cache directory."),
     (
+        "SOURCE_DATE_EPOCH",
+        "Seconds since 1970: the creation time export --to spdx writes (reproducible SBOMs). Default: now.",
+    ),
+    (
         "HOME",
         "Where ~/.cache, ~/.condarc, ~/.docker/config.json and ~/.config/containers/auth.json are.",
     ),

@@ -162,12 +162,22 @@ fn refuse_pinned(
     args: &UpdateArgs,
     overrides: &BTreeMap<String, String>,
 ) -> anyhow::Result<()> {
-    let (_, images) = select(&opts.global, &args.paths, overrides)?;
+    let (config, images) = select(&opts.global, &args.paths, overrides)?;
+    let config = crate::cli::rewrite::lock_config(config)?;
     let mut lines = Vec::new();
     let mut names = BTreeSet::new();
     for image in &images {
         let (definition, inputs) = load_image(image)?;
+        let lock = LockedImage::read(&config.lock_path(&image.name)).ok();
         for pin in pinned_specs(&definition, &inputs, &args.packages) {
+            // A pin `rewrite` wrote is not the definition's: the lock keeps
+            // the request it was made from, and that moves.
+            let asked = |r: &String| r == &pin.spec || r.strip_prefix("pip: ") == Some(&pin.spec);
+            if let Some(lock) = &lock
+                && !lock.steps.iter().any(|s| s.requested.iter().any(asked))
+            {
+                continue;
+            }
             let mut at = pin.location.clone();
             at.path = PathBuf::from(display_path(&at.path));
             lines.push(format!("  {at}: `{}`", pin.spec));

@@ -530,15 +530,26 @@ pub fn image_name_for(file: &Path) -> String {
         stem.to_ascii_lowercase().as_str(),
         "dockerfile" | "containerfile" | "singularity" | "apptainer"
     );
+    // `Dockerfile.gpu` is an image of its own beside `Dockerfile`: the
+    // suffix goes into the name (`svc-gpu`); `.def` only says the kind.
+    let suffix = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .filter(|e| generic && !e.eq_ignore_ascii_case("def"));
     let name = if generic {
-        file.canonicalize()
+        let dir = file
+            .canonicalize()
             .ok()
             .and_then(|p| {
                 p.parent()
                     .and_then(|d| d.file_name())
                     .map(|n| n.to_string_lossy().into_owned())
             })
-            .unwrap_or_else(|| stem.to_string())
+            .unwrap_or_else(|| stem.to_string());
+        match suffix {
+            Some(s) => format!("{dir}-{s}"),
+            None => dir,
+        }
     } else {
         stem.to_string()
     };

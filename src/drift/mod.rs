@@ -169,7 +169,7 @@ pub fn compare(job: &ImageJob, locked: &LockedImage, fresh: &LockedImage) -> Vec
     let mut out = stale_findings(job, locked);
     out.extend(base_findings(locked, fresh));
     out.extend(outdated_findings(locked, fresh));
-    out.extend(unpinned_findings(job));
+    out.extend(unpinned_findings(job, locked));
     out
 }
 
@@ -191,6 +191,19 @@ fn stale_findings(job: &ImageJob, locked: &LockedImage) -> Vec<Finding> {
                 }
                 other => f.detail = Some(other.describe()),
             }
+            f
+        })
+        .collect()
+}
+
+/// The in-repo parents of the lock that were locked again since (offline:
+/// their lockfiles on disk), as stale findings.
+pub fn parent_findings(config: &crate::config::Config, locked: &LockedImage) -> Vec<Finding> {
+    crate::verify::parents_stale(config, locked)
+        .into_iter()
+        .map(|why| {
+            let mut f = Finding::new(Kind::Stale, Ecosystem::Image, "");
+            f.detail = Some(why.describe());
             f
         })
         .collect()
@@ -468,8 +481,9 @@ fn newer(eco: &str, a: &str, b: &str) -> bool {
     }
 }
 
-fn unpinned_findings(job: &ImageJob) -> Vec<Finding> {
+fn unpinned_findings(job: &ImageJob, locked: &LockedImage) -> Vec<Finding> {
     let mut out = Vec::new();
+    let root = lock_root(job, locked);
     for stage in &job.definition.stages {
         for step in &stage.steps {
             let eco = match step.command.manager.ecosystem() {
@@ -479,19 +493,139 @@ fn unpinned_findings(job: &ImageJob) -> Vec<Finding> {
             };
             // One finding per step: the specs are fixed together.
             let specs = unpinned_specs(&step.command);
-            if specs.is_empty() {
-                continue;
+            if !specs.is_empty() {
+                let mut f = Finding::new(Kind::Unpinned, eco, specs.join(" "));
+                f.detail = Some(format!(
+                    "{} line {}",
+                    step.command.manager.as_str(),
+                    step.line
+                ));
+                out.push(f);
             }
-            let mut f = Finding::new(Kind::Unpinned, eco, specs.join(" "));
-            f.detail = Some(format!(
-                "{} line {}",
-                step.command.manager.as_str(),
-                step.line
-            ));
-            out.push(f);
+            // Specs read from files: one finding per spec, at its line.
+            let si = stage.steps.iter().position(|s| std::ptr::eq(s, step));
+            let files = si.map_or_else(Vec::new, |si| job.inputs.step_files(stage.index, si));
+            let mut seen = Vec::new();
+            for (_, fi) in files {
+                if seen.contains(&fi) {
+                    continue;
+                }
+                seen.push(fi);
+                let file = &job.inputs.files[fi];
+                for (eco, spec, offset) in file_specs(file) {
+                    let pinned = if eco == Ecosystem::Pip {
+                        pip_pinned(&spec)
+                    } else {
+                        conda_pinned(&spec)
+                    };
+                    if pinned {
+                        continue;
+                    }
+                    let line = file.text[..offset.min(file.text.len())]
+                        .bytes()
+                        .filter(|b| *b == b'\n')
+                        .count()
+                        + 1;
+                    let mut f = Finding::new(Kind::Unpinned, eco, spec);
+                    let at = format!("{}:{line}", shown_path(root.as_deref(), &file.path));
+                    f.detail = Some(format!(
+                        "{at}, read by {} line {}",
+                        step.command.manager.as_str(),
+                        step.line
+                    ));
+                    f.step = Some(at);
+                    out.push(f);
+                }
+            }
         }
     }
     out
+}
+
+/// The specs a step's file gives, with their ecosystem and byte offset.
+fn file_specs(file: &crate::source::inputs::InputFile) -> Vec<(Ecosystem, String, usize)> {
+    use crate::source::steps::FileRole;
+    match file.role {
+        FileRole::Requirements => {
+            let parsed = crate::source::requirements::RequirementsFile::parse(
+                &file.path,
+                &file.text,
+                &|_| None,
+            );
+            parsed
+                .map(|r| {
+                    r.entries
+                        .into_iter()
+                        .filter_map(|e| match e {
+                            crate::source::requirements::RequirementsEntry::Requirement {
+                                spec,
+                                editable: false,
+                                span,
+                                ..
+                            } => Some((Ecosystem::Pip, spec, span.start)),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+        FileRole::Environment => {
+            crate::source::environment::EnvironmentFile::parse(&file.path, &file.text)
+                .map(|env| {
+                    let conda = env
+                        .dependencies
+                        .into_iter()
+                        .map(|d| (Ecosystem::Conda, d.value, d.span.start));
+                    let pip = env
+                        .pip
+                        .into_iter()
+                        .map(|d| (Ecosystem::Pip, d.value, d.span.start));
+                    conda.chain(pip).collect()
+                })
+                .unwrap_or_default()
+        }
+        FileRole::CondaSpecs => {
+            let mut out = Vec::new();
+            let mut offset = 0;
+            for line in file.text.split_inclusive('\n') {
+                let spec = match line.find('#') {
+                    Some(i) if !line.contains("://") => line[..i].trim(),
+                    _ => line.trim(),
+                };
+                if spec.starts_with('@') {
+                    // `@EXPLICIT`: every line is a URL with its hash.
+                    return Vec::new();
+                }
+                if !spec.is_empty() {
+                    out.push((Ecosystem::Conda, spec.to_string(), offset));
+                }
+                offset += line.len();
+            }
+            out
+        }
+        FileRole::Constraints | FileRole::Editable => Vec::new(),
+    }
+}
+
+/// The directory the lock's paths are relative to: the definition file's
+/// directory, up as many levels as the lock's `definition` has.
+fn lock_root(job: &ImageJob, locked: &LockedImage) -> Option<std::path::PathBuf> {
+    let depth = locked.image.definition.as_str().split('/').count();
+    let file = job.config.file.canonicalize().ok()?;
+    file.ancestors()
+        .nth(depth)
+        .map(std::path::Path::to_path_buf)
+}
+
+/// A file a step reads as the lock's paths are written: relative to the
+/// lock's root, with `/` separators (else as it is).
+fn shown_path(root: Option<&std::path::Path>, path: &std::path::Path) -> String {
+    let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let rel = root.and_then(|r| abs.strip_prefix(r).ok()).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The specs of a command that are not exact pins.

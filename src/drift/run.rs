@@ -109,6 +109,7 @@ pub fn run(
                     if let Some(image) = &image {
                         findings.extend(super::apt_gone_findings(locked, &image.apt_gone));
                     }
+                    findings.extend(super::parent_findings(config, locked));
                     if !options.offline {
                         base_hash_findings(&resolvers, locked, &mut findings).await?;
                     }

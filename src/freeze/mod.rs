@@ -20,6 +20,7 @@ pub mod apt;
 mod bases;
 pub mod check;
 pub mod outcome;
+mod request;
 mod run;
 mod schedule;
 pub mod state;

@@ -617,6 +617,10 @@ async fn pip_step(
     } else {
         Upgrade::None
     };
+    // Pins `rewrite` wrote from the previous lock stand for what the step
+    // asked for before.
+    let requirements =
+        crate::freeze::request::pip_request(previous_step(job, place, cmd), &requirements);
     let request = ResolveRequest {
         requirements: requirements.clone(),
         constraints,
@@ -917,6 +921,7 @@ async fn conda_step(
         env_pip.extend(env.pip.iter().map(|p| p.value.clone()));
         env_name = env.name.as_ref().map(|n| n.value.clone());
     }
+    let texts = crate::freeze::request::conda_request(previous_step(job, place, cmd), &texts);
     let mut specs = texts
         .iter()
         .map(|t| CondaSpec::parse(t).map_err(|e| place.error(StepCause::CondaSpec(e))))

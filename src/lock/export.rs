@@ -33,6 +33,20 @@ pub enum ExportError {
         "image `{image}` installs `{requested}` at a revision that is not a commit id; pylock.toml needs the commit\nhint: pin a full commit id (`@<sha>`) and run `imagelock freeze`"
     )]
     NoCommit { image: String, requested: String },
+    #[error(
+        "image `{image}` has conda packages in several environments ({envs}); one explicit file describes one\nhint: pick one with `--env NAME`"
+    )]
+    SeveralEnvironments { image: String, envs: String },
+    #[error("image `{image}` has no conda environment `{env}`\nhint: its environments: {envs}")]
+    NoEnvironment {
+        image: String,
+        env: String,
+        envs: String,
+    },
+    #[error(
+        "image `{image}` locks `{url}` from a local channel, relative to its configuration, which was not found\nhint: export by image name with `--config`, so the URL can be made absolute"
+    )]
+    RelativeUrl { image: String, url: String },
     #[error("image `{image}` is not locked for `{platform}`\nhint: locked platforms: {locked}")]
     UnknownPlatform {
         image: String,
@@ -68,7 +82,7 @@ impl LockedImage {
     /// `pip install` does.
     pub fn final_pypi(&self, platform: &str) -> Vec<&PypiPackage> {
         let mut by_name: BTreeMap<&str, &PypiPackage> = BTreeMap::new();
-        for step in &self.steps {
+        for step in self.image_steps() {
             for p in &step.pypi {
                 if p.platforms.iter().any(|l| platform_matches(l, platform)) {
                     by_name.insert(&p.name, p);
@@ -149,7 +163,28 @@ impl LockedImage {
             } else {
                 format!("{}=={version}", p.name)
             };
-            let _ = writeln!(out, "{pin} \\\n    --hash=sha256:{sha256}");
+            // Every file locked for this release, on any platform: pip
+            // accepts any of them, so the file can be fetched for another
+            // platform too (as pip-compile and uv write it).
+            let mut hashes: Vec<&str> = self
+                .image_steps()
+                .flat_map(|s| &s.pypi)
+                .filter(|q| {
+                    q.name == p.name
+                        && q.version == p.version
+                        && q.source == p.source
+                        && (p.source == PypiSource::Index || q.url == p.url)
+                })
+                .filter_map(|q| q.sha256.as_deref())
+                .collect();
+            hashes.push(sha256);
+            hashes.sort_unstable();
+            hashes.dedup();
+            let _ = write!(out, "{pin}");
+            for h in hashes {
+                let _ = write!(out, " \\\n    --hash=sha256:{h}");
+            }
+            out.push('\n');
         }
         Ok(out)
     }
@@ -231,39 +266,101 @@ impl LockedImage {
         Ok(doc.to_string())
     }
 
-    /// A conda explicit file (`@EXPLICIT`, CEP 23) for one platform: each
-    /// package URL with its hash, in step order, a later step's choice of a
-    /// name replacing an earlier one. md5 is the anchor every conda client
-    /// reads; the sha256 is given where no md5 is locked.
-    pub fn to_conda_explicit(&self, platform: &str) -> Result<String, ExportError> {
-        let mut by_name: BTreeMap<&str, &crate::lock::CondaPackage> = BTreeMap::new();
-        for step in &self.steps {
+    /// A conda explicit file (`@EXPLICIT`, CEP 23) for one platform and one
+    /// environment (`env`, needed when the image has several): each
+    /// package URL with its hash, in step order, a later step's choice of
+    /// a name replacing an earlier one. md5 is the anchor every conda
+    /// client reads; the sha256 is given where no md5 is locked. URLs of
+    /// local channels, which the lock keeps relative to the configuration,
+    /// are made absolute against `root`.
+    pub fn to_conda_explicit(
+        &self,
+        platform: &str,
+        env: Option<&str>,
+        root: Option<&std::path::Path>,
+    ) -> Result<String, ExportError> {
+        let mut envs: BTreeMap<&str, BTreeMap<&str, &crate::lock::CondaPackage>> = BTreeMap::new();
+        for step in self.image_steps() {
             for p in &step.conda {
                 if p.platforms.iter().any(|l| platform_matches(l, platform)) {
-                    by_name.insert(&p.name, p);
+                    envs.entry(step.target.as_deref().unwrap_or_default())
+                        .or_default()
+                        .insert(&p.name, p);
                 }
             }
         }
-        if by_name.is_empty() {
-            return Err(ExportError::NoConda {
-                image: self.image.name.to_string(),
-                platform: platform.to_string(),
-                locked: joined(&self.image.platforms),
-            });
-        }
+        let names = || {
+            envs.keys()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (target, by_name) = match env {
+            Some(e) => {
+                let found = envs.iter().find(|(k, _)| {
+                    **k == e || std::path::Path::new(k).file_name().is_some_and(|n| n == e)
+                });
+                match found {
+                    Some((k, v)) => (*k, v),
+                    None => {
+                        return Err(ExportError::NoEnvironment {
+                            image: self.image.name.to_string(),
+                            env: e.to_string(),
+                            envs: names(),
+                        });
+                    }
+                }
+            }
+            None if envs.len() > 1 => {
+                return Err(ExportError::SeveralEnvironments {
+                    image: self.image.name.to_string(),
+                    envs: names(),
+                });
+            }
+            None => match envs.iter().next() {
+                Some((k, v)) => (*k, v),
+                None => return Err(self.no_conda(platform)),
+            },
+        };
         let subdir = by_name
             .values()
             .map(|p| p.subdir.as_str())
             .find(|s| *s != "noarch")
             .unwrap_or("noarch");
+        let env_line = if target.is_empty() {
+            String::new()
+        } else {
+            format!("# environment: {target}\n")
+        };
         let mut out = format!(
             "# Conda packages of image `{}` for {platform}, from its imagelock lockfile.\n\
-             # platform: {subdir}\n@EXPLICIT\n",
+             {env_line}# platform: {subdir}\n@EXPLICIT\n",
             self.image.name
         );
         for p in by_name.values() {
             // A lock written before redaction may still hold a token.
             let url = crate::config::redact::redact_url(&p.url);
+            let url = if url.contains("://") {
+                url
+            } else {
+                let Some(root) = root else {
+                    return Err(ExportError::RelativeUrl {
+                        image: self.image.name.to_string(),
+                        url,
+                    });
+                };
+                let mut path = std::path::PathBuf::new();
+                for c in root.join(&url).components() {
+                    match c {
+                        std::path::Component::ParentDir => {
+                            path.pop();
+                        }
+                        std::path::Component::CurDir => {}
+                        c => path.push(c),
+                    }
+                }
+                format!("file://{}", path.display())
+            };
             match &p.md5 {
                 Some(md5) => {
                     let _ = writeln!(out, "{url}#{md5}");
@@ -276,106 +373,10 @@ impl LockedImage {
         Ok(out)
     }
 
-    /// A CycloneDX 1.5 SBOM (JSON) of the image's base images and packages.
+    /// A CycloneDX SBOM (JSON) of the final image, without the packages
+    /// of in-repo parents (see [`Self::to_cyclonedx`]).
     pub fn to_sbom(&self) -> String {
-        let mut components = Vec::new();
-        for base in &self.bases {
-            let (repo, _) = split_tag(&base.name);
-            components.push(serde_json::json!({
-                "type": "container",
-                "bom-ref": format!("{}@{}", repo, base.digest),
-                "name": repo,
-                "version": base.digest,
-                "purl": format!("pkg:oci/{}@{}?repository_url={}", repo.rsplit('/').next().unwrap_or(repo), base.digest.to_string().replace(':', "%3A"), repo),
-                "hashes": [{"alg": "SHA-256", "content": base.digest.hex()}],
-            }));
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for step in &self.steps {
-            for p in &step.conda {
-                if seen.insert(p.url.to_string()) {
-                    components.push(serde_json::json!({
-                        "type": "library",
-                        "bom-ref": p.url,
-                        "name": p.name,
-                        "version": format!("{}-{}", p.version, p.build),
-                        "purl": format!("pkg:conda/{}@{}?build={}&channel={}&subdir={}", p.name, p.version, p.build, p.channel, p.subdir),
-                        "hashes": [{"alg": "SHA-256", "content": p.sha256}],
-                        "properties": [{"name": "imagelock:platforms", "value": joined(&p.platforms).replace(", ", ",")}],
-                    }));
-                }
-            }
-            for p in &step.pypi {
-                if seen.insert(p.url.to_string()) {
-                    components.push(serde_json::json!({
-                        "type": "library",
-                        "bom-ref": p.url,
-                        "name": p.name,
-                        "version": p.version,
-                        "purl": format!("pkg:pypi/{}@{}{}", p.name, p.version_or_unknown(), p.file.as_ref().map(|f| format!("?file_name={f}")).unwrap_or_default()),
-                        "hashes": p.sha256.iter().map(|h| serde_json::json!({"alg": "SHA-256", "content": h})).collect::<Vec<_>>(),
-                        "properties": [{"name": "imagelock:platforms", "value": joined(&p.platforms).replace(", ", ",")}],
-                    }));
-                }
-            }
-        }
-        for step in &self.steps {
-            for p in step.apt.iter().filter(|p| p.installed_after()) {
-                let Some(sha256) = &p.sha256 else { continue };
-                if !seen.insert(format!("deb:{sha256}")) {
-                    continue;
-                }
-                let source = p
-                    .uri
-                    .as_ref()
-                    .and_then(|u| step.apt_sources.iter().find(|s| s.uri == *u));
-                let vendor = source.and_then(|s| s.vendor.as_deref()).unwrap_or("debian");
-                let distro = source
-                    .and_then(|s| s.codename.as_deref())
-                    .map(|c| format!("&distro={}", purl_encode(c)))
-                    .unwrap_or_default();
-                let source_q = if p.source != p.name || p.source_version.is_some() {
-                    format!(
-                        "&upstream={}",
-                        purl_encode(&match &p.source_version {
-                            Some(v) => format!("{}@{}", p.source, v),
-                            None => p.source.to_string(),
-                        })
-                    )
-                } else {
-                    String::new()
-                };
-                components.push(serde_json::json!({
-                    "type": "library",
-                    "bom-ref": format!("deb:{}:{}@{}", p.name, p.architecture, p.version),
-                    "name": p.name,
-                    "version": p.version,
-                    "purl": format!(
-                        "pkg:deb/{}/{}@{}?arch={}{distro}{source_q}",
-                        purl_encode(vendor),
-                        p.name,
-                        purl_encode(&p.version),
-                        p.architecture
-                    ),
-                    "hashes": [{"alg": "SHA-256", "content": sha256}],
-                    "properties": [{"name": "imagelock:platforms", "value": joined(&p.platforms).replace(", ", ",")}],
-                }));
-            }
-        }
-        let bom = serde_json::json!({
-            "bomFormat": "CycloneDX",
-            "specVersion": "1.5",
-            "version": 1,
-            "metadata": {
-                "tools": {"components": [{"type": "application", "name": "imagelock", "version": env!("CARGO_PKG_VERSION")}]},
-                "component": {"type": "container", "name": self.image.name, "bom-ref": self.image.name},
-                "properties": [{"name": "imagelock:input-hash", "value": self.image.input_hash}],
-            },
-            "components": components,
-        });
-        let mut text = serde_json::to_string_pretty(&bom).unwrap_or_default();
-        text.push('\n');
-        text
+        self.to_cyclonedx(&|_| None)
     }
 
     /// The PEP 751 source of a direct URL, VCS or path requirement:
@@ -427,6 +428,14 @@ impl LockedImage {
         }
     }
 
+    fn no_conda(&self, platform: &str) -> ExportError {
+        ExportError::NoConda {
+            image: self.image.name.to_string(),
+            platform: platform.to_string(),
+            locked: joined(&self.image.platforms),
+        }
+    }
+
     fn no_python(&self, platform: &str) -> ExportError {
         ExportError::NoPython {
             image: self.image.name.to_string(),
@@ -458,26 +467,12 @@ pub(crate) fn machine_of(platform: &Platform) -> String {
         .map_or_else(|| platform.to_string(), str::to_string)
 }
 
-fn split_tag(name: &str) -> (&str, Option<&str>) {
+pub(super) fn split_tag(name: &str) -> (&str, Option<&str>) {
     let slash = name.rfind('/').map_or(0, |i| i + 1);
     match name[slash..].rfind(':') {
         Some(i) => (&name[..slash + i], Some(&name[slash + i + 1..])),
         None => (name, None),
     }
-}
-
-/// Percent-encodes what a purl's version or qualifier value may not hold
-/// as is (`:` of an epoch, `+`, `~`, `@`, `&`…).
-fn purl_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -498,8 +493,9 @@ mod tests {
 
     #[test]
     fn conda_explicit_has_urls_with_hashes() {
-        insta::assert_snapshot!(sample().to_conda_explicit("linux/amd64").unwrap(), @r"
+        insta::assert_snapshot!(sample().to_conda_explicit("linux/amd64", None, None).unwrap(), @r"
         # Conda packages of image `driver` for linux/amd64, from its imagelock lockfile.
+        # environment: /opt/conda
         # platform: linux-64
         @EXPLICIT
         https://conda.anaconda.org/conda-forge/linux-64/numpy-1.26.4-py311h64a7726_0.conda#a502d7aad449a1206efb366d6a12c52d

@@ -15,6 +15,7 @@ pub mod coverage;
 pub(crate) mod export;
 mod model;
 mod read;
+mod sbom;
 mod value;
 mod write;
 

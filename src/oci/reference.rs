@@ -403,18 +403,79 @@ fn is_path_component(component: &str) -> bool {
 /// Whether a pulled reference names the image published as `published`:
 /// same registry and repository after Docker's normalization, and the same
 /// tag (a digest-pinned pull of a repository image is not the repository's
-/// build).
+/// build). The published tag may be a pattern where `*` stands for any
+/// text (`org/base-notebook:*`, `org/base:2021.3-*`), for repositories
+/// whose tags name a commit.
 pub fn same_image(pulled: &str, published: &str) -> bool {
+    let slash = published.rfind('/').map_or(0, |i| i + 1);
+    if let Some((name, pattern)) = published[slash..]
+        .rsplit_once(':')
+        .map(|(n, t)| (&published[..slash + n.len()], t))
+        .filter(|(_, t)| t.contains('*'))
+    {
+        return match (ImageRef::parse(pulled), ImageRef::parse(name)) {
+            (Ok(a), Ok(b)) => {
+                a.name() == b.name()
+                    && a.digest().is_none()
+                    && a.tag().is_some_and(|t| glob_match(pattern, t))
+            }
+            _ => false,
+        };
+    }
     match (ImageRef::parse(pulled), ImageRef::parse(published)) {
         (Ok(a), Ok(b)) => a.name() == b.name() && a.tag() == b.tag() && a.digest().is_none(),
         _ => false,
     }
 }
 
+/// Whether `text` matches `pattern`, where `*` is any text (possibly empty).
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::oci::Platform;
+
+    #[test]
+    fn a_tag_pattern_names_every_tag_of_the_repository() {
+        let p = "org/base-notebook:*";
+        assert!(same_image("org/base-notebook:2021.3-d02157", p));
+        assert!(same_image("docker.io/org/base-notebook:latest", p));
+        assert!(same_image("org/base-notebook", p));
+        assert!(!same_image(
+            "org/base-notebook@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            p
+        ));
+        assert!(!same_image("org/minimal-notebook:2021.3-d02157", p));
+        let p = "localhost:5000/org/base:2021.3-*";
+        assert!(same_image("localhost:5000/org/base:2021.3-d02157", p));
+        assert!(!same_image("localhost:5000/org/base:2022.1-d02157", p));
+        assert!(same_image(
+            "localhost:5000/org/base:2021.3-x",
+            "localhost:5000/org/base:*-x"
+        ));
+        assert!(!same_image(
+            "localhost:5000/org/base:2021.3-x",
+            "localhost:5000/org/base:*-y"
+        ));
+    }
     use proptest::prelude::*;
     use rstest::rstest;
 

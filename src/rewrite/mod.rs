@@ -446,14 +446,25 @@ fn relock(
         let reference = &reference;
         if let Some(s) = out.stages.iter_mut().find(|s| s.index as usize == *index) {
             s.base.clone_from(reference);
-            if let Some(b) = s
-                .base_name
-                .as_ref()
-                .and_then(|n| out.bases.iter_mut().find(|b| &b.name == n))
-                && !b.references.contains(reference)
-            {
-                b.references.push(reference.clone());
-            }
+        }
+    }
+    // Each base is now pulled under the references the rewritten
+    // definition spells, exactly as `freeze` records them: the lock
+    // rewrite writes is the one freeze would make from the pinned file.
+    for base in &mut out.bases {
+        let mut now: Vec<Token> = crate::source::graph::pulled_references(new_def)
+            .into_iter()
+            .filter(|written| {
+                crate::oci::ImageRef::parse(written).is_ok_and(|r| {
+                    crate::resolve::registry::canonical_name(&r) == base.name.as_str()
+                })
+            })
+            .filter_map(|written| written.parse().ok())
+            .collect();
+        now.sort();
+        now.dedup();
+        if !now.is_empty() {
+            base.references = now;
         }
     }
     out.normalize();

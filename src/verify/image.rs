@@ -64,6 +64,14 @@ pub enum VerifyError {
         "`{location}` has none of the locked platforms ({platforms})\nhint: build the image for one of them, or pick one with `--platform`"
     )]
     NoPlatform { location: String, platforms: String },
+    #[error(
+        "the lock of `{image}` does not cover `{platform}` (it locks {locked})\nhint: add `{platform}` to the image's `platforms` and run `imagelock freeze`, or verify one of the locked platforms"
+    )]
+    PlatformNotLocked {
+        image: String,
+        platform: String,
+        locked: String,
+    },
     #[error("the lock of `{0}` names no platform")]
     NoLockedPlatform(String),
     #[error("cannot read `{path}`: {source}")]
@@ -107,6 +115,7 @@ pub fn verify_lock(config: &Config, image: &ImageConfig) -> Result<ImageReport, 
     }
     let lock = LockedImage::read(&path)?;
     (report.stale, report.coverage) = stale(&lock, image)?;
+    report.stale.extend(parents_stale(config, &lock));
     Ok(report)
 }
 
@@ -130,6 +139,23 @@ pub fn verify_image(
     let own = LockedImage::read(&path)?;
     let lock = with_parents(config, &own, image)?;
     let explicit = platform.is_some();
+    // A platform the lock does not cover has nothing to compare: never an
+    // empty match.
+    if let Some(p) = platform
+        && !lock.image.platforms.iter().any(|l| l.matches(p))
+    {
+        return Err(VerifyError::PlatformNotLocked {
+            image: image.name.clone(),
+            platform: p.to_string(),
+            locked: lock
+                .image
+                .platforms
+                .iter()
+                .map(|l| format!("`{l}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
     let platforms: Vec<Platform> = match platform {
         Some(p) => vec![p.clone()],
         None => lock.image.platforms.clone(),
@@ -139,6 +165,7 @@ pub fn verify_image(
     report.reference = Some(location.to_string());
     // An image can only match a lock that is current for its inputs.
     (report.stale, report.coverage) = stale(&own, image)?;
+    report.stale.extend(parents_stale(config, &own));
     if let ImageLocation::Sif(sif_path) = location {
         sif_checks(
             &mut report,
@@ -229,6 +256,22 @@ fn stale(
         crate::source::inputs::load_inputs(&definition, &text, &image.context, &image.build_args)?;
     let coverage = coverage_of(&definition, &text, image, &shown(&image.file), Some(lock));
     Ok((check_lock(lock, &definition, &inputs), Some(coverage)))
+}
+
+/// Whether the in-repo parents of `lock` are still locked as it recorded
+/// (the digest of each parent's lockfile as it is now).
+pub fn parents_stale(config: &Config, lock: &LockedImage) -> Vec<Staleness> {
+    super::check_parents(lock, &|parent| {
+        let path = config.lock_path(parent);
+        if !path.is_file() {
+            return None;
+        }
+        let digest = LockedImage::read(&path)
+            .map(|l| crate::oci::Digest::sha256_of(l.to_toml().as_bytes()))
+            // A parent lock that cannot be read is not the one recorded.
+            .unwrap_or_else(|_| crate::oci::Digest::sha256_of(b""));
+        Some(digest)
+    })
 }
 
 /// The lock as the built image holds it: when the image builds FROM another

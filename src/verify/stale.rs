@@ -36,6 +36,14 @@ pub enum Staleness {
     },
     /// The definition has another number of stages than the lock.
     StagesChanged { locked: usize, now: usize },
+    /// An image of this repository the lock builds `FROM` was locked again
+    /// (or lost its lock) since: the lock records the parent's lock digest.
+    ParentChanged {
+        parent: String,
+        locked: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        now: Option<String>,
+    },
     /// The lock's content does not hash to its `content-hash` (or it has
     /// none): it was edited by hand, or not written by `imagelock freeze`.
     HandEdited {
@@ -71,6 +79,19 @@ impl Staleness {
             Self::StagesChanged { locked, now } => {
                 format!("the definition has {now} stages, the lock has {locked}")
             }
+            Self::ParentChanged {
+                parent,
+                now: Some(now),
+                ..
+            } => format!(
+                "image `{parent}` of this repository, which it builds FROM, was locked again (its lock is now {}); freeze this image on it",
+                short(now)
+            ),
+            Self::ParentChanged {
+                parent, now: None, ..
+            } => format!(
+                "image `{parent}` of this repository, which it builds FROM, has no lock any more"
+            ),
             Self::HandEdited { locked, now } => format!(
                 "the lock was edited by hand: its content hashes to {}, {}",
                 short(now),
@@ -90,6 +111,7 @@ impl Staleness {
             Self::StepsChanged { .. } => "steps-changed",
             Self::BaseChanged { .. } => "base-changed",
             Self::StagesChanged { .. } => "stages-changed",
+            Self::ParentChanged { .. } => "parent-changed",
             Self::HandEdited { .. } => "hand-edited",
         }
     }
@@ -98,6 +120,30 @@ impl Staleness {
 fn short(hash: &str) -> String {
     let hex = hash.strip_prefix("sha256:").unwrap_or(hash);
     format!("sha256:{}", &hex[..hex.len().min(12)])
+}
+
+/// Whether the in-repo parents `lock` builds from are still locked as it
+/// recorded: `parent_lock` gives the digest of a parent's lock as it is
+/// now (`None`: it has none).
+pub fn check_parents(
+    lock: &LockedImage,
+    parent_lock: &dyn Fn(&str) -> Option<crate::oci::Digest>,
+) -> Vec<Staleness> {
+    let mut out = Vec::new();
+    for base in &lock.bases {
+        let Some(parent) = &base.built_from else {
+            continue;
+        };
+        let now = parent_lock(parent.as_str());
+        if now.as_ref() != Some(&base.digest) {
+            out.push(Staleness::ParentChanged {
+                parent: parent.to_string(),
+                locked: base.digest.to_string(),
+                now: now.map(|d| d.to_string()),
+            });
+        }
+    }
+    out
 }
 
 /// Every reason `lock` is not the lock of `definition` with `inputs`.

@@ -262,6 +262,43 @@ fn nothing_changed_reports_no_drift() {
     );
 }
 
+/// Floating specs read from a requirements file are `unpinned`, one
+/// finding per spec at its file:line, beside the command-line ones.
+#[test]
+fn specs_read_from_files_are_unpinned_at_their_line() {
+    let dir = world_copy();
+    let (code, out, err) = drift_in(dir.path(), &["--format", "json", "driver"]);
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let mut unpinned: Vec<(String, String)> = report["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "unpinned")
+        .map(|f| {
+            (
+                f["package"].as_str().unwrap_or_default().to_string(),
+                f["at"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    unpinned.sort();
+    let req = "driver/requirements.txt";
+    assert_eq!(
+        unpinned,
+        [
+            (
+                "boto3 luigi pystac-client".to_string(),
+                "driver/Dockerfile:15".to_string()
+            ),
+            ("pandas>=2.0".to_string(), format!("{req}:3")),
+            ("pyyaml".to_string(), format!("{req}:5")),
+            ("requests".to_string(), format!("{req}:4")),
+        ],
+        "{out}"
+    );
+}
+
 #[test]
 fn a_moved_tag_is_a_base_finding() {
     let dir = world_copy();

@@ -17,12 +17,12 @@ fn examples_in_build_order() {
     let (code, out, err) = graph("human");
     assert_eq!(code, 0, "{err}");
     insta::assert_snapshot!(out, @r"
-    1. base-notebook
-    2. driver
-    3. longqc
+    1. base-notebook  (external: python:3.11-slim)
+    2. driver  (external: python:3.11-slim)
+    3. longqc  (external: condaforge/miniforge3:24.3.0-0)
     4. scipy-ml-notebook  (builds from base-notebook)
-    5. summation
-    6. workbench
+    5. summation  (external: python:latest)
+    6. workbench  (external: nvcr.io/nvidia/clara/clara-parabricks:4.6.0-1, quay.io/opendatahub/workbench-images:jupyter-minimal-ubi9-python-3.11-2024a)
     ");
     let (code, out, _) = graph("json");
     assert_eq!(code, 0);
@@ -31,10 +31,21 @@ fn examples_in_build_order() {
         json["edges"][0],
         serde_json::json!(["scipy-ml-notebook", "base-notebook"])
     );
+    // External bases are shown too; an in-repo parent is not external.
+    assert_eq!(
+        json["external"]["driver"],
+        serde_json::json!(["python:3.11-slim"])
+    );
+    assert_eq!(json["external"]["scipy-ml-notebook"], serde_json::json!([]));
     let (code, out, _) = graph("dot");
     assert_eq!(code, 0);
     assert!(
         out.contains("\"scipy-ml-notebook\" -> \"base-notebook\";"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"python:3.11-slim\" [shape=box];")
+            && out.contains("\"driver\" -> \"python:3.11-slim\" [style=dashed];"),
         "{out}"
     );
     let (code, _, err) = graph("junit");

@@ -802,8 +802,21 @@ fn verify_a_sif_packed_with_mksquashfs() {
         "{stderr}"
     );
 
-    // A signed SIF (the reference implementation's) names its key.
+    // A signed SIF (the reference implementation's) names its key. It is a
+    // `linux/386` image: against a lock of `linux/amd64` only, `--platform
+    // linux/386` has nothing to compare, an error and never an empty match.
     std::fs::write(dir.join("signed.sif"), fixture("one-group-signed-pgp.sif")).unwrap();
+    let (code, stdout, stderr) = verify_sif(dir, "signed.sif", &["--platform", "linux/386"]);
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(!stdout.contains("matches its lock"), "{stdout}");
+    assert!(
+        stderr.contains("the lock of `app` does not cover `linux/386` (it locks `linux/amd64`)"),
+        "{stderr}"
+    );
+    let mut lock = LockedImage::read(&dir.join("lockfiles/app.lock")).unwrap();
+    lock.image.platforms.push("linux/386".parse().unwrap());
+    lock.normalize();
+    lock.write(&dir.join("lockfiles/app.lock")).unwrap();
     let (_, stdout, _) = verify_sif(dir, "signed.sif", &["--platform", "linux/386"]);
     assert!(
         stdout.contains(
@@ -826,6 +839,10 @@ fn verify_a_sif_packed_with_mksquashfs() {
     );
     assert_eq!(sif["signatures"][0]["signs"], "group 1");
     // Without `--platform`, a 386 SIF is not checked against an amd64 lock.
+    lock.image
+        .platforms
+        .retain(|p| p.to_string() == "linux/amd64");
+    lock.write(&dir.join("lockfiles/app.lock")).unwrap();
     let (code, _, stderr) = verify_sif(dir, "signed.sif", &[]);
     assert_eq!(code, 2, "{stderr}");
     assert!(

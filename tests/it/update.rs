@@ -108,14 +108,39 @@ fn update_moves_relocks_and_pins_then_refuses_a_pinned_package() {
         assert_eq!(code, 0, "{check:?}: {out}\n{err}");
     }
 
-    // Now the definition pins numpy: update cannot move it and says where.
+    // The pin is rewrite's, not the definition's: the lock keeps the
+    // request `numpy`, so update may move it, and says it stays at the
+    // newest that fits.
+    let lock_pinned = read(d, "lockfiles/summation.lock");
+    let def_pinned = read(d, DEF);
+    let (code, out, err) = cli(d, &["update", "numpy", "--path", DEF]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("image `summation`: numpy stays at 2.5.5 (the newest that fits)"),
+        "{err}"
+    );
+    assert_eq!(read(d, "lockfiles/summation.lock"), lock_pinned);
+    assert_eq!(read(d, DEF), def_pinned);
+
+    // A pin the definition itself was locked with cannot move: update
+    // refuses and says where.
+    std::fs::write(
+        d.join(DEF),
+        def_pinned.replace(
+            "    pip install numpy==2.5.5\n",
+            "    pip install numpy==2.5.3\n",
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = cli(d, &["freeze", DEF]);
+    assert_eq!(code, 0, "{err}");
     let lock_pinned = read(d, "lockfiles/summation.lock");
     let def_pinned = read(d, DEF);
     let (code, out, err) = cli(d, &["update", "numpy", "--path", DEF]);
     assert_eq!(code, 2, "{out}\n{err}");
     assert!(err.contains("cannot update `numpy`"), "{err}");
     assert!(
-        err.contains("summation/summation.def:8:17: `numpy==2.5.5`"),
+        err.contains("summation/summation.def:8:17: `numpy==2.5.3`"),
         "{err}"
     );
     assert!(err.contains("nothing was written"), "{err}");
@@ -162,4 +187,67 @@ fn update_names_a_pin_in_a_requirements_file() {
         "{err}"
     );
     assert!(!d.join("lockfiles/summation.lock").exists());
+}
+
+/// The pin → update → re-pin cycle: after `rewrite` every spec is `==`, yet
+/// the lock keeps the request it was made from, so `verify` and `freeze
+/// --check` agree the lock is current, `drift` reports the newer version
+/// that request allows, `freeze --update numpy` moves numpy within it and
+/// `rewrite` moves the pin.
+#[test]
+fn pinned_packages_still_move_within_the_original_request() {
+    let dir = world_copy();
+    let d = dir.path();
+    let (code, _, err) = cli(d, &["freeze", "--exclude-newer", "2026-10-01", DEF]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(numpy(d), "2.5.3");
+    let (code, _, err) = cli(d, &["rewrite", DEF]);
+    assert_eq!(code, 0, "{err}");
+    assert!(read(d, DEF).contains("    pip install numpy==2.5.3\n"));
+    let lock = imagelock::lock::LockedImage::read(&d.join("lockfiles/summation.lock")).unwrap();
+    assert_eq!(lock.steps[0].requested, ["numpy"]);
+    // Right after rewrite, verify and freeze --check agree: current.
+    for check in [&["verify", DEF][..], &["freeze", "--check", DEF][..]] {
+        let (code, out, err) = cli(d, check);
+        assert_eq!(code, 0, "{check:?}: {out}\n{err}");
+    }
+    // Drift sees the newer numpy the request allows.
+    let (_, out, err) = cli(d, &["drift", "--format", "json", DEF]);
+    let report: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}\n{err}"));
+    let outdated: Vec<(String, String, String)> = report["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "outdated")
+        .map(|f| {
+            (
+                f["package"].as_str().unwrap_or_default().to_string(),
+                f["locked"].as_str().unwrap_or_default().to_string(),
+                f["latest"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        outdated.contains(&("numpy".into(), "2.5.3".into(), "2.5.5".into())),
+        "{out}"
+    );
+    // freeze --update moves the pinned package; rewrite moves the pin.
+    let (code, _, err) = cli(d, &["freeze", DEF, "--update", "numpy"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(numpy(d), "2.5.5");
+    let (code, out, _) = cli(d, &["rewrite", "--check", DEF]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("+    pip install numpy==2.5.5\n"), "{out}");
+    let (code, _, err) = cli(d, &["rewrite", DEF]);
+    assert_eq!(code, 0, "{err}");
+    assert!(read(d, DEF).contains("    pip install numpy==2.5.5\n"));
+    for check in [
+        &["verify", DEF][..],
+        &["freeze", "--check", DEF][..],
+        &["rewrite", "--check", DEF][..],
+    ] {
+        let (code, out, err) = cli(d, check);
+        assert_eq!(code, 0, "{check:?}: {out}\n{err}");
+    }
 }

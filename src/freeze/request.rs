@@ -1,0 +1,145 @@
+//! What a step asked for before `rewrite` pinned it.
+//!
+//! `rewrite` replaces a step's specs with every package the lock holds,
+//! each pinned exactly, and the lock keeps the specs as they were written
+//! before (`requested`). When a step's specs are exactly those pins, the
+//! request is still the original one: freeze resolves that (keeping the
+//! locked versions unless `--update` names them), so `--update PKG` moves a
+//! pinned package within what the definition first allowed, `drift` sees
+//! newer versions that request allows, and the lock freeze makes right
+//! after a rewrite is the lock rewrite wrote.
+
+use crate::lock::LockedStep;
+
+/// The pip specs to resolve: the previous lock's original request when
+/// `specs` are the pins rewrite made from that lock step, else `specs`.
+pub fn pip_request(previous: Option<&LockedStep>, specs: &[String]) -> Vec<String> {
+    let Some(step) = previous else {
+        return specs.to_vec();
+    };
+    let original = pip_part(&step.requested);
+    if specs.is_empty() || original.is_empty() || original == specs {
+        return specs.to_vec();
+    }
+    let all_pinned = specs.iter().all(|s| {
+        pip_pin(s).is_some_and(|(name, version)| {
+            step.pypi.iter().any(|p| {
+                normalize(p.name.as_ref()) == name
+                    && p.version.as_ref().is_some_and(|v| *v == version)
+            })
+        })
+    });
+    if all_pinned { original } else { specs.to_vec() }
+}
+
+/// The conda specs to resolve, likewise.
+pub fn conda_request(previous: Option<&LockedStep>, specs: &[String]) -> Vec<String> {
+    let Some(step) = previous else {
+        return specs.to_vec();
+    };
+    let original: Vec<String> = step
+        .requested
+        .iter()
+        .filter(|r| !r.starts_with("pip: "))
+        .cloned()
+        .collect();
+    if specs.is_empty() || original.is_empty() || original == specs {
+        return specs.to_vec();
+    }
+    let all_pinned = specs.iter().all(|s| {
+        conda_pin(s).is_some_and(|(name, version, build)| {
+            step.conda.iter().any(|p| {
+                p.name.to_string().eq_ignore_ascii_case(&name)
+                    && p.version == version
+                    && build
+                        .as_ref()
+                        .is_none_or(|b| p.build.as_ref() == b.as_str())
+            })
+        })
+    });
+    if all_pinned { original } else { specs.to_vec() }
+}
+
+/// The pip part of a step's request: `pip: …` entries of an environment
+/// file's step, else all of them.
+fn pip_part(requested: &[String]) -> Vec<String> {
+    let pip: Vec<String> = requested
+        .iter()
+        .filter_map(|r| r.strip_prefix("pip: "))
+        .map(str::to_string)
+        .collect();
+    if pip.is_empty() && !requested.iter().any(|r| r.starts_with("pip: ")) {
+        requested.to_vec()
+    } else {
+        pip
+    }
+}
+
+fn normalize(name: &str) -> String {
+    name.to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+/// `name==version` (an optional `; marker` after it): the normalized name
+/// and the version.
+fn pip_pin(spec: &str) -> Option<(String, String)> {
+    let spec = spec.split(';').next()?.trim();
+    let (name, version) = spec.split_once("==")?;
+    let version = version.trim();
+    let name = name.trim();
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.+!".contains(c))
+    };
+    (plain(name) && plain(version) && !version.starts_with('='))
+        .then(|| (normalize(name), version.to_string()))
+}
+
+/// `[channel::]name==version=build` or `name=version=build`: name, version
+/// and build (if written).
+fn conda_pin(spec: &str) -> Option<(String, String, Option<String>)> {
+    let spec = spec.rsplit("::").next()?.trim();
+    if spec.contains(['*', '<', '>', '!', '~', ',', '|', '[', ' ']) {
+        return None;
+    }
+    let (name, rest, exact) = match spec.split_once("==") {
+        Some((n, r)) => (n, r, true),
+        None => spec.split_once('=').map(|(n, r)| (n, r, false))?,
+    };
+    let mut parts = rest.splitn(2, '=');
+    let version = parts.next()?.to_string();
+    let build = parts.next().map(str::to_string);
+    // `name=1.26` is `1.26.*` to conda; only `name=1.26=build` is exact.
+    (!name.is_empty() && !version.is_empty() && (exact || build.is_some()))
+        .then(|| (name.to_string(), version, build))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_are_read_as_rewrite_writes_them() {
+        assert_eq!(
+            pip_pin("numpy==2.3.4 ; platform_machine == 'x86_64'"),
+            Some(("numpy".into(), "2.3.4".into()))
+        );
+        assert_eq!(pip_pin("numpy>=2"), None);
+        assert_eq!(pip_pin("numpy===2"), None);
+        assert_eq!(
+            conda_pin("conda-forge::numpy==1.26.4=py311h_0"),
+            Some(("numpy".into(), "1.26.4".into(), Some("py311h_0".into())))
+        );
+        assert_eq!(conda_pin("numpy=1.26"), None);
+        assert_eq!(
+            conda_pin("numpy==1.26"),
+            Some(("numpy".into(), "1.26".into(), None))
+        );
+        assert_eq!(conda_pin("numpy>=1.26"), None);
+        assert_eq!(
+            pip_part(&["python=3.11".into(), "pip: requests".into()]),
+            ["requests"]
+        );
+        assert_eq!(pip_part(&["requests".into()]), ["requests"]);
+    }
+}

@@ -1,0 +1,230 @@
+//! One image, one truth through its life: variants of one definition,
+//! image names, platforms a lock does not cover (issue 22).
+
+use std::path::Path;
+
+use imagelock::lock::LockedImage;
+
+use crate::common::registry::{AuthKind, LayoutBuilder, RegistryServer, server};
+use crate::common::{imagelock, run, tempdir};
+
+fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    run(imagelock()
+        .current_dir(dir)
+        .env("IMAGELOCK_CACHE_DIR", dir.join("cache"))
+        .args(args))
+}
+
+/// Pushes one single-platform image per tag of `repo`; returns the
+/// manifest digests in order.
+fn push_tags(registry: &RegistryServer, dir: &Path, repo: &str, tags: &[&str]) -> Vec<String> {
+    let mut digests = Vec::new();
+    for tag in tags {
+        let mut layout = LayoutBuilder::new(&dir.join(format!("layout-{tag}")));
+        let m = layout.manifest("amd64", None, &format!("{repo}:{tag}"));
+        layout.tag_manifest(&m, tag);
+        registry.push(&layout.dir, tag, &format!("{repo}:{tag}"), false);
+        digests.push(m.digest);
+    }
+    digests
+}
+
+fn write(path: &Path, text: &str) {
+    fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+    fs_err::write(path, text).unwrap();
+}
+
+/// One Dockerfile configured as two images with different build args:
+/// each is locked on its own base, and `rewrite` never writes one
+/// variant's digest for both; it refuses, naming both images, and writes
+/// nothing.
+#[test]
+fn variants_of_one_definition_are_never_pinned_to_one_digest() {
+    let Some(registry) = server(AuthKind::Open) else {
+        return;
+    };
+    let tmp = tempdir();
+    let dir = tmp.path();
+    let digests = push_tags(registry, dir, "life/python", &["3.10-slim", "3.11-slim"]);
+    let dockerfile = format!(
+        "ARG PYTHON_VERSION=3.10\nFROM {}/life/python:${{PYTHON_VERSION}}-slim\n",
+        registry.addr
+    );
+    write(&dir.join("app/Dockerfile"), &dockerfile);
+    write(
+        &dir.join("imagelock.toml"),
+        "[images.py310]\nfile = \"app/Dockerfile\"\nbuild-args = { PYTHON_VERSION = \"3.10\" }\n\n\
+         [images.py311]\nfile = \"app/Dockerfile\"\nbuild-args = { PYTHON_VERSION = \"3.11\" }\n",
+    );
+    let (code, _, err) = cli(dir, &["freeze"]);
+    assert_eq!(code, 0, "{err}");
+    for (name, digest) in [("py310", &digests[0]), ("py311", &digests[1])] {
+        let lock = LockedImage::read(&dir.join(format!("lockfiles/{name}.lock"))).unwrap();
+        assert_eq!(lock.bases[0].digest.to_string(), *digest, "{name}");
+    }
+
+    // All of them, one of them, or the file: refused, nothing written.
+    for args in [
+        &["rewrite"][..],
+        &["rewrite", "py310"],
+        &["rewrite", "app/Dockerfile"],
+    ] {
+        let (code, _, err) = cli(dir, args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains("is built as 2 images with different build args")
+                && err.contains("`py310` (PYTHON_VERSION=3.10)")
+                && err.contains("`py311` (PYTHON_VERSION=3.11)")
+                && err.contains("nothing was written"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(
+            fs_err::read_to_string(dir.join("app/Dockerfile")).unwrap(),
+            dockerfile
+        );
+    }
+    let (code, _, err) = cli(dir, &["rewrite", "--check"]);
+    assert_eq!(code, 2, "{err}");
+    // Both locks stay current.
+    let (code, out, err) = cli(dir, &["verify"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+
+    // Variants whose pins agree are rewritten together, and every lock
+    // stays current.
+    write(
+        &dir.join("imagelock.toml"),
+        "[images.py310]\nfile = \"app/Dockerfile\"\nbuild-args = { PYTHON_VERSION = \"3.10\" }\n\n\
+         [images.again]\nfile = \"app/Dockerfile\"\nbuild-args = { PYTHON_VERSION = \"3.10\", OTHER = \"x\" }\n",
+    );
+    let (code, _, err) = cli(dir, &["freeze"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli(dir, &["rewrite", "py310"]);
+    assert_eq!(code, 0, "{err}");
+    let pinned = fs_err::read_to_string(dir.join("app/Dockerfile")).unwrap();
+    assert!(
+        pinned.contains(&format!("-slim@{}", digests[0])),
+        "{pinned}"
+    );
+    let (code, out, err) = cli(dir, &["verify"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+}
+
+/// `svc/Dockerfile` and `svc/Dockerfile.gpu` are two images, each with its
+/// own lock, without any configuration.
+#[test]
+fn dockerfile_and_dockerfile_gpu_are_two_images() {
+    let Some(registry) = server(AuthKind::Open) else {
+        return;
+    };
+    let tmp = tempdir();
+    let dir = tmp.path();
+    let digests = push_tags(registry, dir, "life/svc-base", &["cpu", "gpu"]);
+    write(
+        &dir.join("svc/Dockerfile"),
+        &format!("FROM {}/life/svc-base:cpu\n", registry.addr),
+    );
+    write(
+        &dir.join("svc/Dockerfile.gpu"),
+        &format!("FROM {}/life/svc-base:gpu\n", registry.addr),
+    );
+    let (code, _, err) = cli(dir, &["freeze", "svc"]);
+    assert_eq!(code, 0, "{err}");
+    let cpu = LockedImage::read(&dir.join("lockfiles/svc.lock")).unwrap();
+    let gpu = LockedImage::read(&dir.join("lockfiles/svc-gpu.lock")).unwrap();
+    assert_eq!(cpu.bases[0].digest.to_string(), digests[0]);
+    assert_eq!(gpu.bases[0].digest.to_string(), digests[1]);
+    let (code, out, err) = cli(dir, &["verify", "svc"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+}
+
+/// A child of an in-repo parent published under git-hash tags (`ref` a tag
+/// pattern): `freeze child/Dockerfile` locks it on the parent's lock (the
+/// parent is never looked up in the registry, where it is not even
+/// published); after the parent is locked again, offline `verify`, `drift`
+/// and `freeze --check` all call the child stale.
+#[test]
+fn a_child_follows_its_in_repo_parent_lock() {
+    let Some(registry) = server(AuthKind::Open) else {
+        return;
+    };
+    let tmp = tempdir();
+    let dir = tmp.path();
+    let digests = push_tags(registry, dir, "life/ubuntu", &["22.04", "24.04"]);
+    let addr = &registry.addr;
+    write(
+        &dir.join("base/Dockerfile"),
+        &format!("FROM {addr}/life/ubuntu:22.04\n"),
+    );
+    write(
+        &dir.join("child/Dockerfile"),
+        &format!(
+            "ARG BASE_CONTAINER={addr}/life/base-notebook:2021.3-d02157\nFROM $BASE_CONTAINER\n"
+        ),
+    );
+    write(
+        &dir.join("imagelock.toml"),
+        &format!(
+            "[images.base-notebook]\nfile = \"base/Dockerfile\"\nref = \"{addr}/life/base-notebook:*\"\n\n\
+             [images.child]\nfile = \"child/Dockerfile\"\n"
+        ),
+    );
+    let (code, _, err) = cli(dir, &["freeze", "child/Dockerfile"]);
+    assert_eq!(code, 0, "{err}");
+    let child = LockedImage::read(&dir.join("lockfiles/child.lock")).unwrap();
+    let parent = LockedImage::read(&dir.join("lockfiles/base-notebook.lock")).unwrap();
+    assert_eq!(parent.bases[0].digest.to_string(), digests[0]);
+    let base = &child.bases[0];
+    assert_eq!(base.built_from.as_deref(), Some("base-notebook"));
+    assert_eq!(
+        base.digest,
+        imagelock::oci::Digest::sha256_of(parent.to_toml().as_bytes())
+    );
+    let (code, out, err) = cli(dir, &["verify"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = cli(dir, &["freeze", "--check"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+
+    // The parent moves to another base and is locked again, alone.
+    write(
+        &dir.join("base/Dockerfile"),
+        &format!("FROM {addr}/life/ubuntu:24.04\n"),
+    );
+    let (code, _, err) = cli(dir, &["freeze", "base/Dockerfile"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(dir, &["verify", "--offline"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains("child: image `base-notebook` of this repository, which it builds FROM, was locked again"),
+        "{out}"
+    );
+    assert!(out.contains("base-notebook: the lock is current"), "{out}");
+    let (code, out, err) = cli(dir, &["freeze", "--check"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let (_, out, err) = cli(dir, &["drift"]);
+    assert!(
+        out.contains("child  stale") && out.contains("was locked again"),
+        "{out}\n{err}"
+    );
+    // Freezing the child makes everything agree again.
+    let (code, _, err) = cli(dir, &["freeze", "child"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(dir, &["verify"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = cli(dir, &["freeze", "--check"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+
+    // Rewriting the parent alone changes none of its packages: the child's
+    // lock follows the parent's rewritten lock, and verify and freeze
+    // --check agree that everything is current.
+    let (code, _, err) = cli(dir, &["rewrite", "base/Dockerfile"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        fs_err::read_to_string(dir.join("base/Dockerfile"))
+            .unwrap()
+            .contains(&digests[1])
+    );
+    let (code, out, err) = cli(dir, &["verify"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = cli(dir, &["freeze", "--check"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+}
