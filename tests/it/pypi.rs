@@ -11,6 +11,7 @@ use imagelock::solve::python::{
 };
 
 use crate::common::http::StaticServer;
+use crate::common::pyindex::PyIndex;
 use crate::common::{repo_root, tempdir};
 
 fn server() -> StaticServer {
@@ -644,6 +645,130 @@ async fn a_missing_project_or_version_is_said_plainly() {
         .to_string();
     assert!(
         err.contains("no version of six matches ==0.0.1; the index has"),
+        "{err}"
+    );
+}
+
+/// An in-tree build backend that fails, as an old sdist's build does on a
+/// modern Python; nothing to install, so no network.
+const FAILING_BACKEND: &[(&str, &[u8])] = &[
+    (
+        "pyproject.toml",
+        b"[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n",
+    ),
+    (
+        "backend.py",
+        b"raise RuntimeError('this release does not build on this Python')\n",
+    ),
+];
+
+async fn resolve_on(
+    server: &StaticServer,
+    reqs: &[&str],
+) -> Result<Vec<PinnedPackage>, SolveError> {
+    let fetch = Fetcher::new(None, false, Default::default()).unwrap();
+    let client =
+        Arc::new(IndexClient::new(fetch, &[format!("{}/simple", server.url())], false).unwrap());
+    let request = ResolveRequest {
+        requirements: reqs.iter().map(ToString::to_string).collect(),
+        ..ResolveRequest::default()
+    };
+    pypi::resolve(client, target("3.11"), request).await
+}
+
+fn names(pins: &[PinnedPackage]) -> Vec<String> {
+    pins.iter()
+        .map(|p| format!("{}=={}", p.name, p.version.as_ref().unwrap()))
+        .collect()
+}
+
+/// dask's shape on an index the test writes: `complete` asks for dask's
+/// own other extras, the newest release needs a `distributed` that is not
+/// published, and the oldest release is an sdist that does not build. The
+/// resolution steps back to the newest release that works, as uv does, and
+/// never reads a release below the bound or the old sdist.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_extra_naming_its_own_package_steps_back_to_a_release_that_works() {
+    let dir = tempdir();
+    let mut ix = PyIndex::new(dir.path());
+    ix.sdist("dask", "0.8.2", FAILING_BACKEND);
+    for v in ["2025.1.0", "2026.1.0", "2026.8.0", "2026.9.0"] {
+        let distributed = format!("distributed=={v}; extra == \"distributed\"");
+        ix.wheel(
+            "dask",
+            v,
+            &[
+                "toolz>=0.10",
+                "numpy>=1.24; extra == \"array\"",
+                "dask[array]; extra == \"dataframe\"",
+                "pandas>=2; extra == \"dataframe\"",
+                &distributed,
+                "dask[array,dataframe,distributed]; extra == \"complete\"",
+            ],
+        );
+    }
+    for v in ["2025.1.0", "2026.1.0", "2026.8.0"] {
+        ix.wheel("distributed", v, &[&format!("dask=={v}")]);
+    }
+    ix.wheel("toolz", "1.0.0", &[]);
+    ix.wheel("numpy", "2.1.0", &[]);
+    ix.wheel("pandas", "2.2.3", &[]);
+    let server = StaticServer::start(dir.path());
+    let expected = [
+        "dask==2026.8.0",
+        "distributed==2026.8.0",
+        "numpy==2.1.0",
+        "pandas==2.2.3",
+        "toolz==1.0.0",
+    ];
+    for req in ["dask[complete]", "dask[complete]>=2026.1"] {
+        server.reset();
+        let pins = resolve_on(&server, &[req])
+            .await
+            .unwrap_or_else(|e| panic!("{req}: {e}"));
+        assert_eq!(names(&pins), expected, "{req}");
+        let seen = server.seen();
+        assert!(
+            seen.iter()
+                .all(|r| !r.path.contains("dask-0.8.2") && !r.path.contains("dask-2025.1.0")),
+            "{req}: {seen:?}"
+        );
+    }
+}
+
+/// A release whose sdist metadata does not build is left out while
+/// backtracking (an older one is chosen); when nothing else fits, the
+/// error names it with the build's own message.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_whose_sdist_does_not_build_is_left_out_and_named() {
+    if !host_python() {
+        return;
+    }
+    let dir = tempdir();
+    let mut ix = PyIndex::new(dir.path());
+    ix.wheel("tool", "1.0", &[]);
+    ix.sdist("tool", "2.0", FAILING_BACKEND);
+    ix.wheel("tool", "3.0", &["lib>=5"]);
+    ix.wheel("lib", "1.0", &[]);
+    ix.wheel("app", "1.0", &["tool"]);
+    let server = StaticServer::start(dir.path());
+    let pins = resolve_on(&server, &["app"]).await.unwrap();
+    assert_eq!(names(&pins), ["app==1.0", "tool==1.0"]);
+    assert!(
+        server
+            .seen()
+            .iter()
+            .any(|r| r.path.ends_with("/tool-2.0.tar.gz")),
+        "the sdist was tried"
+    );
+
+    let err = resolve_on(&server, &["app", "tool>=2"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tool 2.0 cannot be used: `tool-2.0.tar.gz` is only an sdist whose dependencies are dynamic; building its metadata failed")
+            && err.contains("this release does not build on this Python"),
         "{err}"
     );
 }

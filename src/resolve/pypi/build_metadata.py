@@ -59,7 +59,10 @@ def install(reqs):
     subprocess.check_call(pip + list(reqs), stdout=sys.stderr)
 
 
-install(requires)
+try:
+    install(requires)
+except subprocess.CalledProcessError:
+    sys.exit(1)
 
 HOOK = r"""
 import importlib, json, os, sys, zipfile
@@ -88,8 +91,13 @@ import json
 out = os.path.abspath(out)
 hook = [python, "-c", HOOK]
 args = [backend, json.dumps(backend_path), out]
-subprocess.check_call(hook + ["requires"] + args, cwd=src, stdout=sys.stderr)
-with open(os.path.join(out, "requires.json")) as f:
-    extra = json.load(f)
-install(extra)
-subprocess.check_call(hook + ["prepare"] + args, cwd=src, stdout=sys.stderr)
+try:
+    subprocess.check_call(hook + ["requires"] + args, cwd=src, stdout=sys.stderr)
+    with open(os.path.join(out, "requires.json")) as f:
+        extra = json.load(f)
+    install(extra)
+    subprocess.check_call(hook + ["prepare"] + args, cwd=src, stdout=sys.stderr)
+except subprocess.CalledProcessError:
+    # The backend's (or pip's) own error is the last thing on stderr: the
+    # caller shows it; this script's traceback would hide it.
+    sys.exit(1)
