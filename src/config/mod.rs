@@ -137,6 +137,9 @@ pub struct LimitsConfig {
     pub max_decompression_ratio: Option<u64>,
     /// Largest total of metadata text collected from one image.
     pub max_collected_text: Option<u64>,
+    /// Largest sdist or direct-URL archive downloaded (streamed to a
+    /// temporary file and hashed on the way) [default: 16 GiB].
+    pub max_archive_size: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

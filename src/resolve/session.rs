@@ -90,6 +90,8 @@ pub struct Session {
     /// One permit per request in flight to the package indexes, shared by
     /// every index client.
     pypi_requests: Arc<tokio::sync::Semaphore>,
+    /// `[limits] max-archive-size`.
+    archive_cap: u64,
 }
 
 /// The logins of the host's `.netrc` (`NETRC`, else `~/.netrc`).
@@ -141,6 +143,10 @@ impl Session {
         let host_uv =
             PipSettings::from_uv_vars(&|k| std::env::var(k).ok(), "in the host environment")?;
         Ok(Session {
+            archive_cap: config
+                .limits
+                .max_archive_size
+                .unwrap_or(crate::resolve::pypi::ARCHIVE_CAP),
             host_pip,
             host_uv,
             registries_conf,
@@ -264,6 +270,7 @@ impl Session {
         .with_limit(self.pypi_requests.clone());
         let client = Arc::new(
             IndexClient::new(fetch, &urls.urls, no_build)?
+                .with_archive_cap(self.archive_cap)
                 .with_find_links(find_links)?
                 .with_progress(self.pypi_progress.clone()),
         );

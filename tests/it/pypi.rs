@@ -772,3 +772,59 @@ async fn a_release_whose_sdist_does_not_build_is_left_out_and_named() {
         "{err}"
     );
 }
+
+/// An sdist larger than any in-memory bound (72 MiB, incompressible) is
+/// streamed to disk and hashed on the way; its static `PKG-INFO` gives its
+/// dependencies without a build. `[limits] max-archive-size` bounds it and
+/// is named when hit.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_sdist_is_streamed_and_read_without_a_build() {
+    let dir = tempdir();
+    let mut ix = PyIndex::new(dir.path());
+    let mut blob = vec![0u8; 72 << 20];
+    fastrand::Rng::with_seed(18).fill(&mut blob);
+    let pkg_info = b"Metadata-Version: 2.2\nName: bigspark\nVersion: 3.5.0\nRequires-Dist: toolz>=0.10\nRequires-Dist: pandas; extra == \"sql\"\n";
+    let filename = ix.sdist_stored(
+        "bigspark",
+        "3.5.0",
+        &[
+            ("PKG-INFO", pkg_info),
+            ("setup.py", b"raise SystemExit('no build')\n"),
+            ("jars/spark-core.jar", &blob),
+        ],
+    );
+    drop(blob);
+    ix.wheel("toolz", "1.0.0", &[]);
+    let path = dir.path().join("files").join(&filename);
+    assert!(std::fs::metadata(&path).unwrap().len() > 64 << 20);
+    let server = StaticServer::start(dir.path());
+    let client = |cap: Option<u64>| {
+        let fetch = Fetcher::new(None, false, Default::default()).unwrap();
+        // Builds are refused: the metadata must come from PKG-INFO.
+        let mut c = IndexClient::new(fetch, &[format!("{}/simple", server.url())], true).unwrap();
+        if let Some(cap) = cap {
+            c = c.with_archive_cap(cap);
+        }
+        Arc::new(c)
+    };
+    let request = ResolveRequest {
+        requirements: vec!["bigspark".into()],
+        ..ResolveRequest::default()
+    };
+    let pins = pypi::resolve(client(None), target("3.11"), request.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(names(&pins), ["bigspark==3.5.0", "toolz==1.0.0"]);
+    let lock = by_name(&pins, "bigspark").locked();
+    assert_eq!(lock.sha256.as_deref(), Some(sha256_of(&path).as_str()));
+
+    let err = pypi::resolve(client(Some(32 << 20)), target("3.11"), request)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("is larger than 33554432 bytes")
+            && err.contains("`[limits] max-archive-size`"),
+        "{err}"
+    );
+}

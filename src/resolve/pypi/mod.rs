@@ -31,8 +31,9 @@ use crate::solve::python::{
 /// The Accept header of PEP 691, preferring JSON.
 const ACCEPT_SIMPLE: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
 /// Largest sdist or direct-URL file downloaded (to a temporary file, hashed
-/// on the way; never held in memory).
-const SDIST_CAP: u64 = 16 << 30;
+/// on the way; never held in memory) unless `[limits] max-archive-size`
+/// says otherwise.
+pub const ARCHIVE_CAP: u64 = 16 << 30;
 
 /// An index that could not answer is trouble; anything else it said
 /// (a listed file missing, a broken page) is its answer.
@@ -72,6 +73,10 @@ pub enum PypiError {
         "`{url}` is larger than {cap} bytes, more than imagelock accepts for it\nhint: an index that sends this much is broken or hostile; see the Limits section of the README"
     )]
     TooLarge { url: String, cap: u64 },
+    #[error(
+        "`{url}` is larger than {cap} bytes, the largest archive imagelock downloads\nhint: raise `[limits] max-archive-size` in imagelock.toml if this file is meant to be this large"
+    )]
+    ArchiveTooLarge { url: String, cap: u64 },
     #[error("`{url}` is not a readable archive: {message}")]
     BadArchive { url: String, message: String },
     #[error("the page `{url}` is not a simple API page: {message}")]
@@ -139,6 +144,8 @@ pub struct IndexClient {
     /// pip's `--find-links`: HTML pages of links, local directories of
     /// archives, or single archives, searched beside the indexes.
     find_links: Vec<Url>,
+    /// Largest sdist or direct-URL archive downloaded.
+    archive_cap: u64,
 }
 
 impl IndexClient {
@@ -199,6 +206,25 @@ impl IndexClient {
             pages: Mutex::default(),
             metadata: Mutex::default(),
             find_links: Vec::new(),
+            archive_cap: ARCHIVE_CAP,
+        })
+    }
+
+    /// Downloads sdists and direct-URL archives of at most `cap` bytes
+    /// (`[limits] max-archive-size`).
+    #[must_use]
+    pub fn with_archive_cap(mut self, cap: u64) -> Self {
+        self.archive_cap = cap;
+        self
+    }
+
+    /// An archive (sdist, direct URL, find-links file) streamed to a
+    /// temporary file with its sha256.
+    async fn download_archive(&self, url: &str) -> Result<fetch::Downloaded, PypiError> {
+        let cap = self.archive_cap;
+        self.fetch.download(url, cap).await.map_err(|e| match e {
+            PypiError::TooLarge { url, .. } => PypiError::ArchiveTooLarge { url, cap },
+            e => e,
         })
     }
 
@@ -227,7 +253,7 @@ impl IndexClient {
     /// The sha256 of the file at `url`, downloaded whole (for files that a
     /// find-links page lists without a hash: the lock needs one).
     pub async fn sha256_of(&self, url: &str) -> Result<String, PypiError> {
-        Ok(self.fetch.download(url, SDIST_CAP).await?.sha256)
+        Ok(self.download_archive(url).await?.sha256)
     }
 
     /// Runs build backends with `python` instead of `python3` from PATH.
@@ -463,7 +489,7 @@ impl IndexClient {
     }
 
     async fn sdist_metadata(&self, file: &DistFile) -> Result<String, PypiError> {
-        let mut body = self.fetch.download(&file.url, SDIST_CAP).await?;
+        let mut body = self.download_archive(&file.url).await?;
         if let Some(expected) = &file.sha256
             && !body.sha256.eq_ignore_ascii_case(expected)
         {
@@ -509,7 +535,7 @@ impl IndexClient {
             url: clean.clone(),
             message: "the file name is not a wheel or sdist of this project".into(),
         })?;
-        let mut body = self.fetch.download(url, SDIST_CAP).await?;
+        let mut body = self.download_archive(url).await?;
         let sha256 = body.sha256.clone();
         let text =
             match dist.kind {

@@ -78,11 +78,27 @@ impl PyIndex {
     /// Adds an sdist `name-version.tar.gz` holding `files` (paths inside
     /// `name-version/`); returns its filename.
     pub fn sdist(&mut self, name: &str, version: &str, files: &[(&str, &[u8])]) -> String {
+        self.sdist_at(name, version, files, flate2::Compression::fast())
+    }
+
+    /// [`Self::sdist`] with gzip's stored blocks (a large sdist written
+    /// quickly).
+    pub fn sdist_stored(&mut self, name: &str, version: &str, files: &[(&str, &[u8])]) -> String {
+        self.sdist_at(name, version, files, flate2::Compression::none())
+    }
+
+    fn sdist_at(
+        &mut self,
+        name: &str,
+        version: &str,
+        files: &[(&str, &[u8])],
+        level: flate2::Compression,
+    ) -> String {
         let base = format!("{}-{version}", name.replace('-', "_"));
         let filename = format!("{base}.tar.gz");
         let path = self.root.join("files").join(&filename);
         let out = std::fs::File::create(&path).unwrap();
-        let gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+        let gz = flate2::write::GzEncoder::new(out, level);
         let mut tar = tar::Builder::new(gz);
         for (rel, data) in files {
             let mut header = tar::Header::new_gnu();
@@ -93,8 +109,7 @@ impl PyIndex {
                 .unwrap();
         }
         tar.into_inner().unwrap().finish().unwrap();
-        let bytes = std::fs::read(&path).unwrap();
-        self.list(name, &filename, &bytes, None);
+        self.add_written(name, &filename);
         filename
     }
 
