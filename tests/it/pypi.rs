@@ -828,3 +828,104 @@ async fn a_huge_sdist_is_streamed_and_read_without_a_build() {
         "{err}"
     );
 }
+
+/// A PEP 517 backend published as a package (metadata only): name and
+/// version from `meta.txt`, dependencies from `deps.txt`, extra build
+/// requirements from `more.txt`.
+const QUICKBACK: &[u8] = br#"import os
+
+def _lines(name):
+    if not os.path.exists(name):
+        return []
+    with open(name) as f:
+        return [l.strip() for l in f if l.strip()]
+
+def get_requires_for_build_wheel(config_settings=None):
+    return _lines("more.txt")
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    import helper_mod  # noqa: F401 (only where more.txt asked for it)
+    name, version = _lines("meta.txt")[0].split()
+    dist = f"{name}-{version}.dist-info"
+    os.makedirs(os.path.join(metadata_directory, dist))
+    lines = ["Metadata-Version: 2.2", "Name: " + name, "Version: " + version]
+    lines += ["Requires-Dist: " + d for d in _lines("deps.txt")]
+    with open(os.path.join(metadata_directory, dist, "METADATA"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return dist
+"#;
+
+/// Build environments are kept by their resolved build requirements: two
+/// sdists whose requirements are written differently but resolve to the
+/// same set share one environment (one venv, installed once), and a backend
+/// asking for more is built in the environment of everything it needs.
+#[tokio::test(flavor = "multi_thread")]
+async fn build_environments_are_shared_by_resolved_requirements() {
+    if !host_python() {
+        return;
+    }
+    let dir = tempdir();
+    let mut ix = PyIndex::new(dir.path());
+    ix.wheel_with("quickback", "1.0", &[], &[("quickback.py", QUICKBACK)]);
+    ix.wheel("helper", "1.0", &[]);
+    ix.wheel("six", "1.17.0", &[]);
+    let sdist = |ix: &mut PyIndex, name: &str, requires: &str, more: &str| {
+        let pyproject =
+            format!("[build-system]\nrequires = [{requires}]\nbuild-backend = \"quickback\"\n");
+        let meta = format!("{name} 1.0\n");
+        ix.sdist(
+            name,
+            "1.0",
+            &[
+                ("pyproject.toml", pyproject.as_bytes()),
+                ("meta.txt", meta.as_bytes()),
+                ("deps.txt", b"six\n"),
+                ("more.txt", more.as_bytes()),
+            ],
+        );
+    };
+    // `import helper_mod` fails unless the environment has helper: an
+    // environment shared wrongly would be seen.
+    sdist(&mut ix, "pa", "\"quickback\", \"helper\"", "");
+    sdist(&mut ix, "pb", "\"quickback>=0.5\", \"helper\"", "");
+    sdist(&mut ix, "pc", "\"quickback\"", "helper\n");
+    let server = StaticServer::start(dir.path());
+    let cache = tempdir();
+    let fetch = Fetcher::new(Some(cache.path().into()), false, Default::default()).unwrap();
+    let client =
+        Arc::new(IndexClient::new(fetch, &[format!("{}/simple", server.url())], false).unwrap());
+    let resolve = |reqs: &[&str]| {
+        let request = ResolveRequest {
+            requirements: reqs.iter().map(ToString::to_string).collect(),
+            ..ResolveRequest::default()
+        };
+        pypi::resolve(client.clone(), target("3.11"), request)
+    };
+    // The environments kept beside the cache, one per resolved set.
+    let envs = || {
+        let mut names: Vec<String> = std::fs::read_dir(cache.path().join("build-envs"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("env-") && !n.ends_with(".lock"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let pins = resolve(&["pa", "pb"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(names(&pins), ["pa==1.0", "pb==1.0", "six==1.17.0"]);
+    let shared = envs();
+    assert_eq!(shared.len(), 1, "{shared:?}");
+    // pc's backend asks for helper itself: an environment with it is made
+    // (not the one pa and pb share, whose key differs).
+    let pins = resolve(&["pc"]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(names(&pins), ["pc==1.0", "six==1.17.0"]);
+    // pc's first environment holds quickback alone; the one with helper
+    // is pa's and pb's, reused.
+    let after = envs();
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.contains(&shared[0]), "{after:?}");
+}

@@ -146,6 +146,26 @@ pub struct IndexClient {
     find_links: Vec<Url>,
     /// Largest sdist or direct-URL archive downloaded.
     archive_cap: u64,
+    /// Where build environments are kept (made on the first build).
+    build_envs: std::sync::OnceLock<BuildEnvs>,
+}
+
+/// Build environments, one per resolved set of build requirements: beside
+/// the HTTP cache when there is one (reused by later runs: the key is the
+/// files' hashes), else in a directory removed with the client.
+#[derive(Debug)]
+enum BuildEnvs {
+    Kept(std::path::PathBuf),
+    Scratch(tempfile::TempDir),
+}
+
+impl BuildEnvs {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            BuildEnvs::Kept(p) => p,
+            BuildEnvs::Scratch(d) => d.path(),
+        }
+    }
 }
 
 impl IndexClient {
@@ -207,6 +227,7 @@ impl IndexClient {
             metadata: Mutex::default(),
             find_links: Vec::new(),
             archive_cap: ARCHIVE_CAP,
+            build_envs: std::sync::OnceLock::new(),
         })
     }
 
@@ -600,7 +621,30 @@ impl IndexClient {
             p.building_sdist(filename);
         }
         let indexes: Vec<String> = self.indexes.iter().map(ToString::to_string).collect();
-        build_metadata(&python, &indexes, filename, sdist).await
+        let envs = self.build_envs(filename)?;
+        build_metadata(&python, &indexes, &envs, filename, sdist).await
+    }
+
+    fn build_envs(&self, filename: &str) -> Result<std::path::PathBuf, PypiError> {
+        if let Some(envs) = self.build_envs.get() {
+            return Ok(envs.path().to_path_buf());
+        }
+        let made = match self.fetch.cache_dir() {
+            Some(dir) => {
+                let dir = dir.join("build-envs");
+                fs_err::create_dir_all(&dir).map(|()| BuildEnvs::Kept(dir))
+            }
+            None => tempfile::Builder::new()
+                .prefix("imagelock-build-envs-")
+                .tempdir()
+                .map(BuildEnvs::Scratch),
+        }
+        .map_err(|e| PypiError::Build {
+            file: filename.to_string(),
+            message: format!("no directory for build environments: {e}"),
+        })?;
+        // Another build may have made one meanwhile: theirs is kept.
+        Ok(self.build_envs.get_or_init(|| made).path().to_path_buf())
     }
 }
 
@@ -621,6 +665,7 @@ fn parse_page(body: &[u8], page: &Url) -> Result<Vec<DistFile>, PypiError> {
 async fn build_metadata(
     python: &std::path::Path,
     indexes: &[String],
+    envs: &std::path::Path,
     filename: &str,
     mut sdist: std::fs::File,
 ) -> Result<String, PypiError> {
@@ -639,6 +684,7 @@ async fn build_metadata(
     let out = dir.join("out");
     let (archive2, out2, dir2) = (archive.clone(), out.clone(), dir.clone());
     let python = python.to_path_buf();
+    let envs = envs.to_path_buf();
     let shown = python.display().to_string();
     // Build requirements come from the step's indexes, not the host's pip
     // configuration.
@@ -651,6 +697,7 @@ async fn build_metadata(
             .arg(&out2)
             .current_dir(&dir2)
             .env("PIP_CONFIG_FILE", "/dev/null")
+            .env("IMAGELOCK_BUILD_ENVS", &envs)
             .env_remove("PYTHONPATH");
         if index.is_empty() {
             cmd.env_remove("PIP_INDEX_URL");

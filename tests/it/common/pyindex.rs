@@ -46,21 +46,40 @@ impl PyIndex {
     /// `<name>_mod.py`; returns its filename.
     pub fn wheel(&mut self, name: &str, version: &str, requires: &[&str]) -> String {
         let dist = name.replace('-', "_");
+        let module = format!("VERSION = {version:?}\n");
+        self.wheel_with(
+            name,
+            version,
+            requires,
+            &[(&format!("{dist}_mod.py"), module.as_bytes())],
+        )
+    }
+
+    /// Adds a pure wheel holding `files` (paths in site-packages); returns
+    /// its filename.
+    pub fn wheel_with(
+        &mut self,
+        name: &str,
+        version: &str,
+        requires: &[&str],
+        files: &[(&str, &[u8])],
+    ) -> String {
+        let dist = name.replace('-', "_");
         let filename = format!("{dist}-{version}-py3-none-any.whl");
         let info = format!("{dist}-{version}.dist-info");
         let metadata = Self::metadata(name, version, requires);
-        let mut entries: Vec<(String, Vec<u8>)> = vec![
-            (
-                format!("{dist}_mod.py"),
-                format!("VERSION = {version:?}\n").into_bytes(),
-            ),
+        let mut entries: Vec<(String, Vec<u8>)> = files
+            .iter()
+            .map(|(p, d)| ((*p).to_string(), d.to_vec()))
+            .collect();
+        entries.extend([
             (format!("{info}/METADATA"), metadata.clone().into_bytes()),
             (
                 format!("{info}/WHEEL"),
                 b"Wheel-Version: 1.0\nGenerator: imagelock-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
                     .to_vec(),
             ),
-        ];
+        ]);
         let mut record = String::new();
         for (path, data) in &entries {
             use base64::Engine as _;
@@ -161,7 +180,10 @@ impl PyIndex {
             "size": size,
         });
         if let Some(h) = meta {
+            // Both names, as PyPI serves them (PEP 714): pip before 23.3
+            // reads only the old one.
             file["core-metadata"] = serde_json::json!({ "sha256": h });
+            file["dist-info-metadata"] = serde_json::json!({ "sha256": h });
         }
         self.projects.entry(normalize(name)).or_default().push(file);
         self.write_pages();
