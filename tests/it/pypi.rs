@@ -889,6 +889,7 @@ async fn build_environments_are_shared_by_resolved_requirements() {
     sdist(&mut ix, "pa", "\"quickback\", \"helper\"", "");
     sdist(&mut ix, "pb", "\"quickback>=0.5\", \"helper\"", "");
     sdist(&mut ix, "pc", "\"quickback\"", "helper\n");
+    sdist(&mut ix, "pd", "\"quickback\", \"helper\"", "");
     let server = StaticServer::start(dir.path());
     let cache = tempdir();
     let fetch = Fetcher::new(Some(cache.path().into()), false, Default::default()).unwrap();
@@ -919,6 +920,16 @@ async fn build_environments_are_shared_by_resolved_requirements() {
     assert_eq!(names(&pins), ["pa==1.0", "pb==1.0", "six==1.17.0"]);
     let shared = envs();
     assert_eq!(shared.len(), 1, "{shared:?}");
+    // The same requirements written the same way in the same run: pip is
+    // not even asked to resolve them again.
+    server.reset();
+    let pins = resolve(&["pd"]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(names(&pins), ["pd==1.0", "six==1.17.0"]);
+    let seen = server.seen();
+    assert!(
+        !seen.iter().any(|r| r.path.contains("quickback")),
+        "{seen:?}"
+    );
     // pc's backend asks for helper itself: an environment with it is made
     // (not the one pa and pb share, whose key differs).
     let pins = resolve(&["pc"]).await.unwrap_or_else(|e| panic!("{e}"));

@@ -139,8 +139,24 @@ def resolved(reqs):
     return sorted(out)
 
 
+# Within one run (IMAGELOCK_BUILD_RUN, removed with it) the indexes do not
+# change: requirements written the same way resolve the same way, so the
+# environment they resolved to is remembered and pip is not asked again.
+run = os.environ.get("IMAGELOCK_BUILD_RUN")
+
+
 def environment(reqs):
     """The environment holding reqs, resolved; its python."""
+    asked = [interpreter(), sorted(reqs), os.environ.get("PIP_INDEX_URL", "")]
+    asked.append(os.environ.get("PIP_EXTRA_INDEX_URL", ""))
+    memo = run and os.path.join(
+        run, hashlib.sha256(json.dumps(asked).encode()).hexdigest()[:32]
+    )
+    if memo and os.path.exists(memo):
+        with open(memo) as f:
+            path = os.path.join(envs, f.read())
+        if os.path.exists(os.path.join(path, ".complete")):
+            return os.path.join(path, "bin", "python")
     pins = resolved(reqs) if reqs else []
     key = hashlib.sha256(json.dumps([interpreter(), pins]).encode()).hexdigest()[:32]
 
@@ -156,7 +172,12 @@ def environment(reqs):
                 stdout=sys.stderr,
             )
 
-    return os.path.join(made("env-" + key, make), "bin", "python")
+    path = made("env-" + key, make)
+    if memo:
+        with open(memo + ".tmp", "w") as f:
+            f.write("env-" + key)
+        os.replace(memo + ".tmp", memo)
+    return os.path.join(path, "bin", "python")
 
 
 try:

@@ -153,18 +153,17 @@ pub struct IndexClient {
 /// Build environments, one per resolved set of build requirements: beside
 /// the HTTP cache when there is one (reused by later runs: the key is the
 /// files' hashes), else in a directory removed with the client.
+/// `run` remembers, for this client's life only, which environment each
+/// set of requirements (as written) resolved to.
 #[derive(Debug)]
-enum BuildEnvs {
-    Kept(std::path::PathBuf),
-    Scratch(tempfile::TempDir),
+struct BuildEnvs {
+    kept: Option<std::path::PathBuf>,
+    run: tempfile::TempDir,
 }
 
 impl BuildEnvs {
     fn path(&self) -> &std::path::Path {
-        match self {
-            BuildEnvs::Kept(p) => p,
-            BuildEnvs::Scratch(d) => d.path(),
-        }
+        self.kept.as_deref().unwrap_or(self.run.path())
     }
 }
 
@@ -622,29 +621,38 @@ impl IndexClient {
         }
         let indexes: Vec<String> = self.indexes.iter().map(ToString::to_string).collect();
         let envs = self.build_envs(filename)?;
-        build_metadata(&python, &indexes, &envs, filename, sdist).await
+        build_metadata(&python, &indexes, (&envs.0, &envs.1), filename, sdist).await
     }
 
-    fn build_envs(&self, filename: &str) -> Result<std::path::PathBuf, PypiError> {
+    /// The directory of build environments and this run's memo of them.
+    fn build_envs(
+        &self,
+        filename: &str,
+    ) -> Result<(std::path::PathBuf, std::path::PathBuf), PypiError> {
         if let Some(envs) = self.build_envs.get() {
-            return Ok(envs.path().to_path_buf());
+            return Ok((envs.path().to_path_buf(), envs.run.path().to_path_buf()));
         }
-        let made = match self.fetch.cache_dir() {
-            Some(dir) => {
-                let dir = dir.join("build-envs");
-                fs_err::create_dir_all(&dir).map(|()| BuildEnvs::Kept(dir))
-            }
-            None => tempfile::Builder::new()
+        let made = (|| {
+            let kept = match self.fetch.cache_dir() {
+                Some(dir) => {
+                    let dir = dir.join("build-envs");
+                    fs_err::create_dir_all(&dir)?;
+                    Some(dir)
+                }
+                None => None,
+            };
+            let run = tempfile::Builder::new()
                 .prefix("imagelock-build-envs-")
-                .tempdir()
-                .map(BuildEnvs::Scratch),
-        }
+                .tempdir()?;
+            Ok::<_, std::io::Error>(BuildEnvs { kept, run })
+        })()
         .map_err(|e| PypiError::Build {
             file: filename.to_string(),
             message: format!("no directory for build environments: {e}"),
         })?;
         // Another build may have made one meanwhile: theirs is kept.
-        Ok(self.build_envs.get_or_init(|| made).path().to_path_buf())
+        let envs = self.build_envs.get_or_init(|| made);
+        Ok((envs.path().to_path_buf(), envs.run.path().to_path_buf()))
     }
 }
 
@@ -665,7 +673,7 @@ fn parse_page(body: &[u8], page: &Url) -> Result<Vec<DistFile>, PypiError> {
 async fn build_metadata(
     python: &std::path::Path,
     indexes: &[String],
-    envs: &std::path::Path,
+    (envs, run): (&std::path::Path, &std::path::Path),
     filename: &str,
     mut sdist: std::fs::File,
 ) -> Result<String, PypiError> {
@@ -684,7 +692,7 @@ async fn build_metadata(
     let out = dir.join("out");
     let (archive2, out2, dir2) = (archive.clone(), out.clone(), dir.clone());
     let python = python.to_path_buf();
-    let envs = envs.to_path_buf();
+    let (envs, run) = (envs.to_path_buf(), run.to_path_buf());
     let shown = python.display().to_string();
     // Build requirements come from the step's indexes, not the host's pip
     // configuration.
@@ -698,6 +706,7 @@ async fn build_metadata(
             .current_dir(&dir2)
             .env("PIP_CONFIG_FILE", "/dev/null")
             .env("IMAGELOCK_BUILD_ENVS", &envs)
+            .env("IMAGELOCK_BUILD_RUN", &run)
             .env_remove("PYTHONPATH");
         if index.is_empty() {
             cmd.env_remove("PIP_INDEX_URL");
