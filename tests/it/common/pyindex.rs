@@ -180,10 +180,9 @@ impl PyIndex {
             "size": size,
         });
         if let Some(h) = meta {
-            // Both names, as PyPI serves them (PEP 714): pip before 23.3
-            // reads only the old one.
+            // Only PEP 714's name, as PyPI serves it: the older
+            // `dist-info-metadata` breaks pip 23.0 (Debian 12's).
             file["core-metadata"] = serde_json::json!({ "sha256": h });
-            file["dist-info-metadata"] = serde_json::json!({ "sha256": h });
         }
         self.projects.entry(normalize(name)).or_default().push(file);
         self.write_pages();
