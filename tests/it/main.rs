@@ -21,6 +21,7 @@ mod graph;
 mod image;
 mod lockfiles;
 mod network;
+mod pip_build;
 mod plan;
 mod progress;
 mod pypi;

@@ -33,6 +33,22 @@ pub enum Upgrade {
     Requested,
     /// Only these packages move.
     Packages(BTreeSet<PackageName>),
+    /// Every package moves to the newest that fits: pip's `-U
+    /// --upgrade-strategy eager`, `uv pip install --upgrade`.
+    All,
+}
+
+/// Which version of a package is tried first (uv's `--resolution`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Resolution {
+    /// The newest (pip; uv's default).
+    #[default]
+    Highest,
+    /// The oldest, for every package (`--resolution lowest`).
+    Lowest,
+    /// The oldest for requested packages, the newest for the others
+    /// (`--resolution lowest-direct`).
+    LowestDirect,
 }
 
 /// pip options that change resolution.
@@ -43,6 +59,8 @@ pub struct ResolveOptions {
     /// `--no-deps`.
     pub no_deps: bool,
     pub upgrade: Upgrade,
+    /// uv's `--resolution`.
+    pub resolution: Resolution,
     /// `--exclude-newer`: RFC 3339 date or time (UTC); files uploaded after
     /// it, or without an upload time, are ignored.
     pub exclude_newer: Option<String>,
@@ -263,6 +281,25 @@ impl Candidates {
         // Pre-releases are used when they are the only match.
         stable.or_else(|| self.versions.iter().find(usable))
     }
+
+    /// The oldest version in `range` (uv's `--resolution lowest`), by the
+    /// same rules as [`Self::best`].
+    pub fn lowest(
+        &self,
+        range: &Ranges<Version>,
+        allow_pre: bool,
+        pins: &[Version],
+    ) -> Option<&Candidate> {
+        let usable =
+            |c: &&Candidate| range.contains(&c.version) && (!c.yanked || pins.contains(&c.version));
+        let stable = self
+            .versions
+            .iter()
+            .rev()
+            .filter(usable)
+            .find(|c| allow_pre || !c.version.any_prerelease());
+        stable.or_else(|| self.versions.iter().rev().find(usable))
+    }
 }
 
 /// Turns specifiers into a range, letting `==1.0` match `1.0+local` as
@@ -451,6 +488,15 @@ impl<S: PackageSource> Provider<'_, S> {
             Upgrade::None => true,
             Upgrade::Requested => !self.requested.contains(name),
             Upgrade::Packages(set) => !set.contains(name),
+            Upgrade::All => false,
+        }
+    }
+
+    fn lowest_first(&self, name: &PackageName) -> bool {
+        match self.options.resolution {
+            Resolution::Highest => false,
+            Resolution::Lowest => true,
+            Resolution::LowestDirect => self.requested.contains(name),
         }
     }
 
@@ -599,9 +645,12 @@ impl<S: PackageSource> DependencyProvider for Provider<'_, S> {
                 return Ok(Some(c.version.clone()));
             }
         }
-        Ok(project
-            .best(range, allow_pre, pins)
-            .map(|c| c.version.clone()))
+        let chosen = if self.lowest_first(name) {
+            project.lowest(range, allow_pre, pins)
+        } else {
+            project.best(range, allow_pre, pins)
+        };
+        Ok(chosen.map(|c| c.version.clone()))
     }
 
     fn get_dependencies(

@@ -161,6 +161,47 @@ fn installed_packages_are_kept_when_they_satisfy() {
     assert_eq!(out, ["lib==2.0"]);
 }
 
+/// pip's `--upgrade-strategy eager` (and `uv pip install --upgrade`)
+/// moves installed dependencies too; the default `only-if-needed` keeps
+/// them (above).
+#[test]
+fn eager_upgrade_moves_every_package() {
+    let mut s = world();
+    s.add("lib", "2.5", &[]);
+    let eager = ResolveOptions {
+        upgrade: Upgrade::All,
+        ..ResolveOptions::default()
+    };
+    let installed = &[("lib", "2.0"), ("app", "1.0")];
+    let out = run_with(&s, &["app"], eager, &[], installed).unwrap();
+    assert_eq!(out, ["app==2.0", "lib==2.5"]);
+    let only_if_needed = ResolveOptions {
+        upgrade: Upgrade::Requested,
+        ..ResolveOptions::default()
+    };
+    let out = run_with(&s, &["app"], only_if_needed, &[], installed).unwrap();
+    assert_eq!(out, ["app==2.0", "lib==2.0 (installed)"]);
+}
+
+/// uv's `--resolution lowest` takes the oldest version of every package
+/// that fits; `lowest-direct` only of the requested ones. Bounds and
+/// pre-release rules hold as for the newest.
+#[test]
+fn lowest_resolutions() {
+    let lowest = |r| ResolveOptions {
+        resolution: r,
+        ..ResolveOptions::default()
+    };
+    let mut s = world();
+    s.add("app", "0.9b1", &["lib>=1"]);
+    let out = run_with(&s, &["app"], lowest(Resolution::Lowest), &[], &[]).unwrap();
+    assert_eq!(out, ["app==1.0", "lib==1.0"]);
+    let out = run_with(&s, &["app>=2"], lowest(Resolution::Lowest), &[], &[]).unwrap();
+    assert_eq!(out, ["app==2.0", "lib==2.0"]);
+    let out = run_with(&s, &["app"], lowest(Resolution::LowestDirect), &[], &[]).unwrap();
+    assert_eq!(out, ["app==1.0", "lib==2.0"]);
+}
+
 #[test]
 fn yanked_only_when_pinned() {
     let mut s = world();
