@@ -212,6 +212,30 @@ pub struct PypiConfig {
     pub index_url: Option<String>,
     #[serde(default)]
     pub extra_index_urls: Vec<String>,
+    /// pip's `keyring-provider`: `subprocess` asks the `keyring` program on
+    /// PATH for the password of an index login that has a user and none;
+    /// `disabled` never does. Over the host's `PIP_KEYRING_PROVIDER`
+    /// [default: the host's, else disabled].
+    pub keyring_provider: Option<KeyringProvider>,
+}
+
+/// The keyring providers imagelock runs (pip's `import` and `auto` need the
+/// keyring package inside pip's own environment, which imagelock has not).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyringProvider {
+    Disabled,
+    Subprocess,
+}
+
+impl KeyringProvider {
+    /// The value as pip writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyringProvider::Disabled => "disabled",
+            KeyringProvider::Subprocess => "subprocess",
+        }
+    }
 }
 
 /// How imagelock talks to every service (`[network]`).

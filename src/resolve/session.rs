@@ -92,6 +92,8 @@ pub struct Session {
     pypi_requests: Arc<tokio::sync::Semaphore>,
     /// `[limits] max-archive-size`.
     archive_cap: u64,
+    /// `[pypi] keyring-provider`, over the host's `PIP_KEYRING_PROVIDER`.
+    keyring_provider: Option<crate::config::KeyringProvider>,
 }
 
 /// The logins of the host's `.netrc` (`NETRC`, else `~/.netrc`).
@@ -143,6 +145,7 @@ impl Session {
         let host_uv =
             PipSettings::from_uv_vars(&|k| std::env::var(k).ok(), "in the host environment")?;
         Ok(Session {
+            keyring_provider: config.pypi.keyring_provider,
             archive_cap: config
                 .limits
                 .max_archive_size
@@ -260,7 +263,11 @@ impl Session {
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
-        let host_env = |k: &str| std::env::var(k).ok();
+        let keyring = self.keyring_provider;
+        let host_env = move |k: &str| match (k, keyring) {
+            ("PIP_KEYRING_PROVIDER", Some(p)) => Some(p.as_str().to_string()),
+            _ => std::env::var(k).ok(),
+        };
         let fetch = Fetcher::with_client(
             self.http.clone(),
             Some(self.cache_dir.join("pypi")),
