@@ -164,6 +164,9 @@ pub struct LimitsConfig {
     pub max_decompression_ratio: Option<u64>,
     /// Largest total of metadata text collected from one image.
     pub max_collected_text: Option<u64>,
+    /// Largest sdist or direct-URL archive downloaded (streamed to a
+    /// temporary file and hashed on the way) [default: 16 GiB].
+    pub max_archive_size: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,6 +239,30 @@ pub struct PypiConfig {
     pub index_url: Option<String>,
     #[serde(default)]
     pub extra_index_urls: Vec<String>,
+    /// pip's `keyring-provider`: `subprocess` asks the `keyring` program on
+    /// PATH for the password of an index login that has a user and none;
+    /// `disabled` never does. Over the host's `PIP_KEYRING_PROVIDER`
+    /// [default: the host's, else disabled].
+    pub keyring_provider: Option<KeyringProvider>,
+}
+
+/// The keyring providers imagelock runs (pip's `import` and `auto` need the
+/// keyring package inside pip's own environment, which imagelock has not).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyringProvider {
+    Disabled,
+    Subprocess,
+}
+
+impl KeyringProvider {
+    /// The value as pip writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyringProvider::Disabled => "disabled",
+            KeyringProvider::Subprocess => "subprocess",
+        }
+    }
 }
 
 /// How imagelock talks to every service (`[network]`).

@@ -15,7 +15,7 @@ use crate::resolve::pypi::index_urls::Sourced;
 use crate::resolve::pypi::{self, IndexUrls, PipLevels, PipSettings};
 use crate::resolve::{Session, SessionOptions};
 use crate::solve::conda::{CondaSolveRequest, CondaSpec, CondaTarget, SolveContext};
-use crate::solve::python::{Libc, ResolveOptions, ResolveRequest, TargetEnv, Upgrade};
+use crate::solve::python::{Libc, Resolution, ResolveOptions, ResolveRequest, TargetEnv, Upgrade};
 use crate::source::coverage::{Class, classify_install};
 use crate::source::environment::EnvironmentFile;
 use crate::source::requirements::{RequirementsEntry, RequirementsFile};
@@ -607,15 +607,15 @@ async fn pip_step(
         .map_err(FreezeError::setup)?;
 
     let site = python.site_packages.clone();
-    let installed: Vec<(String, String)> = state
-        .dists
-        .get(&site)
-        .map(|d| d.iter().map(|(n, v)| (n.clone(), v.clone())).collect())
-        .unwrap_or_default();
-    let upgrade = if cmd.options.iter().any(|o| o == "-U" || o == "--upgrade") {
-        Upgrade::Requested
+    let installer = Installer::of(cmd, uv, &env, place, &mut warnings);
+    let installed: Vec<(String, String)> = if installer.ignores_installed {
+        Vec::new()
     } else {
-        Upgrade::None
+        state
+            .dists
+            .get(&site)
+            .map(|d| d.iter().map(|(n, v)| (n.clone(), v.clone())).collect())
+            .unwrap_or_default()
     };
     // Pins `rewrite` wrote from the previous lock stand for what the step
     // asked for before.
@@ -626,9 +626,10 @@ async fn pip_step(
         constraints,
         installed,
         options: ResolveOptions {
-            pre,
+            pre: pre || installer.pre,
             no_deps: cmd.options.iter().any(|o| o == "--no-deps"),
-            upgrade,
+            upgrade: installer.upgrade,
+            resolution: installer.resolution,
             exclude_newer: options.exclude_newer.clone(),
             preferences: if options.ignore_locked {
                 Vec::new()
@@ -655,7 +656,14 @@ async fn pip_step(
             f.sha256 = Some(sha);
         }
     }
-    let dists = state.dists.entry(site.clone()).or_default();
+    // `--target` and `--prefix` install where this Python does not look:
+    // later steps do not see those packages as installed.
+    let mut elsewhere = std::collections::BTreeMap::new();
+    let dists = if installer.elsewhere {
+        &mut elsewhere
+    } else {
+        state.dists.entry(site.clone()).or_default()
+    };
     let mut locked = Vec::new();
     for pin in &pins {
         if let Some(w) = pin.unbuilt_warning() {
@@ -691,6 +699,113 @@ async fn pip_step(
         warnings,
         ..StepOutcome::default()
     })
+}
+
+/// How the installer treats what is already installed, and which versions
+/// it tries first: pip's and `uv pip`'s own rules.
+#[derive(Debug, Default)]
+struct Installer {
+    upgrade: Upgrade,
+    resolution: Resolution,
+    /// Installed packages are not kept (pip's `--force-reinstall`,
+    /// `--ignore-installed`, `--target`).
+    ignores_installed: bool,
+    /// Installs outside the Python's own site-packages (`--target`,
+    /// `--prefix`).
+    elsewhere: bool,
+    /// uv's `--prerelease allow`.
+    pre: bool,
+}
+
+impl Installer {
+    /// From the step's options and the image's `PIP_*`/`UV_*` variables.
+    ///
+    /// pip keeps an installed version that satisfies ("Requirement already
+    /// satisfied"); `-U` moves the requested packages and, with the default
+    /// `--upgrade-strategy only-if-needed`, their dependencies only when
+    /// they must (`eager`: all of them); `--force-reinstall` and
+    /// `--ignore-installed` resolve as if nothing were installed, as does
+    /// `--target` (pip ignores the installed packages then); `--user` and
+    /// `--prefix` still see the installed packages of the interpreter.
+    /// `uv pip install` keeps installed versions too; its `--upgrade` moves
+    /// every package, `--upgrade-package` the named ones; its `--target`
+    /// starts from an empty directory.
+    fn of(
+        cmd: &InstallCommand,
+        uv: bool,
+        env: &dyn Fn(&str) -> Option<String>,
+        place: &StepPlace<'_>,
+        warnings: &mut Vec<String>,
+    ) -> Installer {
+        let truthy = |k: &str| {
+            env(k).is_some_and(|v| {
+                matches!(
+                    v.trim().to_ascii_lowercase().as_str(),
+                    "1" | "true" | "yes" | "on"
+                )
+            })
+        };
+        let mut out = Installer::default();
+        let mut upgrade = truthy(if uv { "UV_UPGRADE" } else { "PIP_UPGRADE" });
+        let mut strategy = if uv {
+            None
+        } else {
+            env("PIP_UPGRADE_STRATEGY")
+        };
+        let mut resolution = if uv { env("UV_RESOLUTION") } else { None };
+        let mut packages = std::collections::BTreeSet::new();
+        if !uv {
+            out.ignores_installed = truthy("PIP_FORCE_REINSTALL") || truthy("PIP_IGNORE_INSTALLED");
+        }
+        for o in &cmd.options {
+            // `--opt value`, `--opt=value`, `-Xvalue`.
+            let (name, value) = match o.split_once([' ', '=']) {
+                Some((n, v)) => (n, Some(v.trim_matches(['"', '\'']))),
+                None if o.len() > 2 && !o.starts_with("--") => (&o[..2], Some(&o[2..])),
+                None => (o.as_str(), None),
+            };
+            match (name, value) {
+                ("-U" | "--upgrade", _) => upgrade = true,
+                ("--upgrade-strategy", Some(v)) => strategy = Some(v.to_string()),
+                ("-P" | "--upgrade-package", Some(v)) if uv => {
+                    let n = v.split(['<', '>', '=', '!', '~', ' ']).next().unwrap_or(v);
+                    if let Ok(n) = n.parse() {
+                        packages.insert(n);
+                    }
+                }
+                ("--resolution", Some(v)) if uv => resolution = Some(v.to_string()),
+                ("--prerelease", Some("allow")) if uv => out.pre = true,
+                ("--prerelease", Some(v)) if uv && v != "if-necessary-or-explicit" => {
+                    warnings.push(format!(
+                        "{}:{}: `--prerelease {v}` is read as uv's default (`if-necessary-or-explicit`)",
+                        place.file, place.line
+                    ));
+                }
+                ("--force-reinstall" | "-I" | "--ignore-installed", _) if !uv => {
+                    out.ignores_installed = true;
+                }
+                ("-t" | "--target", _) => {
+                    out.ignores_installed = true;
+                    out.elsewhere = true;
+                }
+                ("--prefix", _) => out.elsewhere = true,
+                _ => {}
+            }
+        }
+        out.upgrade = match (uv, upgrade) {
+            (true, true) => Upgrade::All,
+            (true, false) if !packages.is_empty() => Upgrade::Packages(packages),
+            (false, true) if strategy.as_deref() == Some("eager") => Upgrade::All,
+            (false, true) => Upgrade::Requested,
+            _ => Upgrade::None,
+        };
+        out.resolution = match resolution.as_deref() {
+            Some("lowest") => Resolution::Lowest,
+            Some("lowest-direct") => Resolution::LowestDirect,
+            _ => Resolution::Highest,
+        };
+        out
+    }
 }
 
 /// pip's options that decide where and what it may install, gathered from

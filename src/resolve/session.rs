@@ -90,6 +90,10 @@ pub struct Session {
     /// One permit per request in flight to the package indexes, shared by
     /// every index client.
     pypi_requests: Arc<tokio::sync::Semaphore>,
+    /// `[limits] max-archive-size`.
+    archive_cap: u64,
+    /// `[pypi] keyring-provider`, over the host's `PIP_KEYRING_PROVIDER`.
+    keyring_provider: Option<crate::config::KeyringProvider>,
 }
 
 /// The logins of the host's `.netrc` (`NETRC`, else `~/.netrc`).
@@ -141,6 +145,11 @@ impl Session {
         let host_uv =
             PipSettings::from_uv_vars(&|k| std::env::var(k).ok(), "in the host environment")?;
         Ok(Session {
+            keyring_provider: config.pypi.keyring_provider,
+            archive_cap: config
+                .limits
+                .max_archive_size
+                .unwrap_or(crate::resolve::pypi::ARCHIVE_CAP),
             host_pip,
             host_uv,
             registries_conf,
@@ -254,7 +263,11 @@ impl Session {
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
-        let host_env = |k: &str| std::env::var(k).ok();
+        let keyring = self.keyring_provider;
+        let host_env = move |k: &str| match (k, keyring) {
+            ("PIP_KEYRING_PROVIDER", Some(p)) => Some(p.as_str().to_string()),
+            _ => std::env::var(k).ok(),
+        };
         let fetch = Fetcher::with_client(
             self.http.clone(),
             Some(self.cache_dir.join("pypi")),
@@ -264,6 +277,7 @@ impl Session {
         .with_limit(self.pypi_requests.clone());
         let client = Arc::new(
             IndexClient::new(fetch, &urls.urls, no_build)?
+                .with_archive_cap(self.archive_cap)
                 .with_find_links(find_links)?
                 .with_progress(self.pypi_progress.clone()),
         );

@@ -2404,7 +2404,7 @@ fn explicit_pip(a: &Arg, name: &str) -> bool {
     a.key().contains('/') || name.contains('.')
 }
 
-const PIP_VALUE_SHORT: &[char] = &['r', 'c', 'e', 'i', 'f', 't', 'C', 'p', 'b'];
+const PIP_VALUE_SHORT: &[char] = &['r', 'c', 'e', 'i', 'f', 't', 'C', 'p', 'b', 'P'];
 const PIP_VALUE_LONG: &[&str] = &[
     "--requirement",
     "--requirements",
@@ -2421,6 +2421,7 @@ const PIP_VALUE_LONG: &[&str] = &[
     "--root",
     "--src",
     "--upgrade-strategy",
+    "--upgrade-package",
     "--only-binary",
     "--no-binary",
     "--platform",

@@ -31,6 +31,11 @@ fn every_key_is_read() {
     assert!(c.registries["localhost:5000"].insecure);
     assert_eq!(c.limits.max_decompression_ratio, Some(1000));
     assert_eq!(c.limits.max_collected_text, Some(256 << 20));
+    assert_eq!(c.limits.max_archive_size, Some(16 << 30));
+    assert_eq!(
+        c.pypi.keyring_provider,
+        Some(imagelock::config::KeyringProvider::Subprocess)
+    );
     assert_eq!(c.network.timeout, Some(60));
     assert_eq!(
         c.apt.mirrors["http://deb.debian.org/debian"],

@@ -23,6 +23,7 @@ mod image;
 mod life;
 mod lockfiles;
 mod network;
+mod pip_build;
 mod plan;
 mod progress;
 mod pypi;

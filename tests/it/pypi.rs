@@ -11,6 +11,7 @@ use imagelock::solve::python::{
 };
 
 use crate::common::http::StaticServer;
+use crate::common::pyindex::PyIndex;
 use crate::common::{repo_root, tempdir};
 
 fn server() -> StaticServer {
@@ -646,4 +647,296 @@ async fn a_missing_project_or_version_is_said_plainly() {
         err.contains("no version of six matches ==0.0.1; the index has"),
         "{err}"
     );
+}
+
+/// An in-tree build backend that fails, as an old sdist's build does on a
+/// modern Python; nothing to install, so no network.
+const FAILING_BACKEND: &[(&str, &[u8])] = &[
+    (
+        "pyproject.toml",
+        b"[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n",
+    ),
+    (
+        "backend.py",
+        b"raise RuntimeError('this release does not build on this Python')\n",
+    ),
+];
+
+async fn resolve_on(
+    server: &StaticServer,
+    reqs: &[&str],
+) -> Result<Vec<PinnedPackage>, SolveError> {
+    let fetch = Fetcher::new(None, false, Default::default()).unwrap();
+    let client =
+        Arc::new(IndexClient::new(fetch, &[format!("{}/simple", server.url())], false).unwrap());
+    let request = ResolveRequest {
+        requirements: reqs.iter().map(ToString::to_string).collect(),
+        ..ResolveRequest::default()
+    };
+    pypi::resolve(client, target("3.11"), request).await
+}
+
+fn names(pins: &[PinnedPackage]) -> Vec<String> {
+    pins.iter()
+        .map(|p| format!("{}=={}", p.name, p.version.as_ref().unwrap()))
+        .collect()
+}
+
+/// dask's shape on an index the test writes: `complete` asks for dask's
+/// own other extras, the newest release needs a `distributed` that is not
+/// published, and the oldest release is an sdist that does not build. The
+/// resolution steps back to the newest release that works, as uv does, and
+/// never reads a release below the bound or the old sdist.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_extra_naming_its_own_package_steps_back_to_a_release_that_works() {
+    let dir = tempdir();
+    let mut ix = PyIndex::new(dir.path());
+    ix.sdist("dask", "0.8.2", FAILING_BACKEND);
+    for v in ["2025.1.0", "2026.1.0", "2026.8.0", "2026.9.0"] {
+        let distributed = format!("distributed=={v}; extra == \"distributed\"");
+        ix.wheel(
+            "dask",
+            v,
+            &[
+                "toolz>=0.10",
+                "numpy>=1.24; extra == \"array\"",
+                "dask[array]; extra == \"dataframe\"",
+                "pandas>=2; extra == \"dataframe\"",
+                &distributed,
+                "dask[array,dataframe,distributed]; extra == \"complete\"",
+            ],
+        );
+    }
+    for v in ["2025.1.0", "2026.1.0", "2026.8.0"] {
+        ix.wheel("distributed", v, &[&format!("dask=={v}")]);
+    }
+    ix.wheel("toolz", "1.0.0", &[]);
+    ix.wheel("numpy", "2.1.0", &[]);
+    ix.wheel("pandas", "2.2.3", &[]);
+    let server = StaticServer::start(dir.path());
+    let expected = [
+        "dask==2026.8.0",
+        "distributed==2026.8.0",
+        "numpy==2.1.0",
+        "pandas==2.2.3",
+        "toolz==1.0.0",
+    ];
+    for req in ["dask[complete]", "dask[complete]>=2026.1"] {
+        server.reset();
+        let pins = resolve_on(&server, &[req])
+            .await
+            .unwrap_or_else(|e| panic!("{req}: {e}"));
+        assert_eq!(names(&pins), expected, "{req}");
+        let seen = server.seen();
+        assert!(
+            seen.iter()
+                .all(|r| !r.path.contains("dask-0.8.2") && !r.path.contains("dask-2025.1.0")),
+            "{req}: {seen:?}"
+        );
+    }
+}
+
+/// A release whose sdist metadata does not build is left out while
+/// backtracking (an older one is chosen); when nothing else fits, the
+/// error names it with the build's own message.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_whose_sdist_does_not_build_is_left_out_and_named() {
+    if !host_python() {
+        return;
+    }
+    let dir = tempdir();
+    let mut ix = PyIndex::new(dir.path());
+    ix.wheel("tool", "1.0", &[]);
+    ix.sdist("tool", "2.0", FAILING_BACKEND);
+    ix.wheel("tool", "3.0", &["lib>=5"]);
+    ix.wheel("lib", "1.0", &[]);
+    ix.wheel("app", "1.0", &["tool"]);
+    let server = StaticServer::start(dir.path());
+    let pins = resolve_on(&server, &["app"]).await.unwrap();
+    assert_eq!(names(&pins), ["app==1.0", "tool==1.0"]);
+    assert!(
+        server
+            .seen()
+            .iter()
+            .any(|r| r.path.ends_with("/tool-2.0.tar.gz")),
+        "the sdist was tried"
+    );
+
+    let err = resolve_on(&server, &["app", "tool>=2"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tool 2.0 cannot be used: `tool-2.0.tar.gz` is only an sdist whose dependencies are dynamic; building its metadata failed")
+            && err.contains("this release does not build on this Python"),
+        "{err}"
+    );
+}
+
+/// An sdist larger than any in-memory bound (72 MiB, incompressible) is
+/// streamed to disk and hashed on the way; its static `PKG-INFO` gives its
+/// dependencies without a build. `[limits] max-archive-size` bounds it and
+/// is named when hit.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_sdist_is_streamed_and_read_without_a_build() {
+    let dir = tempdir();
+    let mut ix = PyIndex::new(dir.path());
+    let mut blob = vec![0u8; 72 << 20];
+    fastrand::Rng::with_seed(18).fill(&mut blob);
+    let pkg_info = b"Metadata-Version: 2.2\nName: bigspark\nVersion: 3.5.0\nRequires-Dist: toolz>=0.10\nRequires-Dist: pandas; extra == \"sql\"\n";
+    let filename = ix.sdist_stored(
+        "bigspark",
+        "3.5.0",
+        &[
+            ("PKG-INFO", pkg_info),
+            ("setup.py", b"raise SystemExit('no build')\n"),
+            ("jars/spark-core.jar", &blob),
+        ],
+    );
+    drop(blob);
+    ix.wheel("toolz", "1.0.0", &[]);
+    let path = dir.path().join("files").join(&filename);
+    assert!(std::fs::metadata(&path).unwrap().len() > 64 << 20);
+    let server = StaticServer::start(dir.path());
+    let client = |cap: Option<u64>| {
+        let fetch = Fetcher::new(None, false, Default::default()).unwrap();
+        // Builds are refused: the metadata must come from PKG-INFO.
+        let mut c = IndexClient::new(fetch, &[format!("{}/simple", server.url())], true).unwrap();
+        if let Some(cap) = cap {
+            c = c.with_archive_cap(cap);
+        }
+        Arc::new(c)
+    };
+    let request = ResolveRequest {
+        requirements: vec!["bigspark".into()],
+        ..ResolveRequest::default()
+    };
+    let pins = pypi::resolve(client(None), target("3.11"), request.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(names(&pins), ["bigspark==3.5.0", "toolz==1.0.0"]);
+    let lock = by_name(&pins, "bigspark").locked();
+    assert_eq!(lock.sha256.as_deref(), Some(sha256_of(&path).as_str()));
+
+    let err = pypi::resolve(client(Some(32 << 20)), target("3.11"), request)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("is larger than 33554432 bytes")
+            && err.contains("`[limits] max-archive-size`"),
+        "{err}"
+    );
+}
+
+/// A PEP 517 backend published as a package (metadata only): name and
+/// version from `meta.txt`, dependencies from `deps.txt`, extra build
+/// requirements from `more.txt`.
+const QUICKBACK: &[u8] = br#"import os
+
+def _lines(name):
+    if not os.path.exists(name):
+        return []
+    with open(name) as f:
+        return [l.strip() for l in f if l.strip()]
+
+def get_requires_for_build_wheel(config_settings=None):
+    return _lines("more.txt")
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    import helper_mod  # noqa: F401 (only where more.txt asked for it)
+    name, version = _lines("meta.txt")[0].split()
+    dist = f"{name}-{version}.dist-info"
+    os.makedirs(os.path.join(metadata_directory, dist))
+    lines = ["Metadata-Version: 2.2", "Name: " + name, "Version: " + version]
+    lines += ["Requires-Dist: " + d for d in _lines("deps.txt")]
+    with open(os.path.join(metadata_directory, dist, "METADATA"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return dist
+"#;
+
+/// Build environments are kept by their resolved build requirements: two
+/// sdists whose requirements are written differently but resolve to the
+/// same set share one environment (one venv, installed once), and a backend
+/// asking for more is built in the environment of everything it needs.
+#[tokio::test(flavor = "multi_thread")]
+async fn build_environments_are_shared_by_resolved_requirements() {
+    if !host_python() {
+        return;
+    }
+    let dir = tempdir();
+    let mut ix = PyIndex::new(dir.path());
+    ix.wheel_with("quickback", "1.0", &[], &[("quickback.py", QUICKBACK)]);
+    ix.wheel("helper", "1.0", &[]);
+    ix.wheel("six", "1.17.0", &[]);
+    let sdist = |ix: &mut PyIndex, name: &str, requires: &str, more: &str| {
+        let pyproject =
+            format!("[build-system]\nrequires = [{requires}]\nbuild-backend = \"quickback\"\n");
+        let meta = format!("{name} 1.0\n");
+        ix.sdist(
+            name,
+            "1.0",
+            &[
+                ("pyproject.toml", pyproject.as_bytes()),
+                ("meta.txt", meta.as_bytes()),
+                ("deps.txt", b"six\n"),
+                ("more.txt", more.as_bytes()),
+            ],
+        );
+    };
+    // `import helper_mod` fails unless the environment has helper: an
+    // environment shared wrongly would be seen.
+    sdist(&mut ix, "pa", "\"quickback\", \"helper\"", "");
+    sdist(&mut ix, "pb", "\"quickback>=0.5\", \"helper\"", "");
+    sdist(&mut ix, "pc", "\"quickback\"", "helper\n");
+    sdist(&mut ix, "pd", "\"quickback\", \"helper\"", "");
+    let server = StaticServer::start(dir.path());
+    let cache = tempdir();
+    let fetch = Fetcher::new(Some(cache.path().into()), false, Default::default()).unwrap();
+    let client =
+        Arc::new(IndexClient::new(fetch, &[format!("{}/simple", server.url())], false).unwrap());
+    let resolve = |reqs: &[&str]| {
+        let request = ResolveRequest {
+            requirements: reqs.iter().map(ToString::to_string).collect(),
+            ..ResolveRequest::default()
+        };
+        pypi::resolve(client.clone(), target("3.11"), request)
+    };
+    // The environments kept beside the cache, one per resolved set.
+    let envs = || {
+        let mut names: Vec<String> = std::fs::read_dir(cache.path().join("build-envs"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("env-") && !n.ends_with(".lock"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let pins = resolve(&["pa", "pb"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(names(&pins), ["pa==1.0", "pb==1.0", "six==1.17.0"]);
+    let shared = envs();
+    assert_eq!(shared.len(), 1, "{shared:?}");
+    // The same requirements written the same way in the same run: pip is
+    // not even asked to resolve them again.
+    server.reset();
+    let pins = resolve(&["pd"]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(names(&pins), ["pd==1.0", "six==1.17.0"]);
+    let seen = server.seen();
+    assert!(
+        !seen.iter().any(|r| r.path.contains("quickback")),
+        "{seen:?}"
+    );
+    // pc's backend asks for helper itself: an environment with it is made
+    // (not the one pa and pb share, whose key differs).
+    let pins = resolve(&["pc"]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(names(&pins), ["pc==1.0", "six==1.17.0"]);
+    // pc's first environment holds quickback alone; the one with helper
+    // is pa's and pb's, reused.
+    let after = envs();
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.contains(&shared[0]), "{after:?}");
 }

@@ -862,8 +862,8 @@ fn keyring_subprocess_gives_the_index_password() {
     let (code, out, err) = imagelock_in(
         dir.path(),
         &[
-            index,
-            ("PATH", path),
+            index.clone(),
+            ("PATH", path.clone()),
             ("PIP_KEYRING_PROVIDER", "subprocess".to_string()),
         ],
         &["-vv", "freeze"],
@@ -881,4 +881,36 @@ fn keyring_subprocess_gives_the_index_password() {
     for text in [lock.as_str(), &out, &err] {
         assert!(!text.contains("kr-5ecret"), "{text}");
     }
+
+    // `[pypi] keyring-provider` in imagelock.toml says the same, and wins
+    // over the host's variable.
+    let _ = std::fs::remove_file(&log);
+    let dir = project(
+        "RUN pip install idna
+",
+        "[pypi]
+keyring-provider = \"subprocess\"
+",
+    );
+    let (code, _, err) = freeze(dir.path(), &[index.clone(), ("PATH", path.clone())]);
+    assert_eq!(code, 0, "the configured provider gives the password: {err}");
+    assert!(log.exists(), "keyring was asked");
+    let _ = std::fs::remove_file(&log);
+    let dir = project(
+        "RUN pip install idna
+",
+        "[pypi]
+keyring-provider = \"disabled\"
+",
+    );
+    let (code, _, err) = freeze(
+        dir.path(),
+        &[
+            index,
+            ("PATH", path),
+            ("PIP_KEYRING_PROVIDER", "subprocess".to_string()),
+        ],
+    );
+    assert_eq!(code, 2, "disabled in the configuration: {err}");
+    assert!(!log.exists(), "keyring is not asked when disabled");
 }

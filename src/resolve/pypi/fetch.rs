@@ -360,6 +360,11 @@ impl Fetcher {
         self.write_cache(&format!("derived\n{key}"), &meta, Some(body));
     }
 
+    /// The cache directory, if answers are cached.
+    pub fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.cache.as_deref()
+    }
+
     /// Whether only the cache may be used.
     pub fn offline(&self) -> bool {
         self.offline

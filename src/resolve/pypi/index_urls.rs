@@ -232,7 +232,7 @@ mod tests {
         };
         let config = PipLevels::config_level(&PypiConfig {
             index_url: Some("https://cfg.example/simple".into()),
-            extra_index_urls: vec![],
+            ..PypiConfig::default()
         });
         let image = PipSettings {
             index_url: at("https://image.example/simple", "image"),

@@ -31,8 +31,9 @@ use crate::solve::python::{
 /// The Accept header of PEP 691, preferring JSON.
 const ACCEPT_SIMPLE: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
 /// Largest sdist or direct-URL file downloaded (to a temporary file, hashed
-/// on the way; never held in memory).
-const SDIST_CAP: u64 = 16 << 30;
+/// on the way; never held in memory) unless `[limits] max-archive-size`
+/// says otherwise.
+pub const ARCHIVE_CAP: u64 = 16 << 30;
 
 /// An index that could not answer is trouble; anything else it said
 /// (a listed file missing, a broken page) is its answer.
@@ -72,6 +73,10 @@ pub enum PypiError {
         "`{url}` is larger than {cap} bytes, more than imagelock accepts for it\nhint: an index that sends this much is broken or hostile; see the Limits section of the README"
     )]
     TooLarge { url: String, cap: u64 },
+    #[error(
+        "`{url}` is larger than {cap} bytes, the largest archive imagelock downloads\nhint: raise `[limits] max-archive-size` in imagelock.toml if this file is meant to be this large"
+    )]
+    ArchiveTooLarge { url: String, cap: u64 },
     #[error("`{url}` is not a readable archive: {message}")]
     BadArchive { url: String, message: String },
     #[error("the page `{url}` is not a simple API page: {message}")]
@@ -139,6 +144,27 @@ pub struct IndexClient {
     /// pip's `--find-links`: HTML pages of links, local directories of
     /// archives, or single archives, searched beside the indexes.
     find_links: Vec<Url>,
+    /// Largest sdist or direct-URL archive downloaded.
+    archive_cap: u64,
+    /// Where build environments are kept (made on the first build).
+    build_envs: std::sync::OnceLock<BuildEnvs>,
+}
+
+/// Build environments, one per resolved set of build requirements: beside
+/// the HTTP cache when there is one (reused by later runs: the key is the
+/// files' hashes), else in a directory removed with the client.
+/// `run` remembers, for this client's life only, which environment each
+/// set of requirements (as written) resolved to.
+#[derive(Debug)]
+struct BuildEnvs {
+    kept: Option<std::path::PathBuf>,
+    run: tempfile::TempDir,
+}
+
+impl BuildEnvs {
+    fn path(&self) -> &std::path::Path {
+        self.kept.as_deref().unwrap_or(self.run.path())
+    }
 }
 
 impl IndexClient {
@@ -199,6 +225,26 @@ impl IndexClient {
             pages: Mutex::default(),
             metadata: Mutex::default(),
             find_links: Vec::new(),
+            archive_cap: ARCHIVE_CAP,
+            build_envs: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Downloads sdists and direct-URL archives of at most `cap` bytes
+    /// (`[limits] max-archive-size`).
+    #[must_use]
+    pub fn with_archive_cap(mut self, cap: u64) -> Self {
+        self.archive_cap = cap;
+        self
+    }
+
+    /// An archive (sdist, direct URL, find-links file) streamed to a
+    /// temporary file with its sha256.
+    async fn download_archive(&self, url: &str) -> Result<fetch::Downloaded, PypiError> {
+        let cap = self.archive_cap;
+        self.fetch.download(url, cap).await.map_err(|e| match e {
+            PypiError::TooLarge { url, .. } => PypiError::ArchiveTooLarge { url, cap },
+            e => e,
         })
     }
 
@@ -227,7 +273,7 @@ impl IndexClient {
     /// The sha256 of the file at `url`, downloaded whole (for files that a
     /// find-links page lists without a hash: the lock needs one).
     pub async fn sha256_of(&self, url: &str) -> Result<String, PypiError> {
-        Ok(self.fetch.download(url, SDIST_CAP).await?.sha256)
+        Ok(self.download_archive(url).await?.sha256)
     }
 
     /// Runs build backends with `python` instead of `python3` from PATH.
@@ -463,7 +509,7 @@ impl IndexClient {
     }
 
     async fn sdist_metadata(&self, file: &DistFile) -> Result<String, PypiError> {
-        let mut body = self.fetch.download(&file.url, SDIST_CAP).await?;
+        let mut body = self.download_archive(&file.url).await?;
         if let Some(expected) = &file.sha256
             && !body.sha256.eq_ignore_ascii_case(expected)
         {
@@ -509,7 +555,7 @@ impl IndexClient {
             url: clean.clone(),
             message: "the file name is not a wheel or sdist of this project".into(),
         })?;
-        let mut body = self.fetch.download(url, SDIST_CAP).await?;
+        let mut body = self.download_archive(url).await?;
         let sha256 = body.sha256.clone();
         let text =
             match dist.kind {
@@ -574,7 +620,39 @@ impl IndexClient {
             p.building_sdist(filename);
         }
         let indexes: Vec<String> = self.indexes.iter().map(ToString::to_string).collect();
-        build_metadata(&python, &indexes, filename, sdist).await
+        let envs = self.build_envs(filename)?;
+        build_metadata(&python, &indexes, (&envs.0, &envs.1), filename, sdist).await
+    }
+
+    /// The directory of build environments and this run's memo of them.
+    fn build_envs(
+        &self,
+        filename: &str,
+    ) -> Result<(std::path::PathBuf, std::path::PathBuf), PypiError> {
+        if let Some(envs) = self.build_envs.get() {
+            return Ok((envs.path().to_path_buf(), envs.run.path().to_path_buf()));
+        }
+        let made = (|| {
+            let kept = match self.fetch.cache_dir() {
+                Some(dir) => {
+                    let dir = dir.join("build-envs");
+                    fs_err::create_dir_all(&dir)?;
+                    Some(dir)
+                }
+                None => None,
+            };
+            let run = tempfile::Builder::new()
+                .prefix("imagelock-build-envs-")
+                .tempdir()?;
+            Ok::<_, std::io::Error>(BuildEnvs { kept, run })
+        })()
+        .map_err(|e| PypiError::Build {
+            file: filename.to_string(),
+            message: format!("no directory for build environments: {e}"),
+        })?;
+        // Another build may have made one meanwhile: theirs is kept.
+        let envs = self.build_envs.get_or_init(|| made);
+        Ok((envs.path().to_path_buf(), envs.run.path().to_path_buf()))
     }
 }
 
@@ -595,6 +673,7 @@ fn parse_page(body: &[u8], page: &Url) -> Result<Vec<DistFile>, PypiError> {
 async fn build_metadata(
     python: &std::path::Path,
     indexes: &[String],
+    (envs, run): (&std::path::Path, &std::path::Path),
     filename: &str,
     mut sdist: std::fs::File,
 ) -> Result<String, PypiError> {
@@ -613,6 +692,7 @@ async fn build_metadata(
     let out = dir.join("out");
     let (archive2, out2, dir2) = (archive.clone(), out.clone(), dir.clone());
     let python = python.to_path_buf();
+    let (envs, run) = (envs.to_path_buf(), run.to_path_buf());
     let shown = python.display().to_string();
     // Build requirements come from the step's indexes, not the host's pip
     // configuration.
@@ -625,6 +705,8 @@ async fn build_metadata(
             .arg(&out2)
             .current_dir(&dir2)
             .env("PIP_CONFIG_FILE", "/dev/null")
+            .env("IMAGELOCK_BUILD_ENVS", &envs)
+            .env("IMAGELOCK_BUILD_RUN", &run)
             .env_remove("PYTHONPATH");
         if index.is_empty() {
             cmd.env_remove("PIP_INDEX_URL");

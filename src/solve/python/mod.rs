@@ -14,8 +14,8 @@ pub use direct::{DirectKind, UnbuiltDist};
 pub use dist::{CoreMetadata, DistFile};
 pub use provider::{DirectDist, MemorySource, PackageSource, SourceError};
 pub use resolver::{
-    Candidates, PinnedPackage, PinnedSource, ResolveOptions, ResolveRequest, SolveError, Upgrade,
-    resolve,
+    Candidates, PinnedPackage, PinnedSource, Resolution, ResolveOptions, ResolveRequest,
+    SolveError, Upgrade, resolve,
 };
 pub use target::{Libc, TargetEnv, TargetError};
 

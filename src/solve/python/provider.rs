@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pep440_rs::Version;
 use pep508_rs::PackageName;
@@ -69,6 +69,11 @@ pub trait PackageSource {
 #[derive(Clone, Debug, Default)]
 pub struct MemorySource {
     projects: BTreeMap<PackageName, Vec<(DistFile, CoreMetadata)>>,
+    /// Files whose metadata cannot be had (a failed sdist build), by
+    /// filename, with the reason.
+    failing: BTreeMap<String, String>,
+    /// Every filename whose metadata was asked for, in order.
+    asked: Arc<Mutex<Vec<String>>>,
 }
 
 impl MemorySource {
@@ -111,6 +116,27 @@ impl MemorySource {
     }
 }
 
+impl MemorySource {
+    /// Makes the metadata of `name==version` fail with `message`, as a
+    /// failed sdist build does.
+    pub fn fail(&mut self, name: &str, version: &str, message: &str) {
+        let pname = PackageName::from_str(name).expect("a valid test package name");
+        for (f, m) in self.projects.get(&pname).into_iter().flatten() {
+            if m.version == version {
+                self.failing.insert(f.filename.clone(), message.to_string());
+            }
+        }
+    }
+
+    /// The files whose metadata was asked for so far.
+    pub fn asked(&self) -> Vec<String> {
+        self.asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
 impl PackageSource for MemorySource {
     fn files(&self, name: &PackageName) -> Result<Arc<Vec<DistFile>>, SourceError> {
         self.projects
@@ -124,6 +150,13 @@ impl PackageSource for MemorySource {
         name: &PackageName,
         file: &DistFile,
     ) -> Result<Arc<CoreMetadata>, SourceError> {
+        self.asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(file.filename.clone());
+        if let Some(why) = self.failing.get(&file.filename) {
+            return Err(SourceError::Failed(why.clone()));
+        }
         self.projects
             .get(name)
             .and_then(|v| v.iter().find(|(f, _)| f.filename == file.filename))

@@ -33,6 +33,22 @@ pub enum Upgrade {
     Requested,
     /// Only these packages move.
     Packages(BTreeSet<PackageName>),
+    /// Every package moves to the newest that fits: pip's `-U
+    /// --upgrade-strategy eager`, `uv pip install --upgrade`.
+    All,
+}
+
+/// Which version of a package is tried first (uv's `--resolution`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Resolution {
+    /// The newest (pip; uv's default).
+    #[default]
+    Highest,
+    /// The oldest, for every package (`--resolution lowest`).
+    Lowest,
+    /// The oldest for requested packages, the newest for the others
+    /// (`--resolution lowest-direct`).
+    LowestDirect,
 }
 
 /// pip options that change resolution.
@@ -43,6 +59,8 @@ pub struct ResolveOptions {
     /// `--no-deps`.
     pub no_deps: bool,
     pub upgrade: Upgrade,
+    /// uv's `--resolution`.
+    pub resolution: Resolution,
     /// `--exclude-newer`: RFC 3339 date or time (UTC); files uploaded after
     /// it, or without an upload time, are ignored.
     pub exclude_newer: Option<String>,
@@ -263,6 +281,25 @@ impl Candidates {
         // Pre-releases are used when they are the only match.
         stable.or_else(|| self.versions.iter().find(usable))
     }
+
+    /// The oldest version in `range` (uv's `--resolution lowest`), by the
+    /// same rules as [`Self::best`].
+    pub fn lowest(
+        &self,
+        range: &Ranges<Version>,
+        allow_pre: bool,
+        pins: &[Version],
+    ) -> Option<&Candidate> {
+        let usable =
+            |c: &&Candidate| range.contains(&c.version) && (!c.yanked || pins.contains(&c.version));
+        let stable = self
+            .versions
+            .iter()
+            .rev()
+            .filter(usable)
+            .find(|c| allow_pre || !c.version.any_prerelease());
+        stable.or_else(|| self.versions.iter().rev().find(usable))
+    }
 }
 
 /// Turns specifiers into a range, letting `==1.0` match `1.0+local` as
@@ -373,7 +410,13 @@ struct Provider<'a, S: PackageSource> {
     missing: RefCell<BTreeMap<PackageName, SourceError>>,
     allow_pre: RefCell<HashSet<PackageName>>,
     seen_order: RefCell<HashMap<PyPkg, usize>>,
+    /// Versions left out because their metadata could not be had, with why.
+    unusable: RefCell<BTreeMap<(PackageName, Version), String>>,
 }
+
+/// What the PubGrub report says of a version in [`Provider::unusable`];
+/// the reason follows the report.
+const UNUSABLE: &str = "(its metadata could not be read or built)";
 
 /// `no version of numpy matches ==0.0.1; the index has …` for the first
 /// requirement asked for directly whose specifiers no version on the index
@@ -445,6 +488,15 @@ impl<S: PackageSource> Provider<'_, S> {
             Upgrade::None => true,
             Upgrade::Requested => !self.requested.contains(name),
             Upgrade::Packages(set) => !set.contains(name),
+            Upgrade::All => false,
+        }
+    }
+
+    fn lowest_first(&self, name: &PackageName) -> bool {
+        match self.options.resolution {
+            Resolution::Highest => false,
+            Resolution::Lowest => true,
+            Resolution::LowestDirect => self.requested.contains(name),
         }
     }
 
@@ -458,9 +510,27 @@ impl<S: PackageSource> Provider<'_, S> {
         deps: &mut DependencyConstraints<PyPkg, Ranges<Version>>,
         req: &Requirement,
     ) {
+        self.add_requirement_of(deps, req, None);
+    }
+
+    /// Adds `req`, a requirement of `of` (a package and its version) or of
+    /// the request (`None`). A package that names itself (`dask[complete]`
+    /// needs `dask[array,dataframe]`) means its own version, as pip and uv
+    /// read it: its other extras are added at that version, so they are
+    /// never looked for in other releases.
+    fn add_requirement_of(
+        &self,
+        deps: &mut DependencyConstraints<PyPkg, Ranges<Version>>,
+        req: &Requirement,
+        of: Option<(&PyPkg, &Version)>,
+    ) {
         if self.unbuilt.contains_key(&req.name) {
             return;
         }
+        let own = of.filter(|(pkg, _)| match pkg {
+            PyPkg::Dist(n) | PyPkg::Extra(n, _) => *n == req.name,
+            PyPkg::Root => false,
+        });
         let mut range = match &req.version_or_url {
             Some(VersionOrUrl::VersionSpecifier(specs)) => {
                 if specs.iter().any(|s| s.version().any_prerelease()) {
@@ -477,6 +547,9 @@ impl<S: PackageSource> Provider<'_, S> {
         if let Some(c) = self.constraints.get(&req.name) {
             range = range.intersection(c);
         }
+        if let Some((_, version)) = own {
+            range = range.intersection(&Ranges::singleton(version.clone()));
+        }
         self.source.prefetch(&req.name, &range);
         let mut add = |pkg: PyPkg, range: &Ranges<Version>| {
             let next = self.seen_order.borrow().len();
@@ -490,9 +563,17 @@ impl<S: PackageSource> Provider<'_, S> {
             };
             deps.insert(pkg, merged);
         };
-        add(PyPkg::Dist(req.name.clone()), &range);
+        // A package never depends on itself (PubGrub has no such edge).
+        let itself = |pkg: &PyPkg| own.is_some_and(|(p, _)| p == pkg);
+        let dist = PyPkg::Dist(req.name.clone());
+        if !itself(&dist) {
+            add(dist, &range);
+        }
         for extra in &req.extras {
-            add(PyPkg::Extra(req.name.clone(), extra.clone()), &range);
+            let pkg = PyPkg::Extra(req.name.clone(), extra.clone());
+            if !itself(&pkg) {
+                add(pkg, &range);
+            }
         }
     }
 }
@@ -564,9 +645,12 @@ impl<S: PackageSource> DependencyProvider for Provider<'_, S> {
                 return Ok(Some(c.version.clone()));
             }
         }
-        Ok(project
-            .best(range, allow_pre, pins)
-            .map(|c| c.version.clone()))
+        let chosen = if self.lowest_first(name) {
+            project.lowest(range, allow_pre, pins)
+        } else {
+            project.best(range, allow_pre, pins)
+        };
+        Ok(chosen.map(|c| c.version.clone()))
     }
 
     fn get_dependencies(
@@ -608,7 +692,20 @@ impl<S: PackageSource> DependencyProvider for Provider<'_, S> {
             let project = self.project(name)?;
             let candidate = project.versions.iter().find(|c| &c.version == version);
             match candidate {
-                Some(c) => self.source.metadata(name, &c.file)?,
+                Some(c) => match self.source.metadata(name, &c.file) {
+                    Ok(m) => m,
+                    // A version whose metadata cannot be had (a failed
+                    // sdist build, a broken file) is left out, as pip and uv
+                    // do while backtracking; the final error names it.
+                    // Trouble reaching the index is not an answer and stops.
+                    Err(SourceError::Failed(why) | SourceError::NotFound(why, _)) => {
+                        self.unusable
+                            .borrow_mut()
+                            .insert((name.clone(), version.clone()), why);
+                        return Ok(Dependencies::Unavailable(UNUSABLE.into()));
+                    }
+                    Err(e) => return Err(e),
+                },
                 // Installed but not on the index: its dependencies are
                 // already installed with it.
                 None if self.chosen_installed(name, version) => {
@@ -633,7 +730,7 @@ impl<S: PackageSource> DependencyProvider for Provider<'_, S> {
                 if extra.is_some() && req.evaluate_markers(self.target.markers(), &[]) {
                     continue;
                 }
-                self.add_requirement(&mut deps, req);
+                self.add_requirement_of(&mut deps, req, Some((package, version)));
             }
         }
         Ok(Dependencies::Available(deps))
@@ -804,6 +901,7 @@ pub fn resolve<S: PackageSource>(
         missing: RefCell::default(),
         allow_pre: RefCell::default(),
         seen_order: RefCell::default(),
+        unusable: RefCell::default(),
     };
     let solution = match pubgrub::resolve(&provider, PyPkg::Root, Version::new([0])) {
         Ok(s) => s,
@@ -843,10 +941,31 @@ pub fn resolve<S: PackageSource>(
                     hints: Vec::new(),
                 });
             }
-            let report = tidy_report(&report);
+            let mut report = tidy_report(&report);
             let mut hints = Vec::new();
             let mut names: Vec<&PyPkg> = tree.packages().into_iter().collect();
             names.sort();
+            // Versions left out for their metadata, each with its reason
+            // (the reason's hint among the hints).
+            for ((name, version), why) in provider.unusable.borrow().iter() {
+                let involved = names.iter().any(|p| match p {
+                    PyPkg::Dist(n) | PyPkg::Extra(n, _) => n == name,
+                    PyPkg::Root => false,
+                });
+                if !involved {
+                    continue;
+                }
+                let (text, hint) = match why.split_once("\nhint: ") {
+                    Some((t, h)) => (t, Some(h)),
+                    None => (why.as_str(), None),
+                };
+                report.push_str(&format!("\n{name} {version} cannot be used: {text}"));
+                if let Some(h) = hint
+                    && !hints.iter().any(|x| x == h)
+                {
+                    hints.push(h.to_string());
+                }
+            }
             for pkg in names {
                 let PyPkg::Dist(name) = pkg else { continue };
                 if let Some(p) = provider.projects.borrow().get(name) {

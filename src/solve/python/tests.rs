@@ -161,6 +161,47 @@ fn installed_packages_are_kept_when_they_satisfy() {
     assert_eq!(out, ["lib==2.0"]);
 }
 
+/// pip's `--upgrade-strategy eager` (and `uv pip install --upgrade`)
+/// moves installed dependencies too; the default `only-if-needed` keeps
+/// them (above).
+#[test]
+fn eager_upgrade_moves_every_package() {
+    let mut s = world();
+    s.add("lib", "2.5", &[]);
+    let eager = ResolveOptions {
+        upgrade: Upgrade::All,
+        ..ResolveOptions::default()
+    };
+    let installed = &[("lib", "2.0"), ("app", "1.0")];
+    let out = run_with(&s, &["app"], eager, &[], installed).unwrap();
+    assert_eq!(out, ["app==2.0", "lib==2.5"]);
+    let only_if_needed = ResolveOptions {
+        upgrade: Upgrade::Requested,
+        ..ResolveOptions::default()
+    };
+    let out = run_with(&s, &["app"], only_if_needed, &[], installed).unwrap();
+    assert_eq!(out, ["app==2.0", "lib==2.0 (installed)"]);
+}
+
+/// uv's `--resolution lowest` takes the oldest version of every package
+/// that fits; `lowest-direct` only of the requested ones. Bounds and
+/// pre-release rules hold as for the newest.
+#[test]
+fn lowest_resolutions() {
+    let lowest = |r| ResolveOptions {
+        resolution: r,
+        ..ResolveOptions::default()
+    };
+    let mut s = world();
+    s.add("app", "0.9b1", &["lib>=1"]);
+    let out = run_with(&s, &["app"], lowest(Resolution::Lowest), &[], &[]).unwrap();
+    assert_eq!(out, ["app==1.0", "lib==1.0"]);
+    let out = run_with(&s, &["app>=2"], lowest(Resolution::Lowest), &[], &[]).unwrap();
+    assert_eq!(out, ["app==2.0", "lib==2.0"]);
+    let out = run_with(&s, &["app"], lowest(Resolution::LowestDirect), &[], &[]).unwrap();
+    assert_eq!(out, ["app==1.0", "lib==2.0"]);
+}
+
 #[test]
 fn yanked_only_when_pinned() {
     let mut s = world();
@@ -328,4 +369,84 @@ fn a_project_the_index_does_not_have_is_not_a_conflict() {
         assert!(text.contains("`ghost` is not on the index"), "{text}");
         assert!(!text.contains("no set of Python packages"), "{text}");
     }
+}
+
+/// dask's shape: `complete` asks for dask's own other extras, the newest
+/// release needs a `distributed` that is not published, and the oldest is
+/// an sdist whose metadata build fails.
+fn dask_world() -> MemorySource {
+    let mut s = MemorySource::default();
+    s.add("dask", "0.8.2", &[]);
+    s.fail(
+        "dask",
+        "0.8.2",
+        "building the metadata of `dask-0.8.2.tar.gz` failed",
+    );
+    for v in ["2025.1.0", "2026.1.0", "2026.8.0", "2026.9.0"] {
+        s.add(
+            "dask",
+            v,
+            &[
+                "toolz>=0.10",
+                "numpy>=1.24; extra == 'array'",
+                "dask[array]; extra == 'dataframe'",
+                "pandas>=2; extra == 'dataframe'",
+                &format!("distributed=={v}; extra == 'distributed'"),
+                "dask[array,dataframe,distributed]; extra == 'complete'",
+            ],
+        );
+    }
+    for v in ["2025.1.0", "2026.1.0", "2026.8.0"] {
+        s.add("distributed", v, &[&format!("dask=={v}")]);
+    }
+    s.add("toolz", "1.0.0", &[]);
+    s.add("numpy", "2.1.0", &[]);
+    s.add("pandas", "2.2.3", &[]);
+    s
+}
+
+#[test]
+fn an_extra_naming_its_own_package_steps_back_to_a_release_that_works() {
+    let expected = [
+        "dask==2026.8.0",
+        "distributed==2026.8.0",
+        "numpy==2.1.0",
+        "pandas==2.2.3",
+        "toolz==1.0.0",
+    ];
+    let s = dask_world();
+    assert_eq!(run(&s, &["dask[complete]"]).unwrap(), expected);
+    let s = dask_world();
+    assert_eq!(run(&s, &["dask[complete]>=2026.1"]).unwrap(), expected);
+    // Only the releases tried are read: never one below the bound, nor
+    // the old sdist, since 2026.8.0 works.
+    let asked = s.asked();
+    assert!(
+        asked
+            .iter()
+            .all(|f| !f.contains("-0.8.2") && !f.contains("-2025.1.0")),
+        "{asked:?}"
+    );
+}
+
+#[test]
+fn a_version_whose_metadata_fails_is_left_out_and_named_at_the_end() {
+    let mut s = MemorySource::default();
+    s.add("tool", "1.0", &[]);
+    s.add("tool", "2.0", &[]);
+    s.fail(
+        "tool",
+        "2.0",
+        "building the metadata of `tool-2.0.tar.gz` failed: no module named `setuptools_scm`",
+    );
+    s.add("tool", "3.0", &["lib>=5"]);
+    s.add("lib", "1.0", &[]);
+    s.add("app", "1.0", &["tool"]);
+    assert_eq!(run(&s, &["app"]).unwrap(), ["app==1.0", "tool==1.0"]);
+
+    let err = run(&s, &["app", "tool>=2"]).unwrap_err().to_string();
+    assert!(
+        err.contains("tool 2.0 cannot be used: building the metadata of `tool-2.0.tar.gz` failed: no module named `setuptools_scm`"),
+        "{err}"
+    );
 }

@@ -101,6 +101,10 @@ fn summarize(text: &str) -> String {
 #[case("python -u -m pip install x", "pip Install python=python [x]")]
 #[case("uv pip install --system x", "uv-pip Install [x] opts=--system")]
 #[case(
+    "uv pip install -P lib --upgrade-package=b --resolution lowest x",
+    "uv-pip Install [x] opts=-P lib|--upgrade-package=b|--resolution lowest"
+)]
+#[case(
     "uv pip install -p /usr/bin/python3 x",
     "uv-pip Install python=/usr/bin/python3 [x]"
 )]

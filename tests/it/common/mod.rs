@@ -3,6 +3,7 @@
 
 pub mod buildah;
 pub mod http;
+pub mod pyindex;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
