@@ -307,6 +307,116 @@ fn longqc_stack_from_the_test_world() {
     assert_eq!(version(&solution, "python"), version(&base, "python"));
 }
 
+/// Writes a conda channel of `(subdir, name, version, build, depends)`
+/// records under `root/name`, with an empty noarch subdir where none is given.
+pub(crate) fn write_channel(
+    root: &Path,
+    name: &str,
+    records: &[(&str, &str, &str, &str, &[&str])],
+) {
+    let mut subdirs: std::collections::BTreeMap<&str, serde_json::Map<String, serde_json::Value>> =
+        std::collections::BTreeMap::new();
+    subdirs.entry("noarch").or_default();
+    for (subdir, pkg, version, build, depends) in records {
+        let file = format!("{pkg}-{version}-{build}.conda");
+        subdirs.entry(subdir).or_default().insert(
+            file,
+            serde_json::json!({
+                "name": pkg,
+                "version": version,
+                "build": build,
+                "build_number": 0,
+                "depends": depends,
+                "subdir": subdir,
+                "sha256": format!("{:064x}", file_digest(&format!("{name}/{pkg}-{version}-{build}"))),
+            }),
+        );
+    }
+    for (subdir, packages) in subdirs {
+        let dir = root.join(name).join(subdir);
+        fs_err::create_dir_all(&dir).expect("channel dir");
+        let repodata = serde_json::json!({
+            "info": { "subdir": subdir },
+            "packages": {},
+            "packages.conda": packages,
+        });
+        fs_err::write(dir.join("repodata.json"), repodata.to_string()).expect("repodata");
+    }
+}
+
+/// A stable number per file, so each record has its own sha256.
+fn file_digest(text: &str) -> u128 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u128, |h, b| {
+        (h ^ u128::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// `mamba install -c bioconda pysam` over conda-forge: pysam's libdeflate
+/// is only in conda-forge and is found there, although conda-forge has no
+/// pysam; strict priority still takes a name from the first channel that
+/// has it.
+#[test]
+fn a_dependency_only_in_another_channel_is_found_there() {
+    let root = tempdir();
+    write_channel(
+        root.path(),
+        "bioconda",
+        &[
+            (
+                "linux-64",
+                "pysam",
+                "0.22.1",
+                "py311_0",
+                &["libdeflate >=1.20,<1.21", "zlib"],
+            ),
+            ("linux-64", "zlib", "1.2.11", "bio_0", &[]),
+        ],
+    );
+    write_channel(
+        root.path(),
+        "conda-forge",
+        &[
+            ("linux-64", "libdeflate", "1.20", "h0_0", &[]),
+            ("linux-64", "libdeflate", "1.22", "h0_0", &[]),
+            ("linux-64", "zlib", "1.3.1", "cf_0", &[]),
+        ],
+    );
+    let server = StaticServer::start(root.path());
+    let s = settings(&server.url(), Path::new("/"));
+    let mut wanted = specs(&["pysam"]);
+    let chans = channels(&s, &["bioconda", "conda-forge"], &mut wanted);
+    let cache = tempdir();
+    let index = CondaIndex::new(cache.path(), client(), false);
+    let data = runtime()
+        .block_on(index.fetch(&chans, "linux-64", &wanted, &[], None))
+        .expect("fetched");
+    let mut request = CondaSolveRequest::new(wanted, target());
+    let strict = solve(&request, &data).expect("libdeflate comes from conda-forge");
+    assert_eq!(version(&strict, "libdeflate"), "1.20");
+    assert_eq!(
+        version(&strict, "zlib"),
+        "1.2.11",
+        "strict: bioconda has zlib"
+    );
+    let libdeflate = strict
+        .packages
+        .iter()
+        .find(|p| p.record.name() == "libdeflate")
+        .expect("libdeflate");
+    assert!(
+        libdeflate.record.url().contains("/conda-forge/"),
+        "{}",
+        libdeflate.record.url()
+    );
+    request.channel_priority = ChannelPriority::Disabled;
+    let disabled = solve(&request, &data).expect("solvable");
+    assert_eq!(
+        version(&disabled, "zlib"),
+        "1.3.1",
+        "disabled: the newest wins"
+    );
+}
+
 /// A client as imagelock builds them (installs the TLS provider).
 fn client() -> reqwest::Client {
     imagelock::resolve::http::client_builder()
