@@ -64,7 +64,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "Conda installations whose .condarc files are on conda's search path.",
     ),
     (
-        "CONDA_CHANNELS, CONDA_CHANNEL_ALIAS, CONDA_CHANNEL_PRIORITY",
+        "CONDA_CHANNELS, CONDA_CHANNEL_ALIAS, CONDA_CHANNEL_PRIORITY, CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY",
         "conda's own variables: they win over the host's .condarc files, and lose to imagelock.toml and the image's own settings.",
     ),
     (

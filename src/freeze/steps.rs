@@ -10,7 +10,7 @@ use crate::freeze::state::PlatformState;
 use crate::freeze::{FreezeError, FreezeOptions, ImageJob, StepCause};
 use crate::image::LibcKind;
 use crate::lock::{CondaPackage, PypiPackage, lock_platform};
-use crate::resolve::conda::ChannelRequest;
+use crate::resolve::conda::{ChannelRequest, ResolveCondaError};
 use crate::resolve::pypi::index_urls::Sourced;
 use crate::resolve::pypi::{self, IndexUrls, PipLevels, PipSettings};
 use crate::resolve::{Session, SessionOptions};
@@ -984,19 +984,61 @@ async fn conda_step(
         _ => None,
     };
     target.cuda.clone_from(&job.config.overrides.cuda);
+    target.archspec.clone_from(&job.config.overrides.archspec);
+    // `CONDA_OVERRIDE_*` as the installer sees them: the image's
+    // environment (`ENV`), then the command's own `NAME=value` prefix.
+    for (var, _) in crate::solve::conda::CONDA_OVERRIDES {
+        if let Some(v) = state.env.get(var) {
+            target.apply_override(var, v);
+        }
+    }
+    for (var, value) in &cmd.env {
+        if crate::solve::conda::CONDA_OVERRIDES
+            .iter()
+            .any(|(v, _)| v == var)
+        {
+            let value = value.as_deref().ok_or_else(|| {
+                place.error(StepCause::CondaTarget(
+                    crate::solve::conda::CondaTargetError::UnknownOverride(var.clone()),
+                ))
+            })?;
+            target.apply_override(var, value);
+        }
+    }
+    // `add_pip_as_python_dependency`: the image's `ENV` over the `.condarc`
+    // files and imagelock.toml (conda reads `CONDA_*` variables last).
+    let add_pip_var = cmd
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY")
+        .and_then(|(_, v)| v.as_ref())
+        .or_else(|| state.env.get("CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY"));
+    let add_pip = match add_pip_var {
+        Some(v) if !v.trim().is_empty() => {
+            crate::resolve::conda::parse_bool(v).ok_or_else(|| {
+                place.error(StepCause::Channels(ResolveCondaError::Condarc {
+                    path: "$CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY".into(),
+                    message: format!("`{v}` is not true or false"),
+                }))
+            })?
+        }
+        _ => settings.add_pip,
+    };
+    let mut request = CondaSolveRequest::new(specs, target);
+    request.installed = installed;
+    request.add_pip_as_python_dependency = add_pip;
     let available = session
         .conda
         .fetch(
             &channels,
             subdir,
-            &specs,
-            &installed,
+            &request.fetch_specs(),
+            &request.installed,
             session.conda_progress.clone(),
         )
         .await
         .map_err(|e| place.error(StepCause::Channels(e)))?;
-    let mut request = CondaSolveRequest::new(specs, target);
-    request.installed = installed;
     if !options.ignore_locked {
         request.preferred = conda_preferences(job, place, cmd, &state.platform, &options.update);
     }

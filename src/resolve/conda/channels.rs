@@ -27,6 +27,8 @@ pub struct Condarc {
     pub channels: Vec<String>,
     pub custom_channels: BTreeMap<String, String>,
     pub channel_priority: Option<ChannelPriority>,
+    /// `add_pip_as_python_dependency`.
+    pub add_pip_as_python_dependency: Option<bool>,
 }
 
 impl Condarc {
@@ -60,6 +62,14 @@ impl Condarc {
                 })?,
             ),
         };
+        rc.add_pip_as_python_dependency =
+            match root.get("add_pip_as_python_dependency").and_then(scalar) {
+                None => None,
+                Some(v) => Some(parse_bool(&v).ok_or_else(|| ResolveCondaError::Condarc {
+                    path: path.to_path_buf(),
+                    message: format!("`add_pip_as_python_dependency` is `{v}`, not true or false"),
+                })?),
+            };
         Ok(rc)
     }
 
@@ -124,6 +134,13 @@ impl Condarc {
                         message: format!("unknown channel_priority `{v}`"),
                     })?,
                 );
+        }
+        if let Some(v) = var("CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY") {
+            vars.add_pip_as_python_dependency =
+                Some(parse_bool(&v).ok_or_else(|| ResolveCondaError::Condarc {
+                    path: PathBuf::from("$CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY"),
+                    message: format!("`{v}` is not true or false"),
+                })?);
         }
         merged.merge(vars);
         Ok(merged)
@@ -228,6 +245,9 @@ impl Condarc {
         if other.channel_priority.is_some() {
             self.channel_priority = other.channel_priority;
         }
+        if other.add_pip_as_python_dependency.is_some() {
+            self.add_pip_as_python_dependency = other.add_pip_as_python_dependency;
+        }
     }
 }
 
@@ -251,6 +271,15 @@ pub fn passwd_home(passwd: Option<&str>, user: Option<&str>) -> Option<String> {
 
 /// conda's `channel_priority` values; conda also takes the old booleans
 /// (true: flexible, false: disabled).
+/// A boolean as conda reads one from YAML or the environment.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" | "y" => Some(true),
+        "false" | "no" | "off" | "0" | "n" => Some(false),
+        _ => None,
+    }
+}
+
 fn parse_priority(v: &str) -> Option<ChannelPriority> {
     match v.trim().to_ascii_lowercase().as_str() {
         "strict" => Some(ChannelPriority::Strict),
@@ -304,6 +333,8 @@ pub struct ChannelSettings {
     pub channels: Vec<String>,
     pub custom_channels: BTreeMap<String, String>,
     pub priority: ChannelPriority,
+    /// conda's `add_pip_as_python_dependency` (true unless set otherwise).
+    pub add_pip: bool,
     /// Directory relative `file:` channels resolve against.
     pub root: PathBuf,
 }
@@ -328,6 +359,10 @@ impl ChannelSettings {
                 .channel_priority
                 .or(condarc.channel_priority)
                 .unwrap_or_default(),
+            add_pip: config
+                .add_pip_as_python_dependency
+                .or(condarc.add_pip_as_python_dependency)
+                .unwrap_or(true),
             root: root.to_path_buf(),
         }
     }
@@ -336,7 +371,8 @@ impl ChannelSettings {
 impl ChannelSettings {
     /// These settings under the base image's own `.condarc` (`image`): its
     /// `channels` replace the configured ones and its `channel_priority`
-    /// wins, as the image's conda reads them; `channel_alias` and
+    /// and `add_pip_as_python_dependency` win, as the image's conda reads
+    /// them; `channel_alias` and
     /// `custom_channels` of `imagelock.toml` and the host stay (they
     /// redirect channels to mirrors), the image's fill what they leave.
     pub fn under_image(&self, image: &Condarc) -> ChannelSettings {
@@ -346,6 +382,9 @@ impl ChannelSettings {
         }
         if let Some(p) = image.channel_priority {
             s.priority = p;
+        }
+        if let Some(add) = image.add_pip_as_python_dependency {
+            s.add_pip = add;
         }
         if let Some(alias) = &image.channel_alias
             && s.alias == DEFAULT_CHANNEL_ALIAS

@@ -17,7 +17,8 @@ use rattler_repodata_gateway::{
 use reqwest::Url;
 
 pub use channels::{
-    ChannelRequest, ChannelSettings, CondaChannel, Condarc, DEFAULT_CHANNEL_ALIAS, DEFAULT_CHANNELS,
+    ChannelRequest, ChannelSettings, CondaChannel, Condarc, DEFAULT_CHANNEL_ALIAS,
+    DEFAULT_CHANNELS, parse_bool,
 };
 
 use crate::solve::conda::{CondaRecord, CondaRepodata, CondaSpec};
