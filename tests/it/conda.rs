@@ -382,6 +382,7 @@ fn a_dependency_only_in_another_channel_is_found_there() {
                 &["libdeflate >=1.20,<1.21", "zlib"],
             ),
             ("linux-64", "zlib", "1.2.11", "bio_0", &[]),
+            ("linux-64", "samtools", "1.20", "h0_0", &["zlib >=1.3"]),
         ],
     );
     write_channel(
@@ -427,6 +428,34 @@ fn a_dependency_only_in_another_channel_is_found_there() {
         "1.3.1",
         "disabled: the newest wins"
     );
+    request.channel_priority = ChannelPriority::Flexible;
+    let flexible = solve(&request, &data).expect("solvable");
+    assert_eq!(
+        version(&flexible, "zlib"),
+        "1.2.11",
+        "flexible: the first channel while it fits"
+    );
+
+    // samtools needs a zlib only conda-forge has: strict priority keeps
+    // zlib to bioconda, which has one, and fails as conda does; flexible
+    // and disabled take conda-forge's.
+    let mut wanted = specs(&["samtools"]);
+    let chans = channels(&s, &["bioconda", "conda-forge"], &mut wanted);
+    let data = runtime()
+        .block_on(index.fetch(&chans, "linux-64", &wanted, &[], None))
+        .expect("fetched");
+    let mut request = CondaSolveRequest::new(wanted, target());
+    match solve(&request, &data) {
+        Err(SolveCondaError::Unsatisfiable(u)) => {
+            assert!(u.explanation.contains("zlib"), "{u}");
+        }
+        other => panic!("strict priority must refuse conda-forge's zlib: {other:?}"),
+    }
+    for priority in [ChannelPriority::Flexible, ChannelPriority::Disabled] {
+        request.channel_priority = priority;
+        let solution = solve(&request, &data).expect("solvable");
+        assert_eq!(version(&solution, "zlib"), "1.3.1", "{priority:?}");
+    }
 }
 
 /// A client as imagelock builds them (installs the TLS provider).
