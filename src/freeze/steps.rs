@@ -850,6 +850,48 @@ fn conda_preferences(
         .collect()
 }
 
+/// The priority the command's own flags set: `--strict-channel-priority`,
+/// `--no-channel-priority` (disabled), `--channel-priority` (conda's
+/// flexible).
+fn command_priority(cmd: &InstallCommand) -> Option<crate::config::ChannelPriority> {
+    use crate::config::ChannelPriority;
+    cmd.options.iter().rev().find_map(|o| match o.as_str() {
+        "--strict-channel-priority" => Some(ChannelPriority::Strict),
+        "--no-channel-priority" => Some(ChannelPriority::Disabled),
+        "--channel-priority" => Some(ChannelPriority::Flexible),
+        _ => None,
+    })
+}
+
+/// The channel priority an installer uses when nothing sets one. conda's
+/// default is flexible, and mamba 1.x reads conda's configuration, so it
+/// is too; micromamba (since 0.9) and mamba 2 (libmamba's configuration)
+/// default to strict. mamba's version is the one a conda prefix of the
+/// image records; without one, mamba 2 is assumed.
+fn installer_priority(manager: Manager, state: &PlatformState) -> crate::config::ChannelPriority {
+    use crate::config::ChannelPriority;
+    match manager {
+        Manager::Conda => ChannelPriority::Flexible,
+        Manager::Mamba => {
+            let mamba_1 = state.conda.values().any(|records| {
+                records.get("mamba").is_some_and(|r| {
+                    r.version()
+                        .split('.')
+                        .next()
+                        .and_then(|m| m.parse::<u32>().ok())
+                        .is_some_and(|m| m < 2)
+                })
+            });
+            if mamba_1 {
+                ChannelPriority::Flexible
+            } else {
+                ChannelPriority::Strict
+            }
+        }
+        _ => ChannelPriority::Strict,
+    }
+}
+
 async fn conda_step(
     config: &Config,
     session: &Session,
@@ -942,9 +984,9 @@ async fn conda_step(
             crate::source::steps::effective_channels(&base, &step.channel_config);
         s.channels = channels;
         match priority.as_deref() {
-            Some("strict") => s.priority = crate::config::ChannelPriority::Strict,
-            Some("flexible") => s.priority = crate::config::ChannelPriority::Flexible,
-            Some("disabled") => s.priority = crate::config::ChannelPriority::Disabled,
+            Some("strict") => s.priority = Some(crate::config::ChannelPriority::Strict),
+            Some("flexible") => s.priority = Some(crate::config::ChannelPriority::Flexible),
+            Some("disabled") => s.priority = Some(crate::config::ChannelPriority::Disabled),
             _ => {}
         }
         configured = s;
@@ -1042,7 +1084,9 @@ async fn conda_step(
     if !options.ignore_locked {
         request.preferred = conda_preferences(job, place, cmd, &state.platform, &options.update);
     }
-    request.channel_priority = settings.priority;
+    request.channel_priority = command_priority(cmd)
+        .or(settings.priority)
+        .unwrap_or_else(|| installer_priority(cmd.manager, state));
     request.exclude_newer = match &options.exclude_newer {
         Some(d) => Some(
             crate::solve::conda::parse_exclude_newer(d)

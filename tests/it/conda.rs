@@ -663,3 +663,67 @@ fn conda_override_cuda_from_the_definition() {
     assert_eq!(steps[0], ["gpukernel=2.0"]);
     assert_eq!(steps[1], ["gpukernel=1.0"]);
 }
+
+/// Channel `t` has samtools and an old zlib, `u` (a second channel, by
+/// URL) the zlib samtools needs: strict priority fails, flexible and
+/// disabled take `u`'s zlib.
+fn priority_channels(root: &Path) -> String {
+    write_channel(
+        &root.join("chans"),
+        "t",
+        &[
+            ("linux-64", "samtools", "1.20", "h0_0", &["zlib >=1.3"]),
+            ("linux-64", "zlib", "1.2.11", "t_0", &[]),
+        ],
+    );
+    write_channel(
+        &root.join("chans"),
+        "u",
+        &[("linux-64", "zlib", "1.3.1", "u_0", &[])],
+    );
+    format!("file://{}", root.join("chans/u").display())
+}
+
+/// Each installer's default channel priority, as the base image's
+/// installers have it: conda is flexible, and so is the miniforge image's
+/// mamba 1.5 (it reads conda's configuration); micromamba is strict. The
+/// command's own `--strict-channel-priority` and `conda config --set
+/// channel_priority` win.
+#[test]
+fn installer_default_channel_priority() {
+    let root = tempdir();
+    let u = priority_channels(root.path());
+    let dockerfile = format!(
+        "FROM condaforge/miniforge3:24.3.0-0\n\
+         RUN mamba create -y -p /opt/a --override-channels -c t -c {u} samtools\n\
+         RUN conda create -y -p /opt/b --override-channels -c t -c {u} samtools\n\
+         RUN conda create -y -p /opt/c --no-channel-priority --override-channels -c t -c {u} samtools\n"
+    );
+    let (code, _, err) = freeze_over_miniforge(root.path(), &dockerfile, ("", ""));
+    assert_eq!(code, 0, "{err}");
+    for (i, step) in locked_names(root.path()).iter().enumerate() {
+        assert_eq!(step, &["samtools=1.20", "zlib=1.3.1"], "step {i}");
+    }
+
+    for (i, line) in [
+        format!("RUN micromamba create -y -p /opt/a --override-channels -c t -c {u} samtools"),
+        format!(
+            "RUN mamba create -y --strict-channel-priority -p /opt/a --override-channels -c t -c {u} samtools"
+        ),
+        format!(
+            "RUN conda config --set channel_priority strict && conda create -y -p /opt/a --override-channels -c t -c {u} samtools"
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let strict = tempdir();
+        priority_channels(strict.path());
+        let dockerfile = format!("FROM condaforge/miniforge3:24.3.0-0\n{line}\n")
+            .replace(&u, &format!("file://{}", strict.path().join("chans/u").display()));
+        let (code, _, err) = freeze_over_miniforge(strict.path(), &dockerfile, ("", ""));
+        assert_ne!(code, 0, "case {i}: strict priority keeps zlib to `t`");
+        assert!(err.contains("Dockerfile:2"), "case {i}: {err}");
+        assert!(err.contains("zlib"), "case {i}: {err}");
+    }
+}

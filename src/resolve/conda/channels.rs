@@ -332,7 +332,9 @@ pub struct ChannelSettings {
     /// unless `--override-channels`).
     pub channels: Vec<String>,
     pub custom_channels: BTreeMap<String, String>,
-    pub priority: ChannelPriority,
+    /// `None`: nothing sets it, the installer's own default applies
+    /// (conda's flexible, micromamba's strict: the caller knows which).
+    pub priority: Option<ChannelPriority>,
     /// conda's `add_pip_as_python_dependency` (true unless set otherwise).
     pub add_pip: bool,
     /// Directory relative `file:` channels resolve against.
@@ -355,10 +357,7 @@ impl ChannelSettings {
                 config.channels.clone()
             },
             custom_channels,
-            priority: config
-                .channel_priority
-                .or(condarc.channel_priority)
-                .unwrap_or_default(),
+            priority: config.channel_priority.or(condarc.channel_priority),
             add_pip: config
                 .add_pip_as_python_dependency
                 .or(condarc.add_pip_as_python_dependency)
@@ -381,7 +380,7 @@ impl ChannelSettings {
             s.channels.clone_from(&image.channels);
         }
         if let Some(p) = image.channel_priority {
-            s.priority = p;
+            s.priority = Some(p);
         }
         if let Some(add) = image.add_pip_as_python_dependency {
             s.add_pip = add;
@@ -582,7 +581,7 @@ mod tests {
         .expect("valid");
         let mut config = CondaConfig::default();
         let s = ChannelSettings::new(&config, &rc, Path::new("/repo"));
-        assert_eq!(s.priority, ChannelPriority::Flexible);
+        assert_eq!(s.priority, Some(ChannelPriority::Flexible));
         assert_eq!(
             s.channel_url("bioconda").unwrap(),
             "https://mirror.example/conda/bioconda"
@@ -597,7 +596,7 @@ mod tests {
             .insert("internal".into(), "file:chans".into());
         config.channel_priority = Some(ChannelPriority::Strict);
         let s = ChannelSettings::new(&config, &rc, Path::new("/repo"));
-        assert_eq!(s.priority, ChannelPriority::Strict);
+        assert_eq!(s.priority, Some(ChannelPriority::Strict));
         assert_eq!(
             s.channel_url("bioconda").unwrap(),
             "http://127.0.0.1:9/bioconda"
@@ -826,7 +825,7 @@ mod tests {
         };
         let u = s.under_image(&image);
         assert_eq!(u.channels, ["bioconda", "conda-forge"]);
-        assert_eq!(u.priority, ChannelPriority::Strict);
+        assert_eq!(u.priority, Some(ChannelPriority::Strict));
         assert_eq!(u.custom_channels["internal"], "https://mirror.example");
         assert_eq!(u.custom_channels["other"], "https://other.example");
         assert_eq!(s.under_image(&Condarc::default()), s);
