@@ -774,6 +774,56 @@ fn image_condarc(
     .map_err(|e| place.error(StepCause::Channels(e)))
 }
 
+/// The pins of `prefix` (`PREFIX/conda-meta/pinned`) as the step's
+/// installer reads them: a file a `COPY` before the step put there, else
+/// the base image's. One match spec a line; `#` starts a comment.
+fn prefix_pins(
+    job: &ImageJob,
+    place: &StepPlace<'_>,
+    state: &PlatformState,
+    prefix: &str,
+) -> Result<Vec<CondaSpec>, FreezeError> {
+    let path = format!("{}/conda-meta/pinned", prefix.trim_end_matches('/'));
+    let copied = crate::source::inputs::context_path(
+        &job.definition,
+        place.stage,
+        place.step,
+        &path,
+        &job.config.context,
+    )
+    .filter(|p| p.is_file());
+    let text = match &copied {
+        Some(found) => Some(
+            crate::config::read::read_regular_to_string(found, crate::config::read::MAX_INPUT_FILE)
+                .map_err(|e| {
+                    place.error(StepCause::Channels(ResolveCondaError::Condarc {
+                        path: found.clone(),
+                        message: e.to_string(),
+                    }))
+                })?,
+        ),
+        None => state.conda_files.get(&path).cloned(),
+    };
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let mut pins = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let spec = CondaSpec::parse(line).map_err(|e| {
+            place.error(StepCause::Channels(ResolveCondaError::Condarc {
+                path: copied.clone().unwrap_or_else(|| path.clone().into()),
+                message: format!("`{line}` is not a match spec: {e}"),
+            }))
+        })?;
+        pins.push(spec);
+    }
+    Ok(pins)
+}
+
 /// The previous lock's entry for this step: same stage and command (or,
 /// when the command was edited, the same line).
 fn previous_step<'j>(
@@ -1070,6 +1120,9 @@ async fn conda_step(
     let mut request = CondaSolveRequest::new(specs, target);
     request.installed = installed;
     request.add_pip_as_python_dependency = add_pip;
+    if !fresh {
+        request.pinned = prefix_pins(job, place, state, &prefix)?;
+    }
     let available = session
         .conda
         .fetch(

@@ -68,13 +68,31 @@ pub struct UnsatisfiableRequest {
 /// The hint for an unsatisfiable request: a missing or too old virtual
 /// package is the target's (the machine conda runs on), set by
 /// `CONDA_OVERRIDE_*` or imagelock.toml's `overrides`, not a channel's.
-fn unsatisfiable_hint(explanation: &str, target: &CondaTarget) -> String {
+fn unsatisfiable_hint(explanation: &str, request: &CondaSolveRequest) -> String {
+    let target = &request.target;
     let named = |name: &str| {
         explanation.match_indices(name).any(|(i, _)| {
-            !explanation[i + name.len()..]
-                .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            let before = explanation[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+            !before
+                && !explanation[i + name.len()..]
+                    .starts_with(|c: char| c.is_ascii_alphanumeric() || "_-".contains(c))
         })
     };
+    let pins: Vec<&str> = request
+        .pinned
+        .iter()
+        .filter(|p| named(p.name()))
+        .map(CondaSpec::as_str)
+        .collect();
+    if !pins.is_empty() {
+        return format!(
+            "the prefix's `conda-meta/pinned` pins `{}`, and conda, mamba and micromamba keep to it; change the request, or the pin before this step",
+            pins.join("`, `")
+        );
+    }
     for (var, package) in CONDA_OVERRIDES {
         if !named(package) {
             continue;
@@ -298,6 +316,10 @@ pub struct CondaSolveRequest {
     /// depends on) with python. conda, mamba and micromamba default to it;
     /// the repodata needs `pip` fetched too.
     pub add_pip_as_python_dependency: bool,
+    /// The prefix's pins (`conda-meta/pinned`): constraints every package
+    /// of that name must meet, as conda, mamba and micromamba apply them;
+    /// they do not ask for a package.
+    pub pinned: Vec<CondaSpec>,
 }
 
 impl CondaSolveRequest {
@@ -312,6 +334,7 @@ impl CondaSolveRequest {
             timeout: None,
             preferred: Vec::new(),
             add_pip_as_python_dependency: true,
+            pinned: Vec::new(),
         }
     }
 
@@ -440,6 +463,7 @@ pub fn solve(
         }
     }
     let task = SolverTask {
+        constraints: request.pinned.iter().map(|s| s.spec.clone()).collect(),
         locked_packages: locked,
         virtual_packages,
         specs,
@@ -473,7 +497,7 @@ pub fn solve(
                     ),
                     platform: platform.clone(),
                     context: context(),
-                    hint: unsatisfiable_hint(&lines.join("\n"), &request.target),
+                    hint: unsatisfiable_hint(&lines.join("\n"), request),
                     explanation: lines.join("\n").trim_end().to_string(),
                 }))
             }
