@@ -56,6 +56,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "Where the user's and the system's pip.conf, conda .condarc and containers registries.conf are looked for.",
     ),
     (
+        "RATTLER_AUTH_FILE",
+        "rattler's credentials file for private conda channels (else ~/.rattler/credentials.json).",
+    ),
+    (
         "CONDARC",
         "A .condarc read last of conda's search path (channels, channel aliases, custom channels, mirrors).",
     ),

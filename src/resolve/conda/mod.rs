@@ -3,6 +3,7 @@
 //! zstd and sharded repodata where a channel offers them, `file://`
 //! channels) into a [`CondaRepodata`] for the solver.
 
+pub mod auth;
 mod channels;
 
 use std::path::{Path, PathBuf};
