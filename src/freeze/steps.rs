@@ -1186,6 +1186,18 @@ async fn conda_step(
         warnings: Vec::new(),
         ..StepOutcome::default()
     };
+    let pip_interop = !fresh
+        && (settings.pip_interop
+            || state
+                .env
+                .get("CONDA_PIP_INTEROP_ENABLED")
+                .is_some_and(|v| crate::resolve::conda::parse_bool(v).unwrap_or(false)));
+    let pip_warning = pip_interop.then(|| {
+        format!(
+            "{}:{}: `pip_interop_enabled` is on: conda also counts what pip installed in `{prefix}` as installed, which imagelock does not; the lock may name conda packages the build does not install",
+            place.file, place.line
+        )
+    });
     if !env_pip.is_empty() {
         let mut pip_cmd = cmd.clone();
         pip_cmd.files.clear();
@@ -1210,5 +1222,6 @@ async fn conda_step(
         outcome.pypi = pip.pypi;
         outcome.warnings = pip.warnings;
     }
+    outcome.warnings.extend(pip_warning);
     Ok(outcome)
 }

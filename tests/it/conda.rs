@@ -727,3 +727,26 @@ fn installer_default_channel_priority() {
         assert!(err.contains("zlib"), "case {i}: {err}");
     }
 }
+
+/// `pip_interop_enabled` (conda counts pip's installs as installed) is not
+/// followed; an install into an existing prefix with it on says so.
+#[test]
+fn pip_interop_enabled_is_named_not_ignored() {
+    let root = tempdir();
+    installer_channel(root.path());
+    let dockerfile = "FROM condaforge/miniforge3:24.3.0-0\n\
+        ENV CONDA_PIP_INTEROP_ENABLED=true\n\
+        RUN conda create -y -p /opt/a --override-channels -c t python\n\
+        RUN conda install -y -p /opt/a --override-channels -c t wheel\n";
+    let (code, _, err) = freeze_over_miniforge(root.path(), dockerfile, ("", ""));
+    assert_eq!(code, 0, "{err}");
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("pip_interop_enabled"))
+        .collect();
+    assert!(!warnings.is_empty(), "{err}");
+    assert!(
+        warnings.iter().all(|w| w.contains("Dockerfile:4")),
+        "only the install into an existing prefix: {err}"
+    );
+}

@@ -29,6 +29,8 @@ pub struct Condarc {
     pub channel_priority: Option<ChannelPriority>,
     /// `add_pip_as_python_dependency`.
     pub add_pip_as_python_dependency: Option<bool>,
+    /// `pip_interop_enabled`.
+    pub pip_interop_enabled: Option<bool>,
 }
 
 impl Condarc {
@@ -61,6 +63,13 @@ impl Condarc {
                     message: format!("unknown channel_priority `{v}`"),
                 })?,
             ),
+        };
+        rc.pip_interop_enabled = match root.get("pip_interop_enabled").and_then(scalar) {
+            None => None,
+            Some(v) => Some(parse_bool(&v).ok_or_else(|| ResolveCondaError::Condarc {
+                path: path.to_path_buf(),
+                message: format!("`pip_interop_enabled` is `{v}`, not true or false"),
+            })?),
         };
         rc.add_pip_as_python_dependency =
             match root.get("add_pip_as_python_dependency").and_then(scalar) {
@@ -248,6 +257,9 @@ impl Condarc {
         if other.add_pip_as_python_dependency.is_some() {
             self.add_pip_as_python_dependency = other.add_pip_as_python_dependency;
         }
+        if other.pip_interop_enabled.is_some() {
+            self.pip_interop_enabled = other.pip_interop_enabled;
+        }
     }
 }
 
@@ -337,6 +349,8 @@ pub struct ChannelSettings {
     pub priority: Option<ChannelPriority>,
     /// conda's `add_pip_as_python_dependency` (true unless set otherwise).
     pub add_pip: bool,
+    /// conda's `pip_interop_enabled` (false unless set otherwise).
+    pub pip_interop: bool,
     /// Directory relative `file:` channels resolve against.
     pub root: PathBuf,
 }
@@ -362,6 +376,7 @@ impl ChannelSettings {
                 .add_pip_as_python_dependency
                 .or(condarc.add_pip_as_python_dependency)
                 .unwrap_or(true),
+            pip_interop: condarc.pip_interop_enabled.unwrap_or(false),
             root: root.to_path_buf(),
         }
     }
@@ -384,6 +399,9 @@ impl ChannelSettings {
         }
         if let Some(add) = image.add_pip_as_python_dependency {
             s.add_pip = add;
+        }
+        if let Some(interop) = image.pip_interop_enabled {
+            s.pip_interop = interop;
         }
         if let Some(alias) = &image.channel_alias
             && s.alias == DEFAULT_CHANNEL_ALIAS
@@ -829,5 +847,26 @@ mod tests {
         assert_eq!(u.custom_channels["internal"], "https://mirror.example");
         assert_eq!(u.custom_channels["other"], "https://other.example");
         assert_eq!(s.under_image(&Condarc::default()), s);
+    }
+
+    #[test]
+    fn installer_switches_are_read_and_win_from_the_image() {
+        let rc = Condarc::parse(
+            Path::new("/opt/conda/.condarc"),
+            "add_pip_as_python_dependency: false\npip_interop_enabled: yes\n",
+        )
+        .expect("valid");
+        assert_eq!(rc.add_pip_as_python_dependency, Some(false));
+        assert_eq!(rc.pip_interop_enabled, Some(true));
+        let s = ChannelSettings::new(&CondaConfig::default(), &Condarc::default(), Path::new("/"));
+        assert!(s.add_pip && !s.pip_interop, "the installers' defaults");
+        let u = s.under_image(&rc);
+        assert!(!u.add_pip && u.pip_interop);
+        assert!(
+            Condarc::parse(Path::new("/x"), "pip_interop_enabled: maybe\n")
+                .unwrap_err()
+                .to_string()
+                .contains("/x")
+        );
     }
 }
