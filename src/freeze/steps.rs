@@ -1123,6 +1123,15 @@ async fn conda_step(
     if !fresh {
         request.pinned = prefix_pins(job, place, state, &prefix)?;
     }
+    for pin in &settings.pinned_packages {
+        let spec = CondaSpec::parse(pin).map_err(|e| {
+            place.error(StepCause::Channels(ResolveCondaError::Condarc {
+                path: ".condarc `pinned_packages`".into(),
+                message: format!("`{pin}` is not a match spec: {e}"),
+            }))
+        })?;
+        request.pinned.push(spec);
+    }
     let available = session
         .conda
         .fetch(

@@ -750,3 +750,21 @@ fn pip_interop_enabled_is_named_not_ignored() {
         "only the install into an existing prefix: {err}"
     );
 }
+
+/// `.condarc`'s `pinned_packages` constrain every solve, `create` too.
+#[test]
+fn condarc_pinned_packages_constrain_the_solve() {
+    let root = tempdir();
+    installer_channel(root.path());
+    fs_err::create_dir_all(root.path().join("project")).expect("project dir");
+    fs_err::write(
+        root.path().join("project/.condarc"),
+        "pinned_packages:\n  - gpukernel <2\n",
+    )
+    .expect(".condarc");
+    let dockerfile = "FROM condaforge/miniforge3:24.3.0-0\n\
+        RUN CONDA_OVERRIDE_CUDA=12.4 mamba create -y -p /opt/a --override-channels -c t gpukernel\n";
+    let (code, _, err) = freeze_over_miniforge(root.path(), dockerfile, ("", ""));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(locked_names(root.path())[0], ["gpukernel=1.0"]);
+}

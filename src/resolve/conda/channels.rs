@@ -31,6 +31,8 @@ pub struct Condarc {
     pub add_pip_as_python_dependency: Option<bool>,
     /// `pip_interop_enabled`.
     pub pip_interop_enabled: Option<bool>,
+    /// `pinned_packages`: match specs every solve keeps to.
+    pub pinned_packages: Vec<String>,
 }
 
 impl Condarc {
@@ -47,6 +49,9 @@ impl Condarc {
         rc.channel_alias = root.get("channel_alias").and_then(scalar);
         if let Some(YamlNode::Sequence(items, _)) = root.get("channels") {
             rc.channels = items.iter().filter_map(scalar).collect();
+        }
+        if let Some(YamlNode::Sequence(items, _)) = root.get("pinned_packages") {
+            rc.pinned_packages = items.iter().filter_map(scalar).collect();
         }
         if let Some(YamlNode::Mapping(entries, _)) = root.get("custom_channels") {
             for (k, v) in entries {
@@ -250,6 +255,15 @@ impl Condarc {
             }
             self.channels = channels;
         }
+        if !other.pinned_packages.is_empty() {
+            let mut pins = other.pinned_packages;
+            for p in std::mem::take(&mut self.pinned_packages) {
+                if !pins.contains(&p) {
+                    pins.push(p);
+                }
+            }
+            self.pinned_packages = pins;
+        }
         self.custom_channels.extend(other.custom_channels);
         if other.channel_priority.is_some() {
             self.channel_priority = other.channel_priority;
@@ -351,6 +365,8 @@ pub struct ChannelSettings {
     pub add_pip: bool,
     /// conda's `pip_interop_enabled` (false unless set otherwise).
     pub pip_interop: bool,
+    /// conda's `pinned_packages`: constraints of every solve.
+    pub pinned_packages: Vec<String>,
     /// Directory relative `file:` channels resolve against.
     pub root: PathBuf,
 }
@@ -377,6 +393,7 @@ impl ChannelSettings {
                 .or(condarc.add_pip_as_python_dependency)
                 .unwrap_or(true),
             pip_interop: condarc.pip_interop_enabled.unwrap_or(false),
+            pinned_packages: condarc.pinned_packages.clone(),
             root: root.to_path_buf(),
         }
     }
@@ -402,6 +419,9 @@ impl ChannelSettings {
         }
         if let Some(interop) = image.pip_interop_enabled {
             s.pip_interop = interop;
+        }
+        if !image.pinned_packages.is_empty() {
+            s.pinned_packages.clone_from(&image.pinned_packages);
         }
         if let Some(alias) = &image.channel_alias
             && s.alias == DEFAULT_CHANNEL_ALIAS
