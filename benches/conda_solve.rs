@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo bench --bench conda_solve -- --channel URL… --platform linux-64 \
-//!     --glibc 2.28 [--installed prefix-records.json] [--flexible | --disabled] \
+//!     --glibc 2.28 [--cuda 12.4] [--installed prefix-records.json] \
+//!     [--flexible | --disabled] [--pin SPEC]… [--no-add-pip] \
 //!     [--exclude-newer DATE] [--cache DIR] SPEC…
 //! ```
 //!
@@ -30,6 +31,8 @@ struct Args {
     priority: ChannelPriority,
     exclude_newer: Option<String>,
     cache: Option<PathBuf>,
+    pins: Vec<String>,
+    add_pip: bool,
     specs: Vec<String>,
 }
 
@@ -43,6 +46,8 @@ fn parse_args() -> Result<Args, String> {
         priority: ChannelPriority::Strict,
         exclude_newer: None,
         cache: None,
+        pins: Vec::new(),
+        add_pip: true,
         specs: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -59,6 +64,8 @@ fn parse_args() -> Result<Args, String> {
             "--disabled" => args.priority = ChannelPriority::Disabled,
             "--exclude-newer" => args.exclude_newer = Some(value()?),
             "--cache" => args.cache = Some(PathBuf::from(value()?)),
+            "--pin" => args.pins.push(value()?),
+            "--no-add-pip" => args.add_pip = false,
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             s => args.specs.push(s.to_string()),
         }
@@ -108,6 +115,19 @@ fn run() -> Result<(), String> {
     target.glibc = args.glibc.clone();
     target.cuda = args.cuda.clone();
 
+    let mut request = CondaSolveRequest::new(specs, target);
+    request.installed = installed;
+    request.channel_priority = args.priority;
+    request.add_pip_as_python_dependency = args.add_pip;
+    request.pinned = args
+        .pins
+        .iter()
+        .map(|s| CondaSpec::parse(s).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    if let Some(date) = &args.exclude_newer {
+        request.exclude_newer = Some(parse_exclude_newer(date).map_err(|e| e.to_string())?);
+    }
+
     let start = Instant::now();
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let client = imagelock::resolve::http::client_builder()
@@ -115,16 +135,16 @@ fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let index = CondaIndex::new(&cache, client, false);
     let data = runtime
-        .block_on(index.fetch(&channels, &args.platform, &specs, &installed, None))
+        .block_on(index.fetch(
+            &channels,
+            &args.platform,
+            &request.fetch_specs(),
+            &request.installed,
+            None,
+        ))
         .map_err(|e| e.to_string())?;
     let fetched = start.elapsed();
 
-    let mut request = CondaSolveRequest::new(specs, target);
-    request.installed = installed;
-    request.channel_priority = args.priority;
-    if let Some(date) = &args.exclude_newer {
-        request.exclude_newer = Some(parse_exclude_newer(date).map_err(|e| e.to_string())?);
-    }
     let solve_start = Instant::now();
     let solution = solve(&request, &data).map_err(|e| e.to_string())?;
     let solved = solve_start.elapsed();

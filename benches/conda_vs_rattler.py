@@ -2,7 +2,13 @@
 """Compare imagelock's conda solve with py-rattler's on the same channels,
 specs and virtual packages, and time both in the same run.
 
-Usage: python3 benches/conda_vs_rattler.py [--bin PATH] [--world DIR]
+Usage: python3 benches/conda_vs_rattler.py [--bin PATH] [--world DIR] [--runs N]
+
+Each side runs every set N times cold (an empty cache) and N times warm
+(the cache the cold runs filled); the table gives the medians. Both sides
+use the installers' default `add_pip_as_python_dependency: true` unless a
+set turns it off, the same virtual packages (`__cuda` where a set names
+it), channel priority, and the prefix pins as constraints.
 
 --bin is the `conda_solve` bench program (built by
 `cargo bench --bench conda_solve --no-run`); by default it is found under
@@ -25,10 +31,12 @@ def url(path):
     return Path(path).resolve().as_uri()
 
 
-def virtual_packages(platform, glibc):
+def virtual_packages(platform, glibc, cuda=None):
     vps = [("__unix", "0", "0"), ("__linux", "5.10", "0")]
     if glibc:
         vps.append(("__glibc", glibc, "0"))
+    if cuda:
+        vps.append(("__cuda", cuda, "0"))
     arch = {"linux-64": "x86_64", "linux-aarch64": "aarch64"}[platform]
     vps.append(("__archspec", "1", arch))
     return [GenericVirtualPackage(PackageName(n), Version(v), BuildString(b)) for n, v, b in vps]
@@ -36,6 +44,7 @@ def virtual_packages(platform, glibc):
 
 def find_bin():
     cands = [p for p in glob.glob(str(ROOT / "target/release/deps/conda_solve-*"))
+             + glob.glob(str(ROOT / "target/bench-release/release/deps/conda_solve-*"))
              if os.access(p, os.X_OK) and not p.endswith(".d")]
     if not cands:
         sys.exit("build it first: cargo bench --bench conda_solve --no-run")
@@ -52,6 +61,12 @@ def ours(binary, case, cache, installed_json=None):
         cmd.append("--" + case["priority"])
     if case.get("exclude_newer"):
         cmd += ["--exclude-newer", case["exclude_newer"]]
+    if case.get("cuda"):
+        cmd += ["--cuda", case["cuda"]]
+    for pin in case.get("pins", []):
+        cmd += ["--pin", pin]
+    if case.get("add_pip") is False:
+        cmd.append("--no-add-pip")
     if installed_json:
         cmd += ["--installed", installed_json]
     cmd += case["specs"]
@@ -86,7 +101,9 @@ async def theirs(case, cache, locked=None):
             gateway=gw,
             platforms=[case["platform"], "noarch"],
             locked_packages=locked or [],
-            virtual_packages=virtual_packages(case["platform"], case.get("glibc")),
+            virtual_packages=virtual_packages(case["platform"], case.get("glibc"), case.get("cuda")),
+            constraints=[rattler.MatchSpec(p, strict=False) for p in case.get("pins", [])],
+            add_pip_as_python_dependency=case.get("add_pip", True),
             channel_priority={"flexible": ChannelPriority.Flexible, "disabled": ChannelPriority.Disabled}.get(
                 case.get("priority"), ChannelPriority.Strict),
             **kwargs,
@@ -115,7 +132,26 @@ def cases(world):
         dict(name="defaults numpy exclude-newer 2018-01-01", channels=[df], platform="linux-64", glibc="2.17", specs=["numpy", "python=3.6"], exclude_newer="2018-01-01"),
         dict(name="pytorch+defaults pytorch", channels=[pt, df], platform="linux-64", glibc="2.17", specs=["pytorch", "python=3.6"]),
     ]
+    out += [
+        # CUDA: ffmpeg's newest builds constrain `__cuda >=12.4`/`>=12.8`;
+        # cuda-version 12.9 constrains `__cuda >=12`.
+        dict(name="cf ffmpeg, no __cuda", channels=[cf], platform="linux-64", glibc="2.28", specs=["ffmpeg"]),
+        dict(name="cf ffmpeg, __cuda 12.4", channels=[cf], platform="linux-64", glibc="2.28", specs=["ffmpeg"], cuda="12.4"),
+        dict(name="cf ffmpeg, __cuda 12.9", channels=[cf], platform="linux-64", glibc="2.28", specs=["ffmpeg"], cuda="12.9"),
+        dict(name="cf cuda-version, __cuda 11.8", channels=[cf], platform="linux-64", glibc="2.28", specs=["cuda-version"], cuda="11.8"),
+        # Prefix pins (conda-meta/pinned) as constraints.
+        dict(name="cf python numpy, pin numpy<2", channels=[cf], platform="linux-64", glibc="2.28", specs=["python", "numpy"], pins=["numpy <2"]),
+        dict(name="cf pandas, pin python 3.11.*", channels=[cf], platform="linux-64", glibc="2.28", specs=["pandas"], pins=["python 3.11.*"]),
+        dict(name="defaults numpy, pin numpy 1.13.*", channels=[df], platform="linux-64", glibc="2.17", specs=["python=3.6", "numpy"], pins=["numpy 1.13.*"]),
+        # py-rattler's own default: python without pip.
+        dict(name="cf python=3.12, add_pip off", channels=[cf], platform="linux-64", glibc="2.28", specs=["python=3.12"], add_pip=False),
+    ]
     if world and (Path(world) / "bioconda").is_dir():
+        wcf, wbio = url(Path(world) / "conda-forge"), url(Path(world) / "bioconda")
+        for priority in ("strict", "flexible", "disabled"):
+            out.append(dict(name=f"bioconda over cf {priority}: pysam edlib", channels=[wbio, wcf], platform="linux-64",
+                            glibc="2.28", specs=["pysam", "edlib", "python-edlib"], priority=priority))
+
         wcf, wbio = url(Path(world) / "conda-forge"), url(Path(world) / "bioconda")
         out.append(dict(name="LongQC step 1 (conda-forge)", channels=[wcf], platform="linux-64", glibc="2.28",
                         specs=["numpy", "pandas>=0.24.0", "scipy", "jinja2", "h5py", "matplotlib>=2.1.2", "scikit-learn"], keep=True))
@@ -124,10 +160,16 @@ def cases(world):
     return out
 
 
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin")
     ap.add_argument("--world", default=str(ROOT / "fixtures" / "world" / "conda"))
+    ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
     binary = a.bin or find_bin()
     same = 0
@@ -138,8 +180,18 @@ def main():
         for i, case in enumerate(cases(a.world)):
             inst_json = prev_ours_json if case.get("installed_from_previous") else None
             locked = prev_theirs if case.get("installed_from_previous") else None
-            o, ot, oerr, ostat = ours(binary, case, os.path.join(tmp, f"o{i}"), inst_json)
-            t, tt, terr, recs = asyncio.run(theirs(case, os.path.join(tmp, f"t{i}"), locked))
+            times = {"oc": [], "ow": [], "tc": [], "tw": []}
+            for r in range(a.runs):
+                ocache, tcache = os.path.join(tmp, f"o{i}-{r}"), os.path.join(tmp, f"t{i}-{r}")
+                o, ot, oerr, ostat = ours(binary, case, ocache, inst_json)
+                times["oc"].append(ot)
+                t, tt, terr, recs = asyncio.run(theirs(case, tcache, locked))
+                times["tc"].append(tt)
+                o2, ot2, _, _ = ours(binary, case, ocache, inst_json)
+                times["ow"].append(ot2)
+                t2, tt2, _, _ = asyncio.run(theirs(case, tcache, locked))
+                times["tw"].append(tt2)
+                assert o2 == o and t2 == t, f"{case['name']}: a warm run solved differently"
             if case.get("keep") and recs:
                 prev_theirs = recs
                 # Hand imagelock the same prefix: py-rattler's records as JSON.
@@ -158,11 +210,13 @@ def main():
                 only_o = sorted(o - t)
                 only_t = sorted(t - o)
                 verdict = f"DIFFERENT: only imagelock {only_o[:6]} only py-rattler {only_t[:6]}"
-            rows.append((case["name"], len(o or ()), ot, tt, verdict, ostat))
-    print(f"{'case':40} {'pkgs':>4} {'imagelock s':>11} {'py-rattler s':>12}  verdict")
-    for name, n, ot, tt, verdict, ostat in rows:
-        print(f"{name:40} {n:4} {ot:11.3f} {tt:12.3f}  {verdict}")
-    print(f"\n{same}/{len(rows)} spec sets give the same solution")
+            med = {k: median(v) for k, v in times.items()}
+            rows.append((case["name"], len(o or ()), med, verdict))
+    print(f"| case | pkgs | imagelock cold s | py-rattler cold s | imagelock warm s | py-rattler warm s | verdict |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for name, n, m, verdict in rows:
+        print(f"| {name} | {n} | {m['oc']:.3f} | {m['tc']:.3f} | {m['ow']:.3f} | {m['tw']:.3f} | {verdict} |")
+    print(f"\n{same}/{len(rows)} spec sets give the same solution (medians of {a.runs})")
     print(f"py-rattler process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

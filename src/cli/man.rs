@@ -60,6 +60,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "Where the user's and the system's pip.conf, conda .condarc and containers registries.conf are looked for.",
     ),
     (
+        "RATTLER_AUTH_FILE",
+        "rattler's credentials file for private conda channels (else ~/.rattler/credentials.json).",
+    ),
+    (
         "CONDARC",
         "A .condarc read last of conda's search path (channels, channel aliases, custom channels, mirrors).",
     ),
@@ -68,7 +72,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "Conda installations whose .condarc files are on conda's search path.",
     ),
     (
-        "CONDA_CHANNELS, CONDA_CHANNEL_ALIAS, CONDA_CHANNEL_PRIORITY",
+        "CONDA_CHANNELS, CONDA_CHANNEL_ALIAS, CONDA_CHANNEL_PRIORITY, CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY",
         "conda's own variables: they win over the host's .condarc files, and lose to imagelock.toml and the image's own settings.",
     ),
     (

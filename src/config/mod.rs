@@ -198,6 +198,9 @@ pub struct TargetOverrides {
     pub glibc: Option<String>,
     /// CUDA driver version for `__cuda`, e.g. `12.4`.
     pub cuda: Option<String>,
+    /// Microarchitecture for `__archspec`, e.g. `skylake` [default: the
+    /// platform's generic one, `x86_64`].
+    pub archspec: Option<String>,
     /// Conda prefix to install into when a command names none.
     pub conda_prefix: Option<String>,
 }
@@ -217,6 +220,9 @@ pub struct CondaConfig {
     /// (`file://` paths are relative to the configuration file).
     #[serde(default)]
     pub custom_channels: BTreeMap<String, String>,
+    /// Whether every `python` record depends on `pip`, as conda, mamba and
+    /// micromamba make it [default: true, as they do].
+    pub add_pip_as_python_dependency: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]

@@ -337,7 +337,7 @@ impl CachedState {
 fn cache_path(cache_dir: &std::path::Path, digest: &str) -> Option<std::path::PathBuf> {
     let hex = digest.strip_prefix("sha256:")?;
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| cache_dir.join("base-states-v3").join(format!("{hex}.json")))
+        .then(|| cache_dir.join("base-states-v4").join(format!("{hex}.json")))
 }
 
 impl PlatformState {

@@ -10,7 +10,7 @@ use crate::freeze::state::PlatformState;
 use crate::freeze::{FreezeError, FreezeOptions, ImageJob, StepCause};
 use crate::image::LibcKind;
 use crate::lock::{CondaPackage, PypiPackage, lock_platform};
-use crate::resolve::conda::ChannelRequest;
+use crate::resolve::conda::{ChannelRequest, ResolveCondaError};
 use crate::resolve::pypi::index_urls::Sourced;
 use crate::resolve::pypi::{self, IndexUrls, PipLevels, PipSettings};
 use crate::resolve::{Session, SessionOptions};
@@ -922,6 +922,56 @@ fn image_condarc(
     .map_err(|e| place.error(StepCause::Channels(e)))
 }
 
+/// The pins of `prefix` (`PREFIX/conda-meta/pinned`) as the step's
+/// installer reads them: a file a `COPY` before the step put there, else
+/// the base image's. One match spec a line; `#` starts a comment.
+fn prefix_pins(
+    job: &ImageJob,
+    place: &StepPlace<'_>,
+    state: &PlatformState,
+    prefix: &str,
+) -> Result<Vec<CondaSpec>, FreezeError> {
+    let path = format!("{}/conda-meta/pinned", prefix.trim_end_matches('/'));
+    let copied = crate::source::inputs::context_path(
+        &job.definition,
+        place.stage,
+        place.step,
+        &path,
+        &job.config.context,
+    )
+    .filter(|p| p.is_file());
+    let text = match &copied {
+        Some(found) => Some(
+            crate::config::read::read_regular_to_string(found, crate::config::read::MAX_INPUT_FILE)
+                .map_err(|e| {
+                    place.error(StepCause::Channels(ResolveCondaError::Condarc {
+                        path: found.clone(),
+                        message: e.to_string(),
+                    }))
+                })?,
+        ),
+        None => state.conda_files.get(&path).cloned(),
+    };
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let mut pins = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let spec = CondaSpec::parse(line).map_err(|e| {
+            place.error(StepCause::Channels(ResolveCondaError::Condarc {
+                path: copied.clone().unwrap_or_else(|| path.clone().into()),
+                message: format!("`{line}` is not a match spec: {e}"),
+            }))
+        })?;
+        pins.push(spec);
+    }
+    Ok(pins)
+}
+
 /// The previous lock's entry for this step: same stage and command (or,
 /// when the command was edited, the same line).
 fn previous_step<'j>(
@@ -996,6 +1046,48 @@ fn conda_preferences(
             )
         })
         .collect()
+}
+
+/// The priority the command's own flags set: `--strict-channel-priority`,
+/// `--no-channel-priority` (disabled), `--channel-priority` (conda's
+/// flexible).
+fn command_priority(cmd: &InstallCommand) -> Option<crate::config::ChannelPriority> {
+    use crate::config::ChannelPriority;
+    cmd.options.iter().rev().find_map(|o| match o.as_str() {
+        "--strict-channel-priority" => Some(ChannelPriority::Strict),
+        "--no-channel-priority" => Some(ChannelPriority::Disabled),
+        "--channel-priority" => Some(ChannelPriority::Flexible),
+        _ => None,
+    })
+}
+
+/// The channel priority an installer uses when nothing sets one. conda's
+/// default is flexible, and mamba 1.x reads conda's configuration, so it
+/// is too; micromamba (since 0.9) and mamba 2 (libmamba's configuration)
+/// default to strict. mamba's version is the one a conda prefix of the
+/// image records; without one, mamba 2 is assumed.
+fn installer_priority(manager: Manager, state: &PlatformState) -> crate::config::ChannelPriority {
+    use crate::config::ChannelPriority;
+    match manager {
+        Manager::Conda => ChannelPriority::Flexible,
+        Manager::Mamba => {
+            let mamba_1 = state.conda.values().any(|records| {
+                records.get("mamba").is_some_and(|r| {
+                    r.version()
+                        .split('.')
+                        .next()
+                        .and_then(|m| m.parse::<u32>().ok())
+                        .is_some_and(|m| m < 2)
+                })
+            });
+            if mamba_1 {
+                ChannelPriority::Flexible
+            } else {
+                ChannelPriority::Strict
+            }
+        }
+        _ => ChannelPriority::Strict,
+    }
 }
 
 async fn conda_step(
@@ -1091,9 +1183,9 @@ async fn conda_step(
             crate::source::steps::effective_channels(&base, &step.channel_config);
         s.channels = channels;
         match priority.as_deref() {
-            Some("strict") => s.priority = crate::config::ChannelPriority::Strict,
-            Some("flexible") => s.priority = crate::config::ChannelPriority::Flexible,
-            Some("disabled") => s.priority = crate::config::ChannelPriority::Disabled,
+            Some("strict") => s.priority = Some(crate::config::ChannelPriority::Strict),
+            Some("flexible") => s.priority = Some(crate::config::ChannelPriority::Flexible),
+            Some("disabled") => s.priority = Some(crate::config::ChannelPriority::Disabled),
             _ => {}
         }
         configured = s;
@@ -1133,23 +1225,79 @@ async fn conda_step(
         _ => None,
     };
     target.cuda.clone_from(&job.config.overrides.cuda);
+    target.archspec.clone_from(&job.config.overrides.archspec);
+    // `CONDA_OVERRIDE_*` as the installer sees them: the image's
+    // environment (`ENV`), then the command's own `NAME=value` prefix.
+    for (var, _) in crate::solve::conda::CONDA_OVERRIDES {
+        if let Some(v) = state.env.get(var) {
+            target.apply_override(var, v);
+        }
+    }
+    for (var, value) in &cmd.env {
+        if crate::solve::conda::CONDA_OVERRIDES
+            .iter()
+            .any(|(v, _)| v == var)
+        {
+            let value = value.as_deref().ok_or_else(|| {
+                place.error(StepCause::CondaTarget(
+                    crate::solve::conda::CondaTargetError::UnknownOverride(var.clone()),
+                ))
+            })?;
+            target.apply_override(var, value);
+        }
+    }
+    // `add_pip_as_python_dependency`: the image's `ENV` over the `.condarc`
+    // files and imagelock.toml (conda reads `CONDA_*` variables last).
+    let add_pip_var = cmd
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY")
+        .and_then(|(_, v)| v.as_ref())
+        .or_else(|| state.env.get("CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY"));
+    let add_pip = match add_pip_var {
+        Some(v) if !v.trim().is_empty() => {
+            crate::resolve::conda::parse_bool(v).ok_or_else(|| {
+                place.error(StepCause::Channels(ResolveCondaError::Condarc {
+                    path: "$CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY".into(),
+                    message: format!("`{v}` is not true or false"),
+                }))
+            })?
+        }
+        _ => settings.add_pip,
+    };
+    let mut request = CondaSolveRequest::new(specs, target);
+    request.installed = installed;
+    request.add_pip_as_python_dependency = add_pip;
+    if !fresh {
+        request.pinned = prefix_pins(job, place, state, &prefix)?;
+    }
+    for pin in &settings.pinned_packages {
+        let spec = CondaSpec::parse(pin).map_err(|e| {
+            place.error(StepCause::Channels(ResolveCondaError::Condarc {
+                path: ".condarc `pinned_packages`".into(),
+                message: format!("`{pin}` is not a match spec: {e}"),
+            }))
+        })?;
+        request.pinned.push(spec);
+    }
     let available = session
         .conda
         .fetch(
             &channels,
             subdir,
-            &specs,
-            &installed,
+            &request.fetch_specs(),
+            &request.installed,
             session.conda_progress.clone(),
         )
         .await
         .map_err(|e| place.error(StepCause::Channels(e)))?;
-    let mut request = CondaSolveRequest::new(specs, target);
-    request.installed = installed;
     if !options.ignore_locked {
         request.preferred = conda_preferences(job, place, cmd, &state.platform, &options.update);
     }
-    request.channel_priority = settings.priority;
+    request.channel_priority = command_priority(cmd)
+        .or(settings.priority)
+        .unwrap_or_else(|| installer_priority(cmd.manager, state));
     request.exclude_newer = match &options.exclude_newer {
         Some(d) => Some(
             crate::solve::conda::parse_exclude_newer(d)
@@ -1196,6 +1344,18 @@ async fn conda_step(
         warnings: Vec::new(),
         ..StepOutcome::default()
     };
+    let pip_interop = !fresh
+        && (settings.pip_interop
+            || state
+                .env
+                .get("CONDA_PIP_INTEROP_ENABLED")
+                .is_some_and(|v| crate::resolve::conda::parse_bool(v).unwrap_or(false)));
+    let pip_warning = pip_interop.then(|| {
+        format!(
+            "{}:{}: `pip_interop_enabled` is on: conda also counts what pip installed in `{prefix}` as installed, which imagelock does not; the lock may name conda packages the build does not install",
+            place.file, place.line
+        )
+    });
     if !env_pip.is_empty() {
         let mut pip_cmd = cmd.clone();
         pip_cmd.files.clear();
@@ -1220,5 +1380,6 @@ async fn conda_step(
         outcome.pypi = pip.pypi;
         outcome.warnings = pip.warnings;
     }
+    outcome.warnings.extend(pip_warning);
     Ok(outcome)
 }

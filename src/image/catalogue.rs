@@ -31,7 +31,8 @@ pub struct Catalogue {
     #[serde(skip)]
     pub apt_files: std::collections::BTreeMap<String, Vec<u8>>,
     /// conda's configuration files (`.condarc`, `condarc`, `condarc.d/*.yml`
-    /// wherever they are) and `/etc/passwd`, by absolute path; links followed.
+    /// wherever they are), each prefix's `conda-meta/pinned`, and
+    /// `/etc/passwd`, by absolute path; links followed.
     #[serde(skip)]
     pub conda_files: std::collections::BTreeMap<String, String>,
     /// Per layer counts, bottom first.

@@ -198,11 +198,13 @@ fn want(path: &str) -> Option<Want> {
 
 /// conda's configuration files wherever conda's search path may lead
 /// (`.condarc`, `condarc`, `condarc.d/*.yml`, of `/etc/conda`, a root
-/// prefix, a home directory), and `/etc/passwd`, which says where the image
-/// user's home is. `path` is normalized (no leading `/`).
+/// prefix, a home directory), each prefix's `conda-meta/pinned`, and
+/// `/etc/passwd`, which says where the image user's home is. `path` is
+/// normalized (no leading `/`).
 pub(crate) fn is_conda_config_file(path: &str) -> bool {
     let name = basename(path);
     path == "etc/passwd"
+        || (name == "pinned" && basename(parent(path)) == "conda-meta")
         || name == ".condarc"
         || (name == "condarc" && path.contains('/'))
         || (basename(parent(path)) == "condarc.d"
@@ -1078,6 +1080,7 @@ mod tests {
             "etc/conda/condarc",
             "etc/conda/condarc.d/channels.yml",
             "home/mambauser/.config/conda/.condarc",
+            "opt/conda/envs/app/conda-meta/pinned",
             "etc/passwd",
         ] {
             assert_eq!(want(p), Some(Want::Text), "{p}");

@@ -34,6 +34,8 @@ pub enum SessionError {
     Pip(#[from] crate::config::pip::PipSettingError),
     #[error(transparent)]
     RegistriesConf(#[from] crate::config::registries_conf::RegistriesConfError),
+    #[error(transparent)]
+    CondaAuth(#[from] crate::resolve::conda::auth::AuthFileError),
 }
 
 /// How a session is set up.
@@ -141,6 +143,8 @@ impl Session {
             http.clone(),
         );
         let condarc = Condarc::load_from_env()?;
+        let rattler_credentials =
+            crate::resolve::conda::auth::RattlerCredentials::from_env(&|k| std::env::var(k).ok())?;
         let host_pip = PipSettings::from_host(&|k| std::env::var(k).ok())?;
         let host_uv =
             PipSettings::from_uv_vars(&|k| std::env::var(k).ok(), "in the host environment")?;
@@ -157,8 +161,12 @@ impl Session {
             conda: CondaIndex::limited(
                 &config.cache_dir,
                 // Channel credentials: a channel URL's own (user:password,
-                // or a `/t/TOKEN/` path), else `.netrc`.
+                // or a `/t/TOKEN/` path), else rattler's credentials file,
+                // else `.netrc` (rattler's order).
                 reqwest_middleware::ClientBuilder::from_client(http.middleware_client())
+                    .with(crate::resolve::conda::auth::RattlerAuthMiddleware::new(
+                        rattler_credentials,
+                    ))
                     .with(NetrcMiddleware::new(netrc_logins()))
                     .build(),
                 options.offline,

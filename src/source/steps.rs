@@ -214,6 +214,11 @@ pub struct InstallCommand {
     /// What in the command could not be known, each with its place.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unresolved: Vec<Unresolved>,
+    /// Variables assigned before the program on the same command line
+    /// (`CONDA_OVERRIDE_CUDA=11.8 mamba install …`): its environment only;
+    /// `None` when the value could not be known.
+    #[serde(skip)]
+    pub env: Vec<(String, Option<String>)>,
 }
 
 /// Why part of a command could not be read.
@@ -608,6 +613,8 @@ struct Cmd<'s> {
     /// Redirections: the operator's span and its target's span.
     redirects: Vec<(Span, Span)>,
     before: Sep,
+    /// Leading assignments (`NAME=value cmd`), in order.
+    env: Vec<(String, Option<String>)>,
 }
 
 impl Cmd<'_> {
@@ -998,6 +1005,17 @@ impl Scanner<'_> {
             }
             Status::Known(true)
         } else {
+            let mut env = Vec::new();
+            for w in &words[..n_assign] {
+                let name = assignment_name(w, text).unwrap_or_default();
+                let value = join_fields(&self.expand(script, w)?)
+                    .and_then(|a| a.value)
+                    .map(|v| {
+                        v.split_once('=')
+                            .map_or(String::new(), |(_, v)| v.to_string())
+                    });
+                env.push((name, value));
+            }
             let words = &words[n_assign..];
             let _ = &this_text;
             let mut args: Vec<Arg> = Vec::new();
@@ -1012,6 +1030,7 @@ impl Scanner<'_> {
                 conditional: why,
                 redirects,
                 before: cmd.before,
+                env,
             };
             let assigns_before = self.conditional_assign_guard(active);
             self.last_status = Status::Assumed;
@@ -1481,6 +1500,7 @@ impl Scanner<'_> {
             no_index: false,
             conditional: cmd.conditional.clone(),
             unresolved: Vec::new(),
+            env: cmd.env.clone(),
         }
     }
 

@@ -740,6 +740,77 @@ fn private_channel_credentials() {
     }
 }
 
+/// Private channels with the credentials rattler stores (pixi,
+/// rattler-build): `RATTLER_AUTH_FILE`, else `~/.rattler/credentials.json`,
+/// holding user/password, a bearer token or a conda token per host; never
+/// in the lock or the output. A broken file is an error naming it.
+#[test]
+fn rattler_credentials_file() {
+    let basic = StaticServer::start_private(fixture("world/conda"), "erin:pa55-rattler");
+    let bearer = StaticServer::start_expecting(fixture("world/conda"), "Bearer bt-51c0ffee");
+    let token_root = crate::common::tempdir();
+    std::fs::create_dir_all(token_root.path().join("t")).unwrap();
+    std::os::unix::fs::symlink(
+        fixture("world/conda"),
+        token_root.path().join("t/ct-9d2e77aa"),
+    )
+    .unwrap();
+    let token = StaticServer::start(token_root.path());
+    let secrets = ["pa55-rattler", "bt-51c0ffee", "ct-9d2e77aa"];
+    let cases = [
+        (
+            &basic,
+            r#"{"127.0.0.1": {"BasicHTTP": {"username": "erin", "password": "pa55-rattler"}}}"#,
+        ),
+        (&bearer, r#"{"127.0.0.1": {"BearerToken": "bt-51c0ffee"}}"#),
+        (&token, r#"{"127.0.0.1": {"CondaToken": "ct-9d2e77aa"}}"#),
+    ];
+    for (i, (server, file)) in cases.iter().enumerate() {
+        for default_path in [false, true] {
+            let dir = conda_project("RUN mamba install -y jinja2\n", "");
+            write(
+                &dir.path().join("home/.condarc"),
+                &format!("custom_channels:\n  conda-forge: {}\n", server.url()),
+            );
+            let (code, _, err) = freeze(dir.path(), &[]);
+            assert_eq!(code, 2, "case {i}: refused without credentials: {err}");
+
+            let vars = if default_path {
+                write(&dir.path().join("home/.rattler/credentials.json"), file);
+                Vec::new()
+            } else {
+                write(&dir.path().join("auth.json"), file);
+                vec![(
+                    "RATTLER_AUTH_FILE",
+                    dir.path().join("auth.json").display().to_string(),
+                )]
+            };
+            let (code, out, err) = imagelock_in(dir.path(), &vars, &["-vv", "freeze"]);
+            assert_eq!(code, 0, "case {i}, default path {default_path}: {err}");
+            let lock = std::fs::read_to_string(dir.path().join("lockfiles/app.lock")).unwrap();
+            assert!(
+                lock.contains(&format!("{}/conda-forge", server.url())),
+                "{lock}"
+            );
+            for text in [lock.as_str(), &out, &err] {
+                for secret in secrets {
+                    assert!(!text.contains(secret), "case {i}: {text}");
+                }
+            }
+        }
+    }
+
+    let dir = conda_project("RUN mamba install -y jinja2\n", "");
+    write(
+        &dir.path().join("auth.json"),
+        r#"{"127.0.0.1": {"BearerToken": "#,
+    );
+    let auth = dir.path().join("auth.json").display().to_string();
+    let (code, _, err) = freeze(dir.path(), &[("RATTLER_AUTH_FILE", auth.clone())]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&auth), "{err}");
+}
+
 /// A conda channel that takes its token in the path, as anaconda.org and
 /// quetz do (`https://host/t/<TOKEN>/channel`): without the token path the
 /// channel is not found; with it, freeze locks the channel by its identity

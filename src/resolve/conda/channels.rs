@@ -27,6 +27,12 @@ pub struct Condarc {
     pub channels: Vec<String>,
     pub custom_channels: BTreeMap<String, String>,
     pub channel_priority: Option<ChannelPriority>,
+    /// `add_pip_as_python_dependency`.
+    pub add_pip_as_python_dependency: Option<bool>,
+    /// `pip_interop_enabled`.
+    pub pip_interop_enabled: Option<bool>,
+    /// `pinned_packages`: match specs every solve keeps to.
+    pub pinned_packages: Vec<String>,
 }
 
 impl Condarc {
@@ -44,6 +50,9 @@ impl Condarc {
         if let Some(YamlNode::Sequence(items, _)) = root.get("channels") {
             rc.channels = items.iter().filter_map(scalar).collect();
         }
+        if let Some(YamlNode::Sequence(items, _)) = root.get("pinned_packages") {
+            rc.pinned_packages = items.iter().filter_map(scalar).collect();
+        }
         if let Some(YamlNode::Mapping(entries, _)) = root.get("custom_channels") {
             for (k, v) in entries {
                 if let (Some(k), Some(v)) = (scalar(k), scalar(v)) {
@@ -60,6 +69,21 @@ impl Condarc {
                 })?,
             ),
         };
+        rc.pip_interop_enabled = match root.get("pip_interop_enabled").and_then(scalar) {
+            None => None,
+            Some(v) => Some(parse_bool(&v).ok_or_else(|| ResolveCondaError::Condarc {
+                path: path.to_path_buf(),
+                message: format!("`pip_interop_enabled` is `{v}`, not true or false"),
+            })?),
+        };
+        rc.add_pip_as_python_dependency =
+            match root.get("add_pip_as_python_dependency").and_then(scalar) {
+                None => None,
+                Some(v) => Some(parse_bool(&v).ok_or_else(|| ResolveCondaError::Condarc {
+                    path: path.to_path_buf(),
+                    message: format!("`add_pip_as_python_dependency` is `{v}`, not true or false"),
+                })?),
+            };
         Ok(rc)
     }
 
@@ -124,6 +148,13 @@ impl Condarc {
                         message: format!("unknown channel_priority `{v}`"),
                     })?,
                 );
+        }
+        if let Some(v) = var("CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY") {
+            vars.add_pip_as_python_dependency =
+                Some(parse_bool(&v).ok_or_else(|| ResolveCondaError::Condarc {
+                    path: PathBuf::from("$CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY"),
+                    message: format!("`{v}` is not true or false"),
+                })?);
         }
         merged.merge(vars);
         Ok(merged)
@@ -224,9 +255,24 @@ impl Condarc {
             }
             self.channels = channels;
         }
+        if !other.pinned_packages.is_empty() {
+            let mut pins = other.pinned_packages;
+            for p in std::mem::take(&mut self.pinned_packages) {
+                if !pins.contains(&p) {
+                    pins.push(p);
+                }
+            }
+            self.pinned_packages = pins;
+        }
         self.custom_channels.extend(other.custom_channels);
         if other.channel_priority.is_some() {
             self.channel_priority = other.channel_priority;
+        }
+        if other.add_pip_as_python_dependency.is_some() {
+            self.add_pip_as_python_dependency = other.add_pip_as_python_dependency;
+        }
+        if other.pip_interop_enabled.is_some() {
+            self.pip_interop_enabled = other.pip_interop_enabled;
         }
     }
 }
@@ -251,6 +297,15 @@ pub fn passwd_home(passwd: Option<&str>, user: Option<&str>) -> Option<String> {
 
 /// conda's `channel_priority` values; conda also takes the old booleans
 /// (true: flexible, false: disabled).
+/// A boolean as conda reads one from YAML or the environment.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" | "y" => Some(true),
+        "false" | "no" | "off" | "0" | "n" => Some(false),
+        _ => None,
+    }
+}
+
 fn parse_priority(v: &str) -> Option<ChannelPriority> {
     match v.trim().to_ascii_lowercase().as_str() {
         "strict" => Some(ChannelPriority::Strict),
@@ -303,7 +358,15 @@ pub struct ChannelSettings {
     /// unless `--override-channels`).
     pub channels: Vec<String>,
     pub custom_channels: BTreeMap<String, String>,
-    pub priority: ChannelPriority,
+    /// `None`: nothing sets it, the installer's own default applies
+    /// (conda's flexible, micromamba's strict: the caller knows which).
+    pub priority: Option<ChannelPriority>,
+    /// conda's `add_pip_as_python_dependency` (true unless set otherwise).
+    pub add_pip: bool,
+    /// conda's `pip_interop_enabled` (false unless set otherwise).
+    pub pip_interop: bool,
+    /// conda's `pinned_packages`: constraints of every solve.
+    pub pinned_packages: Vec<String>,
     /// Directory relative `file:` channels resolve against.
     pub root: PathBuf,
 }
@@ -324,10 +387,13 @@ impl ChannelSettings {
                 config.channels.clone()
             },
             custom_channels,
-            priority: config
-                .channel_priority
-                .or(condarc.channel_priority)
-                .unwrap_or_default(),
+            priority: config.channel_priority.or(condarc.channel_priority),
+            add_pip: config
+                .add_pip_as_python_dependency
+                .or(condarc.add_pip_as_python_dependency)
+                .unwrap_or(true),
+            pip_interop: condarc.pip_interop_enabled.unwrap_or(false),
+            pinned_packages: condarc.pinned_packages.clone(),
             root: root.to_path_buf(),
         }
     }
@@ -336,7 +402,8 @@ impl ChannelSettings {
 impl ChannelSettings {
     /// These settings under the base image's own `.condarc` (`image`): its
     /// `channels` replace the configured ones and its `channel_priority`
-    /// wins, as the image's conda reads them; `channel_alias` and
+    /// and `add_pip_as_python_dependency` win, as the image's conda reads
+    /// them; `channel_alias` and
     /// `custom_channels` of `imagelock.toml` and the host stay (they
     /// redirect channels to mirrors), the image's fill what they leave.
     pub fn under_image(&self, image: &Condarc) -> ChannelSettings {
@@ -345,7 +412,16 @@ impl ChannelSettings {
             s.channels.clone_from(&image.channels);
         }
         if let Some(p) = image.channel_priority {
-            s.priority = p;
+            s.priority = Some(p);
+        }
+        if let Some(add) = image.add_pip_as_python_dependency {
+            s.add_pip = add;
+        }
+        if let Some(interop) = image.pip_interop_enabled {
+            s.pip_interop = interop;
+        }
+        if !image.pinned_packages.is_empty() {
+            s.pinned_packages.clone_from(&image.pinned_packages);
         }
         if let Some(alias) = &image.channel_alias
             && s.alias == DEFAULT_CHANNEL_ALIAS
@@ -543,7 +619,7 @@ mod tests {
         .expect("valid");
         let mut config = CondaConfig::default();
         let s = ChannelSettings::new(&config, &rc, Path::new("/repo"));
-        assert_eq!(s.priority, ChannelPriority::Flexible);
+        assert_eq!(s.priority, Some(ChannelPriority::Flexible));
         assert_eq!(
             s.channel_url("bioconda").unwrap(),
             "https://mirror.example/conda/bioconda"
@@ -558,7 +634,7 @@ mod tests {
             .insert("internal".into(), "file:chans".into());
         config.channel_priority = Some(ChannelPriority::Strict);
         let s = ChannelSettings::new(&config, &rc, Path::new("/repo"));
-        assert_eq!(s.priority, ChannelPriority::Strict);
+        assert_eq!(s.priority, Some(ChannelPriority::Strict));
         assert_eq!(
             s.channel_url("bioconda").unwrap(),
             "http://127.0.0.1:9/bioconda"
@@ -787,9 +863,30 @@ mod tests {
         };
         let u = s.under_image(&image);
         assert_eq!(u.channels, ["bioconda", "conda-forge"]);
-        assert_eq!(u.priority, ChannelPriority::Strict);
+        assert_eq!(u.priority, Some(ChannelPriority::Strict));
         assert_eq!(u.custom_channels["internal"], "https://mirror.example");
         assert_eq!(u.custom_channels["other"], "https://other.example");
         assert_eq!(s.under_image(&Condarc::default()), s);
+    }
+
+    #[test]
+    fn installer_switches_are_read_and_win_from_the_image() {
+        let rc = Condarc::parse(
+            Path::new("/opt/conda/.condarc"),
+            "add_pip_as_python_dependency: false\npip_interop_enabled: yes\n",
+        )
+        .expect("valid");
+        assert_eq!(rc.add_pip_as_python_dependency, Some(false));
+        assert_eq!(rc.pip_interop_enabled, Some(true));
+        let s = ChannelSettings::new(&CondaConfig::default(), &Condarc::default(), Path::new("/"));
+        assert!(s.add_pip && !s.pip_interop, "the installers' defaults");
+        let u = s.under_image(&rc);
+        assert!(!u.add_pip && u.pip_interop);
+        assert!(
+            Condarc::parse(Path::new("/x"), "pip_interop_enabled: maybe\n")
+                .unwrap_err()
+                .to_string()
+                .contains("/x")
+        );
     }
 }

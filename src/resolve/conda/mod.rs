@@ -3,6 +3,7 @@
 //! zstd and sharded repodata where a channel offers them, `file://`
 //! channels) into a [`CondaRepodata`] for the solver.
 
+pub mod auth;
 mod channels;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +18,8 @@ use rattler_repodata_gateway::{
 use reqwest::Url;
 
 pub use channels::{
-    ChannelRequest, ChannelSettings, CondaChannel, Condarc, DEFAULT_CHANNEL_ALIAS, DEFAULT_CHANNELS,
+    ChannelRequest, ChannelSettings, CondaChannel, Condarc, DEFAULT_CHANNEL_ALIAS,
+    DEFAULT_CHANNELS, parse_bool,
 };
 
 use crate::solve::conda::{CondaRecord, CondaRepodata, CondaSpec};
@@ -151,46 +153,40 @@ impl CondaIndex {
                 PackageName::from_str(name).map_err(|e| ResolveCondaError::Spec(e.to_string()))?;
             names.push(MatchSpec::from(name));
         }
-        let mut data = CondaRepodata::new();
-        // One query per channel keeps the channel order explicit (strict
-        // priority depends on it) and lets errors name the channel.
+        let mut urls = Vec::with_capacity(channels.len());
         for channel in channels {
             let url = Url::parse(&channel.url).map_err(|e| ResolveCondaError::InvalidChannel {
                 channel: channel.url.clone(),
                 reason: e.to_string(),
             })?;
-            let mut query = self
-                .gateway
-                .query(
-                    vec![Channel::from_url(url)],
-                    vec![platform_value, Subdir::NoArch],
-                    names.clone(),
-                )
-                .recursive(true);
+            urls.push(Channel::from_url(url));
+        }
+        // One recursive query over all the step's channels: a dependency a
+        // record of one channel names is looked up in every channel, as
+        // conda fetches them (bioconda's pysam needs conda-forge's
+        // libdeflate). The gateway answers one part per channel and subdir,
+        // channel by channel in the order given, so strict priority still
+        // sees the first channel first.
+        let mut query = self
+            .gateway
+            .query(urls, vec![platform_value, Subdir::NoArch], names)
+            .recursive(true);
+        if let Some(progress) = &progress {
+            query = query.with_reporter(ProgressAdapter(progress.clone()));
+        }
+        let parts = query.await.map_err(|e| self.fetch_error(channels, &e))?;
+        let mut data = CondaRepodata::new();
+        let subdirs = channels.iter().flat_map(|c| [(c, platform), (c, "noarch")]);
+        for (part, (channel, subdir)) in parts.into_iter().zip(subdirs) {
             if let Some(progress) = &progress {
-                query = query.with_reporter(ProgressAdapter(progress.clone()));
+                progress.repodata_read(&channel.name, subdir, part.len());
             }
-            let parts = query
-                .await
-                .map_err(|e| self.fetch_error(&channel.url, &e))?;
-            // The gateway answers one part per subdir, in the order asked.
-            for (part, subdir) in parts.into_iter().zip([platform, "noarch"]) {
-                if let Some(progress) = &progress {
-                    progress.repodata_read(&channel.name, subdir, part.len());
-                }
-                data.push_fetched(part);
-            }
+            data.push_fetched(part);
         }
         Ok(data)
     }
 
-    fn fetch_error(&self, channel: &str, error: &GatewayError) -> ResolveCondaError {
-        if self.offline && is_not_cached(error) {
-            return ResolveCondaError::NotCached {
-                channel: channel.to_string(),
-                cache: self.cache_dir.clone(),
-            };
-        }
+    fn fetch_error(&self, channels: &[CondaChannel], error: &GatewayError) -> ResolveCondaError {
         let mut message = error.to_string();
         let mut source = std::error::Error::source(error);
         while let Some(s) = source {
@@ -198,10 +194,26 @@ impl CondaIndex {
             message.push_str(&s.to_string());
             source = s.source();
         }
-        ResolveCondaError::Fetch {
-            channel: channel.to_string(),
-            message,
+        // The query covers all channels; the error names the URL it failed
+        // on, which tells the channel.
+        let channel = channels
+            .iter()
+            .find(|c| message.contains(c.url.trim_end_matches('/')))
+            .map(|c| c.url.clone())
+            .unwrap_or_else(|| {
+                channels
+                    .iter()
+                    .map(|c| c.url.as_str())
+                    .collect::<Vec<_>>()
+                    .join("`, `")
+            });
+        if self.offline && is_not_cached(error) {
+            return ResolveCondaError::NotCached {
+                channel,
+                cache: self.cache_dir.clone(),
+            };
         }
+        ResolveCondaError::Fetch { channel, message }
     }
 }
 

@@ -19,7 +19,9 @@ use reqwest::Url;
 
 pub use record::{CondaRecord, ReadCondaRecordError};
 pub use spec::{CondaSpec, ParseCondaSpecError};
-pub use target::{CondaTarget, CondaTargetError, DEFAULT_LINUX_KERNEL, VirtualPackage};
+pub use target::{
+    CONDA_OVERRIDES, CondaTarget, CondaTargetError, DEFAULT_LINUX_KERNEL, VirtualPackage,
+};
 
 use crate::config::ChannelPriority;
 
@@ -52,14 +54,78 @@ pub enum SolveCondaError {
 /// A request no combination of records satisfies, with the solver's own
 /// explanation.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "cannot satisfy {specs} for `{platform}`{context}\n{explanation}\nhint: loosen or remove the conflicting specs, or add a channel that has the missing packages"
-)]
+#[error("cannot satisfy {specs} for `{platform}`{context}\n{explanation}\nhint: {hint}")]
 pub struct UnsatisfiableRequest {
     pub specs: SpecList,
     pub platform: String,
     pub context: SolveContextDisplay,
     pub explanation: String,
+    /// What to change: the override when a virtual package is what is
+    /// missing, else the specs or channels.
+    pub hint: String,
+}
+
+/// The hint for an unsatisfiable request: a missing or too old virtual
+/// package is the target's (the machine conda runs on), set by
+/// `CONDA_OVERRIDE_*` or imagelock.toml's `overrides`, not a channel's.
+fn unsatisfiable_hint(explanation: &str, request: &CondaSolveRequest) -> String {
+    let target = &request.target;
+    let named = |name: &str| {
+        explanation.match_indices(name).any(|(i, _)| {
+            let before = explanation[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+            !before
+                && !explanation[i + name.len()..]
+                    .starts_with(|c: char| c.is_ascii_alphanumeric() || "_-".contains(c))
+        })
+    };
+    let pins: Vec<&str> = request
+        .pinned
+        .iter()
+        .filter(|p| named(p.name()))
+        .map(CondaSpec::as_str)
+        .collect();
+    if !pins.is_empty() {
+        return format!(
+            "the prefix's `conda-meta/pinned` pins `{}`, and conda, mamba and micromamba keep to it; change the request, or the pin before this step",
+            pins.join("`, `")
+        );
+    }
+    for (var, package) in CONDA_OVERRIDES {
+        if !named(package) {
+            continue;
+        }
+        let (now, config) = match package {
+            "__cuda" => (target.cuda.as_deref(), Some("cuda")),
+            "__glibc" => (target.glibc.as_deref(), Some("glibc")),
+            "__linux" => (
+                Some(
+                    target
+                        .linux_kernel
+                        .as_deref()
+                        .unwrap_or(DEFAULT_LINUX_KERNEL),
+                ),
+                None,
+            ),
+            "__archspec" => (target.archspec.as_deref(), None),
+            _ => (target.osx.as_deref(), None),
+        };
+        let config = config
+            .map(|c| format!(" or `overrides.{c}` in imagelock.toml"))
+            .unwrap_or_default();
+        return match now {
+            Some(v) => format!(
+                "the target's `{package}` is {v}; a build for a newer one is chosen with `{var}=VERSION` in the definition (`ENV` or before the command){config}"
+            ),
+            None => format!(
+                "the target has no `{package}` (as conda detects it on a build machine); set `{var}=VERSION` in the definition (`ENV` or before the command){config}"
+            ),
+        };
+    }
+    "loosen or remove the conflicting specs, or add a channel that has the missing packages"
+        .to_string()
 }
 
 /// Specs as shown in messages: `` `numpy>=3`, `python=3.11` ``.
@@ -245,6 +311,15 @@ pub struct CondaSolveRequest {
     /// Builds to choose when they still fit (name, version, build): what an
     /// existing lock has, so a re-run does not move what it need not.
     pub preferred: Vec<(String, String, String)>,
+    /// conda's `add_pip_as_python_dependency`: every `python` 2.x/3.x record
+    /// depends on `pip`, so the installer brings pip (and what pip
+    /// depends on) with python. conda, mamba and micromamba default to it;
+    /// the repodata needs `pip` fetched too.
+    pub add_pip_as_python_dependency: bool,
+    /// The prefix's pins (`conda-meta/pinned`): constraints every package
+    /// of that name must meet, as conda, mamba and micromamba apply them;
+    /// they do not ask for a package.
+    pub pinned: Vec<CondaSpec>,
 }
 
 impl CondaSolveRequest {
@@ -258,7 +333,19 @@ impl CondaSolveRequest {
             context: None,
             timeout: None,
             preferred: Vec::new(),
+            add_pip_as_python_dependency: true,
+            pinned: Vec::new(),
         }
+    }
+
+    /// The names whose dependency closure the repodata must hold for this
+    /// request: its specs, and `pip` when python gains it.
+    pub fn fetch_specs(&self) -> Vec<CondaSpec> {
+        let mut names = self.specs.clone();
+        if self.add_pip_as_python_dependency {
+            names.push(CondaSpec::parse("pip").expect("`pip` is a valid spec"));
+        }
+        names
     }
 }
 
@@ -316,6 +403,35 @@ pub fn solve(
     }
 
     let mut parts = available.parts();
+    // As conda's `SubdirData` and libmamba's pool do: `pip` joins the
+    // dependencies of each python 2/3 record (the solution gives back the
+    // record as published).
+    let with_pip: Vec<RepoDataRecord> = if request.add_pip_as_python_dependency {
+        parts
+            .iter()
+            .flatten()
+            .filter(|r| gains_pip(r))
+            .map(|r| {
+                let mut r = (*r).clone();
+                r.package_record.depends.push("pip".to_string());
+                r
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !with_pip.is_empty() {
+        let mut patched = with_pip.iter();
+        for part in &mut parts {
+            for r in part.iter_mut() {
+                if gains_pip(r) {
+                    *r = patched
+                        .next()
+                        .expect("one patched record per python record");
+                }
+            }
+        }
+    }
     // `channel/subdir::name`: rattler's solver does not look at a spec's
     // subdir, so records of that name from other subdirs are left out here.
     for spec in &request.specs {
@@ -347,6 +463,7 @@ pub fn solve(
         }
     }
     let task = SolverTask {
+        constraints: request.pinned.iter().map(|s| s.spec.clone()).collect(),
         locked_packages: locked,
         virtual_packages,
         specs,
@@ -380,6 +497,7 @@ pub fn solve(
                     ),
                     platform: platform.clone(),
                     context: context(),
+                    hint: unsatisfiable_hint(&lines.join("\n"), request),
                     explanation: lines.join("\n").trim_end().to_string(),
                 }))
             }
@@ -397,7 +515,16 @@ pub fn solve(
     let mut packages: Vec<SolvedCondaPackage> = result
         .records
         .into_iter()
-        .map(|inner| {
+        .map(|mut inner| {
+            // Only the patched record (an installed python comes as the
+            // prefix recorded it) gives its added `pip` back.
+            if inner.package_record.name.as_normalized() == "python"
+                && with_pip.iter().any(|w| {
+                    w.url == inner.url && w.package_record.depends == inner.package_record.depends
+                })
+            {
+                inner.package_record.depends.pop();
+            }
             let record = CondaRecord::new(inner);
             let requested = request
                 .specs
@@ -414,6 +541,22 @@ pub fn solve(
         .collect();
     packages.sort_by(|a, b| a.record.name().cmp(b.record.name()));
     Ok(CondaSolution { packages })
+}
+
+/// Whether conda's `add_pip_as_python_dependency` adds `pip` to this
+/// record: python 2.x or 3.x that does not already name pip (as conda
+/// checks it, by the version's first characters).
+fn gains_pip(r: &RepoDataRecord) -> bool {
+    let p = &r.package_record;
+    if p.name.as_normalized() != "python" {
+        return false;
+    }
+    let version = p.version.to_string();
+    (version.starts_with("2.") || version.starts_with("3."))
+        && !p
+            .depends
+            .iter()
+            .any(|d| d.split([' ', '=', '<', '>', '!']).next() == Some("pip"))
 }
 
 #[cfg(test)]

@@ -17,7 +17,21 @@ pub enum CondaTargetError {
     UnsupportedImagePlatform(String),
     #[error("invalid version `{value}` for virtual package `{name}`")]
     InvalidVersion { name: String, value: String },
+    #[error(
+        "the value of `{0}` cannot be known here\nhint: write the version literally, or set `overrides` in imagelock.toml"
+    )]
+    UnknownOverride(String),
 }
+
+/// The `CONDA_OVERRIDE_*` variables conda and mamba read, and the virtual
+/// package each one sets.
+pub const CONDA_OVERRIDES: [(&str, &str); 5] = [
+    ("CONDA_OVERRIDE_CUDA", "__cuda"),
+    ("CONDA_OVERRIDE_GLIBC", "__glibc"),
+    ("CONDA_OVERRIDE_LINUX", "__linux"),
+    ("CONDA_OVERRIDE_ARCHSPEC", "__archspec"),
+    ("CONDA_OVERRIDE_OSX", "__osx"),
+];
 
 /// Kernel version assumed for `__linux` when the caller gives none: old
 /// enough for every current build host, new enough for conda-forge's
@@ -38,6 +52,8 @@ pub struct CondaTarget {
     pub cuda: Option<String>,
     /// `__archspec` build string; the generic architecture when `None`.
     pub archspec: Option<String>,
+    /// `__osx` version (osx subdirs); `11.0` when `None`.
+    pub osx: Option<String>,
 }
 
 /// One virtual package: `__glibc=2.28=0`.
@@ -58,7 +74,26 @@ impl CondaTarget {
             linux_kernel: None,
             cuda: None,
             archspec: None,
+            osx: None,
         })
+    }
+
+    /// Applies one `CONDA_OVERRIDE_*` variable as conda does: its value
+    /// replaces what was detected, and an empty value removes the virtual
+    /// package (`__cuda`, `__glibc`) or, for those every platform has,
+    /// restores the default. Returns whether `name` is such a variable.
+    pub fn apply_override(&mut self, name: &str, value: &str) -> bool {
+        let value = value.trim();
+        let set = || (!value.is_empty()).then(|| value.to_string());
+        match name {
+            "CONDA_OVERRIDE_CUDA" => self.cuda = set(),
+            "CONDA_OVERRIDE_GLIBC" => self.glibc = set(),
+            "CONDA_OVERRIDE_LINUX" => self.linux_kernel = set(),
+            "CONDA_OVERRIDE_ARCHSPEC" => self.archspec = set(),
+            "CONDA_OVERRIDE_OSX" => self.osx = set(),
+            _ => return false,
+        }
+        true
     }
 
     /// The target for an image platform (`linux/amd64`, `linux/arm64/v8`).
@@ -110,7 +145,7 @@ impl CondaTarget {
             }
         }
         if platform.is_osx() {
-            push("__osx", "11.0", "0");
+            push("__osx", self.osx.as_deref().unwrap_or("11.0"), "0");
         }
         if platform.is_windows() {
             push("__win", "0", "0");
@@ -216,6 +251,41 @@ mod tests {
         }
         assert!(CondaTarget::for_image_platform("linux/sparc").is_err());
         assert!(CondaTarget::new("noarch").is_err());
+    }
+
+    #[test]
+    fn overrides_replace_or_remove_virtual_packages() {
+        let mut target = CondaTarget::new("linux-64")
+            .expect("known")
+            .with_glibc("2.28");
+        assert!(target.apply_override("CONDA_OVERRIDE_CUDA", "11.8"));
+        assert!(target.apply_override("CONDA_OVERRIDE_GLIBC", "2.17"));
+        assert!(target.apply_override("CONDA_OVERRIDE_ARCHSPEC", "skylake"));
+        assert!(target.apply_override("CONDA_OVERRIDE_LINUX", "4.18"));
+        assert!(!target.apply_override("CONDA_CHANNELS", "x"));
+        let names: Vec<String> = target
+            .virtual_packages()
+            .expect("valid")
+            .iter()
+            .map(|v| format!("{}={}={}", v.name, v.version, v.build))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "__unix=0=0",
+                "__linux=4.18=0",
+                "__glibc=2.17=0",
+                "__cuda=11.8=0",
+                "__archspec=1=skylake"
+            ]
+        );
+        target.apply_override("CONDA_OVERRIDE_CUDA", "");
+        target.apply_override("CONDA_OVERRIDE_GLIBC", "");
+        let vps = target.virtual_packages().expect("valid");
+        assert!(
+            vps.iter()
+                .all(|v| v.name != "__cuda" && v.name != "__glibc")
+        );
     }
 
     #[test]

@@ -275,3 +275,29 @@ fn a_channel_subdir_spec_takes_only_that_subdir() {
     );
     assert!(solve(&request, &data).is_err());
 }
+
+/// conda, mamba and micromamba add `pip` to python's dependencies unless
+/// `add_pip_as_python_dependency` is off; the locked python record stays
+/// as the channel publishes it.
+#[test]
+fn python_brings_pip_as_the_installers_make_it() {
+    let data = repodata(&["conda-forge"], "linux-64");
+    let mut request = CondaSolveRequest::new(specs(&["python=3.12"]), linux64());
+    assert!(
+        request.add_pip_as_python_dependency,
+        "the installers' default"
+    );
+    let solution = solve(&request, &data).expect("solvable");
+    let pip = find(&solution, "pip");
+    assert!(pip.requested.is_none());
+    let python = find(&solution, "python");
+    assert!(
+        !python.record.depends().iter().any(|d| d == "pip"),
+        "{:?}",
+        python.record.depends()
+    );
+    request.add_pip_as_python_dependency = false;
+    let without = solve(&request, &data).expect("solvable");
+    assert!(without.packages.iter().all(|p| p.record.name() != "pip"));
+    assert_eq!(find(&without, "python").record, python.record);
+}

@@ -56,6 +56,16 @@ impl StaticServer {
         Self::start_full(root.into(), BTreeMap::new(), Some(expected))
     }
 
+    /// Serves `root` only to requests whose `Authorization` header is
+    /// exactly `authorization` (a bearer token, say).
+    pub fn start_expecting(root: impl Into<PathBuf>, authorization: &str) -> Self {
+        Self::start_full(
+            root.into(),
+            BTreeMap::new(),
+            Some(authorization.to_string()),
+        )
+    }
+
     fn start_full(root: PathBuf, headers: BTreeMap<String, String>, auth: Option<String>) -> Self {
         let auth = Arc::new(auth);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");

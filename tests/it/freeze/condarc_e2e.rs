@@ -197,3 +197,83 @@ fn the_base_images_condarc_chooses_the_channels_of_its_installs() {
         [("toptool".into(), "0.3".into(), "[ALIAS]/top".into())]
     );
 }
+
+/// The base prefix's `conda-meta/pinned` holds `tinylib 1.*`: asking for
+/// tinylib 2 fails as mamba fails, with a hint naming the pin; a `COPY`
+/// that replaces the pins before the step lets it through.
+#[test]
+fn the_base_prefixs_pinned_file_constrains_its_installs() {
+    let Some(registry) = server(AuthKind::Open) else {
+        return;
+    };
+    if !require_tool("busybox", "apt-get install -y busybox-static") || !rattler_available() {
+        return;
+    }
+    let work = crate::common::tempdir();
+    let w = work.path();
+    std::fs::write(w.join("conda_base.py"), SCRIPT).unwrap();
+    let served = w.join("served");
+    std::fs::create_dir_all(served.join("chan")).unwrap();
+    let server_http = StaticServer::start(&served);
+    let channel = format!("{}/chan", server_http.url());
+    let root = base_rootfs(w, &served.join("chan"), &channel);
+    std::fs::write(
+        root.join("opt/conda/conda-meta/pinned"),
+        "# kept at the 1.x API\ntinylib 1.*\n",
+    )
+    .unwrap();
+    layout(
+        &w.join("layout"),
+        &root,
+        &[
+            "PATH=/opt/conda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "CONDA_DIR=/opt/conda",
+        ],
+        "1",
+    );
+    registry.push(&w.join("layout"), "1", "e2e/pinnedbase:1", false);
+
+    let freeze = |name: &str, dockerfile: &str| {
+        let project = w.join(name);
+        std::fs::create_dir_all(project.join("app")).unwrap();
+        std::fs::write(project.join("app/pinned"), "# no pins\n").unwrap();
+        std::fs::write(
+            project.join("app/Dockerfile"),
+            format!("FROM {}/e2e/pinnedbase:1\n{dockerfile}", registry.addr),
+        )
+        .unwrap();
+        std::fs::write(
+            project.join("imagelock.toml"),
+            format!(
+                "platforms = [\"linux/amd64\"]\n[images.app]\nfile = \"app/Dockerfile\"\n[conda]\nchannels = [\"{channel}\"]\nadd-pip-as-python-dependency = false\n"
+            ),
+        )
+        .unwrap();
+        let (code, _, err) = run(crate::common::imagelock()
+            .current_dir(&project)
+            .env("HOME", &project)
+            .env_remove("CONDARC")
+            .env("IMAGELOCK_CACHE_DIR", w.join("cache"))
+            .arg("freeze"));
+        (project, code, err)
+    };
+
+    let (_, code, err) = freeze("pinned", "RUN mamba install -y 'tinylib>=2'\n");
+    assert_ne!(code, 0, "the pin holds tinylib at 1.x");
+    assert!(err.contains("Dockerfile:2"), "{err}");
+    assert!(err.contains("conda-meta/pinned"), "{err}");
+    assert!(err.contains("tinylib 1.*"), "{err}");
+
+    let (project, code, err) = freeze(
+        "copied",
+        "COPY pinned /opt/conda/conda-meta/pinned\nRUN mamba install -y 'tinylib>=2'\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let lock = imagelock::lock::LockedImage::read(&project.join("lockfiles/app.lock")).unwrap();
+    let conda: Vec<(&str, &str)> = lock.steps[0]
+        .conda
+        .iter()
+        .map(|p| (p.name.as_str(), p.version.as_str()))
+        .collect();
+    assert_eq!(conda, [("tinylib", "2.0")]);
+}
