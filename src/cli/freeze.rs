@@ -219,6 +219,9 @@ pub(super) fn resolve(
         }
         let frozen = freeze_all(&config, &session, &jobs, &options, limits, bars.as_ref()).await;
         bars.clear();
+        if printer.verbose() > 0 {
+            printer.status(&request_line(&session));
+        }
         anyhow::Ok(frozen?)
     })?;
     for image in &frozen {
@@ -247,6 +250,17 @@ pub(super) fn resolve(
         frozen,
         started,
     })
+}
+
+/// What the run asked of the network (`-v`): every request sent, the
+/// registry's by kind, retries and answers that a cached copy was current.
+pub(super) fn request_line(session: &crate::resolve::Session) -> String {
+    let http = session.stats();
+    let r = session.registry.request_counts();
+    format!(
+        "requests: {} (registry: {} manifest, {} blob, {} token, {} ping; {} retried, {} not modified)",
+        http.requests, r.manifests, r.blobs, r.tokens, r.pings, http.retries, http.not_modified
+    )
 }
 
 /// Progress on stderr: on a terminal, one bar for the run and one line per

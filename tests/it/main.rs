@@ -26,6 +26,7 @@ mod progress;
 mod pypi;
 mod registry;
 mod reports;
+mod requests;
 mod rewrite;
 mod security;
 mod settings;

@@ -1,0 +1,148 @@
+//! Requests (issue 25): one request per distinct document per run, counted
+//! at a proxy in front of the real distribution registry the world's images
+//! are pushed to. N copies of an image cost the requests of one; a base
+//! whose tag has not moved costs `freeze --update-base` one `HEAD`.
+
+use std::path::Path;
+
+use crate::common::registry::{AuthKind, FaultProxy, SeenRequest, server};
+use crate::common::{fixture, tempdir};
+
+/// The examples and the world in `dir`, with the registries served by the
+/// proxy, and `copies - 1` more copies of the driver image
+/// (`driver-2`, …), each an image of its own with its own lock.
+fn project(dir: &Path, proxy: &FaultProxy, copies: usize) {
+    for sub in ["examples", "world"] {
+        crate::common::copy_dir(&fixture(sub), &dir.join("fixtures").join(sub));
+    }
+    let config = dir.join("fixtures/examples/imagelock.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    for host in ["docker.io", "nvcr.io", "quay.io"] {
+        let from = format!("location = \"oci:../world/images/{host}\"");
+        assert!(text.contains(&from), "{from}");
+        text = text.replace(
+            &from,
+            &format!("location = \"{}/soak/{host}\"\ninsecure = true", proxy.addr),
+        );
+    }
+    for i in 2..=copies {
+        let examples = dir.join("fixtures/examples");
+        crate::common::copy_dir(
+            &examples.join("driver"),
+            &examples.join(format!("driver-{i}")),
+        );
+        text.push_str(&format!(
+            "\n[images.driver-{i}]\nfile = \"driver-{i}/Dockerfile\"\n"
+        ));
+    }
+    std::fs::write(&config, text).unwrap();
+}
+
+fn freeze(dir: &Path, extra: &[&str], images: &[String]) -> (i32, String, String) {
+    crate::common::run(
+        crate::common::imagelock()
+            .current_dir(dir)
+            .env("IMAGELOCK_CACHE_DIR", dir.join("cache"))
+            .args([
+                "--config",
+                "fixtures/examples/imagelock.toml",
+                "-v",
+                "freeze",
+            ])
+            .args(extra)
+            .arg("--")
+            .args(images),
+    )
+}
+
+/// The requests the proxy saw since `from`, as `METHOD path` lines.
+fn seen_since(proxy: &FaultProxy, from: usize) -> Vec<String> {
+    let seen: Vec<SeenRequest> = proxy.seen.lock().unwrap()[from..].to_vec();
+    let mut lines: Vec<String> = seen
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn driver_files(copies: usize) -> Vec<String> {
+    (1..=copies)
+        .map(|i| match i {
+            1 => "fixtures/examples/driver/Dockerfile".to_string(),
+            i => format!("fixtures/examples/driver-{i}/Dockerfile"),
+        })
+        .collect()
+}
+
+/// Guards issue 25's first point: the same base in three images is asked
+/// for as often as in one (its tag once, each platform manifest and config
+/// once, each layer once), and no document is asked for twice; `-v` says
+/// how many requests the run made.
+#[test]
+fn copies_of_an_image_make_the_requests_of_one() {
+    let Some(registry) = server(AuthKind::Open) else {
+        return;
+    };
+    crate::soak::push_world(registry);
+    let proxy = FaultProxy::start(&registry.addr);
+    let mut counts = Vec::new();
+    for copies in [1, 3] {
+        let dir = tempdir();
+        project(dir.path(), &proxy, copies);
+        let from = proxy.seen.lock().unwrap().len();
+        let (code, _, err) = freeze(dir.path(), &[], &driver_files(copies));
+        assert_eq!(code, 0, "{err}");
+        let seen = seen_since(&proxy, from);
+        let mut distinct = seen.clone();
+        distinct.dedup();
+        assert_eq!(seen, distinct, "a document asked for twice: {seen:#?}");
+        // `-v` counts them (the registry's pings aside: an `insecure`
+        // registry is tried with TLS first, which the proxy cannot read).
+        let documents = seen.iter().filter(|r| *r != "GET /v2/").count();
+        let manifests = seen.iter().filter(|r| r.contains("/manifests/")).count();
+        assert!(
+            err.contains(&format!(
+                "registry: {manifests} manifest, {} blob,",
+                documents - manifests
+            )),
+            "-v counts the requests: {err}\n{seen:#?}"
+        );
+        counts.push(seen);
+    }
+    assert!(!counts[0].is_empty());
+    assert_eq!(counts[0], counts[1], "3 copies ask for what 1 asks for");
+}
+
+/// Guards `freeze --update-base` (and drift, which resolves the same way):
+/// a tag that still points to the pinned digest is asked with one `HEAD`
+/// and nothing else; a warm run sends no `GET` to the registry.
+#[test]
+fn update_base_asks_an_unmoved_tag_with_head() {
+    let Some(registry) = server(AuthKind::Open) else {
+        return;
+    };
+    crate::soak::push_world(registry);
+    let proxy = FaultProxy::start(&registry.addr);
+    let dir = tempdir();
+    project(dir.path(), &proxy, 2);
+    let images = driver_files(2);
+    let (code, _, err) = freeze(dir.path(), &[], &images);
+    assert_eq!(code, 0, "{err}");
+    let locks = dir.path().join("lockfiles");
+    let before = std::fs::read(locks.join("driver.lock")).unwrap();
+
+    let from = proxy.seen.lock().unwrap().len();
+    let (code, _, err) = freeze(dir.path(), &["--update-base"], &images);
+    assert_eq!(code, 0, "{err}");
+    let seen = seen_since(&proxy, from);
+    assert_eq!(
+        seen,
+        [
+            "GET /v2/",
+            "HEAD /v2/soak/docker.io/library/python/manifests/3.11-slim"
+        ],
+        "one HEAD for the one tag of both images, no GET"
+    );
+    assert_eq!(std::fs::read(locks.join("driver.lock")).unwrap(), before);
+}
