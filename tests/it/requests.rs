@@ -146,3 +146,99 @@ fn update_base_asks_an_unmoved_tag_with_head() {
     );
     assert_eq!(std::fs::read(locks.join("driver.lock")).unwrap(), before);
 }
+
+/// Guards issue 25's second point: a warm freeze of an image whose inputs
+/// did not change keeps its lock byte for byte and asks nothing of the
+/// index or the registry (no resolution, no request for what the lock
+/// pins by hash), giving the same warnings; a changed input, or a changed
+/// setting the input hash does not cover, is resolved again.
+#[test]
+fn a_warm_freeze_with_unchanged_inputs_asks_nothing() {
+    use crate::common::http::StaticServer;
+    let Some(registry) = server(AuthKind::Open) else {
+        return;
+    };
+    registry.push(
+        &fixture("world/images/docker.io/library/python"),
+        "3.11-slim",
+        "warm/python:3.11-slim",
+        false,
+    );
+    let proxy = FaultProxy::start(&registry.addr);
+    let index = StaticServer::start(fixture("world/pypi"));
+    let dir = tempdir();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("app")).unwrap();
+    let dockerfile = |extra: &str| {
+        std::fs::write(
+            root.join("app/Dockerfile"),
+            format!(
+                "FROM {}/warm/python:3.11-slim\nRUN pip install --no-cache-dir requests{extra}\nRUN curl -fsSL https://example.invalid/install.sh | sh\n",
+                proxy.addr
+            ),
+        )
+        .unwrap();
+    };
+    let config = |platforms: &str| {
+        std::fs::write(
+            root.join("imagelock.toml"),
+            format!(
+                "platforms = [{platforms}]\n[images.app]\nfile = \"app/Dockerfile\"\n[pypi]\nindex-url = \"{}/simple\"\n",
+                index.url()
+            ),
+        )
+        .unwrap();
+    };
+    dockerfile("");
+    config("\"linux/amd64\", \"linux/arm64\"");
+    let freeze = || {
+        crate::common::run(
+            crate::common::imagelock()
+                .current_dir(root)
+                .env("IMAGELOCK_CACHE_DIR", root.join("cache"))
+                .args(["-v", "freeze"]),
+        )
+    };
+    let warnings = |err: &str| -> Vec<String> {
+        err.lines()
+            .filter(|l| l.contains("warning"))
+            .map(str::to_string)
+            .collect()
+    };
+    let lock = root.join("lockfiles/app.lock");
+    let (code, _, cold_err) = freeze();
+    assert_eq!(code, 0, "{cold_err}");
+    let cold = std::fs::read(&lock).unwrap();
+    assert!(!warnings(&cold_err).is_empty(), "{cold_err}");
+
+    index.reset();
+    let from = proxy.seen.lock().unwrap().len();
+    let (code, _, err) = freeze();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&lock).unwrap(), cold, "kept byte for byte");
+    assert!(index.seen().is_empty(), "{:#?}", index.seen());
+    assert!(
+        seen_since(&proxy, from).is_empty(),
+        "{:#?}",
+        seen_since(&proxy, from)
+    );
+    assert!(err.contains("requests: 0 "), "{err}");
+    assert!(err.contains("0 lockfiles changed"), "{err}");
+    assert_eq!(warnings(&err), warnings(&cold_err), "the same warnings");
+
+    // A changed input is resolved again.
+    dockerfile(" 'pyyaml>=6'");
+    let (code, _, err) = freeze();
+    assert_eq!(code, 0, "{err}");
+    assert!(!index.seen().is_empty());
+    let text = std::fs::read_to_string(&lock).unwrap();
+    assert!(text.contains("pyyaml"), "{text}");
+
+    // So is a changed setting (one platform instead of two).
+    config("\"linux/amd64\"");
+    let before = std::fs::read(&lock).unwrap();
+    let (code, _, err) = freeze();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1 lockfiles changed"), "{err}");
+    assert_ne!(std::fs::read(&lock).unwrap(), before);
+}
