@@ -151,7 +151,8 @@ fn update_base_asks_an_unmoved_tag_with_head() {
 /// did not change keeps its lock byte for byte and asks nothing of the
 /// index or the registry (no resolution, no request for what the lock
 /// pins by hash), giving the same warnings; a changed input, or a changed
-/// setting the input hash does not cover, is resolved again.
+/// setting the input hash does not cover, is resolved again, without
+/// asking again for the PEP 658 metadata files the cache holds by hash.
 #[test]
 fn a_warm_freeze_with_unchanged_inputs_asks_nothing() {
     use crate::common::http::StaticServer;
@@ -210,6 +211,13 @@ fn a_warm_freeze_with_unchanged_inputs_asks_nothing() {
     assert_eq!(code, 0, "{cold_err}");
     let cold = std::fs::read(&lock).unwrap();
     assert!(!warnings(&cold_err).is_empty(), "{cold_err}");
+    let metadata_files: Vec<String> = index
+        .seen()
+        .into_iter()
+        .filter(|r| r.path.ends_with(".metadata"))
+        .map(|r| r.path)
+        .collect();
+    assert!(!metadata_files.is_empty(), "{:#?}", index.seen());
 
     index.reset();
     let from = proxy.seen.lock().unwrap().len();
@@ -231,6 +239,15 @@ fn a_warm_freeze_with_unchanged_inputs_asks_nothing() {
     let (code, _, err) = freeze();
     assert_eq!(code, 0, "{err}");
     assert!(!index.seen().is_empty());
+    // PEP 658 metadata whose hash the index states is content-addressed:
+    // what the cache holds is not asked for again.
+    let again: Vec<String> = index
+        .seen()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| metadata_files.contains(p))
+        .collect();
+    assert!(again.is_empty(), "asked again: {again:#?}");
     let text = std::fs::read_to_string(&lock).unwrap();
     assert!(text.contains("pyyaml"), "{text}");
 
