@@ -259,3 +259,119 @@ fn a_warm_freeze_with_unchanged_inputs_asks_nothing() {
     assert!(err.contains("1 lockfiles changed"), "{err}");
     assert_ne!(std::fs::read(&lock).unwrap(), before);
 }
+
+/// `copies` copies of every example image in `dir` (each copy's images
+/// renamed `<image>-<i>` in a directory `c<i>/` of their own, a copy's
+/// notebook built from its own base-notebook), with the registries served
+/// by the proxy. One copy is the examples as they are.
+fn examples_copies(dir: &Path, proxy: &FaultProxy, copies: usize) {
+    project(dir, proxy, 1);
+    let examples = dir.join("fixtures/examples");
+    let config = examples.join("imagelock.toml");
+    let mut doc: toml_edit::DocumentMut =
+        std::fs::read_to_string(&config).unwrap().parse().unwrap();
+    let originals: Vec<(String, toml_edit::Item)> = doc["images"]
+        .as_table()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let dirs = [
+        "driver",
+        "longqc",
+        "notebook-stack",
+        "summation",
+        "workbench",
+    ];
+    for i in 2..=copies {
+        let copy = examples.join(format!("c{i}"));
+        for d in dirs {
+            crate::common::copy_dir(&examples.join(d), &copy.join(d));
+        }
+        let derived = copy.join("notebook-stack/scipy-ml-notebook/Dockerfile");
+        let text = std::fs::read_to_string(&derived).unwrap();
+        assert!(text.contains("base-notebook:latest"));
+        std::fs::write(
+            &derived,
+            text.replace("base-notebook:latest", &format!("base-notebook-{i}:latest")),
+        )
+        .unwrap();
+        for (name, item) in &originals {
+            let mut item = item.clone();
+            let file = item["file"].as_str().unwrap().to_string();
+            item["file"] = toml_edit::value(format!("c{i}/{file}"));
+            if let Some(r) = item.get("ref").and_then(|r| r.as_str()).map(str::to_string) {
+                item["ref"] = toml_edit::value(
+                    r.replace("base-notebook:latest", &format!("base-notebook-{i}:latest")),
+                );
+            }
+            doc["images"][format!("{name}-{i}").as_str()] = item;
+        }
+    }
+    std::fs::write(&config, doc.to_string()).unwrap();
+}
+
+/// Requests per image against the minimum: a cold freeze of `N` copies of
+/// the examples (6 images each) through the proxy, printing the registry
+/// requests seen (and how many distinct ones: the minimum, as every
+/// document is needed once) and the run's `-v` count; then a warm freeze.
+/// The binary is the test build unless `IMAGELOCK_BENCH_BIN` names one;
+/// `IMAGELOCK_BENCH_COPIES` the copies (default `1,10,50,200`).
+///
+/// `cargo test --test it -- --ignored --nocapture bench_requests_per_image`
+#[test]
+#[ignore = "benchmark"]
+fn bench_requests_per_image() {
+    let Some(registry) = server(AuthKind::Open) else {
+        return;
+    };
+    crate::soak::push_world(registry);
+    let proxy = FaultProxy::start(&registry.addr);
+    let bin = std::env::var("IMAGELOCK_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_imagelock").to_string());
+    let copies: Vec<usize> = std::env::var("IMAGELOCK_BENCH_COPIES")
+        .unwrap_or_else(|_| "1,10,50,200".to_string())
+        .split(',')
+        .map(|c| c.trim().parse().unwrap())
+        .collect();
+    println!(
+        "| images | run | seconds | registry requests | distinct (minimum) | per image | `-v` says |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---|");
+    for n in copies {
+        let dir = tempdir();
+        examples_copies(dir.path(), &proxy, n);
+        for run in ["cold", "warm"] {
+            let from = proxy.seen.lock().unwrap().len();
+            let started = std::time::Instant::now();
+            let (code, _, err) = crate::common::run(
+                std::process::Command::new(&bin)
+                    .current_dir(dir.path())
+                    .env("IMAGELOCK_CACHE_DIR", dir.path().join("cache"))
+                    .args([
+                        "--config",
+                        "fixtures/examples/imagelock.toml",
+                        "-v",
+                        "freeze",
+                    ]),
+            );
+            let secs = started.elapsed().as_secs_f64();
+            assert_eq!(code, 0, "{err}");
+            let seen = seen_since(&proxy, from);
+            let mut distinct = seen.clone();
+            distinct.dedup();
+            let said = err
+                .lines()
+                .find(|l| l.contains("requests: "))
+                .map(|l| l.trim().to_string())
+                .unwrap_or_default();
+            println!(
+                "| {} | {run} | {secs:.2} | {} | {} | {:.2} | {said} |",
+                6 * n,
+                seen.len(),
+                distinct.len(),
+                seen.len() as f64 / (6 * n) as f64
+            );
+        }
+    }
+}
