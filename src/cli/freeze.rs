@@ -432,6 +432,14 @@ impl FreezeProgress for Bars {
         }
     }
 
+    fn kept(&self, image: &str) {
+        let n = self.finished.fetch_add(1, Ordering::Relaxed) + 1;
+        self.line(&format!(
+            "{image}: lock current, kept ({n} of {} images done)",
+            self.len
+        ));
+    }
+
     fn finished(&self, image: &str, ok: bool) {
         let n = self.finished.fetch_add(1, Ordering::Relaxed) + 1;
         self.line(&format!(

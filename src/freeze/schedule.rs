@@ -53,7 +53,13 @@ pub async fn freeze_all(
         .collect();
     let mut slots: Vec<Slot> = kept_locks(config, session, jobs, options, &parents)
         .into_iter()
-        .map(|k| k.map_or(Slot::Waiting, |f| Slot::Done(Box::new(f))))
+        .map(|k| match k {
+            Some(f) => {
+                progress.kept(&f.name);
+                Slot::Done(Box::new(f))
+            }
+            None => Slot::Waiting,
+        })
         .collect();
     let mut running = FuturesUnordered::new();
     loop {

@@ -232,6 +232,10 @@ fn a_warm_freeze_with_unchanged_inputs_asks_nothing() {
     );
     assert!(err.contains("requests: 0 "), "{err}");
     assert!(err.contains("0 lockfiles changed"), "{err}");
+    assert!(
+        err.contains("app: lock current, kept (1 of 1 images done)"),
+        "{err}"
+    );
     assert_eq!(warnings(&err), warnings(&cold_err), "the same warnings");
 
     // A changed input is resolved again.
