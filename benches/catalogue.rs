@@ -486,7 +486,7 @@ fn run_verify(image: &Path) -> (f64, u64) {
 [image]
 name = "app"
 definition = "app/Dockerfile"
-input-hash = "sha256:0"
+input-hash = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
 platforms = ["linux/amd64"]
 
 [[stages]]
