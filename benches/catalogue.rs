@@ -1,11 +1,15 @@
 //! Reading an image's catalogue against the single-core floor: an OCI
-//! layout with more than 1 GB of gzip layers (binary-like files, many small
-//! text files, site-packages dist-infos) is read by imagelock (layers in
+//! layout of 5 layers, about 2 GB of tar and 1.1 GB of gzip (binary-like
+//! files, many small text files, site-packages dist-infos) is read by
+//! imagelock (layers in
 //! parallel, digests checked) and decompressed by `gzip -dc` (one core, no
-//! checks) in the same run; peak memory (VmHWM) of a fresh process each.
+//! checks) and `igzip -dc | sha256sum` (isa-l's inflate, hashed on another
+//! core) in the same run; the same tars as zstd layers against `zstd -dc`;
+//! peak memory (VmHWM) of a fresh process each.
 //!
-//! `cargo bench --bench catalogue`. The layout is generated once under
-//! `target/bench-image/` and reused.
+//! `cargo bench --bench catalogue` (`apt-get install -y zstd isal` for the
+//! peers). The layouts are generated once under `target/bench-image/` and
+//! `target/bench-image-zstd/` and reused.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::Write;
@@ -227,28 +231,78 @@ fn child(dir: &str, threads: usize) {
     println!("{secs} {}", vm_hwm_kib());
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--child-read") {
-        child(&args[i + 1], args[i + 2].parse().unwrap());
-        return;
-    }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-image");
-    if !dir.join("index.json").is_file() {
-        let _ = std::fs::remove_dir_all(&dir);
-        generate(&dir);
-    }
-    let manifest: serde_json::Value = {
-        let index: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
-        let d = index["manifests"][0]["digest"]
-            .as_str()
+/// The same image with zstd layers (level 3, as `buildah --compression-format
+/// zstd` writes them) beside the gzip one: same tars, same diff_ids.
+fn generate_zstd(gzip_dir: &Path, dir: &Path, manifest: &serde_json::Value) {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    eprintln!(
+        "recompressing the layers with zstd under {} …",
+        dir.display()
+    );
+    let config_digest = manifest["config"]["digest"].as_str().unwrap();
+    let config = std::fs::read(gzip_dir.join("blobs/sha256").join(&config_digest[7..])).unwrap();
+    write_json_blob(dir, &config);
+    let mut layers = Vec::new();
+    for l in manifest["layers"].as_array().unwrap() {
+        let from = gzip_dir
+            .join("blobs/sha256")
+            .join(&l["digest"].as_str().unwrap()[7..]);
+        let tmp = dir.join("layer.tmp");
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "gzip -dc '{}' | zstd -q -3 -c > '{}'",
+                from.display(),
+                tmp.display()
+            ))
+            .status()
             .unwrap()
-            .to_string();
+            .success();
+        assert!(ok, "zstd is needed: apt-get install -y zstd");
+        let mut hasher = Sha256::new();
+        let mut file = std::fs::File::open(&tmp).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = std::io::Read::read(&mut file, &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        let digest = hex_digest(hasher);
+        std::fs::rename(&tmp, dir.join("blobs/sha256").join(&digest[7..])).unwrap();
+        layers.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+zstd", "digest": digest, "size": size,
+        }));
+    }
+    let mut manifest = manifest.clone();
+    manifest["layers"] = serde_json::Value::Array(layers);
+    let (m_digest, m_size) = write_json_blob(dir, &serde_json::to_vec(&manifest).unwrap());
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m_digest, "size": m_size}
+        ]}))
+        .unwrap(),
+    )
+    .unwrap();
+}
+
+/// The layer blobs of the layout in `dir`.
+fn layer_blobs(dir: &Path) -> (serde_json::Value, Vec<PathBuf>) {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let d = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("blobs/sha256").join(&d[7..])).unwrap())
-            .unwrap()
-    };
-    let blobs: Vec<PathBuf> = manifest["layers"]
+            .unwrap();
+    let blobs = manifest["layers"]
         .as_array()
         .unwrap()
         .iter()
@@ -257,6 +311,51 @@ fn main() {
                 .join(&l["digest"].as_str().unwrap()[7..])
         })
         .collect();
+    (manifest, blobs)
+}
+
+/// Runs `command` (with `{}` for the blob) over every blob, one after the
+/// other; seconds.
+fn sequential(blobs: &[PathBuf], command: &str) -> f64 {
+    let started = Instant::now();
+    for b in blobs {
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(command.replace("{}", &format!("'{}'", b.display())))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "{command}");
+    }
+    started.elapsed().as_secs_f64()
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool} >/dev/null"))
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child-read") {
+        child(&args[i + 1], args[i + 2].parse().unwrap());
+        return;
+    }
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target");
+    let dir = target.join("bench-image");
+    if !dir.join("index.json").is_file() {
+        let _ = std::fs::remove_dir_all(&dir);
+        generate(&dir);
+    }
+    let (manifest, blobs) = layer_blobs(&dir);
+    let zstd_dir = target.join("bench-image-zstd");
+    if have("zstd") && !zstd_dir.join("index.json").is_file() {
+        let _ = std::fs::remove_dir_all(&zstd_dir);
+        generate_zstd(&dir, &zstd_dir, &manifest);
+    }
     let compressed: u64 = blobs
         .iter()
         .map(|b| std::fs::metadata(b).unwrap().len())
@@ -268,7 +367,7 @@ fn main() {
         compressed as f64 / 1e9
     );
 
-    let run_child = |threads: usize| -> (f64, u64) {
+    let run_child = |dir: &Path, threads: usize| -> (f64, u64) {
         let out = Command::new(&args[0])
             .args(["--child-read", dir.to_str().unwrap(), &threads.to_string()])
             .output()
@@ -285,43 +384,94 @@ fn main() {
             parts.next().unwrap().parse().unwrap(),
         )
     };
-    let gzip = || -> f64 {
-        let started = Instant::now();
-        for b in &blobs {
-            let ok = Command::new("sh")
-                .arg("-c")
-                .arg(format!("gzip -dc '{}' > /dev/null", b.display()))
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok);
-        }
-        started.elapsed().as_secs_f64()
+    let row = |what: &str, (secs, kib): (f64, u64), floor: f64, peer: &str| {
+        println!(
+            "| {what} | {secs:.2} s | {:.2}x {peer} | {} MiB |",
+            secs / floor,
+            kib / 1024
+        );
     };
-    // Warm the page cache so both sides read from memory.
-    let _ = gzip();
-    let floor = gzip();
-    let (parallel, parallel_kib) = run_child(0);
-    let (single, single_kib) = run_child(1);
-    let (verify, verify_kib) = run_verify(&dir);
-    let floor2 = gzip();
-    let floor = floor.min(floor2);
-    println!("gzip -dc, sequential (single-core floor): {floor:.2} s");
-    println!(
-        "imagelock catalogue, {cores} layers at once:    {parallel:.2} s ({:.2}x the floor), VmHWM {} MiB",
-        parallel / floor,
-        parallel_kib / 1024
+    // Warm the page cache so every side reads from memory.
+    let _ = sequential(&blobs, "gzip -dc {} > /dev/null");
+    let gzip = sequential(&blobs, "gzip -dc {} > /dev/null");
+    let igzip = have("igzip").then(|| sequential(&blobs, "igzip -dc {} | sha256sum > /dev/null"));
+    let parallel = run_child(&dir, 0);
+    let single = run_child(&dir, 1);
+    let verify = run_verify(&dir);
+    let gzip = gzip.min(sequential(&blobs, "gzip -dc {} > /dev/null"));
+    println!("\n| reader (gzip layers) | wall | vs peer | peak memory |");
+    println!("|---|---:|---:|---:|");
+    println!("| `gzip -dc`, one layer after another | {gzip:.2} s | | |");
+    if let Some(igzip) = igzip {
+        println!("| `igzip -dc | sha256sum`, one layer after another | {igzip:.2} s | | |");
+        row(
+            "imagelock catalogue, one layer at a time",
+            single,
+            igzip,
+            "`igzip -dc | sha256sum`",
+        );
+        row(
+            &format!("imagelock catalogue, {cores} layers at once"),
+            parallel,
+            igzip,
+            "`igzip -dc | sha256sum`",
+        );
+        row(
+            "imagelock verify --image oci:, end to end",
+            verify,
+            igzip,
+            "`igzip -dc | sha256sum`",
+        );
+    }
+    row(
+        "imagelock catalogue, one layer at a time",
+        single,
+        gzip,
+        "`gzip -dc`",
     );
-    println!(
-        "imagelock catalogue, one layer at a time: {single:.2} s ({:.2}x the floor), VmHWM {} MiB",
-        single / floor,
-        single_kib / 1024
+    row(
+        &format!("imagelock catalogue, {cores} layers at once"),
+        parallel,
+        gzip,
+        "`gzip -dc`",
     );
-    println!(
-        "imagelock verify --image oci:, end to end:  {verify:.2} s ({:.2}x the floor), max RSS {} MiB",
-        verify / floor,
-        verify_kib / 1024
+    row(
+        "imagelock verify --image oci:, end to end",
+        verify,
+        gzip,
+        "`gzip -dc`",
     );
+
+    if zstd_dir.join("index.json").is_file() {
+        let (_, zblobs) = layer_blobs(&zstd_dir);
+        let _ = sequential(&zblobs, "zstd -q -dc {} > /dev/null");
+        let zstd = sequential(&zblobs, "zstd -q -dc {} > /dev/null");
+        let parallel = run_child(&zstd_dir, 0);
+        let single = run_child(&zstd_dir, 1);
+        let verify = run_verify(&zstd_dir);
+        let zstd = zstd.min(sequential(&zblobs, "zstd -q -dc {} > /dev/null"));
+        println!("\n| reader (zstd layers) | wall | vs peer | peak memory |");
+        println!("|---|---:|---:|---:|");
+        println!("| `zstd -dc`, one layer after another | {zstd:.2} s | | |");
+        row(
+            "imagelock catalogue, one layer at a time",
+            single,
+            zstd,
+            "`zstd -dc`",
+        );
+        row(
+            &format!("imagelock catalogue, {cores} layers at once"),
+            parallel,
+            zstd,
+            "`zstd -dc`",
+        );
+        row(
+            "imagelock verify --image oci:, end to end",
+            verify,
+            zstd,
+            "`zstd -dc`",
+        );
+    }
 }
 
 /// `imagelock verify --image oci:DIR` against a minimal lock (a `FROM
@@ -336,7 +486,7 @@ fn run_verify(image: &Path) -> (f64, u64) {
 [image]
 name = "app"
 definition = "app/Dockerfile"
-input-hash = "sha256:0"
+input-hash = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
 platforms = ["linux/amd64"]
 
 [[stages]]

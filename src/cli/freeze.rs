@@ -222,6 +222,9 @@ pub(super) fn resolve(
         }
         let frozen = freeze_all(&config, &session, &jobs, &options, limits, bars.as_ref()).await;
         bars.clear();
+        if printer.verbose() > 0 {
+            printer.status(&request_line(&session));
+        }
         anyhow::Ok(frozen?)
     })?;
     for image in &frozen {
@@ -250,6 +253,17 @@ pub(super) fn resolve(
         frozen,
         started,
     })
+}
+
+/// What the run asked of the network (`-v`): every request sent, the
+/// registry's by kind, retries and answers that a cached copy was current.
+pub(super) fn request_line(session: &crate::resolve::Session) -> String {
+    let http = session.stats();
+    let r = session.registry.request_counts();
+    format!(
+        "requests: {} (registry: {} manifest, {} blob, {} token, {} ping; {} retried, {} not modified)",
+        http.requests, r.manifests, r.blobs, r.tokens, r.pings, http.retries, http.not_modified
+    )
 }
 
 /// Progress on stderr: on a terminal, one bar for the run and one line per
@@ -419,6 +433,14 @@ impl FreezeProgress for Bars {
         if let Some(bar) = self.images().get(image) {
             bar.set_message(what.to_string());
         }
+    }
+
+    fn kept(&self, image: &str) {
+        let n = self.finished.fetch_add(1, Ordering::Relaxed) + 1;
+        self.line(&format!(
+            "{image}: lock current, kept ({n} of {} images done)",
+            self.len
+        ));
     }
 
     fn finished(&self, image: &str, ok: bool) {

@@ -25,7 +25,8 @@ pub struct BaseResolution {
 ///   to the lock made for it earlier in this run (`repository`).
 /// - An image the previous lock already pinned, under the same references
 ///   and for every platform asked, keeps that pin unless
-///   `options.update_base`.
+///   `options.update_base`; then too when its tag still points to the
+///   pinned digest (asked with `HEAD`, once per run).
 /// - Anything else is resolved at its registry (or `oci:` location).
 pub async fn resolve_bases(
     registry: &Registry,
@@ -80,9 +81,21 @@ pub async fn resolve_bases(
                 return LockedBase::from_repository_lock(&name, &references, parent, lock)
                     .map_err(|e| image_err(ImageCause::Lock(e)));
             }
-            let kept = (!options.update_base)
-                .then(|| previous_pin(job.previous.as_ref(), &name, &references, platforms))
-                .flatten();
+            let previous = previous_pin(job.previous.as_ref(), &name, &references, platforms);
+            let kept = match previous {
+                Some(base) if options.update_base => {
+                    // Has the tag moved? A `HEAD` answers (Docker Hub does
+                    // not count it against the pull limit); the documents
+                    // are fetched only when it has. A registry that cannot
+                    // answer a `HEAD` is asked with `GET` below.
+                    registry
+                        .tag_digest(&image)
+                        .await
+                        .is_ok_and(|d| d == base.digest)
+                        .then_some(base)
+                }
+                kept => kept.filter(|_| !options.update_base),
+            };
             match kept {
                 Some(base) => Ok(base),
                 None => {

@@ -25,6 +25,7 @@ mod run;
 mod schedule;
 pub mod state;
 pub mod steps;
+mod warm;
 
 pub use run::{FreezeProgress, Frozen, NoProgress, freeze_image, freeze_image_reporting};
 pub use schedule::freeze_all;

@@ -39,6 +39,8 @@ pub trait FreezeProgress: Send + Sync {
     fn working(&self, _image: &str, _what: &str) {}
     /// `image` finished, well or not.
     fn finished(&self, _image: &str, _ok: bool) {}
+    /// `image`'s lock is current and kept as it is, without resolving.
+    fn kept(&self, _image: &str) {}
 }
 
 /// Progress that goes nowhere.

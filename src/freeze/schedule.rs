@@ -8,6 +8,7 @@ use futures_util::stream::FuturesUnordered;
 use crate::config::Config;
 use crate::freeze::run::{FreezeProgress, Frozen, freeze_image_reporting};
 use crate::freeze::steps::{BaseStates, Limits};
+use crate::freeze::warm;
 use crate::freeze::{FreezeError, FreezeOptions, ImageJob};
 use crate::resolve::Session;
 
@@ -50,7 +51,16 @@ pub async fn freeze_all(
                 .collect()
         })
         .collect();
-    let mut slots: Vec<Slot> = jobs.iter().map(|_| Slot::Waiting).collect();
+    let mut slots: Vec<Slot> = kept_locks(config, session, jobs, options, &parents)
+        .into_iter()
+        .map(|k| match k {
+            Some(f) => {
+                progress.kept(&f.name);
+                Slot::Done(Box::new(f))
+            }
+            None => Slot::Waiting,
+        })
+        .collect();
     let mut running = FuturesUnordered::new();
     loop {
         // Start what can start, in build order.
@@ -99,6 +109,16 @@ pub async fn freeze_all(
             break;
         };
         progress.finished(&jobs[i].config.name, result.is_ok());
+        if let Ok(frozen) = &result {
+            let built_from: Vec<&Frozen> = parents[i]
+                .iter()
+                .filter_map(|&p| match &slots[p] {
+                    Slot::Done(f) => Some(&**f),
+                    _ => None,
+                })
+                .collect();
+            warm::remember(config, session, &jobs[i], options, frozen, &built_from);
+        }
         slots[i] = match result {
             Ok(frozen) => Slot::Done(Box::new(frozen)),
             Err(e) => Slot::Failed(e),
@@ -115,4 +135,43 @@ pub async fn freeze_all(
         }
     }
     Ok(frozen)
+}
+
+/// The images kept as they are ([`warm::kept`]). Images built from one
+/// another are kept together or not at all: one frozen afresh needs the
+/// state its parents end in, and may give its children another lock to
+/// pin.
+fn kept_locks(
+    config: &Config,
+    session: &Session,
+    jobs: &[ImageJob],
+    options: &FreezeOptions,
+    parents: &[Vec<usize>],
+) -> Vec<Option<Frozen>> {
+    if !warm::may_keep(options) {
+        return jobs.iter().map(|_| None).collect();
+    }
+    let mut kept: Vec<Option<Frozen>> = jobs
+        .iter()
+        .zip(parents)
+        .map(|(job, ps)| {
+            let ps: Vec<&ImageJob> = ps.iter().map(|&p| &jobs[p]).collect();
+            warm::kept(config, session, job, options, &ps)
+        })
+        .collect();
+    loop {
+        let mut changed = false;
+        for (i, ps) in parents.iter().enumerate() {
+            for &p in ps {
+                if kept[i].is_some() != kept[p].is_some() {
+                    kept[i] = None;
+                    kept[p] = None;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return kept;
+        }
+    }
 }

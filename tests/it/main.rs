@@ -29,6 +29,7 @@ mod progress;
 mod pypi;
 mod registry;
 mod reports;
+mod requests;
 mod rewrite;
 mod security;
 mod settings;

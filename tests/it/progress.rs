@@ -23,7 +23,9 @@ fn plain_progress_lines_with_v_on_a_pipe() {
         "no progress without -v: {quiet}"
     );
 
-    // Again with -v (stderr is a pipe here).
+    // Again with -v (stderr is a pipe here), without the lock: a current
+    // lock would be kept without resolving anything.
+    std::fs::remove_dir_all(dir.path().join("lockfiles")).unwrap();
     let (code, _, err) = imagelock_in(dir.path(), &[], &["-v", "freeze", "--dry-run"]);
     assert_eq!(code, 0, "{err}");
     for want in [

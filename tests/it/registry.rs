@@ -296,7 +296,15 @@ async fn a_moved_tag_resolves_to_its_new_image() {
         .await
         .unwrap();
     server.push(&p.layout, "multi", "moving:latest", false);
-    let second = registry
+    // A client is made per run, and a run sees one state of every tag:
+    // the same client keeps what it found; the next run sees the move.
+    let again = registry
+        .resolve(&image(&server.addr, "moving"), &[])
+        .await
+        .unwrap();
+    assert_eq!(first.digest, again.digest);
+    let second = Registry::new(anonymous())
+        .unwrap()
         .resolve(&image(&server.addr, "moving"), &[])
         .await
         .unwrap();

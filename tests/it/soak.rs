@@ -40,7 +40,7 @@ fn restore(dir: &Path, state: &Snapshot) {
 }
 
 /// The world's images, pushed once to the registry under `soak/<host>/…`.
-fn push_world(registry: &crate::common::registry::RegistryServer) {
+pub(crate) fn push_world(registry: &crate::common::registry::RegistryServer) {
     static PUSHED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     PUSHED.get_or_init(|| {
         let root = fixture("world/images");

@@ -326,6 +326,31 @@ impl Fetcher {
         Ok(Some(body))
     }
 
+    /// GET of content-addressed data through the cache: a cached body whose
+    /// sha256 is `sha256` (a PEP 658 `.metadata` file whose hash the index
+    /// states) is the answer, without asking the server whether it changed;
+    /// anything else is [`Self::get_cached`].
+    pub async fn get_by_sha256(
+        &self,
+        url: &str,
+        accept: &str,
+        what: &str,
+        sha256: &str,
+    ) -> Result<Option<Vec<u8>>, PypiError> {
+        let parsed = parse_url(url)?;
+        if parsed.scheme() != "file"
+            && let Some((meta, body)) = self.read_cache(&format!("{accept}\n{}", redact(url)))
+            && meta
+                .body_sha256
+                .as_deref()
+                .is_some_and(|h| h.eq_ignore_ascii_case(sha256))
+        {
+            self.count(|s| s.fresh_hits += 1);
+            return Ok(Some(body));
+        }
+        self.get_cached(url, accept, what).await
+    }
+
     /// Drops what the cache holds for `url` fetched with `accept` (an
     /// answer that turned out unusable), so the next GET asks afresh.
     pub fn forget(&self, url: &str, accept: &str) {

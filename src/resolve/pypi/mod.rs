@@ -470,14 +470,20 @@ impl IndexClient {
         };
         if let Some(hash) = &file.core_metadata {
             let url = format!("{}.metadata", file.url);
-            let body = self
-                .fetch
-                .get_cached(&url, "*/*", &file.filename)
-                .await?
-                .ok_or_else(|| PypiError::Status {
-                    url: redact(&url),
-                    status: 404,
-                })?;
+            // Content-addressed when the index states its hash: a cached
+            // copy with that hash is not asked for again.
+            let body = match hash {
+                Some(expected) => {
+                    self.fetch
+                        .get_by_sha256(&url, "*/*", &file.filename, expected)
+                        .await?
+                }
+                None => self.fetch.get_cached(&url, "*/*", &file.filename).await?,
+            }
+            .ok_or_else(|| PypiError::Status {
+                url: redact(&url),
+                status: 404,
+            })?;
             if let Some(expected) = hash {
                 let actual = hex::encode(Sha256::digest(&body));
                 if !actual.eq_ignore_ascii_case(expected) {

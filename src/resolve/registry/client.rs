@@ -144,6 +144,9 @@ struct Token {
 
 type TokenKey = (String, String, String);
 
+/// Verified content and the media type it was served as.
+type ContentCell = Arc<OnceCell<(Bytes, Option<String>)>>;
+
 /// An OCI distribution client. Cheap to share; make one per run.
 pub struct Registry {
     http: HttpClient,
@@ -151,9 +154,14 @@ pub struct Registry {
     endpoints: Mutex<HashMap<String, Arc<OnceCell<Arc<Endpoint>>>>>,
     tokens: Mutex<HashMap<TokenKey, Arc<tokio::sync::Mutex<Option<Token>>>>>,
     credentials: Mutex<HashMap<(String, String), Option<Credentials>>>,
-    /// Verified manifests and configs by digest, so shared content is
-    /// fetched once per run.
-    content: Mutex<HashMap<Digest, Bytes>>,
+    /// Verified manifests and configs by digest (with the media type they
+    /// were served as), so shared content is fetched once per run: a
+    /// second asker waits for the first request instead of sending its own.
+    content: Mutex<HashMap<Digest, ContentCell>>,
+    /// What each tag (`registry/repository:tag`) pointed to when first
+    /// asked in this run: a run sees one state of every tag, and asks for
+    /// it once however many images, stages and platforms pull it.
+    tags: Mutex<HashMap<String, Arc<OnceCell<Digest>>>>,
     counters: Counters,
 }
 
@@ -198,6 +206,7 @@ impl Registry {
             tokens: Mutex::default(),
             credentials: Mutex::default(),
             content: Mutex::default(),
+            tags: Mutex::default(),
             counters: Counters::default(),
         }
     }
@@ -295,10 +304,13 @@ impl Registry {
         }) {
             let Location::Remote(remote) = &source.location else {
                 match self
-                    .fetch_tag(&label, image, std::slice::from_ref(source))
+                    .fetch_tag_uncached(&label, image, std::slice::from_ref(source))
                     .await
                 {
-                    Ok(f) => return Ok((f.digest, f.content_type.unwrap_or_default())),
+                    Ok(f) => {
+                        self.keep(&f.digest, &f.body, f.content_type.as_deref());
+                        return Ok((f.digest, f.content_type.unwrap_or_default()));
+                    }
                     Err(e) => {
                         last = Some(e);
                         continue;
@@ -321,11 +333,12 @@ impl Registry {
                 Ok(resp) => match (stated_digest(&resp), resp.header(CONTENT_TYPE.as_str())) {
                     (Some(Ok(d)), Some(ct)) => Ok((d, media_type_only(ct))),
                     _ => self
-                        .fetch_tag(&label, image, std::slice::from_ref(source))
+                        .fetch_tag_uncached(&label, image, std::slice::from_ref(source))
                         .await
                         .and_then(|f| {
                             let (mt, _) = parse_document(&f.body, f.content_type.as_deref())
                                 .map_err(|e| invalid(&label, &remote.host, e.to_string()))?;
+                            self.keep(&f.digest, &f.body, f.content_type.as_deref());
                             Ok((f.digest, mt))
                         }),
                 },
@@ -337,6 +350,20 @@ impl Registry {
             }
         }
         Err(last.unwrap_or_else(|| not_found(&label, image.registry())))
+    }
+
+    /// The digest `image`'s tag points to in this run: known already when
+    /// the tag was resolved, else asked with `HEAD` ([`Self::head_digest`]),
+    /// once per run. A digest reference is its own answer.
+    pub async fn tag_digest(&self, image: &ImageRef) -> Result<Digest, ResolveError> {
+        if let Some(d) = image.digest() {
+            return Ok(d.clone());
+        }
+        let cell = self.tag_cell(image);
+        Ok(cell
+            .get_or_try_init(|| async { self.head_digest(image).await.map(|(d, _)| d) })
+            .await?
+            .clone())
     }
 
     /// A blob of `image`'s repository by digest, as a stream: layers are
@@ -571,10 +598,30 @@ impl Registry {
     }
 
     fn cached(&self, digest: &Digest) -> Option<Bytes> {
-        lock(&self.content).get(digest).cloned()
+        lock(&self.content)
+            .get(digest)
+            .and_then(|c| c.get())
+            .map(|(body, _)| body.clone())
     }
 
-    /// Content by digest from the first source that has it, verified.
+    /// The cell verified content with `digest` is kept in.
+    fn content_cell(&self, digest: &Digest) -> ContentCell {
+        lock(&self.content)
+            .entry(digest.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Keeps verified content fetched some other way than by its digest
+    /// (a tag's manifest).
+    fn keep(&self, digest: &Digest, body: &Bytes, content_type: Option<&str>) {
+        let _ = self
+            .content_cell(digest)
+            .set((body.clone(), content_type.map(str::to_string)));
+    }
+
+    /// Content by digest from the first source that has it, verified;
+    /// fetched once per run (concurrent askers share the one request).
     async fn fetch_by_digest(
         &self,
         label: &str,
@@ -584,13 +631,29 @@ impl Registry {
         digest: &Digest,
         limit: u64,
     ) -> Result<Fetched, ResolveError> {
-        if let Some(body) = self.cached(digest) {
-            return Ok(Fetched {
-                digest: digest.clone(),
-                content_type: None,
-                body,
-            });
-        }
+        let cell = self.content_cell(digest);
+        let (body, content_type) = cell
+            .get_or_try_init(|| {
+                self.fetch_by_digest_uncached(label, image, sources, kind, digest, limit)
+            })
+            .await?
+            .clone();
+        Ok(Fetched {
+            digest: digest.clone(),
+            content_type,
+            body,
+        })
+    }
+
+    async fn fetch_by_digest_uncached(
+        &self,
+        label: &str,
+        image: Option<&ImageRef>,
+        sources: &[Source],
+        kind: Kind,
+        digest: &Digest,
+        limit: u64,
+    ) -> Result<(Bytes, Option<String>), ResolveError> {
         let mut last = None;
         for source in sources.iter().filter(|s| s.digests) {
             let outcome = match (&source.location, image) {
@@ -633,10 +696,7 @@ impl Registry {
                 (Location::Layout(dir), _) => layout_blob(label, dir, digest, limit),
             };
             match outcome {
-                Ok(f) => {
-                    lock(&self.content).insert(digest.clone(), f.body.clone());
-                    return Ok(f);
-                }
+                Ok(f) => return Ok((f.body, f.content_type)),
                 Err(e) => last = Some(e),
             }
         }
@@ -668,7 +728,43 @@ impl Registry {
         }
     }
 
+    /// A tag's manifest: asked for once per run (by the first asker; the
+    /// others wait for it), so every image, stage and platform pulling the
+    /// tag sees the same manifest. A tag whose digest a `HEAD` found is
+    /// fetched by that digest.
     async fn fetch_tag(
+        &self,
+        label: &str,
+        image: &ImageRef,
+        sources: &[Source],
+    ) -> Result<Fetched, ResolveError> {
+        let cell = self.tag_cell(image);
+        let digest = cell
+            .get_or_try_init(|| async {
+                let f = self.fetch_tag_uncached(label, image, sources).await?;
+                self.keep(&f.digest, &f.body, f.content_type.as_deref());
+                Ok::<_, ResolveError>(f.digest)
+            })
+            .await?
+            .clone();
+        self.fetch_by_digest(
+            label,
+            Some(image),
+            sources,
+            Kind::Manifest,
+            &digest,
+            MANIFEST_LIMIT,
+        )
+        .await
+    }
+
+    /// The cell what `image`'s tag points to is kept in.
+    fn tag_cell(&self, image: &ImageRef) -> Arc<OnceCell<Digest>> {
+        let key = format!("{}:{}", image.name(), image.reference());
+        lock(&self.tags).entry(key).or_default().clone()
+    }
+
+    async fn fetch_tag_uncached(
         &self,
         label: &str,
         image: &ImageRef,
@@ -718,10 +814,7 @@ impl Registry {
                 Location::Layout(dir) => self.layout_top(label, dir, Some(&reference)),
             };
             match outcome {
-                Ok(f) => {
-                    lock(&self.content).insert(f.digest.clone(), f.body.clone());
-                    return Ok(f);
-                }
+                Ok(f) => return Ok(f),
                 Err(e) => last = Some(e),
             }
         }
