@@ -27,6 +27,7 @@ mod pypi;
 mod registry;
 mod reports;
 mod rewrite;
+mod rpm;
 mod security;
 mod settings;
 mod sif;

@@ -1,0 +1,273 @@
+//! RPM repositories checked as dnf checks them, and the rpm database read
+//! from an image's layers, against a repository of packages built by the
+//! real `rpmbuild`, indexed by `createrepo_c`, signed by `gpg` and served
+//! on 127.0.0.1, and a base root installed from it by the real
+//! `dnf --installroot`. `tests/rpm/prepare.py` (offline; `.ci/test` runs
+//! it) makes them under `target/rpm-fixture/`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use imagelock::image::OsPackageSource;
+use imagelock::image::rpmdb::{is_rpm_state_file, read_rpmdb};
+use imagelock::resolve::apt::{AptMirrors, Keyring};
+use imagelock::resolve::rpm::{
+    FetchedRepo, RepoConfig, RpmRepoError, detect_releasever, fetch_repo, package_url,
+    parse_repo_file,
+};
+use sha2::{Digest, Sha256};
+
+use crate::common::buildah::Buildah;
+use crate::common::http::StaticServer;
+use crate::common::{copy_dir, repo_root, require_tool, tempdir};
+
+const FIXTURE_HOST: &str = "http://rpm.fixture.invalid/";
+
+fn prepared() -> Option<PathBuf> {
+    let dir = repo_root().join("target/rpm-fixture");
+    let ready = dir.join("VERSION").is_file() && dir.join("base.tar").is_file();
+    if !ready {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the rpm tests need `python3 tests/rpm/prepare.py` first"
+        );
+        eprintln!("skipping: run `python3 tests/rpm/prepare.py` to prepare the rpm repository");
+    }
+    ready.then_some(dir)
+}
+
+/// The base root's state files, as the catalogue would collect them.
+fn root_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let abs = format!("/{}", p.strip_prefix(root).unwrap().display());
+            if is_rpm_state_file(&abs) {
+                out.insert(abs, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn expected_qa(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(dir.join("root-qa.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The repositories of the base's `.repo` files, variables substituted from
+/// its rpm database.
+fn base_repos(files: &BTreeMap<String, Vec<u8>>) -> Vec<RepoConfig> {
+    let installed = read_rpmdb(files).unwrap().unwrap();
+    let mut vars = BTreeMap::new();
+    vars.insert(
+        "releasever".to_string(),
+        detect_releasever(&installed).unwrap(),
+    );
+    vars.insert("basearch".to_string(), "x86_64".to_string());
+    let mut out = Vec::new();
+    for (path, bytes) in files {
+        if path.starts_with("/etc/yum.repos.d/") {
+            out.extend(parse_repo_file(path, std::str::from_utf8(bytes).unwrap(), &vars).unwrap());
+        }
+    }
+    out
+}
+
+fn keyring(files: &BTreeMap<String, Vec<u8>>, repo: &RepoConfig) -> Keyring {
+    let mut ring = Keyring::default();
+    for k in &repo.gpgkeys {
+        let path = k.strip_prefix("file://").unwrap();
+        ring.add(path, &files[path]).unwrap();
+    }
+    ring
+}
+
+fn fetch(
+    server: &StaticServer,
+    repo: &RepoConfig,
+    ring: &Keyring,
+) -> Result<FetchedRepo, RpmRepoError> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client =
+        imagelock::resolve::http::HttpClient::new(imagelock::resolve::http::HttpOptions::default())
+            .unwrap();
+    let mirrors = AptMirrors::new([(FIXTURE_HOST.to_string(), format!("{}/", server.url()))]);
+    rt.block_on(fetch_repo(&client, &mirrors, repo, ring))
+}
+
+#[test]
+fn the_rpm_database_of_a_dnf_installroot_is_what_rpm_qa_says() {
+    let Some(dir) = prepared() else { return };
+    let files = root_files(&dir.join("root"));
+    let installed = read_rpmdb(&files)
+        .unwrap()
+        .expect("the root has an rpm database");
+    let ours: BTreeSet<String> = installed.iter().map(|p| p.nevra()).collect();
+    assert_eq!(ours, expected_qa(&dir));
+    let release = installed
+        .iter()
+        .find(|p| p.name == "fixture-release")
+        .unwrap();
+    assert!(
+        release
+            .files
+            .contains(&"/etc/yum.repos.d/fixture.repo".to_string())
+    );
+    assert_eq!(detect_releasever(&installed).as_deref(), Some("9"));
+}
+
+#[test]
+fn repository_metadata_is_checked_and_every_package_matches_its_checksum() {
+    let Some(dir) = prepared() else { return };
+    let files = root_files(&dir.join("root"));
+    let repos = base_repos(&files);
+    assert_eq!(repos.len(), 1);
+    let repo = &repos[0];
+    assert_eq!(repo.baseurls, [format!("{FIXTURE_HOST}repo/9/x86_64/")]);
+    assert!(repo.repo_gpgcheck);
+    let server = StaticServer::start(&dir);
+    let fetched = fetch(&server, repo, &keyring(&files, repo)).unwrap();
+    assert!(fetched.signed);
+    let rpms: BTreeSet<String> = std::fs::read_dir(dir.join("repo/9/x86_64"))
+        .unwrap()
+        .filter_map(|e| {
+            let n = e.unwrap().file_name().into_string().unwrap();
+            n.ends_with(".rpm").then_some(n)
+        })
+        .collect();
+    assert_eq!(fetched.packages.len(), rpms.len());
+    for p in &fetched.packages {
+        let url = package_url(&fetched, p);
+        let rel = url.strip_prefix(FIXTURE_HOST).unwrap();
+        let bytes = std::fs::read(dir.join(rel)).unwrap();
+        assert_eq!(p.checksum.0, "sha256");
+        assert_eq!(
+            p.checksum.1,
+            hex::encode(Sha256::digest(&bytes)),
+            "{}",
+            p.nevra()
+        );
+        assert_eq!(p.size, bytes.len() as u64);
+    }
+    let tool = fetched
+        .packages
+        .iter()
+        .find(|p| p.name == "tool" && p.evr.epoch == 2)
+        .unwrap();
+    assert_eq!(tool.nevra(), "tool-2:0.9-1.x86_64");
+    let writer = fetched
+        .packages
+        .iter()
+        .find(|p| p.name == "writer")
+        .unwrap();
+    assert!(writer.requires.iter().any(|d| d.is_rich()));
+    let newname = fetched
+        .packages
+        .iter()
+        .find(|p| p.name == "newname")
+        .unwrap();
+    assert_eq!(newname.obsoletes[0].to_string(), "oldname < 2");
+}
+
+#[test]
+fn altered_metadata_and_foreign_signatures_are_refused() {
+    let Some(dir) = prepared() else { return };
+    let files = root_files(&dir.join("root"));
+    let repo = base_repos(&files).remove(0);
+    let ring = keyring(&files, &repo);
+
+    // primary altered after repomd.xml was written.
+    let tmp = tempdir();
+    copy_dir(&dir.join("repo"), &tmp.path().join("repo"));
+    let primary = tmp.path().join("repo/9/x86_64/repodata/primary.xml.gz");
+    let mut bytes = std::fs::read(&primary).unwrap();
+    let n = bytes.len();
+    bytes[n - 5] ^= 0xff;
+    std::fs::write(&primary, bytes).unwrap();
+    let server = StaticServer::start(tmp.path());
+    let err = fetch(&server, &repo, &ring).unwrap_err();
+    assert!(
+        matches!(err, RpmRepoError::ChecksumMismatch { .. }),
+        "{err}"
+    );
+
+    // repomd.xml altered: its signature no longer holds.
+    let tmp = tempdir();
+    copy_dir(&dir.join("repo"), &tmp.path().join("repo"));
+    let md = tmp.path().join("repo/9/x86_64/repodata/repomd.xml");
+    let text = std::fs::read_to_string(&md).unwrap();
+    std::fs::write(
+        &md,
+        text.replace("<revision>1</revision>", "<revision>2</revision>"),
+    )
+    .unwrap();
+    let server = StaticServer::start(tmp.path());
+    let err = fetch(&server, &repo, &ring).unwrap_err();
+    assert!(matches!(err, RpmRepoError::Signature { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("/etc/yum.repos.d/fixture.repo:1: "),
+        "{err}"
+    );
+
+    // No key: dnf would refuse a repo_gpgcheck repository too.
+    let server = StaticServer::start(&dir);
+    let err = fetch(&server, &repo, &Keyring::default()).unwrap_err();
+    assert!(matches!(err, RpmRepoError::Signature { .. }), "{err}");
+}
+
+#[test]
+fn the_catalogue_of_a_base_image_lists_its_rpms() {
+    let Some(dir) = prepared() else { return };
+    if !require_tool("buildah", "apt-get install buildah") {
+        return;
+    }
+    let tmp = tempdir();
+    let conf = tmp.path().join("registries.conf");
+    std::fs::write(&conf, "").unwrap();
+    let b = Buildah::new(tmp.path().join("buildah"), conf);
+    let c = b.ok(&["from", "scratch"]);
+    let c = c.trim();
+    b.ok(&["add", "-q", c, dir.join("base.tar").to_str().unwrap(), "/"]);
+    b.ok(&["config", "--os", "linux", "--arch", "amd64", c]);
+    b.ok(&["commit", "-q", c, "rpm-base"]);
+    let reference = b.to_layout("rpm-base", &tmp.path().join("layout"));
+    let location: imagelock::image::ImageLocation = reference.parse().unwrap();
+    let catalogue = imagelock::image::read_catalogue(
+        imagelock::image::open_local(&location).unwrap().as_ref(),
+        &imagelock::image::Platform::linux_amd64(),
+        &imagelock::image::ReadOptions::default(),
+    )
+    .unwrap();
+    assert!(catalogue.warnings.is_empty(), "{:?}", catalogue.warnings);
+    let ours: BTreeSet<String> = catalogue
+        .os_packages
+        .iter()
+        .filter(|p| p.source == OsPackageSource::Rpm)
+        .map(|p| {
+            format!(
+                "{}-{}.{}",
+                p.name,
+                p.version,
+                p.arch.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(ours, expected_qa(&dir));
+    assert!(
+        catalogue
+            .apt_files
+            .contains_key("/etc/yum.repos.d/fixture.repo")
+    );
+}
