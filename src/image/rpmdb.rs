@@ -154,6 +154,9 @@ const TAG_PROVIDENAME: u32 = 1047;
 const TAG_REQUIREFLAGS: u32 = 1048;
 const TAG_REQUIRENAME: u32 = 1049;
 const TAG_REQUIREVERSION: u32 = 1050;
+const TAG_CONFLICTFLAGS: u32 = 1053;
+const TAG_CONFLICTNAME: u32 = 1054;
+const TAG_CONFLICTVERSION: u32 = 1055;
 const TAG_OBSOLETENAME: u32 = 1090;
 const TAG_PROVIDEFLAGS: u32 = 1112;
 const TAG_PROVIDEVERSION: u32 = 1113;
@@ -288,6 +291,7 @@ pub fn parse_header(blob: &[u8]) -> Result<InstalledRpm, String> {
         provides: deps(TAG_PROVIDENAME, TAG_PROVIDEFLAGS, TAG_PROVIDEVERSION),
         requires: deps(TAG_REQUIRENAME, TAG_REQUIREFLAGS, TAG_REQUIREVERSION),
         obsoletes: deps(TAG_OBSOLETENAME, TAG_OBSOLETEFLAGS, TAG_OBSOLETEVERSION),
+        conflicts: deps(TAG_CONFLICTNAME, TAG_CONFLICTFLAGS, TAG_CONFLICTVERSION),
         files,
         header_sha256: one(TAG_SHA256HEADER),
         payload_digest: one(TAG_PAYLOADDIGEST),

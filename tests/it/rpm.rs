@@ -271,3 +271,185 @@ fn the_catalogue_of_a_base_image_lists_its_rpms() {
             .contains_key("/etc/yum.repos.d/fixture.repo")
     );
 }
+
+/// What `dnf --assumeno` prints for a transaction: the NEVRAs installed
+/// afterwards (from the base's), or dnf's error.
+fn dnf_outcome(base: &BTreeSet<String>, output: &str) -> Result<BTreeSet<String>, String> {
+    if let Some(i) = output.find("Error:") {
+        return Err(output[i..].trim().to_string());
+    }
+    assert!(
+        output.contains("Dependencies resolved.") || output.contains("Nothing to do."),
+        "dnf did not resolve:\n{output}"
+    );
+    let mut after = base.clone();
+    let mut section = "";
+    let name_arch = |nevra: &str| -> (String, String) {
+        let (rest, arch) = nevra.rsplit_once('.').unwrap();
+        let (nv, _) = rest.rsplit_once('-').unwrap();
+        let (n, _) = nv.rsplit_once('-').unwrap();
+        (n.to_string(), arch.to_string())
+    };
+    for line in output.lines() {
+        if !line.starts_with(' ') && line.trim_end().ends_with(':') {
+            section = line.trim_end();
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.first() == Some(&"replacing") && f.len() == 3 {
+            let (n, a) = f[1].rsplit_once('.').unwrap();
+            after.remove(&format!("{n}-{}.{a}", f[2]));
+            continue;
+        }
+        if !line.starts_with(' ') || f.len() < 5 || section.is_empty() {
+            continue;
+        }
+        let nevra = format!("{}-{}.{}", f[0], f[2], f[1]);
+        if section.starts_with("Removing") {
+            after.remove(&nevra);
+        } else if section.starts_with("Installing")
+            || section.starts_with("Upgrading")
+            || section.starts_with("Downgrading")
+        {
+            if !section.starts_with("Installing") {
+                let (n, a) = (f[0], f[1]);
+                after.retain(|p| name_arch(p) != (n.to_string(), a.to_string()));
+            }
+            after.insert(nevra);
+        } else {
+            panic!("unexpected section {section} in dnf's output:\n{output}");
+        }
+    }
+    Ok(after)
+}
+
+/// Resolution agrees with the real `dnf --assumeno --installroot` on the
+/// base root, case by case: the set installed afterwards, or both refuse.
+#[test]
+fn resolution_agrees_with_dnf_assumeno() {
+    use imagelock::solve::rpm::solver::{RpmRequest, RpmSolveOptions, solve};
+    let Some(dir) = prepared() else { return };
+    if !require_tool("dnf", "apt-get install dnf") {
+        return;
+    }
+    let files = root_files(&dir.join("root"));
+    let installed = read_rpmdb(&files).unwrap().unwrap();
+    let base = expected_qa(&dir);
+    let repo = base_repos(&files).remove(0);
+    let server = StaticServer::start(&dir);
+    let fetched = fetch(&server, &repo, &keyring(&files, &repo)).unwrap();
+
+    let tmp = tempdir();
+    let root = tmp.path().join("root");
+    copy_dir(&dir.join("root"), &root);
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join(".rpmmacros"), "%_dbpath /var/lib/rpm\n").unwrap();
+    let repos = tmp.path().join("repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    std::fs::create_dir_all(tmp.path().join("log")).unwrap();
+    std::fs::write(
+        repos.join("fixture.repo"),
+        format!(
+            "[fixture]\nname=fixture\nbaseurl=file://{}\ngpgcheck=0\n",
+            dir.join("repo/9/x86_64").display()
+        ),
+    )
+    .unwrap();
+
+    // Rich, file and capability dependencies, obsoletes, weak dependencies
+    // (on and off, Recommends and Supplements), multilib, epochs, conflicts,
+    // NEVRA forms, upgrade and remove.
+    let cases = [
+        "install tool",
+        "install tool-1.0",
+        "install tool-2:0.9-1.x86_64",
+        "install needs-file",
+        "install /usr/bin/helper",
+        "install writer",
+        "install editor",
+        "install conflicted writer",
+        "install editor-a conflicted",
+        "install newname",
+        "install oldname",
+        "install app",
+        "install app --setopt=install_weak_deps=False",
+        "install libfoo.i686",
+        "install libfoo",
+        "install libfoo-1.0-1.i686",
+        "install libfoo.so.1",
+        "install tool libfoo.i686",
+        "install addon",
+        "install addon writer",
+        "install broken",
+        "install nothing-here",
+        "install app-doc helper",
+        "upgrade",
+        "upgrade libfoo",
+        "remove oldname",
+        "remove libfoo",
+    ];
+    let mut report = Vec::new();
+    for case in cases {
+        let words: Vec<&str> = case.split_whitespace().collect();
+        let out = std::process::Command::new("dnf")
+            .args(["--assumeno", "--installroot"])
+            .arg(&root)
+            .args(["--releasever", "9", "--forcearch", "x86_64"])
+            .arg(format!("--setopt=reposdir={}", repos.display()))
+            .arg(format!(
+                "--setopt=cachedir={}",
+                tmp.path().join("cache").display()
+            ))
+            .arg(format!(
+                "--setopt=logdir={}",
+                tmp.path().join("log").display()
+            ))
+            .args(&words)
+            .env("HOME", &home)
+            .env("LC_ALL", "C.UTF-8")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs = dnf_outcome(&base, &text);
+
+        let specs: Vec<String> = words[1..]
+            .iter()
+            .filter(|w| !w.starts_with("--"))
+            .map(|w| w.to_string())
+            .collect();
+        let request = match words[0] {
+            "install" => RpmRequest::Install(specs),
+            "upgrade" => RpmRequest::Upgrade(specs),
+            _ => RpmRequest::Remove(specs),
+        };
+        let options = RpmSolveOptions {
+            basearch: "x86_64".into(),
+            install_weak_deps: !case.contains("install_weak_deps=False"),
+        };
+        let ours = solve(&installed, &fetched.packages, &request, &options)
+            .map(|t| t.after)
+            .map_err(|e| e.to_string());
+        let agree = match (&theirs, &ours) {
+            (Ok(a), Ok(b)) => a == b,
+            (Err(_), Err(_)) => true,
+            _ => false,
+        };
+        if !agree {
+            report.push(format!(
+                "`dnf {case}`:\n  dnf:       {theirs:?}\n  imagelock: {ours:?}"
+            ));
+        }
+    }
+    assert!(
+        report.is_empty(),
+        "{} of {} cases differ:\n{}",
+        report.len(),
+        cases.len(),
+        report.join("\n")
+    );
+}

@@ -75,6 +75,9 @@ PACKAGES = [
     ("extra", "1.0-1", "noarch", {}, {"/usr/share/extra/x": "extra\n"}),
     ("app-doc", "1.0-1", "noarch", {}, {"/usr/share/doc/app/x": "doc\n"}),
     ("conflicted", "1.0-1", "noarch", {"Conflicts": ["editor-a"]}, {"/usr/share/conflicted/x": "c\n"}),
+    ("addon", "1.0-1", "noarch", {"Requires": ["(helper if writer)"]}, {"/usr/share/addon/x": "addon\n"}),
+    ("app-langpack", "1.0-1", "noarch", {"Supplements": ["app"]}, {"/usr/share/app-langpack/x": "l\n"}),
+    ("broken", "1.0-1", "noarch", {"Requires": ["missing-capability >= 2"]}, {"/usr/share/broken/x": "b\n"}),
 ]
 
 
@@ -169,7 +172,7 @@ def main():
         run("dnf", "-y", "-q", "--installroot", os.path.abspath(root), "--releasever", "9",
             "--forcearch", "x86_64", f"--setopt=reposdir={reposdir}",
             f"--setopt=cachedir={os.path.join(tmp, 'cache')}", "--setopt=install_weak_deps=False",
-            "install", "fixture-release", "libfoo-1.0-1.x86_64", "oldname", env=env)
+            "install", "fixture-release", "libfoo-1.0-1.x86_64", "oldname-1.0-1", env=env)
         # dnf's own logs and history are not part of a base image's state.
         shutil.rmtree(os.path.join(root, "var", "log"), ignore_errors=True)
         shutil.rmtree(os.path.join(root, "var", "cache"), ignore_errors=True)

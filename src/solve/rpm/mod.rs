@@ -3,6 +3,8 @@
 //! header, with rpm's own version comparison. No I/O here.
 
 pub mod primary;
+pub mod rich;
+pub mod solver;
 pub mod vercmp;
 
 use std::cmp::Ordering;
@@ -206,6 +208,7 @@ pub struct InstalledRpm {
     pub provides: Vec<Dependency>,
     pub requires: Vec<Dependency>,
     pub obsoletes: Vec<Dependency>,
+    pub conflicts: Vec<Dependency>,
     pub files: Vec<String>,
     /// The header's SHA-256 digest (`RPMTAG_SHA256HEADER`) when it has one.
     pub header_sha256: Option<String>,
