@@ -45,6 +45,9 @@ pub struct PlatformState {
     /// dpkg's installed packages after the apt steps resolved so far
     /// (`None`: as `apt_files` says).
     pub apt_installed: Option<Vec<crate::solve::apt::BinaryPackage>>,
+    /// The rpm database after the dnf steps resolved so far (`None`: as
+    /// the base's `rpmdb.sqlite` in `apt_files` says).
+    pub rpm_installed: Option<Vec<crate::solve::rpm::InstalledRpm>>,
     /// The base's conda configuration files and `/etc/passwd` (absolute
     /// path → text); see [`crate::image::Catalogue::conda_files`].
     pub conda_files: BTreeMap<String, String>,
@@ -126,6 +129,7 @@ impl PlatformState {
             dists,
             apt_files: catalogue.apt_files.clone(),
             apt_installed: None,
+            rpm_installed: None,
             conda_files: catalogue.conda_files.clone(),
             user: catalogue.image.config.user.clone(),
         }
@@ -371,6 +375,7 @@ impl PlatformState {
             warnings: cached.warnings,
             apt_files: cached.apt_files,
             apt_installed: None,
+            rpm_installed: None,
             conda_files: cached.conda_files,
             user: cached.user,
         })

@@ -332,6 +332,8 @@ mod tests {
             pypi: vec![],
             apt_sources: vec![],
             apt: vec![],
+            rpm_repos: vec![],
+            rpm: vec![],
         }
     }
 

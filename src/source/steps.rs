@@ -1966,7 +1966,6 @@ impl Scanner<'_> {
                     "-c",
                     "--config",
                     "--forcearch",
-                    "--nobest",
                 ],
             ),
         };

@@ -453,3 +453,134 @@ fn resolution_agrees_with_dnf_assumeno() {
         report.join("\n")
     );
 }
+
+/// A dnf step frozen against the dnf-installed base pushed to the tests'
+/// registry: every package the agreement cases predict is in the lock with
+/// its repository, location and the sha256 of the `.rpm` served; the
+/// repository is recorded with the sha256 of its signed `repomd.xml`; a
+/// step imagelock cannot model is recorded as not locked with its line.
+#[test]
+fn dnf_steps_freeze_into_rpm_lock_entries() {
+    let Some(dir) = prepared() else { return };
+    if !(require_tool("buildah", "apt-get install buildah")
+        && require_tool("skopeo", "apt-get install skopeo"))
+    {
+        return;
+    }
+    let Some(registry) = crate::common::registry::server(crate::common::registry::AuthKind::Open)
+    else {
+        return;
+    };
+    let tmp = tempdir();
+    let conf = tmp.path().join("registries.conf");
+    std::fs::write(&conf, "").unwrap();
+    let b = Buildah::new(tmp.path().join("buildah"), conf);
+    let c = b.ok(&["from", "scratch"]);
+    let c = c.trim();
+    b.ok(&["add", "-q", c, dir.join("base.tar").to_str().unwrap(), "/"]);
+    b.ok(&["config", "--os", "linux", "--arch", "amd64", c]);
+    b.ok(&["commit", "-q", c, "rpm-base"]);
+    let base = format!("{}/rpm/fixture:9", registry.addr);
+    b.ok(&[
+        "push",
+        "-q",
+        "--tls-verify=false",
+        "rpm-base",
+        &format!("docker://{base}"),
+    ]);
+    let server = StaticServer::start(&dir);
+
+    let ex = tmp.path().join("image");
+    std::fs::create_dir_all(&ex).unwrap();
+    std::fs::write(
+        ex.join("Dockerfile"),
+        format!(
+            "FROM {base}\n\
+             RUN dnf install -y --nodocs app && dnf clean all\n\
+             RUN dnf install -y --setopt=install_weak_deps=False needs-file\n\
+             RUN dnf --nobest install -y writer\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        ex.join("imagelock.toml"),
+        format!(
+            "lock-dir = \"lockfiles\"\nplatforms = [\"linux/amd64\"]\n\n\
+             [images.tool]\nfile = \"Dockerfile\"\n\n\
+             [apt.mirrors]\n\"{FIXTURE_HOST}\" = \"{}/\"\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = crate::common::run(
+        crate::common::imagelock()
+            .current_dir(&ex)
+            .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+            .arg("freeze"),
+    );
+    assert_eq!(code, 0, "freeze failed:\n{out}\n{err}");
+    assert!(
+        err.contains("Dockerfile:4: `dnf --nobest install -y writer` is not locked: `--nobest` changes how dnf resolves"),
+        "{err}"
+    );
+    let lock = imagelock::lock::LockedImage::read(&ex.join("lockfiles/tool.lock")).unwrap();
+    let steps: Vec<_> = lock
+        .steps
+        .iter()
+        .filter(|s| s.manager.as_str() == "dnf")
+        .collect();
+    assert_eq!(steps.len(), 3);
+    assert!(steps[0].locked && steps[1].locked && !steps[2].locked);
+    let nevras = |i: usize| -> BTreeSet<String> {
+        steps[i]
+            .rpm
+            .iter()
+            .map(|p| format!("{} {}", p.action, p.nevra()))
+            .collect()
+    };
+    assert_eq!(
+        nevras(0),
+        [
+            "install app-1.0-1.noarch",
+            "install app-langpack-1.0-1.noarch",
+            "install extra-1.0-1.noarch",
+            "install tool-1.0-1.x86_64",
+        ]
+        .map(String::from)
+        .into()
+    );
+    assert_eq!(
+        nevras(1),
+        [
+            "install helper-3.0-1.noarch",
+            "install needs-file-1.0-1.noarch"
+        ]
+        .map(String::from)
+        .into()
+    );
+    for p in steps[0].rpm.iter().chain(&steps[1].rpm) {
+        assert_eq!(p.repo.as_ref().unwrap().as_str(), "fixture");
+        let rpm = std::fs::read(
+            dir.join("repo/9/x86_64")
+                .join(p.location.as_ref().unwrap().as_str()),
+        )
+        .unwrap();
+        assert_eq!(
+            p.sha256.as_ref().unwrap().as_str(),
+            hex::encode(Sha256::digest(&rpm)),
+            "{}",
+            p.nevra()
+        );
+    }
+    let repo = &steps[0].rpm_repos[0];
+    assert_eq!(
+        repo.baseurl.as_str(),
+        format!("{FIXTURE_HOST}repo/9/x86_64/")
+    );
+    assert!(repo.signed);
+    let repomd = std::fs::read(dir.join("repo/9/x86_64/repodata/repomd.xml")).unwrap();
+    assert_eq!(
+        repo.repomd_sha256.as_str(),
+        hex::encode(Sha256::digest(&repomd))
+    );
+}

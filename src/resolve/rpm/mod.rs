@@ -273,6 +273,8 @@ pub struct FetchedRepo {
     /// The base URL used (as configured, before mirrors).
     pub baseurl: String,
     pub repomd: Repomd,
+    /// sha256 of `repomd.xml` as fetched.
+    pub repomd_sha256: String,
     /// True when `repomd.xml` was checked against its signature.
     pub signed: bool,
     pub packages: Vec<RpmPackage>,
@@ -427,6 +429,7 @@ pub async fn fetch_repo<T: AptTransport>(
         id: repo.id.clone(),
         baseurl: baseurl.clone(),
         signed: repo.repo_gpgcheck,
+        repomd_sha256: hex::encode(Sha256::digest(&md_bytes)),
         repomd: repomd.clone(),
         packages,
     })

@@ -195,6 +195,24 @@ impl RpmPackage {
     pub fn nevra(&self) -> String {
         format!("{}-{}.{}", self.name, self.evr, self.arch)
     }
+
+    /// The package as the rpm database holds it once installed (with the
+    /// files `primary` lists).
+    pub fn to_installed(&self) -> InstalledRpm {
+        InstalledRpm {
+            name: self.name.clone(),
+            evr: self.evr.clone(),
+            arch: self.arch.clone(),
+            source_rpm: self.source_rpm.clone(),
+            provides: self.provides.clone(),
+            requires: self.requires.clone(),
+            obsoletes: self.obsoletes.clone(),
+            conflicts: self.conflicts.clone(),
+            files: self.files.clone(),
+            header_sha256: None,
+            payload_digest: None,
+        }
+    }
 }
 
 /// A package of an rpm database.
