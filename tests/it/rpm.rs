@@ -496,9 +496,9 @@ fn dnf_steps_freeze_into_rpm_lock_entries() {
         ex.join("Dockerfile"),
         format!(
             "FROM {base}\n\
+             RUN dnf --nobest install -y writer\n\
              RUN dnf install -y --nodocs app && dnf clean all\n\
-             RUN dnf install -y --setopt=install_weak_deps=False needs-file\n\
-             RUN dnf --nobest install -y writer\n"
+             RUN dnf install -y --setopt=install_weak_deps=False needs-file\n"
         ),
     )
     .unwrap();
@@ -512,15 +512,18 @@ fn dnf_steps_freeze_into_rpm_lock_entries() {
         ),
     )
     .unwrap();
-    let (code, out, err) = crate::common::run(
-        crate::common::imagelock()
-            .current_dir(&ex)
-            .env("XDG_CACHE_HOME", tmp.path().join("cache"))
-            .arg("freeze"),
-    );
+    let cli = |args: &[&str]| {
+        crate::common::run(
+            crate::common::imagelock()
+                .current_dir(&ex)
+                .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+                .args(args),
+        )
+    };
+    let (code, out, err) = cli(&["freeze"]);
     assert_eq!(code, 0, "freeze failed:\n{out}\n{err}");
     assert!(
-        err.contains("Dockerfile:4: `dnf --nobest install -y writer` is not locked: `--nobest` changes how dnf resolves"),
+        err.contains("Dockerfile:2: `dnf --nobest install -y writer` is not locked: `--nobest` changes how dnf resolves"),
         "{err}"
     );
     let lock = imagelock::lock::LockedImage::read(&ex.join("lockfiles/tool.lock")).unwrap();
@@ -530,7 +533,8 @@ fn dnf_steps_freeze_into_rpm_lock_entries() {
         .filter(|s| s.manager.as_str() == "dnf")
         .collect();
     assert_eq!(steps.len(), 3);
-    assert!(steps[0].locked && steps[1].locked && !steps[2].locked);
+    assert!(!steps[0].locked && steps[1].locked && steps[2].locked);
+    let steps = &steps[1..];
     let nevras = |i: usize| -> BTreeSet<String> {
         steps[i]
             .rpm
@@ -583,4 +587,22 @@ fn dnf_steps_freeze_into_rpm_lock_entries() {
         repo.repomd_sha256.as_str(),
         hex::encode(Sha256::digest(&repomd))
     );
+
+    // rewrite pins each installed package as dnf takes it.
+    let (code, out, err) = cli(&["rewrite"]);
+    assert_eq!(code, 0, "rewrite failed:\n{out}\n{err}");
+    let dockerfile = std::fs::read_to_string(ex.join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains(
+            "RUN dnf install -y --nodocs \\\n    app-1.0-1.noarch \\\n    app-langpack-1.0-1.noarch \\\n    extra-1.0-1.noarch \\\n    tool-1.0-1.x86_64 && dnf clean all\n"
+        ),
+        "{dockerfile}"
+    );
+    assert!(
+        dockerfile
+            .contains("install_weak_deps=False helper-3.0-1.noarch needs-file-1.0-1.noarch\n"),
+        "{dockerfile}"
+    );
+    let (code, out, err) = cli(&["verify"]);
+    assert_eq!(code, 0, "verify after rewrite:\n{out}\n{err}");
 }
