@@ -605,4 +605,175 @@ fn dnf_steps_freeze_into_rpm_lock_entries() {
     );
     let (code, out, err) = cli(&["verify"]);
     assert_eq!(code, 0, "verify after rewrite:\n{out}\n{err}");
+
+    // The image: the real dnf installs the pinned steps into a copy of the
+    // base root (the fixture's base has no dnf of its own to run inside).
+    let pinned: Vec<Vec<String>> = steps
+        .iter()
+        .map(|s| {
+            let mut args: Vec<String> = vec!["install".into()];
+            if s.command.contains("install_weak_deps=False") {
+                args.push("--setopt=install_weak_deps=False".into());
+            }
+            args.extend(imagelock_pins(s));
+            args
+        })
+        .collect();
+    let built = dnf_image(&b, &dir, tmp.path(), "built", &pinned);
+    let qa = rpm_qa(&tmp.path().join("built-root"));
+    let expected: BTreeSet<String> = expected_qa(&dir)
+        .into_iter()
+        .chain(steps.iter().flat_map(|s| s.rpm.iter().map(|p| p.nevra())))
+        .collect();
+    assert_eq!(
+        qa, expected,
+        "rpm -qa --root of the image equals base + lock"
+    );
+    let (code, out, err) = cli(&["verify", "--image", &built]);
+    assert_eq!(code, 0, "verify --image:\n{out}\n{err}");
+    assert!(out.contains("6 rpm packages"), "{out}");
+
+    // One locked package missing, one nobody locked.
+    let mut tampered = pinned.clone();
+    tampered.push(vec!["install".into(), "app-doc".into()]);
+    tampered.push(vec![
+        "remove".into(),
+        "--setopt=clean_requirements_on_remove=False".into(),
+        "--noautoremove".into(),
+        "extra".into(),
+    ]);
+    let tampered = dnf_image(&b, &dir, tmp.path(), "tampered", &tampered);
+    let (code, out, _) = cli(&["verify", "--image", &tampered]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("extra: lock has 1.0-1 (noarch)") && l.ends_with("image has none")),
+        "the missing package is named:\n{out}"
+    );
+    assert!(
+        out.contains("app-doc: not in the lock nor in the base, image has 1.0-1 (noarch)"),
+        "the extra package is named:\n{out}"
+    );
+}
+
+/// The step's packages as rewrite pins them.
+fn imagelock_pins(step: &imagelock::lock::LockedStep) -> Vec<String> {
+    step.rpm
+        .iter()
+        .filter(|p| p.installed_after())
+        .map(|p| p.nevra())
+        .collect()
+}
+
+fn rpm_qa(root: &Path) -> BTreeSet<String> {
+    let home = root.with_extension("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join(".rpmmacros"), "%_dbpath /var/lib/rpm\n").unwrap();
+    let out = std::process::Command::new("rpm")
+        .args(["-qa", "--qf", "%{NEVRA}\n", "--root"])
+        .arg(root)
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("gpg-pubkey"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A copy of the base root with each dnf command line run on it by the real
+/// dnf (from the fixture repository), as an OCI layout; its reference.
+fn dnf_image(b: &Buildah, dir: &Path, tmp: &Path, name: &str, runs: &[Vec<String>]) -> String {
+    let root = tmp.join(format!("{name}-root"));
+    copy_dir(&dir.join("root"), &root);
+    let home = tmp.join(format!("{name}-home"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join(".rpmmacros"), "%_dbpath /var/lib/rpm\n").unwrap();
+    let repos = tmp.join(format!("{name}-repos"));
+    std::fs::create_dir_all(&repos).unwrap();
+    std::fs::write(
+        repos.join("fixture.repo"),
+        format!(
+            "[fixture]\nname=fixture\nbaseurl=file://{}\ngpgcheck=0\n",
+            dir.join("repo/9/x86_64").display()
+        ),
+    )
+    .unwrap();
+    let work = tmp.join(format!("{name}-dnf"));
+    std::fs::create_dir_all(work.join("log")).unwrap();
+    for args in runs {
+        let out = std::process::Command::new("dnf")
+            .args(["-y", "--installroot"])
+            .arg(&root)
+            .args(["--releasever", "9", "--forcearch", "x86_64"])
+            .arg(format!("--setopt=reposdir={}", repos.display()))
+            .arg(format!(
+                "--setopt=cachedir={}",
+                work.join("cache").display()
+            ))
+            .arg(format!("--setopt=logdir={}", work.join("log").display()))
+            .args(args)
+            .env("HOME", &home)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "dnf {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for d in ["var/log", "var/cache", "var/lib/dnf"] {
+        let _ = std::fs::remove_dir_all(root.join(d));
+    }
+    // One layer over the base: the files dnf added or changed.
+    let mut changed = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(&root).unwrap().to_path_buf();
+            let ty = e.file_type().unwrap();
+            if ty.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let old = dir.join("root").join(&rel);
+            let same = if ty.is_symlink() {
+                std::fs::read_link(&p).ok() == std::fs::read_link(&old).ok()
+            } else {
+                std::fs::read(&old).ok() == std::fs::read(&p).ok()
+            };
+            if !same {
+                changed.push(rel.display().to_string());
+            }
+        }
+    }
+    changed.sort();
+    let list = tmp.join(format!("{name}.list"));
+    std::fs::write(&list, changed.join("\n") + "\n").unwrap();
+    let tar = tmp.join(format!("{name}.tar"));
+    let status = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-T")
+        .arg(&list)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let c = b.ok(&["from", "--pull-never", "rpm-base"]);
+    let c = c.trim();
+    b.ok(&["add", "-q", c, tar.to_str().unwrap(), "/"]);
+    b.ok(&["commit", "-q", c, &format!("rpm-{name}")]);
+    b.to_layout(&format!("rpm-{name}"), &tmp.join(format!("oci-{name}")))
 }
