@@ -389,6 +389,40 @@ impl LockedImage {
                 }));
             }
         }
+        for step in &self.steps {
+            for p in step.rpm.iter().filter(|p| p.installed_after()) {
+                let Some(sha256) = &p.sha256 else { continue };
+                if !seen.insert(format!("rpm:{sha256}")) {
+                    continue;
+                }
+                // The purl's namespace is the vendor, which a repository
+                // does not say; it is left out rather than guessed.
+                let epoch = if p.epoch == 0 {
+                    String::new()
+                } else {
+                    format!("&epoch={}", p.epoch)
+                };
+                let repo = p
+                    .repo
+                    .as_ref()
+                    .map(|r| format!("&repository_id={}", purl_encode(r)))
+                    .unwrap_or_default();
+                components.push(serde_json::json!({
+                    "type": "library",
+                    "bom-ref": format!("rpm:{}", p.nevra()),
+                    "name": p.name,
+                    "version": format!("{}-{}", p.version, p.release),
+                    "purl": format!(
+                        "pkg:rpm/{}@{}?arch={}{epoch}{repo}",
+                        p.name,
+                        purl_encode(&format!("{}-{}", p.version, p.release)),
+                        p.arch
+                    ),
+                    "hashes": [{"alg": "SHA-256", "content": sha256}],
+                    "properties": [{"name": "imagelock:platforms", "value": joined(&p.platforms).replace(", ", ",")}],
+                }));
+            }
+        }
         let bom = serde_json::json!({
             "bomFormat": "CycloneDX",
             "specVersion": "1.5",

@@ -588,6 +588,13 @@ fn dnf_steps_freeze_into_rpm_lock_entries() {
         hex::encode(Sha256::digest(&repomd))
     );
 
+    let (code, out, err) = cli(&["export", "tool", "--to", "sbom"]);
+    assert_eq!(code, 0, "export:\n{out}\n{err}");
+    assert!(
+        out.contains("\"pkg:rpm/tool@1.0-1?arch=x86_64&repository_id=fixture\""),
+        "{out}"
+    );
+
     // rewrite pins each installed package as dnf takes it.
     let (code, out, err) = cli(&["rewrite"]);
     assert_eq!(code, 0, "rewrite failed:\n{out}\n{err}");
