@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::solve::rpm::rich::parse_evr;
 use crate::solve::rpm::{DepFlag, Dependency, Evr, InstalledRpm};
 
 /// Where rpm keeps its database, newest layout first.
@@ -297,20 +298,6 @@ pub fn parse_header(blob: &[u8]) -> Result<InstalledRpm, String> {
         payload_digest: one(TAG_PAYLOADDIGEST),
         name,
     })
-}
-
-/// `[epoch:]version[-release]` as a dependency names it.
-pub fn parse_evr(s: &str) -> Evr {
-    let (epoch, rest) = match s.split_once(':') {
-        Some((e, r)) if e.chars().all(|c| c.is_ascii_digit()) && !e.is_empty() => {
-            (e.parse().unwrap_or(0), r)
-        }
-        _ => (0, s),
-    };
-    match rest.rsplit_once('-') {
-        Some((v, r)) => Evr::new(epoch, v, r),
-        None => Evr::new(epoch, rest, ""),
-    }
 }
 
 #[cfg(test)]
