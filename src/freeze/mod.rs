@@ -21,6 +21,7 @@ mod bases;
 pub mod check;
 pub mod outcome;
 mod request;
+pub mod rpm;
 mod run;
 mod schedule;
 pub mod state;
@@ -326,6 +327,12 @@ pub enum StepCause {
     /// apt would refuse the step.
     #[error("{0}")]
     Apt(crate::solve::apt::SolveAptError),
+    /// An RPM repository could not be fetched or failed its checks.
+    #[error("{0}")]
+    RpmRepo(crate::resolve::rpm::RpmRepoError),
+    /// dnf would refuse the step.
+    #[error("{0}")]
+    Rpm(crate::solve::rpm::solver::RpmSolveError),
     /// A solver thread failed.
     #[error("{0}")]
     Internal(String),

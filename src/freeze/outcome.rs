@@ -24,6 +24,8 @@ pub struct StepOutcome {
     pub pypi: Vec<PypiPackage>,
     pub apt: Vec<crate::lock::AptPackage>,
     pub apt_sources: Vec<crate::lock::AptSource>,
+    pub rpm: Vec<crate::lock::RpmPackage>,
+    pub rpm_repos: Vec<crate::lock::RpmRepo>,
     /// What the lock cannot promise for this step (VCS and path
     /// requirements), with the place.
     pub warnings: Vec<String>,

@@ -201,6 +201,12 @@ pub async fn freeze_image_reporting(
                 for s in outcome.apt_sources {
                     locked.merge_apt_source(s);
                 }
+                for p in outcome.rpm {
+                    locked.merge_rpm(p);
+                }
+                for r in outcome.rpm_repos {
+                    locked.merge_rpm_repo(r);
+                }
             }
             builder.step(locked);
         }

@@ -48,6 +48,9 @@ pub struct PlatformState {
     /// A change to apt's files an earlier command made that imagelock
     /// cannot read (where and why): the apt steps after it are not locked.
     pub apt_unknown: Option<String>,
+    /// The rpm database after the dnf steps resolved so far (`None`: as
+    /// the base's `rpmdb.sqlite` in `apt_files` says).
+    pub rpm_installed: Option<Vec<crate::solve::rpm::InstalledRpm>>,
     /// The base's conda configuration files and `/etc/passwd` (absolute
     /// path → text); see [`crate::image::Catalogue::conda_files`].
     pub conda_files: BTreeMap<String, String>,
@@ -130,6 +133,7 @@ impl PlatformState {
             apt_files: catalogue.apt_files.clone(),
             apt_installed: None,
             apt_unknown: None,
+            rpm_installed: None,
             conda_files: catalogue.conda_files.clone(),
             user: catalogue.image.config.user.clone(),
         }
@@ -376,6 +380,7 @@ impl PlatformState {
             apt_files: cached.apt_files,
             apt_installed: None,
             apt_unknown: None,
+            rpm_installed: None,
             conda_files: cached.conda_files,
             user: cached.user,
         })

@@ -202,6 +202,10 @@ pub async fn resolve_step(
             )
             .await
         }
+        Ecosystem::Os if matches!(cmd.manager, Manager::Dnf | Manager::Microdnf | Manager::Yum) => {
+            crate::freeze::rpm::rpm_step(config, session, place, cmd, values(&cmd.specs), state)
+                .await
+        }
         Ecosystem::Os | Ecosystem::Other => Ok(StepOutcome {
             requested: values(&cmd.specs),
             locked: false,

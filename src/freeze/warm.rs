@@ -133,6 +133,8 @@ pub fn kept(
         lock: lock.clone(),
         finals: BTreeMap::new(),
         warnings: record.warnings,
+        // Drift, the one reader of these, never keeps a lock.
+        apt_gone: Vec::new(),
     })
 }
 

@@ -185,6 +185,8 @@ pub struct OsPackage {
 pub enum OsPackageSource {
     Dpkg,
     Apk,
+    /// The rpm database (`rpmdb.sqlite`); the version is `[epoch:]version-release`.
+    Rpm,
 }
 
 /// A path in the merged filesystem.
@@ -311,8 +313,22 @@ pub(crate) fn merge(
         })
         .collect();
     let in_cache = |p: &str| caches.iter().any(|c| p.starts_with(c.as_str()));
-    let os_packages = os_packages(&tree);
+    let mut os_packages = os_packages(&tree);
     let apt_files = apt_files(&tree);
+    match crate::image::rpmdb::read_rpmdb(&apt_files) {
+        Ok(Some(rpms)) => {
+            os_packages.extend(rpms.into_iter().map(|p| OsPackage {
+                source: OsPackageSource::Rpm,
+                version: p.evr.to_string(),
+                arch: (!p.arch.is_empty()).then_some(p.arch),
+                name: p.name,
+            }));
+            os_packages.sort();
+            os_packages.dedup();
+        }
+        Ok(None) => {}
+        Err(e) => warnings.push(e.to_string()),
+    }
     let conda_files = tree
         .nodes
         .keys()
@@ -605,7 +621,10 @@ fn apt_files(tree: &Tree) -> std::collections::BTreeMap<String, Vec<u8>> {
         .iter()
         .filter_map(|(path, node)| {
             let abs = format!("/{path}");
-            if !crate::image::dpkg::is_apt_state_file(&abs) {
+            // The OS package state: apt's and dnf's files.
+            if !crate::image::dpkg::is_apt_state_file(&abs)
+                && !crate::image::rpmdb::is_rpm_state_file(&abs)
+            {
                 return None;
             }
             // Keyrings are often links (`trusted.gpg.d/x.gpg ->

@@ -184,6 +184,9 @@ fn want(path: &str) -> Option<Want> {
     {
         return Some(Want::Bytes);
     }
+    if crate::image::rpmdb::is_rpm_state_file(path) {
+        return Some(Want::Bytes);
+    }
     if is_conda_config_file(path) {
         return Some(Want::Text);
     }

@@ -15,6 +15,7 @@ mod formats;
 mod layer;
 mod layout;
 mod registry;
+pub mod rpmdb;
 pub mod sif;
 mod source;
 mod store;

@@ -9,7 +9,8 @@
 use crate::lock::value::{InvalidValue, serde_oci};
 use crate::lock::{
     AptPackage, AptSource, CondaPackage, LockedBase, LockedDownload, LockedImage,
-    LockedPlatformImage, LockedStage, LockedStep, PypiPackage, PypiSource, Sha256,
+    LockedPlatformImage, LockedStage, LockedStep, PypiPackage, PypiSource, RpmPackage, RpmRepo,
+    Sha256,
 };
 use crate::oci::ResolvedImage;
 use crate::oci::{Digest, Platform};
@@ -277,6 +278,82 @@ impl AptPackage {
     }
 }
 
+impl RpmPackage {
+    /// The entry for one package a dnf step changes on `platform`:
+    /// `fetched` is what the repository offers for an install or upgrade
+    /// (with the repository id), `None` for a removal.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: &str,
+        evr: &crate::solve::rpm::Evr,
+        arch: &str,
+        action: &str,
+        fetched: Option<(&crate::solve::rpm::RpmPackage, &str)>,
+        required_by: Option<String>,
+        replaces: Vec<String>,
+        platform: &Platform,
+    ) -> Result<RpmPackage, LockBuildError> {
+        let what = || format!("RPM package `{}`", name.escape_debug());
+        let sha256 = match fetched {
+            Some((p, _)) if p.checksum.0 == "sha256" => {
+                Some(check(&what, "sha256", &p.checksum.1)?)
+            }
+            _ => None,
+        };
+        Ok(RpmPackage {
+            name: check(&what, "name", name)?,
+            epoch: evr.epoch,
+            version: check(&what, "version", &evr.version)?,
+            release: check(&what, "release", &evr.release)?,
+            arch: check(&what, "arch", arch)?,
+            action: check(&what, "action", action)?,
+            repo: fetched.map(|(_, r)| check(&what, "repo", r)).transpose()?,
+            location: fetched
+                .map(|(p, _)| check(&what, "location", &p.location))
+                .transpose()?,
+            size: fetched.map(|(p, _)| p.size),
+            sha256,
+            required_by: required_by
+                .into_iter()
+                .filter(|r| !r.is_empty() && !crate::lock::value::has_control(r))
+                .collect(),
+            replaces: replaces
+                .into_iter()
+                .filter(|r| !crate::lock::value::has_control(r))
+                .collect(),
+            platforms: vec![platform.clone()],
+        })
+    }
+}
+
+impl RpmRepo {
+    /// The entry for one repository read on `platform`.
+    pub fn new(
+        repo: &crate::resolve::rpm::FetchedRepo,
+        platform: &Platform,
+    ) -> Result<RpmRepo, LockBuildError> {
+        let what = || format!("RPM repository `{}`", repo.id.escape_debug());
+        Ok(RpmRepo {
+            id: check(&what, "id", &repo.id)?,
+            baseurl: check(
+                &what,
+                "baseurl",
+                crate::config::redact::redact_url(&repo.baseurl),
+            )?,
+            revision: repo
+                .repomd
+                .revision
+                .as_deref()
+                .filter(|r| !r.is_empty())
+                .map(|r| check(&what, "revision", r))
+                .transpose()?,
+            repomd_sha256: check(&what, "repomd-sha256", &repo.repomd_sha256)?,
+            signed: repo.signed,
+            platforms: vec![platform.clone()],
+        })
+    }
+}
+
 impl AptSource {
     /// The entry for one archive source read on `platform`: `uri` as the
     /// image names it, the signed release's `date` and sha256.
@@ -341,6 +418,38 @@ impl LockedStep {
                 q.in_base &= p.in_base;
             }
             None => self.apt.push(p),
+        }
+    }
+
+    /// Adds one platform's RPM entry: the same package (or the same
+    /// removal) on another platform is one entry with both platforms.
+    pub fn merge_rpm(&mut self, p: RpmPackage) {
+        match self.rpm.iter_mut().find(|q| {
+            q.name == p.name
+                && q.epoch == p.epoch
+                && q.version == p.version
+                && q.release == p.release
+                && q.arch == p.arch
+                && q.action == p.action
+                && q.sha256 == p.sha256
+        }) {
+            Some(q) => {
+                q.platforms.extend(p.platforms);
+                q.required_by.extend(p.required_by);
+            }
+            None => self.rpm.push(p),
+        }
+    }
+
+    /// Adds one platform's RPM repository, likewise.
+    pub fn merge_rpm_repo(&mut self, r: RpmRepo) {
+        match self
+            .rpm_repos
+            .iter_mut()
+            .find(|q| q.id == r.id && q.baseurl == r.baseurl && q.repomd_sha256 == r.repomd_sha256)
+        {
+            Some(q) => q.platforms.extend(r.platforms),
+            None => self.rpm_repos.push(r),
         }
     }
 
@@ -528,6 +637,8 @@ impl LockedStep {
             pypi: Vec::new(),
             apt_sources: Vec::new(),
             apt: Vec::new(),
+            rpm_repos: Vec::new(),
+            rpm: Vec::new(),
         })
     }
 }

@@ -127,6 +127,33 @@ impl LockedImage {
             .collect()
     }
 
+    /// The RPM packages the image has on `platform` after every locked dnf
+    /// step, by (name, arch), each with the step that decided it; removed
+    /// and replaced packages are left out.
+    pub fn final_rpm(&self, platform: &str) -> Vec<(&LockedStep, &crate::lock::RpmPackage)> {
+        let mut by_name: BTreeMap<(&str, &str), (&LockedStep, &crate::lock::RpmPackage)> =
+            BTreeMap::new();
+        for step in &self.steps {
+            for p in &step.rpm {
+                if p.platforms.iter().any(|l| platform_matches(l, platform)) {
+                    by_name.insert((p.name.as_str(), p.arch.as_str()), (step, p));
+                }
+            }
+            // What a later package replaced (obsoleted) is gone.
+            let replaced: Vec<String> = step
+                .rpm
+                .iter()
+                .filter(|p| p.platforms.iter().any(|l| platform_matches(l, platform)))
+                .flat_map(|p| p.replaces.iter().cloned())
+                .collect();
+            by_name.retain(|_, (_, p)| !replaced.contains(&p.nevra()));
+        }
+        by_name
+            .into_values()
+            .filter(|(_, p)| p.installed_after())
+            .collect()
+    }
+
     /// [`Self::final_pypi`] with the step that decided each package.
     pub fn final_pypi_steps(&self, platform: &str) -> Vec<(&LockedStep, &PypiPackage)> {
         let mut by_name: BTreeMap<&str, (&LockedStep, &PypiPackage)> = BTreeMap::new();

@@ -201,6 +201,95 @@ pub struct LockedStep {
     /// apt steps: every package the step installs, upgrades or removes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apt: Vec<AptPackage>,
+    /// dnf, microdnf and yum steps: the repositories read, per platform.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rpm_repos: Vec<RpmRepo>,
+    /// dnf, microdnf and yum steps: every package the step installs,
+    /// upgrades or removes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rpm: Vec<RpmPackage>,
+}
+
+/// One RPM repository a dnf step read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RpmRepo {
+    /// The repository id (`[baseos]` of its `.repo` file).
+    pub id: Token,
+    /// The base URL as the image names it, variables substituted (not the
+    /// mirror's).
+    pub baseurl: LockUrl,
+    /// The `<revision>` of `repomd.xml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<Token>,
+    /// sha256 of `repomd.xml` as fetched.
+    pub repomd_sha256: Sha256,
+    /// `repomd.xml` was checked against its signature (`repo_gpgcheck`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub signed: bool,
+    #[serde(with = "serde_oci::platforms")]
+    #[cfg_attr(test, schemars(schema_with = "serde_oci::platforms_schema"))]
+    pub platforms: Vec<Platform>,
+}
+
+/// An RPM package a dnf step changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RpmPackage {
+    pub name: Token,
+    /// Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
+    pub version: Token,
+    pub release: Token,
+    pub arch: Token,
+    /// `install`, `upgrade` or `remove`.
+    pub action: Token,
+    /// The repository id it comes from (absent for removals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<Token>,
+    /// `<location href>` under the repository's base URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<RepoPath>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Sha256>,
+    /// Why dnf takes it: `requested`, `Requires of app`, `weak: app`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_by: Vec<String>,
+    /// The installed packages (NEVRA) it upgrades or obsoletes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaces: Vec<String>,
+    #[serde(with = "serde_oci::platforms")]
+    #[cfg_attr(test, schemars(schema_with = "serde_oci::platforms_schema"))]
+    pub platforms: Vec<Platform>,
+}
+
+impl RpmPackage {
+    /// `name-[epoch:]version-release.arch`, the form dnf takes as a pin.
+    pub fn nevra(&self) -> String {
+        let epoch = if self.epoch == 0 {
+            String::new()
+        } else {
+            format!("{}:", self.epoch)
+        };
+        format!(
+            "{}-{epoch}{}-{}.{}",
+            self.name, self.version, self.release, self.arch
+        )
+    }
+
+    /// Whether the step leaves it installed.
+    pub fn installed_after(&self) -> bool {
+        self.action.as_str() != "remove"
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One archive source an apt step read (a `deb` line or `.sources` entry,
@@ -526,6 +615,22 @@ impl LockedImage {
                 s.platforms.sort();
                 s.platforms.dedup();
             }
+            for p in &mut step.rpm {
+                p.platforms.sort();
+                p.platforms.dedup();
+                p.required_by.sort();
+                p.required_by.dedup();
+            }
+            for r in &mut step.rpm_repos {
+                r.platforms.sort();
+                r.platforms.dedup();
+            }
+            step.rpm_repos.sort_by(|a, b| {
+                (&a.id, &a.baseurl, &a.platforms).cmp(&(&b.id, &b.baseurl, &b.platforms))
+            });
+            step.rpm.sort_by(|a, b| {
+                (&a.name, &a.arch, &a.platforms).cmp(&(&b.name, &b.arch, &b.platforms))
+            });
             step.apt_sources.sort_by(|a, b| {
                 (&a.uri, &a.suite, &a.platforms).cmp(&(&b.uri, &b.suite, &b.platforms))
             });

@@ -25,7 +25,7 @@ struct Item {
     /// Where it was fetched from (an absolute URL), for SPDX.
     download: Option<String>,
     platforms: BTreeSet<String>,
-    /// `pypi:NAME`, `conda:TARGET:NAME`, `deb:NAME:ARCH`, `oci:NAME`: a
+    /// `pypi:NAME`, `conda:TARGET:NAME`, `deb:NAME:ARCH`, `rpm:NAME:ARCH`, `oci:NAME`: a
     /// child's component replaces its parent's of the same key.
     key: String,
     /// The pypi packages whose dependencies pulled it in (normalized names).
@@ -365,6 +365,48 @@ impl LockedImage {
                             container: false,
                             name: p.name.to_string(),
                             version: Some(p.version.to_string()),
+                            purl: Some(purl),
+                            sha256: p.sha256.as_ref().map(ToString::to_string),
+                            download: None,
+                            platforms: BTreeSet::new(),
+                            key,
+                            required_by: Vec::new(),
+                            properties: Vec::new(),
+                        },
+                    );
+                }
+                for p in step.rpm.iter().filter(|p| p.platforms.contains(platform)) {
+                    let key = format!("rpm:{}:{}", p.name, p.arch);
+                    if !p.installed_after() {
+                        chosen.remove(&key);
+                        continue;
+                    }
+                    // The purl's namespace is the vendor, which a repository
+                    // does not say; it is left out rather than guessed.
+                    let epoch = if p.epoch == 0 {
+                        String::new()
+                    } else {
+                        format!("&epoch={}", p.epoch)
+                    };
+                    let repo = p
+                        .repo
+                        .as_ref()
+                        .map(|r| format!("&repository_id={}", purl_encode(r)))
+                        .unwrap_or_default();
+                    let version = format!("{}-{}", p.version, p.release);
+                    let purl = format!(
+                        "pkg:rpm/{}@{}?arch={}{epoch}{repo}",
+                        p.name,
+                        purl_encode(&version),
+                        p.arch
+                    );
+                    chosen.insert(
+                        key.clone(),
+                        Item {
+                            bom_ref: purl.clone(),
+                            container: false,
+                            name: p.name.to_string(),
+                            version: Some(version),
                             purl: Some(purl),
                             sha256: p.sha256.as_ref().map(ToString::to_string),
                             download: None,

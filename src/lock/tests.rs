@@ -91,6 +91,8 @@ pub(crate) fn sample() -> LockedImage {
                 pypi: vec![],
                 apt_sources: vec![],
                 apt: vec![],
+                rpm_repos: vec![],
+                rpm: vec![],
             },
             LockedStep {
                 stage: 0,
@@ -113,6 +115,8 @@ pub(crate) fn sample() -> LockedImage {
                 ],
                 apt_sources: vec![],
                 apt: vec![],
+                rpm_repos: vec![],
+                rpm: vec![],
             },
             LockedStep {
                 stage: 0,
@@ -132,6 +136,8 @@ pub(crate) fn sample() -> LockedImage {
                 pypi: vec![],
                 apt_sources: vec![],
                 apt: vec![],
+                rpm_repos: vec![],
+                rpm: vec![],
             },
         ],
     }

@@ -5,6 +5,7 @@ pub mod content;
 pub mod http;
 pub mod pypi;
 pub mod registry;
+pub mod rpm;
 pub mod session;
 
 pub use registry::{Registry, RegistryOptions, ResolveError};

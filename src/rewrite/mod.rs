@@ -154,7 +154,10 @@ pub fn rewrite_image(
     for stage in &definition.stages {
         for (si, step) in stage.steps.iter().enumerate() {
             let eco = step.command.manager.ecosystem();
-            let apt = matches!(step.command.manager, Manager::AptGet | Manager::Apt);
+            let apt = matches!(
+                step.command.manager,
+                Manager::AptGet | Manager::Apt | Manager::Dnf | Manager::Microdnf | Manager::Yum
+            );
             if eco == Ecosystem::Os && !apt {
                 continue;
             }
@@ -197,6 +200,14 @@ pub fn rewrite_image(
             match eco {
                 Ecosystem::Python => pip_step(&mut plan, at, opts),
                 Ecosystem::Conda => conda_step(&mut plan, at),
+                Ecosystem::Os
+                    if matches!(
+                        step.command.manager,
+                        Manager::Dnf | Manager::Microdnf | Manager::Yum
+                    ) =>
+                {
+                    rpm_step(&mut plan, at)
+                }
                 Ecosystem::Os => apt_step(&mut plan, at, opts),
                 Ecosystem::Other => {}
             }
@@ -824,6 +835,45 @@ fn update_before(before: &str) -> Option<usize> {
             .all(|w| w.starts_with('-') || *w == "update")
         && words[1..].contains(&"update");
     update.then_some(from + lead)
+}
+
+/// A dnf step: every package it installs pinned
+/// `name-[epoch:]version-release.arch` (without the arch when the same
+/// version is locked for several arches), in place of the names written.
+fn rpm_step(plan: &mut Plan, at: StepAt<'_>) {
+    let StepAt {
+        def,
+        inputs,
+        lock,
+        layout,
+        step,
+        li,
+        ..
+    } = at;
+    let text = inputs.definition.as_str();
+    let locked = &lock.steps[li];
+    if step.command.specs.is_empty() || step.command.action != crate::source::steps::Action::Install
+    {
+        if locked.rpm.iter().any(|p| p.installed_after()) {
+            plan.warn(
+                &def.path,
+                text,
+                step.command.span,
+                format!(
+                    "`{}` names no package to install, so its versions are not pinned in the definition",
+                    step.command.text
+                ),
+                Some("write the locked packages as `dnf install -y NAME-VERSION-RELEASE.ARCH …`, or check the image with `imagelock verify --image`".into()),
+            );
+        }
+        return;
+    }
+    let (items, unpinned) = pins::rpm_pins(locked);
+    if !unpinned.is_empty() {
+        warn_unpinned_between_platforms(plan, def, text, step, &unpinned);
+        return;
+    }
+    replace_specs(plan, layout, step, &items);
 }
 
 fn conda_step(plan: &mut Plan, at: StepAt<'_>) {

@@ -262,6 +262,52 @@ pub(crate) fn apt_pins(step: &LockedStep) -> (Vec<String>, Vec<String>) {
     (pins, unpinned)
 }
 
+/// The `name-[epoch:]version-release[.arch]` pins of an rpm step, and the
+/// names locked at different versions on different platforms.
+pub(crate) fn rpm_pins(step: &LockedStep) -> (Vec<String>, Vec<String>) {
+    // name → (epoch:version-release → arch → platforms)
+    type Arches = BTreeMap<String, Vec<String>>;
+    let mut by_name: BTreeMap<String, BTreeMap<String, Arches>> = BTreeMap::new();
+    for p in step.rpm.iter().filter(|p| p.installed_after()) {
+        let epoch = if p.epoch == 0 {
+            String::new()
+        } else {
+            format!("{}:", p.epoch)
+        };
+        by_name
+            .entry(p.name.to_string())
+            .or_default()
+            .entry(format!("{epoch}{}-{}", p.version, p.release))
+            .or_default()
+            .entry(p.arch.to_string())
+            .or_default()
+            .extend(p.platforms.iter().map(|pl| pl.to_string()));
+    }
+    let mut pins = Vec::new();
+    let mut unpinned = Vec::new();
+    for (name, evrs) in by_name {
+        if evrs.len() != 1 {
+            unpinned.push(name);
+            continue;
+        }
+        for (evr, arches) in evrs {
+            // One arch per platform (x86_64 here, aarch64 there): the pin
+            // leaves the arch to dnf; a multilib pair on one platform keeps
+            // both arches.
+            let mut seen = BTreeSet::new();
+            let per_platform = arches.values().flatten().all(|pl| seen.insert(pl.clone()));
+            if arches.len() > 1 && per_platform {
+                pins.push(format!("{name}-{evr}"));
+            } else {
+                for arch in arches.keys() {
+                    pins.push(format!("{name}-{evr}.{arch}"));
+                }
+            }
+        }
+    }
+    (pins, unpinned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,6 +378,8 @@ mod tests {
             pypi: vec![],
             apt_sources: vec![],
             apt: vec![],
+            rpm_repos: vec![],
+            rpm: vec![],
         }
     }
 

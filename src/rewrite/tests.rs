@@ -262,6 +262,8 @@ fn synthetic_lock(def: &Definition, inputs: &Inputs, platforms: &[&str]) -> Lock
                 pypi,
                 apt_sources: vec![],
                 apt: vec![],
+                rpm_repos: vec![],
+                rpm: vec![],
             });
         }
     }
@@ -741,6 +743,8 @@ fn conda_context(eol: &str) -> (tempfile::TempDir, PathBuf, LockedImage) {
             pypi,
             apt_sources: vec![],
             apt: vec![],
+            rpm_repos: vec![],
+            rpm: vec![],
         };
     lock.steps = vec![
         locked(
@@ -973,6 +977,8 @@ proptest::proptest! {
                 pypi,
                 apt_sources: vec![],
                 apt: vec![],
+                rpm_repos: vec![],
+                rpm: vec![],
             }
         };
         let mut conda_pkgs: Vec<CondaPackage> = conda
@@ -1166,6 +1172,8 @@ fn apt_pins_with_the_snapshot_archives() {
                         source("https://apt.example.org/repo", "stable", snapshot),
                     ],
                     apt: vec![package(&name)],
+                    rpm_repos: vec![],
+                    rpm: vec![],
                 });
             }
         }

@@ -4,3 +4,4 @@
 pub mod apt;
 pub mod conda;
 pub mod python;
+pub mod rpm;

@@ -37,10 +37,10 @@ impl Class {
     }
 }
 
-/// What an OS package step is for the lock. apt and apt-get steps are
-/// resolved by freeze, which records one as not locked (with the reason in
-/// its warning) when the image's apt state or sources cannot be read; dnf,
-/// yum, microdnf and apk steps are not locked yet.
+/// What an OS package step is for the lock. apt, apt-get, dnf, microdnf
+/// and yum steps are resolved by freeze, which records one as not locked
+/// (with the reason in its warning) when the image's package state or
+/// repositories cannot be read; apk steps are not locked yet.
 pub fn os_packages(cmd: &InstallCommand) -> Class {
     match cmd.manager {
         Manager::AptGet | Manager::Apt if cmd.action == Action::NoChange => {
@@ -48,6 +48,12 @@ pub fn os_packages(cmd: &InstallCommand) -> Class {
         }
         Manager::AptGet | Manager::Apt => {
             Class::Locked("Debian packages by version and sha256".into())
+        }
+        Manager::Dnf | Manager::Microdnf | Manager::Yum if cmd.action == Action::NoChange => {
+            Class::NotLocked("it changes nothing in the image".into())
+        }
+        Manager::Dnf | Manager::Microdnf | Manager::Yum => {
+            Class::Locked("RPM packages by NEVRA and sha256".into())
         }
         _ => Class::NotLocked(format!(
             "OS packages: `{}` steps are not locked yet",

@@ -1986,7 +1986,6 @@ impl Scanner<'_> {
                     "-c",
                     "--config",
                     "--forcearch",
-                    "--nobest",
                 ],
             ),
         };

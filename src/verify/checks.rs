@@ -173,6 +173,7 @@ pub fn check_platform(
     check_conda(lock, &platform_str, image, base, &mut out);
     check_pip(lock, &platform_str, image, base, &mut out);
     check_apt(lock, &platform_str, image, base, &mut out);
+    check_rpm(lock, &platform_str, image, base, &mut out);
     out.findings.sort_by(|a, b| {
         (
             a.kind == FindingKind::NotLocked,
@@ -600,6 +601,100 @@ fn check_apt(
             found: Some(format!("{v} ({a})")),
             step: None,
             location: Some("/var/lib/dpkg/status".into()),
+            channel: None,
+            detail: None,
+        });
+    }
+}
+
+/// Locked RPM packages against the image's rpm database: each at its
+/// locked `[epoch:]version-release` and arch; with the base known, every
+/// package above the base the lock does not name.
+fn check_rpm(
+    lock: &LockedImage,
+    platform: &str,
+    image: &Catalogue,
+    base: Option<&Catalogue>,
+    out: &mut PlatformCheck,
+) {
+    use crate::image::OsPackageSource;
+    const RPMDB: &str = "/var/lib/rpm/rpmdb.sqlite";
+    let rpms = |c: &Catalogue| -> Vec<(String, String, String)> {
+        c.os_packages
+            .iter()
+            .filter(|p| p.source == OsPackageSource::Rpm)
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.version.clone(),
+                    p.arch.clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let have = rpms(image);
+    let locked = lock.final_rpm(platform);
+    if locked.is_empty() && !lock.steps.iter().any(|s| !s.rpm.is_empty()) {
+        return;
+    }
+    let mut named: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for (step, pkg) in &locked {
+        out.checked.rpm += 1;
+        named.insert((pkg.name.as_str(), pkg.arch.as_str()));
+        let evr = {
+            let e = if pkg.epoch == 0 {
+                String::new()
+            } else {
+                format!("{}:", pkg.epoch)
+            };
+            format!("{e}{}-{}", pkg.version, pkg.release)
+        };
+        let finding = |kind, found: Option<String>| Finding {
+            kind,
+            ecosystem: Ecosystem::Rpm,
+            name: pkg.name.to_string(),
+            expected: Some(format!("{evr} ({})", pkg.arch)),
+            found,
+            step: Some(step_of(step)),
+            location: Some(RPMDB.into()),
+            channel: None,
+            detail: None,
+        };
+        let same_name: Vec<&(String, String, String)> = have
+            .iter()
+            .filter(|(n, _, a)| *n == pkg.name.as_str() && *a == pkg.arch.as_str())
+            .collect();
+        if same_name.iter().any(|(_, v, _)| *v == evr) {
+            continue;
+        }
+        match same_name.first() {
+            None => out.findings.push(finding(FindingKind::Missing, None)),
+            Some((_, v, a)) => out.findings.push(finding(
+                FindingKind::VersionDiffers,
+                Some(format!("{v} ({a})")),
+            )),
+        }
+    }
+    let Some(base) = base else { return };
+    let below = rpms(base);
+    for (n, v, a) in &have {
+        // gpg-pubkey entries are keys rpm imported, not packages.
+        if n == "gpg-pubkey"
+            || named.contains(&(n.as_str(), a.as_str()))
+            || below
+                .iter()
+                .any(|b| b == &(n.clone(), v.clone(), a.clone()))
+        {
+            continue;
+        }
+        out.findings.push(Finding {
+            kind: FindingKind::NotLocked,
+            ecosystem: Ecosystem::Rpm,
+            name: n.clone(),
+            expected: None,
+            found: Some(format!("{v} ({a})")),
+            step: None,
+            location: Some(RPMDB.into()),
             channel: None,
             detail: None,
         });

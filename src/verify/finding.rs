@@ -229,6 +229,8 @@ pub enum Ecosystem {
     Pip,
     /// A Debian package (dpkg's status).
     Apt,
+    /// An RPM package (the rpm database).
+    Rpm,
     /// The image as a whole: its inputs, whether it resolves.
     Image,
     /// A file the definition fetches from a fixed URL.
@@ -242,6 +244,7 @@ impl Ecosystem {
             Self::Conda => "conda",
             Self::Pip => "pip",
             Self::Apt => "apt",
+            Self::Rpm => "rpm",
             Self::Image => "image",
             Self::Url => "url",
         }
@@ -459,6 +462,9 @@ pub struct Checked {
     /// Locked Debian packages compared (not written when none were).
     #[serde(skip_serializing_if = "is_zero")]
     pub apt: usize,
+    /// Locked RPM packages compared (not written when none were).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rpm: usize,
     /// Whether packages outside the lock could be told from the base's.
     pub not_locked: bool,
 }

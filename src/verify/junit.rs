@@ -395,6 +395,7 @@ mod tests {
                 conda: 0,
                 pip: 2,
                 apt: 0,
+                rpm: 0,
                 not_locked: true,
             },
             findings: vec![f],

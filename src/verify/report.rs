@@ -154,9 +154,17 @@ fn checked_summary(p: &PlatformCheck) -> String {
         parts.push("base".to_string());
     }
     parts.push(format!("{} conda", c.conda));
-    if c.apt > 0 {
+    if c.apt > 0 || c.rpm > 0 {
         parts.push(format!("{} pip", c.pip));
-        parts.push(format!("{} apt package{}", c.apt, plural(c.apt)));
+        if c.apt > 0 {
+            parts.push(format!("{} apt", c.apt));
+        }
+        if c.rpm > 0 {
+            parts.push(format!("{} rpm", c.rpm));
+        }
+        let last = parts.pop().unwrap_or_default();
+        let n = c.apt.max(c.rpm);
+        parts.push(format!("{last} package{}", plural(n)));
     } else {
         parts.push(format!("{} pip package{}", c.pip, plural(c.pip)));
     }
@@ -214,6 +222,7 @@ pub fn describe(f: &Finding) -> String {
                 (_, Some(d)) => d.as_str(),
                 (Ecosystem::Conda, None) => "installed by conda",
                 (Ecosystem::Apt, None) => "installed by dpkg",
+                (Ecosystem::Rpm, None) => "installed by rpm",
                 (_, None) => "installed by pip",
             };
             format!(
@@ -334,6 +343,7 @@ mod tests {
                         conda: 0,
                         pip: 2,
                         apt: 0,
+                        rpm: 0,
                         not_locked: true,
                     },
                     findings: vec![Finding {

@@ -164,7 +164,7 @@ fn verify_names_the_coverage_beside_a_current_lock() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(
         out,
-        "workbench: the lock is current\nworkbench: coverage: 3 of 4 steps locked; not locked: line 9 `dnf install …` (OS packages: `dnf` steps are not locked yet)\n"
+        "workbench: the lock is current\nworkbench: coverage: 3 of 4 steps locked; not locked: line 9 `dnf install …` (the image has no rpm database (`/var/lib/rpm/rpmdb.sqlite`), so imagelock does not know what dnf starts from)\n"
     );
 }
 

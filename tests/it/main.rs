@@ -31,6 +31,7 @@ mod registry;
 mod reports;
 mod requests;
 mod rewrite;
+mod rpm;
 mod security;
 mod settings;
 mod sif;

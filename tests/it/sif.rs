@@ -586,6 +586,8 @@ fn lock_for(dir: &Path) -> LockedImage {
         pypi: vec![],
         apt_sources: vec![],
         apt: vec![],
+        rpm_repos: vec![],
+        rpm: vec![],
     };
     let record: serde_json::Value = serde_json::from_str(TINYCONDA).unwrap();
     let f = |k: &str| record[k].as_str().unwrap();

@@ -266,6 +266,8 @@ fn derive_lock(w: &World, dir: &str, base_oci: &str) -> LockedImage {
         pypi: vec![],
         apt_sources: vec![],
         apt: vec![],
+        rpm_repos: vec![],
+        rpm: vec![],
     };
     let mut conda_step = step("conda");
     conda_step.conda = conda;
@@ -755,6 +757,8 @@ fn verify_without_an_image_finds_stale_locks() {
                         pypi: vec![],
                         apt_sources: vec![],
                         apt: vec![],
+                        rpm_repos: vec![],
+                        rpm: vec![],
                     })
                 })
                 .collect(),
