@@ -673,6 +673,9 @@ async fn pip_step(
         if let Some(w) = pin.unbuilt_warning() {
             warnings.push(format!("{}: {w}", place.context()));
         }
+        if let Some(w) = pin.passed_over_warning() {
+            warnings.push(format!("{}: {w}", place.context()));
+        }
         if let Some(v) = &pin.version {
             dists.insert(pin.name.to_string(), v.to_string());
         }

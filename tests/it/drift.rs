@@ -338,7 +338,8 @@ fn a_newer_release_is_outdated() {
 #[test]
 fn a_yanked_release_is_reported_with_its_reason() {
     let dir = world_copy();
-    // Every locked pyyaml file: freeze would now fail, which drift says too.
+    // Every locked pyyaml file (6.0.3's wheels); 6.0.3's sdist is listed
+    // but not served.
     yank(dir.path(), "pyyaml");
     let (code, out, err) = drift_in(dir.path(), &["--format", "json", "--fail-on", "yanked"]);
     assert_eq!(code, 1, "{err}");
@@ -358,13 +359,25 @@ fn a_yanked_release_is_reported_with_its_reason() {
     assert_eq!(yanked["package"], "pyyaml");
     assert_eq!(yanked["severity"], "high");
     assert_eq!(yanked["detail"], "broken on some platforms");
+    // A fresh freeze steps back to 6.0.2 and says that it did, and why: pip
+    // itself would stop at 6.0.3's sdist.
+    let (code, _, err) = crate::common::run(
+        crate::common::imagelock()
+            .current_dir(dir.path())
+            .env("IMAGELOCK_CACHE_DIR", dir.path().join("cache"))
+            .args([
+                "--config",
+                "fixtures/examples/imagelock.toml",
+                "freeze",
+                "--dry-run",
+                "driver",
+            ]),
+    );
+    assert_eq!(code, 0, "{err}");
     assert!(
-        driver["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|f| f["kind"] == "unresolvable"),
-        "{out}"
+        err.contains("driver/Dockerfile:12: `pyyaml` 6.0.2 is locked because 6.0.3 cannot be used")
+            && err.contains("pyyaml-6.0.3.tar.gz"),
+        "{err}"
     );
 }
 

@@ -754,6 +754,13 @@ async fn a_release_whose_sdist_does_not_build_is_left_out_and_named() {
     let server = StaticServer::start(dir.path());
     let pins = resolve_on(&server, &["app"]).await.unwrap();
     assert_eq!(names(&pins), ["app==1.0", "tool==1.0"]);
+    // Stepping back over 2.0 is said, since pip would stop there.
+    let warning = by_name(&pins, "tool").passed_over_warning().unwrap();
+    assert!(
+        warning.starts_with("`tool` 1.0 is locked because 2.0 cannot be used:"),
+        "{warning}"
+    );
+    assert!(by_name(&pins, "app").passed_over_warning().is_none());
     assert!(
         server
             .seen()

@@ -20,6 +20,25 @@ pub use resolver::{
 pub use target::{Libc, TargetEnv, TargetError};
 
 impl PinnedPackage {
+    /// Newer releases the resolution stepped back over because their
+    /// metadata could not be had: the installer may fail on one of them
+    /// instead (pip stops when an sdist's metadata does not build).
+    pub fn passed_over_warning(&self) -> Option<String> {
+        let version = self.version.as_ref()?;
+        let (newest, why) = self.passed_over.iter().max_by(|a, b| a.0.cmp(&b.0))?;
+        let why = why.split_once("\nhint: ").map_or(why.as_str(), |(t, _)| t);
+        let others = self.passed_over.len() - 1;
+        let more = if others == 0 {
+            String::new()
+        } else {
+            format!(" (and {others} more release(s) between)")
+        };
+        Some(format!(
+            "`{}` {version} is locked because {newest}{more} cannot be used: {why}; the build's installer may stop at {newest} instead of stepping back\nhint: require `{}<{newest}` or `=={version}` if {version} is what the image should have",
+            self.name, self.name,
+        ))
+    }
+
     /// Why this package's lock entry is weaker than an index file's, for a
     /// VCS or path requirement: what it pins, and what it cannot.
     pub fn unbuilt_warning(&self) -> Option<String> {

@@ -109,6 +109,11 @@ pub struct PinnedPackage {
     /// (`anyio`, `requests[socks]`), each with the requirement's marker when
     /// it had one (`anyio; python_version < "3.11"`).
     pub required_by: Vec<String>,
+    /// Newer releases of it that were left out because their metadata could
+    /// not be had (an sdist that does not build, a file the index lists but
+    /// does not serve), each with why. The installer may stop at one of them
+    /// rather than step back as the resolution did, so freeze says so.
+    pub passed_over: Vec<(Version, String)>,
 }
 
 /// Why a resolution failed.
@@ -1003,6 +1008,7 @@ pub fn resolve<S: PackageSource>(
             source: PinnedSource::Unbuilt(u.clone()),
             requested: requested_text.get(name).cloned(),
             required_by: Vec::new(),
+            passed_over: Vec::new(),
         });
     }
     for (pkg, version) in solution {
@@ -1023,9 +1029,17 @@ pub fn resolve<S: PackageSource>(
                 None => return Err(SolveError::Internal(format!("`{name}` {version} vanished"))),
             }
         };
+        let passed_over = provider
+            .unusable
+            .borrow()
+            .iter()
+            .filter(|((n, v), _)| *n == name && *v > version)
+            .map(|((_, v), why)| (v.clone(), why.clone()))
+            .collect();
         out.push(PinnedPackage {
             requested: requested_text.get(&name).cloned(),
             required_by: edges.remove(&name).into_iter().flatten().collect(),
+            passed_over,
             name,
             version: Some(version),
             source,
