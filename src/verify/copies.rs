@@ -13,6 +13,7 @@ use crate::image::{FileTree, ImageSource, ReadOptions, TreeEntry, read_tree};
 use crate::lock::{LockedBase, LockedImage};
 use crate::oci::{ImageLocation, ImageRef, Platform};
 use crate::source::model::{BaseTarget, CopiedFile, Definition, ImageUseKind, Stage};
+use crate::source::pattern::glob;
 
 /// Opens an image by its location (the locked images copied from).
 pub type OpenImage<'a> =
@@ -65,7 +66,11 @@ pub fn copies_from_images(
                 Some(BaseTarget::Scratch) => continue,
                 _ => {}
             }
-            if let Some(glob) = copy.sources.iter().find(|s| is_glob(s)) {
+            if let Some(glob) = copy
+                .sources
+                .iter()
+                .find(|s| is_glob(s) && expandable(s).is_none())
+            {
                 notes.push(format!(
                     "{step}: `{glob}` of `COPY --from={from}` is a pattern imagelock does not expand, so what it copied is not checked"
                 ));
@@ -122,6 +127,54 @@ fn is_glob(source: &str) -> bool {
     source.contains(['*', '?', '['])
 }
 
+/// A source whose only wildcards are `*` and `?` in its last segment
+/// (`/opt/tool/bin/*`): its directory and the pattern, which imagelock
+/// expands against the locked image. Other globs (`[…]`, a wildcard
+/// directory) are not expanded.
+fn expandable(source: &str) -> Option<(String, &str)> {
+    let trimmed = source.trim_end_matches('/');
+    let (dir, name) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
+    (!is_glob(dir) && !name.contains('[') && is_glob(name)).then(|| (absolute(dir), name))
+}
+
+/// The sources of a copy as paths of the locked image, globs expanded
+/// against `locked`; notes for a glob that matches nothing.
+fn expand_sources(
+    copy: &CopiedFile,
+    locked: &FileTree,
+    step: &str,
+    notes: &mut Vec<String>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for source in &copy.sources {
+        let Some((dir, pattern)) = expandable(source) else {
+            out.push(absolute(source));
+            continue;
+        };
+        let before = out.len();
+        out.extend(
+            locked
+                .under(&dir)
+                .filter(|(rel, _)| !rel.contains('/') && glob(pattern, rel))
+                .map(|(rel, _)| join(&dir, rel)),
+        );
+        if out.len() == before {
+            notes.push(format!(
+                "{step}: `{source}` matches nothing in the locked image, so what `COPY --from={}` copied is not checked",
+                copy.from.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
+/// The paths of the locked image a copy reads: a glob's directory.
+fn read_paths(copy: &CopiedFile) -> impl Iterator<Item = String> + '_ {
+    copy.sources
+        .iter()
+        .map(|s| expandable(s).map_or_else(|| absolute(s), |(dir, _)| dir))
+}
+
 /// The absolute destination of a copy, as the builder resolves it against
 /// the `WORKDIR` in effect.
 fn destination(copy: &CopiedFile) -> String {
@@ -175,7 +228,7 @@ pub fn check_copies(
         let entry = by_image
             .entry(key)
             .or_insert_with(|| (c.base.clone(), Vec::new()));
-        entry.1.extend(c.copy.sources.iter().map(|s| absolute(s)));
+        entry.1.extend(read_paths(&c.copy));
     }
     let mut trees: BTreeMap<String, Result<FileTree, String>> = BTreeMap::new();
     for (key, (base, paths)) in by_image {
@@ -203,11 +256,12 @@ pub fn check_copies(
             }
             None => continue,
         };
-        let into_dir = c.copy.sources.len() > 1
+        let sources = expand_sources(&c.copy, locked, &c.step, &mut out.notes);
+        let into_dir = sources.len() > 1
+            || c.copy.sources.iter().any(|s| is_glob(s))
             || c.copy.destination.ends_with('/')
             || built_tree.get(dest) == Some(&TreeEntry::Dir);
-        for source in &c.copy.sources {
-            let source = absolute(source);
+        for source in sources {
             let mut expected: Vec<(String, String, &TreeEntry)> = Vec::new();
             match locked.get(&source) {
                 None => {

@@ -15,6 +15,8 @@ COPY --from=nvidia/parabricks:4.0 /opt/parabricks/pbrun /pbrun
 FROM scratch
 COPY --from=nvidia/parabricks:4.0 /opt/parabricks /opt/parabricks
 COPY --from=tools /pbrun /usr/local/bin/pbrun
+COPY --from=nvidia/parabricks:4.0 /opt/parabricks/lib/*.so /usr/lib/pb/
+COPY --from=nvidia/parabricks:4.0 /opt/[p]arabricks/pbrun /usr/bin/pbrun
 ";
 
 fn write(path: &Path, bytes: &[u8]) {
@@ -98,14 +100,20 @@ fn verify_checks_files_copied_from_a_locked_image() {
     let (code, out, err) = cli(&["verify", "--image", &genuine, "pb"]);
     assert_eq!(code, 0, "the genuine copy passes:\n{out}\n{err}");
     assert!(out.contains("matches its lock"), "{out}");
-    assert!(out.contains("2 copied files"), "{out}");
-    // The copy from a stage is said to be unchecked, with its line.
+    assert!(out.contains("3 copied files"), "{out}");
+    // The copy from a stage and the glob imagelock does not expand are
+    // said to be unchecked, with their lines.
     assert!(
         out.contains("note: Dockerfile:6: `COPY --from=tools` copies from stage `tools`"),
         "{out}"
     );
+    assert!(
+        out.contains("note: Dockerfile:8: `/opt/[p]arabricks/pbrun` of `COPY --from=nvidia/parabricks:4.0` is a pattern imagelock does not expand"),
+        "{out}"
+    );
 
-    // The same paths with a placeholder tool and no library.
+    // The same paths with placeholders, and no library where the directory
+    // copy put it.
     write(
         &path("fake/opt/parabricks/pbrun"),
         b"#!/bin/sh\necho placeholder\n",
@@ -114,6 +122,7 @@ fn verify_checks_files_copied_from_a_locked_image() {
         &path("fake/usr/local/bin/pbrun"),
         b"#!/bin/sh\necho placeholder\n",
     );
+    write(&path("fake/usr/lib/pb/libpb.so"), b"placeholder");
     commit_tree(&buildah, &path("fake"), "localhost/pb-fake");
     let fake = buildah.to_layout("localhost/pb-fake", &path("layouts/fake"));
     let (code, out, err) = cli(&["verify", "--image", &fake, "pb"]);
@@ -129,6 +138,11 @@ fn verify_checks_files_copied_from_a_locked_image() {
         .find(|l| l.contains("/opt/parabricks/lib/libpb.so:"))
         .unwrap_or_else(|| panic!("no finding for the missing library:\n{out}"));
     assert!(lib.contains("image has no file"), "{lib}");
+    let globbed = out
+        .lines()
+        .find(|l| l.contains("/usr/lib/pb/libpb.so:"))
+        .unwrap_or_else(|| panic!("no finding for the globbed copy:\n{out}"));
+    assert!(globbed.contains("Dockerfile:7"), "{globbed}");
 
     let (code, out, _) = cli(&["verify", "--image", &fake, "pb", "--format", "json"]);
     assert_ne!(code, 0);
