@@ -327,3 +327,76 @@ fn show(entry: Option<&TreeEntry>) -> String {
         None => "no file".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::*;
+
+    const LOCK: &str = r#"version = 1
+
+[image]
+name = "pb"
+definition = "Dockerfile"
+input-hash = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+platforms = ["linux/amd64"]
+
+[[bases]]
+name = "docker.io/nvidia/parabricks:4.0"
+references = ["nvidia/parabricks:4.0"]
+digest = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+media-type = "application/vnd.oci.image.manifest.v1+json"
+"#;
+
+    fn copies(dockerfile: &str) -> (Vec<CopyFromImage>, Vec<String>) {
+        let definition =
+            crate::source::dockerfile::parse(Path::new("Dockerfile"), dockerfile, &BTreeMap::new())
+                .expect("parses");
+        let lock = LockedImage::from_toml(Path::new("pb.lock"), LOCK).expect("lock");
+        copies_from_images(&definition, dockerfile, "Dockerfile", &lock, None)
+    }
+
+    #[test]
+    fn copies_that_reach_the_image_are_found_and_the_rest_noted() {
+        let (found, notes) = copies(
+            "FROM scratch AS unused\n\
+             COPY --from=nvidia/parabricks:4.0 /a /a\n\
+             FROM scratch AS tools\n\
+             COPY --from=nvidia/parabricks:4.0 /opt/parabricks/pbrun /pbrun\n\
+             FROM tools\n\
+             WORKDIR /opt\n\
+             COPY --from=nvidia/parabricks:4.0 /opt/parabricks/lib/*.so lib/\n\
+             COPY --from=tools /pbrun /bin/pbrun\n\
+             COPY --from=other/image:1 /x /x\n\
+             COPY --from=nvidia/parabricks:4.0 /opt/*/pbrun /bin/\n",
+        );
+        let steps: Vec<&str> = found.iter().map(|c| c.step.as_str()).collect();
+        assert_eq!(steps, ["Dockerfile:7", "Dockerfile:4"]);
+        assert_eq!(destination(&found[0].copy), "/opt/lib/");
+        assert_eq!(found[1].base.digest.to_string().len(), 71);
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(
+            notes[0].starts_with("Dockerfile:8: `COPY --from=tools` copies from stage `tools`")
+        );
+        assert!(
+            notes[1].starts_with(
+                "Dockerfile:9: `COPY --from=other/image:1` names no image the lock pins"
+            )
+        );
+        assert!(notes[2].starts_with("Dockerfile:10: `/opt/*/pbrun`"));
+    }
+
+    #[test]
+    fn only_last_segment_globs_are_expanded() {
+        assert_eq!(
+            expandable("/opt/parabricks/lib/*.so"),
+            Some(("/opt/parabricks/lib".into(), "*.so"))
+        );
+        assert_eq!(expandable("lib?"), Some(("/".into(), "lib?")));
+        assert_eq!(expandable("/opt/*/pbrun"), None);
+        assert_eq!(expandable("/opt/[p]b"), None);
+        assert_eq!(expandable("/opt/pbrun"), None);
+    }
+}
