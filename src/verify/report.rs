@@ -278,6 +278,7 @@ impl Render for PrintMarkdown {
                     "the lock is current"
                 };
                 let _ = writeln!(out, "✅ {what}");
+                markdown_notes(&mut out, image);
                 continue;
             }
             out.push_str("| platform | kind | what | where |\n|---|---|---|---|\n");
@@ -312,8 +313,24 @@ impl Render for PrintMarkdown {
                     );
                 }
             }
+            markdown_notes(&mut out, image);
         }
         out
+    }
+}
+
+/// What was not checked, under an image's result: a match is never shown
+/// without it.
+fn markdown_notes(out: &mut String, image: &ImageReport) {
+    let mut first = true;
+    for p in &image.platforms {
+        for note in &p.notes {
+            if first {
+                out.push('\n');
+                first = false;
+            }
+            let _ = writeln!(out, "- note ({}): {}", md_cell(&p.platform), md_cell(note));
+        }
     }
 }
 

@@ -112,6 +112,15 @@ fn verify_checks_files_copied_from_a_locked_image() {
         "{out}"
     );
 
+    // Markdown for CI says what was not checked under its match too.
+    let (code, md, _) = cli(&["verify", "--image", &genuine, "pb", "--format", "markdown"]);
+    assert_eq!(code, 0, "{md}");
+    assert!(md.contains("✅ matches its lock"), "{md}");
+    assert!(
+        md.contains("- note (linux/amd64): Dockerfile:6: `COPY --from=tools`"),
+        "{md}"
+    );
+
     // The same paths with placeholders, and no library where the directory
     // copy put it.
     write(
