@@ -108,6 +108,8 @@ pub(crate) enum FileContent {
     /// Small files kept as they are: apt's sources, pins, configuration
     /// and keyrings (binary `.gpg` keyrings included).
     Bytes(Vec<u8>),
+    /// The sha256 of the file's bytes (files read by [`read_layer_tree`]).
+    Sha256(Digest),
 }
 
 /// Why an entry is interesting.
@@ -117,6 +119,7 @@ enum Want {
     Bytes,
     Libc,
     Name,
+    Digest,
 }
 
 /// Normalizes a tar path: no leading `./` or `/`, no trailing `/`.
@@ -615,6 +618,8 @@ enum Pass<'s> {
     Full,
     /// Only these paths (hard link targets), with the given wants.
     Targets(&'s BTreeMap<String, Want>),
+    /// Every entry under these paths, files by their digest.
+    Tree(&'s [String]),
 }
 
 /// Context for error messages.
@@ -669,8 +674,26 @@ pub(crate) fn read_layer(
     ctx: &LayerCtx<'_>,
     open: &OpenBlob<'_>,
 ) -> Result<LayerCollection, ImageError> {
+    read_layer_pass(ctx, open, &Pass::Full)
+}
+
+/// Reads one layer for the entries under `paths` (normalized): files with
+/// their sha256, symlinks, directories, and the whiteouts.
+pub(crate) fn read_layer_tree(
+    ctx: &LayerCtx<'_>,
+    open: &OpenBlob<'_>,
+    paths: &[String],
+) -> Result<LayerCollection, ImageError> {
+    read_layer_pass(ctx, open, &Pass::Tree(paths))
+}
+
+fn read_layer_pass(
+    ctx: &LayerCtx<'_>,
+    open: &OpenBlob<'_>,
+    pass: &Pass<'_>,
+) -> Result<LayerCollection, ImageError> {
     let mut pending: BTreeMap<String, (String, Want, u32)> = BTreeMap::new();
-    let mut collection = scan(ctx, open()?, &Pass::Full, &mut pending)?;
+    let mut collection = scan(ctx, open()?, pass, &mut pending)?;
     if !pending.is_empty() {
         // Hard links to files the first pass did not keep: read those files
         // in a second pass (rare: e.g. installers that hard-link from a cache
@@ -849,6 +872,13 @@ fn walk<R: Read>(
             }
             continue;
         }
+        if let Pass::Tree(paths) = pass {
+            if note_whiteout(&path, out) || !under_any(&path, paths) {
+                continue;
+            }
+            tree_entry(ctx, path, &mut entry, pending, out)?;
+            continue;
+        }
         if note_whiteout(&path, out) {
             continue;
         }
@@ -892,6 +922,53 @@ fn walk<R: Read>(
         } else if kind.is_dir() && basename(&path) == "conda-meta" {
             out.dirs.insert(path);
         }
+    }
+    Ok(())
+}
+
+/// Whether `path` is one of `paths` or under one (all normalized; `""` is
+/// the root).
+pub(crate) fn under_any(path: &str, paths: &[String]) -> bool {
+    paths.iter().any(|p| {
+        p.is_empty()
+            || path
+                .strip_prefix(p.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// Records one tar entry of a [`Pass::Tree`].
+fn tree_entry<R: Read>(
+    ctx: &LayerCtx<'_>,
+    path: String,
+    entry: &mut tar::Entry<'_, R>,
+    pending: &mut BTreeMap<String, (String, Want, u32)>,
+    out: &mut LayerCollection,
+) -> Result<(), ImageError> {
+    let kind = entry.header().entry_type();
+    let mode = entry.header().mode().unwrap_or(0o644);
+    let size = entry.size();
+    if kind.is_file() {
+        let file = read_wanted(ctx, &path, Want::Digest, mode, size, entry)?;
+        out.files.insert(path, file);
+    } else if kind.is_symlink() {
+        if let Some(target) = entry.link_name_bytes() {
+            out.symlinks
+                .insert(path, String::from_utf8_lossy(&target).into_owned());
+        }
+    } else if kind.is_hard_link() {
+        if let Some(target) = entry.link_name_bytes() {
+            let target = normalize(&String::from_utf8_lossy(&target));
+            if let Some(file) = out.files.get(&target) {
+                let mut file = file.clone();
+                file.mode = mode;
+                out.files.insert(path, file);
+            } else {
+                pending.insert(path, (target, Want::Digest, mode));
+            }
+        }
+    } else if kind.is_dir() {
+        out.dirs.insert(path);
     }
     Ok(())
 }
@@ -1009,6 +1086,10 @@ fn read_wanted(
     let io_err = |e| ctx.tar_error(e);
     let content = match want {
         Want::Name => FileContent::Present,
+        Want::Digest => {
+            let (digest, _) = HashingReader::new(entry).finish().map_err(io_err)?;
+            FileContent::Sha256(digest)
+        }
         Want::Libc => {
             let mut head = Vec::new();
             entry

@@ -19,6 +19,7 @@ pub mod rpmdb;
 pub mod sif;
 mod source;
 mod store;
+mod tree;
 
 use std::io;
 use std::path::PathBuf;
@@ -40,6 +41,7 @@ pub use layout::OciLayout;
 pub use registry::RegistryImage;
 pub use sif::{DefinitionCheck, SifImage, SifSummary};
 pub use source::ImageSource;
+pub use tree::{FileTree, TreeEntry, read_tree};
 
 /// Everything that can go wrong reading an image. Each names the image and,
 /// where it applies, the layer or blob.

@@ -59,6 +59,9 @@ pub enum FindingKind {
     Security,
     /// An apt archive suite the lock read has a newer `Date`.
     Moved,
+    /// A file a `COPY --from=IMAGE` put in the image is not that file of
+    /// the locked image (other bytes, or not there).
+    CopyDiffers,
 }
 
 impl FindingKind {
@@ -79,7 +82,7 @@ impl FindingKind {
     ];
 
     /// Every kind, verify's then drift's: the rules of a SARIF report.
-    pub const ALL: [FindingKind; 20] = [
+    pub const ALL: [FindingKind; 21] = [
         FindingKind::BaseMismatch,
         FindingKind::Missing,
         FindingKind::VersionDiffers,
@@ -88,6 +91,7 @@ impl FindingKind {
         FindingKind::WheelTagIncompatible,
         FindingKind::SourceDiffers,
         FindingKind::NotLocked,
+        FindingKind::CopyDiffers,
         FindingKind::Stale,
         FindingKind::Base,
         FindingKind::Outdated,
@@ -137,6 +141,9 @@ impl FindingKind {
                 "A newer version of a locked Debian package is in a security suite the lock read."
             }
             Self::Moved => "An apt archive suite the lock read has a new Date.",
+            Self::CopyDiffers => {
+                "A file a COPY --from of a locked image put in the image is not that image's file."
+            }
         }
     }
 
@@ -163,6 +170,7 @@ impl FindingKind {
             Self::Vulnerable => "vulnerable",
             Self::Security => "security",
             Self::Moved => "moved",
+            Self::CopyDiffers => "copy-differs",
         }
     }
 
@@ -170,6 +178,7 @@ impl FindingKind {
     pub const fn severity(self) -> Severity {
         match self {
             Self::BaseMismatch
+            | Self::CopyDiffers
             | Self::Missing
             | Self::VersionDiffers
             | Self::BuildDiffers
@@ -467,6 +476,10 @@ pub struct Checked {
     pub rpm: usize,
     /// Whether packages outside the lock could be told from the base's.
     pub not_locked: bool,
+    /// Files a `COPY --from=IMAGE` copied, compared with the locked image's
+    /// (not written when none were).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub copied: usize,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature

@@ -15,6 +15,7 @@ use crate::oci::{ParsePlatformError, Platform};
 use crate::source::coverage::Coverage;
 use crate::source::load::SourceError;
 
+use super::copies::{check_copies, copies_from_images};
 use super::{
     ImageReport, LockedBaseLayers, SifReport, Staleness, built_from, check_lock, check_platform,
     locked_base_layers, on_parent,
@@ -186,6 +187,16 @@ pub fn verify_image(
         .map_err(VerifyError::Runtime)?;
     let source = open_location(location, config, timeout, runtime.handle())?;
     let opts = ReadOptions::default().with_limits(&config.limits);
+    let (definition, text) =
+        crate::source::load::read_definition_with(&image.file, &image.build_args, &image.wrappers)?;
+    let (copies, copy_notes) = copies_from_images(
+        &definition,
+        &text,
+        own.image.definition.as_ref(),
+        &own,
+        image.target.as_deref(),
+    );
+    let open_copied = |l: &ImageLocation| open_location(l, config, timeout, runtime.handle());
     for p in &platforms {
         let expected = locked_base_layers(&lock, p);
         let read = read_catalogue_with_base(source.as_ref(), p, &opts, expected.diff_ids());
@@ -220,13 +231,12 @@ pub fn verify_image(
                 });
             }
         }
-        report.platforms.push(check_platform(
-            &lock,
-            p,
-            &expected,
-            &catalogue,
-            base.as_ref(),
-        ));
+        let mut check = check_platform(&lock, p, &expected, &catalogue, base.as_ref());
+        // What `COPY --from=IMAGE` copied, against the locked image's files.
+        check.notes.extend(copy_notes.iter().cloned());
+        check.checked.copied =
+            check_copies(&copies, p, source.as_ref(), &open_copied, &opts, &mut check);
+        report.platforms.push(check);
     }
     if report.platforms.is_empty() {
         return Err(VerifyError::NoPlatform {

@@ -397,6 +397,7 @@ mod tests {
                 apt: 0,
                 rpm: 0,
                 not_locked: true,
+                copied: 0,
             },
             findings: vec![f],
             notes: vec![],

@@ -8,6 +8,7 @@
 //! Nothing here prints.
 
 pub mod checks;
+pub mod copies;
 pub mod finding;
 mod image;
 pub mod junit;

@@ -22,10 +22,10 @@ pub struct PrintHuman;
 ///     "stale"?: [ { "kind": "missing-lock" | "input-hash" | "steps-changed"
 ///                   | "base-changed" | "stages-changed", …fields } ],
 ///     "platforms"?: [ { "platform", "config",
-///        "checked": { "base", "conda", "pip", "not_locked" },
+///        "checked": { "base", "conda", "pip", "not_locked", "copied"? },
 ///        "findings": [ { "kind": "base-mismatch" | "missing" | "version-differs"
 ///                        | "build-differs" | "hash-differs"
-///                        | "wheel-tag-incompatible" | "not-locked",
+///                        | "wheel-tag-incompatible" | "not-locked" | "copy-differs",
 ///                        "ecosystem": "base" | "conda" | "pip", "name",
 ///                        "expected", "found", "step", "location" } ],
 ///        "notes"?: [string] } ],
@@ -168,6 +168,9 @@ fn checked_summary(p: &PlatformCheck) -> String {
     } else {
         parts.push(format!("{} pip package{}", c.pip, plural(c.pip)));
     }
+    if c.copied > 0 {
+        parts.push(format!("{} copied file{}", c.copied, plural(c.copied)));
+    }
     parts.join(", ")
 }
 
@@ -216,6 +219,11 @@ pub fn describe(f: &Finding) -> String {
         FindingKind::WheelTagIncompatible => format!(
             "{}: lock has a wheel for {expected}{step}, image has one for {found}{at}",
             f.name
+        ),
+        FindingKind::CopyDiffers => format!(
+            "{}: `COPY --from` (step {}) copied {expected}, image has {found}",
+            f.name,
+            f.step.as_deref().unwrap_or("?")
         ),
         FindingKind::NotLocked => {
             let what = match (f.ecosystem, &f.detail) {
@@ -270,6 +278,7 @@ impl Render for PrintMarkdown {
                     "the lock is current"
                 };
                 let _ = writeln!(out, "✅ {what}");
+                markdown_notes(&mut out, image);
                 continue;
             }
             out.push_str("| platform | kind | what | where |\n|---|---|---|---|\n");
@@ -304,8 +313,24 @@ impl Render for PrintMarkdown {
                     );
                 }
             }
+            markdown_notes(&mut out, image);
         }
         out
+    }
+}
+
+/// What was not checked, under an image's result: a match is never shown
+/// without it.
+fn markdown_notes(out: &mut String, image: &ImageReport) {
+    let mut first = true;
+    for p in &image.platforms {
+        for note in &p.notes {
+            if first {
+                out.push('\n');
+                first = false;
+            }
+            let _ = writeln!(out, "- note ({}): {}", md_cell(&p.platform), md_cell(note));
+        }
     }
 }
 
@@ -345,6 +370,7 @@ mod tests {
                         apt: 0,
                         rpm: 0,
                         not_locked: true,
+                        copied: 0,
                     },
                     findings: vec![Finding {
                         kind: FindingKind::VersionDiffers,

@@ -13,6 +13,7 @@ mod build;
 mod cli;
 mod conda;
 mod config;
+mod copy_from;
 mod coverage;
 mod distribution;
 mod drift;
