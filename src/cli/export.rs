@@ -18,14 +18,14 @@ pub fn run(opts: &Opts, args: &ExportArgs, printer: &Printer) -> anyhow::Result<
         let config = config.as_ref()?;
         LockedImage::read(&config.lock_path(name)).ok()
     };
+    // Local channels and indexes are locked relative to the configuration.
+    let root = config
+        .as_ref()
+        .map(|c| c.root.canonicalize().unwrap_or_else(|_| c.root.clone()));
     let text = match args.to {
         ExportKind::Requirements => lock.to_requirements(&platform)?,
-        ExportKind::Pylock => lock.to_pylock()?,
+        ExportKind::Pylock => lock.to_pylock(root.as_deref())?,
         ExportKind::CondaExplicit => {
-            // Local channels are locked relative to the configuration.
-            let root = config
-                .as_ref()
-                .map(|c| c.root.canonicalize().unwrap_or_else(|_| c.root.clone()));
             lock.to_conda_explicit(&platform, args.env.as_deref(), root.as_deref())?
         }
         ExportKind::Sbom => lock.to_cyclonedx(&parents),

@@ -44,7 +44,7 @@ pub enum ExportError {
         envs: String,
     },
     #[error(
-        "image `{image}` locks `{url}` from a local channel, relative to its configuration, which was not found\nhint: export by image name with `--config`, so the URL can be made absolute"
+        "image `{image}` locks `{url}` from a local channel or package index, relative to its configuration, which was not found\nhint: export by image name with `--config`, so the URL can be made absolute"
     )]
     RelativeUrl { image: String, url: String },
     #[error("image `{image}` is not locked for `{platform}`\nhint: locked platforms: {locked}")]
@@ -218,8 +218,9 @@ impl LockedImage {
 
     /// A PEP 751 lock file (`pylock.toml`) covering every locked platform:
     /// one `[[packages]]` per name and version, with the wheel or sdist of
-    /// each platform.
-    pub fn to_pylock(&self) -> Result<String, ExportError> {
+    /// each platform. Files of a local index, which the lock keeps relative
+    /// to the configuration, get absolute `file://` URLs against `root`.
+    pub fn to_pylock(&self, root: Option<&std::path::Path>) -> Result<String, ExportError> {
         let mut doc = toml_edit::DocumentMut::new();
         doc["lock-version"] = toml_edit::value("1.0");
         doc["created-by"] = toml_edit::value("imagelock");
@@ -271,7 +272,7 @@ impl LockedImage {
                 hashes.insert("sha256", sha256.into());
                 let mut file = toml_edit::InlineTable::new();
                 file.insert("name", filename.into());
-                file.insert("url", f.url.as_str().into());
+                file.insert("url", self.absolute_url(f.url.to_string(), root)?.into());
                 file.insert("hashes", toml_edit::Value::InlineTable(hashes));
                 if filename.ends_with(".whl") {
                     wheels.push(toml_edit::Value::InlineTable(file));
@@ -367,27 +368,7 @@ impl LockedImage {
         for p in by_name.values() {
             // A lock written before redaction may still hold a token.
             let url = crate::config::redact::redact_url(&p.url);
-            let url = if url.contains("://") {
-                url
-            } else {
-                let Some(root) = root else {
-                    return Err(ExportError::RelativeUrl {
-                        image: self.image.name.to_string(),
-                        url,
-                    });
-                };
-                let mut path = std::path::PathBuf::new();
-                for c in root.join(&url).components() {
-                    match c {
-                        std::path::Component::ParentDir => {
-                            path.pop();
-                        }
-                        std::path::Component::CurDir => {}
-                        c => path.push(c),
-                    }
-                }
-                format!("file://{}", path.display())
-            };
+            let url = self.absolute_url(url, root)?;
             match &p.md5 {
                 Some(md5) => {
                     let _ = writeln!(out, "{url}#{md5}");
@@ -453,6 +434,36 @@ impl LockedImage {
                 requested: requested(),
             }),
         }
+    }
+
+    /// `url` as an absolute URL: a local channel or index, which the lock
+    /// keeps relative to the configuration, becomes a `file://` URL under
+    /// `root`; without `root` that is said, never written relative.
+    fn absolute_url(
+        &self,
+        url: String,
+        root: Option<&std::path::Path>,
+    ) -> Result<String, ExportError> {
+        if url.contains("://") {
+            return Ok(url);
+        }
+        let Some(root) = root else {
+            return Err(ExportError::RelativeUrl {
+                image: self.image.name.to_string(),
+                url,
+            });
+        };
+        let mut path = std::path::PathBuf::new();
+        for c in root.join(&url).components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    path.pop();
+                }
+                std::path::Component::CurDir => {}
+                c => path.push(c),
+            }
+        }
+        Ok(format!("file://{}", path.display()))
     }
 
     fn no_conda(&self, platform: &str) -> ExportError {
@@ -531,7 +542,7 @@ mod tests {
 
     #[test]
     fn pylock_is_valid_toml_with_files() {
-        let text = sample().to_pylock().unwrap();
+        let text = sample().to_pylock(None).unwrap();
         let doc: toml::Table = toml::from_str(&text).unwrap();
         assert_eq!(doc["lock-version"].as_str(), Some("1.0"));
         let packages = doc["packages"].as_array().unwrap();

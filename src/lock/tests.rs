@@ -262,13 +262,13 @@ fn direct_entries_export() {
         "{req}"
     );
     lock.steps[1].pypi = vec![wheel, vcs.clone(), dir];
-    let pylock = lock.to_pylock().unwrap();
+    let pylock = lock.to_pylock(None).unwrap();
     insta::assert_snapshot!(pylock);
     assert!(lock.to_requirements(&platform).is_err());
     vcs.commit = None;
     lock.steps[1].pypi = vec![vcs];
     assert!(matches!(
-        lock.to_pylock(),
+        lock.to_pylock(None),
         Err(ExportError::NoCommit { .. })
     ));
 }
