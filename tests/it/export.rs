@@ -362,3 +362,410 @@ fn conda_explicit_is_one_environment_with_absolute_urls() {
     assert!(urls[0].contains(&only[only.rfind('/').unwrap()..]), "{out}");
     assert!(out.contains("# environment: /opt/conda/envs/qc\n"), "{out}");
 }
+
+// The exports installed by their real consumers: pip and uv install the
+// requirements and pylock exports for a platform other than the host's,
+// py-rattler installs the conda-explicit export. The inputs are real and
+// hermetic: a small project frozen against an index and a channel the test
+// writes (genuine wheels and conda packages on the local disk), on the
+// world's base images.
+
+const CONDA_CONSUMER: &str = include_str!("export/conda_consumer.py");
+
+/// A command without the host's pip and uv settings (find-links, index
+/// URLs, configuration files), so only what the test gives is used.
+fn clean(mut cmd: Command) -> Command {
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PIP_") || key.starts_with("UV_") || key == "CONDARC" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("PIP_CONFIG_FILE", "/dev/null")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("UV_NO_CONFIG", "1")
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Freezes the project in `dir` with the world's registries; returns its
+/// lock.
+fn freeze_project(dir: &std::path::Path) -> LockedImage {
+    let mut cmd = clean(imagelock());
+    cmd.current_dir(dir)
+        .env("HOME", dir)
+        .env("IMAGELOCK_CACHE_DIR", dir.join("cache"))
+        .arg("freeze");
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{out}{err}");
+    LockedImage::read(&dir.join("lockfiles/app.lock")).unwrap()
+}
+
+fn export_project(dir: &std::path::Path, args: &[&str]) -> String {
+    let mut cmd = clean(imagelock());
+    cmd.current_dir(dir).args(["export", "app"]).args(args);
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    out
+}
+
+fn world_registry() -> String {
+    format!(
+        "[registries.\"docker.io\"]\nlocation = \"oci:{}\"\n",
+        repo_root()
+            .join("fixtures/world/images/docker.io")
+            .display()
+    )
+}
+
+fn sha256_file(path: &std::path::Path) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// A project on the world's `python:3.11-slim` (amd64 and arm64) that pip
+/// installs `fastcalc` into: a compiled-style package with one stable-ABI
+/// wheel per machine (`cp38-abi3`, as many packages ship), and its pure
+/// dependency `helper`. The index is a local
+/// directory the test writes, so the lock keeps its files relative to the
+/// configuration. Returns the project directory and the index's files.
+fn python_project(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let mut ix = common::pyindex::PyIndex::new(&dir.join("index"));
+    ix.wheel("helper", "1.0", &[]);
+    for arch in ["x86_64", "aarch64"] {
+        let init = format!("ARCH = {arch:?}\n");
+        ix.wheel_tagged(
+            "fastcalc",
+            "1.0",
+            &["helper>=1"],
+            &format!("cp38-abi3-manylinux_2_17_{arch}.manylinux2014_{arch}"),
+            &[("fastcalc/__init__.py", init.as_bytes())],
+        );
+    }
+    let project = dir.join("project");
+    std::fs::create_dir_all(project.join("app")).unwrap();
+    std::fs::write(
+        project.join("app/Dockerfile"),
+        "FROM python:3.11-slim\nRUN pip install --no-cache-dir fastcalc\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("imagelock.toml"),
+        format!(
+            "platforms = [\"linux/amd64\", \"linux/arm64\"]\n\n[images.app]\nfile = \"app/Dockerfile\"\n\n\
+             [pypi]\nindex-url = \"../index/simple\"\n\n{}",
+            world_registry()
+        ),
+    )
+    .unwrap();
+    (project, dir.join("index/files"))
+}
+
+/// What pip or uv installed into `target` for the machine `arch`: its
+/// wheel of fastcalc and the pure helper, each at its locked version.
+fn assert_install(target: &std::path::Path, arch: &str) {
+    assert_eq!(
+        std::fs::read_to_string(target.join("fastcalc/__init__.py")).unwrap(),
+        format!("ARCH = {arch:?}\n")
+    );
+    let wheel = std::fs::read_to_string(target.join("fastcalc-1.0.dist-info/WHEEL")).unwrap();
+    assert!(
+        wheel.contains(&format!("Tag: cp38-abi3-manylinux2014_{arch}")),
+        "{wheel}"
+    );
+    let metadata = std::fs::read_to_string(target.join("helper-1.0.dist-info/METADATA")).unwrap();
+    assert!(metadata.contains("Version: 1.0"), "{metadata}");
+    assert!(target.join("helper_mod.py").is_file());
+}
+
+/// The requirements export for linux/arm64 is installed by pip (`pip
+/// install --platform … --require-hashes`) and by uv (`uv pip install
+/// --python-platform …`) into a target directory, choosing the aarch64
+/// wheel whatever the host is (CI runs on x86_64); the pylock.toml export
+/// is installed by uv for linux/arm64, and by pip (26.1 and later, which
+/// installs pylock.toml for the running interpreter only) for the host. A
+/// tampered
+/// hash makes each refuse and install nothing.
+#[test]
+fn requirements_and_pylock_are_installed_by_pip_and_uv_for_another_platform() {
+    let pip_ok = common::require_tool("python3", "apt-get install -y python3 python3-pip")
+        && clean(Command::new("python3"))
+            .args(["-m", "pip", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    assert!(
+        pip_ok || std::env::var("CI").as_deref() != Ok("true"),
+        "pip is required under CI"
+    );
+    if !pip_ok || !common::require_tool("uv", "pip install uv") {
+        return;
+    }
+    let tmp = tempdir();
+    let dir = tmp.path();
+    let (project, files) = python_project(dir);
+    let lock = freeze_project(&project);
+    let fastcalc: Vec<&PypiPackage> = lock.steps[0]
+        .pypi
+        .iter()
+        .filter(|p| p.name.as_str() == "fastcalc")
+        .collect();
+    assert_eq!(fastcalc.len(), 2, "one wheel per machine: {fastcalc:?}");
+    let wheel_sha = |arch: &str| {
+        sha256_file(&files.join(format!(
+            "fastcalc-1.0-cp38-abi3-manylinux_2_17_{arch}.manylinux2014_{arch}.whl"
+        )))
+    };
+    let arm_sha = wheel_sha("aarch64");
+
+    let requirements = export_project(
+        &project,
+        &["--to", "requirements", "--platform", "linux/arm64"],
+    );
+    assert!(requirements.contains(&arm_sha), "{requirements}");
+    std::fs::write(dir.join("requirements.txt"), &requirements).unwrap();
+    std::fs::write(
+        dir.join("tampered.txt"),
+        requirements.replace(&arm_sha, &"0".repeat(64)),
+    )
+    .unwrap();
+    let pip = |req: &str, target: &str| {
+        let mut cmd = clean(Command::new("python3"));
+        cmd.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--platform",
+            "manylinux2014_aarch64",
+        ])
+        .args([
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "--abi",
+            "cp311",
+        ])
+        .args(["--only-binary=:all:", "--no-index", "--find-links"])
+        .arg(&files)
+        .args(["--require-hashes", "--no-deps", "--target"])
+        .arg(dir.join(target))
+        .arg("-r")
+        .arg(dir.join(req));
+        run(&mut cmd)
+    };
+    let (code, out, err) = pip("requirements.txt", "pip-target");
+    assert_eq!(code, 0, "{out}{err}");
+    assert_install(&dir.join("pip-target"), "aarch64");
+    let (code, _, err) = pip("tampered.txt", "pip-tampered");
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("DO NOT MATCH THE HASHES"), "{err}");
+    assert!(!dir.join("pip-tampered/fastcalc").exists());
+
+    let uv = |req: &str, target: &str, find_links: bool| {
+        let mut cmd = clean(Command::new("uv"));
+        cmd.args([
+            "pip",
+            "install",
+            "--quiet",
+            "--python-platform",
+            "aarch64-manylinux_2_17",
+        ])
+        .args(["--python-version", "3.11", "--no-index"])
+        .arg("--cache-dir")
+        .arg(dir.join("uv-cache"))
+        .arg("--target")
+        .arg(dir.join(target));
+        if find_links {
+            cmd.arg("--find-links")
+                .arg(&files)
+                .args(["--require-hashes", "--no-deps"]);
+        }
+        cmd.arg("-r").arg(dir.join(req));
+        run(&mut cmd)
+    };
+    let (code, out, err) = uv("requirements.txt", "uv-target", true);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_install(&dir.join("uv-target"), "aarch64");
+    let (code, _, err) = uv("tampered.txt", "uv-tampered", true);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("Hash mismatch"), "{err}");
+    assert!(!dir.join("uv-tampered/fastcalc").exists());
+
+    // pylock.toml: every locked platform, files of the local index by
+    // absolute URL; uv picks the aarch64 wheel from it.
+    let pylock = export_project(&project, &["--to", "pylock"]);
+    let index = dir.join("index/files").canonicalize().unwrap();
+    assert!(
+        pylock.contains(&format!("url = \"file://{}/", index.display())),
+        "{pylock}"
+    );
+    assert!(!pylock.contains("url = \"../"), "{pylock}");
+    std::fs::write(dir.join("pylock.toml"), &pylock).unwrap();
+    let (code, out, err) = uv("pylock.toml", "pylock-target", false);
+    assert_eq!(code, 0, "{out}{err}\n{pylock}");
+    assert_install(&dir.join("pylock-target"), "aarch64");
+    std::fs::create_dir_all(dir.join("tampered")).unwrap();
+    std::fs::write(
+        dir.join("tampered/pylock.toml"),
+        pylock.replace(&arm_sha, &"0".repeat(64)),
+    )
+    .unwrap();
+    let (code, _, err) = uv("tampered/pylock.toml", "pylock-tampered", false);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("Hash mismatch"), "{err}");
+    assert!(!dir.join("pylock-tampered/fastcalc").exists());
+
+    // pip reads pylock.toml since 26.1 (`-r pylock.toml`, experimental),
+    // for the running interpreter only (it refuses `--platform` with it):
+    // the host's wheel, from the same file.
+    let host = std::env::consts::ARCH;
+    if ["x86_64", "aarch64"].contains(&host) && pip_reads_pylock() {
+        let pip_pylock = |file: &str, target: &str| {
+            let mut cmd = clean(Command::new("python3"));
+            cmd.args(["-m", "pip", "install", "--quiet", "--only-binary=:all:"])
+                .args(["--no-index", "--no-deps", "--target"])
+                .arg(dir.join(target))
+                .arg("-r")
+                .arg(dir.join(file));
+            run(&mut cmd)
+        };
+        let (code, out, err) = pip_pylock("pylock.toml", "pip-pylock-target");
+        assert_eq!(code, 0, "{out}{err}\n{pylock}");
+        assert_install(&dir.join("pip-pylock-target"), host);
+        std::fs::write(
+            dir.join("tampered/pylock.host.toml"),
+            pylock.replace(&wheel_sha(host), &"0".repeat(64)),
+        )
+        .unwrap();
+        let (code, _, err) = pip_pylock("tampered/pylock.host.toml", "pip-pylock-tampered");
+        assert_ne!(code, 0, "{err}");
+        assert!(err.contains("DO NOT MATCH THE HASHES"), "{err}");
+        assert!(!dir.join("pip-pylock-tampered/fastcalc").exists());
+    }
+}
+
+/// Whether the host's pip installs from pylock.toml (26.1 and later);
+/// required under CI, where `.ci/test` installs it.
+fn pip_reads_pylock() -> bool {
+    let out = clean(Command::new("python3"))
+        .args(["-m", "pip", "--version"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version: Vec<u32> = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .split('.')
+        .map_while(|p| p.parse().ok())
+        .collect();
+    let ok = version >= vec![26, 1];
+    assert!(
+        ok || std::env::var("CI").as_deref() != Ok("true"),
+        "pip 26.1 or later is required under CI (it reads pylock.toml): {text}"
+    );
+    if !ok {
+        eprintln!("skipping pip's pylock.toml install: {text} is older than 26.1");
+    }
+    ok
+}
+
+/// The conda-explicit export of a project that `mamba install`s from a
+/// local channel of genuine packages, on the world's miniforge3 base, is
+/// installed into an empty prefix by py-rattler: the packages' files and
+/// conda-meta records are there at the locked versions. A tampered hash
+/// installs nothing.
+#[test]
+fn conda_explicit_is_installed_by_py_rattler() {
+    if !crate::freeze::conda_e2e::rattler_available() {
+        return;
+    }
+    let tmp = tempdir();
+    let dir = tmp.path();
+    std::fs::write(dir.join("conda_consumer.py"), CONDA_CONSUMER).unwrap();
+    let helper = |args: &[&std::ffi::OsStr]| {
+        let mut cmd = clean(Command::new("python3"));
+        cmd.arg(dir.join("conda_consumer.py"))
+            .args(args)
+            .current_dir(dir);
+        run(&mut cmd)
+    };
+    let project = dir.join("project");
+    let chan = project.join("channels/lab");
+    let (code, out, err) = helper(&["channel".as_ref(), chan.as_os_str()]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::create_dir_all(project.join("app")).unwrap();
+    std::fs::write(
+        project.join("app/Dockerfile"),
+        "FROM condaforge/miniforge3:24.3.0-0\nRUN mamba install -y -c lab tinyapp\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("imagelock.toml"),
+        format!(
+            "platforms = [\"linux/amd64\"]\n\n[images.app]\nfile = \"app/Dockerfile\"\n\n\
+             [conda]\nchannels = [\"conda-forge\"]\n\
+             custom-channels = {{ conda-forge = \"{}\", lab = \"./channels\" }}\n\n{}",
+            repo_root().join("fixtures/world/conda").display(),
+            world_registry()
+        ),
+    )
+    .unwrap();
+    let lock = freeze_project(&project);
+    let conda: Vec<(&str, &str)> = lock.steps[0]
+        .conda
+        .iter()
+        .map(|p| (p.name.as_str(), p.version.as_str()))
+        .collect();
+    assert_eq!(conda, [("tinyapp", "2.1"), ("tinylib", "1.0")]);
+
+    let explicit = export_project(&project, &["--to", "conda-explicit"]);
+    let chan = chan.canonicalize().unwrap();
+    assert!(
+        explicit.contains(&format!(
+            "\nfile://{}/linux-64/tinyapp-2.1-h0_0.tar.bz2#",
+            chan.display()
+        )),
+        "{explicit}"
+    );
+    std::fs::write(dir.join("explicit.txt"), &explicit).unwrap();
+    let install = |file: &str, prefix: &str| {
+        helper(&[
+            "install-explicit".as_ref(),
+            dir.join(file).as_os_str(),
+            dir.join(prefix).as_os_str(),
+            dir.join("pkgs").as_os_str(),
+        ])
+    };
+    let (code, out, err) = install("explicit.txt", "prefix");
+    assert_eq!(code, 0, "{out}{err}\n{explicit}");
+    assert_eq!(out.trim(), "2", "{out}");
+    let prefix = dir.join("prefix");
+    assert_eq!(
+        std::fs::read_to_string(prefix.join("share/tinyapp/VERSION")).unwrap(),
+        "2.1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(prefix.join("share/tinylib/VERSION")).unwrap(),
+        "1.0\n"
+    );
+    for (record, version) in [("tinyapp-2.1-h0_0", "2.1"), ("tinylib-1.0-h0_0", "1.0")] {
+        let meta: Value = serde_json::from_str(
+            &std::fs::read_to_string(prefix.join(format!("conda-meta/{record}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(meta["version"], version, "{meta}");
+    }
+
+    let md5 = lock.steps[0].conda[0].md5.as_ref().unwrap().to_string();
+    std::fs::write(
+        dir.join("tampered.txt"),
+        explicit.replace(&md5, &"0".repeat(32)),
+    )
+    .unwrap();
+    let (code, _, err) = install("tampered.txt", "tampered-prefix");
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("hash mismatch"), "{err}");
+    assert!(!dir.join("tampered-prefix/share/tinyapp").exists());
+}

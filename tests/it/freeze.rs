@@ -177,7 +177,7 @@ fn freeze_writes_locks_then_changes_nothing() {
     let (code, _, err) = freeze_in(dir.path(), &[]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("6 images locked, 6 lockfiles changed"),
+        err.contains("7 images locked, 7 lockfiles changed"),
         "{err}"
     );
     let first = std::fs::read_to_string(dir.path().join("lockfiles/longqc.lock")).unwrap();
@@ -461,7 +461,7 @@ fn direct_and_vcs_requirements_end_to_end() {
     assert!(err.contains("pylock.toml needs the commit"), "{err}");
 }
 
-mod conda_e2e;
+pub(crate) mod conda_e2e;
 mod condarc_e2e;
 mod steps_e2e;
 

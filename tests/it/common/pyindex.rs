@@ -64,21 +64,49 @@ impl PyIndex {
         requires: &[&str],
         files: &[(&str, &[u8])],
     ) -> String {
+        self.wheel_tagged(name, version, requires, "py3-none-any", files)
+    }
+
+    /// Adds a wheel for the compressed tag set `tag` (PEP 425, e.g.
+    /// `cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64`), holding
+    /// `files`; its `WHEEL` lists every expanded tag, and a wheel that is
+    /// not `py3-none-any` is platlib. Returns its filename.
+    pub fn wheel_tagged(
+        &mut self,
+        name: &str,
+        version: &str,
+        requires: &[&str],
+        tag: &str,
+        files: &[(&str, &[u8])],
+    ) -> String {
         let dist = name.replace('-', "_");
-        let filename = format!("{dist}-{version}-py3-none-any.whl");
+        let filename = format!("{dist}-{version}-{tag}.whl");
         let info = format!("{dist}-{version}.dist-info");
         let metadata = Self::metadata(name, version, requires);
+        let mut wheel = format!(
+            "Wheel-Version: 1.0\nGenerator: imagelock-tests\nRoot-Is-Purelib: {}\n",
+            tag == "py3-none-any"
+        );
+        let mut parts = tag.splitn(3, '-');
+        let (pys, abis, plats) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        for py in pys.split('.') {
+            for abi in abis.split('.') {
+                for plat in plats.split('.') {
+                    wheel.push_str(&format!("Tag: {py}-{abi}-{plat}\n"));
+                }
+            }
+        }
         let mut entries: Vec<(String, Vec<u8>)> = files
             .iter()
             .map(|(p, d)| ((*p).to_string(), d.to_vec()))
             .collect();
         entries.extend([
             (format!("{info}/METADATA"), metadata.clone().into_bytes()),
-            (
-                format!("{info}/WHEEL"),
-                b"Wheel-Version: 1.0\nGenerator: imagelock-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-                    .to_vec(),
-            ),
+            (format!("{info}/WHEEL"), wheel.into_bytes()),
         ]);
         let mut record = String::new();
         for (path, data) in &entries {

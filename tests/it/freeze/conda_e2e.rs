@@ -15,7 +15,7 @@ use crate::common::{fixture, require_tool, run};
 pub(super) const SCRIPT: &str = include_str!("conda_base.py");
 
 /// Whether py-rattler can run here (fails under CI=true, skips elsewhere).
-pub(super) fn rattler_available() -> bool {
+pub(crate) fn rattler_available() -> bool {
     if !require_tool("python3", "apt-get install -y python3") {
         return false;
     }
