@@ -160,7 +160,7 @@ fn golden_base_notebook() {
 
 #[test]
 fn golden_scipy_ml_notebook() {
-    insta::assert_snapshot!(golden("scipy-ml-notebook").join("\n"), @"notebook-stack/scipy-ml-notebook/Dockerfile:2: `ghcr.io/example-lab/base-notebook:latest` is built from image `base-notebook` of this repository; it is not pinned");
+    insta::assert_snapshot!(golden("scipy-ml-notebook").join("\n"), @"notebook-stack/scipy-ml-notebook/Dockerfile:4: `ghcr.io/example-lab/base-notebook:2026.11-d02157a` is built from image `base-notebook` of this repository; it is not pinned");
 }
 
 #[test]

@@ -123,7 +123,7 @@ fn examples_freeze_rewrite_build_and_verify() {
         format!(
             "lock-dir = \"lockfiles\"\nplatforms = [\"linux/amd64\"]\n\n\
              [images.base-notebook]\nfile = \"notebook-stack/base-notebook/Dockerfile\"\n\
-             build-args = {{ PYTHON_VERSION = \"3.11\" }}\nref = \"ghcr.io/example-lab/base-notebook:latest\"\n\n\
+             build-args = {{ PYTHON_VERSION = \"3.11\" }}\nref = \"ghcr.io/example-lab/base-notebook:*\"\n\n\
              [images.scipy-ml-notebook]\nfile = \"notebook-stack/scipy-ml-notebook/Dockerfile\"\n\n\
              [pypi]\nindex-url = \"{index_url}\"\n\n\
              [registries.\"docker.io\"]\nlocation = \"{mirror}\"\n"
@@ -174,7 +174,7 @@ fn examples_freeze_rewrite_build_and_verify() {
     // Real builds of the rewritten files.
     buildah.bud(
         &ex.join("notebook-stack/base-notebook"),
-        "ghcr.io/example-lab/base-notebook:latest",
+        "ghcr.io/example-lab/base-notebook:2026.11-d02157a",
         &["--build-arg", "PYTHON_VERSION=3.11"],
     );
     buildah.bud(
@@ -183,7 +183,7 @@ fn examples_freeze_rewrite_build_and_verify() {
         &[],
     );
     let base_oci = buildah.to_layout(
-        "ghcr.io/example-lab/base-notebook:latest",
+        "ghcr.io/example-lab/base-notebook:2026.11-d02157a",
         &path("oci/base"),
     );
     let scipy = format!("{mirror}/example-lab/scipy-ml-notebook:latest");

@@ -294,10 +294,10 @@ fn examples_copies(dir: &Path, proxy: &FaultProxy, copies: usize) {
         }
         let derived = copy.join("notebook-stack/scipy-ml-notebook/Dockerfile");
         let text = std::fs::read_to_string(&derived).unwrap();
-        assert!(text.contains("base-notebook:latest"));
+        assert!(text.contains("base-notebook:2026.11-d02157a"));
         std::fs::write(
             &derived,
-            text.replace("base-notebook:latest", &format!("base-notebook-{i}:latest")),
+            text.replace("base-notebook:", &format!("base-notebook-{i}:")),
         )
         .unwrap();
         for (name, item) in &originals {
@@ -305,9 +305,8 @@ fn examples_copies(dir: &Path, proxy: &FaultProxy, copies: usize) {
             let file = item["file"].as_str().unwrap().to_string();
             item["file"] = toml_edit::value(format!("c{i}/{file}"));
             if let Some(r) = item.get("ref").and_then(|r| r.as_str()).map(str::to_string) {
-                item["ref"] = toml_edit::value(
-                    r.replace("base-notebook:latest", &format!("base-notebook-{i}:latest")),
-                );
+                item["ref"] =
+                    toml_edit::value(r.replace("base-notebook:", &format!("base-notebook-{i}:")));
             }
             doc["images"][format!("{name}-{i}").as_str()] = item;
         }
@@ -316,7 +315,7 @@ fn examples_copies(dir: &Path, proxy: &FaultProxy, copies: usize) {
 }
 
 /// Requests per image against the minimum: a cold freeze of `N` copies of
-/// the examples (6 images each) through the proxy, printing the registry
+/// the examples (7 images each) through the proxy, printing the registry
 /// requests seen (and how many distinct ones: the minimum, as every
 /// document is needed once) and the run's `-v` count; then a warm freeze.
 /// The binary is the test build unless `IMAGELOCK_BENCH_BIN` names one;

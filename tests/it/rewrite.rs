@@ -217,7 +217,7 @@ fn freeze_rewrite_verify_on_the_examples() {
 
     let (code, out, err) = in_copy(root, &["verify"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out.matches("the lock is current").count(), 7, "{out}");
+    assert_eq!(out.matches("the lock is current").count(), 8, "{out}");
     let (code, out, err) = in_copy(root, &["rewrite", "--check"]);
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
 
