@@ -228,3 +228,90 @@ fn a_child_follows_its_in_repo_parent_lock() {
     let (code, out, err) = cli(dir, &["freeze", "--check"]);
     assert_eq!(code, 0, "{out}\n{err}");
 }
+
+/// The example images with the notebook stack's base-notebook Dockerfile
+/// configured a second time, for CPython 3.12 (`PYTHON_VERSION=3.12`, as
+/// the stack builds its Python variants): each variant is locked on its
+/// own base from the embedded world (`python:3.11-slim`,
+/// `python:3.12-slim`), every lock is current, and `rewrite` (`--diff`
+/// too) refuses to pin the shared Dockerfile, naming both variants,
+/// writing nothing. This is why the committed examples do not carry the
+/// variant: the README's main command runs `rewrite --diff`.
+#[test]
+fn the_example_base_notebook_for_python_3_12_is_locked_on_its_own_base() {
+    use crate::common::{copy_dir, fixture, repo_root};
+    let tmp = tempdir();
+    let dir = tmp.path();
+    for sub in ["examples", "world"] {
+        copy_dir(&fixture(sub), &dir.join("fixtures").join(sub));
+    }
+    copy_dir(&repo_root().join("lockfiles"), &dir.join("lockfiles"));
+    let config = dir.join("fixtures/examples/imagelock.toml");
+    let mut text = fs_err::read_to_string(&config).unwrap();
+    text.push_str(
+        "\n[images.base-notebook-py312]\nfile = \"notebook-stack/base-notebook/Dockerfile\"\n\
+         build-args = { PYTHON_VERSION = \"3.12\" }\n",
+    );
+    fs_err::write(&config, text).unwrap();
+    let examples = |args: &[&str]| {
+        let mut all = vec!["--config", "fixtures/examples/imagelock.toml"];
+        all.extend_from_slice(args);
+        cli(dir, &all)
+    };
+    let (code, _, err) = examples(&["freeze"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("8 images locked, 1 lockfiles changed"),
+        "{err}"
+    );
+    let py311 = LockedImage::read(&dir.join("lockfiles/base-notebook.lock")).unwrap();
+    let py312 = LockedImage::read(&dir.join("lockfiles/base-notebook-py312.lock")).unwrap();
+    // The digests of the world's tags (fixtures/world/README.md).
+    assert_eq!(
+        py311.bases[0].digest.to_string(),
+        "sha256:b0bac9e435e7c26d0740198916fd9c8f34e946db179d7aaf1b27bffce47a6655"
+    );
+    assert_eq!(py312.bases[0].name, "docker.io/library/python:3.12-slim");
+    assert_eq!(
+        py312.bases[0].digest.to_string(),
+        "sha256:8d145fd3415bd6b24664be96973aab97fa741cb4b163c69be215b17c4d8e01fc"
+    );
+    assert_eq!(py312.image.platforms.len(), 2);
+    // Each variant's wheels are for its own Python.
+    let files = |lock: &LockedImage| -> Vec<String> {
+        lock.steps
+            .iter()
+            .flat_map(|s| &s.pypi)
+            .filter_map(|p| p.file.as_ref().map(ToString::to_string))
+            .collect()
+    };
+    assert!(
+        files(&py312).iter().any(|f| f.contains("-cp312-cp312-")),
+        "{:?}",
+        files(&py312)
+    );
+    assert!(!files(&py312).iter().any(|f| f.contains("-cp311-cp311-")));
+    assert!(files(&py311).iter().any(|f| f.contains("-cp311-cp311-")));
+
+    let (code, out, err) = examples(&["verify"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("base-notebook-py312: the lock is current"),
+        "{out}"
+    );
+
+    let dockerfile = dir.join("fixtures/examples/notebook-stack/base-notebook/Dockerfile");
+    let before = fs_err::read_to_string(&dockerfile).unwrap();
+    for args in [&["rewrite", "--diff"][..], &["rewrite"]] {
+        let (code, out, err) = examples(args);
+        assert_eq!(code, 2, "{args:?}: {out}\n{err}");
+        assert!(
+            err.contains("is built as 2 images with different build args")
+                && err.contains("`base-notebook` (PYTHON_VERSION=3.11)")
+                && err.contains("`base-notebook-py312` (PYTHON_VERSION=3.12)")
+                && err.contains("nothing was written"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(fs_err::read_to_string(&dockerfile).unwrap(), before);
+    }
+}
