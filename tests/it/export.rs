@@ -601,6 +601,15 @@ fn requirements_and_pylock_are_installed_by_pip_and_uv_for_another_platform() {
         "{pylock}"
     );
     assert!(!pylock.contains("url = \"../"), "{pylock}");
+    // Without the configuration the lock's relative URLs cannot be made
+    // absolute: said, never written relative.
+    let mut cmd = clean(imagelock());
+    cmd.current_dir(dir)
+        .args(["export", "--to", "pylock"])
+        .arg(project.join("lockfiles/app.lock"));
+    let (code, _, err) = run(&mut cmd);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("relative to its configuration"), "{err}");
     std::fs::write(dir.join("pylock.toml"), &pylock).unwrap();
     let (code, out, err) = uv("pylock.toml", "pylock-target", false);
     assert_eq!(code, 0, "{out}{err}\n{pylock}");
