@@ -360,7 +360,7 @@ fn read_layers(
     image: &ResolvedPlatform,
     opts: &ReadOptions,
 ) -> Result<Vec<layer::LayerCollection>, ImageError> {
-    if let Some(unpacked) = source.unpacked_layers(image, opts) {
+    if let Some(unpacked) = source.unpacked_layers(image, opts, None) {
         return unpacked.map(|u| u.0);
     }
     let reference = source.reference();

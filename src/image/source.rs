@@ -26,12 +26,14 @@ pub trait ImageSource: Sync {
     fn open_layer(&self, layer: &LayerRef) -> Result<Box<dyn Read + Send + '_>, ImageError>;
     /// What each layer contributes, bottom first, when the source holds its
     /// layers unpacked (a containers-storage store) rather than as tar
-    /// streams; `None` (the default): read the streams of
-    /// [`Self::open_layer`].
+    /// streams: everything that matters, or with `only`, the entries under
+    /// those normalized paths (files by their sha256). `None` (the
+    /// default): read the streams of [`Self::open_layer`].
     fn unpacked_layers(
         &self,
         _image: &ResolvedPlatform,
         _opts: &ReadOptions,
+        _only: Option<&[String]>,
     ) -> Option<Result<UnpackedLayers, ImageError>> {
         None
     }

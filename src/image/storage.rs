@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::layer::{self, EntryKind, LayerCollection, LayerCtx};
+use super::digest::HashingReader;
+use super::layer::{self, CollectedFile, EntryKind, FileContent, LayerCollection, LayerCtx};
 use super::layout::platform_missing;
 use super::source::{ImageSource, UnpackedLayers, malformed, read_small, verified};
 use super::{Compression, ImageError, LayerStats, ReadOptions};
@@ -291,11 +292,14 @@ impl StorageImage {
         }
     }
 
-    /// Walks one layer's directory into what it contributes.
+    /// Walks one layer's directory into what it contributes: everything
+    /// that matters, or with `only`, the entries under those (normalized)
+    /// paths with their files' sha256, as [`super::read_tree`] wants them.
     fn collect(
         &self,
         ctx: &LayerCtx<'_>,
         record: &LayerRecord,
+        only: Option<&[String]>,
     ) -> Result<LayerCollection, ImageError> {
         let dir = self.layer_dir(&record.id);
         let io_err = |source: io::Error| ImageError::Layer {
@@ -353,46 +357,38 @@ impl StorageImage {
                 let meta = fs_err::symlink_metadata(&full).map_err(io_err)?;
                 let kind = meta.file_type();
                 let mode = meta.mode() & 0o7777;
+                // With `only`: entries under those paths, and the
+                // directories that lead to them.
+                let wanted = only.is_none_or(|p| layer::under_any(&path, p));
+                let leads = only.is_some_and(|p| {
+                    p.iter().any(|q| {
+                        q.strip_prefix(path.as_str())
+                            .is_some_and(|r| r.starts_with('/'))
+                    })
+                });
+                let empty = &mut io::empty();
                 if kind.is_dir() {
                     if self.driver == Driver::Overlay && is_opaque(&full) {
                         out.stats.whiteouts += 1;
                         out.opaque_dirs.push(layer::normalize(&path));
                     }
-                    layer::collect_entry(
-                        ctx,
-                        &mut out,
-                        &path,
-                        EntryKind::Dir,
-                        mode,
-                        0,
-                        &mut io::empty(),
-                    )?;
-                    stack.push(path);
-                } else if kind.is_file() {
-                    let mut content = Lazy {
-                        path: &full,
-                        file: None,
-                    };
-                    layer::collect_entry(
-                        ctx,
-                        &mut out,
-                        &path,
-                        EntryKind::File,
-                        mode,
-                        meta.len(),
-                        &mut content,
-                    )?;
-                } else if kind.is_symlink() {
-                    let target = fs_err::read_link(&full).map_err(io_err)?;
-                    layer::collect_entry(
-                        ctx,
-                        &mut out,
-                        &path,
-                        EntryKind::Symlink(&target.to_string_lossy()),
-                        mode,
-                        0,
-                        &mut io::empty(),
-                    )?;
+                    if wanted || leads {
+                        match only {
+                            None => layer::collect_entry(
+                                ctx,
+                                &mut out,
+                                &path,
+                                EntryKind::Dir,
+                                mode,
+                                0,
+                                empty,
+                            )?,
+                            Some(_) => {
+                                out.dirs.insert(layer::normalize(&path));
+                            }
+                        }
+                        stack.push(path);
+                    }
                 } else if kind.is_char_device()
                     && meta.rdev() == 0
                     && self.driver == Driver::Overlay
@@ -406,18 +402,57 @@ impl StorageImage {
                         EntryKind::Whiteout,
                         mode,
                         0,
-                        &mut io::empty(),
+                        empty,
                     )?;
-                } else {
-                    layer::collect_entry(
-                        ctx,
-                        &mut out,
-                        &path,
-                        EntryKind::Other,
-                        mode,
-                        0,
-                        &mut io::empty(),
-                    )?;
+                } else if !wanted {
+                } else if kind.is_file() {
+                    let mut content = Lazy {
+                        path: &full,
+                        file: None,
+                    };
+                    match only {
+                        None => layer::collect_entry(
+                            ctx,
+                            &mut out,
+                            &path,
+                            EntryKind::File,
+                            mode,
+                            meta.len(),
+                            &mut content,
+                        )?,
+                        Some(_) => {
+                            let (digest, _) =
+                                HashingReader::new(content).finish().map_err(io_err)?;
+                            out.files.insert(
+                                layer::normalize(&path),
+                                CollectedFile {
+                                    mode,
+                                    size: meta.len(),
+                                    content: FileContent::Sha256(digest),
+                                },
+                            );
+                        }
+                    }
+                } else if kind.is_symlink() {
+                    let target = fs_err::read_link(&full).map_err(io_err)?;
+                    let target = target.to_string_lossy();
+                    match only {
+                        None => layer::collect_entry(
+                            ctx,
+                            &mut out,
+                            &path,
+                            EntryKind::Symlink(&target),
+                            mode,
+                            0,
+                            empty,
+                        )?,
+                        Some(_) => {
+                            out.symlinks
+                                .insert(layer::normalize(&path), target.into_owned());
+                        }
+                    }
+                } else if only.is_none() {
+                    layer::collect_entry(ctx, &mut out, &path, EntryKind::Other, mode, 0, empty)?;
                 }
             }
         }
@@ -492,6 +527,7 @@ impl ImageSource for StorageImage {
         &self,
         image: &ResolvedPlatform,
         opts: &ReadOptions,
+        only: Option<&[String]>,
     ) -> Option<Result<UnpackedLayers, ImageError>> {
         let collected = std::sync::atomic::AtomicU64::new(0);
         let read = || {
@@ -504,7 +540,7 @@ impl ImageSource for StorageImage {
                     opts,
                     collected: &collected,
                 };
-                out.push(self.collect(&ctx, record)?);
+                out.push(self.collect(&ctx, record, only)?);
             }
             Ok(UnpackedLayers(out))
         };

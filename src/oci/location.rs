@@ -90,8 +90,12 @@ impl StoreSpec {
 impl fmt::Display for StoreSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[")?;
-        if let Some(d) = &self.driver {
-            write!(f, "{d}@")?;
+        match &self.driver {
+            Some(d) => write!(f, "{d}@")?,
+            // A bare `@` keeps a graph root with `@` in it from being read
+            // as a driver.
+            None if self.graph_root.to_string_lossy().contains('@') => f.write_str("@")?,
+            None => {}
         }
         write!(f, "{}", self.graph_root.display())?;
         if let Some(r) = &self.run_root {
@@ -267,6 +271,7 @@ mod tests {
             "containers-storage:[vfs@/var/lib/s+/run/s]localhost/app:1",
             "containers-storage:[overlay@/s:overlay.mount_program=/bin/f,x]app@sha256:0123",
             "containers-storage:[/s]@0123abcd",
+            "containers-storage:[@/a@b]x",
         ] {
             let parsed: ImageLocation = s.parse().unwrap();
             assert_eq!(parsed.to_string(), s);
