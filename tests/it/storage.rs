@@ -91,6 +91,19 @@ impl Store {
     }
 }
 
+/// buildah's overlay driver bind-mounts the store's `overlay` directory on
+/// itself and leaves it mounted; unmount it so the store can be removed.
+impl Drop for Store {
+    fn drop(&mut self) {
+        if self.driver == "overlay" {
+            let _ = Command::new("umount")
+                .arg(self.root.join("overlay"))
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
 /// Every path of `dir` with its size and modification time: the store
 /// before and after verify.
 fn listing(dir: &Path) -> BTreeMap<PathBuf, (u64, std::time::SystemTime)> {
