@@ -179,6 +179,8 @@ Exit codes:
   imagelock verify --image docker-archive:driver.tar driver/Dockerfile
   imagelock verify --image oci:build/driver:latest --platform linux/arm64
   imagelock verify --image docker-daemon:lab/driver:1 --format junit
+  imagelock verify --image containers-storage:localhost/driver:1
+  imagelock verify --image 'containers-storage:[vfs@/var/lib/containers/storage]localhost/driver:1'
   imagelock verify --image driver=oci:build/driver --image base=oci:build/base \\
       --output junit=verify.xml --output sarif=verify.sarif
 
@@ -375,7 +377,7 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub paths: PathsArgs,
     /// A built image: docker://, docker-archive:, oci:, oci-archive:,
-    /// docker-daemon:, sif: (repeatable). With several images selected,
+    /// docker-daemon:, containers-storage:, sif: (repeatable). With several images selected,
     /// say which each is: `IMAGE=REF` (`driver=docker://…`)
     #[arg(long, value_name = "REF")]
     pub image: Vec<String>,

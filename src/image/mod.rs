@@ -18,6 +18,7 @@ mod registry;
 pub mod rpmdb;
 pub mod sif;
 mod source;
+mod storage;
 mod store;
 mod tree;
 
@@ -40,7 +41,8 @@ pub use layer::{Compression, LayerStats};
 pub use layout::OciLayout;
 pub use registry::RegistryImage;
 pub use sif::{DefinitionCheck, SifImage, SifSummary};
-pub use source::ImageSource;
+pub use source::{ImageSource, UnpackedLayers};
+pub use storage::StorageImage;
 pub use tree::{FileTree, TreeEntry, read_tree};
 
 /// Everything that can go wrong reading an image. Each names the image and,
@@ -171,6 +173,12 @@ pub enum ImageError {
         #[source]
         source: Box<sif::SifError>,
     },
+    #[error("cannot read `{reference}`: {message}\nhint: {hint}")]
+    Storage {
+        reference: String,
+        message: String,
+        hint: String,
+    },
     #[error("the Docker Engine at `{host}` cannot give `{reference}`: {message}\nhint: {hint}")]
     Daemon {
         reference: String,
@@ -224,7 +232,7 @@ pub fn open_location(
 }
 
 /// Opens a local source (`oci:`, `oci-archive:`, `docker-archive:`,
-/// `docker-daemon:`). `docker://` is read through [`RegistryImage`].
+/// `docker-daemon:`, `containers-storage:`). `docker://` is read through [`RegistryImage`].
 pub fn open_local(image: &ImageLocation) -> Result<Box<dyn ImageSource + Send>, ImageError> {
     let reference = image.to_string();
     match image {
@@ -242,6 +250,11 @@ pub fn open_local(image: &ImageLocation) -> Result<Box<dyn ImageSource + Send>, 
             name.clone(),
         )?)),
         ImageLocation::DockerDaemon(name) => Ok(Box::new(DockerDaemon::new(&reference, name)?)),
+        ImageLocation::ContainersStorage { store, image } => Ok(Box::new(StorageImage::open(
+            &reference,
+            store.as_ref(),
+            image,
+        )?)),
         ImageLocation::Sif(_) => Err(ImageError::InvalidReference {
             reference,
             hint: "SIF files are read with `image::SifImage`".into(),
@@ -347,6 +360,9 @@ fn read_layers(
     image: &ResolvedPlatform,
     opts: &ReadOptions,
 ) -> Result<Vec<layer::LayerCollection>, ImageError> {
+    if let Some(unpacked) = source.unpacked_layers(image, opts, None) {
+        return unpacked.map(|u| u.0);
+    }
     let reference = source.reference();
     let n = image.layers.len();
     let results: Mutex<Vec<Option<Result<layer::LayerCollection, ImageError>>>> =

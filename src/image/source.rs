@@ -2,11 +2,13 @@
 //! blocking readers share. The sources themselves live one per transport:
 //! [`super::layout`] (`oci:`, `oci-archive:`), [`super::archive`]
 //! (`docker-archive:`), [`super::daemon`] (`docker-daemon:`) and
-//! [`super::registry`] (`docker://`).
+//! [`super::registry`] (`docker://`) and [`super::storage`]
+//! (`containers-storage:`).
 
 use std::io::Read;
 
-use super::ImageError;
+use super::layer::LayerCollection;
+use super::{ImageError, ReadOptions};
 use crate::oci::{Digest, LayerRef, Platform, ResolvedPlatform, check_digest};
 
 /// Largest manifest, index or config accepted: they are small JSON documents.
@@ -22,7 +24,24 @@ pub trait ImageSource: Sync {
     /// The layer's blob as stored (possibly compressed). The reader checks
     /// its digests.
     fn open_layer(&self, layer: &LayerRef) -> Result<Box<dyn Read + Send + '_>, ImageError>;
+    /// What each layer contributes, bottom first, when the source holds its
+    /// layers unpacked (a containers-storage store) rather than as tar
+    /// streams: everything that matters, or with `only`, the entries under
+    /// those normalized paths (files by their sha256). `None` (the
+    /// default): read the streams of [`Self::open_layer`].
+    fn unpacked_layers(
+        &self,
+        _image: &ResolvedPlatform,
+        _opts: &ReadOptions,
+        _only: Option<&[String]>,
+    ) -> Option<Result<UnpackedLayers, ImageError>> {
+        None
+    }
 }
+
+/// Layers read from unpacked directories, bottom first. They are never
+/// cached by diff_id: what the directories hold now is what counts.
+pub struct UnpackedLayers(pub(crate) Vec<LayerCollection>);
 
 /// A small document, read whole up to [`MAX_JSON_SIZE`].
 pub(crate) fn read_small(reference: &str, what: &str, r: impl Read) -> Result<Vec<u8>, ImageError> {

@@ -105,8 +105,14 @@ pub fn read_tree(
 ) -> Result<FileTree, ImageError> {
     let image = source.resolve(platform)?;
     let paths: Vec<String> = paths.iter().map(|p| layer::normalize(p)).collect();
-    let collected = std::sync::atomic::AtomicU64::new(0);
     let mut tree = FileTree::default();
+    if let Some(unpacked) = source.unpacked_layers(&image, opts, Some(&paths)) {
+        for layer in unpacked?.0 {
+            tree.apply(layer);
+        }
+        return Ok(tree);
+    }
+    let collected = std::sync::atomic::AtomicU64::new(0);
     for (i, l) in image.layers.iter().enumerate() {
         let ctx = layer::LayerCtx {
             reference: source.reference(),

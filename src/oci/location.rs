@@ -1,7 +1,8 @@
 //! Where an image is read from, named with skopeo's transports:
 //! `docker://REF`, `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]`,
-//! `docker-archive:PATH[:NAME:TAG]`, `docker-daemon:NAME:TAG`, and
-//! Apptainer's `sif:PATH` (or a bare path ending `.sif`).
+//! `docker-archive:PATH[:NAME:TAG]`, `docker-daemon:NAME:TAG`,
+//! `containers-storage:[STORE]NAME[:TAG]` (buildah's and podman's store),
+//! and Apptainer's `sif:PATH` (or a bare path ending `.sif`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,84 @@ pub enum ImageLocation {
     /// `sif:PATH`, or a bare path ending `.sif`: an Apptainer/Singularity
     /// image file.
     Sif(PathBuf),
+    /// `containers-storage:[STORE]IMAGE`, an image in a containers-storage
+    /// store (buildah, podman); without `[STORE]`, the store that
+    /// `storage.conf` names.
+    ContainersStorage {
+        store: Option<StoreSpec>,
+        image: String,
+    },
+}
+
+/// The store of a `containers-storage:` location, written as skopeo writes
+/// it: `[DRIVER@GRAPHROOT+RUNROOT:OPTION,…]`, every part but the graph
+/// root optional.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSpec {
+    /// The storage driver (`overlay`, `vfs`); `None`: from `storage.conf`
+    /// or what the store holds.
+    pub driver: Option<String>,
+    /// Where the store keeps images and layers.
+    pub graph_root: PathBuf,
+    /// Where the store keeps its runtime state.
+    pub run_root: Option<PathBuf>,
+    /// Driver options (`overlay.mount_program=…`); reading needs none.
+    pub options: Vec<String>,
+}
+
+impl StoreSpec {
+    /// The text between the brackets of `[DRIVER@GRAPHROOT+RUNROOT:OPTIONS]`,
+    /// split as containers/image splits it.
+    fn parse(spec: &str) -> Option<Self> {
+        let (spec, options) = match spec.split_once(':') {
+            Some((s, o)) => (
+                s,
+                o.split(',')
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            ),
+            None => (spec, Vec::new()),
+        };
+        let (driver, spec) = match spec.split_once('@') {
+            Some((d, s)) => (Some(d.to_string()).filter(|d| !d.is_empty()), s),
+            None => (None, spec),
+        };
+        let (graph_root, run_root) = match spec.split_once('+') {
+            Some((g, r)) => (
+                g,
+                Some(PathBuf::from(r)).filter(|r| !r.as_os_str().is_empty()),
+            ),
+            None => (spec, None),
+        };
+        (!graph_root.is_empty()).then(|| Self {
+            driver,
+            graph_root: PathBuf::from(graph_root),
+            run_root,
+            options,
+        })
+    }
+}
+
+impl fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        match &self.driver {
+            Some(d) => write!(f, "{d}@")?,
+            // A bare `@` keeps a graph root with `@` in it from being read
+            // as a driver.
+            None if self.graph_root.to_string_lossy().contains('@') => f.write_str("@")?,
+            None => {}
+        }
+        write!(f, "{}", self.graph_root.display())?;
+        if let Some(r) = &self.run_root {
+            write!(f, "+{}", r.display())?;
+        }
+        if !self.options.is_empty() {
+            write!(f, ":{}", self.options.join(","))?;
+        }
+        f.write_str("]")
+    }
 }
 
 /// Why a string is not an image location.
@@ -54,7 +133,7 @@ impl FromStr for ImageLocation {
             return Ok(Self::Sif(PathBuf::from(s)));
         }
         let (transport, rest) = s.split_once(':').ok_or_else(|| {
-            bad("name the transport: `docker://`, `oci:`, `oci-archive:`, `docker-archive:`, `docker-daemon:` or `sif:`")
+            bad("name the transport: `docker://`, `oci:`, `oci-archive:`, `docker-archive:`, `docker-daemon:`, `containers-storage:` or `sif:`")
         })?;
         let path_and = |rest: &str| -> (PathBuf, Option<String>) {
             match rest.split_once(':') {
@@ -94,9 +173,32 @@ impl FromStr for ImageLocation {
                 Self::DockerDaemon(rest.to_string())
             }
             "sif" => Self::Sif(PathBuf::from(rest)),
+            "containers-storage" => {
+                let (store, image) = match rest.strip_prefix('[') {
+                    Some(spec) => {
+                        let (spec, image) = spec.split_once(']').ok_or_else(|| {
+                            bad("close the store with `]`: `containers-storage:[vfs@/var/lib/containers/storage]NAME:TAG`")
+                        })?;
+                        let store = StoreSpec::parse(spec).ok_or_else(|| {
+                            bad("name the store's graph root: `containers-storage:[DRIVER@GRAPHROOT+RUNROOT]NAME:TAG`")
+                        })?;
+                        (Some(store), image)
+                    }
+                    None => (None, rest),
+                };
+                if image.is_empty() || image.chars().any(char::is_whitespace) {
+                    return Err(bad(
+                        "name the image: `containers-storage:NAME:TAG`, `containers-storage:NAME@sha256:DIGEST` or `containers-storage:@IMAGE_ID`",
+                    ));
+                }
+                Self::ContainersStorage {
+                    store,
+                    image: image.to_string(),
+                }
+            }
             _ => {
                 return Err(bad(
-                    "the transports are `docker://`, `oci:`, `oci-archive:`, `docker-archive:`, `docker-daemon:` and `sif:`",
+                    "the transports are `docker://`, `oci:`, `oci-archive:`, `docker-archive:`, `docker-daemon:`, `containers-storage:` and `sif:`",
                 ));
             }
         };
@@ -124,6 +226,13 @@ impl fmt::Display for ImageLocation {
             Self::DockerArchive { path, name } => with(f, "docker-archive", path, name),
             Self::DockerDaemon(n) => write!(f, "docker-daemon:{n}"),
             Self::Sif(p) => write!(f, "sif:{}", p.display()),
+            Self::ContainersStorage { store, image } => {
+                f.write_str("containers-storage:")?;
+                if let Some(store) = store {
+                    write!(f, "{store}")?;
+                }
+                f.write_str(image)
+            }
         }
     }
 }
@@ -158,6 +267,11 @@ mod tests {
             "docker://localhost:5000/x/y:1",
             "docker://docker.io/library/python:3.11",
             "sif:build/x.sif",
+            "containers-storage:localhost/app:1",
+            "containers-storage:[vfs@/var/lib/s+/run/s]localhost/app:1",
+            "containers-storage:[overlay@/s:overlay.mount_program=/bin/f,x]app@sha256:0123",
+            "containers-storage:[/s]@0123abcd",
+            "containers-storage:[@/a@b]x",
         ] {
             let parsed: ImageLocation = s.parse().unwrap();
             assert_eq!(parsed.to_string(), s);
@@ -202,16 +316,52 @@ mod tests {
             "oci:",
             "nope",
             "docker-daemon:",
+            "containers-storage:",
+            "containers-storage:[vfs@/s",
+            "containers-storage:[vfs@]app",
+            "containers-storage:[/s]",
         ] {
             let e = bad.parse::<ImageLocation>().unwrap_err();
             assert!(e.to_string().contains("\nhint: "), "{bad}: {e}");
         }
     }
 
+    #[test]
+    fn a_store_spec_splits_as_skopeo_splits_it() {
+        let parsed: ImageLocation = "containers-storage:[overlay@/g+/r:a=1,b=2]localhost/app:1"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            parsed,
+            ImageLocation::ContainersStorage {
+                store: Some(StoreSpec {
+                    driver: Some("overlay".into()),
+                    graph_root: "/g".into(),
+                    run_root: Some("/r".into()),
+                    options: vec!["a=1".into(), "b=2".into()],
+                }),
+                image: "localhost/app:1".into(),
+            }
+        );
+        let bare: ImageLocation = "containers-storage:[/g]app".parse().unwrap();
+        assert_eq!(
+            bare,
+            ImageLocation::ContainersStorage {
+                store: Some(StoreSpec {
+                    driver: None,
+                    graph_root: "/g".into(),
+                    run_root: None,
+                    options: vec![],
+                }),
+                image: "app".into(),
+            }
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn parsing_never_panics_and_what_parses_prints_back(
-            text in "(docker://|oci:|oci-archive:|docker-archive:|docker-daemon:)?[a-z0-9./:@_-]{0,40}"
+            text in "(docker://|oci:|oci-archive:|docker-archive:|docker-daemon:|containers-storage:\\[?)?[a-z0-9./:@_+\\]-]{0,40}"
         ) {
             if let Ok(location) = text.parse::<ImageLocation>() {
                 let printed = location.to_string();

@@ -17,7 +17,7 @@ pub use image::{
     check_digest, manifest_layers,
 };
 pub use layout::{LayoutEntry, LayoutError};
-pub use location::{ImageLocation, ParseLocationError};
+pub use location::{ImageLocation, ParseLocationError, StoreSpec};
 pub use manifest::{
     Descriptor, Document, Index, Manifest, MediaTypes, ParseManifestError, is_index_media_type,
     parse_document,

@@ -232,6 +232,19 @@ pub fn verify_image(
             }
         }
         let mut check = check_platform(&lock, p, &expected, &catalogue, base.as_ref());
+        if let ImageLocation::ContainersStorage { .. } = location {
+            // The other sources hash every layer against its diff_id; an
+            // unpacked store has no layer stream to hash.
+            check.notes.push(format!(
+                "read from containers-storage: manifest `{}`, config `{}`; the layers are the store's unpacked directories, so their files are catalogued as they are but not hashed against the config's diff_ids",
+                catalogue
+                    .image
+                    .manifest_digest
+                    .as_ref()
+                    .map_or_else(|| "unknown".to_string(), ToString::to_string),
+                catalogue.image.config_digest
+            ));
+        }
         // What `COPY --from=IMAGE` copied, against the locked image's files.
         check.notes.extend(copy_notes.iter().cloned());
         check.checked.copied =

@@ -112,6 +112,22 @@ fn verify_checks_files_copied_from_a_locked_image() {
         "{out}"
     );
 
+    // The same image read in place from buildah's store gives the same
+    // answer, the copied files included.
+    let stored = |image: &str| {
+        format!(
+            "containers-storage:[vfs@{}+{}]{image}",
+            path("buildah/storage").display(),
+            path("buildah/run").display()
+        )
+    };
+    let (code, out, err) = cli(&["verify", "--image", &stored("localhost/pb-app"), "pb"]);
+    assert_eq!(
+        code, 0,
+        "the genuine copy passes in the store:\n{out}\n{err}"
+    );
+    assert!(out.contains("3 copied files"), "{out}");
+
     // Markdown for CI says what was not checked under its match too.
     let (code, md, _) = cli(&["verify", "--image", &genuine, "pb", "--format", "markdown"]);
     assert_eq!(code, 0, "{md}");
@@ -156,4 +172,11 @@ fn verify_checks_files_copied_from_a_locked_image() {
     let (code, out, _) = cli(&["verify", "--image", &fake, "pb", "--format", "json"]);
     assert_ne!(code, 0);
     assert!(out.contains("\"copy-differs\""), "{out}");
+    let (code, out, _) = cli(&["verify", "--image", &stored("localhost/pb-fake"), "pb"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("/opt/parabricks/pbrun:") && l.contains("Dockerfile:5")),
+        "{out}"
+    );
 }

@@ -37,5 +37,6 @@ mod security;
 mod settings;
 mod sif;
 mod soak;
+mod storage;
 mod update;
 mod verify;
