@@ -427,7 +427,20 @@ async fn freeze_platform(
                 let pin = &ctx.local[&stage.index];
                 local_state(ctx, pin, platform).await?
             }
-            BaseTarget::Scratch | BaseTarget::Other { .. } => PlatformState {
+            BaseTarget::Other { agent } => PlatformState {
+                platform: platform.to_string(),
+                base_unknown: Some(crate::source::coverage::agent_not_locked(
+                    agent,
+                    stage
+                        .base
+                        .reference
+                        .value
+                        .as_deref()
+                        .unwrap_or(&stage.base.reference.written),
+                )),
+                ..PlatformState::default()
+            },
+            BaseTarget::Scratch => PlatformState {
                 platform: platform.to_string(),
                 ..PlatformState::default()
             },
