@@ -166,13 +166,34 @@ fn docker_archive_is_pinned_by_its_sha256() {
         &format!("docker-archive:{}:agents/base:1", tar.display()),
     );
     let digest = sha256_file(&tar);
+    let bom_checked = std::cell::Cell::new(false);
     p.check("docker-archive", "file-sha256", &digest, || {
+        // The SBOM lists the base by its file hash, never as a registry
+        // image (no `pkg:oci` purl).
+        let (code, out, err) = p.imagelock(&["export", "--to", "sbom", "lockfiles/app.lock"]);
+        assert_eq!(code, 0, "{err}");
+        let bom: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let base = bom["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "docker-archive:base.tar")
+            .unwrap_or_else(|| panic!("{out}"));
+        assert_eq!(base["type"], "container");
+        assert!(base.get("purl").is_none(), "{base}");
+        assert_eq!(
+            base["hashes"][0]["content"].as_str(),
+            digest.strip_prefix("sha256:")
+        );
+        assert!(base.to_string().contains("file-sha256"), "{base}");
+        bom_checked.set(true);
         std::fs::remove_file(&tar).unwrap();
         copy_python(
             "3.11-slim",
             &format!("docker-archive:{}:agents/base:2", tar.display()),
         );
     });
+    assert!(bom_checked.get());
     // drift has no upstream to look at for a file, and says so.
     let (_, out, err) = p.imagelock(&["drift"]);
     assert!(
