@@ -111,6 +111,9 @@ pub fn pin_now(
     platform: &Platform,
 ) -> Result<LocalPin, String> {
     let location = agent.location(from, context)?;
+    if agent == LocalAgent::LocalImage && matches!(&location, ImageLocation::Sif(p) if p.is_dir()) {
+        return Err("it is a sandbox directory, which imagelock does not read".into());
+    }
     let reference = location.to_string();
     let (digest, media_type) = match (&location, agent) {
         (ImageLocation::DockerDaemon(_), _) => {
@@ -150,9 +153,6 @@ pub fn pin_now(
             return Err(format!("`{reference}` is not a local image"));
         }
     };
-    if agent == LocalAgent::LocalImage && location_is_dir(&location) {
-        return Err("it is a sandbox directory, which imagelock does not read".into());
-    }
     Ok(LocalPin {
         agent,
         from: from.to_string(),
@@ -160,10 +160,6 @@ pub fn pin_now(
         digest,
         media_type,
     })
-}
-
-fn location_is_dir(location: &ImageLocation) -> bool {
-    matches!(location, ImageLocation::Sif(p) if p.is_dir())
 }
 
 /// The sha256 of a file, read as a stream.
