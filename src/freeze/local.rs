@@ -237,3 +237,26 @@ pub fn local_base_changes(
     }
     out
 }
+
+/// Whether every local base of `definition` is locked in `lock` and still
+/// what it pinned: a lock whose inputs are current is kept without
+/// resolving only then (a changed file or image ID is not in the inputs).
+/// Blocking.
+pub fn local_bases_current(
+    definition: &Definition,
+    lock: &crate::lock::LockedImage,
+    context: &Path,
+) -> bool {
+    let all_locked = definition
+        .stages
+        .iter()
+        .filter(|s| !s.unused)
+        .filter_map(local_base)
+        .all(|(agent, from)| {
+            let name = format!("{}:{from}", agent.name());
+            lock.bases
+                .iter()
+                .any(|b| b.is_local() && b.name.as_str() == name)
+        });
+    all_locked && local_base_changes(definition, lock, context).is_empty()
+}

@@ -238,6 +238,28 @@ fn oci_layout_is_pinned_by_its_manifest_digest() {
     });
 }
 
+/// A freeze that would keep a current lock without resolving (a warm
+/// cache, inputs unchanged) still notices a changed file: it is not among
+/// the inputs.
+#[test]
+fn a_warm_freeze_check_notices_a_changed_file() {
+    if !tools() {
+        return;
+    }
+    let p = Project::new("oci-archive", "base-oci.tar");
+    let tar = p.path("base-oci.tar");
+    copy_python("3.11-slim", &format!("oci-archive:{}", tar.display()));
+    let (code, out, err) = p.imagelock(&["freeze"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, _, err) = p.imagelock(&["freeze", "--check"]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::remove_file(&tar).unwrap();
+    copy_python("3.14", &format!("oci-archive:{}", tar.display()));
+    let (code, _, err) = p.imagelock(&["freeze", "--check"]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("not current"), "{err}");
+}
+
 /// A base written in the pinned form `DIR@sha256:…` is read by that
 /// digest.
 #[test]
