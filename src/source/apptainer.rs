@@ -83,7 +83,7 @@ const HEADERS: &[&str] = &[
 ];
 
 /// Agents that fetch an image by reference (only `docker` is resolved at
-/// a registry; see [`crate::source::coverage::agent_not_locked`]).
+/// a registry; how the others are pinned: [`crate::source::agents`]).
 const IMAGE_AGENTS: &[&str] = &[
     "docker",
     "docker-daemon",

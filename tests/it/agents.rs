@@ -194,12 +194,25 @@ fn docker_archive_is_pinned_by_its_sha256() {
         );
     });
     assert!(bom_checked.get());
-    // drift has no upstream to look at for a file, and says so.
+    // drift has no upstream to look at for a file, and says so; the
+    // changed file is a stale finding.
     let (_, out, err) = p.imagelock(&["drift"]);
     assert!(
         err.contains(
             "base `docker-archive:base.tar` is on this machine, so drift cannot look upstream"
         ),
+        "{out}\n{err}"
+    );
+    assert!(
+        out.contains("starts from `docker-archive:base.tar`, whose file-sha256 is now"),
+        "{out}\n{err}"
+    );
+    // A file gone is said so by verify.
+    std::fs::remove_file(&tar).unwrap();
+    let (code, out, err) = p.imagelock(&["verify"]);
+    assert_ne!(code, 0, "{out}\n{err}");
+    assert!(
+        format!("{out}{err}").contains("which cannot be read now"),
         "{out}\n{err}"
     );
 }
