@@ -176,8 +176,13 @@ pub fn compare(job: &ImageJob, locked: &LockedImage, fresh: &LockedImage) -> Vec
 /// Why the lock is not current for the definition as it is now, by
 /// verify's [`check_lock`].
 fn stale_findings(job: &ImageJob, locked: &LockedImage) -> Vec<Finding> {
-    check_lock(locked, &job.definition, &job.inputs)
-        .into_iter()
+    let mut why = check_lock(locked, &job.definition, &job.inputs);
+    why.extend(crate::verify::check_local_bases(
+        locked,
+        &job.definition,
+        &job.config.context,
+    ));
+    why.into_iter()
         .map(|why| {
             let mut f = Finding::new(Kind::Stale, Ecosystem::Image, "");
             match why {
@@ -192,6 +197,25 @@ fn stale_findings(job: &ImageJob, locked: &LockedImage) -> Vec<Finding> {
                 other => f.detail = Some(other.describe()),
             }
             f
+        })
+        .collect()
+}
+
+/// What drift cannot look at for the bases `locked` reads on this machine
+/// (a daemon's image, a file, a layout): they have no upstream, so only
+/// whether they changed since the lock is told (as `stale`).
+pub fn local_base_notes(locked: &LockedImage) -> Vec<String> {
+    locked
+        .bases
+        .iter()
+        .filter(|b| b.is_local())
+        .map(|b| {
+            format!(
+                "image `{}`: base `{}` is on this machine, so drift cannot look upstream for a newer one; only a change of its {} since the lock is reported",
+                locked.image.name,
+                b.name,
+                b.pinned.as_deref().unwrap_or("digest")
+            )
         })
         .collect()
 }
@@ -212,8 +236,9 @@ pub fn parent_findings(config: &crate::config::Config, locked: &LockedImage) -> 
 fn base_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> {
     let mut out = Vec::new();
     for base in &locked.bases {
-        // Images of this repository move when they are frozen again.
-        if base.built_from.is_some() {
+        // Images of this repository move when they are frozen again; a
+        // base on this machine has no upstream (a changed one is stale).
+        if base.built_from.is_some() || base.is_local() {
             continue;
         }
         let Some(now) = fresh.bases.iter().find(|b| b.name == base.name) else {
@@ -881,7 +906,7 @@ pub async fn base_hash_findings(
     locked: &LockedImage,
     findings: &mut Vec<Finding>,
 ) -> Result<(), DriftError> {
-    for base in &locked.bases {
+    for base in locked.bases.iter().filter(|b| !b.is_local()) {
         let found = crate::freeze::check::base_mismatches(&session.registry, base)
             .await
             .map_err(|e| {

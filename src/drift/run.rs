@@ -110,6 +110,7 @@ pub fn run(
                         findings.extend(super::apt_gone_findings(locked, &image.apt_gone));
                     }
                     findings.extend(super::parent_findings(config, locked));
+                    warnings.extend(super::local_base_notes(locked));
                     if !options.offline {
                         base_hash_findings(&resolvers, locked, &mut findings).await?;
                     }

@@ -19,6 +19,7 @@
 pub mod apt;
 mod bases;
 pub mod check;
+pub mod local;
 pub mod outcome;
 mod request;
 pub mod rpm;

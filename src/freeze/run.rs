@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::config::Config;
 use crate::freeze::bases::{BaseResolution, resolve_bases};
+use crate::freeze::local::{LocalPin, local_base, pin_now};
 use crate::freeze::platform_key;
 use crate::freeze::state::{PlatformState, read_base};
 use crate::freeze::steps::{BaseStates, Limits, StepOutcome, StepPlace, resolve_step};
@@ -101,6 +102,16 @@ pub async fn freeze_image_reporting(
     let file = lock_path_of(config, &job.config.file);
     let text = &job.inputs.definition;
     let lines = crate::diagnostic::LineIndex::new(text);
+    let mut bases = bases;
+    let (local, local_warnings) = pin_local_bases(job, &file, &platforms).await?;
+    for pin in local.values() {
+        let locked = pin
+            .locked()
+            .map_err(|e| FreezeError::image(&job.config.name, ImageCause::Lock(e)))?;
+        if !bases.bases.iter().any(|b| b.name == locked.name) {
+            bases.bases.push(locked);
+        }
+    }
 
     let ctx = ImageContext {
         config,
@@ -110,6 +121,7 @@ pub async fn freeze_image_reporting(
         options,
         repository,
         bases: &bases,
+        local: &local,
         file: &file,
         progress,
     };
@@ -122,6 +134,7 @@ pub async fn freeze_image_reporting(
     let mut finals = BTreeMap::new();
     let mut builder = LockBuilder::new(lock);
     builder.warn(short_names);
+    builder.warn(local_warnings);
     // What the definition itself leaves uncertain, with its place.
     builder.warn(
         job.definition
@@ -331,7 +344,11 @@ async fn check_pins(
 ) -> Result<(), FreezeError> {
     use crate::freeze::check::{base_mismatches, keep_manifests, vouched};
     let cache = &config.cache_dir;
-    for base in bases.bases.iter().filter(|b| b.built_from.is_none()) {
+    for base in bases
+        .bases
+        .iter()
+        .filter(|b| b.built_from.is_none() && !b.is_local())
+    {
         keep_manifests(cache, &session.registry, base);
         if options.offline || vouched(cache, base) {
             continue;
@@ -356,6 +373,8 @@ struct ImageContext<'a> {
     options: &'a FreezeOptions,
     repository: &'a [Frozen],
     bases: &'a BaseResolution,
+    /// The bases read on this machine, by stage.
+    local: &'a BTreeMap<usize, LocalPin>,
     file: &'a str,
     progress: &'a dyn FreezeProgress,
 }
@@ -404,7 +423,24 @@ async fn freeze_platform(
     for stage in &job.definition.stages {
         let mut state = match &stage.base.target {
             BaseTarget::Stage { index } => stage_states.get(*index).cloned().unwrap_or_default(),
-            BaseTarget::Scratch | BaseTarget::Other { .. } => PlatformState {
+            BaseTarget::Other { .. } if ctx.local.contains_key(&stage.index) => {
+                let pin = &ctx.local[&stage.index];
+                local_state(ctx, pin, platform).await?
+            }
+            BaseTarget::Other { agent } => PlatformState {
+                platform: platform.to_string(),
+                base_unknown: Some(crate::source::coverage::agent_not_locked(
+                    agent,
+                    stage
+                        .base
+                        .reference
+                        .value
+                        .as_deref()
+                        .unwrap_or(&stage.base.reference.written),
+                )),
+                ..PlatformState::default()
+            },
+            BaseTarget::Scratch => PlatformState {
                 platform: platform.to_string(),
                 ..PlatformState::default()
             },
@@ -661,6 +697,119 @@ async fn base_state(
                 state.store_cached(&config.cache_dir, d);
             }
             Ok(state)
+        })
+        .await?;
+    let mut state = state.clone();
+    state.platform = platform.to_string();
+    Ok(state)
+}
+
+/// Pins the base of every stage bootstrapped from this machine
+/// (`docker-daemon`, archives, layouts, `localimage`), as it is now. One
+/// that cannot be read stays unlocked, with a warning at its line.
+async fn pin_local_bases(
+    job: &ImageJob,
+    file: &str,
+    platforms: &[String],
+) -> Result<(BTreeMap<usize, LocalPin>, Vec<String>), FreezeError> {
+    let text = &job.inputs.definition;
+    let lines = crate::diagnostic::LineIndex::new(text);
+    let platform: crate::oci::Platform = match platforms.first() {
+        Some(p) => p.parse().map_err(|source| {
+            FreezeError::image(
+                &job.config.name,
+                ImageCause::Platform {
+                    platform: p.clone(),
+                    source,
+                },
+            )
+        })?,
+        None => crate::oci::Platform::linux_amd64(),
+    };
+    let wanted: Vec<(usize, usize, crate::source::agents::LocalAgent, String)> = job
+        .definition
+        .stages
+        .iter()
+        .filter(|s| !s.unused)
+        .filter_map(|s| {
+            let (agent, from) = local_base(s)?;
+            let line = lines.line_col(text, s.base.reference.span.start).line;
+            Some((s.index, line, agent, from))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok((BTreeMap::new(), Vec::new()));
+    }
+    let context = job.config.context.clone();
+    let file = file.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut pins = BTreeMap::new();
+        let mut warnings = Vec::new();
+        for (stage, line, agent, from) in wanted {
+            match pin_now(agent, &from, &context, &platform) {
+                Ok(pin) => {
+                    pins.insert(stage, pin);
+                }
+                Err(why) => warnings.push(format!(
+                    "{file}:{line}: base `{from}` (`Bootstrap: {}`) is not locked: cannot read it: {why}",
+                    agent.name()
+                )),
+            }
+        }
+        (pins, warnings)
+    })
+    .await
+    .map_err(|e| FreezeError::image(&job.config.name, ImageCause::Internal(e.to_string())))
+}
+
+/// The state a stage starts from when its base is read on this machine,
+/// read once per run and platform.
+async fn local_state(
+    ctx: &ImageContext<'_>,
+    pin: &LocalPin,
+    platform: &str,
+) -> Result<PlatformState, FreezeError> {
+    let job = ctx.job;
+    let name = pin.name();
+    let key = (name.clone(), platform_key(platform), pin.digest.to_string());
+    let cell = ctx.base_states.cell(key);
+    let state = cell
+        .get_or_try_init(|| async {
+            ctx.progress
+                .working(&job.config.name, &format!("{platform}: reading {name}"));
+            let _permit = ctx.base_states.read_permit().await;
+            let parsed: crate::oci::Platform = platform.parse().map_err(|source| {
+                FreezeError::image(
+                    &job.config.name,
+                    ImageCause::Platform {
+                        platform: platform.to_string(),
+                        source,
+                    },
+                )
+            })?;
+            let options = crate::image::ReadOptions {
+                cache_dir: Some(ctx.config.cache_dir.join("layers")),
+                ..crate::image::ReadOptions::default()
+            }
+            .with_limits(&ctx.config.limits);
+            let pin2 = pin.clone();
+            let (catalogue, env) =
+                tokio::task::spawn_blocking(move || pin2.read(&parsed, &options))
+                    .await
+                    .map_err(|e| {
+                        FreezeError::image(&job.config.name, ImageCause::Internal(e.to_string()))
+                    })?
+                    .map_err(|e| {
+                        FreezeError::image(
+                            &job.config.name,
+                            ImageCause::BaseRead {
+                                base: name.clone(),
+                                platform: platform.to_string(),
+                                source: crate::freeze::ReadBaseError::Image(e),
+                            },
+                        )
+                    })?;
+            Ok::<_, FreezeError>(PlatformState::from_catalogue(platform, &catalogue, &env))
         })
         .await?;
     let mut state = state.clone();

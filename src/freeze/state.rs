@@ -56,6 +56,9 @@ pub struct PlatformState {
     pub conda_files: BTreeMap<String, String>,
     /// The base image's `config.User`.
     pub user: Option<String>,
+    /// Why what the base holds is not known (an Apptainer base imagelock
+    /// does not read, or could not): the steps on top are not locked.
+    pub base_unknown: Option<String>,
 }
 
 impl PlatformState {
@@ -136,6 +139,7 @@ impl PlatformState {
             rpm_installed: None,
             conda_files: catalogue.conda_files.clone(),
             user: catalogue.image.config.user.clone(),
+            base_unknown: None,
         }
     }
 
@@ -383,6 +387,7 @@ impl PlatformState {
             rpm_installed: None,
             conda_files: cached.conda_files,
             user: cached.user,
+            base_unknown: None,
         })
     }
 

@@ -133,6 +133,26 @@ pub async fn resolve_step(
             ..StepOutcome::default()
         });
     }
+    // What the base holds is not known: nothing on top of it can be
+    // resolved against it.
+    if let Some(why) = &state.base_unknown {
+        let why = format!("what the base holds is not known: {why}");
+        let warnings = if cmd.manager.ecosystem() == Ecosystem::Os {
+            Vec::new()
+        } else {
+            vec![format!(
+                "{}:{}: `{}` is not locked: {why}",
+                place.file, place.line, cmd.text
+            )]
+        };
+        return Ok(StepOutcome {
+            requested: values(&cmd.specs),
+            locked: false,
+            warnings,
+            reason: Some(why),
+            ..StepOutcome::default()
+        });
+    }
     // A project an earlier command built from source: the image holds
     // that build, so no index file is claimed for the step.
     if let Some((name, line)) = job

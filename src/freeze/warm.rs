@@ -115,6 +115,11 @@ pub fn kept(
     {
         return None;
     }
+    // Bases read on this machine are not among the inputs: they must
+    // still be what the lock pinned (and all be pinned).
+    if !crate::freeze::local::local_bases_current(&job.definition, lock, &job.config.context) {
+        return None;
+    }
     let parent_locks: Vec<&LockedImage> = parents
         .iter()
         .map(|p| p.previous.as_ref())

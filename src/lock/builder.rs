@@ -186,6 +186,8 @@ impl LockedBase {
             digest: image.digest.clone(),
             media_type: check(&what, "media-type", &image.media_type)?,
             built_from: None,
+            agent: None,
+            pinned: None,
             platforms: image
                 .platforms
                 .iter()
@@ -736,6 +738,38 @@ impl LockedBase {
             digest: Digest::sha256_of(lock.to_toml().as_bytes()),
             media_type: check(&what, "media-type", LOCK_MEDIA_TYPE)?,
             built_from: Some(check(&what, "built-from", parent)?),
+            agent: None,
+            pinned: None,
+            platforms: Vec::new(),
+        })
+    }
+}
+
+impl LockedBase {
+    /// The entry for a base read on this machine (an Apptainer
+    /// `docker-daemon`, archive, layout or `localimage` base): `name` is
+    /// where it was read (`docker-archive:base.tar`), `digest` what pins it
+    /// (of kind `pinned`), `media_type` what that digest names.
+    pub fn local(
+        name: &str,
+        references: &[String],
+        agent: &str,
+        pinned: &str,
+        digest: Digest,
+        media_type: &str,
+    ) -> Result<LockedBase, LockBuildError> {
+        let what = || format!("image `{}`", name.escape_debug());
+        Ok(LockedBase {
+            name: check(&what, "name", name)?,
+            references: references
+                .iter()
+                .map(|r| check(&what, "references", r))
+                .collect::<Result<_, _>>()?,
+            digest,
+            media_type: check(&what, "media-type", media_type)?,
+            built_from: None,
+            agent: Some(check(&what, "agent", agent)?),
+            pinned: Some(check(&what, "pinned", pinned)?),
             platforms: Vec::new(),
         })
     }

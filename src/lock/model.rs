@@ -118,9 +118,28 @@ pub struct LockedBase {
     /// When the base is another image of the same repository: its name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub built_from: Option<Token>,
+    /// For a base read on this machine rather than from a registry: the
+    /// Apptainer bootstrap agent (`docker-daemon`, `docker-archive`,
+    /// `oci-archive`, `oci`, `localimage`). Absent: a registry image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Token>,
+    /// What `digest` is for such a base: `image-id` (the Docker Engine's
+    /// image ID), `file-sha256` (the file's own hash) or `layout-manifest`
+    /// (the entry of the layout's `index.json`). Absent: a registry digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<Token>,
     /// Per platform: the manifest builders use, and its layers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<LockedPlatformImage>,
+}
+
+impl LockedBase {
+    /// Whether it was read on this machine (a daemon's image, a file or a
+    /// layout) rather than pinned at a registry: no registry can be asked
+    /// for it.
+    pub fn is_local(&self) -> bool {
+        self.agent.is_some()
+    }
 }
 
 /// The image one platform gets.

@@ -229,10 +229,17 @@ impl LockedImage {
         let mut own: Vec<Item> = Vec::new();
         // Bases of the stages in the image.
         for stage in self.stages.iter().filter(|s| stages.contains(&s.index)) {
+            // A base read on this machine (an Apptainer file, layout or
+            // daemon image) is found by its `From` as written.
             let Some(base) = stage
                 .base_name
                 .as_ref()
                 .and_then(|n| self.bases.iter().find(|b| b.name == *n))
+                .or_else(|| {
+                    self.bases.iter().find(|b| {
+                        b.is_local() && b.references.iter().any(|r| r.as_str() == &*stage.base)
+                    })
+                })
             else {
                 continue;
             };
@@ -251,6 +258,24 @@ impl LockedImage {
                 properties: Vec::new(),
             };
             match &base.built_from {
+                // No registry has it: no purl; its digest is what the lock
+                // says it is (a file's sha256 only for a file).
+                None if base.is_local() => {
+                    item.bom_ref = format!("local:{}", base.name);
+                    item.name = base.name.to_string();
+                    item.version = Some(base.digest.to_string());
+                    let pinned = base.pinned.as_deref().unwrap_or_default();
+                    if pinned == "file-sha256" {
+                        item.sha256 = Some(base.digest.hex().to_string());
+                    }
+                    item.properties = vec![
+                        (
+                            "imagelock:agent".into(),
+                            base.agent.as_deref().unwrap_or_default().to_string(),
+                        ),
+                        ("imagelock:pinned".into(), pinned.to_string()),
+                    ];
+                }
                 Some(parent) => {
                     // An image of this repository: its digest is not
                     // known here (the lock records its lockfile's).

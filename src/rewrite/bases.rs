@@ -95,6 +95,9 @@ pub(crate) fn base_edits(
     // ARG-default edits made for references ending in a variable.
     let mut at_args: Vec<(Span, &Expanded, String)> = Vec::new();
     for stage in &def.stages {
+        if let Some(note) = local_base_note(stage, lock) {
+            out.skipped.push(note);
+        }
         let mut refs: Vec<(Option<usize>, &Expanded)> = Vec::new();
         if matches!(stage.base.target, BaseTarget::Image { .. }) {
             refs.push((Some(stage.index), &stage.base.reference));
@@ -188,6 +191,46 @@ pub(crate) fn base_edits(
         }
     }
     out
+}
+
+/// A base Apptainer reads on this machine has no pinned `From` form it
+/// accepts (a file has no digest syntax; the `docker-daemon` agent
+/// documents no image-ID form): the line stays as written, and the lock's
+/// hash is what `verify` and `freeze --check` compare it with.
+fn local_base_note(
+    stage: &crate::source::model::Stage,
+    lock: &LockedImage,
+) -> Option<(Span, String, Option<String>)> {
+    let BaseTarget::Other { agent } = &stage.base.target else {
+        return None;
+    };
+    let crate::source::agents::AgentPin::Local(local) = crate::source::agents::agent_pin(agent)
+    else {
+        return None;
+    };
+    let reference = &stage.base.reference;
+    let from = reference.value.as_deref()?;
+    let name = format!("{}:{from}", local.name());
+    let base = lock
+        .bases
+        .iter()
+        .find(|b| b.is_local() && b.name.as_str() == name);
+    Some(match base {
+        Some(b) => (
+            reference.span,
+            format!(
+                "`{from}` (`Bootstrap: {agent}`) stays as written: Apptainer has no pinned form for it; the lock records its {} {}",
+                local.pin_kind().as_str(),
+                b.digest
+            ),
+            Some("`imagelock verify` and `freeze --check` say when it changes".into()),
+        ),
+        None => (
+            reference.span,
+            format!("`{from}` (`Bootstrap: {agent}`) is not locked"),
+            Some("run `imagelock freeze` where the file (or the Docker Engine) is at hand".into()),
+        ),
+    })
 }
 
 fn cannot_pin(reference: &Expanded, why: &str, digest: &str) -> (Span, String, Option<String>) {

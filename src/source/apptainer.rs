@@ -83,7 +83,7 @@ const HEADERS: &[&str] = &[
 ];
 
 /// Agents that fetch an image by reference (only `docker` is resolved at
-/// a registry; see [`crate::source::coverage::agent_not_locked`]).
+/// a registry; how the others are pinned: [`crate::source::agents`]).
 const IMAGE_AGENTS: &[&str] = &[
     "docker",
     "docker-daemon",
@@ -710,13 +710,15 @@ pub fn parse_with(
         for s in &posts {
             script.append(&tpl.apply(s.body_span)?);
         }
+        // Commands continued over lines are read (and locked) as one line.
+        let script = script.without_line_continuations();
         scan_section(&tpl, &index, &script, &posts, &mut stage, wrappers)?;
         for part in parts {
             let Part::Section(s) = part else { continue };
             match s.name.as_str() {
                 "files" | "appfiles" => files_section(&tpl, s, &stages, &mut stage)?,
                 "appinstall" => {
-                    let script = tpl.apply(s.body_span)?;
+                    let script = tpl.apply(s.body_span)?.without_line_continuations();
                     scan_section(&tpl, &index, &script, &[s], &mut stage, wrappers)?;
                 }
                 _ => {}

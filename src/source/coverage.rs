@@ -76,16 +76,16 @@ pub fn agent_not_locked(agent: &str, from: &str) -> String {
             "`Bootstrap: oras` pulls the SIF `{from}` stored as an ORAS artifact, whose digest imagelock does not pin yet"
         ),
         "docker-daemon" => format!(
-            "`Bootstrap: docker-daemon` takes `{from}` from the local Docker daemon, whose image ID imagelock does not read yet"
+            "`Bootstrap: docker-daemon` takes `{from}` from the local Docker daemon; the lock has no image ID for it (freeze could not ask the engine, see its warning)"
         ),
         "docker-archive" | "oci-archive" => format!(
-            "`Bootstrap: {agent}` reads the local archive `{from}`, whose hash imagelock does not record yet"
+            "`Bootstrap: {agent}` reads the local archive `{from}`; the lock has no sha256 of it (freeze could not read it, see its warning)"
         ),
         "oci" => format!(
-            "`Bootstrap: oci` reads the local OCI layout `{from}`, whose digest imagelock does not record yet"
+            "`Bootstrap: oci` reads the local OCI layout `{from}`; the lock has no digest of it (freeze could not read it, see its warning)"
         ),
         "localimage" => format!(
-            "`Bootstrap: localimage` starts from the local image `{from}`, whose hash imagelock does not record yet"
+            "`Bootstrap: localimage` starts from the local image `{from}`; the lock has no sha256 of it (freeze could not read it, see its warning)"
         ),
         _ => format!(
             "`Bootstrap: {agent}` builds the root filesystem from a distribution (`{from}`); OS bootstraps are not locked"
@@ -725,13 +725,12 @@ impl Coverage {
                     &base.reference.written,
                     inputs,
                 )),
-                BaseTarget::Other { agent } => Some(Class::NotLocked(agent_not_locked(
+                BaseTarget::Other { agent } => Some(agent_class(
                     agent,
-                    base.reference
-                        .value
-                        .as_deref()
-                        .unwrap_or(&base.reference.written),
-                ))),
+                    base.reference.value.as_deref(),
+                    &base.reference.written,
+                    inputs,
+                )),
                 BaseTarget::Stage { .. } | BaseTarget::Scratch => None,
             };
             if let Some(class) = base_class {
@@ -880,6 +879,31 @@ impl Coverage {
             out.push_str(&unlocked.join(", "));
         }
         out
+    }
+}
+
+/// The base of a stage bootstrapped by an Apptainer agent other than
+/// `docker`: locked when it is read on this machine and the lock pins it
+/// (see [`crate::source::agents`]); otherwise why not.
+fn agent_class(
+    agent: &str,
+    value: Option<&str>,
+    written: &str,
+    inputs: &CoverageInputs<'_>,
+) -> Class {
+    use crate::source::agents::{AgentPin, PinKind, agent_pin};
+    match (agent_pin(agent), value) {
+        (AgentPin::Local(local), Some(from)) if (inputs.image_locked)(from) != Some(false) => {
+            Class::Locked(
+                match local.pin_kind() {
+                    PinKind::ImageId => "image ID",
+                    PinKind::FileSha256 => "file sha256",
+                    PinKind::LayoutManifest => "layout manifest digest",
+                }
+                .into(),
+            )
+        }
+        _ => Class::NotLocked(agent_not_locked(agent, value.unwrap_or(written))),
     }
 }
 

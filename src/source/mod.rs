@@ -5,6 +5,7 @@
 //! it is given. Every value keeps the byte [`Span`] it came from so that
 //! `rewrite` can change exactly those bytes and nothing else.
 
+pub mod agents;
 pub mod apptainer;
 pub mod apt_files;
 pub mod coverage;

@@ -58,8 +58,11 @@ pub enum BaseTarget {
     Stage { index: usize },
     /// `FROM scratch` / `Bootstrap: scratch`.
     Scratch,
-    /// An Apptainer agent that builds from a distribution mirror or a local
-    /// file (`debootstrap`, `yum`, `localimage`…): nothing to pin by digest.
+    /// An Apptainer agent other than `docker`: one that reads this machine
+    /// (`docker-daemon`, an archive, a layout, `localimage`), a service
+    /// (`library`, `oras`) or builds from a distribution mirror
+    /// (`debootstrap`, `yum`…). How each is pinned, if at all:
+    /// [`crate::source::agents::agent_pin`].
     Other { agent: String },
 }
 

@@ -83,6 +83,30 @@ impl Script {
         self.text.push_str(&other.text);
     }
 
+    /// The script with its line continuations (backslash-newline)
+    /// removed, as the shell removes them before reading words, each
+    /// remaining piece still mapped to the file: commands read from it are
+    /// one line, as a Dockerfile's `RUN` (joined before) gives them.
+    #[must_use]
+    pub fn without_line_continuations(&self) -> Script {
+        let mut out = Script::new();
+        for (i, p) in self.pieces.iter().enumerate() {
+            let end = self.pieces.get(i + 1).map_or(self.text.len(), |n| n.text);
+            let text = &self.text[p.text..end];
+            if p.replacement {
+                out.push_replacement(text, Span::new(p.file, p.file + p.file_len));
+                continue;
+            }
+            let mut from = 0;
+            while let Some(at) = text[from..].find("\\\n").map(|k| from + k) {
+                out.push(&text[from..at], p.file + from);
+                from = at + 2;
+            }
+            out.push(&text[from..], p.file + from);
+        }
+        out
+    }
+
     fn piece(&self, text_offset: usize) -> Option<&Piece> {
         let i = self.pieces.partition_point(|p| p.text <= text_offset);
         self.pieces.get(i.checked_sub(1)?)

@@ -104,6 +104,17 @@ pub fn locked_base_layers(lock: &LockedImage, platform: &Platform) -> LockedBase
     if stage.base == "scratch" {
         return LockedBaseLayers::Scratch;
     }
+    if let Some(local) = lock
+        .bases
+        .iter()
+        .find(|b| b.is_local() && b.references.iter().any(|r| r.as_str() == &*stage.base))
+    {
+        return LockedBaseLayers::Unknown(format!(
+            "the base `{}` is pinned by its {} on the machine that froze it, not by layers",
+            local.name,
+            local.pinned.as_deref().unwrap_or("digest")
+        ));
+    }
     let Some(base) = stage
         .base_name
         .as_ref()

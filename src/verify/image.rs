@@ -278,7 +278,13 @@ fn stale(
     let inputs =
         crate::source::inputs::load_inputs(&definition, &text, &image.context, &image.build_args)?;
     let coverage = coverage_of(&definition, &text, image, &shown(&image.file), Some(lock));
-    Ok((check_lock(lock, &definition, &inputs), Some(coverage)))
+    let mut stale = check_lock(lock, &definition, &inputs);
+    stale.extend(super::stale::check_local_bases(
+        lock,
+        &definition,
+        &image.context,
+    ));
+    Ok((stale, Some(coverage)))
 }
 
 /// Whether the in-repo parents of `lock` are still locked as it recorded

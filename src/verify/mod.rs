@@ -25,7 +25,7 @@ pub use image::{Verified, VerifyError, parents_stale, verify_image, verify_lock}
 pub use junit::{JunitFlavour, JunitRun, PrintJunit, junit_error};
 pub use report::{PrintHuman, PrintJson, PrintMarkdown, md_cell};
 pub use sarif::{PrintSarif, sarif_error};
-pub use stale::{Staleness, check_lock, check_parents};
+pub use stale::{Staleness, check_local_bases, check_lock, check_parents};
 
 /// Version of the JSON report's schema (see [`report::PrintJson`]).
 pub const REPORT_VERSION: u32 = 1;

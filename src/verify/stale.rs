@@ -44,6 +44,22 @@ pub enum Staleness {
         #[serde(skip_serializing_if = "Option::is_none")]
         now: Option<String>,
     },
+    /// A base read on this machine (an Apptainer `docker-daemon`, archive,
+    /// layout or `localimage` base) is not what the lock pinned: the file
+    /// changed, the tag names another image ID, or it cannot be read now.
+    LocalBaseChanged {
+        stage: u32,
+        /// `docker-archive:base.tar`.
+        base: String,
+        /// `file-sha256`, `image-id`, `layout-manifest`.
+        pinned: String,
+        locked: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        now: Option<String>,
+        /// Why it cannot be read now.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unreadable: Option<String>,
+    },
     /// The lock's content does not hash to its `content-hash` (or it has
     /// none): it was edited by hand, or not written by `imagelock freeze`.
     HandEdited {
@@ -92,6 +108,30 @@ impl Staleness {
             } => format!(
                 "image `{parent}` of this repository, which it builds FROM, has no lock any more"
             ),
+            Self::LocalBaseChanged {
+                stage,
+                base,
+                pinned,
+                locked,
+                now: Some(now),
+                ..
+            } => format!(
+                "stage {stage} starts from `{base}`, whose {pinned} is now {}; the lock has {}",
+                short(now),
+                short(locked)
+            ),
+            Self::LocalBaseChanged {
+                stage,
+                base,
+                pinned,
+                locked,
+                unreadable,
+                ..
+            } => format!(
+                "stage {stage} starts from `{base}`, which cannot be read now ({}); the lock has its {pinned} {}",
+                unreadable.as_deref().unwrap_or("unknown"),
+                short(locked)
+            ),
             Self::HandEdited { locked, now } => format!(
                 "the lock was edited by hand: its content hashes to {}, {}",
                 short(now),
@@ -112,6 +152,7 @@ impl Staleness {
             Self::BaseChanged { .. } => "base-changed",
             Self::StagesChanged { .. } => "stages-changed",
             Self::ParentChanged { .. } => "parent-changed",
+            Self::LocalBaseChanged { .. } => "local-base-changed",
             Self::HandEdited { .. } => "hand-edited",
         }
     }
@@ -144,6 +185,32 @@ pub fn check_parents(
         }
     }
     out
+}
+
+/// The local bases of `definition` that are no longer what `lock` pinned
+/// (hashing the files from `context`, asking the Docker Engine).
+pub fn check_local_bases(
+    lock: &LockedImage,
+    definition: &Definition,
+    context: &std::path::Path,
+) -> Vec<Staleness> {
+    crate::freeze::local::local_base_changes(definition, lock, context)
+        .into_iter()
+        .map(|c| {
+            let (now, unreadable) = match c.now {
+                Ok(n) => (Some(n), None),
+                Err(e) => (None, Some(e)),
+            };
+            Staleness::LocalBaseChanged {
+                stage: u32::try_from(c.stage).unwrap_or(u32::MAX),
+                base: c.name,
+                pinned: c.pinned,
+                locked: c.locked,
+                now,
+                unreadable,
+            }
+        })
+        .collect()
 }
 
 /// Every reason `lock` is not the lock of `definition` with `inputs`.

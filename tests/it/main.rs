@@ -5,6 +5,7 @@
 mod common;
 
 mod accounting;
+mod agents;
 mod apptainer;
 mod apt;
 mod apt_build;

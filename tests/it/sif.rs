@@ -382,7 +382,7 @@ proptest! {
 /// A SIF written to the format: header, a descriptor table of 48 slots, a
 /// definition object and the primary system partition (amd64), each at a
 /// 4 KiB boundary, as `apptainer build` lays them out.
-fn write_sif(path: &Path, definition: &[u8], squashfs: &[u8]) {
+pub(crate) fn write_sif(path: &Path, definition: &[u8], squashfs: &[u8]) {
     let mut part_extra = Vec::new();
     part_extra.extend_from_slice(&1i32.to_le_bytes()); // squashfs
     part_extra.extend_from_slice(&2i32.to_le_bytes()); // primary system
@@ -644,6 +644,8 @@ fn lock_for(dir: &Path) -> LockedImage {
             digest: digest.clone(),
             media_type: t("application/vnd.oci.image.manifest.v1+json"),
             built_from: None,
+            agent: None,
+            pinned: None,
             platforms: vec![LockedPlatformImage {
                 platform: "linux/amd64".parse().unwrap(),
                 digest,

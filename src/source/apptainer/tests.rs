@@ -274,3 +274,19 @@ fn continued_line_before_bootstrap_round_trips() {
     assert_eq!(f.print(text), text);
     let _ = parse(Path::new("x.def"), text, &BTreeMap::new());
 }
+
+#[test]
+fn continued_post_commands_are_read_as_one_line() {
+    let text = "Bootstrap: docker\nFrom: python:3.11\n\n%post\n    pip install \\\n        a==1 \\\n        b==2\n";
+    let d = def(text);
+    let step = &d.stages[0].steps[0];
+    assert_eq!(step.command.text, "pip install         a==1         b==2");
+    assert_eq!(step.line, 5);
+    let specs: Vec<&str> = step
+        .command
+        .specs
+        .iter()
+        .map(|s| &text[s.span.start..s.span.end])
+        .collect();
+    assert_eq!(specs, ["a==1", "b==2"]);
+}
