@@ -149,7 +149,7 @@ pub fn pin_now(
             };
             (sha256_file(path)?, media_type)
         }
-        (ImageLocation::Docker(_), _) => {
+        (ImageLocation::Docker(_) | ImageLocation::ContainersStorage { .. }, _) => {
             return Err(format!("`{reference}` is not a local image"));
         }
     };
