@@ -1165,6 +1165,57 @@ mod tests {
     }
 
     #[test]
+    fn clone_options_are_read_past_their_values() {
+        // A branch with a slash is not the URL.
+        let a =
+            clone_command("git clone -b feature/x --depth=1 https://g.org/o/r.git /src/r").unwrap();
+        assert_eq!(a.url.as_deref(), Some("https://g.org/o/r.git"));
+        assert_eq!(a.branch.as_deref(), Some("feature/x"));
+        assert_eq!(a.dir.as_deref(), Some("/src/r"));
+        assert_eq!(a.depth.as_deref(), Some("1"));
+        assert!(a.shallow && !a.bare);
+        let a = clone_command("git -C /opt clone --origin up --mirror git@g.org:o/r.git").unwrap();
+        assert_eq!(a.url.as_deref(), Some("git@g.org:o/r.git"));
+        assert_eq!(
+            (a.origin.as_deref(), a.bare, a.dir),
+            (Some("up"), true, None)
+        );
+        assert_eq!(clone_dir("git@g.org:o/r.git").as_deref(), Some("r"));
+        assert_eq!(clone_dir("https://g.org/o/r/.git").as_deref(), Some("r"));
+        assert_eq!(
+            kinds("git clone --branch v1 https://g.org/o/r.git")[0],
+            ContentKind::GitClone {
+                url: Some("https://g.org/o/r.git".into()),
+                commit: None
+            }
+        );
+    }
+
+    #[test]
+    fn add_git_urls_split_into_repository_ref_and_subdir() {
+        let g = git_url("https://g.org/o/r.git#v1.2:docs/site");
+        assert_eq!(g.repository, "https://g.org/o/r.git");
+        assert_eq!(g.reference.as_deref(), Some("v1.2"));
+        assert_eq!(g.subdir.as_deref(), Some("docs/site"));
+        let g = git_url("git@g.org:o/r.git");
+        assert_eq!(
+            (g.repository.as_str(), g.reference),
+            ("git@g.org:o/r.git", None)
+        );
+        let g = git_url("https://g.org/o/r.git?ref=main&subdir=x");
+        assert!(g.query);
+        assert_eq!(g.reference.as_deref(), Some("main"));
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(
+            add_source(&format!("https://g.org/o/r.git#{commit}:d"), None),
+            Some(ContentKind::AddGit {
+                url: format!("https://g.org/o/r.git#{commit}:d"),
+                commit: Some(commit.into())
+            })
+        );
+    }
+
+    #[test]
     fn dpkg_installs_of_a_downloaded_deb_name_the_download() {
         let url = "https://x.org/tool_1.0_amd64.deb";
         let script =
