@@ -717,7 +717,13 @@ impl LockedGit {
             url: check(&what, "url", &url)?,
             reference: check(&what, "ref", reference)?,
             commit: commit.ok().map(|c| check(&what, "commit", c)).transpose()?,
-            reason: commit.err().map(str::to_string),
+            // One line: a lock string holds no control characters.
+            reason: commit.err().map(|r| {
+                r.split(|c: char| c.is_whitespace() || c.is_control())
+                    .filter(|w| !w.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }),
         })
     }
 }

@@ -299,7 +299,8 @@ fn run_ls_remote(url: &str) -> Result<Refs, GitError> {
     };
     if !status.success() {
         let message = String::from_utf8_lossy(&err);
-        let message = crate::config::redact::redact_text(message.trim()).into_owned();
+        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+        let message = crate::config::redact::redact_text(&message).into_owned();
         return Err(GitError::LsRemote {
             url: shown,
             message,

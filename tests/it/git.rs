@@ -329,3 +329,71 @@ ADD {with_secret} /cred/
     assert_eq!(unreachable, [line(3), line(5)], "{out}");
     assert!(!out.contains("hunter2"));
 }
+
+/// A `git clone` in an Apptainer `%post` is locked the same way; a local
+/// repository is read with the real `git ls-remote`, and one that does not
+/// exist is named as not locked with freeze's reason, never silently.
+#[test]
+fn apptainer_post_clones_are_locked_and_an_unreadable_one_is_named() {
+    if !common::require_tool("git", "apt-get install git") {
+        return;
+    }
+    let dir = common::tempdir();
+    let work = make_repo(dir.path());
+    let head = git(&work, &["rev-parse", "HEAD"]);
+    let repo = format!("file://{}", dir.path().join("srv/repo.git").display());
+    let missing = format!("file://{}", dir.path().join("srv/none.git").display());
+    std::fs::write(
+        dir.path().join("tool.def"),
+        format!(
+            "Bootstrap: debootstrap\nOSVersion: bookworm\nMirrorURL: http://deb.debian.org/debian\n\n%post\n    git clone --branch v1 {repo} /opt/tool\n    git clone {missing} /opt/none\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("imagelock.toml"),
+        "[images.tool]\nfile = \"tool.def\"\n",
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        common::run(
+            common::imagelock()
+                .current_dir(dir.path())
+                .env("IMAGELOCK_CACHE_DIR", dir.path().join("cache"))
+                .args(args),
+        )
+    };
+    let (code, out, err) = cli(&["freeze"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("tool.def:7: `git clone …` is not locked: cannot learn the commit of `HEAD`"),
+        "{err}"
+    );
+    let coverage = err
+        .lines()
+        .find(|l| l.starts_with("image `tool`: coverage"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(coverage.contains("1 of 3 steps locked"), "{coverage}");
+    assert!(
+        coverage.contains("line 7 `git clone …` (the lock has no commit for it: "),
+        "{coverage}"
+    );
+    let lock = imagelock::lock::LockedImage::read(&dir.path().join("lockfiles/tool.lock")).unwrap();
+    let entries: Vec<_> = lock.stages.iter().flat_map(|s| &s.git).collect();
+    assert_eq!(entries.len(), 2);
+    assert_eq!((entries[0].line, entries[0].reference.as_str()), (6, "v1"));
+    assert_eq!(
+        entries[0].commit.as_ref().map(ToString::to_string),
+        Some(head.clone())
+    );
+    assert!(entries[1].commit.is_none() && entries[1].reason.is_some());
+    let (code, out, err) = cli(&["rewrite"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let def = std::fs::read_to_string(dir.path().join("tool.def")).unwrap();
+    assert!(
+        def.contains(&format!(
+            "    git clone --branch v1 {repo} /opt/tool && git -C /opt/tool checkout -q {head}\n    git clone {missing} /opt/none\n"
+        )),
+        "{def}"
+    );
+}
