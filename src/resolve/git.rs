@@ -139,7 +139,7 @@ pub fn parse_advertisement(body: &[u8]) -> Option<Refs> {
         let line = line.split(|&b| b == 0).next().unwrap_or(line);
         let line = std::str::from_utf8(line).ok()?;
         let (commit, name) = line.split_once(' ')?;
-        if !crate::source::coverage::is_commit(commit) {
+        if !is_object_id(commit) {
             return None;
         }
         // An empty repository advertises only its capabilities.
@@ -310,11 +310,15 @@ fn run_ls_remote(url: &str) -> Result<Refs, GitError> {
         .lines()
         .filter_map(|l| {
             let (commit, name) = l.split_once('\t')?;
-            crate::source::coverage::is_commit(commit)
-                .then(|| (name.to_string(), commit.to_ascii_lowercase()))
+            is_object_id(commit).then(|| (name.to_string(), commit.to_ascii_lowercase()))
         })
         .collect();
     Ok(Refs(refs))
+}
+
+/// A full object id: 40 (SHA-1) or 64 (SHA-256) hex digits.
+fn is_object_id(s: &str) -> bool {
+    matches!(s.len(), 40 | 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
