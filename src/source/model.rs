@@ -110,6 +110,11 @@ pub struct CopiedFile {
     /// `WORKDIR` in effect, against which a relative destination resolves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
+    /// The instruction's other flags as written (`--chown=1000:1000`,
+    /// `--chmod=755`, `--parents`, `--exclude=*.md`, `--link`), without
+    /// `--from`, in order: what `verify` reports beside the content.
+    #[serde(skip)]
+    pub flags: Vec<String>,
 }
 
 /// One stage: `FROM … [AS name]` and what follows up to the next `FROM`,
