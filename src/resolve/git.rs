@@ -88,8 +88,11 @@ pub async fn ls_remote(http: &HttpClient, url: &str) -> Result<Refs, GitError> {
         Some("http" | "https") => smart_http(http, url).await,
         Some("git") => git_protocol(url).await,
         Some("ssh" | "git+ssh" | "ssh+git" | "file") => git_ls_remote(url).await,
-        // scp-like `git@host:owner/repo.git`.
-        None if url.contains(':') && !url.starts_with('-') => git_ls_remote(url).await,
+        // scp-like `git@host:owner/repo.git`; never a remote helper
+        // (`ext::command`), which would run a program.
+        None if url.contains(':') && !url.contains("::") && !url.starts_with('-') => {
+            git_ls_remote(url).await
+        }
         _ => Err(GitError::Url(redact_url(url))),
     }
 }
@@ -234,7 +237,15 @@ fn run_ls_remote(url: &str) -> Result<Refs, GitError> {
     use std::process::{Command, Stdio};
     let shown = redact_url(url);
     let mut cmd = Command::new("git");
-    cmd.args(["ls-remote", "--", url])
+    // Only the transports a clone of such a URL uses: no remote helpers.
+    cmd.args(["-c", "protocol.allow=never"])
+        .args([
+            "-c",
+            "protocol.ssh.allow=always",
+            "-c",
+            "protocol.file.allow=always",
+        ])
+        .args(["ls-remote", "--", url])
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -354,5 +365,16 @@ mod tests {
         // Not a ref advertisement (a dumb server's page, HTML).
         assert!(parse_advertisement(b"<html>").is_none());
         assert!(parse_advertisement(format!("{a}\trefs/heads/main\n").as_bytes()).is_none());
+    }
+
+    #[tokio::test]
+    async fn remote_helpers_are_never_run() {
+        let http = HttpClient::new(crate::resolve::http::HttpOptions::default()).unwrap();
+        for url in ["ext::sh -c touch% /tmp/x", "fd::3", "-uhelp:x"] {
+            assert!(
+                matches!(ls_remote(&http, url).await, Err(GitError::Url(_))),
+                "{url}"
+            );
+        }
     }
 }
