@@ -344,6 +344,7 @@ async fn lock_git(
                 ContentKind::GitClone {
                     url: Some(url),
                     commit,
+                    checkout: None,
                 } => {
                     let written = text.get(c.span.start..c.span.end).unwrap_or("");
                     let branch = clone_command(written).and_then(|a| a.branch);

@@ -407,6 +407,7 @@ fn pin_git(plan: &mut Plan, definition: &Definition, text: &str, lock: &LockedIm
                 ContentKind::GitClone {
                     url: Some(url),
                     commit: None,
+                    checkout: None,
                 } => {
                     let Some(commit) = entry(c.line, url) else {
                         continue;

@@ -169,6 +169,13 @@ pub fn classify_content(step: &ContentStep) -> Class {
         ContentKind::GitClone {
             commit: Some(c), ..
         } => Class::Locked(format!("commit {c}")),
+        ContentKind::GitClone {
+            url: Some(_),
+            checkout: Some(r),
+            ..
+        } => Class::NotLocked(format!(
+            "the script checks out `{r}` after the clone, a ref imagelock does not lock; check out a full commit instead"
+        )),
         ContentKind::GitClone { url: Some(_), .. } => {
             Class::Lockable("a git branch that moves: `imagelock freeze` locks its commit".into())
         }
@@ -319,22 +326,33 @@ pub fn scan_content(script: &Script, text: &str, lines: &LineIndex) -> Vec<Conte
                         let commit = clone.branch.filter(|b| is_commit(b));
                         clones.push(out.len());
                         out.push(ContentStep {
-                            kind: ContentKind::GitClone { url, commit },
+                            kind: ContentKind::GitClone {
+                                url,
+                                commit,
+                                checkout: None,
+                            },
                             text: short(&words),
                             line: lines.line_col(text, span.start).line,
                             span,
                         });
                     }
-                    Some((s, "checkout" | "reset" | "switch")) => {
-                        // `git checkout <full commit>` after a clone pins it.
-                        if let Some(c) = args[s + 1..]
-                            .iter()
-                            .find(|a| !a.starts_with('-'))
-                            .filter(|a| is_commit(a))
+                    Some((s, sub @ ("checkout" | "reset" | "switch"))) => {
+                        // `git checkout <full commit>` after a clone pins
+                        // it; another ref moves it off what was locked.
+                        let target = checkout_target(sub, &words[1 + s + 1..]);
+                        if let Some(t) = target
                             && let Some(&at) = clones.last()
-                            && let ContentKind::GitClone { commit, .. } = &mut out[at].kind
+                            && let ContentKind::GitClone {
+                                commit, checkout, ..
+                            } = &mut out[at].kind
                         {
-                            *commit = Some((*c).to_string());
+                            if is_commit(&t) {
+                                *commit = Some(t);
+                                *checkout = None;
+                            } else {
+                                *commit = None;
+                                *checkout = Some(t);
+                            }
                         }
                     }
                     _ => {}
@@ -558,6 +576,33 @@ pub(crate) fn fetch_args(prog: &str, args: &[(Option<String>, String)]) -> (Opti
         i += 1;
     }
     (url.flatten(), output)
+}
+
+/// The ref a `git checkout`/`switch`/`reset` (`sub`) moves the work tree
+/// to, from its arguments: `None` when it moves nothing (paths, a new
+/// branch at `HEAD`, a bare `reset --hard`); a ref that holds an
+/// expansion is given as written.
+fn checkout_target(sub: &str, args: &[(Option<String>, String)]) -> Option<String> {
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].1.as_str();
+        if a == "--" {
+            return None;
+        }
+        if matches!(a, "-b" | "-B" | "-c" | "-C" | "--orphan") {
+            i += 2;
+            continue;
+        }
+        if a.starts_with('-') {
+            i += 1;
+            continue;
+        }
+        if matches!(a, "." | "HEAD") || (sub == "reset" && a.starts_with("HEAD")) {
+            return None;
+        }
+        return Some(args[i].1.clone());
+    }
+    None
 }
 
 /// What a `git clone` command asks for.
@@ -1155,7 +1200,8 @@ mod tests {
             [
                 ContentKind::GitClone {
                     url: Some("https://g.org/o/hail.git".into()),
-                    commit: None
+                    commit: None,
+                    checkout: None
                 },
                 ContentKind::BuildFromSource {
                     project: Some("hail".into())
@@ -1186,9 +1232,59 @@ mod tests {
             kinds("git clone --branch v1 https://g.org/o/r.git")[0],
             ContentKind::GitClone {
                 url: Some("https://g.org/o/r.git".into()),
-                commit: None
+                commit: None,
+                checkout: None
             }
         );
+    }
+
+    #[test]
+    fn a_checkout_after_a_clone_pins_it_or_moves_it_off_the_lock() {
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let clone = |script: &str| match kinds(script).into_iter().next() {
+            Some(ContentKind::GitClone {
+                commit, checkout, ..
+            }) => (commit, checkout),
+            k => panic!("{k:?}"),
+        };
+        let url = "https://g.org/o/r.git";
+        assert_eq!(
+            clone(&format!(
+                "git clone {url} d && git -C d checkout -q {commit}"
+            )),
+            (Some(commit.into()), None)
+        );
+        assert_eq!(
+            clone(&format!("git clone {url} d && cd d && git checkout v1.2")),
+            (None, Some("v1.2".into()))
+        );
+        assert_eq!(
+            clone(&format!(
+                "git clone {url} d && cd d && git checkout \"$VERSION\""
+            )),
+            (None, Some("\"$VERSION\"".into()))
+        );
+        // New branches at HEAD, paths and a bare reset move nothing.
+        assert_eq!(
+            clone(&format!(
+                "git clone {url} d && cd d && git checkout -b work && git checkout -- a.txt && git reset --hard"
+            )),
+            (None, None)
+        );
+        let step = |kind: ContentKind| ContentStep {
+            kind,
+            text: String::new(),
+            line: 1,
+            span: Span::new(0, 0),
+        };
+        assert!(matches!(
+            classify_content(&step(ContentKind::GitClone {
+                url: Some(url.into()),
+                commit: None,
+                checkout: Some("v1.2".into())
+            })),
+            Class::NotLocked(w) if w.contains("`v1.2`")
+        ));
     }
 
     #[test]

@@ -267,10 +267,14 @@ pub enum ContentKind {
     /// `curl -o FILE URL`, `wget -O FILE URL`: a file from the network.
     /// `url` is `None` when it is not a fixed URL.
     Download { url: Option<String> },
-    /// `git clone URL`; `commit` when the script checks out a full commit.
+    /// `git clone URL`; `commit` when the script checks out a full commit
+    /// after it, `checkout` when it checks out another ref (a branch or tag
+    /// name, an expansion) after it.
     GitClone {
         url: Option<String>,
         commit: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        checkout: Option<String>,
     },
     /// `make install`, `cmake --install`, `python setup.py install`;
     /// `project` is the repository a `git clone` before it in the same

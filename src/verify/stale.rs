@@ -246,6 +246,7 @@ fn git_missing(lock: &LockedImage, definition: &Definition) -> Vec<String> {
                 ContentKind::GitClone {
                     url: Some(url),
                     commit: None,
+                    checkout: None,
                 } => url.clone(),
                 ContentKind::AddGit { url, commit: None } => git_url(url).repository,
                 _ => continue,
