@@ -226,6 +226,10 @@ ADD {with_secret} /cred/
         ),
         "{out}"
     );
+    let (code, out, err) = cli("cache", &["verify", "--format", "json"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("\"git-missing\""), "{out}");
+    crate::reports::assert_output_schema("verify-report", &out);
     std::fs::write(&lock_path, &lock_text).unwrap();
 
     // Upstream, `main` moves: drift names each source that read it (the
@@ -237,6 +241,7 @@ ADD {with_secret} /cred/
         &["drift", "--format", "json", "--fail-on", "moved"],
     );
     assert_eq!(code, 1, "{out}\n{err}");
+    crate::reports::assert_output_schema("drift-report", &out);
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     let moved: Vec<(String, String, String)> = report["images"][0]["findings"]
         .as_array()
