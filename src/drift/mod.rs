@@ -881,6 +881,87 @@ pub async fn download_findings(session: &Session, locked: &LockedImage) -> Vec<F
     out
 }
 
+/// Each git ref the lock resolved, read again: `moved` when it names
+/// another commit now, `gone` when the repository or the ref is gone, and
+/// `unresolvable` when the repository cannot be reached, so drift never
+/// says "no drift" for a source it could not read. The URL is taken from
+/// the definition when it carries credentials the lock dropped.
+pub async fn git_findings(
+    session: &Session,
+    locked: &LockedImage,
+    definition: &crate::source::model::Definition,
+) -> Vec<Finding> {
+    use crate::config::redact::redact_url;
+    use crate::resolve::git::ls_remote;
+    use crate::source::coverage::{ContentKind, git_url};
+    let mut out = Vec::new();
+    for stage in &locked.stages {
+        for g in &stage.git {
+            let at = format!("{}:{}", locked.image.definition, g.line);
+            let written = definition
+                .stages
+                .iter()
+                .flat_map(|s| &s.content)
+                .filter(|c| usize::try_from(g.line).is_ok_and(|l| l == c.line))
+                .find_map(|c| match &c.kind {
+                    ContentKind::GitClone { url: Some(u), .. } => Some(u.clone()),
+                    ContentKind::AddGit { url, .. } => Some(git_url(url).repository),
+                    _ => None,
+                })
+                .filter(|u| redact_url(u) == g.url.as_str());
+            let url = written.unwrap_or_else(|| g.url.to_string());
+            let reference = g.reference.as_str();
+            let name = format!("{}#{reference}", g.url);
+            let Some(commit) = &g.commit else {
+                // Not locked at freeze: coverage names it; say whether it
+                // can be read now.
+                continue;
+            };
+            let mut f = match ls_remote(session.http(), &url).await {
+                Ok(refs) => match refs.resolve(Some(reference)) {
+                    Some(now) if now == commit.as_str() => continue,
+                    Some(now) => {
+                        let mut f = Finding::new(Kind::Moved, Ecosystem::Git, &name);
+                        f.expected = Some(commit.to_string());
+                        f.found = Some(now.to_string());
+                        f.detail = Some(format!(
+                            "`{reference}` of `{}` moved to commit {now}; the lock has {commit}",
+                            g.url
+                        ));
+                        f
+                    }
+                    None => {
+                        let mut f = Finding::new(Kind::Gone, Ecosystem::Git, &name);
+                        f.expected = Some(commit.to_string());
+                        f.detail = Some(format!(
+                            "`{}` has no branch or tag `{reference}` any more",
+                            g.url
+                        ));
+                        f
+                    }
+                },
+                Err(e) if e.is_gone() => {
+                    let mut f = Finding::new(Kind::Gone, Ecosystem::Git, &name);
+                    f.expected = Some(commit.to_string());
+                    f.detail = Some(e.to_string());
+                    f
+                }
+                Err(e) => {
+                    let mut f = Finding::new(Kind::Unresolvable, Ecosystem::Git, &name);
+                    f.expected = Some(commit.to_string());
+                    f.detail = Some(format!("cannot read the refs of `{}`: {e}", g.url));
+                    f
+                }
+            };
+            f.step = Some(at);
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
 /// A `hash-mismatch` finding: the locked value is `expected`, what the
 /// source serves `found`.
 pub fn mismatch_finding(m: &HashMismatch) -> Finding {

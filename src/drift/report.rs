@@ -147,7 +147,7 @@ fn package_link(f: &Finding) -> String {
         Ecosystem::Base => format!("`{name}`"),
         Ecosystem::Apt => format!("[{name}](https://packages.debian.org/{name})"),
         Ecosystem::Image => String::new(),
-        Ecosystem::Url | Ecosystem::Rpm => format!("`{name}`"),
+        Ecosystem::Url | Ecosystem::Rpm | Ecosystem::Git => format!("`{name}`"),
     }
 }
 
@@ -281,7 +281,7 @@ impl<'a> JsonFinding<'a> {
             package: package.then_some(f.name.as_str()),
             channel: f.channel.as_deref(),
             base: (f.ecosystem == Ecosystem::Base).then_some(f.name.as_str()),
-            url: (f.ecosystem == Ecosystem::Url).then_some(f.name.as_str()),
+            url: matches!(f.ecosystem, Ecosystem::Url | Ecosystem::Git).then_some(f.name.as_str()),
             locked: f.expected.as_deref(),
             latest: f.found.as_deref(),
             detail: f.detail.as_deref(),

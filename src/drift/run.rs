@@ -120,6 +120,8 @@ pub fn run(
                     }
                     if !options.offline {
                         findings.extend(super::download_findings(&resolvers, locked).await);
+                        findings
+                            .extend(super::git_findings(&resolvers, locked, &job.definition).await);
                     }
                     let index = index_findings(config, &resolvers, locked).await?;
                     annotate_newest(&mut findings, &index.newest);

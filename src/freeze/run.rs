@@ -225,6 +225,7 @@ pub async fn freeze_image_reporting(
         }
     }
     lock_downloads(session, job, options, &file, &mut builder).await;
+    lock_git(session, job, options, &file, text, &mut builder).await;
     let (lock, warnings) = builder.finish();
     // The files the old lock names that were just chosen again: their
     // hashes come from the index and channel now, and must be the locked
@@ -323,6 +324,115 @@ async fn lock_downloads(
                     builder.warn([format!(
                         "{file}:{}: `{}` is not locked: cannot fetch it: {why}",
                         c.line, c.text
+                    )]);
+                }
+            }
+        }
+    }
+}
+
+/// Resolves the ref of each git repository the definition clones or adds
+/// (`git clone [--branch B] URL`, `ADD URL#ref`) to the commit it names
+/// now, and records URL, ref and commit. A source already pinned to a
+/// full commit keeps the previous lock's entry for it (so drift still
+/// watches the ref it was pinned from). Offline, the previous entry for
+/// the same line, URL and ref is kept; a repository that cannot be read
+/// is recorded without a commit, with why, and named in a warning.
+async fn lock_git(
+    session: &Session,
+    job: &ImageJob,
+    options: &FreezeOptions,
+    file: &str,
+    text: &str,
+    builder: &mut LockBuilder,
+) {
+    use crate::config::redact::redact_url;
+    use crate::lock::LockedGit;
+    use crate::resolve::git::{Refs, ls_remote};
+    use crate::source::coverage::{ContentKind, clone_command, git_url};
+    let mut read: BTreeMap<String, Result<Refs, String>> = BTreeMap::new();
+    for stage in job.definition.stages.iter().filter(|s| !s.unused) {
+        for c in &stage.content {
+            let (url, reference, pinned) = match &c.kind {
+                ContentKind::GitClone {
+                    url: Some(url),
+                    commit,
+                    checkout: None,
+                } => {
+                    let written = text.get(c.span.start..c.span.end).unwrap_or("");
+                    let branch = clone_command(written).and_then(|a| a.branch);
+                    (url.clone(), branch, commit.clone())
+                }
+                ContentKind::AddGit { url, commit } => {
+                    let g = git_url(url);
+                    (g.repository, g.reference, commit.clone())
+                }
+                _ => continue,
+            };
+            let shown = redact_url(&url);
+            let command = crate::config::redact::redact_text(&c.text);
+            let previous = job.previous.as_ref().and_then(|p| {
+                p.stages.iter().flat_map(|s| &s.git).find(|g| {
+                    usize::try_from(g.line).is_ok_and(|l| l == c.line) && g.url.as_str() == shown
+                })
+            });
+            if let Some(commit) = pinned {
+                if let Some(g) =
+                    previous.filter(|g| g.commit.as_ref().is_some_and(|p| p.as_str() == commit))
+                {
+                    builder.git(stage.index, g.clone());
+                }
+                continue;
+            }
+            let reference_shown = reference.as_deref().unwrap_or("HEAD");
+            let found: Result<String, String> = if options.offline || session.offline() {
+                match previous.filter(|g| g.reference.as_str() == reference_shown) {
+                    Some(g) if g.commit.is_some() => {
+                        builder.git(stage.index, g.clone());
+                        continue;
+                    }
+                    _ => Err("offline, and the lock has no commit for it".to_string()),
+                }
+            } else {
+                let refs = match read.get(&url) {
+                    Some(r) => r.clone(),
+                    None => {
+                        let r = ls_remote(session.http(), &url)
+                            .await
+                            .map_err(|e| e.to_string());
+                        read.insert(url.clone(), r.clone());
+                        r
+                    }
+                };
+                refs.and_then(|refs| {
+                    refs.resolve(reference.as_deref())
+                        .map(str::to_string)
+                        .ok_or_else(|| match &reference {
+                            Some(r) => format!("`{shown}` has no branch or tag `{r}`"),
+                            None => format!("`{shown}` advertises no HEAD (an empty repository?)"),
+                        })
+                })
+            };
+            if let Err(why) = &found {
+                builder.warn([format!(
+                    "{file}:{}: `{}` is not locked: cannot learn the commit of `{reference_shown}`: {why}",
+                    c.line, command
+                )]);
+            }
+            match LockedGit::new(
+                stage.index,
+                c.line,
+                &url,
+                reference_shown,
+                found.as_deref().map_err(String::as_str),
+            ) {
+                Ok(g) => {
+                    builder.git(stage.index, g);
+                }
+                Err(e) => {
+                    builder.warn([format!(
+                        "{file}:{}: `{}` is not locked: {e}",
+                        c.line, command
                     )]);
                 }
             }

@@ -24,6 +24,15 @@ pub struct FileTree {
     entries: BTreeMap<String, TreeEntry>,
 }
 
+impl FromIterator<(String, TreeEntry)> for FileTree {
+    /// A tree of the given entries (paths made absolute and normalized).
+    fn from_iter<I: IntoIterator<Item = (String, TreeEntry)>>(iter: I) -> Self {
+        FileTree {
+            entries: iter.into_iter().map(|(p, e)| (absolute(&p), e)).collect(),
+        }
+    }
+}
+
 impl FileTree {
     /// The entry at `path`, if the image has one.
     pub fn get(&self, path: &str) -> Option<&TreeEntry> {

@@ -8,7 +8,7 @@
 
 use crate::lock::value::{InvalidValue, serde_oci};
 use crate::lock::{
-    AptPackage, AptSource, CondaPackage, LockedBase, LockedDownload, LockedImage,
+    AptPackage, AptSource, CondaPackage, LockedBase, LockedDownload, LockedGit, LockedImage,
     LockedPlatformImage, LockedStage, LockedStep, PypiPackage, PypiSource, RpmPackage, RpmRepo,
     Sha256,
 };
@@ -551,6 +551,19 @@ impl LockBuilder {
         self
     }
 
+    /// Records a git repository fetched by stage `stage`.
+    pub fn git(&mut self, stage: usize, git: LockedGit) -> &mut Self {
+        if let Some(s) = self
+            .lock
+            .stages
+            .iter_mut()
+            .find(|s| usize::try_from(s.index).is_ok_and(|i| i == stage))
+        {
+            s.git.push(git);
+        }
+        self
+    }
+
     /// Adds a step whose entries were merged over its platforms.
     pub fn step(&mut self, step: LockedStep) -> &mut Self {
         self.lock.steps.push(step);
@@ -663,6 +676,7 @@ impl LockedStage {
                 .map(|n| check(&what, "base-name", n))
                 .transpose()?,
             downloads: Vec::new(),
+            git: Vec::new(),
         })
     }
 }
@@ -683,6 +697,35 @@ impl LockedDownload {
             url: check(&what, "url", url)?,
             sha256: check(&what, "sha256", sha256)?,
             size,
+        })
+    }
+}
+
+impl LockedGit {
+    /// The entry for the repository `url` (credentials are dropped) cloned
+    /// at `line` asking for `reference`: `Ok(commit)` as found, or why it
+    /// could not be.
+    pub fn new(
+        stage: usize,
+        line: usize,
+        url: &str,
+        reference: &str,
+        commit: Result<&str, &str>,
+    ) -> Result<LockedGit, LockBuildError> {
+        let what = || format!("the git repository at line {line} of stage {stage}");
+        let url = crate::config::redact::redact_url(url);
+        Ok(LockedGit {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            url: check(&what, "url", &url)?,
+            reference: check(&what, "ref", reference)?,
+            commit: commit.ok().map(|c| check(&what, "commit", c)).transpose()?,
+            // One line: a lock string holds no control characters.
+            reason: commit.err().map(|r| {
+                r.split(|c: char| c.is_whitespace() || c.is_control())
+                    .filter(|w| !w.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }),
         })
     }
 }

@@ -54,6 +54,19 @@ pub fn coverage_of(
                 .any(|d| usize::try_from(d.line).is_ok_and(|l| l == line) && d.url.as_str() == url),
         )
     };
+    let git_locked = |line: usize, repository: &str| -> Option<InLock> {
+        let lock = lock?;
+        let url = crate::config::redact::redact_url(repository);
+        let entry =
+            lock.stages.iter().flat_map(|s| &s.git).find(|g| {
+                usize::try_from(g.line).is_ok_and(|l| l == line) && g.url.as_str() == url
+            });
+        Some(match entry {
+            Some(g) if g.commit.is_some() => InLock::Locked,
+            Some(g) => InLock::NotLocked(g.reason.clone()),
+            None => InLock::Missing,
+        })
+    };
     Coverage::of(
         definition,
         file,
@@ -62,6 +75,7 @@ pub fn coverage_of(
             install_locked: &install_locked,
             image_locked: &image_locked,
             download_locked: &download_locked,
+            git_locked: &git_locked,
             accept: &image.accept_unlocked,
         },
     )

@@ -24,8 +24,8 @@ pub use export::ExportError;
 pub use model::*;
 pub use read::LockError;
 pub use value::{
-    AptDate, CondaBuild, CondaName, CondaVersion, DebArch, DebName, DebVersion, InvalidValue,
-    LockUrl, Md5, PypiName, PypiVersion, RepoPath, Sha256, Subdir, Token,
+    AptDate, CondaBuild, CondaName, CondaVersion, DebArch, DebName, DebVersion, GitCommit,
+    InvalidValue, LockUrl, Md5, PypiName, PypiVersion, RepoPath, Sha256, Subdir, Token,
 };
 pub use write::{remove_stale_temp_files, write_all_atomic, write_atomic};
 

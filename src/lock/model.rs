@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::lock::value::{
-    AptDate, CondaBuild, CondaName, CondaVersion, DebArch, DebName, DebVersion, LockUrl, Md5,
-    PypiName, PypiVersion, RepoPath, Sha256, Subdir, Token, serde_oci,
+    AptDate, CondaBuild, CondaName, CondaVersion, DebArch, DebName, DebVersion, GitCommit, LockUrl,
+    Md5, PypiName, PypiVersion, RepoPath, Sha256, Subdir, Token, serde_oci,
 };
 use crate::oci::{Digest, Platform};
 
@@ -82,6 +82,34 @@ pub struct LockedStage {
     /// `wget -O`), pinned by their content.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub downloads: Vec<LockedDownload>,
+    /// Git repositories the stage clones (`git clone`, `ADD <git url>`),
+    /// with the commit their ref named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub git: Vec<LockedGit>,
+}
+
+/// A git repository a stage fetches, and the commit freeze found its ref
+/// at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedGit {
+    /// 1-based line of the `git clone` command or the `ADD`.
+    pub line: u32,
+    /// The repository's URL as written, without a `#ref` and without
+    /// credentials.
+    pub url: LockUrl,
+    /// The branch or tag asked for as written (`--branch`, `#ref`), or
+    /// `HEAD` for the repository's default branch.
+    #[serde(rename = "ref")]
+    pub reference: Token,
+    /// The commit the ref named when the lock was made; absent when freeze
+    /// could not learn it (`reason` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<GitCommit>,
+    /// Why the commit is not locked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A file fetched from a fixed URL, as freeze found it.
@@ -597,6 +625,10 @@ impl LockedImage {
                 .downloads
                 .sort_by(|a, b| (a.line, &a.url).cmp(&(b.line, &b.url)));
             stage.downloads.dedup();
+            stage
+                .git
+                .sort_by(|a, b| (a.line, &a.url).cmp(&(b.line, &b.url)));
+            stage.git.dedup();
         }
         self.bases.sort_by(|a, b| a.name.cmp(&b.name));
         for base in &mut self.bases {

@@ -34,6 +34,7 @@ pub(crate) fn sample() -> LockedImage {
             base: "python:3.11-slim".parse().unwrap(),
             base_name: Some("docker.io/library/python:3.11-slim".parse().unwrap()),
             downloads: Vec::new(),
+            git: Vec::new(),
         }],
         bases: vec![LockedBase {
             name: "docker.io/library/python:3.11-slim".parse().unwrap(),

@@ -212,6 +212,24 @@ lock_string!(
 );
 
 lock_string!(
+    /// A git commit id: 40 (SHA-1) or 64 (SHA-256) lowercase hex digits.
+    GitCommit,
+    |s| {
+        if matches!(s.len(), 40 | 64)
+            && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            Ok(())
+        } else {
+            Err(invalid(
+                "a git commit",
+                s,
+                "a full commit id: 40 or 64 lowercase hex digits",
+            ))
+        }
+    }
+);
+
+lock_string!(
     /// The md5 of a file: 32 lowercase hex digits.
     Md5,
     |s| {

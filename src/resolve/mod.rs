@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod content;
+pub mod git;
 pub mod http;
 pub mod pypi;
 pub mod registry;

@@ -215,6 +215,7 @@ pub fn rewrite_image(
     }
 
     add_checksums(&mut plan, definition, text, lock);
+    pin_git(&mut plan, definition, text, lock);
     if opts.check_downloads {
         check_downloads(&mut plan, definition, text, lock);
     }
@@ -342,6 +343,111 @@ fn add_checksums(plan: &mut Plan, definition: &Definition, text: &str, lock: &Lo
                 c.span.start + lead + 3,
                 format!(" --checksum=sha256:{}", d.sha256),
             ));
+        }
+    }
+}
+
+/// Git sources whose commit the lock records are pinned to it: an
+/// `ADD URL#ref[:subdir]` becomes `ADD URL#<commit>[:subdir]`; a `git
+/// clone` gets `&& git -C DIR checkout -q <commit>` after it, and a shallow
+/// clone (which may not hold that commit once the branch moved) first
+/// fetches it: `&& git -C DIR fetch -q --depth N origin <commit>`. The
+/// ref stays in the lock, so drift still reports when it moves.
+fn pin_git(plan: &mut Plan, definition: &Definition, text: &str, lock: &LockedImage) {
+    use crate::config::redact::redact_url;
+    use crate::source::coverage::{ContentKind, clone_command, clone_dir, git_url};
+    for stage in &definition.stages {
+        let Some(locked) = lock
+            .stages
+            .iter()
+            .find(|s| usize::try_from(s.index).is_ok_and(|i| i == stage.index))
+        else {
+            continue;
+        };
+        let entry = |line: usize, url: &str| {
+            let url = redact_url(url);
+            locked.git.iter().find_map(|g| {
+                (usize::try_from(g.line).is_ok_and(|l| l == line) && g.url.as_str() == url)
+                    .then_some(g.commit.as_ref())
+                    .flatten()
+            })
+        };
+        for c in &stage.content {
+            let written = text.get(c.span.start..c.span.end).unwrap_or("");
+            match &c.kind {
+                ContentKind::AddGit { url, commit: None } => {
+                    let g = git_url(url);
+                    let Some(commit) = entry(c.line, &g.repository) else {
+                        continue;
+                    };
+                    let at = written.find(url.as_str());
+                    let (Some(at), false) = (at, g.query) else {
+                        plan.warn(
+                            &definition.path,
+                            text,
+                            c.span,
+                            format!(
+                                "`{}` is not rewritten to its locked commit {commit}",
+                                crate::config::redact::redact_text(&c.text)
+                            ),
+                            Some("write the source as `URL#ref` to have it pinned".into()),
+                        );
+                        continue;
+                    };
+                    let start = c.span.start + at;
+                    let pinned = match &g.subdir {
+                        Some(d) => format!("{}#{commit}:{d}", g.repository),
+                        None => format!("{}#{commit}", g.repository),
+                    };
+                    plan.edits
+                        .entry(None)
+                        .or_default()
+                        .push(Edit::new(Span::new(start, start + url.len()), pinned));
+                }
+                ContentKind::GitClone {
+                    url: Some(url),
+                    commit: None,
+                    checkout: None,
+                } => {
+                    let Some(commit) = entry(c.line, url) else {
+                        continue;
+                    };
+                    let args = clone_command(written);
+                    let dir = args
+                        .as_ref()
+                        .filter(|a| !a.bare)
+                        .and_then(|a| a.dir.clone().or_else(|| clone_dir(url)));
+                    let (Some(args), Some(dir)) = (args, dir) else {
+                        plan.warn(
+                            &definition.path,
+                            text,
+                            c.span,
+                            format!(
+                                "`{}` is not rewritten to its locked commit {commit}",
+                                crate::config::redact::redact_text(&c.text)
+                            ),
+                            Some(
+                                "a bare or mirror clone, or one imagelock cannot read, has no work tree to check the commit out in".into(),
+                            ),
+                        );
+                        continue;
+                    };
+                    let mut pin = String::new();
+                    if args.shallow {
+                        let depth = args.depth.as_deref().unwrap_or("1");
+                        let remote = args.origin.as_deref().unwrap_or("origin");
+                        pin.push_str(&format!(
+                            " && git -C {dir} fetch -q --depth {depth} {remote} {commit}"
+                        ));
+                    }
+                    pin.push_str(&format!(" && git -C {dir} checkout -q {commit}"));
+                    plan.edits
+                        .entry(None)
+                        .or_default()
+                        .push(Edit::insert(c.span.end, pin));
+                }
+                _ => {}
+            }
         }
     }
 }

@@ -866,6 +866,7 @@ fn files_section(
             destination,
             from: from.clone(),
             span: t,
+            flags: Vec::new(),
         });
     }
     Ok(())

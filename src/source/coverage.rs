@@ -169,10 +169,16 @@ pub fn classify_content(step: &ContentStep) -> Class {
         ContentKind::GitClone {
             commit: Some(c), ..
         } => Class::Locked(format!("commit {c}")),
-        ContentKind::GitClone { url: Some(_), .. } => Class::Lockable(
-            "a git branch that moves: its commit can be locked; imagelock does not fetch it yet"
-                .into(),
-        ),
+        ContentKind::GitClone {
+            url: Some(_),
+            checkout: Some(r),
+            ..
+        } => Class::NotLocked(format!(
+            "the script checks out `{r}` after the clone, a ref imagelock does not lock; check out a full commit instead"
+        )),
+        ContentKind::GitClone { url: Some(_), .. } => {
+            Class::Lockable("a git branch that moves: `imagelock freeze` locks its commit".into())
+        }
         ContentKind::GitClone { url: None, .. } => {
             Class::NotLocked("git clone of a URL imagelock cannot expand".into())
         }
@@ -191,10 +197,9 @@ pub fn classify_content(step: &ContentStep) -> Class {
         ContentKind::AddGit {
             commit: Some(c), ..
         } => Class::Locked(format!("commit {c}")),
-        ContentKind::AddGit { commit: None, .. } => Class::Lockable(
-            "a git ref that moves: its commit can be locked; imagelock does not fetch it yet"
-                .into(),
-        ),
+        ContentKind::AddGit { commit: None, .. } => {
+            Class::Lockable("a git ref that moves: `imagelock freeze` locks its commit".into())
+        }
         ContentKind::DebFile {
             url: Some(_),
             download_line: Some(l),
@@ -316,30 +321,38 @@ pub fn scan_content(script: &Script, text: &str, lines: &LineIndex) -> Vec<Conte
                 let sub = (at < args.len()).then_some(at);
                 match sub.map(|s| (s, args[s])) {
                     Some((s, "clone")) => {
-                        let url = words[1 + s + 1..]
-                            .iter()
-                            .find(|w| !w.1.starts_with('-') && w.1.contains(['/', ':']))
-                            .and_then(|w| w.0.clone());
-                        let branch = option_value(&args[s + 1..], &["--branch", "-b"]);
-                        let commit = branch.filter(|b| is_commit(b)).map(str::to_string);
+                        let clone = clone_args(&words[1 + s + 1..]);
+                        let url = clone.url;
+                        let commit = clone.branch.filter(|b| is_commit(b));
                         clones.push(out.len());
                         out.push(ContentStep {
-                            kind: ContentKind::GitClone { url, commit },
+                            kind: ContentKind::GitClone {
+                                url,
+                                commit,
+                                checkout: None,
+                            },
                             text: short(&words),
                             line: lines.line_col(text, span.start).line,
                             span,
                         });
                     }
-                    Some((s, "checkout" | "reset" | "switch")) => {
-                        // `git checkout <full commit>` after a clone pins it.
-                        if let Some(c) = args[s + 1..]
-                            .iter()
-                            .find(|a| !a.starts_with('-'))
-                            .filter(|a| is_commit(a))
+                    Some((s, sub @ ("checkout" | "reset" | "switch"))) => {
+                        // `git checkout <full commit>` after a clone pins
+                        // it; another ref moves it off what was locked.
+                        let target = checkout_target(sub, &words[1 + s + 1..]);
+                        if let Some(t) = target
                             && let Some(&at) = clones.last()
-                            && let ContentKind::GitClone { commit, .. } = &mut out[at].kind
+                            && let ContentKind::GitClone {
+                                commit, checkout, ..
+                            } = &mut out[at].kind
                         {
-                            *commit = Some((*c).to_string());
+                            if is_commit(&t) {
+                                *commit = Some(t);
+                                *checkout = None;
+                            } else {
+                                *commit = None;
+                                *checkout = Some(t);
+                            }
                         }
                     }
                     _ => {}
@@ -565,16 +578,192 @@ pub(crate) fn fetch_args(prog: &str, args: &[(Option<String>, String)]) -> (Opti
     (url.flatten(), output)
 }
 
-fn option_value<'a>(args: &[&'a str], names: &[&str]) -> Option<&'a str> {
-    args.iter().enumerate().find_map(|(i, a)| {
-        if names.contains(a) {
-            args.get(i + 1).copied()
-        } else {
-            names
-                .iter()
-                .find_map(|n| a.strip_prefix(n).and_then(|r| r.strip_prefix('=')))
+/// The ref a `git checkout`/`switch`/`reset` (`sub`) moves the work tree
+/// to, from its arguments: `None` when it moves nothing (paths, a new
+/// branch at `HEAD`, a bare `reset --hard`); a ref that holds an
+/// expansion is given as written.
+fn checkout_target(sub: &str, args: &[(Option<String>, String)]) -> Option<String> {
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].1.as_str();
+        if a == "--" {
+            return None;
         }
-    })
+        if matches!(a, "-b" | "-B" | "-c" | "-C" | "--orphan") {
+            i += 2;
+            continue;
+        }
+        if a.starts_with('-') {
+            i += 1;
+            continue;
+        }
+        if matches!(a, "." | "HEAD") || (sub == "reset" && a.starts_with("HEAD")) {
+            return None;
+        }
+        return Some(args[i].1.clone());
+    }
+    None
+}
+
+/// What a `git clone` command asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CloneArgs {
+    /// The repository (`None` when it holds an expansion).
+    pub url: Option<String>,
+    /// `--branch`/`-b`: a branch or tag (`None`: the default branch).
+    pub branch: Option<String>,
+    /// The directory as written (`None`: git names it after the URL).
+    pub dir: Option<String>,
+    /// `--depth N` as written, when the clone is shallow by depth.
+    pub depth: Option<String>,
+    /// Any shallow option (`--depth`, `--shallow-since`,
+    /// `--shallow-exclude`): the clone holds only recent history.
+    pub shallow: bool,
+    /// `--origin NAME`: the remote's name, when not `origin`.
+    pub origin: Option<String>,
+    /// `--bare`, `--mirror`: there is no work tree to check out.
+    pub bare: bool,
+}
+
+/// `git clone` options that take a value as the next word.
+const CLONE_VALUE_OPTIONS: &[&str] = &[
+    "-b",
+    "--branch",
+    "-o",
+    "--origin",
+    "-u",
+    "--upload-pack",
+    "--reference",
+    "--reference-if-able",
+    "--separate-git-dir",
+    "--depth",
+    "--shallow-since",
+    "--shallow-exclude",
+    "-c",
+    "--config",
+    "--filter",
+    "-j",
+    "--jobs",
+    "--template",
+    "--server-option",
+    "--bundle-uri",
+    "--ref-format",
+];
+
+/// Reads the arguments of `git clone` (the words after `clone`).
+pub(crate) fn clone_args(args: &[(Option<String>, String)]) -> CloneArgs {
+    let mut out = CloneArgs::default();
+    let mut positional: Vec<&(Option<String>, String)> = Vec::new();
+    let mut i = 0;
+    let mut options_done = false;
+    while i < args.len() {
+        let a = args[i].1.as_str();
+        if options_done || !a.starts_with('-') || a == "-" {
+            positional.push(&args[i]);
+            i += 1;
+            continue;
+        }
+        if a == "--" {
+            options_done = true;
+            i += 1;
+            continue;
+        }
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+            _ => (a, None),
+        };
+        let takes = CLONE_VALUE_OPTIONS.contains(&name);
+        let value = if takes && inline.is_none() {
+            i += 1;
+            args.get(i).and_then(|w| w.0.clone())
+        } else {
+            inline
+        };
+        match name {
+            "-b" | "--branch" => out.branch = value,
+            "-o" | "--origin" => out.origin = value,
+            "--depth" => {
+                out.depth = value;
+                out.shallow = true;
+            }
+            "--shallow-since" | "--shallow-exclude" => out.shallow = true,
+            "--bare" | "--mirror" => out.bare = true,
+            _ => {}
+        }
+        i += 1;
+    }
+    out.url = positional.first().and_then(|w| w.0.clone());
+    out.dir = positional.get(1).map(|w| w.1.clone());
+    out
+}
+
+/// The `git clone` a command (as written) runs, read.
+pub fn clone_command(command: &str) -> Option<CloneArgs> {
+    let cmds = split_commands(command).ok()?;
+    let [cmd] = cmds.as_slice() else {
+        return None;
+    };
+    let words = program_words(cmd, command);
+    if base_name(&words.first()?.1) != "git" {
+        return None;
+    }
+    let at = words.iter().position(|w| w.1 == "clone")?;
+    Some(clone_args(&words[at + 1..]))
+}
+
+/// The directory `git clone URL` makes when none is given: the URL's last
+/// path segment without `.git` (`hail` of `https://g.org/o/hail.git`).
+pub fn clone_dir(url: &str) -> Option<String> {
+    repository_name(url.trim_end_matches("/.git"))
+}
+
+/// A git source as BuildKit's `ADD` reads it: the repository, the ref of
+/// its `#ref[:subdir]` fragment (or `?ref=` query) and the subdirectory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GitUrl {
+    pub repository: String,
+    pub reference: Option<String>,
+    pub subdir: Option<String>,
+    /// The URL uses the `?ref=…&subdir=…` query form.
+    pub query: bool,
+}
+
+/// Splits an `ADD` git source (`https://h/o/r.git#main:docs`).
+pub fn git_url(source: &str) -> GitUrl {
+    if let Some((repo, query)) = source.split_once('?') {
+        let param = |k: &str| {
+            query
+                .split('&')
+                .find_map(|p| p.strip_prefix(k)?.strip_prefix('='))
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        return GitUrl {
+            repository: repo.to_string(),
+            reference: param("ref")
+                .or_else(|| param("tag"))
+                .or_else(|| param("branch")),
+            subdir: param("subdir"),
+            query: true,
+        };
+    }
+    let (repository, fragment) = match source.split_once('#') {
+        Some((r, f)) => (r, Some(f)),
+        None => (source, None),
+    };
+    let (reference, subdir) = match fragment.map(|f| f.split_once(':').unwrap_or((f, ""))) {
+        Some((r, d)) => (
+            (!r.is_empty()).then(|| r.to_string()),
+            (!d.is_empty()).then(|| d.to_string()),
+        ),
+        None => (None, None),
+    };
+    GitUrl {
+        repository: repository.to_string(),
+        reference,
+        subdir,
+        query: false,
+    }
 }
 
 /// A full git commit id (40 or 64 hex digits).
@@ -648,11 +837,7 @@ pub fn add_source(source: &str, checksum: Option<&str>) -> Option<ContentKind> {
             .next()
             .is_some_and(|u| u.ends_with(".git"));
     if git {
-        let commit = source
-            .split_once('#')
-            .map(|(_, r)| r.split(':').next().unwrap_or(r))
-            .filter(|r| is_commit(r))
-            .map(str::to_string);
+        let commit = git_url(source).reference.filter(|r| is_commit(r));
         return Some(ContentKind::AddGit {
             url: source.to_string(),
             commit,
@@ -704,6 +889,10 @@ pub struct CoverageInputs<'a> {
     /// For a file fetched from a fixed URL (its line, the URL): whether the
     /// lock records its sha256 (`None`: no lock).
     pub download_locked: &'a dyn Fn(usize, &str) -> Option<bool>,
+    /// For a git repository cloned or added at a line (its URL as
+    /// written, without a `#ref`): what the lock records of its commit
+    /// (`None`: no lock).
+    pub git_locked: &'a dyn Fn(usize, &str) -> Option<InLock>,
     /// Entries accepting unlocked steps: a line number or a glob over the
     /// command as written.
     pub accept: &'a [AcceptUnlocked],
@@ -812,6 +1001,12 @@ impl Coverage {
                         )),
                         None => Class::Lockable(why),
                     },
+                    (ContentKind::GitClone { url: Some(url), .. }, Class::Lockable(why)) => {
+                        git_class(inputs, c.line, url, why)
+                    }
+                    (ContentKind::AddGit { url, .. }, Class::Lockable(why)) => {
+                        git_class(inputs, c.line, &git_url(url).repository, why)
+                    }
                     (_, class) => class,
                 };
                 steps.push((c.line, c.text.clone(), class, c.span));
@@ -826,7 +1021,8 @@ impl Coverage {
                     !class.is_locked() && inputs.accept.iter().any(|a| accepts(a, line, &full));
                 CoveredStep {
                     line,
-                    text: text_short,
+                    // A URL's credentials never show in a report.
+                    text: crate::config::redact::redact_text(&text_short).into_owned(),
                     class,
                     accepted,
                 }
@@ -904,6 +1100,20 @@ fn agent_class(
             )
         }
         _ => Class::NotLocked(agent_not_locked(agent, value.unwrap_or(written))),
+    }
+}
+
+fn git_class(inputs: &CoverageInputs<'_>, line: usize, repository: &str, why: String) -> Class {
+    match (inputs.git_locked)(line, repository) {
+        Some(InLock::Locked) => Class::Locked("commit in the lock".into()),
+        Some(InLock::NotLocked(reason)) => Class::NotLocked(reason.map_or_else(
+            || "the lock has no commit for it".to_string(),
+            |r| format!("the lock has no commit for it: {r}"),
+        )),
+        Some(InLock::Missing) => Class::NotLocked(
+            "the lock has no commit for it (it is stale: run `imagelock freeze`)".into(),
+        ),
+        None => Class::Lockable(why),
     }
 }
 
@@ -1014,12 +1224,114 @@ mod tests {
             [
                 ContentKind::GitClone {
                     url: Some("https://g.org/o/hail.git".into()),
-                    commit: None
+                    commit: None,
+                    checkout: None
                 },
                 ContentKind::BuildFromSource {
                     project: Some("hail".into())
                 }
             ]
+        );
+    }
+
+    #[test]
+    fn clone_options_are_read_past_their_values() {
+        // A branch with a slash is not the URL.
+        let a =
+            clone_command("git clone -b feature/x --depth=1 https://g.org/o/r.git /src/r").unwrap();
+        assert_eq!(a.url.as_deref(), Some("https://g.org/o/r.git"));
+        assert_eq!(a.branch.as_deref(), Some("feature/x"));
+        assert_eq!(a.dir.as_deref(), Some("/src/r"));
+        assert_eq!(a.depth.as_deref(), Some("1"));
+        assert!(a.shallow && !a.bare);
+        let a = clone_command("git -C /opt clone --origin up --mirror git@g.org:o/r.git").unwrap();
+        assert_eq!(a.url.as_deref(), Some("git@g.org:o/r.git"));
+        assert_eq!(
+            (a.origin.as_deref(), a.bare, a.dir),
+            (Some("up"), true, None)
+        );
+        assert_eq!(clone_dir("git@g.org:o/r.git").as_deref(), Some("r"));
+        assert_eq!(clone_dir("https://g.org/o/r/.git").as_deref(), Some("r"));
+        assert_eq!(
+            kinds("git clone --branch v1 https://g.org/o/r.git")[0],
+            ContentKind::GitClone {
+                url: Some("https://g.org/o/r.git".into()),
+                commit: None,
+                checkout: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_checkout_after_a_clone_pins_it_or_moves_it_off_the_lock() {
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let clone = |script: &str| match kinds(script).into_iter().next() {
+            Some(ContentKind::GitClone {
+                commit, checkout, ..
+            }) => (commit, checkout),
+            k => panic!("{k:?}"),
+        };
+        let url = "https://g.org/o/r.git";
+        assert_eq!(
+            clone(&format!(
+                "git clone {url} d && git -C d checkout -q {commit}"
+            )),
+            (Some(commit.into()), None)
+        );
+        assert_eq!(
+            clone(&format!("git clone {url} d && cd d && git checkout v1.2")),
+            (None, Some("v1.2".into()))
+        );
+        assert_eq!(
+            clone(&format!(
+                "git clone {url} d && cd d && git checkout \"$VERSION\""
+            )),
+            (None, Some("\"$VERSION\"".into()))
+        );
+        // New branches at HEAD, paths and a bare reset move nothing.
+        assert_eq!(
+            clone(&format!(
+                "git clone {url} d && cd d && git checkout -b work && git checkout -- a.txt && git reset --hard"
+            )),
+            (None, None)
+        );
+        let step = |kind: ContentKind| ContentStep {
+            kind,
+            text: String::new(),
+            line: 1,
+            span: Span::new(0, 0),
+        };
+        assert!(matches!(
+            classify_content(&step(ContentKind::GitClone {
+                url: Some(url.into()),
+                commit: None,
+                checkout: Some("v1.2".into())
+            })),
+            Class::NotLocked(w) if w.contains("`v1.2`")
+        ));
+    }
+
+    #[test]
+    fn add_git_urls_split_into_repository_ref_and_subdir() {
+        let g = git_url("https://g.org/o/r.git#v1.2:docs/site");
+        assert_eq!(g.repository, "https://g.org/o/r.git");
+        assert_eq!(g.reference.as_deref(), Some("v1.2"));
+        assert_eq!(g.subdir.as_deref(), Some("docs/site"));
+        let g = git_url("git@g.org:o/r.git");
+        assert_eq!(
+            (g.repository.as_str(), g.reference),
+            ("git@g.org:o/r.git", None)
+        );
+        let g = git_url("https://g.org/o/r.git?ref=main&subdir=x");
+        assert!(g.query);
+        assert_eq!(g.reference.as_deref(), Some("main"));
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(
+            add_source(&format!("https://g.org/o/r.git#{commit}:d"), None),
+            Some(ContentKind::AddGit {
+                url: format!("https://g.org/o/r.git#{commit}:d"),
+                commit: Some(commit.into())
+            })
         );
     }
 

@@ -113,6 +113,11 @@ pub struct CopiedFile {
     /// `WORKDIR` in effect, against which a relative destination resolves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
+    /// The instruction's other flags as written (`--chown=1000:1000`,
+    /// `--chmod=755`, `--parents`, `--exclude=*.md`, `--link`), without
+    /// `--from`, in order: what `verify` reports beside the content.
+    #[serde(skip)]
+    pub flags: Vec<String>,
 }
 
 /// One stage: `FROM … [AS name]` and what follows up to the next `FROM`,
@@ -265,10 +270,14 @@ pub enum ContentKind {
     /// `curl -o FILE URL`, `wget -O FILE URL`: a file from the network.
     /// `url` is `None` when it is not a fixed URL.
     Download { url: Option<String> },
-    /// `git clone URL`; `commit` when the script checks out a full commit.
+    /// `git clone URL`; `commit` when the script checks out a full commit
+    /// after it, `checkout` when it checks out another ref (a branch or tag
+    /// name, an expansion) after it.
     GitClone {
         url: Option<String>,
         commit: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        checkout: Option<String>,
     },
     /// `make install`, `cmake --install`, `python setup.py install`;
     /// `project` is the repository a `git clone` before it in the same

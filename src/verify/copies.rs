@@ -66,6 +66,32 @@ pub fn copies_from_images(
                 Some(BaseTarget::Scratch) => continue,
                 _ => {}
             }
+            // What the copy does beyond its sources' content.
+            let unchecked: Vec<&str> = copy
+                .flags
+                .iter()
+                .map(String::as_str)
+                .filter(|f| *f == "--parents" || f.starts_with("--exclude"))
+                .collect();
+            if !unchecked.is_empty() {
+                notes.push(format!(
+                    "{step}: `COPY --from={from} {}` selects what it copies in a way imagelock does not follow, so what it copied is not checked",
+                    unchecked.join(" ")
+                ));
+                continue;
+            }
+            let sets: Vec<&str> = copy
+                .flags
+                .iter()
+                .map(String::as_str)
+                .filter(|f| f.starts_with("--chown") || f.starts_with("--chmod"))
+                .collect();
+            if !sets.is_empty() {
+                notes.push(format!(
+                    "{step}: `COPY --from={from}` sets `{}` on what it copies; the files are compared by content, their owner and mode are not checked",
+                    sets.join(" ")
+                ));
+            }
             if let Some(glob) = copy
                 .sources
                 .iter()
@@ -237,7 +263,7 @@ pub fn check_copies(
             .and_then(|r| {
                 let location = ImageLocation::Docker(r.with_digest(base.digest.clone()));
                 let source = open(&location).map_err(|e| e.to_string())?;
-                read_tree(source.as_ref(), platform, opts, &paths).map_err(|e| e.to_string())
+                read_following(source.as_ref(), platform, opts, paths).map_err(|e| e.to_string())
             });
         trees.insert(key, tree);
     }
@@ -277,11 +303,33 @@ pub fn check_copies(
                     }
                 }
                 Some(TreeEntry::Symlink(target)) => {
-                    out.notes.push(format!(
-                        "{}: `{source}` is a symlink to `{target}` in `{key}`, which imagelock does not follow, so what `COPY --from={from}` copied there is not checked",
-                        c.step
-                    ));
-                    continue;
+                    let name = source.rsplit('/').next().unwrap_or_default();
+                    let to = if into_dir {
+                        join(dest, name)
+                    } else {
+                        dest.clone()
+                    };
+                    // A builder that kept the link copied it as it is.
+                    if built_tree.get(&to) == Some(&TreeEntry::Symlink(target.clone())) {
+                        compared += 1;
+                        continue;
+                    }
+                    // Otherwise the link is followed, as BuildKit does.
+                    match follow(locked, &source) {
+                        Followed::To(real, TreeEntry::Dir) => {
+                            for (rel, e) in locked.under(&real) {
+                                expected.push((join(&real, rel), join(&to, rel), e));
+                            }
+                        }
+                        Followed::To(real, e) => expected.push((real, to, e)),
+                        Followed::Missing(_) | Followed::Loop => {
+                            out.notes.push(format!(
+                                "{}: `{source}` is a symlink to `{target}` in `{key}` that leads nowhere imagelock read, so what `COPY --from={from}` copied there is not checked",
+                                c.step
+                            ));
+                            continue;
+                        }
+                    }
                 }
                 Some(e) => {
                     let name = source.rsplit('/').next().unwrap_or_default();
@@ -317,6 +365,81 @@ pub fn check_copies(
         }
     }
     compared
+}
+
+/// Where a path leads through the symlinks of a tree.
+#[derive(Debug, PartialEq, Eq)]
+enum Followed<'a> {
+    /// The path reached and what is there (never a symlink).
+    To(String, &'a TreeEntry),
+    /// A path the tree does not hold (it was not read, or is not there).
+    Missing(String),
+    /// Links that lead in a circle, or too far.
+    Loop,
+}
+
+/// Follows `path` through whole-path symlinks of `tree` (targets absolute,
+/// or relative to the link's directory), as the kernel would, up to 40
+/// links.
+fn follow<'a>(tree: &'a FileTree, path: &str) -> Followed<'a> {
+    let mut at = absolute(path);
+    for _ in 0..40 {
+        match tree.get(&at) {
+            Some(TreeEntry::Symlink(target)) => {
+                let parent = at.rsplit_once('/').map_or("", |(d, _)| d);
+                at = normalize(&if target.starts_with('/') {
+                    target.clone()
+                } else {
+                    format!("{parent}/{target}")
+                });
+            }
+            Some(e) => return Followed::To(at, e),
+            None => return Followed::Missing(at),
+        }
+    }
+    Followed::Loop
+}
+
+/// An absolute path with `.` and `..` resolved (`..` of `/` is `/`).
+fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Reads `paths` of a locked image, and then the targets of the symlinks
+/// among them (a link's target may lie outside what was asked for), a few
+/// rounds deep.
+fn read_following(
+    source: &dyn ImageSource,
+    platform: &Platform,
+    opts: &ReadOptions,
+    mut paths: Vec<String>,
+) -> Result<FileTree, crate::image::ImageError> {
+    let mut tree = read_tree(source, platform, opts, &paths)?;
+    for _ in 0..4 {
+        let more: Vec<String> = paths
+            .iter()
+            .filter_map(|p| match follow(&tree, p) {
+                Followed::Missing(at) if at != absolute(p) && !paths.contains(&at) => Some(at),
+                _ => None,
+            })
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        paths.extend(more);
+        tree = read_tree(source, platform, opts, &paths)?;
+    }
+    Ok(tree)
 }
 
 fn show(entry: Option<&TreeEntry>) -> String {
@@ -386,6 +509,68 @@ media-type = "application/vnd.oci.image.manifest.v1+json"
             )
         );
         assert!(notes[2].starts_with("Dockerfile:10: `/opt/*/pbrun`"));
+    }
+
+    #[test]
+    fn flags_that_select_files_are_not_checked_and_owner_and_mode_are_named() {
+        let (found, notes) = copies(
+            "FROM scratch\n\
+             COPY --from=nvidia/parabricks:4.0 --exclude=*.md /opt/parabricks /opt/pb\n\
+             COPY --from=nvidia/parabricks:4.0 --parents /opt/parabricks/./lib /x/\n\
+             COPY --from=nvidia/parabricks:4.0 --chown=1000:1000 --chmod=755 /opt/parabricks/pbrun /pbrun\n",
+        );
+        let steps: Vec<&str> = found.iter().map(|c| c.step.as_str()).collect();
+        assert_eq!(steps, ["Dockerfile:4"]);
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(notes[0].starts_with(
+            "Dockerfile:2: `COPY --from=nvidia/parabricks:4.0 --exclude=*.md` selects what it copies"
+        ));
+        assert!(notes[1].starts_with(
+            "Dockerfile:3: `COPY --from=nvidia/parabricks:4.0 --parents` selects what it copies"
+        ));
+        assert!(notes[2].starts_with(
+            "Dockerfile:4: `COPY --from=nvidia/parabricks:4.0` sets `--chown=1000:1000 --chmod=755` on what it copies; the files are compared by content"
+        ));
+    }
+
+    #[test]
+    fn symlinks_are_followed_to_what_they_name() {
+        let file = TreeEntry::File(crate::oci::Digest::sha256_of(b"pbrun"));
+        let tree: FileTree = [
+            ("/opt/pb/pbrun".to_string(), file.clone()),
+            (
+                "/opt/pb/bin/run".to_string(),
+                TreeEntry::Symlink("../pbrun".into()),
+            ),
+            (
+                "/usr/bin/pb".to_string(),
+                TreeEntry::Symlink("/opt/pb/bin/run".into()),
+            ),
+            (
+                "/usr/bin/lib".to_string(),
+                TreeEntry::Symlink("/opt/pb".into()),
+            ),
+            ("/opt/pb".to_string(), TreeEntry::Dir),
+            ("/a".to_string(), TreeEntry::Symlink("b".into())),
+            ("/b".to_string(), TreeEntry::Symlink("a".into())),
+            ("/gone".to_string(), TreeEntry::Symlink("/nowhere/x".into())),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            follow(&tree, "/usr/bin/pb"),
+            Followed::To("/opt/pb/pbrun".into(), &file)
+        );
+        assert_eq!(
+            follow(&tree, "/usr/bin/lib"),
+            Followed::To("/opt/pb".into(), &TreeEntry::Dir)
+        );
+        assert_eq!(follow(&tree, "/a"), Followed::Loop);
+        assert_eq!(
+            follow(&tree, "/gone"),
+            Followed::Missing("/nowhere/x".into())
+        );
+        assert_eq!(normalize("/opt/pb/bin/../../x/./y"), "/opt/x/y");
     }
 
     #[test]

@@ -57,7 +57,8 @@ pub enum FindingKind {
     /// A newer version of a locked Debian package is in a `-security`
     /// suite.
     Security,
-    /// An apt archive suite the lock read has a newer `Date`.
+    /// An apt archive suite the lock read has a newer `Date`, or a git
+    /// branch or tag names another commit than the locked one.
     Moved,
     /// A file a `COPY --from=IMAGE` put in the image is not that file of
     /// the locked image (other bytes, or not there).
@@ -140,7 +141,9 @@ impl FindingKind {
             Self::Security => {
                 "A newer version of a locked Debian package is in a security suite the lock read."
             }
-            Self::Moved => "An apt archive suite the lock read has a new Date.",
+            Self::Moved => {
+                "An apt archive suite the lock read has a new Date, or a git branch or tag the lock read names a new commit."
+            }
             Self::CopyDiffers => {
                 "A file a COPY --from of a locked image put in the image is not that image's file."
             }
@@ -244,6 +247,8 @@ pub enum Ecosystem {
     Image,
     /// A file the definition fetches from a fixed URL.
     Url,
+    /// A git repository the definition clones or adds.
+    Git,
 }
 
 impl Ecosystem {
@@ -256,6 +261,7 @@ impl Ecosystem {
             Self::Rpm => "rpm",
             Self::Image => "image",
             Self::Url => "url",
+            Self::Git => "git",
         }
     }
 }

@@ -20,7 +20,8 @@ pub struct PrintHuman;
 /// { "version": 1, "clean": bool,
 ///   "images": [ { "image", "definition", "lock", "reference"?,
 ///     "stale"?: [ { "kind": "missing-lock" | "input-hash" | "steps-changed"
-///                   | "base-changed" | "stages-changed", …fields } ],
+///                   | "base-changed" | "stages-changed" | "parent-changed"
+///                   | "git-missing" | "hand-edited", …fields } ],
 ///     "platforms"?: [ { "platform", "config",
 ///        "checked": { "base", "conda", "pip", "not_locked", "copied"? },
 ///        "findings": [ { "kind": "base-mismatch" | "missing" | "version-differs"

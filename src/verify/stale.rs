@@ -60,6 +60,10 @@ pub enum Staleness {
         #[serde(skip_serializing_if = "Option::is_none")]
         unreadable: Option<String>,
     },
+    /// Git repositories the definition clones or adds by a moving ref
+    /// that the lock has no entry for (`file:line command`): it was made
+    /// before imagelock locked git sources, or by hand.
+    GitMissing { sources: Vec<String> },
     /// The lock's content does not hash to its `content-hash` (or it has
     /// none): it was edited by hand, or not written by `imagelock freeze`.
     HandEdited {
@@ -132,6 +136,10 @@ impl Staleness {
                 unreadable.as_deref().unwrap_or("unknown"),
                 short(locked)
             ),
+            Self::GitMissing { sources } => format!(
+                "git sources without a commit entry in the lock: {}",
+                sources.join("; ")
+            ),
             Self::HandEdited { locked, now } => format!(
                 "the lock was edited by hand: its content hashes to {}, {}",
                 short(now),
@@ -153,6 +161,7 @@ impl Staleness {
             Self::StagesChanged { .. } => "stages-changed",
             Self::ParentChanged { .. } => "parent-changed",
             Self::LocalBaseChanged { .. } => "local-base-changed",
+            Self::GitMissing { .. } => "git-missing",
             Self::HandEdited { .. } => "hand-edited",
         }
     }
@@ -256,6 +265,10 @@ pub fn check_lock(lock: &LockedImage, definition: &Definition, inputs: &Inputs) 
     if !added.is_empty() || !removed.is_empty() {
         out.push(Staleness::StepsChanged { added, removed });
     }
+    let git = git_missing(lock, definition);
+    if !git.is_empty() {
+        out.push(Staleness::GitMissing { sources: git });
+    }
     if definition.stages.len() != lock.stages.len() {
         out.push(Staleness::StagesChanged {
             locked: lock.stages.len(),
@@ -282,6 +295,36 @@ pub fn check_lock(lock: &LockedImage, definition: &Definition, inputs: &Inputs) 
                 locked: l.base.to_string(),
                 now,
             });
+        }
+    }
+    out
+}
+
+/// The git sources of `definition` that name a moving ref and have no entry
+/// (with or without a commit) in `lock`.
+fn git_missing(lock: &LockedImage, definition: &Definition) -> Vec<String> {
+    use crate::config::redact::redact_url;
+    use crate::source::coverage::{ContentKind, git_url};
+    let file = &lock.image.definition;
+    let mut out = Vec::new();
+    for stage in definition.stages.iter().filter(|s| !s.unused) {
+        for c in &stage.content {
+            let url = match &c.kind {
+                ContentKind::GitClone {
+                    url: Some(url),
+                    commit: None,
+                    checkout: None,
+                } => url.clone(),
+                ContentKind::AddGit { url, commit: None } => git_url(url).repository,
+                _ => continue,
+            };
+            let url = redact_url(&url);
+            let locked = lock.stages.iter().flat_map(|s| &s.git).any(|g| {
+                usize::try_from(g.line).is_ok_and(|l| l == c.line) && g.url.as_str() == url
+            });
+            if !locked {
+                out.push(format!("{file}:{} `{}`", c.line, c.text));
+            }
         }
     }
     out

@@ -173,6 +173,7 @@ fn every_distribution_and_conda_record_above_the_base_is_reported() {
             base: base_name.parse().unwrap(),
             base_name: Some(base_name.parse().unwrap()),
             downloads: Vec::new(),
+            git: Vec::new(),
         }],
         bases: vec![LockedBase {
             name: base_name.parse().unwrap(),

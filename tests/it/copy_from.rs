@@ -17,6 +17,7 @@ COPY --from=nvidia/parabricks:4.0 /opt/parabricks /opt/parabricks
 COPY --from=tools /pbrun /usr/local/bin/pbrun
 COPY --from=nvidia/parabricks:4.0 /opt/parabricks/lib/*.so /usr/lib/pb/
 COPY --from=nvidia/parabricks:4.0 /opt/[p]arabricks/pbrun /usr/bin/pbrun
+COPY --from=nvidia/parabricks:4.0 --chmod=755 /opt/parabricks/bin/pbrun /usr/bin/pb-link
 ";
 
 fn write(path: &Path, bytes: &[u8]) {
@@ -64,6 +65,10 @@ fn verify_checks_files_copied_from_a_locked_image() {
         &path("vendor/opt/parabricks/lib/libpb.so"),
         b"\x7fELF genuine library",
     );
+    // A link to the tool: copied, it is followed to the tool (a link in a
+    // copied directory stays a link, compared by its target).
+    std::fs::create_dir_all(path("vendor/opt/parabricks/bin")).unwrap();
+    std::os::unix::fs::symlink("../pbrun", path("vendor/opt/parabricks/bin/pbrun")).unwrap();
     commit_tree(&buildah, &path("vendor"), "localhost/parabricks");
     buildah.ok(&[
         "push",
@@ -100,7 +105,11 @@ fn verify_checks_files_copied_from_a_locked_image() {
     let (code, out, err) = cli(&["verify", "--image", &genuine, "pb"]);
     assert_eq!(code, 0, "the genuine copy passes:\n{out}\n{err}");
     assert!(out.contains("matches its lock"), "{out}");
-    assert!(out.contains("3 copied files"), "{out}");
+    assert!(out.contains("5 copied files"), "{out}");
+    assert!(
+        out.contains("note: Dockerfile:9: `COPY --from=nvidia/parabricks:4.0` sets `--chmod=755` on what it copies; the files are compared by content"),
+        "{out}"
+    );
     // The copy from a stage and the glob imagelock does not expand are
     // said to be unchecked, with their lines.
     assert!(
@@ -148,6 +157,7 @@ fn verify_checks_files_copied_from_a_locked_image() {
         b"#!/bin/sh\necho placeholder\n",
     );
     write(&path("fake/usr/lib/pb/libpb.so"), b"placeholder");
+    write(&path("fake/usr/bin/pb-link"), b"placeholder");
     commit_tree(&buildah, &path("fake"), "localhost/pb-fake");
     let fake = buildah.to_layout("localhost/pb-fake", &path("layouts/fake"));
     let (code, out, err) = cli(&["verify", "--image", &fake, "pb"]);
@@ -168,6 +178,11 @@ fn verify_checks_files_copied_from_a_locked_image() {
         .find(|l| l.contains("/usr/lib/pb/libpb.so:"))
         .unwrap_or_else(|| panic!("no finding for the globbed copy:\n{out}"));
     assert!(globbed.contains("Dockerfile:7"), "{globbed}");
+    let linked = out
+        .lines()
+        .find(|l| l.contains("/usr/bin/pb-link:"))
+        .unwrap_or_else(|| panic!("no finding for the followed link:\n{out}"));
+    assert!(linked.contains("Dockerfile:9"), "{linked}");
 
     let (code, out, _) = cli(&["verify", "--image", &fake, "pb", "--format", "json"]);
     assert_ne!(code, 0);

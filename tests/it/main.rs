@@ -20,6 +20,7 @@ mod distribution;
 mod drift;
 mod export;
 mod freeze;
+mod git;
 mod graph;
 mod image;
 mod life;

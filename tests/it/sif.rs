@@ -637,6 +637,7 @@ fn lock_for(dir: &Path) -> LockedImage {
             base: t(&base),
             base_name: Some(t(&base)),
             downloads: Vec::new(),
+            git: Vec::new(),
         }],
         bases: vec![LockedBase {
             name: t(&base),

@@ -288,6 +288,7 @@ fn derive_lock(w: &World, dir: &str, base_oci: &str) -> LockedImage {
             base: base_name.clone().parse().unwrap(),
             base_name: Some(base_name.clone().parse().unwrap()),
             downloads: Vec::new(),
+            git: Vec::new(),
         }],
         bases: vec![LockedBase {
             name: base_name.clone().parse().unwrap(),
@@ -734,6 +735,7 @@ fn verify_without_an_image_finds_stale_locks() {
                     base: s.base.reference.value.clone().unwrap().parse().unwrap(),
                     base_name: None,
                     downloads: Vec::new(),
+                    git: Vec::new(),
                 })
                 .collect(),
             bases: vec![],

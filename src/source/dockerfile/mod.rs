@@ -937,12 +937,22 @@ impl<'a> Builder<'a> {
             .map(|e| e.value.unwrap_or(e.written))
             .collect();
         let workdir = self.state().workdir.clone();
+        let flags = ins
+            .flags
+            .iter()
+            .filter(|f| f.name != "from")
+            .map(|f| match &f.value {
+                Some(v) => format!("--{}={v}", f.name),
+                None => format!("--{}", f.name),
+            })
+            .collect();
         self.stage().copies.push(CopiedFile {
             sources,
             destination: dest,
             from,
             span: ins.span,
             workdir,
+            flags,
         });
         Ok(())
     }
