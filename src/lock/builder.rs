@@ -186,6 +186,7 @@ impl LockedBase {
             digest: image.digest.clone(),
             media_type: check(&what, "media-type", &image.media_type)?,
             built_from: None,
+            agent: None,
             platforms: image
                 .platforms
                 .iter()
@@ -736,6 +737,7 @@ impl LockedBase {
             digest: Digest::sha256_of(lock.to_toml().as_bytes()),
             media_type: check(&what, "media-type", LOCK_MEDIA_TYPE)?,
             built_from: Some(check(&what, "built-from", parent)?),
+            agent: None,
             platforms: Vec::new(),
         })
     }

@@ -118,6 +118,13 @@ pub struct LockedBase {
     /// When the base is another image of the same repository: its name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub built_from: Option<Token>,
+    /// The Apptainer bootstrap agent that pulls it, when not a registry
+    /// image (`docker`, or a Dockerfile's `FROM`; absent then): `oras` (the
+    /// digests are the ORAS artifact's manifest, its empty config and its
+    /// one SIF layer) or `library` (every digest is the sha256 of the SIF
+    /// file the Library serves, its image hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Token>,
     /// Per platform: the manifest builders use, and its layers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<LockedPlatformImage>,

@@ -41,6 +41,7 @@ pub(crate) fn sample() -> LockedImage {
             digest: format!("sha256:{}", "1".repeat(64)).parse().unwrap(),
             media_type: "application/vnd.oci.image.index.v1+json".parse().unwrap(),
             built_from: None,
+            agent: None,
             platforms: vec![
                 LockedPlatformImage {
                     platform: "linux/arm64/v8".parse().unwrap(),

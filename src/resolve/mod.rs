@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod content;
 pub mod http;
+pub mod library;
 pub mod pypi;
 pub mod registry;
 pub mod rpm;

@@ -95,6 +95,11 @@ pub(crate) fn base_edits(
     // ARG-default edits made for references ending in a variable.
     let mut at_args: Vec<(Span, &Expanded, String)> = Vec::new();
     for stage in &def.stages {
+        if let BaseTarget::Other { agent } = &stage.base.target
+            && matches!(agent.as_str(), "oras" | "library")
+        {
+            agent_edit(text, lock, stage, agent, &mut out);
+        }
         let mut refs: Vec<(Option<usize>, &Expanded)> = Vec::new();
         if matches!(stage.base.target, BaseTarget::Image { .. }) {
             refs.push((Some(stage.index), &stage.base.reference));
@@ -188,6 +193,101 @@ pub(crate) fn base_edits(
         }
     }
     out
+}
+
+/// Pins the `From:` of a stage an Apptainer agent other than `docker`
+/// pulls, in the form that agent takes: `oras` a digest after the tag
+/// (`REPO:TAG@sha256:…`, which Apptainer's ORAS client reads as the
+/// digest), `library` the image hash in place of the tag
+/// (`CONTAINER:sha256.HEX`, the Library's own form; it has no room for
+/// both).
+fn agent_edit(
+    text: &str,
+    lock: &LockedImage,
+    stage: &crate::source::model::Stage,
+    agent: &str,
+    out: &mut BaseEdits,
+) {
+    let reference = &stage.base.reference;
+    let Some(base) = find_base(lock, Some(stage.index), reference)
+        .filter(|b| b.agent.as_deref() == Some(agent))
+    else {
+        out.skipped.push((
+            reference.span,
+            format!(
+                "`Bootstrap: {agent}` `{}` has no pin in the lock",
+                reference.written
+            ),
+            Some("run `imagelock freeze` (online) to lock it".into()),
+        ));
+        return;
+    };
+    let Some(value) = reference.value.as_deref() else {
+        return;
+    };
+    if !is_literal(&reference.written) {
+        out.skipped.push((
+            reference.span,
+            format!(
+                "`{}` cannot be pinned: it is built from a `{{{{ variable }}}}`",
+                reference.written
+            ),
+            Some("write the image as a literal to let rewrite pin it".into()),
+        ));
+        return;
+    }
+    let pinned = match agent {
+        "oras" => {
+            if let Some(e) = digest_edit(text, reference.span, &base.digest.to_string()) {
+                out.edits.push(e);
+            }
+            format!("{}@{}", without_digest(value), base.digest)
+        }
+        _ => {
+            let hashes: std::collections::BTreeSet<String> = base
+                .platforms
+                .iter()
+                .map(|p| p.digest.to_string())
+                .collect();
+            if hashes.len() > 1 {
+                out.skipped.push((
+                    reference.span,
+                    format!(
+                        "`{}` cannot be pinned: the Library serves another image for each locked platform, and `From:` names one hash",
+                        reference.written
+                    ),
+                    Some("lock one platform for this image, or keep the tag (the lock still pins each platform's hash)".into()),
+                ));
+                return;
+            }
+            let hash = format!("sha256.{}", base.digest.hex());
+            let (edit, pinned) = library_tag_edit(reference.span, &reference.written, &hash);
+            if let Some(e) = edit {
+                out.edits.push(e);
+            }
+            pinned
+        }
+    };
+    out.pinned_stages.push((stage.index, pinned));
+}
+
+/// The edit putting `hash` in place of the tag of a library reference
+/// written (literally) at `span`, and the reference it makes.
+fn library_tag_edit(span: Span, written: &str, hash: &str) -> (Option<Edit>, String) {
+    let last = written.rfind('/').map_or(0, |i| i + 1);
+    match written[last..].find(':') {
+        Some(colon) => {
+            let at = last + colon + 1;
+            let pinned = format!("{}{hash}", &written[..at]);
+            let edit = (&written[at..] != hash)
+                .then(|| Edit::new(Span::new(span.start + at, span.end), hash));
+            (edit, pinned)
+        }
+        None => (
+            Some(Edit::insert(span.end, format!(":{hash}"))),
+            format!("{written}:{hash}"),
+        ),
+    }
 }
 
 fn cannot_pin(reference: &Expanded, why: &str, digest: &str) -> (Span, String, Option<String>) {
@@ -336,6 +436,19 @@ mod tests {
         let t = "ARG B=\"python:3\"";
         let e = digest_edit(t, Span::new(6, 16), "sha256:ab").expect("edit");
         assert_eq!(e, Edit::insert(15, "@sha256:ab"));
+    }
+
+    #[test]
+    fn library_references_get_the_hash_in_place_of_the_tag() {
+        let t = "From: library://lib/default/alpine:3.18";
+        let (e, pinned) = library_tag_edit(Span::new(6, t.len()), &t[6..], "sha256.ab");
+        assert_eq!(e, Some(Edit::new(Span::new(35, t.len()), "sha256.ab")));
+        assert_eq!(pinned, "library://lib/default/alpine:sha256.ab");
+        let (e, pinned) = library_tag_edit(Span::new(6, 12), "alpine", "sha256.ab");
+        assert_eq!(e, Some(Edit::insert(12, ":sha256.ab")));
+        assert_eq!(pinned, "alpine:sha256.ab");
+        let (e, _) = library_tag_edit(Span::new(0, 16), "alpine:sha256.ab", "sha256.ab");
+        assert_eq!(e, None);
     }
 
     #[test]

@@ -200,6 +200,7 @@ fn synthetic_lock(def: &Definition, inputs: &Inputs, platforms: &[&str]) -> Lock
                 references: vec![plain.parse().unwrap()],
                 media_type: "application/vnd.oci.image.index.v1+json".parse().unwrap(),
                 built_from: None,
+                agent: None,
                 platforms: vec![],
             });
         }

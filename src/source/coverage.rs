@@ -66,14 +66,8 @@ pub fn os_packages(cmd: &InstallCommand) -> Class {
 /// `from` (its `From`, else `OSVersion` or `MirrorURL`) is not locked.
 pub fn agent_not_locked(agent: &str, from: &str) -> String {
     match agent {
-        "library" => format!(
-            "`Bootstrap: library` pulls `{from}` from a Library service (library://), whose image hash imagelock does not read; it is not looked up on Docker Hub instead"
-        ),
         "shub" => format!(
             "`Bootstrap: shub` names `{from}` on Singularity Hub, which is gone: the image can be neither fetched nor pinned"
-        ),
-        "oras" => format!(
-            "`Bootstrap: oras` pulls the SIF `{from}` stored as an ORAS artifact, whose digest imagelock does not pin yet"
         ),
         "docker-daemon" => format!(
             "`Bootstrap: docker-daemon` takes `{from}` from the local Docker daemon, whose image ID imagelock does not read yet"
@@ -725,13 +719,12 @@ impl Coverage {
                     &base.reference.written,
                     inputs,
                 )),
-                BaseTarget::Other { agent } => Some(Class::NotLocked(agent_not_locked(
+                BaseTarget::Other { agent } => Some(agent_class(
                     agent,
-                    base.reference
-                        .value
-                        .as_deref()
-                        .unwrap_or(&base.reference.written),
-                ))),
+                    base.reference.value.as_deref(),
+                    &base.reference.written,
+                    inputs,
+                )),
                 BaseTarget::Stage { .. } | BaseTarget::Scratch => None,
             };
             if let Some(class) = base_class {
@@ -880,6 +873,36 @@ impl Coverage {
             out.push_str(&unlocked.join(", "));
         }
         out
+    }
+}
+
+/// A base an Apptainer agent other than `docker` pulls: `oras` and
+/// `library` are pinned by freeze (see `crate::freeze::agents`), as a
+/// registry image is; the others say why not.
+fn agent_class(
+    agent: &str,
+    value: Option<&str>,
+    written: &str,
+    inputs: &CoverageInputs<'_>,
+) -> Class {
+    match agent {
+        "oras" | "library" => {
+            let what = if agent == "oras" {
+                "ORAS manifest and SIF digests"
+            } else {
+                "Library image hash"
+            };
+            match value {
+                Some(v) if (inputs.image_locked)(v) == Some(false) => Class::NotLocked(format!(
+                    "the lock has no {what} for `Bootstrap: {agent}` `{v}` (freeze ran offline, or the lock is stale)"
+                )),
+                Some(_) => Class::Locked(what.into()),
+                None => Class::NotLocked(format!(
+                    "`{written}` cannot be expanded, so nothing is locked"
+                )),
+            }
+        }
+        _ => Class::NotLocked(agent_not_locked(agent, value.unwrap_or(written))),
     }
 }
 

@@ -182,6 +182,7 @@ fn every_distribution_and_conda_record_above_the_base_is_reported() {
                 .parse()
                 .unwrap(),
             built_from: None,
+            agent: None,
             platforms: vec![LockedPlatformImage {
                 platform: "linux/amd64".parse().unwrap(),
                 digest: base_digest.parse().unwrap(),

@@ -161,6 +161,7 @@ fn verify_flags_a_hand_edited_lock() {
         digest: format!("sha256:{}", "1".repeat(64)).parse().unwrap(),
         media_type: "application/vnd.oci.image.index.v1+json".parse().unwrap(),
         built_from: None,
+        agent: None,
         platforms: Vec::new(),
     });
     let path = tmp.path().join("lockfiles/tool.lock");

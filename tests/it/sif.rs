@@ -644,6 +644,7 @@ fn lock_for(dir: &Path) -> LockedImage {
             digest: digest.clone(),
             media_type: t("application/vnd.oci.image.manifest.v1+json"),
             built_from: None,
+            agent: None,
             platforms: vec![LockedPlatformImage {
                 platform: "linux/amd64".parse().unwrap(),
                 digest,

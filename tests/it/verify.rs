@@ -297,6 +297,7 @@ fn derive_lock(w: &World, dir: &str, base_oci: &str) -> LockedImage {
                 .parse()
                 .unwrap(),
             built_from: None,
+            agent: None,
             platforms: vec![LockedPlatformImage {
                 platform: "linux/amd64".parse().unwrap(),
                 digest: digest.parse().unwrap(),
