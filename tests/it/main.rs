@@ -36,6 +36,7 @@ mod rpm;
 mod security;
 mod settings;
 mod sif;
+mod sif_agents;
 mod soak;
 mod update;
 mod verify;
