@@ -70,7 +70,11 @@ pub fn locked_name(config: &Config, stage: &Stage) -> Option<String> {
 }
 
 /// The Library service a stage pulls `reference` from.
-fn service(config: &Config, stage: &Stage, reference: &LibraryRef) -> Result<url::Url, LibraryError> {
+fn service(
+    config: &Config,
+    stage: &Stage,
+    reference: &LibraryRef,
+) -> Result<url::Url, LibraryError> {
     let configured = stage
         .base
         .library
@@ -110,7 +114,10 @@ pub async fn pin_all(
         let Some(name) = locked_name(config, stage) else {
             // An invalid reference: pinning says why.
             if let Some(r) = pin(config, session, stage, agent, written, "", platforms).await {
-                r.map_err(|c| FreezeError::image(&job.config.name, c))?;
+                r.map_err(|cause| FreezeError::Image {
+                    image: job.config.name.clone(),
+                    cause,
+                })?;
             }
             continue;
         };
@@ -127,7 +134,10 @@ pub async fn pin_all(
             continue;
         }
         if let Some(r) = pin(config, session, stage, agent, written, &name, platforms).await {
-            out.push(r.map_err(|c| FreezeError::image(&job.config.name, c))?);
+            out.push(r.map_err(|cause| FreezeError::Image {
+                image: job.config.name.clone(),
+                cause,
+            })?);
         }
     }
     Ok(out)
@@ -168,7 +178,7 @@ async fn pin(
     written: &str,
     name: &str,
     platforms: &[Platform],
-) -> Option<Result<LockedBase, ImageCause>> {
+) -> Option<Result<LockedBase, Box<ImageCause>>> {
     match agent {
         "oras" => Some(pin_oras(session, written, name, platforms).await),
         "library" => Some(pin_library(config, session, stage, written, name, platforms).await),
@@ -176,9 +186,12 @@ async fn pin(
     }
 }
 
-fn token(what: &str, value: &str) -> Result<Token, ImageCause> {
+fn token(what: &str, value: &str) -> Result<Token, Box<ImageCause>> {
     value.parse().map_err(|e| {
-        ImageCause::Internal(format!("`{}` as {what} of a lock: {e}", value.escape_debug()))
+        Box::new(ImageCause::Internal(format!(
+            "`{}` as {what} of a lock: {e}",
+            value.escape_debug()
+        )))
     })
 }
 
@@ -188,7 +201,7 @@ async fn pin_oras(
     written: &str,
     name: &str,
     platforms: &[Platform],
-) -> Result<LockedBase, ImageCause> {
+) -> Result<LockedBase, Box<ImageCause>> {
     let image = ImageRef::parse(written).map_err(|source| ImageCause::Reference {
         written: written.to_string(),
         source,
@@ -202,7 +215,8 @@ async fn pin_oras(
         reference: written.to_string(),
         why,
     };
-    let (media_type, config, layer) = oras_layer(&body, content_type.as_deref()).map_err(not_sif)?;
+    let (media_type, config, layer) =
+        oras_layer(&body, content_type.as_deref()).map_err(not_sif)?;
     Ok(LockedBase {
         name: token("a name", name)?,
         references: vec![token("a reference", written)?],
@@ -279,7 +293,7 @@ async fn pin_library(
     written: &str,
     name: &str,
     platforms: &[Platform],
-) -> Result<LockedBase, ImageCause> {
+) -> Result<LockedBase, Box<ImageCause>> {
     let reference = LibraryRef::parse(written).map_err(ImageCause::Library)?;
     let service = service(config, stage, &reference).map_err(ImageCause::Library)?;
     let mut locked = Vec::new();
@@ -288,12 +302,12 @@ async fn pin_library(
             .await
             .map_err(ImageCause::Library)?;
         if let Some(arch) = image.arch.as_deref().filter(|a| *a != p.architecture()) {
-            return Err(ImageCause::Library(LibraryError::NotFound {
+            return Err(Box::new(ImageCause::Library(LibraryError::NotFound {
                 service: crate::resolve::http::redact(&service),
                 path: reference.path.clone(),
                 tag: format!("{} (it answers with a `{arch}` image)", reference.tag),
                 arch: p.architecture().to_string(),
-            }));
+            })));
         }
         locked.push(LockedPlatformImage {
             platform: p.clone(),
@@ -339,7 +353,7 @@ pub async fn fetch_sif(
     stage: &Stage,
     base: &LockedBase,
     platform: &str,
-) -> Result<PathBuf, ImageCause> {
+) -> Result<PathBuf, Box<ImageCause>> {
     let digest = sif_digest(base, platform).ok_or_else(|| {
         ImageCause::Internal(format!(
             "the lock pins no SIF of `{}` for {platform}",
@@ -390,10 +404,10 @@ pub async fn fetch_sif(
             .map_err(ImageCause::Library)?;
         }
         other => {
-            return Err(ImageCause::Internal(format!(
+            return Err(Box::new(ImageCause::Internal(format!(
                 "no SIF to fetch for agent `{}`",
                 other.unwrap_or("docker")
-            )));
+            ))));
         }
     }
     Ok(path)
@@ -423,7 +437,7 @@ async fn store_blob(
     digest: &Digest,
     dest: &std::path::Path,
     written: &str,
-) -> Result<(), ImageCause> {
+) -> Result<(), Box<ImageCause>> {
     use sha2::{Digest as _, Sha256};
     use std::io::Write;
     let io = |e: std::io::Error| ImageCause::Internal(format!("writing `{}`: {e}", dest.display()));
@@ -441,9 +455,9 @@ async fn store_blob(
             {
                 size += chunk.len() as u64;
                 if size > SIF_CAP {
-                    return Err(ImageCause::Internal(format!(
+                    return Err(Box::new(ImageCause::Internal(format!(
                         "the SIF of `oras://{written}` is larger than {SIF_CAP} bytes"
-                    )));
+                    ))));
                 }
                 hasher.update(&chunk);
                 file.write_all(&chunk).map_err(io)?;
@@ -459,10 +473,12 @@ async fn store_blob(
     }
     let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
     if actual != digest.to_string() {
-        return Err(ImageCause::NotSif {
+        return Err(Box::new(ImageCause::NotSif {
             reference: written.to_string(),
-            why: format!("its SIF layer's content is {actual}, not the {digest} its manifest names"),
-        });
+            why: format!(
+                "its SIF layer's content is {actual}, not the {digest} its manifest names"
+            ),
+        }));
     }
     file.persist(dest).map_err(|e| io(e.error))?;
     Ok(())
@@ -505,13 +521,28 @@ mod tests {
         ));
         let (mt, c, l) = oras_layer(one.as_bytes(), None).unwrap();
         assert_eq!(mt, "application/vnd.oci.image.manifest.v1+json");
-        assert_eq!((c.to_string(), l.to_string()), (config.clone(), sif.clone()));
+        assert_eq!(
+            (c.to_string(), l.to_string()),
+            (config.clone(), sif.clone())
+        );
         let tar = m(&format!(
             r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{sif}","size":9}}"#
         ));
-        assert!(oras_layer(tar.as_bytes(), None).unwrap_err().contains("not `"));
-        assert!(oras_layer(m("").as_bytes(), None).unwrap_err().contains("0 layers"));
+        assert!(
+            oras_layer(tar.as_bytes(), None)
+                .unwrap_err()
+                .contains("not `")
+        );
+        assert!(
+            oras_layer(m("").as_bytes(), None)
+                .unwrap_err()
+                .contains("0 layers")
+        );
         let index = r#"{"schemaVersion":2,"manifests":[]}"#;
-        assert!(oras_layer(index.as_bytes(), None).unwrap_err().contains("index"));
+        assert!(
+            oras_layer(index.as_bytes(), None)
+                .unwrap_err()
+                .contains("index")
+        );
     }
 }

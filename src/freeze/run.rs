@@ -737,7 +737,8 @@ async fn agent_state(
     let state = cell
         .get_or_try_init(|| async {
             let cache_dir = &ctx.config.cache_dir;
-            if let Some(state) = PlatformState::load_cached(cache_dir, &digest.to_string(), platform)
+            if let Some(state) =
+                PlatformState::load_cached(cache_dir, &digest.to_string(), platform)
             {
                 return Ok::<_, FreezeError>(state);
             }
@@ -748,12 +749,15 @@ async fn agent_state(
             let path =
                 crate::freeze::agents::fetch_sif(ctx.config, ctx.session, stage, base, platform)
                     .await
-                    .map_err(err)?;
+                    .map_err(|cause| FreezeError::Image {
+                        image: job.config.name.clone(),
+                        cause,
+                    })?;
             let _permit = ctx.base_states.read_permit().await;
             let (reference, wanted, limits) = (
                 base.name.to_string(),
                 platform.to_string(),
-                ctx.config.limits.clone(),
+                ctx.config.limits,
             );
             let read = tokio::task::spawn_blocking(move || {
                 let p: crate::oci::Platform =

@@ -223,15 +223,13 @@ pub async fn image(
         });
     }
     if !resp.status.is_success() {
-        return Err(LibraryError::Status {
-            url: shown,
-            status,
-        });
+        return Err(LibraryError::Status { url: shown, status });
     }
-    let parsed: Response = serde_json::from_slice(&resp.body).map_err(|e| LibraryError::Invalid {
-        url: shown.clone(),
-        why: e.to_string(),
-    })?;
+    let parsed: Response =
+        serde_json::from_slice(&resp.body).map_err(|e| LibraryError::Invalid {
+            url: shown.clone(),
+            why: e.to_string(),
+        })?;
     let data = parsed.data.ok_or_else(|| LibraryError::Invalid {
         url: shown.clone(),
         why: "it has no `data`".into(),
@@ -274,10 +272,7 @@ pub async fn download(
         });
     }
     if !resp.status.is_success() {
-        return Err(LibraryError::Status {
-            url: shown,
-            status,
-        });
+        return Err(LibraryError::Status { url: shown, status });
     }
     let mut body = resp
         .stream

@@ -209,8 +209,8 @@ fn agent_edit(
     out: &mut BaseEdits,
 ) {
     let reference = &stage.base.reference;
-    let Some(base) = find_base(lock, Some(stage.index), reference)
-        .filter(|b| b.agent.as_deref() == Some(agent))
+    let Some(base) =
+        find_base(lock, Some(stage.index), reference).filter(|b| b.agent.as_deref() == Some(agent))
     else {
         out.skipped.push((
             reference.span,

@@ -490,7 +490,11 @@ fn relock(
                 .parse()
                 .map_err(|e| reparse(format!("the pinned name {e}")))?;
             base.name = renamed.clone();
-            for s in out.stages.iter_mut().filter(|s| s.base_name.as_ref() == Some(&name)) {
+            for s in out
+                .stages
+                .iter_mut()
+                .filter(|s| s.base_name.as_ref() == Some(&name))
+            {
                 s.base_name = Some(renamed.clone());
             }
         }

@@ -681,10 +681,7 @@ pub fn parse_with(
         };
         // apptainer reads `Library:` only for the library agent.
         let library = match header("library").filter(|_| agent == "library") {
-            Some(h) => tpl
-                .expanded(h.value_span)?
-                .value
-                .filter(|v| !v.is_empty()),
+            Some(h) => tpl.expanded(h.value_span)?.value.filter(|v| !v.is_empty()),
             None => None,
         };
         let mut stage = Stage {

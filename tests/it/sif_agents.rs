@@ -79,7 +79,13 @@ fn http(
 /// Uploads a blob (`POST` then `PUT ?digest=`), as any registry client.
 fn push_blob(addr: &str, repo: &str, bytes: &[u8]) -> String {
     let digest = sha256(bytes);
-    let (code, headers, _) = http(addr, "POST", &format!("/v2/{repo}/blobs/uploads/"), &[], b"");
+    let (code, headers, _) = http(
+        addr,
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[],
+        b"",
+    );
     assert_eq!(code, 202, "upload start");
     let location = &headers["location"];
     let path = location
@@ -123,10 +129,7 @@ fn push_oras(addr: &str, repo: &str, tag: &str, sif: &[u8]) -> (String, String) 
         addr,
         "PUT",
         &format!("/v2/{repo}/manifests/{tag}"),
-        &[(
-            "Content-Type",
-            "application/vnd.oci.image.manifest.v1+json",
-        )],
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
         &manifest,
     );
     assert_eq!(code, 201, "{}", String::from_utf8_lossy(&body));
@@ -188,12 +191,18 @@ fn an_oras_base_is_pinned_at_the_registry_and_read_from_its_sif() {
     assert_eq!(code, 0, "{out}\n{err}");
     let lock = read(&d.join("lockfiles/app.lock"));
     assert!(lock.contains("agent = \"oras\""), "{lock}");
-    assert!(lock.contains(&format!("name = \"oras://{from}\"")), "{lock}");
+    assert!(
+        lock.contains(&format!("name = \"oras://{from}\"")),
+        "{lock}"
+    );
     assert!(lock.contains(&format!("digest = \"{manifest}\"")), "{lock}");
     assert!(lock.contains(&layer), "the SIF layer's digest: {lock}");
     assert!(!lock.contains("docker.io"), "{lock}");
     // The step locked on top of the SIF's Python.
-    assert!(lock.contains("name = \"app\"") && lock.contains("name = \"lib\""), "{lock}");
+    assert!(
+        lock.contains("name = \"app\"") && lock.contains("name = \"lib\""),
+        "{lock}"
+    );
     assert!(!err.contains("not locked"), "{err}");
 
     let (code, out, err) = imagelock_in(d, &["rewrite"]);
@@ -219,10 +228,12 @@ fn an_oras_base_is_pinned_at_the_registry_and_read_from_its_sif() {
     assert_eq!(code, 0, "{out}\n{err}");
     let newer = base_sif(d, "2.0");
     let (moved, _) = push_oras(&registry.addr, "sif/oras-base", "1", &newer);
-    let (code, out, err) =
-        imagelock_in(d, &["drift", "--format", "json", "--fail-on", "base"]);
+    let (code, out, err) = imagelock_in(d, &["drift", "--format", "json", "--fail-on", "base"]);
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(out.contains(&format!("oras://{from}")) && out.contains(&moved), "{out}");
+    assert!(
+        out.contains(&format!("oras://{from}")) && out.contains(&moved),
+        "{out}"
+    );
     // freeze keeps the pin; --update-base moves it.
     let (code, _, err) = imagelock_in(d, &["freeze"]);
     assert_eq!(code, 0, "{err}");
@@ -253,10 +264,7 @@ fn an_oras_reference_to_something_else_than_a_sif_is_refused() {
         &registry.addr,
         "PUT",
         "/v2/sif/not-sif/manifests/1",
-        &[(
-            "Content-Type",
-            "application/vnd.oci.image.manifest.v1+json",
-        )],
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
         &manifest,
     );
     assert_eq!(code, 201);
@@ -268,7 +276,8 @@ fn an_oras_reference_to_something_else_than_a_sif_is_refused() {
     let (code, out, err) = imagelock_in(d, &["freeze", "app.def"]);
     assert_eq!(code, 2, "{out}\n{err}");
     assert!(
-        err.contains("is not a SIF image") && err.contains("application/vnd.oci.image.layer.v1.tar"),
+        err.contains("is not a SIF image")
+            && err.contains("application/vnd.oci.image.layer.v1.tar"),
         "{err}"
     );
 }
@@ -367,7 +376,12 @@ fn serve(stream: TcpStream, tags: &Mutex<BTreeMap<String, Vec<u8>>>, seen: &Mute
                     "uploaded": true,
                 }}))
                 .unwrap();
-                respond(&mut out, "200 OK", "Content-Type: application/json\r\n", &body);
+                respond(
+                    &mut out,
+                    "200 OK",
+                    "Content-Type: application/json\r\n",
+                    &body,
+                );
             }
             None => respond(&mut out, "404 Not Found", "", b"{\"error\":{\"code\":404}}"),
         }
@@ -375,7 +389,12 @@ fn serve(stream: TcpStream, tags: &Mutex<BTreeMap<String, Vec<u8>>>, seen: &Mute
         match find(key) {
             Some(sif) => {
                 let hex = sha256(&sif).replace("sha256:", "");
-                respond(&mut out, "303 See Other", &format!("Location: /download/{hex}\r\n"), b"");
+                respond(
+                    &mut out,
+                    "303 See Other",
+                    &format!("Location: /download/{hex}\r\n"),
+                    b"",
+                );
             }
             None => respond(&mut out, "404 Not Found", "", b""),
         }
@@ -387,7 +406,12 @@ fn serve(stream: TcpStream, tags: &Mutex<BTreeMap<String, Vec<u8>>>, seen: &Mute
             .find(|v| sha256(v) == format!("sha256:{hex}"))
             .cloned();
         match sif {
-            Some(sif) => respond(&mut out, "200 OK", "Content-Type: application/octet-stream\r\n", &sif),
+            Some(sif) => respond(
+                &mut out,
+                "200 OK",
+                "Content-Type: application/octet-stream\r\n",
+                &sif,
+            ),
             None => respond(&mut out, "404 Not Found", "", b""),
         }
     } else {
@@ -443,18 +467,27 @@ fn a_library_base_is_pinned_by_its_image_hash_and_read_from_its_sif() {
         assert!(lock.contains("agent = \"library\""), "{lock}");
         assert!(lock.contains(&format!("name = \"{name}\"")), "{lock}");
         assert!(lock.contains(&format!("digest = \"{hash}\"")), "{lock}");
-        assert!(lock.contains("media-type = \"application/vnd.sylabs.sif.layer.v1.sif\""), "{lock}");
+        assert!(
+            lock.contains("media-type = \"application/vnd.sylabs.sif.layer.v1.sif\""),
+            "{lock}"
+        );
         assert!(!lock.contains("docker.io"), "{lock}");
-        assert!(lock.contains("name = \"app\"") && lock.contains("name = \"lib\""), "{lock}");
+        assert!(
+            lock.contains("name = \"app\"") && lock.contains("name = \"lib\""),
+            "{lock}"
+        );
     }
     let seen = library.seen.lock().unwrap().clone();
     assert!(
-        seen.iter().any(|l| l.starts_with("GET /v1/images/lab/tools/base:1?arch=amd64 ")),
+        seen.iter()
+            .any(|l| l.starts_with("GET /v1/images/lab/tools/base:1?arch=amd64 ")),
         "{seen:?}"
     );
     // The file is fetched by the hash, not the tag.
     assert!(
-        seen.iter().any(|l| l.starts_with(&format!("GET /v1/imagefile/lab/tools/base:sha256.{hex}?arch=amd64 "))),
+        seen.iter().any(|l| l.starts_with(&format!(
+            "GET /v1/imagefile/lab/tools/base:sha256.{hex}?arch=amd64 "
+        ))),
         "{seen:?}"
     );
 
@@ -507,8 +540,14 @@ fn an_unpinned_library_base_is_reported_not_locked() {
     .unwrap();
     let (code, out, err) = imagelock_in(d, &["freeze", "--offline", "app.def"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(err.contains("`Bootstrap: library` base `library/default/alpine:3.18` is not pinned"), "{err}");
+    assert!(
+        err.contains("`Bootstrap: library` base `library/default/alpine:3.18` is not pinned"),
+        "{err}"
+    );
     assert!(err.contains("the lock has no Library image hash"), "{err}");
     let lock = read(&d.join("lockfiles/app.lock"));
-    assert!(!lock.contains("[[bases]]") && !lock.contains("docker.io"), "{lock}");
+    assert!(
+        !lock.contains("[[bases]]") && !lock.contains("docker.io"),
+        "{lock}"
+    );
 }
