@@ -127,6 +127,9 @@ pub async fn pin_all(
         let kept = previous(job.previous.as_ref(), &name, written, platforms)
             .filter(|_| !update_base || offline);
         if let Some(base) = kept {
+            if !offline && let Some(m) = oras_mismatch(session, written, &base).await {
+                return Err(job.hash_mismatch(m));
+            }
             out.push(base);
             continue;
         }
@@ -141,6 +144,54 @@ pub async fn pin_all(
         }
     }
     Ok(out)
+}
+
+/// For a kept `oras` pin: what the registry serves under the locked
+/// manifest digest, when it is not the locked SIF layer (or nothing). A
+/// registry that cannot be asked is left to the SIF fetch, which fails
+/// loudly if the layer is gone.
+async fn oras_mismatch(
+    session: &Session,
+    written: &str,
+    base: &LockedBase,
+) -> Option<crate::freeze::check::HashMismatch> {
+    if base.agent.as_deref() != Some("oras") {
+        return None;
+    }
+    let image = ImageRef::parse(written)
+        .ok()?
+        .with_digest(base.digest.clone());
+    let mismatch = |key: &'static str, locked: String, served: Option<String>| {
+        crate::freeze::check::HashMismatch {
+            subject: crate::freeze::check::Subject::Base,
+            name: base.name.to_string(),
+            artifact: String::new(),
+            key,
+            locked,
+            served,
+        }
+    };
+    let (_, content_type, body) = match session.registry.manifest(&image).await {
+        Ok(found) => found,
+        Err(crate::resolve::ResolveError::NotFound { .. }) => {
+            return Some(mismatch("digest", base.digest.to_string(), None));
+        }
+        Err(_) => return None,
+    };
+    let (_, _, layer) = oras_layer(&body, content_type.as_deref()).ok()?;
+    base.platforms
+        .iter()
+        .find(|p| p.diff_ids.first() != Some(&layer))
+        .map(|p| {
+            mismatch(
+                "diff-ids",
+                p.diff_ids
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                Some(layer.to_string()),
+            )
+        })
 }
 
 /// The previous lock's pin of `name`, when it is for the same reference

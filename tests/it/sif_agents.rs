@@ -226,6 +226,23 @@ fn an_oras_base_is_pinned_at_the_registry_and_read_from_its_sif() {
     .unwrap();
     let (code, out, err) = imagelock_in(d, &["freeze"]);
     assert_eq!(code, 0, "{out}\n{err}");
+    // A lock edited to a manifest the registry does not have is refused,
+    // naming the lock line.
+    let good = read(&d.join("lockfiles/app.lock"));
+    let bogus = format!("sha256:{}", "0".repeat(64));
+    std::fs::write(
+        d.join("lockfiles/app.lock"),
+        good.replace(&manifest, &bogus),
+    )
+    .unwrap();
+    let (code, out, err) = imagelock_in(d, &["freeze"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains("has nothing under that digest") && err.contains("app.lock:"),
+        "{err}"
+    );
+    std::fs::write(d.join("lockfiles/app.lock"), &good).unwrap();
+
     let newer = base_sif(d, "2.0");
     let (moved, _) = push_oras(&registry.addr, "sif/oras-base", "1", &newer);
     let (code, out, err) = imagelock_in(d, &["drift", "--format", "json", "--fail-on", "base"]);
