@@ -516,6 +516,11 @@ fn a_library_base_is_pinned_by_its_image_hash_and_read_from_its_sif() {
     let (code, out, err) = imagelock_in(d, &["drift", "--format", "json", "--fail-on", "base"]);
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(out.contains(&name) && out.contains(&moved), "{out}");
+    let (code, out, err) = imagelock_in(d, &["freeze", "--check", "--update-base"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains(&moved), "{out}");
+    let (code, out, err) = imagelock_in(d, &["freeze", "--check"]);
+    assert_eq!(code, 0, "{out}\n{err}");
     let (code, _, err) = imagelock_in(d, &["freeze"]);
     assert_eq!(code, 0, "{err}");
     assert!(read(&d.join("lockfiles/header.lock")).contains(&hash));
