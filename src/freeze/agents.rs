@@ -275,6 +275,8 @@ async fn pin_oras(
         media_type: token("a media type", &media_type)?,
         built_from: None,
         agent: Some(token("an agent", "oras")?),
+        // The manifest digest is the registry's.
+        pinned: None,
         platforms: platforms
             .iter()
             .map(|p| LockedPlatformImage {
@@ -378,6 +380,7 @@ async fn pin_library(
         media_type: token("a media type", SIF_MEDIA_TYPE)?,
         built_from: None,
         agent: Some(token("an agent", "library")?),
+        pinned: Some(token("a pin kind", "file-sha256")?),
         platforms: locked,
     })
 }

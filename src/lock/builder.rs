@@ -187,6 +187,7 @@ impl LockedBase {
             media_type: check(&what, "media-type", &image.media_type)?,
             built_from: None,
             agent: None,
+            pinned: None,
             platforms: image
                 .platforms
                 .iter()
@@ -738,6 +739,7 @@ impl LockedBase {
             media_type: check(&what, "media-type", LOCK_MEDIA_TYPE)?,
             built_from: Some(check(&what, "built-from", parent)?),
             agent: None,
+            pinned: None,
             platforms: Vec::new(),
         })
     }

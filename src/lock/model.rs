@@ -125,6 +125,11 @@ pub struct LockedBase {
     /// file the Library serves, its image hash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<Token>,
+    /// What `digest` is when it is not a registry's manifest or index
+    /// digest: `file-sha256` (the sha256 of the file itself, as a `library`
+    /// image hash is of the SIF). Absent: a registry digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<Token>,
     /// Per platform: the manifest builders use, and its layers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<LockedPlatformImage>,

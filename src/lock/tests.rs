@@ -42,6 +42,7 @@ pub(crate) fn sample() -> LockedImage {
             media_type: "application/vnd.oci.image.index.v1+json".parse().unwrap(),
             built_from: None,
             agent: None,
+            pinned: None,
             platforms: vec![
                 LockedPlatformImage {
                     platform: "linux/arm64/v8".parse().unwrap(),

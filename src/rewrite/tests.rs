@@ -201,6 +201,7 @@ fn synthetic_lock(def: &Definition, inputs: &Inputs, platforms: &[&str]) -> Lock
                 media_type: "application/vnd.oci.image.index.v1+json".parse().unwrap(),
                 built_from: None,
                 agent: None,
+                pinned: None,
                 platforms: vec![],
             });
         }

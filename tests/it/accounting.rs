@@ -183,6 +183,7 @@ fn every_distribution_and_conda_record_above_the_base_is_reported() {
                 .unwrap(),
             built_from: None,
             agent: None,
+            pinned: None,
             platforms: vec![LockedPlatformImage {
                 platform: "linux/amd64".parse().unwrap(),
                 digest: base_digest.parse().unwrap(),

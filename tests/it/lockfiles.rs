@@ -162,6 +162,7 @@ fn verify_flags_a_hand_edited_lock() {
         media_type: "application/vnd.oci.image.index.v1+json".parse().unwrap(),
         built_from: None,
         agent: None,
+        pinned: None,
         platforms: Vec::new(),
     });
     let path = tmp.path().join("lockfiles/tool.lock");

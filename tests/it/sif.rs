@@ -645,6 +645,7 @@ fn lock_for(dir: &Path) -> LockedImage {
             media_type: t("application/vnd.oci.image.manifest.v1+json"),
             built_from: None,
             agent: None,
+            pinned: None,
             platforms: vec![LockedPlatformImage {
                 platform: "linux/amd64".parse().unwrap(),
                 digest,

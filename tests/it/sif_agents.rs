@@ -482,6 +482,7 @@ fn a_library_base_is_pinned_by_its_image_hash_and_read_from_its_sif() {
     for image in ["header", "config"] {
         let lock = read(&d.join(format!("lockfiles/{image}.lock")));
         assert!(lock.contains("agent = \"library\""), "{lock}");
+        assert!(lock.contains("pinned = \"file-sha256\""), "{lock}");
         assert!(lock.contains(&format!("name = \"{name}\"")), "{lock}");
         assert!(lock.contains(&format!("digest = \"{hash}\"")), "{lock}");
         assert!(

@@ -298,6 +298,7 @@ fn derive_lock(w: &World, dir: &str, base_oci: &str) -> LockedImage {
                 .unwrap(),
             built_from: None,
             agent: None,
+            pinned: None,
             platforms: vec![LockedPlatformImage {
                 platform: "linux/amd64".parse().unwrap(),
                 digest: digest.parse().unwrap(),
