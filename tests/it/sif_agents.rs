@@ -204,6 +204,16 @@ fn an_oras_base_is_pinned_at_the_registry_and_read_from_its_sif() {
         "{lock}"
     );
     assert!(!err.contains("not locked"), "{err}");
+    let (code, bom, err) = imagelock_in(d, &["export", "--to", "sbom", "app"]);
+    assert_eq!(code, 0, "{err}");
+    let purl = format!(
+        "pkg:oci/oras-base@{}?repository_url={}",
+        manifest.replace(':', "%3A"),
+        format!("{}/sif/oras-base", registry.addr)
+            .replace(':', "%3A")
+            .replace('/', "%2F")
+    );
+    assert!(bom.contains(&purl), "{purl}\n{bom}");
 
     let (code, out, err) = imagelock_in(d, &["rewrite"]);
     assert_eq!(code, 0, "{out}\n{err}");
@@ -495,6 +505,13 @@ fn a_library_base_is_pinned_by_its_image_hash_and_read_from_its_sif() {
             "{lock}"
         );
     }
+    // The SBOM names the SIF by its hash, never as an OCI image.
+    let (code, bom, err) = imagelock_in(d, &["export", "--to", "sbom", "header"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        bom.contains(&format!("sif:{hash}")) && !bom.contains("pkg:oci"),
+        "{bom}"
+    );
     let seen = library.seen.lock().unwrap().clone();
     assert!(
         seen.iter()
