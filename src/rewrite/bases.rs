@@ -451,6 +451,62 @@ mod tests {
         assert_eq!(e, None);
     }
 
+    /// A library base whose tag names another image per locked platform
+    /// cannot be written as one hash: it is skipped, saying why; with one
+    /// hash, the hash replaces the tag.
+    #[test]
+    fn a_library_base_is_pinned_only_when_every_platform_has_its_hash() {
+        use crate::lock::{LockedPlatformImage, LockedStage};
+        use crate::oci::Digest;
+        use std::collections::BTreeMap;
+        let text = "Bootstrap: library\nFrom: e/c/tool:1\n";
+        let def =
+            crate::source::apptainer::parse(std::path::Path::new("a.def"), text, &BTreeMap::new())
+                .unwrap();
+        let name = "library://lib/e/c/tool:1";
+        let stage = LockedStage::new(0, None, "e/c/tool:1", Some(name)).unwrap();
+        let platforms = ["linux/amd64".to_string(), "linux/arm64".to_string()];
+        let mut lock = LockedImage::skeleton(
+            "a",
+            "a.def",
+            Digest::sha256_of(b""),
+            &platforms,
+            vec![stage],
+        )
+        .unwrap();
+        let h = |c: &str| -> Digest { format!("sha256:{}", c.repeat(64)).parse().unwrap() };
+        let at = |p: &str, d: Digest| LockedPlatformImage {
+            platform: p.parse().unwrap(),
+            digest: d.clone(),
+            config: d.clone(),
+            diff_ids: vec![d],
+        };
+        lock.bases.push(LockedBase {
+            name: name.parse().unwrap(),
+            references: vec!["e/c/tool:1".parse().unwrap()],
+            digest: h("a"),
+            media_type: "application/vnd.sylabs.sif.layer.v1.sif".parse().unwrap(),
+            built_from: None,
+            agent: Some("library".parse().unwrap()),
+            pinned: Some("file-sha256".parse().unwrap()),
+            platforms: vec![at("linux/amd64", h("a")), at("linux/arm64", h("b"))],
+        });
+        let out = base_edits(&def, text, &lock, &BTreeMap::new());
+        assert!(out.edits.is_empty());
+        assert!(
+            out.skipped[0]
+                .1
+                .contains("another image for each locked platform"),
+            "{:?}",
+            out.skipped
+        );
+        lock.bases[0].platforms.pop();
+        let out = base_edits(&def, text, &lock, &BTreeMap::new());
+        let hash = format!("sha256.{}", "a".repeat(64));
+        assert_eq!(out.edits, vec![Edit::new(Span::new(34, 35), hash.clone())]);
+        assert_eq!(out.pinned_stages, vec![(0, format!("e/c/tool:{hash}"))]);
+    }
+
     #[test]
     fn variables_are_found_at_the_end_and_counted() {
         assert_eq!(trailing_variable("repo:${TAG}").as_deref(), Some("TAG"));
