@@ -78,12 +78,17 @@ fn http(
 
 /// Uploads a blob (`POST` then `PUT ?digest=`), as any registry client.
 fn push_blob(addr: &str, repo: &str, bytes: &[u8]) -> String {
+    push_blob_as(addr, repo, bytes, &[])
+}
+
+/// [`push_blob`] with extra headers (credentials).
+fn push_blob_as(addr: &str, repo: &str, bytes: &[u8], auth: &[(&str, &str)]) -> String {
     let digest = sha256(bytes);
     let (code, headers, _) = http(
         addr,
         "POST",
         &format!("/v2/{repo}/blobs/uploads/"),
-        &[],
+        auth,
         b"",
     );
     assert_eq!(code, 202, "upload start");
@@ -92,11 +97,13 @@ fn push_blob(addr: &str, repo: &str, bytes: &[u8]) -> String {
         .strip_prefix(&format!("http://{addr}"))
         .unwrap_or(location);
     let sep = if path.contains('?') { '&' } else { '?' };
+    let mut put = vec![("Content-Type", "application/octet-stream")];
+    put.extend_from_slice(auth);
     let (code, _, body) = http(
         addr,
         "PUT",
         &format!("{path}{sep}digest={digest}"),
-        &[("Content-Type", "application/octet-stream")],
+        &put,
         bytes,
     );
     assert_eq!(code, 201, "{}", String::from_utf8_lossy(&body));
@@ -107,8 +114,19 @@ fn push_blob(addr: &str, repo: &str, bytes: &[u8]) -> String {
 /// the empty `{}` config of type `application/vnd.sylabs.sif.config.v1+json`
 /// and the SIF as its one layer. Returns (manifest digest, SIF digest).
 fn push_oras(addr: &str, repo: &str, tag: &str, sif: &[u8]) -> (String, String) {
-    let config = push_blob(addr, repo, b"{}");
-    let layer = push_blob(addr, repo, sif);
+    push_oras_as(addr, repo, tag, sif, &[])
+}
+
+/// [`push_oras`] with extra headers (credentials).
+fn push_oras_as(
+    addr: &str,
+    repo: &str,
+    tag: &str,
+    sif: &[u8],
+    auth: &[(&str, &str)],
+) -> (String, String) {
+    let config = push_blob_as(addr, repo, b"{}", auth);
+    let layer = push_blob_as(addr, repo, sif, auth);
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -125,11 +143,13 @@ fn push_oras(addr: &str, repo: &str, tag: &str, sif: &[u8]) -> (String, String) 
         }],
     }))
     .unwrap();
+    let mut put = vec![("Content-Type", "application/vnd.oci.image.manifest.v1+json")];
+    put.extend_from_slice(auth);
     let (code, _, body) = http(
         addr,
         "PUT",
         &format!("/v2/{repo}/manifests/{tag}"),
-        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        &put,
         &manifest,
     );
     assert_eq!(code, 201, "{}", String::from_utf8_lossy(&body));
@@ -268,6 +288,79 @@ fn an_oras_base_is_pinned_at_the_registry_and_read_from_its_sif() {
     let (code, _, err) = imagelock_in(d, &["freeze", "--update-base"]);
     assert_eq!(code, 0, "{err}");
     assert!(read(&d.join("lockfiles/app.lock")).contains(&moved));
+}
+
+/// A registry that wants credentials gets those of `DOCKER_CONFIG` for
+/// the manifest and the SIF blob alike; without them freeze fails naming
+/// the registry, and the password shows nowhere.
+#[test]
+fn an_oras_base_of_a_private_registry_is_pinned_with_its_credentials() {
+    use crate::common::registry::{PASSWORD, USER};
+    use base64::Engine as _;
+    if !crate::common::require_tool("mksquashfs", "apt-get install -y squashfs-tools") {
+        return;
+    }
+    let Some(registry) = server(AuthKind::Htpasswd) else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let basic = format!("Basic {auth}");
+    let sif = base_sif(d, "1.0");
+    let (manifest, _) = push_oras_as(
+        &registry.addr,
+        "sif/private",
+        "1",
+        &sif,
+        &[("Authorization", basic.as_str())],
+    );
+    let index = index(d);
+    std::fs::write(
+        d.join("app.def"),
+        format!(
+            "Bootstrap: oras\nFrom: {}/sif/private:1\n\n%post\n    pip install app==1.0\n",
+            registry.addr
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("imagelock.toml"),
+        format!(
+            "[images.app]\nfile = \"app.def\"\n\n[pypi]\nindex-url = \"{}/simple/\"\n",
+            index.url()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("docker")).unwrap();
+    std::fs::write(
+        d.join("docker/config.json"),
+        format!(
+            "{{\"auths\": {{\"{}\": {{\"auth\": \"{auth}\"}}}}}}",
+            registry.addr
+        ),
+    )
+    .unwrap();
+    let freeze = |config: &str| {
+        run(imagelock()
+            .current_dir(d)
+            .env("IMAGELOCK_CACHE_DIR", d.join("cache"))
+            .env("DOCKER_CONFIG", d.join(config))
+            .args(["freeze"]))
+    };
+    let (code, out, err) = freeze("no-docker");
+    assert_eq!(code, 2, "anonymous is refused: {out}\n{err}");
+    assert!(err.contains(&registry.addr), "{err}");
+    let (code, out, err) = freeze("docker");
+    assert_eq!(code, 0, "{out}\n{err}");
+    let lock = read(&d.join("lockfiles/app.lock"));
+    assert!(
+        lock.contains(&manifest) && lock.contains("name = \"app\""),
+        "{lock}"
+    );
+    for text in [&lock, &out, &err] {
+        assert!(!text.contains(PASSWORD), "{text}");
+    }
 }
 
 /// An ORAS tag that is not a SIF (an ordinary image) is refused, naming it.
