@@ -412,6 +412,8 @@ struct Library {
     tags: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
     /// Request lines seen.
     seen: Arc<Mutex<Vec<String>>>,
+    /// Serve files with their last byte changed.
+    corrupt: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Library {
@@ -420,15 +422,21 @@ impl Library {
         let addr = listener.local_addr().unwrap().to_string();
         let tags: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::default();
         let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (t, s) = (tags.clone(), seen.clone());
+        let corrupt: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let (t, s, c) = (tags.clone(), seen.clone(), corrupt.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (t, s) = (t.clone(), s.clone());
-                std::thread::spawn(move || serve(stream, &t, &s));
+                let (t, s, c) = (t.clone(), s.clone(), c.clone());
+                std::thread::spawn(move || serve(stream, &t, &s, &c));
             }
         });
-        Library { addr, tags, seen }
+        Library {
+            addr,
+            tags,
+            seen,
+            corrupt,
+        }
     }
 
     fn url(&self) -> String {
@@ -446,7 +454,12 @@ impl Library {
     }
 }
 
-fn serve(stream: TcpStream, tags: &Mutex<BTreeMap<String, Vec<u8>>>, seen: &Mutex<Vec<String>>) {
+fn serve(
+    stream: TcpStream,
+    tags: &Mutex<BTreeMap<String, Vec<u8>>>,
+    seen: &Mutex<Vec<String>>,
+    corrupt: &std::sync::atomic::AtomicBool,
+) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
@@ -526,12 +539,19 @@ fn serve(stream: TcpStream, tags: &Mutex<BTreeMap<String, Vec<u8>>>, seen: &Mute
             .find(|v| sha256(v) == format!("sha256:{hex}"))
             .cloned();
         match sif {
-            Some(sif) => respond(
-                &mut out,
-                "200 OK",
-                "Content-Type: application/octet-stream\r\n",
-                &sif,
-            ),
+            Some(mut sif) => {
+                if corrupt.load(std::sync::atomic::Ordering::Relaxed)
+                    && let Some(last) = sif.last_mut()
+                {
+                    *last ^= 1;
+                }
+                respond(
+                    &mut out,
+                    "200 OK",
+                    "Content-Type: application/octet-stream\r\n",
+                    &sif,
+                );
+            }
             None => respond(&mut out, "404 Not Found", "", b""),
         }
     } else {
@@ -683,4 +703,35 @@ fn an_unpinned_library_base_is_reported_not_locked() {
         !lock.contains("[[bases]]") && !lock.contains("docker.io"),
         "{lock}"
     );
+}
+
+/// What the Library serves is checked: a file that does not hash to the
+/// image hash is refused, and one that is not a SIF is named as such.
+#[test]
+fn a_library_file_is_checked_against_its_hash_and_read_as_a_sif() {
+    let dir = tempdir();
+    let d = dir.path();
+    let library = Library::start();
+    library.tag("e/c/bad:1", b"not a SIF at all".to_vec());
+    std::fs::write(
+        d.join("app.def"),
+        format!(
+            "Bootstrap: library\nLibrary: {}\nFrom: e/c/bad:1\n\n%post\n    echo hi\n",
+            library.url()
+        ),
+    )
+    .unwrap();
+    library
+        .corrupt
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let (code, out, err) = imagelock_in(d, &["freeze", "app.def"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(err.contains("not the image hash"), "{err}");
+    assert!(!d.join("lockfiles/app.lock").exists());
+    library
+        .corrupt
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    let (code, out, err) = imagelock_in(d, &["freeze", "app.def"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(err.contains("reading base `library://"), "{err}");
 }
