@@ -135,6 +135,19 @@ pub struct LockedBase {
     pub platforms: Vec<LockedPlatformImage>,
 }
 
+impl LockedBase {
+    /// Whether it was read on this machine (an Apptainer `docker-daemon`,
+    /// `docker-archive`, `oci-archive`, `oci` or `localimage` base) rather
+    /// than pinned where a service can be asked again: registry images and
+    /// the `oras` and `library` agents' bases are not local.
+    pub fn is_local(&self) -> bool {
+        matches!(
+            self.agent.as_deref(),
+            Some("docker-daemon" | "docker-archive" | "oci-archive" | "oci" | "localimage")
+        )
+    }
+}
+
 /// The image one platform gets.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
