@@ -336,10 +336,13 @@ fn stage_human(
             format!("{agent} image")
         }
     };
-    let via = base
+    let mut via = base
         .from_arg
         .as_ref()
         .map_or_else(String::new, |a| format!(", from ARG {a}"));
+    if let Some(library) = &base.library {
+        via.push_str(&format!(", Library {library}"));
+    }
     let _ = writeln!(out, "    base {} ({meaning}{via})", show(&base.reference));
     if let Some(p) = &stage.platform {
         let _ = writeln!(out, "    platform {}", show(p));

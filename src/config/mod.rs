@@ -76,6 +76,8 @@ struct RawConfig {
     #[serde(default)]
     apt: AptConfig,
     #[serde(default)]
+    apptainer: ApptainerConfig,
+    #[serde(default)]
     steps: StepsConfig,
     #[serde(default)]
     rewrite: RewriteConfig,
@@ -92,6 +94,29 @@ pub struct AptConfig {
     /// under the archive's URI, checked against the image's keys as ever.
     #[serde(default)]
     pub mirrors: BTreeMap<String, String>,
+}
+
+/// `[apptainer]`: the services Apptainer definition files pull from.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ApptainerConfig {
+    /// The Library service `Bootstrap: library` pulls from when the
+    /// definition names none (no `Library:` header, no host in `From:`);
+    /// [`DEFAULT_LIBRARY`] when unset. Set it to the `apptainer remote`
+    /// endpoint your builds use.
+    #[serde(default)]
+    pub library: Option<String>,
+}
+
+/// The Library service used when neither the definition nor
+/// `[apptainer] library` names one: Sylabs' public library.
+pub const DEFAULT_LIBRARY: &str = "https://library.sylabs.io";
+
+impl ApptainerConfig {
+    /// The configured Library URL, or [`DEFAULT_LIBRARY`].
+    pub fn library_url(&self) -> &str {
+        self.library.as_deref().unwrap_or(DEFAULT_LIBRARY)
+    }
 }
 
 /// `[rewrite]`: what `rewrite` writes besides pins.
@@ -353,6 +378,7 @@ pub struct Config {
     pub network: NetworkConfig,
     pub limits: LimitsConfig,
     pub apt: AptConfig,
+    pub apptainer: ApptainerConfig,
     pub steps: StepsConfig,
     pub rewrite: RewriteConfig,
 }
@@ -498,6 +524,7 @@ impl Config {
             network,
             limits: raw.limits,
             apt: raw.apt,
+            apptainer: raw.apptainer,
             steps: raw.steps,
             rewrite: raw.rewrite,
         })
@@ -537,6 +564,7 @@ impl Config {
             network: NetworkConfig::default(),
             limits: LimitsConfig::default(),
             apt: AptConfig::default(),
+            apptainer: ApptainerConfig::default(),
             steps: StepsConfig::default(),
             rewrite: RewriteConfig::default(),
         }

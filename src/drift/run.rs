@@ -195,5 +195,13 @@ async fn bases_only(
     if let Ok(r) = resolve_bases(&resolvers.registry, job, &platforms, options, &repo).await {
         lock.bases = r.bases;
     }
+    let wanted: Vec<crate::oci::Platform> =
+        platforms.iter().filter_map(|p| p.parse().ok()).collect();
+    let offline = options.offline || resolvers.offline();
+    if let Ok(agent_bases) =
+        crate::freeze::agents::pin_all(config, resolvers, job, &wanted, true, offline).await
+    {
+        lock.bases.extend(agent_bases);
+    }
     Ok(lock)
 }

@@ -16,6 +16,7 @@
 //! This module is orchestration only; the network lives in
 //! [`crate::resolve`], solving in [`crate::solve`].
 
+pub mod agents;
 pub mod apt;
 mod bases;
 pub mod check;
@@ -213,6 +214,15 @@ pub enum ImageCause {
         place: String,
         mismatch: check::HashMismatch,
     },
+    /// An ORAS artifact that is not one SIF, as `Bootstrap: oras` needs.
+    #[error(
+        "`oras://{reference}` is not a SIF image: {why}\nhint: `Bootstrap: oras` pulls what `apptainer push` writes to a registry: one layer of type `application/vnd.sylabs.sif.layer.v1.sif`"
+    )]
+    NotSif { reference: String, why: String },
+    /// The Library service could not pin or serve a `Bootstrap: library`
+    /// image.
+    #[error("{0}")]
+    Library(crate::resolve::library::LibraryError),
     /// Reading a base's files failed on a blocking thread.
     #[error("{0}")]
     Internal(String),
@@ -224,11 +234,13 @@ impl ImageCause {
             ImageCause::Registry(e) => registry_gone(e),
             ImageCause::BaseRead { source, .. } => source.is_upstream(),
             ImageCause::PinMoved { .. } => true,
+            ImageCause::Library(e) => e.is_gone(),
             ImageCause::Reference { .. }
             | ImageCause::Platform { .. }
             | ImageCause::ParentNotLocked { .. }
             | ImageCause::Lock(_)
             | ImageCause::HashMismatch { .. }
+            | ImageCause::NotSif { .. }
             | ImageCause::Internal(_) => false,
         }
     }
@@ -510,7 +522,10 @@ pub fn lock_path_of(config: &Config, path: &Path) -> String {
 }
 
 /// The stages of a definition as the lock records them.
-pub fn locked_stages(definition: &Definition) -> Result<Vec<LockedStage>, LockBuildError> {
+pub fn locked_stages(
+    config: &Config,
+    definition: &Definition,
+) -> Result<Vec<LockedStage>, LockBuildError> {
     definition
         .stages
         .iter()
@@ -527,11 +542,12 @@ pub fn locked_stages(definition: &Definition) -> Result<Vec<LockedStage>, LockBu
                         .unwrap_or_else(|| stage.base.reference.written.clone());
                     // A registry name only for a registry image: an
                     // Apptainer `library`, `oras` or file base is not one
-                    // of Docker Hub's.
+                    // of Docker Hub's, and has its agent's name.
                     let name = matches!(stage.base.target, BaseTarget::Image { .. })
                         .then(|| crate::oci::ImageRef::parse(&written).ok())
                         .flatten()
-                        .map(|r| crate::resolve::registry::canonical_name(&r));
+                        .map(|r| crate::resolve::registry::canonical_name(&r))
+                        .or_else(|| agents::locked_name(config, stage));
                     (written, name)
                 }
             };
@@ -551,7 +567,7 @@ pub fn lock_skeleton(
     job: &ImageJob,
     platforms: &[String],
 ) -> Result<LockedImage, FreezeError> {
-    locked_stages(&job.definition)
+    locked_stages(config, &job.definition)
         .and_then(|stages| {
             LockedImage::skeleton(
                 &job.config.name,

@@ -92,8 +92,17 @@ pub async fn freeze_image_reporting(
         .collect();
     progress.working(&job.config.name, "pinning bases");
     let base_states = bases;
-    let bases = resolve_bases(&session.registry, job, &platforms, options, &repo).await?;
+    let mut bases = resolve_bases(&session.registry, job, &platforms, options, &repo).await?;
     check_pins(config, session, job, options, &bases).await?;
+    // Apptainer bases pulled by another agent than `docker`, pinned where
+    // they live (platforms were checked by `resolve_bases`).
+    let wanted: Vec<crate::oci::Platform> =
+        platforms.iter().filter_map(|p| p.parse().ok()).collect();
+    let offline = options.offline || session.offline();
+    let agent_bases =
+        crate::freeze::agents::pin_all(config, session, job, &wanted, options.update_base, offline)
+            .await?;
+    bases.bases.extend(agent_bases);
     let short_names: Vec<String> = bases
         .names
         .keys()
@@ -145,6 +154,20 @@ pub async fn freeze_image_reporting(
             .map(|w| format!("{file}:{}: {}", w.line, w.message))
             .collect::<Vec<_>>(),
     );
+    // An agent base left unpinned (offline, with no pin to keep) is named.
+    for stage in job.definition.stages.iter().filter(|s| !s.unused) {
+        let name = crate::freeze::agents::locked_name(config, stage);
+        if let (Some((agent, written)), Some(name)) =
+            (crate::freeze::agents::agent_base(stage), name)
+            && !bases.bases.iter().any(|b| b.name == name)
+        {
+            let line = lines.line_col(text, stage.base.reference.span.start).line;
+            builder.warn([format!(
+                "{file}:{line}: `Bootstrap: {}` base `{written}` is not pinned: offline, and the lock has no pin for it",
+                agent.name()
+            )]);
+        }
+    }
     for (platform, result) in platforms.iter().zip(results) {
         let done = result?;
         for (key, outcome) in done.outcomes {
@@ -537,6 +560,16 @@ async fn freeze_platform(
                 let pin = &ctx.local[&stage.index];
                 local_state(ctx, pin, platform).await?
             }
+            BaseTarget::Other { .. } if remote_pin(ctx, stage).is_some() => {
+                let base = remote_pin(ctx, stage).expect("checked just above");
+                let state = agent_state(ctx, stage, base, platform).await?;
+                for w in &state.warnings {
+                    if !warnings.contains(w) {
+                        warnings.push(w.clone());
+                    }
+                }
+                state
+            }
             BaseTarget::Other { agent } => PlatformState {
                 platform: platform.to_string(),
                 base_unknown: Some(crate::source::coverage::agent_not_locked(
@@ -920,6 +953,107 @@ async fn local_state(
                         )
                     })?;
             Ok::<_, FreezeError>(PlatformState::from_catalogue(platform, &catalogue, &env))
+        })
+        .await?;
+    let mut state = state.clone();
+    state.platform = platform.to_string();
+    Ok(state)
+}
+
+/// The pin of a stage's base pulled by an Apptainer agent other than
+/// `docker` (see [`crate::freeze::agents`]).
+fn remote_pin<'a>(
+    ctx: &ImageContext<'a>,
+    stage: &crate::source::model::Stage,
+) -> Option<&'a crate::lock::LockedBase> {
+    let name = crate::freeze::agents::locked_name(ctx.config, stage)?;
+    ctx.bases.bases.iter().find(|b| b.name == name)
+}
+
+/// The state a stage starts from when its base is a SIF an agent pulls:
+/// read from that SIF (fetched and checked against the pinned digest),
+/// cached by its digest, once per run.
+async fn agent_state(
+    ctx: &ImageContext<'_>,
+    stage: &crate::source::model::Stage,
+    base: &crate::lock::LockedBase,
+    platform: &str,
+) -> Result<PlatformState, FreezeError> {
+    use crate::freeze::ReadBaseError;
+    let job = ctx.job;
+    let err = |cause: ImageCause| FreezeError::image(&job.config.name, cause);
+    let digest = crate::freeze::agents::sif_digest(base, platform).ok_or_else(|| {
+        err(ImageCause::Internal(format!(
+            "the lock pins no SIF of `{}` for {platform}",
+            base.name
+        )))
+    })?;
+    let key = (
+        base.name.to_string(),
+        platform_key(platform),
+        digest.to_string(),
+    );
+    let cell = ctx.base_states.cell(key);
+    let state = cell
+        .get_or_try_init(|| async {
+            let cache_dir = &ctx.config.cache_dir;
+            if let Some(state) =
+                PlatformState::load_cached(cache_dir, &digest.to_string(), platform)
+            {
+                return Ok::<_, FreezeError>(state);
+            }
+            ctx.progress.working(
+                &job.config.name,
+                &format!("{platform}: reading {}", base.name),
+            );
+            let path =
+                crate::freeze::agents::fetch_sif(ctx.config, ctx.session, stage, base, platform)
+                    .await
+                    .map_err(|cause| FreezeError::Image {
+                        image: job.config.name.clone(),
+                        cause,
+                    })?;
+            let _permit = ctx.base_states.read_permit().await;
+            let (reference, wanted, limits) = (
+                base.name.to_string(),
+                platform.to_string(),
+                ctx.config.limits,
+            );
+            let read = tokio::task::spawn_blocking(move || {
+                let p: crate::oci::Platform =
+                    wanted.parse().map_err(|source| ReadBaseError::Platform {
+                        platform: wanted.clone(),
+                        source,
+                    })?;
+                let opts = crate::image::ReadOptions::default().with_limits(&limits);
+                let mut sif = crate::image::sif::SifImage::open(&reference, &path)
+                    .map_err(ReadBaseError::Image)?;
+                sif.read_catalogue(&p, &opts)
+                    .map(|(c, summary)| (c, summary.arch))
+                    .map_err(ReadBaseError::Image)
+            })
+            .await
+            .map_err(|e| err(ImageCause::Internal(e.to_string())))?;
+            let (catalogue, arch) = read.map_err(|source| {
+                err(ImageCause::BaseRead {
+                    base: base.name.to_string(),
+                    platform: platform.to_string(),
+                    source,
+                })
+            })?;
+            let env = catalogue.image.config.env.clone();
+            let mut state = PlatformState::from_catalogue(platform, &catalogue, &env);
+            let locked_arch = platform.parse::<crate::oci::Platform>().ok();
+            if let (Some(arch), Some(p)) = (arch, locked_arch)
+                && arch != p.architecture()
+            {
+                state.warnings.push(format!(
+                    "base `{}` is a SIF for {arch}, locked for {platform}",
+                    base.name
+                ));
+            }
+            state.store_cached(cache_dir, &digest.to_string());
+            Ok(state)
         })
         .await?;
     let mut state = state.clone();

@@ -146,14 +146,20 @@ pub struct LockedBase {
     /// When the base is another image of the same repository: its name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub built_from: Option<Token>,
-    /// For a base read on this machine rather than from a registry: the
-    /// Apptainer bootstrap agent (`docker-daemon`, `docker-archive`,
-    /// `oci-archive`, `oci`, `localimage`). Absent: a registry image.
+    /// The Apptainer bootstrap agent when the base is not a registry image
+    /// pulled by `docker` (or a Dockerfile's `FROM`; absent then). Read on
+    /// this machine: `docker-daemon`, `docker-archive`, `oci-archive`, `oci`,
+    /// `localimage`. Pinned where it is served: `oras` (the digests are the
+    /// ORAS artifact's manifest, its empty config and its one SIF layer) or
+    /// `library` (every digest is the sha256 of the SIF file the Library
+    /// serves, its image hash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<Token>,
-    /// What `digest` is for such a base: `image-id` (the Docker Engine's
-    /// image ID), `file-sha256` (the file's own hash) or `layout-manifest`
-    /// (the entry of the layout's `index.json`). Absent: a registry digest.
+    /// What `digest` is when it is not a registry's manifest or index
+    /// digest: `image-id` (the Docker Engine's image ID), `file-sha256` (the
+    /// sha256 of the file itself, as a `library` image hash is of the SIF)
+    /// or `layout-manifest` (the entry of the layout's `index.json`).
+    /// Absent: a registry digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned: Option<Token>,
     /// Per platform: the manifest builders use, and its layers.
@@ -162,11 +168,15 @@ pub struct LockedBase {
 }
 
 impl LockedBase {
-    /// Whether it was read on this machine (a daemon's image, a file or a
-    /// layout) rather than pinned at a registry: no registry can be asked
-    /// for it.
+    /// Whether it was read on this machine (an Apptainer `docker-daemon`,
+    /// `docker-archive`, `oci-archive`, `oci` or `localimage` base) rather
+    /// than pinned where a service can be asked again: registry images and
+    /// the `oras` and `library` agents' bases are not local.
     pub fn is_local(&self) -> bool {
-        self.agent.is_some()
+        matches!(
+            self.agent.as_deref(),
+            Some("docker-daemon" | "docker-archive" | "oci-archive" | "oci" | "localimage")
+        )
     }
 }
 

@@ -290,13 +290,31 @@ impl LockedImage {
                         inherited.extend(lock.sbom_items(parents, depth + 1));
                     }
                 }
+                None if base.agent.as_deref() == Some("library") => {
+                    // A Library image is a SIF, not an OCI artifact: no
+                    // purl type names it; its hash is the file's sha256.
+                    item.bom_ref = format!("sif:{}", base.digest);
+                    item.version = Some(base.digest.to_string());
+                    item.sha256 = Some(base.digest.hex().to_string());
+                    item.properties = vec![("imagelock:agent".into(), "library".into())];
+                    item.platforms = base
+                        .platforms
+                        .iter()
+                        .map(|p| p.platform.to_string())
+                        .collect();
+                }
                 None => {
+                    // An ORAS artifact is an OCI manifest at its registry.
+                    let repo = repo.strip_prefix("oras://").unwrap_or(repo);
                     let last = repo.rsplit('/').next().unwrap_or(repo);
                     let purl = format!(
                         "pkg:oci/{last}@{}?repository_url={}",
                         purl_encode(&base.digest.to_string()),
                         purl_encode(repo)
                     );
+                    if let Some(agent) = &base.agent {
+                        item.properties = vec![("imagelock:agent".into(), agent.to_string())];
+                    }
                     item.bom_ref.clone_from(&purl);
                     item.version = Some(base.digest.to_string());
                     item.purl = Some(purl);

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod content;
 pub mod git;
 pub mod http;
+pub mod library;
 pub mod pypi;
 pub mod registry;
 pub mod rpm;

@@ -4,6 +4,7 @@
 use crate::diagnostic::Span;
 use crate::lock::{LockedBase, LockedImage};
 use crate::rewrite::edit::Edit;
+use crate::source::agents::{AgentPin, RemoteAgent, agent_pin};
 use crate::source::model::{BaseTarget, Definition, Expanded};
 
 /// Edits and the references that could not be pinned (span and why).
@@ -97,6 +98,11 @@ pub(crate) fn base_edits(
     for stage in &def.stages {
         if let Some(note) = local_base_note(stage, lock) {
             out.skipped.push(note);
+        }
+        if let BaseTarget::Other { agent } = &stage.base.target
+            && let AgentPin::Remote(remote) = agent_pin(agent)
+        {
+            agent_edit(text, lock, stage, remote, &mut out);
         }
         let mut refs: Vec<(Option<usize>, &Expanded)> = Vec::new();
         if matches!(stage.base.target, BaseTarget::Image { .. }) {
@@ -204,8 +210,7 @@ fn local_base_note(
     let BaseTarget::Other { agent } = &stage.base.target else {
         return None;
     };
-    let crate::source::agents::AgentPin::Local(local) = crate::source::agents::agent_pin(agent)
-    else {
+    let AgentPin::Local(local) = agent_pin(agent) else {
         return None;
     };
     let reference = &stage.base.reference;
@@ -231,6 +236,102 @@ fn local_base_note(
             Some("run `imagelock freeze` where the file (or the Docker Engine) is at hand".into()),
         ),
     })
+}
+
+/// Pins the `From:` of a stage an Apptainer agent other than `docker`
+/// pulls, in the form that agent takes: `oras` a digest after the tag
+/// (`REPO:TAG@sha256:…`, which Apptainer's ORAS client reads as the
+/// digest), `library` the image hash in place of the tag
+/// (`CONTAINER:sha256.HEX`, the Library's own form; it has no room for
+/// both).
+fn agent_edit(
+    text: &str,
+    lock: &LockedImage,
+    stage: &crate::source::model::Stage,
+    remote: RemoteAgent,
+    out: &mut BaseEdits,
+) {
+    let agent = remote.name();
+    let reference = &stage.base.reference;
+    let Some(base) =
+        find_base(lock, Some(stage.index), reference).filter(|b| b.agent.as_deref() == Some(agent))
+    else {
+        out.skipped.push((
+            reference.span,
+            format!(
+                "`Bootstrap: {agent}` `{}` has no pin in the lock",
+                reference.written
+            ),
+            Some("run `imagelock freeze` (online) to lock it".into()),
+        ));
+        return;
+    };
+    let Some(value) = reference.value.as_deref() else {
+        return;
+    };
+    if !is_literal(&reference.written) {
+        out.skipped.push((
+            reference.span,
+            format!(
+                "`{}` cannot be pinned: it is built from a `{{{{ variable }}}}`",
+                reference.written
+            ),
+            Some("write the image as a literal to let rewrite pin it".into()),
+        ));
+        return;
+    }
+    let pinned = match remote {
+        RemoteAgent::Oras => {
+            if let Some(e) = digest_edit(text, reference.span, &base.digest.to_string()) {
+                out.edits.push(e);
+            }
+            format!("{}@{}", without_digest(value), base.digest)
+        }
+        RemoteAgent::Library => {
+            let hashes: std::collections::BTreeSet<String> = base
+                .platforms
+                .iter()
+                .map(|p| p.digest.to_string())
+                .collect();
+            if hashes.len() > 1 {
+                out.skipped.push((
+                    reference.span,
+                    format!(
+                        "`{}` cannot be pinned: the Library serves another image for each locked platform, and `From:` names one hash",
+                        reference.written
+                    ),
+                    Some("lock one platform for this image, or keep the tag (the lock still pins each platform's hash)".into()),
+                ));
+                return;
+            }
+            let hash = format!("sha256.{}", base.digest.hex());
+            let (edit, pinned) = library_tag_edit(reference.span, &reference.written, &hash);
+            if let Some(e) = edit {
+                out.edits.push(e);
+            }
+            pinned
+        }
+    };
+    out.pinned_stages.push((stage.index, pinned));
+}
+
+/// The edit putting `hash` in place of the tag of a library reference
+/// written (literally) at `span`, and the reference it makes.
+fn library_tag_edit(span: Span, written: &str, hash: &str) -> (Option<Edit>, String) {
+    let last = written.rfind('/').map_or(0, |i| i + 1);
+    match written[last..].find(':') {
+        Some(colon) => {
+            let at = last + colon + 1;
+            let pinned = format!("{}{hash}", &written[..at]);
+            let edit = (&written[at..] != hash)
+                .then(|| Edit::new(Span::new(span.start + at, span.end), hash));
+            (edit, pinned)
+        }
+        None => (
+            Some(Edit::insert(span.end, format!(":{hash}"))),
+            format!("{written}:{hash}"),
+        ),
+    }
 }
 
 fn cannot_pin(reference: &Expanded, why: &str, digest: &str) -> (Span, String, Option<String>) {
@@ -379,6 +480,75 @@ mod tests {
         let t = "ARG B=\"python:3\"";
         let e = digest_edit(t, Span::new(6, 16), "sha256:ab").expect("edit");
         assert_eq!(e, Edit::insert(15, "@sha256:ab"));
+    }
+
+    #[test]
+    fn library_references_get_the_hash_in_place_of_the_tag() {
+        let t = "From: library://lib/default/alpine:3.18";
+        let (e, pinned) = library_tag_edit(Span::new(6, t.len()), &t[6..], "sha256.ab");
+        assert_eq!(e, Some(Edit::new(Span::new(35, t.len()), "sha256.ab")));
+        assert_eq!(pinned, "library://lib/default/alpine:sha256.ab");
+        let (e, pinned) = library_tag_edit(Span::new(6, 12), "alpine", "sha256.ab");
+        assert_eq!(e, Some(Edit::insert(12, ":sha256.ab")));
+        assert_eq!(pinned, "alpine:sha256.ab");
+        let (e, _) = library_tag_edit(Span::new(0, 16), "alpine:sha256.ab", "sha256.ab");
+        assert_eq!(e, None);
+    }
+
+    /// A library base whose tag names another image per locked platform
+    /// cannot be written as one hash: it is skipped, saying why; with one
+    /// hash, the hash replaces the tag.
+    #[test]
+    fn a_library_base_is_pinned_only_when_every_platform_has_its_hash() {
+        use crate::lock::{LockedPlatformImage, LockedStage};
+        use crate::oci::Digest;
+        use std::collections::BTreeMap;
+        let text = "Bootstrap: library\nFrom: e/c/tool:1\n";
+        let def =
+            crate::source::apptainer::parse(std::path::Path::new("a.def"), text, &BTreeMap::new())
+                .unwrap();
+        let name = "library://lib/e/c/tool:1";
+        let stage = LockedStage::new(0, None, "e/c/tool:1", Some(name)).unwrap();
+        let platforms = ["linux/amd64".to_string(), "linux/arm64".to_string()];
+        let mut lock = LockedImage::skeleton(
+            "a",
+            "a.def",
+            Digest::sha256_of(b""),
+            &platforms,
+            vec![stage],
+        )
+        .unwrap();
+        let h = |c: &str| -> Digest { format!("sha256:{}", c.repeat(64)).parse().unwrap() };
+        let at = |p: &str, d: Digest| LockedPlatformImage {
+            platform: p.parse().unwrap(),
+            digest: d.clone(),
+            config: d.clone(),
+            diff_ids: vec![d],
+        };
+        lock.bases.push(LockedBase {
+            name: name.parse().unwrap(),
+            references: vec!["e/c/tool:1".parse().unwrap()],
+            digest: h("a"),
+            media_type: "application/vnd.sylabs.sif.layer.v1.sif".parse().unwrap(),
+            built_from: None,
+            agent: Some("library".parse().unwrap()),
+            pinned: Some("file-sha256".parse().unwrap()),
+            platforms: vec![at("linux/amd64", h("a")), at("linux/arm64", h("b"))],
+        });
+        let out = base_edits(&def, text, &lock, &BTreeMap::new());
+        assert!(out.edits.is_empty());
+        assert!(
+            out.skipped[0]
+                .1
+                .contains("another image for each locked platform"),
+            "{:?}",
+            out.skipped
+        );
+        lock.bases[0].platforms.pop();
+        let out = base_edits(&def, text, &lock, &BTreeMap::new());
+        let hash = format!("sha256.{}", "a".repeat(64));
+        assert_eq!(out.edits, vec![Edit::new(Span::new(34, 35), hash.clone())]);
+        assert_eq!(out.pinned_stages, vec![(0, format!("e/c/tool:{hash}"))]);
     }
 
     #[test]

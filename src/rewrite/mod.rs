@@ -565,6 +565,46 @@ fn relock(
             s.base.clone_from(reference);
         }
     }
+    // A base an Apptainer agent pulls (`oras`, `library`) is pulled under
+    // the pinned reference now; a library base is named by the hash that
+    // replaced its tag, as freeze names it from the pinned file.
+    for (index, reference) in pinned_stages {
+        let Some(name) = out
+            .stages
+            .iter()
+            .find(|s| s.index as usize == *index)
+            .and_then(|s| s.base_name.clone())
+        else {
+            continue;
+        };
+        let Some(base) = out
+            .bases
+            .iter_mut()
+            .find(|b| b.name == name && b.agent.is_some())
+        else {
+            continue;
+        };
+        base.references = vec![
+            reference
+                .parse()
+                .map_err(|e| reparse(format!("the pinned reference {e}")))?,
+        ];
+        if base.agent.as_deref() == Some("library")
+            && let Some((bare, _)) = name.rsplit_once(':')
+        {
+            let renamed: Token = format!("{bare}:sha256.{}", base.digest.hex())
+                .parse()
+                .map_err(|e| reparse(format!("the pinned name {e}")))?;
+            base.name = renamed.clone();
+            for s in out
+                .stages
+                .iter_mut()
+                .filter(|s| s.base_name.as_ref() == Some(&name))
+            {
+                s.base_name = Some(renamed.clone());
+            }
+        }
+    }
     // Each base is now pulled under the references the rewritten
     // definition spells, exactly as `freeze` records them: the lock
     // rewrite writes is the one freeze would make from the pinned file.

@@ -13,9 +13,33 @@ pub enum AgentPin {
     Registry,
     /// An image on this machine: a daemon's image, a file or a layout.
     Local(LocalAgent),
-    /// Not pinned (a service imagelock does not read, a gone service, an OS
-    /// bootstrap); [`crate::source::coverage::agent_not_locked`] says why.
+    /// A SIF a service serves, pinned where it lives and read from that SIF
+    /// (see `crate::freeze::agents`).
+    Remote(RemoteAgent),
+    /// Not pinned (a gone service, an OS bootstrap);
+    /// [`crate::source::coverage::agent_not_locked`] says why.
     Unpinned,
+}
+
+/// The bootstrap agents that pull a SIF from a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteAgent {
+    /// `oras`: an ORAS artifact at an OCI registry, pinned by its manifest
+    /// digest (with its SIF layer's digest).
+    Oras,
+    /// `library`: an image of a Library service, pinned by its image hash
+    /// (the SIF file's sha256) for each architecture.
+    Library,
+}
+
+impl RemoteAgent {
+    /// The agent's name in a definition file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Oras => "oras",
+            Self::Library => "library",
+        }
+    }
 }
 
 /// The bootstrap agents that read an image on this machine.
@@ -68,7 +92,9 @@ pub fn agent_pin(agent: &str) -> AgentPin {
         "oci-archive" => AgentPin::Local(LocalAgent::OciArchive),
         "oci" => AgentPin::Local(LocalAgent::Oci),
         "localimage" => AgentPin::Local(LocalAgent::LocalImage),
-        // `library`, `oras`: services; `shub`: gone; OS bootstraps.
+        "oras" => AgentPin::Remote(RemoteAgent::Oras),
+        "library" => AgentPin::Remote(RemoteAgent::Library),
+        // `shub`: gone; OS bootstraps.
         _ => AgentPin::Unpinned,
     }
 }
@@ -167,7 +193,12 @@ mod tests {
             agent_pin("localimage"),
             AgentPin::Local(LocalAgent::LocalImage)
         );
-        for a in ["library", "oras", "shub", "debootstrap", "yum"] {
+        assert_eq!(agent_pin("oras"), AgentPin::Remote(RemoteAgent::Oras));
+        assert_eq!(
+            agent_pin("library"),
+            AgentPin::Remote(RemoteAgent::Library)
+        );
+        for a in ["shub", "debootstrap", "yum"] {
             assert_eq!(agent_pin(a), AgentPin::Unpinned, "{a}");
         }
     }

@@ -83,7 +83,8 @@ const HEADERS: &[&str] = &[
 ];
 
 /// Agents that fetch an image by reference (only `docker` is resolved at
-/// a registry; how the others are pinned: [`crate::source::agents`]).
+/// a registry; how the others are pinned, the local agents and `oras` and
+/// `library` among them: [`crate::source::agents`]).
 const IMAGE_AGENTS: &[&str] = &[
     "docker",
     "docker-daemon",
@@ -635,9 +636,10 @@ pub fn parse_with(
                     v.insert_str(0, &prefix);
                 }
             }
-            // Only `docker` names an image of a registry imagelock reads:
-            // the others live in the Library, a daemon, a file or an ORAS
-            // artifact, and are never looked up on Docker Hub in their place.
+            // Only `docker` names an image of a registry imagelock reads as
+            // an OCI image: the others live in the Library, a daemon, a file
+            // or an ORAS artifact (a SIF), are pinned where they live, and
+            // are never looked up on Docker Hub in their place.
             let target = if agent == "docker" {
                 BaseTarget::Image {
                     agent: agent.clone(),
@@ -677,6 +679,11 @@ pub fn parse_with(
             Some(h) => Some(tpl.expanded(h.value_span)?.value.unwrap_or_default()),
             None => None,
         };
+        // apptainer reads `Library:` only for the library agent.
+        let library = match header("library").filter(|_| agent == "library") {
+            Some(h) => tpl.expanded(h.value_span)?.value.filter(|v| !v.is_empty()),
+            None => None,
+        };
         let mut stage = Stage {
             args: Vec::new(),
             onbuild: Vec::new(),
@@ -689,6 +696,7 @@ pub fn parse_with(
                 reference,
                 target,
                 from_arg: None,
+                library,
             },
             image_uses: Vec::new(),
             copies: Vec::new(),

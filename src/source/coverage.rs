@@ -66,14 +66,14 @@ pub fn os_packages(cmd: &InstallCommand) -> Class {
 /// `from` (its `From`, else `OSVersion` or `MirrorURL`) is not locked.
 pub fn agent_not_locked(agent: &str, from: &str) -> String {
     match agent {
-        "library" => format!(
-            "`Bootstrap: library` pulls `{from}` from a Library service (library://), whose image hash imagelock does not read; it is not looked up on Docker Hub instead"
-        ),
         "shub" => format!(
             "`Bootstrap: shub` names `{from}` on Singularity Hub, which is gone: the image can be neither fetched nor pinned"
         ),
         "oras" => format!(
-            "`Bootstrap: oras` pulls the SIF `{from}` stored as an ORAS artifact, whose digest imagelock does not pin yet"
+            "`Bootstrap: oras` pulls the SIF `{from}` stored as an ORAS artifact; the lock has no digest for it (freeze ran offline, see its warning)"
+        ),
+        "library" => format!(
+            "`Bootstrap: library` pulls `{from}` from a Library service; the lock has no image hash for it (freeze ran offline, see its warning)"
         ),
         "docker-daemon" => format!(
             "`Bootstrap: docker-daemon` takes `{from}` from the local Docker daemon; the lock has no image ID for it (freeze could not ask the engine, see its warning)"
@@ -1079,15 +1079,17 @@ impl Coverage {
 }
 
 /// The base of a stage bootstrapped by an Apptainer agent other than
-/// `docker`: locked when it is read on this machine and the lock pins it
-/// (see [`crate::source::agents`]); otherwise why not.
+/// `docker` (see [`crate::source::agents`]): locked when it is read on
+/// this machine, or pulled by `oras` or `library` (pinned by freeze, see
+/// `crate::freeze::agents`, as a registry image is), and the lock pins it;
+/// otherwise why not.
 fn agent_class(
     agent: &str,
     value: Option<&str>,
     written: &str,
     inputs: &CoverageInputs<'_>,
 ) -> Class {
-    use crate::source::agents::{AgentPin, PinKind, agent_pin};
+    use crate::source::agents::{AgentPin, PinKind, RemoteAgent, agent_pin};
     match (agent_pin(agent), value) {
         (AgentPin::Local(local), Some(from)) if (inputs.image_locked)(from) != Some(false) => {
             Class::Locked(
@@ -1098,6 +1100,21 @@ fn agent_class(
                 }
                 .into(),
             )
+        }
+        (AgentPin::Remote(remote), value) => {
+            let what = match remote {
+                RemoteAgent::Oras => "ORAS manifest and SIF digests",
+                RemoteAgent::Library => "Library image hash",
+            };
+            match value {
+                Some(v) if (inputs.image_locked)(v) == Some(false) => Class::NotLocked(format!(
+                    "the lock has no {what} for `Bootstrap: {agent}` `{v}` (freeze ran offline, or the lock is stale)"
+                )),
+                Some(_) => Class::Locked(what.into()),
+                None => Class::NotLocked(format!(
+                    "`{written}` cannot be expanded, so nothing is locked"
+                )),
+            }
         }
         _ => Class::NotLocked(agent_not_locked(agent, value.unwrap_or(written))),
     }

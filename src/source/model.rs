@@ -77,6 +77,10 @@ pub struct Base {
     /// pins the image there.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_arg: Option<String>,
+    /// `Bootstrap: library`: the stage's `Library:` header, the URL of the
+    /// Library service it pulls from (over the configured one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub library: Option<String>,
 }
 
 /// An image used by a stage other than as its base.

@@ -38,6 +38,7 @@ mod rpm;
 mod security;
 mod settings;
 mod sif;
+mod sif_agents;
 mod soak;
 mod storage;
 mod update;

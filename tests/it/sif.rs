@@ -507,7 +507,7 @@ const TINYCONDA: &str = r#"{"name": "tinyconda", "version": "1.0", "build": "h0_
 
 /// A root filesystem as the installers leave it: os-release, Python 3.11
 /// with `tinypkg` installed by pip, a conda prefix with `tinyconda`.
-fn root_fs(root: &Path, tinypkg_version: &str) {
+pub(crate) fn root_fs(root: &Path, tinypkg_version: &str) {
     write(
         &root.join("etc/os-release"),
         "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
@@ -535,7 +535,7 @@ fn root_fs(root: &Path, tinypkg_version: &str) {
     write(&root.join("opt/conda/share/tinyconda.txt"), "hello\n");
 }
 
-fn mksquashfs(root: &Path, out: &Path) -> Vec<u8> {
+pub(crate) fn mksquashfs(root: &Path, out: &Path) -> Vec<u8> {
     let _ = std::fs::remove_file(out);
     let o = Command::new("mksquashfs")
         .arg(root)

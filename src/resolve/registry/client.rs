@@ -366,6 +366,20 @@ impl Registry {
             .clone())
     }
 
+    /// The manifest (or index) `image` names, verified against its digest,
+    /// as served: its digest, the media type it was served as, its bytes.
+    /// For documents [`Self::resolve`] does not walk, such as an ORAS
+    /// artifact's manifest.
+    pub async fn manifest(
+        &self,
+        image: &ImageRef,
+    ) -> Result<(Digest, Option<String>, Bytes), ResolveError> {
+        let sources = self.sources(image)?;
+        let label = image.to_string();
+        let f = self.fetch_named(&label, image, &sources).await?;
+        Ok((f.digest, f.content_type, f.body))
+    }
+
     /// A blob of `image`'s repository by digest, as a stream: layers are
     /// too large to hold, so the reader checks the digest as it reads.
     pub async fn open_blob(

@@ -763,6 +763,7 @@ impl<'a> Builder<'a> {
                 reference,
                 target,
                 from_arg,
+                library: None,
             },
             image_uses: Vec::new(),
             copies: Vec::new(),
