@@ -104,6 +104,26 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "The registries.conf used for registry mirrors and short-name checks, instead of the user's or /etc/containers/registries.conf.",
     ),
     (
+        "CONTAINERS_STORAGE_CONF",
+        "The storage.conf that names the containers-storage store `verify --image containers-storage:NAME` reads, instead of the user's or /etc/containers/storage.conf.",
+    ),
+    (
+        "STORAGE_DRIVER",
+        "The containers-storage driver (overlay, vfs) when neither the reference nor storage.conf names one.",
+    ),
+    (
+        "XDG_DATA_HOME",
+        "Where a rootless containers-storage store is by default: $XDG_DATA_HOME/containers/storage, else ~/.local/share/containers/storage.",
+    ),
+    (
+        "USER",
+        "Replaces $USER in the paths of storage.conf, as containers-storage does.",
+    ),
+    (
+        "GIT_SSH_COMMAND",
+        "The ssh command `git ls-remote` uses for ssh repositories; when unset, imagelock runs ssh in batch mode so it never prompts.",
+    ),
+    (
         "HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY",
         "Proxies for registries, indexes and channels, and the hosts reached without one (also lower case).",
     ),

@@ -135,7 +135,7 @@ fn verify_checks_files_copied_from_a_locked_image() {
         code, 0,
         "the genuine copy passes in the store:\n{out}\n{err}"
     );
-    assert!(out.contains("3 copied files"), "{out}");
+    assert!(out.contains("5 copied files"), "{out}");
 
     // Markdown for CI says what was not checked under its match too.
     let (code, md, _) = cli(&["verify", "--image", &genuine, "pb", "--format", "markdown"]);

@@ -437,7 +437,7 @@ fn bad_references_say_what_to_write() {
         .to_string();
     insta::assert_snapshot!(e, @r"
     `python:3.11` is not an image reference
-    hint: the transports are `docker://`, `oci:`, `oci-archive:`, `docker-archive:`, `docker-daemon:` and `sif:`
+    hint: the transports are `docker://`, `oci:`, `oci-archive:`, `docker-archive:`, `docker-daemon:`, `containers-storage:` and `sif:`
     ");
 }
 
