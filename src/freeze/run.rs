@@ -111,7 +111,6 @@ pub async fn freeze_image_reporting(
     let file = lock_path_of(config, &job.config.file);
     let text = &job.inputs.definition;
     let lines = crate::diagnostic::LineIndex::new(text);
-    let mut bases = bases;
     let (local, local_warnings) = pin_local_bases(job, &file, &platforms).await?;
     for pin in local.values() {
         let locked = pin

@@ -194,10 +194,7 @@ mod tests {
             AgentPin::Local(LocalAgent::LocalImage)
         );
         assert_eq!(agent_pin("oras"), AgentPin::Remote(RemoteAgent::Oras));
-        assert_eq!(
-            agent_pin("library"),
-            AgentPin::Remote(RemoteAgent::Library)
-        );
+        assert_eq!(agent_pin("library"), AgentPin::Remote(RemoteAgent::Library));
         for a in ["shub", "debootstrap", "yum"] {
             assert_eq!(agent_pin(a), AgentPin::Unpinned, "{a}");
         }
