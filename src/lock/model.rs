@@ -171,12 +171,14 @@ impl LockedBase {
     /// Whether it was read on this machine (an Apptainer `docker-daemon`,
     /// `docker-archive`, `oci-archive`, `oci` or `localimage` base) rather
     /// than pinned where a service can be asked again: registry images and
-    /// the `oras` and `library` agents' bases are not local.
+    /// the `oras` and `library` agents' bases are not local. Decided by the
+    /// one dispatch on the agent's name,
+    /// [`crate::source::agents::agent_pin`].
     pub fn is_local(&self) -> bool {
-        matches!(
-            self.agent.as_deref(),
-            Some("docker-daemon" | "docker-archive" | "oci-archive" | "oci" | "localimage")
-        )
+        use crate::source::agents::{AgentPin, agent_pin};
+        self.agent
+            .as_deref()
+            .is_some_and(|agent| matches!(agent_pin(agent), AgentPin::Local(_)))
     }
 }
 

@@ -290,7 +290,11 @@ impl LockedImage {
                         inherited.extend(lock.sbom_items(parents, depth + 1));
                     }
                 }
-                None if base.agent.as_deref() == Some("library") => {
+                None if base.agent.as_deref().map(crate::source::agents::agent_pin)
+                    == Some(crate::source::agents::AgentPin::Remote(
+                        crate::source::agents::RemoteAgent::Library,
+                    )) =>
+                {
                     // A Library image is a SIF, not an OCI artifact: no
                     // purl type names it; its hash is the file's sha256.
                     item.bom_ref = format!("sif:{}", base.digest);

@@ -312,3 +312,21 @@ fn snapshot_uris_are_given_for_debian_and_ubuntu_archives_only() {
         assert_eq!(crate::lock::snapshot_uri(uri, ts).as_deref(), want, "{uri}");
     }
 }
+
+#[test]
+fn only_the_agents_reading_this_machine_are_local() {
+    let mut base = sample().bases.remove(0);
+    assert!(!base.is_local(), "a registry image");
+    for (agent, local) in [
+        ("docker-daemon", true),
+        ("docker-archive", true),
+        ("oci-archive", true),
+        ("oci", true),
+        ("localimage", true),
+        ("oras", false),
+        ("library", false),
+    ] {
+        base.agent = Some(agent.parse().unwrap());
+        assert_eq!(base.is_local(), local, "{agent}");
+    }
+}

@@ -589,7 +589,10 @@ fn relock(
                 .parse()
                 .map_err(|e| reparse(format!("the pinned reference {e}")))?,
         ];
-        if base.agent.as_deref() == Some("library")
+        if base.agent.as_deref().map(crate::source::agents::agent_pin)
+            == Some(crate::source::agents::AgentPin::Remote(
+                crate::source::agents::RemoteAgent::Library,
+            ))
             && let Some((bare, _)) = name.rsplit_once(':')
         {
             let renamed: Token = format!("{bare}:sha256.{}", base.digest.hex())
