@@ -7,7 +7,7 @@
 #
 # Usage:  benches/warm_freeze.sh [path/to/imagelock] [N ...]
 #         (default: target/release/imagelock, N = 10 50 200; copies of the
-#         examples, so N copies are 6N images)
+#         examples, so N copies are 7N images)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$(realpath "${1:-$root/target/release/imagelock}")
@@ -39,6 +39,7 @@ for n in $sizes; do
     sed -n '/^\[conda\]/,$p' "$ex/imagelock.toml.in" > "$ex/settings"
     sed -n '1,/^\[images/p' "$ex/imagelock.toml.in" | sed '$d' > "$ex/imagelock.toml"
     images=$(sed -n '/^\[images/,/^\[conda\]/p' "$ex/imagelock.toml.in" | sed '$d')
+    per_copy=$(printf '%s\n' "$images" | grep -c '^\[images\.')
     i=1
     while [ "$i" -le "$n" ]; do
         mkdir -p "$ex/c$i"
@@ -50,8 +51,8 @@ for n in $sizes; do
         printf '%s\n' "$images" | sed \
             -e "s|^\[images\.\(.*\)\]|[images.\1-$i]|" \
             -e "s|^file = \"|file = \"c$i/|" \
-            -e "s|base-notebook:latest|base-notebook-$i:latest|" >> "$ex/imagelock.toml"
-        sed -i "s|base-notebook:latest|base-notebook-$i:latest|" \
+            -e "s|base-notebook:|base-notebook-$i:|" >> "$ex/imagelock.toml"
+        sed -i "s|base-notebook:|base-notebook-$i:|" \
             "$ex/c$i/notebook-stack/scipy-ml-notebook/Dockerfile"
         i=$((i + 1))
     done
@@ -67,5 +68,5 @@ for n in $sizes; do
     done
     w=$(printf '%s\n' $warm | median)
     v=$(printf '%s\n' $verify | median)
-    printf '| %s | %.2f s | %.3f s | %.3f s | %.2f |\n' "$((n * 6))" "$cold" "$w" "$v" "$(echo "$w / $v" | bc -l)"
+    printf '| %s | %.2f s | %.3f s | %.3f s | %.2f |\n' "$((n * per_copy))" "$cold" "$w" "$v" "$(echo "$w / $v" | bc -l)"
 done
