@@ -92,9 +92,16 @@ impl fmt::Display for StoreSpec {
         f.write_str("[")?;
         match &self.driver {
             Some(d) => write!(f, "{d}@")?,
-            // A bare `@` keeps a graph root with `@` in it from being read
-            // as a driver.
-            None if self.graph_root.to_string_lossy().contains('@') => f.write_str("@")?,
+            // A bare `@` keeps a graph or run root with `@` in it from
+            // being read as a driver (the first `@` ends the driver).
+            None if self.graph_root.to_string_lossy().contains('@')
+                || self
+                    .run_root
+                    .as_ref()
+                    .is_some_and(|r| r.to_string_lossy().contains('@')) =>
+            {
+                f.write_str("@")?;
+            }
             None => {}
         }
         write!(f, "{}", self.graph_root.display())?;
@@ -328,6 +335,11 @@ mod tests {
 
     #[test]
     fn a_store_spec_splits_as_skopeo_splits_it() {
+        // An `@` in the run root needs the empty driver written back.
+        for text in ["containers-storage:[@_+@]a", "containers-storage:[@/g@x]a"] {
+            let parsed: ImageLocation = text.parse().unwrap();
+            assert_eq!(parsed.to_string(), text);
+        }
         let parsed: ImageLocation = "containers-storage:[overlay@/g+/r:a=1,b=2]localhost/app:1"
             .parse()
             .unwrap();
