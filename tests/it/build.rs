@@ -279,7 +279,7 @@ fn examples_freeze_rewrite_build_and_verify() {
     let (code, out, _) = cli(&["verify", "--image", &tampered, "scipy-ml-notebook"]);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("threadpoolctl: lock has 3.8.0 (step notebook-stack/scipy-ml-notebook/Dockerfile:5), image has none"),
+        out.contains("threadpoolctl: lock has 3.8.0 (step notebook-stack/scipy-ml-notebook/Dockerfile:7), image has none"),
         "the missing package is named:\n{out}"
     );
 }
