@@ -5,7 +5,8 @@
 //! wheels; their Dockerfiles are rewritten; buildah builds the rewritten
 //! files (pip inside the build installs from the local index); verify
 //! accepts both images, and the catalogue equals what `pip list` says inside
-//! the running image. A tampered image is refused.
+//! the running image. A tampered image is refused. The summation example
+//! (Apptainer) is built the same way, packed into a SIF and verified.
 //!
 //! The Debian root filesystem and the wheels come from
 //! `tests/e2e/prepare.py` (network, once; `.ci/test` runs it).
@@ -282,4 +283,176 @@ fn examples_freeze_rewrite_build_and_verify() {
         out.contains("threadpoolctl: lock has 3.8.0 (step notebook-stack/scipy-ml-notebook/Dockerfile:7), image has none"),
         "the missing package is named:\n{out}"
     );
+}
+
+/// The summation example (Apptainer) on real parts: frozen against the
+/// tests' registry holding the real Debian base as `python:latest` and the
+/// index with the real wheels, rewritten, built for real by buildah from
+/// the rewritten definition (its `From:`, `%files` and `%post` as
+/// instructions, since no Apptainer binary runs here), the built root
+/// filesystem packed by Debian's mksquashfs into a SIF with the rewritten
+/// definition, and verified; the same root with a package removed is
+/// refused, naming it.
+#[test]
+fn summation_built_for_real_and_packed_into_a_sif_verifies() {
+    let Some(prepared) = prepared() else { return };
+    if !(common::require_tool("buildah", "apt-get install -y buildah")
+        && common::require_tool("mksquashfs", "apt-get install -y squashfs-tools"))
+    {
+        return;
+    }
+    let Some(registry) = server(AuthKind::Open) else {
+        return;
+    };
+    let tmp = common::tempdir();
+    let path = |rel: &str| tmp.path().join(rel);
+
+    let packages = path("index/packages");
+    std::fs::create_dir_all(&packages).unwrap();
+    std::os::unix::fs::symlink(fixture("world/pypi/simple"), path("index/simple")).unwrap();
+    for dir in [fixture("world/pypi/packages"), prepared.join("wheels")] {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            std::os::unix::fs::symlink(e.path(), packages.join(e.file_name())).unwrap();
+        }
+    }
+    let index = StaticServer::start(path("index"));
+    let index_url = format!("{}/simple/", index.url());
+    let mirror = format!("{}/e2e", registry.addr);
+    std::fs::write(
+        path("registries.conf"),
+        format!(
+            "unqualified-search-registries = [\"docker.io\"]\nshort-name-mode = \"permissive\"\n\
+             [[registry]]\nprefix = \"docker.io\"\nlocation = \"{mirror}\"\ninsecure = true\n"
+        ),
+    )
+    .unwrap();
+    let buildah = Buildah::new(path("buildah"), path("registries.conf"));
+    let index_env = format!("PIP_INDEX_URL={index_url}");
+    buildah.debian_base(
+        &prepared,
+        "localhost/e2e-python",
+        &[
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG=C.UTF-8",
+            &index_env,
+            "PIP_DISABLE_PIP_VERSION_CHECK=1",
+        ],
+    );
+    buildah.ok(&[
+        "push",
+        "-q",
+        "--tls-verify=false",
+        "localhost/e2e-python",
+        &format!("docker://{mirror}/library/python:latest"),
+    ]);
+
+    let ex = path("examples");
+    copy_dir(&fixture("examples/summation"), &ex.join("summation"));
+    std::fs::write(
+        ex.join("imagelock.toml"),
+        format!(
+            "lock-dir = \"lockfiles\"\nplatforms = [\"linux/amd64\"]\n\n\
+             [images.summation]\nfile = \"summation/summation.def\"\n\n\
+             [pypi]\nindex-url = \"{index_url}\"\n\n\
+             [registries.\"docker.io\"]\nlocation = \"{mirror}\"\n"
+        ),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        let mut cmd = imagelock();
+        cmd.current_dir(&ex)
+            .env("XDG_CACHE_HOME", path("cache"))
+            .args(args);
+        run(&mut cmd)
+    };
+    let (code, out, err) = cli(&["freeze"]);
+    assert_eq!(code, 0, "freeze failed:\n{out}\n{err}");
+    let (code, out, err) = cli(&["rewrite"]);
+    assert_eq!(code, 0, "rewrite failed:\n{out}\n{err}");
+    let (code, out, err) = cli(&["verify"]);
+    assert_eq!(code, 0, "verify after rewrite:\n{out}\n{err}");
+    let definition = std::fs::read_to_string(ex.join("summation/summation.def")).unwrap();
+    assert!(
+        definition.contains("From: python:latest@sha256:"),
+        "{definition}"
+    );
+    assert!(definition.contains("pip install numpy=="), "{definition}");
+
+    // The build Apptainer would run, as buildah instructions.
+    let from = definition
+        .lines()
+        .find_map(|l| l.strip_prefix("From:"))
+        .unwrap()
+        .trim();
+    let post: Vec<&str> = definition
+        .lines()
+        .skip_while(|l| l.trim() != "%post")
+        .skip(1)
+        .take_while(|l| !l.starts_with('%'))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(!post.is_empty(), "{definition}");
+    let mut containerfile = format!("FROM {from}\nCOPY summation.py /opt/summation.py\n");
+    for line in &post {
+        containerfile.push_str(&format!("RUN {line}\n"));
+    }
+    let context = path("build");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::copy(
+        ex.join("summation/summation.py"),
+        context.join("summation.py"),
+    )
+    .unwrap();
+    std::fs::write(context.join("Containerfile"), containerfile).unwrap();
+    buildah.bud(&context, "localhost/e2e-summation", &[]);
+    let container = buildah.ok(&["from", "-q", "localhost/e2e-summation"]);
+    let container = container.trim();
+    let root = buildah.ok(&["mount", container]);
+    let root = Path::new(root.trim());
+
+    let squashfs = crate::sif::mksquashfs(root, &path("root.sqfs"));
+    crate::sif::write_sif(&ex.join("summation.sif"), definition.as_bytes(), &squashfs);
+    let (code, out, err) = cli(&[
+        "verify",
+        "--image",
+        "summation.sif",
+        "summation/summation.def",
+    ]);
+    assert_eq!(code, 0, "verify of the built SIF:\n{out}\n{err}");
+    assert!(
+        out.contains("summation: sif definition the same as"),
+        "{out}"
+    );
+    assert!(
+        out.contains("summation linux/amd64: matches its lock (0 conda, 1 pip package)"),
+        "{out}"
+    );
+
+    // Tampered: numpy removed from the built root.
+    let dist_info = ok(Command::new("find").arg(root).args([
+        "-maxdepth",
+        "7",
+        "-type",
+        "d",
+        "-name",
+        "numpy-*.dist-info",
+    ]));
+    let dist_info = dist_info.lines().next().expect("numpy is installed");
+    std::fs::remove_dir_all(dist_info).unwrap();
+    let squashfs = crate::sif::mksquashfs(root, &path("tampered.sqfs"));
+    crate::sif::write_sif(&ex.join("tampered.sif"), definition.as_bytes(), &squashfs);
+    let (code, out, _) = cli(&[
+        "verify",
+        "--image",
+        "sif:tampered.sif",
+        "summation/summation.def",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("numpy: lock has") && out.contains("image has none"),
+        "the missing package is named:\n{out}"
+    );
+    buildah.ok(&["umount", container]);
 }
