@@ -37,6 +37,71 @@ fn locked_pip(lock: &Path) -> Vec<(String, String)> {
     v
 }
 
+/// What both end-to-end tests build on: a local index of the recorded pages
+/// with the real wheels, the registries the definitions name as one
+/// namespace of the tests' registry, and buildah with the real Debian base
+/// committed as `localhost/e2e-python`.
+struct World {
+    /// Serves the index while the test runs.
+    index: StaticServer,
+    index_url: String,
+    mirror: String,
+    buildah: Buildah,
+}
+
+impl World {
+    fn new(dir: &Path, prepared: &Path, registry: &common::registry::RegistryServer) -> World {
+        let path = |rel: &str| dir.join(rel);
+        // The package index: the recorded pages, their metadata files and
+        // the real wheels side by side, as PyPI serves them.
+        let packages = path("index/packages");
+        std::fs::create_dir_all(&packages).unwrap();
+        std::os::unix::fs::symlink(fixture("world/pypi/simple"), path("index/simple")).unwrap();
+        for dir in [fixture("world/pypi/packages"), prepared.join("wheels")] {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                std::os::unix::fs::symlink(e.path(), packages.join(e.file_name())).unwrap();
+            }
+        }
+        let index = StaticServer::start(path("index"));
+        let index_url = format!("{}/simple/", index.url());
+
+        // The registries the definitions name, as one namespace of the
+        // tests' registry, for imagelock and for buildah alike.
+        let mirror = format!("{}/e2e", registry.addr);
+        std::fs::write(
+            path("registries.conf"),
+            format!(
+                "unqualified-search-registries = [\"docker.io\"]\nshort-name-mode = \"permissive\"\n\
+                 [[registry]]\nprefix = \"docker.io\"\nlocation = \"{mirror}\"\ninsecure = true\n\
+                 [[registry]]\nprefix = \"ghcr.io\"\nlocation = \"{mirror}\"\ninsecure = true\n"
+            ),
+        )
+        .unwrap();
+        let buildah = Buildah::new(path("buildah"), path("registries.conf"));
+
+        // Debian 12's own Python 3.11 and pip, pointed at the index the way
+        // an image's environment points pip at a mirror.
+        let index_env = format!("PIP_INDEX_URL={index_url}");
+        buildah.debian_base(
+            prepared,
+            "localhost/e2e-python",
+            &[
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "LANG=C.UTF-8",
+                &index_env,
+                "PIP_DISABLE_PIP_VERSION_CHECK=1",
+            ],
+        );
+        World {
+            index,
+            index_url,
+            mirror,
+            buildah,
+        }
+    }
+}
+
 #[test]
 fn examples_freeze_rewrite_build_and_verify() {
     let Some(prepared) = prepared() else { return };
@@ -51,48 +116,14 @@ fn examples_freeze_rewrite_build_and_verify() {
     let tmp = common::tempdir();
     let path = |rel: &str| tmp.path().join(rel);
 
-    // The package index: the recorded pages, their metadata files and the
-    // real wheels side by side, as PyPI serves them.
-    let packages = path("index/packages");
-    std::fs::create_dir_all(&packages).unwrap();
-    std::os::unix::fs::symlink(fixture("world/pypi/simple"), path("index/simple")).unwrap();
-    for dir in [fixture("world/pypi/packages"), prepared.join("wheels")] {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            std::os::unix::fs::symlink(e.path(), packages.join(e.file_name())).unwrap();
-        }
-    }
-    let index = StaticServer::start(path("index"));
-    let index_url = format!("{}/simple/", index.url());
-
-    // The registries the Dockerfiles name, as one namespace of the tests'
-    // registry, for imagelock and for buildah alike.
-    let mirror = format!("{}/e2e", registry.addr);
-    std::fs::write(
-        path("registries.conf"),
-        format!(
-            "unqualified-search-registries = [\"docker.io\"]\nshort-name-mode = \"permissive\"\n\
-             [[registry]]\nprefix = \"docker.io\"\nlocation = \"{mirror}\"\ninsecure = true\n\
-             [[registry]]\nprefix = \"ghcr.io\"\nlocation = \"{mirror}\"\ninsecure = true\n"
-        ),
-    )
-    .unwrap();
-    let buildah = Buildah::new(path("buildah"), path("registries.conf"));
-
-    // python:3.11-slim: Debian 12's own Python 3.11 and pip, pointed at the
-    // index the way an image's environment points pip at a mirror; pushed
-    // as a one-platform index, as Docker Hub serves it.
-    let index_env = format!("PIP_INDEX_URL={index_url}");
-    buildah.debian_base(
-        &prepared,
-        "localhost/e2e-python",
-        &[
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "LANG=C.UTF-8",
-            &index_env,
-            "PIP_DISABLE_PIP_VERSION_CHECK=1",
-        ],
-    );
+    let World {
+        index: _index,
+        index_url,
+        mirror,
+        buildah,
+    } = World::new(tmp.path(), &prepared, registry);
+    // python:3.11-slim: the Debian base pushed as a one-platform index, as
+    // Docker Hub serves it.
     buildah.ok(&["manifest", "create", "localhost/e2e-python-list"]);
     buildah.ok(&[
         "manifest",
@@ -307,38 +338,12 @@ fn summation_built_for_real_and_packed_into_a_sif_verifies() {
     let tmp = common::tempdir();
     let path = |rel: &str| tmp.path().join(rel);
 
-    let packages = path("index/packages");
-    std::fs::create_dir_all(&packages).unwrap();
-    std::os::unix::fs::symlink(fixture("world/pypi/simple"), path("index/simple")).unwrap();
-    for dir in [fixture("world/pypi/packages"), prepared.join("wheels")] {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            std::os::unix::fs::symlink(e.path(), packages.join(e.file_name())).unwrap();
-        }
-    }
-    let index = StaticServer::start(path("index"));
-    let index_url = format!("{}/simple/", index.url());
-    let mirror = format!("{}/e2e", registry.addr);
-    std::fs::write(
-        path("registries.conf"),
-        format!(
-            "unqualified-search-registries = [\"docker.io\"]\nshort-name-mode = \"permissive\"\n\
-             [[registry]]\nprefix = \"docker.io\"\nlocation = \"{mirror}\"\ninsecure = true\n"
-        ),
-    )
-    .unwrap();
-    let buildah = Buildah::new(path("buildah"), path("registries.conf"));
-    let index_env = format!("PIP_INDEX_URL={index_url}");
-    buildah.debian_base(
-        &prepared,
-        "localhost/e2e-python",
-        &[
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "LANG=C.UTF-8",
-            &index_env,
-            "PIP_DISABLE_PIP_VERSION_CHECK=1",
-        ],
-    );
+    let World {
+        index: _index,
+        index_url,
+        mirror,
+        buildah,
+    } = World::new(tmp.path(), &prepared, registry);
     buildah.ok(&[
         "push",
         "-q",
