@@ -834,16 +834,7 @@ fn apt_step(plan: &mut Plan, at: StepAt<'_>, opts: RewriteOptions) {
     let locked = &lock.steps[li];
     if step.command.specs.is_empty() {
         if locked.apt.iter().any(|p| p.action != "keep") {
-            plan.warn(
-                &def.path,
-                text,
-                step.command.span,
-                format!(
-                    "`{}` names no package, so its versions are not pinned in the definition",
-                    step.command.text
-                ),
-                Some("write the locked packages as `apt-get install -y NAME=VERSION …`, or check the image with `imagelock verify --image`".into()),
-            );
+            warn_names_no_package(plan, def, text, step, "apt-get install -y NAME=VERSION …");
         }
         return;
     }
@@ -986,6 +977,30 @@ fn update_before(before: &str) -> Option<usize> {
     update.then_some(from + lead)
 }
 
+/// An OS package step that changes packages without naming one to install
+/// (`apt-get upgrade`, `dnf update`): nothing in the definition to pin, so
+/// the versions are only in the lock; `form` is how to write them.
+fn warn_names_no_package(
+    plan: &mut Plan,
+    def: &Definition,
+    text: &str,
+    step: &InstallStep,
+    form: &str,
+) {
+    plan.warn(
+        &def.path,
+        text,
+        step.command.span,
+        format!(
+            "`{}` names no package to install, so its versions are not pinned in the definition",
+            step.command.text
+        ),
+        Some(format!(
+            "write the locked packages as `{form}`, or check the image with `imagelock verify --image`"
+        )),
+    );
+}
+
 /// A dnf step: every package it installs pinned
 /// `name-[epoch:]version-release.arch` (without the arch when the same
 /// version is locked for several arches), in place of the names written.
@@ -1004,15 +1019,12 @@ fn rpm_step(plan: &mut Plan, at: StepAt<'_>) {
     if step.command.specs.is_empty() || step.command.action != crate::source::steps::Action::Install
     {
         if locked.rpm.iter().any(|p| p.installed_after()) {
-            plan.warn(
-                &def.path,
+            warn_names_no_package(
+                plan,
+                def,
                 text,
-                step.command.span,
-                format!(
-                    "`{}` names no package to install, so its versions are not pinned in the definition",
-                    step.command.text
-                ),
-                Some("write the locked packages as `dnf install -y NAME-VERSION-RELEASE.ARCH …`, or check the image with `imagelock verify --image`".into()),
+                step,
+                "dnf install -y NAME-VERSION-RELEASE.ARCH …",
             );
         }
         return;
