@@ -545,19 +545,7 @@ fn check_apt(
     out: &mut PlatformCheck,
 ) {
     use crate::image::OsPackageSource;
-    let dpkg = |c: &Catalogue| -> Vec<(String, String, String)> {
-        c.os_packages
-            .iter()
-            .filter(|p| p.source == OsPackageSource::Dpkg)
-            .map(|p| {
-                (
-                    p.name.clone(),
-                    p.version.clone(),
-                    p.arch.clone().unwrap_or_default(),
-                )
-            })
-            .collect()
-    };
+    let dpkg = |c: &Catalogue| os_packages(c, OsPackageSource::Dpkg);
     let have = dpkg(image);
     let locked = lock.final_apt(platform);
     let mut named: BTreeSet<(&str, &str)> = BTreeSet::new();
@@ -630,19 +618,7 @@ fn check_rpm(
 ) {
     use crate::image::OsPackageSource;
     const RPMDB: &str = "/var/lib/rpm/rpmdb.sqlite";
-    let rpms = |c: &Catalogue| -> Vec<(String, String, String)> {
-        c.os_packages
-            .iter()
-            .filter(|p| p.source == OsPackageSource::Rpm)
-            .map(|p| {
-                (
-                    p.name.clone(),
-                    p.version.clone(),
-                    p.arch.clone().unwrap_or_default(),
-                )
-            })
-            .collect()
-    };
+    let rpms = |c: &Catalogue| os_packages(c, OsPackageSource::Rpm);
     let have = rpms(image);
     let locked = lock.final_rpm(platform);
     if locked.is_empty() && !lock.steps.iter().any(|s| !s.rpm.is_empty()) {
@@ -837,6 +813,25 @@ fn expand(tag: &str) -> BTreeSet<String> {
         }
     }
     out
+}
+
+/// The packages of one OS package database in a catalogue: name, version
+/// and architecture (empty when the database gives none).
+fn os_packages(
+    c: &Catalogue,
+    source: crate::image::OsPackageSource,
+) -> Vec<(String, String, String)> {
+    c.os_packages
+        .iter()
+        .filter(|p| p.source == source)
+        .map(|p| {
+            (
+                p.name.clone(),
+                p.version.clone(),
+                p.arch.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
