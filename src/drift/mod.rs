@@ -9,15 +9,15 @@
 //! |------------|----------|---------|
 //! | `stale`    | medium   | the definition or a file it reads changed since the lock was made (input hash differs); run `imagelock freeze` |
 //! | `base`     | medium   | a base tag now names another digest (a rebuild); per platform, whether the layers changed |
-//! | `outdated` | low      | freeze would now choose a newer version of a locked pip or conda package |
+//! | `outdated` | low      | freeze would now choose a newer version of a locked pip or conda package, or a repository a dnf step reads has a newer build of a package it locked |
 //! | `yanked`   | high     | the locked pip file is yanked on its index (with the reason) |
-//! | `gone`     | high     | the locked pip file is no longer on its index, a locked Debian package version is no longer in the archives its step reads (with the snapshot that still has it), or a file locked by URL (`ADD URL`, `curl -o`) answers 404 or 410 |
+//! | `gone`     | high     | the locked pip file is no longer on its index, a locked Debian package version is no longer in the archives its step reads (with the snapshot that still has it), a locked RPM build (NEVRA) is no longer in the repositories its step reads, or a file locked by URL (`ADD URL`, `curl -o`) answers 404 or 410 |
 //! | `broken`   | high     | the locked conda file is no longer in its channel's repodata (removed or marked broken) |
 //! | `hash-mismatch` | high | a locked digest or hash is not what the registry, index, channel or fixed URL serves for that exact artifact (a hand edit, or a replaced file) |
 //! | `unresolvable` | high | freeze would fail now (the reason is the detail); bases, the index and the inputs are still checked, newer versions are not |
 //! | `vulnerable` | high   | the index publishes security advisories for the locked version of a pip package (PyPI's JSON API: OSV ids, aliases, fixed versions) |
-//! | `security` | high     | a newer version of a locked Debian package is in a `-security` suite the lock read |
-//! | `moved`    | info     | an apt archive suite the lock read has a new `Date` (the lock's snapshot timestamp still reproduces the old state) |
+//! | `security` | high     | a newer version of a locked Debian package is in a `-security` suite the lock read, or a security advisory of an RPM repository's `updateinfo` ships a newer build of a locked RPM package (the advisory id, severity and CVEs are in the detail) |
+//! | `moved`    | info     | an apt archive suite the lock read has a new `Date` (the lock's snapshot timestamp still reproduces the old state), or an RPM repository's `repomd.xml` changed (its revision) |
 //! | `unpinned` | info     | an install step of the definition asks for specs that are not exact pins, so the lock is the only thing keeping it reproducible |
 //!
 //! `--fail-on any` fails on every kind but `unpinned` (a property of the
@@ -36,8 +36,8 @@
 //! Every finding has `id` (the same from run to run while the finding is:
 //! image, kind, subject and what the lock has), `kind` and `severity`, and
 //! `at` (`file:line` of the definition) where it is about a line; `package` (with `ecosystem`,
-//! `pip`, `conda` or `apt`, and for conda the `channel` name; for `moved`
-//! the archive URI and suite), `base` or `url` (a file locked by URL) names what
+//! `pip`, `conda`, `apt` or `rpm`, and for conda the `channel` name; for `moved`
+//! the archive URI and suite, or the repository's base URL and id), `base` or `url` (a file locked by URL) names what
 //! drifted; `locked`, `latest` and
 //! `detail` are present when they mean something for the kind.
 //!
@@ -400,6 +400,170 @@ pub fn apt_gone_findings(
     out
 }
 
+/// rpm: repositories a dnf step read whose `repomd.xml` changed since (a
+/// new revision: what the step resolves against moved).
+fn rpm_moved_findings(step: &LockedStep, now: &LockedStep, out: &mut Vec<Finding>) {
+    for r in &step.rpm_repos {
+        let Some(n) = now.rpm_repos.iter().find(|n| {
+            n.id == r.id && n.baseurl == r.baseurl && n.repomd_sha256 != r.repomd_sha256
+        }) else {
+            continue;
+        };
+        let state = |x: &crate::lock::RpmRepo| match &x.revision {
+            Some(rev) => format!("revision {rev}"),
+            None => format!("repomd.xml {}", x.repomd_sha256),
+        };
+        let mut f = Finding::new(
+            Kind::Moved,
+            Ecosystem::Rpm,
+            format!("{} ({})", r.baseurl, r.id),
+        );
+        f.expected = Some(state(r));
+        f.found = Some(state(n));
+        f.step = Some(format!("{}:{}", step.file, step.line));
+        f.detail = Some(format!(
+            "repository `{}` has new metadata since the lock read it; the locked packages are checked against it",
+            r.id
+        ));
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+}
+
+/// rpm: what the repositories of each dnf step say now about the packages
+/// the lock installed there (read by the fresh resolution,
+/// [`crate::freeze::rpm::rpm_step`]): a newer build is `security` when a
+/// security advisory of a repository's `updateinfo` ships it (named with
+/// its severity), else `outdated`; a locked build no repository offers any
+/// more is `gone`. Repositories whose errata could not be read are warnings,
+/// and the `outdated` findings they may hide a security update behind say so.
+pub fn rpm_findings(
+    locked: &LockedImage,
+    drift: &[crate::freeze::outcome::RpmDriftAt],
+) -> (Vec<Finding>, Vec<String>) {
+    let mut out: Vec<Finding> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    for d in drift {
+        let Some(step) = locked
+            .steps
+            .iter()
+            .find(|s| s.stage as usize == d.stage && s.line as usize == d.line)
+        else {
+            continue;
+        };
+        let baseurl = |id: &str| {
+            step.rpm_repos
+                .iter()
+                .find(|r| r.id.as_str() == id)
+                .map(|r| r.baseurl.to_string())
+        };
+        for (repo, why) in &d.drift.unread {
+            let w = format!(
+                "{}: the errata (`updateinfo`) of repository `{repo}` cannot be read, so a newer build from it may be a security update imagelock cannot see: {why}",
+                d.at
+            );
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+        for n in &d.drift.newer {
+            let errata: Vec<_> = d
+                .drift
+                .errata
+                .iter()
+                .filter(|e| e.name == n.name && e.arch == n.arch && e.locked == n.locked)
+                .collect();
+            let mut f;
+            if errata.is_empty() {
+                f = Finding::new(Kind::Outdated, Ecosystem::Rpm, n.name.clone());
+                f.found = Some(n.newest.clone());
+                let mut detail = format!("a newer build is in repository `{}`", n.repo);
+                if d.drift.unread.iter().any(|(r, _)| r == &n.repo) {
+                    detail.push_str(
+                        "; its errata could not be read, so this may be a security update",
+                    );
+                } else if !d.drift.unread.is_empty() {
+                    let repos: Vec<String> =
+                        d.drift.unread.iter().map(|(r, _)| format!("`{r}`")).collect();
+                    detail.push_str(&format!(
+                        "; the errata of {} could not be read",
+                        repos.join(", ")
+                    ));
+                }
+                f.detail = Some(detail);
+            } else {
+                f = Finding::new(Kind::Security, Ecosystem::Rpm, n.name.clone());
+                // What the advisories ship; the newest build may be newer still.
+                let fixed = errata
+                    .iter()
+                    .map(|e| e.fixed.as_str())
+                    .max_by(|a, b| compare_nevr(a, b))
+                    .unwrap_or(&n.newest);
+                f.found = Some(fixed.to_string());
+                let said: Vec<String> = errata
+                    .iter()
+                    .map(|e| {
+                        let mut s = format!("security advisory {}", e.advisory);
+                        let mut what = Vec::new();
+                        if let Some(sev) = &e.severity {
+                            what.push(format!("severity {sev}"));
+                        }
+                        what.extend(e.cves.iter().cloned());
+                        if !what.is_empty() {
+                            s.push_str(&format!(" ({})", what.join(", ")));
+                        }
+                        s.push_str(&format!(" ships {} in `{}`", e.fixed, e.repo));
+                        s
+                    })
+                    .collect();
+                f.detail = Some(said.join("; "));
+            }
+            f.expected = Some(format!("{}.{}", n.locked, n.arch));
+            f.step = Some(d.at.clone());
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+        for g in &d.drift.gone {
+            let mut f = Finding::new(Kind::Gone, Ecosystem::Rpm, g.name.clone());
+            f.expected = Some(format!("{}.{}", g.evr, g.arch));
+            f.step = Some(d.at.clone());
+            let from = match g.repo.as_deref() {
+                Some(id) => match baseurl(id) {
+                    Some(url) => format!(
+                        "; the lock took it from repository `{id}` (`{url}`), which keeps no snapshot imagelock knows of"
+                    ),
+                    None => format!("; the lock took it from repository `{id}`"),
+                },
+                None => String::new(),
+            };
+            f.detail = Some(format!(
+                "{}-{}.{} is no longer in the repositories the step reads{from}",
+                g.name, g.evr, g.arch
+            ));
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+    }
+    (out, warnings)
+}
+
+/// Orders two `[epoch:]version-release.arch` strings by their EVR.
+fn compare_nevr(a: &str, b: &str) -> std::cmp::Ordering {
+    let evr = |s: &str| -> crate::solve::rpm::Evr {
+        let s = s.rsplit_once('.').map_or(s, |(e, _)| e);
+        let (epoch, vr) = match s.split_once(':') {
+            Some((e, vr)) => (e.parse().unwrap_or(0), vr),
+            None => (0, s),
+        };
+        let (v, r) = vr.rsplit_once('-').unwrap_or((vr, ""));
+        crate::solve::rpm::Evr::new(epoch, v, r)
+    };
+    evr(a).compare(&evr(b))
+}
+
 fn outdated_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> {
     let mut out = Vec::new();
     for step in &locked.steps {
@@ -407,6 +571,7 @@ fn outdated_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> 
             continue;
         };
         apt_findings(step, now, &mut out);
+        rpm_moved_findings(step, now, &mut out);
         let pip = |s: &LockedStep| -> BTreeMap<String, Vec<String>> {
             let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for p in &s.pypi {

@@ -33,6 +33,80 @@ pub struct StepOutcome {
     /// installed in this step that neither the archives the step read nor
     /// the image before it have any more: `gone` in drift.
     pub apt_gone: Vec<(String, String, String)>,
+    /// What the repositories of a dnf step say now about the packages the
+    /// previous lock installed in it (read for `drift` only).
+    pub rpm_drift: RpmStepDrift,
+}
+
+/// What the repositories of a dnf step say about the packages the previous
+/// lock installed in it on one platform: `gone` and `security` in drift.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RpmStepDrift {
+    /// Locked packages of which a repository the step reads has a newer
+    /// build (whatever the step's text pins).
+    pub newer: Vec<RpmNewer>,
+    /// Locked packages that no repository the step reads offers any more,
+    /// nor the image before the step has.
+    pub gone: Vec<RpmGone>,
+    /// Security advisories that ship a newer build of a locked package.
+    pub errata: Vec<RpmErratum>,
+    /// Repositories whose errata could not be read, with why: a newer
+    /// build from them may be a security update imagelock cannot see.
+    pub unread: Vec<(String, String)>,
+}
+
+/// The newest build of a locked RPM package in the step's repositories,
+/// when it is newer than the locked one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpmNewer {
+    pub name: String,
+    pub arch: String,
+    /// `[epoch:]version-release` as locked.
+    pub locked: String,
+    /// `[epoch:]version-release.arch` of the newest build.
+    pub newest: String,
+    /// The repository id that has it.
+    pub repo: String,
+}
+
+/// A locked RPM package its repositories no longer offer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpmGone {
+    pub name: String,
+    pub arch: String,
+    /// `[epoch:]version-release` as locked.
+    pub evr: String,
+    /// The repository id the lock took it from.
+    pub repo: Option<String>,
+}
+
+/// A security advisory of a repository's `updateinfo` that ships a newer
+/// build of a locked package.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpmErratum {
+    pub name: String,
+    pub arch: String,
+    /// `[epoch:]version-release` as locked.
+    pub locked: String,
+    /// The advisory id (`FEDORA-2026-…`, `RHSA-2026:…`).
+    pub advisory: String,
+    pub severity: Option<String>,
+    pub cves: Vec<String>,
+    /// The advisory's build: `[epoch:]version-release.arch`.
+    pub fixed: String,
+    /// The repository id whose `updateinfo` says so.
+    pub repo: String,
+}
+
+/// [`RpmStepDrift`] of one step and platform, with the step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpmDriftAt {
+    /// `file:line` of the step.
+    pub at: String,
+    pub stage: usize,
+    pub line: usize,
+    pub platform: String,
+    pub drift: RpmStepDrift,
 }
 
 /// A Debian package the previous lock installed that the archives no

@@ -11,15 +11,20 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::config::Config;
-use crate::freeze::outcome::{StepOutcome, StepPlace};
+use crate::freeze::outcome::{
+    RpmErratum, RpmGone, RpmNewer, RpmStepDrift, StepOutcome, StepPlace,
+};
 use crate::freeze::state::PlatformState;
 use crate::freeze::{FreezeError, StepCause};
 use crate::image::rpmdb::read_rpmdb;
 use crate::lock::{RpmPackage, RpmRepo, lock_platform};
 use crate::resolve::apt::{AptMirrors, Keyring};
 use crate::resolve::rpm::{
-    RepoConfig, RpmRepoError, basearch, detect_releasever, fetch_repo, parse_repo_file,
+    RepoConfig, RpmRepoError, basearch, detect_releasever, fetch_repo, fetch_updateinfo,
+    parse_repo_file,
 };
+use crate::solve::rpm::Evr;
+use crate::solve::rpm::updateinfo::Advisory;
 use crate::solve::rpm::solver::{RpmReason, RpmRequest, RpmSolveError, RpmSolveOptions, solve};
 use crate::source::steps::{Action, InstallCommand, Manager};
 
@@ -219,13 +224,28 @@ fn image_repos(
     Ok((repos, main))
 }
 
+/// What the previous lock had for a dnf step on this platform, for drift.
+#[derive(Debug, Default)]
+pub struct Previous {
+    /// The packages the step left installed.
+    pub locked: Vec<RpmPackage>,
+    /// Read the repositories' errata (`updateinfo`) for them.
+    pub errata: bool,
+}
+
 /// Resolves a dnf step on `state.platform` and applies it to `state`.
+///
+/// With `previous` packages, also says what the repositories the step reads
+/// have for them now ([`RpmStepDrift`]): newer builds, locked builds no
+/// longer offered, and (with `previous.errata`) security advisories of
+/// their `updateinfo` that ship a newer build.
 pub async fn rpm_step(
     config: &Config,
     session: &crate::resolve::Session,
     place: &StepPlace<'_>,
     cmd: &InstallCommand,
     requested: Vec<String>,
+    previous: Previous,
     state: &mut PlatformState,
 ) -> Result<StepOutcome, FreezeError> {
     let not_locked = |why: String| {
@@ -368,6 +388,20 @@ pub async fn rpm_step(
         }
         fetched.push(f);
     }
+    let mut rpm_drift = locked_drift(&previous.locked, &fetched, &installed);
+    if previous.errata && !previous.locked.is_empty() {
+        for (r, f) in repos.iter().zip(&fetched) {
+            match fetch_updateinfo(session.http(), &mirrors, &r.location, f).await {
+                Ok(Some(advisories)) => {
+                    rpm_drift
+                        .errata
+                        .extend(security_errata(&previous.locked, &f.id, &advisories));
+                }
+                Ok(None) => {}
+                Err(e) => rpm_drift.unread.push((f.id.clone(), e.to_string())),
+            }
+        }
+    }
     // Every package once, from the first repository that offers it.
     let mut available = Vec::new();
     let mut from_repo = Vec::new();
@@ -467,8 +501,90 @@ pub async fn rpm_step(
         locked: true,
         rpm: packages,
         rpm_repos,
+        rpm_drift,
         ..StepOutcome::default()
     })
+}
+
+fn locked_evr(p: &RpmPackage) -> Evr {
+    Evr::new(p.epoch, p.version.as_str(), p.release.as_str())
+}
+
+/// Whether dnf upgrades a package of `locked` arch to one of `arch`: the
+/// same arch, or `noarch` on either side.
+fn upgrade_arch(locked: &str, arch: &str) -> bool {
+    locked == arch || locked == "noarch" || arch == "noarch"
+}
+
+/// Newer builds in `fetched` of the `locked` packages, and locked builds
+/// neither the repositories nor the image before the step (`installed`)
+/// have any more.
+fn locked_drift(
+    locked: &[RpmPackage],
+    fetched: &[crate::resolve::rpm::FetchedRepo],
+    installed: &[crate::solve::rpm::InstalledRpm],
+) -> RpmStepDrift {
+    let mut out = RpmStepDrift::default();
+    for p in locked {
+        let evr = locked_evr(p);
+        let (name, arch) = (p.name.as_str(), p.arch.as_str());
+        let offered = fetched.iter().any(|f| {
+            f.packages
+                .iter()
+                .any(|q| q.name == name && q.arch == arch && q.evr.compare(&evr).is_eq())
+        }) || installed
+            .iter()
+            .any(|q| q.name == name && q.arch == arch && q.evr.compare(&evr).is_eq());
+        if !offered {
+            out.gone.push(RpmGone {
+                name: name.to_string(),
+                arch: arch.to_string(),
+                evr: evr.to_string(),
+                repo: p.repo.as_ref().map(ToString::to_string),
+            });
+        }
+        let newest = fetched
+            .iter()
+            .flat_map(|f| f.packages.iter().map(move |q| (f, q)))
+            .filter(|(_, q)| {
+                q.name == name && upgrade_arch(arch, &q.arch) && q.evr.compare(&evr).is_gt()
+            })
+            .max_by(|a, b| a.1.evr.compare(&b.1.evr));
+        if let Some((f, q)) = newest {
+            out.newer.push(RpmNewer {
+                name: name.to_string(),
+                arch: arch.to_string(),
+                locked: evr.to_string(),
+                newest: format!("{}.{}", q.evr, q.arch),
+                repo: f.id.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// The security advisories of repository `repo` that ship a newer build of
+/// a `locked` package, one per advisory and package.
+fn security_errata(locked: &[RpmPackage], repo: &str, advisories: &[Advisory]) -> Vec<RpmErratum> {
+    let mut out = Vec::new();
+    for p in locked {
+        let evr = locked_evr(p);
+        for a in advisories.iter().filter(|a| a.is_security()) {
+            if let Some(fix) = a.fixes(p.name.as_str(), p.arch.as_str(), &evr) {
+                out.push(RpmErratum {
+                    name: p.name.to_string(),
+                    arch: p.arch.to_string(),
+                    locked: evr.to_string(),
+                    advisory: a.id.clone(),
+                    severity: a.severity.clone(),
+                    cves: a.cves.clone(),
+                    fixed: format!("{}.{}", fix.evr, fix.arch),
+                    repo: repo.to_string(),
+                });
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ pub struct Frozen {
     pub warnings: Vec<String>,
     /// Debian packages of the previous lock the archives no longer offer.
     pub apt_gone: Vec<crate::freeze::outcome::GoneDeb>,
+    /// What the repositories of its dnf steps say about the previous
+    /// lock's packages (drift only; see [`crate::freeze::rpm::rpm_step`]).
+    pub rpm_drift: Vec<crate::freeze::outcome::RpmDriftAt>,
 }
 
 /// Where a freeze run is, for a progress display. Calls come from
@@ -183,6 +186,7 @@ pub async fn freeze_image_reporting(
     }
 
     let mut apt_gone = Vec::new();
+    let mut rpm_drift = Vec::new();
     let unlockable =
         |e: crate::lock::LockBuildError| FreezeError::image(&job.config.name, ImageCause::Lock(e));
     builder.bases(bases.bases);
@@ -221,6 +225,15 @@ pub async fn freeze_image_reporting(
                         architecture,
                         version,
                         platform: platform.clone(),
+                    });
+                }
+                if outcome.rpm_drift != Default::default() {
+                    rpm_drift.push(crate::freeze::outcome::RpmDriftAt {
+                        at: format!("{file}:{line}"),
+                        stage: stage.index,
+                        line,
+                        platform: platform.clone(),
+                        drift: outcome.rpm_drift,
                     });
                 }
                 builder.warn(outcome.warnings);
@@ -267,6 +280,7 @@ pub async fn freeze_image_reporting(
         finals,
         warnings,
         apt_gone,
+        rpm_drift,
     })
 }
 

@@ -223,8 +223,39 @@ pub async fn resolve_step(
             .await
         }
         Ecosystem::Os if matches!(cmd.manager, Manager::Dnf | Manager::Microdnf | Manager::Yum) => {
-            crate::freeze::rpm::rpm_step(config, session, place, cmd, values(&cmd.specs), state)
-                .await
+            // What the previous lock installed here: drift checks it
+            // against the repositories and their errata.
+            let locked: Vec<crate::lock::RpmPackage> = if options.ignore_locked {
+                previous_step(job, place, cmd)
+                    .map(|s| {
+                        s.rpm
+                            .iter()
+                            .filter(|p| p.installed_after())
+                            .filter(|p| {
+                                p.platforms
+                                    .iter()
+                                    .any(|pl| pl.to_string() == state.platform)
+                            })
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            crate::freeze::rpm::rpm_step(
+                config,
+                session,
+                place,
+                cmd,
+                values(&cmd.specs),
+                crate::freeze::rpm::Previous {
+                    locked,
+                    errata: options.ignore_locked,
+                },
+                state,
+            )
+            .await
         }
         Ecosystem::Os | Ecosystem::Other => Ok(StepOutcome {
             requested: values(&cmd.specs),

@@ -140,6 +140,7 @@ pub fn kept(
         warnings: record.warnings,
         // Drift, the one reader of these, never keeps a lock.
         apt_gone: Vec::new(),
+        rpm_drift: Vec::new(),
     })
 }
 

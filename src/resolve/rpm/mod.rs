@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256, Sha512};
 use crate::resolve::apt::{AptMirrors, AptRepoError, AptTransport, Keyring};
 use crate::solve::rpm::RpmPackage;
 use crate::solve::rpm::primary::{MetadataError, Repomd, RepomdData, parse_primary, parse_repomd};
+use crate::solve::rpm::updateinfo::{Advisory, parse_updateinfo};
 
 /// The largest `repomd.xml` (or its signature) accepted.
 const REPOMD_LIMIT: u64 = 8 << 20;
@@ -335,9 +336,10 @@ pub fn decode_metadata(
             .read_to_end(&mut out)
             .map_err(|e| derr(e.to_string()))?;
     } else if loc.ends_with(".bz2") {
-        return Err(derr(
-            "bzip2 metadata is not read; the repository's `primary` must be gz, xz or zstd".into(),
-        ));
+        return Err(derr(format!(
+            "bzip2 metadata is not read; the repository's `{}` must be gz, xz or zstd",
+            expected.kind
+        )));
     } else {
         out = bytes.to_vec();
     }
@@ -433,6 +435,35 @@ pub async fn fetch_repo<T: AptTransport>(
         repomd: repomd.clone(),
         packages,
     })
+}
+
+/// The errata of `repo` (`updateinfo` in the `repomd.xml` already fetched
+/// and checked), checked against the checksum `repomd.xml` gives for them;
+/// `None` when the repository publishes none.
+pub async fn fetch_updateinfo<T: AptTransport>(
+    client: &T,
+    mirrors: &AptMirrors,
+    location: &str,
+    repo: &FetchedRepo,
+) -> Result<Option<Vec<Advisory>>, RpmRepoError> {
+    let Some(entry) = repo.repomd.get("updateinfo") else {
+        return Ok(None);
+    };
+    let url = join(&repo.baseurl, &entry.location);
+    let packed = get(client, mirrors, location, &url, METADATA_LIMIT).await?;
+    let xml = decode_metadata(&url, &packed, entry)?;
+    let meta = |source| RpmRepoError::Metadata {
+        location: location.to_string(),
+        url: url.clone(),
+        source,
+    };
+    let xml = String::from_utf8(xml).map_err(|_| {
+        meta(MetadataError {
+            what: "updateinfo".into(),
+            message: "not UTF-8".into(),
+        })
+    })?;
+    parse_updateinfo("updateinfo", &xml).map(Some).map_err(meta)
 }
 
 /// The URL of a package of `repo`.

@@ -5,6 +5,7 @@
 pub mod primary;
 pub mod rich;
 pub mod solver;
+pub mod updateinfo;
 pub mod vercmp;
 
 use std::cmp::Ordering;

@@ -42,14 +42,14 @@ impl Repomd {
     }
 }
 
-fn err(what: &str, message: impl Into<String>) -> MetadataError {
+pub(super) fn err(what: &str, message: impl Into<String>) -> MetadataError {
     MetadataError {
         what: what.to_string(),
         message: message.into(),
     }
 }
 
-fn attr<'a>(
+pub(super) fn attr<'a>(
     e: &'a BytesStart<'_>,
     key: &str,
     what: &str,
@@ -66,7 +66,7 @@ fn attr<'a>(
     Ok(None)
 }
 
-fn entity(r: &BytesRef<'_>, what: &str) -> Result<String, MetadataError> {
+pub(super) fn entity(r: &BytesRef<'_>, what: &str) -> Result<String, MetadataError> {
     if let Some(c) = r.resolve_char_ref().map_err(|x| err(what, x.to_string()))? {
         return Ok(c.to_string());
     }
@@ -81,7 +81,7 @@ fn entity(r: &BytesRef<'_>, what: &str) -> Result<String, MetadataError> {
     Ok(s.to_string())
 }
 
-fn local(name: &[u8]) -> &[u8] {
+pub(super) fn local(name: &[u8]) -> &[u8] {
     match name.iter().position(|c| *c == b':') {
         Some(i) => &name[i + 1..],
         None => name,
