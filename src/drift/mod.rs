@@ -404,9 +404,11 @@ pub fn apt_gone_findings(
 /// new revision: what the step resolves against moved).
 fn rpm_moved_findings(step: &LockedStep, now: &LockedStep, out: &mut Vec<Finding>) {
     for r in &step.rpm_repos {
-        let Some(n) = now.rpm_repos.iter().find(|n| {
-            n.id == r.id && n.baseurl == r.baseurl && n.repomd_sha256 != r.repomd_sha256
-        }) else {
+        let Some(n) = now
+            .rpm_repos
+            .iter()
+            .find(|n| n.id == r.id && n.baseurl == r.baseurl && n.repomd_sha256 != r.repomd_sha256)
+        else {
             continue;
         };
         let state = |x: &crate::lock::RpmRepo| match &x.revision {
@@ -484,8 +486,12 @@ pub fn rpm_findings(
                         "; its errata could not be read, so this may be a security update",
                     );
                 } else if !d.drift.unread.is_empty() {
-                    let repos: Vec<String> =
-                        d.drift.unread.iter().map(|(r, _)| format!("`{r}`")).collect();
+                    let repos: Vec<String> = d
+                        .drift
+                        .unread
+                        .iter()
+                        .map(|(r, _)| format!("`{r}`"))
+                        .collect();
                     detail.push_str(&format!(
                         "; the errata of {} could not be read",
                         repos.join(", ")

@@ -110,9 +110,11 @@ pub fn run(
                         findings.extend(super::apt_gone_findings(locked, &image.apt_gone));
                         let (rpm, notes) = super::rpm_findings(locked, &image.rpm_drift);
                         findings.extend(rpm);
-                        warnings.extend(notes.into_iter().map(|n| {
-                            format!("image `{}`: {n}", job.config.name)
-                        }));
+                        warnings.extend(
+                            notes
+                                .into_iter()
+                                .map(|n| format!("image `{}`: {n}", job.config.name)),
+                        );
                     }
                     findings.extend(super::parent_findings(config, locked));
                     warnings.extend(super::local_base_notes(locked));

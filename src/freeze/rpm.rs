@@ -11,9 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::config::Config;
-use crate::freeze::outcome::{
-    RpmErratum, RpmGone, RpmNewer, RpmStepDrift, StepOutcome, StepPlace,
-};
+use crate::freeze::outcome::{RpmErratum, RpmGone, RpmNewer, RpmStepDrift, StepOutcome, StepPlace};
 use crate::freeze::state::PlatformState;
 use crate::freeze::{FreezeError, StepCause};
 use crate::image::rpmdb::read_rpmdb;
@@ -24,8 +22,8 @@ use crate::resolve::rpm::{
     parse_repo_file,
 };
 use crate::solve::rpm::Evr;
-use crate::solve::rpm::updateinfo::Advisory;
 use crate::solve::rpm::solver::{RpmReason, RpmRequest, RpmSolveError, RpmSolveOptions, solve};
+use crate::solve::rpm::updateinfo::Advisory;
 use crate::source::steps::{Action, InstallCommand, Manager};
 
 /// What a dnf command line asks for.

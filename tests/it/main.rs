@@ -35,6 +35,7 @@ mod reports;
 mod requests;
 mod rewrite;
 mod rpm;
+mod rpm_drift;
 mod security;
 mod settings;
 mod sif;

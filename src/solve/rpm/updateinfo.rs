@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-use super::primary::{MetadataError, attr, entity, err, local};
 use super::Evr;
+use super::primary::{MetadataError, attr, entity, err, local};
 
 /// One `<update>` of `updateinfo.xml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,17 +256,38 @@ mod tests {
         let fixed = a.fixes("openssl", "x86_64", &Evr::new(1, "3.2.2", "5.fc42"));
         assert_eq!(fixed.unwrap().evr.to_string(), "1:3.2.4-1.fc42");
         // Epoch 0 is older than any epoch 1.
-        assert!(a.fixes("openssl", "x86_64", &Evr::new(0, "9.0", "1")).is_some());
-        assert!(a.fixes("openssl", "x86_64", &Evr::new(1, "3.2.4", "1.fc42")).is_none());
-        assert!(a.fixes("openssl", "x86_64", &Evr::new(2, "1.0", "1")).is_none());
-        assert!(a.fixes("openssl-libs", "x86_64", &Evr::new(1, "3.0", "1")).is_none());
-        assert!(a.fixes("openssl-libs", "i686", &Evr::new(1, "3.0", "1")).is_some());
+        assert!(
+            a.fixes("openssl", "x86_64", &Evr::new(0, "9.0", "1"))
+                .is_some()
+        );
+        assert!(
+            a.fixes("openssl", "x86_64", &Evr::new(1, "3.2.4", "1.fc42"))
+                .is_none()
+        );
+        assert!(
+            a.fixes("openssl", "x86_64", &Evr::new(2, "1.0", "1"))
+                .is_none()
+        );
+        assert!(
+            a.fixes("openssl-libs", "x86_64", &Evr::new(1, "3.0", "1"))
+                .is_none()
+        );
+        assert!(
+            a.fixes("openssl-libs", "i686", &Evr::new(1, "3.0", "1"))
+                .is_some()
+        );
     }
 
     #[test]
     fn what_is_not_updateinfo_is_refused() {
         assert!(parse_updateinfo("u", "<metadata/>").is_err());
-        assert!(parse_updateinfo("u", "<updates><update type=\"security\"></update></updates>").is_err());
+        assert!(
+            parse_updateinfo(
+                "u",
+                "<updates><update type=\"security\"></update></updates>"
+            )
+            .is_err()
+        );
         assert!(parse_updateinfo("u", "<updates/>").unwrap().is_empty());
     }
 }
