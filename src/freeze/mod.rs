@@ -49,6 +49,7 @@ use crate::solve::conda::{CondaTargetError, ParseCondaSpecError, SolveCondaError
 use crate::solve::python::{
     SolveError as PipSolveError, SourceError as PipSourceError, TargetError,
 };
+use crate::solve::rpm::solver::RpmSolveError;
 use crate::source::environment::ParseEnvironmentError;
 use crate::source::graph::{CycleError, GraphInput, build_order};
 use crate::source::inputs::{Inputs, load_inputs};
@@ -377,6 +378,14 @@ impl StepCause {
             }) => true,
             // What the (re-pinned) base holds decides these.
             StepCause::NoPython { .. } | StepCause::NoCondaPrefix { .. } => true,
+            // What dnf's repositories offer now decides these: a pinned
+            // build gone, a dependency no longer provided.
+            StepCause::Rpm(
+                RpmSolveError::NoMatch(_)
+                | RpmSolveError::Filtered { .. }
+                | RpmSolveError::Unsatisfiable { .. }
+                | RpmSolveError::Conflict { .. },
+            ) => true,
             _ => false,
         }
     }
@@ -604,6 +613,13 @@ mod tests {
             source: PipSourceError::Unavailable("connection refused".into()),
         };
         assert!(!step(StepCause::Pip(unreachable)).is_upstream());
+        assert!(
+            step(StepCause::Rpm(RpmSolveError::NoMatch(
+                "tool-1.0-1.x86_64".into()
+            )))
+            .is_upstream()
+        );
+        assert!(!step(StepCause::Rpm(RpmSolveError::Glob("t*".into()))).is_upstream());
         assert!(
             !step(StepCause::Unset {
                 written: "$V".into(),

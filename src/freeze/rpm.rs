@@ -18,10 +18,13 @@ use crate::image::rpmdb::read_rpmdb;
 use crate::lock::{RpmPackage, RpmRepo, lock_platform};
 use crate::resolve::apt::{AptMirrors, Keyring};
 use crate::resolve::rpm::{
-    RepoConfig, RpmRepoError, basearch, detect_releasever, fetch_repo, fetch_updateinfo,
-    parse_repo_file,
+    RepoConfig, RpmRepoError, basearch, detect_releasever, fetch_modules, fetch_repo,
+    fetch_updateinfo, parse_repo_file,
 };
 use crate::solve::rpm::Evr;
+use crate::solve::rpm::modules::{
+    ModuleMetadata, ModuleState, module_filter, parse_module_state, parse_modules,
+};
 use crate::solve::rpm::solver::{RpmReason, RpmRequest, RpmSolveError, RpmSolveOptions, solve};
 use crate::solve::rpm::updateinfo::Advisory;
 use crate::source::steps::{Action, InstallCommand, Manager};
@@ -38,6 +41,9 @@ pub struct RpmCommand {
     pub only_repos: Vec<String>,
     /// `--nogpgcheck`: signatures are not checked.
     pub no_gpgcheck: bool,
+    /// `dnf module enable NAME[:STREAM] …` (no stream: the default one);
+    /// then `request` is an empty install and is not solved.
+    pub enable_modules: Vec<(String, Option<String>)>,
 }
 
 fn yes(v: &str) -> Option<bool> {
@@ -78,7 +84,32 @@ pub fn rpm_command(cmd: &InstallCommand) -> Result<RpmCommand, String> {
         }
         specs.push(value.clone());
     }
+    let mut enable_modules = Vec::new();
     let request = match cmd.action {
+        Action::ModuleEnable => {
+            if !cmd.text.split_whitespace().any(|w| w == "enable") {
+                return Err(
+                    "`dnf module install` installs a module's profile, which imagelock does not resolve yet"
+                        .into(),
+                );
+            }
+            if specs.is_empty() {
+                return Err("it names no module to enable".into());
+            }
+            for spec in &specs {
+                if spec.contains('/') {
+                    return Err(format!(
+                        "`{spec}` names a module profile, which imagelock does not resolve yet"
+                    ));
+                }
+                let (name, stream) = match spec.split_once(':') {
+                    Some((n, s)) => (n.to_string(), Some(s.to_string())),
+                    None => (spec.clone(), None),
+                };
+                enable_modules.push((name, stream));
+            }
+            RpmRequest::Install(vec![])
+        }
         Action::Install => RpmRequest::Install(specs),
         Action::Upgrade | Action::Update => RpmRequest::Upgrade(specs),
         Action::Remove => RpmRequest::Remove(specs),
@@ -96,6 +127,7 @@ pub fn rpm_command(cmd: &InstallCommand) -> Result<RpmCommand, String> {
         repo_switches: Vec::new(),
         only_repos: Vec::new(),
         no_gpgcheck: false,
+        enable_modules,
     };
     for o in &cmd.options {
         let (key, value) = match o.split_once([' ', '=']) {
@@ -351,6 +383,7 @@ pub async fn rpm_step(
 
     let mirrors = AptMirrors::new(config.apt.mirrors.clone());
     let mut fetched = Vec::new();
+    let mut metadata = ModuleMetadata::default();
     for r in &repos {
         let mut r = r.clone();
         if command.no_gpgcheck {
@@ -378,15 +411,117 @@ pub async fn rpm_step(
         let f = fetch_repo(session.http(), &mirrors, &r, &ring)
             .await
             .map_err(|e| place.error(StepCause::RpmRepo(e)))?;
-        if f.repomd.get("modules").is_some() {
-            return not_locked(format!(
-                "{}: repository `{}` is modular, and imagelock does not apply dnf's module filtering yet",
-                r.location, r.id
-            ));
+        let modules = fetch_modules(session.http(), &mirrors, &r.location, &f)
+            .await
+            .map_err(|e| place.error(StepCause::RpmRepo(e)))?;
+        if let Some(yaml) = modules {
+            match parse_modules(&format!("modules.yaml of repository `{}`", r.id), &yaml) {
+                Ok(m) => {
+                    metadata.streams.extend(m.streams);
+                    for (k, v) in m.defaults {
+                        metadata.defaults.entry(k).or_insert(v);
+                    }
+                }
+                Err(e) => return not_locked(format!("{}: {e}", r.location)),
+            }
         }
         fetched.push(f);
     }
-    let mut rpm_drift = locked_drift(&previous.locked, &fetched, &installed);
+    // dnf's module state: the image's, with earlier steps' over it; the
+    // image's own defaults over the repositories'.
+    let mut module_state = match &state.rpm_modules {
+        Some(m) => m.clone(),
+        None => {
+            let mut m = BTreeMap::new();
+            for (path, bytes) in &state.apt_files {
+                if path.starts_with("/etc/dnf/modules.d/") && path.ends_with(".module") {
+                    match parse_module_state(path, &String::from_utf8_lossy(bytes)) {
+                        Ok(entries) => {
+                            for (name, st) in entries {
+                                if let Some(st) = st {
+                                    m.insert(name, st);
+                                }
+                            }
+                        }
+                        Err(e) => return not_locked(e),
+                    }
+                }
+            }
+            m
+        }
+    };
+    for (path, bytes) in &state.apt_files {
+        if path.starts_with("/etc/dnf/modules.defaults.d/") && path.ends_with(".yaml") {
+            match parse_modules(path, &String::from_utf8_lossy(bytes)) {
+                Ok(m) => metadata.defaults.extend(m.defaults),
+                Err(e) => return not_locked(e),
+            }
+        }
+    }
+    if !command.enable_modules.is_empty() {
+        for (name, stream) in &command.enable_modules {
+            let Some(stream) = stream
+                .clone()
+                .or_else(|| metadata.defaults.get(name).cloned())
+            else {
+                return not_locked(format!(
+                    "module `{name}` has no default stream in the repositories the step reads; dnf needs `{name}:STREAM`"
+                ));
+            };
+            if !metadata
+                .streams
+                .iter()
+                .any(|s| &s.name == name && s.stream == stream)
+            {
+                return not_locked(format!(
+                    "no repository the step reads has module `{name}` stream `{stream}`, so dnf fails here"
+                ));
+            }
+            if let Some(ModuleState::Enabled(other)) = module_state.get(name)
+                && other != &stream
+            {
+                return not_locked(format!(
+                    "module `{name}` is enabled at stream `{other}`; dnf refuses to switch it to `{stream}` without `dnf module reset`, which imagelock does not model"
+                ));
+            }
+            module_state.insert(name.clone(), ModuleState::Enabled(stream));
+        }
+        if let Err(why) = module_filter(&metadata, &module_state) {
+            return not_locked(why);
+        }
+        let mut rpm_repos = Vec::new();
+        for f in &fetched {
+            rpm_repos
+                .push(RpmRepo::new(f, &platform).map_err(|e| place.error(StepCause::Lock(e)))?);
+        }
+        state.rpm_modules = Some(module_state);
+        return Ok(StepOutcome {
+            requested,
+            locked: true,
+            rpm_repos,
+            ..StepOutcome::default()
+        });
+    }
+    let filter = match module_filter(&metadata, &module_state) {
+        Ok(f) => f,
+        Err(why) => return not_locked(why),
+    };
+    let hotfixes: Vec<bool> = repos
+        .iter()
+        .map(|r| {
+            r.options
+                .get("module_hotfixes")
+                .and_then(|v| yes(v))
+                .unwrap_or(false)
+        })
+        .collect();
+    // What modular filtering hides is not there for dnf.
+    let unfiltered = fetched.clone();
+    for (f, hotfix) in fetched.iter_mut().zip(&hotfixes) {
+        f.packages
+            .retain(|p| filter.shows(&p.name, &p.nevra(), *hotfix));
+    }
+    let mut rpm_drift = locked_drift(&previous.locked, &unfiltered, &fetched, &installed);
     if previous.errata && !previous.locked.is_empty() {
         for (r, f) in repos.iter().zip(&fetched) {
             match fetch_updateinfo(session.http(), &mirrors, &r.location, f).await {
@@ -427,6 +562,17 @@ pub async fn rpm_step(
     let (transaction, available, before) = solved;
     let transaction = match transaction {
         Ok(t) => t,
+        Err(RpmSolveError::NoMatch(spec)) => {
+            let name = spec
+                .split(|c: char| c.is_whitespace() || "<>=".contains(c))
+                .next()
+                .unwrap_or_default();
+            let e = match filter.hides(name, &metadata.streams) {
+                Some(why) => RpmSolveError::Filtered { spec, why },
+                None => RpmSolveError::NoMatch(spec),
+            };
+            return Err(place.error(StepCause::Rpm(e)));
+        }
         Err(
             e @ (RpmSolveError::Glob(_)
             | RpmSolveError::Rich { .. }
@@ -493,7 +639,17 @@ pub async fn rpm_step(
     for f in &fetched {
         rpm_repos.push(RpmRepo::new(f, &platform).map_err(|e| place.error(StepCause::Lock(e)))?);
     }
+    for i in &transaction.install {
+        let nevra = available[i.available].nevra();
+        if let Some(m) = filter.module_of(&nevra, &metadata.streams)
+            && filter.by_default.contains(&m)
+        {
+            // dnf enables a default stream it installs from.
+            module_state.insert(m.clone(), ModuleState::Enabled(filter.active[&m].clone()));
+        }
+    }
     state.rpm_installed = Some(after);
+    state.rpm_modules = Some(module_state);
     Ok(StepOutcome {
         requested,
         locked: true,
@@ -514,12 +670,14 @@ fn upgrade_arch(locked: &str, arch: &str) -> bool {
     locked == arch || locked == "noarch" || arch == "noarch"
 }
 
-/// Newer builds in `fetched` of the `locked` packages, and locked builds
-/// neither the repositories nor the image before the step (`installed`)
-/// have any more.
+/// Newer builds in `visible` (the repositories as modular filtering leaves
+/// them) of the `locked` packages, and locked builds neither the
+/// repositories (`fetched`, unfiltered) nor the image before the step
+/// (`installed`) have any more.
 fn locked_drift(
     locked: &[RpmPackage],
     fetched: &[crate::resolve::rpm::FetchedRepo],
+    visible: &[crate::resolve::rpm::FetchedRepo],
     installed: &[crate::solve::rpm::InstalledRpm],
 ) -> RpmStepDrift {
     let mut out = RpmStepDrift::default();
@@ -541,7 +699,7 @@ fn locked_drift(
                 repo: p.repo.as_ref().map(ToString::to_string),
             });
         }
-        let newest = fetched
+        let newest = visible
             .iter()
             .flat_map(|f| f.packages.iter().map(move |q| (f, q)))
             .filter(|(_, q)| {
@@ -628,7 +786,8 @@ mod tests {
         for (text, why) in [
             ("dnf install -y ./tool.rpm", "which imagelock does not read"),
             ("dnf install -y $NOPE", "has no value here"),
-            ("dnf module enable -y nodejs:18", "not a dnf action"),
+            ("dnf module install -y nodejs:18", "module's profile"),
+            ("dnf module enable -y nodejs:18/common", "module profile"),
             (
                 "dnf install -y --setopt=obsoletes=0 x",
                 "changes how dnf resolves",

@@ -51,6 +51,10 @@ pub struct PlatformState {
     /// The rpm database after the dnf steps resolved so far (`None`: as
     /// the base's `rpmdb.sqlite` in `apt_files` says).
     pub rpm_installed: Option<Vec<crate::solve::rpm::InstalledRpm>>,
+    /// dnf's module state after the dnf steps so far (`None`: as the
+    /// base's `/etc/dnf/modules.d` says).
+    pub rpm_modules:
+        Option<std::collections::BTreeMap<String, crate::solve::rpm::modules::ModuleState>>,
     /// The base's conda configuration files and `/etc/passwd` (absolute
     /// path → text); see [`crate::image::Catalogue::conda_files`].
     pub conda_files: BTreeMap<String, String>,
@@ -137,6 +141,7 @@ impl PlatformState {
             apt_installed: None,
             apt_unknown: None,
             rpm_installed: None,
+            rpm_modules: None,
             conda_files: catalogue.conda_files.clone(),
             user: catalogue.image.config.user.clone(),
             base_unknown: None,
@@ -385,6 +390,7 @@ impl PlatformState {
             apt_installed: None,
             apt_unknown: None,
             rpm_installed: None,
+            rpm_modules: None,
             conda_files: cached.conda_files,
             user: cached.user,
             base_unknown: None,

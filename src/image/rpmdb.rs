@@ -72,6 +72,7 @@ pub fn is_rpm_state_file(path: &str) -> bool {
     in_dir("etc/yum.repos.d/", ".repo")
         || in_dir("etc/dnf/vars/", "")
         || in_dir("etc/dnf/modules.d/", ".module")
+        || in_dir("etc/dnf/modules.defaults.d/", ".yaml")
         || in_dir("etc/pki/rpm-gpg/", "")
 }
 

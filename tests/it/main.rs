@@ -36,6 +36,7 @@ mod requests;
 mod rewrite;
 mod rpm;
 mod rpm_drift;
+mod rpm_modules;
 mod security;
 mod settings;
 mod sif;

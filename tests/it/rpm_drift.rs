@@ -18,7 +18,7 @@ use crate::common::{self, imagelock, repo_root, run};
 
 const HOST: &str = "http://rpm.fixture.invalid/";
 
-fn ok(cmd: &mut Command) -> Vec<u8> {
+pub(crate) fn ok(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().expect("the tool runs");
     assert!(
         out.status.success(),
@@ -29,7 +29,7 @@ fn ok(cmd: &mut Command) -> Vec<u8> {
 }
 
 /// Builds the noarch package `name-version-release` with rpmbuild into `out`.
-fn build_rpm(tmp: &Path, out: &Path, name: &str, version: &str, release: &str) {
+pub(crate) fn build_rpm(tmp: &Path, out: &Path, name: &str, version: &str, release: &str) {
     let top = tmp.join(format!("top-{name}-{version}-{release}"));
     let spec = tmp.join(format!("{name}-{version}-{release}.spec"));
     std::fs::write(
@@ -58,7 +58,7 @@ fn build_rpm(tmp: &Path, out: &Path, name: &str, version: &str, release: &str) {
 }
 
 /// Indexes `dir` with createrepo_c at `revision`.
-fn createrepo(dir: &Path, revision: &str) {
+pub(crate) fn createrepo(dir: &Path, revision: &str) {
     let _ = std::fs::remove_dir_all(dir.join("repodata"));
     ok(Command::new("createrepo_c")
         .args(["--quiet", "--no-database", "--revision", revision])
@@ -88,7 +88,7 @@ fn updateinfo(entries: &[(&str, &str, &str, &str, (&str, &str, &str))]) -> Strin
 
 /// An OCI layout `DIR/library/fixture:9` of the dnf-installed base root
 /// (`base.tar`) and a layer that replaces its `.repo` file with `repo`.
-fn base_image(dir: &Path, base_tar: &Path, repo: &str) {
+pub(crate) fn base_image(dir: &Path, base_tar: &Path, repo: &str) {
     let layout = dir.join("library/fixture");
     std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
     std::fs::write(
@@ -396,6 +396,35 @@ fn drift_reports_rpm_security_errata_newer_builds_moved_repositories_and_gone_bu
     assert!(
         !all.iter()
             .any(|f| f["kind"] == "gone" && f["package"] == "patched"),
+        "{out}"
+    );
+
+    // Once rewritten, the step pins `patched-1.0-1.noarch`; when that build
+    // leaves too, dnf could not run the step: unresolvable, naming it.
+    std::fs::copy(
+        rpms.join("plain-1.0-1.noarch.rpm"),
+        base.join("plain-1.0-1.noarch.rpm"),
+    )
+    .unwrap();
+    createrepo(&base, "4");
+    let (code, out, err) = cli(&["rewrite"]);
+    assert_eq!(code, 0, "rewrite:\n{out}\n{err}");
+    let dockerfile = std::fs::read_to_string(ex.join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("patched-1.0-1.noarch"), "{dockerfile}");
+    std::fs::remove_file(base.join("patched-1.0-1.noarch.rpm")).unwrap();
+    createrepo(&base, "5");
+    let (code, out, err) = cli(&["drift", "--format", "json", "--fail-on", "unresolvable"]);
+    assert_eq!(code, 1, "drift:\n{out}\n{err}");
+    let all = findings(&out);
+    let unresolvable = all
+        .iter()
+        .find(|f| f["kind"] == "unresolvable")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        unresolvable["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no package matches `patched-1.0-1.noarch`"),
         "{out}"
     );
 }

@@ -466,6 +466,33 @@ pub async fn fetch_updateinfo<T: AptTransport>(
     parse_updateinfo("updateinfo", &xml).map(Some).map_err(meta)
 }
 
+/// The module metadata of `repo` (`modules` in its `repomd.xml`: the
+/// `modules.yaml` text), checked against the checksum `repomd.xml` gives;
+/// `None` when the repository is not modular.
+pub async fn fetch_modules<T: AptTransport>(
+    client: &T,
+    mirrors: &AptMirrors,
+    location: &str,
+    repo: &FetchedRepo,
+) -> Result<Option<String>, RpmRepoError> {
+    let Some(entry) = repo.repomd.get("modules") else {
+        return Ok(None);
+    };
+    let url = join(&repo.baseurl, &entry.location);
+    let packed = get(client, mirrors, location, &url, METADATA_LIMIT).await?;
+    let text = decode_metadata(&url, &packed, entry)?;
+    String::from_utf8(text)
+        .map(Some)
+        .map_err(|_| RpmRepoError::Metadata {
+            location: location.to_string(),
+            url: url.clone(),
+            source: MetadataError {
+                what: "modules".into(),
+                message: "not UTF-8".into(),
+            },
+        })
+}
+
 /// The URL of a package of `repo`.
 pub fn package_url(repo: &FetchedRepo, pkg: &RpmPackage) -> String {
     join(&repo.baseurl, &pkg.location)

@@ -2,6 +2,7 @@
 //! dependency lists of a repository's `primary` metadata or an rpm database
 //! header, with rpm's own version comparison. No I/O here.
 
+pub mod modules;
 pub mod primary;
 pub mod rich;
 pub mod solver;

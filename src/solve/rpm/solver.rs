@@ -32,6 +32,9 @@ use super::{DepFlag, Dependency, Evr, InstalledRpm, RpmPackage};
 pub enum RpmSolveError {
     #[error("no package matches `{0}`")]
     NoMatch(String),
+    /// No package matches, and modular filtering hides some of that name.
+    #[error("no package matches `{spec}`: dnf's modular filtering hides {why}")]
+    Filtered { spec: String, why: String },
     #[error("`{0}` uses a glob, which imagelock does not expand yet")]
     Glob(String),
     #[error("nothing provides `{dep}` needed by {package}")]
