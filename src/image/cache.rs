@@ -9,7 +9,7 @@ use super::layer::LayerCollection;
 use crate::oci::Digest;
 
 /// Bump when what a layer collects changes, so old entries are not used.
-const VERSION: &str = "v4";
+const VERSION: &str = "v5";
 
 fn path(dir: &Path, diff_id: &Digest) -> PathBuf {
     dir.join("image-layers")
