@@ -37,6 +37,7 @@ pub fn run(opts: &Opts, args: &FreezeArgs, printer: &Printer) -> anyhow::Result<
         jobs,
         frozen,
         started,
+        ..
     } = resolve(opts, args, printer)?;
     // Nothing is written unless every image resolved.
     let mut changed = 0;
@@ -162,6 +163,8 @@ pub(super) struct Resolved {
     pub jobs: Vec<crate::freeze::ImageJob>,
     pub frozen: Vec<Frozen>,
     pub started: Instant,
+    /// The configuration's `[rewrite]` (for `update`).
+    pub rewrite: crate::config::RewriteConfig,
 }
 
 /// Resolves the selected images as `args` asks (warnings printed, an
@@ -252,6 +255,7 @@ pub(super) fn resolve(
         jobs,
         frozen,
         started,
+        rewrite: config.rewrite.clone(),
     })
 }
 

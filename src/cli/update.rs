@@ -49,12 +49,16 @@ pub fn run(opts: &Opts, args: &UpdateArgs, printer: &Printer) -> anyhow::Result<
         jobs,
         frozen,
         started,
+        rewrite,
     } = resolve(opts, &freeze_args, printer)?;
 
+    // The definitions are rewritten as `rewrite` writes them: with
+    // `[rewrite] apt = "pins+snapshot"` the snapshot list moves to the new
+    // lock's timestamps with the packages.
     let options = RewriteOptions {
         hashes: args.hashes,
-        check_downloads: false,
-        apt_snapshot: false,
+        check_downloads: rewrite.checksum_downloads,
+        apt_snapshot: rewrite.apt == crate::config::AptRewrite::PinsSnapshot,
     };
     let mut diffs = String::new();
     let mut writes: Vec<(PathBuf, String)> = Vec::new();

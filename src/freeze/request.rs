@@ -60,6 +60,39 @@ pub fn conda_request(previous: Option<&LockedStep>, specs: &[String]) -> Vec<Str
     if all_pinned { original } else { specs.to_vec() }
 }
 
+/// The apt package words to resolve, likewise: `specs` are the pins
+/// rewrite made from that lock step when each is `name[:arch]=version` of
+/// a package the step left installed at that version.
+pub fn apt_request(previous: Option<&LockedStep>, specs: &[String]) -> Vec<String> {
+    let Some(step) = previous else {
+        return specs.to_vec();
+    };
+    let original = &step.requested;
+    if specs.is_empty() || original.is_empty() || original.as_slice() == specs {
+        return specs.to_vec();
+    }
+    let all_pinned = specs.iter().all(|s| {
+        let Some((head, version)) = s.split_once('=') else {
+            return false;
+        };
+        let (name, arch) = match head.split_once(':') {
+            Some((n, a)) => (n, Some(a)),
+            None => (head, None),
+        };
+        step.apt.iter().any(|p| {
+            p.installed_after()
+                && p.name.as_str() == name
+                && p.version.as_str() == version
+                && arch.is_none_or(|a| p.architecture.as_str() == a)
+        })
+    });
+    if all_pinned {
+        original.clone()
+    } else {
+        specs.to_vec()
+    }
+}
+
 /// The pip part of a step's request: `pip: …` entries of an environment
 /// file's step, else all of them.
 fn pip_part(requested: &[String]) -> Vec<String> {

@@ -208,12 +208,33 @@ pub async fn resolve_step(
                     .cloned()
                     .collect()
             };
+            // Pins rewrite made from the previous lock resolve as the
+            // request they were made from, so `--update` can move them.
+            let written = values(&cmd.specs);
+            let request =
+                crate::freeze::request::apt_request(previous_step(job, place, cmd), &written);
+            let mut original;
+            let cmd = if request == written {
+                cmd
+            } else {
+                original = cmd.clone();
+                original.specs = request
+                    .iter()
+                    .map(|r| Expanded {
+                        written: r.clone(),
+                        value: Some(r.clone()),
+                        unresolved: Vec::new(),
+                        span: cmd.span,
+                    })
+                    .collect();
+                &original
+            };
             crate::freeze::apt::apt_step(
                 config,
                 session,
                 place,
                 cmd,
-                values(&cmd.specs),
+                request,
                 crate::freeze::apt::Previous {
                     prefer,
                     installed: before,

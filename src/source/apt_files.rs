@@ -448,7 +448,9 @@ fn echo_text(args: &[(Option<String>, String)]) -> Result<String, String> {
 }
 
 /// What `printf FORMAT ARGS` prints for a format of text, escapes and
-/// `%s`, each `%s` used once; otherwise why imagelock cannot know.
+/// `%s`; otherwise why imagelock cannot know. As POSIX says, the format is
+/// used again while arguments remain (`printf '%s\n' a b` prints two
+/// lines), and a `%s` past the last argument prints nothing.
 fn printf_text(args: &[(Option<String>, String)]) -> Result<String, String> {
     let values: Vec<String> = args
         .iter()
@@ -465,15 +467,25 @@ fn printf_text(args: &[(Option<String>, String)]) -> Result<String, String> {
         return Ok(String::new());
     };
     let pieces: Vec<&str> = format.split("%s").collect();
-    if pieces.iter().any(|p| p.contains('%')) || pieces.len() - 1 != rest.len() {
-        return Err("its format is more than text and one `%s` per argument".into());
+    if pieces.iter().any(|p| p.contains('%')) {
+        return Err("its format is more than text, escapes and `%s`".into());
     }
-    let mut out = unescape(pieces[0])?;
-    for (p, v) in pieces[1..].iter().zip(rest) {
-        out.push_str(v);
-        out.push_str(&unescape(p)?);
+    let per_use = pieces.len() - 1;
+    if per_use == 0 && !rest.is_empty() {
+        return Err("it gives arguments to a format without `%s`".into());
     }
-    Ok(out)
+    let mut out = String::new();
+    let mut values = rest.iter();
+    loop {
+        out.push_str(&unescape(pieces[0])?);
+        for p in &pieces[1..] {
+            out.push_str(values.next().map_or("", String::as_str));
+            out.push_str(&unescape(p)?);
+        }
+        if values.len() == 0 {
+            return Ok(out);
+        }
+    }
 }
 
 fn unescape(s: &str) -> Result<String, String> {
@@ -569,6 +581,37 @@ mod tests {
         );
         assert_eq!(c[0].line, 1);
         assert_eq!(c[1].line, 2);
+    }
+
+    /// The snapshot list `rewrite` writes (`printf '%s\n' LINE…`) is read
+    /// back as the lines it prints: the format is used once per argument.
+    #[test]
+    fn printf_uses_its_format_again_while_arguments_remain() {
+        let c = scan(
+            "printf '%s\\n' 'deb http://s.example/a/ bookworm main' 'deb http://s.example/a/ bookworm-security main' > /etc/apt/sources.list.d/s.list \\\n\
+             && printf '%s=%s\\n' a 1 b > /etc/apt/sources.list.d/t.list",
+        );
+        let contents: Vec<&AptFileKind> = c.iter().map(|c| &c.kind).collect();
+        assert_eq!(
+            contents,
+            vec![
+                &AptFileKind::Write {
+                    content: "deb http://s.example/a/ bookworm main\ndeb http://s.example/a/ bookworm-security main\n".into(),
+                    append: false
+                },
+                &AptFileKind::Write {
+                    content: "a=1\nb=\n".into(),
+                    append: false
+                },
+            ]
+        );
+        let c = scan(
+            "printf 'deb http://s.example/a/ x main\\n' extra > /etc/apt/sources.list.d/u.list",
+        );
+        assert!(
+            matches!(&c[0].kind, AptFileKind::Unknown { why } if why.contains("without `%s`")),
+            "{c:?}"
+        );
     }
 
     #[test]

@@ -511,3 +511,204 @@ fn sources_and_keys_added_by_earlier_commands_are_used_or_the_step_is_named() {
     assert_ne!(code, 0, "freeze no-key:\n{out}\n{err}");
     assert!(err.contains("drift.gpg") || err.contains("key"), "{err}");
 }
+
+/// `imagelock update hello` on a definition `rewrite` pinned with
+/// `[rewrite] apt = "pins+snapshot"`: the pin resolves as the request it
+/// was made from, so hello moves to the security suite's rebuild; the
+/// lock's sources record the suites' new `Date` and snapshot; and the
+/// snapshot list in the definition moves to the new timestamps with the
+/// packages (it is not left naming the old state). The archive is named
+/// `deb.debian.org` and served here through `[apt] mirrors`, its snapshots
+/// (`snapshot.debian.org`) too: the old state as it was, the new one live.
+#[test]
+fn update_moves_apt_pins_and_the_snapshot_list_with_them() {
+    let fixture = repo_root().join("target/apt-fixture");
+    if !fixture.join("debs").is_dir() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the apt update test needs `python3 tests/apt/prepare.py` first"
+        );
+        eprintln!("skipping: run `python3 tests/apt/prepare.py` to prepare the apt repository");
+        return;
+    }
+    if !common::require_tool("apt-ftparchive", "apt-get install -y apt-utils") {
+        return;
+    }
+    let tmp = common::tempdir();
+    let path = |rel: &str| tmp.path().join(rel);
+    let repo = path("repo");
+    std::fs::create_dir_all(repo.join("pool/main")).unwrap();
+    std::fs::create_dir_all(repo.join("pool/security")).unwrap();
+    let mut hello = None;
+    for e in std::fs::read_dir(fixture.join("debs")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        std::fs::copy(e.path(), repo.join("pool/main").join(&name)).unwrap();
+        if name.starts_with("hello_") {
+            hello = Some(e.path());
+        }
+    }
+    let hello = hello.expect("the fixture has hello");
+    let home = path("gnupg");
+    std::fs::create_dir_all(&home).unwrap();
+    ok(gpg(&home).args([
+        "--quick-gen-key",
+        "imagelock drift <drift@test.invalid>",
+        "ed25519",
+        "sign",
+        "never",
+    ]));
+    let key = ok(gpg(&home).args(["--export", "drift@test.invalid"]));
+    // One Date for both suites, and the snapshot timestamp it gives.
+    let stamp = |days_ago: i64| {
+        let t =
+            jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() - 24 * 3600 * days_ago)
+                .unwrap();
+        (
+            t.strftime("%a, %d %b %Y %H:%M:%S UTC").to_string(),
+            t.strftime("%Y%m%dT%H%M%SZ").to_string(),
+        )
+    };
+    let (date1, ts1) = stamp(3);
+    publish(&repo, &home, "bookworm", "main", &date1);
+    publish(&repo, &home, "bookworm-security", "security", &date1);
+    let server = StaticServer::start(&repo);
+    let url = server.url();
+
+    let packages =
+        std::fs::read_to_string(repo.join("dists/bookworm/main/binary-amd64/Packages")).unwrap();
+    let mut status = String::new();
+    for s in packages.split("\n\n").filter(|s| {
+        ["libc6", "libgcc-s1", "gcc-12-base"]
+            .iter()
+            .any(|n| s.starts_with(&format!("Package: {n}\n")))
+    }) {
+        status.push_str(&format!(
+            "{}\nStatus: install ok installed\n\n",
+            s.trim_end()
+        ));
+    }
+    base_image(
+        &path("images"),
+        &[
+            ("var/lib/dpkg/status", status.into_bytes()),
+            (
+                "etc/apt/sources.list.d/debian.sources",
+                b"Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n".to_vec(),
+            ),
+            ("usr/share/keyrings/debian-archive-keyring.gpg", key),
+        ],
+        &[],
+    );
+    let ex = path("image");
+    std::fs::create_dir_all(&ex).unwrap();
+    std::fs::write(
+        ex.join("Dockerfile"),
+        "FROM debian:bookworm\nRUN apt-get update && apt-get install -y hello\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ex.join("imagelock.toml"),
+        format!(
+            "lock-dir = \"lockfiles\"\n[images.tool]\nfile = \"Dockerfile\"\n\n\
+             [registries.\"docker.io\"]\nlocation = \"oci:{}\"\n\n\
+             [apt.mirrors]\n\"http://deb.debian.org/debian\" = \"{url}\"\n\
+             \"http://snapshot.debian.org/archive/debian\" = \"{url}/snapshot\"\n\n\
+             [rewrite]\napt = \"pins+snapshot\"\n",
+            path("images").display()
+        ),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        run(imagelock()
+            .current_dir(&ex)
+            .env("XDG_CACHE_HOME", path("cache"))
+            .args(args))
+    };
+    let (code, out, err) = cli(&["freeze"]);
+    assert_eq!(code, 0, "freeze:\n{out}\n{err}");
+    let lock = std::fs::read_to_string(ex.join("lockfiles/tool.lock")).unwrap();
+    assert!(lock.contains("version = \"2.10-3\""), "{lock}");
+    assert!(lock.contains(&format!("snapshot = \"{ts1}\"")), "{lock}");
+    let (code, out, err) = cli(&["rewrite"]);
+    assert_eq!(code, 0, "rewrite:\n{out}\n{err}");
+    let dockerfile = std::fs::read_to_string(ex.join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains(&format!(
+            "snapshot.debian.org/archive/debian/{ts1}/ bookworm main"
+        )) && dockerfile.contains("apt-get install -y hello=2.10-3\n"),
+        "{dockerfile}"
+    );
+    // The snapshot service keeps the state the lock read.
+    let snap1 = repo.join("snapshot").join(&ts1);
+    std::fs::create_dir_all(&snap1).unwrap();
+    ok(Command::new("cp")
+        .arg("-a")
+        .arg(repo.join("dists"))
+        .arg(snap1.join("dists")));
+    std::os::unix::fs::symlink(repo.join("pool"), snap1.join("pool")).unwrap();
+
+    // A rebuilt hello in the security suite, and new releases of both.
+    let unpacked = path("hello-src");
+    ok(Command::new("dpkg-deb")
+        .arg("-R")
+        .arg(&hello)
+        .arg(&unpacked));
+    let control = unpacked.join("DEBIAN/control");
+    let text = std::fs::read_to_string(&control)
+        .unwrap()
+        .replace("Version: 2.10-3\n", "Version: 2.10-3+deb12u1\n");
+    std::fs::write(&control, text).unwrap();
+    ok(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-b"])
+        .arg(&unpacked)
+        .arg(repo.join("pool/security/hello_2.10-3+deb12u1_amd64.deb")));
+    let (date2, ts2) = stamp(1);
+    publish(&repo, &home, "bookworm-security", "security", &date2);
+    publish(&repo, &home, "bookworm", "main", &date2);
+    // The snapshot at the new Date is the archive as it is now.
+    std::os::unix::fs::symlink(&repo, repo.join("snapshot").join(&ts2)).unwrap();
+
+    // A plain freeze keeps the pinned version.
+    let (code, out, err) = cli(&["freeze"]);
+    assert_eq!(code, 0, "freeze again:\n{out}\n{err}");
+    let lock = std::fs::read_to_string(ex.join("lockfiles/tool.lock")).unwrap();
+    assert!(!lock.contains("2.10-3+deb12u1"), "{lock}");
+
+    let (code, out, err) = cli(&["update", "hello"]);
+    assert_eq!(code, 0, "update:\n{out}\n{err}");
+    assert!(err.contains("hello 2.10-3 → 2.10-3+deb12u1"), "{err}");
+    let lock = std::fs::read_to_string(ex.join("lockfiles/tool.lock")).unwrap();
+    assert!(lock.contains("version = \"2.10-3+deb12u1\""), "{lock}");
+    // The live archive's sources are recorded at their new Date.
+    let parsed = imagelock::lock::LockedImage::read(&ex.join("lockfiles/tool.lock")).unwrap();
+    let step = parsed
+        .steps
+        .iter()
+        .find(|s| !s.apt.is_empty())
+        .expect("the apt step");
+    let live: Vec<_> = step
+        .apt_sources
+        .iter()
+        .filter(|s| s.uri.as_str() == "http://deb.debian.org/debian")
+        .collect();
+    assert_eq!(live.len(), 2, "{lock}");
+    for s in &live {
+        assert_eq!(s.snapshot.as_str(), ts2, "{lock}");
+        assert_eq!(s.date.as_str(), date2, "{lock}");
+    }
+    // The definition's snapshot list moved with them.
+    let dockerfile = std::fs::read_to_string(ex.join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains(&format!(
+            "snapshot.debian.org/archive/debian/{ts2}/ bookworm-security main"
+        )) && !dockerfile.contains(&ts1)
+            && dockerfile.contains("hello=2.10-3+deb12u1"),
+        "{dockerfile}"
+    );
+    // And what update wrote is what freeze and rewrite make.
+    let (code, out, err) = cli(&["freeze", "--check"]);
+    assert_eq!(code, 0, "freeze --check:\n{out}\n{err}");
+    let (code, out, err) = cli(&["rewrite", "--check"]);
+    assert_eq!(code, 0, "rewrite --check:\n{out}\n{err}");
+}
