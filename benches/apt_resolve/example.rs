@@ -131,10 +131,7 @@ fn main() -> anyhow::Result<()> {
     let fetched = rt.block_on(async {
         match &cache {
             Some(dir) => {
-                let t = CachedTransport {
-                    inner: client,
-                    dir: dir.into(),
-                };
+                let t = CachedTransport::new(client, dir.into());
                 fetch_sources(&t, &mirrors, &state.sources, &archs, &state.keys, now).await
             }
             None => {

@@ -445,10 +445,7 @@ pub async fn apt_step(
             archs.push(a.clone());
         }
     }
-    let transport = CachedTransport {
-        inner: session.http().clone(),
-        dir: session.cache_dir().join("apt"),
-    };
+    let transport = CachedTransport::new(session.http().clone(), session.cache_dir().join("apt"));
     let mirrors = AptMirrors::new(config.apt.mirrors.clone());
     let now = jiff::Timestamp::now().as_second();
     let fetched = fetch_sources(
@@ -483,14 +480,14 @@ pub async fn apt_step(
     let auto = image.auto_installed.clone();
     let native_owned = native.to_string();
     let solved = tokio::task::spawn_blocking(move || {
-        let universe = Universe::new(&native_owned, &installed, indexes.clone(), &pins, options)
+        let universe = Universe::new(&native_owned, &installed, indexes, &pins, options)
             .map_err(crate::solve::apt::SolveAptError::from)?;
         let outcome = resolve_preferring(&universe, &command, &auto, &prefer)?;
-        Ok::<_, crate::solve::apt::SolveAptError>((outcome, indexes))
+        Ok::<_, crate::solve::apt::SolveAptError>((outcome, universe))
     })
     .await
     .map_err(|e| place.error(StepCause::Internal(e.to_string())))?;
-    let (outcome, indexes) = solved.map_err(|e| place.error(StepCause::Apt(e)))?;
+    let (outcome, universe) = solved.map_err(|e| place.error(StepCause::Apt(e)))?;
 
     let mut warnings = Vec::new();
     if outcome.used_problem_resolver {
@@ -500,13 +497,17 @@ pub async fn apt_step(
         ));
     }
     // The first index that offers a version: its package and its suite.
+    // (The universe keeps one entry per version, with the first index's
+    // stanza and every file that offers it, the status file first.)
     let mut offered: HashMap<(&str, &str, &str), (&BinaryPackage, &str)> = HashMap::new();
-    for i in &indexes {
-        for p in &i.packages {
-            offered
-                .entry((p.name.as_str(), p.version.as_str(), p.arch.as_str()))
-                .or_insert((p, i.file.archive.as_str()));
-        }
+    for v in &universe.vers {
+        let Some(&file) = v.files.iter().find(|f| **f != 0) else {
+            continue;
+        };
+        let p = &v.data;
+        offered
+            .entry((p.name.as_str(), p.version.as_str(), p.arch.as_str()))
+            .or_insert((p, universe.files[file].archive.as_str()));
     }
     // What the previous lock installed here that nothing offers any more.
     let apt_gone: Vec<(String, String, String)> = locked_before

@@ -8,6 +8,7 @@
 //! tests can serve an archive locally.
 
 mod keys;
+pub mod parsed;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -118,6 +119,11 @@ pub trait AptTransport: Sync {
         url: &str,
         limit: u64,
     ) -> impl Future<Output = Result<Option<Bytes>, AptRepoError>> + Send;
+
+    /// Where parsed `Packages` indexes are kept ([`parsed`]), if anywhere.
+    fn parsed_dir(&self) -> Option<&std::path::Path> {
+        None
+    }
 }
 
 /// The shared client: apt archives get the same retries, timeouts, proxy,
@@ -442,7 +448,20 @@ pub async fn fetch_source<T: AptTransport>(
             uri: entry.uri.clone(),
             index: url.clone(),
         };
+        let parsed_dir = transport.parsed_dir().map(std::path::Path::to_path_buf);
         futures.push(async move {
+            // The verified Release names the index by its sha256: a parsed
+            // form kept under that hash is this index.
+            if let Some(dir) = parsed_dir.clone() {
+                let sha = h.sha256.clone();
+                let hit = tokio::task::spawn_blocking(move || parsed::read(&dir, &sha))
+                    .await
+                    .ok()
+                    .flatten();
+                if let Some(packages) = hit {
+                    return Ok(PackageIndex { file, packages });
+                }
+            }
             let limit = h.size;
             let mut bytes = None;
             if let Some(bh) = &by_hash {
@@ -459,7 +478,12 @@ pub async fn fetch_source<T: AptTransport>(
                 let url = url.clone();
                 move || -> Result<Vec<BinaryPackage>, AptRepoError> {
                     let text = decode_index(&url, &bytes, &h)?;
-                    parse_packages(&url, &text)
+                    drop(bytes);
+                    let packages = parse_packages(&url, &text)?;
+                    if let Some(dir) = &parsed_dir {
+                        parsed::write(dir, &h.sha256, &packages);
+                    }
+                    Ok(packages)
                 }
             })
             .await
@@ -554,9 +578,26 @@ pub async fn fetch_sources<T: AptTransport>(
 pub struct CachedTransport<T> {
     pub inner: T,
     pub dir: std::path::PathBuf,
+    /// Parsed indexes by their sha256 ([`parsed`]).
+    pub parsed: std::path::PathBuf,
+}
+
+impl<T> CachedTransport<T> {
+    /// By-hash files in `dir`, parsed indexes in `dir/parsed`.
+    pub fn new(inner: T, dir: std::path::PathBuf) -> Self {
+        CachedTransport {
+            inner,
+            parsed: dir.join("parsed"),
+            dir,
+        }
+    }
 }
 
 impl<T: AptTransport> AptTransport for CachedTransport<T> {
+    fn parsed_dir(&self) -> Option<&std::path::Path> {
+        Some(&self.parsed)
+    }
+
     async fn get(&self, url: &str, limit: u64) -> Result<Option<Bytes>, AptRepoError> {
         let Some(hash) = url
             .rsplit_once("/by-hash/SHA256/")

@@ -21,7 +21,7 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
 }
 
 /// A version relation operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum VersionOp {
     Lt,
     Le,
@@ -55,7 +55,7 @@ impl VersionOp {
 }
 
 /// One relation: `name[:arch] [(op version)]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Relation {
     pub name: String,
     /// `any`, `native` or an architecture name.
@@ -167,7 +167,7 @@ fn parse_relation(text: &str) -> Result<Relation, ParseRelationError> {
 }
 
 /// `Multi-Arch:` of a binary package.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum MultiArch {
     #[default]
     No,
@@ -177,7 +177,9 @@ pub enum MultiArch {
 }
 
 /// One binary package version as a `Packages` or `status` stanza gives it.
-#[derive(Debug, Clone, Default)]
+/// (Kept on disk in parsed form: a change here bumps
+/// `resolve::apt::parsed::FORMAT`.)
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct BinaryPackage {
     pub name: String,
     pub version: String,
