@@ -5,7 +5,12 @@
 //! `apt-get install -s`.
 //!
 //!     cargo run --release --example apt_resolve -- --root ROOT [--arch amd64]
-//!         [--mirror FROM=TO]… [--cache DIR] [--now EPOCH] COMMAND ARGS…
+//!         [--mirror FROM=TO]… [--cache DIR [--no-parsed-cache]] [--now EPOCH]
+//!         COMMAND ARGS…
+//!
+//! `--cache DIR` keeps by-hash indexes and their parsed form (as freeze
+//! does); `--no-parsed-cache` keeps only the by-hash files (every index is
+//! hashed, decompressed and parsed again, as before the parsed form).
 //!
 //! COMMAND is `install`, `upgrade`, `dist-upgrade`, `remove`, `purge` or
 //! `autoremove`; ARGS may hold `-t REL`, `--no-install-recommends`,
@@ -57,6 +62,7 @@ fn main() -> anyhow::Result<()> {
     let mut arch = "amd64".to_string();
     let mut mirrors = Vec::new();
     let mut cache = None;
+    let mut no_parsed = false;
     let mut now = jiff::Timestamp::now().as_second();
     let mut rest = Vec::new();
     while let Some(a) = args.next() {
@@ -71,6 +77,7 @@ fn main() -> anyhow::Result<()> {
                 mirrors.push((f.to_string(), t.to_string()));
             }
             "--cache" => cache = args.next(),
+            "--no-parsed-cache" => no_parsed = true,
             "--now" => now = args.next().unwrap_or_default().parse()?,
             _ => rest.push(a),
         }
@@ -131,7 +138,10 @@ fn main() -> anyhow::Result<()> {
     let fetched = rt.block_on(async {
         match &cache {
             Some(dir) => {
-                let t = CachedTransport::new(client, dir.into());
+                let mut t = CachedTransport::new(client, dir.into());
+                if no_parsed {
+                    t.parsed = None;
+                }
                 fetch_sources(&t, &mirrors, &state.sources, &archs, &state.keys, now).await
             }
             None => {

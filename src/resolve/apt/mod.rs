@@ -578,8 +578,9 @@ pub async fn fetch_sources<T: AptTransport>(
 pub struct CachedTransport<T> {
     pub inner: T,
     pub dir: std::path::PathBuf,
-    /// Parsed indexes by their sha256 ([`parsed`]).
-    pub parsed: std::path::PathBuf,
+    /// Parsed indexes by their sha256 ([`parsed`]); `None` parses every
+    /// index again.
+    pub parsed: Option<std::path::PathBuf>,
 }
 
 impl<T> CachedTransport<T> {
@@ -587,7 +588,7 @@ impl<T> CachedTransport<T> {
     pub fn new(inner: T, dir: std::path::PathBuf) -> Self {
         CachedTransport {
             inner,
-            parsed: dir.join("parsed"),
+            parsed: Some(dir.join("parsed")),
             dir,
         }
     }
@@ -595,7 +596,7 @@ impl<T> CachedTransport<T> {
 
 impl<T: AptTransport> AptTransport for CachedTransport<T> {
     fn parsed_dir(&self) -> Option<&std::path::Path> {
-        Some(&self.parsed)
+        self.parsed.as_deref()
     }
 
     async fn get(&self, url: &str, limit: u64) -> Result<Option<Bytes>, AptRepoError> {

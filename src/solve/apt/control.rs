@@ -9,6 +9,9 @@ use super::deb822::Paragraph;
 /// Compares two Debian versions as dpkg does (epochs, `~`, revisions).
 /// A version that does not parse sorts by its bytes, below any valid one.
 pub fn compare_versions(a: &str, b: &str) -> Ordering {
+    if a == b {
+        return Ordering::Equal;
+    }
     match (
         debversion::Version::from_str(a),
         debversion::Version::from_str(b),

@@ -83,7 +83,9 @@ pub struct Universe {
     pub file_priority: Vec<i32>,
     pub pkgs: Vec<Pkg>,
     pub vers: Vec<Ver>,
-    index: HashMap<(String, String), PkgId>,
+    /// Name → its packages, one per architecture (looked up without
+    /// allocating: resolution asks this for every relation it follows).
+    index: HashMap<String, Vec<PkgId>>,
     /// Virtual name → (providing version, provided version).
     provides: HashMap<String, Vec<(VerId, Option<String>)>>,
     version_pins: HashMap<VerId, i32>,
@@ -250,9 +252,8 @@ impl Universe {
         } else {
             return None;
         };
-        let key = (data.name.clone(), arch.clone());
-        let pkg = match self.index.get(&key) {
-            Some(p) => *p,
+        let pkg = match self.find(&data.name, &arch) {
+            Some(p) => p,
             None => {
                 self.pkgs.push(Pkg {
                     name: data.name.clone(),
@@ -261,8 +262,14 @@ impl Universe {
                     current: None,
                     candidate: None,
                 });
-                self.index.insert(key, self.pkgs.len() - 1);
-                self.pkgs.len() - 1
+                let id = self.pkgs.len() - 1;
+                match self.index.get_mut(data.name.as_str()) {
+                    Some(ids) => ids.push(id),
+                    None => {
+                        self.index.insert(data.name.clone(), vec![id]);
+                    }
+                }
+                id
             }
         };
         if let Some(&v) = seen.get(&(pkg, data.version.clone())) {
@@ -414,8 +421,10 @@ impl Universe {
 
     pub fn find(&self, name: &str, arch: &str) -> Option<PkgId> {
         self.index
-            .get(&(name.to_string(), arch.to_string()))
+            .get(name)?
+            .iter()
             .copied()
+            .find(|p| self.pkgs[*p].arch == arch)
     }
 
     /// `name:arch` as apt prints it (architecture only when foreign).
