@@ -63,6 +63,11 @@ fn check(opts: &Opts, args: &DriftArgs, printer: &Printer) -> anyhow::Result<Rep
     for warning in &drift.warnings {
         printer.warn(warning);
     }
+    if printer.verbose() > 0 {
+        for note in &drift.notes {
+            printer.status(note);
+        }
+    }
     let mut report = drift.report;
     for image in &mut report.images {
         image.root = Some(config.root.clone());

@@ -227,6 +227,9 @@ pub(super) fn resolve(
         bars.clear();
         if printer.verbose() > 0 {
             printer.status(&request_line(&session));
+            for note in session.conda_solves.dropped() {
+                printer.status(&note);
+            }
         }
         anyhow::Ok(frozen?)
     })?;

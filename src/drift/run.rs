@@ -47,6 +47,9 @@ pub struct Drift {
     pub report: Report,
     /// Images that have no lock yet, and similar.
     pub warnings: Vec<String>,
+    /// What the run did with its caches, for `-v`: kept conda answers used,
+    /// and entries dropped as damaged.
+    pub notes: Vec<String>,
 }
 
 /// Re-resolves `images` read-only and reports what moved upstream since
@@ -176,9 +179,15 @@ pub fn run(
             }
         }
         reports.sort_by(|a, b| a.image.cmp(&b.image));
+        let mut notes = resolvers.conda_solves.dropped();
+        notes.push(format!(
+            "conda solves answered from the cache: {}",
+            resolvers.conda_solves.hits()
+        ));
         Ok(Drift {
             report: Report { images: reports },
             warnings,
+            notes,
         })
     })
 }

@@ -1389,11 +1389,13 @@ async fn conda_step(
         file: place.file.clone(),
         line: u32::try_from(place.line).unwrap_or(u32::MAX),
     });
-    let solution =
-        tokio::task::spawn_blocking(move || crate::solve::conda::solve(&request, &available))
-            .await
-            .map_err(|e| place.error(StepCause::Internal(e.to_string())))?
-            .map_err(|e| place.error(StepCause::Conda(e)))?;
+    let memo = session.conda_solves.clone();
+    let solution = tokio::task::spawn_blocking(move || {
+        crate::solve::conda::solve_with(&request, &available, Some(&memo))
+    })
+    .await
+    .map_err(|e| place.error(StepCause::Internal(e.to_string())))?
+    .map_err(|e| place.error(StepCause::Conda(e)))?;
     let unlockable = |e: crate::lock::LockBuildError| place.error(StepCause::Lock(e));
     let platform = lock_platform(&state.platform).map_err(unlockable)?;
     let mut conda = CondaPackage::from_solution(&solution, &platform).map_err(unlockable)?;

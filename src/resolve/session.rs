@@ -89,6 +89,9 @@ pub struct Session {
     pub conda_progress: Option<Arc<dyn CondaProgress>>,
     /// Told about sdist builds.
     pub pypi_progress: Option<Arc<dyn PypiProgress>>,
+    /// Conda answers kept from earlier solves of the same request over the
+    /// same records (`cache-dir/conda-solves-v1`).
+    pub conda_solves: Arc<crate::solve::conda::memo::SolveMemo>,
     /// One permit per request in flight to the package indexes, shared by
     /// every index client.
     pypi_requests: Arc<tokio::sync::Semaphore>,
@@ -181,6 +184,7 @@ impl Session {
                     .unwrap_or_else(|_| config.root.clone()),
             ),
             pypi: Mutex::new(HashMap::new()),
+            conda_solves: Arc::new(crate::solve::conda::memo::SolveMemo::new(&config.cache_dir)),
             cache_dir: config.cache_dir.clone(),
             offline: options.offline,
             no_build: false,

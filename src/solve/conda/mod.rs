@@ -5,6 +5,7 @@
 //! types; everything else sees [`CondaSpec`], [`CondaRecord`],
 //! [`CondaRepodata`] and [`CondaSolution`].
 
+pub mod memo;
 mod record;
 mod spec;
 mod target;
@@ -387,6 +388,17 @@ pub fn solve(
     request: &CondaSolveRequest,
     available: &CondaRepodata,
 ) -> Result<CondaSolution, SolveCondaError> {
+    solve_with(request, available, None)
+}
+
+/// [`solve`], taking the answer kept in `memo` for exactly this request
+/// over exactly these records when there is one, and keeping the answer
+/// otherwise (see [`memo`] for why an entry cannot change an answer).
+pub fn solve_with(
+    request: &CondaSolveRequest,
+    available: &CondaRepodata,
+    memo: Option<&memo::SolveMemo>,
+) -> Result<CondaSolution, SolveCondaError> {
     let platform = request.target.platform.clone();
     let context = || SolveContextDisplay(request.context.clone());
     let virtual_packages = request.target.rattler_virtual_packages()?;
@@ -462,17 +474,40 @@ pub fn solve(
             locked.push(r);
         }
     }
+    let constraints: Vec<MatchSpec> = request.pinned.iter().map(|s| s.spec.clone()).collect();
+    let channel_priority = match request.channel_priority {
+        ChannelPriority::Strict => rattler_solve::ChannelPriority::Strict,
+        ChannelPriority::Flexible => rattler_solve::ChannelPriority::Flexible,
+        ChannelPriority::Disabled => rattler_solve::ChannelPriority::Disabled,
+    };
+    let key = memo.and_then(|_| {
+        solve_key(
+            &specs,
+            &constraints,
+            &locked,
+            &virtual_packages,
+            channel_priority,
+            request,
+            &parts,
+        )
+    });
+    if let (Some(memo), Some(key)) = (memo, &key) {
+        let candidates = parts
+            .iter()
+            .flatten()
+            .copied()
+            .chain(locked.iter().copied());
+        if let memo::Lookup::Hit(records) = memo.lookup(key, candidates) {
+            return Ok(solution(request, &with_pip, records));
+        }
+    }
     let task = SolverTask {
-        constraints: request.pinned.iter().map(|s| s.spec.clone()).collect(),
+        constraints,
         locked_packages: locked,
         virtual_packages,
         specs,
         timeout: request.timeout,
-        channel_priority: match request.channel_priority {
-            ChannelPriority::Strict => rattler_solve::ChannelPriority::Strict,
-            ChannelPriority::Flexible => rattler_solve::ChannelPriority::Flexible,
-            ChannelPriority::Disabled => rattler_solve::ChannelPriority::Disabled,
-        },
+        channel_priority,
         exclude_newer: request
             .exclude_newer
             .map(exclude_newer_cutoff)
@@ -511,9 +546,55 @@ pub fn solve(
                 message: other.to_string(),
             },
         })?;
+    if let (Some(memo), Some(key)) = (memo, &key) {
+        memo.keep(key, &result.records);
+    }
+    Ok(solution(request, &with_pip, result.records))
+}
 
-    let mut packages: Vec<SolvedCondaPackage> = result
-        .records
+/// The key of one solve: every input the solver is given (see [`memo`]).
+/// `None` when a record does not serialize (then nothing is kept).
+fn solve_key(
+    specs: &[MatchSpec],
+    constraints: &[MatchSpec],
+    locked: &[&RepoDataRecord],
+    virtual_packages: &[rattler_conda_types::GenericVirtualPackage],
+    priority: rattler_solve::ChannelPriority,
+    request: &CondaSolveRequest,
+    parts: &[Vec<&RepoDataRecord>],
+) -> Option<String> {
+    let mut k = memo::KeyBuilder::new();
+    for s in specs {
+        k.text("spec", &format!("{s:?}"));
+    }
+    for s in constraints {
+        k.text("constraint", &format!("{s:?}"));
+    }
+    for v in virtual_packages {
+        k.text("virtual", &format!("{v:?}"));
+    }
+    k.text("priority", &format!("{priority:?}"));
+    k.text("exclude-newer", &format!("{:?}", request.exclude_newer));
+    k.text("add-pip", &request.add_pip_as_python_dependency.to_string());
+    for r in locked {
+        k.record("locked", r).ok()?;
+    }
+    for part in parts {
+        k.text("part", &part.len().to_string());
+        for r in part {
+            k.record("record", r).ok()?;
+        }
+    }
+    Some(k.finish())
+}
+
+/// The solution of `request` from the solver's records.
+fn solution(
+    request: &CondaSolveRequest,
+    with_pip: &[RepoDataRecord],
+    records: Vec<RepoDataRecord>,
+) -> CondaSolution {
+    let mut packages: Vec<SolvedCondaPackage> = records
         .into_iter()
         .map(|mut inner| {
             // Only the patched record (an installed python comes as the
@@ -540,7 +621,7 @@ pub fn solve(
         })
         .collect();
     packages.sort_by(|a, b| a.record.name().cmp(b.record.name()));
-    Ok(CondaSolution { packages })
+    CondaSolution { packages }
 }
 
 /// Whether conda's `add_pip_as_python_dependency` adds `pip` to this

@@ -301,3 +301,101 @@ fn python_brings_pip_as_the_installers_make_it() {
     assert!(without.packages.iter().all(|p| p.record.name() != "pip"));
     assert_eq!(find(&without, "python").record, python.record);
 }
+
+/// The answer kept for a solve is the answer: the second solve of the same
+/// request over the same records is taken from the memo and equal; another
+/// request, or other records, is not answered from it.
+#[test]
+fn kept_answers_are_reused_only_for_the_same_question() {
+    let dir = tempfile::tempdir().unwrap();
+    let memo = memo::SolveMemo::new(dir.path());
+    let data = repodata(&["conda-forge"], "linux-64");
+    let request = CondaSolveRequest::new(specs(&["python=3.11", "numpy<2"]), linux64());
+    let fresh = solve_with(&request, &data, Some(&memo)).expect("solvable");
+    assert_eq!(memo.hits(), 0);
+    assert_eq!(
+        fs_err::read_dir(dir.path().join(memo::DIR))
+            .unwrap()
+            .count(),
+        1
+    );
+    let kept = solve_with(&request, &data, Some(&memo)).expect("solvable");
+    assert_eq!(memo.hits(), 1);
+    assert_eq!(kept, fresh);
+    assert_eq!(kept, solve(&request, &data).unwrap());
+    // Another spec, another target, another add-pip setting: solved.
+    let other = CondaSolveRequest::new(specs(&["python=3.11", "numpy>=2"]), linux64());
+    let answer = solve_with(&other, &data, Some(&memo)).expect("solvable");
+    assert_eq!(memo.hits(), 1);
+    assert_eq!(answer, solve(&other, &data).unwrap());
+    let mut no_pip = request.clone();
+    no_pip.add_pip_as_python_dependency = false;
+    solve_with(&no_pip, &data, Some(&memo)).unwrap();
+    assert_eq!(memo.hits(), 1);
+    // The same request over other records (the channel without the numpy
+    // the answer had): solved, and the answer is the solver's.
+    let numpy = find(&fresh, "numpy").record.url().to_string();
+    let mut fewer = CondaRepodata::new();
+    for part in data.parts() {
+        fewer.parts.push(Part::Owned(
+            part.into_iter()
+                .filter(|r| r.url.as_str() != numpy)
+                .cloned()
+                .collect(),
+        ));
+    }
+    let moved = solve_with(&request, &fewer, Some(&memo)).expect("solvable");
+    assert_eq!(memo.hits(), 1);
+    assert_ne!(find(&moved, "numpy").record.url(), numpy);
+    assert_eq!(moved, solve(&request, &fewer).unwrap());
+    assert!(memo.dropped().is_empty());
+}
+
+/// An entry edited (its checksum no longer matching), or re-checksummed to
+/// name a record the solve does not have, is dropped, named, and the step
+/// solved again: the answer is the solver's.
+#[test]
+fn a_damaged_or_foreign_kept_answer_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let memo = memo::SolveMemo::new(dir.path());
+    let data = repodata(&["conda-forge"], "linux-64");
+    let request = CondaSolveRequest::new(specs(&["python=3.12", "numpy<2"]), linux64());
+    let fresh = solve_with(&request, &data, Some(&memo)).expect("solvable");
+    let entry = fs_err::read_dir(dir.path().join(memo::DIR))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let clean = fs_err::read_to_string(&entry).unwrap();
+    // Edited: numpy 1.26.4 named as another version.
+    fs_err::write(&entry, clean.replace("numpy-1.26.4", "numpy-1.26.3")).unwrap();
+    assert_eq!(solve_with(&request, &data, Some(&memo)).unwrap(), fresh);
+    assert_eq!(memo.hits(), 0);
+    assert_eq!(memo.dropped().len(), 1, "{:?}", memo.dropped());
+    assert!(
+        memo.dropped()[0].contains("checksum"),
+        "{:?}",
+        memo.dropped()
+    );
+    // Re-checksummed to name a record that is not in the channel: still
+    // not used.
+    let mut value: serde_json::Value = serde_json::from_str(&clean).unwrap();
+    let records = value["records"].as_array_mut().unwrap();
+    records[0][0] = serde_json::Value::String("https://example.invalid/x-1-0.conda".into());
+    let key = value["key"].as_str().unwrap().to_string();
+    let pairs: Vec<(String, String)> = serde_json::from_value(value["records"].clone()).unwrap();
+    value["checksum"] = serde_json::Value::String(memo::checksum_of(&key, &pairs));
+    fs_err::write(&entry, serde_json::to_string(&value).unwrap()).unwrap();
+    assert_eq!(solve_with(&request, &data, Some(&memo)).unwrap(), fresh);
+    assert_eq!(memo.hits(), 0);
+    assert_eq!(memo.dropped().len(), 2, "{:?}", memo.dropped());
+    assert!(
+        memo.dropped()[1].contains("not a record of this solve"),
+        "{:?}",
+        memo.dropped()
+    );
+    // Solved again, kept again: the next run takes it.
+    assert_eq!(solve_with(&request, &data, Some(&memo)).unwrap(), fresh);
+    assert_eq!(memo.hits(), 1);
+}
