@@ -946,3 +946,97 @@ async fn advisories_from_a_private_index_use_its_credentials() {
         .collect();
     assert_eq!(ok, [401, 200], "{ok:?}");
 }
+
+/// Each image's findings in the JSON report (without timings).
+fn findings_json(dir: &Path, args: &[&str]) -> (Vec<Value>, String) {
+    let mut all = vec!["-v", "--format", "json"];
+    all.extend_from_slice(args);
+    let (code, out, err) = drift_in(dir, &all);
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let images = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| serde_json::json!([i["name"], i["findings"]]))
+        .collect();
+    (images, err)
+}
+
+/// Issue 25: a second drift takes the conda answers the first kept (same
+/// request, same records), and a kept answer never changes a finding:
+/// damaged entries, entries re-checksummed to name other records, and a
+/// channel that changed since all give the findings of a run without them.
+#[test]
+fn kept_conda_answers_never_change_findings() {
+    let dir = world_copy();
+    let (clean, err) = findings_json(dir.path(), &[]);
+    assert!(
+        err.contains("conda solves answered from the cache: 0"),
+        "{err}"
+    );
+    let kept = dir.path().join("cache/conda-solves-v1");
+    let entries: Vec<_> = std::fs::read_dir(&kept)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!entries.is_empty(), "answers kept in {}", kept.display());
+    let (again, err) = findings_json(dir.path(), &[]);
+    assert_eq!(again, clean);
+    assert!(
+        !err.contains("conda solves answered from the cache: 0"),
+        "the second run takes the kept answers: {err}"
+    );
+    // Damaged: each entry edited.
+    for e in &entries {
+        let text = std::fs::read_to_string(e).unwrap();
+        let edited = match text.find("1.") {
+            Some(i) => format!("{}9{}", &text[..i], &text[i + 1..]),
+            None => text.replace('a', "b"),
+        };
+        std::fs::write(e, edited).unwrap();
+    }
+    let (damaged, err) = findings_json(dir.path(), &[]);
+    assert_eq!(damaged, clean);
+    assert!(err.contains("does not match its checksum"), "{err}");
+    assert!(
+        err.contains("conda solves answered from the cache: 0"),
+        "{err}"
+    );
+    // Re-checksummed to name another record of the channel: not one of
+    // this solve's records with that content, so not used.
+    for e in entries.iter().filter(|e| e.exists()) {
+        let mut value: Value = serde_json::from_str(&std::fs::read_to_string(e).unwrap()).unwrap();
+        value["records"][0][1] = Value::String("0".repeat(64));
+        let key = value["key"].as_str().unwrap().to_string();
+        let pairs: Vec<(String, String)> =
+            serde_json::from_value(value["records"].clone()).unwrap();
+        value["checksum"] = Value::String(imagelock::solve::conda::memo::checksum_of(&key, &pairs));
+        std::fs::write(e, serde_json::to_string(&value).unwrap()).unwrap();
+    }
+    let (foreign, err) = findings_json(dir.path(), &[]);
+    assert_eq!(foreign, clean);
+    assert!(err.contains("not a record of this solve"), "{err}");
+    // The channel changed (a record the solves chose removed): the kept
+    // answers are for other records, and the findings are those of a run
+    // with no cache at all.
+    let file = "jinja2-3.1.6-pyhcf101f3_1.conda";
+    let path = dir
+        .path()
+        .join("fixtures/world/conda/conda-forge/noarch/repodata.json");
+    let mut repodata: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(
+        repodata["packages.conda"]
+            .as_object_mut()
+            .unwrap()
+            .remove(file)
+            .is_some()
+    );
+    std::fs::write(&path, serde_json::to_string(&repodata).unwrap()).unwrap();
+    let (moved, _) = findings_json(dir.path(), &[]);
+    assert_ne!(moved, clean);
+    std::fs::remove_dir_all(dir.path().join("cache")).unwrap();
+    let (uncached, _) = findings_json(dir.path(), &[]);
+    assert_eq!(moved, uncached);
+}

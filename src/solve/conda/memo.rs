@@ -9,8 +9,10 @@
 //! Safety: an entry can never change an answer.
 //! - The key is the SHA-256 of everything the solver is given: the specs,
 //!   pins, preferred and installed records, virtual packages, channel
-//!   priority, the exclude-newer cut-off, every record of every channel
-//!   part in order (as serialized), and the solver crates (`Cargo.lock`).
+//!   priority, the exclude-newer cut-off, the records of every channel
+//!   part (parts in priority order; within a part the sorted digests of
+//!   the records as serialized, since the gateway hands them over in no
+//!   fixed order), and the solver crates (`Cargo.lock`).
 //!   Another channel state, another request or another solver is another
 //!   key.
 //! - An entry names the records of the answer by URL and by the SHA-256 of
@@ -192,7 +194,7 @@ impl SolveMemo {
 }
 
 /// SHA-256 (hex) of a record as serialized.
-fn record_digest(r: &RepoDataRecord) -> Option<String> {
+pub fn record_digest(r: &RepoDataRecord) -> Option<String> {
     let mut w = HashWriter(Sha256::new());
     serde_json::to_writer(&mut w, r).ok()?;
     Some(hex::encode(w.0.finalize()))

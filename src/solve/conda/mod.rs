@@ -579,10 +579,18 @@ fn solve_key(
     for r in locked {
         k.record("locked", r).ok()?;
     }
+    // A channel part's records come in the order the gateway's lookups
+    // finished, which varies from run to run; the solver orders candidates
+    // itself. So a part is the sorted set of its records' digests.
     for part in parts {
-        k.text("part", &part.len().to_string());
-        for r in part {
-            k.record("record", r).ok()?;
+        let mut digests = part
+            .iter()
+            .map(|r| memo::record_digest(r))
+            .collect::<Option<Vec<_>>>()?;
+        digests.sort_unstable();
+        k.text("part", &digests.len().to_string());
+        for d in &digests {
+            k.text("record", d);
         }
     }
     Some(k.finish())
