@@ -412,6 +412,12 @@ impl PypiProgress for Bars {
         self.line(&format!("building sdist {filename} for its metadata"));
     }
 
+    fn building_with_pip(&self, filename: &str, why: &str) {
+        self.line(&format!(
+            "building sdist {filename}: pip makes its build environment ({why})"
+        ));
+    }
+
     fn dropped_cached_page(&self, url: &str, why: &str) {
         self.line(&format!(
             "the cached page {} no longer reads ({why}); fetched again",

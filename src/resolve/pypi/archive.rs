@@ -212,6 +212,11 @@ pub fn metadata_from_reader<R: Read + Seek>(zip: &mut R) -> Option<String> {
 
 /// Reads `<top>/PKG-INFO` from a `.tar.gz` sdist in memory.
 pub fn sdist_pkg_info(targz: impl Read) -> Option<String> {
+    sdist_member(targz, "PKG-INFO")
+}
+
+/// Reads the text file `<top>/NAME` (at most 16 MiB) from a `.tar.gz` sdist.
+pub fn sdist_member(targz: impl Read, name: &str) -> Option<String> {
     // Bounds what the `tar` crate can be made to hold (it reads a GNU long
     // name or PAX header whole): PKG-INFO comes early in real sdists.
     let gz = flate2::read::GzDecoder::new(targz).take(SDIST_SCAN);
@@ -220,7 +225,7 @@ pub fn sdist_pkg_info(targz: impl Read) -> Option<String> {
         let entry = entry.ok()?;
         let path = entry.path().ok()?.to_string_lossy().into_owned();
         let parts: Vec<&str> = path.trim_start_matches("./").split('/').collect();
-        if parts.len() == 2 && parts[1] == "PKG-INFO" {
+        if parts.len() == 2 && parts[1] == name {
             let mut text = String::new();
             entry.take(METADATA_CAP).read_to_string(&mut text).ok()?;
             return Some(text);

@@ -4,6 +4,7 @@
 //! sees.
 
 pub mod archive;
+mod build;
 pub mod fetch;
 pub mod index_urls;
 pub mod simple;
@@ -125,6 +126,11 @@ type Memo<K, T> = Mutex<HashMap<K, Arc<OnceCell<Result<T, SourceError>>>>>;
 pub trait PypiProgress: Send + Sync {
     /// An sdist's metadata is being built with its build backend.
     fn building_sdist(&self, filename: &str);
+    /// The sdist's build environment is made by pip after all (`why`:
+    /// what imagelock's own, pip-free path could not do).
+    fn building_with_pip(&self, filename: &str, why: &str) {
+        let _ = (filename, why);
+    }
     /// A cached index page no longer parses (`why`): it was dropped and is
     /// fetched again.
     fn dropped_cached_page(&self, url: &str, why: &str) {
@@ -148,6 +154,11 @@ pub struct IndexClient {
     archive_cap: u64,
     /// Where build environments are kept (made on the first build).
     build_envs: std::sync::OnceLock<BuildEnvs>,
+    /// The host Python that runs build backends, probed on the first
+    /// build (`None`: it does not run).
+    host: OnceCell<Option<Arc<build::HostPython>>>,
+    /// Which environment each set of build requirements resolved to.
+    build_memo: build::EnvMemo,
 }
 
 /// Build environments, one per resolved set of build requirements: beside
@@ -227,6 +238,8 @@ impl IndexClient {
             find_links: Vec::new(),
             archive_cap: ARCHIVE_CAP,
             build_envs: std::sync::OnceLock::new(),
+            host: OnceCell::new(),
+            build_memo: Mutex::default(),
         })
     }
 
@@ -433,7 +446,7 @@ impl IndexClient {
     /// The core metadata of `file` (cached in memory and, for immutable
     /// files, on disk).
     pub async fn metadata(
-        &self,
+        self: &Arc<Self>,
         name: &PackageName,
         file: &DistFile,
     ) -> Result<Arc<CoreMetadata>, SourceError> {
@@ -455,7 +468,7 @@ impl IndexClient {
     }
 
     async fn fetch_metadata(
-        &self,
+        self: &Arc<Self>,
         name: &PackageName,
         file: &DistFile,
     ) -> Result<CoreMetadata, PypiError> {
@@ -514,7 +527,7 @@ impl IndexClient {
         Ok(meta)
     }
 
-    async fn sdist_metadata(&self, file: &DistFile) -> Result<String, PypiError> {
+    async fn sdist_metadata(self: &Arc<Self>, file: &DistFile) -> Result<String, PypiError> {
         let mut body = self.download_archive(&file.url).await?;
         if let Some(expected) = &file.sha256
             && !body.sha256.eq_ignore_ascii_case(expected)
@@ -546,7 +559,7 @@ impl IndexClient {
     }
 
     /// A direct URL requirement: downloaded, hashed, its metadata read.
-    pub async fn direct(&self, name: &PackageName, url: &str) -> Result<DirectDist, PypiError> {
+    pub async fn direct(self: &Arc<Self>, name: &PackageName, url: &str) -> Result<DirectDist, PypiError> {
         let clean = redact(url);
         let parsed = Url::parse(url).map_err(|e| PypiError::BadUrl {
             url: clean.clone(),
@@ -598,36 +611,114 @@ impl IndexClient {
 impl IndexClient {
     /// Builds an sdist's metadata with its own build backend (PEP 517
     /// `prepare_metadata_for_build_wheel`) in an isolated venv of the
-    /// host's Python. Build requirements come from this client's indexes.
+    /// host's Python. Build requirements come from this client's indexes:
+    /// resolved, downloaded and unpacked by imagelock itself, or by pip
+    /// when that cannot be done (said with `-v`).
     async fn build_metadata(
-        &self,
+        self: &Arc<Self>,
         filename: &str,
-        sdist: std::fs::File,
+        mut sdist: std::fs::File,
     ) -> Result<String, PypiError> {
         let python = self.python.clone();
-        let found = tokio::task::spawn_blocking({
-            let python = python.clone();
-            move || {
-                std::process::Command::new(&python)
-                    .arg("--version")
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-            }
-        })
-        .await
-        .unwrap_or(false);
-        if !found {
+        let host = self
+            .host
+            .get_or_init(|| {
+                let python = python.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || build::probe(&python).map(Arc::new))
+                        .await
+                        .ok()
+                        .flatten()
+                }
+            })
+            .await
+            .clone();
+        let Some(host) = host else {
             return Err(PypiError::NoPython {
                 file: filename.to_string(),
                 python: python.display().to_string(),
             });
-        }
+        };
         if let Some(p) = &self.progress {
             p.building_sdist(filename);
         }
-        let indexes: Vec<String> = self.indexes.iter().map(ToString::to_string).collect();
         let envs = self.build_envs(filename)?;
+        match self.build_without_pip(&host, &envs.0, filename, &mut sdist).await? {
+            Ok(text) => return Ok(text),
+            Err(build::Fallback(why)) => {
+                if let Some(p) = &self.progress {
+                    p.building_with_pip(filename, &why);
+                }
+            }
+        }
+        rewind(&mut sdist)?;
+        let indexes: Vec<String> = self.indexes.iter().map(ToString::to_string).collect();
         build_metadata(&python, &indexes, (&envs.0, &envs.1), filename, sdist).await
+    }
+
+    /// The pip-free build: `Err(Fallback)` when it cannot be done here.
+    async fn build_without_pip(
+        self: &Arc<Self>,
+        host: &build::HostPython,
+        envs: &std::path::Path,
+        filename: &str,
+        sdist: &mut std::fs::File,
+    ) -> Result<Result<String, build::Fallback>, PypiError> {
+        let fallback = |why: String| Ok(Err(build::Fallback(why)));
+        let target = match &host.target {
+            Ok(t) => t.clone(),
+            Err(why) => return fallback(why.clone()),
+        };
+        if !filename.ends_with(".tar.gz") {
+            return fallback("only `.tar.gz` sdists are read by imagelock itself".into());
+        }
+        let fail = |message: String| PypiError::Build {
+            file: filename.to_string(),
+            message,
+        };
+        rewind(sdist)?;
+        let pyproject = build::sdist_pyproject(&mut *sdist);
+        let system = match build::BuildSystem::parse(pyproject.as_deref()) {
+            Ok(s) => s,
+            Err(why) => return fallback(why),
+        };
+        rewind(sdist)?;
+        let dir = tempfile::Builder::new()
+            .prefix("imagelock-build-")
+            .tempdir()
+            .map_err(|e| fail(e.to_string()))?;
+        let archive = dir.path().join(filename);
+        fs_err::File::create(&archive)
+            .and_then(|mut to| std::io::copy(sdist, &mut to))
+            .map_err(|e| fail(e.to_string()))?;
+        let env = match self
+            .planned_env(host, &target, &system.requires, envs)
+            .await?
+        {
+            Ok(env) => env,
+            Err(f) => return Ok(Err(f)),
+        };
+        let outcome = build::run_hooks(&self.python, &archive, &env, &system, "auto")
+            .await
+            .map_err(&fail)?;
+        let extra = match outcome {
+            build::HookOutcome::Metadata(text) => return Ok(Ok(text)),
+            build::HookOutcome::Requires(extra) => extra,
+        };
+        // The backend asked for more: the environment of everything.
+        let mut all = system.requires.clone();
+        all.extend(extra);
+        let env = match self.planned_env(host, &target, &all, envs).await? {
+            Ok(env) => env,
+            Err(f) => return Ok(Err(f)),
+        };
+        match build::run_hooks(&self.python, &archive, &env, &system, "prepare")
+            .await
+            .map_err(&fail)?
+        {
+            build::HookOutcome::Metadata(text) => Ok(Ok(text)),
+            build::HookOutcome::Requires(_) => Err(fail("the backend's hook asked twice".into())),
+        }
     }
 
     /// The directory of build environments and this run's memo of them.

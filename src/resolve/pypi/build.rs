@@ -1,0 +1,459 @@
+//! Build environments made without pip: an sdist's build requirements are
+//! resolved by imagelock's own resolver for the host interpreter (wheels
+//! only), downloaded through the index client (hash-checked) and unpacked
+//! into a fresh `venv --without-pip` by `build_env.py`, which then runs only
+//! the backend's hooks. Anything this path cannot do (a build requirement
+//! that is only an sdist, a host that is not CPython on glibc Linux, a
+//! `.zip` sdist) goes back to the pip path, and says why.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use pep440_rs::Version;
+use pep508_rs::PackageName;
+use pubgrub::Ranges;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::{IndexClient, IndexSource, PypiError};
+use crate::solve::python::{
+    Candidates, CoreMetadata, DirectDist, DistFile, Libc, PackageSource, PinnedSource,
+    ResolveRequest, SourceError, TargetEnv,
+};
+
+/// The host interpreter that runs build backends, as probed once.
+#[derive(Debug)]
+pub(super) struct HostPython {
+    /// The executable's real path and `sys.version`: part of every
+    /// environment's key.
+    pub id: String,
+    /// The target to resolve build requirements for, or why there is none
+    /// (then the pip path is taken).
+    pub target: Result<Arc<TargetEnv>, String>,
+}
+
+const PROBE: &str = r#"import json, os, platform, sys
+print(json.dumps({"impl": sys.implementation.name, "version": platform.python_version(),
+  "machine": platform.machine(), "libc": list(platform.libc_ver()), "os": sys.platform,
+  "id": os.path.realpath(sys.executable) + "\n" + sys.version}))"#;
+
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(rename = "impl")]
+    implementation: String,
+    version: String,
+    machine: String,
+    libc: (String, String),
+    os: String,
+    id: String,
+}
+
+/// Asks `python` what it is; `None` when it does not run.
+pub(super) fn probe(python: &Path) -> Option<HostPython> {
+    let out = std::process::Command::new(python)
+        .args(["-I", "-c", PROBE])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let p: Probe = serde_json::from_slice(&out.stdout).ok()?;
+    let target = host_target(&p);
+    Some(HostPython { id: p.id, target })
+}
+
+fn host_target(p: &Probe) -> Result<Arc<TargetEnv>, String> {
+    if p.implementation != "cpython" || p.os != "linux" {
+        return Err(format!(
+            "the host Python is {} on {}, and imagelock resolves build requirements for CPython on Linux only",
+            p.implementation, p.os
+        ));
+    }
+    if p.libc.0 != "glibc" {
+        return Err("the host's C library is not glibc".into());
+    }
+    let platform = match p.machine.as_str() {
+        "x86_64" => "linux/amd64",
+        "aarch64" => "linux/arm64",
+        "ppc64le" => "linux/ppc64le",
+        "s390x" => "linux/s390x",
+        "i686" | "i386" => "linux/386",
+        "armv7l" => "linux/arm/v7",
+        other => return Err(format!("the host machine `{other}` has no wheel platform here")),
+    };
+    let libc = Libc::glibc(&p.libc.1).map_err(|e| e.to_string())?;
+    TargetEnv::cpython(Some(&p.version), platform, Some(libc))
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+/// `[build-system]` of an sdist's `pyproject.toml`, with PEP 517's
+/// defaults when it is missing (as pip applies them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct BuildSystem {
+    pub requires: Vec<String>,
+    pub backend: String,
+    pub backend_path: Vec<String>,
+}
+
+impl BuildSystem {
+    /// From the text of `pyproject.toml` (`None`: the sdist has none).
+    pub fn parse(pyproject: Option<&str>) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        struct File {
+            #[serde(rename = "build-system")]
+            build_system: Option<Table>,
+        }
+        #[derive(Deserialize)]
+        struct Table {
+            requires: Option<Vec<String>>,
+            #[serde(rename = "build-backend")]
+            build_backend: Option<String>,
+            #[serde(rename = "backend-path")]
+            backend_path: Option<Vec<String>>,
+        }
+        let table = match pyproject {
+            Some(text) => toml::from_str::<File>(text)
+                .map_err(|e| format!("its pyproject.toml does not read: {e}"))?
+                .build_system,
+            None => None,
+        };
+        let table = table.unwrap_or(Table {
+            requires: None,
+            build_backend: None,
+            backend_path: None,
+        });
+        Ok(BuildSystem {
+            requires: table
+                .requires
+                .unwrap_or_else(|| vec!["setuptools>=40.8.0".into()]),
+            backend: table
+                .build_backend
+                .unwrap_or_else(|| "setuptools.build_meta:__legacy__".into()),
+            backend_path: table.backend_path.unwrap_or_default(),
+        })
+    }
+}
+
+/// `<top>/pyproject.toml` of a `.tar.gz` sdist.
+pub(super) fn sdist_pyproject(targz: impl Read) -> Option<String> {
+    super::archive::sdist_member(targz, "pyproject.toml")
+}
+
+/// The build requirements' view of the indexes: only wheels. An sdist's
+/// metadata is refused (the release is passed over) and remembered, so
+/// that a resolution pip might have answered with an sdist goes back to
+/// pip rather than differ from it.
+struct WheelsOnly {
+    inner: IndexSource,
+    refused: Mutex<Vec<String>>,
+}
+
+impl PackageSource for WheelsOnly {
+    fn files(&self, name: &PackageName) -> Result<Arc<Vec<DistFile>>, SourceError> {
+        self.inner.files(name)
+    }
+
+    fn metadata(
+        &self,
+        name: &PackageName,
+        file: &DistFile,
+    ) -> Result<Arc<CoreMetadata>, SourceError> {
+        if !file.filename.ends_with(".whl") {
+            self.refused
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(file.filename.clone());
+            return Err(SourceError::Failed(format!(
+                "`{}` is only an sdist",
+                file.filename
+            )));
+        }
+        self.inner.metadata(name, file)
+    }
+
+    fn direct(&self, _name: &PackageName, url: &str) -> Result<DirectDist, SourceError> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(super::redact(url));
+        Err(SourceError::Failed(format!(
+            "`{}` is a direct URL",
+            super::redact(url)
+        )))
+    }
+
+    fn prefetch(&self, name: &PackageName, range: &Ranges<Version>) {
+        let (client, target, name, range) = (
+            self.inner.client.clone(),
+            self.inner.target.clone(),
+            name.clone(),
+            range.clone(),
+        );
+        self.inner.handle.spawn(async move {
+            let Ok(files) = client.files(&name).await else {
+                return;
+            };
+            let candidates = Candidates::new(&name, &files, &target, None);
+            if let Some(best) = candidates.best(&range, false, &[])
+                && best.file.filename.ends_with(".whl")
+            {
+                let _ = client.metadata(&name, &best.file).await;
+            }
+        });
+    }
+}
+
+/// Why the pip-free path was not taken: said with `-v`, then pip builds.
+#[derive(Debug)]
+pub(super) struct Fallback(pub String);
+
+/// A build environment: its directory (under the directory of all of them)
+/// and, when it is not made yet, the directory of the wheels to unpack.
+pub(super) struct PlannedEnv {
+    pub dir: PathBuf,
+    pub wheels: Option<tempfile::TempDir>,
+}
+
+/// Requirements (as written, sorted) -> environment directory name, for
+/// one client's life: the indexes do not change within a run.
+pub(super) type EnvMemo = Mutex<BTreeMap<Vec<String>, String>>;
+
+impl IndexClient {
+    /// The environment holding `requires` resolved for `host`: found by
+    /// its key (the pinned files' hashes and the interpreter), or planned
+    /// with its wheels downloaded.
+    pub(super) async fn planned_env(
+        self: &Arc<Self>,
+        host: &HostPython,
+        target: &Arc<TargetEnv>,
+        requires: &[String],
+        envs: &Path,
+    ) -> Result<Result<PlannedEnv, Fallback>, PypiError> {
+        let mut asked = requires.to_vec();
+        asked.sort();
+        let remembered = self
+            .build_memo
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&asked)
+            .cloned();
+        if let Some(name) = remembered {
+            let dir = envs.join(name);
+            if dir.join(".complete").exists() {
+                return Ok(Ok(PlannedEnv { dir, wheels: None }));
+            }
+        }
+        let source = WheelsOnly {
+            inner: IndexSource::new(
+                self.clone(),
+                tokio::runtime::Handle::current(),
+                target.clone(),
+                Default::default(),
+            ),
+            refused: Mutex::default(),
+        };
+        let request = ResolveRequest {
+            requirements: asked.clone(),
+            ..ResolveRequest::default()
+        };
+        let solve_target = target.clone();
+        let (solved, source) = tokio::task::spawn_blocking(move || {
+            let solved = crate::solve::python::resolve(&source, &solve_target, &request);
+            (solved, source)
+        })
+        .await
+        .map_err(|e| PypiError::Io(e.to_string()))?;
+        let refused = source
+            .refused
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(first) = refused.first() {
+            return Ok(Err(Fallback(format!(
+                "the build requirement {first} was in reach"
+            ))));
+        }
+        let pins = match solved {
+            Ok(pins) => pins,
+            Err(e) => {
+                return Ok(Err(Fallback(format!(
+                    "imagelock's resolver did not resolve the build requirements: {e}"
+                ))));
+            }
+        };
+        let mut files = Vec::new();
+        let mut key = vec![host.id.clone()];
+        for pin in &pins {
+            let PinnedSource::Index(file) = &pin.source else {
+                return Ok(Err(Fallback(format!(
+                    "the build requirement `{}` is not a file of the index",
+                    pin.name
+                ))));
+            };
+            let version = pin.version.as_ref().map(ToString::to_string);
+            key.push(format!(
+                "{}=={} {}",
+                pin.name,
+                version.unwrap_or_default(),
+                file.sha256.as_deref().unwrap_or(&file.url)
+            ));
+            files.push(file.clone());
+        }
+        let name = format!(
+            "env-{}",
+            &hex::encode(Sha256::digest(key.join("\n").as_bytes()))[..32]
+        );
+        self.build_memo
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(asked, name.clone());
+        let dir = envs.join(&name);
+        if dir.join(".complete").exists() {
+            return Ok(Ok(PlannedEnv { dir, wheels: None }));
+        }
+        let wheels = tempfile::Builder::new()
+            .prefix("imagelock-wheels-")
+            .tempdir()
+            .map_err(|e| PypiError::Io(e.to_string()))?;
+        let downloads = files.iter().map(|f| self.download_wheel(f, wheels.path()));
+        futures_util::future::try_join_all(downloads).await?;
+        Ok(Ok(PlannedEnv {
+            dir,
+            wheels: Some(wheels),
+        }))
+    }
+
+    /// `file` (a wheel) into `dir` under its own name, its sha256 checked
+    /// against the index's.
+    async fn download_wheel(&self, file: &DistFile, dir: &Path) -> Result<(), PypiError> {
+        let mut body = self.download_archive(&file.url).await?;
+        if let Some(expected) = &file.sha256
+            && !body.sha256.eq_ignore_ascii_case(expected)
+        {
+            return Err(PypiError::HashMismatch {
+                file: file.filename.clone(),
+                expected: expected.clone(),
+                actual: body.sha256,
+            });
+        }
+        // The filename comes from the index: only its last component.
+        let name = Path::new(&file.filename)
+            .file_name()
+            .ok_or_else(|| PypiError::Io(format!("`{}` is no file name", file.filename)))?;
+        let mut to = fs_err::File::create(dir.join(name)).map_err(|e| PypiError::Io(e.to_string()))?;
+        std::io::copy(&mut body.file, &mut to).map_err(|e| PypiError::Io(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// What `build_env.py` answered.
+pub(super) enum HookOutcome {
+    Metadata(String),
+    /// The backend asked for more build requirements.
+    Requires(Vec<String>),
+}
+
+/// Runs `build_env.py` with the host `python`.
+pub(super) async fn run_hooks(
+    python: &Path,
+    sdist: &Path,
+    env: &PlannedEnv,
+    system: &BuildSystem,
+    mode: &'static str,
+) -> Result<HookOutcome, String> {
+    let dir = sdist.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let script = dir.join("build_env.py");
+    fs_err::write(&script, BUILD_ENV_SCRIPT).map_err(|e| e.to_string())?;
+    let out = dir.join(format!("out-{mode}"));
+    let _ = fs_err::remove_dir_all(&out);
+    let empty = dir.join("no-wheels");
+    fs_err::create_dir_all(&empty).map_err(|e| e.to_string())?;
+    let wheels = env
+        .wheels
+        .as_ref()
+        .map_or(empty, |w| w.path().to_path_buf());
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(&script)
+        .arg(sdist)
+        .arg(&out)
+        .arg(&env.dir)
+        .arg(&wheels)
+        .arg(&system.backend)
+        .arg(serde_json::to_string(&system.backend_path).unwrap_or_else(|_| "[]".into()))
+        .arg(mode)
+        .current_dir(&dir)
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env_remove("PYTHONPATH");
+    let shown = python.display().to_string();
+    let result = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("could not run `{shown}`: {e}"))?;
+    match result.status.code() {
+        Some(0) => fs_err::read_to_string(out.join("METADATA"))
+            .map(HookOutcome::Metadata)
+            .map_err(|e| e.to_string()),
+        Some(3) if mode == "auto" => {
+            let text = fs_err::read_to_string(out.join("requires.json")).map_err(|e| e.to_string())?;
+            serde_json::from_str(&text)
+                .map(HookOutcome::Requires)
+                .map_err(|e| format!("get_requires_for_build_wheel: {e}"))
+        }
+        _ => {
+            // The backend's own error is the last thing on stderr.
+            let stderr = String::from_utf8_lossy(&result.stderr);
+            let last: Vec<&str> = stderr.lines().rev().take(5).collect();
+            Err(last.into_iter().rev().collect::<Vec<_>>().join("\n"))
+        }
+    }
+}
+
+const BUILD_ENV_SCRIPT: &str = include_str!("build_env.py");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_system_defaults_follow_pep_517() {
+        let none = BuildSystem::parse(None).unwrap();
+        assert_eq!(none.requires, ["setuptools>=40.8.0"]);
+        assert_eq!(none.backend, "setuptools.build_meta:__legacy__");
+        let no_table = BuildSystem::parse(Some("[tool.black]\nline-length = 80\n")).unwrap();
+        assert_eq!(no_table, none);
+        let hatch = BuildSystem::parse(Some(
+            "[build-system]\nrequires = [\"hatchling\", \"hatch-vcs\"]\nbuild-backend = \"hatchling.build\"\n",
+        ))
+        .unwrap();
+        assert_eq!(hatch.requires, ["hatchling", "hatch-vcs"]);
+        assert_eq!(hatch.backend, "hatchling.build");
+        assert!(hatch.backend_path.is_empty());
+        let err = BuildSystem::parse(Some("[build-system\n")).unwrap_err();
+        assert!(err.starts_with("its pyproject.toml does not read"), "{err}");
+    }
+
+    fn probe(implementation: &str, machine: &str, libc: (&str, &str)) -> Probe {
+        Probe {
+            implementation: implementation.into(),
+            version: "3.11.2".into(),
+            machine: machine.into(),
+            libc: (libc.0.into(), libc.1.into()),
+            os: "linux".into(),
+            id: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_host_target_is_cpython_on_glibc_linux_only() {
+        let t = host_target(&probe("cpython", "x86_64", ("glibc", "2.36"))).unwrap();
+        assert_eq!(t.describe(), "CPython 3.11 on manylinux_2_36_x86_64");
+        let err = host_target(&probe("pypy", "x86_64", ("glibc", "2.36"))).unwrap_err();
+        assert!(err.contains("pypy"), "{err}");
+        let err = host_target(&probe("cpython", "x86_64", ("", ""))).unwrap_err();
+        assert!(err.contains("not glibc"), "{err}");
+        let err = host_target(&probe("cpython", "riscv64", ("glibc", "2.36"))).unwrap_err();
+        assert!(err.contains("riscv64"), "{err}");
+    }
+}
