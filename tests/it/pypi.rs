@@ -947,3 +947,207 @@ async fn build_environments_are_shared_by_resolved_requirements() {
     assert_eq!(after.len(), 2, "{after:?}");
     assert!(after.contains(&shared[0]), "{after:?}");
 }
+
+/// What the index client says it is doing.
+#[derive(Default)]
+struct Notes(std::sync::Mutex<Vec<String>>);
+
+impl pypi::PypiProgress for Notes {
+    fn building_sdist(&self, filename: &str) {
+        self.0.lock().unwrap().push(format!("build {filename}"));
+    }
+
+    fn building_with_pip(&self, filename: &str, why: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("pip {filename}: {why}"));
+    }
+}
+
+/// The in-tree backend of an sdist-only build requirement (`sdistback`,
+/// whose module is QUICKBACK): pip can build it, imagelock does not.
+const SDISTBACK_BACKEND: &[u8] = br#"import os, zipfile
+DIST = "sdistback-1.0"
+META = "Metadata-Version: 2.1\nName: sdistback\nVersion: 1.0\n"
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def prepare_metadata_for_build_wheel(d, config_settings=None):
+    os.makedirs(os.path.join(d, DIST + ".dist-info"))
+    with open(os.path.join(d, DIST + ".dist-info", "METADATA"), "w") as f:
+        f.write(META)
+    return DIST + ".dist-info"
+
+def build_wheel(d, config_settings=None, metadata_directory=None):
+    name = DIST + "-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(d, name), "w") as z:
+        with open("sdistback.py", "rb") as f:  # mtime 0: not z.write
+            z.writestr("sdistback.py", f.read())
+        z.writestr(DIST + ".dist-info/METADATA", META)
+        z.writestr(DIST + ".dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(DIST + ".dist-info/RECORD", "")
+    return name
+"#;
+
+/// The site-packages of the build environment `env`.
+fn site_packages(env: &Path) -> std::path::PathBuf {
+    let lib = env.join("lib");
+    let py = std::fs::read_dir(&lib)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("python")
+        })
+        .unwrap_or_else(|| panic!("no python* under {}", lib.display()));
+    py.join("site-packages")
+}
+
+/// A build environment made without pip: the build requirements are
+/// resolved by imagelock, their wheels fetched from the index and unpacked
+/// (`.data/purelib` merged into site-packages), and no pip is installed,
+/// run or asked for. A build requirement that is only an sdist goes back
+/// to pip, and says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn build_environments_are_made_without_pip() {
+    if !host_python() {
+        return;
+    }
+    let dir = tempdir();
+    let mut ix = PyIndex::new(dir.path());
+    ix.wheel_with("quickback", "1.0", &[], &[("quickback.py", QUICKBACK)]);
+    // The backend imports helper_mod, which this wheel keeps in
+    // `.data/purelib`: the build fails unless it is merged.
+    ix.wheel_with(
+        "helper",
+        "1.0",
+        &[],
+        &[("helper-1.0.data/purelib/helper_mod.py", b"")],
+    );
+    ix.wheel("six", "1.17.0", &[]);
+    let sdist = |ix: &mut PyIndex, name: &str, requires: &str| {
+        let pyproject = format!(
+            "[build-system]\nrequires = [{requires}]\nbuild-backend = \"{}\"\n",
+            if requires.contains("sdistback") {
+                "sdistback"
+            } else {
+                "quickback"
+            }
+        );
+        let meta = format!("{name} 1.0\n");
+        ix.sdist(
+            name,
+            "1.0",
+            &[
+                ("pyproject.toml", pyproject.as_bytes()),
+                ("meta.txt", meta.as_bytes()),
+                ("deps.txt", b"six\n"),
+            ],
+        );
+    };
+    sdist(&mut ix, "pa", "\"quickback\", \"helper\"");
+    sdist(&mut ix, "pe", "\"sdistback\", \"helper\"");
+    ix.sdist(
+        "sdistback",
+        "1.0",
+        &[
+            (
+                "pyproject.toml",
+                b"[build-system]\nrequires = []\nbuild-backend = \"inplace\"\nbackend-path = [\".\"]\n",
+            ),
+            ("inplace.py", SDISTBACK_BACKEND),
+            ("sdistback.py", QUICKBACK),
+        ],
+    );
+    let server = StaticServer::start(dir.path());
+    let cache = tempdir();
+    let notes = Arc::new(Notes::default());
+    let fetch = Fetcher::new(Some(cache.path().into()), false, Default::default()).unwrap();
+    let client = Arc::new(
+        IndexClient::new(fetch, &[format!("{}/simple", server.url())], false)
+            .unwrap()
+            .with_progress(Some(notes.clone())),
+    );
+    let resolve = |reqs: &[&str]| {
+        let request = ResolveRequest {
+            requirements: reqs.iter().map(ToString::to_string).collect(),
+            ..ResolveRequest::default()
+        };
+        pypi::resolve(client.clone(), target("3.11"), request)
+    };
+    let envs = || {
+        let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(cache.path().join("build-envs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_string_lossy().into_owned();
+                n.starts_with("env-") && !n.ends_with(".lock")
+            })
+            .collect();
+        paths.sort();
+        paths
+    };
+
+    let pins = resolve(&["pa"]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(names(&pins), ["pa==1.0", "six==1.17.0"]);
+    assert_eq!(*notes.0.lock().unwrap(), ["build pa-1.0.tar.gz"]);
+    let made = envs();
+    assert_eq!(made.len(), 1, "{made:?}");
+    let site = site_packages(&made[0]);
+    assert!(site.join("quickback.py").is_file());
+    assert!(
+        site.join("helper_mod.py").is_file(),
+        "`.data/purelib` merged"
+    );
+    assert!(!site.join("helper-1.0.data").exists());
+    assert_eq!(
+        std::fs::read_to_string(site.join("quickback-1.0.dist-info/INSTALLER")).unwrap(),
+        "imagelock\n"
+    );
+    let listed: Vec<String> = std::fs::read_dir(&site)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !listed.iter().any(|n| n == "pip" || n.starts_with("pip-")),
+        "{listed:?}"
+    );
+    let seen = server.seen();
+    assert!(
+        seen.iter()
+            .all(|r| !r.path.contains("/pip") && !r.path.contains("setuptools")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|r| r.path.ends_with("/quickback-1.0-py3-none-any.whl") && r.status == 200),
+        "{seen:?}"
+    );
+
+    // sdistback has no wheel: pip makes that environment (and installs
+    // what it built there), and the reason is given.
+    let pins = resolve(&["pe"]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(names(&pins), ["pe==1.0", "six==1.17.0"]);
+    let said = notes.0.lock().unwrap().clone();
+    assert_eq!(
+        said[1..],
+        [
+            "build pe-1.0.tar.gz".to_string(),
+            "pip pe-1.0.tar.gz: a build requirement in reach, `sdistback-1.0.tar.gz` is only an sdist".to_string(),
+        ],
+        "{said:?}"
+    );
+    let by_pip: Vec<_> = envs().into_iter().filter(|e| !made.contains(e)).collect();
+    assert_eq!(by_pip.len(), 1, "{by_pip:?}");
+    assert_eq!(
+        std::fs::read_to_string(
+            site_packages(&by_pip[0]).join("sdistback-1.0.dist-info/INSTALLER")
+        )
+        .unwrap(),
+        "pip\n"
+    );
+}

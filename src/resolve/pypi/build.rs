@@ -81,7 +81,11 @@ fn host_target(p: &Probe) -> Result<Arc<TargetEnv>, String> {
         "s390x" => "linux/s390x",
         "i686" | "i386" => "linux/386",
         "armv7l" => "linux/arm/v7",
-        other => return Err(format!("the host machine `{other}` has no wheel platform here")),
+        other => {
+            return Err(format!(
+                "the host machine `{other}` has no wheel platform here"
+            ));
+        }
     };
     let libc = Libc::glibc(&p.libc.1).map_err(|e| e.to_string())?;
     TargetEnv::cpython(Some(&p.version), platform, Some(libc))
@@ -115,9 +119,11 @@ impl BuildSystem {
             backend_path: Option<Vec<String>>,
         }
         let table = match pyproject {
-            Some(text) => toml::from_str::<File>(text)
-                .map_err(|e| format!("its pyproject.toml does not read: {e}"))?
-                .build_system,
+            Some(text) => {
+                toml::from_str::<File>(text)
+                    .map_err(|e| format!("its pyproject.toml does not read: {e}"))?
+                    .build_system
+            }
             None => None,
         };
         let table = table.unwrap_or(Table {
@@ -162,27 +168,23 @@ impl PackageSource for WheelsOnly {
         file: &DistFile,
     ) -> Result<Arc<CoreMetadata>, SourceError> {
         if !file.filename.ends_with(".whl") {
+            let why = format!("`{}` is only an sdist", file.filename);
             self.refused
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(file.filename.clone());
-            return Err(SourceError::Failed(format!(
-                "`{}` is only an sdist",
-                file.filename
-            )));
+                .push(why.clone());
+            return Err(SourceError::Failed(why));
         }
         self.inner.metadata(name, file)
     }
 
     fn direct(&self, _name: &PackageName, url: &str) -> Result<DirectDist, SourceError> {
+        let why = format!("`{}` is a direct URL", super::redact(url));
         self.refused
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(super::redact(url));
-        Err(SourceError::Failed(format!(
-            "`{}` is a direct URL",
-            super::redact(url)
-        )))
+            .push(why.clone());
+        Err(SourceError::Failed(why))
     }
 
     fn prefetch(&self, name: &PackageName, range: &Ranges<Version>) {
@@ -272,7 +274,7 @@ impl IndexClient {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(first) = refused.first() {
             return Ok(Err(Fallback(format!(
-                "the build requirement {first} was in reach"
+                "a build requirement in reach, {first}"
             ))));
         }
         let pins = match solved {
@@ -342,7 +344,8 @@ impl IndexClient {
         let name = Path::new(&file.filename)
             .file_name()
             .ok_or_else(|| PypiError::Io(format!("`{}` is no file name", file.filename)))?;
-        let mut to = fs_err::File::create(dir.join(name)).map_err(|e| PypiError::Io(e.to_string()))?;
+        let mut to =
+            fs_err::File::create(dir.join(name)).map_err(|e| PypiError::Io(e.to_string()))?;
         std::io::copy(&mut body.file, &mut to).map_err(|e| PypiError::Io(e.to_string()))?;
         Ok(())
     }
@@ -396,7 +399,8 @@ pub(super) async fn run_hooks(
             .map(HookOutcome::Metadata)
             .map_err(|e| e.to_string()),
         Some(3) if mode == "auto" => {
-            let text = fs_err::read_to_string(out.join("requires.json")).map_err(|e| e.to_string())?;
+            let text =
+                fs_err::read_to_string(out.join("requires.json")).map_err(|e| e.to_string())?;
             serde_json::from_str(&text)
                 .map(HookOutcome::Requires)
                 .map_err(|e| format!("get_requires_for_build_wheel: {e}"))

@@ -559,7 +559,11 @@ impl IndexClient {
     }
 
     /// A direct URL requirement: downloaded, hashed, its metadata read.
-    pub async fn direct(self: &Arc<Self>, name: &PackageName, url: &str) -> Result<DirectDist, PypiError> {
+    pub async fn direct(
+        self: &Arc<Self>,
+        name: &PackageName,
+        url: &str,
+    ) -> Result<DirectDist, PypiError> {
         let clean = redact(url);
         let parsed = Url::parse(url).map_err(|e| PypiError::BadUrl {
             url: clean.clone(),
@@ -643,7 +647,10 @@ impl IndexClient {
             p.building_sdist(filename);
         }
         let envs = self.build_envs(filename)?;
-        match self.build_without_pip(&host, &envs.0, filename, &mut sdist).await? {
+        match self
+            .build_without_pip(&host, &envs.0, filename, &mut sdist)
+            .await?
+        {
             Ok(text) => return Ok(text),
             Err(build::Fallback(why)) => {
                 if let Some(p) = &self.progress {
