@@ -452,7 +452,7 @@ mod tests {
     #[test]
     fn the_host_target_is_cpython_on_glibc_linux_only() {
         let t = host_target(&probe("cpython", "x86_64", ("glibc", "2.36"))).unwrap();
-        assert_eq!(t.describe(), "CPython 3.11 on manylinux_2_36_x86_64");
+        assert_eq!(t.describe(), "Python 3.11 on manylinux_2_36_x86_64");
         let err = host_target(&probe("pypy", "x86_64", ("glibc", "2.36"))).unwrap_err();
         assert!(err.contains("pypy"), "{err}");
         let err = host_target(&probe("cpython", "x86_64", ("", ""))).unwrap_err();
