@@ -739,7 +739,8 @@ impl IndexClient {
         let made = (|| {
             let kept = match self.fetch.cache_dir() {
                 Some(dir) => {
-                    let dir = dir.join("build-envs");
+                    // Absolute: the build scripts run in another directory.
+                    let dir = std::path::absolute(dir.join("build-envs"))?;
                     fs_err::create_dir_all(&dir)?;
                     Some(dir)
                 }
