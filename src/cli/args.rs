@@ -292,6 +292,10 @@ pub struct FreezeArgs {
     /// Move only base image digests
     #[arg(long)]
     pub update_base: bool,
+    /// Set by `imagelock update`, which rewrites the pins: base references
+    /// pinned to a digest after their tag follow the tag.
+    #[arg(skip)]
+    pub follow_tags: bool,
     /// Lock only this platform (repeatable) instead of the configured ones
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Vec<String>,

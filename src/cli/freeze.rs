@@ -188,6 +188,7 @@ pub(super) fn resolve(
         platforms: args.platform.clone(),
         update: args.update.clone(),
         update_base: args.update_base,
+        follow_tags: args.update_base && args.follow_tags,
         offline: opts.global.offline,
         exclude_newer: args.exclude_newer.clone(),
         ignore_locked: false,

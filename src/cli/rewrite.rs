@@ -12,13 +12,139 @@ use crate::config::{Config, ImageConfig};
 use crate::lock::{LockedImage, write_atomic};
 use crate::rewrite::{FileChange, Rewrite, RewriteOptions, rewrite_image};
 
-struct Planned {
-    image: ImageConfig,
-    lock_path: PathBuf,
-    lock: LockedImage,
-    rewrite: Rewrite,
+pub(crate) struct Planned {
+    pub image: ImageConfig,
+    pub lock_path: PathBuf,
+    /// The lock as read (rewrite's input).
+    pub lock: LockedImage,
+    pub rewrite: Rewrite,
     /// Every file the image reads (definition and step files), as it is now.
     reads: BTreeMap<PathBuf, String>,
+}
+
+/// Each image's rewrite, computed before anything is written: a definition
+/// several images share is split per variant where their bases differ
+/// ([`crate::rewrite::variants`]), and refused when they would still pin
+/// it differently.
+pub(crate) fn plan(
+    mut loaded: Vec<Loaded>,
+    options: RewriteOptions,
+    printer: &Printer,
+) -> anyhow::Result<Vec<Planned>> {
+    let why_not_split = split_variants(&mut loaded);
+
+    let mut planned = Vec::new();
+    for l in loaded {
+        let lock = l.lock;
+        let mut rewrite =
+            rewrite_image(&l.definition, &l.inputs, &lock, &l.image.context, options)?;
+        let mut reads = BTreeMap::new();
+        reads.insert(canonical(&l.image.file), l.inputs.definition.clone());
+        for f in &l.inputs.files {
+            reads.insert(canonical(&f.path), f.text.clone());
+        }
+        for w in &rewrite.warnings {
+            let mut line = format!("{}: {}", w.location, w.message);
+            if let Some(h) = &w.hint {
+                line.push_str("\n  hint: ");
+                line.push_str(h);
+            }
+            printer.warn(&line);
+        }
+        // A split definition: the change is from the text on disk.
+        if let Some((before, original_lock)) = l.split_from {
+            reads.insert(canonical(&l.image.file), before.clone());
+            match rewrite
+                .files
+                .iter_mut()
+                .find(|f| canonical(&f.path) == canonical(&l.image.file))
+            {
+                Some(f) => f.before = before,
+                None if before != l.inputs.definition => rewrite.files.insert(
+                    0,
+                    FileChange {
+                        path: l.definition.path.clone(),
+                        before,
+                        after: l.inputs.definition.clone(),
+                    },
+                ),
+                None => {}
+            }
+            planned.push(Planned {
+                image: l.image,
+                lock_path: l.lock_path,
+                lock: *original_lock,
+                rewrite,
+                reads,
+            });
+            continue;
+        }
+        planned.push(Planned {
+            image: l.image,
+            lock_path: l.lock_path,
+            lock,
+            rewrite,
+            reads,
+        });
+    }
+
+    refuse_diverging_variants(&planned, &why_not_split)?;
+    Ok(planned)
+}
+
+/// An image as read before rewriting.
+pub(crate) struct Loaded {
+    pub image: ImageConfig,
+    pub lock_path: PathBuf,
+    pub lock: LockedImage,
+    pub definition: crate::source::Definition,
+    pub inputs: crate::source::inputs::Inputs,
+    /// When its definition was split per variant: the text on disk and the
+    /// lock as read (`definition`, `inputs` and `lock` are the split ones).
+    pub split_from: Option<(String, Box<LockedImage>)>,
+}
+
+/// Images sharing a definition whose bases differ get the split form of
+/// [`crate::rewrite::variants`]: each is then rewritten from it. Returns,
+/// per definition that could not be split, why (for the refusal).
+fn split_variants(loaded: &mut [Loaded]) -> BTreeMap<PathBuf, String> {
+    use crate::rewrite::variants::{Variant, split_bases};
+    let mut why_not = BTreeMap::new();
+    let mut files: Vec<PathBuf> = loaded.iter().map(|l| canonical(&l.image.file)).collect();
+    files.sort();
+    files.dedup();
+    for file in files {
+        let members: Vec<usize> = (0..loaded.len())
+            .filter(|&i| canonical(&loaded[i].image.file) == file)
+            .collect();
+        let variants: Vec<Variant<'_>> = members
+            .iter()
+            .map(|&i| Variant {
+                name: &loaded[i].image.name,
+                definition: &loaded[i].definition,
+                inputs: &loaded[i].inputs,
+                lock: &loaded[i].lock,
+                context: &loaded[i].image.context,
+            })
+            .collect();
+        match split_bases(&variants) {
+            Ok(None) => {}
+            Err(why) => {
+                why_not.insert(file, why);
+            }
+            Ok(Some(split)) => {
+                let before = loaded[members[0]].inputs.definition.clone();
+                for (&i, (definition, inputs, lock)) in members.iter().zip(split.variants) {
+                    let l = &mut loaded[i];
+                    let original = std::mem::replace(&mut l.lock, lock);
+                    l.definition = definition;
+                    l.inputs = inputs;
+                    l.split_from = Some((before.clone(), Box::new(original)));
+                }
+            }
+        }
+    }
+    why_not
 }
 
 pub fn run(opts: &Opts, args: &RewriteArgs, printer: &Printer) -> anyhow::Result<Outcome> {
@@ -41,7 +167,7 @@ pub fn run(opts: &Opts, args: &RewriteArgs, printer: &Printer) -> anyhow::Result
         }
     }
     // Everything is computed before anything is written.
-    let mut planned = Vec::new();
+    let mut loaded = Vec::new();
     for image in images {
         let lock_path = config.lock_path(&image.name);
         if !lock_path.is_file() {
@@ -54,39 +180,34 @@ pub fn run(opts: &Opts, args: &RewriteArgs, printer: &Printer) -> anyhow::Result
         }
         let lock = LockedImage::read(&lock_path)?;
         let (definition, inputs) = crate::cli::images::load_image(&image)?;
-        let rewrite = rewrite_image(&definition, &inputs, &lock, &image.context, options)?;
-        let mut reads = BTreeMap::new();
-        reads.insert(canonical(&image.file), inputs.definition.clone());
-        for f in &inputs.files {
-            reads.insert(canonical(&f.path), f.text.clone());
-        }
-        for w in &rewrite.warnings {
-            let mut line = format!("{}: {}", w.location, w.message);
-            if let Some(h) = &w.hint {
-                line.push_str("\n  hint: ");
-                line.push_str(h);
-            }
-            printer.warn(&line);
-        }
-        planned.push(Planned {
+        loaded.push(Loaded {
             image,
             lock_path,
             lock,
-            rewrite,
-            reads,
+            definition,
+            inputs,
+            split_from: None,
         });
     }
-
-    refuse_diverging_variants(&planned)?;
+    let mut planned = plan(loaded, options, printer)?;
     let children = follow_parents(&config, &mut planned)?;
 
-    let changed: usize = planned.iter().map(|p| p.rewrite.files.len()).sum();
+    // A file several variants share is one change (the same for each,
+    // checked above).
+    let mut unique: Vec<&FileChange> = Vec::new();
+    for f in planned.iter().flat_map(|p| &p.rewrite.files) {
+        if !unique
+            .iter()
+            .any(|u| canonical(&u.path) == canonical(&f.path))
+        {
+            unique.push(f);
+        }
+    }
+    let changed = unique.len();
     if args.check || args.diff {
         let mut out = String::new();
-        for p in &planned {
-            for f in &p.rewrite.files {
-                out.push_str(&unified_diff(f));
-            }
+        for f in &unique {
+            out.push_str(&unified_diff(f));
         }
         printer.data(&out)?;
         if args.check && changed > 0 {
@@ -122,7 +243,10 @@ pub fn run(opts: &Opts, args: &RewriteArgs, printer: &Printer) -> anyhow::Result
 /// Refuses when images sharing a file would pin it differently: writing
 /// one variant's pins would build the others from the wrong base or
 /// packages, silently.
-fn refuse_diverging_variants(planned: &[Planned]) -> anyhow::Result<()> {
+fn refuse_diverging_variants(
+    planned: &[Planned],
+    why_not_split: &BTreeMap<PathBuf, String>,
+) -> anyhow::Result<()> {
     // Each file any rewrite touches, and what each image makes of it.
     let mut files: BTreeMap<PathBuf, Vec<(&Planned, &str)>> = BTreeMap::new();
     for p in planned {
@@ -174,8 +298,12 @@ fn refuse_diverging_variants(planned: &[Planned]) -> anyhow::Result<()> {
                 || path.display().to_string(),
                 |f| f.path.display().to_string(),
             );
+        let split = why_not_split.get(&path).map_or_else(
+            || " (a stage per variant covers bases only; these differ in more)".to_string(),
+            |why| format!(" (no stage per variant either: {why})"),
+        );
         anyhow::bail!(
-            "`{file}` is built as {} images with different build args: {}; their locks pin it differently ({} and {} differ), so writing one variant's pins would build the others from the wrong digests; nothing was written\nhint: give each variant its own definition file (e.g. `Dockerfile.{}`), or pin the variable part through a build arg per image in `imagelock.toml` (e.g. a base reference with its digest)",
+            "`{file}` is built as {} images with different build args: {}; their locks pin it differently ({} and {} differ){split}, so writing one variant's pins would build the others from the wrong digests; nothing was written\nhint: give each variant its own definition file (e.g. `Dockerfile.{}`), or pin the variable part through a build arg per image in `imagelock.toml` (e.g. a base reference with its digest)",
             texts.len(),
             names.join(", "),
             first.image.name,

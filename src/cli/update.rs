@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::args::{FreezeArgs, PathsArgs, UpdateArgs};
 use crate::cli::freeze::{Resolved, resolve};
-use crate::cli::images::{load_image, parse_build_args, select};
+use crate::cli::images::{images_of_file, load_image, parse_build_args, select};
 use crate::cli::output::{display_path, unified_diff};
+use crate::cli::rewrite::{Loaded, plan};
 use crate::cli::{Opts, Outcome, OutputFormat, Printer};
 use crate::lock::{LockedImage, write_all_atomic};
-use crate::rewrite::{RewriteOptions, pinned_specs, rewrite_image};
+use crate::rewrite::{RewriteOptions, pinned_specs};
 
 pub fn run(opts: &Opts, args: &UpdateArgs, printer: &Printer) -> anyhow::Result<Outcome> {
     if opts.global.format != OutputFormat::Human {
@@ -31,12 +32,26 @@ pub fn run(opts: &Opts, args: &UpdateArgs, printer: &Printer) -> anyhow::Result<
     if !args.packages.is_empty() {
         refuse_pinned(opts, args, &overrides)?;
     }
+    // The other images of a definition an update rewrites are updated
+    // with it: their pins live in the same file.
+    let mut paths = args.paths.clone();
+    if !paths.is_empty()
+        && let (Some(config), images) = select(&opts.global, &paths, &overrides)?
+    {
+        for image in &images {
+            for variant in images_of_file(&config, &image.file) {
+                let name = PathBuf::from(&variant.name);
+                if !images.iter().any(|i| i.name == variant.name) && !paths.contains(&name) {
+                    paths.push(name);
+                }
+            }
+        }
+    }
     let freeze_args = FreezeArgs {
-        paths: PathsArgs {
-            paths: args.paths.clone(),
-        },
+        paths: PathsArgs { paths },
         update: args.packages.clone(),
         update_base: args.update_base,
+        follow_tags: args.update_base,
         platform: args.platform.clone(),
         dry_run: args.dry_run,
         check: false,
@@ -64,22 +79,25 @@ pub fn run(opts: &Opts, args: &UpdateArgs, printer: &Printer) -> anyhow::Result<
     let mut writes: Vec<(PathBuf, String)> = Vec::new();
     let mut locks_changed = 0;
     let mut moves = Vec::new();
-    for (job, image) in jobs.iter().zip(&frozen) {
-        let rewrite = rewrite_image(
-            &job.definition,
-            &job.inputs,
-            &image.lock,
-            &job.config.context,
-            options,
-        )?;
-        for w in &rewrite.warnings {
-            let mut line = format!("{}: {}", w.location, w.message);
-            if let Some(h) = &w.hint {
-                line.push_str("\n  hint: ");
-                line.push_str(h);
-            }
-            printer.warn(&line);
-        }
+    // Rewritten as `rewrite` does it: a definition several images share is
+    // rewritten for all of them together (split per variant where their
+    // bases differ), or not at all.
+    let loaded = jobs
+        .iter()
+        .zip(&frozen)
+        .map(|(job, image)| Loaded {
+            image: job.config.clone(),
+            lock_path: job.lock_path.clone(),
+            lock: image.lock.clone(),
+            definition: job.definition.clone(),
+            inputs: job.inputs.clone(),
+            split_from: None,
+        })
+        .collect();
+    let planned = plan(loaded, options, printer)?;
+    let mut written_files = BTreeSet::new();
+    for (job, p) in jobs.iter().zip(&planned) {
+        let rewrite = &p.rewrite;
         moves.extend(package_moves(
             &job.config.name,
             &args.packages,
@@ -98,8 +116,11 @@ pub fn run(opts: &Opts, args: &UpdateArgs, printer: &Printer) -> anyhow::Result<
             writes.push((job.lock_path.clone(), after));
         }
         for f in &rewrite.files {
-            diffs.push_str(&unified_diff(&f.path, &f.before, &f.after));
-            writes.push((f.path.clone(), f.after.clone()));
+            let key = f.path.canonicalize().unwrap_or_else(|_| f.path.clone());
+            if written_files.insert(key) {
+                diffs.push_str(&unified_diff(&f.path, &f.before, &f.after));
+                writes.push((f.path.clone(), f.after.clone()));
+            }
         }
     }
     let files_changed = writes.len() - locks_changed;

@@ -73,6 +73,7 @@ pub fn run(
     let freeze = FreezeOptions {
         no_build: false,
         update_base: true,
+        follow_tags: true,
         offline: options.offline,
         exclude_newer: options.as_of.clone(),
         ignore_locked: true,

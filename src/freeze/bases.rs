@@ -26,7 +26,9 @@ pub struct BaseResolution {
 /// - An image the previous lock already pinned, under the same references
 ///   and for every platform asked, keeps that pin unless
 ///   `options.update_base`; then too when its tag still points to the
-///   pinned digest (asked with `HEAD`, once per run).
+///   pinned digest (asked with `HEAD`, once per run). With
+///   `options.follow_tags` a reference pinned after its tag is asked by
+///   the tag.
 /// - Anything else is resolved at its registry (or `oci:` location).
 pub async fn resolve_bases(
     registry: &Registry,
@@ -72,6 +74,11 @@ pub async fn resolve_bases(
         references.sort();
         references.dedup();
         let wanted = &wanted;
+        // Where the tag points now, for `update` and `drift`.
+        let image = match image.tag_only() {
+            Some(tagged) if options.update_base && options.follow_tags => tagged,
+            _ => image,
+        };
         async move {
             if let Some((parent, lock)) = repository
                 .iter()

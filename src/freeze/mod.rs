@@ -68,6 +68,13 @@ pub struct FreezeOptions {
     pub update: Vec<String>,
     /// Re-resolve base images even when the lock has them.
     pub update_base: bool,
+    /// With `update_base`: a reference the definition pins to a digest
+    /// after its tag (`python:3.11-slim@sha256:…`) is resolved by the tag,
+    /// so the lock names where the tag points now. Only for what rewrites
+    /// the pin with the lock (`imagelock update`) or only reports it
+    /// (`drift`): a lock alone would then name an image the build does not
+    /// pull.
+    pub follow_tags: bool,
     /// Use only caches.
     pub offline: bool,
     /// Resolve as of this date (RFC 3339 or `YYYY-MM-DD`).

@@ -310,6 +310,17 @@ impl ImageRef {
         }
     }
 
+    /// For a reference with both (`python:3.11-slim@sha256:…`), the same
+    /// image by its tag alone: where the tag points now, which the pinned
+    /// digest hides from the registry.
+    #[must_use]
+    pub fn tag_only(&self) -> Option<ImageRef> {
+        (self.tag.is_some() && self.digest.is_some()).then(|| ImageRef {
+            digest: None,
+            ..self.clone()
+        })
+    }
+
     /// The same image pinned to `digest`, keeping the tag for readers.
     #[must_use]
     pub fn with_digest(&self, digest: Digest) -> ImageRef {

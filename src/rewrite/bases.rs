@@ -49,7 +49,7 @@ fn find_base<'l>(
 /// The edit that puts `digest` on a literal reference written at `span`
 /// (`text[span]` is the reference, possibly quoted), or `None` when it
 /// already has it.
-fn digest_edit(text: &str, span: Span, digest: &str) -> Option<Edit> {
+pub(crate) fn digest_edit(text: &str, span: Span, digest: &str) -> Option<Edit> {
     let written = text.get(span.start..span.end)?;
     let quote = written
         .chars()
@@ -95,7 +95,7 @@ pub(crate) fn base_edits(
     }
     // ARG-default edits made for references ending in a variable.
     let mut at_args: Vec<(Span, &Expanded, String)> = Vec::new();
-    for stage in &def.stages {
+    for stage in def.stages.iter().filter(|s| !s.unused) {
         if let Some(note) = local_base_note(stage, lock) {
             out.skipped.push(note);
         }

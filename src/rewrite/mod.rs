@@ -35,6 +35,7 @@ mod conda_files;
 pub mod edit;
 mod pinned;
 mod pins;
+pub mod variants;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -151,7 +152,7 @@ pub fn rewrite_image(
     let layout = Layout::new(definition, text);
     // (lock step index, stage, step position) for every matched step.
     let mut matched = Vec::new();
-    for stage in &definition.stages {
+    for stage in definition.stages.iter().filter(|s| !s.unused) {
         for (si, step) in stage.steps.iter().enumerate() {
             let eco = step.command.manager.ecosystem();
             let apt = matches!(
@@ -292,7 +293,7 @@ fn add_checksums(plan: &mut Plan, definition: &Definition, text: &str, lock: &Lo
     if definition.kind != DefinitionKind::Dockerfile {
         return;
     }
-    for stage in &definition.stages {
+    for stage in definition.stages.iter().filter(|s| !s.unused) {
         let Some(locked) = lock
             .stages
             .iter()
@@ -356,7 +357,7 @@ fn add_checksums(plan: &mut Plan, definition: &Definition, text: &str, lock: &Lo
 fn pin_git(plan: &mut Plan, definition: &Definition, text: &str, lock: &LockedImage) {
     use crate::config::redact::redact_url;
     use crate::source::coverage::{ContentKind, clone_command, clone_dir, git_url};
-    for stage in &definition.stages {
+    for stage in definition.stages.iter().filter(|s| !s.unused) {
         let Some(locked) = lock
             .stages
             .iter()
@@ -458,7 +459,7 @@ fn pin_git(plan: &mut Plan, definition: &Definition, text: &str, lock: &LockedIm
 /// check is left alone; one whose file is not a literal path is named.
 fn check_downloads(plan: &mut Plan, definition: &Definition, text: &str, lock: &LockedImage) {
     use crate::source::coverage::{ContentKind, download_file};
-    for stage in &definition.stages {
+    for stage in definition.stages.iter().filter(|s| !s.unused) {
         let Some(locked) = lock
             .stages
             .iter()
@@ -608,10 +609,16 @@ fn relock(
             }
         }
     }
-    // Each base is now pulled under the references the rewritten
-    // definition spells, exactly as `freeze` records them: the lock
-    // rewrite writes is the one freeze would make from the pinned file.
-    for base in &mut out.bases {
+    refresh_references(&mut out, new_def);
+    out.normalize();
+    Ok(out)
+}
+
+/// Each base is now pulled under the references the rewritten definition
+/// spells, exactly as `freeze` records them: the lock rewrite writes is
+/// the one freeze would make from the pinned file.
+fn refresh_references(lock: &mut LockedImage, new_def: &Definition) {
+    for base in &mut lock.bases {
         let mut now: Vec<Token> = crate::source::graph::pulled_references(new_def)
             .into_iter()
             .filter(|written| {
@@ -627,8 +634,6 @@ fn relock(
             base.references = now;
         }
     }
-    out.normalize();
-    Ok(out)
 }
 
 /// Parses a definition text of `kind`.

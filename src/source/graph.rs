@@ -90,10 +90,13 @@ fn visit<'a>(
     Ok(())
 }
 
-/// References a definition pulls from registries (bases and other images).
+/// References a definition pulls from registries (bases and other images)
+/// in the stages its build runs: BuildKit and buildah skip a stage the
+/// target does not use, and pull nothing for it.
 pub fn pulled_references(def: &Definition) -> Vec<&str> {
     def.stages
         .iter()
+        .filter(|s| !s.unused)
         .flat_map(|s| {
             let base =
                 matches!(s.base.target, BaseTarget::Image { .. }).then_some(&s.base.reference);

@@ -35,11 +35,13 @@ fn write(path: &Path, text: &str) {
 }
 
 /// One Dockerfile configured as two images with different build args:
-/// each is locked on its own base, and `rewrite` never writes one
-/// variant's digest for both; it refuses, naming both images, and writes
-/// nothing.
+/// each is locked on its own base, and `rewrite` gives each variant a
+/// stage pinned to its own digest, chosen by the same variable; every lock
+/// stays current (for `verify` and `freeze --check` alike), a moved base
+/// moves only its own stage, and a variable part that cannot name a stage
+/// is refused with nothing written.
 #[test]
-fn variants_of_one_definition_are_never_pinned_to_one_digest() {
+fn variants_of_one_definition_are_pinned_each_to_its_own_digest() {
     let Some(registry) = server(AuthKind::Open) else {
         return;
     };
@@ -47,7 +49,7 @@ fn variants_of_one_definition_are_never_pinned_to_one_digest() {
     let dir = tmp.path();
     let digests = push_tags(registry, dir, "life/python", &["3.10-slim", "3.11-slim"]);
     let dockerfile = format!(
-        "ARG PYTHON_VERSION=3.10\nFROM {}/life/python:${{PYTHON_VERSION}}-slim\n",
+        "ARG PYTHON_VERSION=3.10\nFROM {}/life/python:${{PYTHON_VERSION}}-slim AS app\nRUN true\n",
         registry.addr
     );
     write(&dir.join("app/Dockerfile"), &dockerfile);
@@ -63,32 +65,117 @@ fn variants_of_one_definition_are_never_pinned_to_one_digest() {
         assert_eq!(lock.bases[0].digest.to_string(), *digest, "{name}");
     }
 
-    // All of them, one of them, or the file: refused, nothing written.
+    // One of them, or the file: both variants are rewritten together.
+    let (code, out, err) = cli(dir, &["rewrite", "--diff", "py310"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.matches("+++ ").count(),
+        1,
+        "one diff for the shared file: {out}"
+    );
+    let (code, _, err) = cli(dir, &["rewrite", "app/Dockerfile"]);
+    assert_eq!(code, 0, "{err}");
+    let pinned = fs_err::read_to_string(dir.join("app/Dockerfile")).unwrap();
+    let addr = &registry.addr;
+    assert_eq!(
+        pinned,
+        format!(
+            "ARG PYTHON_VERSION=3.10\n\
+             # imagelock: one stage per build-arg set of `{addr}/life/python:${{PYTHON_VERSION}}-slim`; a set not listed here fails the build\n\
+             FROM {addr}/life/python:3.10-slim@{} AS imagelock-python-3.10\n\
+             FROM {addr}/life/python:3.11-slim@{} AS imagelock-python-3.11\n\
+             FROM imagelock-python-${{PYTHON_VERSION}} AS app\nRUN true\n",
+            digests[0], digests[1]
+        )
+    );
+    let current = |why: &str| {
+        let (code, out, err) = cli(dir, &["verify"]);
+        assert_eq!(code, 0, "{why}: {out}\n{err}");
+        let (code, out, err) = cli(dir, &["freeze", "--check"]);
+        assert_eq!(code, 0, "{why}: {out}\n{err}");
+        let (code, out, err) = cli(dir, &["rewrite", "--check"]);
+        assert_eq!(code, 0, "{why}: {out}\n{err}");
+    };
+    current("after the split");
+    // A fresh freeze of the split file writes the locks rewrite wrote.
+    let before: Vec<String> = ["py310", "py311"]
+        .iter()
+        .map(|n| fs_err::read_to_string(dir.join(format!("lockfiles/{n}.lock"))).unwrap())
+        .collect();
+    let (code, _, err) = cli(dir, &["freeze", "--update-base"]);
+    assert_eq!(code, 0, "{err}");
+    for (n, text) in ["py310", "py311"].iter().zip(&before) {
+        let now = fs_err::read_to_string(dir.join(format!("lockfiles/{n}.lock"))).unwrap();
+        assert_eq!(&now, text, "{n}");
+    }
+    // Each variant builds its own base and no other.
+    let lock = LockedImage::read(&dir.join("lockfiles/py311.lock")).unwrap();
+    assert_eq!(lock.bases.len(), 1);
+    assert_eq!(lock.bases[0].digest.to_string(), digests[1]);
+    assert_eq!(lock.stages[2].base.as_str(), "stage:1");
+
+    // The 3.11 tag moves: only its stage is pinned again.
+    let mut layout = LayoutBuilder::new(&dir.join("layout-3.11-moved"));
+    let m = layout.manifest("amd64", None, "life/python:3.11-slim, rebuilt");
+    layout.tag_manifest(&m, "3.11-slim");
+    registry.push(&layout.dir, "3.11-slim", "life/python:3.11-slim", false);
+    // `freeze --update-base` keeps what the file pins (the build pulls
+    // that); drift names the moved tag; `update --update-base` of one
+    // variant moves the pin and its lock, and the other's stays.
+    let (code, _, err) = cli(dir, &["freeze", "--update-base"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(dir, &["drift", "--format", "json", "--fail-on", "base"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains(&digests[1]) && out.contains(&m.digest) && !out.contains(&digests[0]),
+        "{out}"
+    );
+    let (code, _, err) = cli(dir, &["update", "--update-base", "--path", "py310"]);
+    assert_eq!(code, 0, "{err}");
+    let repinned = fs_err::read_to_string(dir.join("app/Dockerfile")).unwrap();
+    assert_eq!(
+        repinned,
+        pinned.replace(&digests[1], &m.digest),
+        "only the 3.11 stage moves"
+    );
+    current("after the 3.11 base moved");
+
+    // A whole reference in one variable cannot name a stage: refused,
+    // naming both images and why, and nothing written.
+    let whole = format!("ARG BASE={addr}/life/python:3.10-slim\nFROM ${{BASE}}\nRUN true\n");
+    write(&dir.join("app/Dockerfile"), &whole);
+    write(
+        &dir.join("imagelock.toml"),
+        &format!(
+            "[images.py310]\nfile = \"app/Dockerfile\"\n\n\
+             [images.py311]\nfile = \"app/Dockerfile\"\nbuild-args = {{ BASE = \"{addr}/life/python:3.11-slim\" }}\n"
+        ),
+    );
+    let (code, _, err) = cli(dir, &["freeze"]);
+    assert_eq!(code, 0, "{err}");
     for args in [
         &["rewrite"][..],
         &["rewrite", "py310"],
-        &["rewrite", "app/Dockerfile"],
+        &["rewrite", "--diff"],
     ] {
         let (code, _, err) = cli(dir, args);
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(
             err.contains("is built as 2 images with different build args")
-                && err.contains("`py310` (PYTHON_VERSION=3.10)")
-                && err.contains("`py311` (PYTHON_VERSION=3.11)")
+                && err.contains("`py310` (no build args)")
+                && err.contains("not a valid stage name")
                 && err.contains("nothing was written"),
             "{args:?}: {err}"
         );
         assert_eq!(
             fs_err::read_to_string(dir.join("app/Dockerfile")).unwrap(),
-            dockerfile
+            whole
         );
     }
-    let (code, _, err) = cli(dir, &["rewrite", "--check"]);
-    assert_eq!(code, 2, "{err}");
-    // Both locks stay current.
     let (code, out, err) = cli(dir, &["verify"]);
     assert_eq!(code, 0, "{out}\n{err}");
 
+    write(&dir.join("app/Dockerfile"), &dockerfile);
     // Variants whose pins agree are rewritten together, and every lock
     // stays current.
     write(
