@@ -7,7 +7,7 @@
 #
 # Usage:  benches/warm_freeze.sh [path/to/imagelock] [N ...]
 #         (default: target/release/imagelock, N = 10 50 200; copies of the
-#         examples, so N copies are 7N images)
+#         examples, so N copies are 8N images)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$(realpath "${1:-$root/target/release/imagelock}")

@@ -143,6 +143,38 @@ fn examples_freeze_rewrite_build_and_verify() {
     ]);
     let raw = ok(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &python]));
     let python_digest = common::registry::sha256(raw.as_bytes());
+    // python:3.12-slim: the same base with one more layer, so a build from
+    // the wrong variant's base shows in its layers.
+    let c = buildah.ok(&["from", "--pull-never", "localhost/e2e-python"]);
+    buildah.ok(&["run", c.trim(), "--", "touch", "/python-3.12-variant"]);
+    // Squashed: its layers differ from the first, not only by one on top.
+    buildah.ok(&[
+        "commit",
+        "-q",
+        "--squash",
+        c.trim(),
+        "localhost/e2e-python312",
+    ]);
+    buildah.ok(&["manifest", "create", "localhost/e2e-python312-list"]);
+    buildah.ok(&[
+        "manifest",
+        "add",
+        "localhost/e2e-python312-list",
+        "localhost/e2e-python312",
+    ]);
+    let python312 = format!("docker://{mirror}/library/python:3.12-slim");
+    buildah.ok(&[
+        "manifest",
+        "push",
+        "-q",
+        "--all",
+        "--tls-verify=false",
+        "localhost/e2e-python312-list",
+        &python312,
+    ]);
+    let raw =
+        ok(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &python312]));
+    let python312_digest = common::registry::sha256(raw.as_bytes());
 
     // The examples, frozen here.
     let ex = path("examples");
@@ -156,6 +188,8 @@ fn examples_freeze_rewrite_build_and_verify() {
             "lock-dir = \"lockfiles\"\nplatforms = [\"linux/amd64\"]\n\n\
              [images.base-notebook]\nfile = \"notebook-stack/base-notebook/Dockerfile\"\n\
              build-args = {{ PYTHON_VERSION = \"3.11\" }}\nref = \"ghcr.io/example-lab/base-notebook:*\"\n\n\
+             [images.base-notebook-py312]\nfile = \"notebook-stack/base-notebook/Dockerfile\"\n\
+             build-args = {{ PYTHON_VERSION = \"3.12\" }}\n\n\
              [images.scipy-ml-notebook]\nfile = \"notebook-stack/scipy-ml-notebook/Dockerfile\"\n\n\
              [pypi]\nindex-url = \"{index_url}\"\n\n\
              [registries.\"docker.io\"]\nlocation = \"{mirror}\"\n"
@@ -193,12 +227,15 @@ fn examples_freeze_rewrite_build_and_verify() {
     assert_eq!(code, 0, "rewrite failed:\n{out}\n{err}");
     let dockerfile =
         std::fs::read_to_string(ex.join("notebook-stack/base-notebook/Dockerfile")).unwrap();
-    assert!(
-        dockerfile.contains(&format!(
-            "FROM python:${{PYTHON_VERSION}}-slim@{python_digest}"
-        )),
-        "{dockerfile}"
-    );
+    // Each variant builds from its own pinned base, chosen by the same
+    // build arg.
+    for line in [
+        format!("FROM python:3.11-slim@{python_digest} AS imagelock-python-3.11\n"),
+        format!("FROM python:3.12-slim@{python312_digest} AS imagelock-python-3.12\n"),
+        "FROM imagelock-python-${PYTHON_VERSION}\n".to_string(),
+    ] {
+        assert!(dockerfile.contains(&line), "{line}: {dockerfile}");
+    }
     assert!(dockerfile.contains("ipykernel=="), "{dockerfile}");
     let (code, out, err) = cli(&["verify"]);
     assert_eq!(code, 0, "verify after rewrite:\n{out}\n{err}");
@@ -233,6 +270,34 @@ fn examples_freeze_rewrite_build_and_verify() {
         out.contains("matches its lock (base, 0 conda, 37 pip packages)"),
         "{out}"
     );
+    // The other variant, built from the same rewritten file with its build
+    // arg, is on its own base: it matches its own lock and not the other's.
+    buildah.bud(
+        &ex.join("notebook-stack/base-notebook"),
+        "localhost/e2e-base-notebook-py312",
+        &["--build-arg", "PYTHON_VERSION=3.12"],
+    );
+    let py312_oci = buildah.to_layout("localhost/e2e-base-notebook-py312", &path("oci/py312"));
+    let (code, out, err) = cli(&["verify", "--image", &py312_oci, "base-notebook-py312"]);
+    assert_eq!(code, 0, "verify base-notebook-py312:\n{out}\n{err}");
+    let (code, out, err) = cli(&["verify", "--image", &py312_oci, "base-notebook"]);
+    assert_eq!(
+        code, 1,
+        "the 3.12 build is not on the 3.11 base:\n{out}\n{err}"
+    );
+    // A build arg no lock knows names no stage: the build fails rather
+    // than pull an unpinned base.
+    let (code, out, err) = run(buildah
+        .cmd()
+        .args(["bud", "--isolation", "chroot", "-q", "--pull-never"])
+        .args([
+            "--build-arg",
+            "PYTHON_VERSION=3.13",
+            "-t",
+            "localhost/e2e-unknown",
+        ])
+        .arg(ex.join("notebook-stack/base-notebook")));
+    assert_ne!(code, 0, "an unknown variant must not build:\n{out}\n{err}");
     // The image built FROM base-notebook is checked against both locks.
     let (code, out, err) = cli(&[
         "verify",

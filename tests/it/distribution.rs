@@ -292,7 +292,7 @@ fn action_turns_verify_findings_into_annotations() {
     );
     let summary = std::fs::read_to_string(&summary).unwrap();
     assert!(
-        summary.contains("**imagelock verify**: 1 problem in 1 of 7 images")
+        summary.contains("**imagelock verify**: 1 problem in 1 of 8 images")
             && summary.contains("| | stale | the inputs changed"),
         "{summary}"
     );
@@ -349,7 +349,7 @@ fn action_check_step_reports_on_the_examples() {
         "{summary}"
     );
     assert!(
-        summary.contains("**imagelock verify**: 7 images clean"),
+        summary.contains("**imagelock verify**: 8 images clean"),
         "the verify report's markdown is in the summary:\n{summary}"
     );
     let text = std::fs::read_to_string(&junit).unwrap();

@@ -177,7 +177,7 @@ fn freeze_writes_locks_then_changes_nothing() {
     let (code, _, err) = freeze_in(dir.path(), &[]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("7 images locked, 7 lockfiles changed"),
+        err.contains("8 images locked, 8 lockfiles changed"),
         "{err}"
     );
     let first = std::fs::read_to_string(dir.path().join("lockfiles/longqc.lock")).unwrap();

@@ -18,12 +18,13 @@ fn examples_in_build_order() {
     assert_eq!(code, 0, "{err}");
     insta::assert_snapshot!(out, @r"
     1. base-notebook  (external: python:3.11-slim)
-    2. driver  (external: python:3.11-slim)
-    3. driver-gpu  (external: nvcr.io/nvidia/clara/clara-parabricks:4.6.0-1, python:3.11-slim)
-    4. longqc  (external: condaforge/miniforge3:24.3.0-0)
-    5. scipy-ml-notebook  (builds from base-notebook)
-    6. summation  (external: python:latest)
-    7. workbench  (external: nvcr.io/nvidia/clara/clara-parabricks:4.6.0-1, quay.io/opendatahub/workbench-images:jupyter-minimal-ubi9-python-3.11-2024a)
+    2. base-notebook-py312  (external: python:3.12-slim)
+    3. driver  (external: python:3.11-slim)
+    4. driver-gpu  (external: nvcr.io/nvidia/clara/clara-parabricks:4.6.0-1, python:3.11-slim)
+    5. longqc  (external: condaforge/miniforge3:24.3.0-0)
+    6. scipy-ml-notebook  (builds from base-notebook)
+    7. summation  (external: python:latest)
+    8. workbench  (external: nvcr.io/nvidia/clara/clara-parabricks:4.6.0-1, quay.io/opendatahub/workbench-images:jupyter-minimal-ubi9-python-3.11-2024a)
     ");
     let (code, out, _) = graph("json");
     assert_eq!(code, 0);

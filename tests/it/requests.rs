@@ -315,7 +315,7 @@ fn examples_copies(dir: &Path, proxy: &FaultProxy, copies: usize) {
 }
 
 /// Requests per image against the minimum: a cold freeze of `N` copies of
-/// the examples (7 images each) through the proxy, printing the registry
+/// the examples (8 images each) through the proxy, printing the registry
 /// requests seen (and how many distinct ones: the minimum, as every
 /// document is needed once) and the run's `-v` count; then a warm freeze.
 /// The binary is the test build unless `IMAGELOCK_BENCH_BIN` names one;
