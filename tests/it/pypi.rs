@@ -591,6 +591,43 @@ async fn dynamic_sdist_metadata_is_built_or_refused() {
     );
 }
 
+/// An sdist whose PKG-INFO predates PEP 643 (so it says nothing of what is
+/// dynamic) but whose `[project]` table states its dependencies (PEP 621)
+/// resolves without building, extras included, as uv reads it; with its
+/// dependencies listed in `dynamic` it must be built, which `--no-build`
+/// refuses.
+#[tokio::test(flavor = "multi_thread")]
+async fn static_pyproject_metadata_needs_no_build() {
+    let l = Local::start();
+    let pins = l
+        .resolve(
+            &["staticpep621[net-tools]".to_string()],
+            l.client(true, None),
+            "3.11",
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = pins.iter().map(|p| p.name.to_string()).collect();
+    assert_eq!(names, ["idna", "six", "staticpep621"]);
+    assert_eq!(by_name(&pins, "six").required_by, ["staticpep621"]);
+    let pins = l
+        .resolve(&["staticpep621".to_string()], l.client(true, None), "3.11")
+        .await
+        .unwrap();
+    let names: Vec<String> = pins.iter().map(|p| p.name.to_string()).collect();
+    assert_eq!(names, ["six", "staticpep621"]);
+
+    let err = l
+        .resolve(&["dynpep621".to_string()], l.client(true, None), "3.11")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`dynpep621-1.0.tar.gz` is only an sdist whose dependencies are dynamic"),
+        "{err}"
+    );
+}
+
 /// A dependency pulled in under a marker records the edge with its marker:
 /// it tells what change to the target would drop it.
 #[tokio::test(flavor = "multi_thread")]

@@ -143,6 +143,103 @@ impl BuildSystem {
     }
 }
 
+/// Build backends that write the `[project]` table's static fields into
+/// the metadata as PEP 621 requires (setuptools only from 61, so not when
+/// the build requirements cap it).
+const PEP_621_BACKENDS: &[&str] = &[
+    "setuptools.build_meta",
+    "hatchling.build",
+    "flit_core.buildapi",
+    "pdm.backend",
+    "scikit_build_core.build",
+    "mesonpy",
+    "maturin",
+    "uv_build",
+];
+
+/// The core metadata an sdist's `pyproject.toml` states statically (PEP
+/// 621), as uv reads it instead of running the backend: `name`,
+/// `version`, `requires-python`, `dependencies` and
+/// `optional-dependencies`, none of them listed in `dynamic`, for a
+/// backend that honours `[project]`. `None` when any of that does not
+/// hold: the metadata is built then.
+pub(super) fn static_metadata(pyproject: &str) -> Option<String> {
+    let doc: toml::Table = toml::from_str(pyproject).ok()?;
+    let system = BuildSystem::parse(Some(pyproject)).ok()?;
+    let capped = system.requires.iter().any(|r| {
+        r.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("setuptools")
+            && r.contains('<')
+    });
+    if !PEP_621_BACKENDS.contains(&system.backend.as_str()) || capped {
+        return None;
+    }
+    let project = doc.get("project")?.as_table()?;
+    let strings = |v: &toml::Value| -> Option<Vec<String>> {
+        v.as_array()?
+            .iter()
+            .map(|x| x.as_str().map(str::to_string))
+            .collect()
+    };
+    let dynamic = project.get("dynamic").map_or(Some(Vec::new()), strings)?;
+    if dynamic.iter().any(|d| {
+        matches!(
+            d.as_str(),
+            "name" | "version" | "dependencies" | "optional-dependencies" | "requires-python"
+        )
+    }) {
+        return None;
+    }
+    let mut out = format!(
+        "Metadata-Version: 2.2\nName: {}\nVersion: {}\n",
+        project.get("name")?.as_str()?,
+        project.get("version")?.as_str()?
+    );
+    if let Some(v) = project.get("requires-python") {
+        out.push_str(&format!("Requires-Python: {}\n", v.as_str()?));
+    }
+    for d in project
+        .get("dependencies")
+        .map_or(Some(Vec::new()), strings)?
+    {
+        out.push_str(&format!("Requires-Dist: {d}\n"));
+    }
+    if let Some(extras) = project.get("optional-dependencies") {
+        for (extra, deps) in extras.as_table()? {
+            // PEP 685's normalized form.
+            let mut name = String::new();
+            for c in extra.to_ascii_lowercase().chars() {
+                if matches!(c, '-' | '_' | '.') {
+                    if !name.ends_with('-') {
+                        name.push('-');
+                    }
+                } else {
+                    name.push(c);
+                }
+            }
+            out.push_str(&format!("Provides-Extra: {name}\n"));
+            for d in strings(deps)? {
+                let line = match d.split_once(';') {
+                    Some((req, marker)) => {
+                        format!(
+                            "{}; ({}) and extra == \"{name}\"",
+                            req.trim(),
+                            marker.trim()
+                        )
+                    }
+                    None => format!("{}; extra == \"{name}\"", d.trim()),
+                };
+                out.push_str(&format!("Requires-Dist: {line}\n"));
+            }
+        }
+    }
+    if out.contains('\r') || out.lines().any(|l| l.trim().is_empty()) {
+        return None;
+    }
+    Some(out)
+}
+
 /// `<top>/pyproject.toml` of a `.tar.gz` sdist.
 pub(super) fn sdist_pyproject(targz: impl Read) -> Option<String> {
     super::archive::sdist_member(targz, "pyproject.toml")
@@ -436,6 +533,60 @@ mod tests {
         assert!(hatch.backend_path.is_empty());
         let err = BuildSystem::parse(Some("[build-system\n")).unwrap_err();
         assert!(err.starts_with("its pyproject.toml does not read"), "{err}");
+    }
+
+    #[test]
+    fn static_project_tables_give_metadata_only_when_nothing_needed_is_dynamic() {
+        let project = |backend: &str, requires: &str, extra: &str| {
+            format!(
+                "[build-system]\nrequires = [{requires}]\nbuild-backend = \"{backend}\"\n\n\
+                 [project]\nname = \"p\"\nversion = \"1.0\"\nrequires-python = \">=3.9\"\n{extra}\
+                 dependencies = [\"six>=1.16\", \"numpy; python_version >= '3.10'\"]\n\n\
+                 [project.optional-dependencies]\nNet_Tools = [\"idna; os_name == 'posix'\", \"rich\"]\n"
+            )
+        };
+        assert_eq!(
+            static_metadata(&project("hatchling.build", "\"hatchling\"", "")).unwrap(),
+            "Metadata-Version: 2.2\nName: p\nVersion: 1.0\nRequires-Python: >=3.9\n\
+             Requires-Dist: six>=1.16\nRequires-Dist: numpy; python_version >= '3.10'\n\
+             Provides-Extra: net-tools\n\
+             Requires-Dist: idna; (os_name == 'posix') and extra == \"net-tools\"\n\
+             Requires-Dist: rich; extra == \"net-tools\"\n"
+        );
+        // Dependencies, extras, version or Python marked dynamic; a backend
+        // that may ignore `[project]`; setuptools capped below 61.
+        for extra in [
+            "dynamic = [\"dependencies\"]\n",
+            "dynamic = [\"optional-dependencies\"]\n",
+            "dynamic = [\"version\"]\n",
+            "dynamic = [\"requires-python\"]\n",
+        ] {
+            assert_eq!(
+                static_metadata(&project("hatchling.build", "\"hatchling\"", extra)),
+                None,
+                "{extra}"
+            );
+        }
+        assert!(
+            static_metadata(&project(
+                "hatchling.build",
+                "\"hatchling\"",
+                "dynamic = [\"readme\"]\n"
+            ))
+            .is_some()
+        );
+        assert_eq!(
+            static_metadata(&project("poetry.core.masonry.api", "\"poetry-core\"", "")),
+            None
+        );
+        assert_eq!(
+            static_metadata(&project("setuptools.build_meta", "\"setuptools<60\"", "")),
+            None
+        );
+        assert!(
+            static_metadata(&project("setuptools.build_meta", "\"setuptools>=61\"", "")).is_some()
+        );
+        assert_eq!(static_metadata("[build-system]\nrequires = []\n"), None);
     }
 
     fn probe(implementation: &str, machine: &str, libc: (&str, &str)) -> Probe {

@@ -538,15 +538,8 @@ impl IndexClient {
                 actual: body.sha256,
             });
         }
-        let pkg_info = if file.filename.ends_with(".tar.gz") {
-            let pkg_info = archive::sdist_pkg_info(&mut body.file);
-            rewind(&mut body.file)?;
-            pkg_info
-        } else {
-            None
-        };
-        if let Some(text) = pkg_info
-            && CoreMetadata::parse(&text).is_ok_and(|m| m.is_static())
+        if file.filename.ends_with(".tar.gz")
+            && let Some(text) = static_sdist_metadata(&mut body.file)?
         {
             return Ok(text);
         }
@@ -587,15 +580,11 @@ impl IndexClient {
                         url: clean.clone(),
                         message: "no METADATA in the wheel".into(),
                     })?,
-                DistKind::Sdist => {
-                    let pkg_info = archive::sdist_pkg_info(&mut body.file);
-                    rewind(&mut body.file)?;
-                    match pkg_info {
-                        Some(t) if CoreMetadata::parse(&t).is_ok_and(|m| m.is_static()) => t,
-                        _ if self.no_build => return Err(PypiError::NoBuild { file: filename }),
-                        _ => self.build_metadata(&filename, body.file).await?,
-                    }
-                }
+                DistKind::Sdist => match static_sdist_metadata(&mut body.file)? {
+                    Some(t) => t,
+                    None if self.no_build => return Err(PypiError::NoBuild { file: filename }),
+                    None => self.build_metadata(&filename, body.file).await?,
+                },
             };
         let metadata = CoreMetadata::parse(&text).map_err(|e| PypiError::BadMetadata {
             file: filename.clone(),
@@ -863,6 +852,29 @@ fn belongs_to(filename: &str, project: &PackageName) -> bool {
 /// Refuses metadata that names another project or version than the file it
 /// came from, as pip does: an index cannot lock one project's dependencies
 /// under another's name.
+/// An sdist's metadata when it is stated statically: its PKG-INFO when
+/// that is metadata 2.2 or newer with nothing needed dynamic (PEP 643),
+/// else its `pyproject.toml`'s `[project]` table when that states the
+/// dependencies for a backend that honours it (PEP 621, as uv reads it).
+/// The file is rewound after each read.
+fn static_sdist_metadata(sdist: &mut std::fs::File) -> Result<Option<String>, PypiError> {
+    let pkg_info = archive::sdist_pkg_info(&mut *sdist);
+    rewind(sdist)?;
+    if let Some(text) = pkg_info
+        && CoreMetadata::parse(&text).is_ok_and(|m| m.is_static())
+    {
+        return Ok(Some(text));
+    }
+    let pyproject = build::sdist_pyproject(&mut *sdist);
+    rewind(sdist)?;
+    Ok(pyproject
+        .as_deref()
+        .and_then(build::static_metadata)
+        .filter(|text| {
+            CoreMetadata::parse(text).is_ok_and(|m| m.is_static() && m.requirements().is_ok())
+        }))
+}
+
 fn check_identity(
     meta: &CoreMetadata,
     filename: &str,
