@@ -66,6 +66,39 @@ pub(super) fn attr<'a>(
     Ok(None)
 }
 
+/// What a walk over rpm-md XML meets next: an element opening (`true`
+/// when it is empty, `<a/>`), an element closing, or the end. Text, CDATA
+/// and entity references in between are gathered into `text`, which the
+/// caller reads at a close and clears.
+pub(super) enum Step<'a> {
+    Open(BytesStart<'a>, bool),
+    Close,
+    End,
+}
+
+/// The next [`Step`] of `reader`.
+pub(super) fn step<'a>(
+    reader: &mut Reader<&'a [u8]>,
+    text: &mut String,
+    what: &str,
+) -> Result<Step<'a>, MetadataError> {
+    loop {
+        let ev = reader
+            .read_event()
+            .map_err(|e| err(what, format!("at byte {}: {e}", reader.buffer_position())))?;
+        match ev {
+            Event::Start(e) => return Ok(Step::Open(e, false)),
+            Event::Empty(e) => return Ok(Step::Open(e, true)),
+            Event::Text(t) => text.push_str(&t.xml10_content()),
+            Event::CData(t) => text.push_str(&t.into_inner()),
+            Event::GeneralRef(r) => text.push_str(&entity(&r, what)?),
+            Event::End(_) => return Ok(Step::Close),
+            Event::Eof => return Ok(Step::End),
+            _ => {}
+        }
+    }
+}
+
 pub(super) fn entity(r: &BytesRef<'_>, what: &str) -> Result<String, MetadataError> {
     if let Some(c) = r.resolve_char_ref().map_err(|x| err(what, x.to_string()))? {
         return Ok(c.to_string());
@@ -208,21 +241,9 @@ pub fn parse_primary(what: &str, xml: &str) -> Result<Vec<RpmPackage>, MetadataE
     let mut text = String::new();
     let mut seen_root = false;
     loop {
-        let ev = reader
-            .read_event()
-            .map_err(|e| err(what, format!("at byte {}: {e}", reader.buffer_position())))?;
-        let (e, empty) = match ev {
-            Event::Start(e) => (e, false),
-            Event::Empty(e) => (e, true),
-            Event::Text(t) => {
-                text.push_str(&t.xml10_content());
-                continue;
-            }
-            Event::GeneralRef(r) => {
-                text.push_str(&entity(&r, what)?);
-                continue;
-            }
-            Event::End(_) => {
+        let (e, empty) = match step(&mut reader, &mut text, what)? {
+            Step::Open(e, empty) => (e, empty),
+            Step::Close => {
                 let name = path.pop().unwrap_or_default();
                 if let Some(p) = pkg.as_mut() {
                     match (name.as_slice(), path.len()) {
@@ -255,8 +276,7 @@ pub fn parse_primary(what: &str, xml: &str) -> Result<Vec<RpmPackage>, MetadataE
                 text.clear();
                 continue;
             }
-            Event::Eof => break,
-            _ => continue,
+            Step::End => break,
         };
         let name = local(e.name().as_ref().as_bytes()).to_vec();
         if path.is_empty() {
@@ -397,6 +417,17 @@ mod tests {
         let reqs: Vec<String> = p.requires.iter().map(|d| d.to_string()).collect();
         assert_eq!(reqs, ["libfoo >= 1.1", "(a or b)"]);
         assert_eq!(p.files, ["/usr/bin/tool"]);
+    }
+
+    /// Text in CDATA sections reads as text, as in `updateinfo.xml`.
+    #[test]
+    fn cdata_text_is_read() {
+        let xml = PRIMARY.replace(
+            "<file>/usr/bin/tool</file>",
+            "<file><![CDATA[/usr/bin/a&b]]></file>",
+        );
+        let ps = parse_primary("p", &xml).unwrap();
+        assert_eq!(ps[0].files, ["/usr/bin/a&b"]);
     }
 
     #[test]

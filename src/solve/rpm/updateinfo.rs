@@ -7,10 +7,9 @@
 use std::borrow::Cow;
 
 use quick_xml::Reader;
-use quick_xml::events::Event;
 
 use super::Evr;
-use super::primary::{MetadataError, attr, entity, err, local};
+use super::primary::{MetadataError, Step, attr, err, local, step};
 
 /// One `<update>` of `updateinfo.xml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,25 +73,9 @@ pub fn parse_updateinfo(what: &str, xml: &str) -> Result<Vec<Advisory>, Metadata
     let mut text = String::new();
     let mut seen_root = false;
     loop {
-        let ev = reader
-            .read_event()
-            .map_err(|e| err(what, format!("at byte {}: {e}", reader.buffer_position())))?;
-        let (e, empty) = match ev {
-            Event::Start(e) => (e, false),
-            Event::Empty(e) => (e, true),
-            Event::Text(t) => {
-                text.push_str(&t.xml10_content());
-                continue;
-            }
-            Event::CData(t) => {
-                text.push_str(&t.into_inner());
-                continue;
-            }
-            Event::GeneralRef(r) => {
-                text.push_str(&entity(&r, what)?);
-                continue;
-            }
-            Event::End(_) => {
+        let (e, empty) = match step(&mut reader, &mut text, what)? {
+            Step::Open(e, empty) => (e, empty),
+            Step::Close => {
                 let name = path.pop().unwrap_or_default();
                 if let Some(a) = current.as_mut() {
                     match (name.as_slice(), path.len()) {
@@ -115,8 +98,7 @@ pub fn parse_updateinfo(what: &str, xml: &str) -> Result<Vec<Advisory>, Metadata
                 text.clear();
                 continue;
             }
-            Event::Eof => break,
-            _ => continue,
+            Step::End => break,
         };
         let name = local(e.name().as_ref().as_bytes()).to_vec();
         if path.is_empty() {
