@@ -166,13 +166,28 @@ const PEP_621_BACKENDS: &[&str] = &[
 pub(super) fn static_metadata(pyproject: &str) -> Option<String> {
     let doc: toml::Table = toml::from_str(pyproject).ok()?;
     let system = BuildSystem::parse(Some(pyproject)).ok()?;
-    let capped = system.requires.iter().any(|r| {
-        r.trim_start()
-            .to_ascii_lowercase()
-            .starts_with("setuptools")
-            && r.contains('<')
-    });
-    if !PEP_621_BACKENDS.contains(&system.backend.as_str()) || capped {
+    // setuptools reads `[project]` from 61 on: its requirement must leave
+    // the newest free (none, or only a lower bound of 61 or more).
+    let old_setuptools = system.backend.starts_with("setuptools.")
+        && system.requires.iter().any(|r| {
+            let r = r.trim();
+            let end = r
+                .find(|c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c)))
+                .unwrap_or(r.len());
+            let (name, spec) = r.split_at(end);
+            let spec = spec.trim();
+            let new_enough = spec.is_empty()
+                || spec.strip_prefix(">=").is_some_and(|v| {
+                    !v.contains([',', ';', '<', '=', '!', '~'])
+                        && v.trim()
+                            .split('.')
+                            .next()
+                            .and_then(|m| m.parse::<u32>().ok())
+                            .is_some_and(|m| m >= 61)
+                });
+            name.eq_ignore_ascii_case("setuptools") && !new_enough
+        });
+    if !PEP_621_BACKENDS.contains(&system.backend.as_str()) || old_setuptools {
         return None;
     }
     let project = doc.get("project")?.as_table()?;
@@ -586,6 +601,21 @@ mod tests {
         assert!(
             static_metadata(&project("setuptools.build_meta", "\"setuptools>=61\"", "")).is_some()
         );
+        for pinned in [
+            "setuptools==58.0",
+            "setuptools>=40,<70",
+            "setuptools>=40.8",
+            "setuptools~=65.0",
+        ] {
+            let text = project("setuptools.build_meta", &format!("\"{pinned}\""), "");
+            assert_eq!(static_metadata(&text), None, "{pinned}");
+        }
+        let scm = project(
+            "setuptools.build_meta",
+            "\"setuptools\", \"setuptools_scm<8\"",
+            "",
+        );
+        assert!(static_metadata(&scm).is_some());
         assert_eq!(static_metadata("[build-system]\nrequires = []\n"), None);
     }
 
