@@ -71,15 +71,39 @@ impl Buildah {
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
-        ok(self.cmd().args(args))
+        self.checked(self.cmd().args(args))
     }
 
     pub fn bud(&self, dir: &Path, tag: &str, extra: &[&str]) {
-        ok(self
-            .cmd()
-            .args(["bud", "--isolation", "chroot", "-q", "-t", tag])
-            .args(extra)
-            .arg(dir));
+        self.checked(
+            self.cmd()
+                .args(["bud", "--isolation", "chroot", "-q", "-t", tag])
+                .args(extra)
+                .arg(dir),
+        );
+    }
+
+    /// Runs a buildah command that must succeed. On failure the message
+    /// ends with buildah's own last words and the space left where its
+    /// storage lives (vfs copies every layer whole), so a CI log that keeps
+    /// only the tail of a panic still says why.
+    fn checked(&self, cmd: &mut Command) -> String {
+        let (code, out, err) = run(cmd);
+        if code != 0 {
+            let df = Command::new("df")
+                .args(["-h", "--output=avail,size,target"])
+                .arg(&self.root)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let tail: Vec<&str> = err.lines().rev().take(15).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "{cmd:?} exited {code}\nstdout:\n{out}\nspace where buildah keeps its storage:\n{df}\nstderr (last lines):\n{}",
+                tail.join("\n")
+            );
+        }
+        out
     }
 
     /// Pushes `image` to an OCI layout and returns its `oci:` reference.
