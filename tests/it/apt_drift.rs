@@ -155,45 +155,77 @@ fn base_image(dir: &Path, files: &[(&str, Vec<u8>)], links: &[(&str, &str)]) {
     .unwrap();
 }
 
+/// A signing key and the fixture's `.deb` files in `repo/pool/main` of a
+/// fresh temporary directory (an empty `pool/security` beside them), or
+/// `None` (skip) when `tests/apt/prepare.py` has not run or apt-utils is
+/// missing outside CI.
+struct Archive {
+    tmp: tempfile::TempDir,
+    /// The fixture's `hello` package, as prepared.
+    hello: std::path::PathBuf,
+    /// The signing key, exported (binary).
+    key: Vec<u8>,
+}
+
+impl Archive {
+    fn new(what: &str) -> Option<Archive> {
+        let fixture = repo_root().join("target/apt-fixture");
+        if !fixture.join("debs").is_dir() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "the apt {what} test needs `python3 tests/apt/prepare.py` first"
+            );
+            eprintln!("skipping: run `python3 tests/apt/prepare.py` to prepare the apt repository");
+            return None;
+        }
+        if !common::require_tool("apt-ftparchive", "apt-get install -y apt-utils") {
+            return None;
+        }
+        let tmp = common::tempdir();
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir_all(repo.join("pool/main")).unwrap();
+        std::fs::create_dir_all(repo.join("pool/security")).unwrap();
+        let mut hello = None;
+        for e in std::fs::read_dir(fixture.join("debs")).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            std::fs::copy(e.path(), repo.join("pool/main").join(&name)).unwrap();
+            if name.starts_with("hello_") {
+                hello = Some(e.path());
+            }
+        }
+        let home = tmp.path().join("gnupg");
+        std::fs::create_dir_all(&home).unwrap();
+        ok(gpg(&home).args([
+            "--quick-gen-key",
+            "imagelock drift <drift@test.invalid>",
+            "ed25519",
+            "sign",
+            "never",
+        ]));
+        let key = ok(gpg(&home).args(["--export", "drift@test.invalid"]));
+        Some(Archive {
+            tmp,
+            hello: hello.expect("the fixture has hello"),
+            key,
+        })
+    }
+
+    fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.tmp.path().join(rel)
+    }
+}
+
 #[test]
 fn drift_calls_out_security_updates_and_moved_suites_and_the_sbom_has_deb_purls() {
-    let fixture = repo_root().join("target/apt-fixture");
-    if !fixture.join("debs").is_dir() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the apt drift test needs `python3 tests/apt/prepare.py` first"
-        );
-        eprintln!("skipping: run `python3 tests/apt/prepare.py` to prepare the apt repository");
+    let Some(archive) = Archive::new("drift") else {
         return;
-    }
-    if !common::require_tool("apt-ftparchive", "apt-get install -y apt-utils") {
-        return;
-    }
-    let tmp = common::tempdir();
-    let path = |rel: &str| tmp.path().join(rel);
+    };
+    let path = |rel: &str| archive.path(rel);
     let repo = path("repo");
-    std::fs::create_dir_all(repo.join("pool/main")).unwrap();
-    std::fs::create_dir_all(repo.join("pool/security")).unwrap();
-    let mut hello = None;
-    for e in std::fs::read_dir(fixture.join("debs")).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().into_owned();
-        std::fs::copy(e.path(), repo.join("pool/main").join(&name)).unwrap();
-        if name.starts_with("hello_") {
-            hello = Some(e.path());
-        }
-    }
-    let hello = hello.expect("the fixture has hello");
     let home = path("gnupg");
-    std::fs::create_dir_all(&home).unwrap();
-    ok(gpg(&home).args([
-        "--quick-gen-key",
-        "imagelock drift <drift@test.invalid>",
-        "ed25519",
-        "sign",
-        "never",
-    ]));
-    let key = ok(gpg(&home).args(["--export", "drift@test.invalid"]));
+    let hello = archive.hello.clone();
+    let key = archive.key.clone();
     publish(&repo, &home, "bookworm", "main", &date(3));
     publish(&repo, &home, "bookworm-security", "security", &date(3));
     let server = StaticServer::start(&repo);
@@ -358,36 +390,13 @@ fn drift_calls_out_security_updates_and_moved_suites_and_the_sbom_has_deb_purls(
 /// leaves the step not locked, naming the line and why.
 #[test]
 fn sources_and_keys_added_by_earlier_commands_are_used_or_the_step_is_named() {
-    let fixture = repo_root().join("target/apt-fixture");
-    if !fixture.join("debs").is_dir() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the apt sources test needs `python3 tests/apt/prepare.py` first"
-        );
-        eprintln!("skipping: run `python3 tests/apt/prepare.py` to prepare the apt repository");
+    let Some(archive) = Archive::new("sources") else {
         return;
-    }
-    if !common::require_tool("apt-ftparchive", "apt-get install -y apt-utils") {
-        return;
-    }
-    let tmp = common::tempdir();
-    let path = |rel: &str| tmp.path().join(rel);
+    };
+    let path = |rel: &str| archive.path(rel);
     let repo = path("repo");
-    std::fs::create_dir_all(repo.join("pool/main")).unwrap();
-    for e in std::fs::read_dir(fixture.join("debs")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), repo.join("pool/main").join(e.file_name())).unwrap();
-    }
     let home = path("gnupg");
-    std::fs::create_dir_all(&home).unwrap();
-    ok(gpg(&home).args([
-        "--quick-gen-key",
-        "imagelock drift <drift@test.invalid>",
-        "ed25519",
-        "sign",
-        "never",
-    ]));
-    let key = ok(gpg(&home).args(["--export", "drift@test.invalid"]));
+    let key = archive.key.clone();
     let armored = ok(gpg(&home).args(["--armor", "--export", "drift@test.invalid"]));
     std::fs::write(repo.join("drift.asc"), &armored).unwrap();
     publish(&repo, &home, "bookworm", "main", &date(1));
@@ -522,43 +531,14 @@ fn sources_and_keys_added_by_earlier_commands_are_used_or_the_step_is_named() {
 /// (`snapshot.debian.org`) too: the old state as it was, the new one live.
 #[test]
 fn update_moves_apt_pins_and_the_snapshot_list_with_them() {
-    let fixture = repo_root().join("target/apt-fixture");
-    if !fixture.join("debs").is_dir() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the apt update test needs `python3 tests/apt/prepare.py` first"
-        );
-        eprintln!("skipping: run `python3 tests/apt/prepare.py` to prepare the apt repository");
+    let Some(archive) = Archive::new("update") else {
         return;
-    }
-    if !common::require_tool("apt-ftparchive", "apt-get install -y apt-utils") {
-        return;
-    }
-    let tmp = common::tempdir();
-    let path = |rel: &str| tmp.path().join(rel);
+    };
+    let path = |rel: &str| archive.path(rel);
     let repo = path("repo");
-    std::fs::create_dir_all(repo.join("pool/main")).unwrap();
-    std::fs::create_dir_all(repo.join("pool/security")).unwrap();
-    let mut hello = None;
-    for e in std::fs::read_dir(fixture.join("debs")).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().into_owned();
-        std::fs::copy(e.path(), repo.join("pool/main").join(&name)).unwrap();
-        if name.starts_with("hello_") {
-            hello = Some(e.path());
-        }
-    }
-    let hello = hello.expect("the fixture has hello");
     let home = path("gnupg");
-    std::fs::create_dir_all(&home).unwrap();
-    ok(gpg(&home).args([
-        "--quick-gen-key",
-        "imagelock drift <drift@test.invalid>",
-        "ed25519",
-        "sign",
-        "never",
-    ]));
-    let key = ok(gpg(&home).args(["--export", "drift@test.invalid"]));
+    let hello = archive.hello.clone();
+    let key = archive.key.clone();
     // One Date for both suites, and the snapshot timestamp it gives.
     let stamp = |days_ago: i64| {
         let t =
