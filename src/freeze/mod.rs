@@ -17,6 +17,7 @@
 //! [`crate::resolve`], solving in [`crate::solve`].
 
 pub mod agents;
+pub mod apk;
 pub mod apt;
 mod bases;
 pub mod check;
@@ -354,6 +355,12 @@ pub enum StepCause {
     /// dnf would refuse the step.
     #[error("{0}")]
     Rpm(crate::solve::rpm::solver::RpmSolveError),
+    /// An Alpine repository could not be fetched or failed its checks.
+    #[error("{0}")]
+    ApkRepo(crate::resolve::apk::ApkRepoError),
+    /// apk would refuse the step.
+    #[error("{0}")]
+    Apk(crate::solve::apk::ApkSolveError),
     /// A solver thread failed.
     #[error("{0}")]
     Internal(String),
@@ -392,6 +399,10 @@ impl StepCause {
                 | RpmSolveError::Filtered { .. }
                 | RpmSolveError::Unsatisfiable { .. }
                 | RpmSolveError::Conflict { .. },
+            ) => true,
+            StepCause::Apk(
+                crate::solve::apk::ApkSolveError::Unsatisfiable { .. }
+                | crate::solve::apk::ApkSolveError::Conflict(_),
             ) => true,
             _ => false,
         }

@@ -26,6 +26,8 @@ pub struct StepOutcome {
     pub apt_sources: Vec<crate::lock::AptSource>,
     pub rpm: Vec<crate::lock::RpmPackage>,
     pub rpm_repos: Vec<crate::lock::RpmRepo>,
+    pub apk: Vec<crate::lock::ApkPackage>,
+    pub apk_repos: Vec<crate::lock::ApkRepo>,
     /// What the lock cannot promise for this step (VCS and path
     /// requirements), with the place.
     pub warnings: Vec<String>,

@@ -255,6 +255,12 @@ pub async fn freeze_image_reporting(
                 for r in outcome.rpm_repos {
                     locked.merge_rpm_repo(r);
                 }
+                for p in outcome.apk {
+                    locked.merge_apk(p);
+                }
+                for r in outcome.apk_repos {
+                    locked.merge_apk_repo(r);
+                }
             }
             builder.step(locked);
         }

@@ -55,6 +55,12 @@ pub struct PlatformState {
     /// base's `/etc/dnf/modules.d` says).
     pub rpm_modules:
         Option<std::collections::BTreeMap<String, crate::solve::rpm::modules::ModuleState>>,
+    /// apk's installed packages after the apk steps resolved so far
+    /// (`None`: as the base's `/lib/apk/db/installed` says).
+    pub apk_installed: Option<Vec<crate::solve::apk::ApkRecord>>,
+    /// apk's world after the apk steps so far (`None`: the base's
+    /// `/etc/apk/world`).
+    pub apk_world: Option<Vec<crate::solve::apk::Dep>>,
     /// The base's conda configuration files and `/etc/passwd` (absolute
     /// path → text); see [`crate::image::Catalogue::conda_files`].
     pub conda_files: BTreeMap<String, String>,
@@ -142,6 +148,8 @@ impl PlatformState {
             apt_unknown: None,
             rpm_installed: None,
             rpm_modules: None,
+            apk_installed: None,
+            apk_world: None,
             conda_files: catalogue.conda_files.clone(),
             user: catalogue.image.config.user.clone(),
             base_unknown: None,
@@ -350,7 +358,7 @@ impl CachedState {
 fn cache_path(cache_dir: &std::path::Path, digest: &str) -> Option<std::path::PathBuf> {
     let hex = digest.strip_prefix("sha256:")?;
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| cache_dir.join("base-states-v4").join(format!("{hex}.json")))
+        .then(|| cache_dir.join("base-states-v5").join(format!("{hex}.json")))
 }
 
 impl PlatformState {
@@ -391,6 +399,8 @@ impl PlatformState {
             apt_unknown: None,
             rpm_installed: None,
             rpm_modules: None,
+            apk_installed: None,
+            apk_world: None,
             conda_files: cached.conda_files,
             user: cached.user,
             base_unknown: None,

@@ -278,6 +278,20 @@ pub async fn resolve_step(
             )
             .await
         }
+        Ecosystem::Os if cmd.manager == Manager::Apk => {
+            let text = &job.inputs.definition;
+            let earlier = text.get(..cmd.span.start).unwrap_or(text);
+            crate::freeze::apk::apk_step(
+                config,
+                session,
+                place,
+                cmd,
+                values(&cmd.specs),
+                earlier,
+                state,
+            )
+            .await
+        }
         Ecosystem::Os | Ecosystem::Other => Ok(StepOutcome {
             requested: values(&cmd.specs),
             locked: false,

@@ -621,9 +621,10 @@ fn apt_files(tree: &Tree) -> std::collections::BTreeMap<String, Vec<u8>> {
         .iter()
         .filter_map(|(path, node)| {
             let abs = format!("/{path}");
-            // The OS package state: apt's and dnf's files.
+            // The OS package state: apt's, dnf's and apk's files.
             if !crate::image::dpkg::is_apt_state_file(&abs)
                 && !crate::image::rpmdb::is_rpm_state_file(&abs)
+                && !crate::image::formats::is_apk_state_file(&abs)
             {
                 return None;
             }

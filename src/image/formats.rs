@@ -112,6 +112,18 @@ pub(crate) fn parse_paragraphs(text: &str) -> Vec<BTreeMap<String, String>> {
     out
 }
 
+/// apk's own files freeze reads (`path` without or with its leading `/`):
+/// the installed database, world, repositories, arch and keys.
+pub(crate) fn is_apk_state_file(path: &str) -> bool {
+    let p = path.strip_prefix('/').unwrap_or(path);
+    matches!(
+        p,
+        "lib/apk/db/installed" | "etc/apk/world" | "etc/apk/repositories" | "etc/apk/arch"
+    ) || p
+        .strip_prefix("etc/apk/keys/")
+        .is_some_and(|k| !k.is_empty() && !k.contains('/'))
+}
+
 /// apk's `installed` database: `P:name`, `V:version`, `A:arch` lines,
 /// packages separated by blank lines.
 pub(crate) fn parse_apk(text: &str) -> Vec<BTreeMap<char, String>> {

@@ -190,6 +190,9 @@ fn want(path: &str) -> Option<Want> {
     if crate::image::rpmdb::is_rpm_state_file(path) {
         return Some(Want::Bytes);
     }
+    if crate::image::formats::is_apk_state_file(path) {
+        return Some(Want::Bytes);
+    }
     if is_conda_config_file(path) {
         return Some(Want::Text);
     }

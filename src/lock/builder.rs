@@ -8,7 +8,7 @@
 
 use crate::lock::value::{InvalidValue, serde_oci};
 use crate::lock::{
-    AptPackage, AptSource, CondaPackage, LockedBase, LockedDownload, LockedGit, LockedImage,
+    ApkPackage, ApkRepo, AptPackage, AptSource, CondaPackage, LockedBase, LockedDownload, LockedGit, LockedImage,
     LockedPlatformImage, LockedStage, LockedStep, PypiPackage, PypiSource, RpmPackage, RpmRepo,
     Sha256,
 };
@@ -403,7 +403,106 @@ impl AptSource {
     }
 }
 
+impl ApkPackage {
+    /// The entry for one package an apk step changes on `platform`:
+    /// `record` with the repository URL it comes from (`None` for a
+    /// removal), or a virtual package (`record` `None`, action `virtual`).
+    pub fn new(
+        name: &str,
+        record: Option<(&crate::solve::apk::ApkRecord, Option<&str>)>,
+        action: &str,
+        required_by: Option<String>,
+        platform: &Platform,
+    ) -> Result<ApkPackage, LockBuildError> {
+        let what = || format!("apk package `{}`", name.escape_debug());
+        let r = record.map(|(r, _)| r);
+        Ok(ApkPackage {
+            name: check(&what, "name", name)?,
+            version: r.map(|r| check(&what, "version", &r.version)).transpose()?,
+            arch: r
+                .filter(|r| !r.arch.is_empty())
+                .map(|r| check(&what, "arch", &r.arch))
+                .transpose()?,
+            action: check(&what, "action", action)?,
+            repository: record
+                .and_then(|(_, u)| u)
+                .filter(|_| action != "remove")
+                .map(|u| check(&what, "repository", u))
+                .transpose()?,
+            checksum: r
+                .filter(|_| action != "remove")
+                .and_then(|r| r.checksum.as_ref())
+                .map(|c| check(&what, "checksum", c))
+                .transpose()?,
+            size: r.filter(|_| action != "remove").and_then(|r| r.size),
+            required_by: required_by
+                .into_iter()
+                .filter(|r| !r.is_empty() && !crate::lock::value::has_control(r))
+                .collect(),
+            platforms: vec![platform.clone()],
+        })
+    }
+}
+
+impl ApkRepo {
+    /// The entry for one repository index read on `platform`.
+    pub fn new(
+        index: &crate::resolve::apk::FetchedApkIndex,
+        platform: &Platform,
+    ) -> Result<ApkRepo, LockBuildError> {
+        let what = || format!("apk repository `{}`", index.repo.url.escape_debug());
+        Ok(ApkRepo {
+            url: check(&what, "url", &index.repo.url)?,
+            tag: index
+                .repo
+                .tag
+                .as_ref()
+                .map(|t| check(&what, "tag", t))
+                .transpose()?,
+            index_sha256: check(&what, "index-sha256", &index.sha256)?,
+            key: check(&what, "key", &index.key)?,
+            description: index
+                .description
+                .as_ref()
+                .filter(|d| !d.is_empty() && !d.contains(char::is_whitespace) && !d.starts_with('-'))
+                .map(|d| check(&what, "description", d))
+                .transpose()?,
+            platforms: vec![platform.clone()],
+        })
+    }
+}
+
 impl LockedStep {
+    /// Adds one platform's apk entry: the same package (or removal) on
+    /// another platform is one entry with both platforms.
+    pub fn merge_apk(&mut self, p: ApkPackage) {
+        match self.apk.iter_mut().find(|q| {
+            q.name == p.name
+                && q.version == p.version
+                && q.arch == p.arch
+                && q.action == p.action
+                && q.checksum == p.checksum
+        }) {
+            Some(q) => {
+                q.platforms.extend(p.platforms);
+                q.required_by.extend(p.required_by);
+            }
+            None => self.apk.push(p),
+        }
+    }
+
+    /// Adds one platform's apk repository, likewise.
+    pub fn merge_apk_repo(&mut self, r: ApkRepo) {
+        match self
+            .apk_repos
+            .iter_mut()
+            .find(|q| q.url == r.url && q.index_sha256 == r.index_sha256)
+        {
+            Some(q) => q.platforms.extend(r.platforms),
+            None => self.apk_repos.push(r),
+        }
+    }
+
     /// Adds one platform's apt entry: the same `.deb` (or the same removal)
     /// on another platform is one entry with both platforms.
     pub fn merge_apt(&mut self, p: AptPackage) {
@@ -653,6 +752,8 @@ impl LockedStep {
             apt_sources: Vec::new(),
             apt: Vec::new(),
             rpm_repos: Vec::new(),
+            apk_repos: Vec::new(),
+            apk: Vec::new(),
             rpm: Vec::new(),
         })
     }

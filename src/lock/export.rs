@@ -154,6 +154,25 @@ impl LockedImage {
             .collect()
     }
 
+    /// The Alpine packages the image has on `platform` after every locked
+    /// apk step, by name, each with the step that decided it; removed
+    /// packages are left out.
+    pub fn final_apk(&self, platform: &str) -> Vec<(&LockedStep, &crate::lock::ApkPackage)> {
+        let mut by_name: BTreeMap<&str, (&LockedStep, &crate::lock::ApkPackage)> =
+            BTreeMap::new();
+        for step in &self.steps {
+            for p in &step.apk {
+                if p.platforms.iter().any(|l| platform_matches(l, platform)) {
+                    by_name.insert(p.name.as_str(), (step, p));
+                }
+            }
+        }
+        by_name
+            .into_values()
+            .filter(|(_, p)| p.installed_after())
+            .collect()
+    }
+
     /// [`Self::final_pypi`] with the step that decided each package.
     pub fn final_pypi_steps(&self, platform: &str) -> Vec<(&LockedStep, &PypiPackage)> {
         let mut by_name: BTreeMap<&str, (&LockedStep, &PypiPackage)> = BTreeMap::new();

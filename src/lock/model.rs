@@ -267,6 +267,74 @@ pub struct LockedStep {
     /// upgrades or removes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rpm: Vec<RpmPackage>,
+    /// apk steps: the repositories' signed indexes read, per platform.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apk_repos: Vec<ApkRepo>,
+    /// apk steps: every package the step installs, upgrades or removes,
+    /// and the virtual package it makes (`--virtual`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apk: Vec<ApkPackage>,
+}
+
+/// One Alpine repository an apk step read (a line of
+/// `/etc/apk/repositories`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ApkRepo {
+    /// The repository URL as the image names it (not the mirror's).
+    pub url: LockUrl,
+    /// The line's `@tag`, without `@`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<Token>,
+    /// sha256 of `APKINDEX.tar.gz` as fetched.
+    pub index_sha256: Sha256,
+    /// The key (`/etc/apk/keys/…`) whose signature of the index was checked.
+    pub key: Token,
+    /// The index's `DESCRIPTION` (`v3.20.3-…`), when one word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Token>,
+    #[serde(with = "serde_oci::platforms")]
+    #[cfg_attr(test, schemars(schema_with = "serde_oci::platforms_schema"))]
+    pub platforms: Vec<Platform>,
+}
+
+/// An Alpine package an apk step changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ApkPackage {
+    pub name: Token,
+    /// Absent for a virtual package: apk stamps it with the time it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Token>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<Token>,
+    /// `install`, `upgrade`, `downgrade`, `remove` or `virtual`.
+    pub action: Token,
+    /// The repository URL it comes from (absent for removals and virtuals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<LockUrl>,
+    /// `C:` of the index as given: `Q1` and the base64 SHA-1 of the
+    /// package's control segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<Token>,
+    /// `S:`, the `.apk` file's size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Why apk takes it: `requested`, `curl 8.9.1-r0` (a dependency of).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_by: Vec<String>,
+    #[serde(with = "serde_oci::platforms")]
+    #[cfg_attr(test, schemars(schema_with = "serde_oci::platforms_schema"))]
+    pub platforms: Vec<Platform>,
+}
+
+impl ApkPackage {
+    /// Whether the step leaves it installed.
+    pub fn installed_after(&self) -> bool {
+        self.action.as_str() != "remove"
+    }
 }
 
 /// One RPM repository a dnf step read.
@@ -688,6 +756,24 @@ impl LockedImage {
                 r.platforms.sort();
                 r.platforms.dedup();
             }
+            for p in &mut step.apk {
+                p.platforms.sort();
+                p.platforms.dedup();
+                p.required_by.sort();
+                p.required_by.dedup();
+            }
+            for r in &mut step.apk_repos {
+                r.platforms.sort();
+                r.platforms.dedup();
+            }
+            step.apk.sort_by(|a, b| {
+                (&a.name, &a.version, &a.action, &a.platforms).cmp(&(
+                    &b.name,
+                    &b.version,
+                    &b.action,
+                    &b.platforms,
+                ))
+            });
             step.rpm_repos.sort_by(|a, b| {
                 (&a.id, &a.baseurl, &a.platforms).cmp(&(&b.id, &b.baseurl, &b.platforms))
             });

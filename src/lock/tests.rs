@@ -95,6 +95,8 @@ pub(crate) fn sample() -> LockedImage {
                 apt_sources: vec![],
                 apt: vec![],
                 rpm_repos: vec![],
+                apk_repos: vec![],
+                apk: vec![],
                 rpm: vec![],
             },
             LockedStep {
@@ -119,6 +121,8 @@ pub(crate) fn sample() -> LockedImage {
                 apt_sources: vec![],
                 apt: vec![],
                 rpm_repos: vec![],
+                apk_repos: vec![],
+                apk: vec![],
                 rpm: vec![],
             },
             LockedStep {
@@ -140,6 +144,8 @@ pub(crate) fn sample() -> LockedImage {
                 apt_sources: vec![],
                 apt: vec![],
                 rpm_repos: vec![],
+                apk_repos: vec![],
+                apk: vec![],
                 rpm: vec![],
             },
         ],

@@ -11,6 +11,7 @@ pub mod rpm;
 pub mod session;
 
 pub use registry::{Registry, RegistryOptions, ResolveError};
+pub mod apk;
 pub mod apt;
 pub mod conda;
 

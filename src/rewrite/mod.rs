@@ -157,7 +157,12 @@ pub fn rewrite_image(
             let eco = step.command.manager.ecosystem();
             let apt = matches!(
                 step.command.manager,
-                Manager::AptGet | Manager::Apt | Manager::Dnf | Manager::Microdnf | Manager::Yum
+                Manager::AptGet
+                    | Manager::Apt
+                    | Manager::Dnf
+                    | Manager::Microdnf
+                    | Manager::Yum
+                    | Manager::Apk
             );
             if eco == Ecosystem::Os && !apt {
                 continue;
@@ -209,6 +214,7 @@ pub fn rewrite_image(
                 {
                     rpm_step(&mut plan, at)
                 }
+                Ecosystem::Os if step.command.manager == Manager::Apk => apk_step(&mut plan, at),
                 Ecosystem::Os => apt_step(&mut plan, at, opts),
                 Ecosystem::Other => {}
             }
@@ -1035,6 +1041,33 @@ fn rpm_step(plan: &mut Plan, at: StepAt<'_>) {
         return;
     }
     let (items, unpinned) = pins::rpm_pins(locked);
+    if !unpinned.is_empty() {
+        warn_unpinned_between_platforms(plan, def, text, step, &unpinned);
+        return;
+    }
+    replace_specs(plan, layout, step, &items);
+}
+
+/// An apk step: every package `apk add` installs pinned `name=version`, in
+/// place of the names written (after `--virtual NAME`, the virtual package
+/// then depends on the pins).
+fn apk_step(plan: &mut Plan, at: StepAt<'_>) {
+    let StepAt {
+        def,
+        inputs,
+        lock,
+        layout,
+        step,
+        li,
+        ..
+    } = at;
+    let text = inputs.definition.as_str();
+    let locked = &lock.steps[li];
+    if step.command.specs.is_empty() || step.command.action != crate::source::steps::Action::Install
+    {
+        return;
+    }
+    let (items, unpinned) = pins::apk_pins(locked);
     if !unpinned.is_empty() {
         warn_unpinned_between_platforms(plan, def, text, step, &unpinned);
         return;

@@ -262,6 +262,32 @@ pub(crate) fn apt_pins(step: &LockedStep) -> (Vec<String>, Vec<String>) {
     (pins, unpinned)
 }
 
+/// The `name=version` pins of an apk step (every package it installs or
+/// upgrades; not its virtual package), and the names locked at different
+/// versions on different platforms.
+pub(crate) fn apk_pins(step: &LockedStep) -> (Vec<String>, Vec<String>) {
+    let mut by_name: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for p in step.apk.iter().filter(|p| p.installed_after()) {
+        if let Some(v) = &p.version {
+            by_name
+                .entry(p.name.to_string())
+                .or_default()
+                .insert(v.to_string());
+        }
+    }
+    let mut pins = Vec::new();
+    let mut unpinned = Vec::new();
+    for (name, versions) in by_name {
+        if versions.len() == 1 {
+            let v = versions.into_iter().next().unwrap_or_default();
+            pins.push(format!("{name}={v}"));
+        } else {
+            unpinned.push(name);
+        }
+    }
+    (pins, unpinned)
+}
+
 /// The `name-[epoch:]version-release[.arch]` pins of an rpm step, and the
 /// names locked at different versions on different platforms.
 pub(crate) fn rpm_pins(step: &LockedStep) -> (Vec<String>, Vec<String>) {
@@ -379,6 +405,8 @@ mod tests {
             apt_sources: vec![],
             apt: vec![],
             rpm_repos: vec![],
+            apk_repos: vec![],
+            apk: vec![],
             rpm: vec![],
         }
     }

@@ -265,6 +265,8 @@ fn synthetic_lock(def: &Definition, inputs: &Inputs, platforms: &[&str]) -> Lock
                 apt_sources: vec![],
                 apt: vec![],
                 rpm_repos: vec![],
+                apk_repos: vec![],
+                apk: vec![],
                 rpm: vec![],
             });
         }
@@ -747,6 +749,8 @@ fn conda_context(eol: &str) -> (tempfile::TempDir, PathBuf, LockedImage) {
             apt_sources: vec![],
             apt: vec![],
             rpm_repos: vec![],
+            apk_repos: vec![],
+            apk: vec![],
             rpm: vec![],
         };
     lock.steps = vec![
@@ -981,6 +985,8 @@ proptest::proptest! {
                 apt_sources: vec![],
                 apt: vec![],
                 rpm_repos: vec![],
+                apk_repos: vec![],
+                apk: vec![],
                 rpm: vec![],
             }
         };
@@ -1176,6 +1182,8 @@ fn apt_pins_with_the_snapshot_archives() {
                     ],
                     apt: vec![package(&name)],
                     rpm_repos: vec![],
+                    apk_repos: vec![],
+                    apk: vec![],
                     rpm: vec![],
                 });
             }

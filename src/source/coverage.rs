@@ -40,7 +40,8 @@ impl Class {
 /// What an OS package step is for the lock. apt, apt-get, dnf, microdnf
 /// and yum steps are resolved by freeze, which records one as not locked
 /// (with the reason in its warning) when the image's package state or
-/// repositories cannot be read; apk steps are not locked yet.
+/// repositories cannot be read. apk steps likewise, against the
+/// repositories' signed indexes.
 pub fn os_packages(cmd: &InstallCommand) -> Class {
     match cmd.manager {
         Manager::AptGet | Manager::Apt if cmd.action == Action::NoChange => {
@@ -55,6 +56,10 @@ pub fn os_packages(cmd: &InstallCommand) -> Class {
         Manager::Dnf | Manager::Microdnf | Manager::Yum => {
             Class::Locked("RPM packages by NEVRA and sha256".into())
         }
+        Manager::Apk if cmd.action == Action::NoChange => {
+            Class::NotLocked("it changes nothing in the image".into())
+        }
+        Manager::Apk => Class::Locked("Alpine packages by version and checksum".into()),
         _ => Class::NotLocked(format!(
             "OS packages: `{}` steps are not locked yet",
             cmd.manager.as_str()

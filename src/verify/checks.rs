@@ -185,6 +185,7 @@ pub fn check_platform(
     check_pip(lock, &platform_str, image, base, &mut out);
     check_apt(lock, &platform_str, image, base, &mut out);
     check_rpm(lock, &platform_str, image, base, &mut out);
+    check_apk(lock, &platform_str, image, base, &mut out);
     out.findings.sort_by(|a, b| {
         (
             a.kind == FindingKind::NotLocked,
@@ -682,6 +683,85 @@ fn check_rpm(
             found: Some(format!("{v} ({a})")),
             step: None,
             location: Some(RPMDB.into()),
+            channel: None,
+            detail: None,
+        });
+    }
+}
+
+/// Locked Alpine packages against the image's `/lib/apk/db/installed`:
+/// each at its locked version (a virtual package: present, any version);
+/// with the base known, every package above the base the lock does not
+/// name.
+fn check_apk(
+    lock: &LockedImage,
+    platform: &str,
+    image: &Catalogue,
+    base: Option<&Catalogue>,
+    out: &mut PlatformCheck,
+) {
+    use crate::image::OsPackageSource;
+    const DB: &str = "/lib/apk/db/installed";
+    let apks = |c: &Catalogue| os_packages(c, OsPackageSource::Apk);
+    let locked = lock.final_apk(platform);
+    if locked.is_empty() && !lock.steps.iter().any(|s| !s.apk.is_empty()) {
+        return;
+    }
+    let have = apks(image);
+    let mut named: BTreeSet<&str> = BTreeSet::new();
+    for (step, pkg) in &locked {
+        out.checked.apk += 1;
+        named.insert(pkg.name.as_str());
+        let expected = match (&pkg.version, &pkg.arch) {
+            (Some(v), Some(a)) => format!("{v} ({a})"),
+            (Some(v), None) => v.to_string(),
+            (None, _) => "a virtual package (any version)".to_string(),
+        };
+        let finding = |kind, found: Option<String>| Finding {
+            kind,
+            ecosystem: Ecosystem::Apk,
+            name: pkg.name.to_string(),
+            expected: Some(expected.clone()),
+            found,
+            step: Some(step_of(step)),
+            location: Some(DB.into()),
+            channel: None,
+            detail: None,
+        };
+        let same_name: Vec<&(String, String, String)> = have
+            .iter()
+            .filter(|(n, _, _)| *n == pkg.name.as_str())
+            .collect();
+        let version_ok = |v: &String| pkg.version.as_ref().is_none_or(|want| want.as_str() == v);
+        if same_name.iter().any(|(_, v, _)| version_ok(v)) {
+            continue;
+        }
+        match same_name.first() {
+            None => out.findings.push(finding(FindingKind::Missing, None)),
+            Some((_, v, a)) => out.findings.push(finding(
+                FindingKind::VersionDiffers,
+                Some(format!("{v} ({a})")),
+            )),
+        }
+    }
+    let Some(base) = base else { return };
+    let below = apks(base);
+    for (n, v, a) in &have {
+        if named.contains(n.as_str())
+            || below
+                .iter()
+                .any(|b| b == &(n.clone(), v.clone(), a.clone()))
+        {
+            continue;
+        }
+        out.findings.push(Finding {
+            kind: FindingKind::NotLocked,
+            ecosystem: Ecosystem::Apk,
+            name: n.clone(),
+            expected: None,
+            found: Some(format!("{v} ({a})")),
+            step: None,
+            location: Some(DB.into()),
             channel: None,
             detail: None,
         });

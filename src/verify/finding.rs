@@ -243,6 +243,8 @@ pub enum Ecosystem {
     Apt,
     /// An RPM package (the rpm database).
     Rpm,
+    /// An Alpine package (apk's installed database).
+    Apk,
     /// The image as a whole: its inputs, whether it resolves.
     Image,
     /// A file the definition fetches from a fixed URL.
@@ -259,6 +261,7 @@ impl Ecosystem {
             Self::Pip => "pip",
             Self::Apt => "apt",
             Self::Rpm => "rpm",
+            Self::Apk => "apk",
             Self::Image => "image",
             Self::Url => "url",
             Self::Git => "git",
@@ -480,6 +483,9 @@ pub struct Checked {
     /// Locked RPM packages compared (not written when none were).
     #[serde(skip_serializing_if = "is_zero")]
     pub rpm: usize,
+    /// Locked Alpine packages compared (not written when none were).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub apk: usize,
     /// Whether packages outside the lock could be told from the base's.
     pub not_locked: bool,
     /// Files a `COPY --from=IMAGE` copied, compared with the locked image's

@@ -155,7 +155,7 @@ fn checked_summary(p: &PlatformCheck) -> String {
         parts.push("base".to_string());
     }
     parts.push(format!("{} conda", c.conda));
-    if c.apt > 0 || c.rpm > 0 {
+    if c.apt > 0 || c.rpm > 0 || c.apk > 0 {
         parts.push(format!("{} pip", c.pip));
         if c.apt > 0 {
             parts.push(format!("{} apt", c.apt));
@@ -163,8 +163,11 @@ fn checked_summary(p: &PlatformCheck) -> String {
         if c.rpm > 0 {
             parts.push(format!("{} rpm", c.rpm));
         }
+        if c.apk > 0 {
+            parts.push(format!("{} apk", c.apk));
+        }
         let last = parts.pop().unwrap_or_default();
-        let n = c.apt.max(c.rpm);
+        let n = c.apt.max(c.rpm).max(c.apk);
         parts.push(format!("{last} package{}", plural(n)));
     } else {
         parts.push(format!("{} pip package{}", c.pip, plural(c.pip)));
@@ -232,6 +235,7 @@ pub fn describe(f: &Finding) -> String {
                 (Ecosystem::Conda, None) => "installed by conda",
                 (Ecosystem::Apt, None) => "installed by dpkg",
                 (Ecosystem::Rpm, None) => "installed by rpm",
+                (Ecosystem::Apk, None) => "installed by apk",
                 (_, None) => "installed by pip",
             };
             format!(

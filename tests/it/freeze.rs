@@ -732,7 +732,7 @@ fn tampered_cache_entries_never_change_a_lock() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     kinds.sort();
-    for want in ["base-states-v4", "manifests", "layers"] {
+    for want in ["base-states-v5", "manifests", "layers"] {
         assert!(kinds.iter().any(|k| k == want), "{want} in {kinds:?}");
     }
     assert!(kinds.len() > 3, "index and channel caches too: {kinds:?}");

@@ -6,6 +6,7 @@ mod common;
 
 mod accounting;
 mod agents;
+mod apk;
 mod apptainer;
 mod apt;
 mod apt_build;

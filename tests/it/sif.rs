@@ -587,6 +587,8 @@ fn lock_for(dir: &Path) -> LockedImage {
         apt_sources: vec![],
         apt: vec![],
         rpm_repos: vec![],
+        apk_repos: vec![],
+        apk: vec![],
         rpm: vec![],
     };
     let record: serde_json::Value = serde_json::from_str(TINYCONDA).unwrap();

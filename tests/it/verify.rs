@@ -267,6 +267,8 @@ fn derive_lock(w: &World, dir: &str, base_oci: &str) -> LockedImage {
         apt_sources: vec![],
         apt: vec![],
         rpm_repos: vec![],
+        apk_repos: vec![],
+        apk: vec![],
         rpm: vec![],
     };
     let mut conda_step = step("conda");
@@ -762,6 +764,8 @@ fn verify_without_an_image_finds_stale_locks() {
                         apt_sources: vec![],
                         apt: vec![],
                         rpm_repos: vec![],
+                        apk_repos: vec![],
+                        apk: vec![],
                         rpm: vec![],
                     })
                 })

@@ -1,0 +1,382 @@
+//! apk steps against an Alpine repository made here as abuild makes one:
+//! an `APKINDEX` tar gzipped, signed with `openssl dgst -sha1 -sign` by a
+//! key made with `openssl genrsa`, the signature tar cut of its end blocks
+//! (abuild-tar --cut) and gzipped in front; served on 127.0.0.1. The base
+//! image's layer carries apk's database, world, repositories, arch and
+//! key. There is no apk binary on Debian: these tests check imagelock
+//! against the apk semantics it implements, not against apk itself.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::http::StaticServer;
+use crate::common::registry::sha256;
+use crate::common::{self, imagelock, run};
+
+const HOST: &str = "http://apk.fixture.invalid/alpine";
+const KEY: &str = "fixture@imagelock.invalid-1.rsa.pub";
+
+fn ok(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().expect("the tool runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// An RSA key pair: (private key file, public PEM).
+fn keypair(dir: &Path, name: &str) -> (std::path::PathBuf, Vec<u8>) {
+    let private = dir.join(format!("{name}.rsa"));
+    ok(Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&private)
+        .arg("2048"));
+    let public = ok(Command::new("openssl")
+        .args(["rsa", "-pubout", "-in"])
+        .arg(&private));
+    (private, public)
+}
+
+/// `APKINDEX.tar.gz` as abuild-sign makes it: the index tar gzipped, and
+/// in front of it a gzipped tar of `.SIGN.RSA.<key_name>` without its end
+/// blocks.
+fn signed_index(dir: &Path, index: &str, private: &Path, key_name: &str) -> Vec<u8> {
+    let work = dir.join(format!("sign-{}", fastrand_name(index, key_name)));
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("APKINDEX"), index).unwrap();
+    std::fs::write(work.join("DESCRIPTION"), "v3.20.3-fixture\n").unwrap();
+    let tar = ok(Command::new("tar")
+        .current_dir(&work)
+        .args(["-c", "--owner=0", "--group=0", "DESCRIPTION", "APKINDEX"]));
+    std::fs::write(work.join("index.tar"), &tar).unwrap();
+    ok(Command::new("gzip")
+        .args(["-9", "-n", "-f"])
+        .arg(work.join("index.tar")));
+    let unsigned = work.join("index.tar.gz");
+    let sig_name = format!(".SIGN.RSA.{key_name}");
+    ok(Command::new("openssl")
+        .args(["dgst", "-sha1", "-sign"])
+        .arg(private)
+        .arg("-out")
+        .arg(work.join(&sig_name))
+        .arg(&unsigned));
+    let sig_tar = ok(Command::new("tar")
+        .current_dir(&work)
+        .args(["-c", "--owner=0", "--group=0"])
+        .arg(&sig_name));
+    // abuild-tar --cut: the header and the padded data, no end blocks.
+    let size = std::fs::metadata(work.join(&sig_name)).unwrap().len() as usize;
+    let cut = &sig_tar[..512 + size.div_ceil(512) * 512];
+    std::fs::write(work.join("sig.tar"), cut).unwrap();
+    ok(Command::new("gzip")
+        .args(["-9", "-n", "-f"])
+        .arg(work.join("sig.tar")));
+    let mut out = std::fs::read(work.join("sig.tar.gz")).unwrap();
+    out.extend(std::fs::read(&unsigned).unwrap());
+    out
+}
+
+fn fastrand_name(a: &str, b: &str) -> String {
+    sha256(format!("{a}{b}").as_bytes())[7..19].to_string()
+}
+
+fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        tar.append_data(&mut h, path, *data).unwrap();
+    }
+    tar.into_inner().unwrap()
+}
+
+/// An OCI layout at `layout` holding one image tagged `tag`.
+fn image(layout: &Path, tag: &str, layers: &[Vec<u8>]) {
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let blob = |bytes: &[u8]| {
+        let digest = sha256(bytes);
+        std::fs::write(layout.join("blobs/sha256").join(&digest[7..]), bytes).unwrap();
+        digest
+    };
+    let diff_ids: Vec<String> = layers.iter().map(|l| sha256(l)).collect();
+    let descriptors: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|l| {
+            serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                               "digest": blob(l), "size": l.len()})
+        })
+        .collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}
+    }))
+    .unwrap();
+    let config_digest = blob(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": descriptors
+    }))
+    .unwrap();
+    let manifest_digest = blob(&manifest);
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": manifest_digest, "size": manifest.len(),
+                "annotations": {"org.opencontainers.image.ref.name": tag}
+            }]
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+}
+
+const MUSL_OLD: &str = "C:Q1bXVzbC1vbGQtY29udHJvbC1zaGExPQ==\nP:musl\nV:1.2.4-r2\nA:x86_64\nS:400000\nI:600000\no:musl\np:so:libc.musl-x86_64.so.1=1\n";
+
+fn index_text() -> String {
+    [
+        MUSL_OLD,
+        "C:Q1bXVzbC1uZXctY29udHJvbC1zaGExPQ==\nP:musl\nV:1.2.5-r0\nA:x86_64\nS:410000\nI:610000\np:so:libc.musl-x86_64.so.1=1\n",
+        "C:Q1Y3VybC1vbGQtY29udHJvbC1zaGExPQ==\nP:curl\nV:8.5.0-r0\nA:x86_64\nS:1000\nD:libcurl=8.5.0-r0\n",
+        "C:Q1Y3VybC1uZXctY29udHJvbC1zaGExPQ==\nP:curl\nV:8.9.1-r0\nA:x86_64\nS:1100\nD:libcurl=8.9.1-r0 so:libc.musl-x86_64.so.1\np:cmd:curl=8.9.1-r0\n",
+        "C:Q1bGliY3VybC1vbGQtY29udHJvbDE9PQ==\nP:libcurl\nV:8.5.0-r0\nA:x86_64\nS:2000\np:so:libcurl.so.4=4.8.0\n",
+        "C:Q1bGliY3VybC1uZXctY29udHJvbDE9PQ==\nP:libcurl\nV:8.9.1-r0\nA:x86_64\nS:2100\nD:so:libz.so.1\np:so:libcurl.so.4=4.8.0\n",
+        "C:Q1emxpYi1jb250cm9sLXNoYTEtc3VtMT0=\nP:zlib\nV:1.3.1-r1\nA:x86_64\nS:3000\np:so:libz.so.1=1.3.1\n",
+        "C:Q1Z2NjLWNvbnRyb2wtc2hhMS1zdW0xMT0=\nP:gcc\nV:13.2.1_git20240309-r0\nA:x86_64\nS:5000\nD:!tcc\n",
+    ]
+    .join("\n")
+}
+
+struct World {
+    tmp: tempfile::TempDir,
+    server: StaticServer,
+}
+
+impl World {
+    fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        run(imagelock()
+            .current_dir(self.path("ex"))
+            .env("XDG_CACHE_HOME", self.path("cache"))
+            .args(args))
+    }
+}
+
+/// The repository signed by `signer` (private key, name in the signature),
+/// the base image trusting `KEY` = `trusted`, and a definition with `run`.
+fn world(run_line: &str) -> Option<(World, std::path::PathBuf, Vec<u8>)> {
+    for tool in ["openssl", "tar", "gzip"] {
+        if !common::require_tool(tool, &format!("apt-get install -y {tool}")) {
+            return None;
+        }
+    }
+    let tmp = common::tempdir();
+    let (private, public) = keypair(tmp.path(), "fixture");
+    let srv = tmp.path().join("srv/alpine/v3.20/main/x86_64");
+    std::fs::create_dir_all(&srv).unwrap();
+    std::fs::write(
+        srv.join("APKINDEX.tar.gz"),
+        signed_index(tmp.path(), &index_text(), &private, KEY),
+    )
+    .unwrap();
+    let server = StaticServer::start(tmp.path().join("srv"));
+    let repositories = format!("# fixture\n{HOST}/v3.20/main\n");
+    let key_path = format!("etc/apk/keys/{KEY}");
+    image(
+        &tmp.path().join("images/library/fixture"),
+        "3.20",
+        &[layer(&[
+            ("lib/apk/db/installed", MUSL_OLD.as_bytes()),
+            ("etc/apk/world", b"musl\n"),
+            ("etc/apk/repositories", repositories.as_bytes()),
+            ("etc/apk/arch", b"x86_64\n"),
+            (key_path.as_str(), &public),
+        ])],
+    );
+    let ex = tmp.path().join("ex");
+    std::fs::create_dir_all(&ex).unwrap();
+    std::fs::write(ex.join("Dockerfile"), format!("FROM fixture:3.20\n{run_line}\n")).unwrap();
+    std::fs::write(
+        ex.join("imagelock.toml"),
+        format!(
+            "lock-dir = \"lockfiles\"\nplatforms = [\"linux/amd64\"]\n\n\
+             [images.tool]\nfile = \"Dockerfile\"\n\n\
+             [registries.\"docker.io\"]\nlocation = \"oci:{}\"\n\n\
+             [apt.mirrors]\n\"{HOST}\" = \"{}/alpine\"\n",
+            tmp.path().join("images").display(),
+            server.url().trim_end_matches('/')
+        ),
+    )
+    .unwrap();
+    Some((World { tmp, server }, private, public))
+}
+
+#[test]
+fn apk_add_is_locked_from_the_signed_index_pinned_and_verified_in_the_image() {
+    let Some((w, _, _)) = world(
+        "RUN apk add --no-cache curl so:libz.so.1 \\\n && apk add --virtual .build-deps 'gcc>13'",
+    ) else {
+        return;
+    };
+    let (code, out, err) = w.cli(&["freeze"]);
+    assert_eq!(code, 0, "freeze:\n{out}\n{err}");
+    assert!(!w.server.seen().is_empty());
+    let lock = imagelock::lock::LockedImage::read(&w.path("ex/lockfiles/tool.lock")).unwrap();
+    let steps: Vec<_> = lock
+        .steps
+        .iter()
+        .filter(|s| s.manager.as_str() == "apk")
+        .collect();
+    assert_eq!(steps.len(), 2, "{err}");
+    assert!(steps.iter().all(|s| s.locked), "{err}\n{:?}", steps);
+    let entries: Vec<String> = steps[0]
+        .apk
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {} {}",
+                p.action,
+                p.name,
+                p.version.as_ref().map(ToString::to_string).unwrap_or_default()
+            )
+        })
+        .collect();
+    // musl stays at the installed 1.2.4-r2 (apk add does not upgrade it);
+    // curl and libcurl at the highest version; zlib for `so:libz.so.1`.
+    assert_eq!(
+        entries,
+        [
+            "install curl 8.9.1-r0",
+            "install libcurl 8.9.1-r0",
+            "install zlib 1.3.1-r1"
+        ],
+        "{err}"
+    );
+    let curl = &steps[0].apk[0];
+    assert_eq!(
+        curl.checksum.as_ref().unwrap().as_str(),
+        "Q1Y3VybC1uZXctY29udHJvbC1zaGExPQ=="
+    );
+    assert_eq!(curl.size, Some(1100));
+    assert_eq!(curl.repository.as_ref().unwrap().as_str(), format!("{HOST}/v3.20/main"));
+    assert_eq!(steps[0].apk_repos.len(), 1);
+    assert_eq!(steps[0].apk_repos[0].key.as_str(), KEY);
+    let second: Vec<String> = steps[1]
+        .apk
+        .iter()
+        .map(|p| format!("{} {}", p.action, p.name))
+        .collect();
+    assert_eq!(second, ["virtual .build-deps", "install gcc"], "{err}");
+
+    // rewrite pins what apk add installs.
+    let (code, out, err) = w.cli(&["rewrite"]);
+    assert_eq!(code, 0, "rewrite:\n{out}\n{err}");
+    let dockerfile = std::fs::read_to_string(w.path("ex/Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("curl=8.9.1-r0")
+            && dockerfile.contains("libcurl=8.9.1-r0")
+            && dockerfile.contains("zlib=1.3.1-r1")
+            && dockerfile.contains("gcc=13.2.1_git20240309-r0"),
+        "{dockerfile}"
+    );
+
+    // An image whose apk database equals base + lock passes verify.
+    let db_of = |extra: &[(&str, &str)]| {
+        let mut db = String::from(MUSL_OLD);
+        for (name, version) in extra {
+            db.push_str(&format!("\nP:{name}\nV:{version}\nA:x86_64\n"));
+        }
+        db
+    };
+    let good = db_of(&[
+        ("curl", "8.9.1-r0"),
+        ("libcurl", "8.9.1-r0"),
+        ("zlib", "1.3.1-r1"),
+        ("gcc", "13.2.1_git20240309-r0"),
+        (".build-deps", "20261207.222000"),
+    ]);
+    let base_layer = std::fs::read(w.path("images/library/fixture/index.json")).unwrap();
+    let _ = base_layer;
+    let built = |name: &str, db: &str| {
+        let key_path = format!("etc/apk/keys/{KEY}");
+        let layout = w.path(&format!("built-{name}"));
+        image(
+            &layout,
+            "built",
+            &[layer(&[
+                ("lib/apk/db/installed", db.as_bytes()),
+                ("etc/apk/world", b"musl curl zlib .build-deps\n"),
+                (key_path.as_str(), b"key"),
+            ])],
+        );
+        format!("oci:{}:built", layout.display())
+    };
+    let (code, out, err) = w.cli(&["verify", "--image", &built("good", &good)]);
+    assert_eq!(code, 0, "verify --image:\n{out}\n{err}");
+    assert!(out.contains("5 apk packages"), "{out}");
+
+    // Another curl, no zlib, and a package nobody locked.
+    let bad = db_of(&[
+        ("curl", "8.5.0-r0"),
+        ("libcurl", "8.9.1-r0"),
+        ("gcc", "13.2.1_git20240309-r0"),
+        (".build-deps", "20261207.222000"),
+        ("sneaky", "1.0-r0"),
+    ]);
+    let (code, out, _) = w.cli(&["verify", "--image", &built("bad", &bad)]);
+    assert_eq!(code, 1, "{out}");
+    for (name, what) in [("curl", "8.5.0-r0"), ("zlib", "image has none"), ("sneaky", "not in the lock")] {
+        assert!(
+            out.lines().any(|l| l.contains(name) && l.contains(what)),
+            "{name} is named with {what}:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn an_index_signed_by_another_or_an_unknown_key_is_refused() {
+    let Some((w, _, _)) = world("RUN apk add curl") else {
+        return;
+    };
+    let index = w.path("srv/alpine/v3.20/main/x86_64/APKINDEX.tar.gz");
+    // Signed by another key under the trusted key's name.
+    let (other, _) = keypair(w.tmp.path(), "other");
+    std::fs::write(&index, signed_index(w.tmp.path(), &index_text(), &other, KEY)).unwrap();
+    let (code, out, err) = w.cli(&["freeze"]);
+    assert_ne!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("/etc/apk/repositories:2")
+            && err.contains(&format!("key `{KEY}` does not verify")),
+        "{err}"
+    );
+    // Signed by a key the image does not have.
+    std::fs::write(
+        &index,
+        signed_index(w.tmp.path(), &index_text(), &other, "other@x-2.rsa.pub"),
+    )
+    .unwrap();
+    let (code, out, err) = w.cli(&["freeze"]);
+    assert_ne!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("`other@x-2.rsa.pub`, which the image does not have"),
+        "{err}"
+    );
+}
