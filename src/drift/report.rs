@@ -147,7 +147,7 @@ fn package_link(f: &Finding) -> String {
         Ecosystem::Base => format!("`{name}`"),
         Ecosystem::Apt => format!("[{name}](https://packages.debian.org/{name})"),
         Ecosystem::Image => String::new(),
-        Ecosystem::Url | Ecosystem::Rpm | Ecosystem::Git => format!("`{name}`"),
+        Ecosystem::Url | Ecosystem::Rpm | Ecosystem::Apk | Ecosystem::Git => format!("`{name}`"),
     }
 }
 

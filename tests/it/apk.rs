@@ -165,6 +165,8 @@ fn index_text() -> String {
 struct World {
     tmp: tempfile::TempDir,
     server: StaticServer,
+    /// The base image's one layer.
+    base: Vec<u8>,
 }
 
 impl World {
@@ -200,16 +202,17 @@ fn world(run_line: &str) -> Option<(World, std::path::PathBuf, Vec<u8>)> {
     let server = StaticServer::start(tmp.path().join("srv"));
     let repositories = format!("# fixture\n{HOST}/v3.20/main\n");
     let key_path = format!("etc/apk/keys/{KEY}");
+    let base = layer(&[
+        ("lib/apk/db/installed", MUSL_OLD.as_bytes()),
+        ("etc/apk/world", b"musl\n"),
+        ("etc/apk/repositories", repositories.as_bytes()),
+        ("etc/apk/arch", b"x86_64\n"),
+        (key_path.as_str(), &public),
+    ]);
     image(
         &tmp.path().join("images/library/fixture"),
         "3.20",
-        &[layer(&[
-            ("lib/apk/db/installed", MUSL_OLD.as_bytes()),
-            ("etc/apk/world", b"musl\n"),
-            ("etc/apk/repositories", repositories.as_bytes()),
-            ("etc/apk/arch", b"x86_64\n"),
-            (key_path.as_str(), &public),
-        ])],
+        std::slice::from_ref(&base),
     );
     let ex = tmp.path().join("ex");
     std::fs::create_dir_all(&ex).unwrap();
@@ -226,7 +229,7 @@ fn world(run_line: &str) -> Option<(World, std::path::PathBuf, Vec<u8>)> {
         ),
     )
     .unwrap();
-    Some((World { tmp, server }, private, public))
+    Some((World { tmp, server, base }, private, public))
 }
 
 #[test]
@@ -313,19 +316,18 @@ fn apk_add_is_locked_from_the_signed_index_pinned_and_verified_in_the_image() {
         ("gcc", "13.2.1_git20240309-r0"),
         (".build-deps", "20261207.222000"),
     ]);
-    let base_layer = std::fs::read(w.path("images/library/fixture/index.json")).unwrap();
-    let _ = base_layer;
     let built = |name: &str, db: &str| {
-        let key_path = format!("etc/apk/keys/{KEY}");
         let layout = w.path(&format!("built-{name}"));
         image(
             &layout,
             "built",
-            &[layer(&[
-                ("lib/apk/db/installed", db.as_bytes()),
-                ("etc/apk/world", b"musl curl zlib .build-deps\n"),
-                (key_path.as_str(), b"key"),
-            ])],
+            &[
+                w.base.clone(),
+                layer(&[
+                    ("lib/apk/db/installed", db.as_bytes()),
+                    ("etc/apk/world", b"musl curl zlib .build-deps\n"),
+                ]),
+            ],
         );
         format!("oci:{}:built", layout.display())
     };
