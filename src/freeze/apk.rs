@@ -39,7 +39,9 @@ pub fn apk_command(cmd: &InstallCommand) -> Result<ApkCommand, String> {
         return Err(format!("`{}` is not an apk command", cmd.manager.as_str()));
     }
     if let Some(c) = &cmd.conditional {
-        return Err(format!("it runs only if `{c}`, which imagelock cannot decide"));
+        return Err(format!(
+            "it runs only if `{c}`, which imagelock cannot decide"
+        ));
     }
     let add = match cmd.action {
         Action::Install => true,
@@ -92,7 +94,9 @@ pub fn apk_command(cmd: &InstallCommand) -> Result<ApkCommand, String> {
             return Err(format!("`{value}` is not a dependency imagelock reads"));
         };
         if d.conflict {
-            return Err(format!("`{value}` adds a conflict to the world, which imagelock does not model yet"));
+            return Err(format!(
+                "`{value}` adds a conflict to the world, which imagelock does not model yet"
+            ));
         }
         deps.push(d);
     }
@@ -158,7 +162,11 @@ pub async fn apk_step(
         ));
     }
     let files = &state.apt_files;
-    let text = |p: &str| files.get(p).map(|b| String::from_utf8_lossy(b).into_owned());
+    let text = |p: &str| {
+        files
+            .get(p)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    };
     let installed = match &state.apk_installed {
         Some(i) => i.clone(),
         None => match text("/lib/apk/db/installed") {
@@ -282,7 +290,10 @@ pub async fn apk_step(
     };
     let mut at: BTreeMap<(String, String), usize> = BTreeMap::new();
     for r in installed.iter().chain(virtual_record.iter()) {
-        at.insert((r.name.clone(), r.version.clone()), problem.candidates.len());
+        at.insert(
+            (r.name.clone(), r.version.clone()),
+            problem.candidates.len(),
+        );
         problem.candidates.push(Candidate {
             record: r.clone(),
             repo: None,
@@ -304,7 +315,10 @@ pub async fn apk_step(
                     }
                 }
                 None => {
-                    at.insert((p.name.clone(), p.version.clone()), problem.candidates.len());
+                    at.insert(
+                        (p.name.clone(), p.version.clone()),
+                        problem.candidates.len(),
+                    );
                     problem.candidates.push(Candidate {
                         record: p.clone(),
                         repo: Some(ri),
@@ -360,8 +374,14 @@ pub async fn apk_step(
         };
         let url = c.repo.map(|ri| fetched[ri].repo.url.as_str());
         packages.push(
-            ApkPackage::new(&r.name, Some((r, url)), action, Some(why.clone()), &platform)
-                .map_err(|e| place.error(StepCause::Lock(e)))?,
+            ApkPackage::new(
+                &r.name,
+                Some((r, url)),
+                action,
+                Some(why.clone()),
+                &platform,
+            )
+            .map_err(|e| place.error(StepCause::Lock(e)))?,
         );
     }
     for r in &installed {
@@ -423,7 +443,10 @@ mod tests {
     #[test]
     fn what_imagelock_cannot_know_is_said_not_guessed() {
         for (text, why) in [
-            ("apk add --repository http://x/edge/main curl", "does not model"),
+            (
+                "apk add --repository http://x/edge/main curl",
+                "does not model",
+            ),
             ("apk add -u curl", "does not model"),
             ("apk add --allow-untrusted ./x.apk", "does not model"),
             ("apk add ./x.apk", "does not read"),

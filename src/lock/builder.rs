@@ -8,9 +8,9 @@
 
 use crate::lock::value::{InvalidValue, serde_oci};
 use crate::lock::{
-    ApkPackage, ApkRepo, AptPackage, AptSource, CondaPackage, LockedBase, LockedDownload, LockedGit, LockedImage,
-    LockedPlatformImage, LockedStage, LockedStep, PypiPackage, PypiSource, RpmPackage, RpmRepo,
-    Sha256,
+    ApkPackage, ApkRepo, AptPackage, AptSource, CondaPackage, LockedBase, LockedDownload,
+    LockedGit, LockedImage, LockedPlatformImage, LockedStage, LockedStep, PypiPackage, PypiSource,
+    RpmPackage, RpmRepo, Sha256,
 };
 use crate::oci::ResolvedImage;
 use crate::oci::{Digest, Platform};
@@ -464,7 +464,9 @@ impl ApkRepo {
             description: index
                 .description
                 .as_ref()
-                .filter(|d| !d.is_empty() && !d.contains(char::is_whitespace) && !d.starts_with('-'))
+                .filter(|d| {
+                    !d.is_empty() && !d.contains(char::is_whitespace) && !d.starts_with('-')
+                })
                 .map(|d| check(&what, "description", d))
                 .transpose()?,
             platforms: vec![platform.clone()],

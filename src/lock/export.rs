@@ -158,8 +158,7 @@ impl LockedImage {
     /// apk step, by name, each with the step that decided it; removed
     /// packages are left out.
     pub fn final_apk(&self, platform: &str) -> Vec<(&LockedStep, &crate::lock::ApkPackage)> {
-        let mut by_name: BTreeMap<&str, (&LockedStep, &crate::lock::ApkPackage)> =
-            BTreeMap::new();
+        let mut by_name: BTreeMap<&str, (&LockedStep, &crate::lock::ApkPackage)> = BTreeMap::new();
         for step in &self.steps {
             for p in &step.apk {
                 if p.platforms.iter().any(|l| platform_matches(l, platform)) {

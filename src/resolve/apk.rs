@@ -46,7 +46,9 @@ pub fn parse_repositories(path: &str, text: &str) -> Result<Vec<ApkRepository>, 
             None => (None, first),
         };
         if url.is_empty() || words.next().is_some() {
-            return Err(format!("{location}: `{line}` is not a repository line imagelock reads"));
+            return Err(format!(
+                "{location}: `{line}` is not a repository line imagelock reads"
+            ));
         }
         out.push(ApkRepository {
             tag,
@@ -97,9 +99,17 @@ pub struct FetchedApkIndex {
     pub packages: Vec<ApkRecord>,
 }
 
-/// The two gzip streams of an `APKINDEX.tar.gz`: the signature's (decoded)
-/// and the index's (raw and decoded).
-fn split_streams(bytes: &[u8]) -> Result<(Vec<u8>, &[u8], Vec<u8>), String> {
+/// The two gzip streams of an `APKINDEX.tar.gz`.
+struct Streams<'a> {
+    /// The signature tar, decoded.
+    sig_tar: Vec<u8>,
+    /// The index stream as fetched (what is signed).
+    signed: &'a [u8],
+    /// The index tar, decoded.
+    index_tar: Vec<u8>,
+}
+
+fn split_streams(bytes: &[u8]) -> Result<Streams<'_>, String> {
     let mut first = flate2::bufread::GzDecoder::new(bytes);
     let mut sig_tar = Vec::new();
     first
@@ -113,7 +123,11 @@ fn split_streams(bytes: &[u8]) -> Result<(Vec<u8>, &[u8], Vec<u8>), String> {
     flate2::bufread::GzDecoder::new(rest)
         .read_to_end(&mut index_tar)
         .map_err(|e| format!("the index stream is not gzip: {e}"))?;
-    Ok((sig_tar, rest, index_tar))
+    Ok(Streams {
+        sig_tar,
+        signed: rest,
+        index_tar,
+    })
 }
 
 fn tar_files(tar: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
@@ -156,9 +170,16 @@ fn read_key(pem: &[u8]) -> Result<rsa::RsaPublicKey, String> {
 
 /// Checks the signature of an `APKINDEX.tar.gz` against `keys` (key file
 /// name → PEM) and returns the signing key's name and the index tar.
-pub fn verify_index(bytes: &[u8], keys: &BTreeMap<String, Vec<u8>>) -> Result<(String, Vec<u8>), String> {
+pub fn verify_index(
+    bytes: &[u8],
+    keys: &BTreeMap<String, Vec<u8>>,
+) -> Result<(String, Vec<u8>), String> {
     use sha1::Digest as _;
-    let (sig_tar, signed, index_tar) = split_streams(bytes)?;
+    let Streams {
+        sig_tar,
+        signed,
+        index_tar,
+    } = split_streams(bytes)?;
     let sigs = tar_files(&sig_tar).map_err(|e| format!("the signature tar cannot be read: {e}"))?;
     let mut named = Vec::new();
     for (path, sig) in &sigs {
@@ -234,11 +255,12 @@ pub async fn fetch_index<T: AptTransport>(
             location: location.clone(),
             url: url.clone(),
         })?;
-    let (key, index_tar) = verify_index(&bytes, keys).map_err(|reason| ApkRepoError::Signature {
-        location: location.clone(),
-        url: url.clone(),
-        reason,
-    })?;
+    let (key, index_tar) =
+        verify_index(&bytes, keys).map_err(|reason| ApkRepoError::Signature {
+            location: location.clone(),
+            url: url.clone(),
+            reason,
+        })?;
     let format = |message: String| ApkRepoError::Format {
         location: location.clone(),
         url: url.clone(),
@@ -252,7 +274,8 @@ pub async fn fetch_index<T: AptTransport>(
             .map(|(_, d)| String::from_utf8_lossy(d).into_owned())
     };
     let index = text("APKINDEX").ok_or_else(|| format("the index tar has no `APKINDEX`".into()))?;
-    let packages = parse_index(&url, &index).map_err(|e| ApkRepoError::Index(e, location.clone()))?;
+    let packages =
+        parse_index(&url, &index).map_err(|e| ApkRepoError::Index(e, location.clone()))?;
     use sha2::Digest as _;
     Ok(FetchedApkIndex {
         repo: repo.clone(),

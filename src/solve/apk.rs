@@ -416,14 +416,18 @@ pub fn parse_index(what: &str, text: &str) -> Result<Vec<ApkRecord>, ApkIndexErr
         };
         let version = one('V').ok_or_else(|| err(format!("`{name}` has no `V:` line")))?;
         if !valid_version(version) {
-            return Err(err(format!("`{name}` has version `{version}` apk does not read")));
+            return Err(err(format!(
+                "`{name}` has version `{version}` apk does not read"
+            )));
         }
         let deps = |k: char| -> Result<Vec<Dep>, ApkIndexError> {
             let mut v = Vec::new();
             for line in fields.get(&k).into_iter().flatten() {
                 for w in line.split_whitespace() {
                     v.push(Dep::parse(w).ok_or_else(|| {
-                        err(format!("`{name}`: dependency `{w}` is not one imagelock reads"))
+                        err(format!(
+                            "`{name}`: dependency `{w}` is not one imagelock reads"
+                        ))
                     })?);
                 }
             }
@@ -436,7 +440,11 @@ pub fn parse_index(what: &str, text: &str) -> Result<Vec<ApkRecord>, ApkIndexErr
                     Some((n, v)) if valid_version(v) => {
                         provides.push((n.to_string(), Some(v.to_string())))
                     }
-                    Some(_) => return Err(err(format!("`{name}`: provides `{w}` has no valid version"))),
+                    Some(_) => {
+                        return Err(err(format!(
+                            "`{name}`: provides `{w}` has no valid version"
+                        )));
+                    }
                     None => provides.push((w.to_string(), None)),
                 }
             }
@@ -470,7 +478,10 @@ pub fn parse_index(what: &str, text: &str) -> Result<Vec<ApkRecord>, ApkIndexErr
 /// Reads `/etc/apk/world`: one dependency per word.
 pub fn parse_world(text: &str) -> Result<Vec<Dep>, String> {
     text.split_whitespace()
-        .map(|w| Dep::parse(w).ok_or_else(|| format!("`/etc/apk/world`: `{w}` is not an entry imagelock reads")))
+        .map(|w| {
+            Dep::parse(w)
+                .ok_or_else(|| format!("`/etc/apk/world`: `{w}` is not an entry imagelock reads"))
+        })
         .collect()
 }
 
@@ -543,7 +554,10 @@ pub fn solve(problem: &ApkProblem) -> Result<ApkSolution, ApkSolveError> {
         .world
         .iter()
         .map(|d| Need {
-            dep: Dep { tag: None, ..d.clone() },
+            dep: Dep {
+                tag: None,
+                ..d.clone()
+            },
             by: "requested".into(),
             tags: d.tag.iter().cloned().collect(),
         })
@@ -603,17 +617,13 @@ fn select(
         }
         needs.push(need.clone());
         let name = need.dep.name.as_str();
-        if let Some((c, v)) = assigned.get(name) {
-            if need.dep.accepts(v.as_deref()) {
-                continue;
-            }
-            // A later constraint the earlier choice fails: the next round
-            // chooses again with it.
-            let _ = c;
+        if assigned.contains_key(name) {
+            // Met, or a later constraint the earlier choice fails: the
+            // next round chooses again with it.
             continue;
         }
         let all: Vec<&Need> = by_name.get(name).cloned().unwrap_or_default();
-        let all: Vec<&Need> = if all.iter().any(|n| *n == &need) {
+        let all: Vec<&Need> = if all.contains(&&need) {
             all
         } else {
             let mut a = all;
@@ -623,16 +633,16 @@ fn select(
         let tags: BTreeSet<&String> = all.iter().flat_map(|n| n.tags.iter()).collect();
         let pick = best_provider(problem, name, &all, &tags)?;
         let c = &problem.candidates[pick];
-        let v = provided_version(&c.record, name).flatten().map(str::to_string);
         chosen.entry(pick).or_insert_with(|| need.by.clone());
-        for (pname, pver) in std::iter::once((c.record.name.clone(), Some(c.record.version.clone())))
-            .chain(c.record.provides.iter().cloned())
+        for (pname, pver) in
+            std::iter::once((c.record.name.clone(), Some(c.record.version.clone())))
+                .chain(c.record.provides.iter().cloned())
         {
             match assigned.get(&pname) {
                 Some((other, ov)) if *other != pick => {
                     if pver.is_some() || ov.is_some() {
-                        return Err(ApkSolveError::Conflict(format!(
-                            "`{}` and `{}` both provide `{pname}`",
+                        return Err(ApkSolveError::Undecided(format!(
+                            "`{}` and `{}` both provide `{pname}`; apk may choose other versions to avoid that, which imagelock does not search",
                             c.record.name, problem.candidates[*other].record.name
                         )));
                     }
@@ -643,7 +653,6 @@ fn select(
                 }
             }
         }
-        let _ = v;
         let inherit: BTreeSet<String> = match c.repo.and_then(|r| problem.repo_tags[r].clone()) {
             Some(t) => need.tags.iter().cloned().chain([t]).collect(),
             None => need.tags.clone(),
@@ -684,10 +693,7 @@ fn best_provider(
         // A provides without version needs `provider_priority` to be
         // chosen automatically.
         if v.is_none() && c.record.name != name && c.record.provider_priority == 0 {
-            let by_own_name = problem
-                .candidates
-                .iter()
-                .any(|o| o.record.name == name);
+            let by_own_name = problem.candidates.iter().any(|o| o.record.name == name);
             if !by_own_name {
                 return Err(ApkSolveError::Undecided(format!(
                     "`{name}` is provided only without a version and without `provider_priority` (by `{}`); apk asks the user to choose",
@@ -699,6 +705,18 @@ fn best_provider(
         ok.push((i, v));
     }
     if ok.is_empty() {
+        if needs.iter().any(|n| n.by != "requested") {
+            // A package's dependency: apk may choose another version of
+            // that package instead.
+            return Err(ApkSolveError::Undecided(format!(
+                "nothing provides {} at the version the highest candidates ask for; apk may choose older versions instead, which imagelock does not search",
+                needs
+                    .iter()
+                    .map(|n| format!("`{}` (for {})", n.dep, n.by))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         let by = needs.iter().map(|n| n.by.as_str()).collect::<BTreeSet<_>>();
         let dep = needs
             .iter()
@@ -734,7 +752,10 @@ fn best_provider(
                 return r;
             }
         }
-        let r = ca.record.provider_priority.cmp(&cb.record.provider_priority);
+        let r = ca
+            .record
+            .provider_priority
+            .cmp(&cb.record.provider_priority);
         if r != Ordering::Equal {
             return r;
         }
@@ -743,7 +764,9 @@ fn best_provider(
             return r;
         }
         // The first repository wins.
-        cb.repo.unwrap_or(usize::MAX).cmp(&ca.repo.unwrap_or(usize::MAX))
+        cb.repo
+            .unwrap_or(usize::MAX)
+            .cmp(&ca.repo.unwrap_or(usize::MAX))
     };
     ok.sort_by(|a, b| cmp(b, a));
     if ok.len() > 1 && cmp(&ok[0], &ok[1]) == Ordering::Equal {
@@ -758,13 +781,34 @@ fn best_provider(
 
 /// What apk checks of the result that the rounds do not: conflicts and
 /// `install_if`.
-fn check_final(problem: &ApkProblem, chosen: &BTreeMap<usize, String>) -> Result<(), ApkSolveError> {
+fn check_final(
+    problem: &ApkProblem,
+    chosen: &BTreeMap<usize, String>,
+) -> Result<(), ApkSolveError> {
     let provides = |name: &str, dep: &Dep| {
         chosen.keys().any(|&i| {
-            provided_version(&problem.candidates[i].record, name)
-                .is_some_and(|v| dep.accepts(v))
+            provided_version(&problem.candidates[i].record, name).is_some_and(|v| dep.accepts(v))
         })
     };
+    // Every dependency met by what was chosen (a name another package
+    // provides keeps that package's version).
+    let wanted = problem
+        .world
+        .iter()
+        .map(|d| ("the world".to_string(), d))
+        .chain(chosen.keys().flat_map(|&i| {
+            let r = &problem.candidates[i].record;
+            r.depends
+                .iter()
+                .map(move |d| (format!("{}-{}", r.name, r.version), d))
+        }));
+    for (by, d) in wanted {
+        if !d.conflict && !provides(&d.name, d) {
+            return Err(ApkSolveError::Undecided(format!(
+                "`{d}` of {by} is not met by the packages imagelock chose; apk may choose others, which imagelock does not search"
+            )));
+        }
+    }
     let mut conflicts: Vec<(String, &Dep)> = problem
         .world
         .iter()
@@ -779,8 +823,8 @@ fn check_final(problem: &ApkProblem, chosen: &BTreeMap<usize, String>) -> Result
     }
     for (by, d) in conflicts {
         if provides(&d.name, d) {
-            return Err(ApkSolveError::Conflict(format!(
-                "{by} conflicts with `{}`, which the result installs",
+            return Err(ApkSolveError::Undecided(format!(
+                "{by} conflicts with `{}`, which the result installs; apk may choose other versions to avoid that, which imagelock does not search",
                 d.name
             )));
         }
@@ -793,11 +837,13 @@ fn check_final(problem: &ApkProblem, chosen: &BTreeMap<usize, String>) -> Result
         if c.record.install_if.is_empty() || names.contains(c.record.name.as_str()) {
             continue;
         }
-        if c.record
-            .install_if
-            .iter()
-            .all(|d| if d.conflict { !provides(&d.name, d) } else { provides(&d.name, d) })
-        {
+        if c.record.install_if.iter().all(|d| {
+            if d.conflict {
+                !provides(&d.name, d)
+            } else {
+                provides(&d.name, d)
+            }
+        }) {
             return Err(ApkSolveError::Undecided(format!(
                 "`{}` would be installed by its `install_if` ({}), which imagelock does not resolve yet",
                 c.record.name,
@@ -838,8 +884,20 @@ mod tests {
         }
         assert!(valid_version("1.2.3_rc1-r4"));
         assert!(!valid_version("1.2-x"));
-        assert!(Dep::parse("musl~1.2").unwrap().req.unwrap().matches("1.2.4-r2"));
-        assert!(!Dep::parse("musl~1.3").unwrap().req.unwrap().matches("1.2.4-r2"));
+        assert!(
+            Dep::parse("musl~1.2")
+                .unwrap()
+                .req
+                .unwrap()
+                .matches("1.2.4-r2")
+        );
+        assert!(
+            !Dep::parse("musl~1.3")
+                .unwrap()
+                .req
+                .unwrap()
+                .matches("1.2.4-r2")
+        );
     }
 
     #[test]
@@ -886,7 +944,12 @@ mod tests {
     fn names(p: &ApkProblem, s: &ApkSolution) -> Vec<String> {
         s.chosen
             .keys()
-            .map(|&i| format!("{}-{}", p.candidates[i].record.name, p.candidates[i].record.version))
+            .map(|&i| {
+                format!(
+                    "{}-{}",
+                    p.candidates[i].record.name, p.candidates[i].record.version
+                )
+            })
             .collect()
     }
 
@@ -900,11 +963,18 @@ mod tests {
             "P:lib\nV:1.2-r0\n",
             "P:lib-compat\nV:9-r0\np:lib=1.5\n",
         ];
-        let p = problem(&["P:musl\nV:1.2.4-r2\np:so:libc.musl-x86_64.so.1=1\n"], &[(None, repo)], "musl app");
+        let p = problem(
+            &["P:musl\nV:1.2.4-r2\np:so:libc.musl-x86_64.so.1=1\n"],
+            &[(None, repo)],
+            "musl app",
+        );
         let s = solve(&p).unwrap();
         // musl stays installed; lib: the provider with the higher version
         // of the name.
-        assert_eq!(names(&p, &s), ["musl-1.2.4-r2", "app-2.0-r0", "lib-compat-9-r0"]);
+        assert_eq!(
+            names(&p, &s),
+            ["musl-1.2.4-r2", "app-2.0-r0", "lib-compat-9-r0"]
+        );
         let p = problem(&[], &[(None, repo)], "app=1.0-r0 lib<1.2");
         assert_eq!(names(&p, &solve(&p).unwrap()), ["app-1.0-r0", "lib-1.0-r0"]);
         let tagged: &[&str] = &["P:lib\nV:3.0-r0\n"];
@@ -924,12 +994,46 @@ mod tests {
             "P:lang\nV:1-r0\ni:a b\n",
         ];
         let p = problem(&[], &[(None, repo)], "a b");
-        assert!(matches!(solve(&p), Err(ApkSolveError::Conflict(_))));
+        assert!(
+            matches!(solve(&p), Err(ApkSolveError::Undecided(e)) if e.contains("conflicts with `b`"))
+        );
         let p = problem(&[], &[(None, repo)], "nope");
-        assert!(matches!(solve(&p), Err(ApkSolveError::Unsatisfiable { .. })));
+        assert!(matches!(
+            solve(&p),
+            Err(ApkSolveError::Unsatisfiable { .. })
+        ));
         let p = problem(&[], &[(None, repo)], "virt");
         assert!(matches!(solve(&p), Err(ApkSolveError::Undecided(_))));
         let p = problem(&[], &[(None, repo)], "b");
         assert_eq!(names(&p, &solve(&p).unwrap()), ["b-1-r0"]);
+        // `lib>=2` lands on a name `compat` already provides at 1.5.
+        let provided: &[&str] = &[
+            "P:compat\nV:1-r0\np:lib=1.5\n",
+            "P:lib\nV:2-r0\n",
+            "P:app\nV:1-r0\nD:lib>=2\n",
+        ];
+        let p = problem(&[], &[(None, provided)], "compat app");
+        assert!(
+            matches!(solve(&p), Err(ApkSolveError::Undecided(_))),
+            "{:?}",
+            solve(&p)
+        );
+        // The newest `tool` needs what nobody offers: apk would take the
+        // older one; imagelock says it does not search.
+        let tools: &[&str] = &["P:tool\nV:2-r0\nD:gone\n", "P:tool\nV:1-r0\n"];
+        let p = problem(&[], &[(None, tools)], "tool");
+        assert!(
+            matches!(solve(&p), Err(ApkSolveError::Undecided(e)) if e.contains("`gone` (for tool 2-r0)"))
+        );
+        // `install_if` met by the result: not decided.
+        let p = problem(
+            &[],
+            &[(
+                None,
+                &["P:a\nV:1-r0\n", "P:b\nV:1-r0\n", "P:lang\nV:1-r0\ni:a b\n"],
+            )],
+            "a b",
+        );
+        assert!(matches!(solve(&p), Err(ApkSolveError::Undecided(e)) if e.contains("install_if")));
     }
 }

@@ -396,6 +396,7 @@ mod tests {
                 pip: 2,
                 apt: 0,
                 rpm: 0,
+                apk: 0,
                 not_locked: true,
                 copied: 0,
             },

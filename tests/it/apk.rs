@@ -47,9 +47,13 @@ fn signed_index(dir: &Path, index: &str, private: &Path, key_name: &str) -> Vec<
     std::fs::create_dir_all(&work).unwrap();
     std::fs::write(work.join("APKINDEX"), index).unwrap();
     std::fs::write(work.join("DESCRIPTION"), "v3.20.3-fixture\n").unwrap();
-    let tar = ok(Command::new("tar")
-        .current_dir(&work)
-        .args(["-c", "--owner=0", "--group=0", "DESCRIPTION", "APKINDEX"]));
+    let tar = ok(Command::new("tar").current_dir(&work).args([
+        "-c",
+        "--owner=0",
+        "--group=0",
+        "DESCRIPTION",
+        "APKINDEX",
+    ]));
     std::fs::write(work.join("index.tar"), &tar).unwrap();
     ok(Command::new("gzip")
         .args(["-9", "-n", "-f"])
@@ -216,7 +220,11 @@ fn world(run_line: &str) -> Option<(World, std::path::PathBuf, Vec<u8>)> {
     );
     let ex = tmp.path().join("ex");
     std::fs::create_dir_all(&ex).unwrap();
-    std::fs::write(ex.join("Dockerfile"), format!("FROM fixture:3.20\n{run_line}\n")).unwrap();
+    std::fs::write(
+        ex.join("Dockerfile"),
+        format!("FROM fixture:3.20\n{run_line}\n"),
+    )
+    .unwrap();
     std::fs::write(
         ex.join("imagelock.toml"),
         format!(
@@ -258,7 +266,10 @@ fn apk_add_is_locked_from_the_signed_index_pinned_and_verified_in_the_image() {
                 "{} {} {}",
                 p.action,
                 p.name,
-                p.version.as_ref().map(ToString::to_string).unwrap_or_default()
+                p.version
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
             )
         })
         .collect();
@@ -279,7 +290,10 @@ fn apk_add_is_locked_from_the_signed_index_pinned_and_verified_in_the_image() {
         "Q1Y3VybC1uZXctY29udHJvbC1zaGExPQ=="
     );
     assert_eq!(curl.size, Some(1100));
-    assert_eq!(curl.repository.as_ref().unwrap().as_str(), format!("{HOST}/v3.20/main"));
+    assert_eq!(
+        curl.repository.as_ref().unwrap().as_str(),
+        format!("{HOST}/v3.20/main")
+    );
     assert_eq!(steps[0].apk_repos.len(), 1);
     assert_eq!(steps[0].apk_repos[0].key.as_str(), KEY);
     let second: Vec<String> = steps[1]
@@ -345,7 +359,11 @@ fn apk_add_is_locked_from_the_signed_index_pinned_and_verified_in_the_image() {
     ]);
     let (code, out, _) = w.cli(&["verify", "--image", &built("bad", &bad)]);
     assert_eq!(code, 1, "{out}");
-    for (name, what) in [("curl", "8.5.0-r0"), ("zlib", "image has none"), ("sneaky", "not in the lock")] {
+    for (name, what) in [
+        ("curl", "8.5.0-r0"),
+        ("zlib", "image has none"),
+        ("sneaky", "not in the lock"),
+    ] {
         assert!(
             out.lines().any(|l| l.contains(name) && l.contains(what)),
             "{name} is named with {what}:\n{out}"
@@ -361,7 +379,11 @@ fn an_index_signed_by_another_or_an_unknown_key_is_refused() {
     let index = w.path("srv/alpine/v3.20/main/x86_64/APKINDEX.tar.gz");
     // Signed by another key under the trusted key's name.
     let (other, _) = keypair(w.tmp.path(), "other");
-    std::fs::write(&index, signed_index(w.tmp.path(), &index_text(), &other, KEY)).unwrap();
+    std::fs::write(
+        &index,
+        signed_index(w.tmp.path(), &index_text(), &other, KEY),
+    )
+    .unwrap();
     let (code, out, err) = w.cli(&["freeze"]);
     assert_ne!(code, 0, "{out}\n{err}");
     assert!(
