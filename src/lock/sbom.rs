@@ -465,6 +465,59 @@ impl LockedImage {
                     );
                 }
             }
+            for step in self.steps.iter().filter(|s| self.in_image(&stages, s)) {
+                for p in step.apk.iter().filter(|p| p.platforms.contains(platform)) {
+                    let key = format!("apk:{}", p.name);
+                    if !p.installed_after() {
+                        chosen.remove(&key);
+                        continue;
+                    }
+                    // A virtual package (`--virtual`) is no package file.
+                    let Some(version) = &p.version else { continue };
+                    // The purl's namespace is the vendor: `alpine` for
+                    // Alpine's own mirrors, else left out rather than
+                    // guessed (Wolfi and others use apk too).
+                    let alpine = p.repository.as_ref().is_some_and(|r| {
+                        url::Url::parse(r.as_str())
+                            .ok()
+                            .and_then(|u| u.host_str().map(str::to_string))
+                            .is_some_and(|h| {
+                                h == "alpinelinux.org" || h.ends_with(".alpinelinux.org")
+                            })
+                    });
+                    let namespace = if alpine { "alpine/" } else { "" };
+                    let arch = p
+                        .arch
+                        .as_ref()
+                        .map(|a| format!("?arch={a}"))
+                        .unwrap_or_default();
+                    let purl = format!(
+                        "pkg:apk/{namespace}{}@{}{arch}",
+                        p.name,
+                        purl_encode(version)
+                    );
+                    let mut properties = Vec::new();
+                    if let Some(c) = &p.checksum {
+                        properties.push(("imagelock:apk-checksum".into(), c.to_string()));
+                    }
+                    chosen.insert(
+                        key.clone(),
+                        Item {
+                            bom_ref: purl.clone(),
+                            container: false,
+                            name: p.name.to_string(),
+                            version: Some(version.to_string()),
+                            purl: Some(purl),
+                            sha256: None,
+                            download: None,
+                            platforms: BTreeSet::new(),
+                            key,
+                            required_by: Vec::new(),
+                            properties,
+                        },
+                    );
+                }
+            }
             for (_, mut item) in chosen {
                 match own.iter_mut().find(|o| o.bom_ref == item.bom_ref) {
                     Some(o) => {

@@ -303,6 +303,17 @@ fn apk_add_is_locked_from_the_signed_index_pinned_and_verified_in_the_image() {
         .collect();
     assert_eq!(second, ["virtual .build-deps", "install gcc"], "{err}");
 
+    // The SBOM lists them (no vendor namespace: the fixture's repository
+    // is not Alpine's), not the virtual package.
+    let (code, out, err) = w.cli(&["export", "tool", "--to", "sbom"]);
+    assert_eq!(code, 0, "export:\n{out}\n{err}");
+    assert!(
+        out.contains("\"pkg:apk/curl@8.9.1-r0?arch=x86_64\"")
+            && out.contains("\"pkg:apk/gcc@13.2.1_git20240309-r0?arch=x86_64\"")
+            && !out.contains("pkg:apk/.build-deps"),
+        "{out}"
+    );
+
     // rewrite pins what apk add installs.
     let (code, out, err) = w.cli(&["rewrite"]);
     assert_eq!(code, 0, "rewrite:\n{out}\n{err}");
