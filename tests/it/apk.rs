@@ -43,6 +43,18 @@ fn keypair(dir: &Path, name: &str) -> (std::path::PathBuf, Vec<u8>) {
 /// in front of it a gzipped tar of `.SIGN.RSA.<key_name>` without its end
 /// blocks.
 fn signed_index(dir: &Path, index: &str, private: &Path, key_name: &str) -> Vec<u8> {
+    signed_index_with(dir, index, private, key_name, "sha1")
+}
+
+/// [`signed_index`] with `digest` `sha1` (`.SIGN.RSA.`) or `sha256`
+/// (`.SIGN.RSA256.`).
+fn signed_index_with(
+    dir: &Path,
+    index: &str,
+    private: &Path,
+    key_name: &str,
+    digest: &str,
+) -> Vec<u8> {
     let work = dir.join(format!("sign-{}", fastrand_name(index, key_name)));
     std::fs::create_dir_all(&work).unwrap();
     std::fs::write(work.join("APKINDEX"), index).unwrap();
@@ -59,9 +71,12 @@ fn signed_index(dir: &Path, index: &str, private: &Path, key_name: &str) -> Vec<
         .args(["-9", "-n", "-f"])
         .arg(work.join("index.tar")));
     let unsigned = work.join("index.tar.gz");
-    let sig_name = format!(".SIGN.RSA.{key_name}");
+    let sig_name = match digest {
+        "sha1" => format!(".SIGN.RSA.{key_name}"),
+        _ => format!(".SIGN.RSA256.{key_name}"),
+    };
     ok(Command::new("openssl")
-        .args(["dgst", "-sha1", "-sign"])
+        .args(["dgst", &format!("-{digest}"), "-sign"])
         .arg(private)
         .arg("-out")
         .arg(work.join(&sig_name))
@@ -162,6 +177,9 @@ fn index_text() -> String {
         "C:Q1bGliY3VybC1uZXctY29udHJvbDE9PQ==\nP:libcurl\nV:8.9.1-r0\nA:x86_64\nS:2100\nD:so:libz.so.1\np:so:libcurl.so.4=4.8.0\n",
         "C:Q1emxpYi1jb250cm9sLXNoYTEtc3VtMT0=\nP:zlib\nV:1.3.1-r1\nA:x86_64\nS:3000\np:so:libz.so.1=1.3.1\n",
         "C:Q1Z2NjLWNvbnRyb2wtc2hhMS1zdW0xMT0=\nP:gcc\nV:13.2.1_git20240309-r0\nA:x86_64\nS:5000\nD:!tcc\n",
+        "C:Q1bGFuZy1hLWNvbnRyb2wtc2hhMS1zdW09\nP:lang-a\nV:1-r0\nA:x86_64\nS:10\n",
+        "C:Q1bGFuZy1iLWNvbnRyb2wtc2hhMS1zdW09\nP:lang-b\nV:1-r0\nA:x86_64\nS:10\n",
+        "C:Q1bGFuZy1hYi1jb250cm9sLXNoYTEtc3U=\nP:lang-ab\nV:1-r0\nA:x86_64\nS:10\ni:lang-a lang-b\n",
     ]
     .join("\n")
 }
@@ -189,6 +207,11 @@ impl World {
 /// The repository signed by `signer` (private key, name in the signature),
 /// the base image trusting `KEY` = `trusted`, and a definition with `run`.
 fn world(run_line: &str) -> Option<(World, std::path::PathBuf, Vec<u8>)> {
+    world_with(run_line, "")
+}
+
+/// [`world`] with more lines in the image's `/etc/apk/repositories`.
+fn world_with(run_line: &str, more_repos: &str) -> Option<(World, std::path::PathBuf, Vec<u8>)> {
     for tool in ["openssl", "tar", "gzip"] {
         if !common::require_tool(tool, &format!("apt-get install -y {tool}")) {
             return None;
@@ -204,7 +227,7 @@ fn world(run_line: &str) -> Option<(World, std::path::PathBuf, Vec<u8>)> {
     )
     .unwrap();
     let server = StaticServer::start(tmp.path().join("srv"));
-    let repositories = format!("# fixture\n{HOST}/v3.20/main\n");
+    let repositories = format!("# fixture\n{HOST}/v3.20/main\n{more_repos}");
     let key_path = format!("etc/apk/keys/{KEY}");
     let base = layer(&[
         ("lib/apk/db/installed", MUSL_OLD.as_bytes()),
@@ -412,6 +435,79 @@ fn an_index_signed_by_another_or_an_unknown_key_is_refused() {
     assert_ne!(code, 0, "{out}\n{err}");
     assert!(
         err.contains("`other@x-2.rsa.pub`, which the image does not have"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_tagged_repository_signed_with_sha256_is_used_when_asked_and_install_if_is_not_guessed() {
+    let Some((w, private, _)) = world_with(
+        "RUN apk add curl@edge\nRUN apk add --no-cache lang-a lang-b",
+        &format!("@edge {HOST}/edge/main\n"),
+    ) else {
+        return;
+    };
+    let edge = w.path("srv/alpine/edge/main/x86_64");
+    std::fs::create_dir_all(&edge).unwrap();
+    let edge_index = [
+        "C:Q1ZWRnZS1jdXJsLWNvbnRyb2wtc2hhMT0=\nP:curl\nV:9.0.0-r0\nA:x86_64\nS:1200\nD:libcurl=9.0.0-r0\n",
+        "C:Q1ZWRnZS1saWJjdXJsLWNvbnRyb2wxPQ==\nP:libcurl\nV:9.0.0-r0\nA:x86_64\nS:2200\n",
+    ]
+    .join("\n");
+    std::fs::write(
+        edge.join("APKINDEX.tar.gz"),
+        signed_index_with(w.tmp.path(), &edge_index, &private, KEY, "sha256"),
+    )
+    .unwrap();
+    let (code, out, err) = w.cli(&["freeze"]);
+    assert_eq!(code, 0, "freeze:\n{out}\n{err}");
+    let lock = imagelock::lock::LockedImage::read(&w.path("ex/lockfiles/tool.lock")).unwrap();
+    let steps: Vec<_> = lock
+        .steps
+        .iter()
+        .filter(|s| s.manager.as_str() == "apk")
+        .collect();
+    assert_eq!(steps.len(), 2, "{err}");
+    assert!(steps[0].locked, "{err}");
+    let entries: Vec<String> = steps[0]
+        .apk
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {} {}",
+                p.name,
+                p.version
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                p.repository
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    // `curl@edge` from the tagged repository, and its dependency with it
+    // (the tag is inherited), though main has a libcurl too.
+    assert_eq!(
+        entries,
+        [
+            format!("curl 9.0.0-r0 {HOST}/edge/main"),
+            format!("libcurl 9.0.0-r0 {HOST}/edge/main"),
+        ],
+        "{err}"
+    );
+    assert_eq!(steps[0].apk_repos.len(), 2);
+    // lang-a with lang-b triggers lang-ab's `install_if`, which imagelock
+    // does not resolve: the step is not locked, with why.
+    assert!(!steps[1].locked);
+    let why = steps[1].reason.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("`lang-ab`") && why.contains("install_if"),
+        "{why}"
+    );
+    assert!(
+        err.contains("Dockerfile:3") && err.contains("install_if"),
         "{err}"
     );
 }
