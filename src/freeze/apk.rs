@@ -23,6 +23,10 @@ use crate::solve::apk::{
 };
 use crate::source::steps::{Action, InstallCommand, Manager};
 
+/// The `origin` of the virtual package record an `apk add --virtual` step
+/// makes (for the steps after it; never written to a lock).
+const MADE_VIRTUAL: &str = " imagelock: virtual";
+
 /// What an apk command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApkCommand {
@@ -127,8 +131,30 @@ fn apk_arch(platform: &str) -> Option<&'static str> {
     })
 }
 
-/// Resolves an apk step on `state.platform` and applies it to `state`.
+/// Resolves an apk step on `state.platform` and applies it to `state`. A
+/// step that is not locked leaves apk's state unknown to the apk steps
+/// after it ([`PlatformState::apk_unknown`]).
 pub async fn apk_step(
+    config: &Config,
+    session: &crate::resolve::Session,
+    place: &StepPlace<'_>,
+    cmd: &InstallCommand,
+    requested: Vec<String>,
+    earlier_text: &str,
+    state: &mut PlatformState,
+) -> Result<StepOutcome, FreezeError> {
+    let outcome =
+        resolve_apk_step(config, session, place, cmd, requested, earlier_text, state).await?;
+    if !outcome.locked && state.apk_unknown.is_none() {
+        state.apk_unknown = Some(format!(
+            "{}:{}: `{}` is not locked",
+            place.file, place.line, cmd.text
+        ));
+    }
+    Ok(outcome)
+}
+
+async fn resolve_apk_step(
     config: &Config,
     session: &crate::resolve::Session,
     place: &StepPlace<'_>,
@@ -149,6 +175,11 @@ pub async fn apk_step(
             ..StepOutcome::default()
         })
     };
+    if let Some(earlier) = &state.apk_unknown {
+        return not_locked(format!(
+            "the apk step at {earlier}, so imagelock does not know what apk starts from here"
+        ));
+    }
     let command = match apk_command(cmd) {
         Ok(c) => c,
         Err(why) => return not_locked(why),
@@ -251,7 +282,7 @@ pub async fn apk_step(
                     checksum: None,
                     size: None,
                     installed_size: None,
-                    origin: None,
+                    origin: Some(MADE_VIRTUAL.into()),
                     depends: command.deps.clone(),
                     provides: vec![],
                     install_if: vec![],
@@ -386,8 +417,11 @@ pub async fn apk_step(
     }
     for r in &installed {
         if !chosen_names.contains(r.name.as_str()) {
+            // A virtual package an earlier step made has no version apk
+            // would write (it stamps the time it runs).
+            let record = (r.origin.as_deref() != Some(MADE_VIRTUAL)).then_some((r, None));
             packages.push(
-                ApkPackage::new(&r.name, Some((r, None)), "remove", None, &platform)
+                ApkPackage::new(&r.name, record, "remove", None, &platform)
                     .map_err(|e| place.error(StepCause::Lock(e)))?,
             );
         }

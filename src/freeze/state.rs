@@ -61,6 +61,9 @@ pub struct PlatformState {
     /// apk's world after the apk steps so far (`None`: the base's
     /// `/etc/apk/world`).
     pub apk_world: Option<Vec<crate::solve::apk::Dep>>,
+    /// An earlier apk step that is not locked (where): what apk starts from
+    /// after it is not known, so the apk steps after it are not locked.
+    pub apk_unknown: Option<String>,
     /// The base's conda configuration files and `/etc/passwd` (absolute
     /// path → text); see [`crate::image::Catalogue::conda_files`].
     pub conda_files: BTreeMap<String, String>,
@@ -150,6 +153,7 @@ impl PlatformState {
             rpm_modules: None,
             apk_installed: None,
             apk_world: None,
+            apk_unknown: None,
             conda_files: catalogue.conda_files.clone(),
             user: catalogue.image.config.user.clone(),
             base_unknown: None,
@@ -401,6 +405,7 @@ impl PlatformState {
             rpm_modules: None,
             apk_installed: None,
             apk_world: None,
+            apk_unknown: None,
             conda_files: cached.conda_files,
             user: cached.user,
             base_unknown: None,

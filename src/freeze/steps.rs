@@ -117,6 +117,14 @@ pub async fn resolve_step(
     // or through an unknown program are not locked; the lock says so.
     // Which ones is decided in one place, `source::coverage`.
     if let Class::NotLocked(why) | Class::Lockable(why) = classify_install(cmd) {
+        if cmd.manager == Manager::Apk && cmd.action != crate::source::steps::Action::NoChange {
+            // What it does to apk's state is not known: the apk steps after
+            // it are not locked.
+            state.apk_unknown = Some(format!(
+                "{}:{}: `{}` is not locked",
+                place.file, place.line, cmd.text
+            ));
+        }
         let warnings = if cmd.manager.ecosystem() == Ecosystem::Os {
             Vec::new()
         } else {

@@ -442,7 +442,7 @@ fn an_index_signed_by_another_or_an_unknown_key_is_refused() {
 #[test]
 fn a_tagged_repository_signed_with_sha256_is_used_when_asked_and_install_if_is_not_guessed() {
     let Some((w, private, _)) = world_with(
-        "RUN apk add curl@edge\nRUN apk add --no-cache lang-a lang-b",
+        "RUN apk add curl@edge\nRUN apk add --virtual .v zlib && apk del .v\nRUN apk add --no-cache lang-a lang-b\nRUN apk add gcc",
         &format!("@edge {HOST}/edge/main\n"),
     ) else {
         return;
@@ -467,7 +467,7 @@ fn a_tagged_repository_signed_with_sha256_is_used_when_asked_and_install_if_is_n
         .iter()
         .filter(|s| s.manager.as_str() == "apk")
         .collect();
-    assert_eq!(steps.len(), 2, "{err}");
+    assert_eq!(steps.len(), 5, "{err}");
     assert!(steps[0].locked, "{err}");
     let entries: Vec<String> = steps[0]
         .apk
@@ -498,16 +498,44 @@ fn a_tagged_repository_signed_with_sha256_is_used_when_asked_and_install_if_is_n
         "{err}"
     );
     assert_eq!(steps[0].apk_repos.len(), 2);
+    // A virtual package made and deleted: its removal has no version.
+    let made: Vec<String> = steps[1]
+        .apk
+        .iter()
+        .map(|p| format!("{} {}", p.action, p.name))
+        .collect();
+    assert_eq!(made, ["virtual .v", "install zlib"], "{err}");
+    let deleted: Vec<String> = steps[2]
+        .apk
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {} {}",
+                p.action,
+                p.name,
+                p.version
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(deleted, ["remove .v ", "remove zlib 1.3.1-r1"], "{err}");
     // lang-a with lang-b triggers lang-ab's `install_if`, which imagelock
     // does not resolve: the step is not locked, with why.
-    assert!(!steps[1].locked);
-    let why = steps[1].reason.as_deref().unwrap_or_default();
+    assert!(!steps[3].locked);
+    let why = steps[3].reason.as_deref().unwrap_or_default();
     assert!(
         why.contains("`lang-ab`") && why.contains("install_if"),
         "{why}"
     );
     assert!(
-        err.contains("Dockerfile:3") && err.contains("install_if"),
+        err.contains("Dockerfile:4") && err.contains("install_if"),
         "{err}"
     );
+    // What apk starts from after it is not known: the next apk step is not
+    // locked either, naming it.
+    assert!(!steps[4].locked);
+    let why = steps[4].reason.as_deref().unwrap_or_default();
+    assert!(why.contains("Dockerfile:4"), "{why}");
 }
