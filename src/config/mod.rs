@@ -92,8 +92,28 @@ pub struct AptConfig {
     /// Archive URI → mirror URI (`"http://deb.debian.org/debian" =
     /// "https://mirror.example/debian"`): fetched from the mirror, recorded
     /// under the archive's URI, checked against the image's keys as ever.
+    /// A mirror that is a path (no `scheme://`) is a local directory,
+    /// relative to the configuration file.
     #[serde(default)]
     pub mirrors: BTreeMap<String, String>,
+}
+
+impl AptConfig {
+    /// The mirror pairs with local paths made `file://` URLs: relative ones
+    /// resolved against `root` (the configuration file's directory).
+    pub fn mirrors_from(&self, root: &Path) -> Vec<(String, String)> {
+        self.mirrors
+            .iter()
+            .map(|(from, to)| {
+                if to.contains("://") {
+                    return (from.clone(), to.clone());
+                }
+                let path = root.join(to.strip_prefix("file:").unwrap_or(to));
+                let abs = path.canonicalize().unwrap_or(path);
+                (from.clone(), format!("file://{}", abs.display()))
+            })
+            .collect()
+    }
 }
 
 /// `[apptainer]`: the services Apptainer definition files pull from.

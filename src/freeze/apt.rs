@@ -446,7 +446,7 @@ pub async fn apt_step(
         }
     }
     let transport = CachedTransport::new(session.http().clone(), session.cache_dir().join("apt"));
-    let mirrors = AptMirrors::new(config.apt.mirrors.clone());
+    let mirrors = AptMirrors::new(config.apt.mirrors_from(&config.root));
     let now = jiff::Timestamp::now().as_second();
     let fetched = fetch_sources(
         &transport,

@@ -381,7 +381,7 @@ pub async fn rpm_step(
         .or_else(|| main.get("install_weak_deps").and_then(|v| yes(v)))
         .unwrap_or(true);
 
-    let mirrors = AptMirrors::new(config.apt.mirrors.clone());
+    let mirrors = AptMirrors::new(config.apt.mirrors_from(&config.root));
     let mut fetched = Vec::new();
     let mut metadata = ModuleMetadata::default();
     for r in &repos {

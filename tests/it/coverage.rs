@@ -159,12 +159,13 @@ fn verify_names_the_coverage_beside_a_current_lock() {
     let (code, out, err) = common::run(
         common::imagelock()
             .current_dir(&examples)
-            .args(["verify", "workbench/Dockerfile"]),
+            .args(["verify", "driver/Dockerfile", "workbench/Dockerfile"]),
     );
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(
         out,
-        "workbench: the lock is current\nworkbench: coverage: 3 of 4 steps locked; not locked: line 9 `dnf install …` (the image has no rpm database (`/var/lib/rpm/rpmdb.sqlite`), so imagelock does not know what dnf starts from)\n"
+        "driver: the lock is current\ndriver: coverage: 3 of 6 steps locked; not locked: line 8 `apt-get install …` (the image names no apt source (`/etc/apt/sources.list`, `sources.list.d/*.list` or `*.sources`) that imagelock can read), line 18 `curl … | bash` (script from the network), line 19 `curl … | tar` (archive from the network, unpacked unchecked)\n\
+         workbench: the lock is current\nworkbench: coverage: 4 of 4 steps locked\n"
     );
 }
 

@@ -135,6 +135,9 @@ impl AptTransport for crate::resolve::http::HttpClient {
             url: url.to_string(),
             message: e.to_string(),
         })?;
+        if parsed.scheme() == "file" {
+            return read_local(&parsed, url, limit);
+        }
         let resp = self
             .send(HttpRequest::get(parsed, limit))
             .await
@@ -160,6 +163,38 @@ impl AptTransport for crate::resolve::http::HttpClient {
         }
         Ok(Some(resp.body))
     }
+}
+
+/// A `file://` URL (a local mirror, `[apt] mirrors`) read as a server
+/// would answer it: `Ok(None)` when the file does not exist.
+fn read_local(parsed: &reqwest::Url, url: &str, limit: u64) -> Result<Option<Bytes>, AptRepoError> {
+    let failed = |message: String| AptRepoError::Http {
+        url: url.to_string(),
+        message,
+    };
+    let path = parsed
+        .to_file_path()
+        .map_err(|()| failed("not a local path".into()))?;
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(failed(e.to_string())),
+        Ok(m) if m.is_dir() => return Ok(None),
+        Ok(m) if m.len() > limit => {
+            return Err(AptRepoError::TooLarge {
+                url: url.to_string(),
+                limit,
+            });
+        }
+        Ok(_) => {}
+    }
+    let bytes = fs_err::read(&path).map_err(|e| failed(e.to_string()))?;
+    if bytes.len() as u64 > limit {
+        return Err(AptRepoError::TooLarge {
+            url: url.to_string(),
+            limit,
+        });
+    }
+    Ok(Some(Bytes::from(bytes)))
 }
 
 /// Archive URI prefixes replaced by a mirror's (`[apt] mirrors`), longest
