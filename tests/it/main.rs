@@ -38,6 +38,7 @@ mod rewrite;
 mod rpm;
 mod rpm_drift;
 mod rpm_modules;
+mod rpm_world;
 mod security;
 mod settings;
 mod sif;

@@ -23,7 +23,7 @@ use crate::common::{copy_dir, repo_root, require_tool, tempdir};
 
 const FIXTURE_HOST: &str = "http://rpm.fixture.invalid/";
 
-fn prepared() -> Option<PathBuf> {
+pub(crate) fn prepared() -> Option<PathBuf> {
     let dir = repo_root().join("target/rpm-fixture");
     let ready = dir.join("VERSION").is_file() && dir.join("base.tar").is_file();
     if !ready {
@@ -57,7 +57,7 @@ fn root_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn expected_qa(dir: &Path) -> BTreeSet<String> {
+pub(crate) fn expected_qa(dir: &Path) -> BTreeSet<String> {
     std::fs::read_to_string(dir.join("root-qa.txt"))
         .unwrap()
         .lines()
@@ -274,7 +274,7 @@ fn the_catalogue_of_a_base_image_lists_its_rpms() {
 
 /// What `dnf --assumeno` prints for a transaction: the NEVRAs installed
 /// afterwards (from the base's), or dnf's error.
-fn dnf_outcome(base: &BTreeSet<String>, output: &str) -> Result<BTreeSet<String>, String> {
+pub(crate) fn dnf_outcome(base: &BTreeSet<String>, output: &str) -> Result<BTreeSet<String>, String> {
     if let Some(i) = output.find("Error:") {
         return Err(output[i..].trim().to_string());
     }
@@ -672,7 +672,7 @@ fn imagelock_pins(step: &imagelock::lock::LockedStep) -> Vec<String> {
         .collect()
 }
 
-fn rpm_qa(root: &Path) -> BTreeSet<String> {
+pub(crate) fn rpm_qa(root: &Path) -> BTreeSet<String> {
     let home = root.with_extension("home");
     std::fs::create_dir_all(&home).unwrap();
     std::fs::write(home.join(".rpmmacros"), "%_dbpath /var/lib/rpm\n").unwrap();
