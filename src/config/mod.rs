@@ -109,7 +109,10 @@ impl AptConfig {
                     return (from.clone(), to.clone());
                 }
                 let path = root.join(to.strip_prefix("file:").unwrap_or(to));
-                let abs = path.canonicalize().unwrap_or(path);
+                let abs = path
+                    .canonicalize()
+                    .or_else(|_| std::path::absolute(&path))
+                    .unwrap_or(path);
                 (from.clone(), format!("file://{}", abs.display()))
             })
             .collect()
@@ -725,6 +728,36 @@ mod tests {
         assert_eq!(c.images[0].context, Path::new("repo/driver"));
         assert_eq!(c.images[0].platforms, vec!["linux/amd64"]);
         assert_eq!(c.lock_dir, Path::new("repo/lockfiles"));
+    }
+
+    #[test]
+    fn a_mirror_that_is_a_path_is_a_directory_beside_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("world/rpm")).unwrap();
+        let c = Config::parse(
+            &dir.path().join("imagelock.toml"),
+            "[apt.mirrors]\n\"https://cdn.example/ubi\" = \"world/rpm\"\n\
+             \"http://deb.example/debian\" = \"https://mirror.example/debian\"\n\
+             \"http://old.example\" = \"file:missing/dir\"\n",
+        )
+        .unwrap();
+        let pairs: BTreeMap<String, String> =
+            c.apt.mirrors_from(&c.root).into_iter().collect();
+        let root = dir.path().canonicalize().unwrap();
+        assert_eq!(
+            pairs["https://cdn.example/ubi"],
+            format!("file://{}", root.join("world/rpm").display())
+        );
+        assert_eq!(
+            pairs["http://deb.example/debian"],
+            "https://mirror.example/debian"
+        );
+        // Not there (yet): still an absolute path, never a host name.
+        assert!(
+            pairs["http://old.example"].starts_with("file:///")
+                && pairs["http://old.example"].ends_with("/missing/dir"),
+            "{pairs:?}"
+        );
     }
 
     #[test]

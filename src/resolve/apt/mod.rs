@@ -574,6 +574,32 @@ mod tests {
     }
 
     #[test]
+    fn a_local_mirror_is_read_as_a_server_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("repodata")).unwrap();
+        std::fs::write(dir.path().join("repodata/repomd.xml"), b"<repomd/>").unwrap();
+        let base = format!("file://{}", dir.path().display());
+        let client = crate::resolve::http::HttpClient::new(
+            crate::resolve::http::HttpOptions::default(),
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let get = |url: String, limit: u64| rt.block_on(client.get(&url, limit));
+        assert_eq!(
+            get(format!("{base}/repodata/repomd.xml"), 100).unwrap(),
+            Some(Bytes::from_static(b"<repomd/>"))
+        );
+        assert_eq!(get(format!("{base}/repodata/missing.xml"), 100).unwrap(), None);
+        assert_eq!(get(format!("{base}/repodata"), 100).unwrap(), None);
+        assert!(matches!(
+            get(format!("{base}/repodata/repomd.xml"), 4),
+            Err(AptRepoError::TooLarge { limit: 4, .. })
+        ));
+    }
+
+    #[test]
     fn hash_mismatch_is_refused() {
         let h = IndexHash {
             path: "main/binary-amd64/Packages".into(),
