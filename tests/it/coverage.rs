@@ -156,11 +156,11 @@ fn drift_fails_on_unlocked_steps_until_they_are_accepted() {
 #[test]
 fn verify_names_the_coverage_beside_a_current_lock() {
     let examples = common::repo_root().join("fixtures/examples");
-    let (code, out, err) = common::run(
-        common::imagelock()
-            .current_dir(&examples)
-            .args(["verify", "driver/Dockerfile", "workbench/Dockerfile"]),
-    );
+    let (code, out, err) = common::run(common::imagelock().current_dir(&examples).args([
+        "verify",
+        "driver/Dockerfile",
+        "workbench/Dockerfile",
+    ]));
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(
         out,

@@ -36,6 +36,7 @@ mod reports;
 mod requests;
 mod rewrite;
 mod rpm;
+mod rpm_build;
 mod rpm_drift;
 mod rpm_modules;
 mod rpm_world;

@@ -274,7 +274,10 @@ fn the_catalogue_of_a_base_image_lists_its_rpms() {
 
 /// What `dnf --assumeno` prints for a transaction: the NEVRAs installed
 /// afterwards (from the base's), or dnf's error.
-pub(crate) fn dnf_outcome(base: &BTreeSet<String>, output: &str) -> Result<BTreeSet<String>, String> {
+pub(crate) fn dnf_outcome(
+    base: &BTreeSet<String>,
+    output: &str,
+) -> Result<BTreeSet<String>, String> {
     if let Some(i) = output.find("Error:") {
         return Err(output[i..].trim().to_string());
     }

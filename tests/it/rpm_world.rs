@@ -44,7 +44,11 @@ fn the_workbench_lock_is_what_dnf_assumeno_says_on_the_world() {
         "/etc/yum.repos.d/ubi.repo",
         "/etc/dnf/dnf.conf",
     ] {
-        assert!(files.contains_key(f), "{f} is in the base: {:?}", files.keys());
+        assert!(
+            files.contains_key(f),
+            "{f} is in the base: {:?}",
+            files.keys()
+        );
     }
 
     // A root holding the image's rpm state; its repositories pointed at the
@@ -68,8 +72,8 @@ fn the_workbench_lock_is_what_dnf_assumeno_says_on_the_world() {
     std::fs::write(home.join(".rpmmacros"), "%_dbpath /var/lib/rpm\n").unwrap();
     std::fs::create_dir_all(tmp.path().join("log")).unwrap();
 
-    let lock = imagelock::lock::LockedImage::read(&repo_root().join("lockfiles/workbench.lock"))
-        .unwrap();
+    let lock =
+        imagelock::lock::LockedImage::read(&repo_root().join("lockfiles/workbench.lock")).unwrap();
     let step = lock
         .steps
         .iter()
@@ -148,10 +152,17 @@ fn the_workbench_lock_is_what_dnf_assumeno_says_on_the_world() {
         .map(|p| (p.nevra(), p.repo.as_ref().unwrap().as_str().to_string()))
         .collect();
     assert_eq!(lock_repos, dnf_repos, "dnf said:\n{text}");
-    assert_eq!(lock_repos["zlib-devel-1.2.11-40.el9.x86_64"], "ubi-9-appstream-rpms");
+    assert_eq!(
+        lock_repos["zlib-devel-1.2.11-40.el9.x86_64"],
+        "ubi-9-appstream-rpms"
+    );
     assert_eq!(lock_repos["bzip2-1.0.8-8.el9.x86_64"], "ubi-9-baseos-rpms");
     // The lock names UBI's URLs, never the world's directory.
     for r in &step.rpm_repos {
-        assert!(r.baseurl.as_str().starts_with(UBI), "{}", r.baseurl.as_str());
+        assert!(
+            r.baseurl.as_str().starts_with(UBI),
+            "{}",
+            r.baseurl.as_str()
+        );
     }
 }
