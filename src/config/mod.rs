@@ -741,8 +741,7 @@ mod tests {
              \"http://old.example\" = \"file:missing/dir\"\n",
         )
         .unwrap();
-        let pairs: BTreeMap<String, String> =
-            c.apt.mirrors_from(&c.root).into_iter().collect();
+        let pairs: BTreeMap<String, String> = c.apt.mirrors_from(&c.root).into_iter().collect();
         let root = dir.path().canonicalize().unwrap();
         assert_eq!(
             pairs["https://cdn.example/ubi"],

@@ -579,10 +579,9 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("repodata")).unwrap();
         std::fs::write(dir.path().join("repodata/repomd.xml"), b"<repomd/>").unwrap();
         let base = format!("file://{}", dir.path().display());
-        let client = crate::resolve::http::HttpClient::new(
-            crate::resolve::http::HttpOptions::default(),
-        )
-        .unwrap();
+        let client =
+            crate::resolve::http::HttpClient::new(crate::resolve::http::HttpOptions::default())
+                .unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -591,7 +590,10 @@ mod tests {
             get(format!("{base}/repodata/repomd.xml"), 100).unwrap(),
             Some(Bytes::from_static(b"<repomd/>"))
         );
-        assert_eq!(get(format!("{base}/repodata/missing.xml"), 100).unwrap(), None);
+        assert_eq!(
+            get(format!("{base}/repodata/missing.xml"), 100).unwrap(),
+            None
+        );
         assert_eq!(get(format!("{base}/repodata"), 100).unwrap(), None);
         assert!(matches!(
             get(format!("{base}/repodata/repomd.xml"), 4),
