@@ -93,6 +93,55 @@ pub fn apt_request(previous: Option<&LockedStep>, specs: &[String]) -> Vec<Strin
     }
 }
 
+/// A dnf step whose specs are the pins rewrite made from the previous lock
+/// step (each `name-[epoch:]version-release.arch` of a package it left
+/// installed) and whose resolution on `platform` is exactly what that step
+/// locked there (same builds, same actions) keeps that step's record: its
+/// original `requested` and each package's `required-by`. dnf resolves the
+/// pins as written, and so does freeze; only the record of why each package
+/// is there stays the one made from the request the pins came from, so the
+/// lock freeze makes right after a rewrite is the lock rewrite wrote.
+/// Anything else (a pin that moved, a package more or less) is left as
+/// resolved.
+pub fn rpm_keep_request(
+    previous: Option<&LockedStep>,
+    specs: &[String],
+    platform: &str,
+    outcome: &mut crate::freeze::outcome::StepOutcome,
+) {
+    let Some(step) = previous else { return };
+    if !outcome.locked || specs.is_empty() || step.requested.as_slice() == specs {
+        return;
+    }
+    let here: Vec<&crate::lock::RpmPackage> = step
+        .rpm
+        .iter()
+        .filter(|p| p.platforms.iter().any(|pl| pl.to_string() == platform))
+        .collect();
+    let pinned = |s: &String| here.iter().any(|p| p.installed_after() && p.nevra() == *s);
+    if !specs.iter().all(pinned) || here.len() != outcome.rpm.len() {
+        return;
+    }
+    let same = |a: &crate::lock::RpmPackage, b: &crate::lock::RpmPackage| {
+        a.nevra() == b.nevra()
+            && a.action == b.action
+            && a.repo == b.repo
+            && a.sha256 == b.sha256
+            && a.replaces == b.replaces
+    };
+    let mut matched = Vec::with_capacity(outcome.rpm.len());
+    for p in &outcome.rpm {
+        let Some(prev) = here.iter().find(|q| same(p, q)) else {
+            return;
+        };
+        matched.push(prev.required_by.clone());
+    }
+    for (p, required_by) in outcome.rpm.iter_mut().zip(matched) {
+        p.required_by = required_by;
+    }
+    outcome.requested.clone_from(&step.requested);
+}
+
 /// The pip part of a step's request: `pip: …` entries of an environment
 /// file's step, else all of them.
 fn pip_part(requested: &[String]) -> Vec<String> {

@@ -272,19 +272,29 @@ pub async fn resolve_step(
             } else {
                 Vec::new()
             };
-            crate::freeze::rpm::rpm_step(
+            let written = values(&cmd.specs);
+            let mut outcome = crate::freeze::rpm::rpm_step(
                 config,
                 session,
                 place,
                 cmd,
-                values(&cmd.specs),
+                written.clone(),
                 crate::freeze::rpm::Previous {
                     locked,
                     errata: options.ignore_locked,
                 },
                 state,
             )
-            .await
+            .await?;
+            // Pins rewrite made from the previous lock keep its record of
+            // the request they came from.
+            crate::freeze::request::rpm_keep_request(
+                previous_step(job, place, cmd),
+                &written,
+                &state.platform,
+                &mut outcome,
+            );
+            Ok(outcome)
         }
         Ecosystem::Os if cmd.manager == Manager::Apk => {
             let text = &job.inputs.definition;

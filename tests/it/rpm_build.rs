@@ -160,6 +160,9 @@ fn a_dnf_step_is_frozen_rewritten_built_by_dnf_and_verified() {
 
     let (code, out, err) = cli(&["rewrite"]);
     assert_eq!(code, 0, "rewrite failed:\n{out}\n{err}");
+    // The pinned file freezes to the same lock (the original request kept).
+    let (code, out, err) = cli(&["freeze", "--check"]);
+    assert_eq!(code, 0, "freeze --check after rewrite:\n{out}\n{err}");
     let dockerfile = std::fs::read_to_string(ex.join("Dockerfile")).unwrap();
     let specs = pinned_specs(&dockerfile);
     assert_eq!(
