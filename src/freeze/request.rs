@@ -200,6 +200,65 @@ fn conda_pin(spec: &str) -> Option<(String, String, Option<String>)> {
 mod tests {
     use super::*;
 
+    fn rpm(name: &str, vr: &str, sha: char, required_by: &str) -> String {
+        let (v, r) = vr.split_once('-').unwrap();
+        format!(
+            "[[rpm]]\nname = \"{name}\"\nversion = \"{v}\"\nrelease = \"{r}\"\narch = \"noarch\"\n\
+             action = \"install\"\nrepo = \"base\"\nsha256 = \"{}\"\n\
+             required-by = [\"{required_by}\"]\nplatforms = [\"linux/amd64\"]\n",
+            sha.to_string().repeat(64)
+        )
+    }
+
+    #[test]
+    fn dnf_pins_keep_the_record_only_when_they_resolve_to_the_locked_builds() {
+        let step: LockedStep = toml::from_str(&format!(
+            "stage = 0\nfile = \"Dockerfile\"\nline = 2\ncommand = \"dnf install -y app\"\n\
+             manager = \"dnf\"\naction = \"install\"\nrequested = [\"app\"]\n{}{}",
+            rpm("app", "1.0-1", 'a', "requested"),
+            rpm("tool", "1.0-1", 'b', "Requires of app-1.0-1.noarch")
+        ))
+        .unwrap();
+        let pins = vec![
+            "app-1.0-1.noarch".to_string(),
+            "tool-1.0-1.noarch".to_string(),
+        ];
+        let outcome = |tool_sha: char| crate::freeze::outcome::StepOutcome {
+            requested: pins.clone(),
+            locked: true,
+            rpm: [("app", 'a'), ("tool", tool_sha)]
+                .iter()
+                .map(|(n, sha)| {
+                    toml::from_str::<toml::Table>(&rpm(n, "1.0-1", *sha, "requested"))
+                        .unwrap()["rpm"]
+                        .as_array()
+                        .unwrap()[0]
+                        .clone()
+                        .try_into()
+                        .unwrap()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let mut same = outcome('b');
+        rpm_keep_request(Some(&step), &pins, "linux/amd64", &mut same);
+        assert_eq!(same.requested, ["app"]);
+        assert_eq!(same.rpm[1].required_by, ["Requires of app-1.0-1.noarch"]);
+        // Another build of a pinned NEVRA: the record is what was resolved.
+        let mut moved = outcome('c');
+        rpm_keep_request(Some(&step), &pins, "linux/amd64", &mut moved);
+        assert_eq!(moved.requested, pins);
+        assert_eq!(moved.rpm[1].required_by, ["requested"]);
+        // Specs that are not pins, or another platform: untouched.
+        let mut other = outcome('b');
+        let unpinned = vec!["app".to_string(), "tool".to_string()];
+        rpm_keep_request(Some(&step), &unpinned, "linux/amd64", &mut other);
+        assert_eq!(other.requested, pins);
+        let mut arm = outcome('b');
+        rpm_keep_request(Some(&step), &pins, "linux/arm64", &mut arm);
+        assert_eq!(arm.requested, pins);
+    }
+
     #[test]
     fn pins_are_read_as_rewrite_writes_them() {
         assert_eq!(
