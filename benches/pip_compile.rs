@@ -9,10 +9,41 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use imagelock::resolve::pypi::index_urls::Sourced;
-use imagelock::resolve::pypi::{self, Fetcher, IndexClient, IndexUrls, PipLevels, PipSettings};
+use imagelock::resolve::pypi::{
+    self, Fetcher, IndexClient, IndexUrls, PipLevels, PipSettings, PypiProgress,
+};
 use imagelock::solve::python::{Libc, ResolveOptions, ResolveRequest, TargetEnv};
 
+/// Prints when each sdist build starts and ends, from the start of the run.
+struct Timeline(Instant);
+
+impl PypiProgress for Timeline {
+    fn building_sdist(&self, filename: &str) {
+        eprintln!(
+            "{:7.3}s building {filename}",
+            self.0.elapsed().as_secs_f64()
+        );
+    }
+
+    fn built_sdist(&self, filename: &str, elapsed: std::time::Duration, ok: bool) {
+        eprintln!(
+            "{:7.3}s {} {filename} ({:.3}s)",
+            self.0.elapsed().as_secs_f64(),
+            if ok { "built" } else { "failed" },
+            elapsed.as_secs_f64()
+        );
+    }
+
+    fn building_with_pip(&self, filename: &str, why: &str) {
+        eprintln!(
+            "{:7.3}s pip builds the environment of {filename}: {why}",
+            self.0.elapsed().as_secs_f64()
+        );
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    let start = Instant::now();
     let mut args = std::env::args().skip(1);
     let (mut python, mut platform, mut glibc, mut musl) =
         (None, "linux/amd64".to_string(), None, None);
@@ -56,7 +87,9 @@ fn main() -> anyhow::Result<()> {
         std::env::var_os("IMAGELOCK_CACHE_DIR").map(|d| std::path::PathBuf::from(d).join("pypi"))
     });
     let fetch = Fetcher::new(cache, offline, urls.logins(&env))?;
-    let client = Arc::new(IndexClient::new(fetch, &urls.urls, false)?);
+    let client = Arc::new(
+        IndexClient::new(fetch, &urls.urls, false)?.with_progress(Some(Arc::new(Timeline(start)))),
+    );
     let request = ResolveRequest {
         requirements: reqs,
         options: ResolveOptions {
@@ -69,7 +102,6 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let start = Instant::now();
     let out = rt.block_on(pypi::resolve(client.clone(), target, request));
     let elapsed = start.elapsed();
     let stats = client.stats();

@@ -413,6 +413,14 @@ impl PypiProgress for Bars {
         self.line(&format!("building sdist {filename} for its metadata"));
     }
 
+    fn built_sdist(&self, filename: &str, elapsed: Duration, ok: bool) {
+        let how = if ok { "built" } else { "failed to build" };
+        self.line(&format!(
+            "{how} sdist {filename} in {:.2} s",
+            elapsed.as_secs_f64()
+        ));
+    }
+
     fn building_with_pip(&self, filename: &str, why: &str) {
         self.line(&format!(
             "building sdist {filename}: pip makes its build environment ({why})"

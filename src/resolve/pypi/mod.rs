@@ -126,6 +126,10 @@ type Memo<K, T> = Mutex<HashMap<K, Arc<OnceCell<Result<T, SourceError>>>>>;
 pub trait PypiProgress: Send + Sync {
     /// An sdist's metadata is being built with its build backend.
     fn building_sdist(&self, filename: &str);
+    /// That build ended after `elapsed`, `ok` when it gave metadata.
+    fn built_sdist(&self, filename: &str, elapsed: std::time::Duration, ok: bool) {
+        let _ = (filename, elapsed, ok);
+    }
     /// The sdist's build environment is made by pip after all (`why`:
     /// what imagelock's own, pip-free path could not do).
     fn building_with_pip(&self, filename: &str, why: &str) {
@@ -610,7 +614,7 @@ impl IndexClient {
     async fn build_metadata(
         self: &Arc<Self>,
         filename: &str,
-        mut sdist: std::fs::File,
+        sdist: std::fs::File,
     ) -> Result<String, PypiError> {
         let python = self.python.clone();
         let host = self
@@ -635,9 +639,25 @@ impl IndexClient {
         if let Some(p) = &self.progress {
             p.building_sdist(filename);
         }
+        let started = std::time::Instant::now();
+        let built = self.build_with_host(&host, filename, sdist).await;
+        if let Some(p) = &self.progress {
+            p.built_sdist(filename, started.elapsed(), built.is_ok());
+        }
+        built
+    }
+
+    /// [`Self::build_metadata`] once the host Python is known.
+    async fn build_with_host(
+        self: &Arc<Self>,
+        host: &build::HostPython,
+        filename: &str,
+        mut sdist: std::fs::File,
+    ) -> Result<String, PypiError> {
+        let python = self.python.clone();
         let envs = self.build_envs(filename)?;
         match self
-            .build_without_pip(&host, &envs.0, filename, &mut sdist)
+            .build_without_pip(host, &envs.0, filename, &mut sdist)
             .await?
         {
             Ok(text) => return Ok(text),
