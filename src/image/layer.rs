@@ -2,12 +2,12 @@
 //! tar and keeps only the entries that matter, never extracting to disk.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, Read, Seek, SeekFrom};
 
 use flate2::bufread::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
-use super::digest::HashingReader;
+use super::digest::{HashedChunks, HashingReader};
 use super::{ImageError, ReadOptions};
 use crate::oci::{Digest, LayerRef};
 
@@ -332,7 +332,9 @@ impl<R: BufRead> Decoder<R> {
 /// A reader that fails once more than `limit` bytes came through: the guard
 /// against decompression bombs.
 struct Limited<R> {
-    inner: HashingReader<R>,
+    inner: R,
+    /// Bytes read so far.
+    count: u64,
     limit: u64,
     /// Compressed bytes read so far, and the largest ratio of uncompressed
     /// to compressed bytes accepted (0: no ratio limit).
@@ -343,7 +345,8 @@ struct Limited<R> {
 impl<R: Read> Read for Limited<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let out = self.inner.count();
+        self.count += n as u64;
+        let out = self.count;
         if out > self.limit {
             return Err(io::Error::other("layer exceeds the size limit"));
         }
@@ -490,16 +493,21 @@ impl<R> TarGuard<R> {
                     *left -= take as u64;
                     bytes = &bytes[take..];
                     if *left == 0 {
-                        self.state = GuardState::Header;
-                        if !self.pax.is_empty() {
-                            self.pax_size = pax_value(&self.pax, "size");
-                            self.pax.clear();
-                        }
+                        self.end_data();
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// An entry's data and padding are passed: a header comes next.
+    fn end_data(&mut self) {
+        self.state = GuardState::Header;
+        if !self.pax.is_empty() {
+            self.pax_size = pax_value(&self.pax, "size");
+            self.pax.clear();
+        }
     }
 
     fn on_block(&mut self) -> io::Result<()> {
@@ -607,6 +615,50 @@ impl<R: Read> Read for TarGuard<R> {
         let n = self.inner.read(buf)?;
         self.watch(&buf[..n])?;
         Ok(n)
+    }
+}
+
+impl<R: Read + Seek> Seek for TarGuard<R> {
+    /// Forward and relative, as the `tar` crate skips file contents: data
+    /// that is not a PAX header is passed to `inner` to skip; anything
+    /// else (headers, PAX records) is read and watched as a read would be.
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let SeekFrom::Current(delta) = pos else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a layer's tar stream only seeks relative to where it is",
+            ));
+        };
+        let mut left = u64::try_from(delta).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a layer's tar stream only seeks forward",
+            )
+        })?;
+        let mut scratch = [0u8; 512];
+        while left > 0 {
+            if let GuardState::Data { left: data, pax: 0 } = &mut self.state {
+                let step = left.min(*data);
+                self.inner
+                    .seek(SeekFrom::Current(i64::try_from(step).unwrap_or(i64::MAX)))?;
+                *data -= step;
+                left -= step;
+                if *data == 0 {
+                    self.end_data();
+                }
+            } else {
+                let want = usize::try_from(left).unwrap_or(usize::MAX).min(512);
+                let n = self.read(&mut scratch[..want])?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "unexpected EOF during skip",
+                    ));
+                }
+                left -= n as u64;
+            }
+        }
+        self.inner.stream_position()
     }
 }
 
@@ -727,7 +779,7 @@ fn scan(
     let io_err = |e| ctx.tar_error(e);
     let compressed_count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut compressed = Consumed {
-        inner: BufReader::with_capacity(256 * 1024, HashingReader::new(blob)),
+        inner: HashedChunks::new(blob),
         count: compressed_count.clone(),
     };
     let head = compressed.inner.fill_buf().map_err(io_err)?;
@@ -761,12 +813,13 @@ fn scan(
         limit,
     };
     let mut archive = tar::Archive::new(TarGuard::new(
-        Limited {
-            inner: HashingReader::new(decoder),
+        HashedChunks::new(Limited {
+            inner: decoder,
+            count: 0,
             limit,
             compressed: compressed_count,
             max_ratio: ctx.opts.max_decompression_ratio,
-        },
+        }),
         ctx.opts.max_header_extension,
     ));
     let mut out = LayerCollection {
@@ -787,29 +840,24 @@ fn scan(
         },
     };
     let walked = walk(ctx, &mut archive, pass, pending, &mut out);
-    let limited = archive.into_inner().inner;
-    if limited.inner.count() > limit {
+    let mut stream = archive.into_inner().inner;
+    if stream.get_ref().count > limit {
         return Err(too_large());
     }
     walked?;
     // The tar ends before the stream does (padding, end blocks): hash the
     // rest too, with the same limit.
-    let mut limited = limited;
-    io::copy(&mut limited, &mut io::sink()).map_err(|e| {
-        if limited.inner.count() > limit {
+    stream.drain().map_err(|e| {
+        if stream.get_ref().count > limit {
             too_large()
         } else {
             ctx.tar_error(e)
         }
     })?;
-    let Limited { inner, .. } = limited;
-    let (uncompressed_digest, uncompressed_size, decoder) = finish_inner(inner).map_err(io_err)?;
-    let (blob_digest, blob_size) = decoder
-        .into_inner()
-        .inner
-        .into_inner()
-        .finish()
-        .map_err(io_err)?;
+    let (uncompressed_digest, uncompressed_size, limited) = stream.into_parts();
+    let mut blob = limited.inner.into_inner().inner;
+    blob.drain().map_err(io_err)?;
+    let (blob_digest, blob_size, _) = blob.into_parts();
     if uncompressed_digest != ctx.layer.diff_id {
         return Err(ImageError::DiffIdMismatch {
             reference: ctx.reference.to_string(),
@@ -843,15 +891,7 @@ fn scan(
     Ok(out)
 }
 
-/// Finishes the uncompressed hash and hands back the decoder.
-fn finish_inner<R: BufRead>(
-    mut inner: HashingReader<Decoder<R>>,
-) -> io::Result<(Digest, u64, Decoder<R>)> {
-    io::copy(&mut inner, &mut io::sink())?;
-    Ok(inner.into_parts())
-}
-
-fn walk<R: Read>(
+fn walk<R: Read + Seek>(
     ctx: &LayerCtx<'_>,
     archive: &mut tar::Archive<R>,
     pass: &Pass<'_>,
@@ -859,7 +899,7 @@ fn walk<R: Read>(
     out: &mut LayerCollection,
 ) -> Result<(), ImageError> {
     let io_err = |e| ctx.tar_error(e);
-    for entry in archive.entries().map_err(io_err)? {
+    for entry in archive.entries_with_seek().map_err(io_err)? {
         let mut entry = entry.map_err(io_err)?;
         let path = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
         let kind = entry.header().entry_type();
@@ -1265,6 +1305,27 @@ mod tests {
                 "last=ok".into()
             ]
         );
+
+        // Skipping contents (a seek through the guard) reads the same
+        // entries, PAX size override included, and the tail still reads.
+        let mut archive = tar::Archive::new(TarGuard::new(HashedChunks::new(&tar[..]), 1024));
+        let mut seen = Vec::new();
+        for e in archive.entries_with_seek().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().display().to_string();
+            if path == "last" {
+                let mut body = String::new();
+                e.read_to_string(&mut body).unwrap();
+                seen.push(format!("{path}={body}"));
+            } else {
+                seen.push(path);
+            }
+        }
+        assert_eq!(seen, [long.clone(), "pax/name".into(), "last=ok".into()]);
+        let mut stream = archive.into_inner().inner;
+        stream.drain().unwrap();
+        let (digest, count, _) = stream.into_parts();
+        assert_eq!((digest, count), (Digest::sha256_of(&tar), tar.len() as u64));
 
         let mut archive = tar::Archive::new(TarGuard::new(&tar[..], 100));
         let err = archive
