@@ -584,27 +584,14 @@ fn check_apt(
         return;
     }
     let Some(base) = base else { return };
-    let below = dpkg(base);
-    for (n, v, a) in &have {
-        if named.contains(&(n.as_str(), a.as_str()))
-            || below
-                .iter()
-                .any(|b| b == &(n.clone(), v.clone(), a.clone()))
-        {
-            continue;
-        }
-        out.findings.push(Finding {
-            kind: FindingKind::NotLocked,
-            ecosystem: Ecosystem::Apt,
-            name: n.clone(),
-            expected: None,
-            found: Some(format!("{v} ({a})")),
-            step: None,
-            location: Some("/var/lib/dpkg/status".into()),
-            channel: None,
-            detail: None,
-        });
-    }
+    not_locked_above_base(
+        &have,
+        &dpkg(base),
+        |n, a| named.contains(&(n, a)),
+        Ecosystem::Apt,
+        "/var/lib/dpkg/status",
+        out,
+    );
 }
 
 /// Locked RPM packages against the image's rpm database: each at its
@@ -664,29 +651,15 @@ fn check_rpm(
         }
     }
     let Some(base) = base else { return };
-    let below = rpms(base);
-    for (n, v, a) in &have {
+    not_locked_above_base(
+        &have,
+        &rpms(base),
         // gpg-pubkey entries are keys rpm imported, not packages.
-        if n == "gpg-pubkey"
-            || named.contains(&(n.as_str(), a.as_str()))
-            || below
-                .iter()
-                .any(|b| b == &(n.clone(), v.clone(), a.clone()))
-        {
-            continue;
-        }
-        out.findings.push(Finding {
-            kind: FindingKind::NotLocked,
-            ecosystem: Ecosystem::Rpm,
-            name: n.clone(),
-            expected: None,
-            found: Some(format!("{v} ({a})")),
-            step: None,
-            location: Some(RPMDB.into()),
-            channel: None,
-            detail: None,
-        });
-    }
+        |n, a| n == "gpg-pubkey" || named.contains(&(n, a)),
+        Ecosystem::Rpm,
+        RPMDB,
+        out,
+    );
 }
 
 /// Locked Alpine packages against the image's `/lib/apk/db/installed`:
@@ -745,23 +718,39 @@ fn check_apk(
         }
     }
     let Some(base) = base else { return };
-    let below = apks(base);
-    for (n, v, a) in &have {
-        if named.contains(n.as_str())
-            || below
-                .iter()
-                .any(|b| b == &(n.clone(), v.clone(), a.clone()))
-        {
+    not_locked_above_base(
+        &have,
+        &apks(base),
+        |n, _| named.contains(n),
+        Ecosystem::Apk,
+        DB,
+        out,
+    );
+}
+
+/// Every package of an OS database (`have`: name, version, arch) that is
+/// neither named by the lock (`locked(name, arch)`) nor in the base at the
+/// same version and arch: a `NotLocked` finding at `location`.
+fn not_locked_above_base(
+    have: &[(String, String, String)],
+    below: &[(String, String, String)],
+    locked: impl Fn(&str, &str) -> bool,
+    ecosystem: Ecosystem,
+    location: &str,
+    out: &mut PlatformCheck,
+) {
+    for (n, v, a) in have {
+        if locked(n, a) || below.iter().any(|b| (&b.0, &b.1, &b.2) == (n, v, a)) {
             continue;
         }
         out.findings.push(Finding {
             kind: FindingKind::NotLocked,
-            ecosystem: Ecosystem::Apk,
+            ecosystem,
             name: n.clone(),
             expected: None,
             found: Some(format!("{v} ({a})")),
             step: None,
-            location: Some(DB.into()),
+            location: Some(location.into()),
             channel: None,
             detail: None,
         });
