@@ -79,12 +79,15 @@ def main():
     exe, release = runner(a.runner)
     only = set(filter(None, a.only.split(",")))
     skip = set(filter(None, a.skip.split(",")))
-    env = dict(os.environ, UV_NATIVE_TLS="1")
+    # pip's own cache off (imagelock's pip path), the host's find-links off:
+    # each cold run starts from nothing for both tools.
+    env = dict(os.environ, UV_NATIVE_TLS="1", PIP_NO_CACHE_DIR="1")
+    env.pop("PIP_FIND_LINKS", None)
     work = tempfile.mkdtemp(prefix="pip-vs-uv-")
     agree = total = 0
     differences = []
     note = "" if release else "  (debug runner: imagelock timings not comparable)"
-    print(f"{'set':28} {'answer':8} {'il cold':>8} {'uv cold':>8} {'il warm':>8} {'uv warm':>8}{note}")
+    print(f"{'set':28} {'answer':8} {'il cold':>8} {'uv cold':>8} {'ratio':>6} {'il warm':>8} {'uv warm':>8} {'ratio':>6}{note}")
     try:
         for kind, name, reqs in sets():
             if (only and name not in only) or name in skip:
@@ -131,8 +134,12 @@ def main():
                 a_, b_ = pins(uo), pins(io)
                 differences.append((kind, name, sorted(f"-{p}" for p in a_ - b_) + sorted(f"+{p}" for p in b_ - a_)))
             med = {k: statistics.median(v) for k, v in times.items()}
-            print(f"{kind + '/' + name:28} {answer:8} {med['ilc']:7.2f}s {med['uvc']:7.2f}s "
-                  f"{med['ilw']:7.2f}s {med['uvw']:7.2f}s", flush=True)
+            # Each imagelock run is paired with the uv run right after it;
+            # the ratio is the median of the pairs' ratios.
+            cold = statistics.median(i / u for i, u in zip(times["ilc"], times["uvc"]))
+            warm = statistics.median(i / u for i, u in zip(times["ilw"], times["uvw"]))
+            print(f"{kind + '/' + name:28} {answer:8} {med['ilc']:7.2f}s {med['uvc']:7.2f}s {cold:5.2f}x "
+                  f"{med['ilw']:7.2f}s {med['uvw']:7.2f}s {warm:5.2f}x", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{agree} of {total} sets give the same name==version set")
