@@ -9,15 +9,15 @@
 //! |------------|----------|---------|
 //! | `stale`    | medium   | the definition or a file it reads changed since the lock was made (input hash differs); run `imagelock freeze` |
 //! | `base`     | medium   | a base tag now names another digest (a rebuild); per platform, whether the layers changed |
-//! | `outdated` | low      | freeze would now choose a newer version of a locked pip or conda package, or a repository a dnf step reads has a newer build of a package it locked |
+//! | `outdated` | low      | freeze would now choose a newer version of a locked pip or conda package, a repository a dnf step reads has a newer build of a package it locked, or a repository an apk step reads (its index signature checked) has a newer version of a package it locked (never `security`: Alpine's index carries no advisories) |
 //! | `yanked`   | high     | the locked pip file is yanked on its index (with the reason) |
-//! | `gone`     | high     | the locked pip file is no longer on its index, a locked Debian package version is no longer in the archives its step reads (with the snapshot that still has it), a locked RPM build (NEVRA) is no longer in the repositories its step reads, or a file locked by URL (`ADD URL`, `curl -o`) answers 404 or 410 |
+//! | `gone`     | high     | the locked pip file is no longer on its index, a locked Debian package version is no longer in the archives its step reads (with the snapshot that still has it), a locked RPM build (NEVRA) or apk `name-version` is no longer in the repositories its step reads, or a file locked by URL (`ADD URL`, `curl -o`) answers 404 or 410 |
 //! | `broken`   | high     | the locked conda file is no longer in its channel's repodata (removed or marked broken) |
-//! | `hash-mismatch` | high | a locked digest or hash is not what the registry, index, channel or fixed URL serves for that exact artifact (a hand edit, or a replaced file) |
-//! | `unresolvable` | high | freeze would fail now (the reason is the detail); bases, the index and the inputs are still checked, newer versions are not |
+//! | `hash-mismatch` | high | a locked digest or hash is not what the registry, index, channel or fixed URL serves for that exact artifact (a hand edit, or a replaced file; for apk, the index's `C:` checksum of the locked `name-version`) |
+//! | `unresolvable` | high | freeze would fail now (the reason is the detail); bases, the index and the inputs are still checked, newer versions are not; for apk, a repository an apk step reads that cannot be read or whose signature fails (named as the package) |
 //! | `vulnerable` | high   | the index publishes security advisories for the locked version of a pip package (PyPI's JSON API: OSV ids, aliases, fixed versions) |
 //! | `security` | high     | a newer version of a locked Debian package is in a `-security` suite the lock read, or a security advisory of an RPM repository's `updateinfo` ships a newer build of a locked RPM package (the advisory id, severity and CVEs are in the detail) |
-//! | `moved`    | info     | an apt archive suite the lock read has a new `Date` (the lock's snapshot timestamp still reproduces the old state), or an RPM repository's `repomd.xml` changed (its revision) |
+//! | `moved`    | info     | an apt archive suite the lock read has a new `Date` (the lock's snapshot timestamp still reproduces the old state), an RPM repository's `repomd.xml` changed (its revision), or an Alpine repository's `APKINDEX.tar.gz` changed (its sha256, with its `DESCRIPTION`) |
 //! | `unpinned` | info     | an install step of the definition asks for specs that are not exact pins, so the lock is the only thing keeping it reproducible |
 //!
 //! `--fail-on any` fails on every kind but `unpinned` (a property of the
@@ -36,8 +36,9 @@
 //! Every finding has `id` (the same from run to run while the finding is:
 //! image, kind, subject and what the lock has), `kind` and `severity`, and
 //! `at` (`file:line` of the definition) where it is about a line; `package` (with `ecosystem`,
-//! `pip`, `conda`, `apt` or `rpm`, and for conda the `channel` name; for `moved`
-//! the archive URI and suite, or the repository's base URL and id), `base` or `url` (a file locked by URL) names what
+//! `pip`, `conda`, `apt`, `rpm` or `apk`, and for conda the `channel` name; for `moved`
+//! the archive URI and suite, the repository's base URL and id, or an apk
+//! repository's URL with `@tag ` in front when tagged), `base` or `url` (a file locked by URL) names what
 //! drifted; `locked`, `latest` and
 //! `detail` are present when they mean something for the kind.
 //!
@@ -556,6 +557,146 @@ pub fn rpm_findings(
     (out, warnings)
 }
 
+/// An apk repository of a lock as drift names it: its URL, with `@tag `
+/// in front when the `/etc/apk/repositories` line has one.
+fn apk_repo_label(r: &crate::lock::ApkRepo) -> String {
+    match &r.tag {
+        Some(t) => format!("@{t} {}", r.url),
+        None => r.url.to_string(),
+    }
+}
+
+/// apk: repositories an apk step read whose `APKINDEX.tar.gz` changed since
+/// the lock read it (another sha256: what the step resolves against moved).
+fn apk_moved_findings(step: &LockedStep, now: &LockedStep, out: &mut Vec<Finding>) {
+    for r in &step.apk_repos {
+        // The fresh entries of the same repository on a platform the lock's
+        // entry has (an index is per architecture).
+        let same: Vec<&crate::lock::ApkRepo> = now
+            .apk_repos
+            .iter()
+            .filter(|n| {
+                n.url == r.url
+                    && n.tag == r.tag
+                    && n.platforms.iter().any(|p| r.platforms.contains(p))
+            })
+            .collect();
+        if same.iter().any(|n| n.index_sha256 == r.index_sha256) {
+            continue;
+        }
+        let Some(n) = same.first() else { continue };
+        let state = |x: &crate::lock::ApkRepo| match &x.description {
+            Some(d) => format!("{d}, APKINDEX sha256 {}", x.index_sha256),
+            None => format!("APKINDEX sha256 {}", x.index_sha256),
+        };
+        let mut f = Finding::new(Kind::Moved, Ecosystem::Apk, apk_repo_label(r));
+        f.expected = Some(state(r));
+        f.found = Some(state(n));
+        f.step = Some(format!("{}:{}", step.file, step.line));
+        f.detail = Some(format!(
+            "repository `{}` has a new index since the lock read it; the locked packages are checked against it",
+            r.url
+        ));
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+}
+
+/// apk: what the repositories of each apk step say now about the packages
+/// the lock installed there (read by the fresh resolution,
+/// [`crate::freeze::apk::apk_step`], only from indexes whose signature
+/// verifies): a newer version is `outdated` (Alpine's index carries no
+/// security advisories, so it is never `security`), a locked
+/// `name-version` no repository offers any more is `gone`, one offered
+/// with another checksum is `hash-mismatch`, and a repository that cannot
+/// be read or whose signature fails is `unresolvable`, naming it. Steps
+/// whose locked packages could not be checked at all are warnings.
+pub fn apk_findings(
+    locked: &LockedImage,
+    drift: &[crate::freeze::outcome::ApkDriftAt],
+) -> (Vec<Finding>, Vec<String>) {
+    let mut out: Vec<Finding> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    let mut push = |f: Finding| {
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    };
+    for d in drift {
+        let step = locked
+            .steps
+            .iter()
+            .find(|s| s.stage as usize == d.stage && s.line as usize == d.line);
+        for u in &d.drift.unread {
+            let mut f = Finding::new(Kind::Unresolvable, Ecosystem::Apk, u.repo.clone());
+            f.step = Some(d.at.clone());
+            f.detail = Some(format!(
+                "{}; the apk packages of this step and of the apk steps after it are not checked",
+                u.why
+            ));
+            push(f);
+        }
+        if let Some(why) = &d.drift.unsolvable {
+            let mut f = unresolvable(why);
+            f.step = Some(d.at.clone());
+            push(f);
+        }
+        if let Some(why) = &d.drift.skipped {
+            let w = format!(
+                "{}: the apk packages the lock has for this step are not checked ({}): {why}",
+                d.at, d.platform
+            );
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+        // The rest is about packages of the lock's step.
+        if step.is_none() {
+            continue;
+        }
+        for n in &d.drift.newer {
+            let mut f = Finding::new(Kind::Outdated, Ecosystem::Apk, n.name.clone());
+            f.expected = Some(n.locked.clone());
+            f.found = Some(n.newest.clone());
+            f.step = Some(d.at.clone());
+            f.detail = Some(format!(
+                "a newer version is in repository `{}` (Alpine's index says nothing of security fixes)",
+                n.repo
+            ));
+            push(f);
+        }
+        for g in &d.drift.gone {
+            let mut f = Finding::new(Kind::Gone, Ecosystem::Apk, g.name.clone());
+            f.expected = Some(g.version.clone());
+            f.step = Some(d.at.clone());
+            let from = match &g.repo {
+                Some(url) => format!(
+                    "; the lock took it from `{url}`, which keeps no snapshot imagelock knows of"
+                ),
+                None => String::new(),
+            };
+            f.detail = Some(format!(
+                "{}-{} is no longer in the repositories the step reads{from}",
+                g.name, g.version
+            ));
+            push(f);
+        }
+        for r in &d.drift.replaced {
+            let mut f = Finding::new(Kind::HashMismatch, Ecosystem::Apk, r.name.clone());
+            f.expected = Some(r.locked.clone());
+            f.found = Some(r.served.clone());
+            f.step = Some(d.at.clone());
+            f.detail = Some(format!(
+                "repository `{}` lists {}-{} with checksum {}; the lock has {}",
+                r.repo, r.name, r.version, r.served, r.locked
+            ));
+            push(f);
+        }
+    }
+    (out, warnings)
+}
+
 /// Orders two `[epoch:]version-release.arch` strings by their EVR.
 fn compare_nevr(a: &str, b: &str) -> std::cmp::Ordering {
     let evr = |s: &str| -> crate::solve::rpm::Evr {
@@ -578,6 +719,7 @@ fn outdated_findings(locked: &LockedImage, fresh: &LockedImage) -> Vec<Finding> 
         };
         apt_findings(step, now, &mut out);
         rpm_moved_findings(step, now, &mut out);
+        apk_moved_findings(step, now, &mut out);
         let pip = |s: &LockedStep| -> BTreeMap<String, Vec<String>> {
             let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for p in &s.pypi {

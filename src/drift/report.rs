@@ -271,7 +271,7 @@ impl<'a> JsonFinding<'a> {
     fn of(image: &str, f: &'a Finding) -> Self {
         let package = matches!(
             f.ecosystem,
-            Ecosystem::Pip | Ecosystem::Conda | Ecosystem::Apt | Ecosystem::Rpm
+            Ecosystem::Pip | Ecosystem::Conda | Ecosystem::Apt | Ecosystem::Rpm | Ecosystem::Apk
         );
         JsonFinding {
             id: f.id(image, None),

@@ -119,6 +119,13 @@ pub fn run(
                                 .into_iter()
                                 .map(|n| format!("image `{}`: {n}", job.config.name)),
                         );
+                        let (apk, notes) = super::apk_findings(locked, &image.apk_drift);
+                        findings.extend(apk);
+                        warnings.extend(
+                            notes
+                                .into_iter()
+                                .map(|n| format!("image `{}`: {n}", job.config.name)),
+                        );
                     }
                     findings.extend(super::parent_findings(config, locked));
                     warnings.extend(super::local_base_notes(locked));

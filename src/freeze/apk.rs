@@ -11,11 +11,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::Config;
-use crate::freeze::outcome::{StepOutcome, StepPlace};
+use crate::freeze::outcome::{
+    ApkGone, ApkNewer, ApkReplaced, ApkStepDrift, ApkUnread, StepOutcome, StepPlace,
+};
 use crate::freeze::state::PlatformState;
 use crate::freeze::{FreezeError, StepCause};
 use crate::lock::{ApkPackage, ApkRepo, lock_platform};
-use crate::resolve::apk::{fetch_index, parse_repositories};
+use crate::resolve::apk::{ApkRepository, FetchedApkIndex, fetch_index, parse_repositories};
 use crate::resolve::apt::AptMirrors;
 use crate::solve::apk::{
     ApkProblem, ApkRecord, ApkSolveError, Candidate, Dep, compare_versions, parse_index,
@@ -134,6 +136,13 @@ fn apk_arch(platform: &str) -> Option<&'static str> {
 /// Resolves an apk step on `state.platform` and applies it to `state`. A
 /// step that is not locked leaves apk's state unknown to the apk steps
 /// after it ([`PlatformState::apk_unknown`]).
+///
+/// With `previous` (drift: the packages the previous lock installed in this
+/// step on this platform), also says what the repositories the step reads
+/// have for them now ([`ApkStepDrift`]), and a repository that cannot be
+/// read or whose signature fails is named there (the step is then not
+/// locked) instead of failing the run.
+#[allow(clippy::too_many_arguments)]
 pub async fn apk_step(
     config: &Config,
     session: &crate::resolve::Session,
@@ -141,10 +150,34 @@ pub async fn apk_step(
     cmd: &InstallCommand,
     requested: Vec<String>,
     earlier_text: &str,
+    previous: Option<Vec<ApkPackage>>,
     state: &mut PlatformState,
 ) -> Result<StepOutcome, FreezeError> {
-    let outcome =
-        resolve_apk_step(config, session, place, cmd, requested, earlier_text, state).await?;
+    let mut drift = ApkStepDrift::default();
+    let mut outcome = resolve_apk_step(
+        config,
+        session,
+        place,
+        cmd,
+        requested,
+        earlier_text,
+        previous.as_deref(),
+        &mut drift,
+        state,
+    )
+    .await?;
+    if let Some(previous) = &previous
+        && !previous.is_empty()
+        && !outcome.locked
+        && drift.unread.is_empty()
+        && drift.unsolvable.is_none()
+        && drift.skipped.is_none()
+    {
+        // The lock has packages here that the step, as it resolves now,
+        // does not let imagelock check: said, not passed over.
+        drift.skipped = outcome.reason.clone();
+    }
+    outcome.apk_drift = drift;
     if !outcome.locked && state.apk_unknown.is_none() {
         state.apk_unknown = Some(format!(
             "{}:{}: `{}` is not locked",
@@ -154,6 +187,7 @@ pub async fn apk_step(
     Ok(outcome)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn resolve_apk_step(
     config: &Config,
     session: &crate::resolve::Session,
@@ -161,6 +195,8 @@ async fn resolve_apk_step(
     cmd: &InstallCommand,
     requested: Vec<String>,
     earlier_text: &str,
+    previous: Option<&[ApkPackage]>,
+    drift: &mut ApkStepDrift,
     state: &mut PlatformState,
 ) -> Result<StepOutcome, FreezeError> {
     let not_locked = |why: String| {
@@ -262,10 +298,26 @@ async fn resolve_apk_step(
     let mirrors = AptMirrors::new(config.apt.mirrors.clone());
     let mut fetched = Vec::new();
     for r in &repos {
-        let f = fetch_index(session.http(), &mirrors, r, &arch, &keys)
-            .await
-            .map_err(|e| place.error(StepCause::ApkRepo(e)))?;
-        fetched.push(f);
+        match fetch_index(session.http(), &mirrors, r, &arch, &keys).await {
+            Ok(f) => fetched.push(f),
+            // Drift names every repository it cannot read, and goes on.
+            Err(e) if previous.is_some() => drift.unread.push(ApkUnread {
+                repo: repo_label(r),
+                why: e.to_string(),
+            }),
+            Err(e) => return Err(place.error(StepCause::ApkRepo(e))),
+        }
+    }
+    if let Some(first) = drift.unread.first() {
+        // The whole error (with its hint) is the drift finding's detail.
+        return not_locked(format!(
+            "repository `{}` cannot be read: {}",
+            first.repo,
+            first.why.lines().next().unwrap_or_default()
+        ));
+    }
+    if let Some(previous) = previous {
+        *drift = locked_drift(previous, &fetched, &installed);
     }
 
     // The world the step leaves.
@@ -369,7 +421,18 @@ async fn resolve_apk_step(
     let solution = match solution {
         Ok(s) => s,
         Err(e @ ApkSolveError::Undecided(_)) => return not_locked(e.to_string()),
-        Err(e) => return Err(place.error(StepCause::Apk(e))),
+        Err(e) => {
+            let err = place.error(StepCause::Apk(e));
+            // What the repositories offer now makes the step fail: drift
+            // says so, with what it found about the locked packages.
+            if previous.is_some() && err.is_upstream() {
+                let why = err.to_string();
+                let first = why.lines().next().unwrap_or_default().to_string();
+                drift.unsolvable = Some(why);
+                return not_locked(first);
+            }
+            return Err(err);
+        }
     };
 
     let before: BTreeMap<&str, &ApkRecord> =
@@ -439,6 +502,98 @@ async fn resolve_apk_step(
         apk_repos,
         ..StepOutcome::default()
     })
+}
+
+/// A repository as drift names it: its URL, with `@tag ` in front when
+/// the line has one.
+fn repo_label(r: &ApkRepository) -> String {
+    match &r.tag {
+        Some(t) => format!("@{t} {}", r.url),
+        None => r.url.clone(),
+    }
+}
+
+/// What the step's repositories (`fetched`, their signatures checked) have
+/// now for the packages the previous lock installed (`locked`), with the
+/// image's apk database before the step (`installed`):
+///
+/// - a newer version (apk's version order) in a repository apk may take the
+///   package from: an untagged one, or one with the tag of the repository
+///   the lock took it from (apk takes from a tagged repository only what is
+///   asked for with its tag);
+/// - `gone`: the locked `name-version` in no repository the step reads, nor
+///   in the database before the step;
+/// - `replaced`: the locked `name-version` offered only with another `C:`
+///   checksum than the lock's.
+fn locked_drift(
+    locked: &[ApkPackage],
+    fetched: &[FetchedApkIndex],
+    installed: &[ApkRecord],
+) -> ApkStepDrift {
+    let mut out = ApkStepDrift::default();
+    for p in locked {
+        let Some(version) = p.version.as_ref().map(|v| v.as_str()) else {
+            continue;
+        };
+        let name = p.name.as_str();
+        let from = p.repository.as_ref().map(|u| u.as_str());
+        let tag = fetched
+            .iter()
+            .find(|f| Some(f.repo.url.as_str()) == from)
+            .and_then(|f| f.repo.tag.clone());
+        let offered: Vec<(&FetchedApkIndex, &ApkRecord)> = fetched
+            .iter()
+            .flat_map(|f| f.packages.iter().map(move |q| (f, q)))
+            .filter(|(_, q)| q.name == name && q.version == version)
+            .collect();
+        if offered.is_empty() {
+            if !installed
+                .iter()
+                .any(|q| q.name == name && q.version == version)
+            {
+                out.gone.push(ApkGone {
+                    name: name.to_string(),
+                    version: version.to_string(),
+                    repo: from.map(str::to_string),
+                });
+            }
+        } else if let Some(want) = &p.checksum {
+            let same = offered
+                .iter()
+                .any(|(_, q)| q.checksum.as_deref() == Some(want.as_str()));
+            // The entry of the repository the lock took it from, else any.
+            let other = offered
+                .iter()
+                .filter(|(_, q)| q.checksum.is_some())
+                .min_by_key(|(f, _)| Some(f.repo.url.as_str()) != from);
+            if !same && let Some((f, q)) = other {
+                out.replaced.push(ApkReplaced {
+                    name: name.to_string(),
+                    version: version.to_string(),
+                    locked: want.to_string(),
+                    served: q.checksum.clone().unwrap_or_default(),
+                    repo: repo_label(&f.repo),
+                });
+            }
+        }
+        let newest = fetched
+            .iter()
+            .filter(|f| f.repo.tag.is_none() || f.repo.tag == tag)
+            .flat_map(|f| f.packages.iter().map(move |q| (f, q)))
+            .filter(|(_, q)| {
+                q.name == name && compare_versions(&q.version, version).is_gt()
+            })
+            .max_by(|a, b| compare_versions(&a.1.version, &b.1.version));
+        if let Some((f, q)) = newest {
+            out.newer.push(ApkNewer {
+                name: name.to_string(),
+                locked: version.to_string(),
+                newest: q.version.clone(),
+                repo: repo_label(&f.repo),
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]

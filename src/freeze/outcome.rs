@@ -38,6 +38,84 @@ pub struct StepOutcome {
     /// What the repositories of a dnf step say now about the packages the
     /// previous lock installed in it (read for `drift` only).
     pub rpm_drift: RpmStepDrift,
+    /// What the repositories of an apk step say now about the packages the
+    /// previous lock installed in it (read for `drift` only).
+    pub apk_drift: ApkStepDrift,
+}
+
+/// What the repositories of an apk step say about the packages the previous
+/// lock installed in it on one platform: `outdated`, `gone`,
+/// `hash-mismatch` and `unresolvable` in drift. Alpine's `APKINDEX` carries
+/// no security advisories, so no newer version is called a security update.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApkStepDrift {
+    /// Locked packages of which a repository the step may take them from
+    /// has a newer version.
+    pub newer: Vec<ApkNewer>,
+    /// Locked `name-version`s that no repository the step reads offers any
+    /// more, nor the image before the step has.
+    pub gone: Vec<ApkGone>,
+    /// Locked `name-version`s a repository still offers with another `C:`
+    /// checksum (a rebuild under the same version, or a replaced index).
+    pub replaced: Vec<ApkReplaced>,
+    /// Repositories that could not be read or whose signature failed: the
+    /// `/etc/apk/repositories` line, the repository URL, and why.
+    pub unread: Vec<ApkUnread>,
+    /// Why apk could not run the step against the repositories as they are
+    /// now (a requested or needed package no longer offered), as freeze
+    /// would say it.
+    pub unsolvable: Option<String>,
+    /// Why the step's repositories were not read at all (`--offline`).
+    pub skipped: Option<String>,
+}
+
+/// The newest version of a locked apk package in the step's repositories,
+/// when it is newer than the locked one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApkNewer {
+    pub name: String,
+    pub locked: String,
+    pub newest: String,
+    /// The repository URL that has it, with `@tag ` in front when tagged.
+    pub repo: String,
+}
+
+/// A locked apk package its repositories no longer offer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApkGone {
+    pub name: String,
+    pub version: String,
+    /// The repository URL the lock took it from.
+    pub repo: Option<String>,
+}
+
+/// A locked apk package whose index entry has another checksum now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApkReplaced {
+    pub name: String,
+    pub version: String,
+    pub locked: String,
+    pub served: String,
+    pub repo: String,
+}
+
+/// An apk repository that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApkUnread {
+    /// The repository URL, with `@tag ` in front when tagged.
+    pub repo: String,
+    pub why: String,
+}
+
+/// [`ApkStepDrift`] of one step and platform, with the step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApkDriftAt {
+    /// `file:line` of the step.
+    pub at: String,
+    pub stage: usize,
+    pub line: usize,
+    pub platform: String,
+    pub drift: ApkStepDrift,
 }
 
 /// What the repositories of a dnf step say about the packages the previous

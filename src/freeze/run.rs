@@ -32,6 +32,9 @@ pub struct Frozen {
     /// What the repositories of its dnf steps say about the previous
     /// lock's packages (drift only; see [`crate::freeze::rpm::rpm_step`]).
     pub rpm_drift: Vec<crate::freeze::outcome::RpmDriftAt>,
+    /// What the repositories of each apk step say about what the previous
+    /// lock installed there (read for `drift` only).
+    pub apk_drift: Vec<crate::freeze::outcome::ApkDriftAt>,
 }
 
 /// Where a freeze run is, for a progress display. Calls come from
@@ -187,6 +190,7 @@ pub async fn freeze_image_reporting(
 
     let mut apt_gone = Vec::new();
     let mut rpm_drift = Vec::new();
+    let mut apk_drift = Vec::new();
     let unlockable =
         |e: crate::lock::LockBuildError| FreezeError::image(&job.config.name, ImageCause::Lock(e));
     builder.bases(bases.bases);
@@ -234,6 +238,15 @@ pub async fn freeze_image_reporting(
                         line,
                         platform: platform.clone(),
                         drift: outcome.rpm_drift,
+                    });
+                }
+                if outcome.apk_drift != Default::default() {
+                    apk_drift.push(crate::freeze::outcome::ApkDriftAt {
+                        at: format!("{file}:{line}"),
+                        stage: stage.index,
+                        line,
+                        platform: platform.clone(),
+                        drift: outcome.apk_drift,
                     });
                 }
                 builder.warn(outcome.warnings);
@@ -287,6 +300,7 @@ pub async fn freeze_image_reporting(
         warnings,
         apt_gone,
         rpm_drift,
+        apk_drift,
     })
 }
 

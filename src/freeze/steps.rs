@@ -299,6 +299,24 @@ pub async fn resolve_step(
         Ecosystem::Os if cmd.manager == Manager::Apk => {
             let text = &job.inputs.definition;
             let earlier = text.get(..cmd.span.start).unwrap_or(text);
+            // What the previous lock installed here: drift checks it
+            // against the repositories the step reads.
+            let previous = options.ignore_locked.then(|| {
+                previous_step(job, place, cmd)
+                    .map(|s| {
+                        s.apk
+                            .iter()
+                            .filter(|p| p.installed_after() && p.version.is_some())
+                            .filter(|p| {
+                                p.platforms
+                                    .iter()
+                                    .any(|pl| pl.to_string() == state.platform)
+                            })
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            });
             crate::freeze::apk::apk_step(
                 config,
                 session,
@@ -306,6 +324,7 @@ pub async fn resolve_step(
                 cmd,
                 values(&cmd.specs),
                 earlier,
+                previous,
                 state,
             )
             .await

@@ -141,6 +141,7 @@ pub fn kept(
         // Drift, the one reader of these, never keeps a lock.
         apt_gone: Vec::new(),
         rpm_drift: Vec::new(),
+        apk_drift: Vec::new(),
     })
 }
 

@@ -539,3 +539,176 @@ fn a_tagged_repository_signed_with_sha256_is_used_when_asked_and_install_if_is_n
     let why = steps[4].reason.as_deref().unwrap_or_default();
     assert!(why.contains("Dockerfile:4"), "{why}");
 }
+
+/// The JSON findings of a drift report's one image.
+fn drift_findings(out: &str) -> Vec<serde_json::Value> {
+    let report: serde_json::Value =
+        serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}:\n{out}"));
+    report["images"][0]["findings"].as_array().unwrap().clone()
+}
+
+/// `kind package locked → latest @at` of each finding, sorted.
+fn drift_lines(findings: &[serde_json::Value]) -> Vec<String> {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+    let mut lines: Vec<String> = findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {} {} {} → {} @{}",
+                text(&f["kind"]),
+                text(&f["ecosystem"]),
+                text(&f["package"]),
+                text(&f["locked"]),
+                text(&f["latest"]),
+                text(&f["at"])
+            )
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn drift_names_newer_gone_moved_and_unreadable_apk_repositories() {
+    let Some((w, private, _)) = world("RUN apk add --no-cache curl gcc") else {
+        return;
+    };
+    let (code, out, err) = w.cli(&["freeze"]);
+    assert_eq!(code, 0, "freeze:\n{out}\n{err}");
+    let lock = imagelock::lock::LockedImage::read(&w.path("ex/lockfiles/tool.lock")).unwrap();
+    let step = lock.steps.iter().find(|s| s.manager.as_str() == "apk");
+    let step = step.unwrap_or_else(|| panic!("{err}"));
+    assert!(step.locked, "{err}");
+    let locked: Vec<String> = step
+        .apk
+        .iter()
+        .map(|p| format!("{}-{}", p.name, p.version.as_ref().unwrap()))
+        .collect();
+    assert_eq!(
+        locked,
+        [
+            "curl-8.9.1-r0",
+            "gcc-13.2.1_git20240309-r0",
+            "libcurl-8.9.1-r0",
+            "zlib-1.3.1-r1"
+        ],
+        "{err}"
+    );
+    let locked_sha = step.apk_repos[0].index_sha256.to_string();
+
+    let (code, out, err) = w.cli(&["drift", "--format", "json", "--fail-on", "any"]);
+    assert_eq!(code, 0, "no drift yet:\n{out}\n{err}");
+    assert_eq!(drift_findings(&out), Vec::<serde_json::Value>::new(), "{out}");
+
+    // The repository publishes a newer curl and a rebuilt zlib, and drops
+    // the locked zlib build; signed as before.
+    let index = w.path("srv/alpine/v3.20/main/x86_64/APKINDEX.tar.gz");
+    let publish = |text: &str, key: &Path| {
+        std::fs::write(&index, signed_index(w.tmp.path(), text, key, KEY)).unwrap();
+    };
+    let zlib_old = "C:Q1emxpYi1jb250cm9sLXNoYTEtc3VtMT0=\nP:zlib\nV:1.3.1-r1\nA:x86_64\nS:3000\np:so:libz.so.1=1.3.1\n";
+    let zlib_new = "C:Q1emxpYi1yMi1jb250cm9sLXNoYTE9PQ==\nP:zlib\nV:1.3.1-r2\nA:x86_64\nS:3010\np:so:libz.so.1=1.3.1\n";
+    let curl_new = "C:Q1Y3VybC04LjEwLWNvbnRyb2wtc2hhMT0=\nP:curl\nV:8.10.0-r0\nA:x86_64\nS:1150\nD:libcurl=8.9.1-r0 so:libc.musl-x86_64.so.1\np:cmd:curl=8.10.0-r0\n";
+    assert!(index_text().contains(zlib_old));
+    let moved = format!(
+        "{}\n{zlib_new}\n{curl_new}",
+        index_text().replace(&format!("{zlib_old}\n"), "")
+    );
+    publish(&moved, &private);
+    let (code, out, err) = w.cli(&["drift", "--format", "json", "--fail-on", "gone"]);
+    assert_eq!(code, 1, "drift:\n{out}\n{err}");
+    if crate::reports::validators() {
+        crate::reports::assert_output_schema("drift-report", &out);
+    }
+    let all = drift_findings(&out);
+    assert_eq!(
+        drift_lines(&all),
+        [
+            "gone apk zlib 1.3.1-r1 → - @Dockerfile:2".to_string(),
+            format!(
+                "moved apk {HOST}/v3.20/main v3.20.3-fixture, APKINDEX sha256 {locked_sha} → v3.20.3-fixture, APKINDEX sha256 {} @Dockerfile:2",
+                &sha256(&std::fs::read(&index).unwrap())[7..]
+            ),
+            "outdated apk curl 8.9.1-r0 → 8.10.0-r0 @Dockerfile:2".to_string(),
+            "outdated apk zlib 1.3.1-r1 → 1.3.1-r2 @Dockerfile:2".to_string(),
+        ],
+        "{out}\n{err}"
+    );
+    let curl = all.iter().find(|f| f["package"] == "curl").unwrap();
+    assert!(
+        curl["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("repository `{HOST}/v3.20/main`")),
+        "{out}"
+    );
+    // The same, for people.
+    let (code, out, _) = w.cli(&["drift"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.lines().any(|l| l.contains("outdated")
+            && l.contains("curl")
+            && l.contains("8.9.1-r0 → 8.10.0-r0")),
+        "{out}"
+    );
+
+    // gcc, which the step asks for, leaves: apk could not run the step.
+    let gcc = "C:Q1Z2NjLWNvbnRyb2wtc2hhMS1zdW0xMT0=\nP:gcc\nV:13.2.1_git20240309-r0\nA:x86_64\nS:5000\nD:!tcc\n";
+    assert!(moved.contains(gcc));
+    publish(&moved.replace(&format!("{gcc}\n"), ""), &private);
+    let (code, out, err) = w.cli(&["drift", "--format", "json", "--fail-on", "unresolvable"]);
+    assert_eq!(code, 1, "drift:\n{out}\n{err}");
+    let all = drift_findings(&out);
+    let lines = drift_lines(&all);
+    assert!(
+        lines.contains(&"gone apk gcc 13.2.1_git20240309-r0 → - @Dockerfile:2".to_string())
+            && lines.contains(&"outdated apk curl 8.9.1-r0 → 8.10.0-r0 @Dockerfile:2".to_string()),
+        "{out}"
+    );
+    let unresolvable: Vec<_> = all.iter().filter(|f| f["kind"] == "unresolvable").collect();
+    assert_eq!(unresolvable.len(), 1, "{out}");
+    assert!(
+        unresolvable[0]["detail"].as_str().unwrap().contains("gcc"),
+        "{out}"
+    );
+
+    // Signed by another key under the trusted key's name: refused as
+    // freeze refuses it, and named; nothing read from it is reported.
+    let (other, _) = keypair(w.tmp.path(), "other");
+    publish(&moved, &other);
+    let (code, out, err) = w.cli(&["drift", "--format", "json", "--fail-on", "unresolvable"]);
+    assert_eq!(code, 1, "drift:\n{out}\n{err}");
+    if crate::reports::validators() {
+        crate::reports::assert_output_schema("drift-report", &out);
+    }
+    let all = drift_findings(&out);
+    assert_eq!(
+        drift_lines(&all),
+        [format!(
+            "unresolvable apk {HOST}/v3.20/main - → - @Dockerfile:2"
+        )],
+        "{out}"
+    );
+    let detail = all[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("/etc/apk/repositories:2")
+            && detail.contains(&format!("key `{KEY}` does not verify")),
+        "{out}"
+    );
+    // A repository that is not there any more: named too.
+    std::fs::remove_file(&index).unwrap();
+    let (code, out, err) = w.cli(&["drift", "--format", "json", "--fail-on", "unresolvable"]);
+    assert_eq!(code, 1, "drift:\n{out}\n{err}");
+    let all = drift_findings(&out);
+    assert_eq!(
+        drift_lines(&all),
+        [format!(
+            "unresolvable apk {HOST}/v3.20/main - → - @Dockerfile:2"
+        )],
+        "{out}"
+    );
+    assert!(
+        all[0]["detail"].as_str().unwrap().contains("(404)"),
+        "{out}"
+    );
+}
