@@ -1538,6 +1538,137 @@ mod tests {
         assert_eq!(findings[1].detail, None);
     }
 
+    fn apk_repo(sha: char, platform: &str) -> crate::lock::ApkRepo {
+        crate::lock::ApkRepo {
+            url: "https://m/v3.20/main".parse().unwrap(),
+            tag: None,
+            index_sha256: sha.to_string().repeat(64).parse().unwrap(),
+            key: "k.rsa.pub".parse().unwrap(),
+            description: Some("v3.20.3".parse().unwrap()),
+            platforms: vec![platform.parse().unwrap()],
+        }
+    }
+
+    #[test]
+    fn an_apk_index_that_changed_on_the_same_platform_is_moved() {
+        let mut step = crate::lock::tests::sample().steps[0].clone();
+        step.apk_repos = vec![apk_repo('a', "linux/amd64")];
+        let mut now = step.clone();
+        let mut out = Vec::new();
+        apk_moved_findings(&step, &now, &mut out);
+        assert_eq!(out, []);
+        // Another architecture's index is not this one.
+        now.apk_repos = vec![apk_repo('b', "linux/arm64"), apk_repo('a', "linux/amd64")];
+        apk_moved_findings(&step, &now, &mut out);
+        assert_eq!(out, []);
+        now.apk_repos = vec![apk_repo('b', "linux/amd64")];
+        apk_moved_findings(&step, &now, &mut out);
+        assert_eq!(out.len(), 1);
+        let f = &out[0];
+        assert_eq!((f.kind, f.ecosystem), (Kind::Moved, Ecosystem::Apk));
+        assert_eq!(f.name, "https://m/v3.20/main");
+        assert_eq!(
+            f.expected.as_deref(),
+            Some(format!("v3.20.3, APKINDEX sha256 {}", "a".repeat(64)).as_str())
+        );
+        assert_eq!(
+            f.found.as_deref(),
+            Some(format!("v3.20.3, APKINDEX sha256 {}", "b".repeat(64)).as_str())
+        );
+        assert_eq!(
+            f.step.as_deref(),
+            Some(format!("driver/Dockerfile:{}", step.line).as_str())
+        );
+    }
+
+    #[test]
+    fn apk_drift_becomes_findings_and_what_was_not_read_is_said() {
+        use crate::freeze::outcome::{
+            ApkDriftAt, ApkGone, ApkNewer, ApkReplaced, ApkStepDrift, ApkUnread,
+        };
+        let locked = crate::lock::tests::sample();
+        let step = &locked.steps[0];
+        let at = |line: u32, drift: ApkStepDrift| ApkDriftAt {
+            at: format!("driver/Dockerfile:{line}"),
+            stage: step.stage as usize,
+            line: line as usize,
+            platform: "linux/amd64".into(),
+            drift,
+        };
+        let of_step = ApkStepDrift {
+            newer: vec![ApkNewer {
+                name: "curl".into(),
+                locked: "8.9.1-r0".into(),
+                newest: "8.10.0-r0".into(),
+                repo: "https://m/main".into(),
+            }],
+            gone: vec![ApkGone {
+                name: "zlib".into(),
+                version: "1.3.1-r1".into(),
+                repo: Some("https://m/main".into()),
+            }],
+            replaced: vec![ApkReplaced {
+                name: "musl".into(),
+                version: "1.2.5-r0".into(),
+                locked: "Q1a".into(),
+                served: "Q1b".into(),
+                repo: "https://m/main".into(),
+            }],
+            unsolvable: Some("no `gcc` now".into()),
+            ..ApkStepDrift::default()
+        };
+        // Of a step the lock does not have: only what could not be read.
+        let elsewhere = ApkStepDrift {
+            newer: of_step.newer.clone(),
+            unread: vec![ApkUnread {
+                repo: "@edge https://m/edge".into(),
+                why: "refused".into(),
+            }],
+            skipped: Some("`--offline` fetches no Alpine repository".into()),
+            ..ApkStepDrift::default()
+        };
+        let line = step.line;
+        let drift = [at(line, of_step.clone()), at(line, of_step), at(99, elsewhere)];
+        let (findings, warnings) = apk_findings(&locked, &drift);
+        let got: Vec<String> = findings
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {} {} {} {} {}",
+                    f.kind.as_str(),
+                    f.ecosystem.as_str(),
+                    f.name,
+                    f.expected.as_deref().unwrap_or("-"),
+                    f.found.as_deref().unwrap_or("-"),
+                    f.step.as_deref().unwrap_or("-")
+                )
+            })
+            .collect();
+        let here = format!("driver/Dockerfile:{line}");
+        assert_eq!(
+            got,
+            [
+                format!("unresolvable image  - - {here}"),
+                format!("outdated apk curl 8.9.1-r0 8.10.0-r0 {here}"),
+                format!("gone apk zlib 1.3.1-r1 - {here}"),
+                format!("hash-mismatch apk musl Q1a Q1b {here}"),
+                "unresolvable apk @edge https://m/edge - - driver/Dockerfile:99".to_string(),
+            ]
+        );
+        assert!(
+            findings[4]
+                .detail
+                .as_deref()
+                .unwrap()
+                .starts_with("refused; the apk packages of this step"),
+            "{findings:?}"
+        );
+        assert_eq!(
+            warnings,
+            ["driver/Dockerfile:99: the apk packages the lock has for this step are not checked (linux/amd64): `--offline` fetches no Alpine repository"]
+        );
+    }
+
     #[test]
     fn kinds_parse_and_rank() {
         for k in Kind::DRIFT {

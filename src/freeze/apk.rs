@@ -612,6 +612,109 @@ mod tests {
             .expect("an apk command")
     }
 
+    fn index(tag: Option<&str>, url: &str, text: &str) -> FetchedApkIndex {
+        FetchedApkIndex {
+            repo: ApkRepository {
+                tag: tag.map(str::to_string),
+                url: url.to_string(),
+                location: "/etc/apk/repositories:1".into(),
+            },
+            url: format!("{url}/x86_64/APKINDEX.tar.gz"),
+            sha256: "0".repeat(64),
+            description: None,
+            key: "k.rsa.pub".into(),
+            packages: parse_index(url, text).unwrap(),
+        }
+    }
+
+    fn locked(name: &str, version: &str, checksum: &str, url: &str) -> ApkPackage {
+        let record = ApkRecord {
+            name: name.into(),
+            version: version.into(),
+            arch: "x86_64".into(),
+            checksum: Some(checksum.into()),
+            size: None,
+            installed_size: None,
+            origin: None,
+            depends: vec![],
+            provides: vec![],
+            install_if: vec![],
+            provider_priority: 0,
+        };
+        let platform = lock_platform("linux/amd64").unwrap();
+        ApkPackage::new(name, Some((&record, Some(url))), "install", None, &platform).unwrap()
+    }
+
+    #[test]
+    fn drift_of_locked_apk_packages_follows_apk_versions_and_repository_tags() {
+        let main = "https://m/v3.20/main";
+        let edge = "https://m/edge/main";
+        let fetched = [
+            index(
+                None,
+                main,
+                "C:Q1a\nP:curl\nV:8.9.1-r0\n\nC:Q1b\nP:curl\nV:8.10.0-r0\n\nC:Q1other\nP:zlib\nV:1.3.1-r1\n\nC:Q1l\nP:libcurl\nV:8.9.1-r0\n",
+            ),
+            // Newer, but apk takes from `@edge` only what is asked with it.
+            index(
+                Some("edge"),
+                edge,
+                "C:Q1e\nP:curl\nV:9.0.0-r0\n\nC:Q1f\nP:libcurl\nV:9.0.0-r0\n\nC:Q1g\nP:jq\nV:1.8-r0\n",
+            ),
+        ];
+        let installed = parse_index("db", "P:musl\nV:1.2.4-r2\n").unwrap();
+        let locked = [
+            locked("curl", "8.9.1-r0", "Q1a", main),
+            // Taken from `@edge`: newer there counts, and main's too.
+            locked("jq", "1.7.1-r0", "Q1old", edge),
+            locked("zlib", "1.3.1-r1", "Q1zlib", main),
+            locked("gcc", "13.2.1-r0", "Q1gcc", main),
+            // In the image before the step: not gone.
+            locked("musl", "1.2.4-r2", "Q1m", main),
+            // `_rc` sorts before the release it precedes in apk's order.
+            locked("libcurl", "8.9.1_rc2-r0", "Q1l", main),
+        ];
+        let d = locked_drift(&locked, &fetched, &installed);
+        let newer: Vec<String> = d
+            .newer
+            .iter()
+            .map(|n| format!("{} {} {} {}", n.name, n.locked, n.newest, n.repo))
+            .collect();
+        assert_eq!(
+            newer,
+            [
+                format!("curl 8.9.1-r0 8.10.0-r0 {main}"),
+                format!("jq 1.7.1-r0 1.8-r0 @edge {edge}"),
+                format!("libcurl 8.9.1_rc2-r0 8.9.1-r0 {main}"),
+            ]
+        );
+        let gone: Vec<String> = d
+            .gone
+            .iter()
+            .map(|g| format!("{}-{} {}", g.name, g.version, g.repo.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            gone,
+            [
+                format!("jq-1.7.1-r0 {edge}"),
+                format!("gcc-13.2.1-r0 {main}"),
+                format!("libcurl-8.9.1_rc2-r0 {main}"),
+            ]
+        );
+        // zlib's version is there with another control checksum.
+        assert_eq!(
+            d.replaced,
+            [ApkReplaced {
+                name: "zlib".into(),
+                version: "1.3.1-r1".into(),
+                locked: "Q1zlib".into(),
+                served: "Q1other".into(),
+                repo: main.into(),
+            }]
+        );
+        assert!(d.unread.is_empty() && d.unsolvable.is_none() && d.skipped.is_none());
+    }
+
     #[test]
     fn apk_command_lines_become_requests() {
         let c = apk_command(&command(
