@@ -573,7 +573,9 @@ fn drift_names_newer_gone_moved_and_unreadable_apk_repositories() {
     let Some((w, private, _)) = world("RUN apk add --no-cache curl gcc") else {
         return;
     };
+    let start = std::time::Instant::now();
     let (code, out, err) = w.cli(&["freeze"]);
+    let freeze_took = start.elapsed();
     assert_eq!(code, 0, "freeze:\n{out}\n{err}");
     let lock = imagelock::lock::LockedImage::read(&w.path("ex/lockfiles/tool.lock")).unwrap();
     let step = lock.steps.iter().find(|s| s.manager.as_str() == "apk");
@@ -596,9 +598,20 @@ fn drift_names_newer_gone_moved_and_unreadable_apk_repositories() {
     );
     let locked_sha = step.apk_repos[0].index_sha256.to_string();
 
+    let start = std::time::Instant::now();
     let (code, out, err) = w.cli(&["drift", "--format", "json", "--fail-on", "any"]);
+    let drift_took = start.elapsed();
     assert_eq!(code, 0, "no drift yet:\n{out}\n{err}");
     assert_eq!(drift_findings(&out), Vec::<serde_json::Value>::new(), "{out}");
+    eprintln!("apk fixture: freeze {freeze_took:?}, drift (no drift) {drift_took:?}");
+    // Offline, the repositories are not read: said, not "no drift".
+    let (code, out, err) = w.cli(&["drift", "--offline"]);
+    assert_eq!(code, 0, "drift --offline:\n{out}\n{err}");
+    assert!(
+        err.contains("Dockerfile:2: the apk packages the lock has for this step are not checked")
+            && err.contains("--offline"),
+        "{out}\n{err}"
+    );
 
     // The repository publishes a newer curl and a rebuilt zlib, and drops
     // the locked zlib build; signed as before.
@@ -649,6 +662,27 @@ fn drift_names_newer_gone_moved_and_unreadable_apk_repositories() {
         out.lines().any(|l| l.contains("outdated")
             && l.contains("curl")
             && l.contains("8.9.1-r0 → 8.10.0-r0")),
+        "{out}"
+    );
+
+    // libcurl rebuilt under the same version: its `C:` is not the lock's.
+    let libcurl = "C:Q1bGliY3VybC1uZXctY29udHJvbDE9PQ==\nP:libcurl\nV:8.9.1-r0\n";
+    assert!(moved.contains(libcurl));
+    let rebuilt = moved.replace(
+        libcurl,
+        "C:Q1cmVidWlsdC1saWJjdXJsLWNvbnRyb2w=\nP:libcurl\nV:8.9.1-r0\n",
+    );
+    publish(&rebuilt, &private);
+    let (code, out, err) = w.cli(&["drift", "--format", "json", "--fail-on", "hash-mismatch"]);
+    assert_eq!(code, 1, "drift:\n{out}\n{err}");
+    let all = drift_findings(&out);
+    let mismatch: Vec<String> = drift_lines(&all)
+        .into_iter()
+        .filter(|l| l.starts_with("hash-mismatch"))
+        .collect();
+    assert_eq!(
+        mismatch,
+        ["hash-mismatch apk libcurl Q1bGliY3VybC1uZXctY29udHJvbDE9PQ== → Q1cmVidWlsdC1saWJjdXJsLWNvbnRyb2w= @Dockerfile:2"],
         "{out}"
     );
 
