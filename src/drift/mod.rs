@@ -1628,7 +1628,11 @@ mod tests {
             ..ApkStepDrift::default()
         };
         let line = step.line;
-        let drift = [at(line, of_step.clone()), at(line, of_step), at(99, elsewhere)];
+        let drift = [
+            at(line, of_step.clone()),
+            at(line, of_step),
+            at(99, elsewhere),
+        ];
         let (findings, warnings) = apk_findings(&locked, &drift);
         let got: Vec<String> = findings
             .iter()
@@ -1665,7 +1669,9 @@ mod tests {
         );
         assert_eq!(
             warnings,
-            ["driver/Dockerfile:99: the apk packages the lock has for this step are not checked (linux/amd64): `--offline` fetches no Alpine repository"]
+            [
+                "driver/Dockerfile:99: the apk packages the lock has for this step are not checked (linux/amd64): `--offline` fetches no Alpine repository"
+            ]
         );
     }
 

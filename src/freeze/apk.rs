@@ -580,9 +580,7 @@ fn locked_drift(
             .iter()
             .filter(|f| f.repo.tag.is_none() || f.repo.tag == tag)
             .flat_map(|f| f.packages.iter().map(move |q| (f, q)))
-            .filter(|(_, q)| {
-                q.name == name && compare_versions(&q.version, version).is_gt()
-            })
+            .filter(|(_, q)| q.name == name && compare_versions(&q.version, version).is_gt())
             .max_by(|a, b| compare_versions(&a.1.version, &b.1.version));
         if let Some((f, q)) = newest {
             out.newer.push(ApkNewer {

@@ -602,7 +602,11 @@ fn drift_names_newer_gone_moved_and_unreadable_apk_repositories() {
     let (code, out, err) = w.cli(&["drift", "--format", "json", "--fail-on", "any"]);
     let drift_took = start.elapsed();
     assert_eq!(code, 0, "no drift yet:\n{out}\n{err}");
-    assert_eq!(drift_findings(&out), Vec::<serde_json::Value>::new(), "{out}");
+    assert_eq!(
+        drift_findings(&out),
+        Vec::<serde_json::Value>::new(),
+        "{out}"
+    );
     eprintln!("apk fixture: freeze {freeze_took:?}, drift (no drift) {drift_took:?}");
     // Offline, the repositories are not read: said, not "no drift".
     let (code, out, err) = w.cli(&["drift", "--offline"]);
@@ -682,7 +686,9 @@ fn drift_names_newer_gone_moved_and_unreadable_apk_repositories() {
         .collect();
     assert_eq!(
         mismatch,
-        ["hash-mismatch apk libcurl Q1bGliY3VybC1uZXctY29udHJvbDE9PQ== → Q1cmVidWlsdC1saWJjdXJsLWNvbnRyb2w= @Dockerfile:2"],
+        [
+            "hash-mismatch apk libcurl Q1bGliY3VybC1uZXctY29udHJvbDE9PQ== → Q1cmVidWlsdC1saWJjdXJsLWNvbnRyb2w= @Dockerfile:2"
+        ],
         "{out}"
     );
 
