@@ -651,6 +651,15 @@ pub fn apk_findings(
                 warnings.push(w);
             }
         }
+        if let Some(why) = &d.drift.not_locked_now {
+            let w = format!(
+                "{}: freeze would not lock this apk step now ({}), so a moved index is not compared; its locked packages were checked: {why}",
+                d.at, d.platform
+            );
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
         // The rest is about packages of the lock's step.
         if step.is_none() {
             continue;
@@ -1615,6 +1624,8 @@ mod tests {
                 repo: "https://m/main".into(),
             }],
             unsolvable: Some("no `gcc` now".into()),
+            checked: true,
+            not_locked_now: Some("two providers".into()),
             ..ApkStepDrift::default()
         };
         // Of a step the lock does not have: only what could not be read.
@@ -1670,7 +1681,10 @@ mod tests {
         assert_eq!(
             warnings,
             [
-                "driver/Dockerfile:99: the apk packages the lock has for this step are not checked (linux/amd64): `--offline` fetches no Alpine repository"
+                format!(
+                    "{here}: freeze would not lock this apk step now (linux/amd64), so a moved index is not compared; its locked packages were checked: two providers"
+                ),
+                "driver/Dockerfile:99: the apk packages the lock has for this step are not checked (linux/amd64): `--offline` fetches no Alpine repository".to_string()
             ]
         );
     }

@@ -171,11 +171,15 @@ pub async fn apk_step(
         && !outcome.locked
         && drift.unread.is_empty()
         && drift.unsolvable.is_none()
-        && drift.skipped.is_none()
     {
         // The lock has packages here that the step, as it resolves now,
-        // does not let imagelock check: said, not passed over.
-        drift.skipped = outcome.reason.clone();
+        // does not lock (or does not let imagelock check): said, not passed
+        // over.
+        if drift.checked {
+            drift.not_locked_now = outcome.reason.clone();
+        } else {
+            drift.skipped = outcome.reason.clone();
+        }
     }
     outcome.apk_drift = drift;
     if !outcome.locked && state.apk_unknown.is_none() {
@@ -530,7 +534,10 @@ fn locked_drift(
     fetched: &[FetchedApkIndex],
     installed: &[ApkRecord],
 ) -> ApkStepDrift {
-    let mut out = ApkStepDrift::default();
+    let mut out = ApkStepDrift {
+        checked: true,
+        ..ApkStepDrift::default()
+    };
     for p in locked {
         let Some(version) = p.version.as_ref().map(|v| v.as_str()) else {
             continue;
@@ -710,7 +717,7 @@ mod tests {
                 repo: main.into(),
             }]
         );
-        assert!(d.unread.is_empty() && d.unsolvable.is_none() && d.skipped.is_none());
+        assert!(d.checked && d.unread.is_empty() && d.unsolvable.is_none() && d.skipped.is_none());
     }
 
     #[test]

@@ -65,8 +65,14 @@ pub struct ApkStepDrift {
     /// now (a requested or needed package no longer offered), as freeze
     /// would say it.
     pub unsolvable: Option<String>,
-    /// Why the step's repositories were not read at all (`--offline`).
+    /// Why the locked packages were not checked at all (`--offline`, or
+    /// the step is not resolved now).
     pub skipped: Option<String>,
+    /// The locked packages were checked against the repositories.
+    pub checked: bool,
+    /// Why freeze would not lock the step now, though its packages were
+    /// checked (an answer imagelock does not decide exactly).
+    pub not_locked_now: Option<String>,
 }
 
 /// The newest version of a locked apk package in the step's repositories,

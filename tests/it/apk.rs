@@ -692,6 +692,25 @@ fn drift_names_newer_gone_moved_and_unreadable_apk_repositories() {
         "{out}"
     );
 
+    // A second provider of `so:libz.so.1` without `provider_priority`: the
+    // step is no longer decided exactly; its packages are still checked.
+    let two = format!(
+        "{moved}\nC:Q1emxpYi1uZy1jb250cm9sLXNoYTE9PQ==\nP:zlib-ng\nV:2.2.2-r0\nA:x86_64\nS:3100\np:so:libz.so.1=1.3.1\n"
+    );
+    publish(&two, &private);
+    let (code, out, err) = w.cli(&["drift", "--format", "json"]);
+    assert_eq!(code, 0, "drift:\n{out}\n{err}");
+    let lines = drift_lines(&drift_findings(&out));
+    assert!(
+        lines.contains(&"outdated apk curl 8.9.1-r0 → 8.10.0-r0 @Dockerfile:2".to_string()),
+        "{out}"
+    );
+    assert!(
+        err.contains("Dockerfile:2: freeze would not lock this apk step now")
+            && err.contains("`zlib-ng-2.2.2-r0`"),
+        "{out}\n{err}"
+    );
+
     // gcc, which the step asks for, leaves: apk could not run the step.
     let gcc = "C:Q1Z2NjLWNvbnRyb2wtc2hhMS1zdW0xMT0=\nP:gcc\nV:13.2.1_git20240309-r0\nA:x86_64\nS:5000\nD:!tcc\n";
     assert!(moved.contains(gcc));
