@@ -303,11 +303,20 @@ lock_string!(
 );
 
 lock_string!(
-    /// A conda version (`1.26.4`, `2024a`, `1.2.3.post1`).
+    /// A conda version (`1.26.4`, `2024a`, `1.2.3.post1`, with an epoch
+    /// `1!164.3095` as conda-forge's x264 has).
     CondaVersion,
     |s| {
+        // `!` only as the epoch's separator: digits before it, once.
+        let rest = match s.split_once('!') {
+            Some((epoch, rest)) if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) => {
+                rest
+            }
+            Some(_) => "!",
+            None => s,
+        };
         if is_token(s)
-            && !s.contains(['=', '<', '>', '*', '|', ',', '!', '~'])
+            && !rest.contains(['=', '<', '>', '*', '|', ',', '!', '~'])
             && rattler_conda_types::Version::from_str(s).is_ok()
         {
             Ok(())
@@ -679,6 +688,11 @@ mod tests {
         assert!(CondaVersion::from_str("1.26.4").is_ok());
         assert!(CondaVersion::from_str("1.26.4 *").is_err());
         assert!(CondaVersion::from_str(">=1").is_err());
+        assert!(CondaVersion::from_str("1!164.3095").is_ok());
+        assert!(CondaVersion::from_str("!164").is_err());
+        assert!(CondaVersion::from_str("1!2!3").is_err());
+        assert!(CondaVersion::from_str("a!1").is_err());
+        assert!(CondaVersion::from_str("!=1").is_err());
         assert!(PypiName::from_str("typing-extensions").is_ok());
         assert!(PypiName::from_str("typing extensions").is_err());
         assert!(PypiName::from_str("Typing_Extensions").is_err());

@@ -14,6 +14,7 @@ mod apt_drift;
 mod build;
 mod cli;
 mod conda;
+mod conda_install;
 mod config;
 mod copy_from;
 mod coverage;

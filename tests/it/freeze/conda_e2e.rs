@@ -82,7 +82,7 @@ fn layer(root: &Path) -> (Vec<u8>, String) {
 
 /// Writes a one-platform OCI layout of `root` tagged `tag`; returns the
 /// manifest digest.
-pub(super) fn layout(dir: &Path, root: &Path, env: &[&str], tag: &str) -> String {
+pub(crate) fn layout(dir: &Path, root: &Path, env: &[&str], tag: &str) -> String {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let blob = |bytes: &[u8]| {
