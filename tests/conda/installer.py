@@ -61,14 +61,21 @@ BASE_GLIBC = "2.36"
 LONGQC_1 = ["numpy", "pandas>=0.24.0", "scipy", "jinja2", "h5py", "matplotlib>=2.1.2", "scikit-learn"]
 LONGQC_2 = ["edlib", "pysam", "python-edlib"]
 
-# Each set is one image: `env` (ENV lines), `steps`: the Dockerfile's RUN
-# line (`{name}` is the channel's URL) and how the installer reads it
-# (channels, specs, priority; written out by hand, not parsed).
+# Each set is one image: `env` (ENV lines), `files` (COPY lines: the file
+# `src` of the build context with `text`, copied to `dest`), `steps`: the
+# Dockerfile's RUN lines (`{name}` is the channel's URL) and how the
+# installer reads each (channels, specs, priority; written out by hand, not
+# parsed).
 SETS = [
     dict(image="cf-python-numpy",
          what="conda-forge python=3.12 numpy, mamba (strict)",
          steps=[dict(run="mamba install -y --override-channels -c {conda-forge} python=3.12 numpy",
                      channels=["conda-forge"], specs=["python=3.12", "numpy"], priority="strict")]),
+    dict(image="pinned-numpy",
+         what="conda-forge python numpy with numpy <2 in the prefix's conda-meta/pinned, mamba",
+         files=[dict(src="pinned", dest=PREFIX + "/conda-meta/pinned", text="numpy <2\n")],
+         steps=[dict(run="mamba install -y --override-channels -c {conda-forge} python numpy",
+                     channels=["conda-forge"], specs=["python", "numpy"], priority="strict")]),
     dict(image="priority-flexible",
          what="pytorch over conda-forge, conda's default flexible priority",
          steps=[dict(run="conda install -y --override-channels -c {pytorch} -c {conda-forge} libjpeg-turbo",
@@ -108,6 +115,15 @@ def virtual_packages(glibc, cuda):
     if cuda:
         out.append(GenericVirtualPackage(PackageName("__cuda"), Version(cuda), BuildString("0")))
     return out
+
+
+def set_pins(s):
+    """The pins a set's COPY puts into the prefix before its steps."""
+    pins = []
+    for f in s.get("files", []):
+        if f["dest"] == PREFIX + "/conda-meta/pinned":
+            pins += [l.strip() for l in f["text"].splitlines() if l.strip() and not l.startswith("#")]
+    return pins
 
 
 def spec_name(spec):
@@ -255,7 +271,7 @@ def prepare(out):
             per_step = []
             for step in s["steps"]:
                 gw = Gateway(cache_dir=os.path.join(out, "solve-cache"))
-                recs = await solve_step(step, urls, installed, [], s.get("env", {}), gw)
+                recs = await solve_step(step, urls, installed, set_pins(s), s.get("env", {}), gw)
                 before = {key(r) for r in installed}
                 per_step.append(sorted("=".join(key(r)) for r in recs if key(r) not in before))
                 for r in recs:

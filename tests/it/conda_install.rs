@@ -150,6 +150,12 @@ fn conda_installer_in_a_built_image_agrees_with_the_locks() {
         for (k, v) in set["env"].as_object().into_iter().flatten() {
             dockerfile.push_str(&format!("ENV {k}={}\n", v.as_str().unwrap()));
         }
+        std::fs::create_dir_all(project.join(image)).unwrap();
+        for f in set["files"].as_array().into_iter().flatten() {
+            let src = f["src"].as_str().unwrap();
+            std::fs::write(project.join(image).join(src), f["text"].as_str().unwrap()).unwrap();
+            dockerfile.push_str(&format!("COPY {src} {}\n", f["dest"].as_str().unwrap()));
+        }
         let runs: Vec<String> = set["steps"]
             .as_array()
             .unwrap()
@@ -163,7 +169,6 @@ fn conda_installer_in_a_built_image_agrees_with_the_locks() {
             })
             .collect();
         dockerfile.push_str(&format!("RUN {}\n", runs.join(" \\\n && ")));
-        std::fs::create_dir_all(project.join(image)).unwrap();
         std::fs::write(project.join(image).join("Dockerfile"), dockerfile).unwrap();
         toml.push_str(&format!(
             "\n[images.{image}]\nfile = \"{image}/Dockerfile\"\n"
@@ -203,6 +208,12 @@ fn conda_installer_in_a_built_image_agrees_with_the_locks() {
         ]);
         let c = c.trim().to_string();
         let mount = PathBuf::from(b.ok(&["mount", &c]).trim());
+        // The Dockerfile's COPY lines.
+        for f in set["files"].as_array().into_iter().flatten() {
+            let dest = mount.join(f["dest"].as_str().unwrap().trim_start_matches('/'));
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::write(dest, f["text"].as_str().unwrap()).unwrap();
+        }
         let report = path(&format!("{image}.installed.json"));
         let (code, stdout, stderr) = run(Command::new("python3")
             .arg(repo_root().join("tests/conda/installer.py"))
