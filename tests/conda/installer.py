@@ -51,6 +51,7 @@ FIX = os.path.join(ROOT, "fixtures")
 CHANNELS = {
     "conda-forge": os.path.join(FIX, "conda", "conda-forge"),
     "pytorch": os.path.join(FIX, "conda", "pytorch-2023"),
+    "defaults": os.path.join(FIX, "conda", "defaults-2018"),
     "world-conda-forge": os.path.join(FIX, "world", "conda", "conda-forge"),
     "bioconda": os.path.join(FIX, "world", "conda", "bioconda"),
 }
@@ -89,6 +90,14 @@ SETS = [
          env={"CONDA_OVERRIDE_CUDA": "12.4"},
          steps=[dict(run="mamba install -y --override-channels -c {conda-forge} ffmpeg",
                      channels=["conda-forge"], specs=["ffmpeg"], priority="strict")]),
+    dict(image="defaults-py36-numpy",
+         what="defaults (2018) python=3.6 numpy, conda (flexible)",
+         steps=[dict(run="conda install -y --override-channels -c {defaults} python=3.6 numpy",
+                     channels=["defaults"], specs=["python=3.6", "numpy"], priority="flexible")]),
+    dict(image="defaults-py27-dask",
+         what="defaults (2018) python=2.7 matplotlib dask, conda (flexible)",
+         steps=[dict(run="conda install -y --override-channels -c {defaults} python=2.7 matplotlib dask",
+                     channels=["defaults"], specs=["python=2.7", "matplotlib", "dask"], priority="flexible")]),
     dict(image="longqc",
          what="LongQC: conda-forge, then bioconda over conda-forge into the same prefix, mamba",
          steps=[dict(run="mamba install -y --override-channels -c {world-conda-forge} "

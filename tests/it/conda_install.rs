@@ -114,7 +114,7 @@ fn conda_installer_in_a_built_image_agrees_with_the_locks() {
     let glibc = cases["glibc"].as_str().unwrap();
     let sets = cases["sets"].as_array().unwrap();
     let channels = StaticServer::start(fixture.join("channels"));
-    let urls: BTreeMap<&str, String> = ["conda-forge", "pytorch", "world-conda-forge", "bioconda"]
+    let urls: BTreeMap<&str, String> = ["conda-forge", "pytorch", "defaults", "world-conda-forge", "bioconda"]
         .into_iter()
         .map(|c| (c, format!("{}/{c}", channels.url())))
         .collect();
