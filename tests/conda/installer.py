@@ -90,6 +90,32 @@ SETS = [
          env={"CONDA_OVERRIDE_CUDA": "12.4"},
          steps=[dict(run="mamba install -y --override-channels -c {conda-forge} ffmpeg",
                      channels=["conda-forge"], specs=["ffmpeg"], priority="strict")]),
+    dict(image="cuda-command-prefix",
+         what="conda-forge ffmpeg with the command's own CONDA_OVERRIDE_CUDA=12.4 prefix, mamba",
+         steps=[dict(run="CONDA_OVERRIDE_CUDA=12.4 mamba install -y --override-channels -c {conda-forge} ffmpeg",
+                     env={"CONDA_OVERRIDE_CUDA": "12.4"},
+                     channels=["conda-forge"], specs=["ffmpeg"], priority="strict")]),
+    dict(image="condarc-no-pip",
+         what="the root prefix's .condarc turns add_pip_as_python_dependency off, conda",
+         files=[dict(src="condarc", dest=PREFIX + "/.condarc", text="add_pip_as_python_dependency: false\n")],
+         steps=[dict(run="conda install -y --override-channels -c {conda-forge} python=3.12",
+                     channels=["conda-forge"], specs=["python=3.12"], priority="flexible", add_pip=False)]),
+    dict(image="condarc-channels-disabled",
+         what="channels and channel_priority: disabled from the root prefix's .condarc, conda without -c",
+         files=[dict(src="condarc", dest=PREFIX + "/.condarc",
+                     text="channels:\n  - {pytorch}\n  - {conda-forge}\nchannel_priority: disabled\n")],
+         steps=[dict(run="conda install -y libjpeg-turbo",
+                     channels=["pytorch", "conda-forge"], specs=["libjpeg-turbo"], priority="disabled")]),
+    dict(image="create-env",
+         what="mamba create -p of a new environment beside the root prefix: python=3.11 pandas",
+         steps=[dict(run="mamba create -y -p /opt/envs/work --override-channels -c {conda-forge} python=3.11 pandas",
+                     prefix="/opt/envs/work", create=True,
+                     channels=["conda-forge"], specs=["python=3.11", "pandas"], priority="strict")]),
+    dict(image="micromamba-bioconda",
+         what="micromamba (strict, no implicit defaults): bioconda over conda-forge, pysam edlib python-edlib",
+         steps=[dict(run="micromamba install -y -p /opt/conda -c {bioconda} -c {world-conda-forge} pysam edlib python-edlib",
+                     channels=["bioconda", "world-conda-forge"], specs=["pysam", "edlib", "python-edlib"],
+                     priority="strict")]),
     dict(image="defaults-py36-numpy",
          what="defaults (2018) python=3.6 numpy, conda (flexible)",
          steps=[dict(run="conda install -y --override-channels -c {defaults} python=3.6 numpy",
@@ -126,11 +152,11 @@ def virtual_packages(glibc, cuda):
     return out
 
 
-def set_pins(s):
-    """The pins a set's COPY puts into the prefix before its steps."""
+def set_pins(s, prefix):
+    """The pins a set's COPY puts into `prefix` before its steps."""
     pins = []
     for f in s.get("files", []):
-        if f["dest"] == PREFIX + "/conda-meta/pinned":
+        if f["dest"] == prefix + "/conda-meta/pinned":
             pins += [l.strip() for l in f["text"].splitlines() if l.strip() and not l.startswith("#")]
     return pins
 
@@ -276,17 +302,20 @@ def prepare(out):
     async def run():
         from rattler import Gateway
         for s in SETS:
-            installed = []
+            prefixes = {}
             per_step = []
             for step in s["steps"]:
                 gw = Gateway(cache_dir=os.path.join(out, "solve-cache"))
-                recs = await solve_step(step, urls, installed, set_pins(s), s.get("env", {}), gw)
+                prefix = step.get("prefix", PREFIX)
+                installed = [] if step.get("create") else prefixes.get(prefix, [])
+                recs = await solve_step(step, urls, installed, set_pins(s, prefix),
+                                        {**s.get("env", {}), **step.get("env", {})}, gw)
                 before = {key(r) for r in installed}
                 per_step.append(sorted("=".join(key(r)) for r in recs if key(r) not in before))
                 for r in recs:
                     chan = next(n for n, u in urls.items() if r.url.startswith(u + "/"))
                     needed.add((chan, r.subdir, r.file_name))
-                installed = recs
+                prefixes[prefix] = recs
             solutions[s["image"]] = per_step
     asyncio.run(run())
     made = 0
@@ -338,19 +367,21 @@ def install(cases_path, image, root, urls_json, out):
         cases = json.load(f)
     s = next(s for s in cases["sets"] if s["image"] == image)
     urls = json.loads(urls_json)
-    prefix = os.path.join(root, cases["prefix"].lstrip("/"))
     cache = os.path.join(os.path.dirname(os.path.abspath(out)), "rattler-pkgs")
     report = []
 
     async def run():
         for step in s["steps"]:
+            prefix = os.path.join(root, step.get("prefix", cases["prefix"]).lstrip("/"))
+            if step.get("create"):
+                assert not os.path.exists(prefix), f"{prefix} exists"
             installed = read_prefix(prefix)
             pins_file = os.path.join(prefix, "conda-meta", "pinned")
             pins = []
             if os.path.exists(pins_file):
                 pins = [l.strip() for l in open(pins_file) if l.strip() and not l.startswith("#")]
             gw = Gateway(cache_dir=os.path.join(os.path.dirname(os.path.abspath(out)), "rattler-repodata"))
-            recs = await solve_step(step, urls, installed, pins, s.get("env", {}), gw)
+            recs = await solve_step(step, urls, installed, pins, {**s.get("env", {}), **step.get("env", {})}, gw)
             before = {key(r) for r in installed}
             await rattler.install(recs, target_prefix=prefix, cache_dir=cache, installed_packages=installed,
                                   show_progress=False)
