@@ -3,7 +3,7 @@
 
 No conda, mamba or micromamba binary and no public channel can be reached
 where the tests run, so py-rattler's `solve` + `install` (rattler, the
-library mamba 2 and pixi install with) writes the prefix, with the defaults
+library pixi installs with) writes the prefix, with the defaults
 the command of each set would use: its channels in order, its channel
 priority (conda: flexible; mamba 2: strict; `--no-channel-priority`:
 disabled), `add_pip_as_python_dependency: true`, the packages already in
@@ -11,6 +11,13 @@ the prefix kept, the prefix's `conda-meta/pinned`, and the virtual packages
 conda detects inside the container: `__glibc` from the image's C library,
 `__linux` and `__archspec` from the machine (the kernel and CPU a container
 sees), `__cuda` only from `CONDA_OVERRIDE_CUDA`.
+
+What this cannot show: conda and mamba solve with libmamba (libsolv), not
+rattler's resolvo; where several solutions satisfy a request, they may
+choose another one. (resolvo's choice depends even on the order of the
+specs: `pysam edlib python-edlib` and `edlib pysam python-edlib` give
+different libcurl builds on an empty prefix; imagelock keeps the order
+written.)
 
 The channels are the real repodata (fixtures/conda, fixtures/world/conda),
 whole, so every solve sees every record it would see upstream. The real
@@ -62,17 +69,18 @@ BASE_GLIBC = "2.36"
 LONGQC_1 = ["numpy", "pandas>=0.24.0", "scipy", "jinja2", "h5py", "matplotlib>=2.1.2", "scikit-learn"]
 LONGQC_2 = ["edlib", "pysam", "python-edlib"]
 
-# Each set is one image: `env` (ENV lines), `files` (COPY lines: the file
+# Each set is one image (`test`: run by the test suite; the others by
+# benches/conda_install.sh): `env` (ENV lines), `files` (COPY lines: the file
 # `src` of the build context with `text`, copied to `dest`), `steps`: the
 # Dockerfile's RUN lines (`{name}` is the channel's URL) and how the
 # installer reads each (channels, specs, priority; written out by hand, not
 # parsed).
 SETS = [
-    dict(image="cf-python-numpy",
+    dict(image="cf-python-numpy", test=True,
          what="conda-forge python=3.12 numpy, mamba (strict)",
          steps=[dict(run="mamba install -y --override-channels -c {conda-forge} python=3.12 numpy",
                      channels=["conda-forge"], specs=["python=3.12", "numpy"], priority="strict")]),
-    dict(image="pinned-numpy",
+    dict(image="pinned-numpy", test=True,
          what="conda-forge python numpy with numpy <2 in the prefix's conda-meta/pinned, mamba",
          files=[dict(src="pinned", dest=PREFIX + "/conda-meta/pinned", text="numpy <2\n")],
          steps=[dict(run="mamba install -y --override-channels -c {conda-forge} python numpy",
@@ -81,11 +89,11 @@ SETS = [
          what="pytorch over conda-forge, conda's default flexible priority",
          steps=[dict(run="conda install -y --override-channels -c {pytorch} -c {conda-forge} libjpeg-turbo",
                      channels=["pytorch", "conda-forge"], specs=["libjpeg-turbo"], priority="flexible")]),
-    dict(image="priority-disabled",
+    dict(image="priority-disabled", test=True,
          what="pytorch over conda-forge, --no-channel-priority",
          steps=[dict(run="conda install -y --no-channel-priority --override-channels -c {pytorch} -c {conda-forge} libjpeg-turbo",
                      channels=["pytorch", "conda-forge"], specs=["libjpeg-turbo"], priority="disabled")]),
-    dict(image="cuda-override",
+    dict(image="cuda-override", test=True,
          what="conda-forge ffmpeg with ENV CONDA_OVERRIDE_CUDA=12.4, mamba",
          env={"CONDA_OVERRIDE_CUDA": "12.4"},
          steps=[dict(run="mamba install -y --override-channels -c {conda-forge} ffmpeg",
@@ -95,7 +103,7 @@ SETS = [
          steps=[dict(run="CONDA_OVERRIDE_CUDA=12.4 mamba install -y --override-channels -c {conda-forge} ffmpeg",
                      env={"CONDA_OVERRIDE_CUDA": "12.4"},
                      channels=["conda-forge"], specs=["ffmpeg"], priority="strict")]),
-    dict(image="condarc-no-pip",
+    dict(image="condarc-no-pip", test=True,
          what="the root prefix's .condarc turns add_pip_as_python_dependency off, conda",
          files=[dict(src="condarc", dest=PREFIX + "/.condarc", text="add_pip_as_python_dependency: false\n")],
          steps=[dict(run="conda install -y --override-channels -c {conda-forge} python=3.12",
@@ -111,11 +119,24 @@ SETS = [
          steps=[dict(run="mamba create -y -p /opt/envs/work --override-channels -c {conda-forge} python=3.11 pandas",
                      prefix="/opt/envs/work", create=True,
                      channels=["conda-forge"], specs=["python=3.11", "pandas"], priority="strict")]),
-    dict(image="micromamba-bioconda",
+    dict(image="micromamba-bioconda", test=True,
          what="micromamba (strict, no implicit defaults): bioconda over conda-forge, pysam edlib python-edlib",
          steps=[dict(run="micromamba install -y -p /opt/conda -c {bioconda} -c {world-conda-forge} pysam edlib python-edlib",
                      channels=["bioconda", "world-conda-forge"], specs=["pysam", "edlib", "python-edlib"],
                      priority="strict")]),
+    dict(image="mamba1-flexible", test=True,
+         what="mamba 1.5 installed by conda, then mamba (1.x: conda's flexible priority) pytorch over conda-forge 'libjpeg-turbo>=3'",
+         steps=[dict(run="conda install -y --override-channels -c {conda-forge} mamba=1.5.9",
+                     channels=["conda-forge"], specs=["mamba=1.5.9"], priority="flexible"),
+                dict(run="mamba install -y --override-channels -c {pytorch} -c {conda-forge} 'libjpeg-turbo>=3'",
+                     channels=["pytorch", "conda-forge"], specs=["libjpeg-turbo>=3"], priority="flexible")]),
+    dict(image="env-file",
+         what="conda env create -p from an environment.yml (channels with nodefaults, a pin, pandas), conda",
+         files=[dict(src="environment.yml", dest="/tmp/environment.yml",
+                     text="name: work\nchannels:\n  - {conda-forge}\n  - nodefaults\ndependencies:\n  - python=3.11\n  - pandas<3\n")],
+         steps=[dict(run="conda env create -p /opt/envs/work -f /tmp/environment.yml",
+                     prefix="/opt/envs/work", create=True,
+                     channels=["conda-forge"], specs=["python=3.11", "pandas<3"], priority="flexible")]),
     dict(image="defaults-py36-numpy",
          what="defaults (2018) python=3.6 numpy, conda (flexible)",
          steps=[dict(run="conda install -y --override-channels -c {defaults} python=3.6 numpy",
@@ -124,7 +145,7 @@ SETS = [
          what="defaults (2018) python=2.7 matplotlib dask, conda (flexible)",
          steps=[dict(run="conda install -y --override-channels -c {defaults} python=2.7 matplotlib dask",
                      channels=["defaults"], specs=["python=2.7", "matplotlib", "dask"], priority="flexible")]),
-    dict(image="longqc",
+    dict(image="longqc", test=True,
          what="LongQC: conda-forge, then bioconda over conda-forge into the same prefix, mamba",
          steps=[dict(run="mamba install -y --override-channels -c {world-conda-forge} "
                          + " ".join(f"'{s}'" if ">" in s else s for s in LONGQC_1),

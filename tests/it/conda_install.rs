@@ -74,8 +74,7 @@ fn conda_meta(prefix: &Path) -> BTreeMap<String, Record> {
         if path.extension().is_none_or(|x| x != "json") {
             continue;
         }
-        let v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
         out.insert(
             s("name"),
@@ -112,12 +111,34 @@ fn conda_installer_in_a_built_image_agrees_with_the_locks() {
         serde_json::from_slice(&std::fs::read(fixture.join("cases.json")).unwrap()).unwrap();
     let prefix = cases["prefix"].as_str().unwrap();
     let glibc = cases["glibc"].as_str().unwrap();
-    let sets = cases["sets"].as_array().unwrap();
-    let channels = StaticServer::start(fixture.join("channels"));
-    let urls: BTreeMap<&str, String> = ["conda-forge", "pytorch", "defaults", "world-conda-forge", "bioconda"]
-        .into_iter()
-        .map(|c| (c, format!("{}/{c}", channels.url())))
+    // The sets marked for the test suite; `IMAGELOCK_CONDA_SETS=all` (what
+    // `benches/conda_install.sh` sets) or a comma-separated list of names
+    // for others.
+    let chosen = std::env::var("IMAGELOCK_CONDA_SETS").unwrap_or_default();
+    let sets: Vec<&serde_json::Value> = cases["sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| match chosen.as_str() {
+            "" => s["test"].as_bool() == Some(true),
+            "all" => true,
+            list => list
+                .split(',')
+                .any(|n| Some(n.trim()) == s["image"].as_str()),
+        })
         .collect();
+    assert!(!sets.is_empty(), "no set is named `{chosen}`");
+    let channels = StaticServer::start(fixture.join("channels"));
+    let urls: BTreeMap<&str, String> = [
+        "conda-forge",
+        "pytorch",
+        "defaults",
+        "world-conda-forge",
+        "bioconda",
+    ]
+    .into_iter()
+    .map(|c| (c, format!("{}/{c}", channels.url())))
+    .collect();
 
     // `{name}` in the sets' lines and files is the channel's URL.
     let fill = |text: &str| {
@@ -153,7 +174,7 @@ fn conda_installer_in_a_built_image_agrees_with_the_locks() {
     // One image per set, all frozen in one run.
     let project = path("project");
     let mut toml = String::from("platforms = [\"linux/amd64\"]\n");
-    for set in sets {
+    for set in &sets {
         let image = set["image"].as_str().unwrap();
         let mut dockerfile = format!("FROM {base}:1\n");
         for (k, v) in set["env"].as_object().into_iter().flatten() {
@@ -162,7 +183,11 @@ fn conda_installer_in_a_built_image_agrees_with_the_locks() {
         std::fs::create_dir_all(project.join(image)).unwrap();
         for f in set["files"].as_array().into_iter().flatten() {
             let src = f["src"].as_str().unwrap();
-            std::fs::write(project.join(image).join(src), fill(f["text"].as_str().unwrap())).unwrap();
+            std::fs::write(
+                project.join(image).join(src),
+                fill(f["text"].as_str().unwrap()),
+            )
+            .unwrap();
             dockerfile.push_str(&format!("COPY {src} {}\n", f["dest"].as_str().unwrap()));
         }
         let runs: Vec<String> = set["steps"]
@@ -186,123 +211,235 @@ fn conda_installer_in_a_built_image_agrees_with_the_locks() {
             .env("IMAGELOCK_CACHE_DIR", path("cache"))
             .args(args))
     };
-    let started = std::time::Instant::now();
-    let (code, out, err) = cli(&["freeze"]);
-    assert_eq!(code, 0, "freeze:\n{out}\n{err}");
-    eprintln!("freeze of {} images: {:.1?}", sets.len(), started.elapsed());
-
+    // A set imagelock cannot lock is a disagreement, named below.
+    let (_, _, freeze_err) = cli(&["freeze"]);
     let urls_json = serde_json::to_string(&urls).unwrap();
-    let mut agreed = Vec::new();
-    for set in sets {
+    let mut rows = Vec::new();
+    let mut disagreements = Vec::new();
+    for set in &sets {
         let image = set["image"].as_str().unwrap();
-        let t_set = std::time::Instant::now();
-        let lock_path = project.join(format!("lockfiles/{image}.lock"));
-        let lock = imagelock::lock::LockedImage::read(&lock_path).unwrap();
-        assert_eq!(lock.bases[0].digest, pushed.parse().unwrap());
-        let steps: Vec<_> = lock.steps.iter().filter(|s| !s.conda.is_empty()).collect();
-        assert_eq!(
-            steps.len(),
-            set["steps"].as_array().unwrap().len(),
-            "{image}: one locked conda step per installer step"
-        );
+        let (verdict, row) = build_and_compare(&Build {
+            set,
+            b: &b,
+            base: &base,
+            pushed: &pushed,
+            prefix,
+            project: &project,
+            tmp: tmp.path(),
+            fixture: &fixture,
+            urls_json: &urls_json,
+            fill: &fill,
+            cli: &cli,
+            freeze_err: &freeze_err,
+        });
+        if let Err(why) = &verdict {
+            disagreements.push(format!("{image}: {why}"));
+        }
+        rows.push(format!(
+            "| {image} | {} | {row} | {} |",
+            set["what"].as_str().unwrap(),
+            match &verdict {
+                Ok(()) => "same".to_string(),
+                Err(why) => format!("DIFFERENT: {}", why.replace('\n', " ").replace('|', "/")),
+            }
+        ));
+    }
+    eprintln!(
+        "| set | what | packages (per step) | installer s | verify s | verdict |\n|---|---|---|---:|---:|---|"
+    );
+    for row in &rows {
+        eprintln!("{row}");
+    }
+    eprintln!(
+        "the installer agrees with the lock on {} of {} sets",
+        sets.len() - disagreements.len(),
+        sets.len()
+    );
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n\n"));
+}
 
-        // The build: the pinned base, mounted; the installer writes the prefix.
-        let c = b.ok(&[
-            "from",
-            "--tls-verify=false",
-            &format!("docker://{base}@{}", lock.bases[0].digest),
-        ]);
-        let c = c.trim().to_string();
-        let mount = PathBuf::from(b.ok(&["mount", &c]).trim());
-        // The Dockerfile's COPY lines.
-        for f in set["files"].as_array().into_iter().flatten() {
-            let dest = mount.join(f["dest"].as_str().unwrap().trim_start_matches('/'));
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::write(dest, fill(f["text"].as_str().unwrap())).unwrap();
-        }
-        let report = path(&format!("{image}.installed.json"));
-        let t_install = std::time::Instant::now();
-        let (code, stdout, stderr) = run(Command::new("python3")
-            .arg(repo_root().join("tests/conda/installer.py"))
-            .arg("install")
-            .arg(fixture.join("cases.json"))
-            .arg(image)
-            .arg(&mount)
-            .arg(&urls_json)
-            .arg(&report));
-        assert_eq!(code, 0, "{image}: installer.py install:\n{stdout}\n{stderr}");
-        let t_install = t_install.elapsed();
-        let installed: Vec<Vec<serde_json::Value>> =
-            serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+/// What one set's build needs.
+struct Build<'a> {
+    set: &'a serde_json::Value,
+    b: &'a Buildah,
+    base: &'a str,
+    pushed: &'a str,
+    prefix: &'a str,
+    project: &'a Path,
+    tmp: &'a Path,
+    fixture: &'a Path,
+    urls_json: &'a str,
+    fill: &'a dyn Fn(&str) -> String,
+    cli: &'a dyn Fn(&[&str]) -> (i32, String, String),
+    freeze_err: &'a str,
+}
 
-        // Step by step, what the installer installed is what the lock names.
-        for (i, (step, ours)) in steps.iter().zip(&installed).enumerate() {
-            let theirs: BTreeMap<String, Record> = ours
-                .iter()
-                .map(|r| {
-                    let s = |k: &str| r[k].as_str().unwrap().to_string();
-                    (
-                        s("name"),
-                        (s("name"), s("version"), s("build"), s("url"), s("sha256")),
-                    )
-                })
-                .collect();
-            let locked: BTreeMap<String, Record> = step
-                .conda
-                .iter()
-                .map(|p| (p.name.to_string(), lock_record(p)))
-                .collect();
-            assert_eq!(
-                locked, theirs,
-                "{image} step {}: the lock vs what the installer installed",
-                i + 1
-            );
+/// The differences between what the lock says and what the installer did,
+/// by package name.
+fn differences(
+    lock: &BTreeMap<String, Record>,
+    installer: &BTreeMap<String, Record>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, l) in lock {
+        match installer.get(name) {
+            None => out.push(format!("only the lock has {} {} {}", l.0, l.1, l.2)),
+            Some(i) if i != l => out.push(format!(
+                "{name}: lock {} {} {} {}, installer {} {} {} {}",
+                l.1, l.2, l.3, l.4, i.1, i.2, i.3, i.4
+            )),
+            Some(_) => {}
         }
-        // Each prefix's conda-meta is the lock's final state of it.
-        let prefixes: BTreeSet<&str> = set["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["prefix"].as_str().unwrap_or(prefix))
-            .collect();
-        let mut packages = 0;
-        for p in prefixes {
-            let meta = conda_meta(&mount.join(p.trim_start_matches('/')));
-            let final_lock: BTreeMap<String, Record> = lock
-                .final_conda("linux/amd64")
-                .into_iter()
-                .filter(|(step, _)| step.target.as_deref() == Some(p))
-                .map(|(_, p)| (p.name.to_string(), lock_record(p)))
-                .collect();
-            assert_eq!(meta, final_lock, "{image}: conda-meta of {p} vs the lock");
-            packages += meta.len();
+    }
+    for (name, i) in installer {
+        if !lock.contains_key(name) {
+            out.push(format!(
+                "only the installer installed {} {} {}",
+                i.0, i.1, i.2
+            ));
         }
-        b.ok(&["umount", &c]);
-        let mut config = vec!["config".to_string()];
-        for (k, v) in set["env"].as_object().into_iter().flatten() {
-            config.extend(["--env".to_string(), format!("{k}={}", v.as_str().unwrap())]);
-        }
-        config.push(c.clone());
-        let config: Vec<&str> = config.iter().map(String::as_str).collect();
-        b.ok(&config);
-        b.ok(&["commit", "-q", &c, image]);
-        b.ok(&["rm", &c]);
-        let built = b.to_layout(image, &path(&format!("oci/{image}")));
-        let t_verify = std::time::Instant::now();
-        let (code, out, err) = cli(&["verify", "--image", &format!("{image}={built}")]);
-        let t_verify = t_verify.elapsed();
-        assert_eq!(code, 0, "{image}: verify --image:\n{out}\n{err}");
-        assert!(
-            out.contains(&format!("matches its lock (base, {} conda, 0 pip packages)", packages)),
-            "{image}: {out}"
-        );
-        b.ok(&["rmi", image]);
-        agreed.push(format!("{image}: {} packages", packages));
-        eprintln!(
-            "{image}: {} packages; installer {t_install:.1?}, verify {t_verify:.1?}, set {:.1?}",
-            packages,
-            t_set.elapsed()
+    }
+    out
+}
+
+/// Builds one set's image with the installer and compares it with the
+/// lock; the table row's middle columns, and the verdict.
+fn build_and_compare(x: &Build) -> (Result<(), String>, String) {
+    let image = x.set["image"].as_str().unwrap();
+    let lock_path = x.project.join(format!("lockfiles/{image}.lock"));
+    if !lock_path.is_file() {
+        let said: Vec<&str> = x.freeze_err.lines().filter(|l| l.contains(image)).collect();
+        return (
+            Err(format!("imagelock wrote no lock: {}", said.join(" "))),
+            " | | ".to_string(),
         );
     }
-    eprintln!("the installer agrees with the lock on {} sets: {agreed:?}", agreed.len());
+    let lock = imagelock::lock::LockedImage::read(&lock_path).unwrap();
+    assert_eq!(lock.bases[0].digest, x.pushed.parse().unwrap());
+    let steps: Vec<_> = lock.steps.iter().filter(|s| !s.conda.is_empty()).collect();
+    let wanted = x.set["steps"].as_array().unwrap();
+
+    // The build: the pinned base, mounted; the installer writes the prefix.
+    let b = x.b;
+    let c = b.ok(&[
+        "from",
+        "--tls-verify=false",
+        &format!("docker://{}@{}", x.base, lock.bases[0].digest),
+    ]);
+    let c = c.trim().to_string();
+    let mount = PathBuf::from(b.ok(&["mount", &c]).trim());
+    // The Dockerfile's COPY lines.
+    for f in x.set["files"].as_array().into_iter().flatten() {
+        let dest = mount.join(f["dest"].as_str().unwrap().trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::write(dest, (x.fill)(f["text"].as_str().unwrap())).unwrap();
+    }
+    let report = x.tmp.join(format!("{image}.installed.json"));
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = run(Command::new("python3")
+        .arg(repo_root().join("tests/conda/installer.py"))
+        .arg("install")
+        .arg(x.fixture.join("cases.json"))
+        .arg(image)
+        .arg(&mount)
+        .arg(x.urls_json)
+        .arg(&report));
+    let t_install = started.elapsed().as_secs_f64();
+    let finish = |verdict: Result<(), String>, row: String| {
+        b.ok(&["umount", &c]);
+        b.ok(&["rm", &c]);
+        (verdict, row)
+    };
+    if code != 0 {
+        let last = stderr.lines().last().unwrap_or_default().to_string();
+        return finish(
+            Err(format!("the installer failed: {last}\n{stdout}")),
+            format!(" | {t_install:.2} | "),
+        );
+    }
+    let installed: Vec<Vec<serde_json::Value>> =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let counts: Vec<String> = installed.iter().map(|s| s.len().to_string()).collect();
+    let row = |verify: &str| format!("{} | {t_install:.2} | {verify}", counts.join(" + "));
+    let mut problems = Vec::new();
+    if steps.len() != wanted.len() {
+        problems.push(format!(
+            "the lock has {} conda steps with packages, the installer ran {}",
+            steps.len(),
+            wanted.len()
+        ));
+    }
+    // Step by step, what the installer installed is what the lock names.
+    for (i, (step, ours)) in steps.iter().zip(&installed).enumerate() {
+        let theirs: BTreeMap<String, Record> = ours
+            .iter()
+            .map(|r| {
+                let s = |k: &str| r[k].as_str().unwrap().to_string();
+                (
+                    s("name"),
+                    (s("name"), s("version"), s("build"), s("url"), s("sha256")),
+                )
+            })
+            .collect();
+        let locked: BTreeMap<String, Record> = step
+            .conda
+            .iter()
+            .map(|p| (p.name.to_string(), lock_record(p)))
+            .collect();
+        for d in differences(&locked, &theirs) {
+            problems.push(format!("step {}: {d}", i + 1));
+        }
+    }
+    // Each prefix's conda-meta is the lock's final state of it.
+    let prefixes: BTreeSet<&str> = wanted
+        .iter()
+        .map(|s| s["prefix"].as_str().unwrap_or(x.prefix))
+        .collect();
+    let mut packages = 0;
+    for p in prefixes {
+        let meta = conda_meta(&mount.join(p.trim_start_matches('/')));
+        let final_lock: BTreeMap<String, Record> = lock
+            .final_conda("linux/amd64")
+            .into_iter()
+            .filter(|(step, _)| step.target.as_deref() == Some(p))
+            .map(|(_, p)| (p.name.to_string(), lock_record(p)))
+            .collect();
+        for d in differences(&final_lock, &meta) {
+            problems.push(format!("conda-meta of {p}: {d}"));
+        }
+        packages += meta.len();
+    }
+    if !problems.is_empty() {
+        return finish(Err(problems.join("\n")), row(""));
+    }
+    b.ok(&["umount", &c]);
+    let mut config = vec!["config".to_string()];
+    for (k, v) in x.set["env"].as_object().into_iter().flatten() {
+        config.extend(["--env".to_string(), format!("{k}={}", v.as_str().unwrap())]);
+    }
+    config.push(c.clone());
+    let config: Vec<&str> = config.iter().map(String::as_str).collect();
+    b.ok(&config);
+    b.ok(&["commit", "-q", &c, image]);
+    b.ok(&["rm", &c]);
+    let built = b.to_layout(image, &x.tmp.join(format!("oci/{image}")));
+    let started = std::time::Instant::now();
+    let (code, out, err) = (x.cli)(&["verify", "--image", &format!("{image}={built}")]);
+    let t_verify = started.elapsed().as_secs_f64();
+    b.ok(&["rmi", image]);
+    let row = row(&format!("{t_verify:.2}"));
+    if code != 0 {
+        return (
+            Err(format!("verify --image exited {code}:\n{out}\n{err}")),
+            row,
+        );
+    }
+    let expected = format!("matches its lock (base, {packages} conda, 0 pip packages)");
+    if !out.contains(&expected) {
+        return (
+            Err(format!("verify --image did not say `{expected}`:\n{out}")),
+            row,
+        );
+    }
+    (Ok(()), row)
 }
