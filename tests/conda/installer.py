@@ -131,7 +131,7 @@ SETS = [
                 dict(run="mamba install -y --override-channels -c {pytorch} -c {conda-forge} 'libjpeg-turbo>=3'",
                      channels=["pytorch", "conda-forge"], specs=["libjpeg-turbo>=3"], priority="flexible")]),
     dict(image="env-file",
-         what="conda env create -p from an environment.yml (channels with nodefaults, a pin, pandas), conda",
+         what="conda env create -p from an environment.yml (its channel and nodefaults; python=3.11, pandas<3), conda",
          files=[dict(src="environment.yml", dest="/tmp/environment.yml",
                      text="name: work\nchannels:\n  - {conda-forge}\n  - nodefaults\ndependencies:\n  - python=3.11\n  - pandas<3\n")],
          steps=[dict(run="conda env create -p /opt/envs/work -f /tmp/environment.yml",
