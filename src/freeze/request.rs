@@ -181,7 +181,7 @@ fn pip_pin(spec: &str) -> Option<(String, String)> {
 /// and build (if written).
 fn conda_pin(spec: &str) -> Option<(String, String, Option<String>)> {
     let spec = spec.rsplit("::").next()?.trim();
-    if spec.contains(['*', '<', '>', '!', '~', ',', '|', '[', ' ']) {
+    if spec.contains(['*', '<', '>', '~', ',', '|', '[', ' ']) {
         return None;
     }
     let (name, rest, exact) = match spec.split_once("==") {
@@ -191,6 +191,16 @@ fn conda_pin(spec: &str) -> Option<(String, String, Option<String>)> {
     let mut parts = rest.splitn(2, '=');
     let version = parts.next()?.to_string();
     let build = parts.next().map(str::to_string);
+    // `!` only as a version's epoch separator (`1!164.3095`), never `!=`.
+    let epoch_ok = match version.split_once('!') {
+        None => true,
+        Some((epoch, rest)) => {
+            !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) && !rest.contains('!')
+        }
+    };
+    if name.contains('!') || build.as_ref().is_some_and(|b| b.contains('!')) || !epoch_ok {
+        return None;
+    }
     // `name=1.26` is `1.26.*` to conda; only `name=1.26=build` is exact.
     (!name.is_empty() && !version.is_empty() && (exact || build.is_some()))
         .then(|| (name.to_string(), version, build))
@@ -277,6 +287,18 @@ mod tests {
             Some(("numpy".into(), "1.26".into(), None))
         );
         assert_eq!(conda_pin("numpy>=1.26"), None);
+        // conda-forge's x264 has an epoch.
+        assert_eq!(
+            conda_pin("x264==1!164.3095=h166bdaf_2"),
+            Some((
+                "x264".into(),
+                "1!164.3095".into(),
+                Some("h166bdaf_2".into())
+            ))
+        );
+        assert_eq!(conda_pin("numpy!=1.26"), None);
+        assert_eq!(conda_pin("numpy==!1.26"), None);
+        assert_eq!(conda_pin("numpy==1!2!3"), None);
         assert_eq!(
             pip_part(&["python=3.11".into(), "pip: requests".into()]),
             ["requests"]

@@ -256,6 +256,13 @@ fn conda_installer_in_a_built_image_agrees_with_the_locks() {
         sets.len()
     );
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n\n"));
+
+    // Pinned in place, every Dockerfile freezes to the lock it was pinned
+    // from (x264's epoch version is a pin too).
+    let (code, out, err) = cli(&["rewrite"]);
+    assert_eq!(code, 0, "rewrite:\n{out}\n{err}");
+    let (code, out, err) = cli(&["freeze", "--check"]);
+    assert_eq!(code, 0, "freeze --check after rewrite:\n{out}\n{err}");
 }
 
 /// What one set's build needs.
