@@ -103,6 +103,14 @@ fn conda_installer_in_a_built_image_agrees_with_the_locks() {
     {
         return;
     }
+    // `.conda` files are zstd tars: Python's zstandard, else the zstd tool.
+    let zstandard = Command::new("python3")
+        .args(["-c", "import zstandard"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !zstandard && !require_tool("zstd", "apt-get install zstd (or pip install zstandard)") {
+        return;
+    }
     let Some(registry) = server(AuthKind::Open) else {
         return;
     };
@@ -265,6 +273,9 @@ fn conda_installer_in_a_built_image_agrees_with_the_locks() {
     assert_eq!(code, 0, "freeze --check after rewrite:\n{out}\n{err}");
 }
 
+/// Runs imagelock in the project: (exit code, stdout, stderr).
+type Cli<'a> = dyn Fn(&[&str]) -> (i32, String, String) + 'a;
+
 /// What one set's build needs.
 struct Build<'a> {
     set: &'a serde_json::Value,
@@ -277,7 +288,7 @@ struct Build<'a> {
     fixture: &'a Path,
     urls_json: &'a str,
     fill: &'a dyn Fn(&str) -> String,
-    cli: &'a dyn Fn(&[&str]) -> (i32, String, String),
+    cli: &'a Cli<'a>,
     freeze_err: &'a str,
 }
 
