@@ -1188,3 +1188,119 @@ async fn build_environments_are_made_without_pip() {
         "pip\n"
     );
 }
+
+/// Issue 18: prefetching follows dependencies' dependencies as uv does.
+/// Told only of `top`, the source fetches, without the solver asking, the
+/// pages and best candidates' metadata of the whole chain below it
+/// (`top` → `mid[fast]` → `leaf` → `deep`, and `speedup` through the
+/// extra), for the target's markers only, never a release outside the
+/// range nor an sdist (its page only: building it is the solver's call).
+/// A resolution on the same client then asks the server only for what
+/// the prefetch did not already fetch: no file is requested twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn prefetch_follows_dependencies_of_dependencies() {
+    use imagelock::solve::python::PackageSource as _;
+    use std::str::FromStr as _;
+
+    let dir = tempdir();
+    let mut ix = PyIndex::new(dir.path());
+    ix.wheel(
+        "top",
+        "1.0",
+        &["mid[fast]>=1", "winonly; sys_platform == 'win32'"],
+    );
+    ix.wheel("mid", "0.5", &[]);
+    ix.wheel("mid", "1.0", &["leaf<3", "speedup; extra == 'fast'"]);
+    ix.wheel("leaf", "2.0", &["deep"]);
+    ix.wheel("leaf", "3.0", &[]);
+    ix.wheel("speedup", "1.0", &[]);
+    ix.wheel("deep", "1.0", &["srconly"]);
+    ix.wheel("winonly", "1.0", &[]);
+    ix.sdist(
+        "srconly",
+        "1.0",
+        &[(
+            "PKG-INFO",
+            b"Metadata-Version: 2.2\nName: srconly\nVersion: 1.0\n",
+        )],
+    );
+    let s = StaticServer::start(dir.path());
+    let fetch = Fetcher::new(None, false, Default::default()).unwrap();
+    let client =
+        Arc::new(IndexClient::new(fetch, &[format!("{}/simple", s.url())], false).unwrap());
+    let source = pypi::IndexSource::new(
+        client.clone(),
+        tokio::runtime::Handle::current(),
+        target("3.11"),
+        ResolveOptions::default(),
+    );
+    let top = pep508_rs::PackageName::from_str("top").unwrap();
+    source.prefetch(&top, &[], &pubgrub::Ranges::full());
+
+    let paths =
+        |s: &StaticServer| -> Vec<String> { s.seen().into_iter().map(|r| r.path).collect() };
+    let expected = [
+        "/simple/top/",
+        "/files/top-1.0-py3-none-any.whl.metadata",
+        "/simple/mid/",
+        "/files/mid-1.0-py3-none-any.whl.metadata",
+        "/simple/leaf/",
+        "/files/leaf-2.0-py3-none-any.whl.metadata",
+        "/simple/speedup/",
+        "/files/speedup-1.0-py3-none-any.whl.metadata",
+        "/simple/deep/",
+        "/files/deep-1.0-py3-none-any.whl.metadata",
+        "/simple/srconly/",
+    ];
+    let start = std::time::Instant::now();
+    while !expected.iter().all(|e| paths(&s).iter().any(|p| p == e)) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "prefetch stopped short: {:?}",
+            paths(&s)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Nothing more arrives: what is not wanted is never asked for.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut prefetched = paths(&s);
+    prefetched.sort();
+    let mut want: Vec<String> = expected.iter().map(ToString::to_string).collect();
+    want.sort();
+    assert_eq!(prefetched, want, "the prefetch asked for exactly the chain");
+
+    // The solver's own requests find the prefetched answers: only the
+    // sdist (read for its static PKG-INFO) is new, and nothing is asked
+    // for twice.
+    let request = ResolveRequest {
+        requirements: vec!["top".into()],
+        ..ResolveRequest::default()
+    };
+    let out = pypi::resolve(client, target("3.11"), request)
+        .await
+        .unwrap();
+    let mut got = names(&out);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "deep==1.0",
+            "leaf==2.0",
+            "mid==1.0",
+            "speedup==1.0",
+            "srconly==1.0",
+            "top==1.0"
+        ]
+    );
+    let all = paths(&s);
+    let mut unique = all.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        all.len(),
+        "a file was requested twice: {all:?}"
+    );
+    let new: Vec<_> = all[prefetched.len()..].to_vec();
+    assert_eq!(new, ["/files/srconly-1.0.tar.gz"], "{all:?}");
+}

@@ -19,8 +19,8 @@ use sha2::{Digest, Sha256};
 
 use super::{IndexClient, IndexSource, PypiError};
 use crate::solve::python::{
-    Candidates, CoreMetadata, DirectDist, DistFile, Libc, PackageSource, PinnedSource,
-    ResolveRequest, SourceError, TargetEnv,
+    CoreMetadata, DirectDist, DistFile, Libc, PackageSource, PinnedSource, ResolveRequest,
+    SourceError, TargetEnv,
 };
 
 /// The host interpreter that runs build backends, as probed once.
@@ -299,24 +299,13 @@ impl PackageSource for WheelsOnly {
         Err(SourceError::Failed(why))
     }
 
-    fn prefetch(&self, name: &PackageName, range: &Ranges<Version>) {
-        let (client, target, name, range) = (
-            self.inner.client.clone(),
-            self.inner.target.clone(),
-            name.clone(),
-            range.clone(),
-        );
-        self.inner.handle.spawn(async move {
-            let Ok(files) = client.files(&name).await else {
-                return;
-            };
-            let candidates = Candidates::new(&name, &files, &target, None);
-            if let Some(best) = candidates.best(&range, false, &[])
-                && best.file.filename.ends_with(".whl")
-            {
-                let _ = client.metadata(&name, &best.file).await;
-            }
-        });
+    fn prefetch(
+        &self,
+        name: &PackageName,
+        extras: &[pep508_rs::ExtraName],
+        range: &Ranges<Version>,
+    ) {
+        self.inner.prefetch(name, extras, range);
     }
 }
 
@@ -366,7 +355,8 @@ impl IndexClient {
                 tokio::runtime::Handle::current(),
                 target.clone(),
                 Default::default(),
-            ),
+            )
+            .wheels_only(),
             refused: Mutex::default(),
         };
         let request = ResolveRequest {

@@ -935,8 +935,7 @@ const BUILD_SCRIPT: &str = include_str!("build_metadata.py");
 pub struct IndexSource {
     client: Arc<IndexClient>,
     handle: tokio::runtime::Handle,
-    target: Arc<TargetEnv>,
-    options: ResolveOptions,
+    prefetch: Prefetch,
 }
 
 impl IndexSource {
@@ -948,12 +947,170 @@ impl IndexSource {
         target: Arc<TargetEnv>,
         options: ResolveOptions,
     ) -> Self {
+        let prefetch = Prefetch {
+            client: client.clone(),
+            handle: handle.clone(),
+            target,
+            pre: options.pre,
+            lowest: options.resolution == crate::solve::python::Resolution::Lowest,
+            exclude_newer: options.exclude_newer,
+            no_deps: options.no_deps,
+            wheels_only: false,
+            seen: Arc::default(),
+            permits: Arc::new(tokio::sync::Semaphore::new(PREFETCH_REQUESTS)),
+        };
         Self {
             client,
             handle,
-            target,
-            options,
+            prefetch,
         }
+    }
+
+    /// Prefetches only wheels' metadata (the build requirements' view:
+    /// an sdist there is refused, never built).
+    pub(crate) fn wheels_only(mut self) -> Self {
+        self.prefetch.wheels_only = true;
+        self
+    }
+}
+
+/// At most this many speculative (dependencies' dependencies) prefetches
+/// fetch at once: fewer than the client's own limit, so the solver's own
+/// requests always find room.
+const PREFETCH_REQUESTS: usize = 8;
+
+/// Warms the client's in-run memo ahead of the solver, as uv does: a
+/// requirement's page and the metadata of its best candidate, then, when
+/// that metadata arrives, the same for each of its dependencies that apply
+/// to the target (markers, extras asked for), recursively. Each project
+/// (and each extra of it) is prefetched once per run; each file's
+/// dependencies are read once per extra. It never changes an answer (the
+/// solver asks in its own order and gets the memoized result) and never
+/// fails one: a failed prefetch is dropped, and the solver's own request
+/// reports the error. Speculative prefetches never build an sdist: only
+/// wheels' metadata (PEP 658 or range reads) and an index's stated
+/// metadata of an sdist.
+#[derive(Clone)]
+struct Prefetch {
+    client: Arc<IndexClient>,
+    handle: tokio::runtime::Handle,
+    target: Arc<TargetEnv>,
+    pre: bool,
+    lowest: bool,
+    exclude_newer: Option<String>,
+    no_deps: bool,
+    wheels_only: bool,
+    seen: Arc<Mutex<PrefetchSeen>>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+/// What this run's prefetches have started: projects and extras asked
+/// for, and (file URL, extra) pairs whose dependencies were followed.
+#[derive(Default)]
+struct PrefetchSeen {
+    asked: std::collections::HashSet<(PackageName, Option<pep508_rs::ExtraName>)>,
+    followed: std::collections::HashSet<(String, Option<pep508_rs::ExtraName>)>,
+}
+
+impl Prefetch {
+    /// Starts prefetching `name` (with `extras`) in `range`. `asked`: the
+    /// solver saw this requirement (its page and best candidate are
+    /// fetched even when seen before, and an sdist's metadata may be
+    /// built, as the solver would do next); otherwise it is a dependency
+    /// of prefetched metadata and is skipped when already started.
+    fn start(
+        &self,
+        name: PackageName,
+        extras: Vec<pep508_rs::ExtraName>,
+        range: Ranges<Version>,
+        asked: bool,
+    ) {
+        let keys: Vec<_> = std::iter::once(None)
+            .chain(extras.into_iter().map(Some))
+            .collect();
+        let fresh = {
+            let mut seen = self
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut fresh = false;
+            for key in &keys {
+                fresh |= seen.asked.insert((name.clone(), key.clone()));
+            }
+            fresh
+        };
+        if !asked && !fresh {
+            return;
+        }
+        let this = self.clone();
+        self.handle.spawn(async move {
+            let _ = this.run(name, keys, range, asked).await;
+        });
+    }
+
+    async fn run(
+        self,
+        name: PackageName,
+        keys: Vec<Option<pep508_rs::ExtraName>>,
+        range: Ranges<Version>,
+        asked: bool,
+    ) -> Option<()> {
+        let permit = if asked {
+            None
+        } else {
+            Some(self.permits.acquire().await.ok()?)
+        };
+        let files = self.client.files(&name).await.ok()?;
+        let candidates =
+            Candidates::new(&name, &files, &self.target, self.exclude_newer.as_deref());
+        let best = if self.lowest {
+            candidates.lowest(&range, self.pre, &[])
+        } else {
+            candidates.best(&range, self.pre, &[])
+        }?;
+        let wheel = best.file.filename.ends_with(".whl");
+        if (self.wheels_only && !wheel) || (!asked && !wheel && best.file.core_metadata.is_none()) {
+            return None;
+        }
+        let meta = self.client.metadata(&name, &best.file).await.ok()?;
+        drop(permit);
+        if self.no_deps {
+            return None;
+        }
+        let follow: Vec<_> = {
+            let mut seen = self
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            keys.into_iter()
+                .filter(|key| seen.followed.insert((best.file.url.clone(), key.clone())))
+                .collect()
+        };
+        if follow.is_empty() {
+            return None;
+        }
+        let markers = self.target.markers();
+        for req in meta.requirements().ok()? {
+            let applies = follow.iter().any(|key| match key {
+                None => req.evaluate_markers(markers, &[]),
+                Some(extra) => {
+                    req.evaluate_markers(markers, std::slice::from_ref(extra))
+                        && !req.evaluate_markers(markers, &[])
+                }
+            });
+            let range = match &req.version_or_url {
+                Some(pep508_rs::VersionOrUrl::VersionSpecifier(specs)) => {
+                    crate::solve::python::resolver::specifiers_to_range(specs)
+                }
+                // A direct URL is the solver's to fetch.
+                Some(pep508_rs::VersionOrUrl::Url(_)) => continue,
+                None => Ranges::full(),
+            };
+            if applies {
+                self.start(req.name, req.extras, range, false);
+            }
+        }
+        Some(())
     }
 }
 
@@ -976,23 +1133,14 @@ impl PackageSource for IndexSource {
             .map_err(SourceError::from)
     }
 
-    fn prefetch(&self, name: &PackageName, range: &Ranges<Version>) {
-        let (client, target, name, range) = (
-            self.client.clone(),
-            self.target.clone(),
-            name.clone(),
-            range.clone(),
-        );
-        let (pre, exclude_newer) = (self.options.pre, self.options.exclude_newer.clone());
-        self.handle.spawn(async move {
-            let Ok(files) = client.files(&name).await else {
-                return;
-            };
-            let candidates = Candidates::new(&name, &files, &target, exclude_newer.as_deref());
-            if let Some(best) = candidates.best(&range, pre, &[]) {
-                let _ = client.metadata(&name, &best.file).await;
-            }
-        });
+    fn prefetch(
+        &self,
+        name: &PackageName,
+        extras: &[pep508_rs::ExtraName],
+        range: &Ranges<Version>,
+    ) {
+        self.prefetch
+            .start(name.clone(), extras.to_vec(), range.clone(), true);
     }
 }
 

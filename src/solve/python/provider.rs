@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use pep440_rs::Version;
-use pep508_rs::PackageName;
+use pep508_rs::{ExtraName, PackageName};
 use pubgrub::Ranges;
 
 use super::dist::{CoreMetadata, DistFile};
@@ -59,9 +59,10 @@ pub trait PackageSource {
     /// A direct URL or VCS requirement.
     fn direct(&self, name: &PackageName, url: &str) -> Result<DirectDist, SourceError>;
 
-    /// A hint that `name` within `range` will likely be needed soon, so
-    /// an implementation may fetch it concurrently.
-    fn prefetch(&self, _name: &PackageName, _range: &Ranges<Version>) {}
+    /// A hint that `name` (with `extras`) within `range` will likely be
+    /// needed soon, so an implementation may fetch it, and what it needs,
+    /// concurrently. Never changes an answer.
+    fn prefetch(&self, _name: &PackageName, _extras: &[ExtraName], _range: &Ranges<Version>) {}
 }
 
 /// An in-memory index for tests and benchmarks: projects with versions,

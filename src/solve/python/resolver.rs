@@ -555,7 +555,7 @@ impl<S: PackageSource> Provider<'_, S> {
         if let Some((_, version)) = own {
             range = range.intersection(&Ranges::singleton(version.clone()));
         }
-        self.source.prefetch(&req.name, &range);
+        self.source.prefetch(&req.name, &req.extras, &range);
         let mut add = |pkg: PyPkg, range: &Ranges<Version>| {
             let next = self.seen_order.borrow().len();
             self.seen_order
