@@ -2,7 +2,11 @@
 //! lines (sorted) to stdout, timing and request counts to stderr.
 //!
 //! cargo bench --bench pip_compile -- --python-version 3.11 --platform linux/amd64 \
-//!     --glibc 2.28 [--index-url URL] [--cache-dir DIR] [--offline] [--pre] REQUIREMENT…
+//!     --glibc 2.28 [--index-url URL] [--cache-dir DIR] [--offline] [--pre] \
+//!     [--requests N] REQUIREMENT…
+//!
+//! `--requests N`: requests in flight per host, and the index client's
+//! limit twice that (by default 8 and 16, as the library's defaults).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::sync::Arc;
@@ -50,6 +54,7 @@ fn main() -> anyhow::Result<()> {
     let (mut index, mut cache, mut offline, mut pre, mut reqs) =
         (None, None, false, false, Vec::new());
     let mut exclude_newer = None;
+    let mut requests: Option<usize> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--python-version" => python = args.next(),
@@ -61,6 +66,7 @@ fn main() -> anyhow::Result<()> {
             "--exclude-newer" => exclude_newer = args.next(),
             "--offline" => offline = true,
             "--pre" => pre = true,
+            "--requests" => requests = args.next().and_then(|n| n.parse().ok()),
             "--bench" => {}
             _ => reqs.push(a),
         }
@@ -86,7 +92,18 @@ fn main() -> anyhow::Result<()> {
     let cache = cache.map(Into::into).or_else(|| {
         std::env::var_os("IMAGELOCK_CACHE_DIR").map(|d| std::path::PathBuf::from(d).join("pypi"))
     });
-    let fetch = Fetcher::new(cache, offline, urls.logins(&env))?;
+    let fetch = match requests {
+        None => Fetcher::new(cache, offline, urls.logins(&env))?,
+        Some(n) => {
+            let http =
+                imagelock::resolve::http::HttpClient::new(imagelock::resolve::http::HttpOptions {
+                    per_host: n,
+                    ..Default::default()
+                })?;
+            Fetcher::with_client(http, cache, offline, urls.logins(&env))
+                .with_limit(Arc::new(tokio::sync::Semaphore::new(2 * n)))
+        }
+    };
     let client = Arc::new(
         IndexClient::new(fetch, &urls.urls, false)?.with_progress(Some(Arc::new(Timeline(start)))),
     );
