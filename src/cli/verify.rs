@@ -11,7 +11,7 @@ use crate::cli::reports::{Outputs, ReportOf};
 use crate::cli::rewrite::lock_config;
 use crate::cli::{Opts, Outcome, Printer};
 use crate::config::ImageConfig;
-use crate::image::ImageLocation;
+use crate::image::{ImageLocation, LayerMemo};
 use crate::oci::Platform;
 use crate::verify::Report;
 
@@ -52,6 +52,9 @@ fn check(opts: &Opts, args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Re
         }
         return Ok(report);
     }
+    // Images built on the same layers (a matrix on one base) read each
+    // distinct layer blob once in this run.
+    let memo = std::sync::Arc::new(LayerMemo::default());
     for (image, reference) in pair_images(&images, &args.image)? {
         let start = Instant::now();
         let location: ImageLocation = reference.parse()?;
@@ -61,6 +64,7 @@ fn check(opts: &Opts, args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Re
             &location,
             platform.as_ref(),
             opts.global.timeout(),
+            &memo,
         )?;
         for warning in &verified.warnings {
             printer.warn(warning);
@@ -69,6 +73,13 @@ fn check(opts: &Opts, args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Re
         checked.elapsed = Some(start.elapsed());
         checked.root = Some(config.root.clone());
         report.images.push(checked);
+    }
+    if printer.verbose() > 0 {
+        printer.status(&format!(
+            "layers read: {}; taken from an image verified earlier in this run: {}",
+            memo.reads(),
+            memo.hits()
+        ));
     }
     Ok(report)
 }

@@ -724,6 +724,36 @@ impl LayerCtx<'_> {
     }
 }
 
+/// Counts the metadata text of a layer read earlier in the run against
+/// [`ReadOptions::max_collected_text`], as reading it again would.
+pub(crate) fn count_collected(
+    ctx: &LayerCtx<'_>,
+    layer: &LayerCollection,
+) -> Result<(), ImageError> {
+    let cap = ctx.opts.max_collected_text;
+    for (path, file) in &layer.files {
+        if !matches!(file.content, FileContent::Text(_) | FileContent::Bytes(_)) {
+            continue;
+        }
+        let before = ctx
+            .collected
+            .fetch_add(file.size, std::sync::atomic::Ordering::Relaxed);
+        if before.saturating_add(file.size) > cap {
+            return Err(collected_limit(ctx, cap, path));
+        }
+    }
+    Ok(())
+}
+
+fn collected_limit(ctx: &LayerCtx<'_>, cap: u64, path: &str) -> ImageError {
+    ctx.limit(
+        format!(
+            "brings the metadata files collected from the image to more than {cap} bytes (at `{path}`)"
+        ),
+        "no real image has this much package metadata; raise `max-collected-text` under `[limits]` in imagelock.toml if this one does".into(),
+    )
+}
+
 /// Reads one layer and returns what it contributes.
 pub(crate) fn read_layer(
     ctx: &LayerCtx<'_>,
@@ -1157,12 +1187,7 @@ fn read_wanted(
                 .collected
                 .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
             if before.saturating_add(size) > cap {
-                return Err(ctx.limit(
-                    format!(
-                        "brings the metadata files collected from the image to more than {cap} bytes (at `{path}`)"
-                    ),
-                    "no real image has this much package metadata; raise `max-collected-text` under `[limits]` in imagelock.toml if this one does".into(),
-                ));
+                return Err(collected_limit(ctx, cap, path));
             }
             let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
             entry.take(limit).read_to_end(&mut bytes).map_err(io_err)?;

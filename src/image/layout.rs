@@ -213,4 +213,13 @@ impl ImageSource for OciLayout {
         let digest = blob_digest(&self.reference, layer)?;
         self.blob(digest)
     }
+
+    fn layer_origin(&self, layer: &LayerRef) -> Option<String> {
+        let digest = layer.digest.as_ref()?;
+        self.store.origin(&format!(
+            "blobs/{}/{}",
+            digest.algorithm().as_str(),
+            digest.hex()
+        ))
+    }
 }

@@ -22,10 +22,11 @@ mod storage;
 mod store;
 mod tree;
 
+use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub use crate::oci::{
     Digest, ImageConfig, ImageLocation, LayerRef, Platform, ResolvedImage, ResolvedPlatform,
@@ -287,6 +288,62 @@ pub struct ReadOptions {
     pub cache_dir: Option<PathBuf>,
     /// Layers read at once; 0 means one per available core.
     pub threads: usize,
+    /// Layers already read in this run, shared by every image read with
+    /// these options; `None`: each image reads all its layers.
+    pub memo: Option<Arc<LayerMemo>>,
+}
+
+/// Layers read in one run, so that images sharing layers (a CI matrix on
+/// one base) decompress and hash each distinct layer blob once. Keyed by
+/// where the bytes came from ([`ImageSource::layer_origin`]: the same file,
+/// or the same registry blob) and by both digests, and filled only once
+/// both digests were checked against those bytes. It lives in memory for
+/// one run: a later run reads and hashes the files again.
+#[derive(Default)]
+pub struct LayerMemo {
+    done: Mutex<HashMap<MemoKey, Arc<layer::LayerCollection>>>,
+    reads: AtomicU64,
+    hits: AtomicU64,
+}
+
+/// (origin, blob digest, diff_id)
+type MemoKey = (String, Digest, Digest);
+
+impl LayerMemo {
+    /// Layer streams read (decompressed and hashed) so far.
+    #[must_use]
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// Layers taken from the memo instead of being read again.
+    #[must_use]
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    fn key(source: &dyn ImageSource, l: &LayerRef) -> Option<MemoKey> {
+        let origin = source.layer_origin(l)?;
+        Some((origin, l.digest.clone()?, l.diff_id.clone()))
+    }
+
+    fn get(&self, key: &MemoKey) -> Option<Arc<layer::LayerCollection>> {
+        let hit = lock(&self.done).get(key).cloned();
+        if hit.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
+    }
+}
+
+impl std::fmt::Debug for LayerMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LayerMemo")
+            .field("layers", &lock(&self.done).len())
+            .field("reads", &self.reads())
+            .field("hits", &self.hits())
+            .finish()
+    }
 }
 
 impl Default for ReadOptions {
@@ -300,6 +357,7 @@ impl Default for ReadOptions {
             max_header_extension: 1 << 20,
             cache_dir: None,
             threads: 0,
+            memo: None,
         }
     }
 }
@@ -367,8 +425,21 @@ fn read_layers(
     let n = image.layers.len();
     let results: Mutex<Vec<Option<Result<layer::LayerCollection, ImageError>>>> =
         Mutex::new((0..n).map(|_| None).collect());
+    let memo = opts.memo.as_deref();
+    let collected = AtomicU64::new(0);
     let mut todo = Vec::new();
     for (i, l) in image.layers.iter().enumerate() {
+        if let Some(hit) = memo.and_then(|m| m.get(&LayerMemo::key(source, l)?)) {
+            let ctx = layer::LayerCtx {
+                reference,
+                index: i,
+                layer: l,
+                opts,
+                collected: &collected,
+            };
+            lock(&results)[i] = Some(layer::count_collected(&ctx, &hit).map(|()| (*hit).clone()));
+            continue;
+        }
         match opts
             .cache_dir
             .as_deref()
@@ -386,7 +457,6 @@ fn read_layers(
     .min(todo.len())
     .max(1);
     let next = AtomicUsize::new(0);
-    let collected = std::sync::atomic::AtomicU64::new(0);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
@@ -401,9 +471,17 @@ fn read_layers(
                         opts,
                         collected: &collected,
                     };
+                    if let Some(memo) = memo {
+                        memo.reads.fetch_add(1, Ordering::Relaxed);
+                    }
                     let result = layer::read_layer(&ctx, &|| source.open_layer(l));
                     if let (Ok(c), Some(dir)) = (&result, opts.cache_dir.as_deref()) {
                         cache::store(dir, &l.diff_id, c);
+                    }
+                    if let (Ok(c), Some(memo), Some(key)) =
+                        (&result, memo, LayerMemo::key(source, l))
+                    {
+                        lock(&memo.done).insert(key, Arc::new(c.clone()));
                     }
                     let failed = result.is_err();
                     lock(&results)[i] = Some(result);

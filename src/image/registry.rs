@@ -95,6 +95,17 @@ impl ImageSource for RegistryImage {
             }),
         })
     }
+
+    fn layer_origin(&self, layer: &LayerRef) -> Option<String> {
+        // A blob is fetched by its digest from the repository: the same
+        // registry, repository and digest name the same bytes.
+        let digest = layer.digest.as_ref()?;
+        Some(format!(
+            "registry:{}/{}@{digest}",
+            self.image.registry(),
+            self.image.repository()
+        ))
+    }
 }
 
 /// A response body read chunk by chunk from a blocking thread.

@@ -24,6 +24,14 @@ pub trait ImageSource: Sync {
     /// The layer's blob as stored (possibly compressed). The reader checks
     /// its digests.
     fn open_layer(&self, layer: &LayerRef) -> Result<Box<dyn Read + Send + '_>, ImageError>;
+    /// Where [`Self::open_layer`] reads the layer's bytes from, when two
+    /// layers with the same origin and digests are the same bytes within one
+    /// run (the same file; the same blob of the same registry, fetched by
+    /// digest): what a [`super::LayerMemo`] is keyed by. `None` (the
+    /// default): every read is done again.
+    fn layer_origin(&self, _layer: &LayerRef) -> Option<String> {
+        None
+    }
     /// What each layer contributes, bottom first, when the source holds its
     /// layers unpacked (a containers-storage store) rather than as tar
     /// streams: everything that matters, or with `only`, the entries under

@@ -11,6 +11,12 @@ use super::layer::normalize;
 pub(crate) trait Store: Send + Sync {
     fn open(&self, path: &str) -> io::Result<Box<dyn Read + Send + '_>>;
     fn len(&self, path: &str) -> Option<u64>;
+    /// Where `path`'s bytes live (a file, or a member of an archive file):
+    /// two opens with the same origin read the same file in one run.
+    /// `None` (the default): not known, so never shared.
+    fn origin(&self, _path: &str) -> Option<String> {
+        None
+    }
 }
 
 pub(crate) struct DirStore(pub(crate) PathBuf);
@@ -22,6 +28,12 @@ impl Store for DirStore {
 
     fn len(&self, path: &str) -> Option<u64> {
         fs_err::metadata(self.0.join(path)).ok().map(|m| m.len())
+    }
+
+    fn origin(&self, path: &str) -> Option<String> {
+        let file = self.0.join(path);
+        let file = std::fs::canonicalize(&file).unwrap_or(file);
+        Some(format!("file:{}", file.display()))
     }
 }
 
@@ -89,5 +101,11 @@ impl Store for TarStore {
 
     fn len(&self, path: &str) -> Option<u64> {
         self.members.get(path).map(|m| m.1)
+    }
+
+    fn origin(&self, path: &str) -> Option<String> {
+        let &(offset, size) = self.members.get(path)?;
+        let file = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        Some(format!("tar:{}@{offset}+{size}", file.display()))
     }
 }

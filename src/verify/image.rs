@@ -4,10 +4,12 @@
 //! FROM merged underneath.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::config::{Config, ImageConfig};
 use crate::image::{
-    ImageError, ImageLocation, ReadOptions, SifImage, open_location, read_catalogue_with_base,
+    ImageError, ImageLocation, LayerMemo, ReadOptions, SifImage, open_location,
+    read_catalogue_with_base,
 };
 use crate::lock::coverage::coverage_of;
 use crate::lock::{LockError, LockedImage};
@@ -121,13 +123,16 @@ pub fn verify_lock(config: &Config, image: &ImageConfig) -> Result<ImageReport, 
 }
 
 /// Whether the built image at `location` matches the lock of `image`: for
-/// `platform`, or for each locked platform the image has.
+/// `platform`, or for each locked platform the image has. Layers already
+/// read in this run (`memo`: the same blob, both digests checked) are not
+/// read again.
 pub fn verify_image(
     config: &Config,
     image: &ImageConfig,
     location: &ImageLocation,
     platform: Option<&Platform>,
     timeout: Option<std::time::Duration>,
+    memo: &Arc<LayerMemo>,
 ) -> Result<Verified, VerifyError> {
     let path = config.lock_path(&image.name);
     if !path.is_file() {
@@ -186,7 +191,10 @@ pub fn verify_image(
         .build()
         .map_err(VerifyError::Runtime)?;
     let source = open_location(location, config, timeout, runtime.handle())?;
-    let opts = ReadOptions::default().with_limits(&config.limits);
+    let opts = ReadOptions {
+        memo: Some(Arc::clone(memo)),
+        ..ReadOptions::default().with_limits(&config.limits)
+    };
     let (definition, text) =
         crate::source::load::read_definition_with(&image.file, &image.build_args, &image.wrappers)?;
     let (copies, copy_notes) = copies_from_images(

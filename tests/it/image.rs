@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use imagelock::image::{
-    Catalogue, ImageError, ImageLocation, Platform, ReadOptions, open_local, read_catalogue,
+    Catalogue, ImageError, ImageLocation, LayerMemo, Platform, ReadOptions, open_local,
+    read_catalogue,
 };
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -738,4 +739,132 @@ fn docker_transport_reads_what_was_pushed() {
     .unwrap_err()
     .to_string();
     assert!(e.starts_with("cannot read `docker://"), "{e}");
+}
+
+/// Two images of one layout tagged `a` and `b`, built on the same two base
+/// layers (a zstd and a gzip one), each with a layer of its own.
+fn shared_base_layout(dir: &Path) {
+    let base_zstd = tar_of(&[E::File("usr/bin/tool", b"#!/bin/sh\n")]);
+    let base_gzip = tar_of(&[E::File(
+        &format!("{SITE}/foo_bar-1.0.dist-info/METADATA"),
+        METADATA_FOO,
+    )]);
+    let mut entries = Vec::new();
+    for tag in ["a", "b"] {
+        let own = tar_of(&[E::File(&format!("srv/{tag}.txt"), tag.as_bytes())]);
+        write_layout(
+            dir,
+            &[(
+                "linux/amd64",
+                vec![
+                    Layer::zstd(&base_zstd),
+                    Layer::gzip(&base_gzip),
+                    Layer::plain(own),
+                ],
+            )],
+        );
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+        let mut entry = index["manifests"][0].clone();
+        entry["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
+        entries.push(entry);
+    }
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": entries})).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn layers_shared_by_images_are_read_once_per_run() {
+    let dir = common::tempdir();
+    shared_base_layout(dir.path());
+    let memo = std::sync::Arc::new(LayerMemo::default());
+    let opts = ReadOptions {
+        memo: Some(memo.clone()),
+        ..ReadOptions::default()
+    };
+    let layout = |tag: &str| format!("oci:{}:{tag}", dir.path().display());
+    let a = read(&layout("a"), &opts).unwrap();
+    assert_eq!((memo.reads(), memo.hits()), (3, 0));
+    let b = read(&layout("b"), &opts).unwrap();
+    // The two base layers come from the first read; `b`'s own is read.
+    assert_eq!((memo.reads(), memo.hits()), (4, 2));
+    assert_eq!(a, read(&layout("a"), &ReadOptions::default()).unwrap());
+    assert_eq!(b, read(&layout("b"), &ReadOptions::default()).unwrap());
+    assert_eq!(a, read(&layout("a"), &opts).unwrap());
+    assert_eq!((memo.reads(), memo.hits()), (4, 5));
+
+    // The same layers in another file are other bytes until hashed: a copy
+    // of the layout whose base blob was altered fails, memo or not.
+    let copy = common::tempdir();
+    for entry in std::fs::read_dir(dir.path().join("blobs/sha256")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::create_dir_all(copy.path().join("blobs/sha256")).unwrap();
+        std::fs::copy(
+            entry.path(),
+            copy.path().join("blobs/sha256").join(entry.file_name()),
+        )
+        .unwrap();
+    }
+    for name in ["index.json", "oci-layout"] {
+        std::fs::copy(dir.path().join(name), copy.path().join(name)).unwrap();
+    }
+    let zstd_blob = &a.image.layers[0];
+    let path = copy
+        .path()
+        .join("blobs/sha256")
+        .join(zstd_blob.digest.as_ref().unwrap().hex());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let copied = format!("oci:{}:a", copy.path().display());
+    let err = read(&copied, &opts).unwrap_err().to_string();
+    assert!(err.contains("layer 1"), "{err}");
+    // Read, not taken from the memo (the other layers may stop early).
+    assert!(memo.reads() > 4, "{memo:?}");
+    assert_eq!(memo.hits(), 5);
+}
+
+#[test]
+fn verify_reads_layers_shared_by_its_images_once() {
+    let dir = common::tempdir();
+    shared_base_layout(dir.path());
+    let work = common::tempdir();
+    std::fs::create_dir_all(work.path().join("app")).unwrap();
+    std::fs::create_dir_all(work.path().join("lockfiles")).unwrap();
+    std::fs::write(work.path().join("app/Dockerfile"), "FROM scratch\n").unwrap();
+    std::fs::write(
+        work.path().join("lockfiles/app.lock"),
+        r#"version = 1
+
+[image]
+name = "app"
+definition = "app/Dockerfile"
+input-hash = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+platforms = ["linux/amd64"]
+
+[[stages]]
+index = 0
+base = "scratch"
+"#,
+    )
+    .unwrap();
+    let layout = |tag: &str| format!("oci:{}:{tag}", dir.path().display());
+    let (code, _, err) = common::run(
+        common::imagelock()
+            .current_dir(work.path())
+            .args(["verify", "-v", "--format", "json"])
+            .args(["--image", &layout("a"), "--image", &layout("b")])
+            .args(["--image", &layout("a"), "app/Dockerfile"]),
+    );
+    assert!(matches!(code, 0 | 1), "{err}");
+    // 3 layers of `a`, `b`'s own; `b`'s base layers and all of the second
+    // `a` come from the first read.
+    assert!(
+        err.contains("layers read: 4; taken from an image verified earlier in this run: 5"),
+        "{err}"
+    );
 }
