@@ -53,8 +53,8 @@ fn check(opts: &Opts, args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Re
         return Ok(report);
     }
     // Images built on the same layers (a matrix on one base) read each
-    // distinct layer blob once in this run.
-    let memo = std::sync::Arc::new(LayerMemo::default());
+    // distinct layer blob once in this run; one image keeps no memo.
+    let memo = (args.image.len() > 1).then(|| std::sync::Arc::new(LayerMemo::default()));
     for (image, reference) in pair_images(&images, &args.image)? {
         let start = Instant::now();
         let location: ImageLocation = reference.parse()?;
@@ -64,7 +64,7 @@ fn check(opts: &Opts, args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Re
             &location,
             platform.as_ref(),
             opts.global.timeout(),
-            &memo,
+            memo.as_ref(),
         )?;
         for warning in &verified.warnings {
             printer.warn(warning);
@@ -74,7 +74,7 @@ fn check(opts: &Opts, args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Re
         checked.root = Some(config.root.clone());
         report.images.push(checked);
     }
-    if printer.verbose() > 0 {
+    if let Some(memo) = memo.filter(|_| printer.verbose() > 0) {
         printer.status(&format!(
             "layers read: {}; taken from an image verified earlier in this run: {}",
             memo.reads(),

@@ -86,6 +86,39 @@ pub(crate) struct LayerCollection {
     pub stats: LayerStats,
 }
 
+impl LayerCollection {
+    /// About how many bytes of paths and text this holds: what a
+    /// [`super::LayerMemo`] counts against its budget.
+    pub(crate) fn weight(&self) -> u64 {
+        let files: usize = self
+            .files
+            .iter()
+            .map(|(path, file)| {
+                path.len()
+                    + 64
+                    + match &file.content {
+                        FileContent::Text(text) => text.len(),
+                        FileContent::Bytes(bytes) => bytes.len(),
+                        FileContent::Glibc(_) | FileContent::Present | FileContent::Sha256(_) => 0,
+                    }
+            })
+            .sum();
+        let symlinks: usize = self
+            .symlinks
+            .iter()
+            .map(|(a, b)| a.len() + b.len() + 64)
+            .sum();
+        let paths: usize = self
+            .dirs
+            .iter()
+            .chain(&self.whiteouts)
+            .chain(&self.opaque_dirs)
+            .map(|p| p.len() + 32)
+            .sum();
+        (files + symlinks + paths) as u64
+    }
+}
+
 /// A collected file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct CollectedFile {

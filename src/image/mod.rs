@@ -298,12 +298,24 @@ pub struct ReadOptions {
 /// where the bytes came from ([`ImageSource::layer_origin`]: the same file,
 /// or the same registry blob) and by both digests, and filled only once
 /// both digests were checked against those bytes. It lives in memory for
-/// one run: a later run reads and hashes the files again.
+/// one run: a later run reads and hashes the files again. What it keeps is
+/// bounded by [`MEMO_BUDGET`] bytes of collected paths and text; a layer
+/// past that is read again where it recurs.
 #[derive(Default)]
 pub struct LayerMemo {
-    done: Mutex<HashMap<MemoKey, Arc<layer::LayerCollection>>>,
+    done: Mutex<MemoLayers>,
     reads: AtomicU64,
     hits: AtomicU64,
+}
+
+/// Bytes of collected paths and metadata text a [`LayerMemo`] keeps at most.
+pub const MEMO_BUDGET: u64 = 16 << 20;
+
+#[derive(Default)]
+struct MemoLayers {
+    layers: HashMap<MemoKey, Arc<layer::LayerCollection>>,
+    /// The sum of the kept layers' [`layer::LayerCollection::weight`].
+    kept: u64,
 }
 
 /// (origin, blob digest, diff_id)
@@ -327,8 +339,18 @@ impl LayerMemo {
         Some((origin, l.digest.clone()?, l.diff_id.clone()))
     }
 
+    /// Keeps `layer`, read and checked, unless the budget is spent.
+    fn keep(&self, key: MemoKey, layer: &layer::LayerCollection) {
+        let weight = layer.weight();
+        let mut done = lock(&self.done);
+        if done.kept.saturating_add(weight) <= MEMO_BUDGET {
+            done.kept += weight;
+            done.layers.insert(key, Arc::new(layer.clone()));
+        }
+    }
+
     fn get(&self, key: &MemoKey) -> Option<Arc<layer::LayerCollection>> {
-        let hit = lock(&self.done).get(key).cloned();
+        let hit = lock(&self.done).layers.get(key).cloned();
         if hit.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
         }
@@ -339,7 +361,7 @@ impl LayerMemo {
 impl std::fmt::Debug for LayerMemo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LayerMemo")
-            .field("layers", &lock(&self.done).len())
+            .field("layers", &lock(&self.done).layers.len())
             .field("reads", &self.reads())
             .field("hits", &self.hits())
             .finish()
@@ -481,7 +503,7 @@ fn read_layers(
                     if let (Ok(c), Some(memo), Some(key)) =
                         (&result, memo, LayerMemo::key(source, l))
                     {
-                        lock(&memo.done).insert(key, Arc::new(c.clone()));
+                        memo.keep(key, c);
                     }
                     let failed = result.is_err();
                     lock(&results)[i] = Some(result);
@@ -515,4 +537,46 @@ fn read_layers(
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::layer::{CollectedFile, FileContent, LayerCollection};
+    use super::*;
+
+    fn layer(n: u8, text: usize) -> (MemoKey, LayerCollection) {
+        let digest = Digest::from_sha256_output(&[n; 32]);
+        let mut c = LayerCollection::empty(LayerStats {
+            diff_id: digest.clone(),
+            compression: Compression::None,
+            compressed_size: 0,
+            uncompressed_size: 0,
+            entries: 1,
+            files: 1,
+            file_bytes: text as u64,
+            whiteouts: 0,
+        });
+        c.files.insert(
+            "var/lib/dpkg/status".into(),
+            CollectedFile {
+                mode: 0o644,
+                size: text as u64,
+                content: FileContent::Text("x".repeat(text)),
+            },
+        );
+        (("file:/l".into(), digest.clone(), digest), c)
+    }
+
+    #[test]
+    fn the_memo_keeps_layers_within_its_budget() {
+        let memo = LayerMemo::default();
+        let (small, c) = layer(1, 1000);
+        memo.keep(small.clone(), &c);
+        assert!(memo.get(&small).is_some());
+        // Past the budget a layer is not kept: read again where it recurs.
+        let (big, c) = layer(2, usize::try_from(MEMO_BUDGET).unwrap());
+        memo.keep(big.clone(), &c);
+        assert!(memo.get(&big).is_none());
+        assert_eq!(memo.hits(), 1);
+    }
 }

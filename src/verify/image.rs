@@ -124,15 +124,15 @@ pub fn verify_lock(config: &Config, image: &ImageConfig) -> Result<ImageReport, 
 
 /// Whether the built image at `location` matches the lock of `image`: for
 /// `platform`, or for each locked platform the image has. Layers already
-/// read in this run (`memo`: the same blob, both digests checked) are not
-/// read again.
+/// read in this run (`memo`, shared by the images of one run: the same blob,
+/// both digests checked) are not read again.
 pub fn verify_image(
     config: &Config,
     image: &ImageConfig,
     location: &ImageLocation,
     platform: Option<&Platform>,
     timeout: Option<std::time::Duration>,
-    memo: &Arc<LayerMemo>,
+    memo: Option<&Arc<LayerMemo>>,
 ) -> Result<Verified, VerifyError> {
     let path = config.lock_path(&image.name);
     if !path.is_file() {
@@ -192,7 +192,7 @@ pub fn verify_image(
         .map_err(VerifyError::Runtime)?;
     let source = open_location(location, config, timeout, runtime.handle())?;
     let opts = ReadOptions {
-        memo: Some(Arc::clone(memo)),
+        memo: memo.cloned(),
         ..ReadOptions::default().with_limits(&config.limits)
     };
     let (definition, text) =
