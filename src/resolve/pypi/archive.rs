@@ -1,8 +1,10 @@
 //! Reading one file out of a distribution: a wheel's `METADATA` with HTTP
 //! range requests (a small zip reader: end of central directory, central
-//! directory, then the one entry), and an sdist's `PKG-INFO`.
+//! directory, then the one entry), an sdist's `PKG-INFO` and
+//! `pyproject.toml`; and unpacking an sdist for a metadata build.
 
 use std::io::{Read, Seek, SeekFrom};
+use std::path::{Component, Path, PathBuf};
 
 use super::PypiError;
 use super::fetch::{Fetcher, Ranged};
@@ -210,33 +212,224 @@ pub fn metadata_from_reader<R: Read + Seek>(zip: &mut R) -> Option<String> {
     read_local(&local, &entry)
 }
 
-/// Reads `<top>/PKG-INFO` from a `.tar.gz` sdist in memory.
-pub fn sdist_pkg_info(targz: impl Read) -> Option<String> {
-    sdist_member(targz, "PKG-INFO")
-}
-
-/// Reads the text file `<top>/NAME` (at most 16 MiB) from a `.tar.gz` sdist.
-pub fn sdist_member(targz: impl Read, name: &str) -> Option<String> {
+/// Reads the text files `<top>/NAME` (each at most 16 MiB) from a `.tar.gz`
+/// sdist in one pass, stopping once all are found or `enough` says so: a
+/// file the archive lacks costs one read of it (up to 256 MiB of tar), not
+/// one per name.
+pub fn sdist_members<const N: usize>(
+    targz: impl Read,
+    names: [&str; N],
+    enough: impl Fn(&[Option<String>; N]) -> bool,
+) -> [Option<String>; N] {
+    let mut found: [Option<String>; N] = std::array::from_fn(|_| None);
     // Bounds what the `tar` crate can be made to hold (it reads a GNU long
     // name or PAX header whole): PKG-INFO comes early in real sdists.
     let gz = flate2::read::GzDecoder::new(targz).take(SDIST_SCAN);
     let mut archive = tar::Archive::new(gz);
-    for entry in archive.entries().ok()? {
-        let entry = entry.ok()?;
-        let path = entry.path().ok()?.to_string_lossy().into_owned();
+    let Ok(entries) = archive.entries() else {
+        return found;
+    };
+    for entry in entries {
+        let Ok(entry) = entry else { break };
+        let Ok(path) = entry.path() else { break };
+        let path = path.to_string_lossy().into_owned();
         let parts: Vec<&str> = path.trim_start_matches("./").split('/').collect();
-        if parts.len() == 2 && parts[1] == name {
-            let mut text = String::new();
-            entry.take(METADATA_CAP).read_to_string(&mut text).ok()?;
-            return Some(text);
+        let Some(i) = names
+            .iter()
+            .position(|n| parts.len() == 2 && parts[1] == *n)
+        else {
+            continue;
+        };
+        if found[i].is_some() {
+            continue;
+        }
+        let mut text = String::new();
+        if entry.take(METADATA_CAP).read_to_string(&mut text).is_err() {
+            break;
+        }
+        found[i] = Some(text);
+        if found.iter().all(Option::is_some) || enough(&found) {
+            break;
         }
     }
-    None
+    found
+}
+
+/// Unpacks a `.tar.gz` sdist into `dest` for a metadata build, refusing
+/// what Python's `tarfile` "data" filter refuses: a member or link target
+/// outside `dest` (absolute, or through `..`), and device files and FIFOs.
+/// setuid/setgid bits are not kept. Returns the archive's top directory
+/// (the first by name, as the build scripts pick it).
+pub fn unpack_sdist(targz: impl Read, dest: &Path) -> Result<PathBuf, String> {
+    use tar::EntryType;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(targz));
+    archive.set_preserve_permissions(false);
+    archive.set_unpack_xattrs(false);
+    let mut top: Option<std::ffi::OsString> = None;
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| format!("not a readable tar.gz: {e}"))?;
+        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
+        let shown = path.display().to_string();
+        let Some(parts) = inside(&[], &path) else {
+            return Err(format!("`{shown}` is outside the archive"));
+        };
+        let Some(first) = parts.first() else { continue };
+        let kind = entry.header().entry_type();
+        match kind {
+            EntryType::Regular | EntryType::Continuous | EntryType::Directory => {}
+            EntryType::Symlink | EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("`{shown}` links to nothing"))?;
+                // A symbolic link is read from its own directory, a hard
+                // link from the top of the archive.
+                let base = if kind == EntryType::Symlink {
+                    &parts[..parts.len() - 1]
+                } else {
+                    &[][..]
+                };
+                if inside(base, &target).is_none_or(|t| t.is_empty()) {
+                    return Err(format!(
+                        "`{shown}` links to `{}`, outside the archive",
+                        target.display()
+                    ));
+                }
+            }
+            EntryType::XGlobalHeader | EntryType::XHeader => continue,
+            other => return Err(format!("`{shown}` is a special file ({other:?})")),
+        }
+        if top.as_ref().is_none_or(|t| first < t) {
+            top = Some(first.clone());
+        }
+        if !entry
+            .unpack_in(dest)
+            .map_err(|e| format!("`{shown}`: {e}"))?
+        {
+            return Err(format!("`{shown}` is outside the archive"));
+        }
+    }
+    top.map(|t| dest.join(t))
+        .ok_or_else(|| "the archive is empty".to_string())
+}
+
+/// `path` read from the directory `base` (components inside the archive),
+/// as the components it names inside the archive; `None` when it leaves it.
+fn inside(base: &[std::ffi::OsString], path: &Path) -> Option<Vec<std::ffi::OsString>> {
+    let mut parts = base.to_vec();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_os_string()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(parts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `.tar.gz` of `(name, kind, data or link target)`; names are
+    /// written raw into the header, so `..` and `/` can be tested.
+    fn targz(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, data) in entries {
+            let mut h = tar::Header::new_old();
+            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_entry_type(*kind);
+            h.set_mode(0o4755);
+            if kind.is_symlink() || kind.is_hard_link() {
+                h.as_old_mut().linkname[..data.len()].copy_from_slice(data);
+                h.set_size(0);
+                h.set_cksum();
+                b.append(&h, &[][..]).unwrap();
+            } else {
+                h.set_size(data.len() as u64);
+                h.set_cksum();
+                b.append(&h, *data).unwrap();
+            }
+        }
+        let tar = b.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn an_sdist_unpacks_into_its_top_directory_without_setuid_bits() {
+        use std::os::unix::fs::PermissionsExt;
+        use tar::EntryType as T;
+        let gz = targz(&[
+            ("p-1.0/", T::Directory, b""),
+            ("p-1.0/setup.py", T::Regular, b"print(1)\n"),
+            ("p-1.0/pkg/__init__.py", T::Regular, b""),
+            ("p-1.0/link.py", T::Symlink, b"pkg/__init__.py"),
+            ("p-1.0/hard.py", T::Link, b"p-1.0/setup.py"),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let top = unpack_sdist(&gz[..], dir.path()).unwrap();
+        assert_eq!(top, dir.path().join("p-1.0"));
+        assert_eq!(fs_err::read(top.join("hard.py")).unwrap(), b"print(1)\n");
+        assert!(top.join("link.py").exists());
+        let mode = fs_err::metadata(top.join("setup.py"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7000, 0, "setuid kept: {mode:o}");
+    }
+
+    #[test]
+    fn an_sdist_member_or_link_outside_the_archive_is_refused() {
+        use tar::EntryType as T;
+        let cases: [(&[(&str, T, &[u8])], &str); 5] = [
+            (&[("../evil", T::Regular, b"x")], "outside the archive"),
+            (&[("/tmp/evil", T::Regular, b"x")], "outside the archive"),
+            (
+                &[("p-1.0/up", T::Symlink, b"../../etc/passwd")],
+                "outside the archive",
+            ),
+            (
+                &[("p-1.0/abs", T::Symlink, b"/etc/passwd")],
+                "outside the archive",
+            ),
+            (&[("p-1.0/tty", T::Char, b"")], "special file"),
+        ];
+        for (entries, why) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let inner = dir.path().join("in");
+            fs_err::create_dir(&inner).unwrap();
+            let err = unpack_sdist(&targz(entries)[..], &inner).unwrap_err();
+            assert!(err.contains(why), "{entries:?}: {err}");
+            assert!(!dir.path().join("evil").exists());
+        }
+    }
+
+    #[test]
+    fn sdist_files_are_read_in_one_pass_and_the_read_stops_when_enough() {
+        use tar::EntryType as T;
+        let gz = targz(&[
+            ("p-1.0/PKG-INFO", T::Regular, b"Metadata-Version: 2.1\n"),
+            ("p-1.0/big.bin", T::Regular, &[0u8; 4096]),
+            ("p-1.0/pyproject.toml", T::Regular, b"[build-system]\n"),
+        ]);
+        let [info, pyproject] = sdist_members(&gz[..], ["PKG-INFO", "pyproject.toml"], |_| false);
+        assert_eq!(info.as_deref(), Some("Metadata-Version: 2.1\n"));
+        assert_eq!(pyproject.as_deref(), Some("[build-system]\n"));
+        // `enough` after PKG-INFO: pyproject.toml is not read.
+        let [info, pyproject] = sdist_members(&gz[..], ["PKG-INFO", "pyproject.toml"], |[i, _]| {
+            i.is_some()
+        });
+        assert!(info.is_some());
+        assert_eq!(pyproject, None);
+        // A name the archive lacks leaves its slot empty.
+        let [missing] = sdist_members(&gz[..], ["setup.cfg"], |_| false);
+        assert_eq!(missing, None);
+    }
 
     /// A stored (uncompressed) one-entry zip, built by hand.
     fn tiny_zip(name: &str, data: &[u8]) -> Vec<u8> {

@@ -7,7 +7,6 @@
 //! `.zip` sdist) goes back to the pip path, and says why.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -255,11 +254,6 @@ pub(super) fn static_metadata(pyproject: &str) -> Option<String> {
     Some(out)
 }
 
-/// `<top>/pyproject.toml` of a `.tar.gz` sdist.
-pub(super) fn sdist_pyproject(targz: impl Read) -> Option<String> {
-    super::archive::sdist_member(targz, "pyproject.toml")
-}
-
 /// The build requirements' view of the indexes: only wheels. An sdist's
 /// metadata is refused (the release is passed over) and remembered, so
 /// that a resolution pip might have answered with an sdist goes back to
@@ -460,15 +454,16 @@ pub(super) enum HookOutcome {
     Requires(Vec<String>),
 }
 
-/// Runs `build_env.py` with the host `python`.
+/// Runs `build_env.py` with the host `python` on the unpacked sdist
+/// `source`; `work` holds the script and its output.
 pub(super) async fn run_hooks(
     python: &Path,
-    sdist: &Path,
+    (source, work): (&Path, &Path),
     env: &PlannedEnv,
     system: &BuildSystem,
     mode: &'static str,
 ) -> Result<HookOutcome, String> {
-    let dir = sdist.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let dir = work.to_path_buf();
     let script = dir.join("build_env.py");
     fs_err::write(&script, BUILD_ENV_SCRIPT).map_err(|e| e.to_string())?;
     let out = dir.join(format!("out-{mode}"));
@@ -481,7 +476,7 @@ pub(super) async fn run_hooks(
         .map_or(empty, |w| w.path().to_path_buf());
     let mut cmd = std::process::Command::new(python);
     cmd.arg(&script)
-        .arg(sdist)
+        .arg(source)
         .arg(&out)
         .arg(&env.dir)
         .arg(&wheels)

@@ -1,7 +1,9 @@
 """Builds the core metadata of an sdist in a build environment that
 imagelock resolved and downloaded itself (no pip anywhere).
 
-Usage: python3 build_env.py SDIST OUTDIR ENV WHEELS BACKEND BACKEND_PATH MODE
+Usage: python3 build_env.py SOURCE OUTDIR ENV WHEELS BACKEND BACKEND_PATH MODE
+SOURCE is the sdist's top directory, unpacked by imagelock (the hooks run
+there, and a second MODE runs in the same tree, as pip's build does).
 ENV is the environment's directory (under the directory of all build
 environments, which holds the locks); when ENV/.complete is missing it is
 made here: `venv` without pip, then every wheel in the directory WHEELS
@@ -26,12 +28,10 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tarfile
-import tempfile
 import venv
 import zipfile
 
-sdist, out, env, wheels, backend, backend_path, mode = sys.argv[1:8]
+src, out, env, wheels, backend, backend_path, mode = sys.argv[1:8]
 out = os.path.abspath(out)
 os.makedirs(out, exist_ok=True)
 
@@ -114,17 +114,6 @@ if not os.path.exists(done):
             make(env)
             open(done, "w").close()
 
-work = tempfile.mkdtemp(dir=os.path.dirname(out))
-if sdist.endswith(".zip"):
-    zipfile.ZipFile(sdist).extractall(work)
-else:
-    with tarfile.open(sdist) as t:
-        if hasattr(tarfile, "data_filter"):
-            t.extractall(work, filter="data")
-        else:
-            t.extractall(work)
-src = os.path.join(work, sorted(os.listdir(work))[0])
-
 HOOK = r"""
 import importlib, json, os, sys, zipfile
 mode, backend, paths, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
@@ -154,5 +143,4 @@ python = os.path.join(env, "bin", "python")
 code = subprocess.call(
     [python, "-c", HOOK, mode, backend, backend_path, out], cwd=src, stdout=sys.stderr
 )
-shutil.rmtree(work, ignore_errors=True)
 sys.exit(code)

@@ -542,17 +542,20 @@ impl IndexClient {
                 actual: body.sha256,
             });
         }
-        if file.filename.ends_with(".tar.gz")
-            && let Some(text) = static_sdist_metadata(&mut body.file)?
-        {
-            return Ok(text);
+        let mut pyproject = None;
+        if file.filename.ends_with(".tar.gz") {
+            match static_sdist_metadata(&mut body.file)? {
+                SdistMetadata::Static(text) => return Ok(text),
+                SdistMetadata::Dynamic { pyproject: p } => pyproject = p,
+            }
         }
         if self.no_build {
             return Err(PypiError::NoBuild {
                 file: file.filename.clone(),
             });
         }
-        self.build_metadata(&file.filename, body.file).await
+        self.build_metadata(&file.filename, body.file, pyproject)
+            .await
     }
 
     /// A direct URL requirement: downloaded, hashed, its metadata read.
@@ -585,9 +588,13 @@ impl IndexClient {
                         message: "no METADATA in the wheel".into(),
                     })?,
                 DistKind::Sdist => match static_sdist_metadata(&mut body.file)? {
-                    Some(t) => t,
-                    None if self.no_build => return Err(PypiError::NoBuild { file: filename }),
-                    None => self.build_metadata(&filename, body.file).await?,
+                    SdistMetadata::Static(t) => t,
+                    SdistMetadata::Dynamic { .. } if self.no_build => {
+                        return Err(PypiError::NoBuild { file: filename });
+                    }
+                    SdistMetadata::Dynamic { pyproject } => {
+                        self.build_metadata(&filename, body.file, pyproject).await?
+                    }
                 },
             };
         let metadata = CoreMetadata::parse(&text).map_err(|e| PypiError::BadMetadata {
@@ -611,10 +618,12 @@ impl IndexClient {
     /// host's Python. Build requirements come from this client's indexes:
     /// resolved, downloaded and unpacked by imagelock itself, or by pip
     /// when that cannot be done (said with `-v`).
+    /// `pyproject` is the sdist's `pyproject.toml` as already read.
     async fn build_metadata(
         self: &Arc<Self>,
         filename: &str,
         sdist: std::fs::File,
+        pyproject: Option<String>,
     ) -> Result<String, PypiError> {
         let python = self.python.clone();
         let host = self
@@ -640,7 +649,9 @@ impl IndexClient {
             p.building_sdist(filename);
         }
         let started = std::time::Instant::now();
-        let built = self.build_with_host(&host, filename, sdist).await;
+        let built = self
+            .build_with_host(&host, filename, sdist, pyproject)
+            .await;
         if let Some(p) = &self.progress {
             p.built_sdist(filename, started.elapsed(), built.is_ok());
         }
@@ -653,11 +664,12 @@ impl IndexClient {
         host: &build::HostPython,
         filename: &str,
         mut sdist: std::fs::File,
+        pyproject: Option<String>,
     ) -> Result<String, PypiError> {
         let python = self.python.clone();
         let envs = self.build_envs(filename)?;
         match self
-            .build_without_pip(host, &envs.0, filename, &mut sdist)
+            .build_without_pip(host, &envs.0, filename, &mut sdist, pyproject.as_deref())
             .await?
         {
             Ok(text) => return Ok(text),
@@ -679,6 +691,7 @@ impl IndexClient {
         envs: &std::path::Path,
         filename: &str,
         sdist: &mut std::fs::File,
+        pyproject: Option<&str>,
     ) -> Result<Result<String, build::Fallback>, PypiError> {
         let fallback = |why: String| Ok(Err(build::Fallback(why)));
         let target = match &host.target {
@@ -692,21 +705,27 @@ impl IndexClient {
             file: filename.to_string(),
             message,
         };
-        rewind(sdist)?;
-        let pyproject = build::sdist_pyproject(&mut *sdist);
-        let system = match build::BuildSystem::parse(pyproject.as_deref()) {
+        let system = match build::BuildSystem::parse(pyproject) {
             Ok(s) => s,
             Err(why) => return fallback(why),
         };
-        rewind(sdist)?;
         let dir = tempfile::Builder::new()
             .prefix("imagelock-build-")
             .tempdir()
             .map_err(|e| fail(e.to_string()))?;
-        let archive = dir.path().join(filename);
-        fs_err::File::create(&archive)
-            .and_then(|mut to| std::io::copy(sdist, &mut to))
-            .map_err(|e| fail(e.to_string()))?;
+        // Unpacked once, here (no copy of the archive, no unpacking in
+        // Python); both hooks run in the same tree, as pip's build does.
+        rewind(sdist)?;
+        let copy = sdist.try_clone().map_err(|e| fail(e.to_string()))?;
+        let into = dir.path().join("src");
+        let source = tokio::task::spawn_blocking(move || {
+            fs_err::create_dir(&into).map_err(|e| e.to_string())?;
+            archive::unpack_sdist(std::io::BufReader::new(copy), &into)
+        })
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| fail(format!("unpacking: {e}")))?;
+        rewind(sdist)?;
         let env = match self
             .planned_env(host, &target, &system.requires, envs)
             .await?
@@ -714,7 +733,7 @@ impl IndexClient {
             Ok(env) => env,
             Err(f) => return Ok(Err(f)),
         };
-        let outcome = build::run_hooks(&self.python, &archive, &env, &system, "auto")
+        let outcome = build::run_hooks(&self.python, (&source, dir.path()), &env, &system, "auto")
             .await
             .map_err(&fail)?;
         let extra = match outcome {
@@ -728,9 +747,15 @@ impl IndexClient {
             Ok(env) => env,
             Err(f) => return Ok(Err(f)),
         };
-        match build::run_hooks(&self.python, &archive, &env, &system, "prepare")
-            .await
-            .map_err(&fail)?
+        match build::run_hooks(
+            &self.python,
+            (&source, dir.path()),
+            &env,
+            &system,
+            "prepare",
+        )
+        .await
+        .map_err(&fail)?
         {
             build::HookOutcome::Metadata(text) => Ok(Ok(text)),
             build::HookOutcome::Requires(_) => Err(fail("the backend's hook asked twice".into())),
@@ -872,27 +897,44 @@ fn belongs_to(filename: &str, project: &PackageName) -> bool {
 /// Refuses metadata that names another project or version than the file it
 /// came from, as pip does: an index cannot lock one project's dependencies
 /// under another's name.
+/// What an sdist states about its metadata without a build.
+enum SdistMetadata {
+    /// The metadata, stated statically.
+    Static(String),
+    /// It must be built; its `pyproject.toml`, if it has one.
+    Dynamic { pyproject: Option<String> },
+}
+
 /// An sdist's metadata when it is stated statically: its PKG-INFO when
 /// that is metadata 2.2 or newer with nothing needed dynamic (PEP 643),
 /// else its `pyproject.toml`'s `[project]` table when that states the
 /// dependencies for a backend that honours it (PEP 621, as uv reads it).
-/// The file is rewound after each read.
-fn static_sdist_metadata(sdist: &mut std::fs::File) -> Result<Option<String>, PypiError> {
-    let pkg_info = archive::sdist_pkg_info(&mut *sdist);
+/// Both files are read in one pass over the archive (a large sdist without
+/// `pyproject.toml` is read once, not once per file); the file is rewound.
+fn static_sdist_metadata(sdist: &mut std::fs::File) -> Result<SdistMetadata, PypiError> {
+    let is_static = |text: &str| CoreMetadata::parse(text).is_ok_and(|m| m.is_static());
+    // A static PKG-INFO (it comes early) ends the read.
+    let [pkg_info, pyproject] = archive::sdist_members(
+        std::io::BufReader::new(&mut *sdist),
+        ["PKG-INFO", "pyproject.toml"],
+        |[pkg_info, _]| pkg_info.as_deref().is_some_and(is_static),
+    );
     rewind(sdist)?;
     if let Some(text) = pkg_info
-        && CoreMetadata::parse(&text).is_ok_and(|m| m.is_static())
+        && is_static(&text)
     {
-        return Ok(Some(text));
+        return Ok(SdistMetadata::Static(text));
     }
-    let pyproject = build::sdist_pyproject(&mut *sdist);
-    rewind(sdist)?;
-    Ok(pyproject
+    let stated = pyproject
         .as_deref()
         .and_then(build::static_metadata)
         .filter(|text| {
             CoreMetadata::parse(text).is_ok_and(|m| m.is_static() && m.requirements().is_ok())
-        }))
+        });
+    Ok(match stated {
+        Some(text) => SdistMetadata::Static(text),
+        None => SdistMetadata::Dynamic { pyproject },
+    })
 }
 
 fn check_identity(
