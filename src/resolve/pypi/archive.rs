@@ -334,9 +334,12 @@ fn inside(base: &[std::ffi::OsString], path: &Path) -> Option<Vec<std::ffi::OsSt
 mod tests {
     use super::*;
 
-    /// A `.tar.gz` of `(name, kind, data or link target)`; names are
-    /// written raw into the header, so `..` and `/` can be tested.
-    fn targz(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+    /// `(name, kind, data or link target)` of a tar entry.
+    type Member<'a> = (&'a str, tar::EntryType, &'a [u8]);
+
+    /// A `.tar.gz` of `entries`; names are written raw into the header, so
+    /// `..` and `/` can be tested.
+    fn targz(entries: &[Member<'_>]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (name, kind, data) in entries {
             let mut h = tar::Header::new_old();
@@ -386,7 +389,7 @@ mod tests {
     #[test]
     fn an_sdist_member_or_link_outside_the_archive_is_refused() {
         use tar::EntryType as T;
-        let cases: [(&[(&str, T, &[u8])], &str); 5] = [
+        let cases: [(&[Member<'_>], &str); 5] = [
             (&[("../evil", T::Regular, b"x")], "outside the archive"),
             (&[("/tmp/evil", T::Regular, b"x")], "outside the archive"),
             (
