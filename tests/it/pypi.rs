@@ -1304,3 +1304,61 @@ async fn prefetch_follows_dependencies_of_dependencies() {
     let new: Vec<_> = all[prefetched.len()..].to_vec();
     assert_eq!(new, ["/files/srconly-1.0.tar.gz"], "{all:?}");
 }
+
+/// A version manager's `python3` (pyenv's and asdf's are shell scripts that
+/// pick the interpreter on every start) is run once, for the probe; the
+/// builds run the interpreter it names. The shim here logs each start.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_shim_is_run_once_and_builds_run_its_interpreter() {
+    if !host_python() {
+        return;
+    }
+    let dir = tempdir();
+    let mut ix = PyIndex::new(dir.path());
+    ix.wheel_with("quickback", "1.0", &[], &[("quickback.py", QUICKBACK)]);
+    ix.wheel_with("helper", "1.0", &[], &[("helper_mod.py", b"")]);
+    ix.wheel("six", "1.17.0", &[]);
+    for name in ["pa", "pb"] {
+        ix.sdist(
+            name,
+            "1.0",
+            &[
+                (
+                    "pyproject.toml",
+                    b"[build-system]\nrequires = [\"quickback\", \"helper\"]\nbuild-backend = \"quickback\"\n",
+                ),
+                ("meta.txt", format!("{name} 1.0\n").as_bytes()),
+                ("deps.txt", b"six\n"),
+            ],
+        );
+    }
+    let server = StaticServer::start(dir.path());
+    let shim = dir.path().join("python3-shim");
+    let log = dir.path().join("shim.log");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\necho started >> '{}'\nexec python3 \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cache = tempdir();
+    let fetch = Fetcher::new(Some(cache.path().into()), false, Default::default()).unwrap();
+    let client = Arc::new(
+        IndexClient::new(fetch, &[format!("{}/simple", server.url())], false)
+            .unwrap()
+            .with_build_python(&shim),
+    );
+    let request = ResolveRequest {
+        requirements: vec!["pa".into(), "pb".into()],
+        ..ResolveRequest::default()
+    };
+    let pins = pypi::resolve(client, target("3.11"), request)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(names(&pins), ["pa==1.0", "pb==1.0", "six==1.17.0"]);
+    let starts = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(starts.lines().count(), 1, "the shim ran for the builds too");
+}

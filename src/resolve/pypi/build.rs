@@ -28,6 +28,10 @@ pub(super) struct HostPython {
     /// The executable's real path and `sys.version`: part of every
     /// environment's key.
     pub id: String,
+    /// The interpreter itself (`sys.executable`), run for every build: a
+    /// version manager's shim (`python3` of pyenv or asdf, a shell script
+    /// choosing the interpreter) is asked once, by the probe.
+    pub executable: PathBuf,
     /// The target to resolve build requirements for, or why there is none
     /// (then the pip path is taken).
     pub target: Result<Arc<TargetEnv>, String>,
@@ -36,7 +40,7 @@ pub(super) struct HostPython {
 const PROBE: &str = r#"import json, os, platform, sys
 print(json.dumps({"impl": sys.implementation.name, "version": platform.python_version(),
   "machine": platform.machine(), "libc": list(platform.libc_ver()), "os": sys.platform,
-  "id": os.path.realpath(sys.executable) + "\n" + sys.version}))"#;
+  "id": os.path.realpath(sys.executable) + "\n" + sys.version, "exe": sys.executable}))"#;
 
 #[derive(Deserialize)]
 struct Probe {
@@ -47,6 +51,7 @@ struct Probe {
     libc: (String, String),
     os: String,
     id: String,
+    exe: String,
 }
 
 /// Asks `python` what it is; `None` when it does not run.
@@ -60,7 +65,16 @@ pub(super) fn probe(python: &Path) -> Option<HostPython> {
     }
     let p: Probe = serde_json::from_slice(&out.stdout).ok()?;
     let target = host_target(&p);
-    Some(HostPython { id: p.id, target })
+    // An interpreter that cannot name itself is run as it was given.
+    let executable = match PathBuf::from(&p.exe) {
+        exe if exe.is_absolute() => exe,
+        _ => python.to_path_buf(),
+    };
+    Some(HostPython {
+        id: p.id,
+        executable,
+        target,
+    })
 }
 
 fn host_target(p: &Probe) -> Result<Arc<TargetEnv>, String> {
@@ -612,6 +626,7 @@ mod tests {
             libc: (libc.0.into(), libc.1.into()),
             os: "linux".into(),
             id: String::new(),
+            exe: "/usr/bin/python3.11".into(),
         }
     }
 

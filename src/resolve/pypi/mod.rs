@@ -666,7 +666,7 @@ impl IndexClient {
         mut sdist: std::fs::File,
         pyproject: Option<String>,
     ) -> Result<String, PypiError> {
-        let python = self.python.clone();
+        let python = host.executable.clone();
         let envs = self.build_envs(filename)?;
         match self
             .build_without_pip(host, &envs.0, filename, &mut sdist, pyproject.as_deref())
@@ -733,9 +733,15 @@ impl IndexClient {
             Ok(env) => env,
             Err(f) => return Ok(Err(f)),
         };
-        let outcome = build::run_hooks(&self.python, (&source, dir.path()), &env, &system, "auto")
-            .await
-            .map_err(&fail)?;
+        let outcome = build::run_hooks(
+            &host.executable,
+            (&source, dir.path()),
+            &env,
+            &system,
+            "auto",
+        )
+        .await
+        .map_err(&fail)?;
         let extra = match outcome {
             build::HookOutcome::Metadata(text) => return Ok(Ok(text)),
             build::HookOutcome::Requires(extra) => extra,
@@ -748,7 +754,7 @@ impl IndexClient {
             Err(f) => return Ok(Err(f)),
         };
         match build::run_hooks(
-            &self.python,
+            &host.executable,
             (&source, dir.path()),
             &env,
             &system,
