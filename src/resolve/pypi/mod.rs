@@ -542,11 +542,11 @@ impl IndexClient {
                 actual: body.sha256,
             });
         }
-        let mut pyproject = None;
+        let mut read = SdistRead::default();
         if file.filename.ends_with(".tar.gz") {
-            match static_sdist_metadata(&mut body.file)? {
+            match static_sdist_metadata(&mut body.file, !self.no_build).await? {
                 SdistMetadata::Static(text) => return Ok(text),
-                SdistMetadata::Dynamic { pyproject: p } => pyproject = p,
+                SdistMetadata::Dynamic(r) => read = r,
             }
         }
         if self.no_build {
@@ -554,8 +554,7 @@ impl IndexClient {
                 file: file.filename.clone(),
             });
         }
-        self.build_metadata(&file.filename, body.file, pyproject)
-            .await
+        self.build_metadata(&file.filename, body.file, read).await
     }
 
     /// A direct URL requirement: downloaded, hashed, its metadata read.
@@ -587,15 +586,18 @@ impl IndexClient {
                         url: clean.clone(),
                         message: "no METADATA in the wheel".into(),
                     })?,
-                DistKind::Sdist => match static_sdist_metadata(&mut body.file)? {
-                    SdistMetadata::Static(t) => t,
-                    SdistMetadata::Dynamic { .. } if self.no_build => {
-                        return Err(PypiError::NoBuild { file: filename });
+                DistKind::Sdist => {
+                    let unpack = !self.no_build && filename.ends_with(".tar.gz");
+                    match static_sdist_metadata(&mut body.file, unpack).await? {
+                        SdistMetadata::Static(t) => t,
+                        SdistMetadata::Dynamic(_) if self.no_build => {
+                            return Err(PypiError::NoBuild { file: filename });
+                        }
+                        SdistMetadata::Dynamic(read) => {
+                            self.build_metadata(&filename, body.file, read).await?
+                        }
                     }
-                    SdistMetadata::Dynamic { pyproject } => {
-                        self.build_metadata(&filename, body.file, pyproject).await?
-                    }
-                },
+                }
             };
         let metadata = CoreMetadata::parse(&text).map_err(|e| PypiError::BadMetadata {
             file: filename.clone(),
@@ -618,12 +620,12 @@ impl IndexClient {
     /// host's Python. Build requirements come from this client's indexes:
     /// resolved, downloaded and unpacked by imagelock itself, or by pip
     /// when that cannot be done (said with `-v`).
-    /// `pyproject` is the sdist's `pyproject.toml` as already read.
+    /// `read` is what was already read of the sdist.
     async fn build_metadata(
         self: &Arc<Self>,
         filename: &str,
         sdist: std::fs::File,
-        pyproject: Option<String>,
+        read: SdistRead,
     ) -> Result<String, PypiError> {
         let python = self.python.clone();
         let host = self
@@ -649,9 +651,7 @@ impl IndexClient {
             p.building_sdist(filename);
         }
         let started = std::time::Instant::now();
-        let built = self
-            .build_with_host(&host, filename, sdist, pyproject)
-            .await;
+        let built = self.build_with_host(&host, filename, sdist, read).await;
         if let Some(p) = &self.progress {
             p.built_sdist(filename, started.elapsed(), built.is_ok());
         }
@@ -664,12 +664,12 @@ impl IndexClient {
         host: &build::HostPython,
         filename: &str,
         mut sdist: std::fs::File,
-        pyproject: Option<String>,
+        read: SdistRead,
     ) -> Result<String, PypiError> {
         let python = host.executable.clone();
         let envs = self.build_envs(filename)?;
         match self
-            .build_without_pip(host, &envs.0, filename, &mut sdist, pyproject.as_deref())
+            .build_without_pip(host, &envs.0, filename, &mut sdist, read)
             .await?
         {
             Ok(text) => return Ok(text),
@@ -691,7 +691,7 @@ impl IndexClient {
         envs: &std::path::Path,
         filename: &str,
         sdist: &mut std::fs::File,
-        pyproject: Option<&str>,
+        read: SdistRead,
     ) -> Result<Result<String, build::Fallback>, PypiError> {
         let fallback = |why: String| Ok(Err(build::Fallback(why)));
         let target = match &host.target {
@@ -705,27 +705,16 @@ impl IndexClient {
             file: filename.to_string(),
             message,
         };
-        let system = match build::BuildSystem::parse(pyproject) {
+        let system = match build::BuildSystem::parse(read.pyproject.as_deref()) {
             Ok(s) => s,
             Err(why) => return fallback(why),
         };
-        let dir = tempfile::Builder::new()
-            .prefix("imagelock-build-")
-            .tempdir()
-            .map_err(|e| fail(e.to_string()))?;
-        // Unpacked once, here (no copy of the archive, no unpacking in
-        // Python); both hooks run in the same tree, as pip's build does.
-        rewind(sdist)?;
-        let copy = sdist.try_clone().map_err(|e| fail(e.to_string()))?;
-        let into = dir.path().join("src");
-        let source = tokio::task::spawn_blocking(move || {
-            fs_err::create_dir(&into).map_err(|e| e.to_string())?;
-            archive::unpack_sdist(std::io::BufReader::new(copy), &into)
-        })
-        .await
-        .map_err(|e| fail(e.to_string()))?
-        .map_err(|e| fail(format!("unpacking: {e}")))?;
-        rewind(sdist)?;
+        // Unpacked once (no copy of the archive, no unpacking in Python);
+        // both hooks run in the same tree, as pip's build does.
+        let Unpacked { dir, source } = match read.unpacked {
+            Some(u) => u,
+            None => unpack(sdist).await.map_err(&fail)?,
+        };
         let env = match self
             .planned_env(host, &target, &system.requires, envs)
             .await?
@@ -907,29 +896,96 @@ fn belongs_to(filename: &str, project: &PackageName) -> bool {
 enum SdistMetadata {
     /// The metadata, stated statically.
     Static(String),
-    /// It must be built; its `pyproject.toml`, if it has one.
-    Dynamic { pyproject: Option<String> },
+    /// It must be built; what was read of it.
+    Dynamic(SdistRead),
+}
+
+/// What was read of an sdist whose metadata must be built.
+#[derive(Default)]
+struct SdistRead {
+    /// Its `pyproject.toml`, if it has one.
+    pyproject: Option<String>,
+    /// The sdist unpacked, when that was how it was read.
+    unpacked: Option<Unpacked>,
+}
+
+/// An sdist unpacked for its build: the directory holding it (removed
+/// when dropped; the build scripts' files go there too) and the sdist's
+/// top directory inside it.
+struct Unpacked {
+    dir: tempfile::TempDir,
+    source: std::path::PathBuf,
+}
+
+/// Unpacks `sdist` (a `.tar.gz`) into a new directory, off the runtime's
+/// threads; the file is rewound.
+async fn unpack(sdist: &mut std::fs::File) -> Result<Unpacked, String> {
+    rewind(sdist).map_err(|e| e.to_string())?;
+    let copy = sdist.try_clone().map_err(|e| e.to_string())?;
+    let unpacked = tokio::task::spawn_blocking(move || {
+        let dir = tempfile::Builder::new()
+            .prefix("imagelock-build-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let into = dir.path().join("src");
+        fs_err::create_dir(&into).map_err(|e| e.to_string())?;
+        let source = archive::unpack_sdist(std::io::BufReader::new(copy), &into)
+            .map_err(|e| format!("unpacking: {e}"))?;
+        Ok::<_, String>(Unpacked { dir, source })
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    rewind(sdist).map_err(|e| e.to_string())?;
+    unpacked
 }
 
 /// An sdist's metadata when it is stated statically: its PKG-INFO when
 /// that is metadata 2.2 or newer with nothing needed dynamic (PEP 643),
 /// else its `pyproject.toml`'s `[project]` table when that states the
 /// dependencies for a backend that honours it (PEP 621, as uv reads it).
-/// Both files are read in one pass over the archive (a large sdist without
-/// `pyproject.toml` is read once, not once per file); the file is rewound.
-fn static_sdist_metadata(sdist: &mut std::fs::File) -> Result<SdistMetadata, PypiError> {
+/// PKG-INFO comes early and ends the read when static. Otherwise, when
+/// `unpack` (the sdist will be built if nothing is stated), the sdist is
+/// unpacked for the build and `pyproject.toml` read from there: one pass
+/// over a large sdist, not a search through it and then an unpacking.
+/// Without `unpack`, both files are searched for in one pass. The file is
+/// rewound.
+async fn static_sdist_metadata(
+    sdist: &mut std::fs::File,
+    unpack: bool,
+) -> Result<SdistMetadata, PypiError> {
     let is_static = |text: &str| CoreMetadata::parse(text).is_ok_and(|m| m.is_static());
-    // A static PKG-INFO (it comes early) ends the read.
-    let [pkg_info, pyproject] = archive::sdist_members(
+    let [pkg_info, mut pyproject] = archive::sdist_members(
         std::io::BufReader::new(&mut *sdist),
         ["PKG-INFO", "pyproject.toml"],
-        |[pkg_info, _]| pkg_info.as_deref().is_some_and(is_static),
+        |[pkg_info, _]| {
+            pkg_info.as_deref().is_some_and(is_static) || (unpack && pkg_info.is_some())
+        },
     );
     rewind(sdist)?;
     if let Some(text) = pkg_info
         && is_static(&text)
     {
         return Ok(SdistMetadata::Static(text));
+    }
+    let mut unpacked = None;
+    if unpack {
+        // An sdist that does not unpack is searched as before; its build
+        // then says why it cannot unpack it.
+        match self::unpack(sdist).await {
+            Ok(u) => {
+                pyproject = read_capped(&u.source.join("pyproject.toml"));
+                unpacked = Some(u);
+            }
+            Err(_) => {
+                let [found] = archive::sdist_members(
+                    std::io::BufReader::new(&mut *sdist),
+                    ["pyproject.toml"],
+                    |_| false,
+                );
+                rewind(sdist)?;
+                pyproject = found;
+            }
+        }
     }
     let stated = pyproject
         .as_deref()
@@ -939,8 +995,23 @@ fn static_sdist_metadata(sdist: &mut std::fs::File) -> Result<SdistMetadata, Pyp
         });
     Ok(match stated {
         Some(text) => SdistMetadata::Static(text),
-        None => SdistMetadata::Dynamic { pyproject },
+        None => SdistMetadata::Dynamic(SdistRead {
+            pyproject,
+            unpacked,
+        }),
     })
+}
+
+/// A text file of at most 16 MiB (as read from an archive), or `None`.
+fn read_capped(path: &std::path::Path) -> Option<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(16 << 20)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
 }
 
 fn check_identity(
