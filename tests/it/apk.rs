@@ -204,6 +204,17 @@ impl World {
     }
 }
 
+/// A step's apk entries as `action name version`.
+fn actions(step: &imagelock::lock::LockedStep) -> Vec<String> {
+    step.apk
+        .iter()
+        .map(|p| {
+            let version = p.version.as_ref().map(ToString::to_string);
+            format!("{} {} {}", p.action, p.name, version.unwrap_or_default())
+        })
+        .collect()
+}
+
 /// The repository signed by `signer` (private key, name in the signature),
 /// the base image trusting `KEY` = `trusted`, and a definition with `run`.
 fn world(run_line: &str) -> Option<(World, std::path::PathBuf, Vec<u8>)> {
@@ -281,21 +292,7 @@ fn apk_add_is_locked_from_the_signed_index_pinned_and_verified_in_the_image() {
         .collect();
     assert_eq!(steps.len(), 2, "{err}");
     assert!(steps.iter().all(|s| s.locked), "{err}\n{:?}", steps);
-    let entries: Vec<String> = steps[0]
-        .apk
-        .iter()
-        .map(|p| {
-            format!(
-                "{} {} {}",
-                p.action,
-                p.name,
-                p.version
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            )
-        })
-        .collect();
+    let entries = actions(steps[0]);
     // musl stays at the installed 1.2.4-r2 (apk add does not upgrade it);
     // curl and libcurl at the highest version; zlib for `so:libz.so.1`.
     assert_eq!(
@@ -505,21 +502,7 @@ fn a_tagged_repository_signed_with_sha256_is_used_when_asked_and_install_if_is_n
         .map(|p| format!("{} {}", p.action, p.name))
         .collect();
     assert_eq!(made, ["virtual .v", "install zlib"], "{err}");
-    let deleted: Vec<String> = steps[2]
-        .apk
-        .iter()
-        .map(|p| {
-            format!(
-                "{} {} {}",
-                p.action,
-                p.name,
-                p.version
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            )
-        })
-        .collect();
+    let deleted = actions(steps[2]);
     assert_eq!(deleted, ["remove .v ", "remove zlib 1.3.1-r1"], "{err}");
     // lang-a with lang-b triggers lang-ab's `install_if`, which imagelock
     // does not resolve: the step is not locked, with why.
