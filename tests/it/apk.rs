@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::http::StaticServer;
-use crate::common::registry::sha256;
+use crate::common::registry::{LayoutBuilder, sha256};
 use crate::common::{self, imagelock, run};
 
 const HOST: &str = "http://apk.fixture.invalid/alpine";
@@ -116,53 +116,8 @@ fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
 
 /// An OCI layout at `layout` holding one image tagged `tag`.
 fn image(layout: &Path, tag: &str, layers: &[Vec<u8>]) {
-    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    let blob = |bytes: &[u8]| {
-        let digest = sha256(bytes);
-        std::fs::write(layout.join("blobs/sha256").join(&digest[7..]), bytes).unwrap();
-        digest
-    };
-    let diff_ids: Vec<String> = layers.iter().map(|l| sha256(l)).collect();
-    let descriptors: Vec<serde_json::Value> = layers
-        .iter()
-        .map(|l| {
-            serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                               "digest": blob(l), "size": l.len()})
-        })
-        .collect();
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids}
-    }))
-    .unwrap();
-    let config_digest = blob(&config);
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-        "layers": descriptors
-    }))
-    .unwrap();
-    let manifest_digest = blob(&manifest);
-    std::fs::write(
-        layout.join("index.json"),
-        serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "manifests": [{
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": manifest_digest, "size": manifest.len(),
-                "annotations": {"org.opencontainers.image.ref.name": tag}
-            }]
-        }))
-        .unwrap(),
-    )
-    .unwrap();
+    let layers: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
+    LayoutBuilder::new(layout).tag_layers(tag, &layers);
 }
 
 const MUSL_OLD: &str = "C:Q1bXVzbC1vbGQtY29udHJvbC1zaGExPQ==\nP:musl\nV:1.2.4-r2\nA:x86_64\nS:400000\nI:600000\no:musl\np:so:libc.musl-x86_64.so.1=1\n";

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::http::StaticServer;
-use crate::common::registry::sha256;
+use crate::common::registry::LayoutBuilder;
 use crate::common::{self, imagelock, repo_root, run};
 
 fn ok(cmd: &mut Command) -> Vec<u8> {
@@ -93,18 +93,6 @@ fn date(days_ago: i64) -> String {
 /// A one-layer OCI layout `DIR/library/debian:bookworm` holding `files`
 /// and `links` (path, target).
 fn base_image(dir: &Path, files: &[(&str, Vec<u8>)], links: &[(&str, &str)]) {
-    let layout = dir.join("library/debian");
-    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    let blob = |bytes: &[u8]| {
-        let digest = sha256(bytes);
-        std::fs::write(layout.join("blobs/sha256").join(&digest[7..]), bytes).unwrap();
-        digest
-    };
     let mut tar = tar::Builder::new(Vec::new());
     for (path, content) in files {
         let mut h = tar::Header::new_gnu();
@@ -123,36 +111,7 @@ fn base_image(dir: &Path, files: &[(&str, Vec<u8>)], links: &[(&str, &str)]) {
         tar.append_link(&mut h, path, target).unwrap();
     }
     let tar = tar.into_inner().unwrap();
-    let diff_id = sha256(&tar);
-    let layer = blob(&tar);
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]}
-    }))
-    .unwrap();
-    let config_digest = blob(&config);
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": tar.len()}]
-    }))
-    .unwrap();
-    let manifest_digest = blob(&manifest);
-    std::fs::write(
-        layout.join("index.json"),
-        serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "manifests": [{
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": manifest_digest, "size": manifest.len(),
-                "annotations": {"org.opencontainers.image.ref.name": "bookworm"}
-            }]
-        }))
-        .unwrap(),
-    )
-    .unwrap();
+    LayoutBuilder::new(&dir.join("library/debian")).tag_layers("bookworm", &[&tar]);
 }
 
 /// A signing key and the fixture's `.deb` files in `repo/pool/main` of a

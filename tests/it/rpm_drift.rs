@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::http::StaticServer;
-use crate::common::registry::sha256;
+use crate::common::registry::LayoutBuilder;
 use crate::common::{self, imagelock, repo_root, run};
 
 const HOST: &str = "http://rpm.fixture.invalid/";
@@ -98,18 +98,6 @@ fn updateinfo(entries: &[Advisory<'_>]) -> String {
 /// An OCI layout `DIR/library/fixture:9` of the dnf-installed base root
 /// (`base.tar`) and a layer that replaces its `.repo` file with `repo`.
 pub(crate) fn base_image(dir: &Path, base_tar: &Path, repo: &str) {
-    let layout = dir.join("library/fixture");
-    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    let blob = |bytes: &[u8]| {
-        let digest = sha256(bytes);
-        std::fs::write(layout.join("blobs/sha256").join(&digest[7..]), bytes).unwrap();
-        digest
-    };
     let base = std::fs::read(base_tar).unwrap();
     let mut tar = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
@@ -120,43 +108,7 @@ pub(crate) fn base_image(dir: &Path, base_tar: &Path, repo: &str) {
     tar.append_data(&mut h, "etc/yum.repos.d/fixture.repo", repo.as_bytes())
         .unwrap();
     let repos = tar.into_inner().unwrap();
-    let layers = [&base, &repos];
-    let diff_ids: Vec<String> = layers.iter().map(|l| sha256(l)).collect();
-    let descriptors: Vec<serde_json::Value> = layers
-        .iter()
-        .map(|l| {
-            serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                               "digest": blob(l), "size": l.len()})
-        })
-        .collect();
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids}
-    }))
-    .unwrap();
-    let config_digest = blob(&config);
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-        "layers": descriptors
-    }))
-    .unwrap();
-    let manifest_digest = blob(&manifest);
-    std::fs::write(
-        layout.join("index.json"),
-        serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "manifests": [{
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": manifest_digest, "size": manifest.len(),
-                "annotations": {"org.opencontainers.image.ref.name": "9"}
-            }]
-        }))
-        .unwrap(),
-    )
-    .unwrap();
+    LayoutBuilder::new(&dir.join("library/fixture")).tag_layers("9", &[&base, &repos]);
 }
 
 fn findings(out: &str) -> Vec<serde_json::Value> {

@@ -263,6 +263,45 @@ impl LayoutBuilder {
         }
     }
 
+    /// Tags an amd64 image of the uncompressed tar `layers` (bottom
+    /// first), with a plain `PATH`.
+    pub fn tag_layers(&mut self, tag: &str, layers: &[&[u8]]) -> BuiltManifest {
+        let diff_ids: Vec<String> = layers.iter().map(|l| sha256(l)).collect();
+        let descriptors: Vec<serde_json::Value> = layers
+            .iter()
+            .map(|l| {
+                serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                   "digest": self.blob(l), "size": l.len()})
+            })
+            .collect();
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids}
+        }))
+        .unwrap();
+        let config_digest = self.blob(&config);
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+            "layers": descriptors
+        }))
+        .unwrap();
+        let digest = self.blob(&manifest);
+        let built = BuiltManifest {
+            descriptor: serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest, "size": manifest.len()
+            }),
+            digest,
+            config: config_digest,
+            diff_ids,
+        };
+        self.tag_manifest(&built, tag);
+        built
+    }
+
     /// Tags a single-platform image.
     pub fn tag_manifest(&mut self, m: &BuiltManifest, tag: &str) {
         let mut d = m.descriptor.clone();
