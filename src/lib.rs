@@ -4,7 +4,7 @@
 //! [`source`] reads definitions, [`resolve`] and [`solve`] pin what they leave
 //! floating, [`lock`] models the result, and [`rewrite`], [`verify`] and
 //! [`drift`] consume it. [`cli`] sits on top; nothing imports it.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 #[allow(clippy::print_stdout, clippy::print_stderr)]
 pub mod cli;

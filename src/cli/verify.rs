@@ -81,6 +81,14 @@ fn check(opts: &Opts, args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Re
             memo.hits()
         ));
     }
+    let (hashed, paired) = crate::image::layer_hashing();
+    if printer.verbose() > 0 && hashed > 0 {
+        printer.status(&format!(
+            "layer streams hashed: {:.1} MiB, {:.0}% of it two streams at once",
+            hashed as f64 / (1024.0 * 1024.0),
+            100.0 * paired as f64 / hashed as f64
+        ));
+    }
     Ok(report)
 }
 

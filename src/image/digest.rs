@@ -1,30 +1,37 @@
 //! Readers that hash what passes through them, for checking blobs and
 //! layers while they stream.
 //!
-//! SHA-256 runs on a thread of its own once a stream is longer than one
-//! chunk, so the thread that decompresses a layer does not also hash it
-//! (twice: the compressed blob and the uncompressed tar).
+//! SHA-256 runs on other threads than the one that decompresses a layer,
+//! which does not also hash it (twice: the compressed blob and the
+//! uncompressed tar).
 //!
 //! [`HashedChunks`], the layer path: reads its source in chunks of
 //! [`STREAM_CHUNK`] (1 MiB) that are shared, not copied, between the reader
-//! and the hashing thread, over a channel bounded at [`STREAM_IN_FLIGHT`]
-//! chunks; spent chunks come back to be filled again. Memory per hashed
-//! stream is bounded by `(STREAM_IN_FLIGHT + 2) × STREAM_CHUNK` (queued,
-//! being hashed, being read): 4 MiB, so 8 MiB per layer being read, plus
-//! the decompressor's window. Forward seeks skip bytes without copying them
+//! and the process's hashing threads (the [`Pool`], one per core), which
+//! hash two streams' chunks at once where they can (a layer's blob and its
+//! tar, or two layers'), faster on one core than one after the other. A
+//! stream holds at most [`STREAM_IN_FLIGHT`] + 1 chunks queued or being
+//! hashed, and its reader fills one more; spent chunks come back to be
+//! filled again. Memory per hashed stream is bounded by
+//! `(STREAM_IN_FLIGHT + 2) × STREAM_CHUNK`: 4 MiB, so 8 MiB per layer being
+//! read, plus the decompressor's window. Forward seeks skip bytes without copying them
 //! out (they are still read and hashed).
 //!
 //! [`HashingReader`], for small files and single entries: what is read is
 //! copied into chunks of [`CHUNK`] bytes handed over a channel bounded at
 //! [`IN_FLIGHT`] chunks: at most `(IN_FLIGHT + 2) × CHUNK`, 1.5 MiB.
 
+use std::collections::VecDeque;
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 use sha2::{Digest as _, Sha256};
 
+use super::sha256;
 use crate::oci::Digest;
 
 /// Bytes handed to the hashing thread at a time.
@@ -176,35 +183,29 @@ impl Chunk {
 }
 
 /// SHA-256 of a stream that arrives in shared chunks: on the calling thread
-/// while the stream fits in one chunk, then on a thread of its own, which
-/// gives each chunk back once hashed so it is filled again.
+/// while the stream fits in one chunk, then by the [`pool`]'s threads,
+/// which give each chunk back once hashed so it is filled again.
 struct ChunkHasher {
-    /// The hash so far, until the thread takes it over.
-    local: Option<Sha256>,
-    pipe: Option<ChunkPipe>,
+    /// The hash so far, until the pool takes the stream over.
+    local: Option<sha256::State>,
+    stream: Option<Arc<Stream>>,
     count: u64,
-}
-
-struct ChunkPipe {
-    to_hash: SyncSender<Arc<Chunk>>,
-    spent: Receiver<Arc<Chunk>>,
-    thread: JoinHandle<Sha256>,
 }
 
 impl ChunkHasher {
     fn new() -> Self {
         Self {
-            local: Some(Sha256::new()),
-            pipe: None,
+            local: Some(sha256::State::default()),
+            stream: None,
             count: 0,
         }
     }
 
-    /// An empty chunk to fill: one the hashing thread is done with, or a
-    /// new one.
+    /// An empty chunk to fill: one the pool is done with, or a new one.
     fn buffer(&mut self) -> Chunk {
-        if let Some(pipe) = &self.pipe {
-            while let Ok(spent) = pipe.spent.try_recv() {
+        if let Some(stream) = &self.stream {
+            let mut state = lock(&stream.state);
+            while let Some(spent) = state.spent.pop() {
                 if let Ok(mut chunk) = Arc::try_unwrap(spent) {
                     chunk.len = 0;
                     return chunk;
@@ -222,55 +223,262 @@ impl ChunkHasher {
     fn submit(&mut self, chunk: Chunk) -> Arc<Chunk> {
         self.count += chunk.len as u64;
         let chunk = Arc::new(chunk);
-        if self.pipe.is_none()
+        if self.stream.is_none()
             && chunk.len < STREAM_CHUNK
             && let Some(local) = &mut self.local
         {
-            // A stream that ends within its first chunk: not worth a thread.
+            // A stream that ends within its first chunk: not worth handing
+            // over.
             local.update(chunk.filled());
             return chunk;
         }
         let local = &mut self.local;
-        let pipe = self.pipe.get_or_insert_with(|| {
-            let mut hasher = local.take().unwrap_or_default();
-            let (to_hash, queued) = sync_channel::<Arc<Chunk>>(STREAM_IN_FLIGHT);
-            let (give_back, spent) = sync_channel::<Arc<Chunk>>(STREAM_IN_FLIGHT + 2);
-            let thread = std::thread::spawn(move || {
-                for chunk in queued {
-                    hasher.update(chunk.filled());
-                    // The reader may be gone or have chunks enough.
-                    let _ = give_back.try_send(chunk);
-                }
-                hasher
-            });
-            ChunkPipe {
-                to_hash,
-                spent,
-                thread,
-            }
-        });
-        // A send fails only when the hashing thread panicked; `finish`
-        // reports that panic.
-        let _ = pipe.to_hash.send(Arc::clone(&chunk));
+        let stream = self
+            .stream
+            .get_or_insert_with(|| Stream::new(local.take().unwrap_or_default()));
+        pool().submit(stream, Arc::clone(&chunk));
         chunk
     }
 
     fn finish(self) -> (Digest, u64) {
-        let hasher = match self.pipe {
+        let state = match self.stream {
             None => self.local.unwrap_or_default(),
-            Some(ChunkPipe {
-                to_hash, thread, ..
-            }) => {
-                drop(to_hash);
-                match thread.join() {
-                    Ok(h) => h,
-                    Err(panic) => std::panic::resume_unwind(panic),
+            Some(stream) => stream.finish(),
+        };
+        (Digest::from_sha256_output(&state.finalize()), self.count)
+    }
+}
+
+/// A stream's chunks waiting for the pool, and its hash so far.
+struct Stream {
+    state: Mutex<StreamState>,
+    /// Signalled whenever a chunk of this stream was hashed.
+    hashed: Condvar,
+}
+
+struct StreamState {
+    /// Chunks submitted and not yet hashed, in order; the first may be
+    /// being hashed.
+    queue: VecDeque<Arc<Chunk>>,
+    /// The hash so far; taken while a thread hashes the first chunk.
+    hash: Option<sha256::State>,
+    /// In the pool's ready queue, or being hashed.
+    scheduled: bool,
+    /// Hashed chunks, to be filled again.
+    spent: Vec<Arc<Chunk>>,
+    /// A hashing thread panicked on this stream.
+    panicked: bool,
+}
+
+impl Stream {
+    /// The hash so far and the first queued chunk, for a hashing thread.
+    fn take(&self) -> (sha256::State, Arc<Chunk>) {
+        let mut state = lock(&self.state);
+        let chunk = state.queue.front().cloned();
+        match (state.hash.take(), chunk) {
+            (Some(hash), Some(chunk)) => (hash, chunk),
+            // A stream is ready only with a chunk queued, and hashed by one
+            // thread at a time.
+            _ => unreachable!("a ready stream has its hash and a chunk"),
+        }
+    }
+
+    fn new(hash: sha256::State) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(StreamState {
+                queue: VecDeque::new(),
+                hash: Some(hash),
+                scheduled: false,
+                spent: Vec::new(),
+                panicked: false,
+            }),
+            hashed: Condvar::new(),
+        })
+    }
+
+    /// Waits until every chunk submitted is hashed, and takes the hash.
+    fn finish(&self) -> sha256::State {
+        let mut state = lock(&self.state);
+        while state.scheduled && !state.panicked {
+            state = wait(&self.hashed, state);
+        }
+        match state.hash.take() {
+            Some(hash) if !state.panicked => hash,
+            _ => panic!("a thread hashing a layer stream panicked"),
+        }
+    }
+}
+
+/// The threads that hash layer streams, shared by every stream being read.
+///
+/// A stream (a layer's compressed blob, or its tar) queues its chunks
+/// here. A hashing thread takes the streams that have chunks waiting two
+/// at a time and hashes one chunk of each together
+/// ([`sha256::update_pair`]), or one alone when no other stream waits; the
+/// streams go back to the end of the queue while they have chunks left. A
+/// stream is hashed by one thread at a time, its chunks in order, and holds
+/// at most `STREAM_IN_FLIGHT + 1` queued chunks: its reader waits for the
+/// hashing beyond that.
+struct Pool {
+    ready: Mutex<VecDeque<Arc<Stream>>>,
+    wake: Condvar,
+    /// Hashing threads running; with none (none could be started), chunks
+    /// are hashed by the thread that submits them.
+    threads: AtomicUsize,
+}
+
+/// Bytes the pool hashed, and of those, bytes hashed together with
+/// another stream's (counted for each stream).
+static POOL_BYTES: AtomicU64 = AtomicU64::new(0);
+static PAIRED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes the hashing threads hashed in this process, and how many of them
+/// were hashed two streams at once.
+pub(crate) fn pool_hashed() -> (u64, u64) {
+    (
+        POOL_BYTES.load(Ordering::Relaxed),
+        PAIRED_BYTES.load(Ordering::Relaxed),
+    )
+}
+
+/// The process's hashing threads, started on first use: one per core.
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    static STARTED: Once = Once::new();
+    let pool = POOL.get_or_init(|| Pool {
+        ready: Mutex::new(VecDeque::new()),
+        wake: Condvar::new(),
+        threads: AtomicUsize::new(0),
+    });
+    STARTED.call_once(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for i in 0..cores {
+            let started = std::thread::Builder::new()
+                .name(format!("imagelock-hash-{i}"))
+                .spawn(move || pool.work());
+            if started.is_ok() {
+                pool.threads.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    pool
+}
+
+impl Pool {
+    /// Queues `chunk` after the stream's earlier chunks, waiting while the
+    /// stream has its fill queued.
+    fn submit(&self, stream: &Arc<Stream>, chunk: Arc<Chunk>) {
+        if self.threads.load(Ordering::Relaxed) == 0 {
+            let mut state = lock(&stream.state);
+            if let Some(hash) = &mut state.hash {
+                hash.update(chunk.filled());
+            }
+            return;
+        }
+        let mut state = lock(&stream.state);
+        while state.queue.len() > STREAM_IN_FLIGHT && !state.panicked {
+            state = wait(&stream.hashed, state);
+        }
+        if state.panicked {
+            // `finish` reports it.
+            return;
+        }
+        state.queue.push_back(chunk);
+        if !state.scheduled {
+            state.scheduled = true;
+            drop(state);
+            self.ready(Arc::clone(stream));
+        }
+    }
+
+    fn ready(&self, stream: Arc<Stream>) {
+        lock(&self.ready).push_back(stream);
+        self.wake.notify_one();
+    }
+
+    /// A hashing thread, for as long as the process runs: hashes the first
+    /// chunk of the first two streams ready together, or of the one ready
+    /// alone.
+    fn work(&self) {
+        loop {
+            let (first, second) = {
+                let mut ready = lock(&self.ready);
+                loop {
+                    if let Some(first) = ready.pop_front() {
+                        break (first, ready.pop_front());
+                    }
+                    ready = wait(&self.wake, ready);
+                }
+            };
+            let (hash, chunk) = first.take();
+            POOL_BYTES.fetch_add(chunk.len as u64, Ordering::Relaxed);
+            match second {
+                None => {
+                    let hashed = std::panic::catch_unwind(AssertUnwindSafe(move || {
+                        let mut hash = hash;
+                        hash.update(chunk.filled());
+                        hash
+                    }));
+                    self.hashed(&first, hashed.ok());
+                }
+                Some(second) => {
+                    let (other, other_chunk) = second.take();
+                    POOL_BYTES.fetch_add(other_chunk.len as u64, Ordering::Relaxed);
+                    let paired = chunk.len.min(other_chunk.len) / 64 * 64;
+                    PAIRED_BYTES.fetch_add(2 * paired as u64, Ordering::Relaxed);
+                    let hashed = std::panic::catch_unwind(AssertUnwindSafe(move || {
+                        let (mut hash, mut other) = (hash, other);
+                        sha256::update_pair(
+                            &mut hash,
+                            chunk.filled(),
+                            &mut other,
+                            other_chunk.filled(),
+                        );
+                        (hash, other)
+                    }));
+                    let (hash, other) = match hashed {
+                        Ok((hash, other)) => (Some(hash), Some(other)),
+                        Err(_) => (None, None),
+                    };
+                    self.hashed(&first, hash);
+                    self.hashed(&second, other);
                 }
             }
-        };
-        let output: [u8; 32] = hasher.finalize().into();
-        (Digest::from_sha256_output(&output), self.count)
+        }
     }
+
+    /// Puts a stream's hash back after its first chunk was hashed (`None`:
+    /// the hashing panicked), gives the chunk back to be filled again, and
+    /// queues the stream again while it has more.
+    fn hashed(&self, stream: &Arc<Stream>, hash: Option<sha256::State>) {
+        let mut state = lock(&stream.state);
+        if let Some(spent) = state.queue.pop_front()
+            && state.spent.len() < STREAM_IN_FLIGHT + 2
+        {
+            state.spent.push(spent);
+        }
+        match hash {
+            Some(hash) => state.hash = Some(hash),
+            None => state.panicked = true,
+        }
+        let more = !state.queue.is_empty() && !state.panicked;
+        state.scheduled = more;
+        drop(state);
+        stream.hashed.notify_all();
+        if more {
+            self.ready(Arc::clone(stream));
+        }
+    }
+}
+
+/// Locks `mutex`; a panic elsewhere while it was held leaves nothing half
+/// done here (states are taken out while hashed), so poisoning is ignored.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    condvar.wait(guard).unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A buffered reader that hashes everything it reads from `inner`, in
@@ -485,6 +693,32 @@ mod tests {
             let (digest, count, _) = stream.into_parts();
             assert_eq!(count, len as u64);
             assert_eq!(digest, Digest::sha256_of(&bytes), "length {len}");
+        }
+    }
+
+    /// Streams read at once share the hashing threads: each still gets the
+    /// digest of its own bytes, and where the CPU hashes two streams at
+    /// once, chunks of different streams were hashed together.
+    #[test]
+    fn streams_read_at_once_keep_their_own_digests() {
+        let before = PAIRED_BYTES.load(Ordering::Relaxed);
+        std::thread::scope(|scope| {
+            for seed in 0..4u8 {
+                scope.spawn(move || {
+                    let len = 6 * STREAM_CHUNK + usize::from(seed) * 4099;
+                    let bytes: Vec<u8> = (0..len)
+                        .map(|i| (i as u8).wrapping_mul(seed + 3) ^ (i >> 12) as u8)
+                        .collect();
+                    let mut stream = HashedChunks::new(&bytes[..]);
+                    stream.drain().unwrap();
+                    let (digest, count, _) = stream.into_parts();
+                    assert_eq!(count, len as u64);
+                    assert_eq!(digest, Digest::sha256_of(&bytes), "stream {seed}");
+                });
+            }
+        });
+        if sha256::pairs() {
+            assert!(PAIRED_BYTES.load(Ordering::Relaxed) > before);
         }
     }
 

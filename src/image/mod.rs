@@ -16,6 +16,7 @@ mod layer;
 mod layout;
 mod registry;
 pub mod rpmdb;
+mod sha256;
 pub mod sif;
 mod source;
 mod storage;
@@ -196,6 +197,13 @@ impl From<crate::oci::ParseLocationError> for ImageError {
             hint: e.hint,
         }
     }
+}
+
+/// SHA-256 of the layer streams read so far in this process: bytes the
+/// hashing threads hashed (blobs and tars), and how many of them were hashed
+/// two streams at once on one core.
+pub fn layer_hashing() -> (u64, u64) {
+    digest::pool_hashed()
 }
 
 /// Opens any image location: local transports directly, `docker://`
