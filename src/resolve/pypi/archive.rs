@@ -261,6 +261,37 @@ pub fn sdist_members<const N: usize>(
 /// setuid/setgid bits are not kept. Returns the archive's top directory
 /// (the first by name, as the build scripts pick it).
 pub fn unpack_sdist(targz: impl Read, dest: &Path) -> Result<PathBuf, String> {
+    unpack_sdist_watching(targz, dest, |_| true)?
+        .ok_or_else(|| "the unpacking stopped early".to_string())
+}
+
+/// A member [`unpack_sdist_watching`] has just unpacked.
+pub struct UnpackedMember<'a> {
+    /// Its components inside the archive (`["p-1.0", "PKG-INFO"]`).
+    pub parts: &'a [std::ffi::OsString],
+    /// Where it was unpacked.
+    pub path: &'a Path,
+    /// A regular file (not a directory or link).
+    pub regular: bool,
+    /// Where its data ends in the uncompressed tar.
+    pub end: u64,
+}
+
+/// Whether `m` is `<top>/name` within the part of the tar that
+/// [`sdist_members`] searches (a member found later is not looked at, as
+/// there).
+pub fn is_top_file(m: &UnpackedMember<'_>, name: &str) -> bool {
+    m.parts.len() == 2 && m.parts[1] == name && m.end <= SDIST_SCAN
+}
+
+/// [`unpack_sdist`], telling `watch` of each member once unpacked; `watch`
+/// returning `false` stops the unpacking (`Ok(None)`): the tree is then
+/// incomplete. Reading from a download as it arrives, the same rules hold.
+pub fn unpack_sdist_watching(
+    targz: impl Read,
+    dest: &Path,
+    mut watch: impl FnMut(&UnpackedMember<'_>) -> bool,
+) -> Result<Option<PathBuf>, String> {
     use tar::EntryType;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(targz));
     archive.set_preserve_permissions(false);
@@ -308,8 +339,17 @@ pub fn unpack_sdist(targz: impl Read, dest: &Path) -> Result<PathBuf, String> {
         {
             return Err(format!("`{shown}` is outside the archive"));
         }
+        let member = UnpackedMember {
+            parts: &parts,
+            path: &parts.iter().fold(dest.to_path_buf(), |p, c| p.join(c)),
+            regular: matches!(kind, EntryType::Regular | EntryType::Continuous),
+            end: entry.raw_file_position() + entry.size(),
+        };
+        if !watch(&member) {
+            return Ok(None);
+        }
     }
-    top.map(|t| dest.join(t))
+    top.map(|t| Some(dest.join(t)))
         .ok_or_else(|| "the archive is empty".to_string())
 }
 
@@ -410,6 +450,39 @@ mod tests {
             assert!(err.contains(why), "{entries:?}: {err}");
             assert!(!dir.path().join("evil").exists());
         }
+    }
+
+    #[test]
+    fn an_sdist_unpacking_tells_of_each_member_and_stops_when_told() {
+        use tar::EntryType as T;
+        let gz = targz(&[
+            ("p-1.0/", T::Directory, b""),
+            ("p-1.0/PKG-INFO", T::Regular, b"Metadata-Version: 2.2\n"),
+            ("p-1.0/sub/PKG-INFO", T::Regular, b"not this one"),
+            ("p-1.0/setup.py", T::Regular, b"print(1)\n"),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let mut seen = Vec::new();
+        let top = unpack_sdist_watching(&gz[..], dir.path(), |m| {
+            seen.push((
+                m.parts.join(std::ffi::OsStr::new("/")),
+                is_top_file(m, "PKG-INFO"),
+                fs_err::read(m.path).ok(),
+            ));
+            true
+        })
+        .unwrap();
+        assert_eq!(top, Some(dir.path().join("p-1.0")));
+        let tops: Vec<_> = seen.iter().filter(|s| s.1).collect();
+        assert_eq!(tops.len(), 1, "{seen:?}");
+        assert_eq!(tops[0].0, "p-1.0/PKG-INFO");
+        assert_eq!(tops[0].2.as_deref(), Some(&b"Metadata-Version: 2.2\n"[..]));
+        // Stopped at PKG-INFO: nothing after it is unpacked.
+        let dir = tempfile::tempdir().unwrap();
+        let stopped = unpack_sdist_watching(&gz[..], dir.path(), |m| !is_top_file(m, "PKG-INFO"));
+        assert_eq!(stopped, Ok(None));
+        assert!(dir.path().join("p-1.0/PKG-INFO").exists());
+        assert!(!dir.path().join("p-1.0/setup.py").exists());
     }
 
     #[test]

@@ -404,7 +404,7 @@ impl Fetcher {
         if parsed.scheme() == "file" {
             let path = file_path(&parsed)?;
             let file = fs_err::File::open(&path).map_err(|e| PypiError::Io(e.to_string()))?;
-            return hash_to_temp(url, file, WHOLE_CAP).map(Ranged::Whole);
+            return hash_to_temp(url, file, WHOLE_CAP, None).map(Ranged::Whole);
         }
         if self.offline {
             return Err(PypiError::NotCached(redact(url)));
@@ -426,7 +426,7 @@ impl Fetcher {
             .and_then(|v| v.rsplit('/').next().and_then(|n| n.parse().ok()));
         let body = take_stream(url, &resp)?;
         if !partial {
-            return stream_to_temp(url, body, WHOLE_CAP)
+            return stream_to_temp(url, body, WHOLE_CAP, None)
                 .await
                 .map(Ranged::Whole);
         }
@@ -437,6 +437,18 @@ impl Fetcher {
     /// Downloads a whole file to a temporary file, hashed on the way,
     /// refusing more than `cap` bytes.
     pub async fn download(&self, url: &str, cap: u64) -> Result<Downloaded, PypiError> {
+        self.download_teed(url, cap, None).await
+    }
+
+    /// [`Self::download`], also sending each chunk to `tee` as it arrives
+    /// (for a reader on another thread); the tee's end is marked only when
+    /// the whole file arrived, within `cap`.
+    pub async fn download_teed(
+        &self,
+        url: &str,
+        cap: u64,
+        tee: Option<Tee>,
+    ) -> Result<Downloaded, PypiError> {
         let parsed = parse_url(url)?;
         if parsed.scheme() == "file" {
             let path = file_path(&parsed)?;
@@ -450,7 +462,15 @@ impl Fetcher {
                 }
                 Err(e) => return Err(PypiError::Io(e.to_string())),
             };
-            return hash_to_temp(url, file, cap);
+            let Some(tee) = tee else {
+                return hash_to_temp(url, file, cap, None);
+            };
+            // The tee blocks when its reader falls behind: off the
+            // runtime's threads.
+            let url = url.to_string();
+            return tokio::task::spawn_blocking(move || hash_to_temp(&url, file, cap, Some(tee)))
+                .await
+                .map_err(|e| PypiError::Io(e.to_string()))?;
         }
         if self.offline {
             return Err(PypiError::NotCached(redact(url)));
@@ -472,7 +492,102 @@ impl Fetcher {
                 status: resp.status.as_u16(),
             });
         }
-        stream_to_temp(url, take_stream(url, &resp)?, cap).await
+        stream_to_temp(url, take_stream(url, &resp)?, cap, tee).await
+    }
+}
+
+/// A copy of a download's bytes for a reader on another thread
+/// ([`TeeReader`]), through a bounded channel: memory stays bounded, and a
+/// reader that falls behind slows the download. A reader that stops (drops
+/// its end) is sent nothing more; the download goes on.
+#[derive(Debug)]
+pub struct Tee {
+    to: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
+}
+
+/// The reading end of a [`Tee`]: the download's bytes in order, then the
+/// end of the file once the whole file arrived. A download that stopped
+/// short is an error, never a clean end.
+#[derive(Debug)]
+pub struct TeeReader {
+    from: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    chunk: bytes::Bytes,
+    ended: bool,
+}
+
+impl Tee {
+    /// A tee holding at most `depth` chunks in flight, and its reader.
+    pub fn channel(depth: usize) -> (Tee, TeeReader) {
+        let (to, from) = tokio::sync::mpsc::channel(depth.max(1));
+        (
+            Tee { to: Some(to) },
+            TeeReader {
+                from,
+                chunk: bytes::Bytes::new(),
+                ended: false,
+            },
+        )
+    }
+
+    async fn send(&mut self, chunk: bytes::Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
+        if let Some(to) = &self.to
+            && to.send(chunk).await.is_err()
+        {
+            self.to = None;
+        }
+    }
+
+    /// [`Self::send`] from a thread outside the runtime.
+    fn send_blocking(&mut self, chunk: &[u8]) {
+        if chunk.is_empty() {
+            return;
+        }
+        if let Some(to) = &self.to
+            && to.blocking_send(bytes::Bytes::copy_from_slice(chunk)).is_err()
+        {
+            self.to = None;
+        }
+    }
+
+    /// Marks the end of the file (an empty chunk, never sent otherwise).
+    async fn finish(mut self) {
+        if let Some(to) = self.to.take() {
+            let _ = to.send(bytes::Bytes::new()).await;
+        }
+    }
+
+    fn finish_blocking(mut self) {
+        if let Some(to) = self.to.take() {
+            let _ = to.blocking_send(bytes::Bytes::new());
+        }
+    }
+}
+
+impl std::io::Read for TeeReader {
+    /// Blocks for the next chunk: call it outside the runtime (from
+    /// `spawn_blocking`).
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.from.blocking_recv() {
+                Some(c) if c.is_empty() => self.ended = true,
+                Some(c) => self.chunk = c,
+                None => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the download stopped before the end of the file",
+                    ));
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
     }
 }
 
@@ -527,8 +642,13 @@ async fn read_capped(url: &str, mut resp: Body, cap: u64) -> Result<Vec<u8>, Pyp
     Ok(body)
 }
 
-/// Streams a response body to a temporary file with hashing.
-async fn stream_to_temp(url: &str, mut resp: Body, cap: u64) -> Result<Downloaded, PypiError> {
+/// Streams a response body to a temporary file with hashing, and to `tee`.
+async fn stream_to_temp(
+    url: &str,
+    mut resp: Body,
+    cap: u64,
+    mut tee: Option<Tee>,
+) -> Result<Downloaded, PypiError> {
     use std::io::{Seek, Write};
     let io = |e: std::io::Error| PypiError::Io(format!("`{}`: {e}", redact(url)));
     let mut file = tempfile::tempfile().map_err(io)?;
@@ -544,6 +664,12 @@ async fn stream_to_temp(url: &str, mut resp: Body, cap: u64) -> Result<Downloade
         }
         hasher.update(&chunk);
         file.write_all(&chunk).map_err(io)?;
+        if let Some(tee) = &mut tee {
+            tee.send(chunk).await;
+        }
+    }
+    if let Some(tee) = tee {
+        tee.finish().await;
     }
     file.rewind().map_err(io)?;
     Ok(Downloaded {
@@ -553,9 +679,15 @@ async fn stream_to_temp(url: &str, mut resp: Body, cap: u64) -> Result<Downloade
     })
 }
 
-/// Copies a local file to a temporary file with hashing (a `file://` index
-/// gets the same treatment as a remote one).
-fn hash_to_temp(url: &str, mut from: fs_err::File, cap: u64) -> Result<Downloaded, PypiError> {
+/// Copies a local file to a temporary file with hashing, and to `tee` (a
+/// `file://` index gets the same treatment as a remote one). With a tee,
+/// call it outside the runtime.
+fn hash_to_temp(
+    url: &str,
+    mut from: fs_err::File,
+    cap: u64,
+    mut tee: Option<Tee>,
+) -> Result<Downloaded, PypiError> {
     use std::io::{Read, Seek, Write};
     let io = |e: std::io::Error| PypiError::Io(format!("`{}`: {e}", redact(url)));
     let mut file = tempfile::tempfile().map_err(io)?;
@@ -576,6 +708,12 @@ fn hash_to_temp(url: &str, mut from: fs_err::File, cap: u64) -> Result<Downloade
         }
         hasher.update(&buf[..n]);
         file.write_all(&buf[..n]).map_err(io)?;
+        if let Some(tee) = &mut tee {
+            tee.send_blocking(&buf[..n]);
+        }
+    }
+    if let Some(tee) = tee {
+        tee.finish_blocking();
     }
     file.rewind().map_err(io)?;
     Ok(Downloaded {
@@ -685,6 +823,64 @@ mod tests {
             redact("https://pypi.org/simple/"),
             "https://pypi.org/simple/"
         );
+    }
+
+    #[test]
+    fn a_tee_reader_ends_only_when_the_whole_file_arrived() {
+        use std::io::Read;
+        let (mut tee, mut reader) = Tee::channel(4);
+        let feed = std::thread::spawn(move || {
+            tee.send_blocking(b"abc");
+            tee.send_blocking(b"");
+            tee.send_blocking(b"def");
+            tee.finish_blocking();
+        });
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).unwrap();
+        feed.join().unwrap();
+        assert_eq!(got, b"abcdef");
+        // A download that stopped short is an error, never a clean end.
+        let (mut tee, mut reader) = Tee::channel(4);
+        std::thread::spawn(move || tee.send_blocking(b"abc"))
+            .join()
+            .unwrap();
+        let mut got = Vec::new();
+        let err = reader.read_to_end(&mut got).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(got, b"abc");
+    }
+
+    /// A `file://` download feeds the tee as a remote one does; a reader
+    /// that stops early does not stop (or spoil) the download.
+    #[tokio::test]
+    async fn a_file_download_feeds_its_tee_and_outlives_a_reader_that_stops() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob.bin");
+        let blob: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        fs_err::write(&path, &blob).unwrap();
+        let url = Url::from_file_path(&path).unwrap().to_string();
+        let fetch = Fetcher::new(None, false, HashMap::new()).unwrap();
+        let (tee, mut reader) = Tee::channel(2);
+        let read = tokio::task::spawn_blocking(move || {
+            let mut got = Vec::new();
+            reader.read_to_end(&mut got).map(|_| got)
+        });
+        let d = fetch.download_teed(&url, 1 << 30, Some(tee)).await.unwrap();
+        assert_eq!(read.await.unwrap().unwrap(), blob);
+        assert_eq!(d.sha256, hex::encode(Sha256::digest(&blob)));
+
+        let (tee, mut reader) = Tee::channel(1);
+        let read = tokio::task::spawn_blocking(move || {
+            let mut first = [0u8; 10];
+            reader.read_exact(&mut first).map(|()| first)
+        });
+        let mut d = fetch.download_teed(&url, 1 << 30, Some(tee)).await.unwrap();
+        assert_eq!(read.await.unwrap().unwrap(), blob[..10]);
+        assert_eq!(d.len, blob.len() as u64);
+        let mut whole = Vec::new();
+        d.file.read_to_end(&mut whole).unwrap();
+        assert_eq!(whole, blob);
     }
 
     #[test]

@@ -163,6 +163,25 @@ pub struct IndexClient {
     host: OnceCell<Option<Arc<build::HostPython>>>,
     /// Which environment each set of build requirements resolved to.
     build_memo: build::EnvMemo,
+    /// How sdists were unpacked for builds.
+    trees: Mutex<SdistTrees>,
+}
+
+/// How sdists were read and unpacked for their builds (for tests and
+/// benchmarks).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SdistTrees {
+    /// Read as they downloaded, and used: unpacked whole, or stopped at a
+    /// static `PKG-INFO`.
+    pub streamed: usize,
+    /// Read as they downloaded, then dropped: the file's sha256 was not
+    /// what the index states.
+    pub discarded: usize,
+    /// Read as they downloaded until a tar or gzip error; then read from
+    /// the downloaded file, as without streaming.
+    pub fell_back: usize,
+    /// Unpacked from the downloaded file.
+    pub from_file: usize,
 }
 
 /// Build environments, one per resolved set of build requirements: beside
@@ -244,6 +263,7 @@ impl IndexClient {
             build_envs: std::sync::OnceLock::new(),
             host: OnceCell::new(),
             build_memo: Mutex::default(),
+            trees: Mutex::default(),
         })
     }
 
@@ -258,11 +278,54 @@ impl IndexClient {
     /// An archive (sdist, direct URL, find-links file) streamed to a
     /// temporary file with its sha256.
     async fn download_archive(&self, url: &str) -> Result<fetch::Downloaded, PypiError> {
+        self.download_archive_teed(url, None).await
+    }
+
+    /// [`Self::download_archive`], its chunks also sent to `tee`.
+    async fn download_archive_teed(
+        &self,
+        url: &str,
+        tee: Option<fetch::Tee>,
+    ) -> Result<fetch::Downloaded, PypiError> {
         let cap = self.archive_cap;
-        self.fetch.download(url, cap).await.map_err(|e| match e {
-            PypiError::TooLarge { url, .. } => PypiError::ArchiveTooLarge { url, cap },
-            e => e,
-        })
+        self.fetch
+            .download_teed(url, cap, tee)
+            .await
+            .map_err(|e| match e {
+                PypiError::TooLarge { url, .. } => PypiError::ArchiveTooLarge { url, cap },
+                e => e,
+            })
+    }
+
+    /// A `.tar.gz` sdist that may be built, downloaded while a thread
+    /// unpacks it from the arriving bytes ([`Streaming`]); other archives
+    /// are only downloaded.
+    async fn download_sdist(
+        &self,
+        url: &str,
+        tree: bool,
+    ) -> Result<(fetch::Downloaded, Option<Streaming>), PypiError> {
+        if !tree {
+            return Ok((self.download_archive(url).await?, None));
+        }
+        let (tee, streaming) = Streaming::start();
+        let body = self.download_archive_teed(url, Some(tee)).await?;
+        Ok((body, Some(streaming)))
+    }
+
+    /// How sdists were unpacked so far.
+    pub fn sdist_trees(&self) -> SdistTrees {
+        *self
+            .trees
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn count_tree(&self, f: impl FnOnce(&mut SdistTrees)) {
+        f(&mut self
+            .trees
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
     }
 
     /// Tells `progress` about sdist builds.
@@ -532,10 +595,18 @@ impl IndexClient {
     }
 
     async fn sdist_metadata(self: &Arc<Self>, file: &DistFile) -> Result<String, PypiError> {
-        let mut body = self.download_archive(&file.url).await?;
+        let tar_gz = file.filename.ends_with(".tar.gz");
+        let (mut body, streaming) = self
+            .download_sdist(&file.url, tar_gz && !self.no_build)
+            .await?;
         if let Some(expected) = &file.sha256
             && !body.sha256.eq_ignore_ascii_case(expected)
         {
+            // What was unpacked from these bytes is not used.
+            if let Some(streaming) = streaming {
+                drop(streaming.finish().await);
+                self.count_tree(|t| t.discarded += 1);
+            }
             return Err(PypiError::HashMismatch {
                 file: file.filename.clone(),
                 expected: expected.clone(),
@@ -543,8 +614,11 @@ impl IndexClient {
             });
         }
         let mut read = SdistRead::default();
-        if file.filename.ends_with(".tar.gz") {
-            match static_sdist_metadata(&mut body.file, !self.no_build).await? {
+        if tar_gz {
+            match self
+                .static_sdist_metadata(&mut body.file, !self.no_build, streaming)
+                .await?
+            {
                 SdistMetadata::Static(text) => return Ok(text),
                 SdistMetadata::Dynamic(r) => read = r,
             }
@@ -577,7 +651,9 @@ impl IndexClient {
             url: clean.clone(),
             message: "the file name is not a wheel or sdist of this project".into(),
         })?;
-        let mut body = self.download_archive(url).await?;
+        let unpack =
+            !self.no_build && dist.kind == DistKind::Sdist && filename.ends_with(".tar.gz");
+        let (mut body, streaming) = self.download_sdist(url, unpack).await?;
         let sha256 = body.sha256.clone();
         let text =
             match dist.kind {
@@ -587,8 +663,10 @@ impl IndexClient {
                         message: "no METADATA in the wheel".into(),
                     })?,
                 DistKind::Sdist => {
-                    let unpack = !self.no_build && filename.ends_with(".tar.gz");
-                    match static_sdist_metadata(&mut body.file, unpack).await? {
+                    match self
+                        .static_sdist_metadata(&mut body.file, unpack, streaming)
+                        .await?
+                    {
                         SdistMetadata::Static(t) => t,
                         SdistMetadata::Dynamic(_) if self.no_build => {
                             return Err(PypiError::NoBuild { file: filename });
@@ -713,7 +791,10 @@ impl IndexClient {
         // both hooks run in the same tree, as pip's build does.
         let Unpacked { dir, source } = match read.unpacked {
             Some(u) => u,
-            None => unpack(sdist).await.map_err(&fail)?,
+            None => {
+                self.count_tree(|t| t.from_file += 1);
+                unpack(sdist).await.map_err(&fail)?
+            }
         };
         let env = match self
             .planned_env(host, &target, &system.requires, envs)
@@ -939,67 +1020,180 @@ async fn unpack(sdist: &mut std::fs::File) -> Result<Unpacked, String> {
     unpacked
 }
 
-/// An sdist's metadata when it is stated statically: its PKG-INFO when
-/// that is metadata 2.2 or newer with nothing needed dynamic (PEP 643),
-/// else its `pyproject.toml`'s `[project]` table when that states the
-/// dependencies for a backend that honours it (PEP 621, as uv reads it).
-/// PKG-INFO comes early and ends the read when static. Otherwise, when
-/// `unpack` (the sdist will be built if nothing is stated), the sdist is
-/// unpacked for the build and `pyproject.toml` read from there: one pass
-/// over a large sdist, not a search through it and then an unpacking.
-/// Without `unpack`, both files are searched for in one pass. The file is
-/// rewound.
-async fn static_sdist_metadata(
-    sdist: &mut std::fs::File,
-    unpack: bool,
-) -> Result<SdistMetadata, PypiError> {
-    let is_static = |text: &str| CoreMetadata::parse(text).is_ok_and(|m| m.is_static());
-    let [pkg_info, mut pyproject] = archive::sdist_members(
-        std::io::BufReader::new(&mut *sdist),
-        ["PKG-INFO", "pyproject.toml"],
-        |[pkg_info, _]| {
-            pkg_info.as_deref().is_some_and(is_static) || (unpack && pkg_info.is_some())
-        },
-    );
-    rewind(sdist)?;
-    if let Some(text) = pkg_info
-        && is_static(&text)
-    {
-        return Ok(SdistMetadata::Static(text));
-    }
-    let mut unpacked = None;
-    if unpack {
-        // An sdist that does not unpack is searched as before; its build
-        // then says why it cannot unpack it.
-        match self::unpack(sdist).await {
-            Ok(u) => {
-                pyproject = read_capped(&u.source.join("pyproject.toml"));
-                unpacked = Some(u);
-            }
-            Err(_) => {
-                let [found] = archive::sdist_members(
-                    std::io::BufReader::new(&mut *sdist),
-                    ["pyproject.toml"],
-                    |_| false,
-                );
-                rewind(sdist)?;
-                pyproject = found;
+impl IndexClient {
+    /// An sdist's metadata when it is stated statically: its PKG-INFO when
+    /// that is metadata 2.2 or newer with nothing needed dynamic (PEP 643),
+    /// else its `pyproject.toml`'s `[project]` table when that states the
+    /// dependencies for a backend that honours it (PEP 621, as uv reads
+    /// it). PKG-INFO comes early and ends the read when static. Otherwise,
+    /// when `unpack` (the sdist will be built if nothing is stated), the
+    /// sdist is unpacked for the build and `pyproject.toml` read from
+    /// there: one pass over a large sdist, not a search through it and then
+    /// an unpacking. `streaming`, when given, did that pass while the sdist
+    /// downloaded; the file is read only when that failed. Without
+    /// `unpack`, both files are searched for in one pass. The file is
+    /// rewound.
+    async fn static_sdist_metadata(
+        &self,
+        sdist: &mut std::fs::File,
+        unpack: bool,
+        streaming: Option<Streaming>,
+    ) -> Result<SdistMetadata, PypiError> {
+        if let Some(streaming) = streaming {
+            match streaming.finish().await {
+                Streamed::Static(text) => {
+                    self.count_tree(|t| t.streamed += 1);
+                    return Ok(SdistMetadata::Static(text));
+                }
+                Streamed::Tree(u) if unpack => {
+                    self.count_tree(|t| t.streamed += 1);
+                    let pyproject = read_capped(&u.source.join("pyproject.toml"));
+                    return Ok(stated_or_dynamic(pyproject, Some(u)));
+                }
+                // Read again from the file, which names the sdist in the
+                // build's error if it does not unpack.
+                Streamed::Tree(_) | Streamed::Failed => {
+                    self.count_tree(|t| t.fell_back += 1);
+                }
             }
         }
+        let is_static = |text: &str| CoreMetadata::parse(text).is_ok_and(|m| m.is_static());
+        let [pkg_info, mut pyproject] = archive::sdist_members(
+            std::io::BufReader::new(&mut *sdist),
+            ["PKG-INFO", "pyproject.toml"],
+            |[pkg_info, _]| {
+                pkg_info.as_deref().is_some_and(is_static) || (unpack && pkg_info.is_some())
+            },
+        );
+        rewind(sdist)?;
+        if let Some(text) = pkg_info
+            && is_static(&text)
+        {
+            return Ok(SdistMetadata::Static(text));
+        }
+        let mut unpacked = None;
+        if unpack {
+            // An sdist that does not unpack is searched as before; its
+            // build then says why it cannot unpack it.
+            self.count_tree(|t| t.from_file += 1);
+            match self::unpack(sdist).await {
+                Ok(u) => {
+                    pyproject = read_capped(&u.source.join("pyproject.toml"));
+                    unpacked = Some(u);
+                }
+                Err(_) => {
+                    let [found] = archive::sdist_members(
+                        std::io::BufReader::new(&mut *sdist),
+                        ["pyproject.toml"],
+                        |_| false,
+                    );
+                    rewind(sdist)?;
+                    pyproject = found;
+                }
+            }
+        }
+        Ok(stated_or_dynamic(pyproject, unpacked))
     }
+}
+
+/// The metadata `pyproject.toml` states (PEP 621, for a backend that
+/// honours it), or what a build needs of the sdist.
+fn stated_or_dynamic(pyproject: Option<String>, unpacked: Option<Unpacked>) -> SdistMetadata {
     let stated = pyproject
         .as_deref()
         .and_then(build::static_metadata)
         .filter(|text| {
             CoreMetadata::parse(text).is_ok_and(|m| m.is_static() && m.requirements().is_ok())
         });
-    Ok(match stated {
+    match stated {
         Some(text) => SdistMetadata::Static(text),
         None => SdistMetadata::Dynamic(SdistRead {
             pyproject,
             unpacked,
         }),
-    })
+    }
+}
+
+/// Chunks of a download held in flight for the unpacking thread (at most
+/// a few MiB).
+const TEE_DEPTH: usize = 32;
+
+/// An sdist unpacked by a blocking thread from its bytes as they download
+/// (gunzip and tar as they arrive), with the rules of
+/// [`archive::unpack_sdist`]. It notes `PKG-INFO` as it passes and stops
+/// there when that states the metadata (PEP 643). What it gives is used
+/// only once the download finished and its hash was checked.
+struct Streaming(tokio::task::JoinHandle<Streamed>);
+
+/// What [`Streaming`] made of an sdist.
+enum Streamed {
+    /// Its `PKG-INFO`, stating the metadata: the unpacking stopped there.
+    Static(String),
+    /// The sdist unpacked whole (its `PKG-INFO`, if any, is not static).
+    Tree(Unpacked),
+    /// A tar or gzip error, or the download stopped short: not fatal by
+    /// itself (the downloaded file is read as without streaming, which
+    /// says what is wrong with it).
+    Failed,
+}
+
+impl Streaming {
+    /// The thread, and the tee that feeds it.
+    fn start() -> (fetch::Tee, Streaming) {
+        let (tee, reader) = fetch::Tee::channel(TEE_DEPTH);
+        let thread = tokio::task::spawn_blocking(move || unpack_streamed(reader));
+        (tee, Streaming(thread))
+    }
+
+    /// Waits for the thread (it ends once the download has).
+    async fn finish(self) -> Streamed {
+        self.0
+            .await
+            .unwrap_or(Streamed::Failed)
+    }
+}
+
+fn unpack_streamed(reader: fetch::TeeReader) -> Streamed {
+    let is_static = |text: &str| CoreMetadata::parse(text).is_ok_and(|m| m.is_static());
+    let made = tempfile::Builder::new()
+        .prefix("imagelock-build-")
+        .tempdir()
+        .and_then(|dir| {
+            let into = dir.path().join("src");
+            fs_err::create_dir(&into)?;
+            Ok((dir, into))
+        });
+    let (dir, into) = match made {
+        Ok(made) => made,
+        Err(_) => return Streamed::Failed,
+    };
+    // The first `<top>/PKG-INFO` counts, as in `archive::sdist_members`.
+    let mut seen_pkg_info = false;
+    let mut stated = None;
+    let unpacked = archive::unpack_sdist_watching(
+        std::io::BufReader::with_capacity(256 << 10, reader),
+        &into,
+        |member| {
+            if seen_pkg_info || !archive::is_top_file(member, "PKG-INFO") {
+                return true;
+            }
+            seen_pkg_info = true;
+            if member.regular
+                && let Some(text) = read_capped(member.path)
+                && is_static(&text)
+            {
+                stated = Some(text);
+                return false;
+            }
+            true
+        },
+    );
+    // Dropping the reader here tells the download to send no more.
+    match (unpacked, stated) {
+        (Ok(None), Some(text)) => Streamed::Static(text),
+        (Ok(Some(source)), _) => Streamed::Tree(Unpacked { dir, source }),
+        (Ok(None), None) | (Err(_), _) => Streamed::Failed,
+    }
 }
 
 /// A text file of at most 16 MiB (as read from an archive), or `None`.
