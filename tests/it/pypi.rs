@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use imagelock::resolve::pypi::{self, Fetcher, IndexClient};
+use imagelock::resolve::pypi::{self, Fetcher, IndexClient, archive};
 use imagelock::solve::python::{
     PinnedPackage, PinnedSource, ResolveOptions, ResolveRequest, SolveError, TargetEnv,
 };
 
-use crate::common::http::StaticServer;
+use crate::common::http::{Pace, StaticServer};
 use crate::common::pyindex::PyIndex;
 use crate::common::{repo_root, tempdir};
 
@@ -1361,4 +1361,228 @@ async fn a_python_shim_is_run_once_and_builds_run_its_interpreter() {
     assert_eq!(names(&pins), ["pa==1.0", "pb==1.0", "six==1.17.0"]);
     let starts = std::fs::read_to_string(&log).unwrap();
     assert_eq!(starts.lines().count(), 1, "the shim ran for the builds too");
+}
+
+/// A `pyproject.toml` whose `[project]` table states the dependencies
+/// (PEP 621) for a backend that honours it: read from the unpacked tree,
+/// no build needed.
+const STATED_PYPROJECT: &[u8] = b"[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"streamed\"\nversion = \"1.0\"\ndependencies = [\"toolz>=0.10\"]\n";
+
+/// An sdist of `streamed` 1.0 (PKG-INFO older than PEP 643, so the tree
+/// is unpacked for a build) with 4 MiB of incompressible data after its
+/// `pyproject.toml`; returns its filename.
+fn streamed_sdist(ix: &mut PyIndex) -> String {
+    let mut blob = vec![0u8; 4 << 20];
+    fastrand::Rng::with_seed(10).fill(&mut blob);
+    ix.sdist(
+        "streamed",
+        "1.0",
+        &[
+            (
+                "PKG-INFO",
+                b"Metadata-Version: 2.1\nName: streamed\nVersion: 1.0\n",
+            ),
+            ("pyproject.toml", STATED_PYPROJECT),
+            ("data/blob.bin", &blob),
+        ],
+    )
+}
+
+fn client_of(index: String) -> Arc<IndexClient> {
+    let fetch = Fetcher::new(None, false, Default::default()).unwrap();
+    Arc::new(IndexClient::new(fetch, &[index], false).unwrap())
+}
+
+fn streamed_only(n: usize) -> pypi::SdistTrees {
+    pypi::SdistTrees {
+        streamed: n,
+        ..Default::default()
+    }
+}
+
+/// A `.tar.gz` sdist that may be built is unpacked from its bytes as they
+/// arrive (sent in 16 parts, 20 ms apart), not read again from the file
+/// once downloaded; an sdist whose PKG-INFO states its metadata is read
+/// from the stream too, and a `file://` index goes the same way.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_sdist_is_unpacked_as_it_downloads() {
+    let dir = tempdir();
+    let mut ix = PyIndex::new(dir.path());
+    streamed_sdist(&mut ix);
+    ix.sdist(
+        "stated",
+        "2.0",
+        &[(
+            "PKG-INFO",
+            b"Metadata-Version: 2.2\nName: stated\nVersion: 2.0\nRequires-Dist: toolz\n",
+        )],
+    );
+    ix.wheel("toolz", "1.0.0", &[]);
+    let server = StaticServer::start_paced(
+        dir.path(),
+        Pace {
+            parts: 16,
+            pause: std::time::Duration::from_millis(20),
+        },
+    );
+    for index in [
+        format!("{}/simple", server.url()),
+        format!("file://{}/simple", dir.path().display()),
+    ] {
+        let client = client_of(index.clone());
+        let pins = resolve_with_client(&client, &["streamed"]).await;
+        assert_eq!(names(&pins), ["streamed==1.0", "toolz==1.0.0"], "{index}");
+        assert_eq!(client.sdist_trees(), streamed_only(1), "{index}");
+        let pins = resolve_with_client(&client, &["stated"]).await;
+        assert_eq!(names(&pins), ["stated==2.0", "toolz==1.0.0"], "{index}");
+        assert_eq!(client.sdist_trees(), streamed_only(2), "{index}");
+    }
+}
+
+async fn resolve_with_client(client: &Arc<IndexClient>, reqs: &[&str]) -> Vec<PinnedPackage> {
+    let request = ResolveRequest {
+        requirements: reqs.iter().map(ToString::to_string).collect(),
+        ..ResolveRequest::default()
+    };
+    pypi::resolve(client.clone(), target("3.11"), request)
+        .await
+        .unwrap_or_else(|e| panic!("{reqs:?}: {e}"))
+}
+
+/// An sdist whose bytes are not those the index states: what was unpacked
+/// from them is dropped, and the error is the hash mismatch, as without
+/// streaming.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_sdist_whose_hash_differs_is_discarded() {
+    let dir = tempdir();
+    let mut ix = PyIndex::new(dir.path());
+    let filename = streamed_sdist(&mut ix);
+    let listed = sha256_of(&dir.path().join("files").join(&filename));
+    // Other bytes behind the listed hash.
+    let other = tempdir();
+    let mut ox = PyIndex::new(other.path());
+    ox.sdist(
+        "streamed",
+        "1.0",
+        &[("pyproject.toml", STATED_PYPROJECT), ("extra.txt", b"x")],
+    );
+    std::fs::copy(
+        other.path().join("files").join(&filename),
+        dir.path().join("files").join(&filename),
+    )
+    .unwrap();
+    let server = StaticServer::start(dir.path());
+    let client = client_of(format!("{}/simple", server.url()));
+    let request = ResolveRequest {
+        requirements: vec!["streamed".into()],
+        ..ResolveRequest::default()
+    };
+    let err = pypi::resolve(client.clone(), target("3.11"), request)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "the metadata of `{filename}` does not match its sha256 (expected {listed}, got "
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        client.sdist_trees(),
+        pypi::SdistTrees {
+            discarded: 1,
+            ..Default::default()
+        }
+    );
+}
+
+/// A `.tar.gz` written with raw member names (so `..` can be tested).
+fn raw_targz(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in members {
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &b.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A gzip stream corrupt half-way, and a member outside the archive, stop
+/// the unpacking from the stream without failing by themselves: the file
+/// is read again as without streaming, and the build's error names the
+/// sdist and what is wrong, as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_or_escaping_streamed_sdist_gives_the_error_it_gave_before() {
+    if !host_python() {
+        return;
+    }
+    let dir = tempdir();
+    let mut ix = PyIndex::new(dir.path());
+    let head: [(&str, &[u8]); 2] = [
+        (
+            "broken-1.0/PKG-INFO",
+            b"Metadata-Version: 2.1\nName: broken\nVersion: 1.0\n",
+        ),
+        ("broken-1.0/pyproject.toml", FAILING_BACKEND[0].1),
+    ];
+    // Corrupt: the second half of the deflate stream overwritten.
+    let blob: String = (0..60_000u32)
+        .map(|i| format!("line {i} {}\n", i * 7919 % 10007))
+        .collect();
+    let blob = blob.as_bytes();
+    let mut corrupt = raw_targz(&[head[0], head[1], ("broken-1.0/blob.bin", blob)]);
+    let half = corrupt.len() / 2;
+    corrupt[half..half + 4096].fill(0xff);
+    let corrupt_error = archive::unpack_sdist(&corrupt[..], tempdir().path()).unwrap_err();
+    // The part before the temporary directory it names.
+    let corrupt_error = corrupt_error.split(" `/").next().unwrap().to_string();
+    assert!(
+        corrupt_error.contains("broken-1.0/blob.bin"),
+        "{corrupt_error}"
+    );
+    let escaping = raw_targz(&[head[0], head[1], ("broken-1.0/../../evil", b"x")]);
+    for (version, bytes, why) in [
+        ("1.0", corrupt, corrupt_error.as_str()),
+        (
+            "1.1",
+            escaping,
+            "`broken-1.0/../../evil` is outside the archive",
+        ),
+    ] {
+        let filename = format!("broken-{version}.tar.gz");
+        std::fs::write(dir.path().join("files").join(&filename), bytes).unwrap();
+        ix.add_written("broken", &filename);
+        let server = StaticServer::start(dir.path());
+        let client = client_of(format!("{}/simple", server.url()));
+        let request = ResolveRequest {
+            requirements: vec![format!("broken=={version}")],
+            ..ResolveRequest::default()
+        };
+        let err = pypi::resolve(client.clone(), target("3.11"), request)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!(
+                "`{filename}` is only an sdist whose dependencies are dynamic; building its metadata failed: unpacking: {why}"
+            )),
+            "{err}"
+        );
+        assert_eq!(
+            client.sdist_trees(),
+            pypi::SdistTrees {
+                fell_back: 1,
+                from_file: 2,
+                ..Default::default()
+            },
+            "{filename}"
+        );
+        assert!(!dir.path().join("evil").exists());
+    }
 }

@@ -546,7 +546,9 @@ impl Tee {
             return;
         }
         if let Some(to) = &self.to
-            && to.blocking_send(bytes::Bytes::copy_from_slice(chunk)).is_err()
+            && to
+                .blocking_send(bytes::Bytes::copy_from_slice(chunk))
+                .is_err()
         {
             self.to = None;
         }

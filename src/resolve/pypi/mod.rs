@@ -1147,9 +1147,7 @@ impl Streaming {
 
     /// Waits for the thread (it ends once the download has).
     async fn finish(self) -> Streamed {
-        self.0
-            .await
-            .unwrap_or(Streamed::Failed)
+        self.0.await.unwrap_or(Streamed::Failed)
     }
 }
 

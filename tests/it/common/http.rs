@@ -25,6 +25,14 @@ pub struct Seen {
     pub range: Option<String>,
 }
 
+/// Bodies of `.tar.gz` files sent in `parts` pieces, `pause` apart: a
+/// download that arrives over time, as a large sdist's does.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    pub parts: usize,
+    pub pause: std::time::Duration,
+}
+
 /// A running server; it stops when dropped.
 pub struct StaticServer {
     pub addr: std::net::SocketAddr,
@@ -41,7 +49,12 @@ impl StaticServer {
     /// Serves `root`, adding `headers` to every successful answer (for
     /// example `Cache-Control`).
     pub fn start_with(root: impl Into<PathBuf>, headers: BTreeMap<String, String>) -> Self {
-        Self::start_full(root.into(), headers, None)
+        Self::start_full(root.into(), headers, None, None)
+    }
+
+    /// Serves `root`, sending `.tar.gz` bodies at `pace`.
+    pub fn start_paced(root: impl Into<PathBuf>, pace: Pace) -> Self {
+        Self::start_full(root.into(), BTreeMap::new(), None, Some(pace))
     }
 
     /// Serves `root` only to requests with HTTP basic auth `user:password`
@@ -53,7 +66,7 @@ impl StaticServer {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(user_password)
         );
-        Self::start_full(root.into(), BTreeMap::new(), Some(expected))
+        Self::start_full(root.into(), BTreeMap::new(), Some(expected), None)
     }
 
     /// Serves `root` only to requests whose `Authorization` header is
@@ -63,10 +76,16 @@ impl StaticServer {
             root.into(),
             BTreeMap::new(),
             Some(authorization.to_string()),
+            None,
         )
     }
 
-    fn start_full(root: PathBuf, headers: BTreeMap<String, String>, auth: Option<String>) -> Self {
+    fn start_full(
+        root: PathBuf,
+        headers: BTreeMap<String, String>,
+        auth: Option<String>,
+        pace: Option<Pace>,
+    ) -> Self {
         let auth = Arc::new(auth);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
@@ -84,7 +103,7 @@ impl StaticServer {
                     let (root, seen, headers, auth) =
                         (root.clone(), seen.clone(), headers.clone(), auth.clone());
                     thread::spawn(move || {
-                        serve_connection(stream, &root, &seen, &headers, auth.as_deref());
+                        serve_connection(stream, &root, &seen, &headers, auth.as_deref(), pace);
                     });
                 }
             });
@@ -122,6 +141,7 @@ fn serve_connection(
     seen: &Mutex<Vec<Seen>>,
     headers: &BTreeMap<String, String>,
     auth: Option<&str>,
+    pace: Option<Pace>,
 ) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
     let mut out = stream;
@@ -194,8 +214,20 @@ fn serve_connection(
         if out.write_all(head.as_bytes()).is_err() {
             return;
         }
-        if method != "HEAD" && out.write_all(&answer.body).is_err() {
-            return;
+        let paced = pace.filter(|_| path.ends_with(".tar.gz") && answer.status == 200);
+        if method != "HEAD" {
+            let parts = paced.map_or(1, |p| p.parts.max(1));
+            let size = answer.body.len().div_ceil(parts).max(1);
+            for (i, part) in answer.body.chunks(size).enumerate() {
+                if i > 0
+                    && let Some(p) = paced
+                {
+                    thread::sleep(p.pause);
+                }
+                if out.write_all(part).and_then(|()| out.flush()).is_err() {
+                    return;
+                }
+            }
         }
         if req_headers
             .get("connection")
