@@ -644,6 +644,10 @@ async fn read_capped(url: &str, mut resp: Body, cap: u64) -> Result<Vec<u8>, Pyp
     Ok(body)
 }
 
+/// How many bytes of a download are gathered before they are written (and
+/// sent to a tee).
+const BATCH: usize = 256 << 10;
+
 /// Streams a response body to a temporary file with hashing, and to `tee`.
 async fn stream_to_temp(
     url: &str,
@@ -656,18 +660,35 @@ async fn stream_to_temp(
     let mut file = tempfile::tempfile().map_err(io)?;
     let mut hasher = Sha256::new();
     let mut len = 0u64;
-    while let Some(chunk) = resp.chunk().await? {
-        len += chunk.len() as u64;
-        if len > cap {
-            return Err(PypiError::TooLarge {
-                url: redact(url),
-                cap,
-            });
+    // The network's chunks are small (a TLS record or so): gathered, they
+    // cost fewer writes and fewer wake-ups of the tee's reader.
+    let mut batch = bytes::BytesMut::with_capacity(BATCH);
+    loop {
+        let chunk = resp.chunk().await?;
+        if let Some(chunk) = &chunk {
+            len += chunk.len() as u64;
+            if len > cap {
+                return Err(PypiError::TooLarge {
+                    url: redact(url),
+                    cap,
+                });
+            }
+            hasher.update(chunk);
+            batch.extend_from_slice(chunk);
+            if batch.len() < BATCH {
+                continue;
+            }
         }
-        hasher.update(&chunk);
-        file.write_all(&chunk).map_err(io)?;
-        if let Some(tee) = &mut tee {
-            tee.send(chunk).await;
+        if !batch.is_empty() {
+            let full = std::mem::replace(&mut batch, bytes::BytesMut::with_capacity(BATCH));
+            let full = full.freeze();
+            file.write_all(&full).map_err(io)?;
+            if let Some(tee) = &mut tee {
+                tee.send(full).await;
+            }
+        }
+        if chunk.is_none() {
+            break;
         }
     }
     if let Some(tee) = tee {

@@ -1114,9 +1114,9 @@ fn stated_or_dynamic(pyproject: Option<String>, unpacked: Option<Unpacked>) -> S
     }
 }
 
-/// Chunks of a download held in flight for the unpacking thread (at most
-/// a few MiB).
-const TEE_DEPTH: usize = 32;
+/// Chunks of a download held in flight for the unpacking thread (of at
+/// most 256 KiB each: a few MiB).
+const TEE_DEPTH: usize = 16;
 
 /// An sdist unpacked by a blocking thread from its bytes as they download
 /// (gunzip and tar as they arrive), with the rules of
@@ -1169,7 +1169,8 @@ fn unpack_streamed(reader: fetch::TeeReader) -> Streamed {
     let mut seen_pkg_info = false;
     let mut stated = None;
     let unpacked = archive::unpack_sdist_watching(
-        std::io::BufReader::with_capacity(256 << 10, reader),
+        // Unbuffered: the gzip reader buffers its input.
+        reader,
         &into,
         |member| {
             if seen_pkg_info || !archive::is_top_file(member, "PKG-INFO") {
