@@ -133,6 +133,9 @@ fn run() -> Result<(), String> {
     let client = imagelock::resolve::http::client_builder()
         .build()
         .map_err(|e| e.to_string())?;
+    // The peer's clock starts after its `Gateway` (and client) exist: so
+    // does `work_s`.
+    let work_start = Instant::now();
     let index = CondaIndex::new(&cache, client, false);
     let data = runtime
         .block_on(index.fetch(
@@ -146,7 +149,13 @@ fn run() -> Result<(), String> {
     let fetched = start.elapsed();
 
     let solve_start = Instant::now();
-    let solution = solve(&request, &data).map_err(|e| e.to_string())?;
+    let solution = match solve(&request, &data) {
+        Ok(solution) => solution,
+        Err(e) => {
+            eprintln!("work_s={:.4}", work_start.elapsed().as_secs_f64());
+            return Err(e.to_string());
+        }
+    };
     let solved = solve_start.elapsed();
     for p in &solution.packages {
         println!(
@@ -157,12 +166,13 @@ fn run() -> Result<(), String> {
         );
     }
     eprintln!(
-        "records={} packages={} fetch_s={:.3} solve_s={:.3} total_s={:.3} peak_rss_mib={:.1}",
+        "records={} packages={} fetch_s={:.3} solve_s={:.3} total_s={:.3} work_s={:.4} peak_rss_mib={:.1}",
         data.len(),
         solution.packages.len(),
         fetched.as_secs_f64(),
         solved.as_secs_f64(),
         start.elapsed().as_secs_f64(),
+        work_start.elapsed().as_secs_f64(),
         peak_memory_kib().unwrap_or(0) as f64 / 1024.0
     );
     Ok(())

@@ -73,10 +73,15 @@ def ours(binary, case, cache, installed_json=None):
     t = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t
+    # `work_s`: fetch and solve once the runtime and HTTP client exist,
+    # printed on success and when the set is unsatisfiable.
+    work = next((float(l.split("work_s=")[1].split()[0]) for l in p.stderr.splitlines()
+                 if "work_s=" in l), wall)
     if p.returncode != 0:
-        return None, wall, p.stderr.strip().splitlines()[0] if p.stderr else "failed", ""
+        errors = [l for l in p.stderr.splitlines() if l.startswith("error:")]
+        return None, wall, errors[0] if errors else "failed", work
     lines = {tuple(l.split()) for l in p.stdout.splitlines() if l.strip()}
-    return lines, wall, None, p.stderr.strip().splitlines()[-1]
+    return lines, wall, None, work
 
 
 async def theirs(case, cache, locked=None):
@@ -112,6 +117,26 @@ async def theirs(case, cache, locked=None):
         return None, time.perf_counter() - t, str(e).splitlines()[0], None
     wall = time.perf_counter() - t
     return {(r.name.normalized, str(r.version), str(r.build)) for r in recs}, wall, None, recs
+
+
+def theirs_process(case, cache):
+    """py-rattler as a user runs it: a new Python process that imports it,
+    makes its `Gateway` and solves; the whole process timed."""
+    import json
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, __file__, "--child", json.dumps(case), cache],
+                       capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    # py-rattler 0.28 sometimes crashes on exit after an unsatisfiable
+    # solve (SIGSEGV once its answer is printed): the answer counts.
+    assert p.returncode == 0 or p.stdout.strip(), (p.returncode, p.stderr)
+    return wall
+
+
+def child(case_json, cache):
+    import json
+    _, _, err, recs = asyncio.run(theirs(json.loads(case_json), cache))
+    print(err or len(recs))
 
 
 def cases(world):
@@ -170,7 +195,11 @@ def main():
     ap.add_argument("--bin")
     ap.add_argument("--world", default=str(ROOT / "fixtures" / "world" / "conda"))
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--child", nargs=2)
     a = ap.parse_args()
+    if a.child:
+        child(*a.child)
+        return
     binary = a.bin or find_bin()
     same = 0
     rows = []
@@ -180,15 +209,18 @@ def main():
         for i, case in enumerate(cases(a.world)):
             inst_json = prev_ours_json if case.get("installed_from_previous") else None
             locked = prev_theirs if case.get("installed_from_previous") else None
-            times = {"oc": [], "ow": [], "tc": [], "tw": []}
+            times = {"oc": [], "ow": [], "tc": [], "tw": [], "opc": [], "tpc": []}
             for r in range(a.runs):
                 ocache, tcache = os.path.join(tmp, f"o{i}-{r}"), os.path.join(tmp, f"t{i}-{r}")
-                o, ot, oerr, ostat = ours(binary, case, ocache, inst_json)
-                times["oc"].append(ot)
+                o, ot, oerr, owork = ours(binary, case, ocache, inst_json)
+                times["oc"].append(owork)
+                times["opc"].append(ot)
                 t, tt, terr, recs = asyncio.run(theirs(case, tcache, locked))
                 times["tc"].append(tt)
-                o2, ot2, _, _ = ours(binary, case, ocache, inst_json)
-                times["ow"].append(ot2)
+                if not locked:
+                    times["tpc"].append(theirs_process(case, os.path.join(tmp, f"p{i}-{r}")))
+                o2, ot2, _, owork2 = ours(binary, case, ocache, inst_json)
+                times["ow"].append(owork2)
                 t2, tt2, _, _ = asyncio.run(theirs(case, tcache, locked))
                 times["tw"].append(tt2)
                 assert o2 == o and t2 == t, f"{case['name']}: a warm run solved differently"
@@ -210,12 +242,21 @@ def main():
                 only_o = sorted(o - t)
                 only_t = sorted(t - o)
                 verdict = f"DIFFERENT: only imagelock {only_o[:6]} only py-rattler {only_t[:6]}"
-            med = {k: median(v) for k, v in times.items()}
+            med = {k: median(v) if v else None for k, v in times.items()}
             rows.append((case["name"], len(o or ()), med, verdict))
-    print(f"| case | pkgs | imagelock cold s | py-rattler cold s | imagelock warm s | py-rattler warm s | verdict |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    # In process: imagelock's fetch + solve once its runtime and HTTP client
+    # exist, against py-rattler's `solve()` once its `Gateway` exists (an
+    # unsatisfiable set too). Whole process: each
+    # tool started as a user starts it (py-rattler: Python, its import, the
+    # `Gateway`, `solve()`); n/a for the set that needs the previous prefix.
+    print("| case | pkgs | imagelock cold s | py-rattler cold s | ratio | imagelock warm s | py-rattler warm s | ratio "
+          "| whole process cold: imagelock s | python + py-rattler s | ratio | verdict |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for name, n, m, verdict in rows:
-        print(f"| {name} | {n} | {m['oc']:.3f} | {m['tc']:.3f} | {m['ow']:.3f} | {m['tw']:.3f} | {verdict} |")
+        whole = (f"{m['opc']:.3f} | {m['tpc']:.3f} | {m['opc'] / m['tpc']:.2f}x" if m["tpc"]
+                 else f"{m['opc']:.3f} | n/a | n/a")
+        print(f"| {name} | {n} | {m['oc']:.4f} | {m['tc']:.4f} | {m['oc'] / m['tc']:.2f}x "
+              f"| {m['ow']:.4f} | {m['tw']:.4f} | {m['ow'] / m['tw']:.2f}x | {whole} | {verdict} |")
     print(f"\n{same}/{len(rows)} spec sets give the same solution (medians of {a.runs})")
     print(f"py-rattler process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 

@@ -1449,6 +1449,18 @@ async fn resolve_with_client(client: &Arc<IndexClient>, reqs: &[&str]) -> Vec<Pi
         .unwrap_or_else(|e| panic!("{reqs:?}: {e}"))
 }
 
+/// The error resolving `reqs` with `client` gives, as shown.
+async fn resolve_error(client: &Arc<IndexClient>, reqs: &[&str]) -> String {
+    let request = ResolveRequest {
+        requirements: reqs.iter().map(ToString::to_string).collect(),
+        ..ResolveRequest::default()
+    };
+    match pypi::resolve(client.clone(), target("3.11"), request).await {
+        Ok(pins) => panic!("{reqs:?} resolved: {pins:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// An sdist whose bytes are not those the index states: what was unpacked
 /// from them is dropped, and the error is the hash mismatch, as without
 /// streaming.
@@ -1473,14 +1485,7 @@ async fn a_streamed_sdist_whose_hash_differs_is_discarded() {
     .unwrap();
     let server = StaticServer::start(dir.path());
     let client = client_of(format!("{}/simple", server.url()));
-    let request = ResolveRequest {
-        requirements: vec!["streamed".into()],
-        ..ResolveRequest::default()
-    };
-    let err = pypi::resolve(client.clone(), target("3.11"), request)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = resolve_error(&client, &["streamed"]).await;
     assert!(
         err.contains(&format!(
             "the metadata of `{filename}` does not match its sha256 (expected {listed}, got "
@@ -1560,14 +1565,7 @@ async fn a_corrupt_or_escaping_streamed_sdist_gives_the_error_it_gave_before() {
         ix.add_written("broken", &filename);
         let server = StaticServer::start(dir.path());
         let client = client_of(format!("{}/simple", server.url()));
-        let request = ResolveRequest {
-            requirements: vec![format!("broken=={version}")],
-            ..ResolveRequest::default()
-        };
-        let err = pypi::resolve(client.clone(), target("3.11"), request)
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = resolve_error(&client, &[&format!("broken=={version}")]).await;
         assert!(
             err.contains(&format!(
                 "`{filename}` is only an sdist whose dependencies are dynamic; building its metadata failed: unpacking: {why}"
