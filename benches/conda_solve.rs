@@ -138,13 +138,7 @@ fn run() -> Result<(), String> {
     let work_start = Instant::now();
     let index = CondaIndex::new(&cache, client, false);
     let data = runtime
-        .block_on(index.fetch(
-            &channels,
-            &args.platform,
-            &request.fetch_specs(),
-            &request.installed,
-            None,
-        ))
+        .block_on(index.fetch_for(&channels, &args.platform, &request, None))
         .map_err(|e| e.to_string())?;
     let fetched = start.elapsed();
 

@@ -1413,13 +1413,7 @@ async fn conda_step(
     }
     let available = session
         .conda
-        .fetch(
-            &channels,
-            subdir,
-            &request.fetch_specs(),
-            &request.installed,
-            session.conda_progress.clone(),
-        )
+        .fetch_for(&channels, subdir, &request, session.conda_progress.clone())
         .await
         .map_err(|e| place.error(StepCause::Channels(e)))?;
     if !options.ignore_locked {

@@ -68,6 +68,53 @@ fn target() -> CondaTarget {
         .with_glibc("2.28")
 }
 
+/// With the installers' `add_pip_as_python_dependency`, `pip` (and what
+/// it needs) is fetched where `python` can be in the solution and only
+/// there: specs that never reach python read fewer records, and every
+/// solution is the one fetching `pip` always gives.
+#[test]
+fn pip_is_fetched_only_where_python_is_reached() {
+    let server = StaticServer::start(fixture("conda"));
+    let cache = tempdir();
+    let s = settings(&server.url(), Path::new("/"));
+    let rt = runtime();
+    let index = CondaIndex::new(cache.path(), client(), false);
+    for (asked, reaches_python) in [
+        (&["c-ares"][..], false),
+        (&["requests"][..], true),
+        (&["python=3.12"][..], true),
+    ] {
+        let mut wanted = specs(asked);
+        let chans = channels(&s, &["conda-forge"], &mut wanted);
+        let request = CondaSolveRequest::new(wanted, target());
+        let lean = rt
+            .block_on(index.fetch_for(&chans, "linux-64", &request, None))
+            .expect("fetched");
+        let full = rt
+            .block_on(index.fetch(&chans, "linux-64", &request.fetch_specs(), &[], None))
+            .expect("fetched");
+        let names = lean.file_names();
+        let pip = names.iter().any(|f| f.starts_with("pip-"));
+        let python = names.iter().any(|f| f.starts_with("python-3"));
+        assert_eq!((pip, python), (reaches_python, reaches_python), "{asked:?}");
+        if reaches_python {
+            assert_eq!(names, full.file_names(), "{asked:?}");
+        } else {
+            assert!(
+                lean.len() < full.len(),
+                "{asked:?}: {} of {}",
+                lean.len(),
+                full.len()
+            );
+        }
+        assert_eq!(
+            solve(&request, &lean).expect("solvable"),
+            solve(&request, &full).expect("solvable"),
+            "{asked:?}"
+        );
+    }
+}
+
 #[test]
 fn http_channel_fills_the_cache_and_offline_reads_it() {
     let server = StaticServer::start(fixture("conda"));

@@ -22,7 +22,7 @@ pub use channels::{
     DEFAULT_CHANNELS, parse_bool,
 };
 
-use crate::solve::conda::{CondaRecord, CondaRepodata, CondaSpec};
+use crate::solve::conda::{CondaRecord, CondaRepodata, CondaSolveRequest, CondaSpec};
 
 /// Channels or their repodata could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -141,18 +141,106 @@ impl CondaIndex {
         installed: &[CondaRecord],
         progress: Option<Arc<dyn CondaProgress>>,
     ) -> Result<CondaRepodata, ResolveCondaError> {
+        let names = names(specs, installed)?;
+        let parts = self
+            .query(channels, platform, names, progress.clone())
+            .await?;
+        Ok(assemble(channels, platform, parts, progress.as_ref()))
+    }
+
+    /// The records `request` can reach: its specs and installed packages,
+    /// and `pip` where the installer adds it to `python`.
+    pub async fn fetch_for(
+        &self,
+        channels: &[CondaChannel],
+        platform: &str,
+        request: &CondaSolveRequest,
+        progress: Option<Arc<dyn CondaProgress>>,
+    ) -> Result<CondaRepodata, ResolveCondaError> {
+        if request.add_pip_as_python_dependency {
+            self.fetch_pip_with_python(
+                channels,
+                platform,
+                &request.specs,
+                &request.installed,
+                progress,
+            )
+            .await
+        } else {
+            self.fetch(
+                channels,
+                platform,
+                &request.specs,
+                &request.installed,
+                progress,
+            )
+            .await
+        }
+    }
+
+    /// [`Self::fetch`] for an installer that adds `pip` to `python`
+    /// (conda's `add_pip_as_python_dependency`): `pip` and what it needs
+    /// are fetched too when `python` can be in the solution, and only
+    /// then. Where the specs and installed packages do not name `python`,
+    /// their records are fetched first and, if `python` is among them,
+    /// again with `pip` (from the gateway's memory: nothing is downloaded
+    /// twice); small environments without Python do not read Python's
+    /// whole closure.
+    pub async fn fetch_pip_with_python(
+        &self,
+        channels: &[CondaChannel],
+        platform: &str,
+        specs: &[CondaSpec],
+        installed: &[CondaRecord],
+        progress: Option<Arc<dyn CondaProgress>>,
+    ) -> Result<CondaRepodata, ResolveCondaError> {
+        let named = |name: &str| {
+            specs.iter().any(|s| s.name() == name) || installed.iter().any(|r| r.name() == name)
+        };
+        let mut names = names(specs, installed)?;
+        let pip = MatchSpec::from(PackageName::new_unchecked("pip"));
+        if named("pip") {
+            let parts = self
+                .query(channels, platform, names, progress.clone())
+                .await?;
+            return Ok(assemble(channels, platform, parts, progress.as_ref()));
+        }
+        if named("python") {
+            names.push(pip);
+            let parts = self
+                .query(channels, platform, names, progress.clone())
+                .await?;
+            return Ok(assemble(channels, platform, parts, progress.as_ref()));
+        }
+        let mut parts = self
+            .query(channels, platform, names.clone(), progress.clone())
+            .await?;
+        let python = parts.iter().any(|part| {
+            part.iter()
+                .any(|r| r.package_record.name.as_normalized() == "python")
+        });
+        if python {
+            names.push(pip);
+            parts = self.query(channels, platform, names, None).await?;
+        }
+        Ok(assemble(channels, platform, parts, progress.as_ref()))
+    }
+
+    /// One recursive query over all the step's channels: a dependency a
+    /// record of one channel names is looked up in every channel, as conda
+    /// fetches them (bioconda's pysam needs conda-forge's libdeflate). The
+    /// gateway answers one part per channel and subdir, channel by channel
+    /// in the order given, so strict priority still sees the first channel
+    /// first.
+    async fn query(
+        &self,
+        channels: &[CondaChannel],
+        platform: &str,
+        names: Vec<MatchSpec>,
+        progress: Option<Arc<dyn CondaProgress>>,
+    ) -> Result<Vec<rattler_repodata_gateway::RepoData>, ResolveCondaError> {
         let platform_value = Subdir::from_str(platform)
             .map_err(|_| ResolveCondaError::Platform(platform.to_string()))?;
-        let mut names: Vec<MatchSpec> = Vec::new();
-        for name in specs
-            .iter()
-            .map(CondaSpec::name)
-            .chain(installed.iter().map(CondaRecord::name))
-        {
-            let name =
-                PackageName::from_str(name).map_err(|e| ResolveCondaError::Spec(e.to_string()))?;
-            names.push(MatchSpec::from(name));
-        }
         let mut urls = Vec::with_capacity(channels.len());
         for channel in channels {
             let url = Url::parse(&channel.url).map_err(|e| ResolveCondaError::InvalidChannel {
@@ -161,12 +249,6 @@ impl CondaIndex {
             })?;
             urls.push(Channel::from_url(url));
         }
-        // One recursive query over all the step's channels: a dependency a
-        // record of one channel names is looked up in every channel, as
-        // conda fetches them (bioconda's pysam needs conda-forge's
-        // libdeflate). The gateway answers one part per channel and subdir,
-        // channel by channel in the order given, so strict priority still
-        // sees the first channel first.
         let mut query = self
             .gateway
             .query(urls, vec![platform_value, Subdir::NoArch], names)
@@ -175,15 +257,7 @@ impl CondaIndex {
             query = query.with_reporter(ProgressAdapter(progress.clone()));
         }
         let parts = query.await.map_err(|e| self.fetch_error(channels, &e))?;
-        let mut data = CondaRepodata::new();
-        let subdirs = channels.iter().flat_map(|c| [(c, platform), (c, "noarch")]);
-        for (part, (channel, subdir)) in parts.into_iter().zip(subdirs) {
-            if let Some(progress) = &progress {
-                progress.repodata_read(&channel.name, subdir, part.len());
-            }
-            data.push_fetched(part);
-        }
-        Ok(data)
+        Ok(parts.into_iter().collect())
     }
 
     fn fetch_error(&self, channels: &[CondaChannel], error: &GatewayError) -> ResolveCondaError {
@@ -215,6 +289,42 @@ impl CondaIndex {
         }
         ResolveCondaError::Fetch { channel, message }
     }
+}
+
+/// The names to query: the specs' and the installed packages'.
+fn names(
+    specs: &[CondaSpec],
+    installed: &[CondaRecord],
+) -> Result<Vec<MatchSpec>, ResolveCondaError> {
+    specs
+        .iter()
+        .map(CondaSpec::name)
+        .chain(installed.iter().map(CondaRecord::name))
+        .map(|name| {
+            PackageName::from_str(name)
+                .map(MatchSpec::from)
+                .map_err(|e| ResolveCondaError::Spec(e.to_string()))
+        })
+        .collect()
+}
+
+/// The query's parts (channel by channel, the platform then noarch) as
+/// the solver's input, each reported to `progress`.
+fn assemble(
+    channels: &[CondaChannel],
+    platform: &str,
+    parts: Vec<rattler_repodata_gateway::RepoData>,
+    progress: Option<&Arc<dyn CondaProgress>>,
+) -> CondaRepodata {
+    let mut data = CondaRepodata::new();
+    let subdirs = channels.iter().flat_map(|c| [(c, platform), (c, "noarch")]);
+    for (part, (channel, subdir)) in parts.into_iter().zip(subdirs) {
+        if let Some(progress) = progress {
+            progress.repodata_read(&channel.name, subdir, part.len());
+        }
+        data.push_fetched(part);
+    }
+    data
 }
 
 fn is_not_cached(error: &GatewayError) -> bool {
