@@ -457,16 +457,17 @@ fn read_layers(
         Mutex::new((0..n).map(|_| None).collect());
     let memo = opts.memo.as_deref();
     let collected = AtomicU64::new(0);
+    let ctx_of = |i: usize| layer::LayerCtx {
+        reference,
+        index: i,
+        layer: &image.layers[i],
+        opts,
+        collected: &collected,
+    };
     let mut todo = Vec::new();
     for (i, l) in image.layers.iter().enumerate() {
         if let Some(hit) = memo.and_then(|m| m.get(&LayerMemo::key(source, l)?)) {
-            let ctx = layer::LayerCtx {
-                reference,
-                index: i,
-                layer: l,
-                opts,
-                collected: &collected,
-            };
+            let ctx = ctx_of(i);
             lock(&results)[i] = Some(layer::count_collected(&ctx, &hit).map(|()| (*hit).clone()));
             continue;
         }
@@ -494,13 +495,7 @@ fn read_layers(
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&i) = todo.get(k) else { break };
                     let l = &image.layers[i];
-                    let ctx = layer::LayerCtx {
-                        reference,
-                        index: i,
-                        layer: l,
-                        opts,
-                        collected: &collected,
-                    };
+                    let ctx = ctx_of(i);
                     if let Some(memo) = memo {
                         memo.reads.fetch_add(1, Ordering::Relaxed);
                     }

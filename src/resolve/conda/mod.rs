@@ -141,15 +141,12 @@ impl CondaIndex {
         installed: &[CondaRecord],
         progress: Option<Arc<dyn CondaProgress>>,
     ) -> Result<CondaRepodata, ResolveCondaError> {
-        let names = names(specs, installed)?;
-        let parts = self
-            .query(channels, platform, names, progress.clone())
-            .await?;
-        Ok(assemble(channels, platform, parts, progress.as_ref()))
+        self.fetch_reached(channels, platform, specs, installed, false, progress)
+            .await
     }
 
-    /// The records `request` can reach: its specs and installed packages,
-    /// and `pip` where the installer adds it to `python`.
+    /// The records `request` can reach: its specs' and installed
+    /// packages', and `pip`'s where the installer adds it to `python`.
     pub async fn fetch_for(
         &self,
         channels: &[CondaChannel],
@@ -157,73 +154,56 @@ impl CondaIndex {
         request: &CondaSolveRequest,
         progress: Option<Arc<dyn CondaProgress>>,
     ) -> Result<CondaRepodata, ResolveCondaError> {
-        if request.add_pip_as_python_dependency {
-            self.fetch_pip_with_python(
-                channels,
-                platform,
-                &request.specs,
-                &request.installed,
-                progress,
-            )
-            .await
-        } else {
-            self.fetch(
-                channels,
-                platform,
-                &request.specs,
-                &request.installed,
-                progress,
-            )
-            .await
-        }
+        self.fetch_reached(
+            channels,
+            platform,
+            &request.specs,
+            &request.installed,
+            request.add_pip_as_python_dependency,
+            progress,
+        )
+        .await
     }
 
-    /// [`Self::fetch`] for an installer that adds `pip` to `python`
-    /// (conda's `add_pip_as_python_dependency`): `pip` and what it needs
-    /// are fetched too when `python` can be in the solution, and only
-    /// then. Where the specs and installed packages do not name `python`,
-    /// their records are fetched first and, if `python` is among them,
-    /// again with `pip` (from the gateway's memory: nothing is downloaded
-    /// twice); small environments without Python do not read Python's
-    /// whole closure.
-    pub async fn fetch_pip_with_python(
+    /// [`Self::fetch`]; with `pip_with_python` (conda's
+    /// `add_pip_as_python_dependency`), `pip` and what it needs too when
+    /// `python` can be in the solution, and only then. Where the specs and
+    /// installed packages do not name `python`, their records are fetched
+    /// first and, if `python` is among them, queried again with `pip` (from
+    /// the gateway's memory: nothing is downloaded twice), so environments
+    /// without Python do not read Python's whole closure.
+    async fn fetch_reached(
         &self,
         channels: &[CondaChannel],
         platform: &str,
         specs: &[CondaSpec],
         installed: &[CondaRecord],
+        pip_with_python: bool,
         progress: Option<Arc<dyn CondaProgress>>,
     ) -> Result<CondaRepodata, ResolveCondaError> {
         let named = |name: &str| {
             specs.iter().any(|s| s.name() == name) || installed.iter().any(|r| r.name() == name)
         };
         let mut names = names(specs, installed)?;
-        let pip = MatchSpec::from(PackageName::new_unchecked("pip"));
-        if named("pip") {
-            let parts = self
-                .query(channels, platform, names, progress.clone())
-                .await?;
-            return Ok(assemble(channels, platform, parts, progress.as_ref()));
+        let report = progress.clone();
+        let mut progress = progress;
+        if pip_with_python && !named("pip") {
+            if !named("python") {
+                let parts = self
+                    .query(channels, platform, names.clone(), progress.take())
+                    .await?;
+                let python = parts.iter().any(|part| {
+                    part.iter()
+                        .any(|r| r.package_record.name.as_normalized() == "python")
+                });
+                if !python {
+                    return Ok(assemble(channels, platform, parts, report.as_ref()));
+                }
+            }
+            names.push(MatchSpec::from(PackageName::new_unchecked("pip")));
         }
-        if named("python") {
-            names.push(pip);
-            let parts = self
-                .query(channels, platform, names, progress.clone())
-                .await?;
-            return Ok(assemble(channels, platform, parts, progress.as_ref()));
-        }
-        let mut parts = self
-            .query(channels, platform, names.clone(), progress.clone())
-            .await?;
-        let python = parts.iter().any(|part| {
-            part.iter()
-                .any(|r| r.package_record.name.as_normalized() == "python")
-        });
-        if python {
-            names.push(pip);
-            parts = self.query(channels, platform, names, None).await?;
-        }
-        Ok(assemble(channels, platform, parts, progress.as_ref()))
+        let parts = self.query(channels, platform, names, progress).await?;
+        Ok(assemble(channels, platform, parts, report.as_ref()))
     }
 
     /// One recursive query over all the step's channels: a dependency a
