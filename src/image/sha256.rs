@@ -325,6 +325,14 @@ mod tests {
             .collect()
     }
 
+    /// Each state's digest is `sha2`'s of the bytes it was fed.
+    fn assert_digests(streams: [(State, &[u8]); 2], case: &str) {
+        for (name, (state, bytes)) in ["a", "b"].into_iter().zip(streams) {
+            let want: [u8; 32] = Sha256::digest(bytes).into();
+            assert_eq!(state.finalize(), want, "{name}: {case}");
+        }
+    }
+
     #[test]
     fn one_stream_gives_sha2s_digest_whatever_the_pieces() {
         for len in [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000, 4096 + 7] {
@@ -358,10 +366,7 @@ mod tests {
             let (mut sa, mut sb) = (State::default(), State::default());
             sa.update(&a[..lead.min(len_a)]);
             update_pair(&mut sa, &a[lead.min(len_a)..], &mut sb, &b);
-            let want_a: [u8; 32] = Sha256::digest(&a).into();
-            let want_b: [u8; 32] = Sha256::digest(&b).into();
-            assert_eq!(sa.finalize(), want_a, "a: {len_a}/{len_b}/{lead}");
-            assert_eq!(sb.finalize(), want_b, "b: {len_a}/{len_b}/{lead}");
+            assert_digests([(sa, &a), (sb, &b)], &format!("{len_a}/{len_b}/{lead}"));
         }
     }
 
@@ -401,10 +406,7 @@ mod tests {
                     at_b = b.len();
                 }
             }
-            let want_a: [u8; 32] = Sha256::digest(&a).into();
-            let want_b: [u8; 32] = Sha256::digest(&b).into();
-            assert_eq!(sa.finalize(), want_a, "round {round}");
-            assert_eq!(sb.finalize(), want_b, "round {round}");
+            assert_digests([(sa, &a), (sb, &b)], &format!("round {round}"));
         }
     }
 
